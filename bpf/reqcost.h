@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What crosses the ring buffer between bpf/reqcost.bpf.c and the collector.
+ * The single definition of every record: the BPF side includes it after
+ * vmlinux.h, user space after <linux/types.h>.
+ */
+#ifndef __REQCOST_H
+#define __REQCOST_H
+
+#define RC_PAYLOAD_MAX 256	/* most bytes of a read or write ever captured */
+#define RC_COMM_LEN 16
+#define RC_ADDR_LEN 16		/* IPv6; IPv4 uses the first 4 bytes */
+
+/* Every record starts with kind and size (bytes, payload included). */
+enum rc_record_kind {
+	RC_REC_SYSCALL = 1,
+	RC_REC_PROCESS = 2,
+};
+
+/* The syscalls that are traced; values are stable (capture files keep them). */
+enum rc_syscall {
+	RC_SYS_ACCEPT = 1,
+	RC_SYS_ACCEPT4 = 2,
+	RC_SYS_CONNECT = 3,
+	RC_SYS_READ = 4,
+	RC_SYS_READV = 5,
+	RC_SYS_RECVFROM = 6,
+	RC_SYS_RECVMSG = 7,
+	RC_SYS_WRITE = 8,
+	RC_SYS_WRITEV = 9,
+	RC_SYS_SENDTO = 10,
+	RC_SYS_SENDMSG = 11,
+	RC_SYS_SENDFILE = 12,
+	RC_SYS_CLOSE = 13,
+	RC_SYS_SHUTDOWN = 14,
+	RC_SYS_MAX = 15,
+};
+
+/* rc_syscall_event.flags */
+enum rc_syscall_flags {
+	RC_F_NO_ENTER = 1,	/* exit seen without its enter: enter_ns is 0 */
+	RC_F_LISTENER = 2,	/* accept: the accepting fd is a listening socket */
+};
+
+enum rc_process_op {
+	RC_PROC_FORK = 1,	/* a traced process created a new process */
+	RC_PROC_EXEC = 2,	/* a traced process executed a new program */
+	RC_PROC_EXIT = 3,	/* the last thread of a traced process exited */
+};
+
+/* Per-CPU counters, indexes into the `counters` array map. */
+enum rc_counter {
+	RC_CNT_EMITTED = 0,	/* records written to the ring buffer */
+	RC_CNT_DROPPED = 1,	/* records lost: the ring buffer was full */
+	RC_CNT_UNPAIRED = 2,	/* exits whose enter was not seen, not emitted */
+	RC_CNT_ENTER_LOST = 3,	/* enters not stored: the pending map was full */
+	RC_CNT_MAX = 4,
+};
+
+/*
+ * Who a socket is. sock and peer are struct sock addresses hashed with a
+ * per-run key: for a connected unix socket, peer is the id of the other end
+ * (the very socket the other process accepted or connected). For TCP the
+ * addresses and ports (host byte order) say it; loopback ends mirror.
+ */
+struct rc_sock_id {
+	__u64 sock;
+	__u64 peer;
+	__u8 local_addr[RC_ADDR_LEN];
+	__u8 remote_addr[RC_ADDR_LEN];
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 family;		/* AF_UNIX, AF_INET, AF_INET6 */
+	__u16 type;		/* SOCK_STREAM, SOCK_DGRAM, ... */
+};
+
+/* One socket syscall of a traced process, emitted at its exit. */
+struct rc_syscall_event {
+	__u16 kind;		/* RC_REC_SYSCALL */
+	__u16 size;		/* sizeof header + payload_len */
+	__u16 syscall;		/* enum rc_syscall */
+	__u16 flags;		/* enum rc_syscall_flags */
+	__u32 tgid;
+	__u32 tid;
+	__u64 enter_ns;		/* CLOCK_MONOTONIC */
+	__u64 exit_ns;
+	__s64 ret;		/* accept: the new fd; read/write: bytes */
+	__s32 fd;		/* accept: the listening fd, -1 when unknown */
+	__u32 payload_len;	/* bytes of payload that follow */
+	struct rc_sock_id sock;	/* accept: the accepted socket */
+	__u8 payload[RC_PAYLOAD_MAX];
+};
+
+#define RC_SYSCALL_EVENT_HEADER_SIZE 104 /* offsetof(struct rc_syscall_event, payload) */
+
+/* A change in the traced process set. */
+struct rc_process_event {
+	__u16 kind;		/* RC_REC_PROCESS */
+	__u16 size;		/* sizeof(struct rc_process_event) */
+	__u16 op;		/* enum rc_process_op */
+	__u16 reserved;
+	__u32 tgid;
+	__u32 parent_tgid;
+	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	__u64 start_ns;		/* the process's start time, since boot */
+	char comm[RC_COMM_LEN];
+};
+
+#endif /* __REQCOST_H */

@@ -1,0 +1,161 @@
+// The decoded events that the collector produces and the analyzers consume.
+// Plain values: no BPF, no syscalls. Analyzers depend on this header only.
+#ifndef REQCOST_COLLECTOR_EVENT_H_
+#define REQCOST_COLLECTOR_EVENT_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+namespace reqcost {
+
+// The traced syscalls. Values equal bpf/reqcost.h's enum rc_syscall.
+enum class Syscall : uint16_t {
+  kAccept = 1,
+  kAccept4 = 2,
+  kConnect = 3,
+  kRead = 4,
+  kReadv = 5,
+  kRecvfrom = 6,
+  kRecvmsg = 7,
+  kWrite = 8,
+  kWritev = 9,
+  kSendto = 10,
+  kSendmsg = 11,
+  kSendfile = 12,
+  kClose = 13,
+  kShutdown = 14,
+};
+inline constexpr uint16_t kSyscallMax = 15;
+
+inline constexpr std::array<std::string_view, kSyscallMax> kSyscallNames = {
+    "?",     "accept",  "accept4", "connect",  "read",
+    "readv", "recvfrom", "recvmsg", "write",   "writev",
+    "sendto", "sendmsg", "sendfile", "close",  "shutdown"};
+
+// The name strace would print ("accept4", "sendfile", ...); "?" if unknown.
+inline std::string_view SyscallName(Syscall syscall) {
+  auto i = static_cast<uint16_t>(syscall);
+  return i < kSyscallMax ? kSyscallNames[i] : kSyscallNames[0];
+}
+// Parses a name printed by SyscallName.
+inline std::optional<Syscall> SyscallFromName(std::string_view name) {
+  for (uint16_t i = 1; i < kSyscallMax; ++i) {
+    if (kSyscallNames[i] == name) return static_cast<Syscall>(i);
+  }
+  return std::nullopt;
+}
+
+inline bool IsAccept(Syscall s) {
+  return s == Syscall::kAccept || s == Syscall::kAccept4;
+}
+// Syscalls that move bytes into the process (ret = bytes read).
+inline bool IsRead(Syscall s) {
+  return s == Syscall::kRead || s == Syscall::kReadv ||
+         s == Syscall::kRecvfrom || s == Syscall::kRecvmsg;
+}
+// Syscalls that move bytes out of the process (ret = bytes written).
+inline bool IsWrite(Syscall s) {
+  return s == Syscall::kWrite || s == Syscall::kWritev ||
+         s == Syscall::kSendto || s == Syscall::kSendmsg ||
+         s == Syscall::kSendfile;
+}
+
+// Who a socket is. `sock` and `peer` are hashed kernel addresses, stable for
+// one run: for a connected unix socket, `peer` equals the `sock` of the other
+// end. For TCP the addresses and ports say it (host byte order ports; IPv4 in
+// the first 4 address bytes); the two ends of a loopback connection mirror.
+// The kernel reuses socket addresses: an id names a connection only together
+// with its open..close interval.
+struct SocketId {
+  uint16_t family = 0;  // AF_UNIX, AF_INET, AF_INET6
+  uint16_t type = 0;    // SOCK_STREAM, ...
+  uint64_t sock = 0;
+  uint64_t peer = 0;  // 0: none or not known
+  std::array<uint8_t, 16> local_addr{};
+  std::array<uint8_t, 16> remote_addr{};
+  uint16_t local_port = 0;
+  uint16_t remote_port = 0;
+
+  friend bool operator==(const SocketId& a, const SocketId& b) {
+    return std::tie(a.family, a.type, a.sock, a.peer, a.local_addr,
+                    a.remote_addr, a.local_port, a.remote_port) ==
+           std::tie(b.family, b.type, b.sock, b.peer, b.local_addr,
+                    b.remote_addr, b.local_port, b.remote_port);
+  }
+};
+
+// One socket syscall of a traced process, as seen at its exit.
+struct SyscallEvent {
+  static constexpr uint16_t kNoEnter = 1;  // enter not seen: enter_ns is 0
+  static constexpr uint16_t kListener = 2;  // accept on a listening socket
+
+  Syscall syscall = Syscall::kRead;
+  uint16_t flags = 0;
+  uint32_t tgid = 0;
+  uint32_t tid = 0;
+  int32_t fd = -1;  // accept: the listening fd (-1 unknown); ret is the new fd
+  int64_t ret = 0;  // bytes, new fd, or -errno
+  uint64_t enter_ns = 0;  // CLOCK_MONOTONIC; 0 when not seen
+  uint64_t exit_ns = 0;
+  SocketId sock;  // accept: the accepted socket
+  std::string payload;  // first bytes moved, only when capture was asked for
+
+  bool enter_seen() const { return (flags & kNoEnter) == 0; }
+  // The fd this event is about: the new fd for accept, `fd` otherwise.
+  int32_t conn_fd() const {
+    return IsAccept(syscall) ? static_cast<int32_t>(ret) : fd;
+  }
+  bool ok() const { return ret >= 0; }
+
+  friend bool operator==(const SyscallEvent& a, const SyscallEvent& b) {
+    return std::tie(a.syscall, a.flags, a.tgid, a.tid, a.fd, a.ret,
+                    a.enter_ns, a.exit_ns, a.sock, a.payload) ==
+           std::tie(b.syscall, b.flags, b.tgid, b.tid, b.fd, b.ret,
+                    b.enter_ns, b.exit_ns, b.sock, b.payload);
+  }
+};
+
+// A change in the traced process set, seen in the kernel.
+struct ProcessEvent {
+  enum class Op : uint16_t { kFork = 1, kExec = 2, kExit = 3 };
+  Op op = Op::kFork;
+  uint32_t tgid = 0;
+  uint32_t parent_tgid = 0;
+  uint64_t ts_ns = 0;     // CLOCK_MONOTONIC
+  uint64_t start_ns = 0;  // process start, ns since boot
+  std::string comm;
+  friend bool operator==(const ProcessEvent& a, const ProcessEvent& b) {
+    return std::tie(a.op, a.tgid, a.parent_tgid, a.ts_ns, a.start_ns,
+                    a.comm) == std::tie(b.op, b.tgid, b.parent_tgid, b.ts_ns,
+                                        b.start_ns, b.comm);
+  }
+};
+
+// What is known of a traced process (from /proc at attach, or from events).
+struct ProcessInfo {
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  std::string comm;
+  std::string exe;
+  uint64_t start_ns = 0;  // since boot; tells a reused PID apart
+  friend bool operator==(const ProcessInfo& a, const ProcessInfo& b) {
+    return std::tie(a.pid, a.ppid, a.comm, a.exe, a.start_ns) ==
+           std::tie(b.pid, b.ppid, b.comm, b.exe, b.start_ns);
+  }
+};
+
+// The kernel side's counters, summed over CPUs.
+struct KernelCounters {
+  uint64_t emitted = 0;     // records written to the ring buffer
+  uint64_t dropped = 0;     // records lost because the ring buffer was full
+  uint64_t unpaired = 0;    // exits without a seen enter, not emitted
+  uint64_t enter_lost = 0;  // enters not stored: the pending map was full
+};
+
+}  // namespace reqcost
+
+#endif  // REQCOST_COLLECTOR_EVENT_H_
