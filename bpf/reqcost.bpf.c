@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * reqcost kernel side: one record per socket syscall of a traced process,
+ * emitted at the syscall's exit with both timestamps and the socket's
+ * identity. Built on the syscall tracepoints only (no kprobes, no fentry).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "reqcost.h"
+
+#define MAX_TRACED_PROCS 8192
+#define MAX_PENDING 16384
+#define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
+#define WAKEUP_BYTES (64 * 1024)	/* wake the consumer past this backlog */
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Set by user space between open and load. */
+const volatile __u32 targ_payload = 0;	/* bytes of each read/write to keep */
+const volatile __u64 targ_hash_key = 0;	/* per-run key for socket ids */
+
+/* tgid -> 1 for every traced process; kept current on fork and exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACED_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced SEC(".maps");
+
+/* What the enter of a syscall leaves for its exit, keyed by tid. */
+struct pending {
+	__u64 enter_ns;
+	__u64 buf;		/* user buffer, iovec or msghdr, for payload */
+	struct sock *sk;	/* the socket, NULL when fd is no socket */
+	__s32 fd;
+	__u16 syscall;
+	__u16 flags;
+	struct rc_sock_id id;	/* close/shutdown: read at enter */
+};
+
+/* LRU: a thread that dies inside a syscall must not leak its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_PENDING);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RC_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Records are built here, then copied out with their true length. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rc_syscall_event);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline bool is_traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
+}
+
+/* A keyed mix (splitmix64 finaliser): no kernel address leaves raw. */
+static __always_inline __u64 hash_ptr(const void *p)
+{
+	__u64 x;
+
+	if (!p)
+		return 0;
+	x = (__u64)p ^ targ_hash_key;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return (x ^ (x >> 31)) | 1;
+}
+
+/* The struct sock behind a socket fd of the current task, else NULL. */
+static __always_inline struct sock *fd_to_sock(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+	unsigned int max_fds;
+	umode_t mode;
+
+	if (fd < 0)
+		return NULL;
+	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+	if ((unsigned int)fd >= max_fds)
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void read_sock_id(struct sock *sk, struct rc_sock_id *id)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	id->family = family;
+	id->type = BPF_CORE_READ(sk, sk_type);
+	id->sock = hash_ptr(sk);
+	if (family == AF_UNIX) {
+		struct unix_sock *u = (struct unix_sock *)sk;
+
+		id->peer = hash_ptr(BPF_CORE_READ(u, peer));
+	} else if (family == AF_INET) {
+		bpf_core_read(id->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(id->remote_addr, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		bpf_core_read(id->local_addr, RC_ADDR_LEN,
+			      &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(id->remote_addr, RC_ADDR_LEN,
+			      &sk->__sk_common.skc_v6_daddr);
+	}
+	if (family == AF_INET || family == AF_INET6) {
+		id->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		id->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+}
+
+static __always_inline bool reads_at_exit(__u16 sc)
+{
+	return sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4 || sc == RC_SYS_CONNECT;
+}
+
+static __always_inline bool has_payload(__u16 sc)
+{
+	return sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4 &&
+	       sc != RC_SYS_CONNECT && sc != RC_SYS_CLOSE &&
+	       sc != RC_SYS_SHUTDOWN && sc != RC_SYS_SENDFILE;
+}
+
+static __always_inline int on_enter(__u16 sc, int fd, __u64 buf)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct pending p = {};
+	struct sock *sk;
+
+	if (!is_traced(id >> 32))
+		return 0;
+	p.enter_ns = bpf_ktime_get_ns();
+	p.syscall = sc;
+	p.fd = fd;
+	p.buf = buf;
+	sk = fd_to_sock(fd);
+	p.sk = sk;
+	/*
+	 * Enters on non-socket fds are stored too (sk NULL, nothing emitted):
+	 * an exit with no entry at all then really means a syscall that was
+	 * in flight at attach, and is counted as unpaired.
+	 */
+	if (sk && !reads_at_exit(sc))
+		read_sock_id(sk, &p.id);
+	if (sk && (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+		p.flags |= RC_F_LISTENER;	/* unix sockets use TCP_LISTEN too */
+	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
+		count(RC_CNT_ENTER_LOST);
+	return 0;
+}
+
+/* The first user buffer a syscall moved bytes through, and its length. */
+static __always_inline __u64 first_buf(__u16 sc, __u64 buf)
+{
+	struct iovec iov;
+	struct user_msghdr msg;
+
+	switch (sc) {
+	case RC_SYS_READV:
+	case RC_SYS_WRITEV:
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)buf))
+			return 0;
+		return (__u64)iov.iov_base;
+	case RC_SYS_RECVMSG:
+	case RC_SYS_SENDMSG:
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) ||
+		    !msg.msg_iov)
+			return 0;
+		if (bpf_probe_read_user(&iov, sizeof(iov), msg.msg_iov))
+			return 0;
+		return (__u64)iov.iov_base;
+	default:
+		return buf;
+	}
+}
+
+static __always_inline int emit(struct rc_syscall_event *e, __u32 payload)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u32 size = RC_SYSCALL_EVENT_HEADER_SIZE + payload;
+
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	e->size = size;
+	if (bpf_ringbuf_output(&events, e, size, flags)) {
+		count(RC_CNT_DROPPED);
+		return 0;
+	}
+	count(RC_CNT_EMITTED);
+	return 0;
+}
+
+static __always_inline int on_exit(__u16 sc, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id, zero = 0;
+	struct rc_syscall_event *e;
+	struct pending *p;
+	struct sock *sk;
+	__u32 n = 0;
+
+	if (!is_traced(tgid))
+		return 0;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p && p->syscall != sc)
+		p = NULL;	/* a stale entry: the thread died mid-call */
+	if (!p) {
+		/*
+		 * Blocked since before attach. For accept the new fd says
+		 * everything that matters (a backend waiting in accept is the
+		 * common case), so emit with the start unknown.
+		 */
+		if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
+			count(RC_CNT_UNPAIRED);
+			return 0;
+		}
+		sk = NULL;
+	} else {
+		sk = p->sk;
+		if (!sk) {
+			bpf_map_delete_elem(&pending, &tid);
+			return 0;	/* not a socket */
+		}
+	}
+
+	e->kind = RC_REC_SYSCALL;
+	e->syscall = sc;
+	e->tgid = tgid;
+	e->tid = tid;
+	e->exit_ns = bpf_ktime_get_ns();
+	e->ret = ret;
+	e->payload_len = 0;
+	if (p) {
+		e->enter_ns = p->enter_ns;
+		e->fd = p->fd;
+		e->flags = p->flags;
+		e->sock = p->id;
+	} else {
+		e->enter_ns = 0;
+		e->fd = -1;
+		e->flags = RC_F_NO_ENTER;
+		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	}
+
+	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
+		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+		sk = ret >= 0 ? fd_to_sock((int)ret) : NULL;
+		if (sk)
+			read_sock_id(sk, &e->sock);
+	} else if (sc == RC_SYS_CONNECT) {
+		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+		read_sock_id(sk, &e->sock);
+	}
+
+	if (p && targ_payload && ret > 0 && has_payload(sc)) {
+		__u64 buf = first_buf(sc, p->buf);
+
+		n = ret < targ_payload ? (__u32)ret : targ_payload;
+		if (n > RC_PAYLOAD_MAX)
+			n = RC_PAYLOAD_MAX;
+		/*
+		 * readv/sendmsg may move fewer bytes through their first buffer
+		 * than ret; then the rest is the caller's own adjacent memory,
+		 * never more than asked for.
+		 */
+		if (!buf || bpf_probe_read_user(e->payload, n, (void *)buf))
+			n = 0;
+	}
+	e->payload_len = n;
+	if (p)
+		bpf_map_delete_elem(&pending, &tid);
+	return emit(e, n);
+}
+
+#define ARG(ctx, i) ((ctx)->args[i])
+
+#define TRACE_SYSCALL(name, sc, fd_arg, buf_arg)				\
+SEC("tp/syscalls/sys_enter_" #name)						\
+int enter_##name(struct trace_event_raw_sys_enter *ctx)			\
+{										\
+	return on_enter(sc, (int)ARG(ctx, fd_arg), buf_arg);			\
+}										\
+SEC("tp/syscalls/sys_exit_" #name)						\
+int exit_##name(struct trace_event_raw_sys_exit *ctx)				\
+{										\
+	return on_exit(sc, ctx->ret);						\
+}
+
+TRACE_SYSCALL(accept, RC_SYS_ACCEPT, 0, 0)
+TRACE_SYSCALL(accept4, RC_SYS_ACCEPT4, 0, 0)
+TRACE_SYSCALL(connect, RC_SYS_CONNECT, 0, 0)
+TRACE_SYSCALL(read, RC_SYS_READ, 0, ARG(ctx, 1))
+TRACE_SYSCALL(readv, RC_SYS_READV, 0, ARG(ctx, 1))
+TRACE_SYSCALL(recvfrom, RC_SYS_RECVFROM, 0, ARG(ctx, 1))
+TRACE_SYSCALL(recvmsg, RC_SYS_RECVMSG, 0, ARG(ctx, 1))
+TRACE_SYSCALL(write, RC_SYS_WRITE, 0, ARG(ctx, 1))
+TRACE_SYSCALL(writev, RC_SYS_WRITEV, 0, ARG(ctx, 1))
+TRACE_SYSCALL(sendto, RC_SYS_SENDTO, 0, ARG(ctx, 1))
+TRACE_SYSCALL(sendmsg, RC_SYS_SENDMSG, 0, ARG(ctx, 1))
+TRACE_SYSCALL(sendfile64, RC_SYS_SENDFILE, 0, 0)	/* out_fd is arg 0 */
+TRACE_SYSCALL(close, RC_SYS_CLOSE, 0, 0)
+TRACE_SYSCALL(shutdown, RC_SYS_SHUTDOWN, 0, 0)
+
+static __always_inline void emit_process(__u16 op, struct task_struct *task,
+					 __u32 parent_tgid)
+{
+	struct rc_process_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(RC_CNT_DROPPED);
+		return;
+	}
+	e->kind = RC_REC_PROCESS;
+	e->size = sizeof(*e);
+	e->op = op;
+	e->reserved = 0;
+	e->tgid = BPF_CORE_READ(task, tgid);
+	e->parent_tgid = parent_tgid;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->start_ns = BPF_CORE_READ(task, start_time);
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	/* Process changes are rare and matter: wake the consumer now. */
+	bpf_ringbuf_submit(e, 0);
+	count(RC_CNT_EMITTED);
+}
+
+/* A new process (not a thread) of a traced one is traced from birth. */
+SEC("raw_tp/sched_process_fork")
+int on_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	__u8 one = 1;
+
+	if (cpid != ctgid || !is_traced(ptgid))
+		return 0;
+	bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
+	emit_process(RC_PROC_FORK, child, ptgid);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int on_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (!is_traced(tgid))
+		return 0;
+	emit_process(RC_PROC_EXEC, task, BPF_CORE_READ(task, real_parent, tgid));
+	return 0;
+}
+
+/* The last thread of a traced process is gone: stop tracing its tgid. */
+SEC("raw_tp/sched_process_exit")
+int on_exit_process(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (!is_traced(tgid))
+		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;	/* other threads of the process live on */
+	bpf_map_delete_elem(&traced, &tgid);
+	emit_process(RC_PROC_EXIT, task, BPF_CORE_READ(task, real_parent, tgid));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

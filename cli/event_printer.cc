@@ -1,0 +1,92 @@
+#include "cli/event_printer.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace reqcost::cli {
+namespace {
+
+std::string FormatAddr(uint16_t family, const std::array<uint8_t, 16>& addr,
+                       uint16_t port) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(family, addr.data(), text, sizeof(text));
+  return family == AF_INET6 ? absl::StrFormat("[%s]:%d", text, port)
+                            : absl::StrFormat("%s:%d", text, port);
+}
+
+std::string FormatSeconds(uint64_t ns) {
+  return absl::StrFormat("%d.%06d", ns / 1000000000, (ns / 1000) % 1000000);
+}
+
+std::string FormatRet(const SyscallEvent& e) {
+  if (e.ret >= 0) return absl::StrCat(e.ret);
+  int err = static_cast<int>(-e.ret);
+  const char* name = strerrorname_np(err);
+  return absl::StrCat("-1 ", name ? name : absl::StrCat("E", err), " (",
+                      std::strerror(err), ")");
+}
+
+}  // namespace
+
+std::string FormatSocket(const SocketId& s) {
+  switch (s.family) {
+    case AF_UNIX:
+      return absl::StrFormat("unix:%08x->%08x", static_cast<uint32_t>(s.sock),
+                             static_cast<uint32_t>(s.peer));
+    case AF_INET:
+    case AF_INET6:
+      return absl::StrCat(FormatAddr(s.family, s.local_addr, s.local_port),
+                          "->",
+                          FormatAddr(s.family, s.remote_addr, s.remote_port));
+    case 0:
+      return "?";
+    default:
+      return absl::StrFormat("family%d:%08x", s.family,
+                             static_cast<uint32_t>(s.sock));
+  }
+}
+
+std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
+                        uint64_t origin_ns) {
+  uint64_t at = e.enter_seen() ? e.enter_ns : e.exit_ns;
+  std::string when = at >= origin_ns ? FormatSeconds(at - origin_ns)
+                                     : "-" + FormatSeconds(origin_ns - at);
+  std::string call;
+  if (IsAccept(e.syscall)) {
+    std::string listen = e.fd >= 0 ? absl::StrCat(e.fd) : "?";
+    call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", listen, ") = ",
+                        FormatRet(e));
+    if (e.ret >= 0) absl::StrAppend(&call, "<", FormatSocket(e.sock), ">");
+  } else {
+    call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", e.fd, "<",
+                        FormatSocket(e.sock), ">) = ", FormatRet(e));
+  }
+  std::string dur = e.enter_seen()
+                        ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
+                        : "<started before attach>";
+  return absl::StrFormat("%12s %s %d/%d %s %s", when, comm, e.tgid, e.tid,
+                         call, dur);
+}
+
+std::string FormatProcessEvent(const ProcessEvent& e, uint64_t origin_ns) {
+  std::string when = e.ts_ns >= origin_ns ? FormatSeconds(e.ts_ns - origin_ns)
+                                          : "0.000000";
+  switch (e.op) {
+    case ProcessEvent::Op::kFork:
+      return absl::StrFormat("%12s %d forked %d (%s): traced", when,
+                             e.parent_tgid, e.tgid, e.comm);
+    case ProcessEvent::Op::kExec:
+      return absl::StrFormat("%12s %d exec (%s)", when, e.tgid, e.comm);
+    case ProcessEvent::Op::kExit:
+      return absl::StrFormat("%12s %d exited (%s)", when, e.tgid, e.comm);
+  }
+  return "";
+}
+
+}  // namespace reqcost::cli

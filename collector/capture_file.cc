@@ -1,0 +1,993 @@
+#include "collector/capture_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace reqcost::collector {
+namespace {
+
+// Where the header's end time lives, patched by Close().
+constexpr off_t kEndNsOffset = 32;
+// The reader's one buffer; holds the largest record several times.
+constexpr size_t kReadBufferBytes = 256u << 10;
+static_assert(kReadBufferBytes >= kRecordPrefixBytes + kMaxRecordBodyBytes);
+// Bit 15 of a record type: readers that do not know the type skip it.
+constexpr uint16_t kOptionalRecordBit = 0x8000;
+
+// Fixed parts of the record bodies (see RecordType).
+constexpr uint32_t kSyscallFixedBytes = 65;
+constexpr uint32_t kProcessFixedBytes = 26;
+constexpr uint32_t kDropsBytes = 24;
+constexpr uint32_t kCountersBytes = 40;
+constexpr uint32_t kEndBytes = 16;
+static_assert(kSyscallFixedBytes + 32 + kMaxPayloadBytes <= kMaxRecordBodyBytes);
+static_assert(kProcessFixedBytes + kMaxCommBytes <= kMaxRecordBodyBytes);
+
+// Smallest on-disk size of one process-table entry (two empty strings).
+constexpr size_t kProcessInfoMinBytes = 4 + 4 + 8 + 4 + 4;
+
+// Little-endian stores; each returns the position after what it wrote.
+inline uint8_t* PutU8(uint8_t* p, uint8_t v) {
+  p[0] = v;
+  return p + 1;
+}
+inline uint8_t* PutU16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+  return p + 2;
+}
+inline uint8_t* PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+  return p + 4;
+}
+inline uint8_t* PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+  return p + 8;
+}
+inline uint8_t* PutBytes(uint8_t* p, const void* data, size_t n) {
+  if (n != 0) std::memcpy(p, data, n);
+  return p + n;
+}
+
+// Little-endian loads.
+inline uint16_t GetU16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+inline uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+inline uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Appends little-endian values to a growing byte string (header only).
+class HeaderBuilder {
+ public:
+  void U32(uint32_t v) {
+    uint8_t b[4];
+    PutU32(b, v);
+    out_.append(reinterpret_cast<char*>(b), 4);
+  }
+  void U64(uint64_t v) {
+    uint8_t b[8];
+    PutU64(b, v);
+    out_.append(reinterpret_cast<char*>(b), 8);
+  }
+  void Raw(std::string_view s) { out_.append(s); }
+  // False when the string alone would exceed the header limit.
+  bool Str(std::string_view s) {
+    if (s.size() > kMaxCaptureHeaderBytes) return false;
+    U32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+    return true;
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// Reads the fields of a header held fully in memory; every read is checked.
+class HeaderCursor {
+ public:
+  HeaderCursor(const std::vector<uint8_t>& bytes, size_t pos)
+      : data_(bytes.data()), size_(bytes.size()), pos_(pos) {}
+
+  size_t pos() const { return pos_; }
+  size_t left() const { return size_ - pos_; }
+
+  // OK when `n` more bytes of `field` are in the header.
+  absl::Status Need(size_t n, std::string_view field) const {
+    if (left() >= n) return absl::OkStatus();
+    return absl::DataLossError(absl::StrFormat(
+        "corrupt header: %s at byte %d needs %d bytes, but the header ends "
+        "at byte %d",
+        field, pos_, n, size_));
+  }
+  absl::StatusOr<uint32_t> U32(std::string_view field) {
+    if (absl::Status s = Need(4, field); !s.ok()) return s;
+    uint32_t v = GetU32(data_ + pos_);
+    pos_ += 4;
+    return v;
+  }
+  absl::StatusOr<uint64_t> U64(std::string_view field) {
+    if (absl::Status s = Need(8, field); !s.ok()) return s;
+    uint64_t v = GetU64(data_ + pos_);
+    pos_ += 8;
+    return v;
+  }
+  absl::StatusOr<std::string> Str(std::string_view field) {
+    const size_t at = pos_;
+    absl::StatusOr<uint32_t> len = U32(field);
+    if (!len.ok()) return len.status();
+    if (left() < *len) {
+      return absl::DataLossError(absl::StrFormat(
+          "corrupt header: %s length %u at byte %d runs past the end of the "
+          "header at byte %d",
+          field, *len, at, size_));
+    }
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), *len);
+    pos_ += *len;
+    return s;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_;
+};
+
+bool ValidSyscall(Syscall s) {
+  const auto v = static_cast<uint16_t>(s);
+  return v >= 1 && v < kSyscallMax;
+}
+
+bool ValidOp(ProcessEvent::Op op) {
+  const auto v = static_cast<uint16_t>(op);
+  return v >= static_cast<uint16_t>(ProcessEvent::Op::kFork) &&
+         v <= static_cast<uint16_t>(ProcessEvent::Op::kExit);
+}
+
+// Bytes of each address to store: up to the last non-zero byte of either.
+uint8_t UsedAddressBytes(const SocketId& s) {
+  for (int n = 16; n > 0; --n) {
+    if (s.local_addr[n - 1] != 0 || s.remote_addr[n - 1] != 0) {
+      return static_cast<uint8_t>(n);
+    }
+  }
+  return 0;
+}
+
+// Writes all of `data`, retrying short writes and EINTR.
+absl::Status WriteAll(int fd, const uint8_t* data, size_t n,
+                      const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(
+          errno, absl::StrFormat("write capture file %s", path));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+// The name of a record type in messages.
+std::string_view RecordName(uint16_t type) {
+  switch (static_cast<RecordType>(type)) {
+    case RecordType::kSyscallEvent:
+      return "syscall event";
+    case RecordType::kProcessEvent:
+      return "process event";
+    case RecordType::kDrops:
+      return "drop notice";
+    case RecordType::kCounters:
+      return "counters record";
+    case RecordType::kEnd:
+      return "end record";
+  }
+  return "optional record";
+}
+
+}  // namespace
+
+bool operator==(const CaptureHeader& a, const CaptureHeader& b) {
+  return a.mono_to_wall_ns == b.mono_to_wall_ns &&
+         a.start_mono_ns == b.start_mono_ns && a.end_mono_ns == b.end_mono_ns &&
+         a.host == b.host && a.kernel_release == b.kernel_release &&
+         a.reqcost_version == b.reqcost_version &&
+         a.payload_capture_bytes == b.payload_capture_bytes &&
+         a.command_line == b.command_line && a.processes == b.processes;
+}
+
+// ---------------------------------------------------------------- writer
+
+CaptureWriter::CaptureWriter(int fd, std::string path, size_t buffer_bytes,
+                             bool sync)
+    : fd_(fd),
+      path_(std::move(path)),
+      buf_(new uint8_t[buffer_bytes]),
+      capacity_(buffer_bytes),
+      sync_on_close_(sync) {}
+
+CaptureWriter::CaptureWriter(CaptureWriter&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      buf_(std::move(other.buf_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      used_(std::exchange(other.used_, 0)),
+      file_bytes_(other.file_bytes_),
+      records_(other.records_),
+      sync_on_close_(other.sync_on_close_),
+      closed_(std::exchange(other.closed_, true)),
+      error_(std::move(other.error_)) {}
+
+CaptureWriter& CaptureWriter::operator=(CaptureWriter&& other) noexcept {
+  if (this != &other) {
+    Release();
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+    buf_ = std::move(other.buf_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    used_ = std::exchange(other.used_, 0);
+    file_bytes_ = other.file_bytes_;
+    records_ = other.records_;
+    sync_on_close_ = other.sync_on_close_;
+    closed_ = std::exchange(other.closed_, true);
+    error_ = std::move(other.error_);
+  }
+  return *this;
+}
+
+CaptureWriter::~CaptureWriter() { Release(); }
+
+void CaptureWriter::Release() {
+  if (fd_ >= 0) {
+    if (error_.ok()) (void)FlushBuffer();  // no end record: reads as cut short
+    ::close(fd_);
+    fd_ = -1;
+  }
+  closed_ = true;
+}
+
+absl::StatusOr<CaptureWriter> CaptureWriter::Create(
+    std::string_view path, const CaptureHeader& header) {
+  return Create(path, header, Options());
+}
+
+absl::StatusOr<CaptureWriter> CaptureWriter::Create(
+    std::string_view path, const CaptureHeader& header,
+    const Options& options) {
+  const std::string p(path);
+  if (p.empty()) {
+    return absl::InvalidArgumentError("capture file path is empty");
+  }
+
+  HeaderBuilder h;
+  h.Raw(kCaptureMagic);
+  h.U32(kCaptureFormatVersion);
+  h.U32(0);  // header length, patched below
+  h.U64(static_cast<uint64_t>(header.mono_to_wall_ns));
+  h.U64(header.start_mono_ns);
+  h.U64(0);  // end time: Close() patches it
+  h.U32(header.payload_capture_bytes);
+  h.U32(0);  // flags
+  bool fits = h.Str(header.host) && h.Str(header.kernel_release) &&
+              h.Str(header.reqcost_version);
+  if (fits) {
+    h.U32(static_cast<uint32_t>(
+        std::min<size_t>(header.command_line.size(), UINT32_MAX)));
+    for (const std::string& arg : header.command_line) {
+      if (!h.Str(arg) || h.bytes().size() > kMaxCaptureHeaderBytes) {
+        fits = false;
+        break;
+      }
+    }
+  }
+  if (fits) {
+    h.U32(static_cast<uint32_t>(
+        std::min<size_t>(header.processes.size(), UINT32_MAX)));
+    for (const ProcessInfo& proc : header.processes) {
+      h.U32(proc.pid);
+      h.U32(proc.ppid);
+      h.U64(proc.start_ns);
+      if (!h.Str(proc.comm) || !h.Str(proc.exe) ||
+          h.bytes().size() > kMaxCaptureHeaderBytes) {
+        fits = false;
+        break;
+      }
+    }
+  }
+  std::string& bytes = h.bytes();
+  if (!fits || bytes.size() > kMaxCaptureHeaderBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "capture header for %s is over the limit of %u bytes (%d processes, "
+        "%d command line arguments)",
+        p, kMaxCaptureHeaderBytes, header.processes.size(),
+        header.command_line.size()));
+  }
+  PutU32(reinterpret_cast<uint8_t*>(bytes.data()) + 12,
+         static_cast<uint32_t>(bytes.size()));
+
+  if (options.overwrite && ::unlink(p.c_str()) != 0 && errno != ENOENT) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrFormat("remove old capture file %s", p));
+  }
+  const int fd = ::open(p.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        S_IRUSR | S_IWUSR);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "capture file %s already exists; remove it or choose another path",
+          p));
+    }
+    return absl::ErrnoToStatus(
+        errno, absl::StrFormat("create capture file %s", p));
+  }
+  // The umask may have taken bits away; captures may hold payload bytes, so
+  // the owner alone reads them, whatever the umask.
+  if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+    absl::Status s = absl::ErrnoToStatus(
+        errno, absl::StrFormat("set mode 0600 on capture file %s", p));
+    ::close(fd);
+    ::unlink(p.c_str());
+    return s;
+  }
+  const size_t capacity = std::max<size_t>(
+      options.buffer_bytes, 2 * (kRecordPrefixBytes + kMaxRecordBodyBytes));
+  CaptureWriter writer(fd, p, capacity, options.sync_on_close);
+  if (absl::Status s =
+          WriteAll(fd, reinterpret_cast<const uint8_t*>(bytes.data()),
+                   bytes.size(), p);
+      !s.ok()) {
+    writer.error_ = s;
+    writer.Release();
+    ::unlink(p.c_str());
+    return s;
+  }
+  writer.file_bytes_ = bytes.size();
+  return writer;
+}
+
+absl::Status CaptureWriter::CheckWritable() const {
+  if (!error_.ok()) return error_;
+  if (closed_ || fd_ < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("capture file %s is already closed", path_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CaptureWriter::FlushBuffer() {
+  if (used_ == 0) return absl::OkStatus();
+  absl::Status s = WriteAll(fd_, buf_.get(), used_, path_);
+  if (!s.ok()) {
+    error_ = s;
+    return s;
+  }
+  file_bytes_ += used_;
+  used_ = 0;
+  return absl::OkStatus();
+}
+
+uint8_t* CaptureWriter::Reserve(size_t record_bytes) {
+  if (capacity_ - used_ < record_bytes && !FlushBuffer().ok()) return nullptr;
+  return buf_.get() + used_;
+}
+
+absl::Status CaptureWriter::Write(const SyscallEvent& e) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  if (!ValidSyscall(e.syscall)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "syscall event with unknown syscall %d not written to %s",
+        static_cast<uint16_t>(e.syscall), path_));
+  }
+  if (e.payload.size() > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "syscall event payload of %d bytes is over the limit of %d bytes; not "
+        "written to %s",
+        e.payload.size(), kMaxPayloadBytes, path_));
+  }
+  const uint8_t addr_len = UsedAddressBytes(e.sock);
+  const uint32_t body = kSyscallFixedBytes + 2u * addr_len +
+                        static_cast<uint32_t>(e.payload.size());
+  uint8_t* p = Reserve(kRecordPrefixBytes + body);
+  if (p == nullptr) return error_;
+  p = PutU16(p, static_cast<uint16_t>(RecordType::kSyscallEvent));
+  p = PutU16(p, 0);
+  p = PutU32(p, body);
+  p = PutU16(p, static_cast<uint16_t>(e.syscall));
+  p = PutU16(p, e.flags);
+  p = PutU32(p, e.tgid);
+  p = PutU32(p, e.tid);
+  p = PutU32(p, static_cast<uint32_t>(e.fd));
+  p = PutU64(p, static_cast<uint64_t>(e.ret));
+  p = PutU64(p, e.enter_ns);
+  p = PutU64(p, e.exit_ns);
+  p = PutU16(p, e.sock.family);
+  p = PutU16(p, e.sock.type);
+  p = PutU64(p, e.sock.sock);
+  p = PutU64(p, e.sock.peer);
+  p = PutU16(p, e.sock.local_port);
+  p = PutU16(p, e.sock.remote_port);
+  p = PutU8(p, addr_len);
+  p = PutBytes(p, e.sock.local_addr.data(), addr_len);
+  p = PutBytes(p, e.sock.remote_addr.data(), addr_len);
+  PutBytes(p, e.payload.data(), e.payload.size());
+  used_ += kRecordPrefixBytes + body;
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status CaptureWriter::Write(const ProcessEvent& e) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  if (!ValidOp(e.op)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "process event with unknown op %d not written to %s",
+        static_cast<uint16_t>(e.op), path_));
+  }
+  if (e.comm.size() > kMaxCommBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "process event comm of %d bytes is over the limit of %d bytes; not "
+        "written to %s",
+        e.comm.size(), kMaxCommBytes, path_));
+  }
+  const uint32_t body =
+      kProcessFixedBytes + static_cast<uint32_t>(e.comm.size());
+  uint8_t* p = Reserve(kRecordPrefixBytes + body);
+  if (p == nullptr) return error_;
+  p = PutU16(p, static_cast<uint16_t>(RecordType::kProcessEvent));
+  p = PutU16(p, 0);
+  p = PutU32(p, body);
+  p = PutU16(p, static_cast<uint16_t>(e.op));
+  p = PutU32(p, e.tgid);
+  p = PutU32(p, e.parent_tgid);
+  p = PutU64(p, e.ts_ns);
+  p = PutU64(p, e.start_ns);
+  PutBytes(p, e.comm.data(), e.comm.size());
+  used_ += kRecordPrefixBytes + body;
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
+                                       uint64_t count) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  uint8_t* p = Reserve(kRecordPrefixBytes + kDropsBytes);
+  if (p == nullptr) return error_;
+  p = PutU16(p, static_cast<uint16_t>(RecordType::kDrops));
+  p = PutU16(p, 0);
+  p = PutU32(p, kDropsBytes);
+  p = PutU64(p, from_ns);
+  p = PutU64(p, to_ns);
+  PutU64(p, count);
+  used_ += kRecordPrefixBytes + kDropsBytes;
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
+                                          const KernelCounters& c) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  uint8_t* p = Reserve(kRecordPrefixBytes + kCountersBytes);
+  if (p == nullptr) return error_;
+  p = PutU16(p, static_cast<uint16_t>(RecordType::kCounters));
+  p = PutU16(p, 0);
+  p = PutU32(p, kCountersBytes);
+  p = PutU64(p, at_ns);
+  p = PutU64(p, c.emitted);
+  p = PutU64(p, c.dropped);
+  p = PutU64(p, c.unpaired);
+  PutU64(p, c.enter_lost);
+  used_ += kRecordPrefixBytes + kCountersBytes;
+  ++records_;
+  return absl::OkStatus();
+}
+
+absl::Status CaptureWriter::Flush() {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  return FlushBuffer();
+}
+
+absl::Status CaptureWriter::Close(uint64_t end_ns,
+                                  const KernelCounters& final_counters) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  absl::Status status = WriteCounters(end_ns, final_counters);
+  if (status.ok()) {
+    uint8_t* p = Reserve(kRecordPrefixBytes + kEndBytes);
+    if (p == nullptr) {
+      status = error_;
+    } else {
+      p = PutU16(p, static_cast<uint16_t>(RecordType::kEnd));
+      p = PutU16(p, 0);
+      p = PutU32(p, kEndBytes);
+      p = PutU64(p, end_ns);
+      PutU64(p, records_);
+      used_ += kRecordPrefixBytes + kEndBytes;
+      status = FlushBuffer();
+    }
+  }
+  if (status.ok()) {
+    uint8_t end[8];
+    PutU64(end, end_ns);
+    ssize_t w;
+    do {
+      w = ::pwrite(fd_, end, sizeof(end), kEndNsOffset);
+    } while (w < 0 && errno == EINTR);
+    if (w != static_cast<ssize_t>(sizeof(end))) {
+      status = w < 0 ? absl::ErrnoToStatus(
+                           errno, absl::StrFormat(
+                                      "record end time in capture file %s",
+                                      path_))
+                     : absl::DataLossError(absl::StrFormat(
+                           "record end time in capture file %s: short write",
+                           path_));
+    }
+  }
+  if (status.ok() && sync_on_close_ && ::fsync(fd_) != 0) {
+    status = absl::ErrnoToStatus(
+        errno, absl::StrFormat("fsync capture file %s", path_));
+  }
+  const int fd = std::exchange(fd_, -1);
+  closed_ = true;
+  if (::close(fd) != 0 && status.ok()) {
+    status = absl::ErrnoToStatus(
+        errno, absl::StrFormat("close capture file %s", path_));
+  }
+  if (!status.ok()) error_ = status;
+  return status;
+}
+
+// ---------------------------------------------------------------- reader
+
+CaptureReader::CaptureReader(int fd, std::string name)
+    : fd_(fd), name_(std::move(name)), buf_(new uint8_t[kReadBufferBytes]) {}
+
+CaptureReader::CaptureReader(CaptureReader&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      name_(std::move(other.name_)),
+      header_(std::move(other.header_)),
+      version_(other.version_),
+      buf_(std::move(other.buf_)),
+      begin_(std::exchange(other.begin_, 0)),
+      end_(std::exchange(other.end_, 0)),
+      offset_(other.offset_),
+      records_(other.records_),
+      eof_(other.eof_),
+      done_(other.done_),
+      end_record_(other.end_record_),
+      error_(std::move(other.error_)) {
+  other.error_ = absl::FailedPreconditionError("capture reader was moved from");
+}
+
+CaptureReader& CaptureReader::operator=(CaptureReader&& other) noexcept {
+  if (this != &other) {
+    Release();
+    fd_ = std::exchange(other.fd_, -1);
+    name_ = std::move(other.name_);
+    header_ = std::move(other.header_);
+    version_ = other.version_;
+    buf_ = std::move(other.buf_);
+    begin_ = std::exchange(other.begin_, 0);
+    end_ = std::exchange(other.end_, 0);
+    offset_ = other.offset_;
+    records_ = other.records_;
+    eof_ = other.eof_;
+    done_ = other.done_;
+    end_record_ = other.end_record_;
+    error_ = std::move(other.error_);
+    other.error_ =
+        absl::FailedPreconditionError("capture reader was moved from");
+  }
+  return *this;
+}
+
+CaptureReader::~CaptureReader() { Release(); }
+
+void CaptureReader::Release() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+absl::StatusOr<CaptureReader> CaptureReader::Open(std::string_view path) {
+  const std::string p(path);
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::ErrnoToStatus(errno,
+                               absl::StrFormat("open capture file %s", p));
+  }
+  return FromFd(fd, p);
+}
+
+absl::StatusOr<CaptureReader> CaptureReader::FromFd(int fd,
+                                                    std::string_view name) {
+  CaptureReader reader(fd, std::string(name));
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: invalid file descriptor %d", name, fd));
+  }
+  if (absl::Status s = reader.ReadHeader(); !s.ok()) return s;
+  return reader;
+}
+
+size_t CaptureReader::Fill(size_t want) {
+  want = std::min(want, kReadBufferBytes);
+  if (end_ - begin_ >= want || eof_ || !error_.ok()) return end_ - begin_;
+  if (begin_ > 0) {
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  while (end_ < want) {
+    ssize_t n = ::read(fd_, buf_.get() + end_, kReadBufferBytes - end_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error_ = absl::ErrnoToStatus(
+          errno, absl::StrFormat("%s: read at byte %d", name_, offset_ + end_));
+      break;
+    }
+    if (n == 0) {
+      eof_ = true;
+      break;
+    }
+    end_ += static_cast<size_t>(n);
+  }
+  return end_ - begin_;
+}
+
+absl::Status CaptureReader::Fail(absl::Status status) {
+  // An I/O error met while filling outranks what it made the data look like.
+  if (error_.ok()) {
+    error_ = absl::Status(status.code(),
+                          absl::StrCat(name_, ": ", status.message()));
+  }
+  return error_;
+}
+
+absl::Status CaptureReader::ReadHeader() {
+  size_t have = Fill(16);
+  if (!error_.ok()) return error_;
+  const uint8_t* p = buf_.get() + begin_;
+  if (have == 0) {
+    return Fail(absl::InvalidArgumentError(
+        "empty file, not a reqcost capture file"));
+  }
+  const size_t magic_have = std::min<size_t>(have, kCaptureMagic.size());
+  if (std::memcmp(p, kCaptureMagic.data(), magic_have) != 0) {
+    return Fail(absl::InvalidArgumentError(
+        "not a reqcost capture file (bad magic at byte 0)"));
+  }
+  if (have < 16) {
+    return Fail(absl::OutOfRangeError(absl::StrFormat(
+        "truncated header at byte 0: need 16 bytes, have %d", have)));
+  }
+  version_ = GetU32(p + 8);
+  if (version_ == 0) {
+    return Fail(absl::DataLossError(
+        "corrupt header: format version 0 at byte 8 is invalid"));
+  }
+  if (version_ > kCaptureFormatVersion) {
+    return Fail(absl::UnimplementedError(absl::StrFormat(
+        "capture format version %u is newer than this reqcost (%u); upgrade "
+        "reqcost",
+        version_, kCaptureFormatVersion)));
+  }
+  const uint32_t header_len = GetU32(p + 12);
+  if (header_len < kCaptureFixedHeaderBytes) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "corrupt header: header length %u at byte 12 is shorter than the "
+        "minimum of %u bytes",
+        header_len, kCaptureFixedHeaderBytes)));
+  }
+  if (header_len > kMaxCaptureHeaderBytes) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "corrupt header: header length %u at byte 12 exceeds the limit of %u "
+        "bytes",
+        header_len, kMaxCaptureHeaderBytes)));
+  }
+
+  // Copy the header out of the read buffer; the copy grows only as bytes
+  // arrive, so a lying length cannot make us allocate what the file lacks.
+  std::vector<uint8_t> bytes;
+  while (bytes.size() < header_len) {
+    have = Fill(header_len - bytes.size());
+    if (!error_.ok()) return error_;
+    if (have == 0) {
+      return Fail(absl::OutOfRangeError(absl::StrFormat(
+          "truncated header at byte 0: need %u bytes, have %d", header_len,
+          bytes.size())));
+    }
+    const size_t take = std::min<size_t>(have, header_len - bytes.size());
+    bytes.insert(bytes.end(), buf_.get() + begin_, buf_.get() + begin_ + take);
+    begin_ += take;
+    offset_ += take;
+  }
+
+  header_.mono_to_wall_ns = static_cast<int64_t>(GetU64(bytes.data() + 16));
+  header_.start_mono_ns = GetU64(bytes.data() + 24);
+  header_.end_mono_ns = GetU64(bytes.data() + 32);
+  header_.payload_capture_bytes = GetU32(bytes.data() + 40);
+  // bytes 44..47: flags, none defined in version 1.
+
+  HeaderCursor c(bytes, kCaptureFixedHeaderBytes);
+  auto str = [&](std::string_view field, std::string& out) -> absl::Status {
+    absl::StatusOr<std::string> s = c.Str(field);
+    if (!s.ok()) return s.status();
+    out = *std::move(s);
+    return absl::OkStatus();
+  };
+  if (absl::Status s = str("host name", header_.host); !s.ok()) return Fail(s);
+  if (absl::Status s = str("kernel release", header_.kernel_release); !s.ok()) {
+    return Fail(s);
+  }
+  if (absl::Status s = str("reqcost version", header_.reqcost_version);
+      !s.ok()) {
+    return Fail(s);
+  }
+
+  size_t at = c.pos();
+  absl::StatusOr<uint32_t> argc = c.U32("command line argument count");
+  if (!argc.ok()) return Fail(argc.status());
+  if (*argc > c.left() / 4) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "corrupt header: command line argument count %u at byte %d does not "
+        "fit in the %d bytes left in the header",
+        *argc, at, c.left())));
+  }
+  header_.command_line.resize(*argc);
+  for (std::string& arg : header_.command_line) {
+    if (absl::Status s = str("command line argument", arg); !s.ok()) {
+      return Fail(s);
+    }
+  }
+
+  at = c.pos();
+  absl::StatusOr<uint32_t> nproc = c.U32("process count");
+  if (!nproc.ok()) return Fail(nproc.status());
+  if (*nproc > c.left() / kProcessInfoMinBytes) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "corrupt header: process count %u at byte %d does not fit in the %d "
+        "bytes left in the header",
+        *nproc, at, c.left())));
+  }
+  header_.processes.resize(*nproc);
+  for (ProcessInfo& proc : header_.processes) {
+    absl::StatusOr<uint32_t> pid = c.U32("process pid");
+    if (!pid.ok()) return Fail(pid.status());
+    absl::StatusOr<uint32_t> ppid = c.U32("process ppid");
+    if (!ppid.ok()) return Fail(ppid.status());
+    absl::StatusOr<uint64_t> start = c.U64("process start time");
+    if (!start.ok()) return Fail(start.status());
+    proc.pid = *pid;
+    proc.ppid = *ppid;
+    proc.start_ns = *start;
+    if (absl::Status s = str("process comm", proc.comm); !s.ok()) {
+      return Fail(s);
+    }
+    if (absl::Status s = str("process exe", proc.exe); !s.ok()) return Fail(s);
+  }
+  // Bytes after the process table belong to later format additions.
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CaptureRecord> CaptureReader::Next() {
+  for (;;) {
+    if (!error_.ok()) return error_;
+    if (done_) return end_record_;
+
+    const uint64_t at = offset_;
+    size_t have = Fill(kRecordPrefixBytes);
+    if (!error_.ok()) return error_;
+    if (have == 0) {
+      return Fail(absl::OutOfRangeError(absl::StrFormat(
+          "no end record: capture was cut short at byte %d after %d records",
+          at, records_)));
+    }
+    if (have < kRecordPrefixBytes) {
+      return Fail(absl::OutOfRangeError(absl::StrFormat(
+          "truncated record at byte %d: need %u bytes, have %d", at,
+          kRecordPrefixBytes, have)));
+    }
+    const uint8_t* p = buf_.get() + begin_;
+    const uint16_t type = GetU16(p);
+    const uint32_t len = GetU32(p + 4);
+
+    uint32_t min_len = 0;
+    switch (static_cast<RecordType>(type)) {
+      case RecordType::kSyscallEvent:
+        min_len = kSyscallFixedBytes;
+        break;
+      case RecordType::kProcessEvent:
+        min_len = kProcessFixedBytes;
+        break;
+      case RecordType::kDrops:
+        min_len = kDropsBytes;
+        break;
+      case RecordType::kCounters:
+        min_len = kCountersBytes;
+        break;
+      case RecordType::kEnd:
+        min_len = kEndBytes;
+        break;
+      default:
+        if ((type & kOptionalRecordBit) == 0) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "unknown record type %u at byte %d", type, at)));
+        }
+    }
+    if (len > kMaxRecordBodyBytes) {
+      return Fail(absl::DataLossError(absl::StrFormat(
+          "record length %u exceeds the limit of %u bytes at byte %d", len,
+          kMaxRecordBodyBytes, at)));
+    }
+    if (len < min_len) {
+      return Fail(absl::DataLossError(absl::StrFormat(
+          "record length %u too short for a %s at byte %d (minimum %u)", len,
+          RecordName(type), at, min_len)));
+    }
+    const size_t total = kRecordPrefixBytes + len;
+    have = Fill(total);
+    if (!error_.ok()) return error_;
+    if (have < total) {
+      return Fail(absl::OutOfRangeError(absl::StrFormat(
+          "truncated record at byte %d: need %d bytes, have %d", at, total,
+          have)));
+    }
+    const uint8_t* b = buf_.get() + begin_ + kRecordPrefixBytes;
+    begin_ += total;
+    offset_ += total;
+
+    switch (static_cast<RecordType>(type)) {
+      case RecordType::kSyscallEvent: {
+        SyscallEvent e;
+        const uint16_t syscall = GetU16(b);
+        if (!ValidSyscall(static_cast<Syscall>(syscall))) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "syscall event at byte %d: unknown syscall %u", at, syscall)));
+        }
+        e.syscall = static_cast<Syscall>(syscall);
+        e.flags = GetU16(b + 2);
+        e.tgid = GetU32(b + 4);
+        e.tid = GetU32(b + 8);
+        e.fd = static_cast<int32_t>(GetU32(b + 12));
+        e.ret = static_cast<int64_t>(GetU64(b + 16));
+        e.enter_ns = GetU64(b + 24);
+        e.exit_ns = GetU64(b + 32);
+        e.sock.family = GetU16(b + 40);
+        e.sock.type = GetU16(b + 42);
+        e.sock.sock = GetU64(b + 44);
+        e.sock.peer = GetU64(b + 52);
+        e.sock.local_port = GetU16(b + 60);
+        e.sock.remote_port = GetU16(b + 62);
+        const uint8_t addr_len = b[64];
+        if (addr_len > 16) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "syscall event at byte %d: address length %u exceeds 16", at,
+              addr_len)));
+        }
+        const uint32_t fixed = kSyscallFixedBytes + 2u * addr_len;
+        if (len < fixed) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "record length %u too short for a syscall event with %u-byte "
+              "addresses at byte %d (minimum %u)",
+              len, addr_len, at, fixed)));
+        }
+        std::memcpy(e.sock.local_addr.data(), b + kSyscallFixedBytes,
+                    addr_len);
+        std::memcpy(e.sock.remote_addr.data(),
+                    b + kSyscallFixedBytes + addr_len, addr_len);
+        e.payload.assign(reinterpret_cast<const char*>(b + fixed), len - fixed);
+        ++records_;
+        return CaptureRecord(std::move(e));
+      }
+      case RecordType::kProcessEvent: {
+        ProcessEvent e;
+        const uint16_t op = GetU16(b);
+        if (!ValidOp(static_cast<ProcessEvent::Op>(op))) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "process event at byte %d: unknown op %u", at, op)));
+        }
+        e.op = static_cast<ProcessEvent::Op>(op);
+        e.tgid = GetU32(b + 2);
+        e.parent_tgid = GetU32(b + 6);
+        e.ts_ns = GetU64(b + 10);
+        e.start_ns = GetU64(b + 18);
+        e.comm.assign(reinterpret_cast<const char*>(b + kProcessFixedBytes),
+                      len - kProcessFixedBytes);
+        ++records_;
+        return CaptureRecord(std::move(e));
+      }
+      case RecordType::kDrops: {
+        DropNotice d;
+        d.from_ns = GetU64(b);
+        d.to_ns = GetU64(b + 8);
+        d.count = GetU64(b + 16);
+        ++records_;
+        return CaptureRecord(d);
+      }
+      case RecordType::kCounters: {
+        CountersSnapshot c;
+        c.at_ns = GetU64(b);
+        c.counters.emitted = GetU64(b + 8);
+        c.counters.dropped = GetU64(b + 16);
+        c.counters.unpaired = GetU64(b + 24);
+        c.counters.enter_lost = GetU64(b + 32);
+        ++records_;
+        return CaptureRecord(c);
+      }
+      case RecordType::kEnd: {
+        CaptureEnd end;
+        end.end_ns = GetU64(b);
+        end.records = GetU64(b + 8);
+        if (end.records != records_) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "end record at byte %d counts %d records, but %d precede it", at,
+              end.records, records_)));
+        }
+        Fill(1);
+        if (!error_.ok()) return error_;
+        if (end_ > begin_) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "trailing data at byte %d after the end record", offset_)));
+        }
+        done_ = true;
+        end_record_ = end;
+        Release();
+        return CaptureRecord(end);
+      }
+    }
+    // An optional record this version does not know: skip it.
+    ++records_;
+  }
+}
+
+absl::StatusOr<Capture> ReadCapture(std::string_view path, ReadMode mode) {
+  absl::StatusOr<CaptureReader> reader = CaptureReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  Capture capture;
+  capture.header = reader->header();
+  for (;;) {
+    absl::StatusOr<CaptureRecord> record = reader->Next();
+    if (!record.ok()) {
+      if (mode == ReadMode::kBestEffort &&
+          absl::IsOutOfRange(record.status())) {
+        capture.problem = record.status();
+        return capture;
+      }
+      return record.status();
+    }
+    if (auto* e = std::get_if<SyscallEvent>(&*record)) {
+      capture.events.push_back(std::move(*e));
+    } else if (auto* pe = std::get_if<ProcessEvent>(&*record)) {
+      capture.process_events.push_back(std::move(*pe));
+    } else if (auto* d = std::get_if<DropNotice>(&*record)) {
+      capture.drops.push_back(*d);
+    } else if (auto* c = std::get_if<CountersSnapshot>(&*record)) {
+      capture.counters.push_back(*c);
+    } else {
+      capture.complete = true;
+      return capture;
+    }
+  }
+}
+
+}  // namespace reqcost::collector

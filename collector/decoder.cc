@@ -1,0 +1,120 @@
+#include "collector/decoder.h"
+
+#include <linux/types.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "reqcost.h"
+
+namespace reqcost::collector {
+namespace {
+
+// The layout is the contract with the kernel side: pin it.
+static_assert(offsetof(rc_syscall_event, payload) ==
+              RC_SYSCALL_EVENT_HEADER_SIZE);
+static_assert(sizeof(rc_sock_id) == 56);
+static_assert(sizeof(rc_process_event) == 48);
+static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
+
+struct RecordPrefix {
+  __u16 kind;
+  __u16 size;
+};
+
+SocketId ToSocketId(const rc_sock_id& s) {
+  SocketId id;
+  id.family = s.family;
+  id.type = s.type;
+  id.sock = s.sock;
+  id.peer = s.peer;
+  std::memcpy(id.local_addr.data(), s.local_addr, sizeof(s.local_addr));
+  std::memcpy(id.remote_addr.data(), s.remote_addr, sizeof(s.remote_addr));
+  id.local_port = s.local_port;
+  id.remote_port = s.remote_port;
+  return id;
+}
+
+absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
+  if (len < RC_SYSCALL_EVENT_HEADER_SIZE) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "syscall record of %d bytes is shorter than its %d-byte header", len,
+        RC_SYSCALL_EVENT_HEADER_SIZE));
+  }
+  rc_syscall_event e;
+  std::memcpy(&e, data, RC_SYSCALL_EVENT_HEADER_SIZE);
+  if (e.payload_len > RC_PAYLOAD_MAX ||
+      len != RC_SYSCALL_EVENT_HEADER_SIZE + e.payload_len) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "syscall record of %d bytes declares a payload of %d bytes", len,
+        e.payload_len));
+  }
+  if (e.syscall == 0 || e.syscall >= kSyscallMax) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("syscall record with unknown syscall %d", e.syscall));
+  }
+  out->syscall = static_cast<Syscall>(e.syscall);
+  out->flags = e.flags;
+  out->tgid = e.tgid;
+  out->tid = e.tid;
+  out->fd = e.fd;
+  out->ret = e.ret;
+  out->enter_ns = e.enter_ns;
+  out->exit_ns = e.exit_ns;
+  out->sock = ToSocketId(e.sock);
+  out->payload.assign(
+      static_cast<const char*>(data) + RC_SYSCALL_EVENT_HEADER_SIZE,
+      e.payload_len);
+  return absl::OkStatus();
+}
+
+absl::Status DecodeProcess(const void* data, size_t len, ProcessEvent* out) {
+  if (len != sizeof(rc_process_event)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("process record of %d bytes, expected %d", len,
+                        sizeof(rc_process_event)));
+  }
+  rc_process_event e;
+  std::memcpy(&e, data, sizeof(e));
+  if (e.op < RC_PROC_FORK || e.op > RC_PROC_EXIT) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("process record with unknown op %d", e.op));
+  }
+  out->op = static_cast<ProcessEvent::Op>(e.op);
+  out->tgid = e.tgid;
+  out->parent_tgid = e.parent_tgid;
+  out->ts_ns = e.ts_ns;
+  out->start_ns = e.start_ns;
+  out->comm.assign(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeRecord(const void* data, size_t len, RecordKind* kind,
+                          SyscallEvent* syscall, ProcessEvent* process) {
+  if (len < sizeof(RecordPrefix)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("record of %d bytes is too short for a kind", len));
+  }
+  RecordPrefix prefix;
+  std::memcpy(&prefix, data, sizeof(prefix));
+  if (prefix.size != len) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "record says %d bytes but %d arrived", prefix.size, len));
+  }
+  switch (prefix.kind) {
+    case RC_REC_SYSCALL:
+      *kind = RecordKind::kSyscall;
+      return DecodeSyscall(data, len, syscall);
+    case RC_REC_PROCESS:
+      *kind = RecordKind::kProcess;
+      return DecodeProcess(data, len, process);
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrFormat("record of unknown kind %d", prefix.kind));
+  }
+}
+
+}  // namespace reqcost::collector

@@ -1,0 +1,139 @@
+#include "collector/system_check.h"
+
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "collector/tracefs.h"
+#include "collector/tracer.h"
+
+namespace reqcost::collector {
+namespace {
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+bool HasEffectiveCap(int cap) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+// Tracepoints reqcost attaches to, as tracefs names them.
+std::vector<std::string> NeededTracepoints() {
+  std::vector<std::string> out;
+  for (const char* sc : {"accept", "accept4", "connect", "read", "readv",
+                         "recvfrom", "recvmsg", "write", "writev", "sendto",
+                         "sendmsg", "sendfile64", "close", "shutdown"}) {
+    out.push_back(absl::StrCat("syscalls/sys_enter_", sc));
+    out.push_back(absl::StrCat("syscalls/sys_exit_", sc));
+  }
+  for (const char* sched : {"sched_process_fork", "sched_process_exec",
+                            "sched_process_exit"}) {
+    out.push_back(absl::StrCat("sched/", sched));
+  }
+  return out;
+}
+
+class NullSink : public EventSink {
+ public:
+  void OnSyscall(const SyscallEvent&) override {}
+  void OnProcess(const ProcessEvent&) override {}
+  void OnDrops(uint64_t, uint64_t, uint64_t) override {}
+};
+
+}  // namespace
+
+std::vector<CheckResult> RunSystemChecks() {
+  std::vector<CheckResult> out;
+  const std::string sudo = "run reqcost as root (sudo)";
+
+  CheckResult priv{"privileges"};
+  bool root = geteuid() == 0;
+  bool caps = HasEffectiveCap(CAP_BPF) && HasEffectiveCap(CAP_PERFMON);
+  priv.ok = root || caps;
+  priv.detail = root ? "running as root"
+                : caps ? "CAP_BPF and CAP_PERFMON"
+                       : "neither root nor CAP_BPF+CAP_PERFMON";
+  priv.fix = sudo + ", or grant CAP_BPF,CAP_PERFMON";
+  out.push_back(priv);
+
+  CheckResult btf{"BTF"};
+  btf.ok = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+  utsname uts{};
+  uname(&uts);
+  btf.detail = absl::StrCat(btf.ok ? "/sys/kernel/btf/vmlinux present"
+                                   : "/sys/kernel/btf/vmlinux missing",
+                            " (kernel ", uts.release, ")");
+  btf.fix = "use a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+  out.push_back(btf);
+
+  CheckResult tracefs{"tracefs"};
+  absl::StatusOr<std::string> dir = EnsureTracefs();
+  tracefs.ok = dir.ok();
+  tracefs.detail = dir.ok() ? absl::StrCat("mounted at ", *dir)
+                            : std::string(dir.status().message());
+  tracefs.fix = root ? "mount -t tracefs nodev /sys/kernel/tracing"
+                     : sudo + ": tracefs is root's to mount and read";
+  out.push_back(tracefs);
+
+  CheckResult tps{"tracepoints"};
+  std::vector<std::string> missing;
+  if (dir.ok()) {
+    for (const std::string& tp : NeededTracepoints()) {
+      if (access(absl::StrCat(*dir, "/events/", tp).c_str(), F_OK) != 0) {
+        missing.push_back(tp);
+      }
+    }
+  }
+  tps.ok = dir.ok() && missing.empty();
+  tps.detail = !dir.ok() ? "not checked: no tracefs"
+               : missing.empty()
+                   ? absl::StrCat(NeededTracepoints().size(),
+                                  " syscall and sched tracepoints present")
+                   : absl::StrCat("missing: ", absl::StrJoin(missing, ", "));
+  tps.fix = "use a kernel with CONFIG_FTRACE_SYSCALLS=y";
+  out.push_back(tps);
+
+  CheckResult ring{"ring buffer"};
+  int probe = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr);
+  ring.ok = probe == 1;
+  ring.detail = probe == 1   ? "BPF_MAP_TYPE_RINGBUF supported"
+                : probe == 0 ? "BPF_MAP_TYPE_RINGBUF not supported"
+                             : "could not probe (no privileges?)";
+  ring.fix = probe == 0 ? "reqcost needs Linux 5.8 or later" : sudo;
+  out.push_back(ring);
+
+  CheckResult load{"load and attach"};
+  if (priv.ok && btf.ok && tracefs.ok && ring.ok) {
+    NullSink sink;
+    TracerOptions options;
+    options.pids = {getpid()};
+    options.ring_bytes = TracerOptions::kMinRingBytes * 16;
+    absl::StatusOr<std::unique_ptr<Tracer>> tracer =
+        Tracer::Start(options, &sink);
+    load.ok = tracer.ok();
+    load.detail = tracer.ok()
+                      ? "reqcost's programs loaded, attached and detached"
+                      : std::string(tracer.status().message());
+    load.fix = "run with --verbose to see libbpf's log";
+  } else {
+    load.detail = "not tried: an earlier check failed";
+    load.fix = "fix the checks above first";
+  }
+  out.push_back(load);
+  return out;
+}
+
+}  // namespace reqcost::collector

@@ -1,0 +1,222 @@
+#include "collector/tracer.h"
+
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "collector/decoder.h"
+#include "collector/proc.h"
+#include "collector/tracefs.h"
+#include "reqcost.h"
+#include "reqcost.skel.h"
+
+namespace reqcost::collector {
+namespace {
+
+bool g_verbose = false;
+
+int PrintLibbpf(enum libbpf_print_level /*level*/, const char* format,
+                va_list args) {
+  // Even warnings stay quiet by default: the Status says what failed.
+  if (!g_verbose) return 0;
+  return vfprintf(stderr, format, args);
+}
+
+absl::Status LoadError(int err, const char* what) {
+  if (err == EPERM || err == EACCES) {
+    return absl::PermissionDeniedError(
+        "loading BPF needs root or CAP_BPF+CAP_PERFMON; run with sudo");
+  }
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "%s failed: %s (run with --verbose for libbpf's log)", what,
+      std::strerror(err)));
+}
+
+bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+uint64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+absl::Status ValidateTracerOptions(const TracerOptions& o) {
+  if (o.pids.empty()) {
+    return absl::InvalidArgumentError("give at least one PID with -p");
+  }
+  for (pid_t pid : o.pids) {
+    if (pid <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("-p %d: a PID is a positive number", pid));
+    }
+  }
+  if (o.payload_bytes > TracerOptions::kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--payload %d is out of range: 0 to %d bytes", o.payload_bytes,
+        TracerOptions::kMaxPayloadBytes));
+  }
+  if (o.ring_bytes < TracerOptions::kMinRingBytes ||
+      o.ring_bytes > TracerOptions::kMaxRingBytes ||
+      !IsPowerOfTwo(o.ring_bytes)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--ring-buffer %d is out of range: a power of two from 4 KiB to 1 GiB",
+        o.ring_bytes));
+  }
+  return absl::OkStatus();
+}
+
+void Tracer::SkeletonDeleter::operator()(reqcost_bpf* skel) const {
+  reqcost_bpf__destroy(skel);
+}
+
+void Tracer::RingDeleter::operator()(ring_buffer* rb) const {
+  ring_buffer__free(rb);
+}
+
+absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
+    const TracerOptions& options, EventSink* sink) {
+  if (absl::Status s = ValidateTracerOptions(options); !s.ok()) return s;
+  ProcFs proc;
+  // Fail on a bad PID before touching the kernel.
+  for (pid_t pid : options.pids) {
+    if (absl::StatusOr<ProcessInfo> p = proc.ReadProcess(pid); !p.ok()) {
+      return p.status();
+    }
+  }
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    return absl::FailedPreconditionError(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux); reqcost needs "
+        "CONFIG_DEBUG_INFO_BTF=y");
+  }
+  g_verbose = options.verbose;
+  libbpf_set_print(PrintLibbpf);
+  if (absl::StatusOr<std::string> t = EnsureTracefs(); !t.ok()) {
+    if (geteuid() != 0) {
+      return absl::PermissionDeniedError(
+          "loading BPF needs root or CAP_BPF+CAP_PERFMON; run with sudo");
+    }
+    return t.status();
+  }
+
+  std::unique_ptr<Tracer> tracer(new Tracer(sink));
+  tracer->skel_.reset(reqcost_bpf__open());
+  if (!tracer->skel_) return LoadError(errno, "opening the BPF object");
+  reqcost_bpf* skel = tracer->skel_.get();
+  uint64_t key = 0;
+  if (getrandom(&key, sizeof(key), 0) != sizeof(key)) {
+    return absl::ErrnoToStatus(errno, "getrandom for the socket-id key");
+  }
+  skel->rodata->targ_hash_key = key;
+  skel->rodata->targ_payload = options.payload_bytes;
+  if (int err = bpf_map__set_max_entries(skel->maps.events, options.ring_bytes)) {
+    return LoadError(-err, "sizing the ring buffer");
+  }
+  if (int err = reqcost_bpf__load(skel)) {
+    return LoadError(-err, "loading the BPF programs");
+  }
+  // Attach with an empty traced set: nothing emits yet, but forks are
+  // followed from here on, so no child born during the scan is missed.
+  if (int err = reqcost_bpf__attach(skel)) {
+    return LoadError(-err, "attaching to the syscall tracepoints");
+  }
+
+  // Scan twice: the second scan catches children forked before the fork
+  // tracepoint saw their traced parent.
+  std::set<uint32_t> traced;
+  int map_fd = bpf_map__fd(skel->maps.traced);
+  for (int scan = 0; scan < 2; ++scan) {
+    absl::StatusOr<std::vector<ProcessInfo>> procs =
+        proc.WithDescendants(options.pids);
+    if (!procs.ok()) return procs.status();
+    for (ProcessInfo& info : *procs) {
+      if (!traced.insert(info.pid).second) continue;
+      uint8_t one = 1;
+      if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {
+        return absl::ErrnoToStatus(
+            errno, absl::StrFormat("tracing PID %d (too many processes?)",
+                                   info.pid));
+      }
+      tracer->processes_.push_back(std::move(info));
+    }
+  }
+
+  tracer->ring_.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
+                                       &Tracer::OnRecord, tracer.get(),
+                                       nullptr));
+  if (!tracer->ring_) return LoadError(errno, "opening the ring buffer");
+  tracer->last_drop_check_ns_ = MonotonicNowNs();
+  return tracer;
+}
+
+Tracer::~Tracer() {
+  ring_.reset();
+  skel_.reset();
+}
+
+int Tracer::OnRecord(void* ctx, void* data, size_t len) {
+  auto* self = static_cast<Tracer*>(ctx);
+  RecordKind kind;
+  if (!DecodeRecord(data, len, &kind, &self->syscall_, &self->process_).ok()) {
+    ++self->decode_errors_;
+    return 0;
+  }
+  if (kind == RecordKind::kSyscall) {
+    self->sink_->OnSyscall(self->syscall_);
+  } else {
+    self->sink_->OnProcess(self->process_);
+  }
+  return 0;
+}
+
+absl::StatusOr<int> Tracer::Poll(int timeout_ms) {
+  // The kernel side wakes us only past a backlog; the timeout drains the
+  // rest, so a quiet stream is still delivered within timeout_ms.
+  int n = ring_buffer__poll(ring_.get(), timeout_ms);
+  if (n == -EINTR) n = 0;
+  if (n < 0) return absl::ErrnoToStatus(-n, "polling the ring buffer");
+  int more = ring_buffer__consume(ring_.get());
+  if (more == -EINTR) more = 0;
+  if (more < 0) return absl::ErrnoToStatus(-more, "draining the ring buffer");
+  CheckDrops();
+  return n + more;
+}
+
+void Tracer::CheckDrops() {
+  uint64_t now = MonotonicNowNs();
+  uint64_t dropped = counters().dropped;
+  if (dropped > dropped_seen_) {
+    sink_->OnDrops(last_drop_check_ns_, now, dropped - dropped_seen_);
+    dropped_seen_ = dropped;
+  }
+  last_drop_check_ns_ = now;
+}
+
+KernelCounters Tracer::counters() const {
+  KernelCounters out;
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return out;
+  std::vector<uint64_t> values(static_cast<size_t>(ncpus));
+  int fd = bpf_map__fd(skel_->maps.counters);
+  uint64_t* fields[RC_CNT_MAX] = {&out.emitted, &out.dropped, &out.unpaired,
+                                  &out.enter_lost};
+  for (uint32_t i = 0; i < RC_CNT_MAX; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, values.data()) != 0) continue;
+    for (uint64_t v : values) *fields[i] += v;
+  }
+  return out;
+}
+
+}  // namespace reqcost::collector

@@ -1,0 +1,99 @@
+// Loads the kernel side, follows the traced process tree and drains events.
+#ifndef REQCOST_COLLECTOR_TRACER_H_
+#define REQCOST_COLLECTOR_TRACER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "collector/event.h"
+
+struct reqcost_bpf;
+struct ring_buffer;
+
+namespace reqcost::collector {
+
+// Where drained events go, in ring-buffer order (near exit-time order).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnSyscall(const SyscallEvent& event) = 0;
+  virtual void OnProcess(const ProcessEvent& event) = 0;
+  // The kernel lost `count` records at some time in [from_ns, to_ns].
+  virtual void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) = 0;
+};
+
+struct TracerOptions {
+  static constexpr uint32_t kDefaultRingBytes = 8u << 20;
+  static constexpr uint32_t kMinRingBytes = 4096;
+  static constexpr uint32_t kMaxRingBytes = 1u << 30;
+  static constexpr uint32_t kMaxPayloadBytes = 256;
+
+  std::vector<pid_t> pids;     // traced with all their descendants
+  uint32_t payload_bytes = 0;  // of each read/write; 0 captures none
+  uint32_t ring_bytes = kDefaultRingBytes;  // a power of two
+  bool verbose = false;        // libbpf's own messages to stderr
+};
+
+// Checks options a user can get wrong; InvalidArgument naming the flag.
+absl::Status ValidateTracerOptions(const TracerOptions& options);
+
+class Tracer {
+ public:
+  // Loads and attaches; the programs are live when this returns. NotFound
+  // for a PID that does not exist, PermissionDenied without the privileges
+  // to load BPF, FailedPrecondition when the kernel lacks what it takes.
+  static absl::StatusOr<std::unique_ptr<Tracer>> Start(
+      const TracerOptions& options, EventSink* sink);
+
+  // Detaches and unloads everything.
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  // The processes traced at attach (roots and descendants).
+  const std::vector<ProcessInfo>& processes() const { return processes_; }
+
+  // Waits up to `timeout_ms` for events, hands every ready record to the
+  // sink and reports new drops. Returns how many records it handled; an
+  // interrupting signal is not an error.
+  absl::StatusOr<int> Poll(int timeout_ms);
+
+  // Kernel counters summed over CPUs.
+  KernelCounters counters() const;
+  // Records the decoder refused (a kernel/user mismatch: never expected).
+  uint64_t decode_errors() const { return decode_errors_; }
+
+ private:
+  Tracer(EventSink* sink) : sink_(sink) {}
+  static int OnRecord(void* ctx, void* data, size_t len);
+  void CheckDrops();
+
+  struct SkeletonDeleter {
+    void operator()(reqcost_bpf* skel) const;
+  };
+  struct RingDeleter {
+    void operator()(ring_buffer* rb) const;
+  };
+
+  EventSink* sink_;
+  std::unique_ptr<reqcost_bpf, SkeletonDeleter> skel_;
+  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  std::vector<ProcessInfo> processes_;
+  SyscallEvent syscall_;  // reused: no allocation per record
+  ProcessEvent process_;
+  uint64_t decode_errors_ = 0;
+  uint64_t dropped_seen_ = 0;
+  uint64_t last_drop_check_ns_ = 0;
+};
+
+// CLOCK_MONOTONIC now, the clock of every event timestamp.
+uint64_t MonotonicNowNs();
+
+}  // namespace reqcost::collector
+
+#endif  // REQCOST_COLLECTOR_TRACER_H_
