@@ -32,7 +32,8 @@ constexpr uint32_t kProcessFixedBytes = 26;
 constexpr uint32_t kDropsBytes = 24;
 constexpr uint32_t kCountersBytes = 40;
 constexpr uint32_t kEndBytes = 16;
-static_assert(kSyscallFixedBytes + 32 + kMaxPayloadBytes <= kMaxRecordBodyBytes);
+static_assert(kSyscallFixedBytes + 32 + kMaxPayloadBytes <=
+              kMaxRecordBodyBytes);
 static_assert(kProcessFixedBytes + kMaxCommBytes <= kMaxRecordBodyBytes);
 
 // Smallest on-disk size of one process-table entry (two empty strings).
@@ -190,21 +191,21 @@ absl::Status WriteAll(int fd, const uint8_t* data, size_t n,
   return absl::OkStatus();
 }
 
-// The name of a record type in messages.
+// A record type in messages, with its article: "a syscall event".
 std::string_view RecordName(uint16_t type) {
   switch (static_cast<RecordType>(type)) {
     case RecordType::kSyscallEvent:
-      return "syscall event";
+      return "a syscall event";
     case RecordType::kProcessEvent:
-      return "process event";
+      return "a process event";
     case RecordType::kDrops:
-      return "drop notice";
+      return "a drop notice";
     case RecordType::kCounters:
-      return "counters record";
+      return "a counters record";
     case RecordType::kEnd:
-      return "end record";
+      return "an end record";
   }
-  return "optional record";
+  return "an optional record";
 }
 
 }  // namespace
@@ -273,9 +274,9 @@ absl::StatusOr<CaptureWriter> CaptureWriter::Create(
   return Create(path, header, Options());
 }
 
-absl::StatusOr<CaptureWriter> CaptureWriter::Create(
-    std::string_view path, const CaptureHeader& header,
-    const Options& options) {
+absl::StatusOr<CaptureWriter> CaptureWriter::Create(std::string_view path,
+                                                    const CaptureHeader& header,
+                                                    const Options& options) {
   const std::string p(path);
   if (p.empty()) {
     return absl::InvalidArgumentError("capture file path is empty");
@@ -331,17 +332,17 @@ absl::StatusOr<CaptureWriter> CaptureWriter::Create(
     return absl::ErrnoToStatus(
         errno, absl::StrFormat("remove old capture file %s", p));
   }
-  const int fd = ::open(p.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        S_IRUSR | S_IWUSR);
+  const int fd =
+      ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+             S_IRUSR | S_IWUSR);
   if (fd < 0) {
     if (errno == EEXIST) {
       return absl::AlreadyExistsError(absl::StrFormat(
           "capture file %s already exists; remove it or choose another path",
           p));
     }
-    return absl::ErrnoToStatus(
-        errno, absl::StrFormat("create capture file %s", p));
+    return absl::ErrnoToStatus(errno,
+                               absl::StrFormat("create capture file %s", p));
   }
   // The umask may have taken bits away; captures may hold payload bytes, so
   // the owner alone reads them, whatever the umask.
@@ -355,9 +356,8 @@ absl::StatusOr<CaptureWriter> CaptureWriter::Create(
   const size_t capacity = std::max<size_t>(
       options.buffer_bytes, 2 * (kRecordPrefixBytes + kMaxRecordBodyBytes));
   CaptureWriter writer(fd, p, capacity, options.sync_on_close);
-  if (absl::Status s =
-          WriteAll(fd, reinterpret_cast<const uint8_t*>(bytes.data()),
-                   bytes.size(), p);
+  if (absl::Status s = WriteAll(
+          fd, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), p);
       !s.ok()) {
     writer.error_ = s;
     writer.Release();
@@ -441,9 +441,9 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
 absl::Status CaptureWriter::Write(const ProcessEvent& e) {
   if (absl::Status s = CheckWritable(); !s.ok()) return s;
   if (!ValidOp(e.op)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "process event with unknown op %d not written to %s",
-        static_cast<uint16_t>(e.op), path_));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("process event with unknown op %d not written to %s",
+                        static_cast<uint16_t>(e.op), path_));
   }
   if (e.comm.size() > kMaxCommBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -534,13 +534,13 @@ absl::Status CaptureWriter::Close(uint64_t end_ns,
       w = ::pwrite(fd_, end, sizeof(end), kEndNsOffset);
     } while (w < 0 && errno == EINTR);
     if (w != static_cast<ssize_t>(sizeof(end))) {
-      status = w < 0 ? absl::ErrnoToStatus(
-                           errno, absl::StrFormat(
-                                      "record end time in capture file %s",
-                                      path_))
-                     : absl::DataLossError(absl::StrFormat(
-                           "record end time in capture file %s: short write",
-                           path_));
+      status =
+          w < 0
+              ? absl::ErrnoToStatus(
+                    errno, absl::StrFormat("record end time in capture file %s",
+                                           path_))
+              : absl::DataLossError(absl::StrFormat(
+                    "record end time in capture file %s: short write", path_));
     }
   }
   if (status.ok() && sync_on_close_ && ::fsync(fd_) != 0) {
@@ -668,8 +668,8 @@ absl::Status CaptureReader::ReadHeader() {
   if (!error_.ok()) return error_;
   const uint8_t* p = buf_.get() + begin_;
   if (have == 0) {
-    return Fail(absl::InvalidArgumentError(
-        "empty file, not a reqcost capture file"));
+    return Fail(
+        absl::InvalidArgumentError("empty file, not a reqcost capture file"));
   }
   const size_t magic_have = std::min<size_t>(have, kCaptureMagic.size());
   if (std::memcmp(p, kCaptureMagic.data(), magic_have) != 0) {
@@ -712,9 +712,9 @@ absl::Status CaptureReader::ReadHeader() {
     have = Fill(header_len - bytes.size());
     if (!error_.ok()) return error_;
     if (have == 0) {
-      return Fail(absl::OutOfRangeError(absl::StrFormat(
-          "truncated header at byte 0: need %u bytes, have %d", header_len,
-          bytes.size())));
+      return Fail(absl::OutOfRangeError(
+          absl::StrFormat("truncated header at byte 0: need %u bytes, have %d",
+                          header_len, bytes.size())));
     }
     const size_t take = std::min<size_t>(have, header_len - bytes.size());
     bytes.insert(bytes.end(), buf_.get() + begin_, buf_.get() + begin_ + take);
@@ -803,9 +803,9 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
           at, records_)));
     }
     if (have < kRecordPrefixBytes) {
-      return Fail(absl::OutOfRangeError(absl::StrFormat(
-          "truncated record at byte %d: need %u bytes, have %d", at,
-          kRecordPrefixBytes, have)));
+      return Fail(absl::OutOfRangeError(
+          absl::StrFormat("truncated record at byte %d: need %u bytes, have %d",
+                          at, kRecordPrefixBytes, have)));
     }
     const uint8_t* p = buf_.get() + begin_;
     const uint16_t type = GetU16(p);
@@ -830,8 +830,8 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
         break;
       default:
         if ((type & kOptionalRecordBit) == 0) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "unknown record type %u at byte %d", type, at)));
+          return Fail(absl::DataLossError(
+              absl::StrFormat("unknown record type %u at byte %d", type, at)));
         }
     }
     if (len > kMaxRecordBodyBytes) {
@@ -841,16 +841,16 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
     }
     if (len < min_len) {
       return Fail(absl::DataLossError(absl::StrFormat(
-          "record length %u too short for a %s at byte %d (minimum %u)", len,
+          "record length %u too short for %s at byte %d (minimum %u)", len,
           RecordName(type), at, min_len)));
     }
     const size_t total = kRecordPrefixBytes + len;
     have = Fill(total);
     if (!error_.ok()) return error_;
     if (have < total) {
-      return Fail(absl::OutOfRangeError(absl::StrFormat(
-          "truncated record at byte %d: need %d bytes, have %d", at, total,
-          have)));
+      return Fail(absl::OutOfRangeError(
+          absl::StrFormat("truncated record at byte %d: need %d bytes, have %d",
+                          at, total, have)));
     }
     const uint8_t* b = buf_.get() + begin_ + kRecordPrefixBytes;
     begin_ += total;
@@ -891,8 +891,7 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
               "addresses at byte %d (minimum %u)",
               len, addr_len, at, fixed)));
         }
-        std::memcpy(e.sock.local_addr.data(), b + kSyscallFixedBytes,
-                    addr_len);
+        std::memcpy(e.sock.local_addr.data(), b + kSyscallFixedBytes, addr_len);
         std::memcpy(e.sock.remote_addr.data(),
                     b + kSyscallFixedBytes + addr_len, addr_len);
         e.payload.assign(reinterpret_cast<const char*>(b + fixed), len - fixed);

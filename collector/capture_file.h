@@ -256,8 +256,8 @@ class CaptureReader {
   CaptureHeader header_;
   uint32_t version_ = 0;
   std::unique_ptr<uint8_t[]> buf_;
-  size_t begin_ = 0;    // first unread byte in buf_
-  size_t end_ = 0;      // one past the last valid byte in buf_
+  size_t begin_ = 0;     // first unread byte in buf_
+  size_t end_ = 0;       // one past the last valid byte in buf_
   uint64_t offset_ = 0;  // file offset of buf_[begin_]
   uint64_t records_ = 0;
   bool eof_ = false;
