@@ -38,6 +38,7 @@ struct {
 struct pending {
 	__u64 enter_ns;
 	__u64 buf;		/* user buffer, iovec or msghdr, for payload */
+	__u64 iovcnt;		/* readv/writev: iovecs at buf */
 	struct sock *sk;	/* the socket, NULL when fd is no socket */
 	__s32 fd;
 	__u16 syscall;
@@ -65,12 +66,35 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Records are built here, then copied out with their true length. */
+/*
+ * Records are built here, then copied out with their true length. Copies
+ * into the payload pass a length masked with PAYLOAD_MASK at an offset below
+ * RC_PAYLOAD_MAX: the slack makes every such copy provably in bounds.
+ */
+#define PAYLOAD_MASK (2 * RC_PAYLOAD_MAX - 1)
+
+/*
+ * v &= PAYLOAD_MASK in a form clang cannot drop: it proves the mask redundant
+ * and may then hand the helper an unbounded copy of the register.
+ */
+static __always_inline __u64 verifier_bound(__u64 v)
+{
+	asm volatile("%0 &= 511" : "+r"(v));
+	return v;
+}
+
+_Static_assert(PAYLOAD_MASK == 511, "verifier_bound() masks with 511");
+
+struct scratch_event {
+	struct rc_syscall_event e;
+	__u8 slack[2 * RC_PAYLOAD_MAX];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct rc_syscall_event);
+	__type(value, struct scratch_event);
 } scratch SEC(".maps");
 
 static __always_inline void count(__u32 which)
@@ -164,7 +188,7 @@ static __always_inline bool has_payload(__u16 sc)
 	       sc != RC_SYS_SHUTDOWN && sc != RC_SYS_SENDFILE;
 }
 
-static __always_inline int on_enter(__u16 sc, int fd, __u64 buf)
+static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -177,6 +201,7 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf)
 	p.syscall = sc;
 	p.fd = fd;
 	p.buf = buf;
+	p.iovcnt = iovcnt;
 	sk = fd_to_sock(fd);
 	p.sk = sk;
 	/*
@@ -194,28 +219,56 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf)
 	return 0;
 }
 
-/* The first user buffer a syscall moved bytes through, and its length. */
-static __always_inline __u64 first_buf(__u16 sc, __u64 buf)
+#define MAX_IOVECS 4	/* payload is gathered from at most this many */
+
+/*
+ * Copies up to `want` bytes moved through `iovcnt` iovecs at `iov` into dst,
+ * a scratch payload (see PAYLOAD_MASK). Returns the bytes copied.
+ */
+static __always_inline __u32 gather_iovecs(__u8 *dst, const struct iovec *iov,
+					   __u64 iovcnt, __u32 want)
 {
-	struct iovec iov;
+	__u32 off = 0;
+
+#pragma unroll
+	for (int i = 0; i < MAX_IOVECS; i++) {
+		struct iovec v;
+		__u32 len;
+
+		if (i >= iovcnt || off >= want)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		len = v.iov_len < want - off ? v.iov_len : want - off;
+		if (len > RC_PAYLOAD_MAX)
+			len = RC_PAYLOAD_MAX;
+		off &= RC_PAYLOAD_MAX - 1;	/* off < want <= RC_PAYLOAD_MAX */
+		if (bpf_probe_read_user(dst + off, verifier_bound(len), v.iov_base))
+			break;
+		off += len;
+	}
+	return off;
+}
+
+/* Copies the first `want` bytes a syscall moved into dst; returns how many. */
+static __always_inline __u32 copy_payload(__u8 *dst, __u16 sc, __u64 buf,
+					  __u64 iovcnt, __u32 want)
+{
 	struct user_msghdr msg;
 
 	switch (sc) {
 	case RC_SYS_READV:
 	case RC_SYS_WRITEV:
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)buf))
-			return 0;
-		return (__u64)iov.iov_base;
+		return gather_iovecs(dst, (const struct iovec *)buf, iovcnt, want);
 	case RC_SYS_RECVMSG:
 	case RC_SYS_SENDMSG:
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) ||
-		    !msg.msg_iov)
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
 			return 0;
-		if (bpf_probe_read_user(&iov, sizeof(iov), msg.msg_iov))
-			return 0;
-		return (__u64)iov.iov_base;
+		return gather_iovecs(dst, msg.msg_iov, msg.msg_iovlen, want);
 	default:
-		return buf;
+		if (bpf_probe_read_user(dst, verifier_bound(want), (void *)buf))
+			return 0;
+		return want;
 	}
 }
 
@@ -223,11 +276,14 @@ static __always_inline int emit(struct rc_syscall_event *e, __u32 payload)
 {
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	__u32 size = RC_SYSCALL_EVENT_HEADER_SIZE + payload;
+	__u64 size;
 
-	if (size > sizeof(*e))
-		size = sizeof(*e);
-	e->size = size;
+	if (payload > RC_PAYLOAD_MAX)
+		payload = RC_PAYLOAD_MAX;
+	e->payload_len = payload;
+	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + payload;
+	/* Within the scratch value whatever the mask leaves (see PAYLOAD_MASK). */
+	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(payload);
 	if (bpf_ringbuf_output(&events, e, size, flags)) {
 		count(RC_CNT_DROPPED);
 		return 0;
@@ -240,6 +296,7 @@ static __always_inline int on_exit(__u16 sc, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id, zero = 0;
+	struct scratch_event *s;
 	struct rc_syscall_event *e;
 	struct pending *p;
 	struct sock *sk;
@@ -247,9 +304,10 @@ static __always_inline int on_exit(__u16 sc, long ret)
 
 	if (!is_traced(tgid))
 		return 0;
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
 		return 0;
+	e = &s->e;
 	p = bpf_map_lookup_elem(&pending, &tid);
 	if (p && p->syscall != sc)
 		p = NULL;	/* a stale entry: the thread died mid-call */
@@ -301,21 +359,13 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		read_sock_id(sk, &e->sock);
 	}
 
-	if (p && targ_payload && ret > 0 && has_payload(sc)) {
-		__u64 buf = first_buf(sc, p->buf);
+	if (p && p->buf && targ_payload && ret > 0 && has_payload(sc)) {
+		__u32 want = ret < targ_payload ? (__u32)ret : targ_payload;
 
-		n = ret < targ_payload ? (__u32)ret : targ_payload;
-		if (n > RC_PAYLOAD_MAX)
-			n = RC_PAYLOAD_MAX;
-		/*
-		 * readv/sendmsg may move fewer bytes through their first buffer
-		 * than ret; then the rest is the caller's own adjacent memory,
-		 * never more than asked for.
-		 */
-		if (!buf || bpf_probe_read_user(e->payload, n, (void *)buf))
-			n = 0;
+		if (want > RC_PAYLOAD_MAX)
+			want = RC_PAYLOAD_MAX;
+		n = copy_payload(e->payload, sc, p->buf, p->iovcnt, want);
 	}
-	e->payload_len = n;
 	if (p)
 		bpf_map_delete_elem(&pending, &tid);
 	return emit(e, n);
@@ -323,11 +373,11 @@ static __always_inline int on_exit(__u16 sc, long ret)
 
 #define ARG(ctx, i) ((ctx)->args[i])
 
-#define TRACE_SYSCALL(name, sc, fd_arg, buf_arg)				\
+#define TRACE_SYSCALL(name, sc, buf_arg, iovcnt_arg)				\
 SEC("tp/syscalls/sys_enter_" #name)						\
 int enter_##name(struct trace_event_raw_sys_enter *ctx)			\
 {										\
-	return on_enter(sc, (int)ARG(ctx, fd_arg), buf_arg);			\
+	return on_enter(sc, (int)ARG(ctx, 0), buf_arg, iovcnt_arg);		\
 }										\
 SEC("tp/syscalls/sys_exit_" #name)						\
 int exit_##name(struct trace_event_raw_sys_exit *ctx)				\
@@ -335,18 +385,19 @@ int exit_##name(struct trace_event_raw_sys_exit *ctx)				\
 	return on_exit(sc, ctx->ret);						\
 }
 
+/* The fd is every one's first argument (sendfile's is out_fd). */
 TRACE_SYSCALL(accept, RC_SYS_ACCEPT, 0, 0)
 TRACE_SYSCALL(accept4, RC_SYS_ACCEPT4, 0, 0)
 TRACE_SYSCALL(connect, RC_SYS_CONNECT, 0, 0)
-TRACE_SYSCALL(read, RC_SYS_READ, 0, ARG(ctx, 1))
-TRACE_SYSCALL(readv, RC_SYS_READV, 0, ARG(ctx, 1))
-TRACE_SYSCALL(recvfrom, RC_SYS_RECVFROM, 0, ARG(ctx, 1))
-TRACE_SYSCALL(recvmsg, RC_SYS_RECVMSG, 0, ARG(ctx, 1))
-TRACE_SYSCALL(write, RC_SYS_WRITE, 0, ARG(ctx, 1))
-TRACE_SYSCALL(writev, RC_SYS_WRITEV, 0, ARG(ctx, 1))
-TRACE_SYSCALL(sendto, RC_SYS_SENDTO, 0, ARG(ctx, 1))
-TRACE_SYSCALL(sendmsg, RC_SYS_SENDMSG, 0, ARG(ctx, 1))
-TRACE_SYSCALL(sendfile64, RC_SYS_SENDFILE, 0, 0)	/* out_fd is arg 0 */
+TRACE_SYSCALL(read, RC_SYS_READ, ARG(ctx, 1), 0)
+TRACE_SYSCALL(readv, RC_SYS_READV, ARG(ctx, 1), ARG(ctx, 2))
+TRACE_SYSCALL(recvfrom, RC_SYS_RECVFROM, ARG(ctx, 1), 0)
+TRACE_SYSCALL(recvmsg, RC_SYS_RECVMSG, ARG(ctx, 1), 0)
+TRACE_SYSCALL(write, RC_SYS_WRITE, ARG(ctx, 1), 0)
+TRACE_SYSCALL(writev, RC_SYS_WRITEV, ARG(ctx, 1), ARG(ctx, 2))
+TRACE_SYSCALL(sendto, RC_SYS_SENDTO, ARG(ctx, 1), 0)
+TRACE_SYSCALL(sendmsg, RC_SYS_SENDMSG, ARG(ctx, 1), 0)
+TRACE_SYSCALL(sendfile64, RC_SYS_SENDFILE, 0, 0)
 TRACE_SYSCALL(close, RC_SYS_CLOSE, 0, 0)
 TRACE_SYSCALL(shutdown, RC_SYS_SHUTDOWN, 0, 0)
 

@@ -34,9 +34,14 @@ int PrintLibbpf(enum libbpf_print_level /*level*/, const char* format,
 }
 
 absl::Status LoadError(int err, const char* what) {
-  if (err == EPERM || err == EACCES) {
+  if ((err == EPERM || err == EACCES) && geteuid() != 0) {
     return absl::PermissionDeniedError(
         "loading BPF needs root or CAP_BPF+CAP_PERFMON; run with sudo");
+  }
+  if (err == EACCES) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s failed: the kernel's verifier refused a program (run with "
+        "--verbose for its log)", what));
   }
   return absl::FailedPreconditionError(absl::StrFormat(
       "%s failed: %s (run with --verbose for libbpf's log)", what,
@@ -202,6 +207,27 @@ void Tracer::CheckDrops() {
     dropped_seen_ = dropped;
   }
   last_drop_check_ns_ = now;
+}
+
+Tracer::ObjectIds Tracer::object_ids() const {
+  ObjectIds ids;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+      ids.programs.push_back(info.id);
+    }
+  }
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_map__fd(map), &info, &len) == 0) {
+      ids.maps.push_back(info.id);
+    }
+  }
+  return ids;
 }
 
 KernelCounters Tracer::counters() const {

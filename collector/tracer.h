@@ -65,6 +65,14 @@ class Tracer {
 
   // Kernel counters summed over CPUs.
   KernelCounters counters() const;
+  // Kernel ids of every program and map this tracer loaded; all of them
+  // are gone once it is destroyed.
+  struct ObjectIds {
+    std::vector<uint32_t> programs;
+    std::vector<uint32_t> maps;
+  };
+  ObjectIds object_ids() const;
+
   // Records the decoder refused (a kernel/user mismatch: never expected).
   uint64_t decode_errors() const { return decode_errors_; }
 

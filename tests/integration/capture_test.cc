@@ -1,0 +1,369 @@
+// Loads the real BPF programs and traces real processes: a unix-socket and a
+// TCP exchange made by a traced process and the child it forks after attach.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "collector/tracer.h"
+#include "tests/support/require_bpf.h"
+
+namespace reqcost::collector {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+namespace fs = std::filesystem;
+
+class CollectingSink : public EventSink {
+ public:
+  void OnSyscall(const SyscallEvent& e) override { syscalls.push_back(e); }
+  void OnProcess(const ProcessEvent& e) override { processes.push_back(e); }
+  void OnDrops(uint64_t, uint64_t, uint64_t count) override { drops += count; }
+
+  std::vector<SyscallEvent> Of(uint32_t tgid) const {
+    std::vector<SyscallEvent> out;
+    for (const SyscallEvent& e : syscalls) {
+      if (e.tgid == tgid) out.push_back(e);
+    }
+    return out;
+  }
+
+  std::vector<SyscallEvent> syscalls;
+  std::vector<ProcessEvent> processes;
+  uint64_t drops = 0;
+};
+
+// (syscall, ret) of each event, in order: the shape asserted below.
+std::vector<std::pair<std::string, int64_t>> Calls(
+    const std::vector<SyscallEvent>& events) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const SyscallEvent& e : events) {
+    out.emplace_back(std::string(SyscallName(e.syscall)), e.ret);
+  }
+  return out;
+}
+
+void Die(const char* what) {
+  perror(what);
+  _exit(90);
+}
+
+void MustWriteAll(int fd, const void* data, size_t len) {
+  if (write(fd, data, len) != static_cast<ssize_t>(len)) Die("write");
+}
+
+// The traced process. Waits for `go` (after attach), does file and pipe I/O
+// that must not be traced, then serves one unix and one TCP exchange to a
+// child it forks. Fds: a=accepted unix, b=accepted TCP.
+[[noreturn]] void TracedWorkload(int go_fd, const std::string& dir) {
+  char c;
+  if (read(go_fd, &c, 1) != 1) Die("go");
+  int f = open((dir + "/file").c_str(), O_CREAT | O_RDWR, 0600);
+  MustWriteAll(f, "file", 4);
+  lseek(f, 0, SEEK_SET);
+  char buf[64];
+  if (read(f, buf, sizeof(buf)) != 4) Die("file read");
+  close(f);
+  int p[2];
+  if (pipe(p) != 0) Die("pipe");
+  MustWriteAll(p[1], "pipe", 4);
+  if (read(p[0], buf, sizeof(buf)) != 4) Die("pipe read");
+  close(p[0]);
+  close(p[1]);
+
+  sockaddr_un ua{};
+  ua.sun_family = AF_UNIX;
+  std::string path = dir + "/s";
+  std::strncpy(ua.sun_path, path.c_str(), sizeof(ua.sun_path) - 1);
+  int lu = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (bind(lu, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)) != 0 ||
+      listen(lu, 4) != 0) {
+    Die("unix listen");
+  }
+  sockaddr_in ta{};
+  ta.sin_family = AF_INET;
+  ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t tlen = sizeof(ta);
+  int lt = socket(AF_INET, SOCK_STREAM, 0);
+  if (bind(lt, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0 ||
+      listen(lt, 4) != 0 ||
+      getsockname(lt, reinterpret_cast<sockaddr*>(&ta), &tlen) != 0) {
+    Die("tcp listen");
+  }
+
+  pid_t client = fork();
+  if (client == 0) {
+    int k = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(k, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)) != 0) {
+      Die("unix connect");
+    }
+    MustWriteAll(k, "hello-unix!", 11);
+    char r1[3], r2[8];
+    iovec in[2] = {{r1, sizeof(r1)}, {r2, sizeof(r2)}};
+    if (readv(k, in, 2) != 5) Die("readv");
+    close(k);
+    k = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(k, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0) {
+      Die("tcp connect");
+    }
+    if (send(k, "GET / x", 7, 0) != 7) Die("send");
+    char r[64];
+    size_t got = 0;
+    while (got < 9) {
+      ssize_t n = recv(k, r + got, sizeof(r) - got, 0);
+      if (n <= 0) Die("recv");
+      got += n;
+    }
+    iovec out = {const_cast<char*>("end"), 3};
+    msghdr msg{};
+    msg.msg_iov = &out;
+    msg.msg_iovlen = 1;
+    if (sendmsg(k, &msg, 0) != 3) Die("sendmsg");
+    close(k);
+    _exit(0);
+  }
+
+  int a = accept4(lu, nullptr, nullptr, SOCK_CLOEXEC);
+  if (a < 0) Die("accept4");
+  size_t got = 0;
+  while (got < 11) {
+    ssize_t n = read(a, buf + got, sizeof(buf) - got);
+    if (n <= 0) Die("read");
+    got += n;
+  }
+  iovec out[2] = {{const_cast<char*>("wor"), 3}, {const_cast<char*>("ld"), 2}};
+  if (writev(a, out, 2) != 5) Die("writev");
+  close(a);
+  int b = accept(lt, nullptr, nullptr);
+  if (b < 0) Die("accept");
+  got = 0;
+  while (got < 7) {
+    ssize_t n = recv(b, buf + got, sizeof(buf) - got, 0);
+    if (n <= 0) Die("recv");
+    got += n;
+  }
+  if (send(b, "HTTP/1.0 ", 9, 0) != 9) Die("send");
+  iovec tail = {buf, sizeof(buf)};
+  msghdr msg{};
+  msg.msg_iov = &tail;
+  msg.msg_iovlen = 1;
+  if (recvmsg(b, &msg, MSG_WAITALL) != 3) Die("recvmsg");
+  close(b);
+  close(lu);
+  close(lt);
+  int status = 0;
+  waitpid(client, &status, 0);
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 91);
+}
+
+// An untraced process doing socket I/O at the same time.
+[[noreturn]] void UntracedSibling(int go_fd) {
+  char c;
+  if (read(go_fd, &c, 1) != 1) _exit(92);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) _exit(93);
+  char buf[8];
+  for (int i = 0; i < 20; ++i) {
+    if (write(sv[0], "noise", 5) != 5 || read(sv[1], buf, sizeof(buf)) != 5) {
+      _exit(94);
+    }
+  }
+  _exit(0);
+}
+
+// Polls until `pid` exited (bounded), then drains what is left.
+int PollUntilExit(Tracer& tracer, pid_t pid) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int status = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    EXPECT_TRUE(tracer.Poll(50).ok());
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(tracer.Poll(50).ok());
+  return status;
+}
+
+class CaptureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/reqcost-capture-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(CaptureTest, TracesExactSocketSyscallsOfATreeAndNothingElse) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  int go[2], go_sibling[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(go_sibling), 0);
+  pid_t traced = fork();
+  if (traced == 0) TracedWorkload(go[0], dir_);
+  pid_t sibling = fork();
+  if (sibling == 0) UntracedSibling(go_sibling[0]);
+
+  CollectingSink sink;
+  TracerOptions options;
+  options.pids = {traced};
+  options.payload_bytes = 16;
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  if (!tracer.ok()) {
+    kill(traced, SIGKILL);
+    kill(sibling, SIGKILL);
+    waitpid(traced, nullptr, 0);
+    waitpid(sibling, nullptr, 0);
+    FAIL() << tracer.status();
+  }
+  ASSERT_EQ((*tracer)->processes().size(), 1u);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(write(go_sibling[1], "g", 1), 1);
+  int status = PollUntilExit(**tracer, traced);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  int sibling_status = 0;
+  ASSERT_EQ(waitpid(sibling, &sibling_status, 0), sibling);
+  ASSERT_EQ(sibling_status, 0);
+
+  // The fork was followed: the client is a traced process too.
+  uint32_t client = 0;
+  for (const ProcessEvent& p : sink.processes) {
+    if (p.op == ProcessEvent::Op::kFork) {
+      EXPECT_EQ(p.parent_tgid, static_cast<uint32_t>(traced));
+      client = p.tgid;
+    }
+  }
+  ASSERT_NE(client, 0u);
+
+  // Only the two traced processes emitted: no sibling, no file, no pipe.
+  for (const SyscallEvent& e : sink.syscalls) {
+    EXPECT_TRUE(e.tgid == static_cast<uint32_t>(traced) || e.tgid == client)
+        << "event from untraced tgid " << e.tgid;
+  }
+
+  std::vector<SyscallEvent> server = sink.Of(traced);
+  std::vector<SyscallEvent> cli = sink.Of(client);
+  ASSERT_EQ(server.size(), 11u);
+  ASSERT_EQ(cli.size(), 9u);
+  int64_t a = server[0].ret, b = server[4].ret;
+  EXPECT_THAT(Calls(server),
+              ElementsAre(Pair("accept4", a), Pair("read", 11),
+                          Pair("writev", 5), Pair("close", 0),
+                          Pair("accept", b), Pair("recvfrom", 7),
+                          Pair("sendto", 9), Pair("recvmsg", 3),
+                          Pair("close", 0), Pair("close", 0),
+                          Pair("close", 0)));
+  EXPECT_THAT(Calls(cli),
+              ElementsAre(Pair("connect", 0), Pair("write", 11),
+                          Pair("readv", 5), Pair("close", 0),
+                          Pair("connect", 0), Pair("sendto", 7),
+                          Pair("recvfrom", 9), Pair("sendmsg", 3),
+                          Pair("close", 0)));
+  for (const SyscallEvent& e : sink.syscalls) {
+    EXPECT_TRUE(e.enter_seen());
+    EXPECT_LE(e.enter_ns, e.exit_ns);
+    EXPECT_EQ(e.sock.type, SOCK_STREAM);
+  }
+  EXPECT_EQ(server[0].flags & SyscallEvent::kListener, SyscallEvent::kListener);
+  EXPECT_EQ(server[1].fd, a);
+  EXPECT_EQ(server[5].fd, b);
+
+  // unix: each end's peer is the other end's own id, on every event.
+  const SocketId& accepted = server[0].sock;
+  const SocketId& connected = cli[0].sock;
+  EXPECT_EQ(accepted.family, AF_UNIX);
+  EXPECT_NE(accepted.sock, 0u);
+  EXPECT_EQ(connected.peer, accepted.sock);
+  EXPECT_EQ(accepted.peer, connected.sock);
+  for (int i : {1, 2, 3}) EXPECT_EQ(server[i].sock, accepted);
+  for (int i : {1, 2, 3}) EXPECT_EQ(cli[i].sock, connected);
+
+  // TCP: the tuples mirror.
+  const SocketId& taccepted = server[4].sock;
+  const SocketId& tconnected = cli[4].sock;
+  EXPECT_EQ(taccepted.family, AF_INET);
+  EXPECT_EQ(taccepted.local_port, tconnected.remote_port);
+  EXPECT_EQ(taccepted.remote_port, tconnected.local_port);
+  EXPECT_EQ(taccepted.local_addr, tconnected.remote_addr);
+  EXPECT_EQ(taccepted.remote_addr, tconnected.local_addr);
+  const uint8_t loopback[4] = {127, 0, 0, 1};
+  EXPECT_EQ(std::memcmp(taccepted.local_addr.data(), loopback, 4), 0);
+  for (int i : {5, 6, 7, 8}) EXPECT_EQ(server[i].sock, taccepted);
+
+  // The payload prefix: at most 16 bytes, exactly what moved.
+  EXPECT_EQ(server[1].payload, "hello-unix!");
+  EXPECT_EQ(server[2].payload, "world");  // gathered across both iovecs
+  EXPECT_EQ(cli[5].payload, "GET / x");
+  EXPECT_EQ(server[7].payload, "end");
+
+  KernelCounters c = (*tracer)->counters();
+  EXPECT_EQ(c.dropped, 0u);
+  EXPECT_EQ(sink.drops, 0u);
+  EXPECT_EQ((*tracer)->decode_errors(), 0u);
+  EXPECT_GE(c.emitted, sink.syscalls.size() + sink.processes.size());
+}
+
+TEST_F(CaptureTest, NothingStaysLoadedAfterTheTracerIsGone) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  CollectingSink sink;
+  TracerOptions options;
+  options.pids = {getpid()};
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  Tracer::ObjectIds ids = (*tracer)->object_ids();
+  EXPECT_GE(ids.programs.size(), 31u);
+  EXPECT_GE(ids.maps.size(), 5u);
+  tracer->reset();
+
+  // The kernel frees them after an RCU grace period: wait, bounded.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::vector<uint32_t> alive;
+  do {
+    alive.clear();
+    for (uint32_t id : ids.programs) {
+      int fd = bpf_prog_get_fd_by_id(id);
+      if (fd >= 0) {
+        alive.push_back(id);
+        close(fd);
+      }
+    }
+    for (uint32_t id : ids.maps) {
+      int fd = bpf_map_get_fd_by_id(id);
+      if (fd >= 0) {
+        alive.push_back(id);
+        close(fd);
+      }
+    }
+    if (alive.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_THAT(alive, ::testing::IsEmpty());
+}
+
+TEST_F(CaptureTest, UnknownPidIsRefusedBeforeLoading) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  CollectingSink sink;
+  TracerOptions options;
+  options.pids = {999999999};
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  EXPECT_EQ(tracer.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace reqcost::collector
