@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what reqcost needs to build, test and run its demo, from Debian's
+# packages, when missing. Idempotent and non-interactive; `apt-get update`
+# runs at most once, and only when something is missing. Needs root.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake make g++ pkg-config clang llvm libbpf-dev bpftool
+  libcli11-dev libabsl-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev libfcgi-dev
+  # the real stacks the tests, benchmarks and demo profile
+  nginx lighttpd php-fpm php-cgi apache2-utils wrk strace
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap: missing packages: ${missing[*]}" >&2
+  echo "bootstrap: run as root (sudo $0) to install them" >&2
+  exit 1
+fi
+
+echo "bootstrap: installing ${missing[*]}"
+# Packaged nginx and php-fpm must not start as system services (port 80,
+# a system socket): reqcost starts its own on loopback. A policy-rc.d that
+# refuses every start does that for this install only.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "bootstrap: done"
