@@ -1,0 +1,240 @@
+#include "analyzers/format.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "analyzers/report.h"
+#include "analyzers/request.h"
+#include "nlohmann/json.hpp"
+
+namespace reqcost::analyzers {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kNsPerUs = 1000.0;
+
+json PhaseToJson(const std::optional<PhaseSummary>& p) {
+  if (!p.has_value()) {
+    return json{{"mean_us", nullptr}, {"p50_us", nullptr},
+                {"p90_us", nullptr},  {"p99_us", nullptr},
+                {"max_us", nullptr}};
+  }
+  return json{{"mean_us", p->mean_us},
+              {"p50_us", p->p50_us},
+              {"p90_us", p->p90_us},
+              {"p99_us", p->p99_us},
+              {"max_us", p->max_us}};
+}
+
+json PhasesToJson(const PhaseSet& set) {
+  return json{{"total", PhaseToJson(set.total)},
+              {"server", PhaseToJson(set.server)},
+              {"transport", PhaseToJson(set.transport)},
+              {"backend", PhaseToJson(set.backend)},
+              {"queue", PhaseToJson(set.queue)}};
+}
+
+json NsToUs(const std::optional<uint64_t>& ns) {
+  if (!ns.has_value()) return nullptr;
+  return *ns / kNsPerUs;
+}
+
+std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p) {
+  if (!p.has_value()) return absl::StrFormat("  %-10s %10s\n", name, "-");
+  return absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n", name,
+                         FormatDuration(p->mean_us), FormatDuration(p->p50_us),
+                         FormatDuration(p->p90_us), FormatDuration(p->p99_us),
+                         FormatDuration(p->max_us));
+}
+
+std::string PhaseTable(const PhaseSet& set) {
+  std::string out = absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n",
+                                    "phase", "mean", "p50", "p90", "p99",
+                                    "max");
+  out += PhaseRow("total", set.total);
+  out += PhaseRow("server", set.server);
+  out += PhaseRow("transport", set.transport);
+  out += PhaseRow("backend", set.backend);
+  out += PhaseRow("queue", set.queue);
+  return out;
+}
+
+}  // namespace
+
+std::string FormatDuration(double us) {
+  if (us < 1000.0) return absl::StrFormat("%.1f us", us);
+  if (us < 1e6) return absl::StrFormat("%.3f ms", us / 1e3);
+  return absl::StrFormat("%.3f s", us / 1e6);
+}
+
+std::string FormatText(const Report& r) {
+  std::string out;
+  absl::StrAppendFormat(
+      &out, "requests: %d (%d complete, %d incomplete), %.1f/s over %.3f s\n",
+      r.count, r.complete, r.incomplete, r.rate_per_s, r.capture.duration_s);
+  absl::StrAppendFormat(&out, "events: %d, dropped: %d%s\n", r.capture.events,
+                        r.capture.dropped_events,
+                        r.capture.dropped_events > 0
+                            ? " (requests overlapping drops are incomplete)"
+                            : "");
+  absl::StrAppendFormat(&out, "backend timing: %s\n", r.backend_timing);
+  out += "processes:\n";
+  for (const ProcessEntry& p : r.processes) {
+    absl::StrAppendFormat(&out, "  %-8d %-16s %s\n", p.pid, p.comm, p.role);
+  }
+  for (const auto& [reason, n] : r.incomplete_reasons) {
+    absl::StrAppendFormat(&out, "incomplete: %d %s\n", n, reason);
+  }
+  out += "\nphases (complete requests):\n";
+  out += PhaseTable(r.phases);
+  if (!r.timeline.empty()) {
+    absl::StrAppendFormat(&out, "\naverage request (%d complete):\n",
+                          r.complete);
+    for (const TimelineEntry& e : r.timeline) {
+      absl::StrAppendFormat(&out, "  %-8s %-10s %10s  x%.2f  %s\n", e.side,
+                            e.name, FormatDuration(e.mean_us_per_request),
+                            e.count_per_request, e.target);
+    }
+  }
+  if (!r.groups.empty()) {
+    out += "\ngroups:\n";
+    for (const GroupSummary& g : r.groups) {
+      absl::StrAppendFormat(&out, "  client %s, backend %s: %d requests\n",
+                            g.client_conn, g.backend_conn, g.requests);
+      out += PhaseTable(g.phases);
+    }
+  }
+  if (r.by_process.size() > 1) {
+    out += "\nby process:\n";
+    for (const ProcessSummary& p : r.by_process) {
+      absl::StrAppendFormat(&out, "  pid %d: %d complete, %d incomplete\n",
+                            p.pid, p.requests, p.incomplete);
+      out += PhaseTable(p.phases);
+    }
+  }
+  const Anomalies& a = r.anomalies;
+  std::vector<std::string> notes;
+  auto note = [&](uint64_t n, const char* what) {
+    if (n > 0) notes.push_back(absl::StrCat(n, " ", what));
+  };
+  note(a.late_events, "events later than the reorder window");
+  note(a.clamped_phases, "requests with a phase clamped to stay >= 0");
+  note(a.unattributed_exchanges, "backend exchanges of no request");
+  note(a.unmatched_backend_work, "backend requests of no exchange");
+  note(a.ignored_connections, "connections of unknown role");
+  note(a.reclassified_connections, "connections reclassified");
+  note(a.stray_events, "events outside any request");
+  if (!notes.empty()) {
+    absl::StrAppend(&out, "\nanomalies: ", absl::StrJoin(notes, "; "), "\n");
+  }
+  return out;
+}
+
+nlohmann::json ReportToJson(const Report& r) {
+  json processes = json::array();
+  for (const ProcessEntry& p : r.processes) {
+    processes.push_back({{"pid", p.pid}, {"comm", p.comm}, {"role", p.role}});
+  }
+  json syscalls = json::array();
+  for (const SyscallSummary& s : r.syscalls) {
+    syscalls.push_back({{"name", s.name},
+                        {"side", s.side},
+                        {"count", s.count},
+                        {"mean_us", s.mean_us},
+                        {"p99_us", s.p99_us}});
+  }
+  json groups = json::array();
+  for (const GroupSummary& g : r.groups) {
+    groups.push_back({{"client_conn", g.client_conn},
+                      {"backend_conn", g.backend_conn},
+                      {"requests", g.requests},
+                      {"phases", PhasesToJson(g.phases)}});
+  }
+  return json{
+      {"schema", kReportSchema},
+      {"capture",
+       {{"duration_s", r.capture.duration_s},
+        {"events", r.capture.events},
+        {"dropped_events", r.capture.dropped_events},
+        {"processes", processes}}},
+      {"requests",
+       {{"count", r.count},
+        {"complete", r.complete},
+        {"incomplete", r.incomplete},
+        {"rate_per_s", r.rate_per_s}}},
+      {"backend_timing", r.backend_timing},
+      {"phases", PhasesToJson(r.phases)},
+      {"syscalls", syscalls},
+      {"groups", groups},
+  };
+}
+
+nlohmann::json RequestToJson(const Request& q) {
+  json syscalls = json::array();
+  for (const SyscallRecord& s : q.syscalls) {
+    uint64_t start = s.start_ns();
+    json bytes = nullptr;
+    if (IsRead(s.syscall) || IsWrite(s.syscall)) bytes = s.ret;
+    syscalls.push_back(
+        {{"name", std::string(SyscallName(s.syscall))},
+         {"side", std::string(SideName(s.side))},
+         {"offset_us",
+          (static_cast<double>(start) - static_cast<double>(q.start_ns)) /
+              kNsPerUs},
+         {"dur_us", s.enter_seen() ? json(s.duration_ns() / kNsPerUs)
+                                   : json(nullptr)},
+         {"bytes", bytes}});
+  }
+  return json{
+      {"id", q.id},
+      {"pid", q.pid},
+      {"client_conn", std::string(ReuseName(q.client_conn))},
+      {"backend_conn", std::string(ReuseName(q.backend_conn))},
+      {"request_line",
+       q.request_line.has_value() ? json(*q.request_line) : json(nullptr)},
+      {"start_ns", q.start_ns},
+      {"total_us", NsToUs(q.total_ns)},
+      {"server_us", NsToUs(q.server_ns)},
+      {"transport_us", NsToUs(q.transport_ns)},
+      {"backend_us", NsToUs(q.backend_ns)},
+      {"queue_us", NsToUs(q.queue_ns)},
+      {"backend_timing", q.complete ? json(std::string(TimingName(
+                                          q.backend_timing)))
+                                    : json(nullptr)},
+      {"complete", q.complete},
+      {"syscalls", syscalls},
+  };
+}
+
+std::string FormatRequestLine(const Request& q) {
+  std::string line = absl::StrFormat(
+      "#%d pid %d %s (client %s, backend %s)", q.id, q.pid,
+      q.request_line.value_or("-"), ReuseName(q.client_conn),
+      ReuseName(q.backend_conn));
+  if (!q.complete) {
+    absl::StrAppend(&line, ": incomplete, ", q.incomplete_reason);
+    return line;
+  }
+  absl::StrAppend(&line, ": total ",
+                  FormatDuration(q.total_ns.value_or(0) / kNsPerUs),
+                  " = server ",
+                  FormatDuration(q.server_ns.value_or(0) / kNsPerUs),
+                  " + transport ",
+                  FormatDuration(q.transport_ns.value_or(0) / kNsPerUs),
+                  " + backend ",
+                  FormatDuration(q.backend_ns.value_or(0) / kNsPerUs));
+  if (q.backend_timing != BackendTiming::kNone) {
+    absl::StrAppend(&line, " (", std::string(TimingName(q.backend_timing)), ")");
+  }
+  if (q.queue_ns.has_value()) {
+    absl::StrAppend(&line, ", queue ", FormatDuration(*q.queue_ns / kNsPerUs));
+  }
+  return line;
+}
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,83 @@
+#include "analyzers/histogram.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace reqcost::analyzers {
+namespace {
+
+constexpr uint64_t kSub = uint64_t{1} << LogLinearHistogram::kSubBucketBits;
+
+int MostSignificantBit(uint64_t v) { return 63 - __builtin_clzll(v); }
+
+}  // namespace
+
+uint32_t LogLinearHistogram::BucketOf(uint64_t value) {
+  if (value < 2 * kSub) return static_cast<uint32_t>(value);
+  int shift = MostSignificantBit(value) - kSubBucketBits;  // >= 1
+  uint64_t sub = value >> shift;                           // [128, 255]
+  return static_cast<uint32_t>(2 * kSub + (shift - 1) * kSub + (sub - kSub));
+}
+
+uint64_t LogLinearHistogram::BucketLow(uint32_t bucket) {
+  if (bucket < 2 * kSub) return bucket;
+  uint64_t shift = (bucket - 2 * kSub) / kSub + 1;
+  uint64_t sub = (bucket - 2 * kSub) % kSub + kSub;
+  return sub << shift;
+}
+
+uint64_t LogLinearHistogram::BucketHigh(uint32_t bucket) {
+  if (bucket < 2 * kSub) return bucket;
+  uint64_t shift = (bucket - 2 * kSub) / kSub + 1;
+  uint64_t low = BucketLow(bucket);
+  return low + ((uint64_t{1} << shift) - 1);
+}
+
+void LogLinearHistogram::Add(uint64_t value, uint64_t count) {
+  if (count == 0) return;
+  buckets_[BucketOf(value)] += count;
+  count_ += count;
+  min_ = std::min(min_, value);
+  max_ = std::max(max_, value);
+}
+
+void LogLinearHistogram::Merge(const LogLinearHistogram& other) {
+  for (const auto& [bucket, n] : other.buckets_) buckets_[bucket] += n;
+  count_ += other.count_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+}
+
+uint64_t LogLinearHistogram::Percentile(double q) const {
+  if (count_ == 0) return 0;
+  q = std::clamp(q, 0.0, 1.0);
+  uint64_t rank = static_cast<uint64_t>(std::ceil(q * count_));
+  rank = std::clamp<uint64_t>(rank, 1, count_);
+  uint64_t seen = 0;
+  for (const auto& [bucket, n] : buckets_) {
+    seen += n;
+    if (seen >= rank) {
+      uint64_t low = BucketLow(bucket);
+      uint64_t mid = low + (BucketHigh(bucket) - low) / 2;
+      return std::clamp(mid, min_, max_);
+    }
+  }
+  return max_;
+}
+
+void Summary::Add(uint64_t ns) {
+  ++count_;
+  sum_ += ns;
+  max_ = std::max(max_, ns);
+  histogram_.Add(ns);
+}
+
+void Summary::Merge(const Summary& other) {
+  count_ += other.count_;
+  sum_ += other.sum_;
+  max_ = std::max(max_, other.max_);
+  histogram_.Merge(other.histogram_);
+}
+
+}  // namespace reqcost::analyzers

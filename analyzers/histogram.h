@@ -1,0 +1,67 @@
+// Streaming summaries of non-negative durations: exact count, mean and max,
+// percentiles from a log-linear histogram. Memory depends on the spread of
+// the values (the number of distinct buckets), never on their number.
+#ifndef REQCOST_ANALYZERS_HISTOGRAM_H_
+#define REQCOST_ANALYZERS_HISTOGRAM_H_
+
+#include <cstdint>
+
+#include "absl/container/btree_map.h"
+
+namespace reqcost::analyzers {
+
+// Log-linear histogram of uint64 values (nanoseconds). Values below 256 have
+// a bucket each (exact). Above, each power-of-two range [2^k, 2^(k+1)) is cut
+// into 128 equal buckets, so a bucket is at most 1/128 of its lower bound
+// wide; a percentile is reported as the middle of its bucket (clamped to
+// the exact min and max), so its relative error is at most 1/256 (< 0.4%),
+// within the promised 1%.
+class LogLinearHistogram {
+ public:
+  static constexpr int kSubBucketBits = 7;  // 128 sub-buckets per octave
+
+  void Add(uint64_t value, uint64_t count = 1);
+  void Merge(const LogLinearHistogram& other);
+
+  uint64_t count() const { return count_; }
+  // Nearest-rank percentile (q in [0, 1]): the value of rank ceil(q * n),
+  // approximated as above; 0 when empty.
+  uint64_t Percentile(double q) const;
+
+  // Bucket index of a value and the [low, high] range of a bucket; exposed
+  // for tests.
+  static uint32_t BucketOf(uint64_t value);
+  static uint64_t BucketLow(uint32_t bucket);
+  static uint64_t BucketHigh(uint32_t bucket);
+
+ private:
+  absl::btree_map<uint32_t, uint64_t> buckets_;
+  uint64_t count_ = 0;
+  uint64_t min_ = UINT64_MAX;
+  uint64_t max_ = 0;
+};
+
+// count, exact sum / mean / max, and percentiles of durations in ns.
+class Summary {
+ public:
+  void Add(uint64_t ns);
+  void Merge(const Summary& other);
+
+  uint64_t count() const { return count_; }
+  uint64_t sum_ns() const { return sum_; }
+  uint64_t max_ns() const { return max_; }
+  double mean_ns() const {
+    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / count_;
+  }
+  uint64_t Percentile(double q) const { return histogram_.Percentile(q); }
+
+ private:
+  uint64_t count_ = 0;
+  uint64_t sum_ = 0;
+  uint64_t max_ = 0;
+  LogLinearHistogram histogram_;
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_HISTOGRAM_H_

@@ -1,0 +1,104 @@
+#include "analyzers/payload.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reqcost::analyzers {
+namespace {
+
+constexpr size_t kMaxMethodLength = 16;
+
+bool IsTokenChar(char c) { return c >= 'A' && c <= 'Z'; }
+
+}  // namespace
+
+std::optional<std::string> ParseHttpRequestLine(std::string_view payload) {
+  size_t i = 0;
+  while (i < payload.size() && IsTokenChar(payload[i])) ++i;
+  if (i == 0 || i > kMaxMethodLength || i >= payload.size() ||
+      payload[i] != ' ') {
+    return std::nullopt;
+  }
+  std::string_view method = payload.substr(0, i);
+  std::string_view rest = payload.substr(i + 1);
+  if (rest.empty()) return std::nullopt;
+  // origin-form "/x", asterisk-form "*", absolute-form "http://..".
+  if (rest[0] != '/' && rest[0] != '*' && rest.substr(0, 4) != "http") {
+    return std::nullopt;
+  }
+  size_t end = 0;
+  while (end < rest.size()) {
+    char c = rest[end];
+    if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n') break;
+    if (static_cast<unsigned char>(c) < 0x21 ||
+        static_cast<unsigned char>(c) > 0x7e) {
+      return std::nullopt;
+    }
+    ++end;
+  }
+  std::string line(method);
+  line += ' ';
+  line += rest.substr(0, end);
+  return line;
+}
+
+std::optional<FastCgiHeader> ParseFastCgiHeader(std::string_view bytes) {
+  if (bytes.size() < kFcgiHeaderSize) return std::nullopt;
+  auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };
+  FastCgiHeader h;
+  h.version = b(0);
+  h.type = b(1);
+  h.request_id = static_cast<uint16_t>(b(2) << 8 | b(3));
+  h.content_length = static_cast<uint16_t>(b(4) << 8 | b(5));
+  h.padding_length = b(6);
+  if (h.version != 1 || h.type == 0 || h.type > kFcgiMaxType) {
+    return std::nullopt;
+  }
+  return h;
+}
+
+std::vector<FastCgiHeader> FastCgiStream::Feed(std::string_view prefix,
+                                               uint64_t bytes,
+                                               bool may_resync) {
+  std::vector<FastCgiHeader> headers;
+  prefix = prefix.substr(0, std::min<uint64_t>(prefix.size(), bytes));
+  if (may_resync && ParseFastCgiHeader(prefix).has_value()) {
+    synced_ = true;
+    remaining_ = 0;
+    header_.clear();
+  }
+  uint64_t pos = 0;
+  while (synced_ && pos < bytes) {
+    if (remaining_ > 0) {
+      uint64_t skip = std::min(remaining_, bytes - pos);
+      pos += skip;
+      remaining_ -= skip;
+      continue;
+    }
+    uint64_t take = std::min<uint64_t>(kFcgiHeaderSize - header_.size(),
+                                       bytes - pos);
+    if (pos + take > prefix.size()) {  // header bytes were not captured
+      synced_ = false;
+      header_.clear();
+      break;
+    }
+    header_.append(prefix.substr(pos, take));
+    pos += take;
+    if (header_.size() < kFcgiHeaderSize) break;
+    std::optional<FastCgiHeader> h = ParseFastCgiHeader(header_);
+    header_.clear();
+    if (!h.has_value()) {
+      synced_ = false;
+      break;
+    }
+    headers.push_back(*h);
+    remaining_ = uint64_t{h->content_length} + h->padding_length;
+  }
+  return headers;
+}
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,78 @@
+// Parsers for the payload prefixes that the collector may capture: the HTTP
+// request line of a client request and FastCGI record headers on a backend
+// link. Every parser accepts any bytes (short, garbage, truncated) and says
+// "not recognised" rather than guessing.
+#ifndef REQCOST_ANALYZERS_PAYLOAD_H_
+#define REQCOST_ANALYZERS_PAYLOAD_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reqcost::analyzers {
+
+// Returns "METHOD /path" (query string and fragment removed) from the start
+// of an HTTP/1.x request, or nullopt when `payload` does not begin with a
+// plausible request line. A path cut short by the end of the prefix is
+// returned as far as it was captured.
+std::optional<std::string> ParseHttpRequestLine(std::string_view payload);
+
+// FastCGI record types that reqcost acts on.
+inline constexpr uint8_t kFcgiBeginRequest = 1;
+inline constexpr uint8_t kFcgiEndRequest = 3;
+inline constexpr uint8_t kFcgiMaxType = 11;  // FCGI_UNKNOWN_TYPE
+inline constexpr size_t kFcgiHeaderSize = 8;
+
+// One FastCGI record header (version, type, requestId, contentLength,
+// paddingLength, reserved), integers decoded from big endian.
+struct FastCgiHeader {
+  uint8_t version = 0;
+  uint8_t type = 0;
+  uint16_t request_id = 0;
+  uint16_t content_length = 0;
+  uint8_t padding_length = 0;
+
+  friend bool operator==(const FastCgiHeader& a, const FastCgiHeader& b) {
+    return a.version == b.version && a.type == b.type &&
+           a.request_id == b.request_id &&
+           a.content_length == b.content_length &&
+           a.padding_length == b.padding_length;
+  }
+};
+
+// Returns the header at the start of `bytes` when it has at least 8 bytes,
+// version 1 and a type in 1..11; nullopt otherwise.
+std::optional<FastCgiHeader> ParseFastCgiHeader(std::string_view bytes);
+
+// Follows the FastCGI record structure of one direction of a byte stream of
+// which only a prefix of each read or write is visible. It walks from header
+// to header across reads and writes; when a header falls outside the
+// captured prefix it loses sync and reports nothing until a read or write
+// starts with a header again (and the caller allows resyncing there).
+class FastCgiStream {
+ public:
+  // `synced`: the stream is known to start at a record boundary (the
+  // connection was opened while tracing).
+  explicit FastCgiStream(bool synced = false) : synced_(synced) {}
+
+  // Feeds one read or write that moved `bytes` bytes, of which `prefix` is
+  // the captured start. `may_resync`: this chunk may start a new message
+  // (resync on a plausible header at offset 0). Returns the headers that
+  // start within this chunk, in order.
+  std::vector<FastCgiHeader> Feed(std::string_view prefix, uint64_t bytes,
+                                  bool may_resync);
+
+  // True while record boundaries are known.
+  bool synced() const { return synced_; }
+
+ private:
+  bool synced_;
+  uint64_t remaining_ = 0;  // content + padding left in the current record
+  std::string header_;      // bytes of a header split across chunks
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_PAYLOAD_H_

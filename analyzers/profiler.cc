@@ -1,0 +1,991 @@
+#include "analyzers/profiler.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "analyzers/payload.h"
+#include "analyzers/report.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+constexpr int64_t kEagain = -11;
+constexpr int64_t kEinprogress = -115;
+constexpr uint16_t kAfUnix = 1;
+constexpr size_t kMaxQueued = 64;  // bound on per-link binding queues
+constexpr size_t kMaxDropWindows = 4096;
+
+SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
+  SyscallRecord r;
+  r.syscall = e.syscall;
+  r.side = side;
+  r.target = target;
+  r.tgid = e.tgid;
+  r.enter_ns = e.enter_seen() ? e.enter_ns : 0;
+  r.exit_ns = e.exit_ns;
+  r.ret = e.ret;
+  return r;
+}
+
+bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const FastCgiHeader& h) { return h.type == type; });
+}
+
+// The backend's side of one exchange: one backend request on a backend-side
+// connection.
+struct BackendWork {
+  uint32_t tgid = 0;
+  uint64_t first_read_exit = 0;
+  uint64_t last_write_exit = 0;
+  bool has_write = false;
+  bool ended = false;  // END_REQUEST written
+  std::vector<SyscallRecord> syscalls;
+};
+
+// One request/reply exchange on a backend link.
+struct Exchange {
+  uint64_t seq = 0;
+  uint32_t tgid = 0;
+  bool new_conn = false;  // opened by its own connect
+  bool partial = false;   // began before attach
+  bool backend_traced = false;
+  bool attributed = false;
+  uint64_t start_enter = 0;  // connect or first send enter
+  std::optional<uint64_t> connect_exit;
+  std::optional<uint64_t> backend_accept_exit;
+  bool has_send = false;
+  uint64_t last_send_exit = 0;
+  std::optional<uint64_t> send_exit_before_reply;
+  bool has_reply = false;
+  uint64_t first_reply_enter = 0;  // 0: enter not seen
+  uint64_t first_reply_exit = 0;
+  uint64_t last_reply_exit = 0;
+  bool ended = false;  // END_REQUEST read
+  std::shared_ptr<BackendWork> work;
+  std::vector<SyscallRecord> syscalls;
+};
+
+enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
+
+// A request on a client connection, while it is open.
+struct OpenRequest {
+  uint64_t conn_uid = 0;
+  uint32_t tgid = 0;
+  bool first_of_conn = false;
+  std::string partial_reason;
+  std::optional<SyscallRecord> accept;
+  bool has_read = false;
+  uint64_t first_read_enter = 0;  // 0: not seen
+  uint64_t first_read_exit = 0;
+  uint64_t last_read_exit = 0;
+  std::optional<std::string> request_line;
+  bool has_write = false;
+  uint64_t first_write_start = 0;
+  uint64_t last_write_exit = 0;
+  std::vector<SyscallRecord> syscalls;  // client connection, in the interval
+  std::vector<SyscallRecord> trailing;  // after the last write, so far
+  std::vector<SyscallRecord> closes;
+  std::shared_ptr<Exchange> exchange;
+  bool waiting = false;  // in its process's list of requests awaiting reply
+};
+
+struct Conn {
+  uint64_t uid = 0;
+  uint32_t tgid = 0;
+  int32_t fd = -1;
+  Role role = Role::kUnknown;
+  bool preattach = false;
+  bool accepted = false;  // opened by accept (vs connect or unknown)
+  SocketId sock;
+  uint64_t requests = 0;  // client requests / exchanges / backend works so far
+  std::optional<uint64_t> partner;  // uid of the paired connection
+  // Client.
+  std::optional<SyscallRecord> accept;
+  std::unique_ptr<OpenRequest> request;
+  // Backend link.
+  std::shared_ptr<Exchange> exchange;
+  std::deque<std::shared_ptr<Exchange>> unbound_exchanges;
+  std::deque<std::shared_ptr<BackendWork>> unbound_work;
+  FastCgiStream fcgi_out;
+  FastCgiStream fcgi_in;
+  // Backend side.
+  std::shared_ptr<BackendWork> work;
+  std::optional<uint64_t> accept_exit;
+};
+
+struct ProcessState {
+  std::string comm;
+  bool has_client = false;
+  bool has_backend_side = false;
+  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
+  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
+};
+
+using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
+                            std::array<uint8_t, 16>, uint16_t>;
+
+struct Queued {
+  uint64_t key = 0;
+  uint64_t seq = 0;
+  std::variant<SyscallEvent, ProcessEvent> item;
+  bool operator>(const Queued& o) const {
+    return std::tie(key, seq) > std::tie(o.key, o.seq);
+  }
+};
+
+}  // namespace
+
+struct Profiler::State {
+  ProfilerOptions options;
+  std::function<void(const Request&)> callback;
+  RequestStats stats;
+  Anomalies anomalies;
+
+  std::priority_queue<Queued, std::vector<Queued>, std::greater<Queued>>
+      queue;
+  uint64_t next_seq = 0;
+  uint64_t newest_ns = 0;
+  uint64_t processed_ns = 0;
+
+  uint64_t next_uid = 1;
+  uint64_t next_request_id = 1;
+  uint64_t next_exchange_seq = 1;
+  std::map<uint64_t, Conn> conns;  // by uid
+  std::map<std::pair<uint32_t, int32_t>, uint64_t> by_fd;
+  std::unordered_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
+  std::map<TupleKey, uint64_t> inet_index;
+  std::set<uint16_t> listen_ports;
+  std::map<uint32_t, ProcessState> processes;
+  std::vector<std::pair<uint64_t, uint64_t>> drops;
+
+  void Push(uint64_t key, std::variant<SyscallEvent, ProcessEvent> item);
+  void Drain(bool all);
+  void Handle(const SyscallEvent& e);
+  void ProcessExit(uint32_t tgid);
+
+  Conn* Find(uint32_t tgid, int32_t fd);
+  Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
+  void Close(Conn* conn);
+  void Index(Conn* conn);
+  void Unindex(Conn* conn);
+  Conn* FindPartner(const Conn& conn);
+  void Classify(Conn* conn);
+  void MakeLink(Conn* link, Conn* side);
+
+  void OnClientEvent(Conn* conn, const SyscallEvent& e);
+  void OnLinkEvent(Conn* conn, const SyscallEvent& e);
+  void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
+
+  std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
+                                        bool partial);
+  void Bind(Conn* link);
+  void Attribute(OpenRequest* request, uint64_t write_start);
+  void PruneCandidates(uint32_t tgid);
+  void StopWaiting(OpenRequest* request);
+  void FinalizeRequest(Conn* conn, std::string reason);
+};
+
+// ---------------------------------------------------------------------------
+// Reordering.
+
+void Profiler::State::Push(uint64_t key,
+                           std::variant<SyscallEvent, ProcessEvent> item) {
+  if (key < processed_ns) ++anomalies.late_events;
+  queue.push(Queued{key, next_seq++, std::move(item)});
+  newest_ns = std::max(newest_ns, key);
+  Drain(false);
+}
+
+void Profiler::State::Drain(bool all) {
+  while (!queue.empty()) {
+    const Queued& top = queue.top();
+    if (!all && top.key + options.reorder_window_ns > newest_ns) break;
+    Queued q = std::move(const_cast<Queued&>(top));
+    queue.pop();
+    processed_ns = std::max(processed_ns, q.key);
+    if (const auto* e = std::get_if<SyscallEvent>(&q.item)) {
+      Handle(*e);
+    } else {
+      const auto& p = std::get<ProcessEvent>(q.item);
+      if (p.op == ProcessEvent::Op::kExit) {
+        ProcessExit(p.tgid);
+      } else if (!p.comm.empty()) {
+        processes[p.tgid].comm = p.comm;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Connections.
+
+Conn* Profiler::State::Find(uint32_t tgid, int32_t fd) {
+  auto it = by_fd.find({tgid, fd});
+  if (it == by_fd.end()) return nullptr;
+  return &conns.at(it->second);
+}
+
+Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
+                            bool accepted) {
+  if (Conn* old = Find(e.tgid, fd)) {
+    // The fd was reused without its close being seen.
+    if (old->request) FinalizeRequest(old, "close not seen");
+    Close(old);
+  }
+  uint64_t uid = next_uid++;
+  Conn& conn = conns[uid];
+  conn.uid = uid;
+  conn.tgid = e.tgid;
+  conn.fd = fd;
+  conn.sock = e.sock;
+  conn.accepted = accepted;
+  by_fd[{e.tgid, fd}] = uid;
+  processes.try_emplace(e.tgid);
+  return &conn;
+}
+
+void Profiler::State::Index(Conn* conn) {
+  if (conn->sock.family == kAfUnix) {
+    if (conn->sock.sock != 0) unix_index[conn->sock.sock] = conn->uid;
+  } else if (conn->sock.family != 0) {
+    inet_index[{conn->sock.local_addr, conn->sock.local_port,
+                conn->sock.remote_addr, conn->sock.remote_port}] = conn->uid;
+  }
+}
+
+void Profiler::State::Unindex(Conn* conn) {
+  if (conn->sock.family == kAfUnix) {
+    auto it = unix_index.find(conn->sock.sock);
+    if (it != unix_index.end() && it->second == conn->uid) {
+      unix_index.erase(it);
+    }
+  } else if (conn->sock.family != 0) {
+    auto it = inet_index.find({conn->sock.local_addr, conn->sock.local_port,
+                               conn->sock.remote_addr,
+                               conn->sock.remote_port});
+    if (it != inet_index.end() && it->second == conn->uid) {
+      inet_index.erase(it);
+    }
+  }
+}
+
+Conn* Profiler::State::FindPartner(const Conn& conn) {
+  std::optional<uint64_t> uid;
+  if (conn.sock.family == kAfUnix) {
+    if (conn.sock.peer == 0) return nullptr;
+    auto it = unix_index.find(conn.sock.peer);
+    if (it != unix_index.end()) uid = it->second;
+  } else if (conn.sock.family != 0) {
+    auto it = inet_index.find({conn.sock.remote_addr, conn.sock.remote_port,
+                               conn.sock.local_addr, conn.sock.local_port});
+    if (it != inet_index.end()) uid = it->second;
+  }
+  if (!uid.has_value() || *uid == conn.uid) return nullptr;
+  Conn* partner = &conns.at(*uid);
+  if (conn.sock.family == kAfUnix && partner->sock.peer != 0 &&
+      partner->sock.peer != conn.sock.sock) {
+    return nullptr;
+  }
+  return partner;
+}
+
+void Profiler::State::MakeLink(Conn* link, Conn* side) {
+  for (Conn* c : {link, side}) {
+    if (c->role != Role::kClient) continue;
+    ++anomalies.reclassified_connections;
+    if (c->request) {
+      StopWaiting(c->request.get());
+      c->request.reset();
+    }
+  }
+  link->role = Role::kLink;
+  side->role = Role::kBackendSide;
+  link->partner = side->uid;
+  side->partner = link->uid;
+  processes[side->tgid].has_backend_side = true;
+  if (link->exchange) {
+    link->exchange->backend_traced = true;
+    // Queue: the backend accepted the connection the exchange opened.
+    if (link->exchange->new_conn && link->requests == 1 &&
+        side->accept_exit.has_value()) {
+      link->exchange->backend_accept_exit = side->accept_exit;
+    }
+  }
+}
+
+// Decides the role of a connection first seen on `e`.
+void Profiler::State::Classify(Conn* conn) {
+  Conn* partner = FindPartner(*conn);
+  Index(conn);
+  if (!conn->preattach) {
+    if (conn->accepted) {
+      if (partner != nullptr && partner->role == Role::kLink) {
+        MakeLink(partner, conn);
+      } else {
+        conn->role = Role::kClient;
+        processes[conn->tgid].has_client = true;
+        listen_ports.insert(conn->sock.local_port);
+      }
+    } else {
+      conn->role = Role::kLink;
+      if (partner != nullptr && partner->accepted &&
+          (partner->role == Role::kClient ||
+           partner->role == Role::kBackendSide) &&
+          !partner->request) {
+        MakeLink(conn, partner);
+      }
+    }
+    return;
+  }
+  if (partner != nullptr) {
+    bool this_is_link;
+    if (partner->role == Role::kLink) {
+      this_is_link = false;
+    } else if (partner->role == Role::kBackendSide ||
+               (partner->accepted && !partner->preattach)) {
+      this_is_link = true;
+    } else {
+      const auto& mine = processes[conn->tgid];
+      const auto& theirs = processes[partner->tgid];
+      if (mine.has_client != theirs.has_client) {
+        this_is_link = mine.has_client;
+      } else {
+        this_is_link = conn->sock.local_port > conn->sock.remote_port;
+      }
+    }
+    if (this_is_link) {
+      MakeLink(conn, partner);
+    } else {
+      MakeLink(partner, conn);
+    }
+    return;
+  }
+  if (conn->sock.family == kAfUnix || conn->sock.family == 0) {
+    conn->role = Role::kIgnored;
+    ++anomalies.ignored_connections;
+  } else if (listen_ports.count(conn->sock.local_port) > 0 ||
+             conn->sock.local_port < conn->sock.remote_port) {
+    conn->role = Role::kClient;
+    processes[conn->tgid].has_client = true;
+  } else {
+    conn->role = Role::kLink;
+  }
+}
+
+void Profiler::State::Close(Conn* conn) {
+  Unindex(conn);
+  if (conn->role == Role::kLink) {
+    anomalies.unmatched_backend_work += conn->unbound_work.size();
+  }
+  by_fd.erase({conn->tgid, conn->fd});
+  conns.erase(conn->uid);
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch.
+
+void Profiler::State::Handle(const SyscallEvent& e) {
+  Conn* conn = nullptr;
+  if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
+    bool accepted = IsAccept(e.syscall);
+    if (accepted && e.ret < 0) return;  // nothing accepted
+    int32_t fd = e.conn_fd();
+    if (!accepted) {
+      Conn* existing = Find(e.tgid, fd);
+      // A second connect on the same socket (EINPROGRESS retry) is the same
+      // connection.
+      if (existing != nullptr && existing->role == Role::kLink &&
+          !existing->preattach && existing->requests == 1 &&
+          existing->exchange && !existing->exchange->has_send) {
+        existing->exchange->syscalls.push_back(
+            ToRecord(e, Side::kServer, Target::kBackendLink));
+        existing->exchange->connect_exit = e.exit_ns;
+        return;
+      }
+    }
+    conn = Open(e, fd, accepted);
+    // Opened while tracing: both directions start at a record boundary.
+    conn->fcgi_in = FastCgiStream(true);
+    conn->fcgi_out = FastCgiStream(true);
+    if (accepted) {
+      conn->accept = ToRecord(e, Side::kServer, Target::kClient);
+      conn->accept_exit = e.exit_ns;
+    }
+    Classify(conn);
+    if (!accepted && conn->role == Role::kLink) {
+      auto ex = NewExchange(conn, e.enter_seen() ? e.enter_ns : 0,
+                            !e.enter_seen());
+      ex->connect_exit = e.exit_ns;
+      if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
+      ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
+      if (conn->partner.has_value()) {
+        ex->backend_traced = true;
+        Conn& side = conns.at(*conn->partner);
+        if (side.accept_exit.has_value()) {
+          ex->backend_accept_exit = side.accept_exit;
+        }
+      }
+    }
+    if (accepted && conn->role == Role::kBackendSide) {
+      conn->accept = ToRecord(e, Side::kBackend, Target::kBackendSide);
+    }
+    return;
+  }
+  conn = Find(e.tgid, e.fd);
+  if (conn == nullptr) {
+    if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
+    conn = Open(e, e.fd, false);
+    conn->preattach = true;
+    Classify(conn);
+  }
+  switch (conn->role) {
+    case Role::kClient:
+      OnClientEvent(conn, e);
+      break;
+    case Role::kLink:
+      OnLinkEvent(conn, e);
+      break;
+    case Role::kBackendSide:
+      OnBackendSideEvent(conn, e);
+      break;
+    case Role::kUnknown:
+    case Role::kIgnored:
+      break;
+  }
+  if (e.syscall == Syscall::kClose) {
+    if (conn->request) FinalizeRequest(conn, "");
+    Close(conn);
+  }
+}
+
+void Profiler::State::ProcessExit(uint32_t tgid) {
+  std::vector<uint64_t> uids;
+  for (const auto& [uid, conn] : conns) {
+    if (conn.tgid == tgid) uids.push_back(uid);
+  }
+  for (uint64_t uid : uids) {
+    Conn* conn = &conns.at(uid);
+    if (conn->request) FinalizeRequest(conn, "process exited");
+    Close(conn);
+  }
+  auto it = processes.find(tgid);
+  if (it != processes.end()) it->second.candidates.clear();
+}
+
+// ---------------------------------------------------------------------------
+// Client connections.
+
+void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
+  OpenRequest* r = conn->request.get();
+  if (IsRead(e.syscall) && e.ret > 0) {
+    if (r != nullptr && r->has_write) {
+      FinalizeRequest(conn, "");
+      r = nullptr;
+    }
+    if (r == nullptr) {
+      conn->request = std::make_unique<OpenRequest>();
+      r = conn->request.get();
+      r->conn_uid = conn->uid;
+      r->tgid = conn->tgid;
+      r->first_of_conn = conn->requests == 0;
+      ++conn->requests;
+      if (r->first_of_conn) {
+        r->accept = conn->accept;
+        if (conn->preattach) {
+          r->partial_reason = "connection opened before attach";
+        }
+      }
+      r->has_read = true;
+      r->first_read_enter = rec.enter_ns;
+      r->first_read_exit = rec.exit_ns;
+      if (!e.enter_seen() && r->partial_reason.empty()) {
+        r->partial_reason = "request start not seen";
+      }
+      r->request_line = ParseHttpRequestLine(e.payload);
+      r->waiting = true;
+      processes[conn->tgid].waiting.push_back(r);
+    }
+    r->last_read_exit = rec.exit_ns;
+    r->syscalls.push_back(rec);
+    return;
+  }
+  if (IsRead(e.syscall)) {
+    if (r == nullptr) {
+      ++anomalies.stray_events;
+    } else if (r->has_write) {
+      r->trailing.push_back(rec);
+    } else {
+      r->syscalls.push_back(rec);
+    }
+    return;
+  }
+  if (IsWrite(e.syscall)) {
+    if (r == nullptr) {
+      if (!conn->preattach || conn->requests > 0) {
+        ++anomalies.stray_events;
+        return;
+      }
+      // The tail of a request that began before attach.
+      conn->request = std::make_unique<OpenRequest>();
+      r = conn->request.get();
+      r->conn_uid = conn->uid;
+      r->tgid = conn->tgid;
+      r->first_of_conn = true;
+      r->partial_reason = "connection opened before attach";
+      ++conn->requests;
+    }
+    if (!r->has_write) {
+      r->has_write = true;
+      r->first_write_start = rec.start_ns();
+      if (r->has_read) Attribute(r, rec.start_ns());
+      StopWaiting(r);
+    }
+    for (auto& t : r->trailing) r->syscalls.push_back(t);
+    r->trailing.clear();
+    r->syscalls.push_back(rec);
+    r->last_write_exit = rec.exit_ns;
+    return;
+  }
+  if (e.syscall == Syscall::kClose || e.syscall == Syscall::kShutdown) {
+    if (r != nullptr) r->closes.push_back(rec);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backend links.
+
+std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
+                                                       uint64_t start_enter,
+                                                       bool partial) {
+  auto ex = std::make_shared<Exchange>();
+  ex->seq = next_exchange_seq++;
+  ex->tgid = link->tgid;
+  ex->new_conn = link->requests == 0 && !link->preattach;
+  ex->partial = partial || start_enter == 0;
+  ex->start_enter = start_enter;
+  ex->backend_traced = link->partner.has_value();
+  ++link->requests;
+  link->exchange = ex;
+  if (!ex->partial) {
+    link->unbound_exchanges.push_back(ex);
+    if (link->unbound_exchanges.size() > kMaxQueued) {
+      link->unbound_exchanges.pop_front();
+    }
+    processes[link->tgid].candidates.push_back(ex);
+    PruneCandidates(link->tgid);
+    Bind(link);
+  }
+  return ex;
+}
+
+// Pairs the link's exchanges with the backend requests of its partner in
+// order, skipping backend requests that began before the exchange did and
+// exchanges whose backend request was never seen.
+void Profiler::State::Bind(Conn* link) {
+  auto& exs = link->unbound_exchanges;
+  auto& works = link->unbound_work;
+  while (!exs.empty() && !works.empty()) {
+    const auto& w = works.front();
+    if (w->first_read_exit < exs.front()->start_enter) {
+      ++anomalies.unmatched_backend_work;
+      works.pop_front();
+      continue;
+    }
+    if (exs.size() > 1 && w->first_read_exit >= exs[1]->start_enter) {
+      exs.pop_front();  // its backend request was not seen
+      continue;
+    }
+    exs.front()->work = w;
+    exs.pop_front();
+    works.pop_front();
+  }
+}
+
+void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, Target::kBackendLink);
+  Exchange* ex = conn->exchange.get();
+  if (IsWrite(e.syscall)) {
+    bool may_resync = ex == nullptr || ex->has_reply;
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       may_resync);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool fresh = ex != nullptr && !ex->has_send && !ex->has_reply;
+    bool start_new;
+    if (ex == nullptr) {
+      start_new = true;
+    } else if (fresh) {
+      start_new = false;
+    } else if (conn->fcgi_out.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = ex->has_reply;
+    }
+    if (start_new) {
+      bool partial = conn->preattach && conn->requests == 0 && !begins;
+      conn->exchange = NewExchange(conn, rec.enter_ns, partial);
+      ex = conn->exchange.get();
+    }
+    ex->has_send = true;
+    ex->last_send_exit = rec.exit_ns;
+    ex->syscalls.push_back(rec);
+    return;
+  }
+  if (ex == nullptr) {
+    if (e.syscall == Syscall::kClose) return;
+    // First seen mid-exchange (opened before attach).
+    conn->exchange = NewExchange(conn, rec.start_ns(), true);
+    ex = conn->exchange.get();
+  }
+  ex->syscalls.push_back(rec);
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
+    if (!ex->has_reply) {
+      ex->has_reply = true;
+      ex->first_reply_enter = rec.enter_ns;
+      ex->first_reply_exit = rec.exit_ns;
+      if (ex->has_send) ex->send_exit_before_reply = ex->last_send_exit;
+    }
+    if (!ex->ended) ex->last_reply_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) ex->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backend side.
+
+void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kBackend, Target::kBackendSide);
+  BackendWork* w = conn->work.get();
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers =
+        conn->fcgi_in.Feed(e.payload, e.ret, w == nullptr || w->has_write);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool start_new;
+    if (w == nullptr) {
+      start_new = true;
+    } else if (conn->fcgi_in.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = w->has_write;
+    }
+    if (start_new) {
+      bool partial = conn->preattach && conn->requests == 0 && !begins;
+      auto work = std::make_shared<BackendWork>();
+      work->tgid = conn->tgid;
+      work->first_read_exit = rec.exit_ns;
+      if (conn->requests == 0 && conn->accept.has_value()) {
+        work->syscalls.push_back(*conn->accept);
+      }
+      ++conn->requests;
+      conn->work = work;
+      w = work.get();
+      Conn* link = nullptr;
+      if (conn->partner.has_value()) {
+        auto it = conns.find(*conn->partner);
+        if (it != conns.end()) link = &it->second;
+      }
+      if (partial || link == nullptr) {
+        ++anomalies.unmatched_backend_work;
+      } else {
+        link->unbound_work.push_back(work);
+        if (link->unbound_work.size() > kMaxQueued) {
+          link->unbound_work.pop_front();
+          ++anomalies.unmatched_backend_work;
+        }
+        Bind(link);
+      }
+    }
+    w->syscalls.push_back(rec);
+    return;
+  }
+  if (w == nullptr) return;
+  w->syscalls.push_back(rec);
+  if (IsWrite(e.syscall) && !w->ended) {
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       !w->has_write);
+    w->has_write = true;
+    w->last_write_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) w->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Attribution and finalization.
+
+void Profiler::State::StopWaiting(OpenRequest* request) {
+  if (!request->waiting) return;
+  auto& waiting = processes[request->tgid].waiting;
+  waiting.erase(std::remove(waiting.begin(), waiting.end(), request),
+                waiting.end());
+  request->waiting = false;
+  PruneCandidates(request->tgid);
+}
+
+void Profiler::State::Attribute(OpenRequest* request, uint64_t write_start) {
+  auto& candidates = processes[request->tgid].candidates;
+  for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+    Exchange& ex = **it;
+    if (ex.start_enter >= request->last_read_exit && ex.has_reply &&
+        ex.first_reply_exit <= write_start) {
+      ex.attributed = true;
+      request->exchange = *it;
+      candidates.erase(it);
+      return;
+    }
+  }
+}
+
+// Drops exchanges that no waiting request can take any more: a request can
+// only take an exchange that started after its last request read.
+void Profiler::State::PruneCandidates(uint32_t tgid) {
+  auto& proc = processes[tgid];
+  std::optional<uint64_t> earliest;
+  for (const OpenRequest* r : proc.waiting) {
+    if (r->has_read) {
+      earliest = std::min(earliest.value_or(UINT64_MAX), r->last_read_exit);
+    }
+  }
+  auto& c = proc.candidates;
+  auto unreachable = [&](const std::shared_ptr<Exchange>& ex) {
+    return !earliest.has_value() || ex->start_enter < *earliest;
+  };
+  size_t before = c.size();
+  c.erase(std::remove_if(c.begin(), c.end(), unreachable), c.end());
+  anomalies.unattributed_exchanges += before - c.size();
+}
+
+void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
+  std::unique_ptr<OpenRequest> owned = std::move(conn->request);
+  OpenRequest& r = *owned;
+  StopWaiting(&r);
+
+  Request out;
+  out.id = next_request_id++;
+  out.pid = r.tgid;
+  out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
+  out.request_line = r.request_line;
+  if (reason.empty()) reason = r.partial_reason;
+  if (reason.empty() && !r.has_write) reason = "no response";
+
+  const bool accept_owned = r.accept.has_value() && r.accept->enter_seen();
+  out.start_ns = accept_owned   ? r.accept->enter_ns
+                 : r.has_read   ? (r.first_read_enter != 0 ? r.first_read_enter
+                                                           : r.first_read_exit)
+                 : (r.syscalls.empty() ? 0 : r.syscalls.front().start_ns());
+  out.end_ns = r.last_write_exit;
+
+  if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
+  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
+                      r.syscalls.end());
+  out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
+
+  Exchange* ex = r.exchange.get();
+  if (ex != nullptr) {
+    out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
+    out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
+                        ex->syscalls.end());
+    if (ex->work) {
+      out.syscalls.insert(out.syscalls.end(), ex->work->syscalls.begin(),
+                          ex->work->syscalls.end());
+      out.backend_pid = ex->work->tgid;
+    }
+  }
+  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
+                   [](const SyscallRecord& a, const SyscallRecord& b) {
+                     return a.start_ns() < b.start_ns();
+                   });
+
+  uint64_t span_end = out.end_ns;
+  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
+  if (reason.empty()) {
+    for (const auto& [from, to] : drops) {
+      if (from <= span_end && to >= out.start_ns) {
+        reason = "events dropped";
+        break;
+      }
+    }
+  }
+
+  // Backend phase inputs.
+  uint64_t w_ns = 0;
+  uint64_t b_ns = 0;
+  if (reason.empty() && ex != nullptr) {
+    if (ex->partial || !ex->has_reply) {
+      reason = "backend exchange incomplete";
+    } else if (ex->work) {
+      if (!ex->work->has_write) {
+        reason = "backend reply not seen";
+      } else {
+        out.backend_timing = BackendTiming::kMeasured;
+        b_ns = ex->work->last_write_exit > ex->work->first_read_exit
+                   ? ex->work->last_write_exit - ex->work->first_read_exit
+                   : 0;
+      }
+    } else if (ex->backend_traced) {
+      reason = "backend events missing";
+    } else if (!ex->send_exit_before_reply.has_value() ||
+               ex->first_reply_enter == 0) {
+      reason = "backend exchange incomplete";
+    } else {
+      out.backend_timing = BackendTiming::kInferred;
+      b_ns = ex->first_reply_enter > *ex->send_exit_before_reply
+                 ? ex->first_reply_enter - *ex->send_exit_before_reply
+                 : 0;
+    }
+    w_ns = ex->last_reply_exit > ex->start_enter
+               ? ex->last_reply_exit - ex->start_enter
+               : 0;
+    if (reason.empty() && ex->connect_exit.has_value() &&
+        ex->backend_accept_exit.has_value() && ex->work) {
+      out.queue_ns = *ex->backend_accept_exit > *ex->connect_exit
+                         ? *ex->backend_accept_exit - *ex->connect_exit
+                         : 0;
+    }
+  }
+
+  if (!reason.empty()) {
+    out.complete = false;
+    out.incomplete_reason = reason;
+    out.backend_timing = BackendTiming::kNone;
+    out.queue_ns.reset();
+  } else {
+    // Client waits: EAGAIN read exit .. next read enter, before the response.
+    uint64_t wait = 0;
+    const SyscallRecord* eagain = nullptr;
+    for (const SyscallRecord& s : r.syscalls) {
+      if (!IsRead(s.syscall)) continue;
+      if (s.start_ns() > r.first_write_start) break;
+      if (eagain != nullptr && s.enter_seen() && s.enter_ns > eagain->exit_ns) {
+        wait += s.enter_ns - eagain->exit_ns;
+      }
+      eagain = s.ret == kEagain ? &s : nullptr;
+    }
+    uint64_t first = r.first_read_enter;
+    uint64_t t = r.last_write_exit > first ? r.last_write_exit - first : 0;
+    t = t > wait ? t - wait : 0;
+    if (accept_owned) t += r.accept->duration_ns();
+    for (const auto& c : r.closes) t += c.duration_ns();
+    out.client_wait_ns = wait;
+
+    if (w_ns > t) {
+      w_ns = t;
+      ++out.clamped;
+    }
+    if (b_ns > w_ns) {
+      b_ns = w_ns;
+      ++out.clamped;
+    }
+    out.complete = true;
+    out.total_ns = t;
+    out.server_ns = t - w_ns;
+    out.transport_ns = w_ns - b_ns;
+    out.backend_ns = b_ns;
+    if (out.clamped > 0) ++anomalies.clamped_phases;
+  }
+  stats.Add(out);
+  if (callback) callback(out);
+}
+
+// ---------------------------------------------------------------------------
+// Public API.
+
+Profiler::Profiler(ProfilerOptions options)
+    : state_(std::make_unique<State>()) {
+  state_->options = options;
+}
+
+Profiler::~Profiler() = default;
+
+void Profiler::OnProcess(const ProcessInfo& info) {
+  state_->processes[info.pid].comm = info.comm;
+}
+
+void Profiler::OnProcessEvent(const ProcessEvent& event) {
+  if (event.op != ProcessEvent::Op::kExit) {
+    auto& p = state_->processes[event.tgid];
+    if (!event.comm.empty()) p.comm = event.comm;
+  }
+  state_->Push(event.ts_ns, event);
+}
+
+void Profiler::OnEvent(const SyscallEvent& event) {
+  state_->Push(event.exit_ns, event);
+}
+
+void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
+  if (count == 0) return;
+  auto& drops = state_->drops;
+  // Forget windows that ended before every open request started.
+  uint64_t oldest = state_->processed_ns;
+  for (const auto& [uid, conn] : state_->conns) {
+    if (conn.request && conn.request->has_read) {
+      oldest = std::min(oldest, conn.request->first_read_exit);
+    }
+  }
+  if (!state_->queue.empty()) oldest = std::min(oldest, state_->queue.top().key);
+  drops.erase(std::remove_if(drops.begin(), drops.end(),
+                             [&](const auto& d) { return d.second < oldest; }),
+              drops.end());
+  drops.emplace_back(from_ns, to_ns);
+  if (drops.size() > kMaxDropWindows) {
+    // Merge everything into one conservative window rather than forget.
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const auto& [f, t] : drops) {
+      lo = std::min(lo, f);
+      hi = std::max(hi, t);
+    }
+    drops.assign(1, {lo, hi});
+  }
+}
+
+void Profiler::SetRequestCallback(
+    std::function<void(const Request&)> callback) {
+  state_->callback = std::move(callback);
+}
+
+void Profiler::Finish(uint64_t end_ns) {
+  state_->Drain(true);
+  state_->processed_ns = std::max(state_->processed_ns, end_ns);
+  std::vector<uint64_t> open;
+  for (const auto& [uid, conn] : state_->conns) {
+    if (conn.request) open.push_back(uid);
+  }
+  for (uint64_t uid : open) {
+    state_->FinalizeRequest(&state_->conns.at(uid), "still open at end");
+  }
+}
+
+Report Profiler::BuildReport(const CaptureInfo& info) const {
+  Report report;
+  report.capture = info;
+  for (const auto& [pid, p] : state_->processes) {
+    std::string role = p.has_backend_side ? "backend"
+                       : p.has_client     ? "server"
+                                          : "other";
+    report.processes.push_back({pid, p.comm, role});
+  }
+  state_->stats.Fill(&report);
+  report.anomalies = state_->anomalies;
+  return report;
+}
+
+const Anomalies& Profiler::anomalies() const { return state_->anomalies; }
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,132 @@
+// The request profiler: turns the socket syscalls of a web server and its
+// backends into requests with phases. Pure: fed events, returns values.
+//
+// Definitions (the contract the numbers rely on):
+//
+// Connections are (tgid, fd) from accept/connect to close. A connection
+// accepted by a traced process is a *client* connection unless it pairs with
+// a traced connect (then it is the *backend side* of that link); a connection
+// connected by a traced process is a *backend link*. Pairing is by socket
+// identity among connections that are open at the same time: for AF_UNIX one
+// end's `peer` is the other end's `sock`; for AF_INET/AF_INET6 the local
+// address:port of one end is the remote of the other. An id is forgotten when
+// its connection closes, so a reused kernel address never pairs a new
+// connection with an old one. A connection first seen on a read/write was
+// opened before attach: it is paired the same way; if unpaired, a TCP one is
+// taken as a client connection when its local port is a port traced
+// processes accepted on or is lower than its remote port, a backend link
+// otherwise; an unpaired unix one is ignored.
+//
+// Process role: "backend" if it has backend-side connections (paired evidence
+// is the more specific rule, so a process that is both is a backend),
+// else "server" if it has client connections, else "other".
+//
+// Requests on a client connection: a request starts with the first read
+// returning data (> 0) after accept or after the previous response, and ends
+// at the exit of the last write before the next request's first data read, or
+// at close. The first request of a connection owns its accept; the last owns
+// its close and shutdown. Its total time is
+//
+//   T = accept duration (if owned and its enter was seen)
+//     + [enter of the first data read, exit of the last response write]
+//     - client waits
+//     + close/shutdown durations (if owned)
+//
+// where a client wait is the span from the exit of a read on the client
+// connection that returned -EAGAIN to the enter of the next read on it, when
+// that next read comes before the first response write (the server was
+// waiting for the rest of the request). Reads after the last response write
+// (EAGAIN, EOF) that are not followed by another response write are outside
+// the request; so is the gap between accept and the first data read.
+// Pipelined requests (next request read before the previous response ended)
+// are merged into one.
+//
+// Backend exchanges live on backend links of the server process. An exchange
+// starts at a connect, or on a reused link at a send that begins a new
+// FastCGI request (BEGIN_REQUEST header, when the payload shows record
+// headers) or, without FastCGI headers, at the first send after a read that
+// returned reply data. It ends with its last reply read (a read with data;
+// END_REQUEST, when visible, ends it). W = [enter of the connect or first
+// send, exit of the last reply read].
+//
+// Attribution of an exchange to a client request (causality, FIFO): when a
+// request makes its first response write, it takes the earliest-started
+// unattributed exchange of the same process that (a) started at or after the
+// exit of the request's last request-read and (b) has read reply data before
+// that write. A request takes at most one exchange; exchanges that no waiting
+// request can take any more (a retry after a failed connect, a subrequest)
+// are counted as unattributed. This is what keeps interleaved requests of one
+// nginx worker apart: each request's exchange must start after its own
+// request bytes arrived and answer before its own response.
+//
+// Phases: backend is *measured* when the link pairs with a traced backend
+// side: the k-th exchange on a link pairs with the k-th backend request on
+// the paired connection (backend requests split like client requests:
+// FastCGI BEGIN_REQUEST, else read-after-write), skipping backend requests
+// that began before the exchange started; backend = [exit of the backend's
+// first read of the request, exit of its last write of the reply]. Else it
+// is *inferred*: [exit of the server's last send before the reply, enter of
+// its first reply read]. transport = |W| - backend, server = T - |W|. Values
+// are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so
+// the three always add up to T exactly. queue = [exit of the server's
+// connect, exit of the backend's accept of that connection], only when both
+// are seen; it is part of transport.
+//
+// Incomplete requests (counted, kept out of phase statistics, never
+// attributed): the first request on a connection opened before attach, a
+// request whose exchange is inconsistent (started before attach, backend
+// traced but its side of the exchange missing), a request overlapping a drop
+// window, one without a response, and one still open at Finish().
+#ifndef REQCOST_ANALYZERS_PROFILER_H_
+#define REQCOST_ANALYZERS_PROFILER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "analyzers/report.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+
+struct ProfilerOptions {
+  // Events are processed once the newest seen exit_ns is this far past
+  // theirs: the bound on cross-CPU reordering.
+  uint64_t reorder_window_ns = 20'000'000;
+};
+
+class Profiler {
+ public:
+  explicit Profiler(ProfilerOptions options = {});
+  ~Profiler();
+  Profiler(const Profiler&) = delete;
+  Profiler& operator=(const Profiler&) = delete;
+
+  // A process known at attach.
+  void OnProcess(const ProcessInfo& info);
+  // A fork, exec or exit of a traced process (ordered with the syscalls).
+  void OnProcessEvent(const ProcessEvent& event);
+  // A syscall, in roughly exit_ns order.
+  void OnEvent(const SyscallEvent& event);
+  // The kernel lost `count` events between from_ns and to_ns: every request
+  // overlapping that window that is not yet finalized becomes incomplete.
+  void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count);
+  // Called for every request as it is finalized, complete or not.
+  void SetRequestCallback(std::function<void(const Request&)> callback);
+  // Processes everything still buffered and finalizes open requests as
+  // incomplete. Call once, at the end of the capture.
+  void Finish(uint64_t end_ns);
+
+  // The summary of all requests finalized so far.
+  Report BuildReport(const CaptureInfo& info) const;
+  const Anomalies& anomalies() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_PROFILER_H_

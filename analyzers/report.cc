@@ -1,0 +1,181 @@
+#include "analyzers/report.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace reqcost::analyzers {
+namespace {
+
+constexpr double kNsPerUs = 1000.0;
+
+std::optional<PhaseSummary> ToPhaseSummary(const Summary& s) {
+  if (s.count() == 0) return std::nullopt;
+  PhaseSummary p;
+  p.count = s.count();
+  p.mean_us = s.mean_ns() / kNsPerUs;
+  p.p50_us = s.Percentile(0.50) / kNsPerUs;
+  p.p90_us = s.Percentile(0.90) / kNsPerUs;
+  p.p99_us = s.Percentile(0.99) / kNsPerUs;
+  p.max_us = s.max_ns() / kNsPerUs;
+  return p;
+}
+
+bool IsBackendWrite(const SyscallRecord& r) {
+  return r.side == Side::kBackend && IsWrite(r.syscall);
+}
+
+bool IsReplyRead(const SyscallRecord& r) {
+  return r.side == Side::kServer && r.target == Target::kBackendLink &&
+         IsRead(r.syscall) && r.ret > 0;
+}
+
+}  // namespace
+
+void RequestStats::Phases::Add(const Request& r) {
+  total.Add(r.total_ns.value_or(0));
+  server.Add(r.server_ns.value_or(0));
+  transport.Add(r.transport_ns.value_or(0));
+  backend.Add(r.backend_ns.value_or(0));
+  if (r.queue_ns.has_value()) queue.Add(*r.queue_ns);
+}
+
+PhaseSet RequestStats::Phases::ToSet() const {
+  PhaseSet set;
+  set.total = ToPhaseSummary(total);
+  set.server = ToPhaseSummary(server);
+  set.transport = ToPhaseSummary(transport);
+  set.backend = ToPhaseSummary(backend);
+  set.queue = ToPhaseSummary(queue);
+  return set;
+}
+
+void RequestStats::Add(const Request& r) {
+  ++count_;
+  if (!r.complete) {
+    ++incomplete_by_process_[r.pid];
+    ++incomplete_reasons_[r.incomplete_reason];
+    return;
+  }
+  ++complete_;
+  if (r.backend_timing == BackendTiming::kMeasured) ++measured_;
+  if (r.backend_timing == BackendTiming::kInferred) ++inferred_;
+  phases_.Add(r);
+  auto& group = groups_[{r.client_conn, r.backend_conn}];
+  ++group.first;
+  group.second.Add(r);
+  auto& proc = by_process_[r.pid];
+  ++proc.first;
+  proc.second.Add(r);
+
+  // The request's timeline keys in order, with the backend phase as a
+  // "(work)" line before the backend's first reply write (measured) or the
+  // server's first reply read (inferred).
+  std::vector<std::pair<TimelineKey, uint64_t>> keys;
+  bool work_placed = r.backend_timing == BackendTiming::kNone;
+  for (const SyscallRecord& s : r.syscalls) {
+    if (!work_placed &&
+        ((r.backend_timing == BackendTiming::kMeasured && IsBackendWrite(s)) ||
+         (r.backend_timing == BackendTiming::kInferred && IsReplyRead(s)))) {
+      keys.push_back({{"(work)", Side::kBackend, Target::kBackendSide},
+                      r.backend_ns.value_or(0)});
+      work_placed = true;
+    }
+    std::string name(SyscallName(s.syscall));
+    keys.push_back({{name, s.side, s.target}, s.duration_ns()});
+    if (s.enter_seen()) {
+      std::pair<std::string, Side> key{name, s.side};
+      auto [it, inserted] = syscalls_.try_emplace(key);
+      if (inserted) syscall_order_.push_back(key);
+      it->second.Add(s.duration_ns());
+    }
+  }
+  if (!work_placed) {
+    keys.push_back({{"(work)", Side::kBackend, Target::kBackendSide},
+                    r.backend_ns.value_or(0)});
+  }
+  // Merge into the global order: a new key goes right after the key that
+  // preceded it in this request.
+  const TimelineKey* previous = nullptr;
+  for (const auto& [key, ns] : keys) {
+    auto [it, inserted] = timeline_.try_emplace(key, 0, 0);
+    it->second.first += ns;
+    ++it->second.second;
+    if (inserted) {
+      auto pos = timeline_order_.begin();
+      if (previous != nullptr) {
+        pos = std::find_if(timeline_order_.begin(), timeline_order_.end(),
+                           [&](const TimelineKey& k) {
+                             return !(k < *previous) && !(*previous < k);
+                           });
+        if (pos != timeline_order_.end()) ++pos;
+      }
+      timeline_order_.insert(pos, key);
+    }
+    previous = &it->first;
+  }
+}
+
+void RequestStats::Fill(Report* report) const {
+  report->count = count_;
+  report->complete = complete_;
+  report->incomplete = count_ - complete_;
+  report->rate_per_s = report->capture.duration_s > 0
+                           ? count_ / report->capture.duration_s
+                           : 0.0;
+  if (measured_ > 0 && inferred_ > 0) {
+    report->backend_timing = "mixed";
+  } else if (measured_ > 0) {
+    report->backend_timing = "measured";
+  } else if (inferred_ > 0) {
+    report->backend_timing = "inferred";
+  } else {
+    report->backend_timing = "none";
+  }
+  report->phases = phases_.ToSet();
+  report->syscalls.clear();
+  for (const auto& key : syscall_order_) {
+    const Summary& s = syscalls_.at(key);
+    report->syscalls.push_back({key.first, std::string(SideName(key.second)),
+                                s.count(), s.mean_ns() / kNsPerUs,
+                                s.Percentile(0.99) / kNsPerUs});
+  }
+  report->timeline.clear();
+  for (const TimelineKey& key : timeline_order_) {
+    const auto& [ns, n] = timeline_.at(key);
+    TimelineEntry e;
+    e.name = key.name;
+    e.side = std::string(SideName(key.side));
+    e.target = key.name == "(work)" ? "" : std::string(TargetName(key.target));
+    if (complete_ > 0) {
+      e.mean_us_per_request = ns / kNsPerUs / complete_;
+      e.count_per_request = static_cast<double>(n) / complete_;
+    }
+    report->timeline.push_back(e);
+  }
+  report->groups.clear();
+  for (const auto& [key, value] : groups_) {
+    report->groups.push_back({std::string(ReuseName(key.first)),
+                              std::string(ReuseName(key.second)), value.first,
+                              value.second.ToSet()});
+  }
+  report->by_process.clear();
+  std::map<uint32_t, ProcessSummary> procs;
+  for (const auto& [pid, value] : by_process_) {
+    ProcessSummary& p = procs[pid];
+    p.pid = pid;
+    p.requests = value.first;
+    p.phases = value.second.ToSet();
+  }
+  for (const auto& [pid, n] : incomplete_by_process_) {
+    procs[pid].pid = pid;
+    procs[pid].incomplete = n;
+  }
+  for (auto& [pid, p] : procs) report->by_process.push_back(std::move(p));
+  report->incomplete_reasons = incomplete_reasons_;
+}
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,156 @@
+// Statistics over requests and the Report value that the formatters print
+// (and that a comparison of two captures can reuse).
+#ifndef REQCOST_ANALYZERS_REPORT_H_
+#define REQCOST_ANALYZERS_REPORT_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "analyzers/histogram.h"
+#include "analyzers/request.h"
+
+namespace reqcost::analyzers {
+
+// What the caller knows about the capture as a whole.
+struct CaptureInfo {
+  double duration_s = 0;
+  uint64_t events = 0;
+  uint64_t dropped_events = 0;
+};
+
+// Counters of things the profiler had to skip or correct.
+struct Anomalies {
+  uint64_t late_events = 0;              // arrived after the reorder window
+  uint64_t clamped_phases = 0;           // requests with a clamped phase
+  uint64_t unattributed_exchanges = 0;   // backend exchanges of no request
+  uint64_t unmatched_backend_work = 0;   // backend requests of no exchange
+  uint64_t ignored_connections = 0;      // role could not be decided
+  uint64_t reclassified_connections = 0; // client found to be a backend side
+  uint64_t stray_events = 0;             // events outside any request
+};
+
+// One traced process and its role: "server", "backend" or "other".
+struct ProcessEntry {
+  uint32_t pid = 0;
+  std::string comm;
+  std::string role;
+};
+
+// Statistics of one phase in microseconds; absent (nullopt in PhaseSet) when
+// there was no value.
+struct PhaseSummary {
+  uint64_t count = 0;
+  double mean_us = 0;
+  double p50_us = 0;
+  double p90_us = 0;
+  double p99_us = 0;
+  double max_us = 0;
+};
+
+// The five phases of a set of complete requests.
+struct PhaseSet {
+  std::optional<PhaseSummary> total, server, transport, backend, queue;
+};
+
+// One syscall kind on one side over complete requests.
+struct SyscallSummary {
+  std::string name;
+  std::string side;
+  uint64_t count = 0;
+  double mean_us = 0;
+  double p99_us = 0;
+};
+
+// One line of the average per-request timeline: a syscall kind on one side
+// and connection, in the order kinds first appeared in requests. `name` is
+// "(work)" for the backend phase line.
+struct TimelineEntry {
+  std::string name;
+  std::string side;
+  std::string target;             // "client", "backend", ""
+  double mean_us_per_request = 0;  // summed duration / complete requests
+  double count_per_request = 0;
+};
+
+// Requests grouped by client and backend connection reuse.
+struct GroupSummary {
+  std::string client_conn;   // "new", "reused"
+  std::string backend_conn;  // "new", "reused", "none"
+  uint64_t requests = 0;     // complete requests in the group
+  PhaseSet phases;
+};
+
+// Requests of one server process.
+struct ProcessSummary {
+  uint32_t pid = 0;
+  uint64_t requests = 0;  // complete
+  uint64_t incomplete = 0;
+  PhaseSet phases;
+};
+
+// The breakdown of a capture.
+struct Report {
+  CaptureInfo capture;
+  std::vector<ProcessEntry> processes;
+  uint64_t count = 0;
+  uint64_t complete = 0;
+  uint64_t incomplete = 0;
+  double rate_per_s = 0;            // count / duration; 0 if no duration
+  std::string backend_timing;       // "measured", "inferred", "mixed", "none"
+  PhaseSet phases;
+  std::vector<SyscallSummary> syscalls;
+  std::vector<TimelineEntry> timeline;
+  std::vector<GroupSummary> groups;
+  std::vector<ProcessSummary> by_process;
+  std::map<std::string, uint64_t> incomplete_reasons;
+  Anomalies anomalies;
+};
+
+// Streaming statistics over requests: memory grows with the number of
+// distinct groups, syscall kinds and histogram buckets, not with requests.
+class RequestStats {
+ public:
+  // Counts `request`; a complete one also feeds the phase statistics.
+  void Add(const Request& request);
+  // Fills the request, phase, syscall, timeline and group fields of a report.
+  void Fill(Report* report) const;
+
+ private:
+  struct Phases {
+    Summary total, server, transport, backend, queue;
+    void Add(const Request& request);
+    PhaseSet ToSet() const;
+  };
+  struct TimelineKey {
+    std::string name;
+    Side side;
+    Target target;
+    bool operator<(const TimelineKey& o) const {
+      return std::tie(name, side, target) < std::tie(o.name, o.side, o.target);
+    }
+  };
+
+  uint64_t count_ = 0;
+  uint64_t complete_ = 0;
+  uint64_t measured_ = 0;
+  uint64_t inferred_ = 0;
+  Phases phases_;
+  std::map<std::pair<ConnReuse, ConnReuse>, std::pair<uint64_t, Phases>>
+      groups_;
+  std::map<uint32_t, std::pair<uint64_t, Phases>> by_process_;
+  std::map<uint32_t, uint64_t> incomplete_by_process_;
+  std::map<std::string, uint64_t> incomplete_reasons_;
+  // (name, side) in order of first appearance, with their summaries.
+  std::vector<std::pair<std::string, Side>> syscall_order_;
+  std::map<std::pair<std::string, Side>, Summary> syscalls_;
+  std::vector<TimelineKey> timeline_order_;
+  std::map<TimelineKey, std::pair<uint64_t, uint64_t>> timeline_;  // ns, n
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_REPORT_H_

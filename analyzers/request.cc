@@ -1,0 +1,47 @@
+#include "analyzers/request.h"
+
+#include <string_view>
+
+namespace reqcost::analyzers {
+
+std::string_view SideName(Side side) {
+  return side == Side::kServer ? "server" : "backend";
+}
+
+std::string_view TargetName(Target target) {
+  switch (target) {
+    case Target::kClient:
+      return "client";
+    case Target::kBackendLink:
+      return "backend";
+    case Target::kBackendSide:
+      return "server";
+  }
+  return "?";
+}
+
+std::string_view TimingName(BackendTiming timing) {
+  switch (timing) {
+    case BackendTiming::kNone:
+      return "none";
+    case BackendTiming::kMeasured:
+      return "measured";
+    case BackendTiming::kInferred:
+      return "inferred";
+  }
+  return "?";
+}
+
+std::string_view ReuseName(ConnReuse reuse) {
+  switch (reuse) {
+    case ConnReuse::kNone:
+      return "none";
+    case ConnReuse::kNew:
+      return "new";
+    case ConnReuse::kReused:
+      return "reused";
+  }
+  return "?";
+}
+
+}  // namespace reqcost::analyzers

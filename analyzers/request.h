@@ -1,0 +1,79 @@
+// The values the profiler produces: one Request per client request, with its
+// phases and syscall timeline.
+#ifndef REQCOST_ANALYZERS_REQUEST_H_
+#define REQCOST_ANALYZERS_REQUEST_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+
+// Which process made a syscall of a request's timeline.
+enum class Side : uint8_t { kServer, kBackend };
+// What the syscall's connection was: the client connection, the server's
+// backend link, or the backend's side of that link.
+enum class Target : uint8_t { kClient, kBackendLink, kBackendSide };
+// Whether the backend phase was measured in the backend, inferred from the
+// server's side of the link, or there was no backend exchange.
+enum class BackendTiming : uint8_t { kNone, kMeasured, kInferred };
+// Reuse of a connection: the request/exchange opened it, or it was reused.
+enum class ConnReuse : uint8_t { kNone, kNew, kReused };
+
+std::string_view SideName(Side side);          // "server", "backend"
+std::string_view TargetName(Target target);    // "client", "backend", ...
+std::string_view TimingName(BackendTiming t);  // "none", "measured", ...
+std::string_view ReuseName(ConnReuse reuse);   // "none", "new", "reused"
+
+// One syscall of a request's timeline.
+struct SyscallRecord {
+  Syscall syscall = Syscall::kRead;
+  Side side = Side::kServer;
+  Target target = Target::kClient;
+  uint32_t tgid = 0;
+  uint64_t enter_ns = 0;  // 0: enter not seen
+  uint64_t exit_ns = 0;
+  int64_t ret = 0;
+
+  bool enter_seen() const { return enter_ns != 0; }
+  uint64_t start_ns() const { return enter_ns != 0 ? enter_ns : exit_ns; }
+  uint64_t duration_ns() const {
+    return enter_ns != 0 && exit_ns > enter_ns ? exit_ns - enter_ns : 0;
+  }
+};
+
+// One request on a client connection. Phases (ns) are set only for complete
+// requests; an incomplete request keeps what was seen but no phase values.
+struct Request {
+  uint64_t id = 0;          // 1, 2, ... in order of finalization
+  uint32_t pid = 0;         // the server process (tgid)
+  uint32_t backend_pid = 0; // the backend process when measured, else 0
+  ConnReuse client_conn = ConnReuse::kNew;
+  ConnReuse backend_conn = ConnReuse::kNone;
+  BackendTiming backend_timing = BackendTiming::kNone;
+  std::optional<std::string> request_line;
+  uint64_t start_ns = 0;  // enter of the owned accept, else of the first read
+  uint64_t end_ns = 0;    // exit of the last response write (or close)
+
+  bool complete = false;
+  std::string incomplete_reason;  // empty when complete
+
+  std::optional<uint64_t> total_ns;
+  std::optional<uint64_t> server_ns;
+  std::optional<uint64_t> transport_ns;
+  std::optional<uint64_t> backend_ns;
+  std::optional<uint64_t> queue_ns;  // part of transport; needs both ends
+  uint64_t client_wait_ns = 0;       // excluded from total
+  uint32_t clamped = 0;  // phase values clamped to stay >= 0 (anomalies)
+
+  // In start order (enter, else exit).
+  std::vector<SyscallRecord> syscalls;
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_REQUEST_H_
