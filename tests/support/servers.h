@@ -1,0 +1,132 @@
+// Starting and stopping the servers of a web stack on loopback: the sample
+// FastCGI backend, php-fpm, nginx and lighttpd, each from the templates in
+// samples/, with every file inside one TempDir.
+#ifndef REQCOST_TESTS_SUPPORT_SERVERS_H_
+#define REQCOST_TESTS_SUPPORT_SERVERS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "tests/support/process.h"
+
+namespace reqcost::testing {
+
+// A running server: its master process (owned: stopped at destruction), where
+// it listens, and where it logs.
+class Server {
+ public:
+  Server(Server&&) = default;
+  Server& operator=(Server&&) = default;
+  ~Server();
+
+  // The master's PID (the process this library started).
+  pid_t pid() const { return process_.pid(); }
+  // The master's live children right now (nginx/php-fpm workers, the
+  // backend's prefork workers, lighttpd's php-cgi), sorted.
+  std::vector<pid_t> WorkerPids() const;
+  // The master and all its live descendants, sorted.
+  std::vector<pid_t> AllPids() const;
+  // "unix:/path" or "127.0.0.1:PORT": give it to a front server as upstream.
+  const std::string& address() const { return address_; }
+  // TCP port for front servers (nginx, lighttpd); 0 otherwise.
+  int port() const { return port_; }
+  // http://127.0.0.1:PORT + path (front servers only).
+  std::string Url(absl::string_view path) const;
+  // The backend's own per-request log: reqcost-fcgi-backend --log, or
+  // php-fpm's access log; empty for nginx and lighttpd.
+  const std::string& request_log() const { return request_log_; }
+  // The server's error log (its stderr for the sample backend).
+  const std::string& error_log() const { return error_log_; }
+  // The configuration file written from the template (empty if none).
+  const std::string& config() const { return config_; }
+  // The exact command line that started it.
+  const std::vector<std::string>& argv() const { return argv_; }
+  // The last lines of the error log and of stderr, for failure messages.
+  std::string LogTail(int lines = 20) const;
+
+  // SIGTERM to the master; SIGKILL after `timeout`; reaped. Then waits for
+  // every descendant seen before the stop to be gone (SIGKILL after
+  // `timeout`). An error says what had to be killed.
+  absl::Status Stop(absl::Duration timeout = absl::Seconds(10));
+
+ private:
+  friend class ServerBuilder;
+  Server() = default;
+
+  std::string name_;
+  Subprocess process_;
+  std::vector<std::string> argv_;
+  std::string address_;
+  int port_ = 0;
+  std::string request_log_;
+  std::string error_log_;
+  std::string config_;
+};
+
+struct FcgiBackendOptions {
+  // "unix:/path", "127.0.0.1:PORT", "tcp" (a free port) or empty
+  // (unix:<dir>/<name>.sock).
+  std::string listen;
+  int workers = 1;  // prefork processes; 0 = serve in the master
+  int threads = 1;  // per process
+  std::string log;  // --log; empty = <dir>/<name>.log
+  std::string mode = "fcgi";  // "fcgi" or "http"
+  std::string name = "backend";  // file names in the temp dir
+};
+
+// Starts samples/fcgi-backend and waits until it accepts and all its workers
+// run. request_log() is its --log.
+absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir, const FcgiBackendOptions& opts);
+
+struct PhpFpmOptions {
+  // A unix socket path (optionally "unix:"-prefixed), "127.0.0.1:PORT",
+  // "tcp" (a free port) or empty (<dir>/php-fpm.sock).
+  std::string listen;
+  int children = 2;          // pm.max_children
+  std::string pm = "static";  // static | dynamic | ondemand
+};
+
+// Starts php-fpm (-F -R) from samples/php-fpm/php-fpm.conf.in and waits until
+// it accepts and, unless ondemand, all its children run. request_log() is the
+// access log (first field: php-fpm's own duration in µs).
+absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts);
+
+struct NginxOptions {
+  int port = 0;      // 0 = a free port
+  int workers = 1;   // worker_processes
+  // Upstreams as "unix:/path" or "127.0.0.1:PORT"; empty ones point at a
+  // socket that does not exist (requests there get 502).
+  std::string upstream;       // php-fpm, for \.php$
+  std::string fcgi_upstream;  // reqcost-fcgi-backend (fcgi), for /fcgi/
+  std::string http_upstream;  // reqcost-fcgi-backend (http), for /proxy/
+  bool keep_conn = false;     // fastcgi_keep_conn + upstream keepalive
+  std::string docroot;        // empty = samples/php
+};
+
+// Starts nginx (daemon off, master + workers) from
+// samples/nginx/nginx.conf.in and waits until it accepts and its workers run.
+absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts);
+
+struct LighttpdOptions {
+  int port = 0;  // 0 = a free port
+  // php-fpm's address ("unix:/path" or "127.0.0.1:PORT"); ignored when
+  // spawn_php_cgi.
+  std::string php_fpm;
+  bool spawn_php_cgi = false;  // lighttpd starts php-cgi itself (bin-path)
+  int php_cgi_children = 2;    // PHP_FCGI_CHILDREN when spawning
+  std::string docroot;         // empty = samples/php
+};
+
+// Starts lighttpd -D from samples/lighttpd/lighttpd.conf.in and waits until it
+// accepts (and, when spawning, php-cgi runs).
+absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts);
+
+}  // namespace reqcost::testing
+
+#endif  // REQCOST_TESTS_SUPPORT_SERVERS_H_

@@ -1,0 +1,33 @@
+// Configuration templates from samples/ with @KEY@ placeholders.
+#ifndef REQCOST_TESTS_SUPPORT_TEMPLATE_H_
+#define REQCOST_TESTS_SUPPORT_TEMPLATE_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace reqcost::testing {
+
+// Placeholder name (without the @s) -> value.
+using TemplateValues = std::map<std::string, std::string>;
+
+// Replaces every @KEY@ (KEY = [A-Z][A-Z0-9_]*) with values[KEY]. Fails naming
+// every placeholder that has no value; values nobody asked for are fine.
+absl::StatusOr<std::string> FillTemplate(absl::string_view text, const TemplateValues& values);
+
+// Reads `template_path`, fills it and writes `output_path`; errors name the
+// template.
+absl::Status FillTemplateFile(const std::string& template_path, const TemplateValues& values,
+                              const std::string& output_path);
+
+// The source tree's samples/ directory (from REQCOST_SOURCE_DIR at build time).
+std::string SamplesDir();
+
+// The built reqcost-fcgi-backend (from the build's target file).
+std::string FcgiBackendBinary();
+
+}  // namespace reqcost::testing
+
+#endif  // REQCOST_TESTS_SUPPORT_TEMPLATE_H_
