@@ -615,6 +615,12 @@ absl::StatusOr<CaptureReader> CaptureReader::Open(std::string_view path) {
     return absl::ErrnoToStatus(errno,
                                absl::StrFormat("open capture file %s", p));
   }
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is a directory, not a reqcost capture file", p));
+  }
   return FromFd(fd, p);
 }
 

@@ -332,8 +332,10 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
                       Eq(CountersSnapshot{4'000'000'000, final_counters})),
                   VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 10}))));
   // The end is sticky: asking again gives the end again.
-  EXPECT_THAT(r->Next(),
-              ::testing::Property(&absl::StatusOr<CaptureRecord>::ok, true));
+  absl::StatusOr<CaptureRecord> again = r->Next();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(*again,
+              VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 10})));
 }
 
 TEST_F(CaptureFileTest, ReadCaptureCollectsRecordsByKind) {
@@ -560,6 +562,13 @@ TEST_F(CaptureFileTest, MissingFileNamesThePath) {
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("open capture file " + path)));
+}
+
+TEST_F(CaptureFileTest, DirectoryIsNotACaptureFile) {
+  EXPECT_THAT(
+      CaptureReader::Open(dir_).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               Eq(dir_ + " is a directory, not a reqcost capture file")));
 }
 
 TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
