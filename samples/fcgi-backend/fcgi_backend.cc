@@ -13,19 +13,22 @@
 //   X-Backend-Conn-Reqs: <n>    n-th request served on this connection
 //                               (> 1 means the connection was kept alive)
 //
-// Measurement (CLOCK_MONOTONIC):
-//   fcgi: start = FCGX_Accept_r returned (the request's BEGIN_REQUEST and
-//         PARAMS records have been read). The log's end = FCGX_Finish_r
-//         returned (the reply and END_REQUEST records are written, and the
-//         connection closed unless the server asked to keep it). The
-//         X-Backend-Us header cannot include its own flush: it is taken after
-//         the work, right before the reply is written into libfcgi's buffer,
-//         so it is shorter than the log's elapsed_us by the write (and
-//         close) time, a few µs on loopback.
+// Measurement (CLOCK_MONOTONIC), matching reqcost's definition of backend
+// time (end of the request's first read to end of the reply's last write):
+//   fcgi: start = FCGX_Accept_r returned (BEGIN_REQUEST and PARAMS have been
+//         read). The log's end = the reply's last write returned: the
+//         output streams are closed explicitly (FCGX_FClose writes the rest
+//         of STDOUT, its empty end record and END_REQUEST) before
+//         FCGX_Finish_r. Not included: FCGX_Finish_r's close, which in
+//         libfcgi is a lingering close (shutdown(SHUT_WR), then select/read
+//         until the web server closes its end, up to 2 s) and so measures
+//         the web server, not the backend (0.1-0.5 ms on loopback).
 //   http: start = the request's header block (and body, if any) has been
-//         read. The log's end = the reply's last write returned (and the
-//         close, when the connection is not kept alive). X-Backend-Us as
-//         above: after the work, before the reply is written.
+//         read. The log's end = the reply's last write returned (before the
+//         close, when the connection is not kept alive).
+//   X-Backend-Us cannot include the write that carries it: it is taken after
+//   the work, right before the reply is written, so it is shorter than the
+//   log's elapsed_us by the write time (tens of µs on loopback).
 //
 // --log appends one line per request, written with a single write(2) on an
 // O_APPEND descriptor shared by all workers (lines never interleave):
@@ -368,8 +371,14 @@ void* FcgiThread(void* arg) {
                         "\r\nX-Backend-Conn-Reqs: " + std::to_string(conn_reqs) +
                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     FCGX_PutStr(reply.data(), static_cast<int>(reply.size()), req.out);
-    FCGX_Finish_r(&req);
+    // Closing the streams writes the rest of the reply, the empty STDOUT
+    // record and END_REQUEST: the backend's last write. FCGX_Finish_r then
+    // closes the connection (unless kept) with libfcgi's lingering close,
+    // which waits for the web server to close its end: not backend work.
+    FCGX_FClose(req.err);
+    FCGX_FClose(req.out);
     int64_t end = NowNs();
+    FCGX_Finish_r(&req);
     LogRequest(start, end, uri);
     slot->busy = false;
   }
@@ -530,12 +539,11 @@ void ServeHttpConnection(HttpConn* conn, ThreadSlot* slot) {
                         (keep ? "\r\nConnection: keep-alive" : "\r\nConnection: close") +
                         "\r\n\r\n" + (method == "HEAD" ? "" : body);
     bool ok = WriteAll(conn->fd, reply);
-    int fd = conn->fd;
+    int64_t end = NowNs();
     if (!ok || !keep) {
-      close(fd);
+      close(conn->fd);
       conn->fd = -1;
     }
-    int64_t end = NowNs();
     LogRequest(start, end, target);
     slot->busy = false;
     if (conn->fd < 0) {
