@@ -1,8 +1,9 @@
 #include <signal.h>
+#include <sys/utsname.h>
+#include <time.h>
 
-#include <atomic>
 #include <cstdio>
-#include <map>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -10,8 +11,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "cli/commands.h"
-#include "cli/event_printer.h"
 #include "cli/exit_codes.h"
+#include "cli/pipeline.h"
+#include "collector/capture_file.h"
 #include "collector/tracer.h"
 
 namespace reqcost::cli {
@@ -32,6 +34,7 @@ void InstallStopHandlers() {
 }
 
 constexpr absl::Duration kMaxDuration = absl::Hours(24 * 7);
+constexpr uint64_t kFlushEveryNs = 1000000000;
 
 // "10s", "500ms", "2m", or plain seconds ("10", "0.5"); "0" is no limit.
 absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text) {
@@ -51,49 +54,30 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text) {
   return d;
 }
 
-class AttachSink : public collector::EventSink {
- public:
-  AttachSink(bool print_events) : print_events_(print_events) {}
+int64_t MonotonicToWallNs() {
+  timespec wall, mono;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (int64_t{wall.tv_sec} - mono.tv_sec) * 1000000000 +
+         (wall.tv_nsec - mono.tv_nsec);
+}
 
-  void SetOrigin(uint64_t ns) { origin_ns_ = ns; }
-  void AddProcess(const ProcessInfo& p) { comm_[p.pid] = p.comm; }
-
-  void OnSyscall(const SyscallEvent& e) override {
-    ++syscalls_;
-    if (print_events_) {
-      std::string line = FormatEvent(e, Comm(e.tgid), origin_ns_);
-      std::fprintf(stdout, "%s\n", line.c_str());
-    }
-  }
-  void OnProcess(const ProcessEvent& e) override {
-    ++processes_;
-    if (e.op != ProcessEvent::Op::kExit) comm_[e.tgid] = e.comm;
-    if (print_events_) {
-      std::fprintf(stdout, "%s\n", FormatProcessEvent(e, origin_ns_).c_str());
-    }
-  }
-  void OnDrops(uint64_t, uint64_t, uint64_t count) override {
-    dropped_ += count;
-  }
-
-  uint64_t syscalls() const { return syscalls_; }
-  uint64_t processes() const { return processes_; }
-
- private:
-  const std::string& Comm(uint32_t tgid) {
-    auto it = comm_.find(tgid);
-    if (it != comm_.end()) return it->second;
-    static const std::string unknown = "?";
-    return unknown;
-  }
-
-  bool print_events_;
-  uint64_t origin_ns_ = 0;
-  std::map<uint32_t, std::string> comm_;
-  uint64_t syscalls_ = 0;
-  uint64_t processes_ = 0;
-  uint64_t dropped_ = 0;
-};
+collector::CaptureHeader MakeHeader(const AttachOptions& options,
+                                    uint64_t start_ns,
+                                    const std::vector<ProcessInfo>& procs) {
+  collector::CaptureHeader h;
+  utsname uts{};
+  uname(&uts);
+  h.mono_to_wall_ns = MonotonicToWallNs();
+  h.start_mono_ns = start_ns;
+  h.host = uts.nodename;
+  h.kernel_release = uts.release;
+  h.reqcost_version = REQCOST_VERSION;
+  h.payload_capture_bytes = options.payload_bytes;
+  h.command_line = options.command_line;
+  h.processes = procs;
+  return h;
+}
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "reqcost: %s\n", std::string(status.message()).c_str());
@@ -105,46 +89,90 @@ int Fail(const absl::Status& status) {
 int RunAttach(const AttachOptions& options) {
   absl::StatusOr<absl::Duration> duration = ParseDurationFlag(options.duration);
   if (!duration.ok()) return Fail(duration.status());
-
+  absl::StatusOr<Format> format = ParseFormat(options.format);
+  if (!format.ok()) return Fail(format.status());
   collector::TracerOptions topts;
   topts.pids = options.pids;
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
   topts.verbose = options.verbose;
+  if (absl::Status s = collector::ValidateTracerOptions(topts); !s.ok()) {
+    return Fail(s);
+  }
 
-  AttachSink sink(options.events);
+  OutputOptions out;
+  out.format = *format;
+  out.events = options.events;
+  out.requests = options.requests;
+  out.summary = options.summary;
+  Pipeline pipeline(out, stdout);
   InstallStopHandlers();
   absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
-      collector::Tracer::Start(topts, &sink);
+      collector::Tracer::Start(topts, &pipeline);
   if (!tracer.ok()) return Fail(tracer.status());
-  for (const ProcessInfo& p : (*tracer)->processes()) sink.AddProcess(p);
   uint64_t start_ns = collector::MonotonicNowNs();
-  sink.SetOrigin(start_ns);
-  std::fprintf(stderr, "attached to %zu processes\n",
-               (*tracer)->processes().size());
+  const std::vector<ProcessInfo>& procs = (*tracer)->processes();
+
+  std::optional<collector::CaptureWriter> writer;
+  if (!options.output.empty()) {
+    absl::StatusOr<collector::CaptureWriter> w = collector::CaptureWriter::Create(
+        options.output, MakeHeader(options, start_ns, procs));
+    if (!w.ok()) return Fail(w.status());
+    writer.emplace(*std::move(w));
+    pipeline.RecordTo(&*writer);
+  }
+  pipeline.Begin(start_ns, procs);
+  std::fprintf(stderr, "attached to %zu processes\n", procs.size());
   std::fflush(stderr);
 
   uint64_t end_ns = *duration == absl::ZeroDuration()
                         ? UINT64_MAX
                         : start_ns + absl::ToInt64Nanoseconds(*duration);
+  absl::Status poll_error;
+  uint64_t next_flush_ns = start_ns + kFlushEveryNs;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
     absl::StatusOr<int> n = (*tracer)->Poll(100);
-    if (!n.ok()) return Fail(n.status());
+    if (!n.ok()) {
+      poll_error = n.status();
+      break;
+    }
+    // A capture stays readable up to the last second if reqcost is killed.
+    if (writer && collector::MonotonicNowNs() >= next_flush_ns) {
+      if (absl::Status s = writer->Flush(); !s.ok()) {
+        poll_error = s;
+        break;
+      }
+      next_flush_ns += kFlushEveryNs;
+    }
   }
   // Whatever the kernel wrote before we stopped is still delivered.
-  if (absl::StatusOr<int> n = (*tracer)->Poll(0); !n.ok()) return Fail(n.status());
+  if (poll_error.ok()) {
+    if (absl::StatusOr<int> n = (*tracer)->Poll(0); !n.ok()) poll_error = n.status();
+  }
+  KernelCounters counters = (*tracer)->counters();
+  uint64_t undecodable = (*tracer)->decode_errors();
+  tracer->reset();  // detach before printing: the traced stack runs free
 
-  KernelCounters c = (*tracer)->counters();
-  std::fprintf(stdout,
-               "%llu events (%llu syscalls, %llu process changes), %llu "
-               "dropped, %llu unpaired, %llu enter-lost, %llu undecodable\n",
-               static_cast<unsigned long long>(sink.syscalls() + sink.processes()),
-               static_cast<unsigned long long>(sink.syscalls()),
-               static_cast<unsigned long long>(sink.processes()),
-               static_cast<unsigned long long>(c.dropped),
-               static_cast<unsigned long long>(c.unpaired),
-               static_cast<unsigned long long>(c.enter_lost),
-               static_cast<unsigned long long>((*tracer)->decode_errors()));
+  absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
+  if (undecodable > 0) {
+    std::fprintf(stderr, "reqcost: %llu records could not be decoded\n",
+                 static_cast<unsigned long long>(undecodable));
+  }
+  if (!options.summary) {
+    std::fprintf(stderr, "%s\n",
+                 CountersLine(pipeline.syscall_events(),
+                              pipeline.report().capture.events -
+                                  pipeline.syscall_events(),
+                              counters).c_str());
+  }
+  if (!end.ok()) return Fail(end);
+  if (!poll_error.ok()) return Fail(poll_error);
+  if (writer) {
+    std::fprintf(stderr, "wrote %s (%llu records, %llu bytes)\n",
+                 writer->path().c_str(),
+                 static_cast<unsigned long long>(writer->records_written()),
+                 static_cast<unsigned long long>(writer->bytes_written()));
+  }
   return kExitOk;
 }
 

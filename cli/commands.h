@@ -17,14 +17,29 @@ int RunCheck();
 struct AttachOptions {
   std::vector<pid_t> pids;
   std::string duration = "0";  // "0": until Ctrl-C
-  bool events = false;         // print every event, strace-style
+  std::string output;          // capture file to write, "" for none
+  std::string format = "text";
+  bool events = false;    // print every event, strace-style
+  bool requests = false;  // print every request as it completes
+  bool summary = true;    // print the breakdown (off for `record`)
   uint32_t payload_bytes = 0;
   uint32_t ring_bytes = 8u << 20;
   bool verbose = false;
+  std::vector<std::string> command_line;  // kept in the capture header
 };
 
-// `reqcost attach`: traces until --duration or SIGINT/SIGTERM.
+// `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
 int RunAttach(const AttachOptions& options);
+
+struct ReportOptions {
+  std::string input;
+  std::string format = "text";
+  bool events = false;
+  bool requests = false;
+};
+
+// `reqcost report FILE`: replays a capture through the same pipeline.
+int RunReport(const ReportOptions& options);
 
 }  // namespace reqcost::cli
 

@@ -8,30 +8,65 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 
+namespace {
+
+using reqcost::cli::AttachOptions;
+
+// The tracing flags shared by `attach` and `record`.
+void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
+  cmd->add_option("-p,--pid", o->pids,
+                  "PID to trace with all its descendants (repeatable)")
+      ->required();
+  cmd->add_option("-d,--duration", o->duration,
+                  "stop after this long: 10s, 500ms, 2m (0: until Ctrl-C)");
+  cmd->add_option("--payload", o->payload_bytes,
+                  "bytes of each socket read/write to capture, 0-256 "
+                  "(default 0: none; 64 shows request lines)");
+  cmd->add_option("--ring-buffer", o->ring_bytes,
+                  "ring buffer bytes, a power of two (default 8 MiB)");
+  cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace reqcost::cli;
   CLI::App app{"reqcost: request-cost profiler for web servers and their "
                "FastCGI/HTTP backends"};
   app.require_subcommand(1);
+  std::vector<std::string> command_line(argv, argv + argc);
 
   app.add_subcommand("check", "what this machine allows, and why not");
 
   AttachOptions attach;
   CLI::App* attach_cmd = app.add_subcommand(
-      "attach", "trace live processes until Ctrl-C or --duration");
-  attach_cmd->add_option("-p,--pid", attach.pids,
-                         "PID to trace with all its descendants (repeatable)")
-      ->required();
-  attach_cmd->add_option("-d,--duration", attach.duration,
-                         "stop after this long: 10s, 500ms, 2m (0: Ctrl-C)");
+      "attach", "trace live processes, then print where request time went");
+  AddTraceFlags(attach_cmd, &attach);
+  attach_cmd->add_option("-o,--output", attach.output,
+                         "also record a capture file (mode 0600)");
+  attach_cmd->add_option("-f,--format", attach.format, "text, json or jsonl");
+  attach_cmd->add_flag("--requests", attach.requests,
+                       "print every request as it completes");
   attach_cmd->add_flag("--events", attach.events,
                        "print every traced syscall, strace-style");
-  attach_cmd->add_option("--payload", attach.payload_bytes,
-                         "bytes of each read/write to capture (0-256; default "
-                         "0: none)");
-  attach_cmd->add_option("--ring-buffer", attach.ring_bytes,
-                         "ring buffer bytes, a power of two (default 8 MiB)");
-  attach_cmd->add_flag("-v,--verbose", attach.verbose, "show libbpf's log");
+
+  AttachOptions record;
+  record.summary = false;
+  CLI::App* record_cmd = app.add_subcommand(
+      "record", "trace live processes into a capture file only");
+  AddTraceFlags(record_cmd, &record);
+  record_cmd->add_option("-o,--output", record.output, "capture file to write")
+      ->required();
+
+  ReportOptions report;
+  CLI::App* report_cmd =
+      app.add_subcommand("report", "the breakdown of a capture file");
+  report_cmd->add_option("file", report.input, "capture file")->required();
+  report_cmd->add_option("-f,--format", report.format, "text, json or jsonl");
+  report_cmd->add_flag("--requests", report.requests,
+                       "print every request");
+  report_cmd->add_flag("--events", report.events,
+                       "print every syscall, strace-style");
 
   try {
     app.parse(argc, argv);
@@ -45,6 +80,14 @@ int main(int argc, char** argv) {
   }
 
   if (app.got_subcommand("check")) return RunCheck();
-  if (app.got_subcommand(attach_cmd)) return RunAttach(attach);
+  if (app.got_subcommand(attach_cmd)) {
+    attach.command_line = command_line;
+    return RunAttach(attach);
+  }
+  if (app.got_subcommand(record_cmd)) {
+    record.command_line = command_line;
+    return RunAttach(record);
+  }
+  if (app.got_subcommand(report_cmd)) return RunReport(report);
   return kExitUsage;
 }

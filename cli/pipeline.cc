@@ -1,0 +1,111 @@
+#include "cli/pipeline.h"
+
+#include "absl/strings/str_format.h"
+#include "analyzers/format.h"
+#include "cli/event_printer.h"
+
+namespace reqcost::cli {
+
+absl::StatusOr<Format> ParseFormat(const std::string& text) {
+  if (text == "text") return Format::kText;
+  if (text == "json") return Format::kJson;
+  if (text == "jsonl") return Format::kJsonl;
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--format %s is not a format: use text, json or jsonl", text));
+}
+
+std::string CountersLine(uint64_t syscalls, uint64_t process_events,
+                         const KernelCounters& c) {
+  return absl::StrFormat(
+      "%d events (%d syscalls, %d process changes), %d dropped, %d unpaired, "
+      "%d enter-lost",
+      syscalls + process_events, syscalls, process_events, c.dropped,
+      c.unpaired, c.enter_lost);
+}
+
+Pipeline::Pipeline(const OutputOptions& options, std::FILE* out)
+    : options_(options), out_(out) {
+  if (options_.requests || options_.format == Format::kJsonl) {
+    profiler_.SetRequestCallback(
+        [this](const analyzers::Request& r) { PrintRequest(r); });
+  }
+}
+
+void Pipeline::Begin(uint64_t start_ns,
+                     const std::vector<ProcessInfo>& processes) {
+  start_ns_ = start_ns;
+  for (const ProcessInfo& p : processes) {
+    comm_[p.pid] = p.comm;
+    profiler_.OnProcess(p);
+  }
+}
+
+const std::string& Pipeline::Comm(uint32_t tgid) const {
+  static const std::string unknown = "?";
+  auto it = comm_.find(tgid);
+  return it == comm_.end() ? unknown : it->second;
+}
+
+void Pipeline::NoteWriteError(absl::Status status) {
+  if (write_error_.ok() && !status.ok()) write_error_ = std::move(status);
+}
+
+void Pipeline::OnSyscall(const SyscallEvent& e) {
+  ++syscalls_;
+  if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
+  if (options_.events && options_.format == Format::kText) {
+    std::fprintf(out_, "%s\n", FormatEvent(e, Comm(e.tgid), start_ns_).c_str());
+  }
+  profiler_.OnEvent(e);
+}
+
+void Pipeline::OnProcess(const ProcessEvent& e) {
+  ++process_events_;
+  if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
+  if (e.op != ProcessEvent::Op::kExit) comm_[e.tgid] = e.comm;
+  if (options_.events && options_.format == Format::kText) {
+    std::fprintf(out_, "%s\n", FormatProcessEvent(e, start_ns_).c_str());
+  }
+  profiler_.OnProcessEvent(e);
+}
+
+void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
+  ++drop_notices_;
+  if (writer_ != nullptr) NoteWriteError(writer_->WriteDrops(from_ns, to_ns, count));
+  profiler_.OnDrops(from_ns, to_ns, count);
+}
+
+void Pipeline::PrintRequest(const analyzers::Request& r) {
+  if (options_.format == Format::kJsonl) {
+    std::fprintf(out_, "%s\n", analyzers::RequestToJson(r).dump().c_str());
+  } else if (options_.format == Format::kText) {
+    std::fprintf(out_, "%s\n", analyzers::FormatRequestLine(r).c_str());
+  }
+}
+
+absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
+  profiler_.Finish(end_ns);
+  analyzers::CaptureInfo info;
+  info.duration_s = end_ns > start_ns_ ? (end_ns - start_ns_) / 1e9 : 0;
+  info.events = syscalls_ + process_events_;
+  info.dropped_events = counters.dropped;
+  report_ = profiler_.BuildReport(info);
+  if (writer_ != nullptr) NoteWriteError(writer_->Close(end_ns, counters));
+  if (options_.summary) {
+    switch (options_.format) {
+      case Format::kText:
+        std::fprintf(out_, "%s%s\n", analyzers::FormatText(report_).c_str(),
+                     CountersLine(syscalls_, process_events_, counters).c_str());
+        break;
+      case Format::kJson:
+        std::fprintf(out_, "%s\n", analyzers::ReportToJson(report_).dump(2).c_str());
+        break;
+      case Format::kJsonl:
+        break;  // the requests were the output
+    }
+  }
+  std::fflush(out_);
+  return write_error_;
+}
+
+}  // namespace reqcost::cli

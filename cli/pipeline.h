@@ -1,0 +1,84 @@
+// The one path every run takes, live or replayed from a capture file:
+// events -> (capture writer) -> profiler -> printed output. Because `attach`
+// and `report` both drive a Pipeline with the same events, `report FILE`
+// prints exactly what `attach` printed for that run.
+#ifndef REQCOST_CLI_PIPELINE_H_
+#define REQCOST_CLI_PIPELINE_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "analyzers/profiler.h"
+#include "analyzers/report.h"
+#include "collector/capture_file.h"
+#include "collector/event.h"
+#include "collector/tracer.h"
+
+namespace reqcost::cli {
+
+enum class Format { kText, kJson, kJsonl };
+
+// Parses "text", "json", "jsonl"; InvalidArgument naming the flag otherwise.
+absl::StatusOr<Format> ParseFormat(const std::string& text);
+
+struct OutputOptions {
+  Format format = Format::kText;
+  bool events = false;    // every syscall, strace-style (text only)
+  bool requests = false;  // every request as it completes
+  bool summary = true;    // the breakdown at the end
+};
+
+class Pipeline : public collector::EventSink {
+ public:
+  Pipeline(const OutputOptions& options, std::FILE* out);
+
+  // Also writes every record to `writer` (not owned; may be null).
+  void RecordTo(collector::CaptureWriter* writer) { writer_ = writer; }
+
+  // Starts the run: its monotonic start time (the origin of printed times)
+  // and the processes traced at attach.
+  void Begin(uint64_t start_ns, const std::vector<ProcessInfo>& processes);
+
+  void OnSyscall(const SyscallEvent& event) override;
+  void OnProcess(const ProcessEvent& event) override;
+  void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
+
+  // Ends the run at `end_ns` with the kernel's final counters: finalizes
+  // every request and prints the breakdown. Returns the first error of the
+  // capture writer, if any.
+  absl::Status End(uint64_t end_ns, const KernelCounters& counters);
+
+  // The report End() printed.
+  const analyzers::Report& report() const { return report_; }
+  uint64_t syscall_events() const { return syscalls_; }
+
+ private:
+  void PrintRequest(const analyzers::Request& request);
+  const std::string& Comm(uint32_t tgid) const;
+  void NoteWriteError(absl::Status status);
+
+  OutputOptions options_;
+  std::FILE* out_;
+  collector::CaptureWriter* writer_ = nullptr;
+  absl::Status write_error_;
+  analyzers::Profiler profiler_;
+  analyzers::Report report_;
+  uint64_t start_ns_ = 0;
+  uint64_t syscalls_ = 0;
+  uint64_t process_events_ = 0;
+  uint64_t drop_notices_ = 0;
+  std::map<uint32_t, std::string> comm_;
+};
+
+// The closing line of a text run: events, drops, unpaired and the rest.
+std::string CountersLine(uint64_t syscalls, uint64_t process_events,
+                         const KernelCounters& counters);
+
+}  // namespace reqcost::cli
+
+#endif  // REQCOST_CLI_PIPELINE_H_

@@ -1,0 +1,213 @@
+// Issue 3's accuracy bar on real processes: real nginx in front of the sample
+// FastCGI backend and of real php-fpm, loaded by ab with a bounded count,
+// profiled by the reqcost binary; the breakdown is checked against the
+// backend's own clock.
+#include <signal.h>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/reqcost_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+
+constexpr int kWorkUs = 20000;
+constexpr int kRequests = 100;
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                  \
+  auto lhs##_or = (expr);                                \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status();       \
+  auto lhs = *std::move(lhs##_or)
+
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / v.size();
+}
+
+// The phases every accuracy case checks, against the backend's own mean.
+void ExpectBreakdown(const json& report, const AbResult& ab,
+                     double backend_own_mean_us, const std::string& timing,
+                     double tolerance) {
+  SCOPED_TRACE(report.dump(2));
+  EXPECT_EQ(report["schema"], "reqcost.report/1");
+  EXPECT_EQ(report["requests"]["complete"], ab.complete);
+  EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  EXPECT_EQ(report["backend_timing"], timing);
+  const json& phases = report["phases"];
+  double backend = phases["backend"]["mean_us"].get<double>();
+  std::printf("[ accuracy ] %s backend %.1f us vs own clock %.1f us (%+.2f%%); "
+              "transport %.1f us, server %.1f us, %d requests\n",
+              timing.c_str(), backend, backend_own_mean_us,
+              100 * (backend - backend_own_mean_us) / backend_own_mean_us,
+              phases["transport"]["mean_us"].get<double>(),
+              phases["server"]["mean_us"].get<double>(), ab.complete);
+  EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
+      << "backend's own mean " << backend_own_mean_us << " us";
+  EXPECT_LT(phases["transport"]["mean_us"].get<double>(), 1000);
+  EXPECT_LT(phases["server"]["mean_us"].get<double>(), 1000);
+  double sum = phases["server"]["mean_us"].get<double>() +
+               phases["transport"]["mean_us"].get<double>() + backend;
+  EXPECT_NEAR(sum, phases["total"]["mean_us"].get<double>(), 1.0);
+}
+
+class NginxFcgiBackendBreakdown : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NginxFcgiBackendBreakdown, MeasuredBackendMatchesBackendClock) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-breakdown"));
+  FcgiBackendOptions bopts;
+  bopts.listen = GetParam();
+  bopts.workers = 2;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--format", "json"}));
+  AbOptions ab;
+  ab.url = nginx.Url("/fcgi/x?work_us=" + std::to_string(kWorkUs));
+  ab.requests = kRequests;
+  ab.concurrency = 2;
+  ASSERT_OK_AND_ASSIGN(result, RunAb(ab));
+  ASSERT_EQ(result.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  json report = json::parse(run.out());
+  ExpectBreakdown(report, result, Mean(ElapsedUs(log)), "measured", 0.05);
+  // Roles were recognised from the sockets alone.
+  std::vector<std::string> roles;
+  for (const json& p : report["capture"]["processes"]) roles.push_back(p["role"]);
+  EXPECT_THAT(roles, ::testing::Contains("server"));
+  EXPECT_THAT(roles, ::testing::Contains("backend"));
+}
+
+INSTANTIATE_TEST_SUITE_P(UnixAndTcp, NginxFcgiBackendBreakdown,
+                         ::testing::Values("", "tcp"),
+                         [](const auto& info) {
+                           return info.param.empty() ? "unix" : "tcp";
+                         });
+
+TEST(BreakdownTest, BackendNotTracedIsInferredWithinTenPercent) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-breakdown"));
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "--format", "json"}));
+  AbOptions ab;
+  ab.url = nginx.Url("/fcgi/x?work_us=" + std::to_string(kWorkUs));
+  ab.requests = kRequests;
+  ASSERT_OK_AND_ASSIGN(result, RunAb(ab));
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGTERM));
+  ASSERT_EQ(code, 0) << run.err();
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ExpectBreakdown(json::parse(run.out()), result, Mean(ElapsedUs(log)),
+                  "inferred", 0.10);
+}
+
+TEST(BreakdownTest, PhpFpmSleepMatchesPhpFpmClock) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-breakdown"));
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, {}));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  // The access log holds the readiness probe's line (if any) already.
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()),
+                                    "--format", "json"}));
+  AbOptions ab;
+  ab.url = nginx.Url("/sleep.php?us=" + std::to_string(kWorkUs));
+  ab.requests = kRequests;
+  ab.concurrency = 2;
+  ASSERT_OK_AND_ASSIGN(result, RunAb(ab));
+  ASSERT_EQ(result.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  ASSERT_OK_AND_ASSIGN(after, ReadPhpFpmAccessLog(fpm.request_log()));
+  std::vector<PhpFpmAccessEntry> ours(after.begin() + before.size(), after.end());
+  ASSERT_EQ(ours.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown(json::parse(run.out()), result, Mean(DurationsUs(ours)),
+                  "measured", 0.05);
+}
+
+TEST(BreakdownTest, RequestsAsJsonLinesAddUpAndRecordReplays) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-breakdown"));
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  std::string capture = dir.File("run.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--requests", "--format", "jsonl",
+                                    "--payload", "64", "-o", capture}));
+  AbOptions ab;
+  ab.url = nginx.Url("/fcgi/page?work_us=2000");
+  ab.requests = 20;
+  ab.keepalive = true;
+  ASSERT_OK_AND_ASSIGN(result, RunAb(ab));
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  std::istringstream lines(run.out());
+  std::string line;
+  int complete = 0, reused = 0;
+  while (std::getline(lines, line)) {
+    json r = json::parse(line);
+    SCOPED_TRACE(line);
+    if (!r.value("complete", true)) continue;
+    ++complete;
+    if (r["client_conn"] == "reused") ++reused;
+    EXPECT_EQ(r["request_line"], "GET /fcgi/page");
+    EXPECT_EQ(r["backend_timing"], "measured");
+    EXPECT_NEAR(r["server_us"].get<double>() + r["transport_us"].get<double>() +
+                    r["backend_us"].get<double>(),
+                r["total_us"].get<double>(), 0.01);
+    EXPECT_GE(r["backend_us"].get<double>(), 2000);
+    EXPECT_FALSE(r["syscalls"].empty());
+  }
+  EXPECT_EQ(complete, result.complete);
+  EXPECT_EQ(reused, result.complete - 1);  // ab -k: one connection
+
+  // The capture replays to the very same lines.
+  ASSERT_OK_AND_ASSIGN(replay_dir, TempDir::Create("reqcost-replay"));
+  ASSERT_OK_AND_ASSIGN(
+      replay, Subprocess::Start({REQCOST_BINARY, "report", capture, "--requests",
+                                 "--format", "jsonl"},
+                                replay_dir.File("out"), replay_dir.File("err")));
+  ASSERT_OK_AND_ASSIGN(status, replay.WaitForExit(absl::Seconds(30)));
+  EXPECT_EQ(status, 0);
+  ASSERT_OK_AND_ASSIGN(replayed, ReadFileToString(replay_dir.File("out")));
+  EXPECT_EQ(replayed, run.out());
+}
+
+}  // namespace
+}  // namespace reqcost::testing
