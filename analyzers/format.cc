@@ -96,9 +96,11 @@ std::string FormatText(const Report& r) {
     absl::StrAppendFormat(&out, "\naverage request (%d complete):\n",
                           r.complete);
     for (const TimelineEntry& e : r.timeline) {
-      absl::StrAppendFormat(&out, "  %-8s %-10s %10s  x%.2f  %s\n", e.side,
-                            e.name, FormatDuration(e.mean_us_per_request),
-                            e.count_per_request, e.target);
+      std::string line = absl::StrFormat(
+          "  %-8s %-10s %10s  x%.2f", e.side, e.name,
+          FormatDuration(e.mean_us_per_request), e.count_per_request);
+      if (!e.target.empty()) absl::StrAppend(&line, "  ", e.target);
+      absl::StrAppend(&out, line, "\n");
     }
   }
   if (!r.groups.empty()) {

@@ -54,6 +54,7 @@ uint64_t LogLinearHistogram::Percentile(double q) const {
   q = std::clamp(q, 0.0, 1.0);
   uint64_t rank = static_cast<uint64_t>(std::ceil(q * count_));
   rank = std::clamp<uint64_t>(rank, 1, count_);
+  if (rank == count_) return max_;  // the top rank is the exact max
   uint64_t seen = 0;
   for (const auto& [bucket, n] : buckets_) {
     seen += n;

@@ -355,17 +355,16 @@ void Profiler::State::Classify(Conn* conn) {
   }
   if (partner != nullptr) {
     bool this_is_link;
-    if (partner->role == Role::kLink) {
-      this_is_link = false;
-    } else if (partner->role == Role::kBackendSide ||
-               (partner->accepted && !partner->preattach)) {
-      this_is_link = true;
+    if (!partner->preattach) {
+      // The partner's own accept or connect says which end it is.
+      this_is_link = partner->accepted;
     } else {
       const auto& mine = processes[conn->tgid];
       const auto& theirs = processes[partner->tgid];
       if (mine.has_client != theirs.has_client) {
         this_is_link = mine.has_client;
       } else {
+        // The accepting end has the (lower) service port.
         this_is_link = conn->sock.local_port > conn->sock.remote_port;
       }
     }
@@ -376,9 +375,13 @@ void Profiler::State::Classify(Conn* conn) {
     }
     return;
   }
-  if (conn->sock.family == kAfUnix || conn->sock.family == 0) {
+  if (conn->sock.family == 0) {
     conn->role = Role::kIgnored;
     ++anomalies.ignored_connections;
+  } else if (conn->sock.family == kAfUnix) {
+    // A front server's clients come over TCP; an unpaired unix connection is
+    // taken as a link (pairing, if its other end shows up, corrects it).
+    conn->role = Role::kLink;
   } else if (listen_ports.count(conn->sock.local_port) > 0 ||
              conn->sock.local_port < conn->sock.remote_port) {
     conn->role = Role::kClient;
@@ -429,7 +432,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     }
     Classify(conn);
     if (!accepted && conn->role == Role::kLink) {
-      auto ex = NewExchange(conn, e.enter_seen() ? e.enter_ns : 0,
+      auto ex = NewExchange(conn, e.enter_seen() ? e.enter_ns : e.exit_ns,
                             !e.enter_seen());
       ex->connect_exit = e.exit_ns;
       if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
@@ -578,18 +581,20 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   ex->seq = next_exchange_seq++;
   ex->tgid = link->tgid;
   ex->new_conn = link->requests == 0 && !link->preattach;
-  ex->partial = partial || start_enter == 0;
+  ex->partial = partial;
   ex->start_enter = start_enter;
   ex->backend_traced = link->partner.has_value();
   ++link->requests;
   link->exchange = ex;
+  // A partial exchange is still attributed (so that its request is known
+  // to be incomplete rather than backend-less), but never bound.
+  processes[link->tgid].candidates.push_back(ex);
+  PruneCandidates(link->tgid);
   if (!ex->partial) {
     link->unbound_exchanges.push_back(ex);
     if (link->unbound_exchanges.size() > kMaxQueued) {
       link->unbound_exchanges.pop_front();
     }
-    processes[link->tgid].candidates.push_back(ex);
-    PruneCandidates(link->tgid);
     Bind(link);
   }
   return ex;
@@ -638,8 +643,9 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
       start_new = ex->has_reply;
     }
     if (start_new) {
-      bool partial = conn->preattach && conn->requests == 0 && !begins;
-      conn->exchange = NewExchange(conn, rec.enter_ns, partial);
+      bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
+                     !rec.enter_seen();
+      conn->exchange = NewExchange(conn, rec.start_ns(), partial);
       ex = conn->exchange.get();
     }
     ex->has_send = true;
