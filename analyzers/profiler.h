@@ -15,7 +15,10 @@
 // opened before attach: it is paired the same way; if unpaired, a TCP one is
 // taken as a client connection when its local port is a port traced
 // processes accepted on or is lower than its remote port, a backend link
-// otherwise; an unpaired unix one is ignored.
+// otherwise; an unpaired unix one is taken as a backend link. When its other
+// end shows up later, pairing corrects the guess (the end in the process
+// that has client connections, else the end with the higher port, is the
+// link).
 //
 // Process role: "backend" if it has backend-side connections (paired evidence
 // is the more specific rule, so a process that is both is a backend),
@@ -55,7 +58,9 @@
 // exit of the request's last request-read and (b) has read reply data before
 // that write. A request takes at most one exchange; exchanges that no waiting
 // request can take any more (a retry after a failed connect, a subrequest)
-// are counted as unattributed. This is what keeps interleaved requests of one
+// are counted as unattributed. An exchange that began before attach is
+// still attributed, so its request is reported incomplete rather than as a
+// request without a backend. This is what keeps interleaved requests of one
 // nginx worker apart: each request's exchange must start after its own
 // request bytes arrived and answer before its own response.
 //

@@ -25,7 +25,9 @@ enum class BackendTiming : uint8_t { kNone, kMeasured, kInferred };
 enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 
 std::string_view SideName(Side side);          // "server", "backend"
-std::string_view TargetName(Target target);    // "client", "backend", ...
+// The other end of the connection: "client", "backend" (a link), "server"
+// (the backend's side of a link).
+std::string_view TargetName(Target target);
 std::string_view TimingName(BackendTiming t);  // "none", "measured", ...
 std::string_view ReuseName(ConnReuse reuse);   // "none", "new", "reused"
 

@@ -407,6 +407,24 @@ TEST(ProfilerTest, FastCgiHeadersKeepAStdinSendAfterEarlyReplyInOneExchange) {
   EXPECT_THAT(requests[0].backend_timing, Eq(BackendTiming::kMeasured));
 }
 
+TEST(ProfilerTest, BackendRequestOfALostExchangeIsNotGivenToTheNextOne) {
+  // The kernel dropped nginx's link events of the second exchange; php's
+  // side of it was seen. The third exchange must get php's third request.
+  std::vector<SyscallEvent> events;
+  for (const SyscallEvent& e : ReusedLinkStream(false).InExitOrder()) {
+    bool lost = e.tgid == kNginx && e.fd == 9 && e.exit_ns >= At(100000) &&
+                e.exit_ns < At(200000);
+    if (!lost) events.push_back(e);
+  }
+  Profiler profiler;
+  profiler.OnDrops(At(100100), At(102200), 3);
+  auto requests = RunEvents(profiler, events);
+  ASSERT_THAT(requests, SizeIs(3));
+  EXPECT_THAT(requests[0], HasPhases(1180, 90, 80, 1010));
+  EXPECT_THAT(requests[1], IsIncompleteBecause("events dropped"));
+  EXPECT_THAT(requests[2], HasPhases(3175, 85, 80, 3010));
+}
+
 // --------------------------------------------------------------------------
 // Several requests interleaved in one nginx worker.
 
@@ -451,7 +469,9 @@ TEST(ProfilerTest, InterleavedRequestsInOneThreadKeepTheirOwnExchanges) {
 }
 
 TEST(ProfilerTest, InterleavedSplitReadTakesTheExchangeStartedAfterItsLastRead) {
-  // A's request arrives in two reads around B's; nginx connects for B first.
+  // A's request arrives in two reads around B's; nginx connects for B first,
+  // B's reply comes first, but A's response is written first. The exchange
+  // for B started before A's last request read, so it cannot be A's.
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
       .Accept(kNginx, 10, 20, 30, TcpSock(80, 50001))
@@ -462,18 +482,18 @@ TEST(ProfilerTest, InterleavedSplitReadTakesTheExchangeStartedAfterItsLastRead) 
       .Read(kNginx, 8, 110, 120, 100)
       .Connect(kNginx, 9, 130, 140, UnixSock(0xA1, 0xB1))
       .Write(kNginx, 9, 145, 155, 500)
-      .Read(kNginx, 9, 1000, 1010, 300)
-      .Write(kNginx, 8, 1020, 1030, 350)
-      .Close(kNginx, 8, 1040, 1045)
-      .Read(kNginx, 11, 2000, 2010, 300)
-      .Write(kNginx, 10, 2020, 2030, 350)
-      .Close(kNginx, 10, 2040, 2045);
+      .Read(kNginx, 11, 1000, 1010, 300)
+      .Read(kNginx, 9, 1100, 1110, 300)
+      .Write(kNginx, 8, 1200, 1210, 350)
+      .Close(kNginx, 8, 1220, 1225)
+      .Write(kNginx, 10, 1300, 1310, 350)
+      .Close(kNginx, 10, 1320, 1325);
   auto requests = RunStream(s);
   ASSERT_THAT(requests, SizeIs(2));
-  // A: T = 10 + (1030 - 40) + 5; W = 1010 - 130; backend = 1000 - 155.
-  EXPECT_THAT(requests[0], HasPhases(1005, 125, 35, 845));
-  // B: T = 10 + (2030 - 60) + 5; W = 2010 - 80; backend = 2000 - 105.
-  EXPECT_THAT(requests[1], HasPhases(1985, 55, 35, 1895));
+  // A: T = 10 + (1210 - 40) + 5; W = 1110 - 130; backend = 1100 - 155.
+  EXPECT_THAT(requests[0], HasPhases(1185, 205, 35, 945));
+  // B: T = 10 + (1310 - 60) + 5; W = 1010 - 80; backend = 1000 - 105.
+  EXPECT_THAT(requests[1], HasPhases(1265, 335, 35, 895));
 }
 
 TEST(ProfilerTest, ExchangesAnsweredBeforeEitherResponseMatchInOrder) {
