@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "tests/support/process.h"
+#include "tests/support/stack.h"
 
 namespace reqcost::testing {
 

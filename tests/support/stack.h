@@ -1,12 +1,15 @@
-// The test harness for real web stacks on loopback, in one include:
-// processes and temp dirs (process.h), config templates (template.h),
-// servers (servers.h), load and the backends' own logs (load.h).
+// The stack launcher (samples/stack) as the tests use it: in
+// reqcost::testing, next to the tests' own helpers.
 #ifndef REQCOST_TESTS_SUPPORT_STACK_H_
 #define REQCOST_TESTS_SUPPORT_STACK_H_
 
-#include "tests/support/load.h"
-#include "tests/support/process.h"
-#include "tests/support/servers.h"
-#include "tests/support/template.h"
+#include "samples/stack/load.h"
+#include "samples/stack/process.h"
+#include "samples/stack/servers.h"
+#include "samples/stack/template.h"
+
+namespace reqcost::testing {
+using namespace ::reqcost::stack;  // NOLINT: the launcher is the tests' vocabulary
+}  // namespace reqcost::testing
 
 #endif  // REQCOST_TESTS_SUPPORT_STACK_H_

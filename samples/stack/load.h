@@ -1,7 +1,7 @@
 // Load generators (ab, wrk), a one-shot HTTP client, and parsers for the
 // backends' own per-request measurements.
-#ifndef REQCOST_TESTS_SUPPORT_LOAD_H_
-#define REQCOST_TESTS_SUPPORT_LOAD_H_
+#ifndef REQCOST_SAMPLES_STACK_LOAD_H_
+#define REQCOST_SAMPLES_STACK_LOAD_H_
 
 #include <sys/types.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 
 struct AbOptions {
   std::string url;  // http://127.0.0.1:PORT/path?query
@@ -117,6 +117,6 @@ struct Summary {
 // count/mean/min/p50/p90/max (nearest rank); all zero when empty.
 Summary Summarize(std::vector<double> values);
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack
 
-#endif  // REQCOST_TESTS_SUPPORT_LOAD_H_
+#endif  // REQCOST_SAMPLES_STACK_LOAD_H_

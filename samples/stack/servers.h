@@ -1,8 +1,8 @@
 // Starting and stopping the servers of a web stack on loopback: the sample
 // FastCGI backend, php-fpm, nginx and lighttpd, each from the templates in
 // samples/, with every file inside one TempDir.
-#ifndef REQCOST_TESTS_SUPPORT_SERVERS_H_
-#define REQCOST_TESTS_SUPPORT_SERVERS_H_
+#ifndef REQCOST_SAMPLES_STACK_SERVERS_H_
+#define REQCOST_SAMPLES_STACK_SERVERS_H_
 
 #include <sys/types.h>
 
@@ -13,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "tests/support/process.h"
+#include "samples/stack/process.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 
 // A running server: its master process (owned: stopped at destruction), where
 // it listens, and where it logs.
@@ -127,6 +127,6 @@ struct LighttpdOptions {
 // accepts (and, when spawning, php-cgi runs).
 absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts);
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack
 
-#endif  // REQCOST_TESTS_SUPPORT_SERVERS_H_
+#endif  // REQCOST_SAMPLES_STACK_SERVERS_H_

@@ -1,4 +1,4 @@
-#include "tests/support/process.h"
+#include "samples/stack/process.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -30,9 +30,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "tests/support/status_macros.h"
+#include "samples/stack/status_macros.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 namespace {
 
 absl::Status ErrnoStatus(int err, absl::string_view what) {
@@ -510,4 +510,4 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
       "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk)", name));
 }
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack

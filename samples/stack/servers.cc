@@ -1,4 +1,4 @@
-#include "tests/support/servers.h"
+#include "samples/stack/servers.h"
 
 #include <signal.h>
 
@@ -11,10 +11,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "tests/support/status_macros.h"
-#include "tests/support/template.h"
+#include "samples/stack/status_macros.h"
+#include "samples/stack/template.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 
 constexpr absl::Duration kStartTimeout = absl::Seconds(15);
 
@@ -260,4 +260,4 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& 
                                opts.spawn_php_cgi ? 1 : 0, "", error_log, config);
 }
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack

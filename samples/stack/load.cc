@@ -1,4 +1,4 @@
-#include "tests/support/load.h"
+#include "samples/stack/load.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,10 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "tests/support/process.h"
-#include "tests/support/status_macros.h"
+#include "samples/stack/process.h"
+#include "samples/stack/status_macros.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 namespace {
 
 // The number after "label" on the first line that starts with it.
@@ -337,4 +337,4 @@ Summary Summarize(std::vector<double> values) {
   return s;
 }
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack

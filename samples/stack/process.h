@@ -1,8 +1,8 @@
 // Processes, temp dirs, ports and files for tests that drive real servers.
 // Every wait is bounded by a timeout; processes are only ever signalled by
 // the PIDs this library started (or found as their descendants).
-#ifndef REQCOST_TESTS_SUPPORT_PROCESS_H_
-#define REQCOST_TESTS_SUPPORT_PROCESS_H_
+#ifndef REQCOST_SAMPLES_STACK_PROCESS_H_
+#define REQCOST_SAMPLES_STACK_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 
 // A fresh directory under /tmp (short paths: unix sockets live here), removed
 // with its contents at destruction unless REQCOST_KEEP_TMP=1.
@@ -126,6 +126,6 @@ absl::Status WriteStringToFile(const std::string& path, absl::string_view conten
 // for versioned names such as php-fpm8.2). NotFound says what to install.
 absl::StatusOr<std::string> FindBinary(absl::string_view name);
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack
 
-#endif  // REQCOST_TESTS_SUPPORT_PROCESS_H_
+#endif  // REQCOST_SAMPLES_STACK_PROCESS_H_

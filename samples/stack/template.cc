@@ -1,4 +1,4 @@
-#include "tests/support/template.h"
+#include "samples/stack/template.h"
 
 #include <cctype>
 #include <set>
@@ -8,17 +8,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "tests/support/process.h"
-#include "tests/support/status_macros.h"
+#include "samples/stack/process.h"
+#include "samples/stack/status_macros.h"
 
 #ifndef REQCOST_SOURCE_DIR
-#error "REQCOST_SOURCE_DIR must be defined by the build (tests/support/CMakeLists.txt)"
+#error "REQCOST_SOURCE_DIR must be defined by the build (samples/stack/CMakeLists.txt)"
 #endif
 #ifndef REQCOST_FCGI_BACKEND_BIN
-#error "REQCOST_FCGI_BACKEND_BIN must be defined by the build (tests/support/CMakeLists.txt)"
+#error "REQCOST_FCGI_BACKEND_BIN must be defined by the build (samples/stack/CMakeLists.txt)"
 #endif
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 namespace {
 
 bool IsKeyStart(char c) { return c >= 'A' && c <= 'Z'; }
@@ -73,4 +73,4 @@ std::string SamplesDir() { return absl::StrCat(REQCOST_SOURCE_DIR, "/samples"); 
 
 std::string FcgiBackendBinary() { return REQCOST_FCGI_BACKEND_BIN; }
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack

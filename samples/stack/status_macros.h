@@ -1,7 +1,7 @@
 // Early-return helpers for absl::Status / absl::StatusOr in the test support
 // library. Prefixed so that they never collide with a project-wide version.
-#ifndef REQCOST_TESTS_SUPPORT_STATUS_MACROS_H_
-#define REQCOST_TESTS_SUPPORT_STATUS_MACROS_H_
+#ifndef REQCOST_SAMPLES_STACK_STATUS_MACROS_H_
+#define REQCOST_SAMPLES_STACK_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,4 +25,4 @@
   if (!statusor.ok()) return statusor.status();                 \
   lhs = std::move(statusor).value()
 
-#endif  // REQCOST_TESTS_SUPPORT_STATUS_MACROS_H_
+#endif  // REQCOST_SAMPLES_STACK_STATUS_MACROS_H_

@@ -1,6 +1,6 @@
 // Configuration templates from samples/ with @KEY@ placeholders.
-#ifndef REQCOST_TESTS_SUPPORT_TEMPLATE_H_
-#define REQCOST_TESTS_SUPPORT_TEMPLATE_H_
+#ifndef REQCOST_SAMPLES_STACK_TEMPLATE_H_
+#define REQCOST_SAMPLES_STACK_TEMPLATE_H_
 
 #include <map>
 #include <string>
@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace reqcost::testing {
+namespace reqcost::stack {
 
 // Placeholder name (without the @s) -> value.
 using TemplateValues = std::map<std::string, std::string>;
@@ -28,6 +28,6 @@ std::string SamplesDir();
 // The built reqcost-fcgi-backend (from the build's target file).
 std::string FcgiBackendBinary();
 
-}  // namespace reqcost::testing
+}  // namespace reqcost::stack
 
-#endif  // REQCOST_TESTS_SUPPORT_TEMPLATE_H_
+#endif  // REQCOST_SAMPLES_STACK_TEMPLATE_H_
