@@ -176,6 +176,9 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    // Its own process group: a terminal's Ctrl-C reaches only the caller,
+    // which then stops its servers by PID, in order.
+    setpgid(0, 0);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
     dup2(out, 1);

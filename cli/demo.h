@@ -1,0 +1,18 @@
+// `reqcost demo`: profiles a real nginx + php-fpm stack it starts itself.
+#ifndef REQCOST_CLI_DEMO_H_
+#define REQCOST_CLI_DEMO_H_
+
+namespace reqcost::cli {
+
+struct DemoOptions {
+  int requests = 2000;  // per way, ab -n
+};
+
+// Starts the stack on loopback in a temp dir, profiles it four ways (and the
+// sample backend once), prints the comparison and stops all it started,
+// on Ctrl-C too. Returns an exit code.
+int RunDemo(const DemoOptions& options);
+
+}  // namespace reqcost::cli
+
+#endif  // REQCOST_CLI_DEMO_H_
