@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The benchmark command (README "Performance", tests/bench/PERFORMANCE.md):
+# installs what is missing, builds, then runs every benchmark and prints its
+# figures. About 5 minutes; run it as root (the overhead benchmark loads BPF
+# and runs strace) on an otherwise idle machine.
+#
+#   sudo bash scripts/bench.sh
+#
+# 1. pipeline_bench: decode + request assembly + statistics on one core,
+#    events/s (Google Benchmark).
+# 2. report_scaling: `reqcost report` on 1M- and 10M-event captures, wall
+#    time and peak RSS (the files are deleted afterwards).
+# 3. overhead: nginx + php-fpm under ab, untraced vs reqcost vs strace,
+#    alternating, at concurrency 1 and 4; medians of the ratios, dropped
+#    events, ns per BPF program invocation.
+# The same three are registered with ctest under the label `bench` only
+# (`ctest -L bench`); the default test run excludes them.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${REQCOST_BUILD_DIR:-$root/build}"
+"$root/scripts/bootstrap.sh"
+REQCOST_BUILD_DIR="$build" "$root/scripts/build.sh"
+bench="$build/tests/bench"
+
+echo
+echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
+echo
+echo "== 1/3 user side: decode + assembly + statistics (one core)"
+"$bench/pipeline_bench" --benchmark_min_time=0.5
+echo
+echo "== 2/3 reqcost report on big captures: wall time, peak RSS"
+"$bench/report_scaling"
+echo
+echo "== 3/3 overhead on a live nginx + php-fpm stack"
+"$bench/overhead" "$@"
