@@ -52,6 +52,7 @@ bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
 struct BackendWork {
   uint32_t tgid = 0;
   uint64_t first_read_exit = 0;
+  uint64_t in_offset = 0;  // its connection's bytes read before its first read
   uint64_t last_write_exit = 0;
   bool has_write = false;
   bool ended = false;  // END_REQUEST written
@@ -67,6 +68,7 @@ struct Exchange {
   bool backend_traced = false;
   bool attributed = false;
   uint64_t start_enter = 0;  // connect or first send enter
+  uint64_t send_offset = 0;  // its link's bytes sent before it began
   std::optional<uint64_t> connect_exit;
   std::optional<uint64_t> backend_accept_exit;
   bool has_send = false;
@@ -115,6 +117,10 @@ struct Conn {
   SocketId sock;
   uint64_t requests = 0;  // client requests / exchanges / backend works so far
   std::optional<uint64_t> partner;  // uid of the paired connection
+  // Bytes sent / read on it while traced: stream offsets that match the other
+  // end's when both ends were opened while tracing.
+  uint64_t bytes_out = 0;
+  uint64_t bytes_in = 0;
   // Client.
   std::optional<SyscallRecord> accept;
   std::unique_ptr<OpenRequest> request;
@@ -191,6 +197,7 @@ struct Profiler::State {
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
   void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
+  bool ContinuesWork(const Conn& side, const BackendWork& work);
 
   std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
                                         bool partial);
@@ -583,6 +590,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   ex->new_conn = link->requests == 0 && !link->preattach;
   ex->partial = partial;
   ex->start_enter = start_enter;
+  ex->send_offset = link->bytes_out;
   ex->backend_traced = link->partner.has_value();
   ++link->requests;
   link->exchange = ex;
@@ -649,6 +657,7 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
       ex = conn->exchange.get();
     }
     ex->has_send = true;
+    if (e.ret > 0) conn->bytes_out += e.ret;
     ex->last_send_exit = rec.exit_ns;
     ex->syscalls.push_back(rec);
     return;
@@ -676,6 +685,26 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
 // ---------------------------------------------------------------------------
 // Backend side.
 
+// True when a read on `side` after `work`'s reply returns bytes its link sent
+// before any later exchange began: the rest of work's request, not the next
+// one (php-fpm reads the empty FCGI_STDIN record only after its reply). Only
+// where both ends' byte counts start at the connection's start; bytes the
+// link has not been seen sending yet are a new request.
+bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work) {
+  if (side.preattach || !side.partner.has_value()) return false;
+  auto it = conns.find(*side.partner);
+  if (it == conns.end() || it->second.preattach) return false;
+  const Conn& link = it->second;
+  const uint64_t offset = side.bytes_in;
+  if (offset >= link.bytes_out) return false;
+  auto later = [&](const std::shared_ptr<Exchange>& ex) {
+    return ex && ex->send_offset > work.in_offset && ex->send_offset <= offset;
+  };
+  return !later(link.exchange) &&
+         std::none_of(link.unbound_exchanges.begin(),
+                      link.unbound_exchanges.end(), later);
+}
+
 void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kBackend, Target::kBackendSide);
   BackendWork* w = conn->work.get();
@@ -689,13 +718,14 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
     } else if (conn->fcgi_in.synced() || begins) {
       start_new = begins;
     } else {
-      start_new = w->has_write;
+      start_new = w->has_write && !ContinuesWork(*conn, *w);
     }
     if (start_new) {
       bool partial = conn->preattach && conn->requests == 0 && !begins;
       auto work = std::make_shared<BackendWork>();
       work->tgid = conn->tgid;
       work->first_read_exit = rec.exit_ns;
+      work->in_offset = conn->bytes_in;
       if (conn->requests == 0 && conn->accept.has_value()) {
         work->syscalls.push_back(*conn->accept);
       }
@@ -719,6 +749,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
       }
     }
     w->syscalls.push_back(rec);
+    conn->bytes_in += e.ret;
     return;
   }
   if (w == nullptr) return;

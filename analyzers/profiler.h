@@ -77,11 +77,23 @@
 // connect, exit of the backend's accept of that connection], only when both
 // are seen; it is part of transport.
 //
+// Syscall timelines: a request's syscalls (its client connection's, its
+// exchange's and the backend's side of it) are each clipped to the request's
+// span [start, max(end, exit of its owned close/shutdown)]: the duration a
+// request's timeline, the per-syscall statistics and the average request
+// show is the part inside the request. A backend blocked in accept() or in a
+// read on a kept connection before the request existed was idle, not working
+// for it. (Without a response the end is unknown and only the start clips.)
+//
 // Incomplete requests (counted, kept out of phase statistics, never
 // attributed): the first request on a connection opened before attach, a
 // request whose exchange is inconsistent (started before attach, backend
 // traced but its side of the exchange missing), a request overlapping a drop
-// window, one without a response, and one still open at Finish().
+// window, one without a response, and, at Finish(), one still waiting for its
+// response or whose backend exchange is still open (its link neither closed
+// nor moved on to a next exchange, and no END_REQUEST seen). A request whose
+// response was written on a connection the client still keeps open at
+// Finish() is complete: it just does not own a close.
 #ifndef REQCOST_ANALYZERS_PROFILER_H_
 #define REQCOST_ANALYZERS_PROFILER_H_
 
@@ -119,8 +131,9 @@ class Profiler {
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count);
   // Called for every request as it is finalized, complete or not.
   void SetRequestCallback(std::function<void(const Request&)> callback);
-  // Processes everything still buffered and finalizes open requests as
-  // incomplete. Call once, at the end of the capture.
+  // Processes everything still buffered and finalizes open requests:
+  // answered ones as complete, the rest as incomplete (see above). Call
+  // once, at the end of the capture.
   void Finish(uint64_t end_ns);
 
   // The summary of all requests finalized so far.

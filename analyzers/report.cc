@@ -71,21 +71,32 @@ void RequestStats::Add(const Request& r) {
   ++proc.first;
   proc.second.Add(r);
 
-  // The request's timeline keys in order, with the backend phase as a
-  // "(work)" line before the backend's first reply write (measured) or the
-  // server's first reply read (inferred).
-  std::vector<std::pair<TimelineKey, uint64_t>> keys;
+  // The request's timeline: its syscalls, and the backend phase as a
+  // "(work)" line at the backend phase's start.
+  auto offset = [&](uint64_t ns) {
+    return static_cast<int64_t>(ns) - static_cast<int64_t>(r.start_ns);
+  };
+  auto add_line = [&](TimelineKey key, uint64_t ns, int64_t offset_ns) {
+    auto [it, inserted] = timeline_.try_emplace(key);
+    if (inserted) timeline_order_.push_back(it->first);
+    it->second.ns += ns;
+    ++it->second.n;
+    it->second.offset_ns += offset_ns;
+  };
   bool work_placed = r.backend_timing == BackendTiming::kNone;
   for (const SyscallRecord& s : r.syscalls) {
-    if (!work_placed &&
+    // Without a recorded backend span (older producers), the work line goes
+    // before the backend's first reply write or the server's first reply
+    // read.
+    if (!work_placed && r.backend_start_ns == 0 &&
         ((r.backend_timing == BackendTiming::kMeasured && IsBackendWrite(s)) ||
          (r.backend_timing == BackendTiming::kInferred && IsReplyRead(s)))) {
-      keys.push_back({{"(work)", Side::kBackend, Target::kBackendSide},
-                      r.backend_ns.value_or(0)});
+      add_line({"(work)", Side::kBackend, Target::kBackendSide},
+               r.backend_ns.value_or(0), offset(s.start_ns()));
       work_placed = true;
     }
     std::string name(SyscallName(s.syscall));
-    keys.push_back({{name, s.side, s.target}, s.duration_ns()});
+    add_line({name, s.side, s.target}, s.duration_ns(), offset(s.start_ns()));
     if (s.enter_seen()) {
       std::pair<std::string, Side> key{name, s.side};
       auto [it, inserted] = syscalls_.try_emplace(key);
@@ -94,28 +105,10 @@ void RequestStats::Add(const Request& r) {
     }
   }
   if (!work_placed) {
-    keys.push_back({{"(work)", Side::kBackend, Target::kBackendSide},
-                    r.backend_ns.value_or(0)});
-  }
-  // Merge into the global order: a new key goes right after the key that
-  // preceded it in this request.
-  const TimelineKey* previous = nullptr;
-  for (const auto& [key, ns] : keys) {
-    auto [it, inserted] = timeline_.try_emplace(key, 0, 0);
-    it->second.first += ns;
-    ++it->second.second;
-    if (inserted) {
-      auto pos = timeline_order_.begin();
-      if (previous != nullptr) {
-        pos = std::find_if(timeline_order_.begin(), timeline_order_.end(),
-                           [&](const TimelineKey& k) {
-                             return !(k < *previous) && !(*previous < k);
-                           });
-        if (pos != timeline_order_.end()) ++pos;
-      }
-      timeline_order_.insert(pos, key);
-    }
-    previous = &it->first;
+    add_line({"(work)", Side::kBackend, Target::kBackendSide},
+             r.backend_ns.value_or(0),
+             r.backend_start_ns != 0 ? offset(r.backend_start_ns)
+                                     : offset(r.end_ns));
   }
 }
 
@@ -141,21 +134,27 @@ void RequestStats::Fill(Report* report) const {
     const Summary& s = syscalls_.at(key);
     report->syscalls.push_back({key.first, std::string(SideName(key.second)),
                                 s.count(), s.mean_ns() / kNsPerUs,
-                                s.Percentile(0.99) / kNsPerUs});
+                                s.Percentile(0.99) / kNsPerUs,
+                                s.Percentile(0.50) / kNsPerUs});
   }
   report->timeline.clear();
   for (const TimelineKey& key : timeline_order_) {
-    const auto& [ns, n] = timeline_.at(key);
+    const TimelineSum& sum = timeline_.at(key);
     TimelineEntry e;
     e.name = key.name;
     e.side = std::string(SideName(key.side));
     e.target = key.name == "(work)" ? "" : std::string(TargetName(key.target));
     if (complete_ > 0) {
-      e.mean_us_per_request = ns / kNsPerUs / complete_;
-      e.count_per_request = static_cast<double>(n) / complete_;
+      e.mean_us_per_request = sum.ns / kNsPerUs / complete_;
+      e.count_per_request = static_cast<double>(sum.n) / complete_;
     }
+    e.mean_offset_us = sum.n > 0 ? sum.offset_ns / kNsPerUs / sum.n : 0;
     report->timeline.push_back(e);
   }
+  std::stable_sort(report->timeline.begin(), report->timeline.end(),
+                   [](const TimelineEntry& a, const TimelineEntry& b) {
+                     return a.mean_offset_us < b.mean_offset_us;
+                   });
   report->groups.clear();
   for (const auto& [key, value] : groups_) {
     report->groups.push_back({std::string(ReuseName(key.first)),

@@ -63,17 +63,20 @@ struct SyscallSummary {
   uint64_t count = 0;
   double mean_us = 0;
   double p99_us = 0;
+  double p50_us = 0;  // text output only: not part of reqcost.report/1
 };
 
 // One line of the average per-request timeline: a syscall kind on one side
-// and connection, in the order kinds first appeared in requests. `name` is
-// "(work)" for the backend phase line.
+// and connection. Lines are in request order: by their mean start offset from
+// the request's start (ties in order of first appearance). `name` is "(work)"
+// for the backend phase line, which starts where the backend phase starts.
 struct TimelineEntry {
   std::string name;
   std::string side;
   std::string target;             // "client", "backend", ""
   double mean_us_per_request = 0;  // summed duration / complete requests
   double count_per_request = 0;
+  double mean_offset_us = 0;  // mean start offset from the request's start
 };
 
 // Requests grouped by client and backend connection reuse.
@@ -147,8 +150,13 @@ class RequestStats {
   // (name, side) in order of first appearance, with their summaries.
   std::vector<std::pair<std::string, Side>> syscall_order_;
   std::map<std::pair<std::string, Side>, Summary> syscalls_;
-  std::vector<TimelineKey> timeline_order_;
-  std::map<TimelineKey, std::pair<uint64_t, uint64_t>> timeline_;  // ns, n
+  struct TimelineSum {
+    uint64_t ns = 0;        // summed durations
+    uint64_t n = 0;         // occurrences
+    int64_t offset_ns = 0;  // summed start offsets from the request start
+  };
+  std::vector<TimelineKey> timeline_order_;  // first appearance
+  std::map<TimelineKey, TimelineSum> timeline_;
 };
 
 }  // namespace reqcost::analyzers

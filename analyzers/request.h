@@ -37,6 +37,7 @@ struct SyscallRecord {
   Side side = Side::kServer;
   Target target = Target::kClient;
   uint32_t tgid = 0;
+  uint32_t tid = 0;
   uint64_t enter_ns = 0;  // 0: enter not seen
   uint64_t exit_ns = 0;
   int64_t ret = 0;
@@ -60,6 +61,13 @@ struct Request {
   std::optional<std::string> request_line;
   uint64_t start_ns = 0;  // enter of the owned accept, else of the first read
   uint64_t end_ns = 0;    // exit of the last response write (or close)
+  // The backend exchange W = [exchange_start_ns, exchange_end_ns] and the
+  // backend phase's own span (measured or inferred, before clamping); 0 when
+  // there was no backend exchange or the request is incomplete.
+  uint64_t exchange_start_ns = 0;
+  uint64_t exchange_end_ns = 0;
+  uint64_t backend_start_ns = 0;
+  uint64_t backend_end_ns = 0;
 
   bool complete = false;
   std::string incomplete_reason;  // empty when complete
@@ -72,7 +80,8 @@ struct Request {
   uint64_t client_wait_ns = 0;       // excluded from total
   uint32_t clamped = 0;  // phase values clamped to stay >= 0 (anomalies)
 
-  // In start order (enter, else exit).
+  // In start order (enter, else exit), each clipped to the request's span
+  // [start_ns, max(end_ns, exit of its owned close/shutdown)].
   std::vector<SyscallRecord> syscalls;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "analyzers/payload.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
@@ -717,14 +718,68 @@ TEST(ProfilerTest, DropWindowBetweenRequestsChangesNothing) {
   for (const Request& r : requests) EXPECT_THAT(r, HasPhases(95, 95, 0, 0));
 }
 
-TEST(ProfilerTest, RequestStillOpenAtFinishIsIncomplete) {
+TEST(ProfilerTest, AnsweredRequestOnAConnectionStillOpenAtFinishIsComplete) {
+  // The client keeps the connection (a browser, ab -k) when the run ends.
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10)
       .Read(kNginx, 8, 50, 60, 100)
-      .Write(kNginx, 8, 100, 130, 500);
+      .Write(kNginx, 8, 100, 130, 500)
+      .Read(kNginx, 8, 140, 141, -11);  // waiting for the next request
+  auto requests = RunStream(s);
+  ASSERT_THAT(requests, SizeIs(1));
+  // T = 10 + (130 - 50); the trailing EAGAIN read is outside.
+  EXPECT_THAT(requests[0], HasPhases(90, 90, 0, 0));
+  EXPECT_THAT(Names(requests[0]),
+              ElementsAre("server accept4", "server read", "server writev"));
+}
+
+TEST(ProfilerTest, KeptConnectionsLastRequestAtFinishIsComplete) {
+  StreamBuilder s = ReusedLinkStream(/*fcgi=*/true);
+  // Cut before the client and the link close.
+  std::vector<SyscallEvent> events;
+  for (const SyscallEvent& e : s.InExitOrder()) {
+    if (e.exit_ns < At(203300)) events.push_back(e);
+  }
+  Profiler profiler;
+  auto requests = RunEvents(profiler, events);
+  ASSERT_THAT(requests, SizeIs(3));
+  // END_REQUEST read: the last exchange finished. No close: 3170 us.
+  EXPECT_THAT(requests[2], HasPhases(3170, 80, 80, 3010));
+}
+
+TEST(ProfilerTest, RequestWithoutResponseAtFinishIsIncomplete) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10).Read(kNginx, 8, 50, 60, 100);
   auto requests = RunStream(s);
   ASSERT_THAT(requests, SizeIs(1));
   EXPECT_THAT(requests[0], IsIncompleteBecause("still open at end"));
+}
+
+// nginx has read part of the reply and written part of the response when
+// the run ends; the link is still open and no END_REQUEST was seen.
+StreamBuilder ResponseStreamingAtTheEnd(bool link_closed) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 100)
+      .Connect(kNginx, 9, 100, 110, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 120, 140, 500)
+      .Read(kNginx, 9, 1180, 1190, 300)
+      .Write(kNginx, 8, 1200, 1220, 350);
+  if (link_closed) s.Close(kNginx, 9, 1230, 1235);
+  return s;
+}
+
+TEST(ProfilerTest, RequestWithItsBackendExchangeOpenAtFinishIsIncomplete) {
+  auto requests = RunStream(ResponseStreamingAtTheEnd(/*link_closed=*/false));
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0], IsIncompleteBecause("still open at end"));
+}
+
+TEST(ProfilerTest, RequestWhoseBackendLinkClosedIsCompleteAtFinish) {
+  auto requests = RunStream(ResponseStreamingAtTheEnd(/*link_closed=*/true));
+  ASSERT_THAT(requests, SizeIs(1));
+  // T = 10 + (1220 - 50); W = 1190 - 100; inferred backend = 1180 - 140.
+  EXPECT_THAT(requests[0], HasPhases(1180, 90, 50, 1040));
 }
 
 TEST(ProfilerTest, RequestClosedWithoutResponseIsIncomplete) {
@@ -825,6 +880,133 @@ TEST(ProfilerTest, ReportGivesBackendRoleAndMeasuredTimeline) {
   EXPECT_THAT(r.timeline[6].mean_us_per_request, Eq(20010.0));
   ASSERT_TRUE(r.phases.queue.has_value());
   EXPECT_THAT(r.phases.queue->max_us, Eq(20.0));
+}
+
+// --------------------------------------------------------------------------
+// Syscalls count only inside their request; the average request is in
+// request order.
+
+const SyscallRecord* FindRecord(const Request& r, Side side, Syscall syscall) {
+  for (const SyscallRecord& s : r.syscalls) {
+    if (s.side == side && s.syscall == syscall) return &s;
+  }
+  return nullptr;
+}
+
+// `stream` moved `us` later (unseen enters stay unseen).
+StreamBuilder Later(StreamBuilder stream, double us) {
+  for (SyscallEvent& e : stream.events()) {
+    if (e.enter_seen()) e.enter_ns += Us(us);
+    e.exit_ns += Us(us);
+  }
+  return stream;
+}
+
+// Gives the first `syscall` of `tgid` in `stream` an enter at `enter_us`.
+void SetEnter(StreamBuilder& stream, Syscall syscall, uint32_t tgid,
+              double enter_us) {
+  for (SyscallEvent& e : stream.events()) {
+    if (e.syscall == syscall && e.tgid == tgid) {
+      e.flags &= ~SyscallEvent::kNoEnter;
+      e.enter_ns = At(enter_us);
+      return;
+    }
+  }
+  FAIL() << "no such syscall";
+}
+
+TEST(ProfilerTest, BackendBlockedInAcceptCountsOnlyFromTheRequestStart) {
+  StreamBuilder s = Later(OneBackendRequest(), 1000);
+  SetEnter(s, Syscall::kAccept, kPhp, 500);  // php-fpm waited in accept()
+  Profiler profiler;
+  auto requests = RunEvents(profiler, s.InExitOrder());
+  ASSERT_THAT(requests, SizeIs(1));
+  const Request& r = requests[0];
+  EXPECT_THAT(r, HasPhases(20205, 115, 80, 20010));
+  const SyscallRecord* accept = FindRecord(r, Side::kBackend, Syscall::kAccept);
+  ASSERT_NE(accept, nullptr);
+  // [500, 1130] clipped to the request's [1000, 21305]: 130 us, not 630.
+  EXPECT_THAT(accept->enter_ns, Eq(At(1000)));
+  EXPECT_THAT(accept->duration_ns(), Eq(Us(130)));
+  for (const SyscallRecord& s : r.syscalls) {
+    EXPECT_GE(s.start_ns(), r.start_ns);
+    EXPECT_LE(s.exit_ns, At(21305));
+  }
+  Report report = profiler.BuildReport({});
+  bool found = false;
+  for (const SyscallSummary& s : report.syscalls) {
+    if (s.name == "accept" && s.side == "backend") {
+      found = true;
+      EXPECT_THAT(s.count, Eq(1u));
+      EXPECT_THAT(s.mean_us, Eq(130.0));
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(ProfilerTest, BackendBlockedInAReadOnAKeptConnectionCountsFromTheStart) {
+  StreamBuilder s = Later(OneBackendRequest(), 5000);
+  SetEnter(s, Syscall::kRead, kPhp, 2000);  // waited on a kept connection
+  auto requests = RunStream(s);
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0], HasPhases(20205, 115, 80, 20010));
+  const SyscallRecord* read =
+      FindRecord(requests[0], Side::kBackend, Syscall::kRead);
+  ASSERT_NE(read, nullptr);
+  EXPECT_THAT(read->duration_ns(), Eq(Us(160)));  // from 5000, not 2000
+}
+
+TEST(ProfilerTest, RequestRecordsItsExchangeAndBackendSpans) {
+  auto requests = RunStream(OneBackendRequest());
+  ASSERT_THAT(requests, SizeIs(1));
+  const Request& r = requests[0];
+  EXPECT_THAT(r.exchange_start_ns, Eq(At(100)));
+  EXPECT_THAT(r.exchange_end_ns, Eq(At(20190)));
+  EXPECT_THAT(r.backend_start_ns, Eq(At(160)));
+  EXPECT_THAT(r.backend_end_ns, Eq(At(20170)));
+  BackendStreamOptions o;
+  o.traced_backend = false;
+  auto inferred = RunStream(OneBackendRequest(o));
+  ASSERT_THAT(inferred, SizeIs(1));
+  EXPECT_THAT(inferred[0].backend_start_ns, Eq(At(140)));
+  EXPECT_THAT(inferred[0].backend_end_ns, Eq(At(20180)));
+}
+
+TEST(ProfilerTest, AverageRequestIsOrderedByMeanStartOffset) {
+  // Two requests to a measured backend: in the first php-fpm's accept was
+  // already under way at attach (it starts at its exit, 130 us in); in the
+  // second it waited before the request (clipped to the request's start).
+  StreamBuilder s = OneBackendRequest();
+  StreamBuilder b = Later(OneBackendRequest(), 100000);
+  SetEnter(b, Syscall::kAccept, kPhp, 99500);
+  for (const SyscallEvent& e : b.events()) s.events().push_back(e);
+  Profiler profiler;
+  RunEvents(profiler, s.InExitOrder());
+  Report r = profiler.BuildReport({});
+  ASSERT_THAT(r.complete, Eq(2u));
+  std::vector<std::string> lines;
+  for (const auto& e : r.timeline) {
+    lines.push_back(absl::StrFormat("%s %s %s %.1f", e.side, e.name, e.target,
+                                    e.mean_offset_us));
+  }
+  // The backend's accept: (130 + 0) / 2 = 65 us after the start, so between
+  // the request read and the connect (first appearance put it after the
+  // server's send). The work starts at the backend's first read exit.
+  EXPECT_THAT(lines, ElementsAre("server accept4 client 0.0",
+                                 "server read client 50.0",
+                                 "backend accept server 65.0",
+                                 "server connect backend 100.0",
+                                 "server writev backend 120.0",
+                                 "backend read server 150.0",
+                                 "backend (work)  160.0",
+                                 "backend write server 20160.0",
+                                 "server read backend 20180.0",
+                                 "backend close server 20200.0",
+                                 "server close backend 20210.0",
+                                 "server writev client 20220.0",
+                                 "server close client 20300.0"));
+  // The accept's mean duration: (0 + 130) / 2 requests.
+  EXPECT_THAT(r.timeline[2].mean_us_per_request, Eq(65.0));
 }
 
 }  // namespace

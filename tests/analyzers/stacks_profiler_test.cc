@@ -1,0 +1,147 @@
+// Profiler behaviours found on real stacks (issue 7), each reproduced on a
+// synthetic stream shaped like the capture that showed it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "analyzers/payload.h"
+#include "analyzers/profiler.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/analyzers/stream_builder.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+using ::reqcost::analyzers::test_support::FcgiRecord;
+using ::reqcost::analyzers::test_support::RunEvents;
+using ::reqcost::analyzers::test_support::StreamBuilder;
+using ::reqcost::analyzers::test_support::TcpSock;
+using ::reqcost::analyzers::test_support::UnixSock;
+using ::reqcost::analyzers::test_support::Us;
+using ::testing::Eq;
+using ::testing::SizeIs;
+
+constexpr uint32_t kNginx = 100;
+constexpr uint32_t kPhp = 200;
+
+MATCHER_P4(HasPhases, total, server, transport, backend, "") {
+  bool ok = arg.complete && arg.total_ns == Us(total) &&
+            arg.server_ns == Us(server) &&
+            arg.transport_ns == Us(transport) &&
+            arg.backend_ns == Us(backend);
+  if (!ok) {
+    auto v = [](const std::optional<uint64_t>& x) {
+      return x.has_value() ? std::to_string(*x / 1000.0) : std::string("-");
+    };
+    *result_listener << "complete=" << arg.complete << " ("
+                     << arg.incomplete_reason << ") total=" << v(arg.total_ns)
+                     << " server=" << v(arg.server_ns)
+                     << " transport=" << v(arg.transport_ns)
+                     << " backend=" << v(arg.backend_ns);
+  }
+  return ok;
+}
+
+struct FpmStreamOptions {
+  bool fcgi = false;  // payloads carry FastCGI records
+  bool tcp = false;
+  // php's read of the next request returns before nginx's send of it
+  // exits (the reader runs on the other CPU before the writer's exit).
+  bool reader_first = false;
+};
+
+// nginx with fastcgi_keep_conn in front of a php-fpm child, 3 requests of a
+// keep-alive client on one kept link, php working (k + 1) ms on request k.
+// Like php-fpm 8.2 on a GET: it reads BEGIN_REQUEST, PARAMS and the empty
+// PARAMS record, writes its reply, and only then reads the empty STDIN
+// record (8 bytes) that nginx sent with the request; then it blocks in read
+// until the next request.
+StreamBuilder PhpFpmKeptLinkStream(const FpmStreamOptions& o) {
+  std::string head = FcgiRecord(kFcgiBeginRequest, 1, 8) +
+                     FcgiRecord(4, 1, 40) + FcgiRecord(4, 1, 0);
+  std::string stdin_end = FcgiRecord(5, 1, 0);
+  std::string reply =
+      FcgiRecord(6, 1, 100) + FcgiRecord(kFcgiEndRequest, 1, 8);
+  auto p = [&](const std::string& bytes) { return o.fcgi ? bytes : ""; };
+  int64_t head_len = head.size();
+  int64_t req_len = head_len + stdin_end.size();
+  int64_t reply_len = reply.size();
+  SocketId link = o.tcp ? TcpSock(40000, 9000, 0x11) : UnixSock(0xA1, 0xB1);
+  SocketId side = o.tcp ? TcpSock(9000, 40000, 0x22) : UnixSock(0xB1, 0xA1);
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10);
+  double php_read_enter = 145;
+  for (int k = 0; k < 3; ++k) {
+    double b = k * 100000.0;
+    double work = 1000.0 * (k + 1);
+    s.Read(kNginx, 8, b + 50, b + 60, 100, "GET /k HTTP/1.1\r\n");
+    if (k == 0) {
+      s.Connect(kNginx, 9, b + 100, b + 110, link)
+          .Add(Syscall::kAccept, kPhp, 0, 4, -1, b + 130, side)
+          .Write(kNginx, 9, b + 120, b + 140, req_len, p(head + stdin_end));
+    } else {
+      s.Write(kNginx, 9, b + 100, b + 120, req_len, p(head + stdin_end));
+    }
+    double read_exit = o.reader_first && k > 0 ? b + 115 : b + 160;
+    s.Read(kPhp, 4, php_read_enter, read_exit, head_len, p(head))
+        .Write(kPhp, 4, b + 160 + work, b + 170 + work, reply_len, p(reply),
+               Syscall::kWrite)
+        .Read(kPhp, 4, b + 172 + work, b + 173 + work, stdin_end.size(),
+              p(stdin_end))
+        .Read(kNginx, 9, b + 180 + work, b + 190 + work, reply_len, p(reply))
+        .Write(kNginx, 8, b + 200 + work, b + 220 + work, 350);
+    php_read_enter = b + 174 + work;  // blocks until the next request
+  }
+  s.Close(kNginx, 8, 203300, 203305)
+      .Close(kNginx, 9, 203400, 203405)
+      .Read(kPhp, 4, php_read_enter, 203420, 0)
+      .Close(kPhp, 4, 203430, 203435);
+  return s;
+}
+
+// Without FastCGI headers, php-fpm's late read of the STDIN end record (a
+// read after its reply write) was taken as the start of the next backend
+// request; the real next request was then merged into it and every request
+// after the first was incomplete ("backend reply not seen"). The bytes say
+// otherwise: nginx sent them before the next exchange began.
+class PhpFpmKeptLink : public ::testing::TestWithParam<FpmStreamOptions> {};
+
+TEST_P(PhpFpmKeptLink, LateStdinReadStaysWithItsRequest) {
+  Profiler profiler;
+  auto requests =
+      RunEvents(profiler, PhpFpmKeptLinkStream(GetParam()).InExitOrder());
+  ASSERT_THAT(requests, SizeIs(3));
+  double shift = GetParam().reader_first ? 45 : 0;  // read exit 115, not 160
+  // k=0: T = 10 + (1220 - 50); W = 1190 - 100; backend = 1170 - 160.
+  EXPECT_THAT(requests[0], HasPhases(1180, 90, 80, 1010));
+  EXPECT_THAT(requests[0].backend_conn, Eq(ConnReuse::kNew));
+  // k=1: T = 2220 - 50; W = 2190 - 100; backend = 2170 - read exit.
+  EXPECT_THAT(requests[1], HasPhases(2170, 80, 80 - shift, 2010 + shift));
+  EXPECT_THAT(requests[1].backend_conn, Eq(ConnReuse::kReused));
+  // k=2 owns the client close (5 us).
+  EXPECT_THAT(requests[2], HasPhases(3175, 85, 80 - shift, 3010 + shift));
+  EXPECT_THAT(requests[2].backend_conn, Eq(ConnReuse::kReused));
+  for (const Request& r : requests) {
+    EXPECT_THAT(r.backend_timing, Eq(BackendTiming::kMeasured));
+    EXPECT_THAT(r.backend_pid, Eq(kPhp));
+  }
+  EXPECT_THAT(profiler.anomalies().unmatched_backend_work, Eq(0u));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stacks, PhpFpmKeptLink,
+    ::testing::Values(FpmStreamOptions{false, false, false},
+                      FpmStreamOptions{false, true, false},
+                      FpmStreamOptions{false, false, true},
+                      FpmStreamOptions{true, false, false}),
+    [](const auto& info) {
+      const FpmStreamOptions& o = info.param;
+      return std::string(o.fcgi ? "FastCgi" : "NoPayload") +
+             (o.tcp ? "Tcp" : "Unix") + (o.reader_first ? "ReaderFirst" : "");
+    });
+
+}  // namespace
+}  // namespace reqcost::analyzers

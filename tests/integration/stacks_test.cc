@@ -1,0 +1,633 @@
+// Issue 7: the stacks people run, profiled without being told which is which.
+// Real Debian nginx, lighttpd, php-fpm and php-cgi, and the sample backend in
+// FastCGI and HTTP mode, on unix sockets and TCP, with and without kept
+// backend connections; each loaded by ab (100 requests, concurrency 1-4) and
+// profiled by the reqcost binary, whose breakdown is checked against the
+// backend's own clock like breakdown_test.cc does.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/integration/reqcost_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+
+constexpr int kWorkUs = 20000;
+constexpr int kRequests = 100;
+constexpr double kMeasuredTolerance = 0.05;
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
+  auto lhs##_or = (expr);                          \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
+  auto lhs = *std::move(lhs##_or)
+
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / v.size();
+}
+
+// The phases every case checks, against the backend's own mean; prints the
+// "[ accuracy ]" line STACKS.md quotes.
+void ExpectBreakdown(const std::string& stack, const json& report,
+                     const AbResult& ab, double backend_own_mean_us,
+                     const std::string& timing = "measured",
+                     double tolerance = kMeasuredTolerance) {
+  SCOPED_TRACE(report.dump(2));
+  EXPECT_EQ(report["schema"], "reqcost.report/1");
+  EXPECT_EQ(report["requests"]["complete"], ab.complete);
+  EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  EXPECT_EQ(report["backend_timing"], timing);
+  const json& phases = report["phases"];
+  ASSERT_TRUE(phases["backend"]["mean_us"].is_number());
+  double backend = phases["backend"]["mean_us"].get<double>();
+  double transport = phases["transport"]["mean_us"].get<double>();
+  double server = phases["server"]["mean_us"].get<double>();
+  std::printf("[ accuracy ] %s: %s backend %.1f us vs own clock %.1f us "
+              "(%+.2f%%); transport %.1f us, server %.1f us, %d/%d complete\n",
+              stack.c_str(), timing.c_str(), backend, backend_own_mean_us,
+              100 * (backend - backend_own_mean_us) / backend_own_mean_us,
+              transport, server,
+              report["requests"]["complete"].get<int>(), ab.complete);
+  EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
+      << "backend's own mean " << backend_own_mean_us << " us";
+  EXPECT_LT(transport, 1000);
+  EXPECT_LT(server, 1000);
+  EXPECT_NEAR(server + transport + backend,
+              phases["total"]["mean_us"].get<double>(), 1.0);
+}
+
+// How many complete requests each group says went over a new / reused
+// backend connection.
+std::map<std::string, int> BackendConnCounts(const json& report) {
+  std::map<std::string, int> out;
+  for (const json& g : report["groups"]) {
+    out[g["backend_conn"].get<std::string>()] += g["requests"].get<int>();
+  }
+  return out;
+}
+
+// pid -> role, from the report.
+std::map<pid_t, std::string> Roles(const json& report) {
+  std::map<pid_t, std::string> out;
+  for (const json& p : report["capture"]["processes"]) {
+    out[p["pid"].get<pid_t>()] = p["role"].get<std::string>();
+  }
+  return out;
+}
+
+// Every PID in `pids` that served (per the backend's own log) has `role`.
+void ExpectRole(const std::map<pid_t, std::string>& roles,
+                const std::set<pid_t>& pids, const std::string& role) {
+  ASSERT_FALSE(pids.empty());
+  for (pid_t pid : pids) {
+    auto it = roles.find(pid);
+    ASSERT_NE(it, roles.end()) << "PID " << pid << " not in the report";
+    EXPECT_EQ(it->second, role) << "PID " << pid;
+  }
+}
+
+std::set<pid_t> PidSet(const std::vector<pid_t>& pids) {
+  return {pids.begin(), pids.end()};
+}
+
+std::vector<std::string> PidArgs(const std::vector<pid_t>& pids) {
+  std::vector<std::string> args;
+  for (pid_t p : pids) {
+    args.push_back("-p");
+    args.push_back(std::to_string(p));
+  }
+  return args;
+}
+
+// One profiled load run: reqcost attach (json) around ab.
+struct Profiled {
+  json report;
+  AbResult ab;
+  std::string capture;  // the capture file (-o), for per-request replays
+};
+
+absl::StatusOr<Profiled> Profile(const TempDir& dir,
+                                 const std::vector<pid_t>& pids,
+                                 const AbOptions& ab, int payload = 0) {
+  static int n = 0;
+  Profiled p;
+  p.capture = dir.File(absl::StrCat("run-", n++, ".cap"));
+  std::vector<std::string> args = {"attach"};
+  for (std::string& a : PidArgs(pids)) args.push_back(std::move(a));
+  for (std::string a : {std::string("--format"), std::string("json"),
+                        std::string("-o"), p.capture}) {
+    args.push_back(a);
+  }
+  if (payload > 0) {
+    args.push_back("--payload");
+    args.push_back(std::to_string(payload));
+  }
+  absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
+  if (!run.ok()) return run.status();
+  absl::StatusOr<AbResult> result = RunAb(ab);
+  // Stop reqcost whatever ab did.
+  absl::StatusOr<int> code = run->StopWith(SIGINT);
+  if (!result.ok()) return result.status();
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
+    return absl::InternalError(absl::StrCat("reqcost exited ", *code, ": ",
+                                            run->err()));
+  }
+  p.ab = *result;
+  try {
+    p.report = json::parse(run->out());
+  } catch (const json::exception& e) {
+    return absl::InternalError(absl::StrCat("reqcost printed no JSON (",
+                                            e.what(), "): ", run->out()));
+  }
+  return p;
+}
+
+// The requests of a capture, one JSON object each (reqcost report
+// --requests --format jsonl).
+absl::StatusOr<std::vector<json>> ReplayRequests(
+    const std::string& capture) {
+  std::string out = capture + ".jsonl";
+  absl::StatusOr<Subprocess> p = Subprocess::Start(
+      {REQCOST_BINARY, "report", capture, "--requests", "--format", "jsonl"},
+      out, capture + ".err");
+  if (!p.ok()) return p.status();
+  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(30));
+  if (!status.ok()) return status.status();
+  if (*status != 0) {
+    return absl::InternalError(absl::StrCat("reqcost report: ",
+                                            DescribeWaitStatus(*status), " ",
+                                            FileTail(capture + ".err")));
+  }
+  absl::StatusOr<std::string> text = ReadFileToString(out);
+  if (!text.ok()) return text.status();
+  std::vector<json> requests;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    requests.push_back(json::parse(line));
+  }
+  return requests;
+}
+
+AbOptions Ab(const Server& front, const std::string& path, int concurrency,
+             bool keepalive = false) {
+  AbOptions ab;
+  ab.url = front.Url(path);
+  ab.requests = kRequests;
+  ab.concurrency = concurrency;
+  ab.keepalive = keepalive;
+  return ab;
+}
+
+std::string SleepPath(const std::string& script = "sleep.php") {
+  return "/" + script + "?us=" + std::to_string(kWorkUs);
+}
+std::string FcgiPath(const std::string& prefix = "/fcgi/") {
+  return prefix + "x?work_us=" + std::to_string(kWorkUs);
+}
+
+// php-fpm's access-log lines written since `before` lines.
+absl::StatusOr<std::vector<PhpFpmAccessEntry>> NewFpmEntries(
+    const Server& fpm, size_t before) {
+  absl::StatusOr<std::vector<PhpFpmAccessEntry>> all =
+      ReadPhpFpmAccessLog(fpm.request_log());
+  if (!all.ok()) return all.status();
+  if (all->size() < before) return absl::InternalError("access log shrank");
+  return std::vector<PhpFpmAccessEntry>(all->begin() + before, all->end());
+}
+
+std::set<pid_t> FpmServingPids(const std::vector<PhpFpmAccessEntry>& log) {
+  std::set<pid_t> out;
+  for (const auto& e : log) out.insert(e.pid);
+  return out;
+}
+
+// ------------------------------------------------- nginx + php-fpm over TCP
+
+TEST(StacksTest, NginxPhpFpmTcp) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  PhpFpmOptions fopts;
+  fopts.listen = "tcp";
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {nginx.pid(), fpm.pid()},
+                                  Ab(nginx, SleepPath(), 2)));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown("nginx + php-fpm (tcp)", p.report, p.ab,
+                  Mean(DurationsUs(log)));
+  auto roles = Roles(p.report);
+  ExpectRole(roles, PidSet(nginx.WorkerPids()),
+             "server");
+  ExpectRole(roles, FpmServingPids(log), "backend");
+}
+
+// ------------------------------------- kept FastCGI connections (keep_conn)
+
+struct KeepConnCase {
+  std::string backend;  // "php-fpm" or "sample"
+  bool client_keepalive;
+  int payload;
+  std::string listen;  // "" (unix) or "tcp"
+};
+
+std::string KeepConnName(const KeepConnCase& c) {
+  return absl::StrCat(c.backend == "php-fpm" ? "PhpFpm" : "Sample",
+                      c.listen.empty() ? "Unix" : "Tcp",
+                      c.client_keepalive ? "AbKeepAlive" : "AbNew",
+                      c.payload > 0 ? "Payload" : "NoPayload");
+}
+
+class NginxKeepConn : public ::testing::TestWithParam<KeepConnCase> {};
+
+// Several requests on one persistent backend connection: each one is split
+// from its neighbours (FastCGI record headers with --payload, read/write
+// alternation without) and says its backend connection was reused.
+TEST_P(NginxKeepConn, RequestsOnAKeptConnectionSplitCorrectly) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  const KeepConnCase& c = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  std::optional<Server> backend;
+  NginxOptions nopts;
+  nopts.keep_conn = true;
+  if (c.backend == "php-fpm") {
+    PhpFpmOptions fopts;
+    fopts.listen = c.listen;
+    ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+    backend.emplace(std::move(fpm));
+    nopts.upstream = backend->address();
+  } else {
+    FcgiBackendOptions bopts;
+    bopts.listen = c.listen;
+    bopts.workers = 2;
+    bopts.threads = 2;  // a kept connection holds its thread
+    ASSERT_OK_AND_ASSIGN(sample, StartFcgiBackend(dir, bopts));
+    backend.emplace(std::move(sample));
+    nopts.fcgi_upstream = backend->address();
+  }
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  size_t before = 0;
+  if (c.backend == "php-fpm") {
+    ASSERT_OK_AND_ASSIGN(pre, ReadPhpFpmAccessLog(backend->request_log()));
+    before = pre.size();
+  } else {
+    ASSERT_OK_AND_ASSIGN(pre, ReadBackendLog(backend->request_log()));
+    before = pre.size();
+  }
+
+  std::string path = c.backend == "php-fpm" ? SleepPath() : FcgiPath();
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {nginx.pid(), backend->pid()},
+                                  Ab(nginx, path, 2, c.client_keepalive),
+                                  c.payload));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  std::vector<double> own;
+  std::set<pid_t> serving;
+  if (c.backend == "php-fpm") {
+    ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(*backend, before));
+    own = DurationsUs(log);
+    serving = FpmServingPids(log);
+  } else {
+    ASSERT_OK_AND_ASSIGN(all, ReadBackendLog(backend->request_log()));
+    std::vector<BackendLogEntry> log(all.begin() + before, all.end());
+    own = ElapsedUs(log);
+    for (const auto& e : log) serving.insert(e.pid);
+  }
+  ASSERT_EQ(own.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown("nginx keep_conn + " + KeepConnName(c), p.report, p.ab,
+                  Mean(own));
+  // ab -c 2: nginx opens (at most a few) backend connections and keeps them.
+  auto counts = BackendConnCounts(p.report);
+  std::printf("[ conns    ] backend_conn new %d, reused %d\n", counts["new"],
+              counts["reused"]);
+  EXPECT_GE(counts["reused"], kRequests - 8) << p.report["groups"].dump(2);
+  EXPECT_EQ(counts["new"] + counts["reused"], kRequests);
+  ExpectRole(Roles(p.report), serving, "backend");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stacks, NginxKeepConn,
+    ::testing::Values(KeepConnCase{"php-fpm", false, 64, ""},
+                      KeepConnCase{"php-fpm", false, 0, ""},
+                      KeepConnCase{"php-fpm", true, 64, ""},
+                      KeepConnCase{"php-fpm", true, 0, ""},
+                      KeepConnCase{"php-fpm", true, 0, "tcp"},
+                      KeepConnCase{"sample", false, 64, ""},
+                      KeepConnCase{"sample", false, 0, ""},
+                      KeepConnCase{"sample", true, 64, ""},
+                      KeepConnCase{"sample", true, 0, ""},
+                      KeepConnCase{"sample", true, 0, "tcp"}),
+    [](const auto& info) { return KeepConnName(info.param); });
+
+// ------------------------------------------------------ lighttpd + php-fpm
+
+class LighttpdPhpFpm : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LighttpdPhpFpm, MeasuredBackendMatchesPhpFpmClock) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  PhpFpmOptions fopts;
+  fopts.listen = GetParam();
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  LighttpdOptions lopts;
+  lopts.php_fpm = fpm.address();
+  ASSERT_OK_AND_ASSIGN(lighttpd, StartLighttpd(dir, lopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+
+  // The backend first: the order of -p says nothing about roles.
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {fpm.pid(), lighttpd.pid()},
+                                  Ab(lighttpd, SleepPath(), 2)));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown(absl::StrCat("lighttpd + php-fpm (",
+                               GetParam().empty() ? "unix" : "tcp", ")"),
+                  p.report, p.ab, Mean(DurationsUs(log)));
+  auto roles = Roles(p.report);
+  ExpectRole(roles, {lighttpd.pid()}, "server");
+  ExpectRole(roles, FpmServingPids(log), "backend");
+}
+
+INSTANTIATE_TEST_SUITE_P(UnixAndTcp, LighttpdPhpFpm,
+                         ::testing::Values("", "tcp"),
+                         [](const auto& info) {
+                           return info.param.empty() ? "unix" : "tcp";
+                         });
+
+// ------------------------------------------ lighttpd spawning php-cgi itself
+
+// A docroot with timed.php: sleeps ?us= and appends "pid elapsed_us" to
+// php-own.log, elapsed from PHP's own request start (REQUEST_TIME_FLOAT) to
+// the end of the script: php-cgi has no access log of its own.
+absl::Status WriteTimedDocroot(const TempDir& dir) {
+  return WriteStringToFile(
+      dir.File("timed.php"),
+      "<?php\n"
+      "$us = (int)($_GET['us'] ?? 20000);\n"
+      "usleep($us);\n"
+      "echo \"slept \", $us, \" us\\n\";\n"
+      "$el = (microtime(true) - $_SERVER['REQUEST_TIME_FLOAT']) * 1e6;\n"
+      "file_put_contents(__DIR__ . '/php-own.log',\n"
+      "    sprintf(\"%d %.0f\\n\", getmypid(), $el), FILE_APPEND | LOCK_EX);\n");
+}
+
+struct PhpOwnEntry {
+  pid_t pid;
+  double elapsed_us;
+};
+
+absl::StatusOr<std::vector<PhpOwnEntry>> ReadPhpOwnLog(const TempDir& dir) {
+  absl::StatusOr<std::string> text = ReadFileToString(dir.File("php-own.log"));
+  if (!text.ok()) return std::vector<PhpOwnEntry>{};
+  std::vector<PhpOwnEntry> out;
+  std::istringstream in(*text);
+  PhpOwnEntry e{};
+  while (in >> e.pid >> e.elapsed_us) out.push_back(e);
+  return out;
+}
+
+// One -p (lighttpd's) covers lighttpd and the php-cgi processes it spawned:
+// the roles come out of the sockets, and the backend is measured.
+TEST(StacksTest, LighttpdSpawningPhpCgiOnePid) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  ASSERT_TRUE(WriteTimedDocroot(dir).ok());
+  LighttpdOptions lopts;
+  lopts.spawn_php_cgi = true;
+  lopts.docroot = dir.path();
+  ASSERT_OK_AND_ASSIGN(lighttpd, StartLighttpd(dir, lopts));
+  // php-cgi's master forks PHP_FCGI_CHILDREN children; wait for them.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (lighttpd.AllPids().size() < 4 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_GE(lighttpd.AllPids().size(), 4u) << lighttpd.LogTail();
+
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {lighttpd.pid()},
+                                  Ab(lighttpd, SleepPath("timed.php"), 2)));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, ReadPhpOwnLog(dir));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  std::vector<double> own;
+  std::set<pid_t> serving;
+  for (const auto& e : log) {
+    own.push_back(e.elapsed_us);
+    serving.insert(e.pid);
+  }
+  ExpectBreakdown("lighttpd spawning php-cgi (one -p)", p.report, p.ab,
+                  Mean(own));
+  auto roles = Roles(p.report);
+  ExpectRole(roles, {lighttpd.pid()}, "server");
+  ExpectRole(roles, serving, "backend");
+}
+
+// -------------------------------------------- nginx proxy_pass (HTTP backend)
+
+struct ProxyCase {
+  bool keepalive;  // proxy keepalive to the backend (and ab -k)
+  int payload;
+  std::string listen;
+};
+
+std::string ProxyName(const ProxyCase& c) {
+  return absl::StrCat(c.listen.empty() ? "Unix" : "Tcp",
+                      c.keepalive ? "KeepAlive" : "Close",
+                      c.payload > 0 ? "Payload" : "NoPayload");
+}
+
+class NginxProxyHttp : public ::testing::TestWithParam<ProxyCase> {};
+
+TEST_P(NginxProxyHttp, MeasuredBackendMatchesBackendClock) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  const ProxyCase& c = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  FcgiBackendOptions bopts;
+  bopts.listen = c.listen;
+  bopts.mode = "http";
+  bopts.workers = 2;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.http_upstream = backend.address();
+  nopts.keep_conn = c.keepalive;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+
+  ASSERT_OK_AND_ASSIGN(
+      p, Profile(dir, {nginx.pid(), backend.pid()},
+                 Ab(nginx, FcgiPath("/proxy/"), 2, c.keepalive), c.payload));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown("nginx proxy_pass http " + ProxyName(c), p.report, p.ab,
+                  Mean(ElapsedUs(log)));
+  auto counts = BackendConnCounts(p.report);
+  std::printf("[ conns    ] backend_conn new %d, reused %d\n", counts["new"],
+              counts["reused"]);
+  if (c.keepalive) {
+    EXPECT_GE(counts["reused"], kRequests - 8) << p.report["groups"].dump(2);
+  } else {
+    EXPECT_EQ(counts["new"], kRequests) << p.report["groups"].dump(2);
+  }
+  std::set<pid_t> serving;
+  for (const auto& e : log) serving.insert(e.pid);
+  auto roles = Roles(p.report);
+  ExpectRole(roles, serving, "backend");
+  ExpectRole(roles, PidSet(nginx.WorkerPids()),
+             "server");
+}
+
+INSTANTIATE_TEST_SUITE_P(Stacks, NginxProxyHttp,
+                         ::testing::Values(ProxyCase{false, 0, "tcp"},
+                                           ProxyCase{false, 64, "tcp"},
+                                           ProxyCase{true, 0, "tcp"},
+                                           ProxyCase{true, 64, "tcp"},
+                                           ProxyCase{false, 0, ""},
+                                           ProxyCase{true, 0, ""}),
+                         [](const auto& info) { return ProxyName(info.param); });
+
+// ---------------------------------------------- a multi-threaded backend
+
+class ThreadedBackend : public ::testing::TestWithParam<bool> {};
+
+// One process, four threads accepting on one socket, four requests at a time:
+// each request's measured backend interval is the one its own thread logged.
+TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  const bool keep_conn = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  FcgiBackendOptions bopts;
+  bopts.workers = 1;
+  bopts.threads = 4;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  nopts.keep_conn = keep_conn;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+
+  // The nginx master last, the backend's worker first: order says nothing.
+  std::vector<pid_t> pids = backend.WorkerPids();
+  pids.push_back(backend.pid());
+  pids.push_back(nginx.pid());
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, pids, Ab(nginx, FcgiPath(), 4)));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  std::set<pid_t> tids;
+  for (const auto& e : log) tids.insert(e.tid);
+  std::printf("[ threads  ] %zu backend threads served\n", tids.size());
+  EXPECT_GE(tids.size(), 2u);
+  ExpectBreakdown(absl::StrCat("threaded sample backend, ab -c 4",
+                               keep_conn ? ", keep_conn" : ""),
+                  p.report, p.ab, Mean(ElapsedUs(log)));
+  ExpectRole(Roles(p.report), PidSet(backend.WorkerPids()), "backend");
+
+  // Per request: the backend interval reqcost attributed (its backend-side
+  // syscalls) is the interval one thread logged, and no log line is used
+  // twice.
+  ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(p.capture));
+  std::set<size_t> used;
+  int matched = 0;
+  double worst_us = 0;
+  for (const json& r : requests) {
+    if (!r["complete"].get<bool>()) continue;
+    double start = r["start_ns"].get<double>();
+    double first_read = -1, last_write = -1;
+    for (const json& s : r["syscalls"]) {
+      if (s["side"] != "backend") continue;
+      double begin = start + s["offset_us"].get<double>() * 1000;
+      double end = begin + (s["dur_us"].is_number()
+                                ? s["dur_us"].get<double>() * 1000 : 0);
+      std::string name = s["name"];
+      bool read = name.find("read") != std::string::npos ||
+                  name.find("recv") != std::string::npos;
+      bool write = name.find("write") != std::string::npos ||
+                   name.find("send") != std::string::npos;
+      if (read && first_read < 0) first_read = end;
+      if (write) last_write = end;
+    }
+    SCOPED_TRACE(r.dump());
+    ASSERT_GE(first_read, 0);
+    ASSERT_GE(last_write, 0);
+    // The log line whose interval is closest.
+    size_t best = log.size();
+    double best_err = 1e18;
+    for (size_t i = 0; i < log.size(); ++i) {
+      double err = std::abs(log[i].start_ns - first_read) +
+                   std::abs(log[i].end_ns - last_write);
+      if (err < best_err) {
+        best_err = err;
+        best = i;
+      }
+    }
+    ASSERT_LT(best, log.size());
+    EXPECT_TRUE(used.insert(best).second) << "log line " << best << " twice";
+    EXPECT_LT(best_err, 500'000) << "no thread logged this interval";
+    EXPECT_NEAR(r["backend_us"].get<double>(), log[best].elapsed_us,
+                0.05 * log[best].elapsed_us);
+    worst_us = std::max(worst_us, best_err / 1000);
+    ++matched;
+  }
+  std::printf("[ threads  ] %d requests matched to their thread's log line, "
+              "worst interval error %.1f us\n", matched, worst_us);
+  EXPECT_EQ(matched, kRequests);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stacks, ThreadedBackend, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "KeepConn" : "NewConn";
+                         });
+
+// ------------------------------------------------ roles from sockets alone
+
+// Every PID of both stacks given one by one, backend workers first and the
+// masters last: the roles still come out of the sockets.
+TEST(StacksTest, RolesDoNotDependOnPidOrder) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-stacks"));
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, {}));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+  std::vector<pid_t> pids = fpm.WorkerPids();
+  for (pid_t w : nginx.WorkerPids()) pids.push_back(w);
+  pids.push_back(fpm.pid());
+  pids.push_back(nginx.pid());
+
+  ASSERT_OK_AND_ASSIGN(p, Profile(dir, pids, Ab(nginx, SleepPath(), 1)));
+  ASSERT_EQ(p.ab.complete, kRequests);
+  ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  ExpectBreakdown("nginx + php-fpm, PIDs reversed", p.report, p.ab,
+                  Mean(DurationsUs(log)));
+  auto roles = Roles(p.report);
+  ExpectRole(roles, PidSet(nginx.WorkerPids()),
+             "server");
+  ExpectRole(roles, FpmServingPids(log), "backend");
+}
+
+}  // namespace
+}  // namespace reqcost::testing
