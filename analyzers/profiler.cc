@@ -36,10 +36,21 @@ SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
   r.side = side;
   r.target = target;
   r.tgid = e.tgid;
+  r.tid = e.tid;
   r.enter_ns = e.enter_seen() ? e.enter_ns : 0;
   r.exit_ns = e.exit_ns;
   r.ret = e.ret;
   return r;
+}
+
+// Clips every record's [enter, exit] into [lo, hi] (an unseen enter stays
+// unseen).
+void ClipToSpan(std::vector<SyscallRecord>* records, uint64_t lo,
+                uint64_t hi) {
+  for (SyscallRecord& r : *records) {
+    if (r.enter_ns != 0) r.enter_ns = std::clamp(r.enter_ns, lo, hi);
+    r.exit_ns = std::clamp(r.exit_ns, lo, hi);
+  }
 }
 
 bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
@@ -79,6 +90,7 @@ struct Exchange {
   uint64_t first_reply_exit = 0;
   uint64_t last_reply_exit = 0;
   bool ended = false;  // END_REQUEST read
+  bool done = false;   // its link closed or began the next exchange
   std::shared_ptr<BackendWork> work;
   std::vector<SyscallRecord> syscalls;
 };
@@ -400,6 +412,7 @@ void Profiler::State::Classify(Conn* conn) {
 
 void Profiler::State::Close(Conn* conn) {
   Unindex(conn);
+  if (conn->exchange) conn->exchange->done = true;
   if (conn->role == Role::kLink) {
     anomalies.unmatched_backend_work += conn->unbound_work.size();
   }
@@ -593,6 +606,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   ex->send_offset = link->bytes_out;
   ex->backend_traced = link->partner.has_value();
   ++link->requests;
+  if (link->exchange) link->exchange->done = true;
   link->exchange = ex;
   // A partial exchange is still attributed (so that its request is known
   // to be incomplete rather than backend-less), but never bound.
@@ -844,13 +858,17 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
       out.backend_pid = ex->work->tgid;
     }
   }
+  uint64_t span_end = out.end_ns;
+  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
+  // Only the part of a syscall inside the request is the request's: a
+  // backend blocked in accept() or in a read on a kept connection was idle
+  // before the request existed. Without a response the end is unknown.
+  ClipToSpan(&out.syscalls, out.start_ns,
+             span_end > out.start_ns ? span_end : UINT64_MAX);
   std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
                    [](const SyscallRecord& a, const SyscallRecord& b) {
                      return a.start_ns() < b.start_ns();
                    });
-
-  uint64_t span_end = out.end_ns;
-  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
   if (reason.empty()) {
     for (const auto& [from, to] : drops) {
       if (from <= span_end && to >= out.start_ns) {
@@ -871,6 +889,8 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
         reason = "backend reply not seen";
       } else {
         out.backend_timing = BackendTiming::kMeasured;
+        out.backend_start_ns = ex->work->first_read_exit;
+        out.backend_end_ns = ex->work->last_write_exit;
         b_ns = ex->work->last_write_exit > ex->work->first_read_exit
                    ? ex->work->last_write_exit - ex->work->first_read_exit
                    : 0;
@@ -882,6 +902,8 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
       reason = "backend exchange incomplete";
     } else {
       out.backend_timing = BackendTiming::kInferred;
+      out.backend_start_ns = *ex->send_exit_before_reply;
+      out.backend_end_ns = ex->first_reply_enter;
       b_ns = ex->first_reply_enter > *ex->send_exit_before_reply
                  ? ex->first_reply_enter - *ex->send_exit_before_reply
                  : 0;
@@ -889,6 +911,8 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
     w_ns = ex->last_reply_exit > ex->start_enter
                ? ex->last_reply_exit - ex->start_enter
                : 0;
+    out.exchange_start_ns = ex->start_enter;
+    out.exchange_end_ns = ex->last_reply_exit;
     if (reason.empty() && ex->connect_exit.has_value() &&
         ex->backend_accept_exit.has_value() && ex->work) {
       out.queue_ns = *ex->backend_accept_exit > *ex->connect_exit
@@ -902,6 +926,8 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
     out.incomplete_reason = reason;
     out.backend_timing = BackendTiming::kNone;
     out.queue_ns.reset();
+    out.exchange_start_ns = out.exchange_end_ns = 0;
+    out.backend_start_ns = out.backend_end_ns = 0;
   } else {
     // Client waits: EAGAIN read exit .. next read enter, before the response.
     uint64_t wait = 0;
@@ -1005,7 +1031,15 @@ void Profiler::Finish(uint64_t end_ns) {
     if (conn.request) open.push_back(uid);
   }
   for (uint64_t uid : open) {
-    state_->FinalizeRequest(&state_->conns.at(uid), "still open at end");
+    // A request whose response was written is complete on a connection the
+    // client keeps open; only one still waiting for its response or for its
+    // backend exchange to finish is not.
+    Conn* conn = &state_->conns.at(uid);
+    const OpenRequest& r = *conn->request;
+    const Exchange* ex = r.exchange.get();
+    bool exchange_done = ex == nullptr || ex->ended || ex->done;
+    state_->FinalizeRequest(
+        conn, r.has_write && exchange_done ? "" : "still open at end");
   }
 }
 
