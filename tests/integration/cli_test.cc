@@ -1,6 +1,7 @@
 // Runs the reqcost binary as a user would: exit codes, messages, and that
 // nothing stays loaded whichever way it ends.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,9 +37,10 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-// Starts reqcost with `args`, stdout and stderr to temp files; as `uid`
+// Starts `binary` with `args`, stdout and stderr to temp files; as `uid`
 // when not -1.
-Child Spawn(const std::vector<std::string>& args, uid_t uid = -1) {
+Child Spawn(const std::vector<std::string>& args, uid_t uid = -1,
+            const char* binary = REQCOST_BINARY) {
   static int counter = 0;
   Child c;
   std::string base = "/tmp/reqcost-cli-" + std::to_string(getpid()) + "-" +
@@ -54,10 +56,10 @@ Child Spawn(const std::vector<std::string>& args, uid_t uid = -1) {
     if (uid != static_cast<uid_t>(-1) && (setgid(uid) != 0 || setuid(uid) != 0)) {
       _exit(99);
     }
-    std::vector<char*> argv = {const_cast<char*>(REQCOST_BINARY)};
+    std::vector<char*> argv = {const_cast<char*>(binary)};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(REQCOST_BINARY, argv.data());
+    execv(binary, argv.data());
     _exit(98);
   }
   return c;
@@ -83,8 +85,9 @@ struct Result {
   std::string out, err;
 };
 
-Result RunReqcost(const std::vector<std::string>& args, uid_t uid = -1) {
-  Child c = Spawn(args, uid);
+Result RunReqcost(const std::vector<std::string>& args, uid_t uid = -1,
+                  const char* binary = REQCOST_BINARY) {
+  Child c = Spawn(args, uid, binary);
   int code = Wait(c);
   Result r{code, Slurp(c.out_path), Slurp(c.err_path)};
   unlink(c.out_path.c_str());
@@ -226,8 +229,20 @@ TEST(CliTest, MissingPidAndUnknownCommandAreUsageErrors) {
 
 TEST(CliTest, WithoutPrivilegesSaysToUseSudo) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
+  // The build tree may sit in a directory only root can enter (a mktemp -d
+  // clone): give nobody a copy it can run.
+  char dir[] = "/tmp/reqcost-nobody-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  ASSERT_EQ(chmod(dir, 0755), 0);
+  std::string copy = std::string(dir) + "/reqcost";
+  ASSERT_EQ(system(("cp " + std::string(REQCOST_BINARY) + " " + copy +
+                    " && chmod 0755 " + copy).c_str()),
+            0);
   Sleeper target;
-  Result r = RunReqcost({"attach", "-p", target.pid(), "--duration", "1s"}, 65534);
+  Result r = RunReqcost({"attach", "-p", target.pid(), "--duration", "1s"},
+                        65534, copy.c_str());
+  unlink(copy.c_str());
+  rmdir(dir);
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("needs root or CAP_BPF+CAP_PERFMON"));
 }
