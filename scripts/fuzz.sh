@@ -27,9 +27,10 @@ done
 [ "${#targets[@]}" -gt 0 ] || { echo "fuzz.sh: no tests/fuzz/*_fuzz.cc" >&2; exit 2; }
 
 echo "fuzz.sh: building ${targets[*]} with $cxx into $build"
+mkdir -p "$build"
 CC="$cc" CXX="$cxx" cmake -S "$root" -B "$build" -DREQCOST_FUZZ=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; echo "fuzz.sh: configure failed" >&2; exit 1; }
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; echo "fuzz.sh: configure failed" >&2; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 
 mkdir -p "$build/findings"

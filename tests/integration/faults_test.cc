@@ -1,0 +1,807 @@
+// Issue 6: faults, bad input and long runs. reqcost keeps working when the
+// traced stack changes under it (a worker killed and respawned, nginx
+// reloaded, php-fpm spawning children), when the kernel drops events, when
+// it is stopped by a signal and when it is fed a bad capture file; and it
+// loses nothing silently: every request is complete (and then right) or
+// counted as incomplete.
+//
+// Mis-attribution is caught with two PHP scripts of very different work
+// (fast.php sleeps 10 ms, slow.php 40 ms): a complete request that took the
+// other script's backend exchange shows a backend time outside its own
+// script's range in php-fpm's access log.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "collector/capture_file.h"
+#include "tests/integration/reqcost_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
+  auto lhs##_or = (expr);                          \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
+  auto lhs = *std::move(lhs##_or)
+#define ASSERT_OK(expr)                      \
+  do {                                       \
+    absl::Status s_ = (expr);                \
+    ASSERT_TRUE(s_.ok()) << s_;              \
+  } while (0)
+
+constexpr int kFastUs = 10000;
+constexpr int kSlowUs = 40000;
+
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+// <dir>/www with fast.php and slow.php; returns its path.
+absl::StatusOr<std::string> WriteDocroot(const TempDir& dir) {
+  std::string root = dir.File("www");
+  if (mkdir(root.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, "mkdir " + root);
+  }
+  for (auto [name, us] : {std::pair<const char*, int>{"fast", kFastUs},
+                          std::pair<const char*, int>{"slow", kSlowUs}}) {
+    std::string php = absl::StrCat(
+        "<?php\nusleep(", us, ");\n$body = \"", name,
+        "\\n\";\nheader(\"Content-Length: \" . strlen($body));\necho $body;\n");
+    absl::Status s = WriteStringToFile(absl::StrCat(root, "/", name, ".php"), php);
+    if (!s.ok()) return s;
+  }
+  return root;
+}
+
+// ab in a thread, so the test can break things while it runs.
+class BackgroundAb {
+ public:
+  explicit BackgroundAb(AbOptions opts)
+      : thread_([this, opts] { result_ = RunAb(opts); }) {}
+  ~BackgroundAb() {
+    if (thread_.joinable()) thread_.join();
+  }
+  absl::StatusOr<AbResult> Join() {
+    if (thread_.joinable()) thread_.join();
+    return result_;
+  }
+
+ private:
+  absl::StatusOr<AbResult> result_ = absl::UnknownError("ab not run");
+  std::thread thread_;
+};
+
+AbOptions Ab(const Server& nginx, const std::string& path, int requests,
+             int concurrency) {
+  AbOptions ab;
+  ab.url = nginx.Url(path);
+  ab.requests = requests;
+  ab.concurrency = concurrency;
+  ab.timeout = absl::Seconds(120);
+  return ab;
+}
+
+std::vector<json> JsonLines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+struct Counts {
+  int complete = 0;
+  int incomplete = 0;
+  int without_backend = 0;  // complete, backend_timing "none"
+};
+
+Counts Count(const std::vector<json>& requests) {
+  Counts c;
+  for (const json& r : requests) {
+    if (!r["complete"].get<bool>()) {
+      ++c.incomplete;
+    } else {
+      ++c.complete;
+      if (r["backend_timing"] == "none") ++c.without_backend;
+    }
+  }
+  return c;
+}
+
+// `reqcost <args>`, bounded; exit code, stdout, stderr.
+struct CommandResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CommandResult RunReqcost(const TempDir& dir, std::vector<std::string> args) {
+  static int n = 0;
+  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
+  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
+  args.insert(args.begin(), REQCOST_BINARY);
+  CommandResult r;
+  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
+  if (!p.ok()) {
+    r.err = std::string(p.status().message());
+    return r;
+  }
+  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
+  if (!status.ok()) {
+    p->Stop();
+    r.err = "timed out";
+    return r;
+  }
+  r.code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  r.out = ReadFileToString(out).value_or("");
+  r.err = ReadFileToString(err).value_or("");
+  return r;
+}
+
+// The role reqcost gave each PID in the summary of `capture`.
+std::map<int, std::string> Roles(const TempDir& dir, const std::string& capture) {
+  std::map<int, std::string> roles;
+  CommandResult r = RunReqcost(dir, {"report", capture, "--format", "json"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (r.code != 0) return roles;
+  const json report = json::parse(r.out);
+  for (const json& p : report["capture"]["processes"]) {
+    roles[p["pid"].get<int>()] = p["role"].get<std::string>();
+  }
+  EXPECT_FALSE(roles.empty()) << r.out;
+  return roles;
+}
+
+// Every complete request that reached php-fpm must carry its own script's
+// backend time: at least the script's sleep, inside the range php-fpm's own
+// clock gave that script (5% slack), and per script the mean within 5% of
+// php-fpm's mean. A request answered without a backend exchange (nginx's 502
+// for a killed worker) may only happen `allowed_without_backend` times.
+void ExpectNoMisattribution(const std::vector<json>& requests,
+                            const std::vector<PhpFpmAccessEntry>& log,
+                            int allowed_without_backend) {
+  std::map<std::string, std::vector<double>> own;  // "GET /fast.php" -> µs
+  for (const PhpFpmAccessEntry& e : log) {
+    own[e.method + " " + e.uri].push_back(e.duration_us);
+  }
+  std::map<std::string, std::vector<double>> seen;
+  int without_backend = 0;
+  for (const json& r : requests) {
+    if (!r["complete"].get<bool>()) continue;
+    SCOPED_TRACE(r.dump());
+    ASSERT_TRUE(r["request_line"].is_string());
+    const std::string line = r["request_line"];
+    const int work = line == "GET /fast.php" ? kFastUs
+                     : line == "GET /slow.php" ? kSlowUs
+                                               : -1;
+    ASSERT_NE(work, -1) << "unexpected request line";
+    EXPECT_NEAR(r["server_us"].get<double>() + r["transport_us"].get<double>() +
+                    r["backend_us"].get<double>(),
+                r["total_us"].get<double>(), 0.01);
+    if (r["backend_timing"] == "none") {
+      ++without_backend;
+      continue;
+    }
+    EXPECT_EQ(r["backend_timing"], "measured");
+    const double b = r["backend_us"].get<double>();
+    EXPECT_GE(b, work * 0.99) << "shorter than the script's own sleep";
+    const std::vector<double>& mine = own[line];
+    ASSERT_FALSE(mine.empty()) << "php-fpm logged no " << line;
+    const auto [lo, hi] = std::minmax_element(mine.begin(), mine.end());
+    EXPECT_GE(b, *lo * 0.95) << line << " php-fpm's range " << *lo << ".." << *hi;
+    EXPECT_LE(b, *hi * 1.05) << line << " php-fpm's range " << *lo << ".." << *hi;
+    seen[line].push_back(b);
+  }
+  EXPECT_LE(without_backend, allowed_without_backend);
+  for (const auto& [line, values] : seen) {
+    Summary ours = Summarize(values);
+    Summary theirs = Summarize(own[line]);
+    std::printf("[ faults ] %s: %zu complete, backend mean %.1f us vs php-fpm "
+                "%.1f us (%+.2f%%, %zu logged)\n",
+                line.c_str(), ours.count, ours.mean, theirs.mean,
+                100 * (ours.mean - theirs.mean) / theirs.mean, theirs.count);
+    if (values.size() >= 10) {
+      EXPECT_NEAR(ours.mean, theirs.mean, theirs.mean * 0.05) << line;
+    }
+  }
+}
+
+// The access-log lines written after `before` lines.
+absl::StatusOr<std::vector<PhpFpmAccessEntry>> LogSince(const Server& fpm,
+                                                         size_t before) {
+  absl::StatusOr<std::vector<PhpFpmAccessEntry>> all =
+      ReadPhpFpmAccessLog(fpm.request_log());
+  if (!all.ok()) return all.status();
+  return std::vector<PhpFpmAccessEntry>(all->begin() + std::min(before, all->size()),
+                                        all->end());
+}
+
+// Waits (bounded) until `server` has a worker that is not in `old`.
+std::optional<pid_t> WaitForNewWorker(const Server& server,
+                                      const std::vector<pid_t>& old,
+                                      absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    for (pid_t p : server.WorkerPids()) {
+      if (std::find(old.begin(), old.end(), p) == old.end()) return p;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// 1. Process life.
+
+TEST(FaultsTest, KilledPhpFpmChildIsRespawnedTracedAndNothingMisattributed) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(docroot, WriteDocroot(dir));
+  PhpFpmOptions fopts;
+  fopts.children = 2;
+  fopts.pm = "static";
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.docroot = docroot;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+  const std::vector<pid_t> children = fpm.WorkerPids();
+  ASSERT_EQ(children.size(), 2u);
+
+  const std::string capture = dir.File("kill.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()), "--requests",
+                                    "--format", "jsonl", "--payload", "64", "-o",
+                                    capture}));
+  BackgroundAb fast(Ab(nginx, "/fast.php", 300, 1));
+  BackgroundAb slow(Ab(nginx, "/slow.php", 100, 2));
+  absl::SleepFor(absl::Milliseconds(800));
+  const pid_t victim = children[0];
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  std::optional<pid_t> respawned =
+      WaitForNewWorker(fpm, children, absl::Seconds(10));
+  const uint64_t respawned_ns = MonotonicNs();
+  ASSERT_TRUE(respawned.has_value()) << "php-fpm did not respawn " << victim;
+  ASSERT_OK_AND_ASSIGN(fast_result, fast.Join());
+  ASSERT_OK_AND_ASSIGN(slow_result, slow.Join());
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  std::vector<json> requests = JsonLines(run.out());
+  Counts c = Count(requests);
+  const int total = fast_result.complete + slow_result.complete;
+  const int errors = fast_result.non_2xx + slow_result.non_2xx;
+  std::printf("[ faults ] killed %d, respawned %d: %d requests by ab (%d non-2xx), "
+              "%zu by reqcost: %d complete (%d without backend), %d incomplete\n",
+              victim, *respawned, total, errors, requests.size(), c.complete,
+              c.without_backend, c.incomplete);
+  // Every request is accounted for, once.
+  EXPECT_EQ(static_cast<int>(requests.size()), total);
+  // At most the one in flight in the killed child is not a measured success.
+  EXPECT_LE(c.incomplete + c.without_backend, 2);
+  ASSERT_OK_AND_ASSIGN(log, LogSince(fpm, before.size()));
+  ExpectNoMisattribution(requests, log, errors);
+  // After the respawn every request is complete and measured.
+  int after = 0;
+  for (const json& r : requests) {
+    if (r["start_ns"].get<uint64_t>() <= respawned_ns) continue;
+    ++after;
+    EXPECT_TRUE(r["complete"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["backend_timing"], "measured") << r.dump();
+  }
+  EXPECT_GT(after, 50);
+  // The new child was followed from its fork: it served requests and was
+  // recognised as a backend from its sockets alone.
+  int by_new_child = 0;
+  for (const PhpFpmAccessEntry& e : log) by_new_child += e.pid == *respawned;
+  EXPECT_GT(by_new_child, 10);
+  std::map<int, std::string> roles = Roles(dir, capture);
+  EXPECT_EQ(roles[*respawned], "backend");
+  EXPECT_EQ(roles[children[1]], "backend");
+  EXPECT_EQ(roles[nginx.WorkerPids().at(0)], "server");
+}
+
+TEST(FaultsTest, NginxReloadUnderLoadTracesNewWorkersAndKeepsRequestsRight) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(docroot, WriteDocroot(dir));
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, {}));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.docroot = docroot;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+  const std::vector<pid_t> old_workers = nginx.WorkerPids();
+  ASSERT_EQ(old_workers.size(), 1u);
+
+  const std::string capture = dir.File("reload.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()), "--requests",
+                                    "--format", "jsonl", "--payload", "64", "-o",
+                                    capture}));
+  BackgroundAb fast(Ab(nginx, "/fast.php", 300, 2));
+  BackgroundAb slow(Ab(nginx, "/slow.php", 80, 2));
+  absl::SleepFor(absl::Milliseconds(800));
+  ASSERT_EQ(kill(nginx.pid(), SIGHUP), 0);  // nginx -s reload
+  std::optional<pid_t> new_worker =
+      WaitForNewWorker(nginx, old_workers, absl::Seconds(10));
+  ASSERT_TRUE(new_worker.has_value()) << nginx.LogTail();
+  ASSERT_OK_AND_ASSIGN(fast_result, fast.Join());
+  ASSERT_OK_AND_ASSIGN(slow_result, slow.Join());
+  ASSERT_OK(WaitForGoneOrKill(old_workers, absl::Seconds(10)));
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  std::vector<json> requests = JsonLines(run.out());
+  Counts c = Count(requests);
+  const int total = fast_result.complete + slow_result.complete;
+  std::map<int, int> complete_by_worker;
+  for (const json& r : requests) {
+    if (r["complete"].get<bool>()) ++complete_by_worker[r["pid"].get<int>()];
+  }
+  std::printf("[ faults ] reload: %d requests by ab, %zu by reqcost: %d complete "
+              "(%d by old worker %d, %d by new worker %d), %d incomplete\n",
+              total, requests.size(), c.complete,
+              complete_by_worker[old_workers[0]], old_workers[0],
+              complete_by_worker[*new_worker], *new_worker, c.incomplete);
+  EXPECT_EQ(fast_result.non_2xx + slow_result.non_2xx, 0);
+  EXPECT_EQ(static_cast<int>(requests.size()), total);
+  EXPECT_LE(c.incomplete, 2);
+  EXPECT_GT(complete_by_worker[old_workers[0]], 10);
+  EXPECT_GT(complete_by_worker[*new_worker], 10);
+  ASSERT_OK_AND_ASSIGN(log, LogSince(fpm, before.size()));
+  ExpectNoMisattribution(requests, log, 0);
+  std::map<int, std::string> roles = Roles(dir, capture);
+  EXPECT_EQ(roles[old_workers[0]], "server");
+  EXPECT_EQ(roles[*new_worker], "server");
+  for (pid_t child : fpm.WorkerPids()) EXPECT_EQ(roles[child], "backend") << child;
+}
+
+// php-fpm with pm = dynamic, one child at start and room for five: started
+// here rather than by StartPhpFpm, whose template starts all of them.
+class DynamicPhpFpm {
+ public:
+  static absl::StatusOr<DynamicPhpFpm> Start(const TempDir& dir) {
+    DynamicPhpFpm fpm;
+    absl::StatusOr<std::string> binary = FindBinary("php-fpm");
+    if (!binary.ok()) return binary.status();
+    fpm.socket_ = dir.File("dyn-fpm.sock");
+    std::string config = dir.File("dyn-fpm.conf");
+    absl::StatusOr<std::string> text =
+        ReadFileToString(SamplesDir() + "/php-fpm/php-fpm.conf.in");
+    if (!text.ok()) return text.status();
+    absl::StatusOr<std::string> filled = FillTemplate(
+        *text,
+        {{"PREFIX", dir.path()}, {"LISTEN", fpm.socket_}, {"PM", "dynamic"},
+         {"CHILDREN", "5"}});
+    if (!filled.ok()) return filled.status();
+    std::string start = "pm.start_servers = 5";
+    if (filled->find(start) == std::string::npos) {
+      return absl::InternalError("template has no " + start);
+    }
+    absl::Status s = WriteStringToFile(
+        config, absl::StrReplaceAll(*filled, {{start, "pm.start_servers = 1"}}));
+    if (!s.ok()) return s;
+    fpm.log_ = dir.File("php-fpm-access.log");
+    absl::StatusOr<Subprocess> p = Subprocess::Start(
+        {*binary, "-F", "-R", "-y", config, "-p", dir.path()},
+        dir.File("dyn-fpm.out"), dir.File("dyn-fpm.err"));
+    if (!p.ok()) return p.status();
+    fpm.process_ = *std::move(p);
+    s = WaitForListening(fpm.socket_, absl::Seconds(10), &fpm.process_);
+    if (!s.ok()) return s;
+    absl::StatusOr<std::vector<pid_t>> kids =
+        WaitForChildren(fpm.process_.pid(), 1, absl::Seconds(10));
+    if (!kids.ok()) return kids.status();
+    return fpm;
+  }
+  DynamicPhpFpm(DynamicPhpFpm&&) = default;
+  ~DynamicPhpFpm() {
+    if (process_.pid() <= 0) return;
+    std::vector<pid_t> all = DescendantPids(process_.pid());
+    process_.Stop(absl::Seconds(10)).IgnoreError();
+    WaitForGoneOrKill(all, absl::Seconds(10)).IgnoreError();
+  }
+  pid_t pid() const { return process_.pid(); }
+  std::string address() const { return "unix:" + socket_; }
+  const std::string& request_log() const { return log_; }
+
+ private:
+  DynamicPhpFpm() = default;
+  Subprocess process_;
+  std::string socket_, log_;
+};
+
+TEST(FaultsTest, DynamicPhpFpmSpawningUnderLoadLosesNoRequest) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(docroot, WriteDocroot(dir));
+  ASSERT_OK_AND_ASSIGN(fpm, DynamicPhpFpm::Start(dir));
+  const std::vector<pid_t> at_start = ChildPids(fpm.pid());
+  ASSERT_EQ(at_start.size(), 1u);
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.docroot = docroot;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+
+  const std::string capture = dir.File("dynamic.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()), "--requests",
+                                    "--format", "jsonl", "--payload", "64", "-o",
+                                    capture}));
+  ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/slow.php", 200, 4)));
+  const std::vector<pid_t> at_end = ChildPids(fpm.pid());
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  std::vector<json> requests = JsonLines(run.out());
+  Counts c = Count(requests);
+  ASSERT_OK_AND_ASSIGN(all_log, ReadPhpFpmAccessLog(fpm.request_log()));
+  std::vector<PhpFpmAccessEntry> log(all_log.begin() + before.size(), all_log.end());
+  std::set<pid_t> serving;
+  for (const PhpFpmAccessEntry& e : log) serving.insert(e.pid);
+  std::printf("[ faults ] pm dynamic: %zu children at start, %zu at end, %zu served; "
+              "%d requests by ab, %d complete, %d incomplete\n",
+              at_start.size(), at_end.size(), serving.size(), result.complete,
+              c.complete, c.incomplete);
+  EXPECT_GE(at_end.size(), 3u) << "php-fpm did not spawn under load";
+  EXPECT_EQ(result.non_2xx, 0);
+  EXPECT_EQ(static_cast<int>(requests.size()), result.complete);
+  EXPECT_EQ(c.complete, result.complete);
+  EXPECT_EQ(c.without_backend, 0);
+  ExpectNoMisattribution(requests, log, 0);
+  std::map<int, std::string> roles = Roles(dir, capture);
+  for (pid_t child : serving) {
+    EXPECT_EQ(roles[child], "backend") << "child " << child;
+  }
+  EXPECT_GE(serving.size(), 3u);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Loss.
+
+TEST(FaultsTest, SmallestRingBufferDropsAreCountedAndNoRequestIsMisattributed) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(docroot, WriteDocroot(dir));
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, {}));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.docroot = docroot;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
+
+  const std::string capture = dir.File("loss.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()), "--requests",
+                                    "--format", "jsonl", "--payload", "64",
+                                    "--ring-buffer", "4096", "-o", capture}));
+  BackgroundAb fast(Ab(nginx, "/fast.php", 400, 2));
+  BackgroundAb slow(Ab(nginx, "/slow.php", 100, 2));
+  ASSERT_OK_AND_ASSIGN(fast_result, fast.Join());
+  ASSERT_OK_AND_ASSIGN(slow_result, slow.Join());
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+
+  // Drops are shown: JSON and text.
+  CommandResult as_json = RunReqcost(dir, {"report", capture, "--format", "json"});
+  ASSERT_EQ(as_json.code, 0) << as_json.err;
+  json report = json::parse(as_json.out);
+  const uint64_t dropped = report["capture"]["dropped_events"].get<uint64_t>();
+  EXPECT_GT(dropped, 0u) << "a 4 KiB ring buffer did not overflow";
+  CommandResult as_text = RunReqcost(dir, {"report", capture});
+  ASSERT_EQ(as_text.code, 0) << as_text.err;
+  EXPECT_THAT(as_text.out, ContainsRegex(absl::StrCat(" ", dropped, " dropped")));
+
+  std::vector<json> requests = JsonLines(run.out());
+  Counts c = Count(requests);
+  const int total = fast_result.complete + slow_result.complete;
+  std::printf("[ faults ] 4 KiB ring: %llu events dropped of %llu; %d requests by "
+              "ab, %zu seen: %d complete, %d incomplete (report: %d/%d)\n",
+              static_cast<unsigned long long>(dropped),
+              static_cast<unsigned long long>(
+                  report["capture"]["events"].get<uint64_t>() + dropped),
+              total, requests.size(), c.complete, c.incomplete,
+              report["requests"]["complete"].get<int>(),
+              report["requests"]["incomplete"].get<int>());
+  EXPECT_GT(c.incomplete, 0) << "drops but every request complete";
+  EXPECT_EQ(report["requests"]["complete"].get<int>(), c.complete);
+  EXPECT_EQ(report["requests"]["incomplete"].get<int>(), c.incomplete);
+  EXPECT_EQ(fast_result.non_2xx + slow_result.non_2xx, 0);
+  ASSERT_OK_AND_ASSIGN(log, LogSince(fpm, before.size()));
+  ExpectNoMisattribution(requests, log, 0);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Signals.
+
+class FaultsSignalTest : public ::testing::TestWithParam<int> {};
+
+// Names of reqcost's programs that `bpftool prog show` lists while loaded
+// (as in cli_test.cc).
+bool AnyReqcostProgramLoaded() {
+  FILE* p = popen("bpftool prog show 2>/dev/null", "r");
+  if (p == nullptr) return false;
+  std::string all;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) all.append(buf, n);
+  pclose(p);
+  for (const char* name : {"enter_accept4", "exit_recvfrom", "on_fork",
+                           "on_exit_process", "exit_sendfile64"}) {
+    if (all.find(std::string("name ") + name) != std::string::npos) return true;
+  }
+  return false;
+}
+
+bool NothingLoadedWithin(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (AnyReqcostProgramLoaded()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
+}
+
+TEST_P(FaultsSignalTest, SignalUnderLoadPrintsJsonWritesCaptureAndDetaches) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  FcgiBackendOptions bopts;
+  bopts.workers = 2;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  const std::string capture = dir.File("signal.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--format", "json", "-o", capture}));
+  ASSERT_TRUE(AnyReqcostProgramLoaded());
+  BackgroundAb ab(Ab(nginx, "/fcgi/x?work_us=2000", 2000, 2));
+  absl::SleepFor(absl::Milliseconds(700));
+  // While ab is still sending.
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(GetParam()));
+  ASSERT_EQ(code, 0) << run.err();
+  EXPECT_TRUE(NothingLoadedWithin(absl::Seconds(5)))
+      << "reqcost programs still loaded after it exited";
+  ASSERT_OK_AND_ASSIGN(ab_result, ab.Join());
+  EXPECT_EQ(ab_result.complete, 2000);  // the stack ran on, undisturbed
+
+  json live = json::parse(run.out());
+  EXPECT_EQ(live["schema"], "reqcost.report/1");
+  EXPECT_GT(live["requests"]["complete"].get<int>(), 20);
+  EXPECT_LT(live["requests"]["count"].get<int>(), 2000) << "the signal came late";
+  struct stat st {};
+  ASSERT_EQ(stat(capture.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // The capture is complete (end record) and replays to the same numbers.
+  CommandResult replay = RunReqcost(dir, {"report", capture, "--format", "json"});
+  ASSERT_EQ(replay.code, 0) << replay.err;
+  json replayed = json::parse(replay.out);
+  EXPECT_EQ(replayed, live) << "live:\n" << live.dump(2) << "\nreplayed:\n"
+                            << replayed.dump(2);
+  absl::StatusOr<collector::Capture> cap = collector::ReadCapture(capture);
+  ASSERT_TRUE(cap.ok()) << cap.status();
+  EXPECT_TRUE(cap->complete);
+}
+
+INSTANTIATE_TEST_SUITE_P(IntAndTerm, FaultsSignalTest,
+                         ::testing::Values(SIGINT, SIGTERM),
+                         [](const auto& info) {
+                           return info.param == SIGINT ? "SIGINT" : "SIGTERM";
+                         });
+
+// ---------------------------------------------------------------------------
+// 4. Bad input.
+
+// Offsets where each record starts (the first is the header's end), and the
+// file size; parsed independently of the reader.
+std::vector<uint64_t> RecordBoundaries(const std::string& bytes) {
+  auto u32 = [&](size_t at) {
+    return uint32_t(uint8_t(bytes[at])) | uint32_t(uint8_t(bytes[at + 1])) << 8 |
+           uint32_t(uint8_t(bytes[at + 2])) << 16 |
+           uint32_t(uint8_t(bytes[at + 3])) << 24;
+  };
+  std::vector<uint64_t> out;
+  uint64_t at = u32(12);
+  while (at + 8 <= bytes.size()) {
+    out.push_back(at);
+    at += 8 + u32(at + 4);
+  }
+  out.push_back(bytes.size());
+  return out;
+}
+
+TEST(FaultsTest, BadCaptureFilesAreRefusedWithExitSixAndTheByteOffset) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  const std::string capture = dir.File("good.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"record", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--duration", "1s", "-o", capture}));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(HttpGet(nginx.Url("/fcgi/x?work_us=100")).ok());
+  }
+  ASSERT_OK_AND_ASSIGN(code, run.Wait());
+  ASSERT_EQ(code, 0) << run.err();
+  ASSERT_OK_AND_ASSIGN(good, ReadFileToString(capture));
+  CommandResult whole = RunReqcost(dir, {"report", capture, "--format", "json"});
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(json::parse(whole.out)["requests"]["complete"], 3);
+
+  // Cut at every record boundary, and in the middle of every record, of
+  // the header, of the magic.
+  std::vector<uint64_t> boundaries = RecordBoundaries(good);
+  ASSERT_GT(boundaries.size(), 10u);
+  ASSERT_EQ(boundaries.back(), good.size());
+  std::vector<uint64_t> cuts = {1, 7, 8, 12, 16, 47, boundaries.front() - 1};
+  for (size_t i = 0; i + 1 < boundaries.size(); ++i) {
+    cuts.push_back(boundaries[i]);
+    cuts.push_back(boundaries[i] + 4);  // inside the prefix
+    cuts.push_back((boundaries[i] + boundaries[i + 1]) / 2 + 1);  // in the body
+  }
+  cuts.push_back(good.size() - 1);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  const std::regex names_offset("byte [0-9]+");
+  int checked = 0;
+  for (uint64_t cut : cuts) {
+    SCOPED_TRACE(absl::StrCat("cut at ", cut, " of ", good.size()));
+    const std::string path = dir.File("cut.cap");
+    ASSERT_OK(WriteStringToFile(path, good.substr(0, cut)));
+    CommandResult r = RunReqcost(dir, {"report", path, "--format", "json"});
+    EXPECT_EQ(r.code, 6) << r.err;
+    EXPECT_TRUE(r.out.empty()) << "printed a report from a cut file: " << r.out;
+    EXPECT_THAT(r.err, HasSubstr("reqcost: " + path + ": "));
+    EXPECT_TRUE(std::regex_search(r.err, names_offset)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    ++checked;
+  }
+  std::printf("[ faults ] %zu-byte capture, %zu records: %d cuts refused\n",
+              good.size(), boundaries.size() - 1, checked);
+
+  struct Case {
+    std::string name, bytes, says;
+  };
+  std::string wrong_magic = good;
+  wrong_magic[0] = 'X';
+  std::string future = good;
+  future[8] = 2;  // format version 2
+  std::string corrupt_record = good;
+  corrupt_record[boundaries[1]] = 0x77;  // unknown mandatory record type
+  std::string random(4096, '\0');
+  uint32_t x = 12345;
+  for (char& ch : random) {
+    x = x * 1103515245 + 12345;
+    ch = static_cast<char>(x >> 24);
+  }
+  std::vector<Case> cases = {
+      {"empty", "", "empty file, not a reqcost capture file"},
+      {"random", random, "not a reqcost capture file (bad magic at byte 0)"},
+      {"magic", wrong_magic, "bad magic at byte 0"},
+      {"future", future, "capture format version 2 is newer than this reqcost"},
+      {"record", corrupt_record,
+       absl::StrCat("unknown record type 119 at byte ", boundaries[1])},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = dir.File(c.name + ".cap");
+    ASSERT_OK(WriteStringToFile(path, c.bytes));
+    for (const char* format : {"text", "json"}) {
+      CommandResult r = RunReqcost(dir, {"report", path, "--format", format});
+      EXPECT_EQ(r.code, 6) << r.err;
+      EXPECT_THAT(r.err, HasSubstr(c.says));
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+
+  // A missing file is not a bad capture: exit 1 with the reason.
+  CommandResult missing = RunReqcost(dir, {"report", dir.File("nope.cap")});
+  EXPECT_EQ(missing.code, 1) << missing.err;
+  EXPECT_THAT(missing.err, HasSubstr(dir.File("nope.cap")));
+  EXPECT_THAT(missing.err, HasSubstr("No such file or directory"));
+  // A directory is refused by name.
+  CommandResult directory = RunReqcost(dir, {"report", dir.path()});
+  EXPECT_EQ(directory.code, 6) << directory.err;
+  EXPECT_THAT(directory.err, HasSubstr("is a directory, not a reqcost capture file"));
+}
+
+// ---------------------------------------------------------------------------
+// 6. Privacy.
+
+TEST(FaultsTest, DefaultAttachCapturesNoPayloadAndCaptureIsPrivateUnderUmaskZero) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+
+  for (bool with_payload : {false, true}) {
+    SCOPED_TRACE(with_payload ? "--payload 64" : "default");
+    const std::string capture =
+        dir.File(with_payload ? "payload.cap" : "default.cap");
+    std::vector<std::string> args = {"attach", "-p", std::to_string(nginx.pid()),
+                                     "-p", std::to_string(backend.pid()),
+                                     "-o", capture};
+    if (with_payload) {
+      args.push_back("--payload");
+      args.push_back("64");
+    }
+    const mode_t old_umask = umask(0);  // inherited by reqcost
+    absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
+    umask(old_umask);
+    ASSERT_TRUE(run.ok()) << run.status();
+    ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/fcgi/secret?token=hunter2", 20, 1)));
+    ASSERT_OK_AND_ASSIGN(code, run->StopWith(SIGINT));
+    ASSERT_EQ(code, 0) << run->err();
+
+    struct stat st {};
+    ASSERT_EQ(stat(capture.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "umask 000 must not widen the mode";
+    ASSERT_OK_AND_ASSIGN(bytes, ReadFileToString(capture));
+    absl::StatusOr<collector::Capture> cap = collector::ReadCapture(capture);
+    ASSERT_TRUE(cap.ok()) << cap.status();
+    size_t with_bytes = 0, socket_io = 0;
+    for (const SyscallEvent& e : cap->events) {
+      if (IsRead(e.syscall) || IsWrite(e.syscall)) ++socket_io;
+      if (!e.payload.empty()) ++with_bytes;
+    }
+    EXPECT_GT(socket_io, 100u);
+    if (with_payload) {
+      EXPECT_EQ(cap->header.payload_capture_bytes, 64u);
+      EXPECT_GT(with_bytes, 0u) << "control: --payload must capture bytes";
+      EXPECT_NE(bytes.find("hunter2"), std::string::npos);
+    } else {
+      EXPECT_EQ(cap->header.payload_capture_bytes, 0u);
+      EXPECT_EQ(with_bytes, 0u) << "default attach captured payload bytes";
+      EXPECT_EQ(bytes.find("hunter2"), std::string::npos);
+      EXPECT_EQ(bytes.find("GET /fcgi"), std::string::npos);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reqcost::testing
