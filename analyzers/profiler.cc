@@ -63,7 +63,7 @@ bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
 struct BackendWork {
   uint32_t tgid = 0;
   uint64_t first_read_exit = 0;
-  uint64_t in_offset = 0;  // its connection's bytes read before its first read
+  uint64_t in_end = 0;  // its connection's bytes read by its first read's end
   uint64_t last_write_exit = 0;
   bool has_write = false;
   bool ended = false;  // END_REQUEST written
@@ -209,7 +209,7 @@ struct Profiler::State {
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
   void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
-  bool ContinuesWork(const Conn& side, const BackendWork& work);
+  bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
 
   std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
                                         bool partial);
@@ -699,24 +699,28 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
 // ---------------------------------------------------------------------------
 // Backend side.
 
-// True when a read on `side` after `work`'s reply returns bytes its link sent
-// before any later exchange began: the rest of work's request, not the next
-// one (php-fpm reads the empty FCGI_STDIN record only after its reply). Only
-// where both ends' byte counts start at the connection's start; bytes the
-// link has not been seen sending yet are a new request.
-bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work) {
+// True when a read of `len` bytes on `side` after `work`'s reply returns only
+// bytes its link sent before any later exchange began: the rest of work's
+// request, not the next one (php-fpm reads the empty FCGI_STDIN record only
+// after its reply). Only where both ends' byte counts start at the
+// connection's start; a read that runs past those bytes (into the next
+// exchange's, or into bytes not yet seen sent, or because a lost event
+// shifted the counts) starts a new request as before.
+bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work,
+                                    uint64_t len) {
   if (side.preattach || !side.partner.has_value()) return false;
   auto it = conns.find(*side.partner);
   if (it == conns.end() || it->second.preattach) return false;
   const Conn& link = it->second;
-  const uint64_t offset = side.bytes_in;
-  if (offset >= link.bytes_out) return false;
+  uint64_t boundary = link.bytes_out;
   auto later = [&](const std::shared_ptr<Exchange>& ex) {
-    return ex && ex->send_offset > work.in_offset && ex->send_offset <= offset;
+    if (ex && ex->send_offset >= work.in_end) {
+      boundary = std::min(boundary, ex->send_offset);
+    }
   };
-  return !later(link.exchange) &&
-         std::none_of(link.unbound_exchanges.begin(),
-                      link.unbound_exchanges.end(), later);
+  later(link.exchange);
+  for (const auto& ex : link.unbound_exchanges) later(ex);
+  return side.bytes_in + len <= boundary;
 }
 
 void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
@@ -732,14 +736,14 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
     } else if (conn->fcgi_in.synced() || begins) {
       start_new = begins;
     } else {
-      start_new = w->has_write && !ContinuesWork(*conn, *w);
+      start_new = w->has_write && !ContinuesWork(*conn, *w, e.ret);
     }
     if (start_new) {
       bool partial = conn->preattach && conn->requests == 0 && !begins;
       auto work = std::make_shared<BackendWork>();
       work->tgid = conn->tgid;
       work->first_read_exit = rec.exit_ns;
-      work->in_offset = conn->bytes_in;
+      work->in_end = conn->bytes_in + e.ret;
       if (conn->requests == 0 && conn->accept.has_value()) {
         work->syscalls.push_back(*conn->accept);
       }

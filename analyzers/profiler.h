@@ -67,9 +67,12 @@
 // Phases: backend is *measured* when the link pairs with a traced backend
 // side: the k-th exchange on a link pairs with the k-th backend request on
 // the paired connection (backend requests split like client requests:
-// FastCGI BEGIN_REQUEST, else read-after-write), skipping backend requests
-// that began before the exchange started; backend = [exit of the backend's
-// first read of the request, exit of its last write of the reply]. Else it
+// FastCGI BEGIN_REQUEST, else read-after-write — but not a read returning
+// only bytes the link sent before any later exchange began, counted in bytes
+// from both ends' start: php-fpm reads a request's empty FCGI_STDIN record
+// after its reply), skipping backend requests that began before the exchange
+// started; backend = [exit of the backend's first read of the request, exit
+// of its last write of the reply]. Else it
 // is *inferred*: [exit of the server's last send before the reply, enter of
 // its first reply read]. transport = |W| - backend, server = T - |W|. Values
 // are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so

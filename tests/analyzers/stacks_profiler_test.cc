@@ -51,6 +51,12 @@ struct FpmStreamOptions {
   // php's read of the next request returns before nginx's send of it
   // exits (the reader runs on the other CPU before the writer's exit).
   bool reader_first = false;
+  // php reads request k's STDIN end record together with request k + 1
+  // (one read, once nginx sent k + 1), not alone after its reply.
+  bool merged_late_read = false;
+  // The late read of request k is lost (a dropped event): php's byte count
+  // is 8 short from then on.
+  int lost_late_read = -1;
 };
 
 // nginx with fastcgi_keep_conn in front of a php-fpm child, 3 requests of a
@@ -86,12 +92,17 @@ StreamBuilder PhpFpmKeptLinkStream(const FpmStreamOptions& o) {
       s.Write(kNginx, 9, b + 100, b + 120, req_len, p(head + stdin_end));
     }
     double read_exit = o.reader_first && k > 0 ? b + 115 : b + 160;
-    s.Read(kPhp, 4, php_read_enter, read_exit, head_len, p(head))
+    bool merged = o.merged_late_read && k > 0;
+    s.Read(kPhp, 4, php_read_enter, read_exit,
+           head_len + (merged ? stdin_end.size() : 0),
+           p(merged ? stdin_end + head : head))
         .Write(kPhp, 4, b + 160 + work, b + 170 + work, reply_len, p(reply),
-               Syscall::kWrite)
-        .Read(kPhp, 4, b + 172 + work, b + 173 + work, stdin_end.size(),
-              p(stdin_end))
-        .Read(kNginx, 9, b + 180 + work, b + 190 + work, reply_len, p(reply))
+               Syscall::kWrite);
+    if (!(o.merged_late_read && k < 2) && o.lost_late_read != k) {
+      s.Read(kPhp, 4, b + 172 + work, b + 173 + work, stdin_end.size(),
+             p(stdin_end));
+    }
+    s.Read(kNginx, 9, b + 180 + work, b + 190 + work, reply_len, p(reply))
         .Write(kNginx, 8, b + 200 + work, b + 220 + work, 350);
     php_read_enter = b + 174 + work;  // blocks until the next request
   }
@@ -136,11 +147,15 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FpmStreamOptions{false, false, false},
                       FpmStreamOptions{false, true, false},
                       FpmStreamOptions{false, false, true},
-                      FpmStreamOptions{true, false, false}),
+                      FpmStreamOptions{true, false, false},
+                      FpmStreamOptions{false, false, false, true},
+                      FpmStreamOptions{false, false, false, false, 1}),
     [](const auto& info) {
       const FpmStreamOptions& o = info.param;
       return std::string(o.fcgi ? "FastCgi" : "NoPayload") +
-             (o.tcp ? "Tcp" : "Unix") + (o.reader_first ? "ReaderFirst" : "");
+             (o.tcp ? "Tcp" : "Unix") + (o.reader_first ? "ReaderFirst" : "") +
+             (o.merged_late_read ? "LateReadWithTheNextRequest" : "") +
+             (o.lost_late_read >= 0 ? "LateReadLost" : "");
     });
 
 }  // namespace
