@@ -12,7 +12,6 @@
 #include "reqcost.h"
 
 #define MAX_TRACED_PROCS 8192
-#define MAX_PENDING 16384
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
 #define WAKEUP_BYTES (64 * 1024)	/* wake the consumer past this backlog */
 
@@ -34,23 +33,26 @@ struct {
 	__type(value, __u8);
 } traced SEC(".maps");
 
-/* What the enter of a syscall leaves for its exit, keyed by tid. */
+/*
+ * What the enter of a syscall leaves for its exit, in the thread's own
+ * storage: no hash, no update or delete per syscall (syscall 0 = nothing
+ * pending), and it goes away with the thread, even one that dies mid-call.
+ */
 struct pending {
 	__u64 enter_ns;
 	__u64 buf;		/* user buffer, iovec or msghdr, for payload */
 	__u64 iovcnt;		/* readv/writev: iovecs at buf */
-	struct sock *sk;	/* the socket, NULL when fd is no socket */
+	__u64 sk;		/* the struct sock, 0 when fd is no socket */
 	__s32 fd;
-	__u16 syscall;
+	__u16 syscall;		/* enum rc_syscall; 0 once the exit has run */
 	__u16 flags;
 	struct rc_sock_id id;	/* close/shutdown: read at enter */
 };
 
-/* LRU: a thread that dies inside a syscall must not leak its entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_PENDING);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pending SEC(".maps");
 
@@ -110,74 +112,97 @@ static __always_inline bool is_traced(__u32 tgid)
 	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
 }
 
-/* A keyed mix (splitmix64 finaliser): no kernel address leaves raw. */
-static __always_inline __u64 hash_ptr(const void *p)
-{
-	__u64 x;
+/*
+ * Kernel structs are read with plain loads through BTF pointers (the
+ * verifier turns them into exception-handled loads): no helper call per
+ * field. A pointer that the kernel keeps as a number (an fd table entry,
+ * void *private_data) becomes a BTF pointer again with bpf_rdonly_cast,
+ * which the verifier replaces by a register move.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
-	if (!p)
+#define CAST(type, v) \
+	((struct type *)bpf_rdonly_cast((void *)(v), bpf_core_type_id_kernel(struct type)))
+
+/*
+ * A pointer's value as a number: the verifier allows no arithmetic on a
+ * BTF pointer, but what is loaded back from a map value or a ring-buffer
+ * record is a plain number. `slot` is where the result goes anyway.
+ */
+static __always_inline __u64 ptr_value(__u64 *slot, const void *ptr)
+{
+	*slot = (__u64)ptr;
+	return *(volatile __u64 *)slot;
+}
+
+/* A keyed mix (splitmix64 finaliser): no kernel address leaves raw. */
+static __always_inline __u64 hash_ptr(__u64 x)
+{
+	if (!x)
 		return 0;
-	x = (__u64)p ^ targ_hash_key;
+	x ^= targ_hash_key;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
 	return (x ^ (x >> 31)) | 1;
 }
 
-/* The struct sock behind a socket fd of the current task, else NULL. */
-static __always_inline struct sock *fd_to_sock(int fd)
+/* The struct sock behind a socket fd of `task`, else NULL. */
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt;
-	struct file **fds;
-	struct file *file = NULL;
+	struct file *file;
 	struct socket *sock;
-	unsigned int max_fds;
-	umode_t mode;
+	__u64 entry = 0;
+	void *priv;
 
 	if (fd < 0)
 		return NULL;
-	/* Every read is a helper call (~40 ns here): walk to fdt once. */
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	fdt = task->files->fdt;
+	if ((unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
+	/* fdt->fd is a plain number to the verifier: one helper read. */
+	if (bpf_probe_read_kernel(&entry, sizeof(entry), &fdt->fd[fd]) || !entry)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	file = CAST(file, entry);
+	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
+	priv = file->private_data;
+	if (!priv)
 		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
+	sock = CAST(socket, priv);
+	return sock->sk;
 }
 
+/* Fills all of *id (a map value or a record: see ptr_value). */
 static __always_inline void read_sock_id(struct sock *sk, struct rc_sock_id *id)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
+	__u32 *local = (__u32 *)id->local_addr, *remote = (__u32 *)id->remote_addr;
 
+	__builtin_memset(id, 0, sizeof(*id));
 	id->family = family;
-	id->type = BPF_CORE_READ(sk, sk_type);
-	id->sock = hash_ptr(sk);
+	id->type = sk->sk_type;
+	id->sock = hash_ptr(ptr_value(&id->sock, sk));
 	if (family == AF_UNIX) {
-		struct unix_sock *u = (struct unix_sock *)sk;
+		struct unix_sock *u = CAST(unix_sock, sk);
 
-		id->peer = hash_ptr(BPF_CORE_READ(u, peer));
+		id->peer = hash_ptr(ptr_value(&id->peer, u->peer));
 	} else if (family == AF_INET) {
-		bpf_core_read(id->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(id->remote_addr, 4, &sk->__sk_common.skc_daddr);
+		local[0] = sk->__sk_common.skc_rcv_saddr;
+		remote[0] = sk->__sk_common.skc_daddr;
 	} else if (family == AF_INET6) {
-		bpf_core_read(id->local_addr, RC_ADDR_LEN,
-			      &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(id->remote_addr, RC_ADDR_LEN,
-			      &sk->__sk_common.skc_v6_daddr);
+		local[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		local[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		local[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		local[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		remote[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		remote[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		remote[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		remote[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 	}
 	if (family == AF_INET || family == AF_INET6) {
-		id->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		id->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		id->local_port = sk->__sk_common.skc_num;
+		id->remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
 	}
 }
 
@@ -195,32 +220,38 @@ static __always_inline bool has_payload(__u16 sc)
 
 static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct pending p = {};
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *p;
 	struct sock *sk;
 
-	if (!is_traced(id >> 32))
+	if (!is_traced(task->tgid))
 		return 0;
-	p.enter_ns = bpf_ktime_get_ns();
-	p.syscall = sc;
-	p.fd = fd;
-	p.buf = buf;
-	p.iovcnt = iovcnt;
-	sk = fd_to_sock(fd);
-	p.sk = sk;
+	p = bpf_task_storage_get(&pending, task, NULL,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		count(RC_CNT_ENTER_LOST);
+		return 0;
+	}
+	p->enter_ns = bpf_ktime_get_ns();
+	p->syscall = sc;
+	p->fd = fd;
+	p->buf = buf;
+	p->iovcnt = iovcnt;
+	p->flags = 0;
 	/*
-	 * Enters on non-socket fds are stored too (sk NULL, nothing emitted):
+	 * Enters on non-socket fds are stored too (sk 0, nothing emitted):
 	 * an exit with no entry at all then really means a syscall that was
 	 * in flight at attach, and is counted as unpaired.
 	 */
-	if (sk && !reads_at_exit(sc))
-		read_sock_id(sk, &p.id);
-	if (sk && (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) &&
-	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
-		p.flags |= RC_F_LISTENER;	/* unix sockets use TCP_LISTEN too */
-	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
-		count(RC_CNT_ENTER_LOST);
+	sk = fd_to_sock(task, fd);
+	p->sk = ptr_value(&p->sk, sk);
+	if (!sk)
+		return 0;
+	if (!reads_at_exit(sc))
+		read_sock_id(sk, &p->id);
+	else if (sc != RC_SYS_CONNECT &&
+		 sk->__sk_common.skc_state == TCP_LISTEN)
+		p->flags = RC_F_LISTENER;	/* unix sockets use TCP_LISTEN too */
 	return 0;
 }
 
@@ -277,19 +308,89 @@ static __always_inline __u32 copy_payload(__u8 *dst, __u16 sc, __u64 buf,
 	}
 }
 
-static __always_inline int emit(struct rc_syscall_event *e, __u32 payload)
+#define WAKEUP_CHECK_EVERY 64	/* records per CPU between backlog checks */
+
+/*
+ * Ring-buffer flags for the next record: never wake the consumer (it polls
+ * every 100 ms), except when the backlog has passed WAKEUP_BYTES. The
+ * backlog is looked at every WAKEUP_CHECK_EVERY records of a CPU only, so
+ * most records cost no query.
+ */
+static __always_inline __u64 wakeup_flags(void)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u32 which = RC_CNT_EMITTED;
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c && (*c & (WAKEUP_CHECK_EVERY - 1)) == WAKEUP_CHECK_EVERY - 1 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Everything but the payload; p is NULL for an accept seen without enter. */
+static __always_inline void fill_event(struct rc_syscall_event *e, __u16 sc,
+				       struct task_struct *task, long ret,
+				       struct pending *p, __u64 exit_ns)
+{
+	struct sock *sk;
+
+	e->kind = RC_REC_SYSCALL;
+	e->size = RC_SYSCALL_EVENT_HEADER_SIZE;
+	e->syscall = sc;
+	e->tgid = task->tgid;
+	e->tid = task->pid;
+	e->exit_ns = exit_ns;
+	e->ret = ret;
+	e->payload_len = 0;
+	if (p) {
+		e->enter_ns = p->enter_ns;
+		e->fd = p->fd;
+		e->flags = p->flags;
+	} else {
+		e->enter_ns = 0;
+		e->fd = -1;
+		e->flags = RC_F_NO_ENTER;
+	}
+	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
+		sk = ret >= 0 ? fd_to_sock(task, (int)ret) : NULL;
+		if (sk)
+			read_sock_id(sk, &e->sock);
+		else
+			__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	} else if (sc == RC_SYS_CONNECT) {
+		read_sock_id(CAST(sock, p->sk), &e->sock);
+	} else {
+		e->sock = p->id;
+	}
+}
+
+/* The payload path (opt-in): built in scratch, copied out at its length. */
+static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
+					     long ret, struct pending *p,
+					     __u64 exit_ns)
+{
+	__u32 zero = 0, want, n;
+	struct scratch_event *s;
+	struct rc_syscall_event *e;
 	__u64 size;
 
-	if (payload > RC_PAYLOAD_MAX)
-		payload = RC_PAYLOAD_MAX;
-	e->payload_len = payload;
-	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + payload;
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	e = &s->e;
+	fill_event(e, sc, task, ret, p, exit_ns);
+	want = ret < targ_payload ? (__u32)ret : targ_payload;
+	if (want > RC_PAYLOAD_MAX)
+		want = RC_PAYLOAD_MAX;
+	n = copy_payload(e->payload, sc, p->buf, p->iovcnt, want);
+	p->syscall = 0;
+	if (n > RC_PAYLOAD_MAX)
+		n = RC_PAYLOAD_MAX;
+	e->payload_len = n;
+	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + n;
 	/* Within the scratch value whatever the mask leaves (see PAYLOAD_MASK). */
-	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(payload);
-	if (bpf_ringbuf_output(&events, e, size, flags)) {
+	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(n);
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flags())) {
 		count(RC_CNT_DROPPED);
 		return 0;
 	}
@@ -299,81 +400,49 @@ static __always_inline int emit(struct rc_syscall_event *e, __u32 payload)
 
 static __always_inline int on_exit(__u16 sc, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id, zero = 0;
-	struct scratch_event *s;
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct rc_syscall_event *e;
 	struct pending *p;
-	struct sock *sk;
-	__u32 n = 0;
+	__u64 exit_ns, flags;
 
-	if (!is_traced(tgid))
+	if (!is_traced(task->tgid))
 		return 0;
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	e = &s->e;
-	p = bpf_map_lookup_elem(&pending, &tid);
+	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p && p->syscall != sc)
-		p = NULL;	/* a stale entry: the thread died mid-call */
-	if (!p) {
+		p = NULL;	/* none, or a stale one: an exit was missed */
+	if (p) {
+		if (!p->sk) {
+			p->syscall = 0;
+			return 0;	/* not a socket */
+		}
+	} else if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
 		/*
 		 * Blocked since before attach. For accept the new fd says
 		 * everything that matters (a backend waiting in accept is the
 		 * common case), so emit with the start unknown.
 		 */
-		if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
-			count(RC_CNT_UNPAIRED);
-			return 0;
-		}
-		sk = NULL;
-	} else {
-		sk = p->sk;
-		if (!sk) {
-			bpf_map_delete_elem(&pending, &tid);
-			return 0;	/* not a socket */
-		}
+		count(RC_CNT_UNPAIRED);
+		return 0;
 	}
+	exit_ns = bpf_ktime_get_ns();
+	if (targ_payload && p && p->buf && ret > 0 && has_payload(sc))
+		return emit_with_payload(sc, task, ret, p, exit_ns);
 
-	e->kind = RC_REC_SYSCALL;
-	e->syscall = sc;
-	e->tgid = tgid;
-	e->tid = tid;
-	e->exit_ns = bpf_ktime_get_ns();
-	e->ret = ret;
-	e->payload_len = 0;
-	if (p) {
-		e->enter_ns = p->enter_ns;
-		e->fd = p->fd;
-		e->flags = p->flags;
-		e->sock = p->id;
-	} else {
-		e->enter_ns = 0;
-		e->fd = -1;
-		e->flags = RC_F_NO_ENTER;
-		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	/* Without payload every record has one size: built in place. */
+	flags = wakeup_flags();
+	e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
+	if (!e) {
+		if (p)
+			p->syscall = 0;
+		count(RC_CNT_DROPPED);
+		return 0;
 	}
-
-	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
-		__builtin_memset(&e->sock, 0, sizeof(e->sock));
-		sk = ret >= 0 ? fd_to_sock((int)ret) : NULL;
-		if (sk)
-			read_sock_id(sk, &e->sock);
-	} else if (sc == RC_SYS_CONNECT) {
-		__builtin_memset(&e->sock, 0, sizeof(e->sock));
-		read_sock_id(sk, &e->sock);
-	}
-
-	if (p && p->buf && targ_payload && ret > 0 && has_payload(sc)) {
-		__u32 want = ret < targ_payload ? (__u32)ret : targ_payload;
-
-		if (want > RC_PAYLOAD_MAX)
-			want = RC_PAYLOAD_MAX;
-		n = copy_payload(e->payload, sc, p->buf, p->iovcnt, want);
-	}
+	fill_event(e, sc, task, ret, p, exit_ns);
 	if (p)
-		bpf_map_delete_elem(&pending, &tid);
-	return emit(e, n);
+		p->syscall = 0;
+	bpf_ringbuf_submit(e, flags);
+	count(RC_CNT_EMITTED);
+	return 0;
 }
 
 #define ARG(ctx, i) ((ctx)->args[i])
