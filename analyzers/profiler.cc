@@ -43,14 +43,11 @@ SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
   return r;
 }
 
-// Clips every record's [enter, exit] into [lo, hi] (an unseen enter stays
+// Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
 // unseen).
-void ClipToSpan(std::vector<SyscallRecord>* records, uint64_t lo,
-                uint64_t hi) {
-  for (SyscallRecord& r : *records) {
-    if (r.enter_ns != 0) r.enter_ns = std::clamp(r.enter_ns, lo, hi);
-    r.exit_ns = std::clamp(r.exit_ns, lo, hi);
-  }
+void Clip(SyscallRecord* r, uint64_t lo, uint64_t hi) {
+  if (r->enter_ns != 0) r->enter_ns = std::clamp(r->enter_ns, lo, hi);
+  r->exit_ns = std::clamp(r->exit_ns, lo, hi);
 }
 
 bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
@@ -64,6 +61,9 @@ struct BackendWork {
   uint32_t tgid = 0;
   uint64_t first_read_exit = 0;
   uint64_t in_end = 0;  // its connection's bytes read by its first read's end
+  // Bound to an exchange that began after its first read: its first data
+  // read exiting at or after this time is its real start (0: none pending).
+  uint64_t starts_after = 0;
   uint64_t last_write_exit = 0;
   bool has_write = false;
   bool ended = false;  // END_REQUEST written
@@ -126,6 +126,7 @@ struct Conn {
   Role role = Role::kUnknown;
   bool preattach = false;
   bool accepted = false;  // opened by accept (vs connect or unknown)
+  bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;
   uint64_t requests = 0;  // client requests / exchanges / backend works so far
   std::optional<uint64_t> partner;  // uid of the paired connection
@@ -205,11 +206,13 @@ struct Profiler::State {
   Conn* FindPartner(const Conn& conn);
   void Classify(Conn* conn);
   void MakeLink(Conn* link, Conn* side);
+  void NoteClient(uint32_t tgid);
 
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
   void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
   bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
+  void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
 
   std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
                                         bool partial);
@@ -358,7 +361,7 @@ void Profiler::State::Classify(Conn* conn) {
         MakeLink(partner, conn);
       } else {
         conn->role = Role::kClient;
-        processes[conn->tgid].has_client = true;
+        NoteClient(conn->tgid);
         listen_ports.insert(conn->sock.local_port);
       }
     } else {
@@ -383,8 +386,10 @@ void Profiler::State::Classify(Conn* conn) {
       if (mine.has_client != theirs.has_client) {
         this_is_link = mine.has_client;
       } else {
-        // The accepting end has the (lower) service port.
+        // The accepting end has the (lower) service port. A guess (always,
+        // on unix sockets): NoteClient corrects it.
         this_is_link = conn->sock.local_port > conn->sock.remote_port;
+        conn->role_guessed = partner->role_guessed = true;
       }
     }
     if (this_is_link) {
@@ -404,10 +409,42 @@ void Profiler::State::Classify(Conn* conn) {
   } else if (listen_ports.count(conn->sock.local_port) > 0 ||
              conn->sock.local_port < conn->sock.remote_port) {
     conn->role = Role::kClient;
-    processes[conn->tgid].has_client = true;
+    NoteClient(conn->tgid);
   } else {
     conn->role = Role::kLink;
   }
+}
+
+// `tgid` has client connections. Pairs of connections opened before attach
+// whose roles were guessed without that evidence are corrected: the end in
+// the process with clients is the link. What the wrong roles made of their
+// first events is dropped.
+void Profiler::State::NoteClient(uint32_t tgid) {
+  if (processes[tgid].has_client) return;
+  processes[tgid].has_client = true;
+  for (auto& [uid, c] : conns) {
+    if (!c.role_guessed || c.tgid != tgid || c.role != Role::kBackendSide ||
+        !c.partner.has_value() || conns.count(*c.partner) == 0) {
+      continue;
+    }
+    Conn& other = conns.at(*c.partner);
+    if (processes[other.tgid].has_client) continue;
+    for (Conn* x : {&c, &other}) {
+      x->role_guessed = false;
+      x->requests = 0;
+      x->exchange.reset();
+      x->unbound_exchanges.clear();
+      x->unbound_work.clear();
+      x->work.reset();
+    }
+    MakeLink(&c, &other);
+    ++anomalies.reclassified_connections;
+  }
+  bool side = false;
+  for (const auto& [uid, c] : conns) {
+    side = side || (c.tgid == tgid && c.role == Role::kBackendSide);
+  }
+  processes[tgid].has_backend_side = side;
 }
 
 void Profiler::State::Close(Conn* conn) {
@@ -491,6 +528,8 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     case Role::kIgnored:
       break;
   }
+  if (e.ret > 0 && IsRead(e.syscall)) conn->bytes_in += e.ret;
+  if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
     if (conn->request) FinalizeRequest(conn, "");
     Close(conn);
@@ -622,6 +661,19 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   return ex;
 }
 
+// Moves a backend request's start to a later read and drops what it recorded
+// before (the previous request's tail).
+void Profiler::State::StartWorkAt(BackendWork* work, uint64_t first_read_exit) {
+  work->first_read_exit = first_read_exit;
+  work->starts_after = 0;
+  auto& sc = work->syscalls;
+  sc.erase(std::remove_if(sc.begin(), sc.end(),
+                          [&](const SyscallRecord& r) {
+                            return r.exit_ns < first_read_exit;
+                          }),
+           sc.end());
+}
+
 // Pairs the link's exchanges with the backend requests of its partner in
 // order, skipping backend requests that began before the exchange did and
 // exchanges whose backend request was never seen.
@@ -631,9 +683,22 @@ void Profiler::State::Bind(Conn* link) {
   while (!exs.empty() && !works.empty()) {
     const auto& w = works.front();
     if (w->first_read_exit < exs.front()->start_enter) {
-      ++anomalies.unmatched_backend_work;
-      works.pop_front();
-      continue;
+      // Begun before the exchange: not its request, unless it has not
+      // replied yet, and then what it read before the exchange began was the
+      // previous request's tail (php-fpm reads the empty FCGI_STDIN record
+      // after its reply): it starts with its first read after that.
+      if (w->has_write) {
+        ++anomalies.unmatched_backend_work;
+        works.pop_front();
+        continue;
+      }
+      w->starts_after = exs.front()->start_enter;
+      for (const SyscallRecord& r : w->syscalls) {
+        if (IsRead(r.syscall) && r.ret > 0 && r.exit_ns >= w->starts_after) {
+          StartWorkAt(w.get(), r.exit_ns);
+          break;
+        }
+      }
     }
     if (exs.size() > 1 && w->first_read_exit >= exs[1]->start_enter) {
       exs.pop_front();  // its backend request was not seen
@@ -671,7 +736,6 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
       ex = conn->exchange.get();
     }
     ex->has_send = true;
-    if (e.ret > 0) conn->bytes_out += e.ret;
     ex->last_send_exit = rec.exit_ns;
     ex->syscalls.push_back(rec);
     return;
@@ -739,7 +803,9 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
       start_new = w->has_write && !ContinuesWork(*conn, *w, e.ret);
     }
     if (start_new) {
-      bool partial = conn->preattach && conn->requests == 0 && !begins;
+      // On a connection opened before attach the first one may be the tail
+      // of a request whose exchange was not seen: Bind skips it then.
+      bool partial = false;
       auto work = std::make_shared<BackendWork>();
       work->tgid = conn->tgid;
       work->first_read_exit = rec.exit_ns;
@@ -766,8 +832,10 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
         Bind(link);
       }
     }
+    if (w->starts_after != 0 && rec.exit_ns >= w->starts_after) {
+      StartWorkAt(w, rec.exit_ns);
+    }
     w->syscalls.push_back(rec);
-    conn->bytes_in += e.ret;
     return;
   }
   if (w == nullptr) return;
@@ -866,9 +934,16 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
   for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
   // Only the part of a syscall inside the request is the request's: a
   // backend blocked in accept() or in a read on a kept connection was idle
-  // before the request existed. Without a response the end is unknown.
-  ClipToSpan(&out.syscalls, out.start_ns,
-             span_end > out.start_ns ? span_end : UINT64_MAX);
+  // before the request existed, and until the server began the exchange it
+  // was waiting for the server. Without a response the end is unknown.
+  const uint64_t clip_end = span_end > out.start_ns ? span_end : UINT64_MAX;
+  const uint64_t backend_from =
+      ex != nullptr ? std::clamp(ex->start_enter, out.start_ns, clip_end)
+                    : out.start_ns;
+  for (SyscallRecord& s : out.syscalls) {
+    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns,
+         clip_end);
+  }
   std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
                    [](const SyscallRecord& a, const SyscallRecord& b) {
                      return a.start_ns() < b.start_ns();
@@ -889,7 +964,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
     if (ex->partial || !ex->has_reply) {
       reason = "backend exchange incomplete";
     } else if (ex->work) {
-      if (!ex->work->has_write) {
+      if (!ex->work->has_write || ex->work->starts_after != 0) {
         reason = "backend reply not seen";
       } else {
         out.backend_timing = BackendTiming::kMeasured;

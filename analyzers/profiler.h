@@ -82,11 +82,14 @@
 //
 // Syscall timelines: a request's syscalls (its client connection's, its
 // exchange's and the backend's side of it) are each clipped to the request's
-// span [start, max(end, exit of its owned close/shutdown)]: the duration a
-// request's timeline, the per-syscall statistics and the average request
-// show is the part inside the request. A backend blocked in accept() or in a
-// read on a kept connection before the request existed was idle, not working
-// for it. (Without a response the end is unknown and only the start clips.)
+// span [start, max(end, exit of its owned close/shutdown)], and the backend's
+// to [start of the exchange W, that end]: the duration a request's timeline,
+// the per-syscall statistics and the average request show is the part inside
+// the request. A backend blocked in accept() or in a read on a kept
+// connection before the request existed was idle, and until the server
+// began the exchange it was waiting for the server, not working for the
+// request: its accept() counts from the server's connect (connect + queue).
+// (Without a response the end is unknown and only the start clips.)
 //
 // Incomplete requests (counted, kept out of phase statistics, never
 // attributed): the first request on a connection opened before attach, a

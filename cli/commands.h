@@ -36,10 +36,31 @@ struct ReportOptions {
   std::string format = "text";
   bool events = false;
   bool requests = false;
+  std::string group_by;  // "client-conn", "backend-conn", both; "" = none
 };
 
-// `reqcost report FILE`: replays a capture through the same pipeline.
+// `reqcost report FILE`: replays a capture through the same pipeline. With
+// --group-by, prints the groups side by side instead of the breakdown.
 int RunReport(const ReportOptions& options);
+
+struct CompareOptions {
+  std::string a;
+  std::string b;
+  std::string format = "text";
+};
+
+// `reqcost compare A B`: both captures' reports side by side with deltas and
+// a verdict.
+int RunCompare(const CompareOptions& options);
+
+struct TimelineOptions {
+  std::string input;
+  std::string output;  // the trace file, created 0600
+  bool force = false;  // replace an existing output file
+};
+
+// `reqcost timeline FILE -o trace.json`: Chrome trace-event JSON.
+int RunTimeline(const TimelineOptions& options);
 
 }  // namespace reqcost::cli
 

@@ -67,6 +67,33 @@ int main(int argc, char** argv) {
                        "print every request");
   report_cmd->add_flag("--events", report.events,
                        "print every syscall, strace-style");
+  report_cmd->add_option(
+      "--group-by", report.group_by,
+      "compare groups of requests side by side instead: client-conn (new vs "
+      "kept-alive client connection), backend-conn, or both, comma-separated");
+
+  CompareOptions compare;
+  CLI::App* compare_cmd = app.add_subcommand(
+      "compare",
+      "two captures side by side: phases and syscalls per request, deltas, "
+      "and a verdict (B against A)");
+  compare_cmd->add_option("a", compare.a, "capture file A (the baseline)")
+      ->required();
+  compare_cmd->add_option("b", compare.b, "capture file B")->required();
+  compare_cmd->add_option("-f,--format", compare.format, "text or json");
+
+  TimelineOptions timeline;
+  CLI::App* timeline_cmd = app.add_subcommand(
+      "timeline",
+      "write a capture's requests as a Chrome trace (Perfetto, "
+      "chrome://tracing); keeps every request in memory until the end, so "
+      "memory grows with the capture");
+  timeline_cmd->add_option("file", timeline.input, "capture file")->required();
+  timeline_cmd->add_option("-o,--output", timeline.output,
+                           "trace file to write (mode 0600)")
+      ->required();
+  timeline_cmd->add_flag("--force", timeline.force,
+                         "replace the output file if it exists");
 
   try {
     app.parse(argc, argv);
@@ -89,5 +116,7 @@ int main(int argc, char** argv) {
     return RunAttach(record);
   }
   if (app.got_subcommand(report_cmd)) return RunReport(report);
+  if (app.got_subcommand(compare_cmd)) return RunCompare(compare);
+  if (app.got_subcommand(timeline_cmd)) return RunTimeline(timeline);
   return kExitUsage;
 }

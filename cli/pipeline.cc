@@ -25,10 +25,8 @@ std::string CountersLine(uint64_t syscalls, uint64_t process_events,
 
 Pipeline::Pipeline(const OutputOptions& options, std::FILE* out)
     : options_(options), out_(out) {
-  if (options_.requests || options_.format == Format::kJsonl) {
-    profiler_.SetRequestCallback(
-        [this](const analyzers::Request& r) { PrintRequest(r); });
-  }
+  profiler_.SetRequestCallback(
+      [this](const analyzers::Request& r) { OnRequest(r); });
 }
 
 void Pipeline::Begin(uint64_t start_ns,
@@ -75,12 +73,15 @@ void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   profiler_.OnDrops(from_ns, to_ns, count);
 }
 
-void Pipeline::PrintRequest(const analyzers::Request& r) {
-  if (options_.format == Format::kJsonl) {
-    std::fprintf(out_, "%s\n", analyzers::RequestToJson(r).dump().c_str());
-  } else if (options_.format == Format::kText) {
-    std::fprintf(out_, "%s\n", analyzers::FormatRequestLine(r).c_str());
+void Pipeline::OnRequest(const analyzers::Request& r) {
+  if (options_.requests || options_.format == Format::kJsonl) {
+    if (options_.format == Format::kJsonl) {
+      std::fprintf(out_, "%s\n", analyzers::RequestToJson(r).dump().c_str());
+    } else if (options_.format == Format::kText) {
+      std::fprintf(out_, "%s\n", analyzers::FormatRequestLine(r).c_str());
+    }
   }
+  for (const auto& observer : observers_) observer(r);
 }
 
 absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,13 @@ class Pipeline : public collector::EventSink {
   // Also writes every record to `writer` (not owned; may be null).
   void RecordTo(collector::CaptureWriter* writer) { writer_ = writer; }
 
+  // Also hands every finalized request (complete or not) to `observer`,
+  // after printing it.
+  void AddRequestObserver(
+      std::function<void(const analyzers::Request&)> observer) {
+    observers_.push_back(std::move(observer));
+  }
+
   // Starts the run: its monotonic start time (the origin of printed times)
   // and the processes traced at attach.
   void Begin(uint64_t start_ns, const std::vector<ProcessInfo>& processes);
@@ -58,7 +66,7 @@ class Pipeline : public collector::EventSink {
   uint64_t syscall_events() const { return syscalls_; }
 
  private:
-  void PrintRequest(const analyzers::Request& request);
+  void OnRequest(const analyzers::Request& request);
   const std::string& Comm(uint32_t tgid) const;
   void NoteWriteError(absl::Status status);
 
@@ -73,7 +81,19 @@ class Pipeline : public collector::EventSink {
   uint64_t process_events_ = 0;
   uint64_t drop_notices_ = 0;
   std::map<uint32_t, std::string> comm_;
+  std::vector<std::function<void(const analyzers::Request&)>> observers_;
 };
+
+// Replays the capture file at `path` through `pipeline`: Begin with its
+// header, every record, End at its end record. Fills `header` when not null.
+// Errors are the reader's: NotFound / PermissionDenied for a file that cannot
+// be opened, others (DataLoss, ...) for one that is cut short or corrupt.
+absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
+                           collector::CaptureHeader* header = nullptr);
+
+// Prints `status` of a capture that could not be replayed and returns the
+// exit code `report` uses: 1 when it cannot be opened, 6 when it is bad.
+int BadCaptureExit(const absl::Status& status);
 
 // The closing line of a text run: events, drops, unpaired and the rest.
 std::string CountersLine(uint64_t syscalls, uint64_t process_events,

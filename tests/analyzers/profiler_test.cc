@@ -925,9 +925,10 @@ TEST(ProfilerTest, BackendBlockedInAcceptCountsOnlyFromTheRequestStart) {
   EXPECT_THAT(r, HasPhases(20205, 115, 80, 20010));
   const SyscallRecord* accept = FindRecord(r, Side::kBackend, Syscall::kAccept);
   ASSERT_NE(accept, nullptr);
-  // [500, 1130] clipped to the request's [1000, 21305]: 130 us, not 630.
-  EXPECT_THAT(accept->enter_ns, Eq(At(1000)));
-  EXPECT_THAT(accept->duration_ns(), Eq(Us(130)));
+  // [500, 1130] clipped to [the exchange's start (nginx's connect, 1100),
+  // the request's end]: 30 us (connect + queue), not 630 us.
+  EXPECT_THAT(accept->enter_ns, Eq(At(1100)));
+  EXPECT_THAT(accept->duration_ns(), Eq(Us(30)));
   for (const SyscallRecord& s : r.syscalls) {
     EXPECT_GE(s.start_ns(), r.start_ns);
     EXPECT_LE(s.exit_ns, At(21305));
@@ -938,7 +939,7 @@ TEST(ProfilerTest, BackendBlockedInAcceptCountsOnlyFromTheRequestStart) {
     if (s.name == "accept" && s.side == "backend") {
       found = true;
       EXPECT_THAT(s.count, Eq(1u));
-      EXPECT_THAT(s.mean_us, Eq(130.0));
+      EXPECT_THAT(s.mean_us, Eq(30.0));
     }
   }
   EXPECT_TRUE(found);
@@ -953,7 +954,8 @@ TEST(ProfilerTest, BackendBlockedInAReadOnAKeptConnectionCountsFromTheStart) {
   const SyscallRecord* read =
       FindRecord(requests[0], Side::kBackend, Syscall::kRead);
   ASSERT_NE(read, nullptr);
-  EXPECT_THAT(read->duration_ns(), Eq(Us(160)));  // from 5000, not 2000
+  // From the exchange's start (5100), not from 2000.
+  EXPECT_THAT(read->duration_ns(), Eq(Us(60)));
 }
 
 TEST(ProfilerTest, RequestRecordsItsExchangeAndBackendSpans) {
@@ -975,7 +977,8 @@ TEST(ProfilerTest, RequestRecordsItsExchangeAndBackendSpans) {
 TEST(ProfilerTest, AverageRequestIsOrderedByMeanStartOffset) {
   // Two requests to a measured backend: in the first php-fpm's accept was
   // already under way at attach (it starts at its exit, 130 us in); in the
-  // second it waited before the request (clipped to the request's start).
+  // second it waited before the request (clipped to the exchange's start,
+  // nginx's connect at 100).
   StreamBuilder s = OneBackendRequest();
   StreamBuilder b = Later(OneBackendRequest(), 100000);
   SetEnter(b, Syscall::kAccept, kPhp, 99500);
@@ -989,13 +992,13 @@ TEST(ProfilerTest, AverageRequestIsOrderedByMeanStartOffset) {
     lines.push_back(absl::StrFormat("%s %s %s %.1f", e.side, e.name, e.target,
                                     e.mean_offset_us));
   }
-  // The backend's accept: (130 + 0) / 2 = 65 us after the start, so between
-  // the request read and the connect (first appearance put it after the
-  // server's send). The work starts at the backend's first read exit.
+  // The backend's accept: (130 + 100) / 2 = 115 us after the start, so
+  // between the connect and the send (first appearance put it after the
+  // send). The work starts at the backend's first read exit.
   EXPECT_THAT(lines, ElementsAre("server accept4 client 0.0",
                                  "server read client 50.0",
-                                 "backend accept server 65.0",
                                  "server connect backend 100.0",
+                                 "backend accept server 115.0",
                                  "server writev backend 120.0",
                                  "backend read server 150.0",
                                  "backend (work)  160.0",
@@ -1005,8 +1008,8 @@ TEST(ProfilerTest, AverageRequestIsOrderedByMeanStartOffset) {
                                  "server close backend 20210.0",
                                  "server writev client 20220.0",
                                  "server close client 20300.0"));
-  // The accept's mean duration: (0 + 130) / 2 requests.
-  EXPECT_THAT(r.timeline[2].mean_us_per_request, Eq(65.0));
+  // The accept's mean duration: (0 + 30) / 2 requests.
+  EXPECT_THAT(r.timeline[3].mean_us_per_request, Eq(15.0));
 }
 
 }  // namespace

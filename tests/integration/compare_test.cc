@@ -1,0 +1,276 @@
+// Issue 4 on real processes: nginx in front of php-fpm (hello.php over a
+// unix socket), recorded by the reqcost binary with and without client
+// keep-alive (ab -k), then compared, grouped and exported as a timeline.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/analyzers/trace_nesting.h"
+#include "tests/integration/reqcost_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+
+constexpr int kRequests = 200;
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
+  auto lhs##_or = (expr);                          \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
+  auto lhs = *std::move(lhs##_or)
+
+struct Output {
+  int code = -1;
+  std::string out, err;
+  std::string out_path;
+};
+
+// Runs `reqcost args...` to completion (bounded).
+absl::StatusOr<Output> Reqcost(const TempDir& dir, std::vector<std::string> args) {
+  static int n = 0;
+  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
+  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
+  args.insert(args.begin(), REQCOST_BINARY);
+  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
+  if (!status.ok()) return status.status();
+  Output o;
+  o.code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  o.out = ReadFileToString(out).value_or("");
+  o.err = ReadFileToString(err).value_or("");
+  o.out_path = out;
+  return o;
+}
+
+// nginx + php-fpm on a unix socket; each ab run in `runs` (keep-alive or
+// not) recorded into `capture` by one `reqcost record`.
+class Stack {
+ public:
+  static absl::StatusOr<Stack> Start(const TempDir& dir) {
+    Stack s;
+    absl::StatusOr<Server> fpm = StartPhpFpm(dir, {});
+    if (!fpm.ok()) return fpm.status();
+    s.fpm_.emplace(*std::move(fpm));
+    NginxOptions nopts;
+    nopts.upstream = s.fpm_->address();
+    absl::StatusOr<Server> nginx = StartNginx(dir, nopts);
+    if (!nginx.ok()) return nginx.status();
+    s.nginx_.emplace(*std::move(nginx));
+    return s;
+  }
+
+  // Records ab runs (one per element: keep-alive or not) into `capture`;
+  // returns the complete requests ab counted.
+  absl::StatusOr<int> Record(const TempDir& dir, const std::string& capture,
+                             const std::vector<bool>& keepalive_runs) {
+    absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(
+        dir, {"record", "-p", std::to_string(nginx_->pid()), "-p",
+              std::to_string(fpm_->pid()), "-o", capture});
+    if (!run.ok()) return run.status();
+    int complete = 0;
+    for (bool keepalive : keepalive_runs) {
+      AbOptions ab;
+      ab.url = nginx_->Url("/hello.php");
+      ab.requests = kRequests;
+      ab.concurrency = 1;
+      ab.keepalive = keepalive;
+      absl::StatusOr<AbResult> result = RunAb(ab);
+      if (!result.ok()) return result.status();
+      if (keepalive && result->keepalive_requests < kRequests - 1) {
+        return absl::InternalError(absl::StrCat(
+            "ab -k kept only ", result->keepalive_requests, " requests alive"));
+      }
+      complete += result->complete;
+    }
+    absl::StatusOr<int> code = run->StopWith(SIGINT);
+    if (!code.ok()) return code.status();
+    if (*code != 0) {
+      return absl::InternalError(absl::StrCat("record exited ", *code, ": ",
+                                              run->err()));
+    }
+    return complete;
+  }
+
+ private:
+  std::optional<Server> fpm_;
+  std::optional<Server> nginx_;
+};
+
+const json* FindSyscall(const json& report, const std::string& name,
+                        const std::string& side) {
+  for (const json& s : report["syscalls"]) {
+    if (s["name"] == name && s["side"] == side) return &s;
+  }
+  return nullptr;
+}
+
+// Calls of `name` on `side` per complete request (0 when never seen).
+double PerRequest(const json& report, const std::string& name,
+                  const std::string& side) {
+  const json* s = FindSyscall(report, name, side);
+  double complete = report["requests"]["complete"].get<double>();
+  return s == nullptr || complete == 0 ? 0 : (*s)["count"].get<double>() / complete;
+}
+
+// Copies the captures and outputs to $REQCOST_KEEP_DIR when set (for docs).
+void Keep(const std::string& path, const std::string& name) {
+  const char* keep = std::getenv("REQCOST_KEEP_DIR");
+  if (keep == nullptr) return;
+  std::string cmd = absl::StrCat("cp '", path, "' '", keep, "/", name, "'");
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not keep %s\n", name.c_str());
+}
+
+TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-compare"));
+  ASSERT_OK_AND_ASSIGN(stack, Stack::Start(dir));
+  std::string a = dir.File("close.cap");
+  std::string b = dir.File("keepalive.cap");
+  ASSERT_OK_AND_ASSIGN(a_complete, stack.Record(dir, a, {false}));
+  ASSERT_OK_AND_ASSIGN(b_complete, stack.Record(dir, b, {true}));
+  ASSERT_EQ(a_complete, kRequests);
+  ASSERT_EQ(b_complete, kRequests);
+  Keep(a, "close.cap");
+  Keep(b, "keepalive.cap");
+
+  ASSERT_OK_AND_ASSIGN(cmp, Reqcost(dir, {"compare", a, b, "--format", "json"}));
+  ASSERT_EQ(cmp.code, 0) << cmp.err;
+  json c = json::parse(cmp.out);
+  SCOPED_TRACE(c["delta"].dump());
+  EXPECT_EQ(c["schema"], "reqcost.compare/1");
+  EXPECT_EQ(c["a"]["schema"], "reqcost.report/1");
+  EXPECT_EQ(c["b"]["schema"], "reqcost.report/1");
+  for (const char* phase : {"total", "server", "transport", "backend", "queue"}) {
+    EXPECT_TRUE(c["delta"].contains(phase)) << phase;
+  }
+  // Every request answered in both runs (ab -k's connection is still open
+  // at the end: its last request is complete too).
+  EXPECT_EQ(c["a"]["requests"]["complete"], kRequests);
+  EXPECT_EQ(c["b"]["requests"]["complete"], kRequests);
+  double a_accept = PerRequest(c["a"], "accept4", "server");
+  double b_accept = PerRequest(c["b"], "accept4", "server");
+  double a_close = PerRequest(c["a"], "close", "server");
+  double b_close = PerRequest(c["b"], "close", "server");
+  double a_server = c["a"]["phases"]["server"]["mean_us"].get<double>();
+  double b_server = c["b"]["phases"]["server"]["mean_us"].get<double>();
+  std::printf("[ keep-alive ] accept4/request %.3f -> %.3f, close/request (server) "
+              "%.3f -> %.3f, server %.1f us -> %.1f us, total %.1f us -> %.1f us "
+              "(%+.1f%%)\n",
+              a_accept, b_accept, a_close, b_close, a_server, b_server,
+              c["a"]["phases"]["total"]["mean_us"].get<double>(),
+              c["b"]["phases"]["total"]["mean_us"].get<double>(),
+              c["delta"]["total"]["pct"].get<double>());
+  EXPECT_NEAR(a_accept, 1.0, 0.05);
+  EXPECT_LT(b_accept, 0.1);
+  EXPECT_GT(a_close, 0.9);  // the client connection's (and the link's)
+  EXPECT_LT(b_close, a_close - 0.5);
+  EXPECT_LT(b_server, a_server);
+  EXPECT_NEAR(c["delta"]["server"]["mean_us"].get<double>(), b_server - a_server,
+              1e-6);
+
+  ASSERT_OK_AND_ASSIGN(text, Reqcost(dir, {"compare", a, b}));
+  ASSERT_EQ(text.code, 0) << text.err;
+  std::string verdict = text.out.substr(text.out.rfind("\n", text.out.size() - 2) + 1);
+  std::printf("[ verdict ] %s", verdict.c_str());
+  EXPECT_THAT(verdict, ::testing::AnyOf(::testing::HasSubstr("accept"),
+                                        ::testing::HasSubstr("close")));
+  EXPECT_THAT(verdict, ::testing::StartsWith("B saves"));
+  Keep(text.out_path, "compare.txt");
+
+  // The timeline of A: a request slice per complete request, nested.
+  std::string trace_path = dir.File("trace.json");
+  ASSERT_OK_AND_ASSIGN(tl, Reqcost(dir, {"timeline", a, "-o", trace_path}));
+  ASSERT_EQ(tl.code, 0) << tl.err;
+  EXPECT_THAT(tl.out, ::testing::HasSubstr("wrote"));
+  struct stat st;
+  ASSERT_EQ(stat(trace_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  ASSERT_OK_AND_ASSIGN(trace_text, ReadFileToString(trace_path));
+  json trace = json::parse(trace_text);
+  int complete_slices = 0, backend_slices = 0;
+  for (const json& e : trace["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    if (e["cat"] == "request" && e["args"]["complete"] == true) ++complete_slices;
+    if (e["cat"] == "phase" && e["name"] == "backend") ++backend_slices;
+  }
+  EXPECT_EQ(complete_slices, kRequests);
+  EXPECT_GE(backend_slices, kRequests);
+  std::vector<std::string> errors =
+      analyzers::test_support::TraceNestingErrors(trace);
+  EXPECT_THAT(errors, ::testing::IsEmpty());
+  Keep(trace_path, "trace.json");
+
+  // It does not overwrite without --force.
+  ASSERT_OK_AND_ASSIGN(again, Reqcost(dir, {"timeline", a, "-o", trace_path}));
+  EXPECT_EQ(again.code, 2);
+  EXPECT_THAT(again.err, ::testing::HasSubstr("--force"));
+  ASSERT_OK_AND_ASSIGN(forced,
+                       Reqcost(dir, {"timeline", a, "-o", trace_path, "--force"}));
+  EXPECT_EQ(forced.code, 0) << forced.err;
+
+  // A bad capture: the same exit code as report.
+  std::string bad = dir.File("bad.cap");
+  ASSERT_TRUE(WriteStringToFile(bad, std::string("REQCOST\0garbage", 15)).ok());
+  ASSERT_OK_AND_ASSIGN(bad_cmp, Reqcost(dir, {"compare", a, bad}));
+  ASSERT_OK_AND_ASSIGN(bad_report, Reqcost(dir, {"report", bad}));
+  EXPECT_EQ(bad_cmp.code, 6);
+  EXPECT_EQ(bad_cmp.code, bad_report.code);
+  EXPECT_EQ(bad_cmp.err, bad_report.err);
+}
+
+TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-compare"));
+  ASSERT_OK_AND_ASSIGN(stack, Stack::Start(dir));
+  std::string mixed = dir.File("mixed.cap");
+  ASSERT_OK_AND_ASSIGN(complete, stack.Record(dir, mixed, {false, true}));
+  ASSERT_EQ(complete, 2 * kRequests);
+  Keep(mixed, "mixed.cap");
+
+  ASSERT_OK_AND_ASSIGN(
+      j, Reqcost(dir, {"report", mixed, "--group-by", "client-conn", "--format",
+                       "json"}));
+  ASSERT_EQ(j.code, 0) << j.err;
+  json g = json::parse(j.out);
+  EXPECT_EQ(g["schema"], "reqcost.compare-groups/1");
+  ASSERT_EQ(g["groups"].size(), 2u) << g.dump(2);
+  EXPECT_EQ(g["groups"][0]["client_conn"], "new");
+  EXPECT_EQ(g["groups"][1]["client_conn"], "reused");
+  // ab without -k: 200 new connections; with -k: 1 new, 199 reused.
+  EXPECT_EQ(g["groups"][0]["report"]["requests"]["complete"], kRequests + 1);
+  EXPECT_EQ(g["groups"][1]["report"]["requests"]["complete"], kRequests - 1);
+  EXPECT_LT(PerRequest(g["groups"][1]["report"], "accept4", "server"), 0.01);
+  EXPECT_NEAR(PerRequest(g["groups"][0]["report"], "accept4", "server"), 1.0, 0.01);
+  ASSERT_EQ(g["comparisons"].size(), 1u);
+
+  ASSERT_OK_AND_ASSIGN(
+      t, Reqcost(dir, {"report", mixed, "--group-by", "client-conn"}));
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_THAT(t.out, ::testing::HasSubstr("client new"));
+  EXPECT_THAT(t.out, ::testing::HasSubstr("client reused"));
+  Keep(t.out_path, "groups.txt");
+  std::printf("%s", t.out.c_str());
+
+  ASSERT_OK_AND_ASSIGN(both, Reqcost(dir, {"report", mixed, "--group-by",
+                                           "client-conn,backend-conn"}));
+  EXPECT_EQ(both.code, 0) << both.err;
+  ASSERT_OK_AND_ASSIGN(unknown, Reqcost(dir, {"report", mixed, "--group-by", "pid"}));
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.err, ::testing::HasSubstr("client-conn"));
+}
+
+}  // namespace
+}  // namespace reqcost::testing
