@@ -469,10 +469,12 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     if (!accepted) {
       Conn* existing = Find(e.tgid, fd);
       // A second connect on the same socket (EINPROGRESS retry) is the same
-      // connection.
+      // connection. A connect on the fd with another socket is a new
+      // connection whose fd was reused (the old one's close was lost).
       if (existing != nullptr && existing->role == Role::kLink &&
           !existing->preattach && existing->requests == 1 &&
-          existing->exchange && !existing->exchange->has_send) {
+          existing->exchange && !existing->exchange->has_send &&
+          existing->sock.sock == e.sock.sock) {
         existing->exchange->syscalls.push_back(
             ToRecord(e, Side::kServer, Target::kBackendLink));
         existing->exchange->connect_exit = e.exit_ns;

@@ -240,5 +240,96 @@ TEST(FaultsProfilerTest, KilledBackendWithLostProcessEventsIsNotMixed) {
   EXPECT_TRUE(AllOwnSyscallsFrom(requests[1], b));
 }
 
+// Found under the 4 KiB ring (faults_test.cc): nginx's link on fd 13 whose
+// sends, reply and close were all lost; much later nginx connects fd 13 again,
+// a new socket. That connect is a new connection, not a retry of the old
+// connect (which only a connect on the same socket is): else the new exchange
+// starts at the old connect, no request can take it, and its request is
+// reported complete without a backend.
+void LinkLostAfterItsConnect(StreamBuilder& s, const SocketId& link) {
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
+      .Read(kNginx, 8, 50, 60, 120)
+      .Connect(kNginx, 9, 100, 110, link);
+  // Lost: nginx's writev/readv/close on fd 9, php's whole side, nginx's
+  // response and close on fd 8.
+}
+
+// Requests in start order (the unanswered first one is finalized last).
+std::vector<Request> ByStart(std::vector<Request> requests) {
+  std::stable_sort(requests.begin(), requests.end(),
+                   [](const Request& a, const Request& b) {
+                     return a.start_ns < b.start_ns;
+                   });
+  return requests;
+}
+
+// Request 2 at `b` on a new link socket `link` (php's end `side`).
+void MeasuredRequest(StreamBuilder& s, double b, const SocketId& link,
+                     const SocketId& side) {
+  s.Accept(kNginx, 10, b + 0, b + 10, TcpSock(80, 50001))
+      .Read(kNginx, 10, b + 50, b + 60, 120)
+      .Connect(kNginx, 9, b + 100, b + 110, link)
+      .Write(kNginx, 9, b + 120, b + 140, 500)
+      .Add(Syscall::kAccept, kPhp, 0, 4, b + 115, b + 130, side)
+      .Read(kPhp, 4, b + 150, b + 160, 500)
+      .Write(kPhp, 4, b + 20160, b + 20170, 300, "", Syscall::kWrite)
+      .Close(kPhp, 4, b + 20200, b + 20205)
+      .Read(kNginx, 9, b + 20180, b + 20190, 300)
+      .Close(kNginx, 9, b + 20210, b + 20215)
+      .Write(kNginx, 10, b + 20220, b + 20240, 350)
+      .Close(kNginx, 10, b + 20300, b + 20305);
+}
+
+TEST(FaultsProfilerTest, ConnectOnAReusedFdWithANewSocketIsANewLink) {
+  StreamBuilder s;
+  LinkLostAfterItsConnect(s, UnixSock(0xA1, 0xB1));
+  MeasuredRequest(s, 100000, UnixSock(0xA2, 0xB2), UnixSock(0xB2, 0xA2));
+  auto requests = ByStart(RunWithProcesses(s, {}));
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_FALSE(requests[0].complete);  // its response was lost
+  // T = 10 + (20240 - 50) + 5; W = 20190 - 100; backend = 20170 - 160.
+  EXPECT_THAT(requests[1], HasPhases(20205, 115, 80, 20010));
+  EXPECT_THAT(requests[1].backend_timing, Eq(BackendTiming::kMeasured));
+  EXPECT_THAT(requests[1].backend_conn, Eq(ConnReuse::kNew));
+}
+
+// The same, with the kernel handing the two socket addresses back swapped:
+// nginx's new end has the address php's old end had, and the other way.
+TEST(FaultsProfilerTest, ConnectOnAReusedFdWithSwappedSocketIdsIsANewLink) {
+  StreamBuilder s;
+  LinkLostAfterItsConnect(s, UnixSock(0xA1, 0xB1));
+  MeasuredRequest(s, 100000, UnixSock(0xB1, 0xA1), UnixSock(0xA1, 0xB1));
+  auto requests = ByStart(RunWithProcesses(s, {}));
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_THAT(requests[1], HasPhases(20205, 115, 80, 20010));
+  EXPECT_THAT(requests[1].backend_timing, Eq(BackendTiming::kMeasured));
+  // php's end is the backend side of that link, never a client of php.
+  for (const Request& r : requests) EXPECT_THAT(r.pid, Eq(kNginx));
+}
+
+// A real retry: connect returns EINPROGRESS, the second connect on the same
+// socket completes it. One connection, one exchange.
+TEST(FaultsProfilerTest, SecondConnectOnTheSameSocketIsTheSameLink) {
+  StreamBuilder s;
+  const SocketId link = UnixSock(0xA1, 0xB1);
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
+      .Read(kNginx, 8, 50, 60, 120)
+      .Connect(kNginx, 9, 100, 105, link, -115)
+      .Connect(kNginx, 9, 106, 110, link)
+      .Write(kNginx, 9, 120, 140, 500)
+      .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
+      .Read(kPhp, 4, 150, 160, 500)
+      .Write(kPhp, 4, 20160, 20170, 300, "", Syscall::kWrite)
+      .Close(kPhp, 4, 20200, 20205)
+      .Read(kNginx, 9, 20180, 20190, 300)
+      .Close(kNginx, 9, 20210, 20215)
+      .Write(kNginx, 8, 20220, 20240, 350)
+      .Close(kNginx, 8, 20300, 20305);
+  auto requests = RunWithProcesses(s, {});
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0], HasPhases(20205, 115, 80, 20010));
+  EXPECT_THAT(requests[0].backend_timing, Eq(BackendTiming::kMeasured));
+}
+
 }  // namespace
 }  // namespace reqcost::analyzers
