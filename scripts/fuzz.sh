@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target (tests/fuzz/*_fuzz.cc) with clang-14 into
 # build-fuzz/ (or $REQCOST_FUZZ_BUILD_DIR) and runs each for a bounded time:
-# REQCOST_FUZZ_SECONDS (default 30) each, up to `nproc` at once. Exits
+# REQCOST_FUZZ_SECONDS (default 30; 0 builds only) each, up to `nproc` at once. Exits
 # non-zero on a build failure or on any finding (crash, sanitizer report,
 # timeout, out-of-memory); the input that caused it is kept under
 # build-fuzz/findings/ and named in the output. The corpus grows across runs
@@ -33,6 +33,10 @@ CC="$cc" CXX="$cxx" cmake -S "$root" -B "$build" -DREQCOST_FUZZ=ON \
   { cat "$build/configure.log" >&2; echo "fuzz.sh: configure failed" >&2; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 
+if [ "$seconds" = 0 ]; then
+  echo "fuzz.sh: REQCOST_FUZZ_SECONDS=0: built, not run"
+  exit 0
+fi
 mkdir -p "$build/findings"
 pids=()
 for t in "${targets[@]}"; do
