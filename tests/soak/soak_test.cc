@@ -124,6 +124,7 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
                   absl::ToDoubleSeconds(absl::Now() - start),
                   static_cast<long long>(total), static_cast<long long>(rss_start),
                   fds_start);
+      std::fflush(stdout);
     }
     rss_max = std::max(rss_max, RssKiB(reqcost));
     absl::SleepFor(absl::Milliseconds(100));
@@ -139,6 +140,7 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
               static_cast<long long>(rss_max),
               100.0 * (rss_end - rss_start) / std::max<int64_t>(rss_start, 1),
               fds_end, fds_start);
+  std::fflush(stdout);
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
   ASSERT_EQ(code, 0) << run.err();
 
