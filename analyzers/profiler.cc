@@ -429,6 +429,9 @@ void Profiler::State::NoteClient(uint32_t tgid) {
     }
     Conn& other = conns.at(*c.partner);
     if (processes[other.tgid].has_client) continue;
+    // Taken as a backend request, the link's reply reads left one with no
+    // "reply": then its next send begins a whole exchange.
+    const bool after_reply = c.work && !c.work->has_write;
     for (Conn* x : {&c, &other}) {
       x->role_guessed = false;
       x->requests = 0;
@@ -437,6 +440,7 @@ void Profiler::State::NoteClient(uint32_t tgid) {
       x->unbound_work.clear();
       x->work.reset();
     }
+    c.requests = after_reply ? 1 : 0;
     MakeLink(&c, &other);
     ++anomalies.reclassified_connections;
   }

@@ -18,7 +18,9 @@
 // otherwise; an unpaired unix one is taken as a backend link. When its other
 // end shows up later, pairing corrects the guess (the end in the process
 // that has client connections, else the end with the higher port, is the
-// link).
+// link). That last rule is a guess (on unix sockets, which have no ports, a
+// coin): when one of the two processes later shows a client connection, a
+// guessed pair is turned round so that its end is the link.
 //
 // Process role: "backend" if it has backend-side connections (paired evidence
 // is the more specific rule, so a process that is both is a backend),
@@ -71,8 +73,10 @@
 // only bytes the link sent before any later exchange began, counted in bytes
 // from both ends' start: php-fpm reads a request's empty FCGI_STDIN record
 // after its reply), skipping backend requests that began before the exchange
-// started; backend = [exit of the backend's first read of the request, exit
-// of its last write of the reply]. Else it
+// started and had replied already (one that had not replied yet starts at its
+// first read exiting after the exchange began: what it read before was the
+// previous request's tail); backend = [exit of the backend's first read of
+// the request, exit of its last write of the reply]. Else it
 // is *inferred*: [exit of the server's last send before the reply, enter of
 // its first reply read]. transport = |W| - backend, server = T - |W|. Values
 // are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so

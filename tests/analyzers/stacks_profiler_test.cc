@@ -6,6 +6,7 @@
 
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
+#include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
 #include "gmock/gmock.h"
@@ -157,6 +158,71 @@ INSTANTIATE_TEST_SUITE_P(
              (o.merged_late_read ? "LateReadWithTheNextRequest" : "") +
              (o.lost_late_read >= 0 ? "LateReadLost" : "");
     });
+
+
+// Attached to nginx with fastcgi_keep_conn while php-fpm sleeps in a request
+// (no payload): both ends of the kept unix link were opened before attach,
+// php-fpm's reply is the first event, nginx's reply read the second, and only
+// then does nginx touch a client connection. Two faults showed on the real
+// stack: with neither process known to have clients the pair's roles were a
+// guess that came out backwards (unix sockets have no ports to tell) and was
+// never corrected; and php-fpm's late 8-byte reads, sent before attach, put
+// its byte count 8 ahead of nginx's, so every late read split a new backend
+// request that began before its exchange and was skipped — each exchange then
+// took the wrong one. Now the guess is corrected when nginx shows a client,
+// and a backend request that began before its exchange but has not replied
+// yet starts at its first read after the exchange began.
+StreamBuilder AttachedMidRequestStream() {
+  SocketId link = UnixSock(0xA1, 0xB1);
+  SocketId side = UnixSock(0xB1, 0xA1);
+  StreamBuilder s;
+  s.Write(kPhp, 5, 100, 110, 104, "", Syscall::kWrite, side)
+      .Read(kPhp, 5, 112, 113, 8)
+      .Add(Syscall::kRecvfrom, kNginx, 11, 104, 120, 125, link)
+      .Write(kNginx, 3, 130, 140, 177, "", Syscall::kWritev,
+             TcpSock(80, 50000));
+  double php_read_enter = 114;
+  for (int k = 1; k <= 3; ++k) {
+    double b = k * 100000.0;
+    double work = 1000.0 * k;
+    s.Read(kNginx, 3, b + 50, b + 60, 125)
+        .Write(kNginx, 11, b + 100, b + 120, 584)
+        .Read(kPhp, 5, php_read_enter, b + 160, 8)
+        .Read(kPhp, 5, b + 161, b + 162, 568)
+        .Write(kPhp, 5, b + 160 + work, b + 170 + work, 104, "",
+               Syscall::kWrite)
+        .Read(kPhp, 5, b + 172 + work, b + 173 + work, 8)
+        .Add(Syscall::kRecvfrom, kNginx, 11, 104, b + 180 + work,
+             b + 190 + work)
+        .Write(kNginx, 3, b + 200 + work, b + 220 + work, 177);
+    php_read_enter = b + 174 + work;
+  }
+  s.Close(kNginx, 3, 303300, 303305);
+  return s;
+}
+
+TEST(StacksProfilerTest, AttachedMidRequestToAKeptUnixLinkMeasuresTheRest) {
+  Profiler profiler;
+  auto requests = RunEvents(profiler, AttachedMidRequestStream().InExitOrder());
+  ASSERT_THAT(requests, SizeIs(4));
+  EXPECT_FALSE(requests[0].complete);  // its start was before attach
+  for (int k = 1; k <= 3; ++k) {
+    SCOPED_TRACE(k);
+    const Request& r = requests[k];
+    double work = 1000.0 * k;
+    double close = k == 3 ? 5 : 0;
+    // T = 220 + work - 50 (+ close); W = 190 + work - 100;
+    // backend = 170 + work - 160.
+    EXPECT_THAT(r, HasPhases(170 + work + close, 80 + close, 80, work + 10));
+    EXPECT_THAT(r.backend_timing, Eq(BackendTiming::kMeasured));
+    EXPECT_THAT(r.backend_pid, Eq(kPhp));
+    EXPECT_THAT(r.backend_conn, Eq(ConnReuse::kReused));
+  }
+  Report report = profiler.BuildReport({});
+  for (const auto& p : report.processes) {
+    EXPECT_THAT(p.role, Eq(p.pid == kNginx ? "server" : "backend")) << p.pid;
+  }
+}
 
 }  // namespace
 }  // namespace reqcost::analyzers
