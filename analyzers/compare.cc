@@ -211,7 +211,7 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
 
 std::string FormatComparisonText(const Comparison& c) {
   std::string out;
-  const int w = 30;
+  const int w = 34;
   absl::StrAppendFormat(&out, "%-22s %-*s %-*s %s\n", "", w, c.a_label, w,
                         c.b_label, "delta");
   auto requests = [](const Report& r) {
