@@ -224,13 +224,21 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 	struct pending *p;
 	struct sock *sk;
 
-	if (!is_traced(task->tgid))
-		return 0;
-	p = bpf_task_storage_get(&pending, task, NULL,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	/*
+	 * A thread has pending storage only once it made a syscall while its
+	 * process was traced, and a process stays traced until its last
+	 * thread exits: storage found means traced, without the hash lookup.
+	 */
+	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (!p) {
-		count(RC_CNT_ENTER_LOST);
-		return 0;
+		if (!is_traced(task->tgid))
+			return 0;
+		p = bpf_task_storage_get(&pending, task, NULL,
+					 BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!p) {
+			count(RC_CNT_ENTER_LOST);
+			return 0;
+		}
 	}
 	p->enter_ns = bpf_ktime_get_ns();
 	p->syscall = sc;
@@ -316,15 +324,19 @@ static __always_inline __u32 copy_payload(__u8 *dst, __u16 sc, __u64 buf,
  * backlog is looked at every WAKEUP_CHECK_EVERY records of a CPU only, so
  * most records cost no query.
  */
-static __always_inline __u64 wakeup_flags(void)
+static __always_inline __u64 wakeup_flags(__u64 *emitted)
 {
-	__u32 which = RC_CNT_EMITTED;
-	__u64 *c = bpf_map_lookup_elem(&counters, &which);
-
-	if (c && (*c & (WAKEUP_CHECK_EVERY - 1)) == WAKEUP_CHECK_EVERY - 1 &&
+	if (emitted && (*emitted & (WAKEUP_CHECK_EVERY - 1)) == WAKEUP_CHECK_EVERY - 1 &&
 	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 *emitted_counter(void)
+{
+	__u32 which = RC_CNT_EMITTED;
+
+	return bpf_map_lookup_elem(&counters, &which);
 }
 
 /* Everything but the payload; p is NULL for an accept seen without enter. */
@@ -372,7 +384,7 @@ static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
 	__u32 zero = 0, want, n;
 	struct scratch_event *s;
 	struct rc_syscall_event *e;
-	__u64 size;
+	__u64 size, *emitted;
 
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
@@ -390,11 +402,13 @@ static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
 	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + n;
 	/* Within the scratch value whatever the mask leaves (see PAYLOAD_MASK). */
 	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(n);
-	if (bpf_ringbuf_output(&events, e, size, wakeup_flags())) {
+	emitted = emitted_counter();
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(emitted))) {
 		count(RC_CNT_DROPPED);
 		return 0;
 	}
-	count(RC_CNT_EMITTED);
+	if (emitted)
+		*emitted += 1;
 	return 0;
 }
 
@@ -403,10 +417,9 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rc_syscall_event *e;
 	struct pending *p;
-	__u64 exit_ns, flags;
+	__u64 exit_ns, *emitted;
 
-	if (!is_traced(task->tgid))
-		return 0;
+	/* Only a traced thread's enter leaves one (see on_enter). */
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p && p->syscall != sc)
 		p = NULL;	/* none, or a stale one: an exit was missed */
@@ -415,6 +428,8 @@ static __always_inline int on_exit(__u16 sc, long ret)
 			p->syscall = 0;
 			return 0;	/* not a socket */
 		}
+	} else if (!is_traced(task->tgid)) {
+		return 0;
 	} else if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
 		/*
 		 * Blocked since before attach. For accept the new fd says
@@ -429,7 +444,6 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		return emit_with_payload(sc, task, ret, p, exit_ns);
 
 	/* Without payload every record has one size: built in place. */
-	flags = wakeup_flags();
 	e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
 	if (!e) {
 		if (p)
@@ -440,8 +454,10 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	fill_event(e, sc, task, ret, p, exit_ns);
 	if (p)
 		p->syscall = 0;
-	bpf_ringbuf_submit(e, flags);
-	count(RC_CNT_EMITTED);
+	emitted = emitted_counter();
+	bpf_ringbuf_submit(e, wakeup_flags(emitted));
+	if (emitted)
+		*emitted += 1;
 	return 0;
 }
 
