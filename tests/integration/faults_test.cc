@@ -9,6 +9,7 @@
 // (fast.php sleeps 10 ms, slow.php 40 ms): a complete request that took the
 // other script's backend exchange shows a backend time outside its own
 // script's range in php-fpm's access log.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <regex>
@@ -674,28 +676,48 @@ TEST(FaultsTest, DISABLED_NoCompleteRequestOverlapsADropWindow) {
 
 class FaultsSignalTest : public ::testing::TestWithParam<int> {};
 
-// Names of reqcost's programs that `bpftool prog show` lists while loaded
-// (as in cli_test.cc).
-bool AnyReqcostProgramLoaded() {
-  FILE* p = popen("bpftool prog show 2>/dev/null", "r");
-  if (p == nullptr) return false;
-  std::string all;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) all.append(buf, n);
-  pclose(p);
-  for (const char* name : {"enter_accept4", "exit_recvfrom", "on_fork",
-                           "on_exit_process", "exit_sendfile64"}) {
-    if (all.find(std::string("name ") + name) != std::string::npos) return true;
+// The test's own child process running reqcost, or -1.
+pid_t ReqcostChild() {
+  for (pid_t p : ChildPids(getpid())) {
+    absl::StatusOr<std::string> comm =
+        ReadFileToString(absl::StrCat("/proc/", p, "/comm"));
+    if (comm.ok() && *comm == "reqcost\n") return p;
   }
-  return false;
+  return -1;
 }
 
-bool NothingLoadedWithin(absl::Duration timeout) {
+// Ids of the BPF programs `pid` holds (from /proc/PID/fdinfo): exactly this
+// reqcost's, whatever other reqcost runs on the machine.
+std::set<uint32_t> ProgramIdsOf(pid_t pid) {
+  std::set<uint32_t> ids;
+  const std::string dir = absl::StrCat("/proc/", pid, "/fdinfo");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return ids;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::istringstream in(
+        ReadFileToString(dir + "/" + e->d_name).value_or(""));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("prog_id:", 0) == 0) ids.insert(std::stoul(line.substr(8)));
+    }
+  }
+  closedir(d);
+  return ids;
+}
+
+bool ProgramLoaded(uint32_t id) {
+  return std::system(absl::StrCat("bpftool prog show id ", id,
+                                  " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// True once none of `ids` is loaded any more (bounded).
+bool GoneWithin(const std::set<uint32_t>& ids, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
-  while (AnyReqcostProgramLoaded()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(50));
+  for (uint32_t id : ids) {
+    while (ProgramLoaded(id)) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
   }
   return true;
 }
@@ -714,14 +736,16 @@ TEST_P(FaultsSignalTest, SignalUnderLoadPrintsJsonWritesCaptureAndDetaches) {
       run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
                                     "-p", std::to_string(backend.pid()),
                                     "--format", "json", "-o", capture}));
-  ASSERT_TRUE(AnyReqcostProgramLoaded());
+  const std::set<uint32_t> programs = ProgramIdsOf(ReqcostChild());
+  ASSERT_GT(programs.size(), 20u);
+  for (uint32_t id : programs) ASSERT_TRUE(ProgramLoaded(id)) << id;
   BackgroundAb ab(Ab(nginx, "/fcgi/x?work_us=2000", 2000, 2));
   absl::SleepFor(absl::Milliseconds(700));
   // While ab is still sending.
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(GetParam()));
   ASSERT_EQ(code, 0) << run.err();
-  EXPECT_TRUE(NothingLoadedWithin(absl::Seconds(5)))
-      << "reqcost programs still loaded after it exited";
+  EXPECT_TRUE(GoneWithin(programs, absl::Seconds(5)))
+      << "reqcost's programs still loaded after it exited";
   ASSERT_OK_AND_ASSIGN(ab_result, ab.Join());
   EXPECT_EQ(ab_result.complete, 2000);  // the stack ran on, undisturbed
 
@@ -748,6 +772,39 @@ INSTANTIATE_TEST_SUITE_P(IntAndTerm, FaultsSignalTest,
                          [](const auto& info) {
                            return info.param == SIGINT ? "SIGINT" : "SIGTERM";
                          });
+
+// SIGKILL cannot be caught: the kernel still unloads everything (the
+// programs and links are held by reqcost's descriptors), and the capture,
+// flushed every second, reads up to the last flush and is reported cut
+// short (exit 6), never as a complete run.
+TEST(FaultsTest, SigkillLeavesNothingLoadedAndACaptureReportedAsCutShort) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  const std::string capture = dir.File("killed.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--format", "json", "-o", capture}));
+  const std::set<uint32_t> programs = ProgramIdsOf(ReqcostChild());
+  ASSERT_GT(programs.size(), 20u);
+  ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/fcgi/x?work_us=1000", 200, 2)));
+  absl::SleepFor(absl::Milliseconds(1500));  // at least one flush
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGKILL));
+  EXPECT_EQ(code, 128 + SIGKILL);
+  EXPECT_TRUE(GoneWithin(programs, absl::Seconds(5)));
+  CommandResult r = RunReqcost(dir, {"report", capture, "--format", "json"});
+  EXPECT_EQ(r.code, 6) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("no end record: capture was cut short at byte"));
+  absl::StatusOr<collector::Capture> cap =
+      collector::ReadCapture(capture, collector::ReadMode::kBestEffort);
+  ASSERT_TRUE(cap.ok()) << cap.status();
+  EXPECT_FALSE(cap->complete);
+  EXPECT_GT(cap->events.size(), 1000u) << "the flushed events are readable";
+}
 
 // ---------------------------------------------------------------------------
 // 4. Bad input.
