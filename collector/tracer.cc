@@ -178,6 +178,11 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
     ++self->decode_errors_;
     return 0;
   }
+  // A drop that happened before this record must be known before the record
+  // is: the profiler may finalize requests as soon as it sees later events.
+  uint64_t at = kind == RecordKind::kSyscall ? self->syscall_.exit_ns
+                                             : self->process_.ts_ns;
+  if (at > self->last_drop_check_ns_) self->CheckDrops();
   if (kind == RecordKind::kSyscall) {
     self->sink_->OnSyscall(self->syscall_);
   } else {
@@ -200,8 +205,9 @@ absl::StatusOr<int> Tracer::Poll(int timeout_ms) {
 }
 
 void Tracer::CheckDrops() {
-  uint64_t now = MonotonicNowNs();
+  // Counter first, clock second: every drop counted happened before `now`.
   uint64_t dropped = counters().dropped;
+  uint64_t now = MonotonicNowNs();
   if (dropped > dropped_seen_) {
     sink_->OnDrops(last_drop_check_ns_, now, dropped - dropped_seen_);
     dropped_seen_ = dropped;

@@ -17,10 +17,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/integration/bpf_objects.h"
 #include "tests/support/require_bpf.h"
 
 namespace {
 
+using ::reqcost::testing::AllGoneWithin;
+using ::reqcost::testing::BpfObjectIds;
+using ::reqcost::testing::BpfObjectsHeldBy;
+using ::reqcost::testing::StillLoaded;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
@@ -124,31 +129,6 @@ class Sleeper {
   pid_t pid_;
 };
 
-// Names of reqcost's programs that `bpftool prog show` lists while loaded.
-bool AnyReqcostProgramLoaded() {
-  FILE* p = popen("bpftool prog show 2>/dev/null", "r");
-  if (p == nullptr) return false;
-  std::string all;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) all.append(buf, n);
-  pclose(p);
-  for (const char* name : {"enter_accept4", "exit_recvfrom", "on_fork",
-                           "on_exit_process", "exit_sendfile64"}) {
-    if (all.find(std::string("name ") + name) != std::string::npos) return true;
-  }
-  return false;
-}
-
-bool NothingLoadedWithin(int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  while (AnyReqcostProgramLoaded()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 TEST(CliTest, CheckPassesOnThisMachine) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   Result r = RunReqcost({"check"});
@@ -160,11 +140,16 @@ TEST(CliTest, CheckPassesOnThisMachine) {
 TEST(CliTest, AttachWithDurationReportsAndDetaches) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   Sleeper target;
-  Result r = RunReqcost({"attach", "-p", target.pid(), "--duration", "300ms", "--events"});
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("attached to 1 processes"));
-  EXPECT_THAT(r.out, HasSubstr("0 dropped, 0 unpaired"));
-  EXPECT_TRUE(NothingLoadedWithin(5));
+  Child c = Spawn({"attach", "-p", target.pid(), "--duration", "2s", "--events"});
+  ASSERT_TRUE(WaitForText(c.err_path, "attached to 1 processes", 20))
+      << Slurp(c.err_path);
+  BpfObjectIds held = BpfObjectsHeldBy(c.pid);
+  EXPECT_GE(held.programs.size(), 31u);
+  EXPECT_EQ(Wait(c), 0) << Slurp(c.err_path);
+  EXPECT_THAT(Slurp(c.out_path), HasSubstr("0 dropped, 0 unpaired"));
+  EXPECT_TRUE(AllGoneWithin(held, 5));
+  unlink(c.out_path.c_str());
+  unlink(c.err_path.c_str());
 }
 
 class CliSignalTest : public ::testing::TestWithParam<int> {};
@@ -174,11 +159,13 @@ TEST_P(CliSignalTest, SignalEndsAttachCleanlyWithItsSummary) {
   Sleeper target;
   Child c = Spawn({"attach", "-p", target.pid()});
   ASSERT_TRUE(WaitForText(c.err_path, "attached to", 20)) << Slurp(c.err_path);
-  EXPECT_TRUE(AnyReqcostProgramLoaded());
+  BpfObjectIds held = BpfObjectsHeldBy(c.pid);
+  EXPECT_GE(held.programs.size(), 31u);
+  EXPECT_TRUE(StillLoaded(held).programs.size() == held.programs.size());
   kill(c.pid, GetParam());
   EXPECT_EQ(Wait(c, 10), 0) << Slurp(c.err_path);
   EXPECT_THAT(Slurp(c.out_path), HasSubstr("dropped"));
-  EXPECT_TRUE(NothingLoadedWithin(5));
+  EXPECT_TRUE(AllGoneWithin(held, 5));
   unlink(c.out_path.c_str());
   unlink(c.err_path.c_str());
 }
