@@ -316,13 +316,14 @@ static __always_inline __u32 copy_payload(__u8 *dst, __u16 sc, __u64 buf,
 	}
 }
 
-#define WAKEUP_CHECK_EVERY 64	/* records per CPU between backlog checks */
+#define WAKEUP_CHECK_EVERY 16	/* records per CPU between backlog checks */
 
 /*
  * Ring-buffer flags for the next record: never wake the consumer (it polls
  * every 100 ms), except when the backlog has passed WAKEUP_BYTES. The
- * backlog is looked at every WAKEUP_CHECK_EVERY records of a CPU only, so
- * most records cost no query.
+ * backlog is looked at every WAKEUP_CHECK_EVERY records of a CPU only: the
+ * query reads the consumer's position, a cache line the consumer's CPU
+ * writes, and cost ~70 ns per record when made for every one.
  */
 static __always_inline __u64 wakeup_flags(__u64 *emitted)
 {
