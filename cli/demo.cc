@@ -5,7 +5,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "analyzers/compare.h"
 #include "analyzers/format.h"
 #include "cli/demo.h"
 #include "cli/exit_codes.h"
@@ -100,34 +100,14 @@ void PrintTable(const std::vector<Outcome>& outcomes, int requests) {
   std::printf(" ms)\n");
 }
 
-// "client keep-alive saves 0.05 ms per request (21%), most of it in server"
+// One verdict per way against the first, from analyzers::Compare.
 void PrintSavings(const std::vector<Outcome>& outcomes) {
-  const analyzers::PhaseSet& base = outcomes[0].report.phases;
-  if (!base.total) return;
   std::printf("\ncompared with %s:\n", outcomes[0].scenario->name);
   for (size_t i = 1; i < outcomes.size() && i < 4; ++i) {
-    const analyzers::PhaseSet& p = outcomes[i].report.phases;
-    if (!p.total) continue;
-    double delta = base.total->mean_us - p.total->mean_us;
-    struct Part {
-      const char* name;
-      double saved;
-    } parts[] = {
-        {"server", (base.server ? base.server->mean_us : 0) -
-                       (p.server ? p.server->mean_us : 0)},
-        {"transport", (base.transport ? base.transport->mean_us : 0) -
-                          (p.transport ? p.transport->mean_us : 0)},
-        {"backend", (base.backend ? base.backend->mean_us : 0) -
-                        (p.backend ? p.backend->mean_us : 0)},
-    };
-    const Part* most = &parts[0];
-    for (const Part& part : parts) {
-      if (std::abs(part.saved) > std::abs(most->saved)) most = &part;
-    }
-    std::printf("  %-44s %s %s per request (%.0f%%), mostly %s time\n",
-                outcomes[i].scenario->name, delta >= 0 ? "saves" : "costs",
-                analyzers::FormatDuration(std::abs(delta)).c_str(),
-                100 * std::abs(delta) / base.total->mean_us, most->name);
+    analyzers::Comparison c =
+        analyzers::Compare(outcomes[0].report, outcomes[i].report,
+                           outcomes[0].scenario->name, outcomes[i].scenario->name);
+    std::printf("  %s\n", c.verdict.c_str());
   }
 }
 

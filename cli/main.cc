@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "cli/demo.h"
 #include "cli/exit_codes.h"
 
 namespace {
@@ -95,6 +96,13 @@ int main(int argc, char** argv) {
   timeline_cmd->add_flag("--force", timeline.force,
                          "replace the output file if it exists");
 
+  DemoOptions demo;
+  CLI::App* demo_cmd = app.add_subcommand(
+      "demo", "start nginx + php-fpm on loopback, profile them four ways, "
+              "compare (root)");
+  demo_cmd->add_option("-n,--requests", demo.requests,
+                       "requests per way, 1-100000 (default 2000)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -107,6 +115,7 @@ int main(int argc, char** argv) {
   }
 
   if (app.got_subcommand("check")) return RunCheck();
+  if (app.got_subcommand(demo_cmd)) return RunDemo(demo);
   if (app.got_subcommand(attach_cmd)) {
     attach.command_line = command_line;
     return RunAttach(attach);
