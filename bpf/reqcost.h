@@ -53,7 +53,7 @@ enum rc_counter {
 	RC_CNT_EMITTED = 0,	/* records written to the ring buffer */
 	RC_CNT_DROPPED = 1,	/* records lost: the ring buffer was full */
 	RC_CNT_UNPAIRED = 2,	/* exits whose enter was not seen, not emitted */
-	RC_CNT_ENTER_LOST = 3,	/* enters not stored: the pending map was full */
+	RC_CNT_ENTER_LOST = 3,	/* enters not stored: no per-thread storage could be allocated */
 	RC_CNT_MAX = 4,
 };
 

@@ -153,7 +153,7 @@ struct KernelCounters {
   uint64_t emitted = 0;     // records written to the ring buffer
   uint64_t dropped = 0;     // records lost because the ring buffer was full
   uint64_t unpaired = 0;    // exits without a seen enter, not emitted
-  uint64_t enter_lost = 0;  // enters not stored: the pending map was full
+  uint64_t enter_lost = 0;  // enters not stored: no per-thread storage
 };
 
 }  // namespace reqcost
