@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark command (README "Performance", tests/bench/PERFORMANCE.md):
+# The benchmark command (README "Performance"):
 # installs what is missing, builds, then runs every benchmark and prints its
 # figures. About 5 minutes; run it as root (the overhead benchmark loads BPF
 # and runs strace) on an otherwise idle machine.
