@@ -29,6 +29,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/integration/breakdown_expect.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -40,48 +41,6 @@ using ::nlohmann::json;
 
 constexpr int kWorkUs = 20000;
 constexpr int kRequests = 100;
-constexpr double kMeasuredTolerance = 0.05;
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
-  auto lhs##_or = (expr);                          \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
-  auto lhs = *std::move(lhs##_or)
-
-double Mean(const std::vector<double>& v) {
-  double sum = 0;
-  for (double x : v) sum += x;
-  return v.empty() ? 0 : sum / v.size();
-}
-
-// The phases every case checks, against the backend's own mean; prints the
-// "[ accuracy ]" line STACKS.md quotes.
-void ExpectBreakdown(const std::string& stack, const json& report,
-                     const AbResult& ab, double backend_own_mean_us,
-                     const std::string& timing = "measured",
-                     double tolerance = kMeasuredTolerance) {
-  SCOPED_TRACE(report.dump(2));
-  EXPECT_EQ(report["schema"], "reqcost.report/1");
-  EXPECT_EQ(report["requests"]["complete"], ab.complete);
-  EXPECT_EQ(report["capture"]["dropped_events"], 0);
-  EXPECT_EQ(report["backend_timing"], timing);
-  const json& phases = report["phases"];
-  ASSERT_TRUE(phases["backend"]["mean_us"].is_number());
-  double backend = phases["backend"]["mean_us"].get<double>();
-  double transport = phases["transport"]["mean_us"].get<double>();
-  double server = phases["server"]["mean_us"].get<double>();
-  std::printf("[ accuracy ] %s: %s backend %.1f us vs own clock %.1f us "
-              "(%+.2f%%); transport %.1f us, server %.1f us, %d/%d complete\n",
-              stack.c_str(), timing.c_str(), backend, backend_own_mean_us,
-              100 * (backend - backend_own_mean_us) / backend_own_mean_us,
-              transport, server,
-              report["requests"]["complete"].get<int>(), ab.complete);
-  EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
-      << "backend's own mean " << backend_own_mean_us << " us";
-  EXPECT_LT(transport, 1000);
-  EXPECT_LT(server, 1000);
-  EXPECT_NEAR(server + transport + backend,
-              phases["total"]["mean_us"].get<double>(), 1.0);
-}
 
 // How many complete requests each group says went over a new / reused
 // backend connection.

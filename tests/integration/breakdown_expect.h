@@ -1,0 +1,64 @@
+// What every accuracy test checks of a `reqcost.report/1` breakdown, against
+// the backend's own clock, and the small helpers those tests share.
+#ifndef REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
+#define REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+
+using ::nlohmann::json;
+
+inline constexpr double kMeasuredTolerance = 0.05;
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
+  auto lhs##_or = (expr);                          \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
+  auto lhs = *std::move(lhs##_or)
+
+inline double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / v.size();
+}
+
+// The phases every case checks, against the backend's own mean; prints the
+// "[ accuracy ]" line STACKS.md quotes.
+inline void ExpectBreakdown(const std::string& stack, const json& report,
+                     const AbResult& ab, double backend_own_mean_us,
+                     const std::string& timing = "measured",
+                     double tolerance = kMeasuredTolerance) {
+  SCOPED_TRACE(report.dump(2));
+  EXPECT_EQ(report["schema"], "reqcost.report/1");
+  EXPECT_EQ(report["requests"]["complete"], ab.complete);
+  EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  EXPECT_EQ(report["backend_timing"], timing);
+  const json& phases = report["phases"];
+  ASSERT_TRUE(phases["backend"]["mean_us"].is_number());
+  double backend = phases["backend"]["mean_us"].get<double>();
+  double transport = phases["transport"]["mean_us"].get<double>();
+  double server = phases["server"]["mean_us"].get<double>();
+  std::printf("[ accuracy ] %s: %s backend %.1f us vs own clock %.1f us "
+              "(%+.2f%%); transport %.1f us, server %.1f us, %d/%d complete\n",
+              stack.c_str(), timing.c_str(), backend, backend_own_mean_us,
+              100 * (backend - backend_own_mean_us) / backend_own_mean_us,
+              transport, server,
+              report["requests"]["complete"].get<int>(), ab.complete);
+  EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
+      << "backend's own mean " << backend_own_mean_us << " us";
+  EXPECT_LT(transport, 1000);
+  EXPECT_LT(server, 1000);
+  EXPECT_NEAR(server + transport + backend,
+              phases["total"]["mean_us"].get<double>(), 1.0);
+}
+
+}  // namespace reqcost::testing
+
+#endif  // REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
