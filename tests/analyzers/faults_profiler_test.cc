@@ -21,6 +21,7 @@ namespace {
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::UnixSock;
 using ::reqcost::analyzers::test_support::Us;
 using ::testing::Each;
@@ -31,14 +32,6 @@ using ::testing::SizeIs;
 constexpr uint32_t kNginx = 100;
 constexpr uint32_t kPhp = 200;
 constexpr uint32_t kFpmMaster = 199;
-
-MATCHER_P4(HasPhases, total, server, transport, backend, "") {
-  *result_listener << "complete=" << arg.complete << " ("
-                   << arg.incomplete_reason << ")";
-  return arg.complete && arg.total_ns == Us(total) &&
-         arg.server_ns == Us(server) && arg.transport_ns == Us(transport) &&
-         arg.backend_ns == Us(backend);
-}
 
 ProcessEvent Proc(ProcessEvent::Op op, uint32_t tgid, double at_us,
                   uint32_t parent = 1) {

@@ -18,6 +18,7 @@
 namespace reqcost::analyzers {
 namespace {
 
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::FcgiRecord;
 using ::reqcost::analyzers::test_support::RunStream;
@@ -36,25 +37,6 @@ using ::testing::SizeIs;
 constexpr uint32_t kNginx = 100;
 constexpr uint32_t kPhp = 200;
 constexpr uint32_t kPhp2 = 201;
-
-// Matches a complete request with exactly these phases (microseconds).
-MATCHER_P4(HasPhases, total, server, transport, backend, "") {
-  bool ok = arg.complete && arg.total_ns == Us(total) &&
-            arg.server_ns == Us(server) &&
-            arg.transport_ns == Us(transport) &&
-            arg.backend_ns == Us(backend);
-  if (!ok) {
-    auto v = [](const std::optional<uint64_t>& x) {
-      return x.has_value() ? std::to_string(*x / 1000.0) : std::string("-");
-    };
-    *result_listener << "complete=" << arg.complete << " ("
-                     << arg.incomplete_reason << ") total=" << v(arg.total_ns)
-                     << " server=" << v(arg.server_ns)
-                     << " transport=" << v(arg.transport_ns)
-                     << " backend=" << v(arg.backend_ns);
-  }
-  return ok;
-}
 
 MATCHER_P(IsIncompleteBecause, reason, "") {
   *result_listener << "complete=" << arg.complete << " reason='"

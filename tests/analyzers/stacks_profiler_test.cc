@@ -16,6 +16,7 @@
 namespace reqcost::analyzers {
 namespace {
 
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::FcgiRecord;
 using ::reqcost::analyzers::test_support::RunEvents;
 using ::reqcost::analyzers::test_support::StreamBuilder;
@@ -27,24 +28,6 @@ using ::testing::SizeIs;
 
 constexpr uint32_t kNginx = 100;
 constexpr uint32_t kPhp = 200;
-
-MATCHER_P4(HasPhases, total, server, transport, backend, "") {
-  bool ok = arg.complete && arg.total_ns == Us(total) &&
-            arg.server_ns == Us(server) &&
-            arg.transport_ns == Us(transport) &&
-            arg.backend_ns == Us(backend);
-  if (!ok) {
-    auto v = [](const std::optional<uint64_t>& x) {
-      return x.has_value() ? std::to_string(*x / 1000.0) : std::string("-");
-    };
-    *result_listener << "complete=" << arg.complete << " ("
-                     << arg.incomplete_reason << ") total=" << v(arg.total_ns)
-                     << " server=" << v(arg.server_ns)
-                     << " transport=" << v(arg.transport_ns)
-                     << " backend=" << v(arg.backend_ns);
-  }
-  return ok;
-}
 
 struct FpmStreamOptions {
   bool fcgi = false;  // payloads carry FastCGI records

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
+
 #include "analyzers/profiler.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -141,6 +143,25 @@ inline std::vector<Request> RunEvents(Profiler& profiler,
 inline std::vector<Request> RunStream(const StreamBuilder& stream) {
   Profiler profiler;
   return RunEvents(profiler, stream.InExitOrder());
+}
+
+// Matches a complete request with exactly these phases (microseconds).
+MATCHER_P4(HasPhases, total, server, transport, backend, "") {
+  bool ok = arg.complete && arg.total_ns == Us(total) &&
+            arg.server_ns == Us(server) &&
+            arg.transport_ns == Us(transport) &&
+            arg.backend_ns == Us(backend);
+  if (!ok) {
+    auto v = [](const std::optional<uint64_t>& x) {
+      return x.has_value() ? std::to_string(*x / 1000.0) : std::string("-");
+    };
+    *result_listener << "complete=" << arg.complete << " ("
+                     << arg.incomplete_reason << ") total=" << v(arg.total_ns)
+                     << " server=" << v(arg.server_ns)
+                     << " transport=" << v(arg.transport_ns)
+                     << " backend=" << v(arg.backend_ns);
+  }
+  return ok;
 }
 
 }  // namespace reqcost::analyzers::test_support
