@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "tests/analyzers/stream_builder.h"
+
 namespace reqcost::bench {
 namespace {
 
-constexpr uint16_t kAfUnix = 1;
-constexpr uint16_t kAfInet = 2;
-constexpr uint16_t kSockStream = 1;
+using ::reqcost::analyzers::test_support::TcpSock;
+using ::reqcost::analyzers::test_support::UnixSock;
+
 constexpr uint16_t kHttpPort = 8080;
 constexpr uint16_t kFpmPort = 9000;
 constexpr int32_t kNginxListenFd = 6;
@@ -17,27 +19,6 @@ constexpr int64_t kEagain = -11;
 constexpr int64_t kEinprogress = -115;
 constexpr uint32_t kNginxMaster = 1000;
 constexpr uint32_t kFpmMaster = 2000;
-
-SocketId Tcp(uint64_t sock, uint16_t local_port, uint16_t remote_port) {
-  SocketId s;
-  s.family = kAfInet;
-  s.type = kSockStream;
-  s.sock = sock;
-  s.local_addr = {127, 0, 0, 1};
-  s.remote_addr = {127, 0, 0, 1};
-  s.local_port = local_port;
-  s.remote_port = remote_port;
-  return s;
-}
-
-SocketId Unix(uint64_t sock, uint64_t peer) {
-  SocketId s;
-  s.family = kAfUnix;
-  s.type = kSockStream;
-  s.sock = sock;
-  s.peer = peer;
-  return s;
-}
 
 }  // namespace
 
@@ -139,7 +120,7 @@ void SyntheticStack::Generate(int index) {
   // nginx: accept the client connection (first request on it).
   bool first = l.requests_on_conn == 0;
   if (first) {
-    l.client = Tcp(NewSockAddr(), kHttpPort, NextPort());
+    l.client = TcpSock(kHttpPort, NextPort(), NewSockAddr());
     SocketId listener = l.client;
     t = add(l.nginx, Syscall::kAccept4, kNginxListenFd, l.client_fd, t, us(6), listener,
             SyscallEvent::kListener);
@@ -154,11 +135,11 @@ void SyntheticStack::Generate(int index) {
   SocketId link, side;
   if (options_.tcp_backend) {
     uint16_t port = NextPort();
-    link = Tcp(a, port, kFpmPort);
-    side = Tcp(b, kFpmPort, port);
+    link = TcpSock(port, kFpmPort, a);
+    side = TcpSock(kFpmPort, port, b);
   } else {
-    link = Unix(a, b);
-    side = Unix(b, a);
+    link = UnixSock(a, b);
+    side = UnixSock(b, a);
   }
   uint64_t connect_enter = t;
   t = add(l.nginx, Syscall::kConnect, l.link_fd,
