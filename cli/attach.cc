@@ -161,9 +161,7 @@ int RunAttach(const AttachOptions& options) {
   if (!options.summary) {
     std::fprintf(stderr, "%s\n",
                  CountersLine(pipeline.syscall_events(),
-                              pipeline.report().capture.events -
-                                  pipeline.syscall_events(),
-                              counters).c_str());
+                              pipeline.process_events(), counters).c_str());
   }
   if (!end.ok()) return Fail(end);
   if (!poll_error.ok()) return Fail(poll_error);

@@ -64,6 +64,7 @@ class Pipeline : public collector::EventSink {
   // The report End() printed.
   const analyzers::Report& report() const { return report_; }
   uint64_t syscall_events() const { return syscalls_; }
+  uint64_t process_events() const { return process_events_; }
 
  private:
   void OnRequest(const analyzers::Request& request);
