@@ -80,6 +80,8 @@ class Tracer {
   Tracer(EventSink* sink) : sink_(sink) {}
   static int OnRecord(void* ctx, void* data, size_t len);
   void CheckDrops();
+  // One kernel counter (enum rc_counter), summed over CPUs.
+  uint64_t Counter(uint32_t index) const;
 
   struct SkeletonDeleter {
     void operator()(reqcost_bpf* skel) const;
