@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <set>
 #include <string>
 #include <tuple>
@@ -159,13 +158,11 @@ struct ProcessState {
 using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
                             std::array<uint8_t, 16>, uint16_t>;
 
+// An event waiting in the reorder buffer, processed in order of `key`, then
+// of arrival.
 struct Queued {
   uint64_t key = 0;
-  uint64_t seq = 0;
   std::variant<SyscallEvent, ProcessEvent> item;
-  bool operator>(const Queued& o) const {
-    return std::tie(key, seq) > std::tie(o.key, o.seq);
-  }
 };
 
 }  // namespace
@@ -176,9 +173,9 @@ struct Profiler::State {
   RequestStats stats;
   Anomalies anomalies;
 
-  std::priority_queue<Queued, std::vector<Queued>, std::greater<Queued>>
-      queue;
-  uint64_t next_seq = 0;
+  // Sorted by key; equal keys in arrival order. Events arrive almost in
+  // order, so nearly every one is appended at the back.
+  std::deque<Queued> queue;
   uint64_t newest_ns = 0;
   uint64_t processed_ns = 0;
 
@@ -229,28 +226,36 @@ struct Profiler::State {
 void Profiler::State::Push(uint64_t key,
                            std::variant<SyscallEvent, ProcessEvent> item) {
   if (key < processed_ns) ++anomalies.late_events;
-  queue.push(Queued{key, next_seq++, std::move(item)});
+  if (queue.empty() || queue.back().key <= key) {
+    queue.push_back(Queued{key, std::move(item)});
+  } else {
+    // After every queued event with a key up to this one: arrival order
+    // breaks ties.
+    auto at = std::upper_bound(
+        queue.begin(), queue.end(), key,
+        [](uint64_t k, const Queued& q) { return k < q.key; });
+    queue.insert(at, Queued{key, std::move(item)});
+  }
   newest_ns = std::max(newest_ns, key);
   Drain(false);
 }
 
 void Profiler::State::Drain(bool all) {
   while (!queue.empty()) {
-    const Queued& top = queue.top();
-    if (!all && top.key + options.reorder_window_ns > newest_ns) break;
-    Queued q = std::move(const_cast<Queued&>(top));
-    queue.pop();
-    processed_ns = std::max(processed_ns, q.key);
-    if (const auto* e = std::get_if<SyscallEvent>(&q.item)) {
+    const Queued& front = queue.front();
+    if (!all && front.key + options.reorder_window_ns > newest_ns) break;
+    processed_ns = std::max(processed_ns, front.key);
+    if (const auto* e = std::get_if<SyscallEvent>(&front.item)) {
       Handle(*e);
     } else {
-      const auto& p = std::get<ProcessEvent>(q.item);
+      const auto& p = std::get<ProcessEvent>(front.item);
       if (p.op == ProcessEvent::Op::kExit) {
         ProcessExit(p.tgid);
       } else if (!p.comm.empty()) {
         processes[p.tgid].comm = p.comm;
       }
     }
+    queue.pop_front();
   }
 }
 
@@ -1087,7 +1092,9 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
       oldest = std::min(oldest, conn.request->first_read_exit);
     }
   }
-  if (!state_->queue.empty()) oldest = std::min(oldest, state_->queue.top().key);
+  if (!state_->queue.empty()) {
+    oldest = std::min(oldest, state_->queue.front().key);
+  }
   drops.erase(std::remove_if(drops.begin(), drops.end(),
                              [&](const auto& d) { return d.second < oldest; }),
               drops.end());
