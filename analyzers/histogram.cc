@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace reqcost::analyzers {
 namespace {
@@ -34,16 +36,28 @@ uint64_t LogLinearHistogram::BucketHigh(uint32_t bucket) {
   return low + ((uint64_t{1} << shift) - 1);
 }
 
+uint64_t& LogLinearHistogram::CountOf(uint32_t bucket) {
+  const size_t octave = bucket / kSub;
+  if (octave >= octaves_.size()) octaves_.resize(octave + 1);
+  if (octaves_[octave].empty()) octaves_[octave].resize(kSub);
+  return octaves_[octave][bucket % kSub];
+}
+
 void LogLinearHistogram::Add(uint64_t value, uint64_t count) {
   if (count == 0) return;
-  buckets_[BucketOf(value)] += count;
+  CountOf(BucketOf(value)) += count;
   count_ += count;
   min_ = std::min(min_, value);
   max_ = std::max(max_, value);
 }
 
 void LogLinearHistogram::Merge(const LogLinearHistogram& other) {
-  for (const auto& [bucket, n] : other.buckets_) buckets_[bucket] += n;
+  for (size_t octave = 0; octave < other.octaves_.size(); ++octave) {
+    const std::vector<uint64_t>& counts = other.octaves_[octave];
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] != 0) CountOf(octave * kSub + i) += counts[i];
+    }
+  }
   count_ += other.count_;
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
@@ -56,12 +70,16 @@ uint64_t LogLinearHistogram::Percentile(double q) const {
   rank = std::clamp<uint64_t>(rank, 1, count_);
   if (rank == count_) return max_;  // the top rank is the exact max
   uint64_t seen = 0;
-  for (const auto& [bucket, n] : buckets_) {
-    seen += n;
-    if (seen >= rank) {
-      uint64_t low = BucketLow(bucket);
-      uint64_t mid = low + (BucketHigh(bucket) - low) / 2;
-      return std::clamp(mid, min_, max_);
+  for (size_t octave = 0; octave < octaves_.size(); ++octave) {
+    const std::vector<uint64_t>& counts = octaves_[octave];
+    for (size_t i = 0; i < counts.size(); ++i) {
+      seen += counts[i];
+      if (seen >= rank) {
+        const auto bucket = static_cast<uint32_t>(octave * kSub + i);
+        uint64_t low = BucketLow(bucket);
+        uint64_t mid = low + (BucketHigh(bucket) - low) / 2;
+        return std::clamp(mid, min_, max_);
+      }
     }
   }
   return max_;

@@ -1,12 +1,11 @@
 // Streaming summaries of non-negative durations: exact count, mean and max,
 // percentiles from a log-linear histogram. Memory depends on the spread of
-// the values (the number of distinct buckets), never on their number.
+// the values (the octaves they span), never on their number.
 #ifndef REQCOST_ANALYZERS_HISTOGRAM_H_
 #define REQCOST_ANALYZERS_HISTOGRAM_H_
 
 #include <cstdint>
-
-#include "absl/container/btree_map.h"
+#include <vector>
 
 namespace reqcost::analyzers {
 
@@ -15,7 +14,8 @@ namespace reqcost::analyzers {
 // into 128 equal buckets, so a bucket is at most 1/128 of its lower bound
 // wide; a percentile is reported as the middle of its bucket (clamped to
 // the exact min and max), so its relative error is at most 1/256 (< 0.4%),
-// within the promised 1%.
+// within the promised 1%. Counts are kept per octave (128 buckets, 1 KB),
+// allocated when a value first falls in it.
 class LogLinearHistogram {
  public:
   static constexpr int kSubBucketBits = 7;  // 128 sub-buckets per octave
@@ -35,7 +35,12 @@ class LogLinearHistogram {
   static uint64_t BucketHigh(uint32_t bucket);
 
  private:
-  absl::btree_map<uint32_t, uint64_t> buckets_;
+  uint64_t& CountOf(uint32_t bucket);
+
+  // Bucket b's count is octaves_[b / 128][b % 128]; an octave with no value
+  // yet is empty. (Below 256 the "octaves" are the exact values 0-127 and
+  // 128-255.)
+  std::vector<std::vector<uint64_t>> octaves_;
   uint64_t count_ = 0;
   uint64_t min_ = UINT64_MAX;
   uint64_t max_ = 0;

@@ -42,6 +42,20 @@ TEST(LogLinearHistogramTest, SmallValuesAreExact) {
   EXPECT_THAT(h.Percentile(1.0), Eq(200u));
 }
 
+TEST(LogLinearHistogramTest, ValuesOctavesApartKeepTheirOrder) {
+  // The smallest and the largest bucket, and one in between.
+  LogLinearHistogram h;
+  h.Add(UINT64_MAX);
+  h.Add(1'000'000'000);
+  h.Add(0);
+  uint32_t b = LogLinearHistogram::BucketOf(1'000'000'000);
+  uint64_t low = LogLinearHistogram::BucketLow(b);
+  EXPECT_THAT(h.Percentile(0.1), Eq(0u));
+  EXPECT_THAT(h.Percentile(0.5),
+              Eq(low + (LogLinearHistogram::BucketHigh(b) - low) / 2));
+  EXPECT_THAT(h.Percentile(1.0), Eq(UINT64_MAX));
+}
+
 TEST(LogLinearHistogramTest, EmptyHistogramReportsZero) {
   LogLinearHistogram h;
   EXPECT_THAT(h.Percentile(0.5), Eq(0u));
