@@ -1,6 +1,7 @@
 #include "analyzers/report.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,7 +34,22 @@ bool IsReplyRead(const SyscallRecord& r) {
          IsRead(r.syscall) && r.ret > 0;
 }
 
+// The table slot of a syscall: unknown values share slot 0, named "?".
+uint16_t KindOf(Syscall syscall) {
+  auto kind = static_cast<uint16_t>(syscall);
+  return kind < kSyscallMax ? kind : 0;
+}
+
 }  // namespace
+
+size_t RequestStats::LineIndex(const TimelineKey& key) {
+  return (key.kind * kSides + static_cast<size_t>(key.side)) * kTargets +
+         static_cast<size_t>(key.target);
+}
+
+size_t RequestStats::SyscallIndex(uint16_t kind, Side side) {
+  return kind * kSides + static_cast<size_t>(side);
+}
 
 void RequestStats::Phases::Add(const Request& r) {
   total.Add(r.total_ns.value_or(0));
@@ -77,11 +93,11 @@ void RequestStats::Add(const Request& r) {
     return static_cast<int64_t>(ns) - static_cast<int64_t>(r.start_ns);
   };
   auto add_line = [&](TimelineKey key, uint64_t ns, int64_t offset_ns) {
-    auto [it, inserted] = timeline_.try_emplace(key);
-    if (inserted) timeline_order_.push_back(it->first);
-    it->second.ns += ns;
-    ++it->second.n;
-    it->second.offset_ns += offset_ns;
+    TimelineSum& sum = timeline_[LineIndex(key)];
+    if (sum.n == 0) timeline_order_.push_back(key);
+    sum.ns += ns;
+    ++sum.n;
+    sum.offset_ns += offset_ns;
   };
   bool work_placed = r.backend_timing == BackendTiming::kNone;
   for (const SyscallRecord& s : r.syscalls) {
@@ -91,21 +107,20 @@ void RequestStats::Add(const Request& r) {
     if (!work_placed && r.backend_start_ns == 0 &&
         ((r.backend_timing == BackendTiming::kMeasured && IsBackendWrite(s)) ||
          (r.backend_timing == BackendTiming::kInferred && IsReplyRead(s)))) {
-      add_line({"(work)", Side::kBackend, Target::kBackendSide},
+      add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
                r.backend_ns.value_or(0), offset(s.start_ns()));
       work_placed = true;
     }
-    std::string name(SyscallName(s.syscall));
-    add_line({name, s.side, s.target}, s.duration_ns(), offset(s.start_ns()));
+    const uint16_t kind = KindOf(s.syscall);
+    add_line({kind, s.side, s.target}, s.duration_ns(), offset(s.start_ns()));
     if (s.enter_seen()) {
-      std::pair<std::string, Side> key{name, s.side};
-      auto [it, inserted] = syscalls_.try_emplace(key);
-      if (inserted) syscall_order_.push_back(key);
-      it->second.Add(s.duration_ns());
+      Summary& summary = syscalls_[SyscallIndex(kind, s.side)];
+      if (summary.count() == 0) syscall_order_.emplace_back(kind, s.side);
+      summary.Add(s.duration_ns());
     }
   }
   if (!work_placed) {
-    add_line({"(work)", Side::kBackend, Target::kBackendSide},
+    add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
              r.backend_ns.value_or(0),
              r.backend_start_ns != 0 ? offset(r.backend_start_ns)
                                      : offset(r.end_ns));
@@ -130,20 +145,22 @@ void RequestStats::Fill(Report* report) const {
   }
   report->phases = phases_.ToSet();
   report->syscalls.clear();
-  for (const auto& key : syscall_order_) {
-    const Summary& s = syscalls_.at(key);
-    report->syscalls.push_back({key.first, std::string(SideName(key.second)),
+  for (const auto& [kind, side] : syscall_order_) {
+    const Summary& s = syscalls_[SyscallIndex(kind, side)];
+    report->syscalls.push_back({std::string(SyscallName(Syscall{kind})),
+                                std::string(SideName(side)),
                                 s.count(), s.mean_ns() / kNsPerUs,
                                 s.Percentile(0.99) / kNsPerUs,
                                 s.Percentile(0.50) / kNsPerUs});
   }
   report->timeline.clear();
   for (const TimelineKey& key : timeline_order_) {
-    const TimelineSum& sum = timeline_.at(key);
+    const TimelineSum& sum = timeline_[LineIndex(key)];
+    const bool work = key.kind == kWorkLine;
     TimelineEntry e;
-    e.name = key.name;
+    e.name = work ? "(work)" : std::string(SyscallName(Syscall{key.kind}));
     e.side = std::string(SideName(key.side));
-    e.target = key.name == "(work)" ? "" : std::string(TargetName(key.target));
+    e.target = work ? "" : std::string(TargetName(key.target));
     if (complete_ > 0) {
       e.mean_us_per_request = sum.ns / kNsPerUs / complete_;
       e.count_per_request = static_cast<double>(sum.n) / complete_;

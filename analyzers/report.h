@@ -3,15 +3,17 @@
 #ifndef REQCOST_ANALYZERS_REPORT_H_
 #define REQCOST_ANALYZERS_REPORT_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "analyzers/histogram.h"
 #include "analyzers/request.h"
+#include "collector/event.h"
 
 namespace reqcost::analyzers {
 
@@ -128,14 +130,19 @@ class RequestStats {
     void Add(const Request& request);
     PhaseSet ToSet() const;
   };
+  // What a timeline line counts: a syscall kind (its Syscall value; one not
+  // in the table is counted as 0, "?") or the backend's work.
+  static constexpr uint16_t kWorkLine = kSyscallMax;
+  static constexpr size_t kLineKinds = kSyscallMax + 1;
+  static constexpr size_t kSides = 2;
+  static constexpr size_t kTargets = 3;
   struct TimelineKey {
-    std::string name;
-    Side side;
-    Target target;
-    bool operator<(const TimelineKey& o) const {
-      return std::tie(name, side, target) < std::tie(o.name, o.side, o.target);
-    }
+    uint16_t kind = 0;  // a Syscall value or kWorkLine
+    Side side = Side::kServer;
+    Target target = Target::kClient;
   };
+  static size_t LineIndex(const TimelineKey& key);
+  static size_t SyscallIndex(uint16_t kind, Side side);
 
   uint64_t count_ = 0;
   uint64_t complete_ = 0;
@@ -147,16 +154,17 @@ class RequestStats {
   std::map<uint32_t, std::pair<uint64_t, Phases>> by_process_;
   std::map<uint32_t, uint64_t> incomplete_by_process_;
   std::map<std::string, uint64_t> incomplete_reasons_;
-  // (name, side) in order of first appearance, with their summaries.
-  std::vector<std::pair<std::string, Side>> syscall_order_;
-  std::map<std::pair<std::string, Side>, Summary> syscalls_;
+  // (syscall kind, side) in order of first appearance; their summaries by
+  // SyscallIndex().
+  std::vector<std::pair<uint16_t, Side>> syscall_order_;
+  std::array<Summary, kSyscallMax * kSides> syscalls_;
   struct TimelineSum {
     uint64_t ns = 0;        // summed durations
     uint64_t n = 0;         // occurrences
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
   std::vector<TimelineKey> timeline_order_;  // first appearance
-  std::map<TimelineKey, TimelineSum> timeline_;
+  std::array<TimelineSum, kLineKinds * kSides * kTargets> timeline_{};  // by LineIndex()
 };
 
 }  // namespace reqcost::analyzers
