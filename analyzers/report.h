@@ -164,7 +164,8 @@ class RequestStats {
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
   std::vector<TimelineKey> timeline_order_;  // first appearance
-  std::array<TimelineSum, kLineKinds * kSides * kTargets> timeline_{};  // by LineIndex()
+  // By LineIndex().
+  std::array<TimelineSum, kLineKinds * kSides * kTargets> timeline_{};
 };
 
 }  // namespace reqcost::analyzers
