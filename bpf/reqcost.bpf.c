@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "reqcost.h"
+#include "traced_syscalls.h"
 
 #define MAX_TRACED_PROCS 8192
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
@@ -42,11 +43,10 @@ struct pending {
 	__u64 enter_ns;
 	__u64 buf;		/* user buffer, iovec or msghdr, for payload */
 	__u64 iovcnt;		/* readv/writev: iovecs at buf */
-	__u64 sk;		/* the struct sock, 0 when fd is no socket */
 	__s32 fd;
 	__u16 syscall;		/* enum rc_syscall; 0 once the exit has run */
-	__u16 flags;
-	struct rc_sock_id id;	/* close/shutdown: read at enter */
+	__u8 close_sock;	/* close: fd was a socket, close_id is valid */
+	struct rc_sock_id close_id;	/* close: read at enter */
 };
 
 struct {
@@ -206,11 +206,6 @@ static __always_inline void read_sock_id(struct sock *sk, struct rc_sock_id *id)
 	}
 }
 
-static __always_inline bool reads_at_exit(__u16 sc)
-{
-	return sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4 || sc == RC_SYS_CONNECT;
-}
-
 static __always_inline bool has_payload(__u16 sc)
 {
 	return sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4 &&
@@ -240,26 +235,23 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 			return 0;
 		}
 	}
+	/*
+	 * The enter only notes the time and the arguments, on every fd (an
+	 * exit with no enter then really means a syscall in flight at attach,
+	 * counted as unpaired): which socket, if any, is looked up once, at
+	 * the exit. Except for close, whose fd is gone by then.
+	 */
 	p->enter_ns = bpf_ktime_get_ns();
 	p->syscall = sc;
 	p->fd = fd;
 	p->buf = buf;
 	p->iovcnt = iovcnt;
-	p->flags = 0;
-	/*
-	 * Enters on non-socket fds are stored too (sk 0, nothing emitted):
-	 * an exit with no entry at all then really means a syscall that was
-	 * in flight at attach, and is counted as unpaired.
-	 */
-	sk = fd_to_sock(task, fd);
-	p->sk = ptr_value(&p->sk, sk);
-	if (!sk)
-		return 0;
-	if (!reads_at_exit(sc))
-		read_sock_id(sk, &p->id);
-	else if (sc != RC_SYS_CONNECT &&
-		 sk->__sk_common.skc_state == TCP_LISTEN)
-		p->flags = RC_F_LISTENER;	/* unix sockets use TCP_LISTEN too */
+	if (sc == RC_SYS_CLOSE) {
+		sk = fd_to_sock(task, fd);
+		p->close_sock = sk != NULL;
+		if (sk)
+			read_sock_id(sk, &p->close_id);
+	}
 	return 0;
 }
 
@@ -340,46 +332,66 @@ static __always_inline __u64 *emitted_counter(void)
 	return bpf_map_lookup_elem(&counters, &which);
 }
 
-/* Everything but the payload; p is NULL for an accept seen without enter. */
-static __always_inline void fill_event(struct rc_syscall_event *e, __u16 sc,
-				       struct task_struct *task, long ret,
-				       struct pending *p, __u64 exit_ns)
+/*
+ * The socket an exit is about: accept's listening socket, else the fd's.
+ * NULL when it is no socket (nothing is emitted then). `p` is NULL for an
+ * accept seen without its enter: the listening fd is unknown but the new
+ * fd says everything that matters.
+ */
+static __always_inline struct sock *exit_sock(__u16 sc, struct task_struct *task,
+					      long ret, struct pending *p,
+					      __u16 *flags)
 {
 	struct sock *sk;
 
+	if (!p) {
+		*flags = RC_F_NO_ENTER;
+		return ret >= 0 ? fd_to_sock(task, (int)ret) : NULL;
+	}
+	*flags = 0;
+	sk = fd_to_sock(task, p->fd);
+	/* unix sockets use TCP_LISTEN too */
+	if (sk && (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) &&
+	    sk->__sk_common.skc_state == TCP_LISTEN)
+		*flags = RC_F_LISTENER;
+	return sk;
+}
+
+/* Everything but the payload; p is NULL for an accept seen without enter. */
+static __always_inline void fill_event(struct rc_syscall_event *e, __u16 sc,
+				       struct task_struct *task, long ret,
+				       struct pending *p, struct sock *sk,
+				       __u16 flags, __u64 exit_ns)
+{
 	e->kind = RC_REC_SYSCALL;
 	e->size = RC_SYSCALL_EVENT_HEADER_SIZE;
 	e->syscall = sc;
+	e->flags = flags;
 	e->tgid = task->tgid;
 	e->tid = task->pid;
 	e->exit_ns = exit_ns;
 	e->ret = ret;
 	e->payload_len = 0;
-	if (p) {
-		e->enter_ns = p->enter_ns;
-		e->fd = p->fd;
-		e->flags = p->flags;
-	} else {
-		e->enter_ns = 0;
-		e->fd = -1;
-		e->flags = RC_F_NO_ENTER;
-	}
+	e->enter_ns = p ? p->enter_ns : 0;
+	e->fd = p ? p->fd : -1;
 	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
+		/* The record is about the accepted socket. */
 		sk = ret >= 0 ? fd_to_sock(task, (int)ret) : NULL;
 		if (sk)
 			read_sock_id(sk, &e->sock);
 		else
 			__builtin_memset(&e->sock, 0, sizeof(e->sock));
-	} else if (sc == RC_SYS_CONNECT) {
-		read_sock_id(CAST(sock, p->sk), &e->sock);
+	} else if (sc == RC_SYS_CLOSE) {
+		e->sock = p->close_id;
 	} else {
-		e->sock = p->id;
+		read_sock_id(sk, &e->sock);
 	}
 }
 
 /* The payload path (opt-in): built in scratch, copied out at its length. */
 static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
 					     long ret, struct pending *p,
+					     struct sock *sk, __u16 flags,
 					     __u64 exit_ns)
 {
 	__u32 zero = 0, want, n;
@@ -391,12 +403,11 @@ static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
 	if (!s)
 		return 0;
 	e = &s->e;
-	fill_event(e, sc, task, ret, p, exit_ns);
+	fill_event(e, sc, task, ret, p, sk, flags, exit_ns);
 	want = ret < targ_payload ? (__u32)ret : targ_payload;
 	if (want > RC_PAYLOAD_MAX)
 		want = RC_PAYLOAD_MAX;
 	n = copy_payload(e->payload, sc, p->buf, p->iovcnt, want);
-	p->syscall = 0;
 	if (n > RC_PAYLOAD_MAX)
 		n = RC_PAYLOAD_MAX;
 	e->payload_len = n;
@@ -418,17 +429,16 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rc_syscall_event *e;
 	struct pending *p;
+	struct sock *sk = NULL;
 	__u64 exit_ns, *emitted;
+	__u16 flags;
 
 	/* Only a traced thread's enter leaves one (see on_enter). */
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p && p->syscall != sc)
 		p = NULL;	/* none, or a stale one: an exit was missed */
 	if (p) {
-		if (!p->sk) {
-			p->syscall = 0;
-			return 0;	/* not a socket */
-		}
+		p->syscall = 0;	/* p stays valid: this program is its only user */
 	} else if (!is_traced(task->tgid)) {
 		return 0;
 	} else if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
@@ -440,29 +450,33 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		count(RC_CNT_UNPAIRED);
 		return 0;
 	}
+	if (sc == RC_SYS_CLOSE) {
+		if (!p->close_sock)
+			return 0;
+		flags = 0;
+	} else {
+		sk = exit_sock(sc, task, ret, p, &flags);
+		if (!sk)
+			return 0;	/* not a socket */
+	}
+	/* After the socket lookup, so that other fds cost no clock read. */
 	exit_ns = bpf_ktime_get_ns();
 	if (targ_payload && p && p->buf && ret > 0 && has_payload(sc))
-		return emit_with_payload(sc, task, ret, p, exit_ns);
+		return emit_with_payload(sc, task, ret, p, sk, flags, exit_ns);
 
 	/* Without payload every record has one size: built in place. */
 	e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
 	if (!e) {
-		if (p)
-			p->syscall = 0;
 		count(RC_CNT_DROPPED);
 		return 0;
 	}
-	fill_event(e, sc, task, ret, p, exit_ns);
-	if (p)
-		p->syscall = 0;
+	fill_event(e, sc, task, ret, p, sk, flags, exit_ns);
 	emitted = emitted_counter();
 	bpf_ringbuf_submit(e, wakeup_flags(emitted));
 	if (emitted)
 		*emitted += 1;
 	return 0;
 }
-
-#define ARG(ctx, i) ((ctx)->args[i])
 
 #define TRACE_SYSCALL(name, sc, buf_arg, iovcnt_arg)				\
 SEC("tp/syscalls/sys_enter_" #name)						\
@@ -476,21 +490,7 @@ int exit_##name(struct trace_event_raw_sys_exit *ctx)				\
 	return on_exit(sc, ctx->ret);						\
 }
 
-/* The fd is every one's first argument (sendfile's is out_fd). */
-TRACE_SYSCALL(accept, RC_SYS_ACCEPT, 0, 0)
-TRACE_SYSCALL(accept4, RC_SYS_ACCEPT4, 0, 0)
-TRACE_SYSCALL(connect, RC_SYS_CONNECT, 0, 0)
-TRACE_SYSCALL(read, RC_SYS_READ, ARG(ctx, 1), 0)
-TRACE_SYSCALL(readv, RC_SYS_READV, ARG(ctx, 1), ARG(ctx, 2))
-TRACE_SYSCALL(recvfrom, RC_SYS_RECVFROM, ARG(ctx, 1), 0)
-TRACE_SYSCALL(recvmsg, RC_SYS_RECVMSG, ARG(ctx, 1), 0)
-TRACE_SYSCALL(write, RC_SYS_WRITE, ARG(ctx, 1), 0)
-TRACE_SYSCALL(writev, RC_SYS_WRITEV, ARG(ctx, 1), ARG(ctx, 2))
-TRACE_SYSCALL(sendto, RC_SYS_SENDTO, ARG(ctx, 1), 0)
-TRACE_SYSCALL(sendmsg, RC_SYS_SENDMSG, ARG(ctx, 1), 0)
-TRACE_SYSCALL(sendfile64, RC_SYS_SENDFILE, 0, 0)
-TRACE_SYSCALL(close, RC_SYS_CLOSE, 0, 0)
-TRACE_SYSCALL(shutdown, RC_SYS_SHUTDOWN, 0, 0)
+RC_TRACED_SYSCALLS(TRACE_SYSCALL)
 
 static __always_inline void emit_process(__u16 op, struct task_struct *task,
 					 __u32 parent_tgid)

@@ -19,7 +19,7 @@
 #include "collector/proc.h"
 #include "collector/tracefs.h"
 #include "reqcost.h"
-#include "reqcost.skel.h"
+#include "reqcost_bpf.skel.h"
 
 namespace reqcost::collector {
 namespace {
