@@ -8,6 +8,9 @@
 //   reqcost  `reqcost attach -p NGINX -p FPM --format json` (default ring
 //            buffer, no payload, full request assembly), attached before
 //            the load starts, stopped with SIGINT after it
+//   floor    an empty BPF program on every tracepoint reqcost uses
+//            (tests/bench/floor.bpf.c): what attaching anything there costs,
+//            before any work; the target leaves reqcost only what is left
 //   strace   `strace -f -p` on the nginx worker and every php-fpm child,
 //            attached the same way
 // and prints each run, the per-round ratios (traced / base of the same
@@ -23,7 +26,7 @@
 // here (not root), unless REQCOST_REQUIRE_BPF=1.
 //
 // Flags: --rounds=N (5) --seconds=S (3) --concurrency=1,4 --no-strace
-//        --no-bpf-stats --fpm-children=N (4)
+//        --no-floor --no-bpf-stats --fpm-children=N (4)
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <signal.h>
@@ -52,6 +55,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "collector/tracefs.h"
+#include "floor_bpf.skel.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/stack.h"
 
@@ -71,20 +76,47 @@ struct Flags {
   double seconds = 3;
   std::vector<int> concurrency = {1, 4};
   bool strace = true;
+  bool floor = true;
   bool bpf_stats = true;
   int fpm_children = 4;
 };
 
-enum class Mode { kBase, kReqcost, kStrace };
+enum class Mode { kBase, kFloor, kReqcost, kStrace };
 
 const char* ModeName(Mode m) {
   switch (m) {
     case Mode::kBase: return "base";
+    case Mode::kFloor: return "floor";
     case Mode::kReqcost: return "reqcost";
     case Mode::kStrace: return "strace";
   }
   return "?";
 }
+
+// floor.bpf.c's empty programs, attached while it lives.
+class FloorProbe {
+ public:
+  static absl::StatusOr<std::unique_ptr<FloorProbe>> Attach() {
+    if (absl::StatusOr<std::string> t = collector::EnsureTracefs(); !t.ok()) return t.status();
+    std::unique_ptr<FloorProbe> probe(new FloorProbe(floor_bpf__open_and_load()));
+    if (probe->skel_ == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("loading the floor programs: ", std::strerror(errno)));
+    }
+    if (int err = floor_bpf__attach(probe->skel_); err != 0) {
+      return absl::InternalError(
+          absl::StrCat("attaching the floor programs: ", std::strerror(-err)));
+    }
+    return probe;
+  }
+  ~FloorProbe() { floor_bpf__destroy(skel_); }
+  FloorProbe(const FloorProbe&) = delete;
+  FloorProbe& operator=(const FloorProbe&) = delete;
+
+ private:
+  explicit FloorProbe(floor_bpf* skel) : skel_(skel) {}
+  floor_bpf* skel_;
+};
 
 // One ab run.
 struct Load {
@@ -320,7 +352,12 @@ class Bench {
     Run run;
     run.mode = mode;
     std::optional<Tracer> tracer;
-    if (mode == Mode::kReqcost) {
+    std::unique_ptr<FloorProbe> floor;
+    if (mode == Mode::kFloor) {
+      absl::StatusOr<std::unique_ptr<FloorProbe>> probe = FloorProbe::Attach();
+      if (!probe.ok()) return probe.status();
+      floor = *std::move(probe);
+    } else if (mode == Mode::kReqcost) {
       absl::StatusOr<Tracer> t = Tracer::Start(
           dir_,
           {REQCOST_BINARY, "attach", "-p", absl::StrCat(nginx_.pid()), "-p",
@@ -438,7 +475,7 @@ void PrintRun(int concurrency, int round, const Run& r) {
                 static_cast<long long>(r.load.non_2xx));
   }
   std::printf(")");
-  if (r.mode != Mode::kBase) {
+  if (r.mode == Mode::kReqcost || r.mode == Mode::kStrace) {
     std::printf("  %s CPU %.0f%%", ModeName(r.mode), 100 * r.tracer_cpu_s / r.load.seconds);
   }
   if (r.reqcost) {
@@ -489,6 +526,10 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
     a = argv[i];
     if (a == "--no-strace") {
       f.strace = false;
+      continue;
+    }
+    if (a == "--no-floor") {
+      f.floor = false;
       continue;
     }
     if (a == "--no-bpf-stats") {
@@ -566,11 +607,18 @@ int Main(int argc, char** argv) {
   if (absl::StatusOr<Load> w = RunLoad(*dir, url, 4, 1); !w.ok()) return fail(w.status());
 
   std::vector<Mode> modes = {Mode::kBase, Mode::kReqcost};
+  if (flags->floor) modes.push_back(Mode::kFloor);
   if (flags->strace) modes.push_back(Mode::kStrace);
+  // Everything but base, in the order the summary prints them.
+  std::vector<Mode> traced;
+  for (Mode m : {Mode::kFloor, Mode::kReqcost, Mode::kStrace}) {
+    if (std::find(modes.begin(), modes.end(), m) != modes.end()) traced.push_back(m);
+  }
   struct Summary {
     int concurrency;
-    Ratios reqcost, strace;
-    std::vector<double> base_rps, reqcost_rps, strace_rps;
+    std::vector<double> base_rps;
+    std::map<Mode, Ratios> ratios;             // traced / base of the same round
+    std::map<Mode, std::vector<double>> rps;   // traced runs' throughput
     uint64_t max_dropped = 0;
     std::vector<double> events_per_s, events_per_request;
     std::vector<std::string> complete;  // "complete/ab" per run
@@ -593,29 +641,25 @@ int Main(int argc, char** argv) {
       }
       const Load& base = runs[Mode::kBase].load;
       sum.base_rps.push_back(base.rps);
-      for (Mode m : {Mode::kReqcost, Mode::kStrace}) {
-        if (runs.count(m) == 0) continue;
+      std::printf("  c=%d round %d ratios to base:", c, round);
+      for (Mode m : traced) {
         const Load& l = runs[m].load;
-        Ratios& ratios = m == Mode::kReqcost ? sum.reqcost : sum.strace;
+        Ratios& ratios = sum.ratios[m];
         ratios.rps.push_back(l.rps / base.rps);
         if (base.p50_ms > 0) ratios.p50.push_back(l.p50_ms / base.p50_ms);
         if (base.p99_ms > 0) ratios.p99.push_back(l.p99_ms / base.p99_ms);
-        (m == Mode::kReqcost ? sum.reqcost_rps : sum.strace_rps).push_back(l.rps);
+        sum.rps[m].push_back(l.rps);
+        std::printf("  %s throughput %.3f p99 %.3f", ModeName(m), ratios.rps.back(),
+                    ratios.p99.empty() ? 0 : ratios.p99.back());
       }
+      std::printf("\n");
+      std::fflush(stdout);
       const Run& rr = runs[Mode::kReqcost];
       sum.max_dropped = std::max(sum.max_dropped, rr.reqcost->dropped);
       sum.events_per_s.push_back(rr.reqcost->events / rr.load.seconds);
       sum.events_per_request.push_back(static_cast<double>(rr.reqcost->events) /
                                        rr.load.complete);
       sum.complete.push_back(absl::StrCat(rr.reqcost->complete, "/", rr.load.complete));
-      std::printf("  c=%d round %d ratios: reqcost/base throughput %.3f p99 %.3f", c, round,
-                  sum.reqcost.rps.back(), sum.reqcost.p99.empty() ? 0 : sum.reqcost.p99.back());
-      if (!sum.strace.rps.empty()) {
-        std::printf("; strace/base throughput %.3f p99 %.2f", sum.strace.rps.back(),
-                    sum.strace.p99.empty() ? 0 : sum.strace.p99.back());
-      }
-      std::printf("\n");
-      std::fflush(stdout);
     }
     summaries.push_back(sum);
   }
@@ -624,27 +668,31 @@ int Main(int argc, char** argv) {
     if (absl::Status s = bench.BpfStats(flags->concurrency.back()); !s.ok()) return fail(s);
   }
 
-  std::printf("\nSUMMARY (medians over %d rounds; ratio = traced / untraced of the same round)\n",
+  std::printf("\nSUMMARY (medians over %d rounds; ratio = traced / untraced of the same round; "
+              "spread = lowest..highest ratio)\n",
               flags->rounds);
   bool met = true;
   for (const Summary& s : summaries) {
-    double ratio = Median(s.reqcost.rps);
-    met = met && ratio >= 0.97;
-    std::printf("c=%d: untraced %.0f req/s; reqcost %.0f req/s, throughput ratio %.3f "
-                "(target >= 0.97: %s), p50 ratio %.3f, p99 ratio %.3f\n",
-                s.concurrency, Median(s.base_rps), Median(s.reqcost_rps), ratio,
-                ratio >= 0.97 ? "met" : "MISSED", Median(s.reqcost.p50), Median(s.reqcost.p99));
-    std::printf("      reqcost events %.0f/s (%.1f per request), dropped events (max of runs) "
+    std::printf("c=%d: untraced %.0f req/s\n", s.concurrency, Median(s.base_rps));
+    for (Mode m : traced) {
+      const Ratios& r = s.ratios.at(m);
+      double ratio = Median(r.rps);
+      auto [lo, hi] = std::minmax_element(r.rps.begin(), r.rps.end());
+      std::printf("  %-8s %6.0f req/s  throughput ratio %.3f (spread %.3f..%.3f)  p50 ratio "
+                  "%.3f  p99 ratio %.3f",
+                  ModeName(m), Median(s.rps.at(m)), ratio, *lo, *hi, Median(r.p50),
+                  Median(r.p99));
+      if (m == Mode::kReqcost) {
+        met = met && ratio >= 0.97;
+        std::printf("  (target >= 0.97: %s)", ratio >= 0.97 ? "met" : "MISSED");
+      }
+      std::printf("\n");
+    }
+    std::printf("  reqcost events %.0f/s (%.1f per request), dropped events (max of runs) "
                 "%llu, requests complete/ab: %s\n",
                 Median(s.events_per_s), Median(s.events_per_request),
                 static_cast<unsigned long long>(s.max_dropped),
                 absl::StrJoin(s.complete, " ").c_str());
-    if (!s.strace.rps.empty()) {
-      std::printf("      strace %.0f req/s, throughput ratio %.3f, p50 ratio %.2f, p99 ratio "
-                  "%.2f\n",
-                  Median(s.strace_rps), Median(s.strace.rps), Median(s.strace.p50),
-                  Median(s.strace.p99));
-    }
   }
   std::printf("overhead target (throughput ratio >= 0.97 at every concurrency): %s\n",
               met ? "met" : "MISSED");
