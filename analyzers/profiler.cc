@@ -10,11 +10,11 @@
 #include <set>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "analyzers/payload.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
@@ -47,6 +47,11 @@ SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
 void Clip(SyscallRecord* r, uint64_t lo, uint64_t hi) {
   if (r->enter_ns != 0) r->enter_ns = std::clamp(r->enter_ns, lo, hi);
   r->exit_ns = std::clamp(r->exit_ns, lo, hi);
+}
+
+template <typename T>
+void PopFront(std::vector<T>* v) {
+  v->erase(v->begin());
 }
 
 bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
@@ -138,8 +143,10 @@ struct Conn {
   std::unique_ptr<OpenRequest> request;
   // Backend link.
   std::shared_ptr<Exchange> exchange;
-  std::deque<std::shared_ptr<Exchange>> unbound_exchanges;
-  std::deque<std::shared_ptr<BackendWork>> unbound_work;
+  // Oldest first, at most kMaxQueued each (vectors: most links never queue
+  // more than one, and a deque allocates even when empty).
+  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
+  std::vector<std::shared_ptr<BackendWork>> unbound_work;
   FastCgiStream fcgi_out;
   FastCgiStream fcgi_in;
   // Backend side.
@@ -183,9 +190,10 @@ struct Profiler::State {
   uint64_t next_request_id = 1;
   uint64_t next_exchange_seq = 1;
   std::map<uint64_t, Conn> conns;  // by uid
-  std::map<std::pair<uint32_t, int32_t>, uint64_t> by_fd;
-  std::unordered_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
-  std::map<TupleKey, uint64_t> inet_index;
+  // Lookups only (never iterated: their order is not the uid order).
+  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> by_fd;
+  absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
+  absl::flat_hash_map<TupleKey, uint64_t> inet_index;
   std::set<uint16_t> listen_ports;
   std::map<uint32_t, ProcessState> processes;
   std::vector<std::pair<uint64_t, uint64_t>> drops;
@@ -264,8 +272,7 @@ void Profiler::State::Drain(bool all) {
 
 Conn* Profiler::State::Find(uint32_t tgid, int32_t fd) {
   auto it = by_fd.find({tgid, fd});
-  if (it == by_fd.end()) return nullptr;
-  return &conns.at(it->second);
+  return it == by_fd.end() ? nullptr : it->second;
 }
 
 Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
@@ -282,7 +289,7 @@ Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
   conn.fd = fd;
   conn.sock = e.sock;
   conn.accepted = accepted;
-  by_fd[{e.tgid, fd}] = uid;
+  by_fd[{e.tgid, fd}] = &conn;
   processes.try_emplace(e.tgid);
   return &conn;
 }
@@ -665,7 +672,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   if (!ex->partial) {
     link->unbound_exchanges.push_back(ex);
     if (link->unbound_exchanges.size() > kMaxQueued) {
-      link->unbound_exchanges.pop_front();
+      PopFront(&link->unbound_exchanges);
     }
     Bind(link);
   }
@@ -700,7 +707,7 @@ void Profiler::State::Bind(Conn* link) {
       // after its reply): it starts with its first read after that.
       if (w->has_write) {
         ++anomalies.unmatched_backend_work;
-        works.pop_front();
+        PopFront(&works);
         continue;
       }
       w->starts_after = exs.front()->start_enter;
@@ -712,12 +719,12 @@ void Profiler::State::Bind(Conn* link) {
       }
     }
     if (exs.size() > 1 && w->first_read_exit >= exs[1]->start_enter) {
-      exs.pop_front();  // its backend request was not seen
+      PopFront(&exs);  // its backend request was not seen
       continue;
     }
     exs.front()->work = w;
-    exs.pop_front();
-    works.pop_front();
+    PopFront(&exs);
+    PopFront(&works);
   }
 }
 
@@ -837,7 +844,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
       } else {
         link->unbound_work.push_back(work);
         if (link->unbound_work.size() > kMaxQueued) {
-          link->unbound_work.pop_front();
+          PopFront(&link->unbound_work);
           ++anomalies.unmatched_backend_work;
         }
         Bind(link);
