@@ -152,7 +152,6 @@ static __always_inline struct sock *fd_to_sock(struct task_struct *task, int fd)
 	struct fdtable *fdt;
 	struct file *file;
 	struct socket *sock;
-	__u64 entry = 0;
 	void *priv;
 
 	if (fd < 0)
@@ -160,10 +159,14 @@ static __always_inline struct sock *fd_to_sock(struct task_struct *task, int fd)
 	fdt = task->files->fdt;
 	if ((unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	/* fdt->fd is a plain number to the verifier: one helper read. */
-	if (bpf_probe_read_kernel(&entry, sizeof(entry), &fdt->fd[fd]) || !entry)
+	/*
+	 * fdt->fd is an array of pointers, a plain number to the verifier. Its
+	 * slot is read as the first member of a struct whose first member is a
+	 * struct file * (kiocb's ki_filp): a plain load, no helper call.
+	 */
+	file = CAST(kiocb, (__u64)fdt->fd + (__u64)fd * sizeof(void *))->ki_filp;
+	if (!file)
 		return NULL;
-	file = CAST(file, entry);
 	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
 	priv = file->private_data;
