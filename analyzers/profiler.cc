@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -177,6 +178,9 @@ using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
 // An event waiting in the reorder buffer, processed in order of `key`, then
 // of arrival.
 struct Queued {
+  template <typename Event>
+  Queued(uint64_t key, const Event& event) : key(key), item(event) {}
+
   uint64_t key = 0;
   std::variant<SyscallEvent, ProcessEvent> item;
 };
@@ -207,7 +211,8 @@ struct Profiler::State {
   std::map<uint32_t, ProcessState> processes;
   std::vector<std::pair<uint64_t, uint64_t>> drops;
 
-  void Push(uint64_t key, std::variant<SyscallEvent, ProcessEvent> item);
+  template <typename Event>
+  void Push(uint64_t key, const Event& event);
   void Drain(bool all);
   void Handle(const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
@@ -234,24 +239,24 @@ struct Profiler::State {
   void Attribute(OpenRequest* request, uint64_t write_start);
   void PruneCandidates(uint32_t tgid);
   void StopWaiting(OpenRequest* request);
-  void FinalizeRequest(Conn* conn, std::string reason);
+  void FinalizeRequest(Conn* conn, std::string_view reason);
 };
 
 // ---------------------------------------------------------------------------
 // Reordering.
 
-void Profiler::State::Push(uint64_t key,
-                           std::variant<SyscallEvent, ProcessEvent> item) {
+template <typename Event>
+void Profiler::State::Push(uint64_t key, const Event& event) {
   if (key < processed_ns) ++anomalies.late_events;
   if (queue.empty() || queue.back().key <= key) {
-    queue.push_back(Queued{key, std::move(item)});
+    queue.emplace_back(key, event);
   } else {
     // After every queued event with a key up to this one: arrival order
     // breaks ties.
     auto at = std::upper_bound(
         queue.begin(), queue.end(), key,
         [](uint64_t k, const Queued& q) { return k < q.key; });
-    queue.insert(at, Queued{key, std::move(item)});
+    queue.emplace(at, key, event);
   }
   newest_ns = std::max(newest_ns, key);
   Drain(false);
@@ -921,7 +926,7 @@ void Profiler::State::PruneCandidates(uint32_t tgid) {
   anomalies.unattributed_exchanges += before - c.size();
 }
 
-void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
+void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   std::unique_ptr<OpenRequest> owned = std::move(conn->request);
   OpenRequest& r = *owned;
   StopWaiting(&r);
@@ -1033,7 +1038,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string reason) {
 
   if (!reason.empty()) {
     out.complete = false;
-    out.incomplete_reason = reason;
+    out.incomplete_reason = std::string(reason);
     out.backend_timing = BackendTiming::kNone;
     out.queue_ns.reset();
     out.exchange_start_ns = out.exchange_end_ns = 0;
