@@ -23,17 +23,21 @@ struct RecordPrefix {
   __u16 size;
 };
 
-SocketId ToSocketId(const rc_sock_id& s) {
-  SocketId id;
-  id.family = s.family;
-  id.type = s.type;
-  id.sock = s.sock;
-  id.peer = s.peer;
-  std::memcpy(id.local_addr.data(), s.local_addr, sizeof(s.local_addr));
-  std::memcpy(id.remote_addr.data(), s.remote_addr, sizeof(s.remote_addr));
-  id.local_port = s.local_port;
-  id.remote_port = s.remote_port;
-  return id;
+// Fills `*id` from the rc_sock_id at `bytes`, field by field from a copy of
+// just the rc_sock_id. (Read out of a copy of the whole record, or through a
+// SocketId temporary, its 16-byte addresses straddle the copies' 16-byte
+// stores: loads that cannot be forwarded made decoding 2-3x slower.)
+void ReadSocketId(const char* bytes, SocketId* id) {
+  rc_sock_id s;
+  std::memcpy(&s, bytes, sizeof(s));
+  id->family = s.family;
+  id->type = s.type;
+  id->sock = s.sock;
+  id->peer = s.peer;
+  std::memcpy(id->local_addr.data(), s.local_addr, sizeof(s.local_addr));
+  std::memcpy(id->remote_addr.data(), s.remote_addr, sizeof(s.remote_addr));
+  id->local_port = s.local_port;
+  id->remote_port = s.remote_port;
 }
 
 absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
@@ -62,10 +66,9 @@ absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
   out->ret = e.ret;
   out->enter_ns = e.enter_ns;
   out->exit_ns = e.exit_ns;
-  out->sock = ToSocketId(e.sock);
-  out->payload.assign(
-      static_cast<const char*>(data) + RC_SYSCALL_EVENT_HEADER_SIZE,
-      e.payload_len);
+  const auto* bytes = static_cast<const char*>(data);
+  ReadSocketId(bytes + offsetof(rc_syscall_event, sock), &out->sock);
+  out->payload.assign(bytes + RC_SYSCALL_EVENT_HEADER_SIZE, e.payload_len);
   return absl::OkStatus();
 }
 
