@@ -536,6 +536,22 @@ TEST(ProfilerTest, OutOfOrderDeliveryBeyondTheWindowIsCountedLate) {
   EXPECT_GT(profiler.anomalies().late_events, 0u);
 }
 
+TEST(ProfilerTest, EqualExitTimesKeepArrivalOrderWhenOneArrivesLate) {
+  // The response write and the close exit together; the close arrives after
+  // a later event, so it is inserted, not appended: still after the write.
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
+      .Read(kNginx, 8, 20, 30, 100)
+      .Write(kNginx, 8, 40, 100, 350)
+      .Accept(kNginx, 10, 150, 200, TcpSock(80, 50001))
+      .Close(kNginx, 8, 90, 100);
+  Profiler profiler;
+  auto requests = RunEvents(profiler, s.events());
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_TRUE(requests[0].complete) << requests[0].incomplete_reason;
+  EXPECT_THAT(profiler.anomalies().late_events, Eq(0u));
+}
+
 // --------------------------------------------------------------------------
 // Socket identity reuse.
 
