@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (README "Performance"):
 # installs what is missing, builds, then runs every benchmark and prints its
-# figures. About 5 minutes; run it as root (the overhead benchmark loads BPF
+# figures. About 10 minutes; run it as root (the overhead benchmark loads BPF
 # and runs strace) on an otherwise idle machine.
 #
 #   sudo bash scripts/bench.sh
@@ -10,9 +10,11 @@
 #    events/s (Google Benchmark).
 # 2. report_scaling: `reqcost report` on 1M- and 10M-event captures, wall
 #    time and peak RSS (the files are deleted afterwards).
-# 3. overhead: nginx + php-fpm under ab, untraced vs reqcost vs strace,
-#    alternating, at concurrency 1 and 4; medians of the ratios, dropped
-#    events, ns per BPF program invocation.
+# 3. overhead: nginx + php-fpm under ab, untraced vs the floor (empty
+#    programs on reqcost's tracepoints) vs reqcost vs strace, alternating,
+#    9 rounds at concurrency 1 and 4; medians and spread of the ratios,
+#    dropped events, ns per BPF program invocation. Extra arguments go to
+#    it (e.g. --rounds=5 --no-strace).
 # The same three are registered with ctest under the label `bench` only
 # (`ctest -L bench`); the default test run excludes them.
 set -euo pipefail
@@ -32,4 +34,4 @@ echo "== 2/3 reqcost report on big captures: wall time, peak RSS"
 "$bench/report_scaling"
 echo
 echo "== 3/3 overhead on a live nginx + php-fpm stack"
-"$bench/overhead" "$@"
+"$bench/overhead" --rounds=9 "$@"

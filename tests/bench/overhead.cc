@@ -15,7 +15,7 @@
 //            attached the same way
 // and prints each run, the per-round ratios (traced / base of the same
 // round) and their medians: throughput, p50 and p99 latency (from ab -e,
-// µs resolution). For reqcost it also prints events, events/s, dropped
+// µs resolution), and the machine's CPU time per request. For reqcost it also prints events, events/s, dropped
 // events and requests complete against ab's count. A last reqcost run at
 // saturation with kernel.bpf_stats_enabled=1 reports the time per
 // invocation of every BPF program (run_time_ns / run_cnt), kept apart from
@@ -127,7 +127,26 @@ struct Load {
   double rps = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  // CPU time the whole machine spent (user, system, interrupts: everything
+  // but idle, iowait and steal) while ab ran, per request served. At
+  // concurrency 1 the machine is not saturated, so this is the cost that
+  // throughput shows only in part; it moves less with the host's noise.
+  double cpu_us_per_request = 0;
 };
+
+// Busy CPU time of the machine so far, in seconds (/proc/stat).
+double MachineBusySeconds() {
+  std::string text = ReadFileToString("/proc/stat").value_or("");
+  std::string line = text.substr(0, text.find('\n'));
+  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  // cpu user nice system idle iowait irq softirq steal ...
+  double busy = 0;
+  for (size_t i : {1, 2, 3, 6, 7}) {
+    double v;
+    if (i < f.size() && absl::SimpleAtod(f[i], &v)) busy += v;
+  }
+  return busy / sysconf(_SC_CLK_TCK);
+}
 
 // What one reqcost run reported (its --format json).
 struct ReqcostFigures {
@@ -183,9 +202,11 @@ absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url, int con
   std::vector<std::string> argv = {*ab, "-q", "-t", absl::StrCat(secs), "-n", "2000000",
                                    "-c", absl::StrCat(concurrency), "-s", "30",
                                    "-e", csv, url};
+  double busy_before = MachineBusySeconds();
   absl::StatusOr<Subprocess> p = Subprocess::Start(argv, out, err);
   if (!p.ok()) return p.status();
   absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(secs + 60));
+  double busy_s = MachineBusySeconds() - busy_before;
   if (!status.ok()) {
     (void)p->Stop(absl::Seconds(2));
     return absl::DeadlineExceededError("ab did not finish in time (killed)");
@@ -204,6 +225,7 @@ absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url, int con
   if (load.complete <= 0 || load.rps <= 0) {
     return absl::InternalError(absl::StrCat("ab printed no report:\n", text));
   }
+  load.cpu_us_per_request = busy_s * 1e6 / load.complete;
   std::string csv_text = ReadFileToString(csv).value_or("");
   for (absl::string_view line : absl::StrSplit(csv_text, '\n')) {
     std::vector<std::string> f = absl::StrSplit(line, ',');
@@ -467,9 +489,10 @@ class Bench {
 };
 
 void PrintRun(int concurrency, int round, const Run& r) {
-  std::printf("  c=%d round %d %-8s %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  (%lld requests",
+  std::printf("  c=%d round %d %-8s %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  CPU %5.0f µs/request"
+              "  (%lld requests",
               concurrency, round, ModeName(r.mode), r.load.rps, r.load.p50_ms, r.load.p99_ms,
-              static_cast<long long>(r.load.complete));
+              r.load.cpu_us_per_request, static_cast<long long>(r.load.complete));
   if (r.load.failed > 0 || r.load.non_2xx > 0) {
     std::printf(", %lld failed, %lld non-2xx", static_cast<long long>(r.load.failed),
                 static_cast<long long>(r.load.non_2xx));
@@ -492,7 +515,7 @@ void PrintRun(int concurrency, int round, const Run& r) {
 }
 
 struct Ratios {
-  std::vector<double> rps, p50, p99;
+  std::vector<double> rps, p50, p99, cpu;
 };
 
 absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
@@ -616,7 +639,7 @@ int Main(int argc, char** argv) {
   }
   struct Summary {
     int concurrency;
-    std::vector<double> base_rps;
+    std::vector<double> base_rps, base_cpu;
     std::map<Mode, Ratios> ratios;             // traced / base of the same round
     std::map<Mode, std::vector<double>> rps;   // traced runs' throughput
     uint64_t max_dropped = 0;
@@ -641,6 +664,7 @@ int Main(int argc, char** argv) {
       }
       const Load& base = runs[Mode::kBase].load;
       sum.base_rps.push_back(base.rps);
+      sum.base_cpu.push_back(base.cpu_us_per_request);
       std::printf("  c=%d round %d ratios to base:", c, round);
       for (Mode m : traced) {
         const Load& l = runs[m].load;
@@ -648,9 +672,10 @@ int Main(int argc, char** argv) {
         ratios.rps.push_back(l.rps / base.rps);
         if (base.p50_ms > 0) ratios.p50.push_back(l.p50_ms / base.p50_ms);
         if (base.p99_ms > 0) ratios.p99.push_back(l.p99_ms / base.p99_ms);
+        ratios.cpu.push_back(l.cpu_us_per_request / base.cpu_us_per_request);
         sum.rps[m].push_back(l.rps);
-        std::printf("  %s throughput %.3f p99 %.3f", ModeName(m), ratios.rps.back(),
-                    ratios.p99.empty() ? 0 : ratios.p99.back());
+        std::printf("  %s throughput %.3f p99 %.3f CPU %.3f", ModeName(m), ratios.rps.back(),
+                    ratios.p99.empty() ? 0 : ratios.p99.back(), ratios.cpu.back());
       }
       std::printf("\n");
       std::fflush(stdout);
@@ -673,15 +698,16 @@ int Main(int argc, char** argv) {
               flags->rounds);
   bool met = true;
   for (const Summary& s : summaries) {
-    std::printf("c=%d: untraced %.0f req/s\n", s.concurrency, Median(s.base_rps));
+    std::printf("c=%d: untraced %.0f req/s, %.0f µs of CPU per request\n", s.concurrency,
+                Median(s.base_rps), Median(s.base_cpu));
     for (Mode m : traced) {
       const Ratios& r = s.ratios.at(m);
       double ratio = Median(r.rps);
       auto [lo, hi] = std::minmax_element(r.rps.begin(), r.rps.end());
       std::printf("  %-8s %6.0f req/s  throughput ratio %.3f (spread %.3f..%.3f)  p50 ratio "
-                  "%.3f  p99 ratio %.3f",
+                  "%.3f  p99 ratio %.3f  CPU/request ratio %.3f",
                   ModeName(m), Median(s.rps.at(m)), ratio, *lo, *hi, Median(r.p50),
-                  Median(r.p99));
+                  Median(r.p99), Median(r.cpu));
       if (m == Mode::kReqcost) {
         met = met && ratio >= 0.97;
         std::printf("  (target >= 0.97: %s)", ratio >= 0.97 ? "met" : "MISSED");
