@@ -1,12 +1,18 @@
 // Streaming check: `reqcost report` on a big capture must run in memory that
-// does not grow with the number of requests. Writes synthetic captures
-// (tests/bench/synthetic_stack.h: nginx + php-fpm, 16 connections in
-// flight, bounded concurrency, many requests) of 1M and 10M events with
+// grows with the connections open at once, not with the number of requests.
+// Writes synthetic captures (tests/bench/synthetic_stack.h: nginx + php-fpm,
+// a fixed number of connections in flight, many requests) with
 // collector::CaptureWriter, runs `reqcost report FILE --format json` on
 // each under /usr/bin/time -v (or, without it, wait4's rusage), and prints
-// wall time, events/s and peak RSS, then deletes the files.
+// wall time, events/s and peak RSS, then deletes the files. Two series:
+// 1M and 10M events at 16 connections (requests x10, memory flat), then
+// 1M events with 16, 256 and 1024 kept-alive client connections open at
+// once (one php-fpm child each), at ~200k events/s of capture time like a
+// busy real stack (the clients think between requests): memory follows
+// the connections.
 //
-// Flags: --events=1000000,10000000 (files go to a temp dir under /tmp)
+// Flags: --events=1000000,10000000 --connections=16,256,1024 (files go to a
+// temp dir under /tmp)
 // Exit: 0 when every report ran and counted the requests; 1 otherwise. The
 // memory figures are printed (with the ratio of the largest to the
 // smallest), not judged.
@@ -17,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <optional>
@@ -52,9 +59,23 @@ struct Written {
   double seconds = 0;
 };
 
-absl::StatusOr<Written> WriteCapture(const std::string& path, uint64_t events) {
+// Events per second of capture time in the connections series: a real
+// stack's rate (nginx + php-fpm at saturation on 2 CPUs: ~125k/s). The
+// profiler buffers its 20 ms reorder window, so the rate, not the number of
+// connections, sets that part of the memory.
+constexpr double kSeriesEventsPerS = 200'000;
+
+absl::StatusOr<Written> WriteCapture(const std::string& path, uint64_t events,
+                                     int connections, bool idle_clients) {
   SyntheticOptions opts;
-  opts.connections = 16;
+  opts.connections = connections;
+  if (idle_clients) {
+    // 100 requests per connection; each lane makes ~19 events per ~0.3 ms
+    // request, so this think time gives kSeriesEventsPerS in total.
+    opts.requests_per_connection = 100;
+    double per_lane_s = connections * 19 / kSeriesEventsPerS;
+    opts.client_think_ns = static_cast<uint64_t>(std::max(30e-6, per_lane_s - 300e-6) * 1e9);
+  }
   opts.nginx_workers = 2;
   SyntheticStack stack(opts);
   collector::CaptureHeader header;
@@ -172,6 +193,7 @@ absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string
 
 int Main(int argc, char** argv) {
   std::vector<uint64_t> sizes = {1'000'000, 10'000'000};
+  std::vector<int> widths = {16, 256, 1024};
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--events=")) {
@@ -183,6 +205,16 @@ int Main(int argc, char** argv) {
           return 2;
         }
         sizes.push_back(v);
+      }
+    } else if (absl::ConsumePrefix(&a, "--connections=")) {
+      widths.clear();
+      for (absl::string_view s : absl::StrSplit(a, ',')) {
+        int v;
+        if (!absl::SimpleAtoi(s, &v) || v <= 0 || v > 100'000) {
+          std::fprintf(stderr, "report_scaling: bad --connections\n");
+          return 2;
+        }
+        widths.push_back(v);
       }
     } else {
       std::fprintf(stderr, "report_scaling: unknown flag %s\n", argv[i]);
@@ -207,26 +239,25 @@ int Main(int argc, char** argv) {
     }
   }
 
-  std::printf("reqcost report on synthetic captures (nginx + php-fpm, 16 connections in "
-              "flight, unix socket)\n");
-  std::printf("%12s %10s %10s %9s %9s %12s %12s %10s\n", "events", "requests", "file MB",
-              "write s", "report s", "events/s", "complete", "peak RSS");
+  std::printf("reqcost report on synthetic captures (nginx + php-fpm, unix socket)\n");
+  std::printf("%12s %8s %10s %10s %9s %9s %12s %16s %10s\n", "events", "conns", "requests",
+              "file MB", "write s", "report s", "events/s", "complete", "peak RSS");
   int rc = 0;
-  std::vector<long> rss;
-  for (uint64_t n : sizes) {
-    std::string path = dir->File(absl::StrCat("synthetic-", n, ".cap"));
-    absl::StatusOr<Written> w = WriteCapture(path, n);
+  // One capture: written, reported on, deleted. Returns its peak RSS in KiB.
+  auto measure = [&](uint64_t n, int connections, bool idle_clients) -> std::optional<long> {
+    std::string path = dir->File(absl::StrCat("synthetic-", n, "-", connections, ".cap"));
+    absl::StatusOr<Written> w = WriteCapture(path, n, connections, idle_clients);
     if (!w.ok()) {
       std::fprintf(stderr, "report_scaling: writing %s: %s\n", path.c_str(),
                    std::string(w.status().message()).c_str());
       unlink(path.c_str());
-      return 1;
+      return std::nullopt;
     }
     absl::StatusOr<Measured> m = RunReport(path, dir->path());
     unlink(path.c_str());
     if (!m.ok()) {
       std::fprintf(stderr, "report_scaling: %s\n", std::string(m.status().message()).c_str());
-      return 1;
+      return std::nullopt;
     }
     nlohmann::json j = nlohmann::json::parse(m->stdout_text, nullptr, false);
     uint64_t complete = 0, count = 0;
@@ -235,19 +266,30 @@ int Main(int argc, char** argv) {
       count = j["requests"].value("count", uint64_t{0});
     }
     // All but the requests in flight at the end (at most one per connection).
-    if (count + 16 < w->requests || complete + 16 < w->requests) rc = 1;
-    rss.push_back(m->max_rss_kb);
-    std::printf("%12llu %10llu %10.1f %9.2f %9.2f %12.0f %12s %7.1f MB   (%s)\n",
-                static_cast<unsigned long long>(n),
+    uint64_t in_flight = static_cast<uint64_t>(connections);
+    if (count + in_flight < w->requests || complete + in_flight < w->requests) rc = 1;
+    std::printf("%12llu %8d %10llu %10.1f %9.2f %9.2f %12.0f %16s %7.1f MB   (%s)\n",
+                static_cast<unsigned long long>(n), connections,
                 static_cast<unsigned long long>(w->requests), w->bytes / 1e6, w->seconds,
-                m->wall_s, n / m->wall_s,
-                absl::StrCat(complete, "/", count).c_str(), m->max_rss_kb / 1024.0,
-                m->how.c_str());
+                m->wall_s, n / m->wall_s, absl::StrCat(complete, "/", count).c_str(),
+                m->max_rss_kb / 1024.0, m->how.c_str());
     std::fflush(stdout);
+    return m->max_rss_kb;
+  };
+  std::vector<long> by_size;
+  for (uint64_t n : sizes) {
+    std::optional<long> r = measure(n, 16, false);
+    if (!r) return 1;
+    by_size.push_back(*r);
   }
-  if (rss.size() >= 2 && rss.front() > 0) {
-    std::printf("peak RSS ratio, largest / smallest capture: %.2f\n",
-                static_cast<double>(rss.back()) / static_cast<double>(rss.front()));
+  if (by_size.size() >= 2 && by_size.front() > 0) {
+    std::printf("peak RSS ratio, largest / smallest capture (16 connections): %.2f\n",
+                static_cast<double>(by_size.back()) / static_cast<double>(by_size.front()));
+  }
+  std::printf("kept-alive clients thinking between requests, ~%.0fk events/s:\n",
+              kSeriesEventsPerS / 1e3);
+  for (int c : widths) {
+    if (!measure(1'000'000, c, true)) return 1;
   }
   if (rc != 0) std::printf("FAILED: a report did not count the synthetic requests\n");
   return rc;

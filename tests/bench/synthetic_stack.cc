@@ -199,7 +199,7 @@ void SyntheticStack::Generate(int index) {
   l.to_free.push_back(a);
   l.to_free.push_back(b);
   if (last) l.to_free.push_back(l.client.sock);
-  l.clock_ns = std::max(t, p) + us(30);  // the client's turnaround
+  l.clock_ns = std::max(t, p) + options_.client_think_ns;
   heads_.push({l.events.front().exit_ns, index});
 }
 

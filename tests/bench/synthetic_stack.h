@@ -23,6 +23,10 @@ struct SyntheticOptions {
   int nginx_workers = 2;   // connections are spread over these
   bool tcp_backend = false;  // php-fpm on 127.0.0.1:9000 instead of a unix socket
   int requests_per_connection = 1;  // > 1: HTTP keep-alive on the client side
+  // Between a response and the client's next request on the lane. With
+  // keep-alive, a long one holds many idle connections open at a modest
+  // event rate.
+  uint64_t client_think_ns = 30'000;
   uint64_t seed = 1;
   uint64_t start_ns = 1'000'000'000;
 };
