@@ -138,7 +138,9 @@ struct Conn {
   uint32_t tgid = 0;
   int32_t fd = -1;
   Role role = Role::kUnknown;
-  bool preattach = false;
+  bool preattach = false;  // first seen on a read/write/close, not accept/connect
+  // Why its first request is incomplete when preattach (see Open's caller).
+  const char* preattach_reason = nullptr;
   bool accepted = false;  // opened by accept (vs connect or unknown)
   bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;
@@ -210,6 +212,9 @@ struct Profiler::State {
   std::set<uint16_t> listen_ports;
   std::map<uint32_t, ProcessState> processes;
   std::vector<std::pair<uint64_t, uint64_t>> drops;
+  // Start of the first drop window ever (drops forgets old windows): a
+  // connection first seen after it may have had its accept dropped.
+  std::optional<uint64_t> first_drop_ns;
 
   template <typename Event>
   void Push(uint64_t key, const Event& event);
@@ -544,6 +549,10 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
     conn = Open(e, e.fd, false);
     conn->preattach = true;
+    conn->preattach_reason =
+        first_drop_ns.has_value() && e.exit_ns >= *first_drop_ns
+            ? "connection opened before attach or while events were dropped"
+            : "connection opened before attach";
     Classify(conn);
   }
   switch (conn->role) {
@@ -602,9 +611,7 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
       ++conn->requests;
       if (r->first_of_conn) {
         r->accept = conn->accept;
-        if (conn->preattach) {
-          r->partial_reason = "connection opened before attach";
-        }
+        if (conn->preattach) r->partial_reason = conn->preattach_reason;
       }
       r->has_read = true;
       r->first_read_enter = rec.enter_ns;
@@ -642,7 +649,7 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
       r->conn_uid = conn->uid;
       r->tgid = conn->tgid;
       r->first_of_conn = true;
-      r->partial_reason = "connection opened before attach";
+      r->partial_reason = conn->preattach_reason;
       ++conn->requests;
     }
     if (!r->has_write) {
@@ -1109,6 +1116,9 @@ void Profiler::OnEvent(const SyscallEvent& event) {
 
 void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   if (count == 0) return;
+  if (!state_->first_drop_ns.has_value() || from_ns < *state_->first_drop_ns) {
+    state_->first_drop_ns = from_ns;
+  }
   auto& drops = state_->drops;
   // Forget windows that ended before every open request started.
   uint64_t oldest = state_->processed_ns;

@@ -708,6 +708,26 @@ TEST(ProfilerTest, DropWindowMakesOverlappingRequestsIncomplete) {
   EXPECT_THAT(report.phases.total->mean_us, Eq(95.0));
 }
 
+TEST(ProfilerTest, ConnectionWhoseAcceptWasDroppedSaysSo) {
+  // The kernel dropped the second accept: its connection is first seen on a
+  // read, like one opened before attach, but a drop preceded it.
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 100)
+      .Write(kNginx, 8, 100, 130, 500)
+      .Close(kNginx, 8, 200, 205)
+      .Read(kNginx, 8, 1050, 1060, 100, "", TcpSock(80, 50001))
+      .Write(kNginx, 8, 1100, 1130, 500, "", Syscall::kWritev, TcpSock(80, 50001))
+      .Close(kNginx, 8, 1200, 1205);
+  Profiler profiler;
+  profiler.OnDrops(At(1000), At(1010), 1);
+  auto requests = RunEvents(profiler, s.InExitOrder());
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_THAT(requests[0], HasPhases(95, 95, 0, 0));
+  EXPECT_THAT(requests[1], IsIncompleteBecause(
+                               "connection opened before attach or while events were dropped"));
+}
+
 TEST(ProfilerTest, DropWindowBetweenRequestsChangesNothing) {
   Profiler profiler;
   profiler.OnDrops(At(400), At(900), 3);
