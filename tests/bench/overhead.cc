@@ -3,23 +3,24 @@
 // Starts nginx (1 worker) in front of php-fpm (static pool) on a unix socket,
 // serving samples/php/hello.php, and drives it with ab for a fixed time per
 // run, at concurrency 1 and at saturation. Each round runs the same load
-// three ways, in an order that rotates from round to round:
+// four ways, in an order that rotates from round to round:
 //   base     nothing attached
 //   reqcost  `reqcost attach -p NGINX -p FPM --format json` (default ring
 //            buffer, no payload, full request assembly), attached before
 //            the load starts, stopped with SIGINT after it
 //   floor    an empty BPF program on every tracepoint reqcost uses
-//            (tests/bench/floor.bpf.c): what attaching anything there costs,
-//            before any work; the target leaves reqcost only what is left
+//            (tests/bench/floor.bpf.c): what attaching anything there
+//            costs this kernel before any program does work
 //   strace   `strace -f -p` on the nginx worker and every php-fpm child,
 //            attached the same way
 // and prints each run, the per-round ratios (traced / base of the same
 // round) and their medians: throughput, p50 and p99 latency (from ab -e,
-// µs resolution), and the machine's CPU time per request. For reqcost it also prints events, events/s, dropped
-// events and requests complete against ab's count. A last reqcost run at
-// saturation with kernel.bpf_stats_enabled=1 reports the time per
-// invocation of every BPF program (run_time_ns / run_cnt), kept apart from
-// the measured rounds because the statistics themselves cost time.
+// µs resolution), and the machine's CPU time per request. For reqcost it
+// also prints events, events/s, dropped events and requests complete
+// against ab's count. A last reqcost run at saturation with
+// kernel.bpf_stats_enabled=1 reports the time per invocation of every BPF
+// program (run_time_ns / run_cnt), kept apart from the measured rounds
+// because the statistics themselves cost time.
 //
 // Not a pass/fail test: it exits 0 when every run worked (targets are
 // printed as met or missed), 1 when something failed, 77 when it cannot run
