@@ -177,6 +177,15 @@ struct ProcessState {
 using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
                             std::array<uint8_t, 16>, uint16_t>;
 
+// Whether two identities name the same socket: a unix socket by its own
+// address (its peer may be gone by close), TCP by its 4-tuple.
+bool SameSocket(const SocketId& a, const SocketId& b) {
+  if (a.family == 0 || a.family != b.family) return false;
+  if (a.family == kAfUnix) return a.sock != 0 && a.sock == b.sock;
+  return a.local_addr == b.local_addr && a.local_port == b.local_port &&
+         a.remote_addr == b.remote_addr && a.remote_port == b.remote_port;
+}
+
 // An event waiting in the reorder buffer, processed in order of `key`, then
 // of arrival.
 struct Queued {
@@ -207,6 +216,11 @@ struct Profiler::State {
   std::map<uint64_t, Conn> conns;  // by uid
   // Lookups only (never iterated: their order is not the uid order).
   absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> by_fd;
+  // Connections whose fd was reused before their close was seen, by that
+  // fd: in a threaded process the fd is free before close() returns, so
+  // another thread's accept can come first. Each waits for its own close
+  // until the next other event on the fd (see Settle).
+  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> displaced;
   absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
   absl::flat_hash_map<TupleKey, uint64_t> inet_index;
   std::set<uint16_t> listen_ports;
@@ -225,6 +239,8 @@ struct Profiler::State {
   Conn* Find(uint32_t tgid, int32_t fd);
   Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
   void Close(Conn* conn);
+  bool Settle(const SyscallEvent& e);
+  void Dispatch(Conn* conn, const SyscallEvent& e);
   void Index(Conn* conn);
   void Unindex(Conn* conn);
   Conn* FindPartner(const Conn& conn);
@@ -297,9 +313,11 @@ Conn* Profiler::State::Find(uint32_t tgid, int32_t fd) {
 Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
                             bool accepted) {
   if (Conn* old = Find(e.tgid, fd)) {
-    // The fd was reused without its close being seen.
-    if (old->request) FinalizeRequest(old, "close not seen");
-    Close(old);
+    // The fd was reused before its close was seen: set aside (see
+    // displaced), after any connection still waiting there.
+    Settle(e);
+    by_fd.erase({e.tgid, fd});
+    displaced[{e.tgid, fd}] = old;
   }
   uint64_t uid = next_uid++;
   Conn& conn = conns[uid];
@@ -488,7 +506,10 @@ void Profiler::State::Close(Conn* conn) {
   if (conn->role == Role::kLink) {
     anomalies.unmatched_backend_work += conn->unbound_work.size();
   }
-  by_fd.erase({conn->tgid, conn->fd});
+  for (auto* index : {&by_fd, &displaced}) {
+    auto it = index->find({conn->tgid, conn->fd});
+    if (it != index->end() && it->second == conn) index->erase(it);
+  }
   conns.erase(conn->uid);
 }
 
@@ -544,6 +565,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     }
     return;
   }
+  if (Settle(e)) return;
   conn = Find(e.tgid, e.fd);
   if (conn == nullptr) {
     if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
@@ -555,6 +577,29 @@ void Profiler::State::Handle(const SyscallEvent& e) {
             : "connection opened before attach";
     Classify(conn);
   }
+  Dispatch(conn, e);
+}
+
+// The connection set aside on e's fd, if any, either takes e (its own
+// close, told by the socket) or waits no longer: its close was lost. True
+// when e was its close.
+bool Profiler::State::Settle(const SyscallEvent& e) {
+  int32_t fd = e.conn_fd();
+  auto it = displaced.find({e.tgid, fd});
+  if (it == displaced.end()) return false;
+  Conn* old = it->second;
+  displaced.erase(it);
+  if (e.syscall == Syscall::kClose && SameSocket(e.sock, old->sock)) {
+    Dispatch(old, e);
+    return true;
+  }
+  if (old->request) FinalizeRequest(old, "close not seen");
+  Close(old);
+  return false;
+}
+
+// An event on an open connection, by the connection's role; a close ends it.
+void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   switch (conn->role) {
     case Role::kClient:
       OnClientEvent(conn, e);
@@ -1153,6 +1198,12 @@ void Profiler::SetRequestCallback(
 void Profiler::Finish(uint64_t end_ns) {
   state_->Drain(true);
   state_->processed_ns = std::max(state_->processed_ns, end_ns);
+  // A connection set aside on a reused fd will not see its close any more.
+  while (!state_->displaced.empty()) {
+    Conn* old = state_->displaced.begin()->second;
+    if (old->request) state_->FinalizeRequest(old, "close not seen");
+    state_->Close(old);
+  }
   std::vector<uint64_t> open;
   for (const auto& [uid, conn] : state_->conns) {
     if (conn.request) open.push_back(uid);

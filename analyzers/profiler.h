@@ -11,7 +11,11 @@
 // end's `peer` is the other end's `sock`; for AF_INET/AF_INET6 the local
 // address:port of one end is the remote of the other. An id is forgotten when
 // its connection closes, so a reused kernel address never pairs a new
-// connection with an old one. A connection first seen on a read/write was
+// connection with an old one. The kernel frees an fd before close() returns,
+// so in a threaded process another thread's accept can return the same fd
+// before that close is seen: the old connection then waits aside for a close
+// with its own socket identity until the next other event on the fd; if
+// none comes, it was lost, and its request is incomplete ("close not seen"). A connection first seen on a read/write was
 // opened before attach: it is paired the same way; if unpaired, a TCP one is
 // taken as a client connection when its local port is a port traced
 // processes accepted on or is lower than its remote port, a backend link

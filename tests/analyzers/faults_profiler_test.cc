@@ -145,6 +145,29 @@ TEST(FaultsProfilerTest, ReusedFdWithItsCloseLostIsANewConnection) {
   EXPECT_TRUE(AllOwnSyscallsFrom(requests[1], 1000));
 }
 
+// A threaded server: one thread closes fd 8, and the kernel frees the fd
+// before close() returns, so another thread's accept gets fd 8 and returns
+// first. The first request still owns its close, and the close does not end
+// the new connection.
+TEST(FaultsProfilerTest, CloseSeenAfterAnotherThreadsAcceptOfItsFd) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
+      .Read(kNginx, 8, 50, 60, 100)
+      .Write(kNginx, 8, 100, 130, 500)
+      .Add(Syscall::kClose, kNginx, 8, 0, 200, 230, TcpSock(80, 50000))
+      .Accept(kNginx, 8, 150, 215, TcpSock(80, 50001))
+      .Read(kNginx, 8, 250, 260, 100)
+      .Write(kNginx, 8, 300, 330, 500)
+      .Close(kNginx, 8, 400, 405);
+  auto requests = RunWithProcesses(s, {});
+  ASSERT_THAT(requests, SizeIs(2));
+  // T = 10 (accept) + (130 - 50) + 30 (close).
+  EXPECT_THAT(requests[0], HasPhases(120, 120, 0, 0));
+  // T = 65 (accept) + (330 - 250) + 5.
+  EXPECT_THAT(requests[1], HasPhases(150, 150, 0, 0));
+  EXPECT_THAT(requests[1].syscalls, SizeIs(4));
+}
+
 // nginx (100) in front of php-fpm child 200. Request 1's child is killed
 // mid-work: nginx reads EOF and answers by itself (a 502). php-fpm forks a
 // new child that the kernel gives PID 200 again; it accepts on fd 4 again, and

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "tests/integration/breakdown_expect.h"
@@ -152,6 +153,22 @@ absl::StatusOr<std::vector<json>> ReplayRequests(
     requests.push_back(json::parse(line));
   }
   return requests;
+}
+
+// Prints why requests of a capture were left incomplete (the lines of
+// `reqcost report --requests` that say so), so that a failed count says why.
+void PrintIncomplete(const Profiled& p) {
+  if (p.report["requests"]["incomplete"].get<int>() == 0) return;
+  std::string out = p.capture + ".txt";
+  absl::StatusOr<Subprocess> r = Subprocess::Start(
+      {REQCOST_BINARY, "report", p.capture, "--requests"}, out, p.capture + ".err");
+  if (!r.ok() || !r->WaitForExit(absl::Seconds(30)).ok()) return;
+  std::string text = ReadFileToString(out).value_or("");
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StrContains(line, ": incomplete, ")) {
+      std::printf("[incomplete] %s\n", std::string(line).c_str());
+    }
+  }
 }
 
 AbOptions Ab(const Server& front, const std::string& path, int concurrency,
@@ -502,6 +519,7 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
   pids.push_back(backend.pid());
   pids.push_back(nginx.pid());
   ASSERT_OK_AND_ASSIGN(p, Profile(dir, pids, Ab(nginx, FcgiPath(), 4)));
+  PrintIncomplete(p);
   ASSERT_EQ(p.ab.complete, kRequests);
   ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
