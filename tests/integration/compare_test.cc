@@ -125,6 +125,12 @@ double PerRequest(const json& report, const std::string& name,
   return s == nullptr || complete == 0 ? 0 : (*s)["count"].get<double>() / complete;
 }
 
+// Time in `name` on `side` per complete request, in µs (0 when never seen).
+double UsPerRequest(const json& report, const std::string& name, const std::string& side) {
+  const json* s = FindSyscall(report, name, side);
+  return s == nullptr ? 0 : PerRequest(report, name, side) * (*s)["mean_us"].get<double>();
+}
+
 // Copies the captures and outputs to $REQCOST_KEEP_DIR when set (for docs).
 void Keep(const std::string& path, const std::string& name) {
   const char* keep = std::getenv("REQCOST_KEEP_DIR");
@@ -177,7 +183,11 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   EXPECT_LT(b_accept, 0.1);
   EXPECT_GT(a_close, 0.9);  // the client connection's (and the link's)
   EXPECT_LT(b_close, a_close - 0.5);
-  EXPECT_LT(b_server, a_server);
+  // The server time keep-alive takes away: its accept and one of its closes.
+  // (The whole server phase moves with this VM's speed from one run to the
+  // next by more than the ~10 µs they cost, so it is printed, not compared.)
+  EXPECT_LT(UsPerRequest(c["b"], "accept4", "server") + UsPerRequest(c["b"], "close", "server"),
+            UsPerRequest(c["a"], "accept4", "server") + UsPerRequest(c["a"], "close", "server"));
   EXPECT_NEAR(c["delta"]["server"]["mean_us"].get<double>(), b_server - a_server,
               1e-6);
 
