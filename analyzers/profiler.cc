@@ -316,8 +316,7 @@ Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
     // The fd was reused before its close was seen: set aside (see
     // displaced), after any connection still waiting there.
     Settle(e);
-    by_fd.erase({e.tgid, fd});
-    displaced[{e.tgid, fd}] = old;
+    displaced[{e.tgid, fd}] = old;  // by_fd is given the new one below
   }
   uint64_t uid = next_uid++;
   Conn& conn = conns[uid];
