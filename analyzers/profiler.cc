@@ -98,7 +98,7 @@ struct Exchange {
   uint64_t last_send_exit = 0;
   std::optional<uint64_t> send_exit_before_reply;
   bool has_reply = false;
-  uint64_t first_reply_enter = 0;  // 0: enter not seen
+  uint64_t first_reply_start = 0;  // its enter, else its exit
   uint64_t first_reply_exit = 0;
   uint64_t last_reply_exit = 0;
   bool ended = false;  // END_REQUEST read
@@ -119,7 +119,7 @@ struct OpenRequest {
   std::string partial_reason;
   std::optional<SyscallRecord> accept;
   bool has_read = false;
-  uint64_t first_read_enter = 0;  // 0: not seen
+  uint64_t first_read_start = 0;  // its enter, else its exit
   uint64_t first_read_exit = 0;
   uint64_t last_read_exit = 0;
   std::optional<std::string> request_line;
@@ -547,7 +547,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     Classify(conn);
     if (!accepted && conn->role == Role::kLink) {
       auto ex = NewExchange(conn, e.enter_seen() ? e.enter_ns : e.exit_ns,
-                            !e.enter_seen());
+                            e.enter_missed());
       ex->connect_exit = e.exit_ns;
       if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
       ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
@@ -658,9 +658,9 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
         if (conn->preattach) r->partial_reason = conn->preattach_reason;
       }
       r->has_read = true;
-      r->first_read_enter = rec.enter_ns;
+      r->first_read_start = rec.start_ns();
       r->first_read_exit = rec.exit_ns;
-      if (!e.enter_seen() && r->partial_reason.empty()) {
+      if (e.enter_missed() && r->partial_reason.empty()) {
         r->partial_reason = "request start not seen";
       }
       r->request_line = ParseHttpRequestLine(e.payload);
@@ -814,7 +814,7 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
     }
     if (start_new) {
       bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
-                     !rec.enter_seen();
+                     e.enter_missed();
       conn->exchange = NewExchange(conn, rec.start_ns(), partial);
       ex = conn->exchange.get();
     }
@@ -834,7 +834,7 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
     auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
     if (!ex->has_reply) {
       ex->has_reply = true;
-      ex->first_reply_enter = rec.enter_ns;
+      ex->first_reply_start = rec.start_ns();
       ex->first_reply_exit = rec.exit_ns;
       if (ex->has_send) ex->send_exit_before_reply = ex->last_send_exit;
     }
@@ -992,8 +992,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
 
   const bool accept_owned = r.accept.has_value() && r.accept->enter_seen();
   out.start_ns = accept_owned   ? r.accept->enter_ns
-                 : r.has_read   ? (r.first_read_enter != 0 ? r.first_read_enter
-                                                           : r.first_read_exit)
+                 : r.has_read   ? r.first_read_start
                  : (r.syscalls.empty() ? 0 : r.syscalls.front().start_ns());
   out.end_ns = r.last_write_exit;
 
@@ -1063,15 +1062,14 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
       }
     } else if (ex->backend_traced) {
       reason = "backend events missing";
-    } else if (!ex->send_exit_before_reply.has_value() ||
-               ex->first_reply_enter == 0) {
+    } else if (!ex->send_exit_before_reply.has_value()) {
       reason = "backend exchange incomplete";
     } else {
       out.backend_timing = BackendTiming::kInferred;
       out.backend_start_ns = *ex->send_exit_before_reply;
-      out.backend_end_ns = ex->first_reply_enter;
-      b_ns = ex->first_reply_enter > *ex->send_exit_before_reply
-                 ? ex->first_reply_enter - *ex->send_exit_before_reply
+      out.backend_end_ns = ex->first_reply_start;
+      b_ns = ex->first_reply_start > *ex->send_exit_before_reply
+                 ? ex->first_reply_start - *ex->send_exit_before_reply
                  : 0;
     }
     w_ns = ex->last_reply_exit > ex->start_enter
@@ -1101,12 +1099,12 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
     for (const SyscallRecord& s : r.syscalls) {
       if (!IsRead(s.syscall)) continue;
       if (s.start_ns() > r.first_write_start) break;
-      if (eagain != nullptr && s.enter_seen() && s.enter_ns > eagain->exit_ns) {
-        wait += s.enter_ns - eagain->exit_ns;
+      if (eagain != nullptr && s.start_ns() > eagain->exit_ns) {
+        wait += s.start_ns() - eagain->exit_ns;
       }
       eagain = s.ret == kEagain ? &s : nullptr;
     }
-    uint64_t first = r.first_read_enter;
+    uint64_t first = r.first_read_start;
     uint64_t t = r.last_write_exit > first ? r.last_write_exit - first : 0;
     t = t > wait ? t - wait : 0;
     if (accept_owned) t += r.accept->duration_ns();

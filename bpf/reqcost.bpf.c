@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * reqcost kernel side: one record per socket syscall of a traced process,
- * emitted at the syscall's exit with both timestamps and the socket's
- * identity. Built on the syscall tracepoints only (no kprobes, no fentry).
+ * reqcost kernel side: one record per socket operation of a traced process,
+ * with its timestamps and the socket's identity. Connections open and end
+ * through syscall tracepoints (accept, accept4, connect, close, shutdown:
+ * enter and exit). Bytes move through the socket-layer tracepoints
+ * sock:sock_recv_length and sock:sock_send_length by default: they fire for
+ * socket I/O only, at its end, so a file read costs the traced processes
+ * nothing; the syscall and fd come from the task's saved user registers.
+ * With --syscall-times the data syscalls are traced at enter and exit
+ * instead (their duration is known; every file read and write pays). No
+ * kprobes, no fentry: this kernel loads neither.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -13,6 +20,7 @@
 #include "traced_syscalls.h"
 
 #define MAX_TRACED_PROCS 8192
+#define MAX_TLS_SOCKETS 65536	/* stream sockets whose record state is kept */
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
 #define WAKEUP_BYTES (64 * 1024)	/* wake the consumer past this backlog */
 
@@ -21,10 +29,13 @@
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
+#define SOCK_STREAM 1
+#define MSG_PEEK 2
 
 /* Set by user space between open and load. */
 const volatile __u32 targ_payload = 0;	/* bytes of each read/write to keep */
 const volatile __u64 targ_hash_key = 0;	/* per-run key for socket ids */
+const volatile bool targ_tls = true;	/* walk the TLS record headers of reads */
 
 /* tgid -> 1 for every traced process; kept current on fork and exit. */
 struct {
@@ -98,6 +109,32 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch_event);
 } scratch SEC(".maps");
+
+/* Where a stream socket's reads stand in its TLS records. */
+enum tls_mode {
+	TLS_PLAIN = 1,		/* its first read seen was no record header */
+	TLS_RECORDS = 2,	/* a TLS stream: boundaries followed */
+	TLS_LOST = 3,		/* was one, boundaries lost */
+};
+
+struct tls_state {
+	__u32 skip;		/* bytes of the current record's body still to come */
+	__u8 mode;		/* enum tls_mode */
+	__u8 have;		/* bytes of a header split over reads, in hdr */
+	__u8 hdr[5];
+};
+
+/*
+ * By struct sock address, in the kernel only. Forgotten at close, and at
+ * accept and connect (an address the kernel reuses starts afresh); LRU for
+ * the sockets whose close is never seen.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_TLS_SOCKETS);
+	__type(key, __u64);
+	__type(value, struct tls_state);
+} tls_states SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -213,7 +250,47 @@ static __always_inline bool has_payload(__u16 sc)
 {
 	return sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4 &&
 	       sc != RC_SYS_CONNECT && sc != RC_SYS_CLOSE &&
-	       sc != RC_SYS_SHUTDOWN && sc != RC_SYS_SENDFILE;
+	       sc != RC_SYS_SHUTDOWN && sc != RC_SYS_SENDFILE &&
+	       sc != RC_SYS_RECVMMSG && sc != RC_SYS_SENDMMSG;
+}
+
+static __always_inline bool is_read(__u16 sc)
+{
+	return sc == RC_SYS_READ || sc == RC_SYS_READV || sc == RC_SYS_RECVFROM ||
+	       sc == RC_SYS_RECVMSG || sc == RC_SYS_RECVMMSG;
+}
+
+/*
+ * The calling thread's pending storage if its process is traced, else NULL.
+ * A thread has it only once it made a traced call while its process was
+ * traced, and a process stays traced until its last thread exits: storage
+ * found means traced, without the hash lookup.
+ */
+static __always_inline struct pending *traced_task(struct task_struct *task)
+{
+	struct pending *p;
+
+	p = bpf_task_storage_get(&pending, task, NULL, 0);
+	if (p)
+		return p;
+	if (!is_traced(task->tgid))
+		return NULL;
+	p = bpf_task_storage_get(&pending, task, NULL,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		count(RC_CNT_ENTER_LOST);
+	return p;
+}
+
+/* A socket's TLS record state starts afresh (new connection, or closed). */
+static __always_inline void tls_forget(struct sock *sk)
+{
+	__u64 key;
+
+	if (!targ_tls || !sk)
+		return;
+	ptr_value(&key, sk);
+	bpf_map_delete_elem(&tls_states, &key);
 }
 
 static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
@@ -222,22 +299,9 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 	struct pending *p;
 	struct sock *sk;
 
-	/*
-	 * A thread has pending storage only once it made a syscall while its
-	 * process was traced, and a process stays traced until its last
-	 * thread exits: storage found means traced, without the hash lookup.
-	 */
-	p = bpf_task_storage_get(&pending, task, NULL, 0);
-	if (!p) {
-		if (!is_traced(task->tgid))
-			return 0;
-		p = bpf_task_storage_get(&pending, task, NULL,
-					 BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!p) {
-			count(RC_CNT_ENTER_LOST);
-			return 0;
-		}
-	}
+	p = traced_task(task);
+	if (!p)
+		return 0;
 	/*
 	 * The enter only notes the time and the arguments, on every fd (an
 	 * exit with no enter then really means a syscall in flight at attach,
@@ -252,8 +316,10 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 	if (sc == RC_SYS_CLOSE) {
 		sk = fd_to_sock(task, fd);
 		p->close_sock = sk != NULL;
-		if (sk)
+		if (sk) {
 			read_sock_id(sk, &p->close_id);
+			tls_forget(sk);
+		}
 	}
 	return 0;
 }
@@ -311,6 +377,158 @@ static __always_inline __u32 copy_payload(__u8 *dst, __u16 sc, __u64 buf,
 	}
 }
 
+/*
+ * The first buffer a read filled: its address in *base, its length (a
+ * plain buffer's is unbounded: the read's result bounds it). 0: none.
+ */
+static __always_inline __u64 first_buffer(__u16 sc, __u64 buf, __u64 iovcnt,
+					  __u64 *base)
+{
+	struct user_msghdr msg;
+	struct iovec v;
+
+	switch (sc) {
+	case RC_SYS_READ:
+	case RC_SYS_RECVFROM:
+		*base = buf;
+		return ~0ULL;
+	case RC_SYS_READV:
+		if (!iovcnt || bpf_probe_read_user(&v, sizeof(v), (void *)buf))
+			return 0;
+		break;
+	case RC_SYS_RECVMSG:
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) ||
+		    !msg.msg_iovlen ||
+		    bpf_probe_read_user(&v, sizeof(v), msg.msg_iov))
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	*base = (__u64)v.iov_base;
+	return v.iov_len;
+}
+
+#define TLS_HEADER 5
+#define TLS_MAX_RECORD (16384 + 2048)	/* the largest ciphertext a record may hold */
+#define TLS_WALK_MAX 16			/* headers followed in one read */
+
+/* A TLS record header: a known content type, version 3.x, a sane length. */
+static __always_inline bool tls_header(const __u8 *h, __u16 *len)
+{
+	*len = ((__u16)h[3] << 8) | h[4];
+	return h[0] >= 20 && h[0] <= 24 && h[1] == 3 && *len <= TLS_MAX_RECORD;
+}
+
+static __always_inline void tls_keep(struct rc_tls_records *out, const __u8 *h,
+				     __u16 len)
+{
+	__u8 i = out->count;
+
+	if (i >= RC_TLS_MAX) {
+		out->flags |= RC_TLS_MORE;
+		return;
+	}
+	out->type[i & (RC_TLS_MAX - 1)] = h[0];
+	out->length[i & (RC_TLS_MAX - 1)] = len;
+	out->count = i + 1;
+}
+
+/*
+ * Follows the TLS records through a read of `n` bytes (the first `cap` of
+ * them at `base` in one buffer): notes the header of every record that
+ * begins in it and carries the rest of the last record over to the next
+ * read. A socket whose first read seen does not start with a record header
+ * is plain and never looked at again. Costs one 5-byte user read per record
+ * header, none for a plain socket after its first read.
+ */
+static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
+				     __u64 n, struct rc_tls_records *out)
+{
+	struct tls_state *st, fresh = {};
+	__u32 off = 0;
+	__u16 len;
+	__u64 key;
+	__u8 h[TLS_HEADER];
+
+	if (n > cap)
+		n = cap;	/* what lies past the first buffer is not walked */
+	ptr_value(&key, sk);
+	st = bpf_map_lookup_elem(&tls_states, &key);
+	if (!st) {
+		fresh.mode = TLS_PLAIN;
+		if (n >= TLS_HEADER && !bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
+		    tls_header(h, &len) && h[0] == 22)
+			fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
+		bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
+		if (fresh.mode != TLS_RECORDS)
+			return;
+		st = bpf_map_lookup_elem(&tls_states, &key);
+		if (!st)
+			return;
+	}
+	if (st->mode == TLS_PLAIN)
+		return;
+	out->flags = RC_TLS_ON;
+	if (st->mode == TLS_LOST) {
+		out->flags |= RC_TLS_LOST;
+		return;
+	}
+	if (st->have) {
+		/* A header split over reads: complete it, a byte at a time. */
+		__u32 need = TLS_HEADER - st->have;
+
+#pragma unroll
+		for (int i = 0; i < TLS_HEADER - 1; i++) {
+			__u8 at = st->have;
+
+			if (i >= need || i >= n || at >= TLS_HEADER)
+				break;
+			if (bpf_probe_read_user(&st->hdr[at], 1, (void *)(base + i)))
+				goto lost;
+			st->have = at + 1;
+		}
+		if (st->have < TLS_HEADER)
+			return;
+		st->have = 0;
+		if (!tls_header(st->hdr, &len))
+			goto lost;
+		tls_keep(out, st->hdr, len);
+		off = need + len;
+	} else {
+		off = st->skip;
+	}
+	for (int i = 0; i < TLS_WALK_MAX; i++) {
+		if (off >= n)
+			break;
+		if (n - off < TLS_HEADER) {
+			/* The header goes on in the next read. */
+#pragma unroll
+			for (int j = 0; j < TLS_HEADER - 1; j++) {
+				if (j >= n - off)
+					break;
+				if (bpf_probe_read_user(&st->hdr[j], 1, (void *)(base + off + j)))
+					goto lost;
+			}
+			st->have = n - off;
+			off = n;
+			break;
+		}
+		if (bpf_probe_read_user(h, TLS_HEADER, (void *)(base + off)) ||
+		    !tls_header(h, &len))
+			goto lost;
+		tls_keep(out, h, len);
+		off += TLS_HEADER + len;
+	}
+	if (off < n)
+		goto lost;	/* more records than followed */
+	st->skip = off - n;
+	return;
+lost:
+	st->mode = TLS_LOST;
+	out->flags |= RC_TLS_LOST;
+}
+
 #define WAKEUP_CHECK_EVERY 16	/* records per CPU between backlog checks */
 
 /*
@@ -360,64 +578,90 @@ static __always_inline struct sock *exit_sock(__u16 sc, struct task_struct *task
 	return sk;
 }
 
-/* Everything but the payload; p is NULL for an accept seen without enter. */
-static __always_inline void fill_event(struct rc_syscall_event *e, __u16 sc,
-				       struct task_struct *task, long ret,
-				       struct pending *p, struct sock *sk,
-				       __u16 flags, __u64 exit_ns)
+/* What one record says, gathered by whichever hook saw the operation. */
+struct op {
+	__u16 sc;
+	__u16 flags;
+	__s32 fd;
+	long ret;
+	__u64 enter_ns;		/* 0: not seen or not hooked */
+	__u64 exit_ns;
+	__u64 buf;		/* user buffer, iovec or msghdr; 0: none */
+	__u64 iovcnt;
+	struct sock *sk;	/* whose identity the record carries; NULL: none */
+	const struct rc_sock_id *id;	/* else this one (close: read at enter) */
+};
+
+/* Everything but the payload. */
+static __always_inline void fill_event(struct rc_syscall_event *e,
+				       struct task_struct *task,
+				       const struct op *op)
 {
+	__u64 base = 0, cap;
+
 	e->kind = RC_REC_SYSCALL;
 	e->size = RC_SYSCALL_EVENT_HEADER_SIZE;
-	e->syscall = sc;
-	e->flags = flags;
+	e->syscall = op->sc;
+	e->flags = op->flags;
 	e->tgid = task->tgid;
 	e->tid = task->pid;
-	e->exit_ns = exit_ns;
-	e->ret = ret;
+	e->enter_ns = op->enter_ns;
+	e->exit_ns = op->exit_ns;
+	e->ret = op->ret;
+	e->fd = op->fd;
 	e->payload_len = 0;
-	e->enter_ns = p ? p->enter_ns : 0;
-	e->fd = p ? p->fd : -1;
-	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
-		/* The record is about the accepted socket. */
-		sk = ret >= 0 ? fd_to_sock(task, (int)ret) : NULL;
-		if (sk)
-			read_sock_id(sk, &e->sock);
-		else
-			__builtin_memset(&e->sock, 0, sizeof(e->sock));
-	} else if (sc == RC_SYS_CLOSE) {
-		e->sock = p->close_id;
-	} else {
-		read_sock_id(sk, &e->sock);
+	if (op->sk)
+		read_sock_id(op->sk, &e->sock);
+	else if (op->id)
+		e->sock = *op->id;
+	else
+		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	__builtin_memset(&e->tls, 0, sizeof(e->tls));
+	if (targ_tls && op->sk && op->ret > 0 && is_read(op->sc) &&
+	    !(op->flags & RC_F_PEEK) && op->sk->sk_type == SOCK_STREAM) {
+		cap = first_buffer(op->sc, op->buf, op->iovcnt, &base);
+		if (cap)
+			tls_walk(op->sk, base, cap, op->ret, &e->tls);
 	}
 }
 
-/* The payload path (opt-in): built in scratch, copied out at its length. */
-static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
-					     long ret, struct pending *p,
-					     struct sock *sk, __u16 flags,
-					     __u64 exit_ns)
+/* Emits one record; the payload (opt-in) is built in scratch first. */
+static __always_inline int emit(struct task_struct *task, const struct op *op)
 {
-	__u32 zero = 0, want, n;
-	struct scratch_event *s;
 	struct rc_syscall_event *e;
+	struct scratch_event *s;
+	__u32 zero = 0, want, n;
 	__u64 size, *emitted;
 
+	emitted = emitted_counter();
+	if (!targ_payload || !op->buf || op->ret <= 0 || !has_payload(op->sc)) {
+		/* Without payload every record has one size: built in place. */
+		e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
+		if (!e) {
+			count(RC_CNT_DROPPED);
+			return 0;
+		}
+		fill_event(e, task, op);
+		bpf_ringbuf_submit(e, wakeup_flags(emitted));
+		if (emitted)
+			*emitted += 1;
+		return 0;
+	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
 	e = &s->e;
-	fill_event(e, sc, task, ret, p, sk, flags, exit_ns);
-	want = ret < targ_payload ? (__u32)ret : targ_payload;
+	fill_event(e, task, op);
+	want = op->ret < targ_payload ? (__u32)op->ret : targ_payload;
 	if (want > RC_PAYLOAD_MAX)
 		want = RC_PAYLOAD_MAX;
-	n = copy_payload(e->payload, sc, p->buf, p->iovcnt, want);
+	n = copy_payload(e->payload, op->sc, op->buf, op->iovcnt, want);
 	if (n > RC_PAYLOAD_MAX)
 		n = RC_PAYLOAD_MAX;
 	e->payload_len = n;
 	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + n;
 	/* Within the scratch value whatever the mask leaves (see PAYLOAD_MASK). */
 	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(n);
-	emitted = emitted_counter();
 	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(emitted))) {
 		count(RC_CNT_DROPPED);
 		return 0;
@@ -430,11 +674,8 @@ static __always_inline int emit_with_payload(__u16 sc, struct task_struct *task,
 static __always_inline int on_exit(__u16 sc, long ret)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct rc_syscall_event *e;
+	struct op op = { .sc = sc, .ret = ret, .fd = -1 };
 	struct pending *p;
-	struct sock *sk = NULL;
-	__u64 exit_ns, *emitted;
-	__u16 flags;
 
 	/* Only a traced thread's enter leaves one (see on_enter). */
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
@@ -456,29 +697,28 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	if (sc == RC_SYS_CLOSE) {
 		if (!p->close_sock)
 			return 0;
-		flags = 0;
+		op.id = &p->close_id;
 	} else {
-		sk = exit_sock(sc, task, ret, p, &flags);
-		if (!sk)
+		op.sk = exit_sock(sc, task, ret, p, &op.flags);
+		if (!op.sk)
 			return 0;	/* not a socket */
 	}
 	/* After the socket lookup, so that other fds cost no clock read. */
-	exit_ns = bpf_ktime_get_ns();
-	if (targ_payload && p && p->buf && ret > 0 && has_payload(sc))
-		return emit_with_payload(sc, task, ret, p, sk, flags, exit_ns);
-
-	/* Without payload every record has one size: built in place. */
-	e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
-	if (!e) {
-		count(RC_CNT_DROPPED);
-		return 0;
+	op.exit_ns = bpf_ktime_get_ns();
+	if (p) {
+		op.enter_ns = p->enter_ns;
+		op.fd = p->fd;
+		op.buf = p->buf;
+		op.iovcnt = p->iovcnt;
 	}
-	fill_event(e, sc, task, ret, p, sk, flags, exit_ns);
-	emitted = emitted_counter();
-	bpf_ringbuf_submit(e, wakeup_flags(emitted));
-	if (emitted)
-		*emitted += 1;
-	return 0;
+	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
+		/* The record is about the accepted socket, a new connection. */
+		op.sk = ret >= 0 ? fd_to_sock(task, (int)ret) : NULL;
+		tls_forget(op.sk);
+	} else if (sc == RC_SYS_CONNECT) {
+		tls_forget(op.sk);
+	}
+	return emit(task, &op);
 }
 
 #define TRACE_SYSCALL(name, sc, buf_arg, iovcnt_arg)				\
@@ -494,6 +734,66 @@ int exit_##name(struct trace_event_raw_sys_exit *ctx)				\
 }
 
 RC_TRACED_SYSCALLS(TRACE_SYSCALL)
+
+/*
+ * x86-64 syscall numbers of the calls that move socket bytes: the socket
+ * layer's tracepoints say which socket and how many bytes, the saved user
+ * registers which call it was, its fd and its buffer.
+ */
+static __always_inline __u16 io_syscall(long nr, bool recv)
+{
+	switch (nr) {
+	case 0: return recv ? RC_SYS_READ : 0;
+	case 1: return recv ? 0 : RC_SYS_WRITE;
+	case 19: return recv ? RC_SYS_READV : 0;
+	case 20: return recv ? 0 : RC_SYS_WRITEV;
+	case 40: return recv ? 0 : RC_SYS_SENDFILE;
+	case 44: return recv ? 0 : RC_SYS_SENDTO;
+	case 45: return recv ? RC_SYS_RECVFROM : 0;
+	case 46: return recv ? 0 : RC_SYS_SENDMSG;
+	case 47: return recv ? RC_SYS_RECVMSG : 0;
+	case 299: return recv ? RC_SYS_RECVMMSG : 0;
+	case 307: return recv ? 0 : RC_SYS_SENDMMSG;
+	default: return 0;
+	}
+}
+
+/* A socket's bytes moved (or an error) for a traced process: one record. */
+static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
+				      bool recv)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct op op = { .ret = ret, .flags = RC_F_EXIT_ONLY, .sk = sk };
+	struct pt_regs *regs;
+
+	if (!sk || !traced_task(task))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	op.sc = io_syscall(regs->orig_ax, recv);
+	if (!op.sc) {
+		count(RC_CNT_FOREIGN);
+		return 0;
+	}
+	op.exit_ns = bpf_ktime_get_ns();
+	op.fd = (int)regs->di;
+	op.buf = regs->si;
+	op.iovcnt = regs->dx;
+	if (recv && (msg_flags & MSG_PEEK))
+		op.flags |= RC_F_PEEK;
+	return emit(task, &op);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk, ret, flags, true);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk, ret, flags, false);
+}
 
 static __always_inline void emit_process(__u16 op, struct task_struct *task,
 					 __u32 parent_tgid)

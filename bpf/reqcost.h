@@ -10,6 +10,7 @@
 #define RC_PAYLOAD_MAX 256	/* most bytes of a read or write ever captured */
 #define RC_COMM_LEN 16
 #define RC_ADDR_LEN 16		/* IPv6; IPv4 uses the first 4 bytes */
+#define RC_TLS_MAX 4		/* TLS record headers kept per read */
 
 /* Every record starts with kind and size (bytes, payload included). */
 enum rc_record_kind {
@@ -33,13 +34,29 @@ enum rc_syscall {
 	RC_SYS_SENDFILE = 12,
 	RC_SYS_CLOSE = 13,
 	RC_SYS_SHUTDOWN = 14,
-	RC_SYS_MAX = 15,
+	RC_SYS_RECVMMSG = 15,	/* seen at the socket layer only */
+	RC_SYS_SENDMMSG = 16,	/* seen at the socket layer only */
+	RC_SYS_MAX = 17,
 };
 
 /* rc_syscall_event.flags */
 enum rc_syscall_flags {
 	RC_F_NO_ENTER = 1,	/* exit seen without its enter: enter_ns is 0 */
 	RC_F_LISTENER = 2,	/* accept: the accepting fd is a listening socket */
+	/*
+	 * Seen at the socket layer (sock:sock_{recv,send}_length), where the
+	 * call's start is not hooked: enter_ns is 0 and exit_ns is the end of
+	 * the socket operation, just before the syscall returns.
+	 */
+	RC_F_EXIT_ONLY = 4,
+	RC_F_PEEK = 8,		/* a read with MSG_PEEK: the bytes stay queued */
+};
+
+/* rc_tls_records.flags */
+enum rc_tls_flags {
+	RC_TLS_ON = 1,		/* the socket carries TLS records: this read was walked */
+	RC_TLS_MORE = 2,	/* more than RC_TLS_MAX records began in this read */
+	RC_TLS_LOST = 4,	/* record boundaries lost (implausible header) */
 };
 
 enum rc_process_op {
@@ -54,7 +71,9 @@ enum rc_counter {
 	RC_CNT_DROPPED = 1,	/* records lost: the ring buffer was full */
 	RC_CNT_UNPAIRED = 2,	/* exits whose enter was not seen, not emitted */
 	RC_CNT_ENTER_LOST = 3,	/* enters not stored: no per-thread storage could be allocated */
-	RC_CNT_MAX = 4,
+	RC_CNT_FOREIGN = 4,	/* socket I/O of a traced process outside a known syscall
+				 * (io_uring, splice, ...): not emitted */
+	RC_CNT_MAX = 5,
 };
 
 /*
@@ -74,6 +93,21 @@ struct rc_sock_id {
 	__u16 type;		/* SOCK_STREAM, SOCK_DGRAM, ... */
 };
 
+/*
+ * The TLS records that begin in one read of a stream socket that carries
+ * TLS, from their 5-byte headers (content type, version, length): no
+ * payload, no decryption. The kernel follows the record boundaries from one
+ * read to the next, so a record split over several reads is counted once,
+ * in the read where its header is.
+ */
+struct rc_tls_records {
+	__u8 count;		/* headers kept below, at most RC_TLS_MAX */
+	__u8 flags;		/* enum rc_tls_flags; 0: not a TLS stream */
+	__u8 type[RC_TLS_MAX];	/* 20 change_cipher_spec, 21 alert, 22 handshake, 23 application_data */
+	__u16 length[RC_TLS_MAX];	/* bytes after the header */
+	__u16 reserved;
+};
+
 /* One socket syscall of a traced process, emitted at its exit. */
 struct rc_syscall_event {
 	__u16 kind;		/* RC_REC_SYSCALL */
@@ -88,10 +122,11 @@ struct rc_syscall_event {
 	__s32 fd;		/* accept: the listening fd, -1 when unknown */
 	__u32 payload_len;	/* bytes of payload that follow */
 	struct rc_sock_id sock;	/* accept: the accepted socket */
+	struct rc_tls_records tls;	/* reads of a TLS stream */
 	__u8 payload[RC_PAYLOAD_MAX];
 };
 
-#define RC_SYSCALL_EVENT_HEADER_SIZE 104 /* offsetof(struct rc_syscall_event, payload) */
+#define RC_SYSCALL_EVENT_HEADER_SIZE 120 /* offsetof(struct rc_syscall_event, payload) */
 
 /* A change in the traced process set. */
 struct rc_process_event {

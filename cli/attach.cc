@@ -104,6 +104,7 @@ int RunAttach(const AttachOptions& options) {
   topts.pids = options.pids;
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
+  topts.syscall_times = options.syscall_times;
   topts.verbose = options.verbose;
   if (absl::Status s = collector::ValidateTracerOptions(topts); !s.ok()) {
     return Fail(s);

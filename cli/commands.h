@@ -24,6 +24,7 @@ struct AttachOptions {
   bool summary = true;    // print the breakdown (off for `record`)
   uint32_t payload_bytes = 0;
   uint32_t ring_bytes = 8u << 20;
+  bool syscall_times = false;  // data syscalls at enter and exit
   bool verbose = false;
   std::vector<std::string> command_line;  // kept in the capture header
 };

@@ -25,6 +25,10 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
                   "(default 0: none; 64 shows request lines)");
   cmd->add_option("--ring-buffer", o->ring_bytes,
                   "ring buffer bytes, a power of two (default 8 MiB)");
+  cmd->add_flag("--syscall-times", o->syscall_times,
+               "trace read/write/... at enter and exit, so that every "
+               "socket read and write has its duration (costs every file "
+               "read and write of the traced processes too)");
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 

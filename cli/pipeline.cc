@@ -18,9 +18,9 @@ std::string CountersLine(uint64_t syscalls, uint64_t process_events,
                          const KernelCounters& c) {
   return absl::StrFormat(
       "%d events (%d syscalls, %d process changes), %d dropped, %d unpaired, "
-      "%d enter-lost",
+      "%d enter-lost, %d foreign",
       syscalls + process_events, syscalls, process_events, c.dropped,
-      c.unpaired, c.enter_lost);
+      c.unpaired, c.enter_lost, c.foreign);
 }
 
 Pipeline::Pipeline(const OutputOptions& options, std::FILE* out)

@@ -30,9 +30,14 @@ constexpr uint16_t kOptionalRecordBit = 0x8000;
 constexpr uint32_t kSyscallFixedBytes = 65;
 constexpr uint32_t kProcessFixedBytes = 26;
 constexpr uint32_t kDropsBytes = 24;
-constexpr uint32_t kCountersBytes = 40;
+constexpr uint32_t kCountersBytes = 48;
+constexpr uint32_t kCountersV1Bytes = 40;  // without `foreign`
+// Bytes of a syscall event's TLS block: u8 flags, u8 count, count × {u8
+// type, u16 length} (format version 2 on).
+constexpr uint32_t TlsBlockBytes(uint8_t count) { return 2u + 3u * count; }
 constexpr uint32_t kEndBytes = 16;
-static_assert(kSyscallFixedBytes + 32 + kMaxPayloadBytes <=
+static_assert(kSyscallFixedBytes + 32 + TlsBlockBytes(TlsRecords::kMax) +
+                  kMaxPayloadBytes <=
               kMaxRecordBodyBytes);
 static_assert(kProcessFixedBytes + kMaxCommBytes <= kMaxRecordBodyBytes);
 
@@ -408,7 +413,9 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
         e.payload.size(), kMaxPayloadBytes, path_));
   }
   const uint8_t addr_len = UsedAddressBytes(e.sock);
+  const uint8_t tls_count = std::min<uint8_t>(e.tls.count, TlsRecords::kMax);
   const uint32_t body = kSyscallFixedBytes + 2u * addr_len +
+                        TlsBlockBytes(tls_count) +
                         static_cast<uint32_t>(e.payload.size());
   uint8_t* p = Reserve(kRecordPrefixBytes + body);
   if (p == nullptr) return error_;
@@ -432,6 +439,12 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
   p = PutU8(p, addr_len);
   p = PutBytes(p, e.sock.local_addr.data(), addr_len);
   p = PutBytes(p, e.sock.remote_addr.data(), addr_len);
+  p = PutU8(p, e.tls.flags);
+  p = PutU8(p, tls_count);
+  for (int i = 0; i < tls_count; ++i) {
+    p = PutU8(p, e.tls.type[i]);
+    p = PutU16(p, e.tls.length[i]);
+  }
   PutBytes(p, e.payload.data(), e.payload.size());
   used_ += kRecordPrefixBytes + body;
   ++records_;
@@ -497,7 +510,8 @@ absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
   p = PutU64(p, c.emitted);
   p = PutU64(p, c.dropped);
   p = PutU64(p, c.unpaired);
-  PutU64(p, c.enter_lost);
+  p = PutU64(p, c.enter_lost);
+  PutU64(p, c.foreign);
   used_ += kRecordPrefixBytes + kCountersBytes;
   ++records_;
   return absl::OkStatus();
@@ -829,7 +843,7 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
         min_len = kDropsBytes;
         break;
       case RecordType::kCounters:
-        min_len = kCountersBytes;
+        min_len = kCountersV1Bytes;
         break;
       case RecordType::kEnd:
         min_len = kEndBytes;
@@ -890,7 +904,7 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
               "syscall event at byte %d: address length %u exceeds 16", at,
               addr_len)));
         }
-        const uint32_t fixed = kSyscallFixedBytes + 2u * addr_len;
+        uint32_t fixed = kSyscallFixedBytes + 2u * addr_len;
         if (len < fixed) {
           return Fail(absl::DataLossError(absl::StrFormat(
               "record length %u too short for a syscall event with %u-byte "
@@ -900,6 +914,24 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
         std::memcpy(e.sock.local_addr.data(), b + kSyscallFixedBytes, addr_len);
         std::memcpy(e.sock.remote_addr.data(),
                     b + kSyscallFixedBytes + addr_len, addr_len);
+        if (version_ >= 2) {
+          // The TLS block (version 1 files have none).
+          const uint8_t count = len >= fixed + 2 ? b[fixed + 1] : 0;
+          if (len < fixed + 2 || count > TlsRecords::kMax ||
+              len < fixed + TlsBlockBytes(count)) {
+            return Fail(absl::DataLossError(absl::StrFormat(
+                "syscall event at byte %d: TLS block of %u records does not "
+                "fit its %u-byte record",
+                at, count, len)));
+          }
+          e.tls.flags = b[fixed];
+          e.tls.count = count;
+          for (int i = 0; i < count; ++i) {
+            e.tls.type[i] = b[fixed + 2 + 3 * i];
+            e.tls.length[i] = GetU16(b + fixed + 3 + 3 * i);
+          }
+          fixed += TlsBlockBytes(count);
+        }
         e.payload.assign(reinterpret_cast<const char*>(b + fixed), len - fixed);
         ++records_;
         return CaptureRecord(std::move(e));
@@ -936,6 +968,7 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
         c.counters.dropped = GetU64(b + 16);
         c.counters.unpaired = GetU64(b + 24);
         c.counters.enter_lost = GetU64(b + 32);
+        if (len >= kCountersBytes) c.counters.foreign = GetU64(b + 40);
         ++records_;
         return CaptureRecord(c);
       }

@@ -11,7 +11,7 @@
 //
 //   offset  size  header field
 //        0     8  magic "REQCOST\0"
-//        8     4  u32 format version (1)
+//        8     4  u32 format version (2; 1 still reads)
 //       12     4  u32 header length: bytes from offset 0 to the first record
 //       16     8  i64 monotonic→wall offset ns (wall = mono + offset)
 //       24     8  u64 capture start, CLOCK_MONOTONIC ns
@@ -47,7 +47,9 @@ namespace reqcost::collector {
 // The first 8 bytes of every capture file.
 inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // The format version this build writes and the newest it reads.
-inline constexpr uint32_t kCaptureFormatVersion = 1;
+// Version 2 added the TLS block of syscall events and counters.foreign;
+// version 1 files still read.
+inline constexpr uint32_t kCaptureFormatVersion = 2;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;
 // Largest header a reader accepts or a writer produces.
@@ -65,14 +67,15 @@ inline constexpr size_t kMaxCommBytes = 4096;
 //   kSyscallEvent (min 65 bytes): u16 syscall, u16 flags, u32 tgid, u32 tid,
 //     i32 fd, i64 ret, u64 enter_ns, u64 exit_ns, u16 family, u16 type,
 //     u64 sock, u64 peer, u16 local_port, u16 remote_port, u8 addr_len
-//     (0..16), local_addr[addr_len], remote_addr[addr_len], payload (the
-//     rest). addr_len is the shortest length that keeps every non-zero byte
+//     (0..16), local_addr[addr_len], remote_addr[addr_len], (version 2 on)
+//     u8 tls flags, u8 tls count (0..4), count × {u8 type, u16 length},
+//     payload (the rest). addr_len is the shortest length that keeps every non-zero byte
 //     of both addresses (IPv4: ≤ 4, unix: 0); omitted bytes are zero.
 //   kProcessEvent (min 26): u16 op, u32 tgid, u32 parent_tgid, u64 ts_ns,
 //     u64 start_ns, comm (the rest).
 //   kDrops (min 24): u64 from_ns, u64 to_ns, u64 count.
 //   kCounters (min 40): u64 at_ns, u64 emitted, u64 dropped, u64 unpaired,
-//     u64 enter_lost.
+//     u64 enter_lost, (version 2 on) u64 foreign.
 //   kEnd (min 16): u64 end_ns, u64 number of records before this one.
 // Fixed-size bodies may grow in later versions: readers ignore extra bytes.
 enum class RecordType : uint16_t {
@@ -116,7 +119,8 @@ struct CountersSnapshot {
     return a.at_ns == b.at_ns && a.counters.emitted == b.counters.emitted &&
            a.counters.dropped == b.counters.dropped &&
            a.counters.unpaired == b.counters.unpaired &&
-           a.counters.enter_lost == b.counters.enter_lost;
+           a.counters.enter_lost == b.counters.enter_lost &&
+           a.counters.foreign == b.counters.foreign;
   }
 };
 

@@ -16,6 +16,14 @@ static_assert(offsetof(rc_syscall_event, payload) ==
               RC_SYSCALL_EVENT_HEADER_SIZE);
 static_assert(sizeof(rc_sock_id) == 56);
 static_assert(sizeof(rc_process_event) == 48);
+static_assert(sizeof(rc_tls_records) == 16);
+static_assert(RC_TLS_MAX == TlsRecords::kMax);
+static_assert(RC_SYS_MAX == kSyscallMax);
+static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
+              RC_F_PEEK == SyscallEvent::kPeek &&
+              RC_F_NO_ENTER == SyscallEvent::kNoEnter);
+static_assert(RC_TLS_ON == TlsRecords::kOn && RC_TLS_MORE == TlsRecords::kMore &&
+              RC_TLS_LOST == TlsRecords::kLost);
 static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
 
 struct RecordPrefix {
@@ -68,6 +76,13 @@ absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
   out->exit_ns = e.exit_ns;
   const auto* bytes = static_cast<const char*>(data);
   ReadSocketId(bytes + offsetof(rc_syscall_event, sock), &out->sock);
+  const rc_tls_records& tls = e.tls;
+  out->tls.count = tls.count <= RC_TLS_MAX ? tls.count : RC_TLS_MAX;
+  out->tls.flags = tls.flags;
+  for (int i = 0; i < RC_TLS_MAX; ++i) {
+    out->tls.type[i] = tls.type[i];
+    out->tls.length[i] = tls.length[i];
+  }
   out->payload.assign(bytes + RC_SYSCALL_EVENT_HEADER_SIZE, e.payload_len);
   return absl::OkStatus();
 }

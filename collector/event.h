@@ -28,13 +28,15 @@ enum class Syscall : uint16_t {
   kSendfile = 12,
   kClose = 13,
   kShutdown = 14,
+  kRecvmmsg = 15,  // seen at the socket layer only
+  kSendmmsg = 16,  // seen at the socket layer only
 };
-inline constexpr uint16_t kSyscallMax = 15;
+inline constexpr uint16_t kSyscallMax = 17;
 
 inline constexpr std::array<std::string_view, kSyscallMax> kSyscallNames = {
-    "?",     "accept",  "accept4", "connect",  "read",
-    "readv", "recvfrom", "recvmsg", "write",   "writev",
-    "sendto", "sendmsg", "sendfile", "close",  "shutdown"};
+    "?",        "accept",   "accept4",  "connect", "read",    "readv",
+    "recvfrom", "recvmsg",  "write",    "writev",  "sendto",  "sendmsg",
+    "sendfile", "close",    "shutdown", "recvmmsg", "sendmmsg"};
 
 // The name strace would print ("accept4", "sendfile", ...); "?" if unknown.
 inline std::string_view SyscallName(Syscall syscall) {
@@ -55,13 +57,14 @@ inline bool IsAccept(Syscall s) {
 // Syscalls that move bytes into the process (ret = bytes read).
 inline bool IsRead(Syscall s) {
   return s == Syscall::kRead || s == Syscall::kReadv ||
-         s == Syscall::kRecvfrom || s == Syscall::kRecvmsg;
+         s == Syscall::kRecvfrom || s == Syscall::kRecvmsg ||
+         s == Syscall::kRecvmmsg;
 }
 // Syscalls that move bytes out of the process (ret = bytes written).
 inline bool IsWrite(Syscall s) {
   return s == Syscall::kWrite || s == Syscall::kWritev ||
          s == Syscall::kSendto || s == Syscall::kSendmsg ||
-         s == Syscall::kSendfile;
+         s == Syscall::kSendfile || s == Syscall::kSendmmsg;
 }
 
 // Who a socket is. `sock` and `peer` are hashed kernel addresses, stable for
@@ -88,10 +91,39 @@ struct SocketId {
   }
 };
 
+// TLS record content types (RFC 8446 5.1).
+inline constexpr uint8_t kTlsChangeCipherSpec = 20;
+inline constexpr uint8_t kTlsAlert = 21;
+inline constexpr uint8_t kTlsHandshake = 22;
+inline constexpr uint8_t kTlsApplicationData = 23;
+
+// The TLS records that begin in one read of a stream that carries TLS, from
+// their 5-byte headers (the kernel follows record boundaries across reads).
+struct TlsRecords {
+  static constexpr int kMax = 4;         // headers kept per read
+  static constexpr uint8_t kOn = 1;      // a TLS stream: this read was walked
+  static constexpr uint8_t kMore = 2;    // more than kMax records began here
+  static constexpr uint8_t kLost = 4;    // record boundaries lost
+  uint8_t count = 0;  // headers kept in type/length
+  uint8_t flags = 0;  // 0: not a TLS stream (or not a read)
+  std::array<uint8_t, kMax> type{};
+  std::array<uint16_t, kMax> length{};
+
+  bool on() const { return (flags & kOn) != 0; }
+  friend bool operator==(const TlsRecords& a, const TlsRecords& b) {
+    return std::tie(a.count, a.flags, a.type, a.length) ==
+           std::tie(b.count, b.flags, b.type, b.length);
+  }
+};
+
 // One socket syscall of a traced process, as seen at its exit.
 struct SyscallEvent {
   static constexpr uint16_t kNoEnter = 1;  // enter not seen: enter_ns is 0
   static constexpr uint16_t kListener = 2;  // accept on a listening socket
+  // Seen at the socket layer, where the call's start is not hooked: enter_ns
+  // is 0 and exit_ns is the end of the socket operation.
+  static constexpr uint16_t kExitOnly = 4;
+  static constexpr uint16_t kPeek = 8;  // MSG_PEEK: the bytes stay queued
 
   Syscall syscall = Syscall::kRead;
   uint16_t flags = 0;
@@ -102,9 +134,14 @@ struct SyscallEvent {
   uint64_t enter_ns = 0;  // CLOCK_MONOTONIC; 0 when not seen
   uint64_t exit_ns = 0;
   SocketId sock;  // accept: the accepted socket
+  TlsRecords tls;  // reads of a TLS stream
   std::string payload;  // first bytes moved, only when capture was asked for
 
-  bool enter_seen() const { return (flags & kNoEnter) == 0; }
+  // Whether enter_ns holds the call's start.
+  bool enter_seen() const { return (flags & (kNoEnter | kExitOnly)) == 0; }
+  // The call was in flight at attach (its enter was missed), as opposed to
+  // one whose start is not hooked at all (kExitOnly).
+  bool enter_missed() const { return (flags & kNoEnter) != 0; }
   // The fd this event is about: the new fd for accept, `fd` otherwise.
   int32_t conn_fd() const {
     return IsAccept(syscall) ? static_cast<int32_t>(ret) : fd;
@@ -113,9 +150,9 @@ struct SyscallEvent {
 
   friend bool operator==(const SyscallEvent& a, const SyscallEvent& b) {
     return std::tie(a.syscall, a.flags, a.tgid, a.tid, a.fd, a.ret,
-                    a.enter_ns, a.exit_ns, a.sock, a.payload) ==
+                    a.enter_ns, a.exit_ns, a.sock, a.tls, a.payload) ==
            std::tie(b.syscall, b.flags, b.tgid, b.tid, b.fd, b.ret,
-                    b.enter_ns, b.exit_ns, b.sock, b.payload);
+                    b.enter_ns, b.exit_ns, b.sock, b.tls, b.payload);
   }
 };
 
@@ -154,6 +191,9 @@ struct KernelCounters {
   uint64_t dropped = 0;     // records lost because the ring buffer was full
   uint64_t unpaired = 0;    // exits without a seen enter, not emitted
   uint64_t enter_lost = 0;  // enters not stored: no per-thread storage
+  // Socket I/O of a traced process outside a known syscall (io_uring,
+  // splice, ...), not emitted.
+  uint64_t foreign = 0;
 };
 
 }  // namespace reqcost

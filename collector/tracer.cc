@@ -20,6 +20,7 @@
 #include "collector/tracefs.h"
 #include "reqcost.h"
 #include "reqcost_bpf.skel.h"
+#include "traced_syscalls.h"
 
 namespace reqcost::collector {
 namespace {
@@ -126,6 +127,16 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   }
   skel->rodata->targ_hash_key = key;
   skel->rodata->targ_payload = options.payload_bytes;
+  skel->rodata->targ_tls = options.tls;
+  // One way to see the data syscalls: their tracepoints, or the socket
+  // layer's (see TracerOptions::syscall_times).
+#define DATA_PROGRAMS(name, sc, buf, iovcnt)                                  \
+  bpf_program__set_autoload(skel->progs.enter_##name, options.syscall_times); \
+  bpf_program__set_autoload(skel->progs.exit_##name, options.syscall_times);
+  RC_DATA_SYSCALLS(DATA_PROGRAMS)
+#undef DATA_PROGRAMS
+  bpf_program__set_autoload(skel->progs.sock_recv, !options.syscall_times);
+  bpf_program__set_autoload(skel->progs.sock_send, !options.syscall_times);
   if (int err = bpf_map__set_max_entries(skel->maps.events, options.ring_bytes)) {
     return LoadError(-err, "sizing the ring buffer");
   }
@@ -135,7 +146,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   // Attach with an empty traced set: nothing emits yet, but forks are
   // followed from here on, so no child born during the scan is missed.
   if (int err = reqcost_bpf__attach(skel)) {
-    return LoadError(-err, "attaching to the syscall tracepoints");
+    return LoadError(-err, "attaching to the syscall and socket tracepoints");
   }
 
   // Scan twice: the second scan catches children forked before the fork
@@ -256,6 +267,7 @@ KernelCounters Tracer::counters() const {
   out.dropped = Counter(RC_CNT_DROPPED);
   out.unpaired = Counter(RC_CNT_UNPAIRED);
   out.enter_lost = Counter(RC_CNT_ENTER_LOST);
+  out.foreign = Counter(RC_CNT_FOREIGN);
   return out;
 }
 

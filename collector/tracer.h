@@ -36,6 +36,13 @@ struct TracerOptions {
   std::vector<pid_t> pids;     // traced with all their descendants
   uint32_t payload_bytes = 0;  // of each read/write; 0 captures none
   uint32_t ring_bytes = kDefaultRingBytes;  // a power of two
+  // Trace the data syscalls (read, write, ...) at enter and exit, so that
+  // their durations are known, instead of the socket-layer tracepoints
+  // (socket I/O only, seen at its end). Costs every file read and write of
+  // the traced processes a tracepoint hit.
+  bool syscall_times = false;
+  // Follow the TLS record headers of stream reads (5 bytes per record).
+  bool tls = true;
   bool verbose = false;        // libbpf's own messages to stderr
 };
 
