@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (README "Performance"):
 # installs what is missing, builds, then runs every benchmark and prints its
-# figures. About 10 minutes; run it as root (the overhead benchmark loads BPF
+# figures. About 20 minutes; run it as root (the overhead benchmark loads BPF
 # and runs strace) on an otherwise idle machine.
 #
 #   sudo bash scripts/bench.sh
@@ -10,11 +10,18 @@
 #    events/s (Google Benchmark).
 # 2. report_scaling: `reqcost report` on 1M- and 10M-event captures, wall
 #    time and peak RSS (the files are deleted afterwards).
-# 3. overhead: nginx + php-fpm under ab, untraced vs the floor (empty
-#    programs on reqcost's tracepoints) vs reqcost vs strace, alternating,
-#    9 rounds at concurrency 1 and 4; medians and spread of the ratios,
-#    dropped events, ns per BPF program invocation. Extra arguments go to
-#    it (e.g. --rounds=5 --no-strace).
+# 3. overhead: nginx + php-fpm under ab, 9 rounds of each scenario
+#    (hello.php at concurrency 1 and 4, the file-heavy files.php at 2),
+#    untraced alternating with each mode in rotating order: reqcost,
+#    reqcost --syscall-times, the floors of the new and the old design
+#    (empty programs on their hooks) and strace. Medians and spread of the
+#    throughput, latency and CPU-per-request ratios, events/s, dropped
+#    events, ns per BPF program invocation, and the overhead targets met or
+#    missed. Extra arguments go to it, e.g. --rounds=5 --no-strace,
+#    --page=hello|files|both, --modes=base,reqcost,floor-one-tp,floor-sock,
+#    floor-new,floor-old,floor-rawsys (base always runs); --quick is a
+#    one-minute smoke run of the harness (2 short rounds, no strace, no
+#    BPF statistics) whose figures mean nothing.
 # The same three are registered with ctest under the label `bench` only
 # (`ctest -L bench`); the default test run excludes them.
 set -euo pipefail
