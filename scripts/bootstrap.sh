@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libfcgi-dev
   # the real stacks the tests, benchmarks and demo profile
   nginx lighttpd php-fpm php-cgi apache2-utils wrk strace
+  # the TLS tests make their self-signed certificate with openssl (issue 12)
+  openssl
 )
 
 missing=()

@@ -111,6 +111,10 @@ absl::StatusOr<AbResult> RunAb(const AbOptions& opts) {
                                    "-c", absl::StrCat(opts.concurrency),
                                    "-s", absl::StrCat(socket_timeout_s)};
   if (opts.keepalive) argv.push_back("-k");
+  if (!opts.tls_protocol.empty()) {
+    argv.push_back("-f");
+    argv.push_back(opts.tls_protocol);
+  }
   argv.push_back(opts.url);
   REQCOST_TS_ASSIGN_OR_RETURN(std::string out,
                               RunTool(argv, opts.work_dir, "ab", opts.timeout + absl::Seconds(5)));

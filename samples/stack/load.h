@@ -21,6 +21,8 @@ struct AbOptions {
   int requests = 100;
   int concurrency = 1;
   bool keepalive = false;  // ab -k
+  // ab -f for https:// URLs: "TLS1.2", "TLS1.3", ...; empty = ab's default.
+  std::string tls_protocol;
   absl::Duration timeout = absl::Seconds(60);  // the whole run; ab -s gets it too
   std::string work_dir;  // where ab's output goes; a fresh temp dir if empty
 };

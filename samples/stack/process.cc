@@ -487,6 +487,7 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
       {"lighttpd", {"/usr/sbin/lighttpd", "/usr/local/sbin/lighttpd"}, "lighttpd"},
       {"ab", {"/usr/bin/ab"}, "apache2-utils"},
       {"wrk", {"/usr/bin/wrk", "/usr/local/bin/wrk"}, "wrk"},
+      {"openssl", {"/usr/bin/openssl", "/usr/local/bin/openssl"}, "openssl"},
   };
   for (const Known& k : *known) {
     if (k.name != name) continue;
@@ -510,7 +511,7 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
         absl::StrJoin(tried, ", "), k.package, env));
   }
   return absl::InvalidArgumentError(absl::StrFormat(
-      "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk)", name));
+      "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk, openssl)", name));
 }
 
 }  // namespace reqcost::stack

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "samples/stack/status_macros.h"
 #include "samples/stack/template.h"
 
@@ -27,8 +28,9 @@ class ServerBuilder {
                                        std::vector<std::string> argv, std::string address,
                                        std::string wait_address, int port, size_t workers,
                                        std::string request_log, std::string error_log,
-                                       std::string config) {
+                                       std::string config, std::string scheme = "http") {
     Server s;
+    s.scheme_ = std::move(scheme);
     s.name_ = std::move(name);
     s.argv_ = argv;
     s.address_ = std::move(address);
@@ -39,7 +41,9 @@ class ServerBuilder {
     REQCOST_TS_ASSIGN_OR_RETURN(
         s.process_, Subprocess::Start(argv, dir.File(s.name_ + ".stdout"),
                                       dir.File(s.name_ + ".stderr")));
-    absl::Status listening = WaitForListening(wait_address, kStartTimeout, &s.process_);
+    absl::Status listening = wait_address.empty()
+                                 ? absl::OkStatus()
+                                 : WaitForListening(wait_address, kStartTimeout, &s.process_);
     if (!listening.ok()) {
       return absl::Status(listening.code(),
                           absl::StrFormat("%s did not start (%s): %s\n%s", s.name_,
@@ -112,7 +116,7 @@ std::vector<pid_t> Server::AllPids() const {
 }
 
 std::string Server::Url(absl::string_view path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+  return absl::StrCat(scheme_, "://127.0.0.1:", port_, path);
 }
 
 std::string Server::LogTail(int lines) const {
@@ -183,8 +187,35 @@ absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts
                                config);
 }
 
+absl::StatusOr<TlsCert> MakeSelfSignedCert(const TempDir& dir) {
+  REQCOST_TS_ASSIGN_OR_RETURN(std::string openssl, FindBinary("openssl"));
+  TlsCert c{dir.File("tls-cert.pem"), dir.File("tls-key.pem")};
+  std::vector<std::string> argv = {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                   "ec_paramgen_curve:prime256v1", "-keyout", c.key,
+                                   "-out", c.cert, "-days", "2", "-nodes", "-subj",
+                                   "/CN=localhost"};
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      Subprocess p, Subprocess::Start(argv, dir.File("openssl.stdout"), dir.File("openssl.stderr")));
+  absl::StatusOr<int> status = p.WaitForExit(absl::Seconds(30));
+  if (!status.ok()) {
+    (void)p.Stop(absl::Seconds(2));
+    return status.status();
+  }
+  if (*status != 0) {
+    return absl::InternalError(absl::StrFormat("%s %s: %s", absl::StrJoin(argv, " "),
+                                               DescribeWaitStatus(*status),
+                                               FileTail(dir.File("openssl.stderr"))));
+  }
+  return c;
+}
+
 absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string nginx, FindBinary("nginx"));
+  const bool tls = !opts.ssl_protocols.empty();
+  TlsCert cert{opts.cert, opts.cert_key};
+  if (tls && (cert.cert.empty() || cert.key.empty())) {
+    REQCOST_TS_ASSIGN_OR_RETURN(cert, MakeSelfSignedCert(dir));
+  }
   int port = opts.port;
   if (port == 0) {
     REQCOST_TS_ASSIGN_OR_RETURN(port, FreeTcpPort());
@@ -197,7 +228,7 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
   std::string config = dir.File("nginx.conf");
   std::string error_log = dir.File("nginx-error.log");
   REQCOST_TS_RETURN_IF_ERROR(FillTemplateFile(
-      SamplesDir() + "/nginx/nginx.conf.in",
+      SamplesDir() + (tls ? "/nginx/nginx-tls.conf.in" : "/nginx/nginx.conf.in"),
       {{"PREFIX", dir.path()},
        {"WORKERS", absl::StrCat(opts.workers)},
        {"PORT", absl::StrCat(port)},
@@ -208,12 +239,64 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
        {"KEEP_CONN", opts.keep_conn ? "on" : "off"},
        {"KEEPALIVE", opts.keep_conn ? "keepalive 8;" : ""},
        {"PROXY_HTTP_VERSION", opts.keep_conn ? "1.1" : "1.0"},
-       {"PROXY_CONNECTION", opts.keep_conn ? "" : "close"}},
+       {"PROXY_CONNECTION", opts.keep_conn ? "" : "close"},
+       {"CERT", cert.cert},
+       {"CERT_KEY", cert.key},
+       {"SSL_PROTOCOLS", opts.ssl_protocols}},
       config));
   std::vector<std::string> argv = {nginx, "-p", dir.path() + "/", "-c", config, "-e", error_log};
   std::string address = absl::StrCat("127.0.0.1:", port);
   return ServerBuilder::Launch(dir, "nginx", argv, address, address, port,
-                               static_cast<size_t>(opts.workers), "", error_log, config);
+                               static_cast<size_t>(opts.workers), "", error_log, config,
+                               tls ? "https" : "http");
+}
+
+absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFrontOptions& opts) {
+  if (opts.backend.empty()) {
+    return absl::InvalidArgumentError("ResolvingFrontOptions.backend (HOST:PORT) is required");
+  }
+  int port = opts.port;
+  if (port == 0) {
+    REQCOST_TS_ASSIGN_OR_RETURN(port, FreeTcpPort());
+  }
+  std::string address = absl::StrCat("127.0.0.1:", port);
+  std::vector<std::string> argv = {ResolvingFrontBinary(), "--listen", address, "--backend",
+                                   opts.backend, "--threads", absl::StrCat(opts.threads)};
+  if (!opts.udp_echo.empty()) {
+    argv.push_back("--udp-echo");
+    argv.push_back(opts.udp_echo);
+  }
+  if (!opts.unix_echo.empty()) {
+    argv.push_back("--unix-echo");
+    argv.push_back(opts.unix_echo);
+  }
+  return ServerBuilder::Launch(dir, "resolving-front", argv, address, address, port, 0, "",
+                               dir.File("resolving-front.stderr"), "");
+}
+
+absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path) {
+  REQCOST_TS_ASSIGN_OR_RETURN(int port, FreeTcpPort());  // free for TCP; UDP is checked by bind
+  std::string address = absl::StrCat("127.0.0.1:", port);
+  std::vector<std::string> argv = {ResolvingFrontBinary(), "--echo", "--udp-listen", address};
+  if (!unix_path.empty()) {
+    argv.push_back("--unix-listen");
+    argv.push_back(unix_path);
+  }
+  // No stream socket to connect to: the empty wait address makes Launch skip
+  // WaitForListening; the "listening on" line is awaited below.
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      Server s, ServerBuilder::Launch(dir, "datagram-echo", argv, address, "", 0, 0, "",
+                                      dir.File("datagram-echo.stderr"), ""));
+  absl::Time deadline = absl::Now() + kStartTimeout;
+  while (true) {
+    absl::StatusOr<std::string> err = ReadFileToString(s.error_log());
+    if (err.ok() && absl::StrContains(*err, "listening on")) return s;
+    if (absl::Now() >= deadline || !ProcessAlive(s.pid())) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("datagram echo did not start: ", s.LogTail()));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
 }
 
 absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts) {

@@ -36,7 +36,8 @@ class Server {
   const std::string& address() const { return address_; }
   // TCP port for front servers (nginx, lighttpd); 0 otherwise.
   int port() const { return port_; }
-  // http://127.0.0.1:PORT + path (front servers only).
+  // http://127.0.0.1:PORT + path (front servers only; https:// for nginx
+  // with TLS).
   std::string Url(absl::string_view path) const;
   // The backend's own per-request log: reqcost-fcgi-backend --log, or
   // php-fpm's access log; empty for nginx and lighttpd.
@@ -64,6 +65,7 @@ class Server {
   std::vector<std::string> argv_;
   std::string address_;
   int port_ = 0;
+  std::string scheme_ = "http";
   std::string request_log_;
   std::string error_log_;
   std::string config_;
@@ -107,11 +109,47 @@ struct NginxOptions {
   std::string http_upstream;  // reqcost-fcgi-backend (http), for /proxy/
   bool keep_conn = false;     // fastcgi_keep_conn + upstream keepalive
   std::string docroot;        // empty = samples/php
+  // Non-empty: HTTPS from samples/nginx/nginx-tls.conf.in with these
+  // ssl_protocols ("TLSv1.2", "TLSv1.3", "TLSv1.2 TLSv1.3"); the certificate
+  // and key are PEM files (a fresh self-signed pair in the temp dir when
+  // empty: MakeSelfSignedCert).
+  std::string ssl_protocols;
+  std::string cert;
+  std::string cert_key;
 };
 
+// A certificate and its key, PEM files.
+struct TlsCert {
+  std::string cert;
+  std::string key;
+};
+
+// A self-signed P-256 certificate for CN=localhost made by `openssl req
+// -x509 -newkey ec ... -nodes` in `dir` (tls-cert.pem, tls-key.pem).
+absl::StatusOr<TlsCert> MakeSelfSignedCert(const TempDir& dir);
+
 // Starts nginx (daemon off, master + workers) from
-// samples/nginx/nginx.conf.in and waits until it accepts and its workers run.
+// samples/nginx/nginx.conf.in (nginx-tls.conf.in with ssl_protocols) and
+// waits until it accepts and its workers run.
 absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts);
+
+struct ResolvingFrontOptions {
+  int port = 0;  // 0 = a free port
+  // HOST:PORT of reqcost-fcgi-backend (fcgi mode, TCP); HOST is resolved
+  // with getaddrinfo on every request, so give a name ("localhost").
+  std::string backend;
+  int threads = 4;        // serving threads (ab -c N needs N)
+  std::string udp_echo;   // 127.0.0.1:PORT of StartDatagramEcho, or empty
+  std::string unix_echo;  // its unix datagram path, or empty
+};
+
+// Starts samples/resolving-front and waits until it accepts.
+absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFrontOptions& opts);
+
+// Starts reqcost-resolving-front --echo: a UDP echo on a free 127.0.0.1 port
+// (address() is "127.0.0.1:PORT") and, when `unix_path` is non-empty, a unix
+// datagram echo there; waits (bounded) until it says it listens.
+absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path);
 
 struct LighttpdOptions {
   int port = 0;  // 0 = a free port

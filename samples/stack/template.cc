@@ -73,4 +73,6 @@ std::string SamplesDir() { return absl::StrCat(REQCOST_SOURCE_DIR, "/samples"); 
 
 std::string FcgiBackendBinary() { return REQCOST_FCGI_BACKEND_BIN; }
 
+std::string ResolvingFrontBinary() { return REQCOST_RESOLVING_FRONT_BIN; }
+
 }  // namespace reqcost::stack

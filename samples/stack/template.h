@@ -28,6 +28,9 @@ std::string SamplesDir();
 // The built reqcost-fcgi-backend (from the build's target file).
 std::string FcgiBackendBinary();
 
+// The built reqcost-resolving-front (samples/resolving-front).
+std::string ResolvingFrontBinary();
+
 }  // namespace reqcost::stack
 
 #endif  // REQCOST_SAMPLES_STACK_TEMPLATE_H_

@@ -1,0 +1,167 @@
+// Issue 12, TLS front ends: real nginx with `listen ... ssl` (a self-signed
+// P-256 certificate made by openssl in the test's temp dir) in front of the
+// sample FastCGI backend (20 ms of work per request, unix socket), loaded by
+// ab over TLS 1.2 and TLS 1.3, with and without keep-alive, and profiled by
+// the reqcost binary.
+//
+// What nginx 1.22 does on the client socket (strace of a worker, recorded
+// for issue 12; the handshake legs are what reqcost must not take for
+// requests):
+//   accept4; recvfrom(fd, 1, MSG_PEEK) (nginx checks for plain HTTP on the
+//   TLS port); read(16709) = ClientHello; write = ServerHello..Finished
+//   (one write); read = the client's second flight (TLS 1.2: 93 bytes,
+//   ClientKeyExchange + ChangeCipherSpec + Finished in one read; TLS 1.3:
+//   80 bytes, CCS + Finished); TLS 1.2: one write of NewSessionTicket + CCS
+//   + Finished; TLS 1.3: two writes of one NewSessionTicket each (271 bytes,
+//   outer type 0x17 like application data); then the request read(s).
+//   nginx reads ahead (16709-byte reads, several records per read, never a
+//   separate 5-byte header read); a TLS 1.3 client may put its Finished and
+//   the HTTP request in one read (curl does, ab's two writes race).
+//   Without keep-alive nginx ends with its close_notify (TLS 1.2: a 31-byte
+//   0x15 record; TLS 1.3: a 24-byte 0x17 record) and close; ab then sends
+//   its own close_notify to a closed socket. ab -k closes without
+//   close_notify: nginx reads 0 and closes, writing nothing.
+//
+// These tests fail against reqcost before the TLS work lands (see the
+// report of the tlsprobe branch); they state the target.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdio>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/breakdown_expect.h"
+#include "tests/integration/profiled_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+
+constexpr int kWorkUs = 20000;
+constexpr int kRequests = 100;
+constexpr int kConcurrency = 2;
+// Issue 12: the measured backend within 2% of the backend's own clock.
+constexpr double kTlsTolerance = 0.02;
+
+struct TlsCase {
+  std::string nginx_protocols;  // ssl_protocols
+  std::string ab_protocol;      // ab -f
+  bool keepalive;               // ab -k
+};
+
+std::string TlsName(const TlsCase& c) {
+  return absl::StrCat(c.ab_protocol == "TLS1.3" ? "Tls13" : "Tls12",
+                      c.keepalive ? "KeepAlive" : "NewConnections");
+}
+
+void PrintTo(const TlsCase& c, std::ostream* os) { *os << TlsName(c); }
+
+class NginxTls : public ::testing::TestWithParam<TlsCase> {};
+
+TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  const TlsCase& c = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-tls"));
+  FcgiBackendOptions bopts;
+  bopts.workers = 2;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  nopts.ssl_protocols = c.nginx_protocols;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_TRUE(absl::StartsWith(nginx.Url("/"), "https://")) << nginx.Url("/");
+
+  AbOptions ab;
+  ab.url = nginx.Url("/fcgi/x?work_us=" + std::to_string(kWorkUs));
+  ab.requests = kRequests;
+  ab.concurrency = kConcurrency;
+  ab.keepalive = c.keepalive;
+  ab.tls_protocol = c.ab_protocol;
+  ab.work_dir = dir.path();
+  ASSERT_OK_AND_ASSIGN(p, ProfileAb(dir, {nginx.pid(), backend.pid()}, ab));
+
+  // The load itself: every request served, over the protocol asked for.
+  ASSERT_EQ(p.ab.complete, kRequests) << p.ab.output;
+  ASSERT_EQ(p.ab.failed, 0) << p.ab.output;
+  ASSERT_THAT(p.ab.output, ::testing::HasSubstr(c.ab_protocol == "TLS1.3" ? "TLSv1.3"
+                                                                          : "TLSv1.2"));
+  if (c.keepalive) {
+    ASSERT_EQ(p.ab.keepalive_requests, kRequests) << p.ab.output;
+  }
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
+  double own = Mean(ElapsedUs(log));
+
+  const json& r = p.report;
+  // The whole report once, at the end, if anything failed.
+  struct DumpOnFailure {
+    const json& r;
+    ~DumpOnFailure() {
+      if (::testing::Test::HasFailure()) std::printf("report:\n%s\n", r.dump(2).c_str());
+    }
+  } dump{r};
+  EXPECT_EQ(r["capture"]["dropped_events"], 0);
+  // The handshake legs are not requests: one request per ab request, all
+  // complete.
+  EXPECT_EQ(r["requests"]["count"], p.ab.complete);
+  EXPECT_EQ(r["requests"]["complete"], p.ab.complete);
+  EXPECT_EQ(r["requests"]["incomplete"], 0);
+  EXPECT_EQ(r["backend_timing"], "measured");
+
+  const json& phases = r["phases"];
+  ASSERT_TRUE(phases["backend"]["mean_us"].is_number()) << phases.dump();
+  double backend_us = phases["backend"]["mean_us"].get<double>();
+  double transport = phases["transport"]["mean_us"].get<double>();
+  double server = phases["server"]["mean_us"].get<double>();
+  std::printf("[ accuracy ] nginx TLS %s: backend %.1f us vs own clock %.1f us (%+.2f%%); "
+              "transport %.1f us, server %.1f us, %d/%d complete\n",
+              TlsName(c).c_str(), backend_us, own, 100 * (backend_us - own) / own, transport, server,
+              r["requests"]["complete"].is_number() ? r["requests"]["complete"].get<int>() : -1,
+              p.ab.complete);
+  EXPECT_NEAR(backend_us, own, own * kTlsTolerance) << "backend's own mean " << own << " us";
+  EXPECT_LT(transport, 1000);
+  EXPECT_NEAR(server + transport + backend_us, phases["total"]["mean_us"].get<double>(), 1.0);
+
+  // ASSUMED SHAPE (issue 12, being designed): phases.tls is a phase like the
+  // others plus a "count" of the requests that carry a handshake (the first
+  // request of each new client connection). Adapt here if the shape differs.
+  ASSERT_TRUE(phases.contains("tls")) << "no phases.tls";
+  const json& tls = phases["tls"];
+  ASSERT_TRUE(tls.is_object()) << tls.dump();
+  ASSERT_TRUE(tls.contains("count") && tls["count"].is_number()) << tls.dump();
+  EXPECT_GT(tls["count"].get<int>(), 0);
+  if (!c.keepalive) {
+    // ab without -k: every request has its own connection and handshake.
+    EXPECT_EQ(tls["count"].get<int>(), p.ab.complete);
+  } else {
+    // ab -k -c 2: one connection per concurrent client.
+    EXPECT_LE(tls["count"].get<int>(), kConcurrency);
+  }
+  EXPECT_TRUE(tls["mean_us"].is_number()) << tls.dump();
+  if (tls["mean_us"].is_number()) {
+    EXPECT_GT(tls["mean_us"].get<double>(), 0);
+    // The handshake is part of server time, owned by a connection's first
+    // request: never more than the server phase's maximum.
+    EXPECT_LE(tls["mean_us"].get<double>(), phases["server"]["max_us"].get<double>() + 1.0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tls, NginxTls,
+    ::testing::Values(TlsCase{"TLSv1.2", "TLS1.2", false}, TlsCase{"TLSv1.2", "TLS1.2", true},
+                      TlsCase{"TLSv1.3", "TLS1.3", false}, TlsCase{"TLSv1.3", "TLS1.3", true}),
+    [](const auto& info) { return TlsName(info.param); });
+
+}  // namespace
+}  // namespace reqcost::testing
