@@ -118,7 +118,7 @@ class Bytes {
 };
 
 // A minimal valid header: no strings, no arguments, no processes.
-Bytes MinimalHeader(uint32_t version = 1) {
+Bytes MinimalHeader(uint32_t version = kCaptureFormatVersion) {
   Bytes h;
   h.Raw(std::string_view("REQCOST\0", 8)).U32(version).U32(0);
   h.U64(0).U64(0).U64(0).U32(0).U32(0);
@@ -215,6 +215,21 @@ SyscallEvent UnixConnectFailed() {
   return e;
 }
 
+// A read of a TLS stream at the socket layer: three records begin in it,
+// and more than the block holds (kMore).
+SyscallEvent TlsReadExitOnly() {
+  SyscallEvent e = Ipv4Read();
+  e.syscall = Syscall::kRecvmmsg;
+  e.flags = SyscallEvent::kExitOnly | SyscallEvent::kPeek;
+  e.enter_ns = 0;
+  e.tls.flags = TlsRecords::kOn | TlsRecords::kMore;
+  e.tls.count = 3;
+  e.tls.type = {kTlsHandshake, kTlsChangeCipherSpec, kTlsApplicationData, 0};
+  e.tls.length = {0x1234, 1, 0xffff, 0};
+  e.payload = std::string("\x16\x03\x03\x12\x34", 5);
+  return e;
+}
+
 SyscallEvent EventWithLastAddressByteOnly() {
   SyscallEvent e = UnixConnectFailed();
   e.syscall = Syscall::kShutdown;
@@ -288,10 +303,10 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   const CaptureHeader header = SampleHeader();
   const std::vector<SyscallEvent> events = {
       Ipv4Read(), Ipv6AcceptWithoutEnter(), UnixConnectFailed(),
-      EventWithLastAddressByteOnly()};
+      EventWithLastAddressByteOnly(), TlsReadExitOnly()};
   const std::vector<ProcessEvent> procs = SampleProcessEvents();
-  const KernelCounters periodic{100, 2, 3, 4};
-  const KernelCounters final_counters{UINT64_MAX, 5, 6, 7};
+  const KernelCounters periodic{100, 2, 3, 4, 9};
+  const KernelCounters final_counters{UINT64_MAX, 5, 6, 7, UINT64_MAX - 1};
   {
     absl::StatusOr<CaptureWriter> w = CaptureWriter::Create(path, header);
     ASSERT_TRUE(w.ok()) << w.status();
@@ -304,6 +319,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
     ASSERT_TRUE(w->WriteCounters(3'000'000'000, periodic).ok());
     ASSERT_TRUE(w->Write(procs[2]).ok());
     ASSERT_TRUE(w->Write(events[3]).ok());
+    ASSERT_TRUE(w->Write(events[4]).ok());
     ASSERT_TRUE(w->Close(4'000'000'000, final_counters).ok());
   }
 
@@ -312,7 +328,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   CaptureHeader expected_header = header;
   expected_header.end_mono_ns = 4'000'000'000;
   EXPECT_THAT(r->header(), Eq(expected_header));
-  EXPECT_THAT(r->format_version(), Eq(1u));
+  EXPECT_THAT(r->format_version(), Eq(2u));
 
   auto [records, status] = ReadAll(*r);
   ASSERT_TRUE(status.ok()) << status;
@@ -328,14 +344,15 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
                       Eq(CountersSnapshot{3'000'000'000, periodic})),
                   VariantWith<ProcessEvent>(Eq(procs[2])),
                   VariantWith<SyscallEvent>(Eq(events[3])),
+                  VariantWith<SyscallEvent>(Eq(events[4])),
                   VariantWith<CountersSnapshot>(
                       Eq(CountersSnapshot{4'000'000'000, final_counters})),
-                  VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 10}))));
+                  VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 11}))));
   // The end is sticky: asking again gives the end again.
   absl::StatusOr<CaptureRecord> again = r->Next();
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_THAT(*again,
-              VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 10})));
+              VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 11})));
 }
 
 TEST_F(CaptureFileTest, ReadCaptureCollectsRecordsByKind) {
@@ -374,15 +391,22 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   const std::string path = Path("golden.cap");
   SyscallEvent e = Ipv4Read();
   e.payload = "GET";
+  SyscallEvent tls = Ipv4Read();
+  tls.payload = "";
+  tls.tls.flags = TlsRecords::kOn;
+  tls.tls.count = 2;
+  tls.tls.type = {kTlsHandshake, kTlsApplicationData, 0x99, 0x99};
+  tls.tls.length = {0x0102, 0xfffe, 0x9999, 0x9999};  // beyond count: unwritten
   {
     absl::StatusOr<CaptureWriter> w = CaptureWriter::Create(path, h);
     ASSERT_TRUE(w.ok()) << w.status();
     ASSERT_TRUE(w->Write(e).ok());
-    ASSERT_TRUE(w->Close(0x1111, KernelCounters{1, 2, 3, 4}).ok());
+    ASSERT_TRUE(w->Write(tls).ok());
+    ASSERT_TRUE(w->Close(0x1111, KernelCounters{1, 2, 3, 4, 5}).ok());
   }
 
   Bytes expected;
-  expected.Raw(std::string_view("REQCOST\0", 8)).U32(1).U32(0);
+  expected.Raw(std::string_view("REQCOST\0", 8)).U32(2).U32(0);
   expected.U64(static_cast<uint64_t>(-2)).U64(0x0102030405060708ull);
   expected.U64(0x1111).U32(256).U32(0);
   expected.Str("h").Str("k").Str("v").U32(1).Str("reqcost");
@@ -394,12 +418,122 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   body.U64(1'000'000'100).U64(1'000'000'900);
   body.U16(AF_INET).U16(SOCK_STREAM).U64(0x1122334455667788ull).U64(0);
   body.U16(8080).U16(51234).U8(4);
-  body.U8(127).U8(0).U8(0).U8(1).U8(127).U8(0).U8(0).U8(2).Raw("GET");
+  body.U8(127).U8(0).U8(0).U8(1).U8(127).U8(0).U8(0).U8(2);
+  body.U8(0).U8(0);  // TLS block: flags 0, no records
+  body.Raw("GET");
   expected.Append(Record(1, body));
-  expected.Append(Record(4, Bytes().U64(0x1111).U64(1).U64(2).U64(3).U64(4)));
-  expected.Append(EndRecord(0x1111, 2));
+  Bytes tls_body;
+  tls_body.U16(4).U16(0).U32(9376).U32(9377).U32(12).U64(91);
+  tls_body.U64(1'000'000'100).U64(1'000'000'900);
+  tls_body.U16(AF_INET).U16(SOCK_STREAM).U64(0x1122334455667788ull).U64(0);
+  tls_body.U16(8080).U16(51234).U8(4);
+  tls_body.U8(127).U8(0).U8(0).U8(1).U8(127).U8(0).U8(0).U8(2);
+  tls_body.U8(1).U8(2).U8(22).U16(0x0102).U8(23).U16(0xfffe);
+  expected.Append(Record(1, tls_body));
+  expected.Append(
+      Record(4, Bytes().U64(0x1111).U64(1).U64(2).U64(3).U64(4).U64(5)));
+  expected.Append(EndRecord(0x1111, 3));
 
   EXPECT_THAT(ReadBytes(path), Eq(expected.str()));
+}
+
+// The fixed part of a syscall event body as the spec states it: a read by
+// 9376/9377 on fd 12, then `addr_len` and nothing after it.
+Bytes SyscallFixedBody(uint16_t family, uint8_t addr_len) {
+  Bytes body;
+  body.U16(4).U16(0).U32(9376).U32(9377).U32(12).U64(91);
+  body.U64(1'000'000'100).U64(1'000'000'900);
+  body.U16(family).U16(SOCK_STREAM).U64(0x1122334455667788ull).U64(0);
+  body.U16(8080).U16(51234).U8(addr_len);
+  return body;
+}
+
+TEST_F(CaptureFileTest, VersionOneFileStillReads) {
+  // Version 1: no TLS block in syscall events, no `foreign` in counters.
+  Bytes file = MinimalHeader(1);
+  Bytes ipv4 = SyscallFixedBody(AF_INET, 4);
+  ipv4.U8(127).U8(0).U8(0).U8(1).U8(127).U8(0).U8(0).U8(2);
+  // A payload that would also parse as a TLS block (flags 1, one record of
+  // type 23, length 5, payload "GET"): version 1 must take it all as payload.
+  const std::string payload("\x01\x01\x17\x05\x00GET", 8);
+  ipv4.Raw(payload);
+  file.Append(Record(1, ipv4));
+  // Exactly the fixed bytes: too short for a version 2 event.
+  file.Append(Record(1, SyscallFixedBody(AF_UNIX, 0)));
+  file.Append(Record(4, Bytes().U64(0x1111).U64(1).U64(2).U64(3).U64(4)));
+  file.Append(EndRecord(0x2222, 3));
+  const std::string path = WriteBytes("v1.cap", file.str());
+
+  absl::StatusOr<CaptureReader> r = CaptureReader::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->format_version(), Eq(1u));
+  auto [records, status] = ReadAll(*r);
+  ASSERT_TRUE(status.ok()) << status;
+
+  SyscallEvent want_ipv4 = Ipv4Read();
+  want_ipv4.payload = payload;
+  SyscallEvent want_unix = Ipv4Read();
+  want_unix.sock.family = AF_UNIX;
+  want_unix.sock.local_addr = {};
+  want_unix.sock.remote_addr = {};
+  want_unix.payload.clear();
+  EXPECT_THAT(records,
+              ElementsAre(VariantWith<SyscallEvent>(Eq(want_ipv4)),
+                          VariantWith<SyscallEvent>(Eq(want_unix)),
+                          VariantWith<CountersSnapshot>(Eq(CountersSnapshot{
+                              0x1111, KernelCounters{1, 2, 3, 4}})),
+                          VariantWith<CaptureEnd>(Eq(CaptureEnd{0x2222, 3}))));
+  ASSERT_THAT(records, SizeIs(4));
+  const auto& read_ipv4 = std::get<SyscallEvent>(records[0]);
+  EXPECT_THAT(read_ipv4.tls, Eq(TlsRecords{}));
+  EXPECT_FALSE(read_ipv4.tls.on());
+  EXPECT_THAT(std::get<CountersSnapshot>(records[2]).counters.foreign, Eq(0u));
+
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->complete);
+  EXPECT_THAT(c->events, ElementsAre(want_ipv4, want_unix));
+  EXPECT_THAT(c->counters, ElementsAre(CountersSnapshot{
+                               0x1111, KernelCounters{1, 2, 3, 4}}));
+}
+
+TEST_F(CaptureFileTest, TlsBlockRoundTrips) {
+  const std::string path = Path("tls.cap");
+  SyscallEvent three = TlsReadExitOnly();
+  SyscallEvent full = Ipv6AcceptWithoutEnter();
+  full.syscall = Syscall::kRead;
+  full.flags = 0;
+  full.tls.flags = TlsRecords::kOn | TlsRecords::kMore | TlsRecords::kLost;
+  full.tls.count = TlsRecords::kMax;
+  full.tls.type = {kTlsApplicationData, kTlsAlert, kTlsHandshake,
+                   kTlsChangeCipherSpec};
+  full.tls.length = {0, 0xffff, 0x0100, 0x00ff};
+  full.payload.assign(kMaxPayloadBytes, '\x17');
+  SyscallEvent on_but_none = UnixConnectFailed();
+  on_but_none.syscall = Syscall::kSendmmsg;
+  on_but_none.flags = SyscallEvent::kExitOnly;
+  on_but_none.tls.flags = TlsRecords::kOn;  // a TLS stream, no header here
+  on_but_none.payload = "\x16";
+  {
+    absl::StatusOr<CaptureWriter> w =
+        CaptureWriter::Create(path, SampleHeader());
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->Write(three).ok());
+    ASSERT_TRUE(w->Write(full).ok());
+    ASSERT_TRUE(w->Write(on_but_none).ok());
+    ASSERT_TRUE(w->Close(7, {}).ok());
+  }
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->events, ElementsAre(three, full, on_but_none));
+  ASSERT_THAT(c->events, SizeIs(3));
+  EXPECT_THAT(c->events[0].tls.count, Eq(3));
+  EXPECT_THAT(c->events[0].tls.flags, Eq(TlsRecords::kOn | TlsRecords::kMore));
+  EXPECT_THAT(
+      c->events[0].tls.type,
+      ElementsAre(kTlsHandshake, kTlsChangeCipherSpec, kTlsApplicationData, 0));
+  EXPECT_THAT(c->events[0].tls.length, ElementsAre(0x1234, 1, 0xffff, 0));
+  EXPECT_THAT(c->events[0].payload, Eq(three.payload));
 }
 
 TEST_F(CaptureFileTest, SyscallEventWithoutPayloadIsCompact) {
@@ -412,9 +546,11 @@ TEST_F(CaptureFileTest, SyscallEventWithoutPayloadIsCompact) {
     EXPECT_TRUE(w->Write(e).ok());
     return w->bytes_written() - before;
   };
-  EXPECT_THAT(size_of(UnixConnectFailed()), Eq(73u));
-  EXPECT_THAT(size_of(Ipv4Read()), Eq(81u));
-  EXPECT_THAT(size_of(Ipv6AcceptWithoutEnter()), Eq(105u));
+  // Prefix 8, fixed 65, addresses, TLS block 2 + 3 per record.
+  EXPECT_THAT(size_of(UnixConnectFailed()), Eq(75u));
+  EXPECT_THAT(size_of(Ipv4Read()), Eq(83u));
+  EXPECT_THAT(size_of(Ipv6AcceptWithoutEnter()), Eq(107u));
+  EXPECT_THAT(size_of(TlsReadExitOnly()), Eq(92u));
   ASSERT_TRUE(w->Close(1, {}).ok());
 }
 
@@ -576,7 +712,7 @@ TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kUnimplemented,
                        Eq(path + ": capture format version 7 is newer than "
-                                 "this reqcost (1); upgrade reqcost")));
+                                 "this reqcost (2); upgrade reqcost")));
 }
 
 TEST_F(CaptureFileTest, VersionZeroIsCorrupt) {
@@ -773,6 +909,57 @@ TEST_F(CaptureRecordErrorTest, AddressesLongerThanTheRecordAreCorrupt) {
   }
 }
 
+TEST_F(CaptureRecordErrorTest, TlsBlockOverFourRecordsIsCorrupt) {
+  Bytes records = Record(3, Bytes().U64(1).U64(2).U64(3));  // 32 bytes
+  Bytes body = SyscallFixedBody(AF_UNIX, 0);
+  body.U8(TlsRecords::kOn).U8(5);
+  for (int i = 0; i < 5; ++i) body.U8(23).U16(100);
+  records.Append(Record(1, body));
+  records.Append(EndRecord(9, 2));
+  const absl::Status status = ErrorOf(records);
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       Eq(path_ + ": syscall event at byte " +
+                          std::to_string(First() + 32) +
+                          ": TLS block of 5 records does not fit its 82-byte "
+                          "record")));
+}
+
+TEST_F(CaptureRecordErrorTest, TlsBlockLongerThanTheRecordIsCorrupt) {
+  Bytes records = Record(3, Bytes().U64(1).U64(2).U64(3));  // 32 bytes
+  Bytes body = SyscallFixedBody(AF_INET, 4);
+  body.Raw(std::string(8, '\0'));
+  body.U8(TlsRecords::kOn).U8(3).U8(22).U16(512).U8(23).U16(40);  // 2 of 3
+  records.Append(Record(1, body));
+  records.Append(EndRecord(9, 2));
+  const absl::Status status = ErrorOf(records);
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       Eq(path_ + ": syscall event at byte " +
+                          std::to_string(First() + 32) +
+                          ": TLS block of 3 records does not fit its 81-byte "
+                          "record")));
+}
+
+TEST_F(CaptureRecordErrorTest, VersionTwoEventWithoutTlsBlockIsCorrupt) {
+  {
+    const absl::Status status =
+        ErrorOf(Record(1, SyscallFixedBody(AF_UNIX, 0)));
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
+                                 Eq(path_ + ": syscall event at byte " +
+                                    std::to_string(First()) +
+                                    ": TLS block of 0 records does not fit its "
+                                    "65-byte record")));
+  }
+  {
+    Bytes flags_only = SyscallFixedBody(AF_UNIX, 0);
+    flags_only.U8(TlsRecords::kOn);
+    const absl::Status status = ErrorOf(Record(1, flags_only));
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
+                                 HasSubstr("does not fit its 66-byte record")));
+  }
+}
+
 TEST_F(CaptureRecordErrorTest, UnknownSyscallAndOpAreCorrupt) {
   Bytes body;
   body.U16(99).U16(0).U32(1).U32(1).U32(3).U64(0).U64(0).U64(0);
@@ -850,12 +1037,13 @@ SmallCapture MakeSmallCapture(const std::string& path) {
   mark(w->Write(SampleProcessEvents()[0]));
   mark(w->Write(Ipv6AcceptWithoutEnter()));
   mark(w->WriteDrops(1, 2, 3));
-  mark(w->WriteCounters(4, KernelCounters{1, 2, 3, 4}));
+  mark(w->WriteCounters(4, KernelCounters{1, 2, 3, 4, 5}));
   mark(w->Write(UnixConnectFailed()));
-  EXPECT_TRUE(w->Close(5, KernelCounters{5, 6, 7, 8}).ok());
+  mark(w->Write(TlsReadExitOnly()));
+  EXPECT_TRUE(w->Close(5, KernelCounters{5, 6, 7, 8, 9}).ok());
   s.bytes = ReadBytes(path);
-  // Close() appended the final counters (8 + 40 bytes) and the end record.
-  s.boundaries.push_back(s.boundaries.back() + 48);
+  // Close() appended the final counters (8 + 48 bytes) and the end record.
+  s.boundaries.push_back(s.boundaries.back() + 56);
   s.boundaries.push_back(s.bytes.size());
   EXPECT_THAT(s.boundaries.back() - s.boundaries[s.boundaries.size() - 2],
               Eq(24u));

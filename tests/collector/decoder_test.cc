@@ -3,6 +3,7 @@
 #include <linux/types.h>
 
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -13,9 +14,19 @@
 namespace reqcost::collector {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::vector<uint8_t> SyscallRecord(const std::string& payload) {
+// The size the kernel side documents (bpf/reqcost.h): the messages below
+// count from it.
+static_assert(RC_SYSCALL_EVENT_HEADER_SIZE == 120);
+static_assert(RC_SYS_MAX == 17);
+
+// A syscall record with `payload`; `edit` may change the event before it is
+// laid out (size and payload_len follow the payload).
+std::vector<uint8_t> SyscallRecord(
+    const std::string& payload,
+    const std::function<void(rc_syscall_event&)>& edit = nullptr) {
   rc_syscall_event e{};
   e.kind = RC_REC_SYSCALL;
   e.size = RC_SYSCALL_EVENT_HEADER_SIZE + payload.size();
@@ -33,6 +44,7 @@ std::vector<uint8_t> SyscallRecord(const std::string& payload) {
   e.sock.sock = 0xabc;
   e.sock.peer = 0xdef;
   std::memcpy(e.payload, payload.data(), payload.size());
+  if (edit) edit(e);
   std::vector<uint8_t> out(RC_SYSCALL_EVENT_HEADER_SIZE + payload.size());
   std::memcpy(out.data(), &e, out.size());
   return out;
@@ -84,8 +96,116 @@ TEST(DecoderTest, ExactSizeSyscallRecordDecodesEveryField) {
 TEST(DecoderTest, RecordWithoutPayloadDecodes) {
   Decoded d;
   d.syscall.payload = "stale";
+  d.syscall.tls.count = 2;
+  d.syscall.tls.flags = TlsRecords::kOn;
+  d.syscall.tls.type[0] = kTlsHandshake;
   ASSERT_TRUE(Decode(SyscallRecord(""), &d).ok());
   EXPECT_EQ(d.syscall.payload, "");
+  EXPECT_EQ(d.syscall.tls, TlsRecords{});
+}
+
+TEST(DecoderTest, TlsRecordsDecode) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("\x17\x03\x03",
+                                   [](rc_syscall_event& e) {
+                                     e.syscall = RC_SYS_RECVFROM;
+                                     e.flags = 0;
+                                     e.tls.count = 3;
+                                     e.tls.flags = RC_TLS_ON | RC_TLS_MORE;
+                                     e.tls.type[0] = 22;
+                                     e.tls.type[1] = 20;
+                                     e.tls.type[2] = 23;
+                                     e.tls.length[0] = 0x1234;
+                                     e.tls.length[1] = 1;
+                                     e.tls.length[2] = 0x4011;
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_EQ(d.syscall.syscall, Syscall::kRecvfrom);
+  EXPECT_EQ(d.syscall.tls.count, 3);
+  EXPECT_EQ(d.syscall.tls.flags, TlsRecords::kOn | TlsRecords::kMore);
+  EXPECT_TRUE(d.syscall.tls.on());
+  EXPECT_THAT(
+      d.syscall.tls.type,
+      ElementsAre(kTlsHandshake, kTlsChangeCipherSpec, kTlsApplicationData, 0));
+  EXPECT_THAT(d.syscall.tls.length, ElementsAre(0x1234, 1, 0x4011, 0));
+  // The block sits before the payload: the payload is untouched.
+  EXPECT_EQ(d.syscall.payload, "\x17\x03\x03");
+}
+
+TEST(DecoderTest, TlsLostFlagAndFullBlockDecode) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("",
+                                   [](rc_syscall_event& e) {
+                                     e.syscall = RC_SYS_READ;
+                                     e.tls.count = RC_TLS_MAX;
+                                     e.tls.flags = RC_TLS_ON | RC_TLS_LOST;
+                                     for (int i = 0; i < RC_TLS_MAX; ++i) {
+                                       e.tls.type[i] = 23;
+                                       e.tls.length[i] = 16384 + i;
+                                     }
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_EQ(d.syscall.tls.count, 4);
+  EXPECT_EQ(d.syscall.tls.flags, TlsRecords::kOn | TlsRecords::kLost);
+  EXPECT_THAT(d.syscall.tls.type, ElementsAre(23, 23, 23, 23));
+  EXPECT_THAT(d.syscall.tls.length, ElementsAre(16384, 16385, 16386, 16387));
+}
+
+TEST(DecoderTest, TlsCountAboveTheMaximumIsClampedToIt) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("",
+                                   [](rc_syscall_event& e) {
+                                     e.tls.count = RC_TLS_MAX + 1;
+                                     e.tls.flags = RC_TLS_ON | RC_TLS_MORE;
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_EQ(d.syscall.tls.count, TlsRecords::kMax);
+}
+
+TEST(DecoderTest, ExitOnlyPeekRecvmmsgDecodes) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("",
+                                   [](rc_syscall_event& e) {
+                                     e.syscall = RC_SYS_RECVMMSG;
+                                     e.flags = RC_F_EXIT_ONLY | RC_F_PEEK;
+                                     e.enter_ns = 0;
+                                     e.ret = 2;
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_EQ(d.syscall.syscall, Syscall::kRecvmmsg);
+  EXPECT_EQ(d.syscall.flags, SyscallEvent::kExitOnly | SyscallEvent::kPeek);
+  EXPECT_TRUE(IsRead(d.syscall.syscall));
+  // Exit-only: no start, but not a missed enter either.
+  EXPECT_FALSE(d.syscall.enter_seen());
+  EXPECT_FALSE(d.syscall.enter_missed());
+  EXPECT_EQ(d.syscall.ret, 2);
+}
+
+TEST(DecoderTest, SendmmsgDecodes) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("",
+                                   [](rc_syscall_event& e) {
+                                     e.syscall = RC_SYS_SENDMMSG;
+                                     e.flags = RC_F_EXIT_ONLY;
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_EQ(d.syscall.syscall, Syscall::kSendmmsg);
+  EXPECT_EQ(d.syscall.flags, SyscallEvent::kExitOnly);
+  EXPECT_TRUE(IsWrite(d.syscall.syscall));
+  EXPECT_FALSE(d.syscall.enter_seen());
+  EXPECT_FALSE(d.syscall.enter_missed());
+}
+
+TEST(DecoderTest, NoEnterIsAMissedEnter) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord(""), &d).ok());  // RC_F_NO_ENTER
+  EXPECT_FALSE(d.syscall.enter_seen());
+  EXPECT_TRUE(d.syscall.enter_missed());
 }
 
 TEST(DecoderTest, ProcessRecordDecodes) {
@@ -129,7 +249,7 @@ TEST(DecoderTest, RefusesSizeFieldThatDisagreesWithLength) {
   bytes.push_back(0);  // one byte more than the record says
   Decoded d;
   absl::Status s = Decode(bytes, &d);
-  EXPECT_THAT(s.message(), HasSubstr("says 107 bytes but 108 arrived"));
+  EXPECT_THAT(s.message(), HasSubstr("says 123 bytes but 124 arrived"));
 }
 
 TEST(DecoderTest, RefusesPayloadLengthBeyondRecord) {
@@ -153,7 +273,7 @@ TEST(DecoderTest, RefusesUnknownSyscall) {
   uint16_t bad = RC_SYS_MAX;
   std::memcpy(bytes.data() + offsetof(rc_syscall_event, syscall), &bad, 2);
   Decoded d;
-  EXPECT_THAT(Decode(bytes, &d).message(), HasSubstr("unknown syscall 15"));
+  EXPECT_THAT(Decode(bytes, &d).message(), HasSubstr("unknown syscall 17"));
 }
 
 TEST(DecoderTest, RefusesProcessRecordOfWrongSize) {
@@ -169,6 +289,9 @@ TEST(SyscallNameTest, RoundTripsEveryTracedSyscall) {
     auto sc = static_cast<Syscall>(i);
     EXPECT_EQ(SyscallFromName(SyscallName(sc)), sc);
   }
+  EXPECT_EQ(SyscallName(Syscall::kRecvmmsg), "recvmmsg");
+  EXPECT_EQ(SyscallName(Syscall::kSendmmsg), "sendmmsg");
+  EXPECT_EQ(SyscallName(static_cast<Syscall>(kSyscallMax)), "?");
   EXPECT_EQ(SyscallName(static_cast<Syscall>(99)), "?");
   EXPECT_EQ(SyscallFromName("epoll_wait"), std::nullopt);
 }
