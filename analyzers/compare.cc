@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -24,8 +25,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kPhaseNames[] = {"total", "server", "transport",
-                                       "backend", "queue"};
+constexpr const char* kPhaseNames[] = {"total",   "server", "transport",
+                                       "backend", "queue",  "tls"};
 // A syscall is named in the verdict when its change per request is at least
 // this share of the total change.
 constexpr double kVerdictSyscallShare = 0.05;
@@ -37,6 +38,7 @@ const std::optional<PhaseSummary>& PhaseOf(const PhaseSet& set,
   if (name == "transport") return set.transport;
   if (name == "backend") return set.backend;
   if (name == "queue") return set.queue;
+  if (name == "tls") return set.tls;
   return set.total;
 }
 
@@ -127,6 +129,7 @@ std::string PhaseCell(const std::optional<PhaseSummary>& p) {
 std::string SyscallCell(const std::optional<SyscallSummary>& s,
                         double per_request) {
   if (!s.has_value()) return "-";
+  if (s->timed() == 0) return absl::StrFormat("x%.2f (no durations)", per_request);
   return absl::StrFormat("x%.2f %s / %s / %s", per_request,
                          FormatDuration(s->mean_us), FormatDuration(s->p50_us),
                          FormatDuration(s->p99_us));
@@ -175,16 +178,18 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
     c.phases.push_back(p);
   }
   // Syscalls of both, in A's order then B's new ones.
-  std::vector<std::pair<std::string, std::string>> order;
-  std::map<std::pair<std::string, std::string>, SyscallDelta> by_key;
+  using Key = std::tuple<std::string, std::string, std::string>;
+  std::vector<Key> order;
+  std::map<Key, SyscallDelta> by_key;
   auto add = [&](const Report& r, bool is_a) {
     for (const SyscallSummary& s : r.syscalls) {
-      auto key = std::make_pair(s.name, s.side);
+      Key key{s.name, s.side, s.peer};
       auto [it, inserted] = by_key.try_emplace(key);
       if (inserted) order.push_back(key);
       SyscallDelta& d = it->second;
       d.name = s.name;
       d.side = s.side;
+      d.peer = s.peer;
       double per_request =
           r.complete > 0 ? static_cast<double>(s.count) / r.complete : 0;
       (is_a ? d.a : d.b) = s;
@@ -239,7 +244,8 @@ std::string FormatComparisonText(const Comparison& c) {
       "request):\n");
   for (const SyscallDelta& s : c.syscalls) {
     absl::StrAppendFormat(
-        &out, "  %-20s %-*s %-*s %s\n", absl::StrCat(s.side, " ", s.name), w,
+        &out, "  %-20s %-*s %-*s %s\n",
+        absl::StrCat(s.side, " ", s.name, s.peer.empty() ? "" : " ", s.peer), w,
         SyscallCell(s.a, s.a_count_per_request), w,
         SyscallCell(s.b, s.b_count_per_request),
         Signed(s.delta_us_per_request));

@@ -18,8 +18,8 @@
 
 namespace reqcost::analyzers {
 
-inline constexpr char kCompareSchema[] = "reqcost.compare/1";
-inline constexpr char kCompareGroupsSchema[] = "reqcost.compare-groups/1";
+inline constexpr char kCompareSchema[] = "reqcost.compare/2";
+inline constexpr char kCompareGroupsSchema[] = "reqcost.compare-groups/2";
 // A change of the mean total smaller than this (percent of A's) is no
 // significant difference.
 inline constexpr double kSignificantPct = 2.0;
@@ -38,6 +38,7 @@ struct PhaseDelta {
 struct SyscallDelta {
   std::string name;
   std::string side;
+  std::string peer;  // side calls only (see SyscallSummary)
   std::optional<SyscallSummary> a, b;  // unset: not seen on that side
   double a_count_per_request = 0;
   double b_count_per_request = 0;
@@ -66,7 +67,7 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label = "A",
 // and its delta), then the verdict.
 std::string FormatComparisonText(const Comparison& c);
 
-// {"schema": "reqcost.compare/1", "a": {report}, "b": {report},
+// {"schema": "reqcost.compare/2", "a": {report}, "b": {report},
 //  "delta": {"total": {"mean_us", "pct"}, "server", "transport", "backend",
 //  "queue"}}: reports as ReportToJson prints them; unknown deltas are null.
 nlohmann::json ComparisonToJson(const Comparison& c);
@@ -114,7 +115,7 @@ std::string FormatGroupComparisonText(
     const std::vector<GroupReport>& groups,
     const std::vector<Comparison>& comparisons);
 
-// {"schema": "reqcost.compare-groups/1", "group_by": ["client_conn", ...],
+// {"schema": "reqcost.compare-groups/2", "group_by": ["client_conn", ...],
 //  "groups": [{"label", "client_conn"?, "backend_conn"?, "report"}],
 //  "comparisons": [{"a": label, "b": label, "delta": {...}, "verdict"}]}.
 nlohmann::json GroupComparisonToJson(

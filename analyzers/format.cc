@@ -20,11 +20,12 @@ constexpr double kNsPerUs = 1000.0;
 
 json PhaseToJson(const std::optional<PhaseSummary>& p) {
   if (!p.has_value()) {
-    return json{{"mean_us", nullptr}, {"p50_us", nullptr},
-                {"p90_us", nullptr},  {"p99_us", nullptr},
-                {"max_us", nullptr}};
+    return json{{"count", 0},         {"mean_us", nullptr},
+                {"p50_us", nullptr},  {"p90_us", nullptr},
+                {"p99_us", nullptr},  {"max_us", nullptr}};
   }
-  return json{{"mean_us", p->mean_us},
+  return json{{"count", p->count},
+              {"mean_us", p->mean_us},
               {"p50_us", p->p50_us},
               {"p90_us", p->p90_us},
               {"p99_us", p->p99_us},
@@ -36,7 +37,8 @@ json PhasesToJson(const PhaseSet& set) {
               {"server", PhaseToJson(set.server)},
               {"transport", PhaseToJson(set.transport)},
               {"backend", PhaseToJson(set.backend)},
-              {"queue", PhaseToJson(set.queue)}};
+              {"queue", PhaseToJson(set.queue)},
+              {"tls", PhaseToJson(set.tls)}};
 }
 
 json NsToUs(const std::optional<uint64_t>& ns) {
@@ -61,6 +63,7 @@ std::string PhaseTable(const PhaseSet& set) {
   out += PhaseRow("transport", set.transport);
   out += PhaseRow("backend", set.backend);
   out += PhaseRow("queue", set.queue);
+  if (set.tls.has_value()) out += PhaseRow("tls", set.tls);
   return out;
 }
 
@@ -98,7 +101,8 @@ std::string FormatText(const Report& r) {
     for (const TimelineEntry& e : r.timeline) {
       std::string line = absl::StrFormat(
           "  %-8s %-10s %10s  x%.2f", e.side, e.name,
-          FormatDuration(e.mean_us_per_request), e.count_per_request);
+          e.untimed ? "-" : FormatDuration(e.mean_us_per_request),
+          e.count_per_request);
       if (!e.target.empty()) absl::StrAppend(&line, "  ", e.target);
       absl::StrAppend(&out, line, "\n");
     }
@@ -144,11 +148,16 @@ nlohmann::json ReportToJson(const Report& r) {
   }
   json syscalls = json::array();
   for (const SyscallSummary& s : r.syscalls) {
-    syscalls.push_back({{"name", s.name},
-                        {"side", s.side},
-                        {"count", s.count},
-                        {"mean_us", s.mean_us},
-                        {"p99_us", s.p99_us}});
+    // Durations are over the calls whose start was hooked: null when none
+    // was (data syscalls seen at the socket layer).
+    syscalls.push_back(
+        {{"name", s.name},
+         {"side", s.side},
+         {"peer", s.peer.empty() ? json(nullptr) : json(s.peer)},
+         {"count", s.count},
+         {"timed", s.timed()},
+         {"mean_us", s.timed() > 0 ? json(s.mean_us) : json(nullptr)},
+         {"p99_us", s.timed() > 0 ? json(s.p99_us) : json(nullptr)}});
   }
   json groups = json::array();
   for (const GroupSummary& g : r.groups) {
@@ -185,6 +194,7 @@ nlohmann::json RequestToJson(const Request& q) {
     syscalls.push_back(
         {{"name", std::string(SyscallName(s.syscall))},
          {"side", std::string(SideName(s.side))},
+         {"peer", std::string(TargetName(s.target))},
          {"offset_us",
           (static_cast<double>(start) - static_cast<double>(q.start_ns)) /
               kNsPerUs},
@@ -205,6 +215,7 @@ nlohmann::json RequestToJson(const Request& q) {
       {"transport_us", NsToUs(q.transport_ns)},
       {"backend_us", NsToUs(q.backend_ns)},
       {"queue_us", NsToUs(q.queue_ns)},
+      {"tls_us", NsToUs(q.tls_ns)},
       {"backend_timing", q.complete ? json(std::string(TimingName(
                                           q.backend_timing)))
                                     : json(nullptr)},
@@ -235,6 +246,9 @@ std::string FormatRequestLine(const Request& q) {
   }
   if (q.queue_ns.has_value()) {
     absl::StrAppend(&line, ", queue ", FormatDuration(*q.queue_ns / kNsPerUs));
+  }
+  if (q.tls_ns.has_value()) {
+    absl::StrAppend(&line, ", tls ", FormatDuration(*q.tls_ns / kNsPerUs));
   }
   return line;
 }

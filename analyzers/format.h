@@ -1,5 +1,5 @@
 // Printing a Report or a Request: the text breakdown, the stable JSON shapes
-// of DESIGN.md ("reqcost.report/1" and the per-request jsonl lines), and a
+// of DESIGN.md ("reqcost.report/2" and the per-request jsonl lines), and a
 // one-line text form of a request. Pure: values in, strings/json out.
 #ifndef REQCOST_ANALYZERS_FORMAT_H_
 #define REQCOST_ANALYZERS_FORMAT_H_
@@ -13,7 +13,7 @@
 
 namespace reqcost::analyzers {
 
-inline constexpr char kReportSchema[] = "reqcost.report/1";
+inline constexpr char kReportSchema[] = "reqcost.report/2";
 
 // "812 us", "1.234 ms", "2.500 s": a duration for people.
 std::string FormatDuration(double us);
@@ -23,7 +23,7 @@ std::string FormatDuration(double us);
 // groups, and anomalies when there were any.
 std::string FormatText(const Report& report);
 
-// The "reqcost.report/1" object. A phase without data has all its fields
+// The "reqcost.report/2" object. A phase without data has all its fields
 // null (so scripts can always index phases.queue.mean_us).
 nlohmann::json ReportToJson(const Report& report);
 

@@ -47,8 +47,9 @@ size_t RequestStats::LineIndex(const TimelineKey& key) {
          static_cast<size_t>(key.target);
 }
 
-size_t RequestStats::SyscallIndex(uint16_t kind, Side side) {
-  return kind * kSides + static_cast<size_t>(side);
+size_t RequestStats::SyscallIndex(uint16_t kind, Side side,
+                                  size_t peer_slot) {
+  return (kind * kSides + static_cast<size_t>(side)) * kPeerSlots + peer_slot;
 }
 
 void RequestStats::Phases::Add(const Request& r) {
@@ -57,6 +58,7 @@ void RequestStats::Phases::Add(const Request& r) {
   transport.Add(r.transport_ns.value_or(0));
   backend.Add(r.backend_ns.value_or(0));
   if (r.queue_ns.has_value()) queue.Add(*r.queue_ns);
+  if (r.tls_ns.has_value()) tls.Add(*r.tls_ns);
 }
 
 PhaseSet RequestStats::Phases::ToSet() const {
@@ -66,6 +68,7 @@ PhaseSet RequestStats::Phases::ToSet() const {
   set.transport = ToPhaseSummary(transport);
   set.backend = ToPhaseSummary(backend);
   set.queue = ToPhaseSummary(queue);
+  set.tls = ToPhaseSummary(tls);
   return set;
 }
 
@@ -92,11 +95,13 @@ void RequestStats::Add(const Request& r) {
   auto offset = [&](uint64_t ns) {
     return static_cast<int64_t>(ns) - static_cast<int64_t>(r.start_ns);
   };
-  auto add_line = [&](TimelineKey key, uint64_t ns, int64_t offset_ns) {
+  auto add_line = [&](TimelineKey key, uint64_t ns, int64_t offset_ns,
+                      bool timed) {
     TimelineSum& sum = timeline_[LineIndex(key)];
     if (sum.n == 0) timeline_order_.push_back(key);
     sum.ns += ns;
     ++sum.n;
+    if (timed) ++sum.timed;
     sum.offset_ns += offset_ns;
   };
   bool work_placed = r.backend_timing == BackendTiming::kNone;
@@ -108,22 +113,26 @@ void RequestStats::Add(const Request& r) {
         ((r.backend_timing == BackendTiming::kMeasured && IsBackendWrite(s)) ||
          (r.backend_timing == BackendTiming::kInferred && IsReplyRead(s)))) {
       add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
-               r.backend_ns.value_or(0), offset(s.start_ns()));
+               r.backend_ns.value_or(0), offset(s.start_ns()), true);
       work_placed = true;
     }
     const uint16_t kind = KindOf(s.syscall);
-    add_line({kind, s.side, s.target}, s.duration_ns(), offset(s.start_ns()));
-    if (s.enter_seen()) {
-      Summary& summary = syscalls_[SyscallIndex(kind, s.side)];
-      if (summary.count() == 0) syscall_order_.emplace_back(kind, s.side);
-      summary.Add(s.duration_ns());
+    add_line({kind, s.side, s.target}, s.duration_ns(), offset(s.start_ns()),
+             s.enter_seen());
+    const size_t peer_slot =
+        IsSideCall(s.target) ? static_cast<size_t>(s.target) - 2 : 0;
+    const size_t index = SyscallIndex(kind, s.side, peer_slot);
+    if (syscall_counts_[index]++ == 0) {
+      syscall_order_.push_back({kind, s.side, peer_slot, s.target});
     }
+    if (s.enter_seen()) syscalls_[index].Add(s.duration_ns());
   }
   if (!work_placed) {
     add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
              r.backend_ns.value_or(0),
              r.backend_start_ns != 0 ? offset(r.backend_start_ns)
-                                     : offset(r.end_ns));
+                                     : offset(r.end_ns),
+             true);
   }
 }
 
@@ -145,13 +154,21 @@ void RequestStats::Fill(Report* report) const {
   }
   report->phases = phases_.ToSet();
   report->syscalls.clear();
-  for (const auto& [kind, side] : syscall_order_) {
-    const Summary& s = syscalls_[SyscallIndex(kind, side)];
-    report->syscalls.push_back({std::string(SyscallName(Syscall{kind})),
-                                std::string(SideName(side)),
-                                s.count(), s.mean_ns() / kNsPerUs,
-                                s.Percentile(0.99) / kNsPerUs,
-                                s.Percentile(0.50) / kNsPerUs});
+  for (const SyscallKey& key : syscall_order_) {
+    const size_t index = SyscallIndex(key.kind, key.side, key.peer_slot);
+    const Summary& s = syscalls_[index];
+    SyscallSummary out;
+    out.name = std::string(SyscallName(Syscall{key.kind}));
+    out.side = std::string(SideName(key.side));
+    if (key.peer_slot != 0) out.peer = std::string(TargetName(key.target));
+    out.count = syscall_counts_[index];
+    out.untimed = out.count - s.count();
+    if (out.timed() > 0) {
+      out.mean_us = s.mean_ns() / kNsPerUs;
+      out.p99_us = s.Percentile(0.99) / kNsPerUs;
+      out.p50_us = s.Percentile(0.50) / kNsPerUs;
+    }
+    report->syscalls.push_back(std::move(out));
   }
   report->timeline.clear();
   for (const TimelineKey& key : timeline_order_) {
@@ -161,6 +178,7 @@ void RequestStats::Fill(Report* report) const {
     e.name = work ? "(work)" : std::string(SyscallName(Syscall{key.kind}));
     e.side = std::string(SideName(key.side));
     e.target = work ? "" : std::string(TargetName(key.target));
+    e.untimed = sum.timed == 0;
     if (complete_ > 0) {
       e.mean_us_per_request = sum.ns / kNsPerUs / complete_;
       e.count_per_request = static_cast<double>(sum.n) / complete_;

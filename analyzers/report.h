@@ -53,19 +53,27 @@ struct PhaseSummary {
   double max_us = 0;
 };
 
-// The five phases of a set of complete requests.
+// The phases of a set of complete requests (queue is part of transport,
+// tls of server; both only where known).
 struct PhaseSet {
-  std::optional<PhaseSummary> total, server, transport, backend, queue;
+  std::optional<PhaseSummary> total, server, transport, backend, queue, tls;
 };
 
-// One syscall kind on one side over complete requests.
+// One syscall kind on one side (and, for a socket that carries no requests,
+// one kind of socket) over complete requests.
 struct SyscallSummary {
   std::string name;
   std::string side;
   uint64_t count = 0;
-  double mean_us = 0;
+  double mean_us = 0;  // over the timed ones
   double p99_us = 0;
-  double p50_us = 0;  // text output only: not part of reqcost.report/1
+  double p50_us = 0;  // text output only: not part of reqcost.report
+  std::string peer;    // "netlink", "dns", ... for side calls; "" otherwise
+  // Of `count`, the calls without a known duration (their start was not
+  // hooked: data syscalls seen at the socket layer).
+  uint64_t untimed = 0;
+
+  uint64_t timed() const { return count - untimed; }
 };
 
 // One line of the average per-request timeline: a syscall kind on one side
@@ -79,6 +87,7 @@ struct TimelineEntry {
   double mean_us_per_request = 0;  // summed duration / complete requests
   double count_per_request = 0;
   double mean_offset_us = 0;  // mean start offset from the request's start
+  bool untimed = false;  // no occurrence had a known duration
 };
 
 // Requests grouped by client and backend connection reuse.
@@ -126,7 +135,7 @@ class RequestStats {
 
  private:
   struct Phases {
-    Summary total, server, transport, backend, queue;
+    Summary total, server, transport, backend, queue, tls;
     void Add(const Request& request);
     PhaseSet ToSet() const;
   };
@@ -135,14 +144,17 @@ class RequestStats {
   static constexpr uint16_t kWorkLine = kSyscallMax;
   static constexpr size_t kLineKinds = kSyscallMax + 1;
   static constexpr size_t kSides = 2;
-  static constexpr size_t kTargets = 3;
+  static constexpr size_t kTargets = kTargetCount;
+  // Syscall statistics are kept apart for side calls, one slot per kind of
+  // socket (slot 0: every connection).
+  static constexpr size_t kPeerSlots = 1 + kTargetCount - 3;
   struct TimelineKey {
     uint16_t kind = 0;  // a Syscall value or kWorkLine
     Side side = Side::kServer;
     Target target = Target::kClient;
   };
   static size_t LineIndex(const TimelineKey& key);
-  static size_t SyscallIndex(uint16_t kind, Side side);
+  static size_t SyscallIndex(uint16_t kind, Side side, size_t peer_slot);
 
   uint64_t count_ = 0;
   uint64_t complete_ = 0;
@@ -154,13 +166,21 @@ class RequestStats {
   std::map<uint32_t, std::pair<uint64_t, Phases>> by_process_;
   std::map<uint32_t, uint64_t> incomplete_by_process_;
   std::map<std::string, uint64_t> incomplete_reasons_;
-  // (syscall kind, side) in order of first appearance; their summaries by
-  // SyscallIndex().
-  std::vector<std::pair<uint16_t, Side>> syscall_order_;
-  std::array<Summary, kSyscallMax * kSides> syscalls_;
+  // (syscall kind, side, peer slot) in order of first appearance; their
+  // counts and summaries of the timed ones by SyscallIndex().
+  struct SyscallKey {
+    uint16_t kind = 0;
+    Side side = Side::kServer;
+    size_t peer_slot = 0;
+    Target target = Target::kClient;  // a target of that slot, for its name
+  };
+  std::vector<SyscallKey> syscall_order_;
+  std::array<uint64_t, kSyscallMax * kSides * kPeerSlots> syscall_counts_{};
+  std::array<Summary, kSyscallMax * kSides * kPeerSlots> syscalls_;
   struct TimelineSum {
     uint64_t ns = 0;        // summed durations
     uint64_t n = 0;         // occurrences
+    uint64_t timed = 0;     // occurrences with a known duration
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
   std::vector<TimelineKey> timeline_order_;  // first appearance

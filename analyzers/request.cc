@@ -16,6 +16,16 @@ std::string_view TargetName(Target target) {
       return "backend";
     case Target::kBackendSide:
       return "server";
+    case Target::kNetlink:
+      return "netlink";
+    case Target::kDns:
+      return "dns";
+    case Target::kUdp:
+      return "udp";
+    case Target::kUnixDgram:
+      return "unix-dgram";
+    case Target::kSocket:
+      return "socket";
   }
   return "?";
 }

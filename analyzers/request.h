@@ -3,6 +3,7 @@
 #ifndef REQCOST_ANALYZERS_REQUEST_H_
 #define REQCOST_ANALYZERS_REQUEST_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,8 +17,23 @@ namespace reqcost::analyzers {
 // Which process made a syscall of a request's timeline.
 enum class Side : uint8_t { kServer, kBackend };
 // What the syscall's connection was: the client connection, the server's
-// backend link, or the backend's side of that link.
-enum class Target : uint8_t { kClient, kBackendLink, kBackendSide };
+// backend link, or the backend's side of that link; or, for a socket that
+// carries no requests (kNetlink and after), what kind it was: a netlink
+// socket (a route or address dump: name resolution), UDP to port 53 (DNS),
+// other UDP, a unix datagram socket, anything else.
+enum class Target : uint8_t {
+  kClient,
+  kBackendLink,
+  kBackendSide,
+  kNetlink,
+  kDns,
+  kUdp,
+  kUnixDgram,
+  kSocket,
+};
+inline constexpr size_t kTargetCount = 8;
+// Whether `target` is a socket that carries no requests (a side call).
+inline bool IsSideCall(Target target) { return target >= Target::kNetlink; }
 // Whether the backend phase was measured in the backend, inferred from the
 // server's side of the link, or there was no backend exchange.
 enum class BackendTiming : uint8_t { kNone, kMeasured, kInferred };
@@ -26,7 +42,8 @@ enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 
 std::string_view SideName(Side side);          // "server", "backend"
 // The other end of the connection: "client", "backend" (a link), "server"
-// (the backend's side of a link).
+// (the backend's side of a link); a side call's socket kind: "netlink",
+// "dns", "udp", "unix-dgram", "socket".
 std::string_view TargetName(Target target);
 std::string_view TimingName(BackendTiming t);  // "none", "measured", ...
 std::string_view ReuseName(ConnReuse reuse);   // "none", "new", "reused"
@@ -77,6 +94,9 @@ struct Request {
   std::optional<uint64_t> transport_ns;
   std::optional<uint64_t> backend_ns;
   std::optional<uint64_t> queue_ns;  // part of transport; needs both ends
+  // The server's time in the connection's TLS handshake (part of server),
+  // on the connection's first request only.
+  std::optional<uint64_t> tls_ns;
   uint64_t client_wait_ns = 0;       // excluded from total
   uint32_t clamped = 0;  // phase values clamped to stay >= 0 (anomalies)
 

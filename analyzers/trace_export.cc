@@ -96,6 +96,7 @@ json RequestArgs(const Request& r) {
       {"transport_us", NsToUs(r.transport_ns)},
       {"backend_us", NsToUs(r.backend_ns)},
       {"queue_us", NsToUs(r.queue_ns)},
+      {"tls_us", NsToUs(r.tls_ns)},
   };
   if (r.complete) {
     args["backend_timing"] = std::string(TimingName(r.backend_timing));

@@ -47,7 +47,7 @@ TEST(CompareTest, KeepAliveSavingsHaveExactDeltasAndAVerdict) {
   Report a = MakeReport(200, 50, 50, 100, 100);  // 300 us
   Report b = MakeReport(150, 45, 45, 1, 1);      // 240 us
   Comparison c = Compare(a, b);
-  ASSERT_THAT(c.phases, SizeIs(5));
+  ASSERT_THAT(c.phases, SizeIs(6));
   EXPECT_THAT(c.phases[0].phase, Eq("total"));
   EXPECT_THAT(c.phases[0].mean_us, Optional(DoubleEq(-60.0)));
   EXPECT_THAT(c.phases[0].pct, Optional(DoubleEq(-20.0)));
@@ -110,8 +110,8 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
   std::set<std::string> keys;
   for (const auto& [k, v] : j.items()) keys.insert(k);
   EXPECT_THAT(keys, Eq(std::set<std::string>{"schema", "a", "b", "delta"}));
-  EXPECT_THAT(j["schema"], Eq("reqcost.compare/1"));
-  EXPECT_THAT(j["a"]["schema"], Eq("reqcost.report/1"));
+  EXPECT_THAT(j["schema"], Eq("reqcost.compare/2"));
+  EXPECT_THAT(j["a"]["schema"], Eq("reqcost.report/2"));
   EXPECT_THAT(j["b"]["requests"]["complete"], Eq(100));
   std::set<std::string> phases;
   for (const auto& [k, v] : j["delta"].items()) {
@@ -121,7 +121,7 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
     EXPECT_THAT(fields, Eq(std::set<std::string>{"mean_us", "pct"})) << k;
   }
   EXPECT_THAT(phases, Eq(std::set<std::string>{"total", "server", "transport",
-                                               "backend", "queue"}));
+                                               "backend", "queue", "tls"}));
   EXPECT_THAT(j["delta"]["total"],
               Eq(json{{"mean_us", -60.0}, {"pct", -20.0}}));
   EXPECT_TRUE(j["delta"]["queue"]["mean_us"].is_null());
@@ -207,7 +207,7 @@ TEST(GroupedStatsTest, ClientConnGroupsCompareNewWithReused) {
                  "changed most per request: server accept4 -10.0 us (1.00 -> "
                  "0.00 calls)."));
   json j = GroupComparisonToJson(GroupKeys{true, false}, groups, cs);
-  EXPECT_THAT(j["schema"], Eq("reqcost.compare-groups/1"));
+  EXPECT_THAT(j["schema"], Eq("reqcost.compare-groups/2"));
   EXPECT_THAT(j["group_by"], Eq(json{"client_conn"}));
   EXPECT_THAT(j["groups"][1]["client_conn"], Eq("reused"));
   EXPECT_FALSE(j["groups"][1].contains("backend_conn"));

@@ -31,10 +31,13 @@ std::set<std::string> Keys(const json& j) {
   return keys;
 }
 
-const std::set<std::string> kPhaseKeys = {"mean_us", "p50_us", "p90_us",
-                                          "p99_us", "max_us"};
-const std::set<std::string> kPhaseNames = {"total", "server", "transport",
-                                           "backend", "queue"};
+// The timing fields of a phase; each phase also has its "count".
+const std::set<std::string> kPhaseTimes = {"mean_us", "p50_us", "p90_us",
+                                           "p99_us", "max_us"};
+const std::set<std::string> kPhaseKeys = {"count",  "mean_us", "p50_us",
+                                          "p90_us", "p99_us",  "max_us"};
+const std::set<std::string> kPhaseNames = {"total",   "server", "transport",
+                                           "backend", "queue",  "tls"};
 
 PhaseSummary Phase(double v) { return {1, v, v, v, v, v}; }
 
@@ -68,7 +71,7 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   EXPECT_THAT(Keys(j), Eq(std::set<std::string>{
                            "schema", "capture", "requests", "backend_timing",
                            "phases", "syscalls", "groups"}));
-  EXPECT_THAT(j["schema"], Eq("reqcost.report/1"));
+  EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),
               Eq(std::set<std::string>{"duration_s", "events",
@@ -94,14 +97,17 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   EXPECT_THAT(j["phases"]["backend"]["p99_us"], Eq(1750.0));
   EXPECT_TRUE(j["phases"]["backend"]["mean_us"].is_number_float());
   // No queue data: every field null, the shape stays.
-  for (const auto& key : kPhaseKeys) {
+  for (const auto& key : kPhaseTimes) {
     EXPECT_TRUE(j["phases"]["queue"][key].is_null()) << key;
   }
+  EXPECT_THAT(j["phases"]["queue"]["count"], Eq(0));
 
   ASSERT_THAT(j["syscalls"], SizeIs(1));
   EXPECT_THAT(j["syscalls"][0], Eq(json{{"name", "accept4"},
                                         {"side", "server"},
+                                        {"peer", nullptr},
                                         {"count", 5000},
+                                        {"timed", 5000},
                                         {"mean_us", 12.5},
                                         {"p99_us", 40.0}}));
 
@@ -164,8 +170,8 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
               Eq(std::set<std::string>{
                   "id", "pid", "client_conn", "backend_conn", "request_line",
                   "start_ns", "total_us", "server_us", "transport_us",
-                  "backend_us", "queue_us", "backend_timing", "complete",
-                  "syscalls"}));
+                  "backend_us", "queue_us", "tls_us", "backend_timing",
+                  "complete", "syscalls"}));
   EXPECT_THAT(j["id"], Eq(17));
   EXPECT_THAT(j["pid"], Eq(9376));
   EXPECT_THAT(j["client_conn"], Eq("new"));
@@ -182,11 +188,13 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
   ASSERT_THAT(j["syscalls"], SizeIs(2));
   EXPECT_THAT(j["syscalls"][0], Eq(json{{"name", "read"},
                                         {"side", "server"},
+                                        {"peer", "client"},
                                         {"offset_us", 0.0},
                                         {"dur_us", 1.5},
                                         {"bytes", 91}}));
   EXPECT_THAT(j["syscalls"][1], Eq(json{{"name", "accept"},
                                         {"side", "backend"},
+                                        {"peer", "client"},
                                         {"offset_us", 2.0},
                                         {"dur_us", nullptr},
                                         {"bytes", nullptr}}));
