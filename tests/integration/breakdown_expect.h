@@ -1,4 +1,4 @@
-// What every accuracy test checks of a `reqcost.report/1` breakdown, against
+// What every accuracy test checks of a `reqcost.report/2` breakdown, against
 // the backend's own clock, and the small helpers those tests share.
 #ifndef REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
 #define REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
@@ -36,7 +36,7 @@ inline void ExpectBreakdown(const std::string& stack, const json& report,
                      const std::string& timing = "measured",
                      double tolerance = kMeasuredTolerance) {
   SCOPED_TRACE(report.dump(2));
-  EXPECT_EQ(report["schema"], "reqcost.report/1");
+  EXPECT_EQ(report["schema"], "reqcost.report/2");
   EXPECT_EQ(report["requests"]["complete"], ab.complete);
   EXPECT_EQ(report["capture"]["dropped_events"], 0);
   EXPECT_EQ(report["backend_timing"], timing);

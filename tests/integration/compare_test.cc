@@ -156,9 +156,9 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   ASSERT_EQ(cmp.code, 0) << cmp.err;
   json c = json::parse(cmp.out);
   SCOPED_TRACE(c["delta"].dump());
-  EXPECT_EQ(c["schema"], "reqcost.compare/1");
-  EXPECT_EQ(c["a"]["schema"], "reqcost.report/1");
-  EXPECT_EQ(c["b"]["schema"], "reqcost.report/1");
+  EXPECT_EQ(c["schema"], "reqcost.compare/2");
+  EXPECT_EQ(c["a"]["schema"], "reqcost.report/2");
+  EXPECT_EQ(c["b"]["schema"], "reqcost.report/2");
   for (const char* phase : {"total", "server", "transport", "backend", "queue"}) {
     EXPECT_TRUE(c["delta"].contains(phase)) << phase;
   }
@@ -255,7 +255,7 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
                        "json"}));
   ASSERT_EQ(j.code, 0) << j.err;
   json g = json::parse(j.out);
-  EXPECT_EQ(g["schema"], "reqcost.compare-groups/1");
+  EXPECT_EQ(g["schema"], "reqcost.compare-groups/2");
   ASSERT_EQ(g["groups"].size(), 2u) << g.dump(2);
   EXPECT_EQ(g["groups"][0]["client_conn"], "new");
   EXPECT_EQ(g["groups"][1]["client_conn"], "reused");

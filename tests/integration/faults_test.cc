@@ -743,7 +743,7 @@ TEST_P(FaultsSignalTest, SignalUnderLoadPrintsJsonWritesCaptureAndDetaches) {
   EXPECT_EQ(ab_result.complete, 2000);  // the stack ran on, undisturbed
 
   json live = json::parse(run.out());
-  EXPECT_EQ(live["schema"], "reqcost.report/1");
+  EXPECT_EQ(live["schema"], "reqcost.report/2");
   EXPECT_GT(live["requests"]["complete"].get<int>(), 20);
   EXPECT_LT(live["requests"]["count"].get<int>(), 2000) << "the signal came late";
   struct stat st {};

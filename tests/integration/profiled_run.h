@@ -21,7 +21,7 @@
 namespace reqcost::testing {
 
 struct Profiled {
-  nlohmann::json report;  // reqcost.report/1
+  nlohmann::json report;  // reqcost.report/2
   AbResult ab;
   std::string capture;  // the capture file (-o)
 };
