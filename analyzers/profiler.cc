@@ -17,6 +17,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "analyzers/payload.h"
+#include "analyzers/profiler_records.h"
+#include "analyzers/profiler_state.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -29,22 +31,6 @@ constexpr int64_t kEinprogress = -115;
 constexpr uint16_t kAfUnix = 1;
 constexpr size_t kMaxQueued = 64;  // bound on per-link binding queues
 constexpr size_t kMaxDropWindows = 4096;
-// Room for a typical request's syscalls on one connection, reserved up front
-// so that collecting them costs one allocation, not one per doubling.
-constexpr size_t kSyscallsReserved = 16;
-
-SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
-  SyscallRecord r;
-  r.syscall = e.syscall;
-  r.side = side;
-  r.target = target;
-  r.tgid = e.tgid;
-  r.tid = e.tid;
-  r.enter_ns = e.enter_seen() ? e.enter_ns : 0;
-  r.exit_ns = e.exit_ns;
-  r.ret = e.ret;
-  return r;
-}
 
 // Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
 // unseen).
@@ -63,120 +49,6 @@ bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
                      [&](const FastCgiHeader& h) { return h.type == type; });
 }
 
-// The backend's side of one exchange: one backend request on a backend-side
-// connection.
-struct BackendWork {
-  BackendWork() { syscalls.reserve(kSyscallsReserved); }
-
-  uint32_t tgid = 0;
-  uint64_t first_read_exit = 0;
-  uint64_t in_end = 0;  // its connection's bytes read by its first read's end
-  // Bound to an exchange that began after its first read: its first data
-  // read exiting at or after this time is its real start (0: none pending).
-  uint64_t starts_after = 0;
-  uint64_t last_write_exit = 0;
-  bool has_write = false;
-  bool ended = false;  // END_REQUEST written
-  std::vector<SyscallRecord> syscalls;
-};
-
-// One request/reply exchange on a backend link.
-struct Exchange {
-  Exchange() { syscalls.reserve(kSyscallsReserved); }
-
-  uint64_t seq = 0;
-  uint32_t tgid = 0;
-  bool new_conn = false;  // opened by its own connect
-  bool partial = false;   // began before attach
-  bool backend_traced = false;
-  bool attributed = false;
-  uint64_t start_enter = 0;  // connect or first send enter
-  uint64_t send_offset = 0;  // its link's bytes sent before it began
-  std::optional<uint64_t> connect_exit;
-  std::optional<uint64_t> backend_accept_exit;
-  bool has_send = false;
-  uint64_t last_send_exit = 0;
-  std::optional<uint64_t> send_exit_before_reply;
-  bool has_reply = false;
-  uint64_t first_reply_enter = 0;  // 0: enter not seen
-  uint64_t first_reply_exit = 0;
-  uint64_t last_reply_exit = 0;
-  bool ended = false;  // END_REQUEST read
-  bool done = false;   // its link closed or began the next exchange
-  std::shared_ptr<BackendWork> work;
-  std::vector<SyscallRecord> syscalls;
-};
-
-enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
-
-// A request on a client connection, while it is open.
-struct OpenRequest {
-  OpenRequest() { syscalls.reserve(kSyscallsReserved); }
-
-  uint64_t conn_uid = 0;
-  uint32_t tgid = 0;
-  bool first_of_conn = false;
-  std::string partial_reason;
-  std::optional<SyscallRecord> accept;
-  bool has_read = false;
-  uint64_t first_read_enter = 0;  // 0: not seen
-  uint64_t first_read_exit = 0;
-  uint64_t last_read_exit = 0;
-  std::optional<std::string> request_line;
-  bool has_write = false;
-  uint64_t first_write_start = 0;
-  uint64_t last_write_exit = 0;
-  std::vector<SyscallRecord> syscalls;  // client connection, in the interval
-  std::vector<SyscallRecord> trailing;  // after the last write, so far
-  std::vector<SyscallRecord> closes;
-  std::shared_ptr<Exchange> exchange;
-  bool waiting = false;  // in its process's list of requests awaiting reply
-};
-
-struct Conn {
-  uint64_t uid = 0;
-  uint32_t tgid = 0;
-  int32_t fd = -1;
-  Role role = Role::kUnknown;
-  bool preattach = false;  // first seen on a read/write/close, not accept/connect
-  // Why its first request is incomplete when preattach (see Open's caller).
-  const char* preattach_reason = nullptr;
-  bool accepted = false;  // opened by accept (vs connect or unknown)
-  bool role_guessed = false;  // paired before attach with no evidence
-  SocketId sock;
-  uint64_t requests = 0;  // client requests / exchanges / backend works so far
-  std::optional<uint64_t> partner;  // uid of the paired connection
-  // Bytes sent / read on it while traced: stream offsets that match the other
-  // end's when both ends were opened while tracing.
-  uint64_t bytes_out = 0;
-  uint64_t bytes_in = 0;
-  // Client.
-  std::optional<SyscallRecord> accept;
-  std::unique_ptr<OpenRequest> request;
-  // Backend link.
-  std::shared_ptr<Exchange> exchange;
-  // Oldest first, at most kMaxQueued each (vectors: most links never queue
-  // more than one, and a deque allocates even when empty).
-  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
-  std::vector<std::shared_ptr<BackendWork>> unbound_work;
-  FastCgiStream fcgi_out;
-  FastCgiStream fcgi_in;
-  // Backend side.
-  std::shared_ptr<BackendWork> work;
-  std::optional<uint64_t> accept_exit;
-};
-
-struct ProcessState {
-  std::string comm;
-  bool has_client = false;
-  bool has_backend_side = false;
-  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
-  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
-};
-
-using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
-                            std::array<uint8_t, 16>, uint16_t>;
-
 // Whether two identities name the same socket: a unix socket by its own
 // address (its peer may be gone by close), TCP by its 4-tuple.
 bool SameSocket(const SocketId& a, const SocketId& b) {
@@ -186,82 +58,7 @@ bool SameSocket(const SocketId& a, const SocketId& b) {
          a.remote_addr == b.remote_addr && a.remote_port == b.remote_port;
 }
 
-// An event waiting in the reorder buffer, processed in order of `key`, then
-// of arrival.
-struct Queued {
-  template <typename Event>
-  Queued(uint64_t key, const Event& event) : key(key), item(event) {}
-
-  uint64_t key = 0;
-  std::variant<SyscallEvent, ProcessEvent> item;
-};
-
 }  // namespace
-
-struct Profiler::State {
-  ProfilerOptions options;
-  std::function<void(const Request&)> callback;
-  RequestStats stats;
-  Anomalies anomalies;
-
-  // Sorted by key; equal keys in arrival order. Events arrive almost in
-  // order, so nearly every one is appended at the back.
-  std::deque<Queued> queue;
-  uint64_t newest_ns = 0;
-  uint64_t processed_ns = 0;
-
-  uint64_t next_uid = 1;
-  uint64_t next_request_id = 1;
-  uint64_t next_exchange_seq = 1;
-  std::map<uint64_t, Conn> conns;  // by uid
-  // Lookups only (never iterated: their order is not the uid order).
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> by_fd;
-  // Connections whose fd was reused before their close was seen, by that
-  // fd: in a threaded process the fd is free before close() returns, so
-  // another thread's accept can come first. Each waits for its own close
-  // until the next other event on the fd (see Settle).
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> displaced;
-  absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
-  absl::flat_hash_map<TupleKey, uint64_t> inet_index;
-  std::set<uint16_t> listen_ports;
-  std::map<uint32_t, ProcessState> processes;
-  std::vector<std::pair<uint64_t, uint64_t>> drops;
-  // Start of the first drop window ever (drops forgets old windows): a
-  // connection first seen after it may have had its accept dropped.
-  std::optional<uint64_t> first_drop_ns;
-
-  template <typename Event>
-  void Push(uint64_t key, const Event& event);
-  void Drain(bool all);
-  void Handle(const SyscallEvent& e);
-  void ProcessExit(uint32_t tgid);
-
-  Conn* Find(uint32_t tgid, int32_t fd);
-  Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
-  void Close(Conn* conn);
-  bool Settle(const SyscallEvent& e);
-  void Dispatch(Conn* conn, const SyscallEvent& e);
-  void Index(Conn* conn);
-  void Unindex(Conn* conn);
-  Conn* FindPartner(const Conn& conn);
-  void Classify(Conn* conn);
-  void MakeLink(Conn* link, Conn* side);
-  void NoteClient(uint32_t tgid);
-
-  void OnClientEvent(Conn* conn, const SyscallEvent& e);
-  void OnLinkEvent(Conn* conn, const SyscallEvent& e);
-  void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
-  bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
-  void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
-
-  std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
-                                        bool partial);
-  void Bind(Conn* link);
-  void Attribute(OpenRequest* request, uint64_t write_start);
-  void PruneCandidates(uint32_t tgid);
-  void StopWaiting(OpenRequest* request);
-  void FinalizeRequest(Conn* conn, std::string_view reason);
-};
 
 // ---------------------------------------------------------------------------
 // Reordering.
