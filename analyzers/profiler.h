@@ -50,25 +50,7 @@
 // Pipelined requests (next request read before the previous response ended)
 // are merged into one.
 //
-// Backend exchanges live on backend links of the server process. An exchange
-// starts at a connect, or on a reused link at a send that begins a new
-// FastCGI request (BEGIN_REQUEST header, when the payload shows record
-// headers) or, without FastCGI headers, at the first send after a read that
-// returned reply data. It ends with its last reply read (a read with data;
-// END_REQUEST, when visible, ends it). W = [enter of the connect or first
-// send, exit of the last reply read].
-//
-// Attribution of an exchange to a client request (causality, FIFO): when a
-// request makes its first response write, it takes the earliest-started
-// unattributed exchange of the same process that (a) started at or after the
-// exit of the request's last request-read and (b) has read reply data before
-// that write. A request takes at most one exchange; exchanges that no waiting
-// request can take any more (a retry after a failed connect, a subrequest)
-// are counted as unattributed. An exchange that began before attach is
-// still attributed, so its request is reported incomplete rather than as a
-// request without a backend. This is what keeps interleaved requests of one
-// nginx worker apart: each request's exchange must start after its own
-// request bytes arrived and answer before its own response.
+// Backend exchanges and their attribution to client requests: exchanges.h.
 //
 // Phases: backend is *measured* when the link pairs with a traced backend
 // side: the k-th exchange on a link pairs with the k-th backend request on

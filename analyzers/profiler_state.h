@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "analyzers/exchanges.h"
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
 #include "analyzers/profiler_records.h"
@@ -28,50 +29,6 @@
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
-
-// The backend's side of one exchange: one backend request on a backend-side
-// connection.
-struct BackendWork {
-  BackendWork() { syscalls.reserve(kSyscallsReserved); }
-
-  uint32_t tgid = 0;
-  uint64_t first_read_exit = 0;
-  uint64_t in_end = 0;  // its connection's bytes read by its first read's end
-  // Bound to an exchange that began after its first read: its first data
-  // read exiting at or after this time is its real start (0: none pending).
-  uint64_t starts_after = 0;
-  uint64_t last_write_exit = 0;
-  bool has_write = false;
-  bool ended = false;  // END_REQUEST written
-  std::vector<SyscallRecord> syscalls;
-};
-
-// One request/reply exchange on a backend link.
-struct Exchange {
-  Exchange() { syscalls.reserve(kSyscallsReserved); }
-
-  uint64_t seq = 0;
-  uint32_t tgid = 0;
-  bool new_conn = false;  // opened by its own connect
-  bool partial = false;   // began before attach
-  bool backend_traced = false;
-  bool attributed = false;
-  uint64_t start_enter = 0;  // connect or first send enter
-  uint64_t send_offset = 0;  // its link's bytes sent before it began
-  std::optional<uint64_t> connect_exit;
-  std::optional<uint64_t> backend_accept_exit;
-  bool has_send = false;
-  uint64_t last_send_exit = 0;
-  std::optional<uint64_t> send_exit_before_reply;
-  bool has_reply = false;
-  uint64_t first_reply_enter = 0;  // 0: enter not seen
-  uint64_t first_reply_exit = 0;
-  uint64_t last_reply_exit = 0;
-  bool ended = false;  // END_REQUEST read
-  bool done = false;   // its link closed or began the next exchange
-  std::shared_ptr<BackendWork> work;
-  std::vector<SyscallRecord> syscalls;
-};
 
 enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
 
@@ -185,17 +142,18 @@ struct Profiler::State {
   // connection first seen after it may have had its accept dropped.
   std::optional<uint64_t> first_drop_ns;
 
+  // Reordering and dispatch (profiler.cc).
   template <typename Event>
   void Push(uint64_t key, const Event& event);
   void Drain(bool all);
   void Handle(const SyscallEvent& e);
+  void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
 
   Conn* Find(uint32_t tgid, int32_t fd);
   Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
   void Close(Conn* conn);
   bool Settle(const SyscallEvent& e);
-  void Dispatch(Conn* conn, const SyscallEvent& e);
   void Index(Conn* conn);
   void Unindex(Conn* conn);
   Conn* FindPartner(const Conn& conn);
@@ -204,18 +162,20 @@ struct Profiler::State {
   void NoteClient(uint32_t tgid);
 
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
+
+  void FinalizeRequest(Conn* conn, std::string_view reason);
+
+  // Backend exchanges and attribution (exchanges.cc).
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
   void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
   bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
   void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
-
   std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
                                         bool partial);
   void Bind(Conn* link);
   void Attribute(OpenRequest* request, uint64_t write_start);
   void PruneCandidates(uint32_t tgid);
   void StopWaiting(OpenRequest* request);
-  void FinalizeRequest(Conn* conn, std::string_view reason);
 };
 
 }  // namespace reqcost::analyzers
