@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "analyzers/client_requests.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
@@ -31,30 +32,6 @@
 namespace reqcost::analyzers {
 
 enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
-
-// A request on a client connection, while it is open.
-struct OpenRequest {
-  OpenRequest() { syscalls.reserve(kSyscallsReserved); }
-
-  uint64_t conn_uid = 0;
-  uint32_t tgid = 0;
-  bool first_of_conn = false;
-  std::string partial_reason;
-  std::optional<SyscallRecord> accept;
-  bool has_read = false;
-  uint64_t first_read_enter = 0;  // 0: not seen
-  uint64_t first_read_exit = 0;
-  uint64_t last_read_exit = 0;
-  std::optional<std::string> request_line;
-  bool has_write = false;
-  uint64_t first_write_start = 0;
-  uint64_t last_write_exit = 0;
-  std::vector<SyscallRecord> syscalls;  // client connection, in the interval
-  std::vector<SyscallRecord> trailing;  // after the last write, so far
-  std::vector<SyscallRecord> closes;
-  std::shared_ptr<Exchange> exchange;
-  bool waiting = false;  // in its process's list of requests awaiting reply
-};
 
 struct Conn {
   uint64_t uid = 0;
@@ -161,9 +138,10 @@ struct Profiler::State {
   void MakeLink(Conn* link, Conn* side);
   void NoteClient(uint32_t tgid);
 
-  void OnClientEvent(Conn* conn, const SyscallEvent& e);
-
   void FinalizeRequest(Conn* conn, std::string_view reason);
+
+  // Client request boundaries (client_requests.cc).
+  void OnClientEvent(Conn* conn, const SyscallEvent& e);
 
   // Backend exchanges and attribution (exchanges.cc).
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
