@@ -3,32 +3,7 @@
 //
 // Definitions (the contract the numbers rely on):
 //
-// Connections are (tgid, fd) from accept/connect to close. A connection
-// accepted by a traced process is a *client* connection unless it pairs with
-// a traced connect (then it is the *backend side* of that link); a connection
-// connected by a traced process is a *backend link*. Pairing is by socket
-// identity among connections that are open at the same time: for AF_UNIX one
-// end's `peer` is the other end's `sock`; for AF_INET/AF_INET6 the local
-// address:port of one end is the remote of the other. An id is forgotten when
-// its connection closes, so a reused kernel address never pairs a new
-// connection with an old one. The kernel frees an fd before close() returns,
-// so in a threaded process another thread's accept can return the same fd
-// before that close is seen: the old connection then waits aside for a close
-// with its own socket identity until the next other event on the fd; if
-// none comes, it was lost, and its request is incomplete ("close not seen"). A connection first seen on a read/write was
-// opened before attach: it is paired the same way; if unpaired, a TCP one is
-// taken as a client connection when its local port is a port traced
-// processes accepted on or is lower than its remote port, a backend link
-// otherwise; an unpaired unix one is taken as a backend link. When its other
-// end shows up later, pairing corrects the guess (the end in the process
-// that has client connections, else the end with the higher port, is the
-// link). That last rule is a guess (on unix sockets, which have no ports, a
-// coin): when one of the two processes later shows a client connection, a
-// guessed pair is turned round so that its end is the link.
-//
-// Process role: "backend" if it has backend-side connections (paired evidence
-// is the more specific rule, so a process that is both is a backend),
-// else "server" if it has client connections, else "other".
+// Connections, their pairing and process roles: connections.h.
 //
 // Requests on a client connection: client_requests.h.
 //

@@ -21,6 +21,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "analyzers/client_requests.h"
+#include "analyzers/connections.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
@@ -30,52 +31,6 @@
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
-
-enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
-
-struct Conn {
-  uint64_t uid = 0;
-  uint32_t tgid = 0;
-  int32_t fd = -1;
-  Role role = Role::kUnknown;
-  bool preattach = false;  // first seen on a read/write/close, not accept/connect
-  // Why its first request is incomplete when preattach (see Open's caller).
-  const char* preattach_reason = nullptr;
-  bool accepted = false;  // opened by accept (vs connect or unknown)
-  bool role_guessed = false;  // paired before attach with no evidence
-  SocketId sock;
-  uint64_t requests = 0;  // client requests / exchanges / backend works so far
-  std::optional<uint64_t> partner;  // uid of the paired connection
-  // Bytes sent / read on it while traced: stream offsets that match the other
-  // end's when both ends were opened while tracing.
-  uint64_t bytes_out = 0;
-  uint64_t bytes_in = 0;
-  // Client.
-  std::optional<SyscallRecord> accept;
-  std::unique_ptr<OpenRequest> request;
-  // Backend link.
-  std::shared_ptr<Exchange> exchange;
-  // Oldest first, at most kMaxQueued each (vectors: most links never queue
-  // more than one, and a deque allocates even when empty).
-  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
-  std::vector<std::shared_ptr<BackendWork>> unbound_work;
-  FastCgiStream fcgi_out;
-  FastCgiStream fcgi_in;
-  // Backend side.
-  std::shared_ptr<BackendWork> work;
-  std::optional<uint64_t> accept_exit;
-};
-
-struct ProcessState {
-  std::string comm;
-  bool has_client = false;
-  bool has_backend_side = false;
-  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
-  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
-};
-
-using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
-                            std::array<uint8_t, 16>, uint16_t>;
 
 // An event waiting in the reorder buffer, processed in order of `key`, then
 // of arrival.
@@ -127,6 +82,7 @@ struct Profiler::State {
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
 
+  // Socket identity and pairing (connections.cc).
   Conn* Find(uint32_t tgid, int32_t fd);
   Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
   void Close(Conn* conn);
