@@ -6,19 +6,10 @@
 // returning data (> 0) after accept or after the previous response, and ends
 // at the exit of the last write before the next request's first data read, or
 // at close. The first request of a connection owns its accept; the last owns
-// its close and shutdown. Its total time is
-//
-//   T = accept duration (if owned and its enter was seen)
-//     + [enter of the first data read, exit of the last response write]
-//     - client waits
-//     + close/shutdown durations (if owned)
-//
-// where a client wait is the span from the exit of a read on the client
-// connection that returned -EAGAIN to the enter of the next read on it, when
-// that next read comes before the first response write (the server was
-// waiting for the rest of the request). Reads after the last response write
-// (EAGAIN, EOF) that are not followed by another response write are outside
-// the request; so is the gap between accept and the first data read.
+// its close and shutdown (its total time: phases.h). Reads after the last
+// response write (EAGAIN, EOF) that are not followed by another response
+// write are outside the request; so is the gap between accept and the first
+// data read.
 // Pipelined requests (next request read before the previous response ended)
 // are merged into one.
 #ifndef REQCOST_ANALYZERS_CLIENT_REQUESTS_H_

@@ -7,10 +7,8 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -26,16 +24,8 @@
 namespace reqcost::analyzers {
 namespace {
 
-constexpr int64_t kEagain = -11;
 constexpr int64_t kEinprogress = -115;
 constexpr size_t kMaxDropWindows = 4096;
-
-// Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
-// unseen).
-void Clip(SyscallRecord* r, uint64_t lo, uint64_t hi) {
-  if (r->enter_ns != 0) r->enter_ns = std::clamp(r->enter_ns, lo, hi);
-  r->exit_ns = std::clamp(r->exit_ns, lo, hi);
-}
 
 }  // namespace
 
@@ -181,164 +171,6 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
   }
   auto it = processes.find(tgid);
   if (it != processes.end()) it->second.candidates.clear();
-}
-
-// ---------------------------------------------------------------------------
-// Finalization.
-
-void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
-  std::unique_ptr<OpenRequest> owned = std::move(conn->request);
-  OpenRequest& r = *owned;
-  StopWaiting(&r);
-
-  Request out;
-  out.id = next_request_id++;
-  out.pid = r.tgid;
-  out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
-  out.request_line = r.request_line;
-  if (reason.empty()) reason = r.partial_reason;
-  if (reason.empty() && !r.has_write) reason = "no response";
-
-  const bool accept_owned = r.accept.has_value() && r.accept->enter_seen();
-  out.start_ns = accept_owned   ? r.accept->enter_ns
-                 : r.has_read   ? (r.first_read_enter != 0 ? r.first_read_enter
-                                                           : r.first_read_exit)
-                 : (r.syscalls.empty() ? 0 : r.syscalls.front().start_ns());
-  out.end_ns = r.last_write_exit;
-
-  Exchange* ex = r.exchange.get();
-  out.syscalls.reserve(
-      (r.accept.has_value() ? 1 : 0) + r.syscalls.size() + r.closes.size() +
-      (ex != nullptr ? ex->syscalls.size() : 0) +
-      (ex != nullptr && ex->work ? ex->work->syscalls.size() : 0));
-  if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
-  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
-                      r.syscalls.end());
-  out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
-
-  if (ex != nullptr) {
-    out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
-    out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
-                        ex->syscalls.end());
-    if (ex->work) {
-      out.syscalls.insert(out.syscalls.end(), ex->work->syscalls.begin(),
-                          ex->work->syscalls.end());
-      out.backend_pid = ex->work->tgid;
-    }
-  }
-  uint64_t span_end = out.end_ns;
-  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
-  // Only the part of a syscall inside the request is the request's: a
-  // backend blocked in accept() or in a read on a kept connection was idle
-  // before the request existed, and until the server began the exchange it
-  // was waiting for the server. Without a response the end is unknown.
-  const uint64_t clip_end = span_end > out.start_ns ? span_end : UINT64_MAX;
-  const uint64_t backend_from =
-      ex != nullptr ? std::clamp(ex->start_enter, out.start_ns, clip_end)
-                    : out.start_ns;
-  for (SyscallRecord& s : out.syscalls) {
-    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns,
-         clip_end);
-  }
-  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
-                   [](const SyscallRecord& a, const SyscallRecord& b) {
-                     return a.start_ns() < b.start_ns();
-                   });
-  if (reason.empty()) {
-    for (const auto& [from, to] : drops) {
-      if (from <= span_end && to >= out.start_ns) {
-        reason = "events dropped";
-        break;
-      }
-    }
-  }
-
-  // Backend phase inputs.
-  uint64_t w_ns = 0;
-  uint64_t b_ns = 0;
-  if (reason.empty() && ex != nullptr) {
-    if (ex->partial || !ex->has_reply) {
-      reason = "backend exchange incomplete";
-    } else if (ex->work) {
-      if (!ex->work->has_write || ex->work->starts_after != 0) {
-        reason = "backend reply not seen";
-      } else {
-        out.backend_timing = BackendTiming::kMeasured;
-        out.backend_start_ns = ex->work->first_read_exit;
-        out.backend_end_ns = ex->work->last_write_exit;
-        b_ns = ex->work->last_write_exit > ex->work->first_read_exit
-                   ? ex->work->last_write_exit - ex->work->first_read_exit
-                   : 0;
-      }
-    } else if (ex->backend_traced) {
-      reason = "backend events missing";
-    } else if (!ex->send_exit_before_reply.has_value() ||
-               ex->first_reply_enter == 0) {
-      reason = "backend exchange incomplete";
-    } else {
-      out.backend_timing = BackendTiming::kInferred;
-      out.backend_start_ns = *ex->send_exit_before_reply;
-      out.backend_end_ns = ex->first_reply_enter;
-      b_ns = ex->first_reply_enter > *ex->send_exit_before_reply
-                 ? ex->first_reply_enter - *ex->send_exit_before_reply
-                 : 0;
-    }
-    w_ns = ex->last_reply_exit > ex->start_enter
-               ? ex->last_reply_exit - ex->start_enter
-               : 0;
-    out.exchange_start_ns = ex->start_enter;
-    out.exchange_end_ns = ex->last_reply_exit;
-    if (reason.empty() && ex->connect_exit.has_value() &&
-        ex->backend_accept_exit.has_value() && ex->work) {
-      out.queue_ns = *ex->backend_accept_exit > *ex->connect_exit
-                         ? *ex->backend_accept_exit - *ex->connect_exit
-                         : 0;
-    }
-  }
-
-  if (!reason.empty()) {
-    out.complete = false;
-    out.incomplete_reason = std::string(reason);
-    out.backend_timing = BackendTiming::kNone;
-    out.queue_ns.reset();
-    out.exchange_start_ns = out.exchange_end_ns = 0;
-    out.backend_start_ns = out.backend_end_ns = 0;
-  } else {
-    // Client waits: EAGAIN read exit .. next read enter, before the response.
-    uint64_t wait = 0;
-    const SyscallRecord* eagain = nullptr;
-    for (const SyscallRecord& s : r.syscalls) {
-      if (!IsRead(s.syscall)) continue;
-      if (s.start_ns() > r.first_write_start) break;
-      if (eagain != nullptr && s.enter_seen() && s.enter_ns > eagain->exit_ns) {
-        wait += s.enter_ns - eagain->exit_ns;
-      }
-      eagain = s.ret == kEagain ? &s : nullptr;
-    }
-    uint64_t first = r.first_read_enter;
-    uint64_t t = r.last_write_exit > first ? r.last_write_exit - first : 0;
-    t = t > wait ? t - wait : 0;
-    if (accept_owned) t += r.accept->duration_ns();
-    for (const auto& c : r.closes) t += c.duration_ns();
-    out.client_wait_ns = wait;
-
-    if (w_ns > t) {
-      w_ns = t;
-      ++out.clamped;
-    }
-    if (b_ns > w_ns) {
-      b_ns = w_ns;
-      ++out.clamped;
-    }
-    out.complete = true;
-    out.total_ns = t;
-    out.server_ns = t - w_ns;
-    out.transport_ns = w_ns - b_ns;
-    out.backend_ns = b_ns;
-    if (out.clamped > 0) ++anomalies.clamped_phases;
-  }
-  stats.Add(out);
-  if (callback) callback(out);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,42 +1,17 @@
 // The request profiler: turns the socket syscalls of a web server and its
 // backends into requests with phases. Pure: fed events, returns values.
 //
-// Definitions (the contract the numbers rely on):
+// Definitions (the contract the numbers rely on), each part beside the code
+// that implements it, in pipeline order:
 //
-// Connections, their pairing and process roles: connections.h.
+//   connections.h      connections, their pairing and process roles
+//   client_requests.h  requests on a client connection
+//   exchanges.h        backend exchanges and their attribution to requests
+//   phases.h           a request's total time, its phases and its syscall
+//                      timelines
 //
-// Requests on a client connection: client_requests.h.
-//
-// Backend exchanges and their attribution to client requests: exchanges.h.
-//
-// Phases: backend is *measured* when the link pairs with a traced backend
-// side: the k-th exchange on a link pairs with the k-th backend request on
-// the paired connection (backend requests split like client requests:
-// FastCGI BEGIN_REQUEST, else read-after-write — but not a read returning
-// only bytes the link sent before any later exchange began, counted in bytes
-// from both ends' start: php-fpm reads a request's empty FCGI_STDIN record
-// after its reply), skipping backend requests that began before the exchange
-// started and had replied already (one that had not replied yet starts at its
-// first read exiting after the exchange began: what it read before was the
-// previous request's tail); backend = [exit of the backend's first read of
-// the request, exit of its last write of the reply]. Else it
-// is *inferred*: [exit of the server's last send before the reply, enter of
-// its first reply read]. transport = |W| - backend, server = T - |W|. Values
-// are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so
-// the three always add up to T exactly. queue = [exit of the server's
-// connect, exit of the backend's accept of that connection], only when both
-// are seen; it is part of transport.
-//
-// Syscall timelines: a request's syscalls (its client connection's, its
-// exchange's and the backend's side of it) are each clipped to the request's
-// span [start, max(end, exit of its owned close/shutdown)], and the backend's
-// to [start of the exchange W, that end]: the duration a request's timeline,
-// the per-syscall statistics and the average request show is the part inside
-// the request. A backend blocked in accept() or in a read on a kept
-// connection before the request existed was idle, and until the server
-// began the exchange it was waiting for the server, not working for the
-// request: its accept() counts from the server's connect (connect + queue).
-// (Without a response the end is unknown and only the start clips.)
+// This file keeps the reorder buffer, dispatch and the public API
+// (profiler.cc), and the one definition that spans the stages:
 //
 // Incomplete requests (counted, kept out of phase statistics, never
 // attributed): the first request on a connection opened before attach, a

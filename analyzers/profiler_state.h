@@ -94,6 +94,7 @@ struct Profiler::State {
   void MakeLink(Conn* link, Conn* side);
   void NoteClient(uint32_t tgid);
 
+  // The request as reported (phases.cc).
   void FinalizeRequest(Conn* conn, std::string_view reason);
 
   // Client request boundaries (client_requests.cc).
