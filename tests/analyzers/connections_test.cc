@@ -5,60 +5,44 @@
 
 #include "collector/event.h"
 #include "gtest/gtest.h"
+#include "tests/analyzers/stream_builder.h"
 
 namespace reqcost::analyzers {
 namespace {
 
+using test_support::TcpSock;
+using test_support::UnixSock;
+
 constexpr uint16_t kAfUnix = 1;
-constexpr uint16_t kAfInet = 2;
-
-SocketId Unix(uint64_t sock, uint64_t peer) {
-  SocketId id;
-  id.family = kAfUnix;
-  id.sock = sock;
-  id.peer = peer;
-  return id;
-}
-
-// 127.0.0.1:local_port -> 127.0.0.1:remote_port.
-SocketId Tcp(uint16_t local_port, uint16_t remote_port) {
-  SocketId id;
-  id.family = kAfInet;
-  id.local_addr = {127, 0, 0, 1};
-  id.remote_addr = {127, 0, 0, 1};
-  id.local_port = local_port;
-  id.remote_port = remote_port;
-  return id;
-}
 
 TEST(SameSocketTest, UnixSocketIsItsOwnAddressWhateverItsPeer) {
-  EXPECT_TRUE(SameSocket(Unix(7, 8), Unix(7, 0)));
-  EXPECT_FALSE(SameSocket(Unix(7, 8), Unix(8, 7)));
+  EXPECT_TRUE(SameSocket(UnixSock(7, 8), UnixSock(7, 0)));
+  EXPECT_FALSE(SameSocket(UnixSock(7, 8), UnixSock(8, 7)));
 }
 
 TEST(SameSocketTest, UnixSocketWithoutAddressIsNeverTheSame) {
-  EXPECT_FALSE(SameSocket(Unix(0, 8), Unix(0, 8)));
+  EXPECT_FALSE(SameSocket(UnixSock(0, 8), UnixSock(0, 8)));
 }
 
 TEST(SameSocketTest, TcpSocketIsItsFourTuple) {
-  EXPECT_TRUE(SameSocket(Tcp(40000, 80), Tcp(40000, 80)));
-  EXPECT_FALSE(SameSocket(Tcp(40000, 80), Tcp(40001, 80)));
-  EXPECT_FALSE(SameSocket(Tcp(40000, 80), Tcp(80, 40000)));
-  SocketId other_host = Tcp(40000, 80);
+  EXPECT_TRUE(SameSocket(TcpSock(40000, 80), TcpSock(40000, 80)));
+  EXPECT_FALSE(SameSocket(TcpSock(40000, 80), TcpSock(40001, 80)));
+  EXPECT_FALSE(SameSocket(TcpSock(40000, 80), TcpSock(80, 40000)));
+  SocketId other_host = TcpSock(40000, 80);
   other_host.remote_addr = {10, 0, 0, 1};
-  EXPECT_FALSE(SameSocket(Tcp(40000, 80), other_host));
+  EXPECT_FALSE(SameSocket(TcpSock(40000, 80), other_host));
 }
 
 TEST(SameSocketTest, NoIdentityOrOtherFamilyIsNeverTheSame) {
   EXPECT_FALSE(SameSocket(SocketId{}, SocketId{}));
-  SocketId unix_shaped = Tcp(40000, 80);
+  SocketId unix_shaped = TcpSock(40000, 80);
   unix_shaped.family = kAfUnix;
-  EXPECT_FALSE(SameSocket(Tcp(40000, 80), unix_shaped));
+  EXPECT_FALSE(SameSocket(TcpSock(40000, 80), unix_shaped));
 }
 
 TEST(PairingKeyTest, OneEndsPeerKeyIsTheOtherEndsLocalKey) {
-  SocketId client_end = Tcp(40000, 80);
-  SocketId server_end = Tcp(80, 40000);
+  SocketId client_end = TcpSock(40000, 80);
+  SocketId server_end = TcpSock(80, 40000);
   EXPECT_EQ(PeerKey(client_end), LocalKey(server_end));
   EXPECT_EQ(PeerKey(server_end), LocalKey(client_end));
   EXPECT_NE(LocalKey(client_end), LocalKey(server_end));
@@ -69,18 +53,18 @@ TEST(GuessUnpairedRoleTest, ConnectionWithoutIdentityIsIgnored) {
 }
 
 TEST(GuessUnpairedRoleTest, UnixConnectionIsALink) {
-  EXPECT_EQ(GuessUnpairedRole(Unix(7, 8), {}), Role::kLink);
+  EXPECT_EQ(GuessUnpairedRole(UnixSock(7, 8), {}), Role::kLink);
 }
 
 TEST(GuessUnpairedRoleTest, TcpEndWithTheLowerPortIsAClient) {
-  EXPECT_EQ(GuessUnpairedRole(Tcp(80, 40000), {}), Role::kClient);
-  EXPECT_EQ(GuessUnpairedRole(Tcp(40000, 80), {}), Role::kLink);
+  EXPECT_EQ(GuessUnpairedRole(TcpSock(80, 40000), {}), Role::kClient);
+  EXPECT_EQ(GuessUnpairedRole(TcpSock(40000, 80), {}), Role::kLink);
 }
 
 TEST(GuessUnpairedRoleTest, TcpEndOnAnAcceptedPortIsAClient) {
   std::set<uint16_t> listen_ports = {50000};
-  EXPECT_EQ(GuessUnpairedRole(Tcp(50000, 9000), listen_ports), Role::kClient);
-  EXPECT_EQ(GuessUnpairedRole(Tcp(50001, 9000), listen_ports), Role::kLink);
+  EXPECT_EQ(GuessUnpairedRole(TcpSock(50000, 9000), listen_ports), Role::kClient);
+  EXPECT_EQ(GuessUnpairedRole(TcpSock(50001, 9000), listen_ports), Role::kLink);
 }
 
 }  // namespace

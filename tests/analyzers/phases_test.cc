@@ -45,12 +45,16 @@ struct Fixture {
   }
 };
 
+// The phases of the fixture's request with the given |W| and backend.
+RequestPhases PhasesWith(uint64_t exchange_ns, uint64_t backend_ns) {
+  PhaseInput in = Fixture().Input();
+  in.exchange_ns = exchange_ns;
+  in.backend_ns = backend_ns;
+  return ComputePhases(in);
+}
+
 TEST(ComputePhasesTest, ServerTransportAndBackendAddUpToTotal) {
-  Fixture f;
-  PhaseInput in = f.Input();
-  in.exchange_ns = 6000;
-  in.backend_ns = 4000;
-  RequestPhases p = ComputePhases(in);
+  RequestPhases p = PhasesWith(6000, 4000);
   EXPECT_EQ(p.total_ns, 10000u);
   EXPECT_EQ(p.server_ns, 4000u);
   EXPECT_EQ(p.transport_ns, 2000u);
@@ -60,36 +64,25 @@ TEST(ComputePhasesTest, ServerTransportAndBackendAddUpToTotal) {
 }
 
 TEST(ComputePhasesTest, WithoutExchangeAllIsServer) {
-  Fixture f;
-  RequestPhases p = ComputePhases(f.Input());
+  RequestPhases p = PhasesWith(0, 0);
   EXPECT_EQ(p.total_ns, 10000u);
   EXPECT_EQ(p.server_ns, 10000u);
-  EXPECT_EQ(p.transport_ns, 0u);
-  EXPECT_EQ(p.backend_ns, 0u);
+  EXPECT_EQ(p.transport_ns + p.backend_ns, 0u);
 }
 
 TEST(ComputePhasesTest, BackendLongerThanExchangeIsClampedAndCounted) {
-  Fixture f;
-  PhaseInput in = f.Input();
-  in.exchange_ns = 6000;
-  in.backend_ns = 7000;
-  RequestPhases p = ComputePhases(in);
+  RequestPhases p = PhasesWith(6000, 7000);
   EXPECT_EQ(p.clamped, 1u);
-  EXPECT_EQ(p.backend_ns, 6000u);
-  EXPECT_EQ(p.transport_ns, 0u);
   EXPECT_EQ(p.server_ns, 4000u);
+  EXPECT_EQ(p.transport_ns, 0u);
+  EXPECT_EQ(p.backend_ns, 6000u);
 }
 
 TEST(ComputePhasesTest, ExchangeLongerThanRequestIsClampedAndEachClampCounted) {
-  Fixture f;
-  PhaseInput in = f.Input();
-  in.exchange_ns = 12000;
-  in.backend_ns = 13000;
-  RequestPhases p = ComputePhases(in);
+  RequestPhases p = PhasesWith(12000, 13000);
   EXPECT_EQ(p.clamped, 2u);
   EXPECT_EQ(p.total_ns, 10000u);
-  EXPECT_EQ(p.server_ns, 0u);
-  EXPECT_EQ(p.transport_ns, 0u);
+  EXPECT_EQ(p.server_ns + p.transport_ns, 0u);
   EXPECT_EQ(p.backend_ns, 10000u);
 }
 
