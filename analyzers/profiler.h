@@ -1,103 +1,17 @@
 // The request profiler: turns the socket syscalls of a web server and its
 // backends into requests with phases. Pure: fed events, returns values.
 //
-// Definitions (the contract the numbers rely on):
+// Definitions (the contract the numbers rely on), each part beside the code
+// that implements it, in pipeline order:
 //
-// Connections are (tgid, fd) from accept/connect to close. A connection
-// accepted by a traced process is a *client* connection unless it pairs with
-// a traced connect (then it is the *backend side* of that link); a connection
-// connected by a traced process is a *backend link*. Pairing is by socket
-// identity among connections that are open at the same time: for AF_UNIX one
-// end's `peer` is the other end's `sock`; for AF_INET/AF_INET6 the local
-// address:port of one end is the remote of the other. An id is forgotten when
-// its connection closes, so a reused kernel address never pairs a new
-// connection with an old one. The kernel frees an fd before close() returns,
-// so in a threaded process another thread's accept can return the same fd
-// before that close is seen: the old connection then waits aside for a close
-// with its own socket identity until the next other event on the fd; if
-// none comes, it was lost, and its request is incomplete ("close not seen"). A connection first seen on a read/write was
-// opened before attach: it is paired the same way; if unpaired, a TCP one is
-// taken as a client connection when its local port is a port traced
-// processes accepted on or is lower than its remote port, a backend link
-// otherwise; an unpaired unix one is taken as a backend link. When its other
-// end shows up later, pairing corrects the guess (the end in the process
-// that has client connections, else the end with the higher port, is the
-// link). That last rule is a guess (on unix sockets, which have no ports, a
-// coin): when one of the two processes later shows a client connection, a
-// guessed pair is turned round so that its end is the link.
+//   connections.h      connections, their pairing and process roles
+//   client_requests.h  requests on a client connection
+//   exchanges.h        backend exchanges and their attribution to requests
+//   phases.h           a request's total time, its phases and its syscall
+//                      timelines
 //
-// Process role: "backend" if it has backend-side connections (paired evidence
-// is the more specific rule, so a process that is both is a backend),
-// else "server" if it has client connections, else "other".
-//
-// Requests on a client connection: a request starts with the first read
-// returning data (> 0) after accept or after the previous response, and ends
-// at the exit of the last write before the next request's first data read, or
-// at close. The first request of a connection owns its accept; the last owns
-// its close and shutdown. Its total time is
-//
-//   T = accept duration (if owned and its enter was seen)
-//     + [enter of the first data read, exit of the last response write]
-//     - client waits
-//     + close/shutdown durations (if owned)
-//
-// where a client wait is the span from the exit of a read on the client
-// connection that returned -EAGAIN to the enter of the next read on it, when
-// that next read comes before the first response write (the server was
-// waiting for the rest of the request). Reads after the last response write
-// (EAGAIN, EOF) that are not followed by another response write are outside
-// the request; so is the gap between accept and the first data read.
-// Pipelined requests (next request read before the previous response ended)
-// are merged into one.
-//
-// Backend exchanges live on backend links of the server process. An exchange
-// starts at a connect, or on a reused link at a send that begins a new
-// FastCGI request (BEGIN_REQUEST header, when the payload shows record
-// headers) or, without FastCGI headers, at the first send after a read that
-// returned reply data. It ends with its last reply read (a read with data;
-// END_REQUEST, when visible, ends it). W = [enter of the connect or first
-// send, exit of the last reply read].
-//
-// Attribution of an exchange to a client request (causality, FIFO): when a
-// request makes its first response write, it takes the earliest-started
-// unattributed exchange of the same process that (a) started at or after the
-// exit of the request's last request-read and (b) has read reply data before
-// that write. A request takes at most one exchange; exchanges that no waiting
-// request can take any more (a retry after a failed connect, a subrequest)
-// are counted as unattributed. An exchange that began before attach is
-// still attributed, so its request is reported incomplete rather than as a
-// request without a backend. This is what keeps interleaved requests of one
-// nginx worker apart: each request's exchange must start after its own
-// request bytes arrived and answer before its own response.
-//
-// Phases: backend is *measured* when the link pairs with a traced backend
-// side: the k-th exchange on a link pairs with the k-th backend request on
-// the paired connection (backend requests split like client requests:
-// FastCGI BEGIN_REQUEST, else read-after-write — but not a read returning
-// only bytes the link sent before any later exchange began, counted in bytes
-// from both ends' start: php-fpm reads a request's empty FCGI_STDIN record
-// after its reply), skipping backend requests that began before the exchange
-// started and had replied already (one that had not replied yet starts at its
-// first read exiting after the exchange began: what it read before was the
-// previous request's tail); backend = [exit of the backend's first read of
-// the request, exit of its last write of the reply]. Else it
-// is *inferred*: [exit of the server's last send before the reply, enter of
-// its first reply read]. transport = |W| - backend, server = T - |W|. Values
-// are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so
-// the three always add up to T exactly. queue = [exit of the server's
-// connect, exit of the backend's accept of that connection], only when both
-// are seen; it is part of transport.
-//
-// Syscall timelines: a request's syscalls (its client connection's, its
-// exchange's and the backend's side of it) are each clipped to the request's
-// span [start, max(end, exit of its owned close/shutdown)], and the backend's
-// to [start of the exchange W, that end]: the duration a request's timeline,
-// the per-syscall statistics and the average request show is the part inside
-// the request. A backend blocked in accept() or in a read on a kept
-// connection before the request existed was idle, and until the server
-// began the exchange it was waiting for the server, not working for the
-// request: its accept() counts from the server's connect (connect + queue).
-// (Without a response the end is unknown and only the start clips.)
+// This file keeps the reorder buffer, dispatch and the public API
+// (profiler.cc), and the one definition that spans the stages:
 //
 // Incomplete requests (counted, kept out of phase statistics, never
 // attributed): the first request on a connection opened before attach, a

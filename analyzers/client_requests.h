@@ -1,0 +1,56 @@
+// Client request boundaries: where a request on a client connection starts
+// and ends (internal to the profiler; the methods are Profiler::State's, in
+// client_requests.cc).
+//
+// Requests on a client connection: a request starts with the first read
+// returning data (> 0) after accept or after the previous response, and ends
+// at the exit of the last write before the next request's first data read, or
+// at close. The first request of a connection owns its accept; the last owns
+// its close and shutdown (its total time: phases.h). Reads after the last
+// response write (EAGAIN, EOF) that are not followed by another response
+// write are outside the request; so is the gap between accept and the first
+// data read.
+// Pipelined requests (next request read before the previous response ended)
+// are merged into one.
+#ifndef REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
+#define REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "analyzers/exchanges.h"
+#include "analyzers/profiler_records.h"
+#include "analyzers/request.h"
+
+namespace reqcost::analyzers {
+
+// A request on a client connection, while it is open.
+struct OpenRequest {
+  OpenRequest() { syscalls.reserve(kSyscallsReserved); }
+
+  uint64_t conn_uid = 0;
+  uint32_t tgid = 0;
+  bool first_of_conn = false;
+  std::string partial_reason;
+  std::optional<SyscallRecord> accept;
+  bool has_read = false;
+  uint64_t first_read_start = 0;  // its enter, else its exit
+  uint64_t first_read_exit = 0;
+  uint64_t last_read_exit = 0;
+  std::optional<std::string> request_line;
+  bool has_write = false;
+  uint64_t first_write_start = 0;
+  uint64_t last_write_exit = 0;
+  std::vector<SyscallRecord> syscalls;  // client connection, in the interval
+  std::vector<SyscallRecord> trailing;  // after the last write, so far
+  std::vector<SyscallRecord> closes;
+  std::shared_ptr<Exchange> exchange;
+  bool waiting = false;  // in its process's list of requests awaiting reply
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_CLIENT_REQUESTS_H_

@@ -1,0 +1,119 @@
+// Socket identity and pairing: which connection is a client connection, a
+// backend link or the backend side of one, and which process is a server or
+// a backend (internal to the profiler; the methods are Profiler::State's, in
+// connections.cc).
+//
+// Connections are (tgid, fd) from accept/connect to close. A connection
+// accepted by a traced process is a *client* connection unless it pairs with
+// a traced connect (then it is the *backend side* of that link); a connection
+// connected by a traced process is a *backend link*. Pairing is by socket
+// identity among connections that are open at the same time: for AF_UNIX one
+// end's `peer` is the other end's `sock`; for AF_INET/AF_INET6 the local
+// address:port of one end is the remote of the other. An id is forgotten when
+// its connection closes, so a reused kernel address never pairs a new
+// connection with an old one. The kernel frees an fd before close() returns,
+// so in a threaded process another thread's accept can return the same fd
+// before that close is seen: the old connection then waits aside for a close
+// with its own socket identity until the next other event on the fd; if
+// none comes, it was lost, and its request is incomplete ("close not seen"). A connection first seen on a read/write was
+// opened before attach: it is paired the same way; if unpaired, a TCP one is
+// taken as a client connection when its local port is a port traced
+// processes accepted on or is lower than its remote port, a backend link
+// otherwise; an unpaired unix one is taken as a backend link. When its other
+// end shows up later, pairing corrects the guess (the end in the process
+// that has client connections, else the end with the higher port, is the
+// link). That last rule is a guess (on unix sockets, which have no ports, a
+// coin): when one of the two processes later shows a client connection, a
+// guessed pair is turned round so that its end is the link.
+//
+// Process role: "backend" if it has backend-side connections (paired evidence
+// is the more specific rule, so a process that is both is a backend),
+// else "server" if it has client connections, else "other".
+#ifndef REQCOST_ANALYZERS_CONNECTIONS_H_
+#define REQCOST_ANALYZERS_CONNECTIONS_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "analyzers/client_requests.h"
+#include "analyzers/exchanges.h"
+#include "analyzers/payload.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+
+enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
+
+struct Conn {
+  uint64_t uid = 0;
+  uint32_t tgid = 0;
+  int32_t fd = -1;
+  Role role = Role::kUnknown;
+  bool preattach = false;  // first seen on a read/write/close, not accept/connect
+  // Why its first request is incomplete when preattach (see Open's caller).
+  const char* preattach_reason = nullptr;
+  bool accepted = false;  // opened by accept (vs connect or unknown)
+  bool role_guessed = false;  // paired before attach with no evidence
+  SocketId sock;
+  uint64_t requests = 0;  // client requests / exchanges / backend works so far
+  std::optional<uint64_t> partner;  // uid of the paired connection
+  // Bytes sent / read on it while traced: stream offsets that match the other
+  // end's when both ends were opened while tracing.
+  uint64_t bytes_out = 0;
+  uint64_t bytes_in = 0;
+  // Client.
+  std::optional<SyscallRecord> accept;
+  std::unique_ptr<OpenRequest> request;
+  // Backend link.
+  std::shared_ptr<Exchange> exchange;
+  // Oldest first, at most kMaxQueued each (vectors: most links never queue
+  // more than one, and a deque allocates even when empty).
+  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
+  std::vector<std::shared_ptr<BackendWork>> unbound_work;
+  FastCgiStream fcgi_out;
+  FastCgiStream fcgi_in;
+  // Backend side.
+  std::shared_ptr<BackendWork> work;
+  std::optional<uint64_t> accept_exit;
+};
+
+struct ProcessState {
+  std::string comm;
+  bool has_client = false;
+  bool has_backend_side = false;
+  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
+  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
+};
+
+// A TCP/IP socket's identity as (local address, local port, remote address,
+// remote port).
+using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
+                            std::array<uint8_t, 16>, uint16_t>;
+
+// Whether two identities name the same socket: a unix socket by its own
+// address (its peer may be gone by close), TCP by its 4-tuple.
+bool SameSocket(const SocketId& a, const SocketId& b);
+
+// The key of a TCP/IP socket in the index of open connections.
+TupleKey LocalKey(const SocketId& sock);
+// The key its other end has in that index: local and remote swapped.
+TupleKey PeerKey(const SocketId& sock);
+
+// The role of a connection first seen on a read/write, with no other end
+// paired: kIgnored without a socket identity, kLink for a unix socket, else
+// kClient when its local port is in `listen_ports` or lower than its remote
+// port, kLink otherwise.
+Role GuessUnpairedRole(const SocketId& sock,
+                       const std::set<uint16_t>& listen_ports);
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_CONNECTIONS_H_

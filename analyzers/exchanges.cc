@@ -1,0 +1,300 @@
+#include "analyzers/exchanges.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "analyzers/payload.h"
+#include "analyzers/profiler.h"
+#include "analyzers/profiler_records.h"
+#include "analyzers/profiler_state.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+template <typename T>
+void PopFront(std::vector<T>* v) {
+  v->erase(v->begin());
+}
+
+bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const FastCgiHeader& h) { return h.type == type; });
+}
+
+}  // namespace
+
+bool CanAttribute(const Exchange& ex, uint64_t last_read_exit,
+                  uint64_t write_start) {
+  return ex.start_enter >= last_read_exit && ex.has_reply &&
+         ex.first_reply_exit <= write_start;
+}
+
+// ---------------------------------------------------------------------------
+// Backend links.
+
+std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
+                                                       uint64_t start_enter,
+                                                       bool partial) {
+  auto ex = std::make_shared<Exchange>();
+  ex->seq = next_exchange_seq++;
+  ex->tgid = link->tgid;
+  ex->new_conn = link->requests == 0 && !link->preattach;
+  ex->partial = partial;
+  ex->start_enter = start_enter;
+  ex->send_offset = link->bytes_out;
+  ex->backend_traced = link->partner.has_value();
+  ++link->requests;
+  if (link->exchange) link->exchange->done = true;
+  link->exchange = ex;
+  // A partial exchange is still attributed (so that its request is known
+  // to be incomplete rather than backend-less), but never bound.
+  processes[link->tgid].candidates.push_back(ex);
+  PruneCandidates(link->tgid);
+  if (!ex->partial) {
+    link->unbound_exchanges.push_back(ex);
+    if (link->unbound_exchanges.size() > kMaxQueued) {
+      PopFront(&link->unbound_exchanges);
+    }
+    Bind(link);
+  }
+  return ex;
+}
+
+// Moves a backend request's start to a later read and drops what it recorded
+// before (the previous request's tail).
+void Profiler::State::StartWorkAt(BackendWork* work, uint64_t first_read_exit) {
+  work->first_read_exit = first_read_exit;
+  work->starts_after = 0;
+  auto& sc = work->syscalls;
+  sc.erase(std::remove_if(sc.begin(), sc.end(),
+                          [&](const SyscallRecord& r) {
+                            return r.exit_ns < first_read_exit;
+                          }),
+           sc.end());
+}
+
+// Pairs the link's exchanges with the backend requests of its partner in
+// order, skipping backend requests that began before the exchange did and
+// exchanges whose backend request was never seen.
+void Profiler::State::Bind(Conn* link) {
+  auto& exs = link->unbound_exchanges;
+  auto& works = link->unbound_work;
+  while (!exs.empty() && !works.empty()) {
+    const auto& w = works.front();
+    if (w->first_read_exit < exs.front()->start_enter) {
+      // Begun before the exchange: not its request, unless it has not
+      // replied yet, and then what it read before the exchange began was the
+      // previous request's tail (php-fpm reads the empty FCGI_STDIN record
+      // after its reply): it starts with its first read after that.
+      if (w->has_write) {
+        ++anomalies.unmatched_backend_work;
+        PopFront(&works);
+        continue;
+      }
+      w->starts_after = exs.front()->start_enter;
+      for (const SyscallRecord& r : w->syscalls) {
+        if (IsRead(r.syscall) && r.ret > 0 && r.exit_ns >= w->starts_after) {
+          StartWorkAt(w.get(), r.exit_ns);
+          break;
+        }
+      }
+    }
+    if (exs.size() > 1 && w->first_read_exit >= exs[1]->start_enter) {
+      PopFront(&exs);  // its backend request was not seen
+      continue;
+    }
+    exs.front()->work = w;
+    PopFront(&exs);
+    PopFront(&works);
+  }
+}
+
+void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, Target::kBackendLink);
+  Exchange* ex = conn->exchange.get();
+  if (IsWrite(e.syscall)) {
+    bool may_resync = ex == nullptr || ex->has_reply;
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       may_resync);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool fresh = ex != nullptr && !ex->has_send && !ex->has_reply;
+    bool start_new;
+    if (ex == nullptr) {
+      start_new = true;
+    } else if (fresh) {
+      start_new = false;
+    } else if (conn->fcgi_out.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = ex->has_reply;
+    }
+    if (start_new) {
+      bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
+                     e.enter_missed();
+      conn->exchange = NewExchange(conn, rec.start_ns(), partial);
+      ex = conn->exchange.get();
+    }
+    ex->has_send = true;
+    ex->last_send_exit = rec.exit_ns;
+    ex->syscalls.push_back(rec);
+    return;
+  }
+  if (ex == nullptr) {
+    if (e.syscall == Syscall::kClose) return;
+    // First seen mid-exchange (opened before attach).
+    conn->exchange = NewExchange(conn, rec.start_ns(), true);
+    ex = conn->exchange.get();
+  }
+  ex->syscalls.push_back(rec);
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
+    if (!ex->has_reply) {
+      ex->has_reply = true;
+      ex->first_reply_start = rec.start_ns();
+      ex->first_reply_exit = rec.exit_ns;
+      if (ex->has_send) ex->send_exit_before_reply = ex->last_send_exit;
+    }
+    if (!ex->ended) ex->last_reply_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) ex->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backend side.
+
+// True when a read of `len` bytes on `side` after `work`'s reply returns only
+// bytes its link sent before any later exchange began: the rest of work's
+// request, not the next one (php-fpm reads the empty FCGI_STDIN record only
+// after its reply). Only where both ends' byte counts start at the
+// connection's start; a read that runs past those bytes (into the next
+// exchange's, or into bytes not yet seen sent, or because a lost event
+// shifted the counts) starts a new request as before.
+bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work,
+                                    uint64_t len) {
+  if (side.preattach || !side.partner.has_value()) return false;
+  auto it = conns.find(*side.partner);
+  if (it == conns.end() || it->second.preattach) return false;
+  const Conn& link = it->second;
+  uint64_t boundary = link.bytes_out;
+  auto later = [&](const std::shared_ptr<Exchange>& ex) {
+    if (ex && ex->send_offset >= work.in_end) {
+      boundary = std::min(boundary, ex->send_offset);
+    }
+  };
+  later(link.exchange);
+  for (const auto& ex : link.unbound_exchanges) later(ex);
+  return side.bytes_in + len <= boundary;
+}
+
+void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kBackend, Target::kBackendSide);
+  BackendWork* w = conn->work.get();
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers =
+        conn->fcgi_in.Feed(e.payload, e.ret, w == nullptr || w->has_write);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool start_new;
+    if (w == nullptr) {
+      start_new = true;
+    } else if (conn->fcgi_in.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = w->has_write && !ContinuesWork(*conn, *w, e.ret);
+    }
+    if (start_new) {
+      // On a connection opened before attach the first one may be the tail
+      // of a request whose exchange was not seen: Bind skips it then.
+      bool partial = false;
+      auto work = std::make_shared<BackendWork>();
+      work->tgid = conn->tgid;
+      work->first_read_exit = rec.exit_ns;
+      work->in_end = conn->bytes_in + e.ret;
+      if (conn->requests == 0 && conn->accept.has_value()) {
+        work->syscalls.push_back(*conn->accept);
+      }
+      ++conn->requests;
+      conn->work = work;
+      w = work.get();
+      Conn* link = nullptr;
+      if (conn->partner.has_value()) {
+        auto it = conns.find(*conn->partner);
+        if (it != conns.end()) link = &it->second;
+      }
+      if (partial || link == nullptr) {
+        ++anomalies.unmatched_backend_work;
+      } else {
+        link->unbound_work.push_back(work);
+        if (link->unbound_work.size() > kMaxQueued) {
+          PopFront(&link->unbound_work);
+          ++anomalies.unmatched_backend_work;
+        }
+        Bind(link);
+      }
+    }
+    if (w->starts_after != 0 && rec.exit_ns >= w->starts_after) {
+      StartWorkAt(w, rec.exit_ns);
+    }
+    w->syscalls.push_back(rec);
+    return;
+  }
+  if (w == nullptr) return;
+  w->syscalls.push_back(rec);
+  if (IsWrite(e.syscall) && !w->ended) {
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       !w->has_write);
+    w->has_write = true;
+    w->last_write_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) w->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Attribution.
+
+void Profiler::State::StopWaiting(OpenRequest* request) {
+  if (!request->waiting) return;
+  auto& waiting = processes[request->tgid].waiting;
+  waiting.erase(std::remove(waiting.begin(), waiting.end(), request),
+                waiting.end());
+  request->waiting = false;
+  PruneCandidates(request->tgid);
+}
+
+void Profiler::State::Attribute(OpenRequest* request, uint64_t write_start) {
+  auto& candidates = processes[request->tgid].candidates;
+  for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+    Exchange& ex = **it;
+    if (CanAttribute(ex, request->last_read_exit, write_start)) {
+      ex.attributed = true;
+      request->exchange = *it;
+      candidates.erase(it);
+      return;
+    }
+  }
+}
+
+// Drops exchanges that no waiting request can take any more: a request can
+// only take an exchange that started after its last request read.
+void Profiler::State::PruneCandidates(uint32_t tgid) {
+  auto& proc = processes[tgid];
+  std::optional<uint64_t> earliest;
+  for (const OpenRequest* r : proc.waiting) {
+    if (r->has_read) {
+      earliest = std::min(earliest.value_or(UINT64_MAX), r->last_read_exit);
+    }
+  }
+  auto& c = proc.candidates;
+  auto unreachable = [&](const std::shared_ptr<Exchange>& ex) {
+    return !earliest.has_value() || ex->start_enter < *earliest;
+  };
+  size_t before = c.size();
+  c.erase(std::remove_if(c.begin(), c.end(), unreachable), c.end());
+  anomalies.unattributed_exchanges += before - c.size();
+}
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,229 @@
+#include "analyzers/phases.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/types/span.h"
+#include "analyzers/profiler.h"
+#include "analyzers/profiler_state.h"
+#include "analyzers/request.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+constexpr int64_t kEagain = -11;
+
+// Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
+// unseen).
+void Clip(SyscallRecord* r, uint64_t lo, uint64_t hi) {
+  if (r->enter_ns != 0) r->enter_ns = std::clamp(r->enter_ns, lo, hi);
+  r->exit_ns = std::clamp(r->exit_ns, lo, hi);
+}
+
+}  // namespace
+
+uint64_t RequestStartNs(const PhaseInput& in) {
+  return in.accept != nullptr ? in.accept->enter_ns
+         : in.has_read        ? in.first_read_start
+         : (in.syscalls.empty() ? 0 : in.syscalls.front().start_ns());
+}
+
+uint64_t ClientWaitNs(absl::Span<const SyscallRecord> syscalls,
+                      uint64_t first_write_start) {
+  // Client waits: EAGAIN read exit .. next read enter, before the response.
+  uint64_t wait = 0;
+  const SyscallRecord* eagain = nullptr;
+  for (const SyscallRecord& s : syscalls) {
+    if (!IsRead(s.syscall)) continue;
+    if (s.start_ns() > first_write_start) break;
+    if (eagain != nullptr && s.start_ns() > eagain->exit_ns) {
+      wait += s.start_ns() - eagain->exit_ns;
+    }
+    eagain = s.ret == kEagain ? &s : nullptr;
+  }
+  return wait;
+}
+
+RequestPhases ComputePhases(const PhaseInput& in) {
+  RequestPhases out;
+  uint64_t wait = ClientWaitNs(in.syscalls, in.first_write_start);
+  uint64_t first = in.first_read_start;
+  uint64_t t = in.last_write_exit > first ? in.last_write_exit - first : 0;
+  t = t > wait ? t - wait : 0;
+  if (in.accept != nullptr) t += in.accept->duration_ns();
+  for (const auto& c : in.closes) t += c.duration_ns();
+  out.client_wait_ns = wait;
+
+  uint64_t w_ns = in.exchange_ns;
+  uint64_t b_ns = in.backend_ns;
+  if (w_ns > t) {
+    w_ns = t;
+    ++out.clamped;
+  }
+  if (b_ns > w_ns) {
+    b_ns = w_ns;
+    ++out.clamped;
+  }
+  out.total_ns = t;
+  out.server_ns = t - w_ns;
+  out.transport_ns = w_ns - b_ns;
+  out.backend_ns = b_ns;
+  return out;
+}
+
+BackendPhase MeasureBackend(const Exchange& ex) {
+  BackendPhase out;
+  if (ex.partial || !ex.has_reply) {
+    out.incomplete_reason = "backend exchange incomplete";
+  } else if (ex.work) {
+    if (!ex.work->has_write || ex.work->starts_after != 0) {
+      out.incomplete_reason = "backend reply not seen";
+    } else {
+      out.timing = BackendTiming::kMeasured;
+      out.start_ns = ex.work->first_read_exit;
+      out.end_ns = ex.work->last_write_exit;
+      out.backend_ns = ex.work->last_write_exit > ex.work->first_read_exit
+                           ? ex.work->last_write_exit - ex.work->first_read_exit
+                           : 0;
+    }
+  } else if (ex.backend_traced) {
+    out.incomplete_reason = "backend events missing";
+  } else if (!ex.send_exit_before_reply.has_value()) {
+    out.incomplete_reason = "backend exchange incomplete";
+  } else {
+    out.timing = BackendTiming::kInferred;
+    out.start_ns = *ex.send_exit_before_reply;
+    out.end_ns = ex.first_reply_start;
+    out.backend_ns = ex.first_reply_start > *ex.send_exit_before_reply
+                         ? ex.first_reply_start - *ex.send_exit_before_reply
+                         : 0;
+  }
+  out.exchange_ns = ex.last_reply_exit > ex.start_enter
+                        ? ex.last_reply_exit - ex.start_enter
+                        : 0;
+  if (out.incomplete_reason.empty() && ex.connect_exit.has_value() &&
+      ex.backend_accept_exit.has_value() && ex.work) {
+    out.queue_ns = *ex.backend_accept_exit > *ex.connect_exit
+                       ? *ex.backend_accept_exit - *ex.connect_exit
+                       : 0;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Finalization.
+
+void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
+  std::unique_ptr<OpenRequest> owned = std::move(conn->request);
+  OpenRequest& r = *owned;
+  StopWaiting(&r);
+
+  Request out;
+  out.id = next_request_id++;
+  out.pid = r.tgid;
+  out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
+  out.request_line = r.request_line;
+  if (reason.empty()) reason = r.partial_reason;
+  if (reason.empty() && !r.has_write) reason = "no response";
+
+  PhaseInput in;
+  if (r.accept.has_value() && r.accept->enter_seen()) in.accept = &*r.accept;
+  in.has_read = r.has_read;
+  in.first_read_start = r.first_read_start;
+  in.first_read_exit = r.first_read_exit;
+  in.first_write_start = r.first_write_start;
+  in.last_write_exit = r.last_write_exit;
+  in.syscalls = r.syscalls;
+  in.closes = r.closes;
+  out.start_ns = RequestStartNs(in);
+  out.end_ns = r.last_write_exit;
+
+  Exchange* ex = r.exchange.get();
+  out.syscalls.reserve(
+      (r.accept.has_value() ? 1 : 0) + r.syscalls.size() + r.closes.size() +
+      (ex != nullptr ? ex->syscalls.size() : 0) +
+      (ex != nullptr && ex->work ? ex->work->syscalls.size() : 0));
+  if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
+  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
+                      r.syscalls.end());
+  out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
+
+  if (ex != nullptr) {
+    out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
+    out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
+                        ex->syscalls.end());
+    if (ex->work) {
+      out.syscalls.insert(out.syscalls.end(), ex->work->syscalls.begin(),
+                          ex->work->syscalls.end());
+      out.backend_pid = ex->work->tgid;
+    }
+  }
+  uint64_t span_end = out.end_ns;
+  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
+  // Only the part of a syscall inside the request is the request's: a
+  // backend blocked in accept() or in a read on a kept connection was idle
+  // before the request existed, and until the server began the exchange it
+  // was waiting for the server. Without a response the end is unknown.
+  const uint64_t clip_end = span_end > out.start_ns ? span_end : UINT64_MAX;
+  const uint64_t backend_from =
+      ex != nullptr ? std::clamp(ex->start_enter, out.start_ns, clip_end)
+                    : out.start_ns;
+  for (SyscallRecord& s : out.syscalls) {
+    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns,
+         clip_end);
+  }
+  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
+                   [](const SyscallRecord& a, const SyscallRecord& b) {
+                     return a.start_ns() < b.start_ns();
+                   });
+  if (reason.empty()) {
+    for (const auto& [from, to] : drops) {
+      if (from <= span_end && to >= out.start_ns) {
+        reason = "events dropped";
+        break;
+      }
+    }
+  }
+
+  // Backend phase inputs.
+  if (reason.empty() && ex != nullptr) {
+    BackendPhase backend = MeasureBackend(*ex);
+    reason = backend.incomplete_reason;
+    out.backend_timing = backend.timing;
+    out.backend_start_ns = backend.start_ns;
+    out.backend_end_ns = backend.end_ns;
+    in.backend_ns = backend.backend_ns;
+    in.exchange_ns = backend.exchange_ns;
+    out.exchange_start_ns = ex->start_enter;
+    out.exchange_end_ns = ex->last_reply_exit;
+    out.queue_ns = backend.queue_ns;
+  }
+
+  if (!reason.empty()) {
+    out.complete = false;
+    out.incomplete_reason = std::string(reason);
+    out.backend_timing = BackendTiming::kNone;
+    out.queue_ns.reset();
+    out.exchange_start_ns = out.exchange_end_ns = 0;
+    out.backend_start_ns = out.backend_end_ns = 0;
+  } else {
+    RequestPhases phases = ComputePhases(in);
+    out.client_wait_ns = phases.client_wait_ns;
+    out.clamped = phases.clamped;
+    out.complete = true;
+    out.total_ns = phases.total_ns;
+    out.server_ns = phases.server_ns;
+    out.transport_ns = phases.transport_ns;
+    out.backend_ns = phases.backend_ns;
+    if (out.clamped > 0) ++anomalies.clamped_phases;
+  }
+  stats.Add(out);
+  if (callback) callback(out);
+}
+
+}  // namespace reqcost::analyzers
