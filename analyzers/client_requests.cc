@@ -1,5 +1,6 @@
 #include "analyzers/client_requests.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "analyzers/payload.h"
@@ -7,42 +8,146 @@
 #include "analyzers/profiler_records.h"
 #include "analyzers/profiler_state.h"
 #include "analyzers/request.h"
+#include "analyzers/tls.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
 
+void PreRequest::AddHandshake(const SyscallRecord& rec, bool write) {
+  tls = true;
+  if (write) {
+    leg_wrote = leg_start != 0;
+  } else if (rec.ret > 0 && (leg_start == 0 || leg_wrote)) {
+    CloseLeg();
+    leg_start = rec.start_ns();
+  }
+  if (leg_start != 0) leg_end = std::max(leg_end, rec.exit_ns);
+  syscalls.push_back(rec);
+}
+
+uint64_t PreRequest::CloseLeg() {
+  if (leg_start != 0 && leg_end > leg_start) tls_ns += leg_end - leg_start;
+  leg_start = leg_end = 0;
+  leg_wrote = false;
+  return tls_ns;
+}
+
 // ---------------------------------------------------------------------------
 // Client connections.
+
+OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
+                                                const SyscallEvent& e,
+                                                const SyscallRecord& rec) {
+  conn->request = std::make_unique<OpenRequest>();
+  OpenRequest* r = conn->request.get();
+  r->conn_uid = conn->uid;
+  r->tgid = conn->tgid;
+  r->first_of_conn = conn->requests == 0;
+  ++conn->requests;
+  if (r->first_of_conn) {
+    r->accept = conn->accept;
+    if (conn->preattach) r->partial_reason = conn->preattach_reason;
+    PreRequest& pre = conn->pre_request;
+    if (pre.tls) r->tls_before_ns = pre.CloseLeg();
+    r->pre_request = std::move(pre.syscalls);
+    pre = PreRequest();
+  }
+  r->has_read = true;
+  r->tid = rec.tid;
+  // A read that blocked waited for the client: the request starts when it
+  // returned.
+  r->first_read_start = rec.blocked ? rec.exit_ns : rec.start_ns();
+  r->first_read_exit = rec.exit_ns;
+  r->tls_mark_ns = r->first_read_start;
+  if (e.enter_missed() && r->partial_reason.empty()) {
+    r->partial_reason = "request start not seen";
+  }
+  r->request_line = ParseHttpRequestLine(e.payload);
+  r->waiting = true;
+  processes[conn->tgid].waiting.push_back(r);
+  return r;
+}
+
+bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
+                                 const SyscallRecord& rec) {
+  OpenRequest* r = conn->request.get();
+  const bool request_open = r != nullptr && r->has_read && !r->has_write;
+  TlsConnection& tls = *conn->tls;
+  if (IsRead(e.syscall)) {
+    if (e.ret <= 0) {
+      tls.OnEmptyRead();
+      // Inside the handshake (before any request): the server's own wait
+      // for the client's next flight ends its leg.
+      if (r == nullptr && conn->requests == 0 && conn->pre_request.tls) {
+        conn->pre_request.AddHandshake(rec, false);
+        return true;
+      }
+      return false;
+    }
+    TlsRead k = tls.OnRead(e.tls, rec.exit_ns);
+    if (k.app_data) return false;
+    if (request_open) {
+      r->syscalls.push_back(rec);  // renegotiation or an alert mid-request
+    } else if (k.handshake && r == nullptr && conn->requests == 0) {
+      conn->pre_request.AddHandshake(rec, false);
+    } else if (r != nullptr) {
+      r->trailing.push_back(rec);  // an alert after the response
+    } else {
+      ++anomalies.stray_events;
+    }
+    return true;
+  }
+  // A write.
+  if (tls.WriteIsTls(request_open,
+                     processes[conn->tgid].last_exchange_start_ns)) {
+    if (request_open) {
+      // Session tickets after a Finished that came with the request.
+      r->syscalls.push_back(rec);
+      if (r->first_of_conn && rec.exit_ns > r->tls_mark_ns) {
+        r->tls_inside_ns += rec.exit_ns - r->tls_mark_ns;
+        r->tls_mark_ns = rec.exit_ns;
+      }
+    } else if (r == nullptr && conn->requests == 0) {
+      conn->pre_request.AddHandshake(rec, true);
+    } else if (r != nullptr) {
+      r->trailing.push_back(rec);  // answering the client's alert
+    } else {
+      ++anomalies.stray_events;
+    }
+    return true;
+  }
+  // A write with no request at all since the last response was finalized
+  // (a response's own later writes, such as its close_notify, have one).
+  if (r == nullptr && tls.ServerSpokeFirst(false)) conn->http2 = true;
+  return false;
+}
 
 void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
   OpenRequest* r = conn->request.get();
+  if ((e.flags & SyscallEvent::kPeek) != 0) {
+    // A peek moves nothing (nginx looks at the first byte for TLS).
+    if (r != nullptr) {
+      r->syscalls.push_back(rec);
+    } else if (conn->requests == 0) {
+      conn->pre_request.syscalls.push_back(rec);
+    }
+    return;
+  }
+  if (e.tls.on() && !conn->tls && IsRead(e.syscall) && e.ret > 0) {
+    conn->tls = std::make_unique<TlsConnection>();
+  }
+  if (conn->tls && (IsRead(e.syscall) || IsWrite(e.syscall)) &&
+      (e.tls.on() || !IsRead(e.syscall) || e.ret <= 0) &&
+      OnTlsEvent(conn, e, rec)) {
+    return;
+  }
   if (IsRead(e.syscall) && e.ret > 0) {
     if (r != nullptr && r->has_write) {
       FinalizeRequest(conn, "");
       r = nullptr;
     }
-    if (r == nullptr) {
-      conn->request = std::make_unique<OpenRequest>();
-      r = conn->request.get();
-      r->conn_uid = conn->uid;
-      r->tgid = conn->tgid;
-      r->first_of_conn = conn->requests == 0;
-      ++conn->requests;
-      if (r->first_of_conn) {
-        r->accept = conn->accept;
-        if (conn->preattach) r->partial_reason = conn->preattach_reason;
-      }
-      r->has_read = true;
-      r->first_read_start = rec.start_ns();
-      r->first_read_exit = rec.exit_ns;
-      if (e.enter_missed() && r->partial_reason.empty()) {
-        r->partial_reason = "request start not seen";
-      }
-      r->request_line = ParseHttpRequestLine(e.payload);
-      r->waiting = true;
-      processes[conn->tgid].waiting.push_back(r);
-    }
+    if (r == nullptr) r = OpenClientRequest(conn, e, rec);
     r->last_read_exit = rec.exit_ns;
     r->syscalls.push_back(rec);
     return;
@@ -87,6 +192,34 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
   if (e.syscall == Syscall::kClose || e.syscall == Syscall::kShutdown) {
     if (r != nullptr) r->closes.push_back(rec);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Sockets that carry no requests.
+
+void Profiler::State::OnSideCall(const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, SideCallTarget(e.sock));
+  // The request its process is serving: the latest one that has read its
+  // request before this call and not yet answered, read by the same thread
+  // if there is one (a threaded server serves a request on one thread).
+  auto it = processes.find(e.tgid);
+  OpenRequest* owner = nullptr;
+  if (it != processes.end()) {
+    const auto& waiting = it->second.waiting;
+    for (auto w = waiting.rbegin(); w != waiting.rend(); ++w) {
+      if (!(*w)->has_read || (*w)->first_read_exit > rec.start_ns()) continue;
+      if (owner == nullptr) owner = *w;
+      if ((*w)->tid == rec.tid) {
+        owner = *w;
+        break;
+      }
+    }
+  }
+  if (owner == nullptr) {
+    ++anomalies.side_calls_outside_requests;
+    return;
+  }
+  owner->side_calls.push_back(rec);
 }
 
 }  // namespace reqcost::analyzers

@@ -24,15 +24,35 @@
 #include "analyzers/exchanges.h"
 #include "analyzers/profiler_records.h"
 #include "analyzers/request.h"
+#include "analyzers/tls.h"
 
 namespace reqcost::analyzers {
 
 // A request on a client connection, while it is open.
+// A client connection's syscalls before its first request (its TLS
+// handshake, a peek at the first byte) and the server's time in the
+// handshake so far: the first request owns them, as it owns the accept.
+struct PreRequest {
+  std::vector<SyscallRecord> syscalls;
+  bool tls = false;         // a handshake was seen
+  uint64_t tls_ns = 0;      // closed legs of the handshake
+  uint64_t leg_start = 0;   // the open leg's first read's start (0: none)
+  uint64_t leg_end = 0;     // the open leg's latest exit
+  bool leg_wrote = false;   // the server answered in the open leg
+
+  // Adds a handshake read or write (or an empty read inside a leg): a read
+  // after the server's answer begins the next leg.
+  void AddHandshake(const SyscallRecord& rec, bool write);
+  // Ends the open leg; returns the handshake's server time.
+  uint64_t CloseLeg();
+};
+
 struct OpenRequest {
   OpenRequest() { syscalls.reserve(kSyscallsReserved); }
 
   uint64_t conn_uid = 0;
   uint32_t tgid = 0;
+  uint32_t tid = 0;  // the thread that read its request
   bool first_of_conn = false;
   std::string partial_reason;
   std::optional<SyscallRecord> accept;
@@ -49,6 +69,16 @@ struct OpenRequest {
   std::vector<SyscallRecord> closes;
   std::shared_ptr<Exchange> exchange;
   bool waiting = false;  // in its process's list of requests awaiting reply
+  // First request: its connection's syscalls before it (TLS handshake).
+  std::vector<SyscallRecord> pre_request;
+  // First request over TLS: the handshake's server time before its first
+  // read (added to T) and of session tickets written during it (inside T).
+  std::optional<uint64_t> tls_before_ns;
+  uint64_t tls_inside_ns = 0;
+  uint64_t tls_mark_ns = 0;  // end of the last ticket write counted
+  // Calls on sockets that carry no requests (name resolution, ...), made
+  // by its process while it waited for its response.
+  std::vector<SyscallRecord> side_calls;
 };
 
 }  // namespace reqcost::analyzers

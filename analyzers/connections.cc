@@ -12,6 +12,11 @@ namespace reqcost::analyzers {
 namespace {
 
 constexpr uint16_t kAfUnix = 1;
+constexpr uint16_t kAfInet = 2;
+constexpr uint16_t kAfInet6 = 10;
+constexpr uint16_t kAfNetlink = 16;
+constexpr uint16_t kSockStream = 1;
+constexpr uint16_t kSockDgram = 2;
 
 }  // namespace
 
@@ -20,6 +25,31 @@ bool SameSocket(const SocketId& a, const SocketId& b) {
   if (a.family == kAfUnix) return a.sock != 0 && a.sock == b.sock;
   return a.local_addr == b.local_addr && a.local_port == b.local_port &&
          a.remote_addr == b.remote_addr && a.remote_port == b.remote_port;
+}
+
+bool CarriesRequests(const SocketId& sock) {
+  if (sock.family == 0) return true;
+  return (sock.family == kAfUnix || sock.family == kAfInet ||
+          sock.family == kAfInet6) &&
+         sock.type == kSockStream;
+}
+
+Target SideCallTarget(const SocketId& sock) {
+  constexpr uint16_t kDnsPort = 53;
+  switch (sock.family) {
+    case kAfNetlink:
+      return Target::kNetlink;
+    case kAfUnix:
+      return Target::kUnixDgram;
+    case kAfInet:
+    case kAfInet6:
+      if (sock.type != kSockDgram) return Target::kSocket;
+      return sock.remote_port == kDnsPort || sock.local_port == kDnsPort
+                 ? Target::kDns
+                 : Target::kUdp;
+    default:
+      return Target::kSocket;
+  }
 }
 
 TupleKey LocalKey(const SocketId& sock) {
@@ -59,9 +89,9 @@ Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
                             bool accepted) {
   if (Conn* old = Find(e.tgid, fd)) {
     // The fd was reused before its close was seen: set aside (see
-    // displaced), after any connection still waiting there.
-    Settle(e);
-    displaced[{e.tgid, fd}] = old;  // by_fd is given the new one below
+    // displaced); one still waiting there waits no longer.
+    Settle(e, true);
+    displaced[{e.tgid, fd}] = {old, e.exit_ns};  // by_fd gets the new one
   }
   uint64_t uid = next_uid++;
   Conn& conn = conns[uid];
@@ -238,26 +268,34 @@ void Profiler::State::Close(Conn* conn) {
   if (conn->role == Role::kLink) {
     anomalies.unmatched_backend_work += conn->unbound_work.size();
   }
-  for (auto* index : {&by_fd, &displaced}) {
-    auto it = index->find({conn->tgid, conn->fd});
-    if (it != index->end() && it->second == conn) index->erase(it);
-  }
+  auto it = by_fd.find({conn->tgid, conn->fd});
+  if (it != by_fd.end() && it->second == conn) by_fd.erase(it);
+  auto d = displaced.find({conn->tgid, conn->fd});
+  if (d != displaced.end() && d->second.conn == conn) displaced.erase(d);
   conns.erase(conn->uid);
 }
 
-// The connection set aside on e's fd, if any, either takes e (its own
-// close, told by the socket) or waits no longer: its close was lost. True
-// when e was its close.
-bool Profiler::State::Settle(const SyscallEvent& e) {
+// The connection set aside on e's fd, if any, takes e when e is its own
+// close (told by the socket); else it waits on, until another close on the
+// fd (the new connection's: the old close, which began before the new
+// connection existed, would have come first), kDisplacedWaitNs past the
+// reuse, or `expire_now`: then its close was lost. True when e was its
+// close.
+bool Profiler::State::Settle(const SyscallEvent& e, bool expire_now) {
   int32_t fd = e.conn_fd();
   auto it = displaced.find({e.tgid, fd});
   if (it == displaced.end()) return false;
-  Conn* old = it->second;
-  displaced.erase(it);
+  Conn* old = it->second.conn;
   if (e.syscall == Syscall::kClose && SameSocket(e.sock, old->sock)) {
+    displaced.erase(it);
     Dispatch(old, e);
     return true;
   }
+  if (!expire_now && e.syscall != Syscall::kClose &&
+      e.exit_ns < it->second.since_ns + kDisplacedWaitNs) {
+    return false;
+  }
+  displaced.erase(it);
   if (old->request) FinalizeRequest(old, "close not seen");
   Close(old);
   return false;

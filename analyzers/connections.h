@@ -12,10 +12,13 @@
 // address:port of one end is the remote of the other. An id is forgotten when
 // its connection closes, so a reused kernel address never pairs a new
 // connection with an old one. The kernel frees an fd before close() returns,
-// so in a threaded process another thread's accept can return the same fd
-// before that close is seen: the old connection then waits aside for a close
-// with its own socket identity until the next other event on the fd; if
-// none comes, it was lost, and its request is incomplete ("close not seen"). A connection first seen on a read/write was
+// so in a threaded process another thread's accept or connect can return the
+// same fd before that close is seen: the old connection then waits aside for
+// a close with its own socket identity until the fd's next other close, for
+// up to kDisplacedWaitNs of event time, or until the fd is reused once more;
+// if none comes, it was lost, and
+// its request is incomplete ("close not seen"). A connection first seen on a
+// read/write was
 // opened before attach: it is paired the same way; if unpaired, a TCP one is
 // taken as a client connection when its local port is a port traced
 // processes accepted on or is lower than its remote port, a backend link
@@ -50,6 +53,9 @@
 
 namespace reqcost::analyzers {
 
+// How long a connection whose fd was reused waits for its own close.
+inline constexpr uint64_t kDisplacedWaitNs = 1'000'000'000;
+
 enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
 
 struct Conn {
@@ -72,6 +78,9 @@ struct Conn {
   // Client.
   std::optional<SyscallRecord> accept;
   std::unique_ptr<OpenRequest> request;
+  std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
+  PreRequest pre_request;  // before its first request: TLS handshake, peeks
+  bool http2 = false;  // the server spoke first: its requests are not split
   // Backend link.
   std::shared_ptr<Exchange> exchange;
   // Oldest first, at most kMaxQueued each (vectors: most links never queue
@@ -89,6 +98,7 @@ struct ProcessState {
   std::string comm;
   bool has_client = false;
   bool has_backend_side = false;
+  uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
   std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
   std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
 };
@@ -101,6 +111,16 @@ using TupleKey = std::tuple<std::array<uint8_t, 16>, uint16_t,
 // Whether two identities name the same socket: a unix socket by its own
 // address (its peer may be gone by close), TCP by its 4-tuple.
 bool SameSocket(const SocketId& a, const SocketId& b);
+
+// Only connected stream sockets carry requests: AF_UNIX SOCK_STREAM and TCP.
+// Netlink, UDP, raw, packet and unix datagram sockets never become client
+// connections or backend links: their calls are side calls, shown inside the
+// request the process is serving (name resolution: a netlink address dump,
+// DNS over UDP). A socket of unknown family (0) is left to Classify.
+bool CarriesRequests(const SocketId& sock);
+// The kind of a socket that carries no requests: kNetlink, kDns (UDP to or
+// from port 53), kUdp, kUnixDgram, else kSocket.
+Target SideCallTarget(const SocketId& sock);
 
 // The key of a TCP/IP socket in the index of open connections.
 TupleKey LocalKey(const SocketId& sock);

@@ -38,15 +38,20 @@ bool CanAttribute(const Exchange& ex, uint64_t last_read_exit,
 // Backend links.
 
 std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
+                                                       uint32_t tid,
                                                        uint64_t start_enter,
                                                        bool partial) {
   auto ex = std::make_shared<Exchange>();
   ex->seq = next_exchange_seq++;
   ex->tgid = link->tgid;
+  ex->tid = tid;
   ex->new_conn = link->requests == 0 && !link->preattach;
   ex->partial = partial;
   ex->start_enter = start_enter;
   ex->send_offset = link->bytes_out;
+  auto& proc = processes[link->tgid];
+  proc.last_exchange_start_ns =
+      std::max(proc.last_exchange_start_ns, start_enter);
   ex->backend_traced = link->partner.has_value();
   ++link->requests;
   if (link->exchange) link->exchange->done = true;
@@ -136,7 +141,7 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
     if (start_new) {
       bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
                      e.enter_missed();
-      conn->exchange = NewExchange(conn, rec.start_ns(), partial);
+      conn->exchange = NewExchange(conn, rec.tid, rec.start_ns(), partial);
       ex = conn->exchange.get();
     }
     ex->has_send = true;
@@ -147,7 +152,7 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
   if (ex == nullptr) {
     if (e.syscall == Syscall::kClose) return;
     // First seen mid-exchange (opened before attach).
-    conn->exchange = NewExchange(conn, rec.start_ns(), true);
+    conn->exchange = NewExchange(conn, rec.tid, rec.start_ns(), true);
     ex = conn->exchange.get();
   }
   ex->syscalls.push_back(rec);
@@ -267,15 +272,19 @@ void Profiler::State::StopWaiting(OpenRequest* request) {
 
 void Profiler::State::Attribute(OpenRequest* request, uint64_t write_start) {
   auto& candidates = processes[request->tgid].candidates;
+  auto take = candidates.end();
   for (auto it = candidates.begin(); it != candidates.end(); ++it) {
-    Exchange& ex = **it;
-    if (CanAttribute(ex, request->last_read_exit, write_start)) {
-      ex.attributed = true;
-      request->exchange = *it;
-      candidates.erase(it);
-      return;
+    if (!CanAttribute(**it, request->last_read_exit, write_start)) continue;
+    if (take == candidates.end()) take = it;
+    if ((*it)->tid == request->tid) {
+      take = it;  // started by the thread that read the request
+      break;
     }
   }
+  if (take == candidates.end()) return;
+  (*take)->attributed = true;
+  request->exchange = *take;
+  candidates.erase(take);
 }
 
 // Drops exchanges that no waiting request can take any more: a request can

@@ -19,7 +19,10 @@
 // still attributed, so its request is reported incomplete rather than as a
 // request without a backend. This is what keeps interleaved requests of one
 // nginx worker apart: each request's exchange must start after its own
-// request bytes arrived and answer before its own response.
+// request bytes arrived and answer before its own response. Among the
+// exchanges it may take, one started by the thread that read the request
+// comes first: a threaded server serves each request on one thread, and two
+// of its threads' exchanges may answer in either order.
 //
 // How an exchange is paired with its backend request on a traced backend:
 // "Phases" in phases.h.
@@ -62,6 +65,7 @@ struct Exchange {
 
   uint64_t seq = 0;
   uint32_t tgid = 0;
+  uint32_t tid = 0;  // the thread that began it
   bool new_conn = false;  // opened by its own connect
   bool partial = false;   // began before attach
   bool backend_traced = false;

@@ -135,6 +135,8 @@ std::string FormatText(const Report& r) {
   note(a.ignored_connections, "connections of unknown role");
   note(a.reclassified_connections, "connections reclassified");
   note(a.stray_events, "events outside any request");
+  note(a.side_calls_outside_requests,
+       "calls on non-request sockets (netlink, UDP, ...) outside any request");
   if (!notes.empty()) {
     absl::StrAppend(&out, "\nanomalies: ", absl::StrJoin(notes, "; "), "\n");
   }

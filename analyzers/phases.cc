@@ -56,6 +56,7 @@ RequestPhases ComputePhases(const PhaseInput& in) {
   uint64_t t = in.last_write_exit > first ? in.last_write_exit - first : 0;
   t = t > wait ? t - wait : 0;
   if (in.accept != nullptr) t += in.accept->duration_ns();
+  t += in.tls_before_ns;
   for (const auto& c : in.closes) t += c.duration_ns();
   out.client_wait_ns = wait;
 
@@ -129,10 +130,15 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
   out.request_line = r.request_line;
   if (reason.empty()) reason = r.partial_reason;
+  if (reason.empty() && conn->http2) {
+    reason = "HTTP/2 connection: requests not split";
+  }
   if (reason.empty() && !r.has_write) reason = "no response";
 
   PhaseInput in;
-  if (r.accept.has_value() && r.accept->enter_seen()) in.accept = &*r.accept;
+  if (r.accept.has_value() && r.accept->enter_seen() && !r.accept->blocked) {
+    in.accept = &*r.accept;
+  }
   in.has_read = r.has_read;
   in.first_read_start = r.first_read_start;
   in.first_read_exit = r.first_read_exit;
@@ -140,17 +146,23 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   in.last_write_exit = r.last_write_exit;
   in.syscalls = r.syscalls;
   in.closes = r.closes;
+  in.tls_before_ns = r.tls_before_ns.value_or(0);
   out.start_ns = RequestStartNs(in);
   out.end_ns = r.last_write_exit;
 
   Exchange* ex = r.exchange.get();
   out.syscalls.reserve(
-      (r.accept.has_value() ? 1 : 0) + r.syscalls.size() + r.closes.size() +
+      (r.accept.has_value() ? 1 : 0) + r.pre_request.size() +
+      r.side_calls.size() + r.syscalls.size() + r.closes.size() +
       (ex != nullptr ? ex->syscalls.size() : 0) +
       (ex != nullptr && ex->work ? ex->work->syscalls.size() : 0));
   if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
+  out.syscalls.insert(out.syscalls.end(), r.pre_request.begin(),
+                      r.pre_request.end());
   out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
                       r.syscalls.end());
+  out.syscalls.insert(out.syscalls.end(), r.side_calls.begin(),
+                      r.side_calls.end());
   out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
 
   if (ex != nullptr) {
@@ -220,6 +232,9 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
     out.server_ns = phases.server_ns;
     out.transport_ns = phases.transport_ns;
     out.backend_ns = phases.backend_ns;
+    if (r.tls_before_ns.has_value()) {
+      out.tls_ns = *r.tls_before_ns + r.tls_inside_ns;
+    }
     if (out.clamped > 0) ++anomalies.clamped_phases;
   }
   stats.Add(out);

@@ -4,15 +4,25 @@
 //
 // A request's total time is
 //
-//   T = accept duration (if owned and its enter was seen)
-//     + [enter of the first data read, exit of the last response write]
+//   T = accept duration (if owned, its enter was seen and it did not block)
+//     + tls (the handshake's server time before the first request read, if
+//       owned: see tls.h)
+//     + [start of the first data read, exit of the last response write]
 //     - client waits
 //     + close/shutdown durations (if owned)
 //
-// where a client wait is the span from the exit of a read on the client
-// connection that returned -EAGAIN to the enter of the next read on it, when
-// that next read comes before the first response write (the server was
-// waiting for the rest of the request).
+// where a read's start is its enter, or its exit when its enter is not
+// hooked (data I/O seen at the socket layer, the default) or when it blocked
+// (the thread slept in it: it waited for the client, as a blocking accept
+// waits for a connection: a thread-per-connection server's idle time is not
+// the request's); and a client wait is the span from the exit of a read on
+// the client connection that returned -EAGAIN to the start of the next read
+// on it, when that next read comes before the first response write (the
+// server was waiting for the rest of the request).
+//
+// tls, reported as its own phase, is part of server: that handshake time
+// plus the session tickets written while the request was open (TLS 1.3,
+// when the client's Finished came with the request).
 //
 // Phases: backend is *measured* when the link pairs with a traced backend
 // side: the k-th exchange on a link pairs with the k-th backend request on
@@ -25,7 +35,7 @@
 // first read exiting after the exchange began: what it read before was the
 // previous request's tail); backend = [exit of the backend's first read of
 // the request, exit of its last write of the reply]. Else it
-// is *inferred*: [exit of the server's last send before the reply, enter of
+// is *inferred*: [exit of the server's last send before the reply, start of
 // its first reply read]. transport = |W| - backend, server = T - |W|. Values
 // are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so
 // the three always add up to T exactly. queue = [exit of the server's
@@ -68,6 +78,9 @@ struct PhaseInput {
   // owned closes and shutdowns.
   absl::Span<const SyscallRecord> syscalls;
   absl::Span<const SyscallRecord> closes;
+  // First request over TLS: the handshake's server time before its first
+  // read (added to T).
+  uint64_t tls_before_ns = 0;
   uint64_t exchange_ns = 0;  // |W|; 0 without an exchange
   uint64_t backend_ns = 0;   // measured or inferred; 0 without
 };

@@ -72,6 +72,10 @@ void Profiler::State::Drain(bool all) {
 // Dispatch.
 
 void Profiler::State::Handle(const SyscallEvent& e) {
+  if (!CarriesRequests(e.sock)) {
+    OnSideCall(e);
+    return;
+  }
   Conn* conn = nullptr;
   if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
     bool accepted = IsAccept(e.syscall);
@@ -102,7 +106,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     }
     Classify(conn);
     if (!accepted && conn->role == Role::kLink) {
-      auto ex = NewExchange(conn, e.enter_seen() ? e.enter_ns : e.exit_ns,
+      auto ex = NewExchange(conn, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
                             e.enter_missed());
       ex->connect_exit = e.exit_ns;
       if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
@@ -151,7 +155,10 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
     case Role::kIgnored:
       break;
   }
-  if (e.ret > 0 && IsRead(e.syscall)) conn->bytes_in += e.ret;
+  if (e.ret > 0 && IsRead(e.syscall) &&
+      (e.flags & SyscallEvent::kPeek) == 0) {
+    conn->bytes_in += e.ret;
+  }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
     if (conn->request) FinalizeRequest(conn, "");
@@ -240,7 +247,7 @@ void Profiler::Finish(uint64_t end_ns) {
   state_->processed_ns = std::max(state_->processed_ns, end_ns);
   // A connection set aside on a reused fd will not see its close any more.
   while (!state_->displaced.empty()) {
-    Conn* old = state_->displaced.begin()->second;
+    Conn* old = state_->displaced.begin()->second.conn;
     if (old->request) state_->FinalizeRequest(old, "close not seen");
     state_->Close(old);
   }

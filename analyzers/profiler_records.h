@@ -23,6 +23,7 @@ inline SyscallRecord ToRecord(const SyscallEvent& e, Side side,
   r.tgid = e.tgid;
   r.tid = e.tid;
   r.enter_ns = e.enter_seen() ? e.enter_ns : 0;
+  r.blocked = (e.flags & SyscallEvent::kBlocked) != 0;
   r.exit_ns = e.exit_ns;
   r.ret = e.ret;
   return r;

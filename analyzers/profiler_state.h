@@ -62,9 +62,13 @@ struct Profiler::State {
   absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> by_fd;
   // Connections whose fd was reused before their close was seen, by that
   // fd: in a threaded process the fd is free before close() returns, so
-  // another thread's accept can come first. Each waits for its own close
-  // until the next other event on the fd (see Settle).
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> displaced;
+  // another thread's accept or connect can come first. Each waits for its
+  // own close (told by the socket) up to kDisplacedWaitNs (see Settle).
+  struct Displaced {
+    Conn* conn = nullptr;
+    uint64_t since_ns = 0;  // exit of the event that reused its fd
+  };
+  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Displaced> displaced;
   absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
   absl::flat_hash_map<TupleKey, uint64_t> inet_index;
   std::set<uint16_t> listen_ports;
@@ -86,7 +90,7 @@ struct Profiler::State {
   Conn* Find(uint32_t tgid, int32_t fd);
   Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
   void Close(Conn* conn);
-  bool Settle(const SyscallEvent& e);
+  bool Settle(const SyscallEvent& e, bool expire_now = false);
   void Index(Conn* conn);
   void Unindex(Conn* conn);
   Conn* FindPartner(const Conn& conn);
@@ -99,13 +103,22 @@ struct Profiler::State {
 
   // Client request boundaries (client_requests.cc).
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
+  OpenRequest* OpenClientRequest(Conn* conn, const SyscallEvent& e,
+                                 const SyscallRecord& rec);
+  // A read or write on a TLS client connection that is not a request's:
+  // handshake, session tickets, alerts. False when it is a request's.
+  bool OnTlsEvent(Conn* conn, const SyscallEvent& e, const SyscallRecord& rec);
+  // A call on a socket that carries no requests: given to the request its
+  // process is serving.
+  void OnSideCall(const SyscallEvent& e);
 
   // Backend exchanges and attribution (exchanges.cc).
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);
   void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
   bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
   void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
-  std::shared_ptr<Exchange> NewExchange(Conn* link, uint64_t start_enter,
+  std::shared_ptr<Exchange> NewExchange(Conn* link, uint32_t tid,
+                                        uint64_t start_enter,
                                         bool partial);
   void Bind(Conn* link);
   void Attribute(OpenRequest* request, uint64_t write_start);

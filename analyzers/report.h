@@ -33,6 +33,9 @@ struct Anomalies {
   uint64_t ignored_connections = 0;      // role could not be decided
   uint64_t reclassified_connections = 0; // client found to be a backend side
   uint64_t stray_events = 0;             // events outside any request
+  // Calls on sockets that carry no requests (netlink, UDP, ...) made while
+  // their process served no request: counted, not shown in any request.
+  uint64_t side_calls_outside_requests = 0;
 };
 
 // One traced process and its role: "server", "backend" or "other".

@@ -58,6 +58,7 @@ struct SyscallRecord {
   uint64_t enter_ns = 0;  // 0: enter not seen
   uint64_t exit_ns = 0;
   int64_t ret = 0;
+  bool blocked = false;  // the thread slept in it (waited for a client/data)
 
   bool enter_seen() const { return enter_ns != 0; }
   uint64_t start_ns() const { return enter_ns != 0 ? enter_ns : exit_ns; }

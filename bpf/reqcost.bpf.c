@@ -52,6 +52,7 @@ struct {
  */
 struct pending {
 	__u64 enter_ns;
+	__u64 nvcsw;		/* the thread's voluntary context switches at enter */
 	__u64 buf;		/* user buffer, iovec or msghdr, for payload */
 	__u64 iovcnt;		/* readv/writev: iovecs at buf */
 	__s32 fd;
@@ -309,6 +310,7 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 	 * the exit. Except for close, whose fd is gone by then.
 	 */
 	p->enter_ns = bpf_ktime_get_ns();
+	p->nvcsw = task->nvcsw;
 	p->syscall = sc;
 	p->fd = fd;
 	p->buf = buf;
@@ -707,6 +709,8 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	op.exit_ns = bpf_ktime_get_ns();
 	if (p) {
 		op.enter_ns = p->enter_ns;
+		if (task->nvcsw != p->nvcsw)
+			op.flags |= RC_F_BLOCKED;
 		op.fd = p->fd;
 		op.buf = p->buf;
 		op.iovcnt = p->iovcnt;

@@ -50,6 +50,12 @@ enum rc_syscall_flags {
 	 */
 	RC_F_EXIT_ONLY = 4,
 	RC_F_PEEK = 8,		/* a read with MSG_PEEK: the bytes stay queued */
+	/*
+	 * The thread slept during the call (a voluntary context switch): a
+	 * blocking accept or read waited for a client or for data. Set on
+	 * calls traced at enter and exit only.
+	 */
+	RC_F_BLOCKED = 16,
 };
 
 /* rc_tls_records.flags */

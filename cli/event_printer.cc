@@ -35,21 +35,40 @@ std::string FormatRet(const SyscallEvent& e) {
 }  // namespace
 
 std::string FormatSocket(const SocketId& s) {
+  const bool stream = s.type == SOCK_STREAM;
   switch (s.family) {
     case AF_UNIX:
-      return absl::StrFormat("unix:%08x->%08x", static_cast<uint32_t>(s.sock),
+      return absl::StrFormat("%s:%08x->%08x", stream ? "unix" : "unix-dgram",
+                             static_cast<uint32_t>(s.sock),
                              static_cast<uint32_t>(s.peer));
     case AF_INET:
     case AF_INET6:
-      return absl::StrCat(FormatAddr(s.family, s.local_addr, s.local_port),
-                          "->",
-                          FormatAddr(s.family, s.remote_addr, s.remote_port));
+      return absl::StrCat(
+          stream ? "" : (s.type == SOCK_DGRAM ? "udp:" : "raw:"),
+          FormatAddr(s.family, s.local_addr, s.local_port), "->",
+          FormatAddr(s.family, s.remote_addr, s.remote_port));
+    case AF_NETLINK:
+      return absl::StrFormat("netlink:%08x", static_cast<uint32_t>(s.sock));
+    case AF_PACKET:
+      return absl::StrFormat("packet:%08x", static_cast<uint32_t>(s.sock));
     case 0:
       return "?";
     default:
       return absl::StrFormat("family%d:%08x", s.family,
                              static_cast<uint32_t>(s.sock));
   }
+}
+
+std::string FormatTls(const TlsRecords& tls) {
+  if (!tls.on()) return "";
+  if ((tls.flags & TlsRecords::kLost) != 0) return " tls[lost]";
+  std::string out = " tls[";
+  for (int i = 0; i < tls.count && i < TlsRecords::kMax; ++i) {
+    absl::StrAppend(&out, i > 0 ? " " : "", tls.type[i], ":", tls.length[i]);
+  }
+  if ((tls.flags & TlsRecords::kMore) != 0) absl::StrAppend(&out, " ...");
+  if (tls.count == 0) absl::StrAppend(&out, "cont");
+  return out + "]";
 }
 
 std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
@@ -65,11 +84,14 @@ std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
     if (e.ret >= 0) absl::StrAppend(&call, "<", FormatSocket(e.sock), ">");
   } else {
     call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", e.fd, "<",
-                        FormatSocket(e.sock), ">) = ", FormatRet(e));
+                        FormatSocket(e.sock), ">) = ", FormatRet(e),
+                        (e.flags & SyscallEvent::kPeek) != 0 ? " (peek)" : "",
+                        FormatTls(e.tls));
   }
-  std::string dur = e.enter_seen()
-                        ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
-                        : "<started before attach>";
+  std::string dur =
+      e.enter_seen() ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
+      : e.enter_missed() ? "<started before attach>"
+                         : "<duration unknown: seen at its end>";
   return absl::StrFormat("%12s %s %d/%d %s %s", when, comm, e.tgid, e.tid,
                          call, dur);
 }

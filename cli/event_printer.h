@@ -11,6 +11,9 @@ namespace reqcost::cli {
 
 // "127.0.0.1:8080->127.0.0.1:51234", "unix:3fa19bc2->9bc2d1e0", "?".
 std::string FormatSocket(const SocketId& sock);
+// " tls[22:183 20:1]" (type:length of each record that begins in the read)
+// for a read of a TLS stream, "" otherwise.
+std::string FormatTls(const TlsRecords& tls);
 
 // One line, no newline: time relative to `origin_ns` (the enter, or the exit
 // when the enter was not seen), comm, pid/tid, the call with its fd and

@@ -124,6 +124,9 @@ struct SyscallEvent {
   // is 0 and exit_ns is the end of the socket operation.
   static constexpr uint16_t kExitOnly = 4;
   static constexpr uint16_t kPeek = 8;  // MSG_PEEK: the bytes stay queued
+  // The thread slept during the call: a blocking accept or read waited for
+  // a client or data (calls traced at enter and exit only).
+  static constexpr uint16_t kBlocked = 16;
 
   Syscall syscall = Syscall::kRead;
   uint16_t flags = 0;

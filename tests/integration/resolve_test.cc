@@ -58,9 +58,14 @@ void PrintTo(const ResolveCase& c, std::ostream* os) { *os << ResolveName(c); }
 // "dns", "udp", "unix-dgram", ... (absent or null for client and backend
 // stream sockets). Everything that reads "peer" goes through these two
 // helpers; adapt them if the shape differs.
+// The peer of a call on a socket that carries no requests ("netlink",
+// "dns", "udp", "unix-dgram", "socket"); "" for a connection's syscall
+// (peer "client", "backend", "server") or none.
 std::string PeerOf(const json& syscall) {
   if (!syscall.contains("peer") || !syscall["peer"].is_string()) return "";
-  return syscall["peer"].get<std::string>();
+  std::string peer = syscall["peer"].get<std::string>();
+  if (peer == "client" || peer == "backend" || peer == "server") return "";
+  return peer;
 }
 
 // How many syscalls of the request have each peer ("" = none).
