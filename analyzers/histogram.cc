@@ -7,21 +7,6 @@
 #include <vector>
 
 namespace reqcost::analyzers {
-namespace {
-
-constexpr uint64_t kSub = uint64_t{1} << LogLinearHistogram::kSubBucketBits;
-
-int MostSignificantBit(uint64_t v) { return 63 - __builtin_clzll(v); }
-
-}  // namespace
-
-uint32_t LogLinearHistogram::BucketOf(uint64_t value) {
-  if (value < 2 * kSub) return static_cast<uint32_t>(value);
-  int shift = MostSignificantBit(value) - kSubBucketBits;  // >= 1
-  uint64_t sub = value >> shift;                           // [128, 255]
-  return static_cast<uint32_t>(2 * kSub + (shift - 1) * kSub + (sub - kSub));
-}
-
 uint64_t LogLinearHistogram::BucketLow(uint32_t bucket) {
   if (bucket < 2 * kSub) return bucket;
   uint64_t shift = (bucket - 2 * kSub) / kSub + 1;
@@ -41,14 +26,6 @@ uint64_t& LogLinearHistogram::CountOf(uint32_t bucket) {
   if (octave >= octaves_.size()) octaves_.resize(octave + 1);
   if (octaves_[octave].empty()) octaves_[octave].resize(kSub);
   return octaves_[octave][bucket % kSub];
-}
-
-void LogLinearHistogram::Add(uint64_t value, uint64_t count) {
-  if (count == 0) return;
-  CountOf(BucketOf(value)) += count;
-  count_ += count;
-  min_ = std::min(min_, value);
-  max_ = std::max(max_, value);
 }
 
 void LogLinearHistogram::Merge(const LogLinearHistogram& other) {
@@ -85,17 +62,8 @@ uint64_t LogLinearHistogram::Percentile(double q) const {
   return max_;
 }
 
-void Summary::Add(uint64_t ns) {
-  ++count_;
-  sum_ += ns;
-  max_ = std::max(max_, ns);
-  histogram_.Add(ns);
-}
-
 void Summary::Merge(const Summary& other) {
-  count_ += other.count_;
   sum_ += other.sum_;
-  max_ = std::max(max_, other.max_);
   histogram_.Merge(other.histogram_);
 }
 

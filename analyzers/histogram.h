@@ -4,6 +4,7 @@
 #ifndef REQCOST_ANALYZERS_HISTOGRAM_H_
 #define REQCOST_ANALYZERS_HISTOGRAM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -20,21 +21,43 @@ class LogLinearHistogram {
  public:
   static constexpr int kSubBucketBits = 7;  // 128 sub-buckets per octave
 
-  void Add(uint64_t value, uint64_t count = 1);
+  void Add(uint64_t value, uint64_t count = 1) {
+    if (count == 0) return;
+    const uint32_t bucket = BucketOf(value);
+    const size_t octave = bucket >> kSubBucketBits;
+    // Inline: called for every phase and syscall of every request.
+    if (octave < octaves_.size() && !octaves_[octave].empty()) [[likely]] {
+      octaves_[octave][bucket & (kSub - 1)] += count;
+    } else {
+      CountOf(bucket) += count;
+    }
+    count_ += count;
+    if (value < min_) min_ = value;
+    if (value > max_) max_ = value;
+  }
   void Merge(const LogLinearHistogram& other);
 
   uint64_t count() const { return count_; }
+  uint64_t max() const { return count_ == 0 ? 0 : max_; }
   // Nearest-rank percentile (q in [0, 1]): the value of rank ceil(q * n),
   // approximated as above; 0 when empty.
   uint64_t Percentile(double q) const;
 
   // Bucket index of a value and the [low, high] range of a bucket; exposed
   // for tests.
-  static uint32_t BucketOf(uint64_t value);
+  static uint32_t BucketOf(uint64_t value) {
+    if (value < 2 * kSub) return static_cast<uint32_t>(value);
+    const int shift = 63 - __builtin_clzll(value) - kSubBucketBits;  // >= 1
+    const uint64_t sub = value >> shift;  // [128, 255]
+    return static_cast<uint32_t>(2 * kSub + (shift - 1) * kSub + (sub - kSub));
+  }
   static uint64_t BucketLow(uint32_t bucket);
   static uint64_t BucketHigh(uint32_t bucket);
 
  private:
+  static constexpr uint64_t kSub = uint64_t{1} << kSubBucketBits;
+
+  // The count of `bucket`, allocating its octave first if needed.
   uint64_t& CountOf(uint32_t bucket);
 
   // Bucket b's count is octaves_[b / 128][b % 128]; an octave with no value
@@ -49,22 +72,23 @@ class LogLinearHistogram {
 // count, exact sum / mean / max, and percentiles of durations in ns.
 class Summary {
  public:
-  void Add(uint64_t ns);
+  void Add(uint64_t ns) {
+    sum_ += ns;
+    histogram_.Add(ns);
+  }
   void Merge(const Summary& other);
 
-  uint64_t count() const { return count_; }
+  uint64_t count() const { return histogram_.count(); }
   uint64_t sum_ns() const { return sum_; }
-  uint64_t max_ns() const { return max_; }
+  uint64_t max_ns() const { return histogram_.max(); }
   double mean_ns() const {
-    return count_ == 0 ? 0.0 : static_cast<double>(sum_) / count_;
+    return count() == 0 ? 0.0 : static_cast<double>(sum_) / count();
   }
   uint64_t Percentile(double q) const { return histogram_.Percentile(q); }
 
  private:
-  uint64_t count_ = 0;
   uint64_t sum_ = 0;
-  uint64_t max_ = 0;
-  LogLinearHistogram histogram_;
+  LogLinearHistogram histogram_;  // count, exact max and the buckets
 };
 
 }  // namespace reqcost::analyzers

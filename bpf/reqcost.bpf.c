@@ -22,7 +22,6 @@
 #define MAX_TRACED_PROCS 8192
 #define MAX_TLS_SOCKETS 65536	/* stream sockets whose record state is kept */
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
-#define WAKEUP_BYTES (64 * 1024)	/* wake the consumer past this backlog */
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -36,6 +35,7 @@
 const volatile __u32 targ_payload = 0;	/* bytes of each read/write to keep */
 const volatile __u64 targ_hash_key = 0;	/* per-run key for socket ids */
 const volatile bool targ_tls = true;	/* walk the TLS record headers of reads */
+const volatile __u64 targ_wakeup_bytes = 1024 * 1024;	/* wake the consumer past this backlog */
 
 /* tgid -> 1 for every traced process; kept current on fork and exit. */
 struct {
@@ -535,7 +535,9 @@ lost:
 
 /*
  * Ring-buffer flags for the next record: never wake the consumer (it polls
- * every 100 ms), except when the backlog has passed WAKEUP_BYTES. The
+ * every 100 ms), except when the backlog has passed targ_wakeup_bytes (an
+ * eighth of the ring: each wake-up costs the consumer a context switch and
+ * a cold cache, ~90 us on a VM, so it comes once per large batch). The
  * backlog is looked at every WAKEUP_CHECK_EVERY records of a CPU only: the
  * query reads the consumer's position, a cache line the consumer's CPU
  * writes, and cost ~70 ns per record when made for every one.
@@ -543,7 +545,7 @@ lost:
 static __always_inline __u64 wakeup_flags(__u64 *emitted)
 {
 	if (emitted && (*emitted & (WAKEUP_CHECK_EVERY - 1)) == WAKEUP_CHECK_EVERY - 1 &&
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= targ_wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }

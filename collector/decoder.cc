@@ -84,7 +84,11 @@ absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
     out->tls.type[i] = tls.type[i];
     out->tls.length[i] = tls.length[i];
   }
-  out->payload.assign(bytes + RC_SYSCALL_EVENT_HEADER_SIZE, e.payload_len);
+  if (e.payload_len == 0) {
+    out->payload.clear();  // the default: no call into the string's assign
+  } else {
+    out->payload.assign(bytes + RC_SYSCALL_EVENT_HEADER_SIZE, e.payload_len);
+  }
   return absl::OkStatus();
 }
 

@@ -128,6 +128,10 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   skel->rodata->targ_hash_key = key;
   skel->rodata->targ_payload = options.payload_bytes;
   skel->rodata->targ_tls = options.tls;
+  // Wake the consumer once an eighth of the ring is filled: large batches
+  // (a wake-up is a context switch and a cold cache), and seven eighths of
+  // headroom for the time it takes to be scheduled.
+  skel->rodata->targ_wakeup_bytes = options.ring_bytes / 8;
   // One way to see the data syscalls: their tracepoints, or the socket
   // layer's (see TracerOptions::syscall_times).
 #define DATA_PROGRAMS(name, sc, buf, iovcnt)                                  \
