@@ -32,6 +32,8 @@ using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::Eq;
 using ::testing::Field;
+using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::Optional;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
@@ -294,6 +296,54 @@ TEST(TlsProfilerTest, ServerWriteWithNoRequestMarksHttp2AndItsRequestsUnsplit) {
                          Eq("HTTP/2 connection: requests not split"))));
   EXPECT_THAT(requests, Each(Field(&Request::complete, Eq(false))));
   EXPECT_THAT(requests, Each(Field(&Request::total_ns, Eq(std::nullopt))));
+}
+
+// EXPOSES A BUG (fails until fixed): the event order of nginx 1.22 with
+// `listen ... ssl http2` and `curl --http2 URL URL`, recorded by
+// NginxHttp2.RequestsOnAnHttp2ConnectionAreIncompleteNotSplit: curl sends
+// its TLS 1.3 Finished and the HTTP/2 preface + SETTINGS + HEADERS back to
+// back and nginx reads them in one read; nginx writes its tickets, begins
+// the backend exchange, then writes its SETTINGS (before the backend
+// replied), reads the client's SETTINGS ACK, and writes the response when
+// the reply came. Expected: the connection is HTTP/2, so every request on it
+// is incomplete ("HTTP/2 connection: requests not split"). Actual: the
+// coalesced read opened a request, the SETTINGS write is taken for its
+// response (ServerSpokeFirst is only asked with no request open), the
+// connection is never marked, and reqcost reports 3 complete requests: the
+// first ends at the SETTINGS write with no backend, the second (the 26-byte
+// SETTINGS ACK) cannot take the exchange (it began before that read) and is
+// all server time, and the exchange is counted unattributed.
+TEST(TlsProfilerTest, Http2PrefaceInTheFinishedReadIsStillHttp2) {
+  StreamBuilder s;
+  Tls13ServerFlight(s);
+  TlsRead(s, 200, 202, 246, {{kCcs, 1}, {kApp, 69}, {kApp, 81}, {kApp, 75}});
+  s.Write(kNginx, 8, 205, 207, 271, "", Syscall::kWrite);  // tickets
+  s.Write(kNginx, 8, 208, 210, 271, "", Syscall::kWrite);
+  s.Read(kNginx, 8, 211, 212, kEagain);
+  // The first stream's exchange, [220, 1235]; nginx's SETTINGS in the middle.
+  s.Connect(kNginx, 9, 220, 222, UnixSock(0xA1, 0xB1));
+  s.Write(kNginx, 9, 225, 230, 576);
+  s.Write(kNginx, 8, 232, 233, 71, "", Syscall::kWrite);  // SETTINGS etc.
+  TlsRead(s, 240, 241, 31, {{kApp, 26}});  // the client's SETTINGS ACK
+  s.Read(kNginx, 8, 242, 243, kEagain);
+  s.Read(kNginx, 9, 1230, 1235, 208);
+  s.Close(kNginx, 9, 1236, 1237);
+  s.Write(kNginx, 8, 1250, 1260, 205, "", Syscall::kWrite);  // response 1
+  TlsRead(s, 1300, 1302, 55, {{kApp, 50}});  // the next stream's HEADERS
+  s.Read(kNginx, 8, 1303, 1304, kEagain);
+  Exchange(s, 1310, kNginx, 9, 0xA2);
+  s.Write(kNginx, 8, 2340, 2350, 205, "", Syscall::kWrite);  // response 2
+  s.Read(kNginx, 8, 3000, 3001, 0);
+  s.Close(kNginx, 8, 3010, 3015);
+  auto requests = RunStream(s);
+  // What each request was: "complete" or its incomplete reason.
+  std::vector<std::string> outcomes;
+  for (const Request& r : requests) {
+    outcomes.push_back(r.complete ? "complete" : r.incomplete_reason);
+  }
+  EXPECT_THAT(outcomes, Not(IsEmpty()));
+  EXPECT_THAT(outcomes,
+              Each(Eq(std::string("HTTP/2 connection: requests not split"))));
 }
 
 TEST(TlsProfilerTest, Http1OverTlsIsNotTakenForHttp2) {
