@@ -14,6 +14,8 @@ PACKAGES=(
   nginx lighttpd php-fpm php-cgi apache2-utils wrk strace
   # the TLS tests make their self-signed certificate with openssl (issue 12)
   openssl
+  # the HTTP/2 test drives nginx with curl --http2 (Debian's curl has nghttp2)
+  curl
 )
 
 missing=()

@@ -488,6 +488,7 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
       {"ab", {"/usr/bin/ab"}, "apache2-utils"},
       {"wrk", {"/usr/bin/wrk", "/usr/local/bin/wrk"}, "wrk"},
       {"openssl", {"/usr/bin/openssl", "/usr/local/bin/openssl"}, "openssl"},
+      {"curl", {"/usr/bin/curl", "/usr/local/bin/curl"}, "curl"},
   };
   for (const Known& k : *known) {
     if (k.name != name) continue;
@@ -511,7 +512,7 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
         absl::StrJoin(tried, ", "), k.package, env));
   }
   return absl::InvalidArgumentError(absl::StrFormat(
-      "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk, openssl)", name));
+      "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk, openssl, curl)", name));
 }
 
 }  // namespace reqcost::stack

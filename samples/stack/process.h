@@ -121,7 +121,7 @@ std::string FileTail(const std::string& path, int max_lines = 20);
 absl::Status WriteStringToFile(const std::string& path, absl::string_view content);
 
 // The path of a tool the tests drive: "nginx", "php-fpm", "php-cgi",
-// "lighttpd", "ab", "wrk" or "openssl". REQCOST_BIN_<NAME> (upper case, '-' as '_')
+// "lighttpd", "ab", "wrk", "openssl" or "curl". REQCOST_BIN_<NAME> (upper case, '-' as '_')
 // overrides; otherwise the usual Debian locations are searched (with a glob
 // for versioned names such as php-fpm8.2). NotFound says what to install.
 absl::StatusOr<std::string> FindBinary(absl::string_view name);

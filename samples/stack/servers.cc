@@ -242,7 +242,8 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
        {"PROXY_CONNECTION", opts.keep_conn ? "" : "close"},
        {"CERT", cert.cert},
        {"CERT_KEY", cert.key},
-       {"SSL_PROTOCOLS", opts.ssl_protocols}},
+       {"SSL_PROTOCOLS", opts.ssl_protocols},
+       {"HTTP2", opts.http2 ? " http2" : ""}},
       config));
   std::vector<std::string> argv = {nginx, "-p", dir.path() + "/", "-c", config, "-e", error_log};
   std::string address = absl::StrCat("127.0.0.1:", port);

@@ -116,6 +116,9 @@ struct NginxOptions {
   std::string ssl_protocols;
   std::string cert;
   std::string cert_key;
+  // With ssl_protocols: also HTTP/2 on the TLS port (`listen ... ssl
+  // http2`, negotiated by ALPN; nginx 1.22's syntax).
+  bool http2 = false;
 };
 
 // A certificate and its key, PEM files.
