@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,7 +14,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "collector/event.h"
 #include "tests/integration/breakdown_expect.h"
+#include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -174,6 +177,79 @@ TEST(BreakdownTest, RequestsAsJsonLinesAddUpAndRecordReplays) {
   EXPECT_EQ(status, 0);
   ASSERT_OK_AND_ASSIGN(replayed, ReadFileToString(replay_dir.File("out")));
   EXPECT_EQ(replayed, run.out());
+}
+
+// --syscall-times: the data syscalls traced at their enter and exit (the
+// hooks reqcost used before the socket-layer ones) on the nginx + sample
+// backend case: every ab request is one complete request, the backend phase
+// within 2% of the backend's own clock, and the per-request syscalls that
+// move bytes have a duration. The same stack profiled in the default mode
+// (data I/O seen at the socket layer, at its end only) gives the same
+// breakdown, and those syscalls have none (dur_us null).
+TEST(BreakdownTest, SyscallTimesTimesDataSyscallsAndKeepsTheBreakdown) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  constexpr double kTolerance = 0.02;
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-syscall-times"));
+  FcgiBackendOptions bopts;
+  bopts.workers = 2;
+  ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
+  NginxOptions nopts;
+  nopts.fcgi_upstream = backend.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+
+  size_t logged = 0;  // backend log lines of the earlier runs
+  for (bool syscall_times : {true, false}) {
+    SCOPED_TRACE(syscall_times ? "--syscall-times" : "default hooks");
+    const std::string capture =
+        dir.File(syscall_times ? "syscall-times.cap" : "default.cap");
+    std::vector<std::string> args = {"attach", "-p", std::to_string(nginx.pid()),
+                                     "-p", std::to_string(backend.pid()),
+                                     "--format", "json", "-o", capture};
+    if (syscall_times) args.push_back("--syscall-times");
+    ASSERT_OK_AND_ASSIGN(run, ReqcostRun::Attach(dir, args));
+    AbOptions ab;
+    ab.url = nginx.Url("/fcgi/x?work_us=" + std::to_string(kWorkUs));
+    ab.requests = kRequests;
+    ab.concurrency = 2;
+    absl::StatusOr<AbResult> result = RunAb(ab);
+    ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->complete, kRequests);
+    ASSERT_EQ(code, 0) << run.err();
+
+    ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+    ASSERT_EQ(log.size(), logged + kRequests);
+    std::vector<BackendLogEntry> this_run(log.begin() + logged, log.end());
+    logged = log.size();
+    json report = json::parse(run.out());
+    EXPECT_EQ(report["requests"]["count"], result->complete);
+    ExpectBreakdown(std::string("nginx + sample backend, unix, ") +
+                        (syscall_times ? "--syscall-times" : "default hooks"),
+                    report, *result, Mean(ElapsedUs(this_run)), "measured", kTolerance);
+
+    // Per request: every syscall that moves bytes is timed with
+    // --syscall-times and untimed by default.
+    ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(capture));
+    ASSERT_EQ(requests.size(), static_cast<size_t>(kRequests));
+    int data_calls = 0;
+    for (const json& q : requests) {
+      ASSERT_EQ(q["complete"], true) << q.dump();
+      for (const json& sc : q["syscalls"]) {
+        std::optional<Syscall> kind = SyscallFromName(sc["name"].get<std::string>());
+        ASSERT_TRUE(kind.has_value()) << sc.dump();
+        if (!IsRead(*kind) && !IsWrite(*kind)) continue;
+        ++data_calls;
+        if (syscall_times) {
+          EXPECT_TRUE(sc["dur_us"].is_number()) << sc.dump();
+        } else {
+          EXPECT_TRUE(sc["dur_us"].is_null()) << sc.dump();
+        }
+      }
+    }
+    // Each request reads its request, writes its response, and its
+    // exchange sends and reads on both sides: at least 6 of them.
+    EXPECT_GE(data_calls, 6 * kRequests);
+  }
 }
 
 }  // namespace
