@@ -85,7 +85,11 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
       return false;
     }
     TlsRead k = tls.OnRead(e.tls, rec.exit_ns);
-    if (k.app_data) return false;
+    if (k.app_data) {
+      // HTTP/2 frames where a request would begin (see tls.h).
+      if (k.short_data && (r == nullptr || r->has_write)) conn->http2 = true;
+      return false;
+    }
     if (request_open) {
       r->syscalls.push_back(rec);  // renegotiation or an alert mid-request
     } else if (k.handshake && r == nullptr && conn->requests == 0) {

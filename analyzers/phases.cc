@@ -194,8 +194,13 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
                      return a.start_ns() < b.start_ns();
                    });
   if (reason.empty()) {
+    // From its owned accept's start even when the accept blocked: a lost
+    // event of the connection's making (its peer's connect) lies there.
+    const uint64_t span_start =
+        r.accept.has_value() ? std::min(out.start_ns, r.accept->start_ns())
+                             : out.start_ns;
     for (const auto& [from, to] : drops) {
-      if (from <= span_end && to >= out.start_ns) {
+      if (from <= span_end && to >= span_start) {
         reason = "events dropped";
         break;
       }

@@ -37,6 +37,8 @@ TlsConnection::Kind TlsConnection::OnRecord(uint8_t type, uint16_t length,
         out->alert = true;
         return Kind::kAlert;
       }
+      if (!out->app_data) out->short_data = true;
+      if (length >= kMinRequestRecord) out->short_data = false;
       out->app_data = true;
       return Kind::kAppData;
     default:  // heartbeat, or a type no server sends
@@ -64,6 +66,7 @@ TlsRead TlsConnection::OnRead(const TlsRecords& tls, uint64_t exit_ns) {
   if ((tls.flags & TlsRecords::kMore) != 0 && done_) {
     // Records past the kept headers, after the handshake: requests.
     out.app_data = true;
+    out.short_data = false;
     last_kind_ = Kind::kAppData;
   }
   if (out.alert) alert_read_ = true;

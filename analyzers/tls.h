@@ -29,11 +29,16 @@
 // it, the client's round trips excluded. It is the `tls` part of the server
 // time of the connection's first request.
 //
-// HTTP/2 multiplexes requests on one connection and answers the client's
-// settings before any request: a server write of application data on a
-// connection that has no request open, after the handshake and its ticket
-// flight, marks the connection as HTTP/2 (or another protocol where the
-// server speaks first). Its requests are not split.
+// HTTP/2 multiplexes requests on one connection, and its signs show in the
+// records: the server sends its settings before any request, so a server
+// write of application data on a connection that has no request open, after
+// the handshake and its ticket flight, marks the connection as HTTP/2 (or
+// another protocol where the server speaks first); and the client sends
+// frames too short for any HTTP/1.x request (a SETTINGS acknowledgement, a
+// WINDOW_UPDATE, a PING), so a read that would begin a request with only
+// application_data records shorter than kMinRequestRecord marks it too
+// (that covers a client whose preface came with its Finished, before the
+// server's settings). Its requests are not split.
 #ifndef REQCOST_ANALYZERS_TLS_H_
 #define REQCOST_ANALYZERS_TLS_H_
 
@@ -46,6 +51,10 @@ namespace reqcost::analyzers {
 // The largest record that is taken for a TLS 1.2 encrypted Finished (CBC
 // with a SHA-384 MAC needs 96 bytes).
 inline constexpr uint16_t kMaxTls12Finished = 128;
+// The shortest application_data record that can begin an HTTP/1.x request:
+// "GET / HTTP/1.0\r\n\r\n" is 18 bytes, and a record adds at least 16
+// (TLS 1.3: content type and a 16-byte tag, less than any TLS 1.2 AEAD).
+inline constexpr uint16_t kMinRequestRecord = 18 + 16;
 // The largest TLS 1.3 record that is taken for an encrypted alert.
 inline constexpr uint16_t kMaxEncryptedAlert = 19;
 
@@ -55,6 +64,9 @@ struct TlsRead {
   bool handshake = false;  // handshake or change_cipher_spec records
   bool alert = false;      // close_notify or another alert
   bool finished = false;   // the client's Finished was in it
+  // Its application data was only records shorter than kMinRequestRecord:
+  // HTTP/2 frames if it would begin a request.
+  bool short_data = false;
 };
 
 // One client connection's TLS record layer.

@@ -32,6 +32,7 @@ struct Node {
   uint64_t end = 0;
   json args = json::object();
   bool container = false;  // syscalls that begin inside it go inside it
+  bool instant = false;    // a point in time: a call seen at its end only
   std::vector<Node> children;
 };
 
@@ -112,6 +113,7 @@ Node SyscallLeaf(const SyscallRecord& s) {
   n.cat = "syscall";
   n.start = s.start_ns();
   n.end = s.enter_seen() ? s.exit_ns : n.start;
+  n.instant = !s.enter_seen();
   n.args = {{"ret", s.ret},
             {"side", std::string(SideName(s.side))},
             {"peer", std::string(TargetName(s.target))},
@@ -263,6 +265,19 @@ void Emit(const Node& n, uint32_t pid, uint32_t tid, uint64_t origin_ns,
           json* events) {
   double ts = (static_cast<double>(n.start) - static_cast<double>(origin_ns)) /
               kNsPerUs;
+  if (n.instant) {
+    // A thread-scoped instant event: Perfetto draws it as a mark on the
+    // thread's track at that time.
+    events->push_back({{"name", n.name},
+                       {"cat", n.cat},
+                       {"ph", "i"},
+                       {"s", "t"},
+                       {"ts", ts},
+                       {"pid", pid},
+                       {"tid", tid},
+                       {"args", n.args}});
+    return;
+  }
   events->push_back({{"name", n.name},
                      {"cat", n.cat},
                      {"ph", "X"},

@@ -458,8 +458,10 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 	ptr_value(&key, sk);
 	st = bpf_map_lookup_elem(&tls_states, &key);
 	if (!st) {
+		if (n < TLS_HEADER)
+			return;	/* too short to tell: the next read decides */
 		fresh.mode = TLS_PLAIN;
-		if (n >= TLS_HEADER && !bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
+		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
 		    tls_header(h, &len) && h[0] == 22)
 			fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
 		bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
@@ -716,6 +718,9 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		op.fd = p->fd;
 		op.buf = p->buf;
 		op.iovcnt = p->iovcnt;
+		if ((sc == RC_SYS_RECVFROM || sc == RC_SYS_RECVMSG) &&
+		    (p->iovcnt & MSG_PEEK))
+			op.flags |= RC_F_PEEK;	/* iovcnt holds their flags */
 	}
 	if (sc == RC_SYS_ACCEPT || sc == RC_SYS_ACCEPT4) {
 		/* The record is about the accepted socket, a new connection. */

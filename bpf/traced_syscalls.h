@@ -4,7 +4,8 @@
  * X(name, rc_syscall, buf, iovcnt) each: the tracepoint is
  * syscalls/sys_{enter,exit}_<name>; buf and iovcnt are the enter's arguments
  * that payload capture reads (0 when it has none), written in terms of the
- * enter's `ctx`. The fd is every one's first argument (sendfile's is out_fd).
+ * enter's `ctx`: iovcnt is readv/writev's iovec count, and recvfrom's and
+ * recvmsg's flags (for MSG_PEEK). The fd is every one's first argument (sendfile's is out_fd).
  * The benchmark's floor probe attaches empty programs to the very same lists.
  *
  * RC_SETUP_SYSCALLS are always traced: they open and end connections and
@@ -28,8 +29,8 @@
 #define RC_DATA_SYSCALLS(X)						\
 	X(read, RC_SYS_READ, ARG(ctx, 1), 0)				\
 	X(readv, RC_SYS_READV, ARG(ctx, 1), ARG(ctx, 2))		\
-	X(recvfrom, RC_SYS_RECVFROM, ARG(ctx, 1), 0)			\
-	X(recvmsg, RC_SYS_RECVMSG, ARG(ctx, 1), 0)			\
+	X(recvfrom, RC_SYS_RECVFROM, ARG(ctx, 1), ARG(ctx, 3))		\
+	X(recvmsg, RC_SYS_RECVMSG, ARG(ctx, 1), ARG(ctx, 2))		\
 	X(write, RC_SYS_WRITE, ARG(ctx, 1), 0)				\
 	X(writev, RC_SYS_WRITEV, ARG(ctx, 1), ARG(ctx, 2))		\
 	X(sendto, RC_SYS_SENDTO, ARG(ctx, 1), 0)			\

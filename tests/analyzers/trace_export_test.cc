@@ -71,7 +71,13 @@ struct Slice {
 
 std::vector<Slice> Slices(const json& trace) {
   std::vector<Slice> out;
+  // Complete slices, and instants (a call seen at its end only) as 0 long.
   for (const json& e : trace["traceEvents"]) {
+    if (e["ph"] == "i") {
+      EXPECT_EQ(e["s"], "t") << e.dump();
+      out.push_back({e["name"], e["cat"], e["ts"], 0.0, e["pid"], e["tid"]});
+      continue;
+    }
     if (e["ph"] != "X") continue;
     out.push_back({e["name"], e["cat"], e["ts"], e["dur"], e["pid"], e["tid"]});
   }

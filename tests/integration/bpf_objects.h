@@ -16,6 +16,11 @@
 
 namespace reqcost::testing {
 
+// Programs reqcost loads by default: an enter and an exit program on each
+// of the 5 setup syscalls, the 2 socket-layer programs and the 3 sched ones
+// (--syscall-times loads 2 x 14 + 3 instead).
+inline constexpr size_t kDefaultPrograms = 2 * 5 + 2 + 3;
+
 struct BpfObjectIds {
   std::set<uint32_t> programs;
   std::set<uint32_t> maps;
