@@ -99,6 +99,7 @@ struct ProcessState {
   bool has_client = false;
   bool has_backend_side = false;
   uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
+  uint32_t parent = 0;  // its parent's tgid, when known
   std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
   std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
 };

@@ -119,6 +119,16 @@ BackendPhase MeasureBackend(const Exchange& ex) {
 // ---------------------------------------------------------------------------
 // Finalization.
 
+bool Profiler::State::InBackendFamily(uint32_t tgid) {
+  const ProcessState& p = processes[tgid];
+  if (p.has_backend_side) return true;
+  if (p.parent == 0) return false;
+  for (const auto& [pid, other] : processes) {
+    if (other.parent == p.parent && other.has_backend_side) return true;
+  }
+  return false;
+}
+
 void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   std::unique_ptr<OpenRequest> owned = std::move(conn->request);
   OpenRequest& r = *owned;
@@ -204,6 +214,12 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
         reason = "events dropped";
         break;
       }
+    }
+    // A client connection of a backend process, once events were lost: the
+    // connect that would have paired it with its link may be among them.
+    if (reason.empty() && first_drop_ns.has_value() &&
+        *first_drop_ns <= span_end && InBackendFamily(r.tgid)) {
+      reason = "connection unpaired while events were dropped";
     }
   }
 

@@ -191,13 +191,16 @@ Profiler::Profiler(ProfilerOptions options)
 Profiler::~Profiler() = default;
 
 void Profiler::OnProcess(const ProcessInfo& info) {
-  state_->processes[info.pid].comm = info.comm;
+  auto& p = state_->processes[info.pid];
+  p.comm = info.comm;
+  p.parent = info.ppid;
 }
 
 void Profiler::OnProcessEvent(const ProcessEvent& event) {
   if (event.op != ProcessEvent::Op::kExit) {
     auto& p = state_->processes[event.tgid];
     if (!event.comm.empty()) p.comm = event.comm;
+    if (event.op == ProcessEvent::Op::kFork) p.parent = event.parent_tgid;
   }
   state_->Push(event.ts_ns, event);
 }

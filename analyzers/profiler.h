@@ -17,7 +17,11 @@
 // attributed): the first request on a connection opened before attach, a
 // request whose exchange is inconsistent (started before attach, backend
 // traced but its side of the exchange missing), a request overlapping a drop
-// window, one without a response, and, at Finish(), one still waiting for its
+// window (from its owned accept's start), a request on a client connection
+// of a backend process (or of a sibling of one: php-fpm's children) once
+// events were dropped (its link's connect may be among them), one on a
+// connection that carries HTTP/2 (see tls.h), one without a response, and,
+// at Finish(), one still waiting for its
 // response or whose backend exchange is still open (its link neither closed
 // nor moved on to a next exchange, and no END_REQUEST seen). A request whose
 // response was written on a connection the client still keeps open at

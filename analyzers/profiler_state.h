@@ -100,6 +100,9 @@ struct Profiler::State {
 
   // The request as reported (phases.cc).
   void FinalizeRequest(Conn* conn, std::string_view reason);
+  // Whether `tgid` or a sibling of it (same parent: a pool's children) has
+  // backend-side connections.
+  bool InBackendFamily(uint32_t tgid);
 
   // Client request boundaries (client_requests.cc).
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
