@@ -116,9 +116,12 @@ void PrintTimeline(const Outcome& o) {
               o.scenario->name);
   for (const analyzers::TimelineEntry& t : o.report.timeline) {
     if (t.count_per_request < 0.01) continue;  // the odd reconnect, not the pattern
+    // A call seen at its end only has no duration: "-".
     std::printf("  %-8s %-10s %10s  x%.2f  %s\n", t.side.c_str(),
                 t.name.c_str(),
-                analyzers::FormatDuration(t.mean_us_per_request).c_str(),
+                t.untimed ? "-"
+                          : analyzers::FormatDuration(t.mean_us_per_request)
+                                .c_str(),
                 t.count_per_request, t.target.c_str());
   }
 }

@@ -1,4 +1,4 @@
-// reqcost's exit codes: documented in README.md ("Exit codes"); scripts
+// reqcost's exit codes: documented in docs/reqcost.8.md (EXIT STATUS); scripts
 // depend on them.
 #ifndef REQCOST_CLI_EXIT_CODES_H_
 #define REQCOST_CLI_EXIT_CODES_H_
