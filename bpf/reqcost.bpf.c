@@ -35,6 +35,7 @@
 const volatile __u32 targ_payload = 0;	/* bytes of each read/write to keep */
 const volatile __u64 targ_hash_key = 0;	/* per-run key for socket ids */
 const volatile bool targ_tls = true;	/* walk the TLS record headers of reads */
+const volatile bool targ_syscall_times = false;	/* data syscalls at enter and exit */
 const volatile __u64 targ_wakeup_bytes = 1024 * 1024;	/* wake the consumer past this backlog */
 
 /* tgid -> 1 for every traced process; kept current on fork and exit. */
@@ -126,10 +127,20 @@ struct tls_state {
 };
 
 /*
- * By struct sock address, in the kernel only. Forgotten at close, and at
- * accept and connect (an address the kernel reuses starts afresh); LRU for
- * the sockets whose close is never seen.
+ * Where it is kept. At the socket layer (the default), in the socket's own
+ * storage: one pointer away, and gone with the socket. The syscall
+ * tracepoints (--syscall-times) cannot use socket storage: there, by struct
+ * sock address, in the kernel only, forgotten at close and at accept and
+ * connect (an address the kernel reuses starts afresh), and LRU for the
+ * sockets whose close is never seen.
  */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tls_state);
+} tls_sk SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_TLS_SOCKETS);
@@ -288,8 +299,8 @@ static __always_inline void tls_forget(struct sock *sk)
 {
 	__u64 key;
 
-	if (!targ_tls || !sk)
-		return;
+	if (!targ_tls || !targ_syscall_times || !sk)
+		return;	/* socket storage goes with its socket */
 	ptr_value(&key, sk);
 	bpf_map_delete_elem(&tls_states, &key);
 }
@@ -442,10 +453,13 @@ static __always_inline void tls_keep(struct rc_tls_records *out, const __u8 *h,
  * begins in it and carries the rest of the last record over to the next
  * read. A socket whose first read seen does not start with a record header
  * is plain and never looked at again. Costs one 5-byte user read per record
- * header, none for a plain socket after its first read.
+ * header, none for a plain socket after its first read. `sock_layer`: called
+ * from a socket-layer program, where the state is in socket storage (a
+ * constant at every call site: the other branch is compiled out).
  */
 static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
-				     __u64 n, struct rc_tls_records *out)
+				     __u64 n, struct rc_tls_records *out,
+				     bool sock_layer)
 {
 	struct tls_state *st, fresh = {};
 	__u32 off = 0;
@@ -455,8 +469,12 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 
 	if (n > cap)
 		n = cap;	/* what lies past the first buffer is not walked */
-	ptr_value(&key, sk);
-	st = bpf_map_lookup_elem(&tls_states, &key);
+	if (sock_layer) {
+		st = bpf_sk_storage_get(&tls_sk, sk, NULL, 0);
+	} else {
+		ptr_value(&key, sk);
+		st = bpf_map_lookup_elem(&tls_states, &key);
+	}
 	if (!st) {
 		if (n < TLS_HEADER)
 			return;	/* too short to tell: the next read decides */
@@ -464,11 +482,14 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
 		    tls_header(h, &len) && h[0] == 22)
 			fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
-		bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
-		if (fresh.mode != TLS_RECORDS)
-			return;
-		st = bpf_map_lookup_elem(&tls_states, &key);
-		if (!st)
+		if (sock_layer) {
+			st = bpf_sk_storage_get(&tls_sk, sk, &fresh,
+						BPF_SK_STORAGE_GET_F_CREATE);
+		} else {
+			bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
+			st = bpf_map_lookup_elem(&tls_states, &key);
+		}
+		if (!st || fresh.mode != TLS_RECORDS)
 			return;
 	}
 	if (st->mode == TLS_PLAIN)
@@ -598,10 +619,10 @@ struct op {
 	const struct rc_sock_id *id;	/* else this one (close: read at enter) */
 };
 
-/* Everything but the payload. */
+/* Everything but the payload; sock_layer: see tls_walk. */
 static __always_inline void fill_event(struct rc_syscall_event *e,
 				       struct task_struct *task,
-				       const struct op *op)
+				       const struct op *op, bool sock_layer)
 {
 	__u64 base = 0, cap;
 
@@ -627,12 +648,13 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 	    !(op->flags & RC_F_PEEK) && op->sk->sk_type == SOCK_STREAM) {
 		cap = first_buffer(op->sc, op->buf, op->iovcnt, &base);
 		if (cap)
-			tls_walk(op->sk, base, cap, op->ret, &e->tls);
+			tls_walk(op->sk, base, cap, op->ret, &e->tls, sock_layer);
 	}
 }
 
 /* Emits one record; the payload (opt-in) is built in scratch first. */
-static __always_inline int emit(struct task_struct *task, const struct op *op)
+static __always_inline int emit(struct task_struct *task, const struct op *op,
+				bool sock_layer)
 {
 	struct rc_syscall_event *e;
 	struct scratch_event *s;
@@ -647,7 +669,7 @@ static __always_inline int emit(struct task_struct *task, const struct op *op)
 			count(RC_CNT_DROPPED);
 			return 0;
 		}
-		fill_event(e, task, op);
+		fill_event(e, task, op, sock_layer);
 		bpf_ringbuf_submit(e, wakeup_flags(emitted));
 		if (emitted)
 			*emitted += 1;
@@ -657,7 +679,7 @@ static __always_inline int emit(struct task_struct *task, const struct op *op)
 	if (!s)
 		return 0;
 	e = &s->e;
-	fill_event(e, task, op);
+	fill_event(e, task, op, sock_layer);
 	want = op->ret < targ_payload ? (__u32)op->ret : targ_payload;
 	if (want > RC_PAYLOAD_MAX)
 		want = RC_PAYLOAD_MAX;
@@ -729,7 +751,7 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	} else if (sc == RC_SYS_CONNECT) {
 		tls_forget(op.sk);
 	}
-	return emit(task, &op);
+	return emit(task, &op, false);
 }
 
 #define TRACE_SYSCALL(name, sc, buf_arg, iovcnt_arg)				\
@@ -791,7 +813,7 @@ static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
 	op.iovcnt = regs->dx;
 	if (recv && (msg_flags & MSG_PEEK))
 		op.flags |= RC_F_PEEK;
-	return emit(task, &op);
+	return emit(task, &op, true);
 }
 
 SEC("tp_btf/sock_recv_length")

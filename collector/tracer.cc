@@ -128,6 +128,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   skel->rodata->targ_hash_key = key;
   skel->rodata->targ_payload = options.payload_bytes;
   skel->rodata->targ_tls = options.tls;
+  skel->rodata->targ_syscall_times = options.syscall_times;
   // Wake the consumer once an eighth of the ring is filled: large batches
   // (a wake-up is a context switch and a cold cache), and seven eighths of
   // headroom for the time it takes to be scheduled.

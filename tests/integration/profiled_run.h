@@ -28,8 +28,10 @@ struct Profiled {
 
 // Attaches reqcost to `pids` (waits for its probes), runs ab, stops reqcost
 // with SIGINT whatever ab did, and parses the report. Every step is bounded.
+// `flags` go to `reqcost attach` too (e.g. --syscall-times).
 inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<pid_t>& pids,
-                                          const AbOptions& ab) {
+                                          const AbOptions& ab,
+                                          const std::vector<std::string>& flags = {}) {
   static int n = 0;
   Profiled p;
   p.capture = dir.File(absl::StrCat("run-", n++, ".cap"));
@@ -40,6 +42,7 @@ inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<
   }
   for (const char* a : {"--format", "json", "-o"}) args.push_back(a);
   args.push_back(p.capture);
+  args.insert(args.end(), flags.begin(), flags.end());
   absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
   if (!run.ok()) return run.status();
   absl::StatusOr<AbResult> result = RunAb(ab);

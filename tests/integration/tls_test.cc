@@ -61,11 +61,13 @@ struct TlsCase {
   std::string nginx_protocols;  // ssl_protocols
   std::string ab_protocol;      // ab -f
   bool keepalive;               // ab -k
+  bool syscall_times = false;   // reqcost --syscall-times (records followed at the syscall exits)
 };
 
 std::string TlsName(const TlsCase& c) {
   return absl::StrCat(c.ab_protocol == "TLS1.3" ? "Tls13" : "Tls12",
-                      c.keepalive ? "KeepAlive" : "NewConnections");
+                      c.keepalive ? "KeepAlive" : "NewConnections",
+                      c.syscall_times ? "SyscallTimes" : "");
 }
 
 void PrintTo(const TlsCase& c, std::ostream* os) { *os << TlsName(c); }
@@ -92,7 +94,9 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   ab.keepalive = c.keepalive;
   ab.tls_protocol = c.ab_protocol;
   ab.work_dir = dir.path();
-  ASSERT_OK_AND_ASSIGN(p, ProfileAb(dir, {nginx.pid(), backend.pid()}, ab));
+  ASSERT_OK_AND_ASSIGN(p, ProfileAb(dir, {nginx.pid(), backend.pid()}, ab,
+                                        c.syscall_times ? std::vector<std::string>{"--syscall-times"}
+                                                        : std::vector<std::string>{}));
 
   // The load itself: every request served, over the protocol asked for.
   ASSERT_EQ(p.ab.complete, kRequests) << p.ab.output;
@@ -272,7 +276,9 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
 INSTANTIATE_TEST_SUITE_P(
     Tls, NginxTls,
     ::testing::Values(TlsCase{"TLSv1.2", "TLS1.2", false}, TlsCase{"TLSv1.2", "TLS1.2", true},
-                      TlsCase{"TLSv1.3", "TLS1.3", false}, TlsCase{"TLSv1.3", "TLS1.3", true}),
+                      TlsCase{"TLSv1.3", "TLS1.3", false}, TlsCase{"TLSv1.3", "TLS1.3", true},
+                      TlsCase{"TLSv1.2", "TLS1.2", false, true},
+                      TlsCase{"TLSv1.3", "TLS1.3", true, true}),
     [](const auto& info) { return TlsName(info.param); });
 
 }  // namespace
