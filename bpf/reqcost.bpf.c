@@ -644,8 +644,11 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 	else
 		__builtin_memset(&e->sock, 0, sizeof(e->sock));
 	__builtin_memset(&e->tls, 0, sizeof(e->tls));
+	/* TLS is followed on TCP only: a unix socket's first read costs no
+	 * probe, and its socket no storage. */
 	if (targ_tls && op->sk && op->ret > 0 && is_read(op->sc) &&
-	    !(op->flags & RC_F_PEEK) && op->sk->sk_type == SOCK_STREAM) {
+	    !(op->flags & RC_F_PEEK) && op->sk->sk_type == SOCK_STREAM &&
+	    e->sock.family != AF_UNIX) {
 		cap = first_buffer(op->sc, op->buf, op->iovcnt, &base);
 		if (cap)
 			tls_walk(op->sk, base, cap, op->ret, &e->tls, sock_layer);
