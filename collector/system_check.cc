@@ -43,6 +43,10 @@ std::vector<std::string> NeededTracepoints() {
                             "sched_process_exit"}) {
     out.push_back(absl::StrCat("sched/", sched));
   }
+  // The default hooks for data I/O (--syscall-times does without them).
+  for (const char* sock : {"sock_recv_length", "sock_send_length"}) {
+    out.push_back(absl::StrCat("sock/", sock));
+  }
   return out;
 }
 
@@ -101,9 +105,12 @@ std::vector<CheckResult> RunSystemChecks() {
   tps.detail = !dir.ok() ? "not checked: no tracefs"
                : missing.empty()
                    ? absl::StrCat(NeededTracepoints().size(),
-                                  " syscall and sched tracepoints present")
+                                  " syscall, sched and sock tracepoints present")
                    : absl::StrCat("missing: ", absl::StrJoin(missing, ", "));
-  tps.fix = "use a kernel with CONFIG_FTRACE_SYSCALLS=y";
+  tps.fix =
+      "use a kernel with CONFIG_FTRACE_SYSCALLS=y; without "
+      "sock/sock_recv_length and sock/sock_send_length (newer kernels have "
+      "them), attach with --syscall-times";
   out.push_back(tps);
 
   CheckResult ring{"ring buffer"};

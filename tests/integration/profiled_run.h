@@ -1,6 +1,6 @@
 // One profiled ab run (reqcost attach --format json -o CAP around ab) and the
-// replay of its capture as per-request jsonl: what tls_test.cc and
-// resolve_test.cc share (stacks_test.cc has the same two helpers inline).
+// replay of its capture as per-request jsonl: what stacks_test.cc,
+// tls_test.cc and resolve_test.cc share.
 #ifndef REQCOST_TESTS_INTEGRATION_PROFILED_RUN_H_
 #define REQCOST_TESTS_INTEGRATION_PROFILED_RUN_H_
 

@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "tests/integration/breakdown_expect.h"
+#include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -77,82 +78,13 @@ std::set<pid_t> PidSet(const std::vector<pid_t>& pids) {
   return {pids.begin(), pids.end()};
 }
 
-std::vector<std::string> PidArgs(const std::vector<pid_t>& pids) {
-  std::vector<std::string> args;
-  for (pid_t p : pids) {
-    args.push_back("-p");
-    args.push_back(std::to_string(p));
-  }
-  return args;
-}
-
-// One profiled load run: reqcost attach (json) around ab.
-struct Profiled {
-  json report;
-  AbResult ab;
-  std::string capture;  // the capture file (-o), for per-request replays
-};
-
+// One profiled ab run, with `payload` bytes of payload capture (0: none).
 absl::StatusOr<Profiled> Profile(const TempDir& dir,
                                  const std::vector<pid_t>& pids,
                                  const AbOptions& ab, int payload = 0) {
-  static int n = 0;
-  Profiled p;
-  p.capture = dir.File(absl::StrCat("run-", n++, ".cap"));
-  std::vector<std::string> args = {"attach"};
-  for (std::string& a : PidArgs(pids)) args.push_back(std::move(a));
-  for (std::string a : {std::string("--format"), std::string("json"),
-                        std::string("-o"), p.capture}) {
-    args.push_back(a);
-  }
-  if (payload > 0) {
-    args.push_back("--payload");
-    args.push_back(std::to_string(payload));
-  }
-  absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
-  if (!run.ok()) return run.status();
-  absl::StatusOr<AbResult> result = RunAb(ab);
-  // Stop reqcost whatever ab did.
-  absl::StatusOr<int> code = run->StopWith(SIGINT);
-  if (!result.ok()) return result.status();
-  if (!code.ok()) return code.status();
-  if (*code != 0) {
-    return absl::InternalError(absl::StrCat("reqcost exited ", *code, ": ",
-                                            run->err()));
-  }
-  p.ab = *result;
-  try {
-    p.report = json::parse(run->out());
-  } catch (const json::exception& e) {
-    return absl::InternalError(absl::StrCat("reqcost printed no JSON (",
-                                            e.what(), "): ", run->out()));
-  }
-  return p;
-}
-
-// The requests of a capture, one JSON object each (reqcost report
-// --requests --format jsonl).
-absl::StatusOr<std::vector<json>> ReplayRequests(
-    const std::string& capture) {
-  std::string out = capture + ".jsonl";
-  absl::StatusOr<Subprocess> p = Subprocess::Start(
-      {REQCOST_BINARY, "report", capture, "--requests", "--format", "jsonl"},
-      out, capture + ".err");
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(30));
-  if (!status.ok()) return status.status();
-  if (*status != 0) {
-    return absl::InternalError(absl::StrCat("reqcost report: ",
-                                            DescribeWaitStatus(*status), " ",
-                                            FileTail(capture + ".err")));
-  }
-  absl::StatusOr<std::string> text = ReadFileToString(out);
-  if (!text.ok()) return text.status();
-  std::vector<json> requests;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    requests.push_back(json::parse(line));
-  }
-  return requests;
+  std::vector<std::string> flags;
+  if (payload > 0) flags = {"--payload", std::to_string(payload)};
+  return ProfileAb(dir, pids, ab, flags);
 }
 
 // Prints why requests of a capture were left incomplete (the lines of
