@@ -282,6 +282,7 @@ void Profiler::State::Close(Conn* conn) {
 // reuse, or `expire_now`: then its close was lost. True when e was its
 // close.
 bool Profiler::State::Settle(const SyscallEvent& e, bool expire_now) {
+  if (displaced.empty()) return false;  // the common case: no lookup
   int32_t fd = e.conn_fd();
   auto it = displaced.find({e.tgid, fd});
   if (it == displaced.end()) return false;
