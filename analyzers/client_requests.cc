@@ -201,8 +201,8 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
 // ---------------------------------------------------------------------------
 // Sockets that carry no requests.
 
-void Profiler::State::OnSideCall(const SyscallEvent& e) {
-  SyscallRecord rec = ToRecord(e, Side::kServer, SideCallTarget(e.sock));
+void Profiler::State::OnSideCall(const SyscallEvent& e, Target target) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, target);
   // The request its process is serving: the latest one that has read its
   // request before this call and not yet answered, read by the same thread
   // if there is one (a threaded server serves a request on one thread).

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "analyzers/profiler.h"
 #include "analyzers/profiler_state.h"
@@ -50,6 +51,20 @@ Target SideCallTarget(const SocketId& sock) {
     default:
       return Target::kSocket;
   }
+}
+
+Target NameServiceTarget(const SyscallEvent& connect) {
+  if ((connect.flags & SyscallEvent::kPeerPath) == 0) return Target::kClient;
+  std::string_view path(connect.payload);
+  path = path.substr(0, path.find('\0'));
+  for (std::string_view nscd : {"/var/run/nscd/socket", "/run/nscd/socket"}) {
+    if (path == nscd) return Target::kNscd;
+  }
+  constexpr std::string_view kResolvedDir = "/run/systemd/resolve/";
+  if (path.substr(0, kResolvedDir.size()) == kResolvedDir) {
+    return Target::kResolved;
+  }
+  return Target::kClient;
 }
 
 TupleKey LocalKey(const SocketId& sock) {

@@ -122,6 +122,12 @@ bool CarriesRequests(const SocketId& sock);
 // The kind of a socket that carries no requests: kNetlink, kDns (UDP to or
 // from port 53), kUdp, kUnixDgram, else kSocket.
 Target SideCallTarget(const SocketId& sock);
+// The name service a unix stream connect asked for (its path, from the
+// event's payload when kPeerPath is set: nscd's /var/run/nscd/socket or
+// /run/nscd/socket, systemd-resolved's /run/systemd/resolve/...): kNscd or
+// kResolved; kClient (no name service) otherwise. Such a connection carries
+// no requests either: its calls are side calls.
+Target NameServiceTarget(const SyscallEvent& connect);
 
 // The key of a TCP/IP socket in the index of open connections.
 TupleKey LocalKey(const SocketId& sock);

@@ -73,8 +73,28 @@ void Profiler::State::Drain(bool all) {
 
 void Profiler::State::Handle(const SyscallEvent& e) {
   if (!CarriesRequests(e.sock)) {
-    OnSideCall(e);
+    OnSideCall(e, SideCallTarget(e.sock));
     return;
+  }
+  const std::pair<uint32_t, int32_t> fd_key{e.tgid, e.conn_fd()};
+  if (e.syscall == Syscall::kConnect) {
+    if (Target t = NameServiceTarget(e); t != Target::kClient) {
+      name_service_fds[fd_key] = t;
+      OnSideCall(e, t);
+      return;
+    }
+  }
+  if (!name_service_fds.empty()) {
+    auto it = name_service_fds.find(fd_key);
+    if (it != name_service_fds.end()) {
+      if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
+        name_service_fds.erase(it);  // the fd is another connection's now
+      } else {
+        OnSideCall(e, it->second);
+        if (e.syscall == Syscall::kClose) name_service_fds.erase(it);
+        return;
+      }
+    }
   }
   Conn* conn = nullptr;
   if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {

@@ -69,6 +69,9 @@ struct Profiler::State {
     uint64_t since_ns = 0;  // exit of the event that reused its fd
   };
   absl::flat_hash_map<std::pair<uint32_t, int32_t>, Displaced> displaced;
+  // Unix stream connections to a name service (nscd, systemd-resolved), by
+  // fd: their calls are side calls, until their close.
+  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Target> name_service_fds;
   absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
   absl::flat_hash_map<TupleKey, uint64_t> inet_index;
   std::set<uint16_t> listen_ports;
@@ -111,9 +114,9 @@ struct Profiler::State {
   // A read or write on a TLS client connection that is not a request's:
   // handshake, session tickets, alerts. False when it is a request's.
   bool OnTlsEvent(Conn* conn, const SyscallEvent& e, const SyscallRecord& rec);
-  // A call on a socket that carries no requests: given to the request its
-  // process is serving.
-  void OnSideCall(const SyscallEvent& e);
+  // A call on a socket that carries no requests (of kind `target`): given
+  // to the request its process is serving.
+  void OnSideCall(const SyscallEvent& e, Target target);
 
   // Backend exchanges and attribution (exchanges.cc).
   void OnLinkEvent(Conn* conn, const SyscallEvent& e);

@@ -26,6 +26,10 @@ std::string_view TargetName(Target target) {
       return "unix-dgram";
     case Target::kSocket:
       return "socket";
+    case Target::kNscd:
+      return "nscd";
+    case Target::kResolved:
+      return "resolved";
   }
   return "?";
 }

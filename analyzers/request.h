@@ -20,7 +20,8 @@ enum class Side : uint8_t { kServer, kBackend };
 // backend link, or the backend's side of that link; or, for a socket that
 // carries no requests (kNetlink and after), what kind it was: a netlink
 // socket (a route or address dump: name resolution), UDP to port 53 (DNS),
-// other UDP, a unix datagram socket, anything else.
+// other UDP, a unix datagram socket, anything else, or a unix stream
+// connection to a name service (nscd, systemd-resolved).
 enum class Target : uint8_t {
   kClient,
   kBackendLink,
@@ -30,8 +31,10 @@ enum class Target : uint8_t {
   kUdp,
   kUnixDgram,
   kSocket,
+  kNscd,      // a unix stream connection to nscd
+  kResolved,  // a unix stream connection to systemd-resolved
 };
-inline constexpr size_t kTargetCount = 8;
+inline constexpr size_t kTargetCount = 10;
 // Whether `target` is a socket that carries no requests (a side call).
 inline bool IsSideCall(Target target) { return target >= Target::kNetlink; }
 // Whether the backend phase was measured in the backend, inferred from the
@@ -43,7 +46,7 @@ enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 std::string_view SideName(Side side);          // "server", "backend"
 // The other end of the connection: "client", "backend" (a link), "server"
 // (the backend's side of a link); a side call's socket kind: "netlink",
-// "dns", "udp", "unix-dgram", "socket".
+// "dns", "udp", "unix-dgram", "socket", "nscd", "resolved".
 std::string_view TargetName(Target target);
 std::string_view TimingName(BackendTiming t);  // "none", "measured", ...
 std::string_view ReuseName(ConnReuse reuse);   // "none", "new", "reused"

@@ -665,7 +665,9 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 	__u64 size, *emitted;
 
 	emitted = emitted_counter();
-	if (!targ_payload || !op->buf || op->ret <= 0 || !has_payload(op->sc)) {
+	const bool path = op->flags & RC_F_PEER_PATH;
+	if (!path &&
+	    (!targ_payload || !op->buf || op->ret <= 0 || !has_payload(op->sc))) {
 		/* Without payload every record has one size: built in place. */
 		e = bpf_ringbuf_reserve(&events, RC_SYSCALL_EVENT_HEADER_SIZE, 0);
 		if (!e) {
@@ -683,7 +685,10 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 		return 0;
 	e = &s->e;
 	fill_event(e, task, op, sock_layer);
-	want = op->ret < targ_payload ? (__u32)op->ret : targ_payload;
+	if (path)
+		want = op->iovcnt;	/* the path's length, see on_exit */
+	else
+		want = op->ret < targ_payload ? (__u32)op->ret : targ_payload;
 	if (want > RC_PAYLOAD_MAX)
 		want = RC_PAYLOAD_MAX;
 	n = copy_payload(e->payload, op->sc, op->buf, op->iovcnt, want);
@@ -753,6 +758,13 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		tls_forget(op.sk);
 	} else if (sc == RC_SYS_CONNECT) {
 		tls_forget(op.sk);
+		if (op.buf && op.sk && op.sk->__sk_common.skc_family == AF_UNIX &&
+		    op.iovcnt > 2) {
+			/* Keep sun_path: past sun_family, at most its 108 bytes. */
+			op.flags |= RC_F_PEER_PATH;
+			op.buf += 2;
+			op.iovcnt = op.iovcnt - 2 < 108 ? op.iovcnt - 2 : 108;
+		}
 	}
 	return emit(task, &op, false);
 }

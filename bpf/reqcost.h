@@ -56,6 +56,12 @@ enum rc_syscall_flags {
 	 * calls traced at enter and exit only.
 	 */
 	RC_F_BLOCKED = 16,
+	/*
+	 * A connect on a unix socket: the payload is the path it asked for
+	 * (sun_path), whatever --payload says, so that a connection to a name
+	 * service (nscd, systemd-resolved) is told from a backend link.
+	 */
+	RC_F_PEER_PATH = 32,
 };
 
 /* rc_tls_records.flags */

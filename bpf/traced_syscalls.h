@@ -4,8 +4,9 @@
  * X(name, rc_syscall, buf, iovcnt) each: the tracepoint is
  * syscalls/sys_{enter,exit}_<name>; buf and iovcnt are the enter's arguments
  * that payload capture reads (0 when it has none), written in terms of the
- * enter's `ctx`: iovcnt is readv/writev's iovec count, and recvfrom's and
- * recvmsg's flags (for MSG_PEEK). The fd is every one's first argument (sendfile's is out_fd).
+ * enter's `ctx`: iovcnt is readv/writev's iovec count, recvfrom's and
+ * recvmsg's flags (for MSG_PEEK), and connect's address length (its buf is
+ * the address: a unix socket's path is kept). The fd is every one's first argument (sendfile's is out_fd).
  * The benchmark's floor probe attaches empty programs to the very same lists.
  *
  * RC_SETUP_SYSCALLS are always traced: they open and end connections and
@@ -22,7 +23,7 @@
 #define RC_SETUP_SYSCALLS(X)						\
 	X(accept, RC_SYS_ACCEPT, 0, 0)					\
 	X(accept4, RC_SYS_ACCEPT4, 0, 0)				\
-	X(connect, RC_SYS_CONNECT, 0, 0)				\
+	X(connect, RC_SYS_CONNECT, ARG(ctx, 1), ARG(ctx, 2))		\
 	X(close, RC_SYS_CLOSE, 0, 0)					\
 	X(shutdown, RC_SYS_SHUTDOWN, 0, 0)
 

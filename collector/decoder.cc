@@ -22,6 +22,7 @@ static_assert(RC_SYS_MAX == kSyscallMax);
 static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
               RC_F_PEEK == SyscallEvent::kPeek &&
               RC_F_BLOCKED == SyscallEvent::kBlocked &&
+              RC_F_PEER_PATH == SyscallEvent::kPeerPath &&
               RC_F_NO_ENTER == SyscallEvent::kNoEnter);
 static_assert(RC_TLS_ON == TlsRecords::kOn && RC_TLS_MORE == TlsRecords::kMore &&
               RC_TLS_LOST == TlsRecords::kLost);

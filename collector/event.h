@@ -127,6 +127,8 @@ struct SyscallEvent {
   // The thread slept during the call: a blocking accept or read waited for
   // a client or data (calls traced at enter and exit only).
   static constexpr uint16_t kBlocked = 16;
+  // A connect on a unix socket: `payload` is the path it asked for.
+  static constexpr uint16_t kPeerPath = 32;
 
   Syscall syscall = Syscall::kRead;
   uint16_t flags = 0;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "analyzers/connections.h"
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
@@ -650,6 +651,53 @@ TEST(TlsProfilerTest, ThreadedFrontRequestsTakeTheirOwnThreadsExchange) {
   // 1000 - 100 = 900.
   EXPECT_THAT(a, HasPhases(1985, 1070, 15, 900));
   EXPECT_THAT(a.exchange_start_ns, Eq(At(90)));
+}
+
+// glibc tries nscd on a lookup: a unix stream connect to its socket (here
+// failing: no nscd), then a close. It is a side call of the request, not a
+// backend link and no exchange; a connect to another path stays a link.
+TEST(TlsProfilerTest, NscdConnectIsASideCallNotABackendLink) {
+  const std::string nscd = std::string("/var/run/nscd/socket") + '\0';
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10);
+  s.Read(kNginx, 8, 50, 60, 120, "GET / HTTP/1.1\r\n");
+  s.Add(Syscall::kConnect, kNginx, 11, -2, 70, 72, UnixSock(0x77, 0), nscd);
+  Last(s).flags |= SyscallEvent::kPeerPath;
+  s.Add(Syscall::kClose, kNginx, 11, 0, 73, 74, UnixSock(0x77, 0));
+  s.Write(kNginx, 8, 100, 130, 512);
+  s.Close(kNginx, 8, 200, 205);
+  Profiler profiler;
+  auto requests = RunEvents(profiler, s.InExitOrder());
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0], HasPhases(95, 95, 0, 0));
+  EXPECT_THAT(requests[0].backend_conn, Eq(ConnReuse::kNone));
+  EXPECT_THAT(Names(requests[0]),
+              ElementsAre("server accept4 client", "server read client",
+                          "server connect nscd", "server close nscd",
+                          "server writev client", "server close client"));
+  EXPECT_THAT(profiler.anomalies().unattributed_exchanges, Eq(0u));
+
+  Report report = profiler.BuildReport({});
+  bool nscd_stats = false;
+  for (const SyscallSummary& sc : report.syscalls) {
+    nscd_stats = nscd_stats || (sc.name == "connect" && sc.peer == "nscd");
+  }
+  EXPECT_TRUE(nscd_stats);
+}
+
+TEST(TlsProfilerTest, NameServiceTargetKnowsNscdAndResolvedPathsOnly) {
+  SyscallEvent e;
+  e.syscall = Syscall::kConnect;
+  e.flags = SyscallEvent::kPeerPath;
+  e.payload = std::string("/run/nscd/socket") + '\0' + "junk";
+  EXPECT_THAT(NameServiceTarget(e), Eq(Target::kNscd));
+  e.payload = "/run/systemd/resolve/io.systemd.Resolve";
+  EXPECT_THAT(NameServiceTarget(e), Eq(Target::kResolved));
+  e.payload = "/run/php/php8.2-fpm.sock";
+  EXPECT_THAT(NameServiceTarget(e), Eq(Target::kClient));
+  e.payload = "/var/run/nscd/socket";
+  e.flags = 0;  // a payload that is not the path
+  EXPECT_THAT(NameServiceTarget(e), Eq(Target::kClient));
 }
 
 }  // namespace
