@@ -122,7 +122,7 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
   }
   // A write with no request at all since the last response was finalized
   // (a response's own later writes, such as its close_notify, have one).
-  if (r == nullptr && tls.ServerSpokeFirst(false)) conn->http2 = true;
+  if (r == nullptr && tls.ServerSpokeFirst()) conn->http2 = true;
   return false;
 }
 

@@ -88,8 +88,8 @@ bool TlsConnection::WriteIsTls(bool request_open,
   return true;
 }
 
-bool TlsConnection::ServerSpokeFirst(bool request_open) const {
-  return done_ && !after_finished_ && !alert_read_ && !request_open;
+bool TlsConnection::ServerSpokeFirst() const {
+  return done_ && !after_finished_ && !alert_read_;
 }
 
 }  // namespace reqcost::analyzers

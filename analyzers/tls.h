@@ -84,9 +84,10 @@ class TlsConnection {
   // read since the last response; `exchange_started_ns`: the latest start
   // of a backend exchange of the server process (0: none).
   bool WriteIsTls(bool request_open, uint64_t exchange_started_ns);
-  // Whether a write with no request open, outside the handshake, showed
-  // that the server speaks first (HTTP/2).
-  bool ServerSpokeFirst(bool request_open) const;
+  // Whether a server write made with no request since the last response
+  // was finalized, outside the handshake and its ticket flight, shows that
+  // the server speaks first (HTTP/2). Ask it only for such a write.
+  bool ServerSpokeFirst() const;
 
   bool handshake_done() const { return done_; }
   Version version() const { return version_; }

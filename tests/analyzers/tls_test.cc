@@ -100,7 +100,7 @@ TEST(TlsConnectionTest, EncryptedCloseNotifyIsAnAlertNotARequest) {
   EXPECT_TRUE(close.alert);
   EXPECT_FALSE(close.app_data);
   EXPECT_TRUE(c.WriteIsTls(false, 0));  // the server's close_notify answer
-  EXPECT_FALSE(c.ServerSpokeFirst(false));
+  EXPECT_FALSE(c.ServerSpokeFirst());
 }
 
 TEST(TlsConnectionTest, Tls12AlertRecordIsAnAlert) {
@@ -154,11 +154,10 @@ TEST(TlsConnectionTest, ServerWriteWithNoRequestAfterTicketsIsHttp2) {
   c.OnRead(Records({{kHs, 220}}), 10);
   c.OnRead(Records({{kCcs, 1}, {kApp, 69}}), 20);
   EXPECT_TRUE(c.WriteIsTls(false, 0));  // ticket
-  EXPECT_FALSE(c.ServerSpokeFirst(false)) << "still the ticket flight";
+  EXPECT_FALSE(c.ServerSpokeFirst()) << "still the ticket flight";
   c.OnEmptyRead();
   EXPECT_FALSE(c.WriteIsTls(false, 0));  // SETTINGS
-  EXPECT_TRUE(c.ServerSpokeFirst(false));
-  EXPECT_FALSE(c.ServerSpokeFirst(true));
+  EXPECT_TRUE(c.ServerSpokeFirst());
 }
 
 }  // namespace
