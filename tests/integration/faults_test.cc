@@ -186,9 +186,13 @@ std::map<int, std::string> Roles(const TempDir& dir, const std::string& capture)
   return roles;
 }
 
+// How much longer than php-fpm's own clock a preempted worker may look (see
+// ExpectNoMisattribution): fast.php and slow.php differ by 30 ms.
+constexpr double kPreemptionSlackUs = 2000;
+
 // Every complete request that reached php-fpm must carry its own script's
 // backend time: at least the script's sleep, inside the range php-fpm's own
-// clock gave that script (5% slack), and per script the mean within 5% of
+// clock gave that script (5% slack, and kPreemptionSlackUs above), and per script the mean within 5% of
 // php-fpm's mean. A request answered without a backend exchange (nginx's 502
 // for a killed worker) may only happen `allowed_without_backend` times.
 void ExpectNoMisattribution(const std::vector<json>& requests,
@@ -225,7 +229,12 @@ void ExpectNoMisattribution(const std::vector<json>& requests,
     ASSERT_FALSE(mine.empty()) << "php-fpm logged no " << line;
     const auto [lo, hi] = std::minmax_element(mine.begin(), mine.end());
     EXPECT_GE(b, *lo * 0.95) << line << " php-fpm's range " << *lo << ".." << *hi;
-    EXPECT_LE(b, *hi * 1.05) << line << " php-fpm's range " << *lo << ".." << *hi;
+    // php-fpm stamps a request's end before its last write, so a worker
+    // preempted in between (this test loads the machine on purpose) shows
+    // up to a few ms more than its own log: kPreemptionSlackUs on top of
+    // the 5%. A request given another script's work is off by far more.
+    EXPECT_LE(b, *hi * 1.05 + kPreemptionSlackUs)
+        << line << " php-fpm's range " << *lo << ".." << *hi;
     seen[line].push_back(b);
   }
   EXPECT_LE(without_backend, allowed_without_backend)
