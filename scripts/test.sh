@@ -14,4 +14,8 @@ if [ "$fuzz_seconds" != 0 ]; then
   REQCOST_FUZZ_SECONDS="$fuzz_seconds" "$root/scripts/fuzz.sh"
 fi
 cd "$build"
-ctest --output-on-failure --label-exclude bench "$@"
+# A test that fails is run once more before it counts: the integration
+# tests time real servers on a VM whose speed drifts, and a few of them
+# (listed in docs/testing.md) fail now and then under load. The first
+# failure's output stays in the log.
+ctest --output-on-failure --label-exclude bench --repeat until-pass:2 "$@"
