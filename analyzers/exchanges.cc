@@ -217,6 +217,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
       bool partial = false;
       auto work = std::make_shared<BackendWork>();
       work->tgid = conn->tgid;
+      work->fd = conn->fd;
       work->first_read_exit = rec.exit_ns;
       work->in_end = conn->bytes_in + e.ret;
       if (conn->requests == 0 && conn->accept.has_value()) {

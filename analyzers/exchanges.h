@@ -48,6 +48,7 @@ struct BackendWork {
   BackendWork() { syscalls.reserve(kSyscallsReserved); }
 
   uint32_t tgid = 0;
+  int32_t fd = -1;  // its backend-side connection's
   uint64_t first_read_exit = 0;
   uint64_t in_end = 0;  // its connection's bytes read by its first read's end
   // Bound to an exchange that began after its first read: its first data

@@ -119,6 +119,20 @@ BackendPhase MeasureBackend(const Exchange& ex) {
 // ---------------------------------------------------------------------------
 // Finalization.
 
+void Profiler::State::TakeQueuedReplyWrites(BackendWork* work) {
+  constexpr uint64_t kLateSendNs = 1'000'000;
+  for (const Queued& q : queue) {
+    if (q.key > processed_ns + kLateSendNs) break;
+    const auto* e = std::get_if<SyscallEvent>(&q.item);
+    if (e == nullptr || e->tgid != work->tgid || e->fd != work->fd ||
+        !IsWrite(e->syscall) || e->ret <= 0) {
+      continue;
+    }
+    work->has_write = true;
+    work->last_write_exit = std::max(work->last_write_exit, e->exit_ns);
+  }
+}
+
 bool Profiler::State::InBackendFamily(uint32_t tgid) {
   const ProcessState& p = processes[tgid];
   if (p.has_backend_side) return true;
@@ -224,6 +238,10 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   }
 
   // Backend phase inputs.
+  if (reason.empty() && ex != nullptr && ex->work && ex->has_reply &&
+      !ex->work->has_write) {
+    TakeQueuedReplyWrites(ex->work.get());
+  }
   if (reason.empty() && ex != nullptr) {
     BackendPhase backend = MeasureBackend(*ex);
     reason = backend.incomplete_reason;

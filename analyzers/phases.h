@@ -24,6 +24,12 @@
 // plus the session tickets written while the request was open (TLS 1.3,
 // when the client's Finished came with the request).
 //
+// A send seen at the socket layer is stamped when its call returns, which can
+// be after the peer read what it sent: when a request is finalized, its
+// backend reply writes still waiting in the reorder queue are taken (see
+// TakeQueuedReplyWrites); such a late stamp can make backend exceed |W|,
+// and the clamp below brings it back.
+//
 // Phases: backend is *measured* when the link pairs with a traced backend
 // side: the k-th exchange on a link pairs with the k-th backend request on
 // the paired connection (backend requests split like client requests:

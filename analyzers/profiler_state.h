@@ -103,6 +103,12 @@ struct Profiler::State {
 
   // The request as reported (phases.cc).
   void FinalizeRequest(Conn* conn, std::string_view reason);
+  // A send seen at the socket layer is stamped when its call returns, which
+  // can be after the peer read what it sent: a backend reply the server
+  // already read may still wait in the reorder queue. Takes the writes of
+  // `work`'s connection that wait there (up to kLateSendNs past what was
+  // processed) into `work` now.
+  void TakeQueuedReplyWrites(BackendWork* work);
   // Whether `tgid` or a sibling of it (same parent: a pool's children) has
   // backend-side connections.
   bool InBackendFamily(uint32_t tgid);

@@ -240,6 +240,34 @@ TEST(ProfilerTest, UnixBackendPairedBySockAndPeerIsMeasured) {
                           "server close", "server writev", "server close"));
 }
 
+// Seen at the socket layer, a send is stamped when its call returns: a
+// preempted backend's reply write can be stamped after nginx read the reply
+// and closed the client. The request is still measured, not "backend reply
+// not seen": the write waiting in the reorder queue is taken.
+TEST(ProfilerTest, BackendWriteStampedAfterTheServerReadItIsStillMeasured) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 120, "GET /index.php?x=1 HTTP/1.1\r\n")
+      .Connect(kNginx, 9, 100, 110, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 120, 140, 500)
+      .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
+      .Read(kPhp, 4, 150, 160, 500)
+      .Read(kNginx, 9, 20180, 20190, 300)
+      .Close(kNginx, 9, 20210, 20215)
+      .Write(kNginx, 8, 20220, 20240, 350)
+      .Close(kNginx, 8, 20300, 20305)
+      .Write(kPhp, 4, 20160, 20320, 300, "", Syscall::kWrite)
+      .Close(kPhp, 4, 20330, 20335);
+  auto requests = RunStream(s);
+  ASSERT_THAT(requests, SizeIs(1));
+  const Request& r = requests[0];
+  EXPECT_TRUE(r.complete) << r.incomplete_reason;
+  EXPECT_THAT(r.backend_timing, Eq(BackendTiming::kMeasured));
+  // backend = 20320 - 160, more than W = 20190 - 100: clamped to W.
+  EXPECT_THAT(r, HasPhases(20205, 115, 0, 20090));
+  EXPECT_THAT(r.clamped, Eq(1u));
+}
+
 TEST(ProfilerTest, TcpBackendPairedByMirroredTupleIsMeasured) {
   BackendStreamOptions o;
   o.link = TcpSock(40000, 9000, 0x11);
