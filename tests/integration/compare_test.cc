@@ -184,11 +184,13 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   EXPECT_LT(b_accept, 0.1);
   EXPECT_GT(a_close, 0.9);  // the client connection's (and the link's)
   EXPECT_LT(b_close, a_close - 0.5);
-  // The server time keep-alive takes away: its accept and one of its closes.
-  // (The whole server phase moves with this VM's speed from one run to the
-  // next by more than the ~10 µs they cost, so it is printed, not compared.)
-  EXPECT_LT(UsPerRequest(c["b"], "accept4", "server") + UsPerRequest(c["b"], "close", "server"),
-            UsPerRequest(c["a"], "accept4", "server") + UsPerRequest(c["a"], "close", "server"));
+  // What keep-alive takes away is asserted above as calls per request: how
+  // long they took is two runs' timing, which this VM's drift can flip
+  // (CI saw accept4 + close at 18.7 µs per request with keep-alive against
+  // 13.0 without), so it is printed, not compared.
+  std::printf("[ keep-alive ] accept4 + close per request: %.1f us -> %.1f us\n",
+              UsPerRequest(c["a"], "accept4", "server") + UsPerRequest(c["a"], "close", "server"),
+              UsPerRequest(c["b"], "accept4", "server") + UsPerRequest(c["b"], "close", "server"));
   EXPECT_NEAR(c["delta"]["server"]["mean_us"].get<double>(), b_server - a_server,
               1e-6);
 
