@@ -63,6 +63,17 @@ struct TimelineOptions {
 // `reqcost timeline FILE -o trace.json`: Chrome trace-event JSON.
 int RunTimeline(const TimelineOptions& options);
 
+struct ImportOptions {
+  std::string format;             // "strace"
+  std::vector<std::string> logs;  // strace logs (-ff: every PREFIX.PID file)
+  std::string output;             // the capture file, created 0600
+  bool force = false;             // replace an existing output file
+  std::vector<std::string> command_line;  // kept in the capture header
+};
+
+// `reqcost import strace LOG... -o CAPTURE`: strace logs into a capture file.
+int RunImport(const ImportOptions& options);
+
 }  // namespace reqcost::cli
 
 #endif  // REQCOST_CLI_COMMANDS_H_

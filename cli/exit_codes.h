@@ -14,6 +14,7 @@ inline constexpr int kExitNoProcess = 3;    // a PID does not exist
 inline constexpr int kExitPrivileges = 4;   // not allowed to load BPF
 inline constexpr int kExitUnsupported = 5;  // the kernel lacks BTF, tracefs...
 inline constexpr int kExitBadCapture = 6;   // a capture file is unreadable
+inline constexpr int kExitNoSocketCalls = 7;  // import: no socket syscalls in the log
 
 // The exit code for a failed command, by the kind of its Status.
 inline int ExitCodeFor(const absl::Status& status) {

@@ -100,6 +100,20 @@ int main(int argc, char** argv) {
   timeline_cmd->add_flag("--force", timeline.force,
                          "replace the output file if it exists");
 
+  ImportOptions import;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "turn strace -f -ttt -T -yy logs into a capture file");
+  import_cmd->add_option("format", import.format, "the logs' format: strace")
+      ->required();
+  import_cmd->add_option("logs", import.logs,
+                         "strace logs (strace -ff: every PREFIX.PID file)")
+      ->required();
+  import_cmd->add_option("-o,--output", import.output,
+                         "capture file to write (mode 0600)")
+      ->required();
+  import_cmd->add_flag("--force", import.force,
+                       "replace the output file if it exists");
+
   DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand(
       "demo", "start nginx + php-fpm on loopback, profile them four ways, "
@@ -131,5 +145,9 @@ int main(int argc, char** argv) {
   if (app.got_subcommand(report_cmd)) return RunReport(report);
   if (app.got_subcommand(compare_cmd)) return RunCompare(compare);
   if (app.got_subcommand(timeline_cmd)) return RunTimeline(timeline);
+  if (app.got_subcommand(import_cmd)) {
+    import.command_line = command_line;
+    return RunImport(import);
+  }
   return kExitUsage;
 }
