@@ -31,7 +31,7 @@ constexpr std::string_view kUnixStack =
     "SOCK_NONBLOCK) = 3<TCP:[127.0.0.1:8080->127.0.0.1:40000]> <0.000010>\n"
     "100<nginx> 1000.000200 recvfrom(3<TCP:[127.0.0.1:8080->127.0.0.1:40000]>, "
     "\"GET /sleep.php?us=20000 HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n\", 1024, 0, NULL, "
-    "NULL) = 46 <0.000008>\n"
+    "NULL) = 45 <0.000008>\n"
     "100<nginx> 1000.000300 connect(9<UNIX-STREAM:[5001]>, {sa_family=AF_UNIX, "
     "sun_path=\"/tmp/t/php-fpm.sock\"}, 110) = 0 <0.000020>\n"
     "200<php-fpm8.2> 1000.000050 accept(0<UNIX-STREAM:[4000,\"/tmp/t/php-fpm.sock\"]>, "
@@ -62,7 +62,7 @@ constexpr std::string_view kUnixStack =
 TEST(StraceImportTest, SocketCallsBecomeEventsWithTimesFromTtttAndT) {
   StraceImport im = Import(kUnixStack);
   EXPECT_EQ(im.stats.malformed, 0u) << im.stats.malformed_samples.size();
-  ASSERT_EQ(im.events.size(), 10u);  // the file read and openat are not events
+  ASSERT_EQ(im.events.size(), 11u);  // the file read and openat are not events
   const SyscallEvent& accept4 = im.events[0];
   EXPECT_EQ(accept4.syscall, Syscall::kAccept4);
   EXPECT_EQ(accept4.tgid, 100u);
@@ -79,7 +79,7 @@ TEST(StraceImportTest, SocketCallsBecomeEventsWithTimesFromTtttAndT) {
   EXPECT_EQ(im.stats.not_socket, 1u);  // read of sleep.php
   EXPECT_EQ(im.stats.other_calls, 1u);  // openat
   EXPECT_EQ(im.stats.signals, 1u);
-  EXPECT_EQ(im.stats.identified, 10u);
+  EXPECT_EQ(im.stats.identified, 11u);
   EXPECT_FALSE(im.inferred_only());
   // Events come out by exit time: every one after its predecessor.
   for (size_t i = 1; i < im.events.size(); ++i) {
@@ -89,15 +89,15 @@ TEST(StraceImportTest, SocketCallsBecomeEventsWithTimesFromTtttAndT) {
 
 TEST(StraceImportTest, PayloadIsTheDecodedStringsUpToTheFirstCutOne) {
   StraceImport im = Import(kUnixStack);
-  ASSERT_GE(im.events.size(), 4u);
+  ASSERT_GE(im.events.size(), 5u);
   EXPECT_EQ(im.events[1].syscall, Syscall::kRecvfrom);
   EXPECT_EQ(im.events[1].payload, "GET /sleep.php?us=20000 HTTP/1.0\r\nHost: x\r\n\r\n");
-  const SyscallEvent& writev = im.events[3];
+  const SyscallEvent& writev = im.events[4];  // after the accept's end
   ASSERT_EQ(writev.syscall, Syscall::kWritev);
   // Both iovecs: the first whole (16 bytes), the second cut after 4 bytes.
   EXPECT_EQ(writev.payload, std::string("\1\1\0\1\0\10\0\0\0\1\0\0\0\0\0\0\1\4\0\1", 20));
   EXPECT_EQ(writev.ret, 516);
-  EXPECT_EQ(im.stats.payload_bytes, 46u);
+  EXPECT_EQ(im.stats.payload_bytes, 45u);
 }
 
 TEST(StraceImportTest, UnixPeersPairBothEndsAndConnectKeepsItsPath) {
