@@ -362,10 +362,15 @@ bool ParseResult(std::string_view s, Result* r) {
   return true;
 }
 
-// The index of the ") = " that ends a call's arguments (outside quotes), or
-// npos.
-size_t ArgsEnd(std::string_view s) {
-  size_t found = std::string_view::npos;
+// Where a call's arguments end and its result begins: the last ")", outside
+// quotes, followed by " = " (strace pads short calls to a column, so any
+// number of spaces); npos if none.
+struct Split {
+  size_t args_end = std::string_view::npos;
+  size_t result = 0;
+};
+Split ArgsEnd(std::string_view s) {
+  Split found;
   bool quoted = false;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
@@ -377,8 +382,10 @@ size_t ArgsEnd(std::string_view s) {
       }
     } else if (c == '"') {
       quoted = true;
-    } else if (c == ')' && s.substr(i, 4) == ") = ") {
-      found = i;
+    } else if (c == ')') {
+      size_t j = i + 1;
+      while (j < s.size() && s[j] == ' ') ++j;
+      if (j > i + 1 && s.substr(j, 2) == "= ") found = {i, j + 2};
     }
   }
   return found;
@@ -611,28 +618,29 @@ void StraceImporter::State::Line(std::string_view line) {
     }
     s.remove_prefix(9);
     auto it = pending.find(tid);
-    size_t end = ArgsEnd(s);
-    if (end == std::string_view::npos) {
+    Split split = ArgsEnd(s);
+    if (split.args_end == std::string_view::npos) {
       Malformed();
       return;
     }
+    std::string_view call_args = s.substr(0, split.args_end);
+    std::string_view result = s.substr(split.result);
     if (it == pending.end() || it->second.name != name) {
       // Its start was before the log (or lost): timed from its duration.
       ++stats.orphan_resumed;
       Result r;
-      if (!ParseResult(s.substr(end + 4), &r)) {
+      if (!ParseResult(result, &r)) {
         Malformed();
         return;
       }
       uint64_t dur = r.dur_ns.value_or(0);
-      Call(tid, name, ts >= dur ? ts - dur : 0, ts, s.substr(0, end),
-           s.substr(end + 4));
+      Call(tid, name, ts >= dur ? ts - dur : 0, ts, call_args, result);
       return;
     }
     Pending p = std::move(it->second);
     pending.erase(it);
-    std::string args = p.args + std::string(s.substr(0, end));
-    Call(tid, name, p.ts_ns, ts, args, s.substr(end + 4));
+    std::string args = p.args + std::string(call_args);
+    Call(tid, name, p.ts_ns, ts, args, result);
     return;
   }
   if (!TakeName(&s, &name) || s.empty() || s.front() != '(') {
@@ -640,6 +648,14 @@ void StraceImporter::State::Line(std::string_view line) {
     return;
   }
   s.remove_prefix(1);
+  // strace detached (Ctrl-C) while the call was under way: it never ends
+  // in the log.
+  constexpr std::string_view kDetached = " <detached ...>";
+  if (s.size() >= kDetached.size() &&
+      s.substr(s.size() - kDetached.size()) == kDetached) {
+    if (TracedSyscall(name).has_value()) ++stats.unfinished;
+    return;
+  }
   constexpr std::string_view kUnfinished = " <unfinished ...>";
   if (s.size() >= kUnfinished.size() &&
       s.substr(s.size() - kUnfinished.size()) == kUnfinished) {
@@ -651,12 +667,13 @@ void StraceImporter::State::Line(std::string_view line) {
     pending[tid] = Pending{std::string(name), ts, std::string(s)};
     return;
   }
-  size_t end = ArgsEnd(s);
-  if (end == std::string_view::npos) {
+  Split split = ArgsEnd(s);
+  if (split.args_end == std::string_view::npos) {
     Malformed();
     return;
   }
-  Call(tid, name, ts, std::nullopt, s.substr(0, end), s.substr(end + 4));
+  Call(tid, name, ts, std::nullopt, s.substr(0, split.args_end),
+       s.substr(split.result));
 }
 
 void StraceImporter::State::Call(uint32_t tid, std::string_view name,

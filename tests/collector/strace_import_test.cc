@@ -209,14 +209,18 @@ TEST(StraceImportTest, TimeOfDayRollsOverAtMidnight) {
 }
 
 TEST(StraceImportTest, FilePerPidTakesThePidFromTheSuffix) {
+  // Without -f's PID column strace pads short calls' results to a column.
   StraceImport im = ImportStrace(
-      {{"trace.321", "1.000000 write(4<UNIX-STREAM:[1->2]>, \"x\", 1) = 1 <0.000001>\n"},
+      {{"trace.321", "1.000000 getpid()                = 321 <0.000001>\n"
+                     "1.000000 write(4<UNIX-STREAM:[1->2]>, \"x\", 1) = 1 <0.000001>\n"},
        {"trace.654", "1.000010 read(5<UNIX-STREAM:[2->1]>, \"x\", 1) = 1 <0.000001>\n"}});
   ASSERT_EQ(im.events.size(), 2u);
   EXPECT_EQ(im.events[0].tgid, 321u);
   EXPECT_EQ(im.events[1].tgid, 654u);
   EXPECT_EQ(im.stats.no_pid_lines, 0u);
   EXPECT_EQ(im.stats.files, 2u);
+  EXPECT_EQ(im.stats.malformed, 0u);
+  EXPECT_EQ(im.stats.calls, 3u);
 }
 
 TEST(StraceImportTest, WithoutYySocketsAreFdsOpenedInTheLogAndBackendsLeftOut) {
@@ -266,9 +270,10 @@ TEST(StraceImportTest, MalformedLinesAreCountedWithTheirLineNumbers) {
 TEST(StraceImportTest, UnfinishedNeverResumedAndOrphanResumedAreCounted) {
   StraceImport im = Import(
       "7 2.000000 <... read resumed>\"ab\", 10) = 2 <0.500000>\n"
-      "7 2.100000 read(3<UNIX-STREAM:[1->2]>,  <unfinished ...>\n");
+      "7 2.100000 read(3<UNIX-STREAM:[1->2]>,  <unfinished ...>\n"
+      "8 2.200000 accept(3<UNIX-STREAM:[1,\"/p\"]>,  <detached ...>\n");
   EXPECT_EQ(im.stats.orphan_resumed, 1u);
-  EXPECT_EQ(im.stats.unfinished, 1u);
+  EXPECT_EQ(im.stats.unfinished, 2u);
   ASSERT_EQ(im.events.size(), 0u);  // the orphan's fd is not shown: no socket
   EXPECT_EQ(im.stats.malformed, 1u);
 }
