@@ -98,10 +98,10 @@ void PrintSummary(const collector::StraceImport& im,
                   const ImportOptions& options) {
   const collector::StraceImportStats& s = im.stats;
   absl::PrintF(
-      "reqcost: imported %d socket calls of %d processes from %d log%s "
-      "(%d lines) into %s\n",
-      s.socket_calls - s.backend_left_out, s.processes, s.files,
-      s.files == 1 ? "" : "s", s.lines, options.output.c_str());
+      "reqcost: imported %d socket calls from %d log%s (%d lines, %d "
+      "processes) into %s\n",
+      s.socket_calls - s.backend_left_out, s.files, s.files == 1 ? "" : "s",
+      s.lines, s.processes, options.output.c_str());
   absl::PrintF(
       "  not imported: %d calls reqcost does not trace, %d on files or pipes, "
       "%d on fds not known to be sockets, %d signal and %d exit lines\n",
