@@ -148,8 +148,11 @@ struct Stack {
   }
 };
 
-absl::StatusOr<Stack> StartStack(const TempDir& dir) {
-  ASSIGN_OR_RETURN(Server fpm, StartPhpFpm(dir, {}));
+// `fpm_listen`: php-fpm's address ("" a unix socket, "tcp" a loopback port).
+absl::StatusOr<Stack> StartStack(const TempDir& dir, const std::string& fpm_listen = "") {
+  PhpFpmOptions fopts;
+  fopts.listen = fpm_listen;
+  ASSIGN_OR_RETURN(Server fpm, StartPhpFpm(dir, fopts));
   NginxOptions nopts;
   nopts.upstream = fpm.address();
   ASSIGN_OR_RETURN(Server nginx, StartNginx(dir, nopts));
@@ -276,8 +279,9 @@ double EdgeMeanUs(const std::vector<std::string>& files) {
         return absl::StartsWith(rest, "<...") ? ts : ts + dur;
       };
       PidState& st = pids[pid];
-      bool on_socket = absl::StrContains(rest, "UNIX-STREAM:[") &&
-                       !absl::StrContains(rest, "unfinished");
+      bool on_socket =
+          (absl::StrContains(rest, "UNIX-STREAM:[") || absl::StrContains(rest, "TCP:[")) &&
+          !absl::StrContains(rest, "unfinished");
       if ((absl::StartsWith(rest, "accept(") || absl::StartsWith(rest, "<... accept resumed>")) &&
           !absl::StrContains(rest, "unfinished") && !absl::StrContains(rest, "= -1")) {
         st.accepted = true;
@@ -311,6 +315,7 @@ struct Imported {
   std::vector<PhpFpmAccessEntry> fpm_log;  // this run's lines
   std::string summary;                     // what import printed
   double edge_us = 0;                      // EdgeMeanUs of the log
+  std::string capture;                     // the imported capture
 };
 
 // Runs ab on /sleep.php under strace `flags`, imports the log, reports.
@@ -336,6 +341,7 @@ absl::StatusOr<Imported> StraceAndImport(const TempDir& dir, const Stack& stack,
   im.edge_us = EdgeMeanUs(files);
   for (const std::string& f : files) args.push_back(f);
   std::string capture = dir.File("strace.cap");
+  im.capture = capture;
   for (const char* a : {"-o", capture.c_str(), "--force"}) args.push_back(a);
   ASSIGN_OR_RETURN(Command imp, RunReqcost(dir, args));
   if (imp.code != 0) {
@@ -349,7 +355,15 @@ absl::StatusOr<Imported> StraceAndImport(const TempDir& dir, const Stack& stack,
   return im;
 }
 
-class StraceImportTest : public ::testing::TestWithParam<std::vector<std::string>> {};
+struct StraceCase {
+  std::string name;
+  std::vector<std::string> flags;  // besides -T -yy -s 256
+  std::string fpm_listen;          // "" unix, "tcp"
+};
+
+void PrintTo(const StraceCase& c, std::ostream* os) { *os << c.name; }
+
+class StraceImportTest : public ::testing::TestWithParam<StraceCase> {};
 
 // The recommended command (-f -ttt -T -yy, one file) and the file-per-PID,
 // time-of-day form (-ff -tt -T -yy): every ab request is one complete
@@ -358,8 +372,8 @@ class StraceImportTest : public ::testing::TestWithParam<std::vector<std::string
 TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
   if (geteuid() != 0) GTEST_SKIP() << "strace -p needs root (ptrace of the servers)";
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-strace"));
-  ASSERT_OK_AND_ASSIGN(stack, StartStack(dir));
-  std::vector<std::string> flags = GetParam();
+  ASSERT_OK_AND_ASSIGN(stack, StartStack(dir, GetParam().fpm_listen));
+  std::vector<std::string> flags = GetParam().flags;
   for (const char* f : {"-T", "-yy", "-s", "256"}) flags.push_back(f);
   ASSERT_OK_AND_ASSIGN(im, StraceAndImport(dir, stack, flags));
   std::printf("%s", im.summary.c_str());
@@ -374,7 +388,7 @@ TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
   double backend = r["phases"]["backend"]["mean_us"].get<double>();
   std::printf("strace %s: backend %.1f us, php-fpm's clock %.1f us (%+.2f%%), strace's time "
               "on the edges %.1f us, total %.1f us, ab %.2f ms per request\n",
-              absl::StrJoin(GetParam(), " ").c_str(), backend, fpm_mean,
+              GetParam().name.c_str(), backend, fpm_mean,
               100 * (backend - fpm_mean) / fpm_mean, im.edge_us,
               r["phases"]["total"]["mean_us"].get<double>(), im.ab.time_per_request_ms);
   EXPECT_GT(im.edge_us, 0) << "no php-fpm request edges found in the log";
@@ -388,13 +402,23 @@ TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
     if (q.value("request_line", json()) == "GET /sleep.php") ++with_line;
   }
   EXPECT_EQ(with_line, kRequests);
+
+  // compare and timeline read the imported capture as they read a live one.
+  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", im.capture, im.capture, "--format", "json"}));
+  EXPECT_EQ(cmp.code, 0) << cmp.err;
+  EXPECT_EQ(json::parse(cmp.out)["b"]["requests"]["complete"].get<int>(), kRequests);
+  ASSERT_OK_AND_ASSIGN(tl, RunReqcost(dir, {"timeline", im.capture, "-o", dir.File("trace.json")}));
+  EXPECT_EQ(tl.code, 0) << tl.err;
+  ASSERT_OK_AND_ASSIGN(trace, ReadFileToString(dir.File("trace.json")));
+  EXPECT_THAT(trace, ::testing::HasSubstr("GET /sleep.php"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Formats, StraceImportTest,
-    ::testing::Values(std::vector<std::string>{"-f", "-ttt", "-Y"},
-                      std::vector<std::string>{"-ff", "-tt"}),
-    [](const auto& info) { return info.param[0] == "-f" ? "OneFileTtt" : "FilePerPidTt"; });
+    ::testing::Values(StraceCase{"OneFileTttUnix", {"-f", "-ttt", "-Y"}, ""},
+                      StraceCase{"OneFileTttTcp", {"-f", "-ttt", "-Y"}, "tcp"},
+                      StraceCase{"FilePerPidTtUnix", {"-ff", "-tt"}, ""}),
+    [](const auto& info) { return info.param.name; });
 
 // Without -yy the sockets have no identity: the import says so, leaves the
 // backend's calls out, and the backend phase is inferred (from nginx's side)
