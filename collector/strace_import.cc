@@ -73,23 +73,23 @@ bool TakeSecondsNs(std::string_view* s, uint64_t* ns) {
   return true;
 }
 
+// The index of the '"' that closes the quoted string opened at s[open],
+// past backslash escapes; npos if the string is not closed.
+size_t QuoteEnd(std::string_view s, size_t open) {
+  size_t i = open + 1;
+  while (i < s.size() && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+  return i < s.size() ? i : std::string_view::npos;
+}
+
 // The end of a `<...>` annotation that starts at s[0] == '<': the index of
 // its closing '>' (brackets and quotes nest: "TCP:[a:1->b:2]"), or npos.
 size_t AnnotationEnd(std::string_view s) {
   int depth = 0;
-  bool quoted = false;
   for (size_t i = 1; i < s.size(); ++i) {
     char c = s[i];
-    if (quoted) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      }
-      continue;
-    }
     if (c == '"') {
-      quoted = true;
+      i = QuoteEnd(s, i);
+      if (i == std::string_view::npos) break;
     } else if (c == '[') {
       ++depth;
     } else if (c == ']') {
@@ -175,9 +175,8 @@ std::vector<QuotedString> CollectStrings(std::string_view args) {
       ++i;
       continue;
     }
-    size_t j = i + 1;
-    while (j < args.size() && args[j] != '"') j += args[j] == '\\' ? 2 : 1;
-    if (j >= args.size()) break;  // unterminated: the line was cut
+    size_t j = QuoteEnd(args, i);
+    if (j == std::string_view::npos) break;  // unterminated: the line was cut
     QuotedString q;
     q.bytes = DecodeStraceString(args.substr(i + 1, j - i - 1));
     i = j + 1;
@@ -371,17 +370,11 @@ struct Split {
 };
 Split ArgsEnd(std::string_view s) {
   Split found;
-  bool quoted = false;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
-    if (quoted) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      }
-    } else if (c == '"') {
-      quoted = true;
+    if (c == '"') {
+      i = QuoteEnd(s, i);
+      if (i == std::string_view::npos) break;
     } else if (c == ')') {
       size_t j = i + 1;
       while (j < s.size() && s[j] == ' ') ++j;

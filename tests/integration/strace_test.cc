@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "samples/stack/status_macros.h"
+#include "tests/integration/breakdown_expect.h"  // ASSERT_OK_AND_ASSIGN
 #include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
@@ -38,10 +39,6 @@ using ::nlohmann::json;
 constexpr int kWorkUs = 20000;
 constexpr int kRequests = 50;
 
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
-  auto lhs##_or = (expr);                          \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
-  auto lhs = *std::move(lhs##_or)
 #define ASSERT_OK(expr)         \
   do {                          \
     absl::Status s_ = (expr);   \
