@@ -278,6 +278,39 @@ TEST(StraceImportTest, UnfinishedNeverResumedAndOrphanResumedAreCounted) {
   EXPECT_EQ(im.stats.malformed, 1u);
 }
 
+TEST(StraceImportTest, PidBracketsPeekAndCallsWithoutDuration) {
+  StraceImport im = Import(
+      // strace -f writing to a terminal: "[pid N] " on other processes' lines.
+      "[pid  42] 5.000000 recvfrom(3<TCP:[127.0.0.1:80->127.0.0.1:5000]>, \"GET\", 3, "
+      "MSG_PEEK, NULL, NULL) = 3 <0.000002>\n"
+      // No -T: only the start is known.
+      "[pid  42] 5.000100 recvfrom(3<TCP:[127.0.0.1:80->127.0.0.1:5000]>, \"GET /\", 5, 0, "
+      "NULL, NULL) = 5\n"
+      // No -T, but resumed: it ran from its first line to its resumed one.
+      "[pid  42] 5.000200 writev(3<TCP:[127.0.0.1:80->127.0.0.1:5000]>, [{iov_base=\"HTTP\", "
+      "iov_len=4}], 1 <unfinished ...>\n"
+      "[pid  42] 5.000500 <... writev resumed>) = 4\n"
+      // A DNS query: a side call's socket keeps its kind.
+      "[pid  42] 5.000600 sendto(9<UDP:[127.0.0.1:40000->127.0.0.53:53]>, \"\\x12\\x34\", 2, "
+      "MSG_NOSIGNAL, NULL, 0) = 2 <0.000010>\n");
+  EXPECT_EQ(im.stats.malformed, 0u);
+  ASSERT_EQ(im.events.size(), 4u);
+  EXPECT_EQ(im.events[0].tgid, 42u);
+  EXPECT_EQ(im.events[0].flags, SyscallEvent::kPeek);
+  EXPECT_EQ(im.events[1].flags, SyscallEvent::kExitOnly);
+  EXPECT_FALSE(im.events[1].enter_seen());
+  EXPECT_EQ(im.events[1].exit_ns, 5'000'100'000u);
+  EXPECT_EQ(im.events[1].payload, "GET /");
+  EXPECT_EQ(im.events[2].syscall, Syscall::kWritev);
+  EXPECT_EQ(im.events[2].enter_ns, 5'000'200'000u);
+  EXPECT_EQ(im.events[2].exit_ns, 5'000'500'000u);
+  EXPECT_EQ(im.events[2].payload, "HTTP");
+  EXPECT_EQ(im.events[3].sock.type, SOCK_DGRAM);
+  EXPECT_EQ(im.events[3].sock.remote_port, 53);
+  EXPECT_EQ(im.events[3].payload, "\x12\x34");
+  EXPECT_EQ(im.stats.no_duration, 1u);
+}
+
 TEST(StraceImportTest, DecodesStraceEscapes) {
   EXPECT_EQ(DecodeStraceString(R"(a\r\n\t\"\\\0\1\10\177\x41z)"),
             std::string("a\r\n\t\"\\\0\1\10\177Az", 12));
