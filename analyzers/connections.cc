@@ -172,6 +172,12 @@ void Profiler::State::MakeLink(Conn* link, Conn* side) {
   }
   link->role = Role::kLink;
   side->role = Role::kBackendSide;
+  // A backend's accept that returned before the connect it pairs with (its
+  // events came first) was taken as a client's: it is the backend side's.
+  if (side->accept.has_value() && side->accept->side == Side::kServer) {
+    side->accept->side = Side::kBackend;
+    side->accept->target = Target::kBackendSide;
+  }
   link->partner = side->uid;
   side->partner = link->uid;
   processes[side->tgid].has_backend_side = true;

@@ -240,6 +240,23 @@ TEST(ProfilerTest, UnixBackendPairedBySockAndPeerIsMeasured) {
                           "server close", "server writev", "server close"));
 }
 
+// The backend's accept can return before the server's connect does (both
+// ends are connected once the connect queued the connection; under strace,
+// whose stamps are its own, it is the common order): paired late, the
+// accept is still the backend's, not a client's.
+TEST(ProfilerTest, BackendAcceptEndingBeforeTheConnectIsTheBackendSide) {
+  BackendStreamOptions o;
+  o.accept_exit = 105;  // the connect ends at 110
+  auto requests = RunStream(OneBackendRequest(o));
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0].backend_timing, Eq(BackendTiming::kMeasured));
+  EXPECT_THAT(Names(requests[0]),
+              ElementsAre("server accept4", "server read", "server connect",
+                          "backend accept", "server writev", "backend read",
+                          "backend write", "server read", "backend close",
+                          "server close", "server writev", "server close"));
+}
+
 // Seen at the socket layer, a send is stamped when its call returns: a
 // preempted backend's reply write can be stamped after nginx read the reply
 // and closed the client. The request is still measured, not "backend reply

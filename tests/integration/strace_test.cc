@@ -156,8 +156,8 @@ absl::StatusOr<Stack> StartStack(const TempDir& dir, const std::string& fpm_list
   return Stack{std::move(fpm), std::move(nginx)};
 }
 
-// Per request: how many calls of each name it holds, as a sorted "name xN"
-// list (its shape, independent of timing). The backend's calls after its
+// Per request: how many calls of each name it holds on each side, as a
+// sorted "side name xN" list (its shape, independent of timing). The backend's calls after its
 // reply write (php-fpm's shutdown, its reads until nginx closes, its close)
 // are left out: they are the connection's teardown, and whether they come
 // before the profiler finalizes the request (and so are in its list) is a
@@ -178,7 +178,7 @@ std::string Shape(const json& request) {
         s["offset_us"].get<double>() > reply_write) {
       continue;
     }
-    ++counts[s["name"].get<std::string>()];
+    ++counts[absl::StrCat(s["side"].get<std::string>(), " ", s["name"].get<std::string>())];
   }
   std::vector<std::string> parts;
   for (const auto& [k, v] : counts) parts.push_back(absl::StrCat(k, " x", v));
