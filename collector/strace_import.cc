@@ -540,8 +540,8 @@ struct StraceImporter::State {
   void Call(uint32_t tid, std::string_view name, uint64_t enter_ns,
             std::optional<uint64_t> exit_ns, std::string_view args,
             std::string_view result);
-  void ProcessCall(uint32_t tid, uint32_t tgid, std::string_view name,
-                   uint64_t exit_ns, std::string_view args, const Result& r);
+  void ProcessCall(uint32_t tgid, std::string_view name, uint64_t exit_ns,
+                   std::string_view args, const Result& r);
   void SocketCall(uint32_t tid, uint32_t tgid, Syscall sc, uint64_t enter_ns,
                   uint64_t exit_ns, bool timed, std::string_view args,
                   const Result& r);
@@ -691,15 +691,13 @@ void StraceImporter::State::Call(uint32_t tid, std::string_view name,
     return;
   }
   ++stats.other_calls;
-  ProcessCall(tid, tgid, name, exit, args, r);
+  ProcessCall(tgid, name, exit, args, r);
 }
 
-void StraceImporter::State::ProcessCall(uint32_t tid, uint32_t tgid,
-                                        std::string_view name,
+void StraceImporter::State::ProcessCall(uint32_t tgid, std::string_view name,
                                         uint64_t exit_ns,
                                         std::string_view args,
                                         const Result& r) {
-  (void)tid;
   if (!r.ret.has_value() || r.ret->number < 0) return;
   int64_t ret = r.ret->number;
   if (name == "clone" || name == "clone3" || name == "fork" ||
