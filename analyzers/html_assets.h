@@ -447,6 +447,7 @@ inline constexpr char kHtmlJs[] = R"JS(
     list.forEach(function (q) {
       var art = h('article', { 'class': 'req', 'data-id': q.id, 'data-total-us': q.total_us },
                   sec);
+      var id = (who ? who.toLowerCase() + '-' : '') + q.id;
       h('h3', null, art, '#' + q.id + (q.request_line ? ' ' + q.request_line : '') + ': ' +
         fmt(q.total_us) + ' = server ' + fmt(q.server_us) + ' + transport ' +
         fmt(q.transport_us) + ' + backend ' + fmt(q.backend_us) +
@@ -454,7 +455,7 @@ inline constexpr char kHtmlJs[] = R"JS(
       h('p', { 'class': 'note' }, art, 'client connection ' + q.client_conn +
         ', backend connection ' + q.backend_conn + ', backend ' + q.backend_timing +
         ', server pid ' + q.pid);
-      waterfall(art, requestSpec(q, String(q.id)));
+      waterfall(art, requestSpec(q, id));
     });
   }
   function laneKey(parent) {
