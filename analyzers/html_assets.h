@@ -67,6 +67,10 @@ pre { overflow-x: auto; font-size: 12px; }
   .cols { grid-template-columns: 1fr; }
   body { padding: 8px 8px 30px; }
 }
+@media (max-width: 480px) {
+  th, td { padding: 2px 6px 2px 0; font-size: 12px; }
+  svg text.value { font-size: 10px; }
+}
 )CSS";
 
 inline constexpr char kHtmlJs[] = R"JS(
@@ -162,14 +166,17 @@ inline constexpr char kHtmlJs[] = R"JS(
   function drawWaterfall(box, w, spec) {
     var narrow = w < 560;
     var labelW = narrow ? Math.round(w * 0.36) : 230;
-    var valueW = narrow ? 64 : 110;
+    var valueW = narrow ? 58 : 150;
     var plotW = Math.max(60, w - labelW - valueW - 8);
     var laneH = 18, rowH = 16, top = 22;
     var rowsTop = top + LANES.length * laneH + 8;
     var ht = rowsTop + spec.rows.length * rowH + 6;
+    // The axis spans the request (and its bands); a row that starts later
+    // (a keep-alive connection's close, averaged over the few requests that
+    // had one) is drawn at the right edge and its start is written out.
     var maxUs = spec.total || 0;
-    spec.bands.concat(spec.rows).forEach(function (r) {
-      maxUs = Math.max(maxUs, (r.start || 0) + (r.dur || 0));
+    spec.bands.forEach(function (b) {
+      maxUs = Math.max(maxUs, (b.start || 0) + (b.dur || 0));
     });
     if (!(maxUs > 0)) maxUs = 1;
     function x(us) { return labelW + Math.max(0, Math.min(us, maxUs)) / maxUs * plotW; }
@@ -208,7 +215,10 @@ inline constexpr char kHtmlJs[] = R"JS(
         'data-lane': r.lane, 'data-us': timed ? r.dur : null,
         'data-start-us': r.start, x: bx, y: y + 3, width: bw, height: rowH - 5 }, svg);
       s('title', null, bar, r.label + ': ' + r.value + ', from ' + fmt(r.start));
-      s('text', { 'class': 'value', x: labelW + plotW + 6, y: y + 12 }, svg, r.value);
+      var beyond = r.start + (timed ? r.dur : 0) > maxUs * 1.001;
+      if (beyond) set(bar, { 'class': bar.getAttribute('class') + ' beyond' });
+      s('text', { 'class': 'value', x: labelW + plotW + 6, y: y + 12 }, svg,
+        (narrow ? r.shortValue : r.value) + (beyond ? ' @' + fmt(r.start) : ''));
     });
   }
   function waterfall(parent, spec) {
@@ -241,7 +251,7 @@ inline constexpr char kHtmlJs[] = R"JS(
         spec.bands.push({ lane: 'backend', cls: 'backend', start: l.offset_us, dur: per });
         spec.rows.push({ kind: 'work', lane: 'backend', name: l.name, side: l.side,
           peer: null, label: 'backend (work)', short: 'backend (work)',
-          start: l.offset_us, dur: l.us_per_request,
+          start: l.offset_us, dur: l.us_per_request, shortValue: fmt(l.us_per_request),
           value: fmt(l.us_per_request) + ' \u00d7' + l.calls_per_request.toFixed(2) });
         return;
       }
@@ -254,6 +264,7 @@ inline constexpr char kHtmlJs[] = R"JS(
         side: l.side, peer: l.peer, label: rowLabel(l.side, l.name, l.peer),
         short: l.side.charAt(0) + ' ' + l.name, start: l.offset_us,
         dur: l.timed ? l.us_per_request : null,
+        shortValue: l.timed ? fmt(l.us_per_request) : '\u00d7' + l.calls_per_request.toFixed(2),
         value: (l.timed ? fmt(l.us_per_request) : '-') + ' \u00d7' +
                l.calls_per_request.toFixed(2) });
     });
@@ -297,7 +308,7 @@ inline constexpr char kHtmlJs[] = R"JS(
       spec.rows.push({ kind: 'syscall', lane: laneOf(c.side, c.peer), name: c.name,
         side: c.side, peer: c.peer, label: rowLabel(c.side, c.name, c.peer),
         short: c.side.charAt(0) + ' ' + c.name, start: c.offset_us, dur: c.dur_us,
-        value: detail });
+        shortValue: c.dur_us === null ? '-' : fmt(c.dur_us), value: detail });
     });
     if (q.queue_us !== null && connectEnd !== null) {
       spec.bands.push({ lane: 'transport', cls: 'queue', start: connectEnd, dur: q.queue_us });
@@ -365,9 +376,9 @@ inline constexpr char kHtmlJs[] = R"JS(
         if (phases[p][f] > 0) vals.push(phases[p][f]);
       });
     });
-    var labelW = 78, valueW = w < 560 ? 64 : 80;
+    var labelW = w < 560 ? 62 : 78, valueW = w < 560 ? 80 : 90;
     var plotW = Math.max(60, w - labelW - valueW - 6);
-    var groupH = 34, top = 18;
+    var groupH = 40, top = 18;
     var ht = top + names.length * groupH + 4;
     var lo = vals.length ? Math.pow(10, Math.floor(Math.log10(Math.min.apply(null, vals)))) : 1;
     var hi = vals.length ? Math.pow(10, Math.ceil(Math.log10(Math.max.apply(null, vals)))) : 10;
@@ -395,9 +406,9 @@ inline constexpr char kHtmlJs[] = R"JS(
         var v = phases[p][k + '_us'];
         var r = s('rect', { 'class': 'pct ' + k + ' lane-' + (lane === 'total' ? 'server' : lane),
           'data-phase': p, 'data-p': k, 'data-us': v,
-          x: labelW, y: y + 2 + j * 10, width: Math.max(1, x(v) - labelW), height: 8 }, svg);
+          x: labelW, y: y + 2 + j * 12, width: Math.max(1, x(v) - labelW), height: 9 }, svg);
         s('title', null, r, p + ' ' + k + ' ' + fmt(v));
-        s('text', { 'class': 'value', x: labelW + plotW + 4, y: y + 10 + j * 10 }, svg,
+        s('text', { 'class': 'value', x: labelW + plotW + 4, y: y + 11 + j * 12 }, svg,
           k + ' ' + fmt(v));
       });
     });
