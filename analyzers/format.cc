@@ -62,7 +62,8 @@ json TimelineToJson(const Report& r) {
   for (const TimelineEntry& e : r.timeline) {
     lines.push_back(TimelineLineToJson(e));
   }
-  return json{{"exchange", r.exchange.has_value()
+  return json{{"span_us", r.complete > 0 ? json(r.mean_span_us) : json(nullptr)},
+              {"exchange", r.exchange.has_value()
                                ? TimelineLineToJson(*r.exchange)
                                : json(nullptr)},
               {"lines", lines}};
@@ -249,6 +250,7 @@ nlohmann::json RequestToJson(const Request& q) {
       {"backend_us", NsToUs(q.backend_ns)},
       {"queue_us", NsToUs(q.queue_ns)},
       {"tls_us", NsToUs(q.tls_ns)},
+      {"span_us", q.complete ? json(WallSpanNs(q) / kNsPerUs) : json(nullptr)},
       {"exchange_offset_us", OffsetUs(q, q.exchange_start_ns)},
       {"exchange_us",
        q.complete && q.exchange_start_ns != 0 &&

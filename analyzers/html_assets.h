@@ -237,8 +237,9 @@ inline constexpr char kHtmlJs[] = R"JS(
   function averageSpec(rep, id, who) {
     var tl = rep.timeline || { exchange: null, lines: [] };
     var total = rep.phases.total.mean_us;
-    var spec = { id: id, total: total, bands: [], rows: [] };
-    if (total !== null) spec.bands.push({ lane: 'server', cls: 'server', start: 0, dur: total });
+    var span = tl.span_us !== undefined && tl.span_us !== null ? tl.span_us : total;
+    var spec = { id: id, total: span, bands: [], rows: [] };
+    if (span !== null) spec.bands.push({ lane: 'server', cls: 'server', start: 0, dur: span });
     var ex = tl.exchange;
     if (ex && ex.calls_per_request > 0) {
       spec.bands.push({ lane: 'transport', cls: 'transport', start: ex.offset_us,
@@ -282,13 +283,15 @@ inline constexpr char kHtmlJs[] = R"JS(
     spec.caption = 'Over ' + rep.requests.complete + ' complete requests. Bars start at ' +
       'the mean start of each kind of call and last its time per request (\u00d7 calls per ' +
       'request); a call seen only at its end (the default for reads and writes) is a tick. ' +
-      'Lanes: the request (server), the backend exchange (transport; queue hatched) and ' +
-      'the backend\u2019s own time.';
+      'Lanes: the request from its start to its end on the wall clock (server; longer ' +
+      'than the total when it waited for the client), the backend exchange (transport; ' +
+      'queue hatched) and the backend\u2019s own time.';
     return spec;
   }
   function requestSpec(q, id) {
-    var spec = { id: id, total: q.total_us, bands: [], rows: [] };
-    spec.bands.push({ lane: 'server', cls: 'server', start: 0, dur: q.total_us });
+    var span = q.span_us !== undefined && q.span_us !== null ? q.span_us : q.total_us;
+    var spec = { id: id, total: span, bands: [], rows: [] };
+    spec.bands.push({ lane: 'server', cls: 'server', start: 0, dur: span });
     if (q.exchange_offset_us !== null && q.exchange_us !== null) {
       spec.bands.push({ lane: 'transport', cls: 'transport', start: q.exchange_offset_us,
                         dur: q.exchange_us });

@@ -104,6 +104,7 @@ void RequestStats::Add(const Request& r) {
     if (timed) ++sum.timed;
     sum.offset_ns += offset_ns;
   };
+  span_ns_ += WallSpanNs(r);
   if (r.exchange_start_ns != 0 && r.exchange_end_ns >= r.exchange_start_ns) {
     exchange_.ns += r.exchange_end_ns - r.exchange_start_ns;
     ++exchange_.n;
@@ -201,6 +202,7 @@ void RequestStats::Fill(Report* report) const {
         std::string(SideName(key.side)),
         work ? "" : std::string(TargetName(key.target))));
   }
+  report->mean_span_us = complete_ > 0 ? span_ns_ / kNsPerUs / complete_ : 0;
   report->exchange.reset();
   if (exchange_.n > 0) {
     report->exchange = TimelineLine(exchange_, "(exchange)", "server",

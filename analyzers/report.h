@@ -125,6 +125,10 @@ struct Report {
   // "backend"): its start offset averaged over the requests that had one.
   // Unset when no complete request had one. Drawn by the HTML waterfall.
   std::optional<TimelineEntry> exchange;
+  // The mean wall span of complete requests (WallSpanNs): the length of the
+  // average request's time axis, which total does not fill when requests
+  // had client waits.
+  double mean_span_us = 0;
   std::vector<GroupSummary> groups;
   std::vector<ProcessSummary> by_process;
   std::map<std::string, uint64_t> incomplete_reasons;
@@ -191,6 +195,7 @@ class RequestStats {
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
   TimelineSum exchange_;  // backend exchanges of complete requests
+  uint64_t span_ns_ = 0;  // summed WallSpanNs of complete requests
   std::vector<TimelineKey> timeline_order_;  // first appearance
   // A timeline line of `sum`: per complete request, offset per occurrence.
   TimelineEntry TimelineLine(const TimelineSum& sum, std::string name,

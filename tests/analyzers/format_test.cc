@@ -170,7 +170,7 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
               Eq(std::set<std::string>{
                   "id", "pid", "client_conn", "backend_conn", "request_line",
                   "start_ns", "total_us", "server_us", "transport_us",
-                  "backend_us", "queue_us", "tls_us", "exchange_offset_us",
+                  "backend_us", "queue_us", "tls_us", "span_us", "exchange_offset_us",
                   "exchange_us", "backend_offset_us", "backend_timing",
                   "complete", "syscalls"}));
   EXPECT_THAT(j["id"], Eq(17));
@@ -276,6 +276,7 @@ TEST(ReportToJsonTest, TimelineHasTheAverageRequestAndItsExchange) {
   Report r = SampleReport();
   json j = ReportToJson(r);
   EXPECT_TRUE(j["timeline"]["exchange"].is_null());
+  EXPECT_THAT(j["timeline"]["span_us"], Eq(0.0));
   ASSERT_THAT(j["timeline"]["lines"], SizeIs(2));
   EXPECT_THAT(j["timeline"]["lines"][0],
               Eq(json{{"name", "accept4"},
@@ -322,7 +323,10 @@ TEST(RequestToJsonTest, PlacesTheExchangeAndBackendOnTheRequestAxis) {
   EXPECT_THAT(q["exchange_us"], Eq(160.0));
   EXPECT_THAT(q["backend_offset_us"], Eq(80.0));
   EXPECT_THAT(q["backend_us"], Eq(110.0));
+  // From the accept's enter to the end of the client close.
+  EXPECT_THAT(q["span_us"], Eq(245.0));
   json j = ReportToJson(profiler.BuildReport({1.0, 12, 0}));
+  EXPECT_THAT(j["timeline"]["span_us"], Eq(245.0));
   EXPECT_THAT(j["timeline"]["exchange"]["offset_us"], Eq(40.0));
   EXPECT_THAT(j["timeline"]["exchange"]["us_per_request"], Eq(160.0));
   EXPECT_THAT(j["timeline"]["exchange"]["calls_per_request"], Eq(1.0));

@@ -197,6 +197,7 @@ TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
   ASSERT_TRUE(Screenshot(*dir_, html, png, tall).ok());
   ExpectDrawn(png);
   Keep(html, "report.html");
+  Keep(*capture_a_, "run.cap");
 }
 
 TEST_F(HtmlIntegrationTest, ComparePageShowsTheJsonComparisonSideBySide) {
