@@ -19,8 +19,8 @@ REQCOST_KEEP_DIR="$work" timeout 300 "$build/tests/integration/html_integration_
   || { tail -20 "$work/test.log" >&2; exit 1; }
 # The page again, from the kept capture under a short name (its title).
 cd "$work"
-"$build/cli/reqcost" report run.cap --html report.html --slowest 3 >/dev/null
+"$build/cli/reqcost" report run.cap --html page.html --slowest 3 >/dev/null
 timeout 60 chromium-headless-shell --headless --no-sandbox --disable-gpu \
   --hide-scrollbars --user-data-dir="$work/profile" --window-size=1100,1150 \
-  --screenshot="$out" "file://$work/report.html" >/dev/null 2>&1
+  --screenshot="$out" "file://$work/page.html" >/dev/null 2>&1
 echo "wrote $out"
