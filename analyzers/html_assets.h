@@ -162,6 +162,16 @@ inline constexpr char kHtmlJs[] = R"JS(
     });
   }
 
+  // Vertical grid lines at `ticks` (us) with their times above them.
+  function axis(svg, ticks, x, top, ht) {
+    var g = s('g', { 'class': 'axis' }, svg);
+    ticks.forEach(function (t) {
+      s('line', { x1: x(t), x2: x(t), y1: top - 4, y2: ht }, g);
+      s('text', { x: x(t), y: top - 7, 'text-anchor': 'middle' }, g,
+        fmt(t).replace('.000 ', ' ').replace('.0 us', ' us'));
+    });
+  }
+
   // ---- waterfall: lanes of phase bands, then one row per syscall ----
   function drawWaterfall(box, w, spec) {
     var narrow = w < 560;
@@ -182,13 +192,9 @@ inline constexpr char kHtmlJs[] = R"JS(
     function x(us) { return labelW + Math.max(0, Math.min(us, maxUs)) / maxUs * plotW; }
     var svg = svgRoot(box, 'waterfall', w, ht, spec.title, spec.desc,
                       { 'data-request': spec.id });
-    var axis = s('g', { 'class': 'axis' }, svg);
-    var step = niceStep(maxUs / (narrow ? 3 : 6));
-    for (var t = 0; t <= maxUs + 1e-9; t += step) {
-      s('line', { x1: x(t), x2: x(t), y1: top - 4, y2: ht }, axis);
-      s('text', { x: x(t), y: top - 8, 'text-anchor': 'middle' }, axis,
-        fmt(t).replace('.000 ', ' ').replace('.0 us', ' us'));
-    }
+    var step = niceStep(maxUs / (narrow ? 3 : 6)), ticks = [];
+    for (var t = 0; t <= maxUs + 1e-9; t += step) ticks.push(t);
+    axis(svg, ticks, x, top, ht);
     LANES.forEach(function (lane, i) {
       var y = top + i * laneH;
       s('text', { 'class': 'lane-label', x: 4, y: y + 13 }, svg, lane);
@@ -395,12 +401,9 @@ inline constexpr char kHtmlJs[] = R"JS(
         ', p99 ' + fmt(phases[p].p99_us);
     }).join('; ');
     var svg = svgRoot(box, 'dist', w, ht, 'p50, p90 and p99 of each phase (log scale)', desc);
-    var axis = s('g', { 'class': 'axis' }, svg);
-    for (var t = lo; t <= hi * 1.0001; t *= 10) {
-      s('line', { x1: x(t), x2: x(t), y1: top - 4, y2: ht }, axis);
-      s('text', { x: x(t), y: top - 6, 'text-anchor': 'middle' }, axis,
-        fmt(t).replace('.000 ', ' ').replace('.0 us', ' us'));
-    }
+    var ticks = [];
+    for (var t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
+    axis(svg, ticks, x, top, ht);
     names.forEach(function (p, i) {
       var y = top + i * groupH;
       s('text', { 'class': 'label', x: 0, y: y + 18 }, svg, p);
