@@ -6,6 +6,7 @@
 #define REQCOST_CLI_OUTPUT_FILE_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
