@@ -258,7 +258,8 @@ nlohmann::json ComparisonToJson(const Comparison& c) {
   return json{{"schema", kCompareSchema},
               {"a", ReportToJson(c.a)},
               {"b", ReportToJson(c.b)},
-              {"delta", DeltasToJson(c)}};
+              {"delta", DeltasToJson(c)},
+              {"verdict", c.verdict}};
 }
 
 std::optional<GroupKeys> ParseGroupBy(const std::string& text,

@@ -46,6 +46,37 @@ json NsToUs(const std::optional<uint64_t>& ns) {
   return *ns / kNsPerUs;
 }
 
+json TimelineLineToJson(const TimelineEntry& e) {
+  return json{{"name", e.name},
+              {"side", e.side},
+              {"peer", e.target.empty() ? json(nullptr) : json(e.target)},
+              {"offset_us", e.mean_offset_us},
+              {"us_per_request", e.mean_us_per_request},
+              {"calls_per_request", e.count_per_request},
+              {"timed", !e.untimed}};
+}
+
+// The average request: what the HTML waterfall draws.
+json TimelineToJson(const Report& r) {
+  json lines = json::array();
+  for (const TimelineEntry& e : r.timeline) {
+    lines.push_back(TimelineLineToJson(e));
+  }
+  return json{{"span_us", r.complete > 0 ? json(r.mean_span_us) : json(nullptr)},
+              {"exchange", r.exchange.has_value()
+                               ? TimelineLineToJson(*r.exchange)
+                               : json(nullptr)},
+              {"lines", lines}};
+}
+
+// Offset of `ns` from the request's start in microseconds; null for 0 (not
+// known).
+json OffsetUs(const Request& q, uint64_t ns) {
+  if (ns == 0 || !q.complete) return nullptr;
+  return (static_cast<double>(ns) - static_cast<double>(q.start_ns)) /
+         kNsPerUs;
+}
+
 std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p) {
   if (!p.has_value()) return absl::StrFormat("  %-10s %10s\n", name, "-");
   return absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n", name,
@@ -184,6 +215,7 @@ nlohmann::json ReportToJson(const Report& r) {
       {"phases", PhasesToJson(r.phases)},
       {"syscalls", syscalls},
       {"groups", groups},
+      {"timeline", TimelineToJson(r)},
   };
 }
 
@@ -218,6 +250,14 @@ nlohmann::json RequestToJson(const Request& q) {
       {"backend_us", NsToUs(q.backend_ns)},
       {"queue_us", NsToUs(q.queue_ns)},
       {"tls_us", NsToUs(q.tls_ns)},
+      {"span_us", q.complete ? json(WallSpanNs(q) / kNsPerUs) : json(nullptr)},
+      {"exchange_offset_us", OffsetUs(q, q.exchange_start_ns)},
+      {"exchange_us",
+       q.complete && q.exchange_start_ns != 0 &&
+               q.exchange_end_ns >= q.exchange_start_ns
+           ? json((q.exchange_end_ns - q.exchange_start_ns) / kNsPerUs)
+           : json(nullptr)},
+      {"backend_offset_us", OffsetUs(q, q.backend_start_ns)},
       {"backend_timing", q.complete ? json(std::string(TimingName(
                                           q.backend_timing)))
                                     : json(nullptr)},

@@ -104,6 +104,13 @@ void RequestStats::Add(const Request& r) {
     if (timed) ++sum.timed;
     sum.offset_ns += offset_ns;
   };
+  span_ns_ += WallSpanNs(r);
+  if (r.exchange_start_ns != 0 && r.exchange_end_ns >= r.exchange_start_ns) {
+    exchange_.ns += r.exchange_end_ns - r.exchange_start_ns;
+    ++exchange_.n;
+    ++exchange_.timed;
+    exchange_.offset_ns += offset(r.exchange_start_ns);
+  }
   bool work_placed = r.backend_timing == BackendTiming::kNone;
   for (const SyscallRecord& s : r.syscalls) {
     // Without a recorded backend span (older producers), the work line goes
@@ -134,6 +141,22 @@ void RequestStats::Add(const Request& r) {
                                      : offset(r.end_ns),
              true);
   }
+}
+
+TimelineEntry RequestStats::TimelineLine(const TimelineSum& sum,
+                                         std::string name, std::string side,
+                                         std::string target) const {
+  TimelineEntry e;
+  e.name = std::move(name);
+  e.side = std::move(side);
+  e.target = std::move(target);
+  e.untimed = sum.timed == 0;
+  if (complete_ > 0) {
+    e.mean_us_per_request = sum.ns / kNsPerUs / complete_;
+    e.count_per_request = static_cast<double>(sum.n) / complete_;
+  }
+  e.mean_offset_us = sum.n > 0 ? sum.offset_ns / kNsPerUs / sum.n : 0;
+  return e;
 }
 
 void RequestStats::Fill(Report* report) const {
@@ -172,19 +195,18 @@ void RequestStats::Fill(Report* report) const {
   }
   report->timeline.clear();
   for (const TimelineKey& key : timeline_order_) {
-    const TimelineSum& sum = timeline_[LineIndex(key)];
     const bool work = key.kind == kWorkLine;
-    TimelineEntry e;
-    e.name = work ? "(work)" : std::string(SyscallName(Syscall{key.kind}));
-    e.side = std::string(SideName(key.side));
-    e.target = work ? "" : std::string(TargetName(key.target));
-    e.untimed = sum.timed == 0;
-    if (complete_ > 0) {
-      e.mean_us_per_request = sum.ns / kNsPerUs / complete_;
-      e.count_per_request = static_cast<double>(sum.n) / complete_;
-    }
-    e.mean_offset_us = sum.n > 0 ? sum.offset_ns / kNsPerUs / sum.n : 0;
-    report->timeline.push_back(e);
+    report->timeline.push_back(TimelineLine(
+        timeline_[LineIndex(key)],
+        work ? "(work)" : std::string(SyscallName(Syscall{key.kind})),
+        std::string(SideName(key.side)),
+        work ? "" : std::string(TargetName(key.target))));
+  }
+  report->mean_span_us = complete_ > 0 ? span_ns_ / kNsPerUs / complete_ : 0;
+  report->exchange.reset();
+  if (exchange_.n > 0) {
+    report->exchange = TimelineLine(exchange_, "(exchange)", "server",
+                                    std::string(TargetName(Target::kBackendLink)));
   }
   std::stable_sort(report->timeline.begin(), report->timeline.end(),
                    [](const TimelineEntry& a, const TimelineEntry& b) {

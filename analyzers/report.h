@@ -121,6 +121,14 @@ struct Report {
   PhaseSet phases;
   std::vector<SyscallSummary> syscalls;
   std::vector<TimelineEntry> timeline;
+  // The average request's backend exchange W as a line ("(exchange)", server,
+  // "backend"): its start offset averaged over the requests that had one.
+  // Unset when no complete request had one. Drawn by the HTML waterfall.
+  std::optional<TimelineEntry> exchange;
+  // The mean wall span of complete requests (WallSpanNs): the length of the
+  // average request's time axis, which total does not fill when requests
+  // had client waits.
+  double mean_span_us = 0;
   std::vector<GroupSummary> groups;
   std::vector<ProcessSummary> by_process;
   std::map<std::string, uint64_t> incomplete_reasons;
@@ -186,7 +194,12 @@ class RequestStats {
     uint64_t timed = 0;     // occurrences with a known duration
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
+  TimelineSum exchange_;  // backend exchanges of complete requests
+  uint64_t span_ns_ = 0;  // summed WallSpanNs of complete requests
   std::vector<TimelineKey> timeline_order_;  // first appearance
+  // A timeline line of `sum`: per complete request, offset per occurrence.
+  TimelineEntry TimelineLine(const TimelineSum& sum, std::string name,
+                             std::string side, std::string target) const;
   // By LineIndex().
   std::array<TimelineSum, kLineKinds * kSides * kTargets> timeline_{};
 };

@@ -1,5 +1,7 @@
 #include "analyzers/request.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string_view>
 
 namespace reqcost::analyzers {
@@ -56,6 +58,12 @@ std::string_view ReuseName(ConnReuse reuse) {
       return "reused";
   }
   return "?";
+}
+
+uint64_t WallSpanNs(const Request& r) {
+  uint64_t end = r.end_ns;
+  for (const SyscallRecord& s : r.syscalls) end = std::max(end, s.exit_ns);
+  return end > r.start_ns ? end - r.start_ns : 0;
 }
 
 }  // namespace reqcost::analyzers

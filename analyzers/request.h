@@ -109,6 +109,12 @@ struct Request {
   std::vector<SyscallRecord> syscalls;
 };
 
+// The request's span on the wall clock, from its start to the end of its
+// last response write or of the last syscall of its timeline (an owned
+// close), whichever is later. Longer than total_ns when the request had
+// time that is not its own (client waits, a blocking accept).
+uint64_t WallSpanNs(const Request& request);
+
 }  // namespace reqcost::analyzers
 
 #endif  // REQCOST_ANALYZERS_REQUEST_H_

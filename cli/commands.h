@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,12 +33,20 @@ struct AttachOptions {
 // `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
 int RunAttach(const AttachOptions& options);
 
+// `--html FILE` of `report` and `compare`: the self-contained page.
+struct HtmlOptions {
+  std::string path;      // "" for none
+  size_t slowest = 10;   // requests drawn one by one (per capture)
+  bool force = false;    // replace an existing file
+};
+
 struct ReportOptions {
   std::string input;
   std::string format = "text";
   bool events = false;
   bool requests = false;
   std::string group_by;  // "client-conn", "backend-conn", both; "" = none
+  HtmlOptions html;
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With
@@ -48,6 +57,7 @@ struct CompareOptions {
   std::string a;
   std::string b;
   std::string format = "text";
+  HtmlOptions html;
 };
 
 // `reqcost compare A B`: both captures' reports side by side with deltas and

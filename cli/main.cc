@@ -32,6 +32,20 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 
+// --html and its companions, shared by `report` and `compare`.
+void AddHtmlFlags(CLI::App* cmd, reqcost::cli::HtmlOptions* o) {
+  cmd->add_option("--html", o->path,
+                  "also write a self-contained HTML page (charts, the "
+                  "average request as a waterfall, the slowest requests; "
+                  "mode 0600)");
+  cmd->add_option("--slowest", o->slowest,
+                  "with --html: how many of the slowest requests get their "
+                  "own waterfall, 0-1000 (default 10)")
+      ->check(CLI::Range(0, 1000));
+  cmd->add_flag("--force", o->force,
+                "with --html: replace the page if it exists");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +90,7 @@ int main(int argc, char** argv) {
       "--group-by", report.group_by,
       "compare groups of requests side by side instead: client-conn (new vs "
       "kept-alive client connection), backend-conn, or both, comma-separated");
+  AddHtmlFlags(report_cmd, &report.html);
 
   CompareOptions compare;
   CLI::App* compare_cmd = app.add_subcommand(
@@ -86,6 +101,7 @@ int main(int argc, char** argv) {
       ->required();
   compare_cmd->add_option("b", compare.b, "capture file B")->required();
   compare_cmd->add_option("-f,--format", compare.format, "text or json");
+  AddHtmlFlags(compare_cmd, &compare.html);
 
   TimelineOptions timeline;
   CLI::App* timeline_cmd = app.add_subcommand(

@@ -1,12 +1,18 @@
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "analyzers/compare.h"
+#include "analyzers/format.h"
+#include "analyzers/html_report.h"
+#include "analyzers/slowest.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 
@@ -72,6 +78,21 @@ int RunReport(const ReportOptions& options) {
     }
   }
 
+  std::optional<OutputFile> html;
+  if (!options.html.path.empty()) {
+    if (keys.has_value()) {
+      std::fprintf(stderr,
+                   "reqcost: --html draws the whole capture: use it without "
+                   "--group-by\n");
+      return kExitUsage;
+    }
+    // Created before the replay: an unwritable path fails at once.
+    absl::StatusOr<OutputFile> file =
+        OutputFile::Create(options.html.path, options.html.force);
+    if (!file.ok()) return OutputFileExit(file.status());
+    html.emplace(*std::move(file));
+  }
+
   OutputOptions out;
   out.format = *format;
   out.events = options.events;
@@ -84,8 +105,25 @@ int RunReport(const ReportOptions& options) {
     pipeline.AddRequestObserver(
         [&grouped](const analyzers::Request& r) { grouped->Add(r); });
   }
+  // The slowest requests, kept with their syscalls as they are finalized.
+  analyzers::SlowestRequests slowest(html.has_value() ? options.html.slowest
+                                                      : 0);
+  if (html.has_value()) {
+    pipeline.AddRequestObserver(
+        [&slowest](const analyzers::Request& r) { slowest.Add(r); });
+  }
   absl::Status s = ReplayCapture(options.input, &pipeline);
   if (!s.ok()) return BadCaptureExit(s);
+  if (html.has_value()) {
+    const analyzers::Report& report = pipeline.report();
+    s = html->Commit(analyzers::HtmlPage(
+        absl::StrCat("reqcost report ", options.input),
+        analyzers::ReportPageData(options.input, report, slowest.Sorted(),
+                                  slowest.offered()),
+        analyzers::FormatText(report)));
+    if (!s.ok()) return OutputFileExit(s);
+    std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
+  }
 
   if (grouped.has_value()) {
     std::vector<analyzers::GroupReport> groups =

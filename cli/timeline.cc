@@ -1,10 +1,5 @@
 // `reqcost timeline CAPTURE -o trace.json`: every request of a capture as a
 // Chrome trace-event file (Perfetto, chrome://tracing).
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -15,54 +10,11 @@
 #include "analyzers/trace_export.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 
 namespace reqcost::cli {
-namespace {
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-// Writes `text` to a new file at `path`, mode 0600 whatever the umask (an
-// existing file or symlink is replaced only with `force`).
-absl::Status WriteNewFile(const std::string& path, const std::string& text,
-                          bool force) {
-  if (force && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrFormat("remove old %s", path));
-  }
-  int fd = ::open(path.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  S_IRUSR | S_IWUSR);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrFormat("create %s", path));
-  }
-  absl::Status status;
-  if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
-    status = absl::ErrnoToStatus(errno,
-                                 absl::StrFormat("set mode 0600 on %s", path));
-  }
-  size_t done = 0;
-  while (status.ok() && done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      status = absl::ErrnoToStatus(errno, absl::StrFormat("write %s", path));
-    } else {
-      done += static_cast<size_t>(n);
-    }
-  }
-  if (::close(fd) != 0 && status.ok()) {
-    status = absl::ErrnoToStatus(errno, absl::StrFormat("write %s", path));
-  }
-  if (!status.ok()) ::unlink(path.c_str());
-  return status;
-}
-
-}  // namespace
 
 int RunTimeline(const TimelineOptions& options) {
   if (options.output.empty()) {
@@ -70,13 +22,10 @@ int RunTimeline(const TimelineOptions& options) {
                  "reqcost: timeline needs -o FILE: where to write the trace\n");
     return kExitUsage;
   }
-  if (!options.force && Exists(options.output)) {
-    std::fprintf(stderr,
-                 "reqcost: %s already exists; remove it, choose another path "
-                 "or pass --force to replace it\n",
-                 options.output.c_str());
-    return kExitUsage;
-  }
+  // Created first: an unwritable path fails before the replay.
+  absl::StatusOr<OutputFile> file =
+      OutputFile::Create(options.output, options.force);
+  if (!file.ok()) return OutputFileExit(file.status());
   OutputOptions quiet;
   quiet.summary = false;
   Pipeline pipeline(quiet, stdout);
@@ -94,11 +43,8 @@ int RunTimeline(const TimelineOptions& options) {
   for (const auto& e : trace["traceEvents"]) {
     if (e["ph"] == "X") ++slices;
   }
-  s = WriteNewFile(options.output, trace.dump() + "\n", options.force);
-  if (!s.ok()) {
-    std::fprintf(stderr, "reqcost: %s\n", std::string(s.message()).c_str());
-    return kExitError;
-  }
+  s = file->Commit(trace.dump() + "\n");
+  if (!s.ok()) return OutputFileExit(s);
   std::printf("%s", absl::StrFormat(
                         "wrote %s: %d requests (%d complete), %d slices; open "
                         "it in https://ui.perfetto.dev or chrome://tracing\n",

@@ -109,7 +109,9 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
   json j = ComparisonToJson(c);
   std::set<std::string> keys;
   for (const auto& [k, v] : j.items()) keys.insert(k);
-  EXPECT_THAT(keys, Eq(std::set<std::string>{"schema", "a", "b", "delta"}));
+  EXPECT_THAT(keys, Eq(std::set<std::string>{"schema", "a", "b", "delta",
+                                             "verdict"}));
+  EXPECT_THAT(j["verdict"], Eq(c.verdict));
   EXPECT_THAT(j["schema"], Eq("reqcost.compare/2"));
   EXPECT_THAT(j["a"]["schema"], Eq("reqcost.report/2"));
   EXPECT_THAT(j["b"]["requests"]["complete"], Eq(100));

@@ -70,7 +70,7 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   json j = ReportToJson(SampleReport());
   EXPECT_THAT(Keys(j), Eq(std::set<std::string>{
                            "schema", "capture", "requests", "backend_timing",
-                           "phases", "syscalls", "groups"}));
+                           "phases", "syscalls", "groups", "timeline"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),
@@ -170,7 +170,8 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
               Eq(std::set<std::string>{
                   "id", "pid", "client_conn", "backend_conn", "request_line",
                   "start_ns", "total_us", "server_us", "transport_us",
-                  "backend_us", "queue_us", "tls_us", "backend_timing",
+                  "backend_us", "queue_us", "tls_us", "span_us", "exchange_offset_us",
+                  "exchange_us", "backend_offset_us", "backend_timing",
                   "complete", "syscalls"}));
   EXPECT_THAT(j["id"], Eq(17));
   EXPECT_THAT(j["pid"], Eq(9376));
@@ -267,6 +268,68 @@ TEST(FormatTextTest, EndToEndFromAProfiler) {
   EXPECT_THAT(j["phases"]["total"]["max_us"], Eq(95.0));
   EXPECT_THAT(j["backend_timing"], Eq("none"));
   EXPECT_THAT(RequestToJson(requests[0])["request_line"], Eq("GET /x"));
+}
+
+// The average request as the HTML waterfall reads it: each timeline line
+// with its mean start and time per request, and the backend exchange.
+TEST(ReportToJsonTest, TimelineHasTheAverageRequestAndItsExchange) {
+  Report r = SampleReport();
+  json j = ReportToJson(r);
+  EXPECT_TRUE(j["timeline"]["exchange"].is_null());
+  EXPECT_THAT(j["timeline"]["span_us"], Eq(0.0));
+  ASSERT_THAT(j["timeline"]["lines"], SizeIs(2));
+  EXPECT_THAT(j["timeline"]["lines"][0],
+              Eq(json{{"name", "accept4"},
+                      {"side", "server"},
+                      {"peer", "client"},
+                      {"offset_us", 0.0},
+                      {"us_per_request", 12.5},
+                      {"calls_per_request", 1.0},
+                      {"timed", true}}));
+  EXPECT_TRUE(j["timeline"]["lines"][1]["peer"].is_null());
+  r.exchange = TimelineEntry{"(exchange)", "server", "backend", 30.0, 1.0,
+                             4.0};
+  j = ReportToJson(r);
+  EXPECT_THAT(j["timeline"]["exchange"]["offset_us"], Eq(4.0));
+  EXPECT_THAT(j["timeline"]["exchange"]["us_per_request"], Eq(30.0));
+}
+
+// A request through a backend: the exchange and the backend phase are
+// placed on the request's time axis, in the report and in its jsonl line.
+TEST(RequestToJsonTest, PlacesTheExchangeAndBackendOnTheRequestAxis) {
+  StreamBuilder s;
+  const auto link = test_support::UnixSock(0x10, 0x20);
+  const auto side = test_support::UnixSock(0x20, 0x10);
+  s.Accept(100, 8, 0, 10)
+      .Read(100, 8, 20, 30, 100)
+      .Connect(100, 9, 40, 50, link)
+      .Add(Syscall::kAccept, 200, 3, 5, 0, 55, side)
+      .Write(100, 9, 60, 70, 300, "", Syscall::kWritev, link)
+      .Read(200, 5, 72, 80, 300, "", side)
+      .Write(200, 5, 180, 190, 200, "", Syscall::kWrite, side)
+      .Read(100, 9, 195, 200, 200, "", link)
+      .Close(100, 9, 205, 210)
+      .Close(200, 5, 206, 212)
+      .Write(100, 8, 220, 230, 500)
+      .Close(100, 8, 240, 245);
+  Profiler profiler;
+  std::vector<Request> requests = RunEvents(profiler, s.InExitOrder());
+  ASSERT_THAT(requests, SizeIs(1));
+  ASSERT_TRUE(requests[0].complete) << requests[0].incomplete_reason;
+  json q = RequestToJson(requests[0]);
+  // W runs from the server's connect to the end of its reply read; the
+  // backend from its read of the request to its reply write.
+  EXPECT_THAT(q["exchange_offset_us"], Eq(40.0));
+  EXPECT_THAT(q["exchange_us"], Eq(160.0));
+  EXPECT_THAT(q["backend_offset_us"], Eq(80.0));
+  EXPECT_THAT(q["backend_us"], Eq(110.0));
+  // From the accept's enter to the end of the client close.
+  EXPECT_THAT(q["span_us"], Eq(245.0));
+  json j = ReportToJson(profiler.BuildReport({1.0, 12, 0}));
+  EXPECT_THAT(j["timeline"]["span_us"], Eq(245.0));
+  EXPECT_THAT(j["timeline"]["exchange"]["offset_us"], Eq(40.0));
+  EXPECT_THAT(j["timeline"]["exchange"]["us_per_request"], Eq(160.0));
+  EXPECT_THAT(j["timeline"]["exchange"]["calls_per_request"], Eq(1.0));
 }
 
 }  // namespace

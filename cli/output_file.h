@@ -1,0 +1,48 @@
+// A file a command writes as its output (the timeline's trace, the --html
+// page). It is created before the command does its work, so that a path
+// that cannot be written fails at once, and removed again unless Commit()
+// wrote it: a failed run leaves no half-written file behind.
+#ifndef REQCOST_CLI_OUTPUT_FILE_H_
+#define REQCOST_CLI_OUTPUT_FILE_H_
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace reqcost::cli {
+
+class OutputFile {
+ public:
+  // Creates `path` with mode 0600 whatever the umask, never through a
+  // symlink. An existing path is replaced only with `force`, else
+  // AlreadyExists with a sentence that says what to do; other failures
+  // carry the errno ("create PATH: Permission denied").
+  static absl::StatusOr<OutputFile> Create(const std::string& path,
+                                           bool force);
+
+  OutputFile(OutputFile&& other) noexcept;
+  OutputFile& operator=(OutputFile&&) = delete;
+  ~OutputFile();
+
+  // Writes `text` and closes the file; on failure the file is removed.
+  absl::Status Commit(const std::string& text);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  OutputFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  void Discard();
+
+  std::string path_;
+  int fd_ = -1;
+};
+
+// The exit code and message for an OutputFile failure: 2 for an existing
+// path without --force, 1 for anything else. Prints the message.
+int OutputFileExit(const absl::Status& status);
+
+}  // namespace reqcost::cli
+
+#endif  // REQCOST_CLI_OUTPUT_FILE_H_
