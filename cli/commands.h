@@ -37,7 +37,10 @@ struct ReportOptions {
   std::string format = "text";
   bool events = false;
   bool requests = false;
-  std::string group_by;  // "client-conn", "backend-conn", both; "" = none
+  std::string group_by;  // "client-conn", "backend-conn", both, "url",
+                         // "process", "backend-process"; "" = none
+  int top = 5;           // url/process groups shown before "other"
+  double threshold_pct = 2.0;  // a smaller difference is not clear
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With
@@ -48,6 +51,7 @@ struct CompareOptions {
   std::string a;
   std::string b;
   std::string format = "text";
+  double threshold_pct = 2.0;  // a smaller difference is not clear
 };
 
 // `reqcost compare A B`: both captures' reports side by side with deltas and

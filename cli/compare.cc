@@ -41,12 +41,15 @@ int RunCompare(const CompareOptions& options) {
   analyzers::Report a, b;
   if (int code = ReportOf(options.a, &a); code != kExitOk) return code;
   if (int code = ReportOf(options.b, &b); code != kExitOk) return code;
-  analyzers::Comparison c = analyzers::Compare(a, b, "A", "B");
+  analyzers::CompareOptions copts;
+  copts.threshold_pct = options.threshold_pct;
+  analyzers::Comparison c = analyzers::Compare(a, b, "A", "B", copts);
   if (*format == Format::kJson) {
     std::printf("%s\n", analyzers::ComparisonToJson(c).dump(2).c_str());
   } else {
-    std::printf("A: %s\nB: %s\n\n%s", options.a.c_str(), options.b.c_str(),
-                analyzers::FormatComparisonText(c).c_str());
+    std::printf("A: %s\nB: %s\n\n%s\nnote: %s\n", options.a.c_str(),
+                options.b.c_str(), analyzers::FormatComparisonText(c).c_str(),
+                analyzers::kDriftNote);
   }
   std::fflush(stdout);
   return kExitOk;
