@@ -132,7 +132,8 @@ void PrintTimeline(const Outcome& o) {
 }
 
 // Adds one round of a way: ab's counts (its mean time per request weighted
-// by requests) and the capture's duration, events and drops.
+// by requests), the capture's duration, events and drops, and the time its
+// requests ran (client.busy_s; client.in_flight summed times busy_s).
 void AddRound(const stack::AbResult& ab, const analyzers::Report& report,
               Outcome* o, analyzers::Report* totals) {
   const int before = o->ab.complete;
@@ -150,6 +151,10 @@ void AddRound(const stack::AbResult& ab, const analyzers::Report& report,
   totals->capture.events += report.capture.events;
   totals->capture.dropped_events += report.capture.dropped_events;
   totals->processes = report.processes;
+  // The client's rate over the time its slots' requests ran, not over the
+  // rounds between them (other ways ran then).
+  totals->client.busy_s += report.client.busy_s;
+  totals->client.in_flight += report.client.in_flight * report.client.busy_s;
   totals->anomalies.late_events += report.anomalies.late_events;
   totals->anomalies.clamped_phases += report.anomalies.clamped_phases;
 }
@@ -274,6 +279,11 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
     o.report.processes = totals[w].processes;
     o.report.anomalies = totals[w].anomalies;
     stats[w].Fill(&o.report);
+    analyzers::ClientView& client = o.report.client;
+    client.busy_s = totals[w].client.busy_s;
+    client.rate_per_s = client.busy_s > 0 ? o.report.complete / client.busy_s : 0;
+    client.in_flight =
+        client.busy_s > 0 ? totals[w].client.in_flight / client.busy_s : 0;
     const analyzers::Report& r = o.report;
     std::printf("  %-44s ab: %d requests (%d kept alive); reqcost: %llu "
                 "complete, %llu incomplete, backend %s\n",

@@ -80,11 +80,13 @@ int main(int argc, char** argv) {
       "(= server-process: the front server's PID) or backend-process: the "
       "top groups by total time side by side");
   report_cmd->add_option("--top", report.top,
-                         "url/process groups shown; the rest are \"other\"")
+                         "url/process groups shown; the rest are \"other\" "
+                         "(default 5)")
       ->check(CLI::Range(1, 50));
   report_cmd
       ->add_option("--threshold", report.threshold_pct,
-                   "percent: a smaller difference is no clear difference")
+                   "percent: a smaller difference is no clear difference "
+                   "(default 2)")
       ->check(CLI::Range(0.0, 100.0));
 
   CompareOptions compare;
@@ -122,7 +124,7 @@ int main(int argc, char** argv) {
   demo_cmd
       ->add_option("--rounds", demo.rounds,
                    "rounds: each way runs once per round, in turn, so that "
-                   "the machine's drift falls on all ways alike")
+                   "the machine's drift falls on all ways alike (default 4)")
       ->check(CLI::Range(1, 100));
   demo_cmd->add_option("-n,--requests", demo.requests,
                        "requests per way, 1-100000 (default 2000)");
