@@ -612,7 +612,15 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   int incomplete = report["requests"]["incomplete"].get<int>();
   ASSERT_GE(complete, 100) << incomplete << " incomplete";
   double backend = report["phases"]["backend"]["mean_us"].get<double>();
-  double own = Mean(DurationsUs(log));
+  // php-fpm logs every request, those before attach too, which ran while
+  // reqcost loaded its programs (slower on this loaded 2-vCPU machine: one
+  // run had the whole log's mean 23598 us against 21295 us measured, -9.8%).
+  // The log is in order of completion: its last `complete` lines are the
+  // requests measured.
+  std::vector<double> all_own = DurationsUs(log);
+  ASSERT_GE(all_own.size(), static_cast<size_t>(complete));
+  std::vector<double> measured_own(all_own.end() - complete, all_own.end());
+  double own = Mean(measured_own);
   std::printf("[ accuracy ] attached under load, nginx keep_conn + php-fpm, no "
               "payload: measured backend %.1f us vs own clock %.1f us "
               "(%+.2f%%); %d complete, %d incomplete\n",
