@@ -650,9 +650,10 @@ std::string FormatGroupTableText(GroupKeys keys,
     if (!g.other) continue;
     absl::StrAppendFormat(
         &out,
-        "\nother: %d more groups, and %d requests of keys past the first %d "
-        "tracked\n",
-        g.other_groups, g.overflow_requests, kMaxGroupKeys);
+        "\nother: %d group(s) past the top %d, and %d request(s) of keys "
+        "past the first %d tracked\n",
+        g.other_groups, groups.size() - 1, g.overflow_requests,
+        kMaxGroupKeys);
   }
   return out;
 }

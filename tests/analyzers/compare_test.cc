@@ -569,7 +569,7 @@ TEST(KeyedGroupStatsTest, TopUrlsByTotalTimeThenOther) {
   EXPECT_THAT(text, HasSubstr("requests by url"));
   EXPECT_THAT(text, HasSubstr("/b.php"));
   EXPECT_THAT(text, HasSubstr("60.2%"));  // 1600 of 2660 us
-  EXPECT_THAT(text, HasSubstr("other: 2 more groups"));
+  EXPECT_THAT(text, HasSubstr("other: 2 group(s) past the top 2"));
   json j = GroupComparisonToJson(GroupKeys{false, false, GroupBy::kUrl},
                                  groups, {});
   EXPECT_THAT(j["group_by"], Eq(json{"url"}));
