@@ -52,24 +52,33 @@ std::string Pct(const std::optional<double>& pct) {
   return absl::StrFormat("%+.1f%%", *pct);
 }
 
-std::string Verdict(const Comparison& c) {
-  const PhaseDelta& total = c.phases[0];
-  if (!total.a.has_value() || !total.b.has_value()) {
-    return absl::StrFormat(
-        "No comparison: %s has no complete requests.",
-        !total.a.has_value() ? c.a_label : c.b_label);
+// "[-65.2 us, -54.8 us]"; "-" without an interval.
+std::string Interval(const PhaseDelta& p) {
+  if (!p.ci_low_us.has_value()) return "-";
+  return absl::StrCat("[", Signed(*p.ci_low_us), ", ", Signed(*p.ci_high_us),
+                      "]");
+}
+
+// Why a delta is not clear.
+std::string Unclear(const PhaseDelta& p, double threshold_pct) {
+  if (!p.ci_low_us.has_value()) return "too few requests for an interval";
+  if (*p.ci_low_us <= 0 && *p.ci_high_us >= 0) {
+    return absl::StrCat("its 95% interval ", Interval(p), " includes 0");
   }
+  return absl::StrFormat("under the %g%% threshold", threshold_pct);
+}
+
+// The sentence of the total and what moved it.
+std::string TotalVerdict(const Comparison& c) {
+  const PhaseDelta& total = c.phases[0];
   const double d = *total.mean_us;
-  const bool significant =
-      total.pct.has_value() ? std::fabs(*total.pct) >= kSignificantPct
-                            : d != 0;
-  if (!significant) {
+  if (!total.clear) {
     return absl::StrFormat(
-        "No significant difference: a request takes %s in %s and %s in %s "
-        "(%s, under %.0f%%).",
+        "No clear difference (~): a request takes %s in %s and %s in %s "
+        "(%s; %s).",
         FormatDuration(total.b->mean_us), c.b_label,
         FormatDuration(total.a->mean_us), c.a_label, Pct(total.pct),
-        kSignificantPct);
+        Unclear(total, c.threshold_pct));
   }
   std::string out =
       d < 0 ? absl::StrFormat("%s saves %s per request (%.1f%%) over %s",
@@ -78,11 +87,12 @@ std::string Verdict(const Comparison& c) {
             : absl::StrFormat("%s costs %s more per request (%.1f%%) than %s",
                               c.b_label, FormatDuration(d),
                               std::fabs(total.pct.value_or(0)), c.a_label);
-  // The phase that moved most in the direction of the total.
+  absl::StrAppend(&out, ", 95% interval ", Interval(total));
+  // The clear phase that moved most in the direction of the total.
   const PhaseDelta* phase = nullptr;
   for (size_t i = 1; i <= 3; ++i) {
     const PhaseDelta& p = c.phases[i];
-    if (!p.mean_us.has_value() || (*p.mean_us < 0) != (d < 0)) continue;
+    if (!p.clear || (*p.mean_us < 0) != (d < 0)) continue;
     if (phase == nullptr || std::fabs(*p.mean_us) > std::fabs(*phase->mean_us)) {
       phase = &p;
     }
@@ -91,22 +101,29 @@ std::string Verdict(const Comparison& c) {
     absl::StrAppend(&out, ", mostly ", phase->phase, " time (",
                     Signed(*phase->mean_us), ")");
   }
-  // The syscalls whose time per request moved most in that direction.
+  // The syscalls whose busy time per request moved most in that direction:
+  // time asleep in a call (a wait for a connection, data or a close) is not
+  // cost; what it delayed shows in the phases.
   std::vector<const SyscallDelta*> named;
   for (const SyscallDelta& s : c.syscalls) {
-    if ((s.delta_us_per_request < 0) != (d < 0) ||
-        std::fabs(s.delta_us_per_request) <
-            kVerdictSyscallShare * std::fabs(d)) {
+    const double busy = s.delta_busy_us_per_request;
+    if ((busy < 0) != (d < 0) ||
+        std::fabs(busy) < kVerdictSyscallShare * std::fabs(d)) {
       continue;
     }
     named.push_back(&s);
-    if (named.size() == kVerdictSyscalls) break;
   }
+  std::stable_sort(named.begin(), named.end(),
+                   [](const SyscallDelta* x, const SyscallDelta* y) {
+                     return std::fabs(x->delta_busy_us_per_request) >
+                            std::fabs(y->delta_busy_us_per_request);
+                   });
+  if (named.size() > kVerdictSyscalls) named.resize(kVerdictSyscalls);
   if (!named.empty()) {
     std::vector<std::string> parts;
     for (const SyscallDelta* s : named) {
       std::string part = absl::StrCat(s->side, " ", s->name, " ",
-                                      Signed(s->delta_us_per_request));
+                                      Signed(s->delta_busy_us_per_request));
       if (std::fabs(s->a_count_per_request - s->b_count_per_request) >= 0.1) {
         absl::StrAppendFormat(&part, " (%.2f -> %.2f calls)",
                               s->a_count_per_request, s->b_count_per_request);
@@ -118,6 +135,54 @@ std::string Verdict(const Comparison& c) {
   }
   absl::StrAppend(&out, ".");
   return out;
+}
+
+// The sentence of what the client saw, and a warning when it contradicts
+// the phases: work that overlaps the next request (a process still
+// finishing the previous one) lengthens the phases but not the client's
+// wait, and only the rate shows that.
+std::string ClientVerdict(const Comparison& c) {
+  const ClientView& a = c.a.client;
+  const ClientView& b = c.b.client;
+  if (!c.response.mean_us.has_value() || a.rate_per_s <= 0 ||
+      b.rate_per_s <= 0) {
+    return "";
+  }
+  std::string out = absl::StrFormat(
+      " The client saw %.1f -> %.1f requests/s while requests ran (%.2f -> "
+      "%.2f in flight) and %s -> %s from its first request byte to the last "
+      "response byte (%s).",
+      a.rate_per_s, b.rate_per_s, a.in_flight, b.in_flight,
+      FormatDuration(c.response.a->mean_us),
+      FormatDuration(c.response.b->mean_us),
+      c.response.clear ? absl::StrCat(Pct(c.response.pct), ", clear")
+                       : absl::StrCat(Pct(c.response.pct), ", ~"));
+  const PhaseDelta& total = c.phases[0];
+  const double rate_pct = 100.0 * (b.rate_per_s - a.rate_per_s) / a.rate_per_s;
+  const bool same_load = a.in_flight > 0 && b.in_flight / a.in_flight < 1.25 &&
+                         b.in_flight / a.in_flight > 0.8;
+  if (total.clear && same_load && std::fabs(rate_pct) >= c.threshold_pct &&
+      (rate_pct > 0) == (*total.mean_us > 0)) {
+    absl::StrAppendFormat(
+        &out,
+        " The phases and the client's rate disagree (%+.1f%% requests/s): "
+        "part of each request's time overlapped the next request (a process "
+        "still finishing the previous one, such as a backend waiting for "
+        "its connection's close), which the client did not wait for; judge "
+        "throughput by the rate.",
+        rate_pct);
+  }
+  return out;
+}
+
+std::string Verdict(const Comparison& c) {
+  const PhaseDelta& total = c.phases[0];
+  if (!total.a.has_value() || !total.b.has_value()) {
+    return absl::StrFormat(
+        "No comparison: %s has no complete requests.",
+        !total.a.has_value() ? c.a_label : c.b_label);
+  }
+  return TotalVerdict(c) + ClientVerdict(c);
 }
 
 std::string PhaseCell(const std::optional<PhaseSummary>& p) {
@@ -137,7 +202,33 @@ std::string SyscallCell(const std::optional<SyscallSummary>& s,
 
 json DeltaToJson(const PhaseDelta& p) {
   return json{{"mean_us", p.mean_us.has_value() ? json(*p.mean_us) : json()},
-              {"pct", p.pct.has_value() ? json(*p.pct) : json()}};
+              {"pct", p.pct.has_value() ? json(*p.pct) : json()},
+              {"ci95_us", p.ci_low_us.has_value()
+                              ? json::array({*p.ci_low_us, *p.ci_high_us})
+                              : json()},
+              {"clear", p.clear}};
+}
+
+json ClientToJson(const ClientView& v) {
+  json response = nullptr;
+  if (v.response.has_value()) {
+    response = {{"count", v.response->count},
+                {"mean_us", v.response->mean_us},
+                {"p50_us", v.response->p50_us},
+                {"p90_us", v.response->p90_us},
+                {"p99_us", v.response->p99_us},
+                {"max_us", v.response->max_us}};
+  }
+  return json{{"busy_s", v.busy_s},
+              {"rate_per_s", v.rate_per_s},
+              {"in_flight", v.in_flight},
+              {"response", response}};
+}
+
+json ClientViewsToJson(const Comparison& c) {
+  return json{{"a", ClientToJson(c.a.client)},
+              {"b", ClientToJson(c.b.client)},
+              {"response_delta", DeltaToJson(c.response)}};
 }
 
 json DeltasToJson(const Comparison& c) {
@@ -159,24 +250,73 @@ std::string GroupLabel(GroupKeys keys, ConnReuse client, ConnReuse backend) {
 
 }  // namespace
 
+double TQuantile975(double df) {
+  static constexpr double kTable[] = {
+      12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060,
+      2.2622,  2.2281, 2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199,
+      2.1098,  2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+      2.0595,  2.0555, 2.0518, 2.0484, 2.0452, 2.0423};
+  const double n = df >= 1 ? std::floor(df) : 1;
+  if (n <= 30) return kTable[static_cast<int>(n) - 1];
+  // The Cornish-Fisher expansion around the normal quantile: within 1e-4 of
+  // the exact value from 30 degrees of freedom on.
+  const double z = 1.959963984540054;
+  const double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z,
+               z9 = z7 * z * z;
+  const double g1 = (z3 + z) / 4;
+  const double g2 = (5 * z5 + 16 * z3 + 3 * z) / 96;
+  const double g3 = (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / 384;
+  const double g4 =
+      (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / 92160;
+  return z + g1 / n + g2 / (n * n) + g3 / (n * n * n) + g4 / (n * n * n * n);
+}
+
+PhaseDelta DeltaOf(std::string phase, const std::optional<PhaseSummary>& a,
+                   const std::optional<PhaseSummary>& b,
+                   double threshold_pct) {
+  PhaseDelta p;
+  p.phase = std::move(phase);
+  p.a = a;
+  p.b = b;
+  if (!a.has_value() || !b.has_value() || a->count == 0 || b->count == 0) {
+    return p;
+  }
+  const double d = b->mean_us - a->mean_us;
+  p.mean_us = d;
+  if (a->mean_us != 0) p.pct = 100.0 * d / a->mean_us;
+  if (a->count < 2 || b->count < 2) return p;
+  // Welch: the variance of each mean, and the Welch-Satterthwaite df.
+  const double va = a->stddev_us * a->stddev_us / a->count;
+  const double vb = b->stddev_us * b->stddev_us / b->count;
+  double half = 0;
+  if (va + vb > 0) {
+    const double df = (va + vb) * (va + vb) /
+                      (va * va / (a->count - 1) + vb * vb / (b->count - 1));
+    half = TQuantile975(df) * std::sqrt(va + vb);
+  }
+  p.ci_low_us = d - half;
+  p.ci_high_us = d + half;
+  const bool excludes_zero = *p.ci_low_us > 0 || *p.ci_high_us < 0;
+  const bool large =
+      p.pct.has_value() ? std::fabs(*p.pct) >= threshold_pct : d != 0;
+  p.clear = excludes_zero && large;
+  return p;
+}
+
 Comparison Compare(const Report& a, const Report& b, std::string a_label,
-                   std::string b_label) {
+                   std::string b_label, CompareOptions options) {
   Comparison c;
   c.a_label = std::move(a_label);
   c.b_label = std::move(b_label);
   c.a = a;
   c.b = b;
+  c.threshold_pct = options.threshold_pct;
   for (const char* name : kPhaseNames) {
-    PhaseDelta p;
-    p.phase = name;
-    p.a = PhaseOf(a.phases, name);
-    p.b = PhaseOf(b.phases, name);
-    if (p.a.has_value() && p.b.has_value()) {
-      p.mean_us = p.b->mean_us - p.a->mean_us;
-      if (p.a->mean_us != 0) p.pct = 100.0 * *p.mean_us / p.a->mean_us;
-    }
-    c.phases.push_back(p);
+    c.phases.push_back(DeltaOf(name, PhaseOf(a.phases, name),
+                               PhaseOf(b.phases, name), options.threshold_pct));
   }
+  c.response = DeltaOf("response", a.client.response, b.client.response,
+                       options.threshold_pct);
   // Syscalls of both, in A's order then B's new ones.
   using Key = std::tuple<std::string, std::string, std::string>;
   std::vector<Key> order;
@@ -196,6 +336,9 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
       (is_a ? d.a_count_per_request : d.b_count_per_request) = per_request;
       (is_a ? d.a_us_per_request : d.b_us_per_request) =
           per_request * s.mean_us;
+      (is_a ? d.a_busy_us_per_request : d.b_busy_us_per_request) =
+          per_request * s.mean_us -
+          (r.complete > 0 ? s.slept_us / r.complete : 0);
     }
   };
   add(a, true);
@@ -203,6 +346,8 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
   for (const auto& key : order) {
     SyscallDelta d = by_key.at(key);
     d.delta_us_per_request = d.b_us_per_request - d.a_us_per_request;
+    d.delta_busy_us_per_request =
+        d.b_busy_us_per_request - d.a_busy_us_per_request;
     c.syscalls.push_back(d);
   }
   std::stable_sort(c.syscalls.begin(), c.syscalls.end(),
@@ -229,15 +374,30 @@ std::string FormatComparisonText(const Comparison& c) {
                         absl::StrFormat("%.1f/s", c.b.rate_per_s));
   absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "backend timing", w,
                         c.a.backend_timing, w, c.b.backend_timing);
-  absl::StrAppendFormat(&out, "\nphases (mean / p50 / p99):\n");
+  absl::StrAppendFormat(
+      &out,
+      "\nphases (mean / p50 / p99; delta of the means, its 95%% interval, "
+      "~ when not clear):\n");
+  auto delta_cell = [](const PhaseDelta& p) -> std::string {
+    if (!p.mean_us.has_value()) return "-";
+    return absl::StrCat(Signed(*p.mean_us), " (", Pct(p.pct), ") ",
+                        Interval(p), p.clear ? "" : " ~");
+  };
   for (const PhaseDelta& p : c.phases) {
-    std::string delta = p.mean_us.has_value()
-                            ? absl::StrCat(Signed(*p.mean_us), " (",
-                                           Pct(p.pct), ")")
-                            : "-";
     absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", p.phase, w,
-                          PhaseCell(p.a), w, PhaseCell(p.b), delta);
+                          PhaseCell(p.a), w, PhaseCell(p.b), delta_cell(p));
   }
+  auto rate = [](const ClientView& v) {
+    return v.rate_per_s > 0 ? absl::StrFormat("%.1f/s (%.2f in flight)",
+                                              v.rate_per_s, v.in_flight)
+                            : std::string("-");
+  };
+  absl::StrAppendFormat(&out, "\nwhat the client saw:\n");
+  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s\n", "rate while busy", w,
+                        rate(c.a.client), w, rate(c.b.client));
+  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", "first byte->last", w,
+                        PhaseCell(c.response.a), w, PhaseCell(c.response.b),
+                        delta_cell(c.response));
   absl::StrAppendFormat(
       &out,
       "\nsyscalls (calls per request x mean / p50 / p99; delta of time per "
@@ -256,30 +416,151 @@ std::string FormatComparisonText(const Comparison& c) {
 
 nlohmann::json ComparisonToJson(const Comparison& c) {
   return json{{"schema", kCompareSchema},
+              {"threshold_pct", c.threshold_pct},
               {"a", ReportToJson(c.a)},
               {"b", ReportToJson(c.b)},
               {"delta", DeltasToJson(c)},
+              {"client", ClientViewsToJson(c)},
               {"verdict", c.verdict}};
 }
 
 std::optional<GroupKeys> ParseGroupBy(const std::string& text,
                                       std::string* error) {
   GroupKeys keys;
+  int single = 0;  // keys with many values, which stand alone
+  int parts = 0;
   for (absl::string_view part : absl::StrSplit(text, ',')) {
     part = absl::StripAsciiWhitespace(part);
+    ++parts;
     if (part == "client-conn") {
       keys.client_conn = true;
     } else if (part == "backend-conn") {
       keys.backend_conn = true;
+    } else if (part == "url") {
+      keys.by = GroupBy::kUrl;
+      ++single;
+    } else if (part == "process" || part == "server-process") {
+      keys.by = GroupBy::kServerProcess;
+      ++single;
+    } else if (part == "backend-process") {
+      keys.by = GroupBy::kBackendProcess;
+      ++single;
     } else {
       *error = absl::StrFormat(
           "--group-by %s: \"%s\" is not a key; use client-conn, "
-          "backend-conn or both (client-conn,backend-conn)",
+          "backend-conn or both (client-conn,backend-conn), or one of url, "
+          "process (server-process), backend-process",
           text, part);
       return std::nullopt;
     }
   }
+  if (single > 0 && parts > 1) {
+    *error = absl::StrFormat(
+        "--group-by %s: url, process, server-process and backend-process "
+        "stand alone; give one of them without other keys",
+        text);
+    return std::nullopt;
+  }
   return keys;
+}
+
+namespace {
+
+// The key text of a request for url/process grouping; "" when it has none.
+std::string KeyOf(GroupBy by, const Request& r) {
+  switch (by) {
+    case GroupBy::kUrl: {
+      if (!r.request_line.has_value()) return "";
+      // "GET /path": the path (the query is already cut off).
+      const size_t space = r.request_line->find(' ');
+      return space == std::string::npos ? *r.request_line
+                                        : r.request_line->substr(space + 1);
+    }
+    case GroupBy::kServerProcess:
+      return absl::StrCat(r.pid);
+    case GroupBy::kBackendProcess:
+      return r.backend_pid != 0 ? absl::StrCat(r.backend_pid) : "";
+    case GroupBy::kReuse:
+      break;
+  }
+  return "";
+}
+
+double TotalTimeUs(const Report& r) {
+  return r.phases.total.has_value()
+             ? r.phases.total->mean_us * r.phases.total->count
+             : 0;
+}
+
+std::string ProcessLabel(const Report& base, uint32_t pid) {
+  for (const ProcessEntry& p : base.processes) {
+    if (p.pid == pid) return absl::StrCat(p.comm, " ", pid);
+  }
+  return absl::StrCat("pid ", pid);
+}
+
+}  // namespace
+
+void KeyedGroupStats::Add(const Request& r) {
+  std::string key = KeyOf(by_, r);
+  auto it = groups_.find(key);
+  if (it == groups_.end()) {
+    if (groups_.size() >= max_keys_) {
+      ++overflow_requests_;
+      overflow_.Add(r);
+      return;
+    }
+    it = groups_.emplace(std::move(key), RequestStats()).first;
+  }
+  it->second.Add(r);
+}
+
+std::vector<GroupReport> KeyedGroupStats::Reports(const Report& base,
+                                                  size_t top) const {
+  auto fill = [&base](const RequestStats& stats, GroupReport* g) {
+    g->report.capture = base.capture;
+    g->report.processes = base.processes;
+    g->report.anomalies = base.anomalies;
+    stats.Fill(&g->report);
+  };
+  std::vector<std::pair<const std::string*, GroupReport>> all;
+  for (const auto& [key, stats] : groups_) {
+    GroupReport g;
+    fill(stats, &g);
+    all.emplace_back(&key, std::move(g));
+  }
+  std::stable_sort(all.begin(), all.end(), [](const auto& x, const auto& y) {
+    return TotalTimeUs(x.second.report) > TotalTimeUs(y.second.report);
+  });
+  std::vector<GroupReport> out;
+  RequestStats rest = overflow_;
+  uint64_t folded = 0;
+  for (auto& [key, g] : all) {
+    if (out.size() >= top) {
+      rest.Merge(groups_.at(*key));
+      ++folded;
+      continue;
+    }
+    if (by_ == GroupBy::kUrl) {
+      g.url = *key;
+      g.label = key->empty() ? "(no request line)" : *key;
+    } else {
+      g.pid = key->empty() ? 0 : static_cast<uint32_t>(std::stoul(*key));
+      g.label = key->empty() ? "(backend not measured)"
+                             : ProcessLabel(base, g.pid);
+    }
+    out.push_back(std::move(g));
+  }
+  if (folded > 0 || overflow_requests_ > 0) {
+    GroupReport other;
+    other.label = "other";
+    other.other = true;
+    other.other_groups = folded;
+    other.overflow_requests = overflow_requests_;
+    fill(rest, &other);
+    out.push_back(std::move(other));
+  }
+  return out;
 }
 
 void GroupedStats::Add(const Request& r) {
@@ -306,11 +587,73 @@ std::vector<GroupReport> GroupedStats::Reports(const Report& base) const {
   return out;
 }
 
-std::vector<Comparison> CompareGroups(const std::vector<GroupReport>& groups) {
+std::vector<Comparison> CompareGroups(const std::vector<GroupReport>& groups,
+                                      CompareOptions options) {
   std::vector<Comparison> out;
   for (size_t i = 1; i < groups.size(); ++i) {
     out.push_back(Compare(groups[0].report, groups[i].report, groups[0].label,
-                          groups[i].label));
+                          groups[i].label, options));
+  }
+  return out;
+}
+
+std::string FormatGroupTableText(GroupKeys keys,
+                                 const std::vector<GroupReport>& groups) {
+  const char* by = keys.by == GroupBy::kUrl              ? "url"
+                   : keys.by == GroupBy::kServerProcess ? "server process"
+                                                         : "backend process";
+  std::string out = absl::StrFormat(
+      "requests by %s, the groups with the most total time first "
+      "(mean per complete request):\n",
+      by);
+  if (groups.empty()) return out + "  no requests\n";
+  double all_us = 0;
+  for (const GroupReport& g : groups) all_us += TotalTimeUs(g.report);
+  const int w = 16;
+  auto row = [&](const std::string& name, auto cell) {
+    absl::StrAppendFormat(&out, "  %-14s", name);
+    for (const GroupReport& g : groups) {
+      absl::StrAppendFormat(&out, " %*s", w, cell(g));
+    }
+    absl::StrAppend(&out, "\n");
+  };
+  auto cut = [w](std::string s) {
+    // Keep a long path's end: it names the resource.
+    if (s.size() > static_cast<size_t>(w)) s = "~" + s.substr(s.size() - w + 1);
+    return s;
+  };
+  row("", [&](const GroupReport& g) { return cut(g.label); });
+  row("requests", [](const GroupReport& g) {
+    return absl::StrFormat("%d", g.report.complete);
+  });
+  row("incomplete", [](const GroupReport& g) {
+    return absl::StrFormat("%d", g.report.incomplete);
+  });
+  row("share of time", [&](const GroupReport& g) {
+    return all_us > 0 ? absl::StrFormat("%.1f%%",
+                                        100 * TotalTimeUs(g.report) / all_us)
+                      : std::string("-");
+  });
+  for (const char* phase : {"total", "server", "transport", "backend",
+                            "queue"}) {
+    row(phase, [phase](const GroupReport& g) {
+      const std::optional<PhaseSummary>& p = PhaseOf(g.report.phases, phase);
+      return p.has_value() ? FormatDuration(p->mean_us) : std::string("-");
+    });
+  }
+  row("total p99", [](const GroupReport& g) {
+    return g.report.phases.total.has_value()
+               ? FormatDuration(g.report.phases.total->p99_us)
+               : std::string("-");
+  });
+  for (const GroupReport& g : groups) {
+    if (!g.other) continue;
+    absl::StrAppendFormat(
+        &out,
+        "\nother: %d group(s) past the top %d, and %d request(s) of keys "
+        "past the first %d tracked\n",
+        g.other_groups, groups.size() - 1, g.overflow_requests,
+        kMaxGroupKeys);
   }
   return out;
 }
@@ -338,6 +681,11 @@ nlohmann::json GroupComparisonToJson(
     GroupKeys keys, const std::vector<GroupReport>& groups,
     const std::vector<Comparison>& comparisons) {
   json group_by = json::array();
+  if (keys.by == GroupBy::kUrl) group_by.push_back("url");
+  if (keys.by == GroupBy::kServerProcess) group_by.push_back("server_process");
+  if (keys.by == GroupBy::kBackendProcess) {
+    group_by.push_back("backend_process");
+  }
   if (keys.client_conn) group_by.push_back("client_conn");
   if (keys.backend_conn) group_by.push_back("backend_conn");
   json list = json::array();
@@ -345,6 +693,15 @@ nlohmann::json GroupComparisonToJson(
     json j = {{"label", g.label}};
     if (keys.client_conn) j["client_conn"] = g.client_conn;
     if (keys.backend_conn) j["backend_conn"] = g.backend_conn;
+    if (g.other) {
+      j["other"] = true;
+      j["other_groups"] = g.other_groups;
+      j["overflow_requests"] = g.overflow_requests;
+    } else if (keys.by == GroupBy::kUrl) {
+      j["url"] = g.url.empty() ? json() : json(g.url);
+    } else if (keys.by != GroupBy::kReuse) {
+      j["pid"] = g.pid != 0 ? json(g.pid) : json();
+    }
     j["report"] = ReportToJson(g.report);
     list.push_back(std::move(j));
   }
@@ -352,7 +709,9 @@ nlohmann::json GroupComparisonToJson(
   for (const Comparison& c : comparisons) {
     cs.push_back({{"a", c.a_label},
                   {"b", c.b_label},
+                  {"threshold_pct", c.threshold_pct},
                   {"delta", DeltasToJson(c)},
+                  {"client", ClientViewsToJson(c)},
                   {"verdict", c.verdict}});
   }
   return json{{"schema", kCompareGroupsSchema},

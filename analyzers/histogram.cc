@@ -63,8 +63,27 @@ uint64_t LogLinearHistogram::Percentile(double q) const {
 }
 
 void Summary::Merge(const Summary& other) {
+  if (other.count() == 0) return;
+  if (count() == 0) {
+    *this = other;
+    return;
+  }
+  // Re-center the other's sums on this shift: x - s = (x - s') + (s' - s).
+  const double d = other.shift_ - shift_;
+  const double n = static_cast<double>(other.count());
+  shifted_sum_sq_ +=
+      other.shifted_sum_sq_ + 2 * d * other.shifted_sum_ + n * d * d;
+  shifted_sum_ += other.shifted_sum_ + n * d;
   sum_ += other.sum_;
   histogram_.Merge(other.histogram_);
+}
+
+double Summary::variance_ns2() const {
+  const double n = static_cast<double>(count());
+  if (n < 2) return 0;
+  const double var =
+      (shifted_sum_sq_ - shifted_sum_ * shifted_sum_ / n) / (n - 1);
+  return var > 0 ? var : 0;
 }
 
 }  // namespace reqcost::analyzers

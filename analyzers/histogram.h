@@ -69,10 +69,15 @@ class LogLinearHistogram {
   uint64_t max_ = 0;
 };
 
-// count, exact sum / mean / max, and percentiles of durations in ns.
+// count, exact sum / mean / max, the sample variance, and percentiles of
+// durations in ns.
 class Summary {
  public:
   void Add(uint64_t ns) {
+    if (histogram_.count() == 0) shift_ = static_cast<double>(ns);
+    const double d = static_cast<double>(ns) - shift_;
+    shifted_sum_ += d;
+    shifted_sum_sq_ += d * d;
     sum_ += ns;
     histogram_.Add(ns);
   }
@@ -85,9 +90,16 @@ class Summary {
     return count() == 0 ? 0.0 : static_cast<double>(sum_) / count();
   }
   uint64_t Percentile(double q) const { return histogram_.Percentile(q); }
+  // Sample variance (n - 1 in the denominator) in ns^2; 0 below two values.
+  double variance_ns2() const;
 
  private:
   uint64_t sum_ = 0;
+  // Sums of (value - shift_) and of its square, shift_ being the first value:
+  // the variance from them does not lose its digits to the mean's square.
+  double shift_ = 0;
+  double shifted_sum_ = 0;
+  double shifted_sum_sq_ = 0;
   LogLinearHistogram histogram_;  // count, exact max and the buckets
 };
 

@@ -1,6 +1,7 @@
 #include "analyzers/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -22,6 +23,7 @@ std::optional<PhaseSummary> ToPhaseSummary(const Summary& s) {
   p.p90_us = s.Percentile(0.90) / kNsPerUs;
   p.p99_us = s.Percentile(0.99) / kNsPerUs;
   p.max_us = s.max_ns() / kNsPerUs;
+  p.stddev_us = std::sqrt(s.variance_ns2()) / kNsPerUs;
   return p;
 }
 
@@ -32,6 +34,18 @@ bool IsBackendWrite(const SyscallRecord& r) {
 bool IsReplyRead(const SyscallRecord& r) {
   return r.side == Side::kServer && r.target == Target::kBackendLink &&
          IsRead(r.syscall) && r.ret > 0;
+}
+
+// The start of a request's first read of the client: its first request byte
+// (the request's start when it has none).
+uint64_t FirstByteNs(const Request& r) {
+  for (const SyscallRecord& s : r.syscalls) {
+    if (s.side == Side::kServer && s.target == Target::kClient &&
+        IsRead(s.syscall) && s.ret > 0) {
+      return s.blocked ? s.exit_ns : s.start_ns();
+    }
+  }
+  return r.start_ns;
 }
 
 // The table slot of a syscall: unknown values share slot 0, named "?".
@@ -89,6 +103,11 @@ void RequestStats::Add(const Request& r) {
   auto& proc = by_process_[r.pid];
   ++proc.first;
   proc.second.Add(r);
+  first_start_ns_ = std::min(first_start_ns_, r.start_ns);
+  last_end_ns_ = std::max(last_end_ns_, r.end_ns);
+  if (r.end_ns > r.start_ns) open_ns_ += r.end_ns - r.start_ns;
+  const uint64_t first_byte = FirstByteNs(r);
+  response_.Add(r.end_ns > first_byte ? r.end_ns - first_byte : 0);
 
   // The request's timeline: its syscalls, and the backend phase as a
   // "(work)" line at the backend phase's start.
@@ -133,6 +152,7 @@ void RequestStats::Add(const Request& r) {
       syscall_order_.push_back({kind, s.side, peer_slot, s.target});
     }
     if (s.enter_seen()) syscalls_[index].Add(s.duration_ns());
+    if (s.enter_seen() && s.blocked) slept_ns_[index] += s.duration_ns();
   }
   if (!work_placed) {
     add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
@@ -190,6 +210,7 @@ void RequestStats::Fill(Report* report) const {
       out.mean_us = s.mean_ns() / kNsPerUs;
       out.p99_us = s.Percentile(0.99) / kNsPerUs;
       out.p50_us = s.Percentile(0.50) / kNsPerUs;
+      out.slept_us = slept_ns_[index] / kNsPerUs;
     }
     report->syscalls.push_back(std::move(out));
   }
@@ -232,6 +253,69 @@ void RequestStats::Fill(Report* report) const {
   }
   for (auto& [pid, p] : procs) report->by_process.push_back(std::move(p));
   report->incomplete_reasons = incomplete_reasons_;
+  report->client = {};
+  if (complete_ > 0 && last_end_ns_ > first_start_ns_) {
+    ClientView& c = report->client;
+    c.first_start_ns = first_start_ns_;
+    c.last_end_ns = last_end_ns_;
+    c.busy_s = (last_end_ns_ - first_start_ns_) / 1e9;
+    c.rate_per_s = complete_ / c.busy_s;
+    c.in_flight = open_ns_ / 1e9 / c.busy_s;
+    c.response = ToPhaseSummary(response_);
+  }
+}
+
+void RequestStats::Phases::Merge(const Phases& o) {
+  total.Merge(o.total);
+  server.Merge(o.server);
+  transport.Merge(o.transport);
+  backend.Merge(o.backend);
+  queue.Merge(o.queue);
+  tls.Merge(o.tls);
+}
+
+void RequestStats::Merge(const RequestStats& o) {
+  count_ += o.count_;
+  complete_ += o.complete_;
+  measured_ += o.measured_;
+  inferred_ += o.inferred_;
+  phases_.Merge(o.phases_);
+  for (const auto& [key, value] : o.groups_) {
+    auto& g = groups_[key];
+    g.first += value.first;
+    g.second.Merge(value.second);
+  }
+  for (const auto& [pid, value] : o.by_process_) {
+    auto& p = by_process_[pid];
+    p.first += value.first;
+    p.second.Merge(value.second);
+  }
+  for (const auto& [pid, n] : o.incomplete_by_process_) {
+    incomplete_by_process_[pid] += n;
+  }
+  for (const auto& [reason, n] : o.incomplete_reasons_) {
+    incomplete_reasons_[reason] += n;
+  }
+  first_start_ns_ = std::min(first_start_ns_, o.first_start_ns_);
+  last_end_ns_ = std::max(last_end_ns_, o.last_end_ns_);
+  open_ns_ += o.open_ns_;
+  response_.Merge(o.response_);
+  for (const SyscallKey& key : o.syscall_order_) {
+    const size_t index = SyscallIndex(key.kind, key.side, key.peer_slot);
+    if (syscall_counts_[index] == 0) syscall_order_.push_back(key);
+    syscall_counts_[index] += o.syscall_counts_[index];
+    syscalls_[index].Merge(o.syscalls_[index]);
+    slept_ns_[index] += o.slept_ns_[index];
+  }
+  for (const TimelineKey& key : o.timeline_order_) {
+    TimelineSum& sum = timeline_[LineIndex(key)];
+    const TimelineSum& add = o.timeline_[LineIndex(key)];
+    if (sum.n == 0) timeline_order_.push_back(key);
+    sum.ns += add.ns;
+    sum.n += add.n;
+    sum.timed += add.timed;
+    sum.offset_ns += add.offset_ns;
+  }
 }
 
 }  // namespace reqcost::analyzers

@@ -54,6 +54,7 @@ struct PhaseSummary {
   double p90_us = 0;
   double p99_us = 0;
   double max_us = 0;
+  double stddev_us = 0;  // sample standard deviation; not in reqcost.report
 };
 
 // The phases of a set of complete requests (queue is part of transport,
@@ -75,6 +76,9 @@ struct SyscallSummary {
   // Of `count`, the calls without a known duration (their start was not
   // hooked: data syscalls seen at the socket layer).
   uint64_t untimed = 0;
+  // Of the timed calls' time, the part in calls where the thread slept
+  // (waited for a connection, data or the peer's close): waiting, not work.
+  double slept_us = 0;
 
   uint64_t timed() const { return count - untimed; }
 };
@@ -109,6 +113,19 @@ struct ProcessSummary {
   PhaseSet phases;
 };
 
+// What the client saw of the complete requests: how many were answered per
+// second while they ran and how long each took from its first request byte
+// read to its last response byte written (accept, TLS handshake and close
+// left out: the part every way of connecting has).
+struct ClientView {
+  uint64_t first_start_ns = 0;  // the first request's start (0: none)
+  uint64_t last_end_ns = 0;     // the last request's end
+  double busy_s = 0;            // last end - first start
+  double rate_per_s = 0;        // complete requests / busy_s
+  double in_flight = 0;         // mean requests open at once over busy_s
+  std::optional<PhaseSummary> response;  // first byte read -> last byte written
+};
+
 // The breakdown of a capture.
 struct Report {
   CaptureInfo capture;
@@ -133,6 +150,7 @@ struct Report {
   std::vector<ProcessSummary> by_process;
   std::map<std::string, uint64_t> incomplete_reasons;
   Anomalies anomalies;
+  ClientView client;  // not in reqcost.report (compare shows it)
 };
 
 // Streaming statistics over requests: memory grows with the number of
@@ -143,11 +161,14 @@ class RequestStats {
   void Add(const Request& request);
   // Fills the request, phase, syscall, timeline and group fields of a report.
   void Fill(Report* report) const;
+  // Adds everything `other` counted, as if its requests had been added here.
+  void Merge(const RequestStats& other);
 
  private:
   struct Phases {
     Summary total, server, transport, backend, queue, tls;
     void Add(const Request& request);
+    void Merge(const Phases& other);
     PhaseSet ToSet() const;
   };
   // What a timeline line counts: a syscall kind (its Syscall value; one not
@@ -177,6 +198,11 @@ class RequestStats {
   std::map<uint32_t, std::pair<uint64_t, Phases>> by_process_;
   std::map<uint32_t, uint64_t> incomplete_by_process_;
   std::map<std::string, uint64_t> incomplete_reasons_;
+  // The client's view: the complete requests' span and their response times.
+  uint64_t first_start_ns_ = UINT64_MAX;
+  uint64_t last_end_ns_ = 0;
+  uint64_t open_ns_ = 0;  // summed end - start
+  Summary response_;
   // (syscall kind, side, peer slot) in order of first appearance; their
   // counts and summaries of the timed ones by SyscallIndex().
   struct SyscallKey {
@@ -188,6 +214,7 @@ class RequestStats {
   std::vector<SyscallKey> syscall_order_;
   std::array<uint64_t, kSyscallMax * kSides * kPeerSlots> syscall_counts_{};
   std::array<Summary, kSyscallMax * kSides * kPeerSlots> syscalls_;
+  std::array<uint64_t, kSyscallMax * kSides * kPeerSlots> slept_ns_{};
   struct TimelineSum {
     uint64_t ns = 0;        // summed durations
     uint64_t n = 0;         // occurrences

@@ -45,7 +45,10 @@ struct ReportOptions {
   std::string format = "text";
   bool events = false;
   bool requests = false;
-  std::string group_by;  // "client-conn", "backend-conn", both; "" = none
+  std::string group_by;  // "client-conn", "backend-conn", both, "url",
+                         // "process", "backend-process"; "" = none
+  int top = 5;           // url/process groups shown before "other"
+  double threshold_pct = 2.0;  // a smaller difference is not clear
   HtmlOptions html;
 };
 
@@ -57,6 +60,7 @@ struct CompareOptions {
   std::string a;
   std::string b;
   std::string format = "text";
+  double threshold_pct = 2.0;  // a smaller difference is not clear
   HtmlOptions html;
 };
 

@@ -65,7 +65,9 @@ int RunCompare(const CompareOptions& options) {
   if (int code = ReportOf(options.b, &b, &b_slowest); code != kExitOk) {
     return code;
   }
-  analyzers::Comparison c = analyzers::Compare(a, b, "A", "B");
+  analyzers::CompareOptions copts;
+  copts.threshold_pct = options.threshold_pct;
+  analyzers::Comparison c = analyzers::Compare(a, b, "A", "B", copts);
   if (html.has_value()) {
     absl::Status s = html->Commit(analyzers::HtmlPage(
         absl::StrCat("reqcost compare ", options.a, " ", options.b),
@@ -80,8 +82,9 @@ int RunCompare(const CompareOptions& options) {
   if (*format == Format::kJson) {
     std::printf("%s\n", analyzers::ComparisonToJson(c).dump(2).c_str());
   } else {
-    std::printf("A: %s\nB: %s\n\n%s", options.a.c_str(), options.b.c_str(),
-                analyzers::FormatComparisonText(c).c_str());
+    std::printf("A: %s\nB: %s\n\n%s\nnote: %s\n", options.a.c_str(),
+                options.b.c_str(), analyzers::FormatComparisonText(c).c_str(),
+                analyzers::kDriftNote);
   }
   std::fflush(stdout);
   return kExitOk;

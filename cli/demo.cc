@@ -1,9 +1,12 @@
 // `reqcost demo`: a real nginx + php-fpm stack (and the sample FastCGI
 // backend) on loopback in a temp dir, profiled by PID under bounded load,
 // four ways: client keep-alive off/on × a backend connection per request or
-// fastcgi_keep_conn. Prints one breakdown per way and what each saves.
+// fastcgi_keep_conn. The ways run interleaved, in rounds (each once per
+// round, the order rotating), so that the machine's drift falls on all of
+// them alike. Prints one breakdown per way and what each saves.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <optional>
@@ -79,10 +82,12 @@ double Accepts(const analyzers::Report& r) {
          PerRequest(r, "accept", "server", "client");
 }
 
-void PrintTable(const std::vector<Outcome>& outcomes, int requests) {
+void PrintTable(const std::vector<Outcome>& outcomes, int requests,
+                int rounds) {
   std::printf(
-      "\n%d requests each, ab -c 1, mean per request (complete requests):\n\n",
-      requests);
+      "\n%d requests each over %d interleaved rounds, ab -c 1, mean per "
+      "request (complete requests):\n\n",
+      requests, rounds);
   std::printf("  %-44s %10s %10s %10s %10s %10s %8s %8s\n", "", "total",
               "server", "transport", "backend", "queue", "accepts",
               "connects");
@@ -124,6 +129,34 @@ void PrintTimeline(const Outcome& o) {
                                 .c_str(),
                 t.count_per_request, t.target.c_str());
   }
+}
+
+// Adds one round of a way: ab's counts (its mean time per request weighted
+// by requests), the capture's duration, events and drops, and the time its
+// requests ran (client.busy_s; client.in_flight summed times busy_s).
+void AddRound(const stack::AbResult& ab, const analyzers::Report& report,
+              Outcome* o, analyzers::Report* totals) {
+  const int before = o->ab.complete;
+  o->ab.complete += ab.complete;
+  o->ab.failed += ab.failed;
+  o->ab.non_2xx += ab.non_2xx;
+  o->ab.keepalive_requests += ab.keepalive_requests;
+  if (o->ab.complete > 0) {
+    o->ab.time_per_request_ms =
+        (o->ab.time_per_request_ms * before +
+         ab.time_per_request_ms * ab.complete) /
+        o->ab.complete;
+  }
+  totals->capture.duration_s += report.capture.duration_s;
+  totals->capture.events += report.capture.events;
+  totals->capture.dropped_events += report.capture.dropped_events;
+  totals->processes = report.processes;
+  // The client's rate over the time its slots' requests ran, not over the
+  // rounds between them (other ways ran then).
+  totals->client.busy_s += report.client.busy_s;
+  totals->client.in_flight += report.client.in_flight * report.client.busy_s;
+  totals->anomalies.late_events += report.anomalies.late_events;
+  totals->anomalies.clamped_phases += report.anomalies.clamped_phases;
 }
 
 absl::Status Fail(const std::string& what, const absl::Status& s) {
@@ -177,65 +210,104 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
       {"sample backend (1 ms of work), keep-alive", true, false,
        "/fcgi/demo?work_us=1000"},
   };
-  std::FILE* devnull = std::fopen("/dev/null", "w");
+  // Each way's requests over all rounds feed one RequestStats; every slot
+  // (one way in one round) has its own pipeline, so a connection seen in
+  // another way's slot never confuses this one's.
+  constexpr size_t kWays = sizeof(kScenarios) / sizeof(kScenarios[0]);
   std::vector<Outcome> outcomes;
-  for (const Scenario& s : kScenarios) {
-    if (g_demo_stop) break;
-    const stack::Server& front = s.keep_conn ? *nginx_kept : *nginx;
-    OutputOptions quiet;
-    quiet.summary = false;
-    Pipeline pipeline(quiet, devnull);
-    uint64_t start = collector::MonotonicNowNs();
-    pipeline.Begin(start, (*tracer)->processes());
-    sink.Set(&pipeline);
+  std::vector<analyzers::RequestStats> stats(kWays);
+  std::vector<analyzers::Report> totals(kWays);
+  std::vector<size_t> slots(kWays, 0);
+  for (size_t w = 0; w < kWays; ++w) outcomes.push_back({&kScenarios[w], {}, {}});
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  const int rounds = std::min(options.rounds, options.requests);
+  std::printf("  %d rounds; in each, every way runs in turn (the order "
+              "rotates)\n", rounds);
+  for (int round = 0; round < rounds && !g_demo_stop; ++round) {
+    // This round's share of the requests: the remainder goes to the first.
+    const int n = options.requests / rounds +
+                  (round == 0 ? options.requests % rounds : 0);
+    for (size_t k = 0; k < kWays && !g_demo_stop; ++k) {
+      const size_t w = (k + round) % kWays;
+      const Scenario& s = kScenarios[w];
+      const stack::Server& front = s.keep_conn ? *nginx_kept : *nginx;
+      OutputOptions quiet;
+      quiet.summary = false;
+      Pipeline pipeline(quiet, devnull);
+      pipeline.AddRequestObserver(
+          [&stats, w](const analyzers::Request& r) { stats[w].Add(r); });
+      uint64_t start = collector::MonotonicNowNs();
+      pipeline.Begin(start, (*tracer)->processes());
+      sink.Set(&pipeline);
 
-    stack::AbOptions ab;
-    ab.url = front.Url(s.path);
-    ab.requests = options.requests;
-    ab.keepalive = s.client_keepalive;
-    ab.work_dir = dir->path();
-    absl::StatusOr<stack::AbResult> result;
-    std::atomic<bool> done{false};
-    std::thread load([&] {
-      result = stack::RunAb(ab);
-      done = true;
-    });
-    // Drain while the load runs, then let the last events arrive.
-    while (!done) {
-      if (absl::StatusOr<int> n = (*tracer)->Poll(50); !n.ok()) {
-        load.join();
-        return n.status();
+      stack::AbOptions ab;
+      ab.url = front.Url(s.path);
+      ab.requests = n;
+      ab.keepalive = s.client_keepalive;
+      ab.work_dir = dir->path();
+      absl::StatusOr<stack::AbResult> result;
+      std::atomic<bool> done{false};
+      std::thread load([&] {
+        result = stack::RunAb(ab);
+        done = true;
+      });
+      // Drain while the load runs, then let the last events arrive.
+      while (!done) {
+        if (absl::StatusOr<int> polled = (*tracer)->Poll(50); !polled.ok()) {
+          load.join();
+          return polled.status();
+        }
       }
+      load.join();
+      for (int i = 0; i < 3; ++i) (void)(*tracer)->Poll(50);
+      sink.Set(nullptr);
+      absl::Status end = pipeline.End(collector::MonotonicNowNs(),
+                                      (*tracer)->counters());
+      if (!result.ok()) return Fail("ab", result.status());
+      if (!end.ok()) return end;
+      AddRound(*result, pipeline.report(), &outcomes[w], &totals[w]);
+      ++slots[w];
     }
-    load.join();
-    for (int i = 0; i < 3; ++i) (void)(*tracer)->Poll(50);
-    sink.Set(nullptr);
-    absl::Status end = pipeline.End(collector::MonotonicNowNs(),
-                                    (*tracer)->counters());
-    if (!result.ok()) return Fail("ab", result.status());
-    if (!end.ok()) return end;
-    outcomes.push_back({&s, *result, pipeline.report()});
-    const analyzers::Report& r = outcomes.back().report;
+  }
+  std::fclose(devnull);
+  // The ways that ran in every round (all of them unless interrupted).
+  std::vector<Outcome> complete;
+  for (size_t w = 0; w < kWays; ++w) {
+    if (slots[w] == 0) continue;
+    Outcome& o = outcomes[w];
+    o.report.capture = totals[w].capture;
+    o.report.processes = totals[w].processes;
+    o.report.anomalies = totals[w].anomalies;
+    stats[w].Fill(&o.report);
+    analyzers::ClientView& client = o.report.client;
+    client.busy_s = totals[w].client.busy_s;
+    client.rate_per_s = client.busy_s > 0 ? o.report.complete / client.busy_s : 0;
+    client.in_flight =
+        client.busy_s > 0 ? totals[w].client.in_flight / client.busy_s : 0;
+    const analyzers::Report& r = o.report;
     std::printf("  %-44s ab: %d requests (%d kept alive); reqcost: %llu "
                 "complete, %llu incomplete, backend %s\n",
-                s.name, result->complete, result->keepalive_requests,
+                o.scenario->name, o.ab.complete, o.ab.keepalive_requests,
                 static_cast<unsigned long long>(r.complete),
                 static_cast<unsigned long long>(r.incomplete),
                 r.backend_timing.c_str());
+    complete.push_back(o);
   }
-  std::fclose(devnull);
+  outcomes = std::move(complete);
   KernelCounters counters = (*tracer)->counters();
   tracer->reset();
 
   if (!outcomes.empty()) {
-    PrintTable(outcomes, options.requests);
+    PrintTable(outcomes, options.requests, rounds);
     if (outcomes.size() >= 2) PrintSavings(outcomes);
     PrintTimeline(outcomes.front());
     if (outcomes.size() >= 4) PrintTimeline(outcomes[3]);
   }
   std::printf("\n%s\n", CountersLine(counters.emitted, 0, counters).c_str());
-  if (g_demo_stop) std::printf("interrupted: stopped after %zu of 5 runs\n",
-                               outcomes.size());
+  if (g_demo_stop) {
+    std::printf("interrupted: %zu of %zu ways ran, not all in every round\n",
+                outcomes.size(), kWays);
+  }
   // Servers stop (by PID) as they go out of scope: nginx first, then the
   // backends, then the temp dir.
   nginx_kept->Stop().IgnoreError();

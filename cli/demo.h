@@ -5,7 +5,8 @@
 namespace reqcost::cli {
 
 struct DemoOptions {
-  int requests = 2000;  // per way, ab -n
+  int requests = 2000;  // per way, ab -n, over all rounds
+  int rounds = 4;       // every way runs once per round, in turn
 };
 
 // Starts the stack on loopback in a temp dir, profiles it four ways (and the

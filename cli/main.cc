@@ -91,6 +91,19 @@ int main(int argc, char** argv) {
       "compare groups of requests side by side instead: client-conn (new vs "
       "kept-alive client connection), backend-conn, or both, comma-separated");
   AddHtmlFlags(report_cmd, &report.html);
+      "kept-alive client connection), backend-conn, or both, comma-separated; "
+      "or url (needs a capture recorded with --payload 64 or more), process "
+      "(= server-process: the front server's PID) or backend-process: the "
+      "top groups by total time side by side");
+  report_cmd->add_option("--top", report.top,
+                         "url/process groups shown; the rest are \"other\" "
+                         "(default 5)")
+      ->check(CLI::Range(1, 50));
+  report_cmd
+      ->add_option("--threshold", report.threshold_pct,
+                   "percent: a smaller difference is no clear difference "
+                   "(default 2)")
+      ->check(CLI::Range(0.0, 100.0));
 
   CompareOptions compare;
   CLI::App* compare_cmd = app.add_subcommand(
@@ -102,6 +115,11 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("b", compare.b, "capture file B")->required();
   compare_cmd->add_option("-f,--format", compare.format, "text or json");
   AddHtmlFlags(compare_cmd, &compare.html);
+  compare_cmd
+      ->add_option("--threshold", compare.threshold_pct,
+                   "percent: a smaller difference is no clear difference "
+                   "(default 2)")
+      ->check(CLI::Range(0.0, 100.0));
 
   TimelineOptions timeline;
   CLI::App* timeline_cmd = app.add_subcommand(
@@ -134,6 +152,11 @@ int main(int argc, char** argv) {
   CLI::App* demo_cmd = app.add_subcommand(
       "demo", "start nginx + php-fpm on loopback, profile them four ways, "
               "compare (root)");
+  demo_cmd
+      ->add_option("--rounds", demo.rounds,
+                   "rounds: each way runs once per round, in turn, so that "
+                   "the machine's drift falls on all ways alike (default 4)")
+      ->check(CLI::Range(1, 100));
   demo_cmd->add_option("-n,--requests", demo.requests,
                        "requests per way, 1-100000 (default 2000)");
 

@@ -56,6 +56,39 @@ absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
   return pipeline->End(end_ns, counters);
 }
 
+namespace {
+
+// A payload prefix that holds "GET " and a path of a usual length.
+constexpr uint32_t kUrlPayloadBytes = 64;
+
+// --group-by url reads the request line from the payload prefix: a capture
+// recorded without one cannot be grouped by URL (exit 2, said in a
+// sentence); a short prefix can cut long paths (a warning).
+int CheckPayloadForUrls(const std::string& path) {
+  absl::StatusOr<collector::CaptureReader> reader =
+      collector::CaptureReader::Open(path);
+  if (!reader.ok()) return BadCaptureExit(reader.status());
+  const uint32_t payload = reader->header().payload_capture_bytes;
+  if (payload == 0) {
+    std::fprintf(stderr,
+                 "reqcost: --group-by url needs each request's first line, "
+                 "and %s was recorded without a payload prefix: record "
+                 "again with --payload 64 (or more)\n",
+                 path.c_str());
+    return kExitUsage;
+  }
+  if (payload < kUrlPayloadBytes) {
+    std::fprintf(stderr,
+                 "reqcost: warning: %s was recorded with --payload %u: paths "
+                 "longer than about %u bytes are cut (64 or more is "
+                 "enough for most)\n",
+                 path.c_str(), payload, payload > 8 ? payload - 8 : 0);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
 int RunReport(const ReportOptions& options) {
   absl::StatusOr<Format> format = ParseFormat(options.format);
   if (!format.ok()) {
@@ -75,6 +108,11 @@ int RunReport(const ReportOptions& options) {
                    "reqcost: --group-by prints a comparison of groups: use "
                    "--format text or json, not jsonl\n");
       return kExitUsage;
+    }
+    if (keys->by == analyzers::GroupBy::kUrl) {
+      if (int code = CheckPayloadForUrls(options.input); code != kExitOk) {
+        return code;
+      }
     }
   }
 
@@ -100,10 +138,15 @@ int RunReport(const ReportOptions& options) {
   out.summary = !keys.has_value();
   Pipeline pipeline(out, stdout);
   std::optional<analyzers::GroupedStats> grouped;
-  if (keys.has_value()) {
+  std::optional<analyzers::KeyedGroupStats> keyed;
+  if (keys.has_value() && keys->by == analyzers::GroupBy::kReuse) {
     grouped.emplace(*keys);
     pipeline.AddRequestObserver(
         [&grouped](const analyzers::Request& r) { grouped->Add(r); });
+  } else if (keys.has_value()) {
+    keyed.emplace(keys->by);
+    pipeline.AddRequestObserver(
+        [&keyed](const analyzers::Request& r) { keyed->Add(r); });
   }
   // The slowest requests, kept with their syscalls as they are finalized.
   analyzers::SlowestRequests slowest(html.has_value() ? options.html.slowest
@@ -124,24 +167,31 @@ int RunReport(const ReportOptions& options) {
     if (!s.ok()) return OutputFileExit(s);
     std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
   }
+  if (!keys.has_value()) return kExitOk;
 
+  analyzers::CompareOptions copts;
+  copts.threshold_pct = options.threshold_pct;
+  std::vector<analyzers::GroupReport> groups;
+  std::vector<analyzers::Comparison> comparisons;
   if (grouped.has_value()) {
-    std::vector<analyzers::GroupReport> groups =
-        grouped->Reports(pipeline.report());
-    std::vector<analyzers::Comparison> comparisons =
-        analyzers::CompareGroups(groups);
-    if (*format == Format::kJson) {
-      std::printf("%s\n", analyzers::GroupComparisonToJson(*keys, groups,
-                                                           comparisons)
-                              .dump(2)
-                              .c_str());
-    } else {
-      std::printf("%s", analyzers::FormatGroupComparisonText(groups,
-                                                             comparisons)
-                            .c_str());
-    }
-    std::fflush(stdout);
+    groups = grouped->Reports(pipeline.report());
+    comparisons = analyzers::CompareGroups(groups, copts);
+  } else {
+    groups = keyed->Reports(pipeline.report(), options.top);
   }
+  if (*format == Format::kJson) {
+    std::printf("%s\n", analyzers::GroupComparisonToJson(*keys, groups,
+                                                         comparisons)
+                            .dump(2)
+                            .c_str());
+  } else if (grouped.has_value()) {
+    std::printf("%s", analyzers::FormatGroupComparisonText(groups, comparisons)
+                          .c_str());
+  } else {
+    std::printf("%s",
+                analyzers::FormatGroupTableText(*keys, groups).c_str());
+  }
+  std::fflush(stdout);
   return kExitOk;
 }
 

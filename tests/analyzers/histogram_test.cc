@@ -100,6 +100,26 @@ TEST(SummaryTest, MergeEqualsAddingEverything) {
   EXPECT_THAT(a.count(), Eq(all.count()));
   EXPECT_THAT(a.sum_ns(), Eq(all.sum_ns()));
   EXPECT_THAT(a.Percentile(0.9), Eq(all.Percentile(0.9)));
+  EXPECT_THAT(a.variance_ns2(),
+              DoubleNear(all.variance_ns2(), all.variance_ns2() * 1e-9));
+}
+
+TEST(SummaryTest, VarianceOfKnownValues) {
+  Summary s;
+  EXPECT_THAT(s.variance_ns2(), Eq(0.0));
+  s.Add(7);
+  EXPECT_THAT(s.variance_ns2(), Eq(0.0));  // one value: no spread to tell
+  // 2, 4, 4, 4, 5, 5, 7, 9 around 5: sum of squares 32, over n - 1 = 7.
+  Summary t;
+  for (uint64_t v : {2, 4, 4, 4, 5, 5, 7, 9}) t.Add(v);
+  EXPECT_THAT(t.variance_ns2(), DoubleNear(32.0 / 7, 1e-12));
+}
+
+TEST(SummaryTest, VarianceKeepsItsDigitsFarFromZero) {
+  // 10 s +- 1 ns: the squares of the values are 1e20, their spread 1.
+  Summary s;
+  for (int i = 0; i < 1000; ++i) s.Add(10'000'000'000 + (i % 2 ? 1 : -1));
+  EXPECT_THAT(s.variance_ns2(), DoubleNear(1000.0 / 999, 1e-9));
 }
 
 }  // namespace

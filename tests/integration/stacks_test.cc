@@ -431,6 +431,12 @@ INSTANTIATE_TEST_SUITE_P(Stacks, NginxProxyHttp,
 
 class ThreadedBackend : public ::testing::TestWithParam<bool> {};
 
+// Matching reqcost's requests to a threaded backend's log lines: how far a
+// pair's start and end may differ in all, and how much longer than the
+// thread's own clock a preempted request may look.
+constexpr double kMatchWindowNs = 10'000'000;
+constexpr double kPreemptionSlackUs = 5000;
+
 // One process, four threads accepting on one socket, four requests at a time:
 // each request's measured backend interval is the one its own thread logged.
 TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
@@ -510,7 +516,7 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
     for (size_t j = 0; j < log.size(); ++j) {
       double err = std::abs(log[j].start_ns - intervals[i].first_read) +
                    std::abs(log[j].end_ns - intervals[i].last_write);
-      if (err < 2'000'000) pairs.push_back({err, i, j});
+      if (err < kMatchWindowNs) pairs.push_back({err, i, j});
     }
   }
   std::sort(pairs.begin(), pairs.end(),
@@ -519,8 +525,10 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
   // The two clocks read at different points (reqcost: the read's and the
   // write's exits; the backend: after libfcgi parsed the request and after
   // it closed the streams), so a thread preempted in between on this loaded
-  // 2-core machine moves one request by a millisecond or so: most requests
-  // must agree within 5%, every one within 10%.
+  // 2-core machine moves one request by a millisecond or so (CI saw 3 ms):
+  // most requests must agree within 5%, every one within 10% plus
+  // kPreemptionSlackUs. A request given another thread's work would be off
+  // by a whole request (20 ms).
   int matched = 0, within_5 = 0;
   double worst_us = 0;
   for (const Pair& pr : pairs) {
@@ -531,7 +539,8 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
     double own = log[pr.line].elapsed_us;
     double diff = std::abs(intervals[pr.request].backend_us - own);
     if (diff <= 0.05 * own) ++within_5;
-    EXPECT_LE(diff, 0.10 * own) << "request " << pr.request << ", log line "
+    EXPECT_LE(diff, 0.10 * own + kPreemptionSlackUs)
+        << "request " << pr.request << ", log line "
                                 << pr.line;
   }
   std::printf("[ threads  ] %d requests matched one to one to a thread's log "
@@ -603,7 +612,15 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   int incomplete = report["requests"]["incomplete"].get<int>();
   ASSERT_GE(complete, 100) << incomplete << " incomplete";
   double backend = report["phases"]["backend"]["mean_us"].get<double>();
-  double own = Mean(DurationsUs(log));
+  // php-fpm logs every request, those before attach too, which ran while
+  // reqcost loaded its programs (slower on this loaded 2-vCPU machine: one
+  // run had the whole log's mean 23598 us against 21295 us measured, -9.8%).
+  // The log is in order of completion: its last `complete` lines are the
+  // requests measured.
+  std::vector<double> all_own = DurationsUs(log);
+  ASSERT_GE(all_own.size(), static_cast<size_t>(complete));
+  std::vector<double> measured_own(all_own.end() - complete, all_own.end());
+  double own = Mean(measured_own);
   std::printf("[ accuracy ] attached under load, nginx keep_conn + php-fpm, no "
               "payload: measured backend %.1f us vs own clock %.1f us "
               "(%+.2f%%); %d complete, %d incomplete\n",
@@ -612,8 +629,11 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   EXPECT_LE(incomplete, 8);  // the first on each connection, at most
   EXPECT_EQ(report["backend_timing"], "measured");
   EXPECT_NEAR(backend, own, own * kMeasuredTolerance);
-  EXPECT_LT(report["phases"]["transport"]["mean_us"].get<double>(), 1000);
-  EXPECT_LT(report["phases"]["server"]["mean_us"].get<double>(), 1000);
+  // The 20 ms of work are in backend, not in transport or server: each
+  // stays under a quarter of it (a fixed 1 ms failed when other processes
+  // loaded the machine: wake-ups then take milliseconds).
+  EXPECT_LT(report["phases"]["transport"]["mean_us"].get<double>(), own / 4);
+  EXPECT_LT(report["phases"]["server"]["mean_us"].get<double>(), own / 4);
 }
 
 // ------------------------------------------------ roles from sockets alone

@@ -137,7 +137,9 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
               r["requests"]["complete"].is_number() ? r["requests"]["complete"].get<int>() : -1,
               p.ab.complete);
   EXPECT_NEAR(backend_us, own, own * kTlsTolerance) << "backend's own mean " << own << " us";
-  EXPECT_LT(transport, 1000);
+  // The backend's work is in backend, not transport: under a quarter of it
+  // (a fixed 1 ms fails when other processes load the machine).
+  EXPECT_LT(transport, own / 4);
   EXPECT_NEAR(server + transport + backend_us, phases["total"]["mean_us"].get<double>(), 1.0);
 
   // ASSUMED SHAPE (issue 12, being designed): phases.tls is a phase like the
