@@ -154,6 +154,18 @@ absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFr
 // datagram echo there; waits (bounded) until it says it listens.
 absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path);
 
+struct FrontServerOptions {
+  int port = 0;  // 0 = a free port
+  // Backend addresses ("unix:/path" or "127.0.0.1:PORT"); a request picks
+  // one with ?be=K (default 0).
+  std::vector<std::string> backends;
+  bool keep_backend = false;  // one kept FastCGI link per backend
+};
+
+// Starts samples/front-server and waits until it accepts. request_log() is
+// its --log: the server and link time of each request from its own clock.
+absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOptions& opts);
+
 struct LighttpdOptions {
   int port = 0;  // 0 = a free port
   // php-fpm's address ("unix:/path" or "127.0.0.1:PORT"); ignored when
