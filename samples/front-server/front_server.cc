@@ -59,6 +59,14 @@
 // so no client waits), and never blocks in accept (one accept per epoll
 // readiness), so reqcost's definitions reduce to these spans.
 //
+// --responder: a FastCGI responder instead (one thread, one connection at a
+// time, FCGI_KEEP_CONN honoured) whose work is the query's work_us (sleep)
+// and which logs its own backend time at reqcost's instants: the return of
+// the request's first read, the return of the write that carries the whole
+// reply (see ServeResponderConn). samples/fcgi-backend's log starts after
+// libfcgi parsed the request, some µs to tens of µs late on a loaded
+// machine; this one is the backend truth of the accuracy test.
+//
 // "listening on ADDRESS" is printed to stderr once the socket accepts.
 // SIGTERM / SIGINT end the process (default action).
 
@@ -66,6 +74,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -95,6 +104,7 @@ struct Options {
   std::string listen;
   std::vector<std::string> backends;
   bool keep_backend = false;
+  bool responder = false;
   std::string log;
 };
 
@@ -118,6 +128,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: reqcost-front-server --listen 127.0.0.1:PORT --backend ADDRESS\n"
                "         [--backend ADDRESS]... [--keep-backend] [--log FILE]\n"
+               "       reqcost-front-server --responder --listen ADDRESS [--log FILE]\n"
                "ADDRESS: unix:/path or 127.0.0.1:PORT\n"
                "query: pre_us=N post_us=N pre_mode=spin|sleep post_mode=spin|sleep be=K\n");
 }
@@ -132,6 +143,10 @@ Options ParseArgs(int argc, char** argv) {
     }
     if (arg == "--keep-backend") {
       o.keep_backend = true;
+      continue;
+    }
+    if (arg == "--responder") {
+      o.responder = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -150,9 +165,9 @@ Options ParseArgs(int argc, char** argv) {
       Die("unknown option " + arg);
     }
   }
-  if (o.listen.empty() || o.backends.empty()) {
+  if (o.listen.empty() || (o.backends.empty() && !o.responder)) {
     Usage();
-    Die("--listen and --backend are required");
+    Die(o.responder ? "--listen is required" : "--listen and --backend are required");
   }
   return o;
 }
@@ -602,6 +617,116 @@ bool OnReadable(Conn* c) {
   return ServeBuffered(c, read_ns, read_ns - before);
 }
 
+// ----------------------------------------------------------- responder
+
+// Binds and listens on unix:/path or IPV4:PORT.
+int Listen(const std::string& text) {
+  Address a = ParseAddress(text);
+  if (a.family == AF_UNIX) unlink(reinterpret_cast<sockaddr_un*>(&a.sa)->sun_path);
+  int fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) Die(ErrnoMessage("socket"));
+  int one = 1;
+  if (a.family == AF_INET) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a.sa), a.len) != 0) Die(ErrnoMessage("bind " + text));
+  if (listen(fd, 128) != 0) Die(ErrnoMessage("listen " + text));
+  return fd;
+}
+
+// Waits until `fd` is readable; false on error.
+bool WaitReadable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR) {
+  }
+  return r > 0;
+}
+
+// Serves FastCGI requests on one connection until it closes or a request
+// does not ask to keep it. Per request it logs, from its own clock,
+//   start_ns end_ns elapsed_us slack_us uri
+// start = the return of the request's first read (it waits in poll, not in
+// the read, so the read holds no wait); end = the return of the write that
+// carries the whole reply (STDOUT, its end and END_REQUEST): reqcost's
+// backend phase. slack_us is the time spent in those two calls.
+void ServeResponderConn(int fd) {
+  while (true) {
+    std::string buf, query, uri;
+    int64_t start = 0, start_slack = 0;
+    bool keep = false, params_done = false, stdin_done = false;
+    while (!(params_done && stdin_done)) {
+      if (!WaitReadable(fd)) return;
+      char tmp[16384];
+      int64_t before = NowNs();
+      ssize_t n = read(fd, tmp, sizeof(tmp));
+      int64_t after = NowNs();
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      if (start == 0) {
+        start = after;
+        start_slack = after - before;
+      }
+      buf.append(tmp, static_cast<size_t>(n));
+      while (buf.size() >= 8) {
+        const auto* h = reinterpret_cast<const unsigned char*>(buf.data());
+        size_t len = (size_t{h[4]} << 8) | h[5];
+        size_t total = 8 + len + h[6];
+        if (buf.size() < total) break;
+        std::string body = buf.substr(8, len);
+        if (h[1] == kBeginRequest && len >= 3) keep = (body[2] & 1) != 0;
+        if (h[1] == kParams && len == 0) params_done = true;
+        if (h[1] == kStdin && len == 0) stdin_done = true;
+        if (h[1] == kParams) {
+          // Name-value pairs with 1-byte lengths (what the front sends).
+          for (size_t i = 0; i + 2 <= body.size();) {
+            size_t nl = static_cast<unsigned char>(body[i]);
+            size_t vl = static_cast<unsigned char>(body[i + 1]);
+            if (nl >= 128 || vl >= 128 || i + 2 + nl + vl > body.size()) break;
+            std::string name = body.substr(i + 2, nl), value = body.substr(i + 2 + nl, vl);
+            if (name == "QUERY_STRING") query = value;
+            if (name == "REQUEST_URI") uri = value;
+            i += 2 + nl + vl;
+          }
+        }
+        buf.erase(0, total);
+      }
+    }
+    Work work;
+    if (auto v = QueryValue(query, "work_us")) work.us = std::strtoll(v->c_str(), nullptr, 10);
+    DoWork(NowNs(), work);
+    std::string reply;
+    PutRecord(&reply, kStdout, "Content-Type: text/plain\r\n\r\nok\n");
+    PutRecord(&reply, kStdout, "");
+    PutRecord(&reply, kEndRequest, std::string(8, '\0'));
+    int64_t before = NowNs();
+    bool sent = SendAll(fd, reply);
+    int64_t end = NowNs();
+    if (g_log_fd >= 0) {
+      std::string line = std::to_string(start) + " " + std::to_string(end) + " " +
+                         std::to_string((end - start) / 1000) + " " +
+                         std::to_string((start_slack + end - before) / 1e3) + " " +
+                         (uri.empty() ? "-" : uri) + "\n";
+      ssize_t w = write(g_log_fd, line.data(), line.size());
+      (void)w;
+    }
+    if (!sent || !keep) return;
+  }
+}
+
+// A one-thread FastCGI responder that stamps its own backend time where
+// reqcost does (see ServeResponderConn); serves one connection at a time.
+int RunResponder() {
+  int lfd = Listen(g_opts.listen);
+  signal(SIGPIPE, SIG_IGN);
+  std::fprintf(stderr, "listening on %s (responder, pid %d)\n", g_opts.listen.c_str(), getpid());
+  std::fflush(stderr);
+  while (true) {
+    int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    ServeResponderConn(fd);
+    close(fd);
+  }
+}
+
 int Run() {
   for (const std::string& b : g_opts.backends) g_backends.push_back({ParseAddress(b), -1});
   Address listen_at = ParseAddress(g_opts.listen);
@@ -661,5 +786,5 @@ int main(int argc, char** argv) {
     g_log_fd = open(g_opts.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (g_log_fd < 0) Die(ErrnoMessage("open --log " + g_opts.log));
   }
-  return Run();
+  return g_opts.responder ? RunResponder() : Run();
 }

@@ -320,6 +320,17 @@ absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOpt
                                dir.File("front-server.stderr"), "");
 }
 
+absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir, const std::string& name,
+                                          const std::string& listen) {
+  REQCOST_TS_ASSIGN_OR_RETURN(std::string address,
+                              ResolveListen(listen, dir.File(name + ".sock")));
+  std::string log = dir.File(name + ".log");
+  std::vector<std::string> argv = {FrontServerBinary(), "--responder", "--listen", address,
+                                   "--log", log};
+  return ServerBuilder::Launch(dir, name, argv, address, address, 0, 0, log,
+                               dir.File(name + ".stderr"), "");
+}
+
 absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string lighttpd, FindBinary("lighttpd"));
   int port = opts.port;
