@@ -55,9 +55,10 @@
 //                write, the close). reqcost stamps inside a call; a clock
 //                read next to it is off by at most the call's time, which is
 //                a few µs unless the thread was preempted around it.
-// The server never reads a socket that has nothing to read (no EAGAIN reads,
-// so no client waits), and never blocks in accept (one accept per epoll
-// readiness), so reqcost's definitions reduce to these spans.
+// The server reads a client socket only when epoll says it has data (no
+// EAGAIN reads, so no client waits; the backend reply is read blocking,
+// inside W), and never blocks in accept (one accept per epoll readiness), so
+// reqcost's definitions reduce to these spans.
 //
 // --responder: a FastCGI responder instead (one thread, one connection at a
 // time, FCGI_KEEP_CONN honoured) whose work is the query's work_us (sleep)
