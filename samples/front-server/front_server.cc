@@ -6,7 +6,9 @@
 //   reqcost-front-server --listen 127.0.0.1:PORT --backend ADDRESS
 //                        [--backend ADDRESS]... [--keep-backend] [--log FILE]
 //
-// ADDRESS is unix:/path or 127.0.0.1:PORT. Query string of a request:
+// ADDRESS is unix:/path or 127.0.0.1:PORT. --docroot DIR sends
+// SCRIPT_FILENAME = DIR + the request's path (php-fpm needs it; e.g.
+// samples/php with /sleep.php?us=N). Query string of a request:
 //   pre_us=N        server work before it connects to the backend (µs)
 //   post_us=N       server work after it read the backend's reply (µs)
 //   pre_mode=spin|sleep, post_mode=spin|sleep   busy CPU work or a sleep
@@ -107,6 +109,7 @@ struct Options {
   bool keep_backend = false;
   bool responder = false;
   std::string log;
+  std::string docroot;  // SCRIPT_FILENAME = docroot + path (php-fpm needs it)
 };
 
 Options g_opts;
@@ -129,6 +132,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: reqcost-front-server --listen 127.0.0.1:PORT --backend ADDRESS\n"
                "         [--backend ADDRESS]... [--keep-backend] [--log FILE]\n"
+               "         [--docroot DIR]\n"
                "       reqcost-front-server --responder --listen ADDRESS [--log FILE]\n"
                "ADDRESS: unix:/path or 127.0.0.1:PORT\n"
                "query: pre_us=N post_us=N pre_mode=spin|sleep post_mode=spin|sleep be=K\n");
@@ -161,6 +165,8 @@ Options ParseArgs(int argc, char** argv) {
       o.backends.push_back(value);
     } else if (arg == "--log") {
       o.log = value;
+    } else if (arg == "--docroot") {
+      o.docroot = value;
     } else {
       Usage();
       Die("unknown option " + arg);
@@ -308,6 +314,9 @@ std::string FcgiRequest(const std::string& method, const std::string& target, bo
   PutNameValue(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
   PutNameValue(&params, "SERVER_PROTOCOL", "HTTP/1.1");
   PutNameValue(&params, "GATEWAY_INTERFACE", "CGI/1.1");
+  if (!g_opts.docroot.empty()) {
+    PutNameValue(&params, "SCRIPT_FILENAME", g_opts.docroot + target.substr(0, q));
+  }
   std::string out;
   const char begin[8] = {0, 1, static_cast<char>(keep ? 1 : 0), 0, 0, 0, 0, 0};
   PutRecord(&out, kBeginRequest, std::string(begin, 8));
@@ -350,6 +359,15 @@ struct ExchangeTimes {
   // inside these calls.
   int64_t slack_ns = 0;
 };
+
+// Waits until `fd` is readable; false on error.
+bool WaitReadable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR) {
+  }
+  return r > 0;
+}
 
 // Runs one FastCGI exchange; fills `cgi` with the STDOUT stream. On error
 // returns false with `error` set.
@@ -397,6 +415,14 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
   char tmp[16384];
   int64_t read_slack = 0;
   while (!ended) {
+    // Wait in poll, not in the read: the read's slack is then the read
+    // alone, not the backend's time.
+    if (!WaitReadable(fd)) {
+      *error = ErrnoMessage("poll the backend link");
+      close(fd);
+      if (keep) be->kept_fd = -1;
+      return false;
+    }
     int64_t before = NowNs();
     ssize_t n = read(fd, tmp, sizeof(tmp));
     t->reply_end = NowNs();
@@ -633,13 +659,20 @@ int Listen(const std::string& text) {
   return fd;
 }
 
-// Waits until `fd` is readable; false on error.
-bool WaitReadable(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  int r;
-  while ((r = poll(&p, 1, -1)) < 0 && errno == EINTR) {
+// Reads one FastCGI name-value length (1 byte, or 4 with the high bit set)
+// at `*i`; false when the body ends first.
+bool NameValueLength(const std::string& body, size_t* i, size_t* len) {
+  if (*i >= body.size()) return false;
+  const auto* b = reinterpret_cast<const unsigned char*>(body.data()) + *i;
+  if ((b[0] & 0x80) == 0) {
+    *len = b[0];
+    *i += 1;
+    return true;
   }
-  return r > 0;
+  if (*i + 4 > body.size()) return false;
+  *len = (size_t{b[0] & 0x7fu} << 24) | (size_t{b[1]} << 16) | (size_t{b[2]} << 8) | b[3];
+  *i += 4;
+  return true;
 }
 
 // Serves FastCGI requests on one connection until it closes or a request
@@ -677,15 +710,13 @@ void ServeResponderConn(int fd) {
         if (h[1] == kParams && len == 0) params_done = true;
         if (h[1] == kStdin && len == 0) stdin_done = true;
         if (h[1] == kParams) {
-          // Name-value pairs with 1-byte lengths (what the front sends).
-          for (size_t i = 0; i + 2 <= body.size();) {
-            size_t nl = static_cast<unsigned char>(body[i]);
-            size_t vl = static_cast<unsigned char>(body[i + 1]);
-            if (nl >= 128 || vl >= 128 || i + 2 + nl + vl > body.size()) break;
-            std::string name = body.substr(i + 2, nl), value = body.substr(i + 2 + nl, vl);
+          size_t i = 0, nl, vl;
+          while (NameValueLength(body, &i, &nl) && NameValueLength(body, &i, &vl) &&
+                 i + nl + vl <= body.size()) {
+            std::string name = body.substr(i, nl), value = body.substr(i + nl, vl);
             if (name == "QUERY_STRING") query = value;
             if (name == "REQUEST_URI") uri = value;
-            i += 2 + nl + vl;
+            i += nl + vl;
           }
         }
         buf.erase(0, total);
