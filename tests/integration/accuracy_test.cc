@@ -399,7 +399,8 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   EXPECT_EQ(report["capture"]["dropped_events"], 0);
   EXPECT_EQ(report["requests"]["complete"], kRequests) << report.dump(2);
 
-  // Ground truth by request id.
+  // The ground truth: the front server's log in time order, the backends'
+  // by request id.
   ASSERT_OK_AND_ASSIGN(front_log, ReadFrontLog(front.request_log()));
   ASSERT_EQ(front_log.size(), static_cast<size_t>(kRequests));
   std::sort(front_log.begin(), front_log.end(),
@@ -447,8 +448,9 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     transport.Add(t - truth_transport, transport_tol);
     backend.Add(b - own, std::max(kTransportRel * own, kTransportAbsUs));
     link.Add(t + b - f.link_us, transport_tol);
-    // Every request, no percentile: the front server's own clock reads lie
-    // within its syscalls' time (the slack it logs) of reqcost's stamps.
+    // Every request, no percentile: the ground truth's clock reads lie
+    // within its stamped syscalls' time (the slack the front server and
+    // the responder log) of reqcost's stamps.
     EXPECT_LE(std::fabs(s - f.server_us), server_tol + f.server_slack_us)
         << "id " << *id << ": front server says " << f.server_us;
     EXPECT_LE(std::fabs(t + b - f.link_us), transport_tol + f.link_slack_us)
