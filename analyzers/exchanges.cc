@@ -83,15 +83,32 @@ void Profiler::State::StartWorkAt(BackendWork* work, uint64_t first_read_exit) {
            sc.end());
 }
 
+// True when `work`'s first read returned bytes that `ex` sent, by the byte
+// counts of both ends (only where both start at the connection's start and
+// no events were ever dropped: a lost send shifts the counts). Such a read
+// is ex's request even when stamped before ex began: a send seen at the
+// socket layer is stamped when its call returns, and a backend on another
+// CPU can read what it sent before that.
+bool Profiler::State::ReadBytesOf(const Conn& link, const BackendWork& work,
+                                  const Exchange& ex) {
+  if (first_drop_ns.has_value()) return false;
+  if (link.preattach || !link.partner.has_value()) return false;
+  auto it = conns.find(*link.partner);
+  if (it == conns.end() || it->second.preattach) return false;
+  return work.in_end > ex.send_offset;
+}
+
 // Pairs the link's exchanges with the backend requests of its partner in
-// order, skipping backend requests that began before the exchange did and
-// exchanges whose backend request was never seen.
+// order, skipping backend requests that began before the exchange did (and
+// read none of its bytes) and exchanges whose backend request was never
+// seen.
 void Profiler::State::Bind(Conn* link) {
   auto& exs = link->unbound_exchanges;
   auto& works = link->unbound_work;
   while (!exs.empty() && !works.empty()) {
     const auto& w = works.front();
-    if (w->first_read_exit < exs.front()->start_enter) {
+    if (w->first_read_exit < exs.front()->start_enter &&
+        !ReadBytesOf(*link, *w, *exs.front())) {
       // Begun before the exchange: not its request, unless it has not
       // replied yet, and then what it read before the exchange began was the
       // previous request's tail (php-fpm reads the empty FCGI_STDIN record

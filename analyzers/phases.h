@@ -39,8 +39,12 @@
 // after its reply), skipping backend requests that began before the exchange
 // started and had replied already (one that had not replied yet starts at its
 // first read exiting after the exchange began: what it read before was the
-// previous request's tail); backend = [exit of the backend's first read of
-// the request, exit of its last write of the reply]. Else it
+// previous request's tail) — unless its first read returned bytes the
+// exchange sent, by both ends' byte counts when no events were ever dropped:
+// a send seen at the socket layer is stamped when its call returns, after a
+// backend on another CPU may have read it; backend = [exit of the
+// backend's first read of the request, exit of its last write of the
+// reply]. Else it
 // is *inferred*: [exit of the server's last send before the reply, start of
 // its first reply read]. transport = |W| - backend, server = T - |W|. Values
 // are clamped so that 0 <= backend <= |W| <= T (each clamp is counted), so

@@ -132,6 +132,8 @@ struct Profiler::State {
   std::shared_ptr<Exchange> NewExchange(Conn* link, uint32_t tid,
                                         uint64_t start_enter,
                                         bool partial);
+  bool ReadBytesOf(const Conn& link, const BackendWork& work,
+                   const Exchange& ex);
   void Bind(Conn* link);
   void Attribute(OpenRequest* request, uint64_t write_start);
   void PruneCandidates(uint32_t tgid);

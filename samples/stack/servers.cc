@@ -300,6 +300,37 @@ absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& 
   }
 }
 
+absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOptions& opts) {
+  if (opts.backends.empty()) {
+    return absl::InvalidArgumentError("FrontServerOptions.backends is empty");
+  }
+  int port = opts.port;
+  if (port == 0) {
+    REQCOST_TS_ASSIGN_OR_RETURN(port, FreeTcpPort());
+  }
+  std::string address = absl::StrCat("127.0.0.1:", port);
+  std::string log = dir.File("front-server.log");
+  std::vector<std::string> argv = {FrontServerBinary(), "--listen", address, "--log", log};
+  for (const std::string& b : opts.backends) {
+    argv.push_back("--backend");
+    argv.push_back(IsUnix(b) ? "unix:" + UnixPath(b) : b);
+  }
+  if (opts.keep_backend) argv.push_back("--keep-backend");
+  return ServerBuilder::Launch(dir, "front-server", argv, address, address, port, 0, log,
+                               dir.File("front-server.stderr"), "");
+}
+
+absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir, const std::string& name,
+                                          const std::string& listen) {
+  REQCOST_TS_ASSIGN_OR_RETURN(std::string address,
+                              ResolveListen(listen, dir.File(name + ".sock")));
+  std::string log = dir.File(name + ".log");
+  std::vector<std::string> argv = {FrontServerBinary(), "--responder", "--listen", address,
+                                   "--log", log};
+  return ServerBuilder::Launch(dir, name, argv, address, address, 0, 0, log,
+                               dir.File(name + ".stderr"), "");
+}
+
 absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string lighttpd, FindBinary("lighttpd"));
   int port = opts.port;

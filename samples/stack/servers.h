@@ -154,6 +154,25 @@ absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFr
 // datagram echo there; waits (bounded) until it says it listens.
 absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path);
 
+struct FrontServerOptions {
+  int port = 0;  // 0 = a free port
+  // Backend addresses ("unix:/path" or "127.0.0.1:PORT"); a request picks
+  // one with ?be=K (default 0).
+  std::vector<std::string> backends;
+  bool keep_backend = false;  // one kept FastCGI link per backend
+};
+
+// Starts samples/front-server and waits until it accepts. request_log() is
+// its --log: the server and link time of each request from its own clock.
+absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOptions& opts);
+
+// Starts reqcost-front-server --responder, a FastCGI responder that logs its
+// own backend time at reqcost's instants ("start_ns end_ns elapsed_us
+// slack_us uri": request_log()), on `listen` ("tcp" for a free 127.0.0.1
+// port, "" for unix:<dir>/<name>.sock), and waits until it accepts.
+absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir, const std::string& name,
+                                          const std::string& listen);
+
 struct LighttpdOptions {
   int port = 0;  // 0 = a free port
   // php-fpm's address ("unix:/path" or "127.0.0.1:PORT"); ignored when

@@ -75,4 +75,6 @@ std::string FcgiBackendBinary() { return REQCOST_FCGI_BACKEND_BIN; }
 
 std::string ResolvingFrontBinary() { return REQCOST_RESOLVING_FRONT_BIN; }
 
+std::string FrontServerBinary() { return REQCOST_FRONT_SERVER_BIN; }
+
 }  // namespace reqcost::stack

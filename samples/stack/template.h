@@ -31,6 +31,9 @@ std::string FcgiBackendBinary();
 // The built reqcost-resolving-front (samples/resolving-front).
 std::string ResolvingFrontBinary();
 
+// The built reqcost-front-server (samples/front-server).
+std::string FrontServerBinary();
+
 }  // namespace reqcost::stack
 
 #endif  // REQCOST_SAMPLES_STACK_TEMPLATE_H_

@@ -285,6 +285,43 @@ TEST(ProfilerTest, BackendWriteStampedAfterTheServerReadItIsStillMeasured) {
   EXPECT_THAT(r.clamped, Eq(1u));
 }
 
+TEST(ProfilerTest, KeptLinkSendStampedAfterTheBackendReadItIsStillMeasured) {
+  // Data I/O seen at the socket layer (the default): on the kept link, the
+  // backend, on another CPU, read the second request 5 us before the stamp
+  // of the send that carried it (stamped when its call returns).
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10);
+  for (int k = 0; k < 2; ++k) {
+    double b = k * 100000.0;
+    s.Read(kNginx, 8, b + 60, b + 60, 100, "GET /k HTTP/1.1\r\n");
+    if (k == 0) {
+      s.Connect(kNginx, 9, b + 100, b + 110, UnixSock(0xA1, 0xB1))
+          .Add(Syscall::kAccept, kPhp, 0, 4, -1, b + 130, UnixSock(0xB1, 0xA1))
+          .Write(kNginx, 9, b + 140, b + 140, 500);
+    } else {
+      s.Write(kNginx, 9, b + 165, b + 165, 500);
+    }
+    s.Read(kPhp, 4, b + 160, b + 160, 500)
+        .Write(kPhp, 4, b + 1170, b + 1170, 300, "", Syscall::kWrite)
+        .Read(kNginx, 9, b + 1190, b + 1190, 300)
+        .Write(kNginx, 8, b + 1220, b + 1220, 350);
+  }
+  s.Close(kNginx, 8, 103300, 103305);
+  for (SyscallEvent& e : s.events()) {
+    if (IsRead(e.syscall) || IsWrite(e.syscall)) {
+      e.flags |= SyscallEvent::kExitOnly;
+      e.enter_ns = 0;
+    }
+  }
+  auto requests = RunStream(s);
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_TRUE(requests[1].complete) << requests[1].incomplete_reason;
+  EXPECT_THAT(requests[1].backend_timing, Eq(BackendTiming::kMeasured));
+  // T = 1220 - 60 + 5 (close); W = 1190 - 165; backend = 1170 - 160.
+  EXPECT_THAT(requests[1], HasPhases(1165, 140, 15, 1010));
+  EXPECT_THAT(requests[1].backend_conn, Eq(ConnReuse::kReused));
+}
+
 TEST(ProfilerTest, TcpBackendPairedByMirroredTupleIsMeasured) {
   BackendStreamOptions o;
   o.link = TcpSock(40000, 9000, 0x11);

@@ -17,6 +17,15 @@ namespace reqcost::testing {
 using ::nlohmann::json;
 
 inline constexpr double kMeasuredTolerance = 0.05;
+// Floors on the mean server and transport time of a proxied request. Every
+// request makes the server read, parse and answer it (and, on a new client
+// connection, accept and close it), and every exchange crosses a socket
+// twice: neither phase can be near zero unless another phase took its time.
+// samples/front-server, which does far less per request than nginx or
+// lighttpd, measures medians of 45-85 us of server time per request on its
+// own clock and 110-260 us of transport (docs/accuracy.md).
+inline constexpr double kMinServerUs = 10;
+inline constexpr double kMinTransportUs = 5;
 
 #define ASSERT_OK_AND_ASSIGN(lhs, expr)            \
   auto lhs##_or = (expr);                          \
@@ -53,10 +62,16 @@ inline void ExpectBreakdown(const std::string& stack, const json& report,
               report["requests"]["complete"].get<int>(), ab.complete);
   EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
       << "backend's own mean " << backend_own_mean_us << " us";
-  EXPECT_LT(transport, 1000);
+  EXPECT_GT(server, kMinServerUs);
   EXPECT_LT(server, 1000);
-  EXPECT_NEAR(server + transport + backend,
-              phases["total"]["mean_us"].get<double>(), 1.0);
+  EXPECT_GT(transport, kMinTransportUs);
+  EXPECT_LT(transport, 1000);
+  // Total is taken on the server's client socket, inside each request's
+  // latency as ab measured it on its own clock: the mean cannot exceed ab's
+  // mean time per request. (server + transport + backend == total holds by
+  // construction and is not checked.)
+  EXPECT_LE(phases["total"]["mean_us"].get<double>(), ab.time_per_request_ms * 1000)
+      << "reqcost's mean total above ab's mean latency";
 }
 
 }  // namespace reqcost::testing

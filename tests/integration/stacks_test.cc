@@ -634,6 +634,9 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   // loaded the machine: wake-ups then take milliseconds).
   EXPECT_LT(report["phases"]["transport"]["mean_us"].get<double>(), own / 4);
   EXPECT_LT(report["phases"]["server"]["mean_us"].get<double>(), own / 4);
+  EXPECT_GT(report["phases"]["transport"]["mean_us"].get<double>(),
+            kMinTransportUs);
+  EXPECT_GT(report["phases"]["server"]["mean_us"].get<double>(), kMinServerUs);
 }
 
 // ------------------------------------------------ roles from sockets alone

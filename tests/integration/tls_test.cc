@@ -140,11 +140,14 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   // The backend's work is in backend, not transport: under a quarter of it
   // (a fixed 1 ms fails when other processes load the machine).
   EXPECT_LT(transport, own / 4);
-  EXPECT_NEAR(server + transport + backend_us, phases["total"]["mean_us"].get<double>(), 1.0);
+  // Floors: a phase that lost its time to another fails here (server also
+  // holds the TLS handshake's work). server + transport + backend == total
+  // holds by construction and is not checked.
+  EXPECT_GT(server, kMinServerUs);
+  EXPECT_GT(transport, kMinTransportUs);
 
-  // ASSUMED SHAPE (issue 12, being designed): phases.tls is a phase like the
-  // others plus a "count" of the requests that carry a handshake (the first
-  // request of each new client connection). Adapt here if the shape differs.
+  // phases.tls is a phase like the others plus a "count" of the requests
+  // that carry a handshake (the first request of each new client connection).
   ASSERT_TRUE(phases.contains("tls")) << "no phases.tls";
   const json& tls = phases["tls"];
   ASSERT_TRUE(tls.is_object()) << tls.dump();

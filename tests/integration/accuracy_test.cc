@@ -1,0 +1,499 @@
+// Issue 16: the split checked per request against clocks reqcost does not
+// read. samples/front-server logs, from its own CLOCK_MONOTONIC, the server
+// time of each request and its link time |W| (connect or first send to the
+// last reply read); its --responder mode, the FastCGI backend, logs its own
+// backend time; link time minus that is an independent transport. reqcost's
+// per-request server, transport and backend are compared with them, with
+// server work injected before the connect (pre_us) and after the reply
+// (post_us) as busy CPU work and as sleep, client keep-alive on and off,
+// backend links new and kept, each run spread over a unix and a TCP
+// backend. Every request must be within the issue's tolerance plus the time
+// the ground truth's own stamped syscalls took; the tolerance alone must
+// hold at the median, and a looser bound at p95 (docs/accuracy.md).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "tests/integration/breakdown_expect.h"
+#include "tests/integration/profiled_run.h"
+#include "tests/integration/reqcost_run.h"
+#include "tests/support/require_bpf.h"
+#include "tests/support/stack.h"
+
+namespace reqcost::testing {
+namespace {
+
+using ::nlohmann::json;
+
+constexpr int kRequests = 60;        // per case, sequential, half per backend
+constexpr int kBackendWorkUs = 2000;  // the responder's sleep
+// The issue's tolerances: server within max(2%, 50 µs) of the front server's
+// log, transport within max(5%, 30 µs) of the independent transport.
+constexpr double kServerRel = 0.02, kServerAbsUs = 50;
+constexpr double kTransportRel = 0.05, kTransportAbsUs = 30;
+// Every request must be within those tolerances plus the time the ground
+// truths' own stamped syscalls took (the slack the front server and the
+// responder log: reqcost's stamp lies inside the call, the clock read next
+// to it). Without that slack the tolerances hold at the median, and this
+// bound (or the relative tolerance, if larger) holds at p95: on this loaded
+// 2-vCPU VM an interrupt or a preemption between a syscall and the clock
+// read beside it moves a ground truth by its length (docs/accuracy.md has
+// the measured percentiles).
+constexpr double kP95Us = 120;
+
+struct AccuracyCase {
+  int work_us;      // pre_us and post_us
+  bool keepalive;   // client keep-alive
+  bool kept_links;  // front server --keep-backend
+};
+
+std::string CaseName(const AccuracyCase& c) {
+  return absl::StrCat("Work", c.work_us, "us", c.keepalive ? "KeepAlive" : "NewConnections",
+                      c.kept_links ? "KeptLinks" : "NewLinks");
+}
+
+void PrintTo(const AccuracyCase& c, std::ostream* os) { *os << CaseName(c); }
+
+// One line of reqcost-front-server --log.
+struct FrontLogEntry {
+  int64_t read_ns = 0;
+  int64_t link_start_ns = 0;
+  int64_t reply_end_ns = 0;
+  int64_t response_end_ns = 0;
+  double server_us = 0;
+  double link_us = 0;
+  double server_slack_us = 0;
+  double link_slack_us = 0;
+  std::string uri;
+};
+
+absl::StatusOr<std::vector<FrontLogEntry>> ReadFrontLog(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return std::vector<FrontLogEntry>{};
+  std::vector<FrontLogEntry> out;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    FrontLogEntry e;
+    double accept_us, close_us;
+    if (f.size() != 12 || !absl::SimpleAtoi(f[1], &e.read_ns) ||
+        !absl::SimpleAtoi(f[2], &e.link_start_ns) || !absl::SimpleAtoi(f[3], &e.reply_end_ns) ||
+        !absl::SimpleAtoi(f[4], &e.response_end_ns) || !absl::SimpleAtod(f[5], &accept_us) ||
+        !absl::SimpleAtod(f[6], &close_us) || !absl::SimpleAtod(f[7], &e.server_us) ||
+        !absl::SimpleAtod(f[8], &e.link_us) || !absl::SimpleAtod(f[9], &e.server_slack_us) ||
+        !absl::SimpleAtod(f[10], &e.link_slack_us)) {
+      return absl::InternalError(absl::StrCat("bad front server log line: ", line));
+    }
+    e.uri = std::string(f[11]);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// One line of reqcost-front-server --responder --log.
+struct ResponderLogEntry {
+  double us = 0;        // (end_ns - start_ns) / 1000
+  double slack_us = 0;  // time in the two syscalls stamped
+  std::string uri;
+};
+
+absl::StatusOr<std::vector<ResponderLogEntry>> ReadResponderLog(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return std::vector<ResponderLogEntry>{};
+  std::vector<ResponderLogEntry> out;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    ResponderLogEntry e;
+    int64_t start, end;
+    if (f.size() != 5 || !absl::SimpleAtoi(f[0], &start) || !absl::SimpleAtoi(f[1], &end) ||
+        !absl::SimpleAtod(f[3], &e.slack_us) || end < start) {
+      return absl::InternalError(absl::StrCat("bad responder log line: ", line));
+    }
+    e.us = (end - start) / 1e3;
+    e.uri = std::string(f[4]);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The request's id=N (every URL of this test starts its query with it).
+std::optional<int> RequestId(absl::string_view text) {
+  size_t at = text.find("?id=");
+  if (at == absl::string_view::npos) return std::nullopt;
+  text.remove_prefix(at + 4);
+  size_t end = 0;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  int id;
+  if (!absl::SimpleAtoi(text.substr(0, end), &id)) return std::nullopt;
+  return id;
+}
+
+// Waits (bounded) until a log holds `lines` non-empty lines.
+absl::Status WaitForLines(const std::string& path, size_t lines) {
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  size_t have = 0;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> text = ReadFileToString(path);
+    if (text.ok()) {
+      have = std::vector<absl::string_view>(absl::StrSplit(*text, '\n', absl::SkipEmpty())).size();
+      if (have >= lines) return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat(path, " has ", have, " lines after 10 s, expected ", lines));
+}
+
+// Runs every thread of `pid` under SCHED_FIFO (priority 1): the ground
+// truth's clock reads then follow their syscalls without a wake-up
+// preemption in between (see docs/accuracy.md). reqcost's own stamps are
+// taken in the kernel and need no such help.
+absl::Status RunRealtime(pid_t pid) {
+  std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  DIR* d = opendir(tasks.c_str());
+  if (d == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opendir ", tasks));
+  absl::Status status;
+  while (dirent* e = readdir(d)) {
+    pid_t tid;
+    if (!absl::SimpleAtoi(e->d_name, &tid)) continue;
+    sched_param param{};
+    param.sched_priority = 1;
+    if (sched_setscheduler(tid, SCHED_FIFO, &param) != 0) {
+      status = absl::ErrnoToStatus(errno, absl::StrCat("SCHED_FIFO for thread ", tid));
+    }
+  }
+  closedir(d);
+  return status;
+}
+
+// A sequential HTTP/1.1 client: one connection for all `targets` with
+// keep-alive, else one per request ("Connection: close"). Each response is
+// read to its Content-Length; every wait is bounded.
+class SequentialClient {
+ public:
+  static absl::Status Run(int port, const std::vector<std::string>& targets, bool keepalive) {
+    SequentialClient client(port);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (client.fd_ < 0) {
+        absl::Status s = client.Connect();
+        if (!s.ok()) return s;
+      }
+      absl::Status s = client.Exchange(targets[i], keepalive);
+      if (!s.ok()) return absl::Status(s.code(), absl::StrCat(targets[i], ": ", s.message()));
+      if (!keepalive) client.Close();
+    }
+    return absl::OkStatus();
+  }
+
+  ~SequentialClient() { Close(); }
+
+ private:
+  explicit SequentialClient(int port) : port_(port) {}
+
+  absl::Status Connect() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return absl::ErrnoToStatus(errno, "socket");
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port_));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      return absl::ErrnoToStatus(errno, "connect to the front server");
+    }
+    return absl::OkStatus();
+  }
+
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+  absl::Status Exchange(const std::string& target, bool keepalive) {
+    std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                                   keepalive ? "" : "Connection: close\r\n", "\r\n");
+    if (send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+      return absl::ErrnoToStatus(errno, "send");
+    }
+    std::string buf;
+    size_t need = std::string::npos;
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (need == std::string::npos || buf.size() < need) {
+      int left_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+      pollfd p{fd_, POLLIN, 0};
+      if (left_ms <= 0 || poll(&p, 1, left_ms) <= 0) {
+        return absl::DeadlineExceededError("no complete response within 10 s");
+      }
+      char tmp[4096];
+      ssize_t n = read(fd_, tmp, sizeof(tmp));
+      if (n <= 0) return absl::UnavailableError("connection closed before the response ended");
+      buf.append(tmp, static_cast<size_t>(n));
+      size_t head = buf.find("\r\n\r\n");
+      if (need == std::string::npos && head != std::string::npos) {
+        size_t cl = buf.find("Content-Length: ");
+        size_t len = 0;
+        if (cl == std::string::npos || cl > head ||
+            !absl::SimpleAtoi(buf.substr(cl + 16, buf.find("\r\n", cl) - cl - 16), &len)) {
+          return absl::InternalError(absl::StrCat("no Content-Length: ", buf));
+        }
+        need = head + 4 + len;
+      }
+    }
+    if (buf.rfind("HTTP/1.1 200", 0) != 0) {
+      return absl::InternalError(absl::StrCat("not a 200: ", buf.substr(0, 80)));
+    }
+    return absl::OkStatus();
+  }
+
+  int port_;
+  int fd_ = -1;
+};
+
+// The value at the nearest-rank percentile `p` (0..1) of `v`.
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(p * v.size()));
+  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+
+// The per-request errors of one phase over a run (reqcost - truth, µs) and
+// how many were within the issue's tolerance; printed as the
+// "[ accuracy ]" lines docs/accuracy.md quotes.
+struct PhaseErrors {
+  std::string phase;
+  std::vector<double> err_us;
+  std::vector<double> abs_us;
+  int within = 0;
+
+  void Add(double err, double tolerance_us) {
+    err_us.push_back(err);
+    abs_us.push_back(std::fabs(err));
+    if (std::fabs(err) <= tolerance_us) ++within;
+  }
+  double Share() const { return abs_us.empty() ? 0 : static_cast<double>(within) / abs_us.size(); }
+  void Print(const std::string& name) const {
+    std::printf("[ accuracy ] %s %s: |error| p50 %.1f p95 %.1f max %.1f us (median error "
+                "%+.1f us), %d/%zu within tolerance\n",
+                name.c_str(), phase.c_str(), Percentile(abs_us, 0.5), Percentile(abs_us, 0.95),
+                Percentile(abs_us, 1.0), Median(err_us), within, abs_us.size());
+    // Optional per-request dump, for the overall percentiles of
+    // docs/accuracy.md.
+    if (const char* path = std::getenv("REQCOST_ACCURACY_DUMP"); path != nullptr) {
+      if (FILE* f = std::fopen(path, "a")) {
+        for (double e : err_us) std::fprintf(f, "%s %s %.3f\n", name.c_str(), phase.c_str(), e);
+        std::fclose(f);
+      }
+    }
+  }
+};
+
+// The median |error| within the tolerance max(`rel_us`, `abs_us`), and p95
+// within max(`rel_us`, kP95Us).
+void ExpectPercentiles(const PhaseErrors& e, double rel_us, double abs_us) {
+  EXPECT_LE(Percentile(e.abs_us, 0.5), std::max(rel_us, abs_us)) << e.phase << " p50";
+  EXPECT_LE(Percentile(e.abs_us, 0.95), std::max(rel_us, kP95Us)) << e.phase << " p95";
+}
+
+// Per link type (0 unix, 1 TCP) of one run: reqcost's and the truth's.
+struct ByLink {
+  std::vector<double> server[2], truth_server[2], transport[2], truth_transport[2];
+};
+
+// Unix and TCP links in one capture, requests interleaved: the difference
+// between the link types (median TCP - median unix) must show in reqcost's
+// transport as in the independent transport, and in server as in the front
+// server's own server time; a phase shifted by the link's cost fails here.
+void ExpectLinkTypeDifferences(const ByLink& l) {
+  auto delta = [](const std::vector<double>* v) { return Median(v[1]) - Median(v[0]); };
+  std::printf("[ accuracy ] unix/tcp medians: server %.1f/%.1f (truth %.1f/%.1f), transport "
+              "%.1f/%.1f (truth %.1f/%.1f)\n",
+              Median(l.server[0]), Median(l.server[1]), Median(l.truth_server[0]),
+              Median(l.truth_server[1]), Median(l.transport[0]), Median(l.transport[1]),
+              Median(l.truth_transport[0]), Median(l.truth_transport[1]));
+  // A difference of two medians (30 requests each): twice the tolerance.
+  EXPECT_NEAR(delta(l.transport), delta(l.truth_transport), 2 * kTransportAbsUs)
+      << "tcp - unix transport";
+  EXPECT_NEAR(delta(l.server), delta(l.truth_server), 2 * kServerAbsUs) << "tcp - unix server";
+}
+
+class FrontServerAccuracy : public ::testing::TestWithParam<AccuracyCase> {};
+
+TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  const AccuracyCase c = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-accuracy"));
+  ASSERT_OK_AND_ASSIGN(unix_backend, StartFcgiResponder(dir, "backend-unix", ""));
+  ASSERT_OK_AND_ASSIGN(tcp_backend, StartFcgiResponder(dir, "backend-tcp", "tcp"));
+  FrontServerOptions fopts;
+  fopts.backends = {unix_backend.address(), tcp_backend.address()};
+  fopts.keep_backend = c.kept_links;
+  ASSERT_OK_AND_ASSIGN(front, StartFrontServer(dir, fopts));
+  if (std::getenv("REQCOST_ACCURACY_NO_FIFO") == nullptr) {
+    for (pid_t pid : {front.pid(), unix_backend.pid(), tcp_backend.pid()}) {
+      absl::Status rt = RunRealtime(pid);
+      ASSERT_TRUE(rt.ok()) << rt;
+    }
+  }
+  // The readiness probe's connection is logged as nothing (no request); the
+  // logs start empty for this run.
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(front.pid()), "-p",
+                     std::to_string(unix_backend.pid()), "-p", std::to_string(tcp_backend.pid()),
+                     "--format", "json", "-o", dir.File("run.cap")}));
+
+  // Request i: backend i % 2 (unix, TCP); pre work spin on odd pairs, post
+  // work the other way, so both kinds meet both link types.
+  std::vector<std::string> targets;
+  for (int i = 0; i < kRequests; ++i) {
+    bool pre_spin = (i / 2) % 2 == 1;
+    targets.push_back(absl::StrCat("/x?id=", i, "&be=", i % 2, "&pre_us=", c.work_us,
+                                   "&pre_mode=", pre_spin ? "spin" : "sleep",
+                                   "&post_us=", c.work_us,
+                                   "&post_mode=", pre_spin ? "sleep" : "spin",
+                                   "&work_us=", kBackendWorkUs));
+  }
+  absl::Status client = SequentialClient::Run(front.port(), targets, c.keepalive);
+  // The last request is logged once its connection closed (the close is
+  // its); the backends log after their reply: wait for all before stopping.
+  absl::Status front_logged = WaitForLines(front.request_log(), kRequests);
+  absl::Status unix_logged = WaitForLines(unix_backend.request_log(), kRequests / 2);
+  absl::Status tcp_logged = WaitForLines(tcp_backend.request_log(), kRequests / 2);
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_TRUE(client.ok()) << client;
+  ASSERT_TRUE(front_logged.ok()) << front_logged;
+  ASSERT_TRUE(unix_logged.ok()) << unix_logged;
+  ASSERT_TRUE(tcp_logged.ok()) << tcp_logged;
+  ASSERT_EQ(code, 0) << run.err();
+  json report = json::parse(run.out());
+  EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  EXPECT_EQ(report["requests"]["complete"], kRequests) << report.dump(2);
+
+  // The ground truth: the front server's log in time order, the backends'
+  // by request id.
+  ASSERT_OK_AND_ASSIGN(front_log, ReadFrontLog(front.request_log()));
+  ASSERT_EQ(front_log.size(), static_cast<size_t>(kRequests));
+  std::sort(front_log.begin(), front_log.end(),
+            [](const FrontLogEntry& a, const FrontLogEntry& b) { return a.read_ns < b.read_ns; });
+  std::map<int, ResponderLogEntry> backend_by_id;  // the backend's own
+  for (const Server* b : {&unix_backend, &tcp_backend}) {
+    ASSERT_OK_AND_ASSIGN(log, ReadResponderLog(b->request_log()));
+    for (const ResponderLogEntry& e : log) backend_by_id[RequestId(e.uri).value_or(-1)] = e;
+  }
+
+  // reqcost shows no query string: requests are matched by time (one
+  // clock, CLOCK_MONOTONIC; the requests were sequential).
+  ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(dir.File("run.cap")));
+  ASSERT_EQ(requests.size(), static_cast<size_t>(kRequests));
+  std::sort(requests.begin(), requests.end(), [](const json& a, const json& b) {
+    return a["start_ns"].get<int64_t>() < b["start_ns"].get<int64_t>();
+  });
+  PhaseErrors server{"server"}, transport{"transport"}, backend{"backend"}, link{"transport+backend"};
+  ByLink by_link;
+  std::vector<double> backend_reqcost, backend_own, link_us, server_truth, transport_truth;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const json& q = requests[i];
+    const FrontLogEntry& f = front_log[i];
+    SCOPED_TRACE(q.dump());
+    ASSERT_TRUE(q["complete"].get<bool>());
+    // The request reqcost saw began after the previous response and before
+    // this one's backend link (its accept or its first read).
+    const int64_t start = q["start_ns"].get<int64_t>();
+    ASSERT_LT(start, f.link_start_ns);
+    if (i > 0) {
+      ASSERT_GT(start, front_log[i - 1].response_end_ns);
+    }
+    std::optional<int> id = RequestId(f.uri);
+    ASSERT_TRUE(id.has_value() && backend_by_id.count(*id) == 1) << f.uri;
+    const double own = backend_by_id[*id].us;
+    const double own_slack = backend_by_id[*id].slack_us;
+    const double s = q["server_us"].get<double>();
+    const double t = q["transport_us"].get<double>();
+    const double b = q["backend_us"].get<double>();
+    EXPECT_EQ(q["backend_timing"], "measured");
+    const double server_tol = std::max(kServerRel * f.server_us, kServerAbsUs);
+    const double truth_transport = f.link_us - own;
+    const double transport_tol = std::max(kTransportRel * truth_transport, kTransportAbsUs);
+    server.Add(s - f.server_us, server_tol);
+    transport.Add(t - truth_transport, transport_tol);
+    backend.Add(b - own, std::max(kTransportRel * own, kTransportAbsUs));
+    link.Add(t + b - f.link_us, transport_tol);
+    // Every request, no percentile: the ground truth's clock reads lie
+    // within its stamped syscalls' time (the slack the front server and
+    // the responder log) of reqcost's stamps.
+    EXPECT_LE(std::fabs(s - f.server_us), server_tol + f.server_slack_us)
+        << "id " << *id << ": front server says " << f.server_us;
+    EXPECT_LE(std::fabs(t + b - f.link_us), transport_tol + f.link_slack_us)
+        << "id " << *id << ": front server's link " << f.link_us;
+    EXPECT_LE(std::fabs(t - truth_transport), transport_tol + f.link_slack_us + own_slack)
+        << "id " << *id << ": independent transport " << truth_transport;
+    EXPECT_LE(std::fabs(b - own), std::max(kTransportRel * own, kTransportAbsUs) + own_slack)
+        << "id " << *id << ": backend's own " << own;
+    const int be = *id % 2;
+    by_link.server[be].push_back(s);
+    by_link.truth_server[be].push_back(f.server_us);
+    by_link.transport[be].push_back(t);
+    by_link.truth_transport[be].push_back(truth_transport);
+    backend_reqcost.push_back(b);
+    backend_own.push_back(own);
+    link_us.push_back(f.link_us);
+    server_truth.push_back(f.server_us);
+    transport_truth.push_back(truth_transport);
+  }
+  const std::string name = CaseName(c);
+  for (const PhaseErrors* e : {&server, &transport, &backend, &link}) e->Print(name);
+  // Percentile bounds (docs/accuracy.md says why and what was measured).
+  ExpectPercentiles(server, kServerRel * Median(server_truth), kServerAbsUs);
+  ExpectPercentiles(transport, kTransportRel * Median(transport_truth), kTransportAbsUs);
+  ExpectPercentiles(link, kTransportRel * Median(link_us), kTransportAbsUs);
+  ExpectPercentiles(backend, kTransportRel * Median(backend_own), kTransportAbsUs);
+  // The backend against its own log, as in every breakdown test.
+  EXPECT_NEAR(Mean(backend_reqcost), Mean(backend_own), Mean(backend_own) * kMeasuredTolerance);
+  ExpectLinkTypeDifferences(by_link);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    PreAndPostWork, FrontServerAccuracy,
+    ::testing::ValuesIn([] {
+      std::vector<AccuracyCase> cases;
+      for (int work : {0, 200, 5000}) {
+        for (bool keepalive : {true, false}) {
+          for (bool kept : {false, true}) cases.push_back({work, keepalive, kept});
+        }
+      }
+      return cases;
+    }()),
+    [](const auto& info) { return CaseName(info.param); });
+
+}  // namespace
+}  // namespace reqcost::testing
