@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,7 @@
 #include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 #include "collector/tracer.h"
@@ -116,6 +118,18 @@ int RunAttach(const AttachOptions& options) {
   out.requests = options.requests;
   out.summary = options.summary;
   Pipeline pipeline(out, stdout);
+  // Before attaching: a bad --metrics address or output file fails at once.
+  std::unique_ptr<FleetOutputs> fleet;
+  if (options.fleet.any()) {
+    utsname uts{};
+    uname(&uts);
+    absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
+        options.fleet, &pipeline, /*live=*/true, MonotonicToWallNs(),
+        (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
+        uts.nodename);
+    if (!f.ok()) return Fail(f.status());
+    fleet = *std::move(f);
+  }
   InstallStopHandlers();
   absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
       collector::Tracer::Start(topts, &pipeline);
@@ -141,6 +155,7 @@ int RunAttach(const AttachOptions& options) {
                         : start_ns + absl::ToInt64Nanoseconds(*duration);
   absl::Status poll_error;
   uint64_t next_flush_ns = start_ns + kFlushEveryNs;
+  uint64_t next_tick_ns = start_ns;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
     absl::StatusOr<int> n = (*tracer)->Poll(100);
     if (!n.ok()) {
@@ -155,6 +170,11 @@ int RunAttach(const AttachOptions& options) {
       }
       next_flush_ns += kFlushEveryNs;
     }
+    if (fleet && collector::MonotonicNowNs() >= next_tick_ns) {
+      fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),
+                  (*tracer)->counters().dropped, pipeline.traced_processes());
+      next_tick_ns = collector::MonotonicNowNs() + kFlushEveryNs;
+    }
   }
   // Whatever the kernel wrote before we stopped is still delivered.
   if (poll_error.ok()) {
@@ -165,6 +185,12 @@ int RunAttach(const AttachOptions& options) {
   tracer->reset();  // detach before printing: the traced stack runs free
 
   absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
+  absl::Status fleet_end;
+  if (fleet) {
+    fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),
+                counters.dropped, pipeline.traced_processes());
+    fleet_end = fleet->Finish();
+  }
   if (undecodable > 0) {
     std::fprintf(stderr, "reqcost: %llu records could not be decoded\n",
                  static_cast<unsigned long long>(undecodable));
@@ -176,6 +202,7 @@ int RunAttach(const AttachOptions& options) {
   }
   if (!end.ok()) return Fail(end);
   if (!poll_error.ok()) return Fail(poll_error);
+  if (!fleet_end.ok()) return kExitError;  // printed by Finish
   if (writer) {
     std::fprintf(stderr, "wrote %s (%llu records, %llu bytes)\n",
                  writer->path().c_str(),

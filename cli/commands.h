@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/fleet.h"
+
 namespace reqcost::cli {
 
 // `reqcost check`: prints each check and its fix; 0 when all pass.
@@ -27,6 +29,7 @@ struct AttachOptions {
   bool syscall_times = false;  // data syscalls at enter and exit
   bool verbose = false;
   std::vector<std::string> command_line;  // kept in the capture header
+  FleetOptions fleet;  // --metrics, --metrics-file, --otlp-json, ...
 };
 
 // `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
@@ -38,6 +41,7 @@ struct ReportOptions {
   bool events = false;
   bool requests = false;
   std::string group_by;  // "client-conn", "backend-conn", both; "" = none
+  FleetOptions fleet;    // --otlp-json, --service-name
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With

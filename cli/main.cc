@@ -32,6 +32,26 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 
+// The fleet outputs (docs/fleets.md): live ones on `attach` only.
+void AddFleetFlags(CLI::App* cmd, reqcost::cli::FleetOptions* o, bool live) {
+  if (live) {
+    cmd->add_option("--metrics", o->metrics_address,
+                    "serve Prometheus metrics at http://HOST:PORT/metrics "
+                    "while attached (e.g. 127.0.0.1:9464)");
+    cmd->add_option("--metrics-file", o->metrics_file,
+                    "write the same metrics to this file every 5 s and at "
+                    "exit (node_exporter textfile collector)");
+    cmd->add_option("--otlp-endpoint", o->otlp_endpoint,
+                    "POST the spans of complete requests as OTLP/HTTP JSON "
+                    "to URL/v1/traces (e.g. http://127.0.0.1:4318)");
+  }
+  cmd->add_option("--otlp-json", o->otlp_json,
+                  "write the spans of complete requests as OTLP/JSON, one "
+                  "ExportTraceServiceRequest per line (a new file, 0600)");
+  cmd->add_option("--service-name", o->service_name,
+                  "the spans' service.name (default: the server's comm)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,6 +74,7 @@ int main(int argc, char** argv) {
                        "print every request as it completes");
   attach_cmd->add_flag("--events", attach.events,
                        "print every traced syscall, strace-style");
+  AddFleetFlags(attach_cmd, &attach.fleet, /*live=*/true);
 
   AttachOptions record;
   record.summary = false;
@@ -76,6 +97,7 @@ int main(int argc, char** argv) {
       "--group-by", report.group_by,
       "compare groups of requests side by side instead: client-conn (new vs "
       "kept-alive client connection), backend-conn, or both, comma-separated");
+  AddFleetFlags(report_cmd, &report.fleet, /*live=*/false);
 
   CompareOptions compare;
   CLI::App* compare_cmd = app.add_subcommand(

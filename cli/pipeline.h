@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,10 +66,13 @@ class Pipeline : public collector::EventSink {
   const analyzers::Report& report() const { return report_; }
   uint64_t syscall_events() const { return syscalls_; }
   uint64_t process_events() const { return process_events_; }
+  // The comm of process `tgid` ("?" if never seen).
+  const std::string& Comm(uint32_t tgid) const;
+  // Traced processes now: at Begin, plus forks, minus exits.
+  size_t traced_processes() const { return live_.size(); }
 
  private:
   void OnRequest(const analyzers::Request& request);
-  const std::string& Comm(uint32_t tgid) const;
   void NoteWriteError(absl::Status status);
 
   OutputOptions options_;
@@ -82,6 +86,7 @@ class Pipeline : public collector::EventSink {
   uint64_t process_events_ = 0;
   uint64_t drop_notices_ = 0;
   std::map<uint32_t, std::string> comm_;
+  std::set<uint32_t> live_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;
 };
 

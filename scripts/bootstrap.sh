@@ -16,6 +16,9 @@ PACKAGES=(
   openssl
   # the HTTP/2 test drives nginx with curl --http2 (Debian's curl has nghttp2)
   curl
+  # fleet exporters (issue 13): Prometheus metrics, OTLP over HTTP; the
+  # Prometheus server and promtool check the exposition in the tests
+  prometheus-cpp-dev libcurl4-openssl-dev prometheus
 )
 
 missing=()
