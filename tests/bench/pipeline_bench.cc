@@ -16,10 +16,18 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
 
 #include "analyzers/profiler.h"
 #include "collector/decoder.h"
 #include "collector/event.h"
+#include "exporters/metrics.h"
+#include "exporters/span_exporter.h"
 #include "reqcost.h"
 #include "tests/bench/synthetic_stack.h"
 
@@ -142,6 +150,74 @@ void BM_DecodeProfileReport(benchmark::State& state) {
   SetLabel(state);
 }
 
+// The same with the fleet exporters on (arg 3 = 1) as `attach --metrics
+// ... --otlp-json ...` runs them: every request observed into the
+// Prometheus histograms and offered to the span exporter, whose worker
+// thread writes OTLP/JSON to a temporary file (a request that finds its
+// queue full is dropped and counted, as live). Arg 3 = 0 is the same loop
+// with no observer, for alternating runs.
+void BM_DecodeProfileReportFleet(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
+  const bool fleet = state.range(3) != 0;
+  exporters::Metrics metrics;
+  std::unique_ptr<exporters::SpanExporter> spans;
+  char dir[] = "/tmp/reqcost-bench-XXXXXX";
+  if (fleet) {
+    if (mkdtemp(dir) == nullptr) {
+      state.SkipWithError("mkdtemp failed");
+      return;
+    }
+    exporters::SpanExporterOptions o;
+    o.file = std::string(dir) + "/spans.jsonl";
+    auto ex = exporters::SpanExporter::Start(o);
+    if (!ex.ok()) {
+      state.SkipWithError("span exporter did not start");
+      return;
+    }
+    spans = *std::move(ex);
+  }
+  const std::string server = "nginx";
+  SyscallEvent syscall;
+  ProcessEvent process;
+  collector::RecordKind kind;
+  uint64_t count = 0;
+  for (auto _ : state) {
+    analyzers::Profiler profiler;
+    if (fleet) {
+      profiler.SetRequestCallback([&](const analyzers::Request& r) {
+        metrics.OnRequest(r, server);
+        spans->Offer(r, {server, "bench", r.pid});
+      });
+    }
+    for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
+      if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
+                                   &syscall, &process)
+               .ok()) {
+        state.SkipWithError("decode failed");
+        return;
+      }
+      profiler.OnEvent(syscall);
+    }
+    profiler.Finish(s.end_ns);
+    analyzers::Report report = profiler.BuildReport({1.0, s.events, 0});
+    count = report.count;
+    benchmark::DoNotOptimize(report);
+  }
+  state.counters["events/s"] = benchmark::Counter(
+      static_cast<double>(s.events), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests/s"] = benchmark::Counter(
+      static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
+  if (fleet) {
+    exporters::SpanExportStats st = spans->Finish(absl::Seconds(30));
+    state.counters["spans_exported"] = static_cast<double>(st.exported_requests);
+    state.counters["spans_dropped"] = static_cast<double>(st.dropped());
+    spans.reset();
+    std::remove((std::string(dir) + "/spans.jsonl").c_str());
+    rmdir(dir);
+  }
+  SetLabel(state);
+}
+
 // Args: tcp backend (0/1), connections in flight, requests per client connection.
 void Cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"tcp", "conns", "reqs_per_conn"});
@@ -155,6 +231,11 @@ void Cases(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Decode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
     benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReport)->Apply(Cases);
+BENCHMARK(BM_DecodeProfileReportFleet)
+    ->ArgNames({"tcp", "conns", "reqs_per_conn", "fleet"})
+    ->Args({0, 8, 1, 0})
+    ->Args({0, 8, 1, 1})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace reqcost::bench
