@@ -157,11 +157,15 @@ int RunAttach(const AttachOptions& options) {
   uint64_t next_flush_ns = start_ns + kFlushEveryNs;
   uint64_t next_tick_ns = start_ns;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
+    uint64_t poll_start_ns = collector::MonotonicNowNs();
     absl::StatusOr<int> n = (*tracer)->Poll(100);
     if (!n.ok()) {
       poll_error = n.status();
       break;
     }
+    // Live outputs: an idle stack's last requests are due now, not at the
+    // next event (everything that exited before the empty poll was read).
+    if (fleet && *n == 0) pipeline.AdvanceTo(poll_start_ns);
     // A capture stays readable up to the last second if reqcost is killed.
     if (writer && collector::MonotonicNowNs() >= next_flush_ns) {
       if (absl::Status s = writer->Flush(); !s.ok()) {

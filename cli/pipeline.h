@@ -57,6 +57,10 @@ class Pipeline : public collector::EventSink {
   void OnProcess(const ProcessEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
 
+  // The ring buffer was drained empty after monotonic `now_ns`: lets the
+  // profiler finalize what that proves complete (Profiler::AdvanceTo).
+  void AdvanceTo(uint64_t now_ns) { profiler_.AdvanceTo(now_ns); }
+
   // Ends the run at `end_ns` with the kernel's final counters: finalizes
   // every request and prints the breakdown. Returns the first error of the
   // capture writer, if any.

@@ -111,6 +111,26 @@ TEST(BackendAddressTest, UnixLinkWithoutItsPathIsUnix) {
   EXPECT_THAT(r.backend_address, Eq("unix"));
 }
 
+// Live outputs: once the collector knows nothing older is still to come,
+// the last request of an idle stack is finalized without a later event.
+TEST(ProfilerAdvanceTest, IdleStacksLastRequestIsFinalizedByAdvanceTo) {
+  Profiler profiler;
+  std::vector<Request> requests;
+  profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
+  for (const SyscallEvent& e : UnixFastCgiRequest().InExitOrder()) {
+    profiler.OnEvent(e);
+  }
+  EXPECT_THAT(requests, SizeIs(0));  // within the reorder window
+  profiler.AdvanceTo(At(20305) + 19'000'000);
+  EXPECT_THAT(requests, SizeIs(0));  // the close is not 20 ms old yet
+  profiler.AdvanceTo(At(20305) + 20'000'000);
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_TRUE(requests[0].complete) << requests[0].incomplete_reason;
+  profiler.Finish(At(20305) + 30'000'000);
+  EXPECT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(profiler.anomalies().late_events, Eq(0u));
+}
+
 TEST(OtlpTest, CompleteRequestIsServerClientAndInternalSpansOfOneTrace) {
   Request r = OnlyRequest(UnixFastCgiRequest());
   ASSERT_TRUE(r.complete);
