@@ -74,12 +74,12 @@ int64_t MonotonicToWallNs() {
 }
 
 collector::CaptureHeader MakeHeader(const AttachOptions& options,
-                                    uint64_t start_ns,
+                                    int64_t mono_to_wall_ns, uint64_t start_ns,
                                     const std::vector<ProcessInfo>& procs) {
   collector::CaptureHeader h;
   utsname uts{};
   uname(&uts);
-  h.mono_to_wall_ns = MonotonicToWallNs();
+  h.mono_to_wall_ns = mono_to_wall_ns;
   h.start_mono_ns = start_ns;
   h.host = uts.nodename;
   h.kernel_release = uts.release;
@@ -118,13 +118,16 @@ int RunAttach(const AttachOptions& options) {
   out.requests = options.requests;
   out.summary = options.summary;
   Pipeline pipeline(out, stdout);
+  // One clock offset per run: the capture's and the spans' (so that `report
+  // --otlp-json` of the capture gives the very same span times).
+  const int64_t mono_to_wall_ns = MonotonicToWallNs();
   // Before attaching: a bad --metrics address or output file fails at once.
   std::unique_ptr<FleetOutputs> fleet;
   if (options.fleet.any()) {
     utsname uts{};
     uname(&uts);
     absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
-        options.fleet, &pipeline, /*live=*/true, MonotonicToWallNs(),
+        options.fleet, &pipeline, /*live=*/true, mono_to_wall_ns,
         (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
         uts.nodename);
     if (!f.ok()) return Fail(f.status());
@@ -140,7 +143,7 @@ int RunAttach(const AttachOptions& options) {
   std::optional<collector::CaptureWriter> writer;
   if (!options.output.empty()) {
     absl::StatusOr<collector::CaptureWriter> w = collector::CaptureWriter::Create(
-        options.output, MakeHeader(options, start_ns, procs));
+        options.output, MakeHeader(options, mono_to_wall_ns, start_ns, procs));
     if (!w.ok()) return Fail(w.status());
     writer.emplace(*std::move(w));
     pipeline.RecordTo(&*writer);

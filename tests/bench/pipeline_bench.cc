@@ -150,15 +150,16 @@ void BM_DecodeProfileReport(benchmark::State& state) {
   SetLabel(state);
 }
 
-// The same with the fleet exporters on (arg 3 = 1) as `attach --metrics
-// ... --otlp-json ...` runs them: every request observed into the
-// Prometheus histograms and offered to the span exporter, whose worker
+// The same with the fleet exporters on as `attach --metrics ... --otlp-json
+// ...` runs them. Arg 3 is a bit mask: 1 = every request observed into the
+// Prometheus histograms, 2 = offered to the span exporter, whose worker
 // thread writes OTLP/JSON to a temporary file (a request that finds its
-// queue full is dropped and counted, as live). Arg 3 = 0 is the same loop
-// with no observer, for alternating runs.
+// queue full is dropped and counted, as live); 0 = the same loop with no
+// observer, for alternating runs.
 void BM_DecodeProfileReportFleet(benchmark::State& state) {
   Stream s = MakeStream(OptionsFor(state));
-  const bool fleet = state.range(3) != 0;
+  const bool with_metrics = (state.range(3) & 1) != 0;
+  const bool fleet = (state.range(3) & 2) != 0;
   exporters::Metrics metrics;
   std::unique_ptr<exporters::SpanExporter> spans;
   char dir[] = "/tmp/reqcost-bench-XXXXXX";
@@ -183,10 +184,10 @@ void BM_DecodeProfileReportFleet(benchmark::State& state) {
   uint64_t count = 0;
   for (auto _ : state) {
     analyzers::Profiler profiler;
-    if (fleet) {
+    if (with_metrics || fleet) {
       profiler.SetRequestCallback([&](const analyzers::Request& r) {
-        metrics.OnRequest(r, server);
-        spans->Offer(r, {server, "bench", r.pid});
+        if (with_metrics) metrics.OnRequest(r, server);
+        if (fleet) spans->Offer(r, {server, "bench", r.pid});
       });
     }
     for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
@@ -235,6 +236,8 @@ BENCHMARK(BM_DecodeProfileReportFleet)
     ->ArgNames({"tcp", "conns", "reqs_per_conn", "fleet"})
     ->Args({0, 8, 1, 0})
     ->Args({0, 8, 1, 1})
+    ->Args({0, 8, 1, 2})
+    ->Args({0, 8, 1, 3})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -142,11 +144,12 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   ASSERT_OK_AND_ASSIGN(prom_port, FreeTcpPort());
   const std::string metrics_file = dir.File("reqcost.prom");
   const std::string spans_file = dir.File("spans.jsonl");
+  const std::string capture = dir.File("run.cap");
   ASSERT_OK_AND_ASSIGN(
       run, ReqcostRun::Attach(
                dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
                      std::to_string(fpm.pid()), "--format", "json",
-                     "--payload", "64", "--metrics",
+                     "--payload", "64", "-o", capture, "--metrics",
                      absl::StrCat("127.0.0.1:", metrics_port),
                      "--metrics-file", metrics_file, "--otlp-json",
                      spans_file, "--otlp-endpoint", receiver.url()}));
@@ -254,6 +257,31 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
                              "--otlp-endpoint ", receiver.url(), "/v1/traces: ",
                              complete, " requests exported")));
   EXPECT_THAT(run.err(), HasSubstr("; 0 dropped"));
+
+  // 5. `report --otlp-json` of the run's capture: the same spans, with the
+  // same times (the header's clock offset is the one attach used).
+  const std::string replayed = dir.File("replayed.jsonl");
+  ASSERT_OK_AND_ASSIGN(
+      rep, Subprocess::Start({REQCOST_BINARY, "report", capture, "--otlp-json",
+                              replayed},
+                             dir.File("report.out"), dir.File("report.err")));
+  ASSERT_OK_AND_ASSIGN(rep_status, rep.WaitForExit(absl::Seconds(60)));
+  ASSERT_EQ(rep_status, 0) << FileTail(dir.File("report.err"));
+  OtlpCheck from_report;
+  ASSERT_OK_AND_ASSIGN(replayed_text, ReadFileToString(replayed));
+  for (absl::string_view line : absl::StrSplit(replayed_text, '\n', absl::SkipEmpty())) {
+    CheckOtlpJson(std::string(line), &from_report);
+  }
+  ASSERT_TRUE(from_report.ok()) << from_report.ErrorText();
+  ASSERT_EQ(from_report.spans.size(), from_file.spans.size());
+  std::multiset<std::pair<uint64_t, uint64_t>> live_times, replay_times;
+  for (const OtlpSpan& s : from_file.spans) {
+    live_times.insert({s.start_unix_nano, s.end_unix_nano});
+  }
+  for (const OtlpSpan& s : from_report.spans) {
+    replay_times.insert({s.start_unix_nano, s.end_unix_nano});
+  }
+  EXPECT_TRUE(live_times == replay_times);
 }
 
 // A bad --metrics address, an unwritable --metrics-file and a bad endpoint
