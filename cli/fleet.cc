@@ -77,6 +77,7 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
 void FleetOutputs::Tick(uint64_t events, uint64_t dropped,
                         size_t traced_processes) {
   if (metrics_ == nullptr) return;
+  metrics_->Flush();
   metrics_->SetEventCounts(events, dropped);
   metrics_->SetTracedProcesses(traced_processes);
 }

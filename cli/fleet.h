@@ -42,7 +42,9 @@ class FleetOutputs {
       const FleetOptions& options, Pipeline* pipeline, bool live,
       int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host);
 
-  // Updates the event and process counters (from the collector's loop).
+  // Moves the requests' observations into the histograms and updates the
+  // event and process counters (from the collector's loop, every second and
+  // at the end).
   void Tick(uint64_t events, uint64_t dropped, size_t traced_processes);
 
   // Final metrics file write, spans flushed (bounded); prints one line per

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -111,15 +112,43 @@ Metrics::PhaseHistograms& Metrics::PhasesFor(const std::string& server,
   if (it != phase_cache_.end()) return it->second;
   PhaseHistograms h{};
   for (size_t i = 0; i < h.size(); ++i) {
-    h[i] = &phases_->Add(
+    h[i] = NewSeries(&phases_->Add(
         {{"phase", kPhaseNames[i]},
          {"client_conn", std::string(analyzers::ReuseName(client))},
          {"backend_conn", std::string(analyzers::ReuseName(backend_conn))},
          {"backend", backend},
          {"server", server}},
-        buckets_);
+        buckets_));
   }
   return phase_cache_.emplace(key, h).first->second;
+}
+
+Metrics::Series* Metrics::NewSeries(prometheus::Histogram* histogram) {
+  auto s = std::make_unique<Series>();
+  s->histogram = histogram;
+  s->pending.assign(buckets_.size() + 1, 0.0);
+  series_.push_back(std::move(s));
+  return series_.back().get();
+}
+
+void Metrics::Observe(Series* s, uint64_t ns) {
+  double v = Seconds(ns);
+  // The first bound >= v (a value equal to a bound belongs to it: le).
+  size_t i = std::lower_bound(buckets_.begin(), buckets_.end(), v) -
+             buckets_.begin();
+  s->pending[i] += 1;
+  s->pending_sum += v;
+  s->dirty = true;
+}
+
+void Metrics::Flush() {
+  for (const auto& s : series_) {
+    if (!s->dirty) continue;
+    s->histogram->ObserveMultiple(s->pending, s->pending_sum);
+    std::fill(s->pending.begin(), s->pending.end(), 0.0);
+    s->pending_sum = 0;
+    s->dirty = false;
+  }
 }
 
 void Metrics::OnRequest(const Request& r, const std::string& server) {
@@ -153,21 +182,21 @@ void Metrics::OnRequest(const Request& r, const std::string& server) {
     // A request with no backend exchange has no transport or backend time
     // to show (they are 0 by definition): only its total and server time.
     if (r.backend_conn == ConnReuse::kNone && (i == 2 || i == 3)) continue;
-    if (values[i]->has_value()) h[i]->Observe(Seconds(**values[i]));
+    if (values[i]->has_value()) Observe(h[i], **values[i]);
   }
   for (const analyzers::SyscallRecord& s : r.syscalls) {
     if (!s.enter_seen()) continue;
     auto index = static_cast<uint16_t>(s.syscall);
     if (index >= kSyscallMax) continue;
-    prometheus::Histogram*& hist =
+    Series*& series =
         syscall_cache_[s.side == analyzers::Side::kServer ? 0 : 1][index];
-    if (hist == nullptr) {
-      hist = &syscalls_->Add(
+    if (series == nullptr) {
+      series = NewSeries(&syscalls_->Add(
           {{"side", std::string(analyzers::SideName(s.side))},
            {"syscall", std::string(SyscallName(s.syscall))}},
-          buckets_);
+          buckets_));
     }
-    hist->Observe(Seconds(s.duration_ns()));
+    Observe(series, s.duration_ns());
   }
 }
 

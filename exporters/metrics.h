@@ -52,8 +52,14 @@ class Metrics {
 
   // Counts `r` and, when complete, observes its phases and its syscalls
   // whose duration is known. `server` is the server process's comm.
-  // Called on the collector's thread; takes no lock of its own.
+  // Called on the collector's thread, like Flush: observations are summed
+  // in plain arrays there and reach the histograms at the next Flush.
   void OnRequest(const analyzers::Request& r, const std::string& server);
+
+  // Moves the observations summed since the last Flush into the
+  // histograms (one lock per series that changed). The collector's loop
+  // calls it every second and at the end.
+  void Flush();
 
   // The run's counters so far (monotonic: only the growth is added).
   void SetEventCounts(uint64_t events, uint64_t dropped_events);
@@ -67,9 +73,16 @@ class Metrics {
   }
 
  private:
+  // One histogram series and what was observed since the last Flush.
+  struct Series {
+    prometheus::Histogram* histogram = nullptr;
+    std::vector<double> pending;  // per bucket, +Inf last
+    double pending_sum = 0;
+    bool dirty = false;
+  };
   // phase histograms of one label set: total, server, transport, backend,
   // queue, tls.
-  using PhaseHistograms = std::array<prometheus::Histogram*, 6>;
+  using PhaseHistograms = std::array<Series*, 6>;
   using PhaseKey = std::tuple<std::string, std::string, analyzers::ConnReuse,
                               analyzers::ConnReuse>;
 
@@ -77,6 +90,8 @@ class Metrics {
                              const std::string& backend,
                              analyzers::ConnReuse client,
                              analyzers::ConnReuse backend_conn);
+  Series* NewSeries(prometheus::Histogram* histogram);
+  void Observe(Series* s, uint64_t ns);
   // `value`, or "other" once `seen` holds `cap` other values.
   std::string Capped(const std::string& value, std::vector<std::string>* seen,
                      size_t cap, const char* label);
@@ -95,7 +110,8 @@ class Metrics {
   std::map<PhaseKey, PhaseHistograms> phase_cache_;
   std::map<std::string, prometheus::Counter*> reason_cache_;
   // [side][syscall]
-  std::array<std::array<prometheus::Histogram*, kSyscallMax>, 2> syscall_cache_{};
+  std::array<std::array<Series*, kSyscallMax>, 2> syscall_cache_{};
+  std::vector<std::unique_ptr<Series>> series_;
   std::vector<std::string> backends_, servers_, reasons_;
   uint64_t events_seen_ = 0, dropped_seen_ = 0;
 };

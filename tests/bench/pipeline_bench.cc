@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "analyzers/otlp.h"
 #include "analyzers/profiler.h"
 #include "collector/decoder.h"
 #include "collector/event.h"
@@ -116,25 +117,34 @@ void BM_Decode(benchmark::State& state) {
   SetLabel(state);
 }
 
-// Decode + request assembly + statistics + report: the whole user side.
-void BM_DecodeProfileReport(benchmark::State& state) {
-  Stream s = MakeStream(OptionsFor(state));
+// Decodes every record of `s` into `profiler` and finishes it; false when a
+// record does not decode.
+bool Feed(const Stream& s, analyzers::Profiler* profiler) {
   SyscallEvent syscall;
   ProcessEvent process;
   collector::RecordKind kind;
+  for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
+    if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
+                                 &syscall, &process)
+             .ok()) {
+      return false;
+    }
+    profiler->OnEvent(syscall);
+  }
+  profiler->Finish(s.end_ns);
+  return true;
+}
+
+// Decode + request assembly + statistics + report: the whole user side.
+void BM_DecodeProfileReport(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
   uint64_t complete = 0, count = 0;
   for (auto _ : state) {
     analyzers::Profiler profiler;
-    for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
-      if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
-                                   &syscall, &process)
-               .ok()) {
-        state.SkipWithError("decode failed");
-        return;
-      }
-      profiler.OnEvent(syscall);
+    if (!Feed(s, &profiler)) {
+      state.SkipWithError("decode failed");
+      return;
     }
-    profiler.Finish(s.end_ns);
     analyzers::Report report = profiler.BuildReport({1.0, s.events, 0});
     complete = report.complete;
     count = report.count;
@@ -178,9 +188,6 @@ void BM_DecodeProfileReportFleet(benchmark::State& state) {
     spans = *std::move(ex);
   }
   const std::string server = "nginx";
-  SyscallEvent syscall;
-  ProcessEvent process;
-  collector::RecordKind kind;
   uint64_t count = 0;
   for (auto _ : state) {
     analyzers::Profiler profiler;
@@ -190,16 +197,11 @@ void BM_DecodeProfileReportFleet(benchmark::State& state) {
         if (fleet) spans->Offer(r, {server, "bench", r.pid});
       });
     }
-    for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
-      if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
-                                   &syscall, &process)
-               .ok()) {
-        state.SkipWithError("decode failed");
-        return;
-      }
-      profiler.OnEvent(syscall);
+    if (!Feed(s, &profiler)) {
+      state.SkipWithError("decode failed");
+      return;
     }
-    profiler.Finish(s.end_ns);
+    if (with_metrics) metrics.Flush();  // attach: once a second
     analyzers::Report report = profiler.BuildReport({1.0, s.events, 0});
     count = report.count;
     benchmark::DoNotOptimize(report);
@@ -219,6 +221,36 @@ void BM_DecodeProfileReportFleet(benchmark::State& state) {
   SetLabel(state);
 }
 
+// The span exporter's worker alone: requests per second (one core) turned
+// into OTLP/JSON text (OtlpBatch::Add, Take, dump) in batches of 512 — the
+// rate above which `--otlp-*` drops requests (counted) on a busy stack.
+void BM_OtlpEncode(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
+  std::vector<analyzers::SpanSource> sources;
+  analyzers::Profiler profiler;
+  profiler.SetRequestCallback([&](const analyzers::Request& r) {
+    if (r.complete && sources.size() < 512) {
+      sources.push_back(analyzers::SpanSource::From(r, {"nginx", "bench", r.pid}));
+    }
+  });
+  if (!Feed(s, &profiler) || sources.size() < 512) {
+    state.SkipWithError("not enough complete requests");
+    return;
+  }
+  analyzers::OtlpBatch batch(1, 0);
+  size_t bytes = 0;
+  for (auto _ : state) {
+    for (const analyzers::SpanSource& src : sources) batch.Add(src);
+    std::string body = batch.Take("bench").dump();
+    bytes = body.size();
+    benchmark::DoNotOptimize(body);
+  }
+  state.counters["requests/s"] = benchmark::Counter(
+      static_cast<double>(sources.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/request"] = static_cast<double>(bytes) / sources.size();
+  SetLabel(state);
+}
+
 // Args: tcp backend (0/1), connections in flight, requests per client connection.
 void Cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"tcp", "conns", "reqs_per_conn"});
@@ -232,6 +264,8 @@ void Cases(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Decode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
     benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReport)->Apply(Cases);
+BENCHMARK(BM_OtlpEncode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
+    benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReportFleet)
     ->ArgNames({"tcp", "conns", "reqs_per_conn", "fleet"})
     ->Args({0, 8, 1, 0})

@@ -103,6 +103,11 @@ TEST(MetricsTest, ExpositionPassesPromtoolWithEveryFamily) {
   m.OnRequest(incomplete, "nginx");
   m.SetEventCounts(1234, 5);
   m.SetTracedProcesses(7);
+  EXPECT_THAT(m.Exposition(), HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
+  // The histograms get the observations at the collector's next Flush.
+  EXPECT_THAT(m.Exposition(), HasSubstr(
+      "reqcost_syscall_duration_seconds_count{side=\"server\",syscall=\"connect\"} 0"));
+  m.Flush();
   std::string text = m.Exposition();
   for (const char* want :
        {"reqcost_request_duration_seconds_bucket{backend=\"/run/php.sock\","
@@ -136,6 +141,7 @@ TEST(MetricsTest, BackendLabelsPastTheCapAreOtherAndCounted) {
   for (size_t i = 0; i < kMaxBackends + 8; ++i) {
     m.OnRequest(MakeRequest(i, "10.0.0.1:" + std::to_string(9000 + i)), "nginx");
   }
+  m.Flush();
   std::string text = m.Exposition();
   EXPECT_THAT(text, HasSubstr("backend=\"10.0.0.1:9031\""));
   EXPECT_THAT(text, Not(HasSubstr("backend=\"10.0.0.1:9032\"")));
@@ -161,12 +167,14 @@ TEST(MetricsFileTest, WritesAtStartPeriodicallyAndAtStopByRename) {
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_THAT(ReadAll(path), HasSubstr("reqcost_requests_total{status=\"complete\"} 0"));
   m.OnRequest(MakeRequest(1), "nginx");
+  m.Flush();
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while ((*file)->writes() < 3 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_GE((*file)->writes(), 3u);
   m.OnRequest(MakeRequest(2), "nginx");
+  m.Flush();
   ASSERT_TRUE((*file)->Stop().ok());
   std::string text = ReadAll(path);
   EXPECT_THAT(text, HasSubstr("reqcost_requests_total{status=\"complete\"} 2"));
