@@ -13,8 +13,6 @@
 namespace reqcost::analyzers {
 namespace {
 
-using nlohmann::json;
-
 // splitmix64: a bijective mix, so distinct inputs give distinct ids.
 uint64_t Mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -25,20 +23,36 @@ uint64_t Mix(uint64_t x) {
 
 uint64_t NonZero(uint64_t v) { return v != 0 ? v : 1; }
 
-json StringAttr(const std::string& key, const std::string& value) {
-  return {{"key", key}, {"value", {{"stringValue", value}}}};
-}
-json IntAttr(const std::string& key, int64_t value) {
-  return {{"key", key}, {"value", {{"intValue", std::to_string(value)}}}};
-}
-json DoubleAttr(const std::string& key, double value) {
-  return {{"key", key}, {"value", {{"doubleValue", value}}}};
-}
+// Attributes of one span, written as a JSON array.
+class Attrs {
+ public:
+  void Str(std::string_view key, std::string_view value) {
+    Key(key);
+    text_ += "{\"stringValue\":";
+    AppendJsonString(value, &text_);
+    text_ += "}}";
+  }
+  void Int(std::string_view key, int64_t value) {
+    Key(key);
+    absl::StrAppend(&text_, "{\"intValue\":\"", value, "\"}}");
+  }
+  // Microseconds from nanoseconds, exactly (3 decimals).
+  void Us(std::string_view key, uint64_t ns) {
+    Key(key);
+    absl::StrAppend(&text_, "{\"doubleValue\":", ns / 1000, ".",
+                    absl::StrFormat("%03d", ns % 1000), "}}");
+  }
+  std::string Take() { return "[" + std::move(text_) + "]"; }
 
-std::string UnixNano(uint64_t mono_ns, int64_t mono_to_wall_ns) {
-  return std::to_string(static_cast<uint64_t>(
-      static_cast<int64_t>(mono_ns) + mono_to_wall_ns));
-}
+ private:
+  void Key(std::string_view key) {
+    if (!text_.empty()) text_ += ',';
+    text_ += "{\"key\":";
+    AppendJsonString(key, &text_);
+    text_ += ",\"value\":";
+  }
+  std::string text_;
+};
 
 std::string IpText(uint16_t family, const std::array<uint8_t, 16>& addr) {
   char text[INET6_ADDRSTRLEN] = "";
@@ -46,24 +60,37 @@ std::string IpText(uint16_t family, const std::array<uint8_t, 16>& addr) {
   return text;
 }
 
-json Span(const SpanIds& ids, uint64_t span_id, uint64_t parent_id,
-          const std::string& name, int kind, uint64_t start_ns,
-          uint64_t end_ns, int64_t mono_to_wall_ns, json attributes) {
-  json span = {
-      {"traceId", Hex64(ids.trace_hi) + Hex64(ids.trace_lo)},
-      {"spanId", Hex64(span_id)},
-      {"name", name},
-      {"kind", kind},
-      {"startTimeUnixNano", UnixNano(start_ns, mono_to_wall_ns)},
-      {"endTimeUnixNano",
-       UnixNano(std::max(start_ns, end_ns), mono_to_wall_ns)},
-      {"attributes", std::move(attributes)},
-  };
-  if (parent_id != 0) span["parentSpanId"] = Hex64(parent_id);
-  return span;
-}
+struct SpanWriter {
+  const SpanIds& ids;
+  int64_t mono_to_wall_ns;
+  std::string* out;
+  size_t count = 0;
 
-void AddPhaseAttrs(const SpanSource& s, json* attrs) {
+  void Span(uint64_t span_id, uint64_t parent_id, std::string_view name,
+            int kind, uint64_t start_ns, uint64_t end_ns,
+            const std::string& attributes) {
+    if (count > 0) *out += ',';
+    absl::StrAppend(out, "{\"traceId\":\"", Hex64(ids.trace_hi),
+                    Hex64(ids.trace_lo), "\",\"spanId\":\"", Hex64(span_id),
+                    "\"");
+    if (parent_id != 0) {
+      absl::StrAppend(out, ",\"parentSpanId\":\"", Hex64(parent_id), "\"");
+    }
+    *out += ",\"name\":";
+    AppendJsonString(name, out);
+    absl::StrAppend(out, ",\"kind\":", kind, ",\"startTimeUnixNano\":\"",
+                    Wall(start_ns), "\",\"endTimeUnixNano\":\"",
+                    Wall(std::max(start_ns, end_ns)), "\",\"attributes\":",
+                    attributes, "}");
+    ++count;
+  }
+  uint64_t Wall(uint64_t mono_ns) const {
+    return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) +
+                                 mono_to_wall_ns);
+  }
+};
+
+void AddPhaseAttrs(const SpanSource& s, Attrs* attrs) {
   const std::pair<const char*, const std::optional<uint64_t>*> phases[] = {
       {"reqcost.total_us", &s.total_ns},
       {"reqcost.server_us", &s.server_ns},
@@ -72,55 +99,50 @@ void AddPhaseAttrs(const SpanSource& s, json* attrs) {
       {"reqcost.queue_us", &s.queue_ns},
       {"reqcost.tls_us", &s.tls_ns}};
   for (const auto& [key, value] : phases) {
-    if (value->has_value()) attrs->push_back(DoubleAttr(key, **value / 1e3));
+    if (value->has_value()) attrs->Us(key, **value);
   }
 }
 
-json ServerAttrs(const SpanSource& s, std::string* name) {
-  json attrs = json::array();
+std::string ServerAttrs(const SpanSource& s, std::string* name) {
+  Attrs attrs;
   *name = "HTTP";
   if (s.request_line.has_value()) {
     const std::string& line = *s.request_line;
     size_t space = line.find(' ');
     std::string method = line.substr(0, space);
-    attrs.push_back(StringAttr("http.request.method", method));
+    attrs.Str("http.request.method", method);
     *name = method;
     if (space != std::string::npos && space + 1 < line.size()) {
       std::string path = line.substr(space + 1);
-      attrs.push_back(StringAttr("url.path", path));
+      attrs.Str("url.path", path);
       *name = absl::StrCat(method, " ", path);
     }
   }
   const SocketId& c = s.client_sock;
   if (c.family == AF_INET || c.family == AF_INET6) {
-    attrs.push_back(StringAttr("network.transport", "tcp"));
-    attrs.push_back(
-        StringAttr("network.type", c.family == AF_INET ? "ipv4" : "ipv6"));
-    attrs.push_back(IntAttr("server.port", c.local_port));
-    attrs.push_back(StringAttr("client.address", IpText(c.family, c.remote_addr)));
-    attrs.push_back(IntAttr("client.port", c.remote_port));
-    attrs.push_back(
-        StringAttr("network.peer.address", IpText(c.family, c.remote_addr)));
-    attrs.push_back(IntAttr("network.peer.port", c.remote_port));
-    attrs.push_back(
-        StringAttr("network.local.address", IpText(c.family, c.local_addr)));
-    attrs.push_back(IntAttr("network.local.port", c.local_port));
+    std::string client = IpText(c.family, c.remote_addr);
+    attrs.Str("network.transport", "tcp");
+    attrs.Str("network.type", c.family == AF_INET ? "ipv4" : "ipv6");
+    attrs.Int("server.port", c.local_port);
+    attrs.Str("client.address", client);
+    attrs.Int("client.port", c.remote_port);
+    attrs.Str("network.peer.address", client);
+    attrs.Int("network.peer.port", c.remote_port);
+    attrs.Str("network.local.address", IpText(c.family, c.local_addr));
+    attrs.Int("network.local.port", c.local_port);
   } else if (c.family == AF_UNIX) {
-    attrs.push_back(StringAttr("network.transport", "unix"));
+    attrs.Str("network.transport", "unix");
   }
-  attrs.push_back(StringAttr("reqcost.client_conn",
-                             std::string(ReuseName(s.client_conn))));
-  attrs.push_back(StringAttr("reqcost.backend_conn",
-                             std::string(ReuseName(s.backend_conn))));
-  attrs.push_back(StringAttr("reqcost.backend_timing",
-                             std::string(TimingName(s.backend_timing))));
+  attrs.Str("reqcost.client_conn", ReuseName(s.client_conn));
+  attrs.Str("reqcost.backend_conn", ReuseName(s.backend_conn));
+  attrs.Str("reqcost.backend_timing", TimingName(s.backend_timing));
   AddPhaseAttrs(s, &attrs);
-  return attrs;
+  return attrs.Take();
 }
 
 // "host:port", "[v6]:port" or a unix path, as BackendAddress made it.
-json ClientAttrs(const SpanSource& s) {
-  json attrs = json::array();
+std::string ClientAttrs(const SpanSource& s) {
+  Attrs attrs;
   const std::string& a = s.backend_address;
   size_t colon = a.rfind(':');
   bool tcp = !a.empty() && a[0] != '/' && a[0] != '@' && a != "unix" &&
@@ -130,20 +152,20 @@ json ClientAttrs(const SpanSource& s) {
     if (host.size() >= 2 && host.front() == '[') {
       host = host.substr(1, host.size() - 2);
     }
-    attrs.push_back(StringAttr("network.transport", "tcp"));
-    attrs.push_back(StringAttr("server.address", host));
+    attrs.Str("network.transport", "tcp");
+    attrs.Str("server.address", host);
     int64_t port = 0;
     for (char ch : a.substr(colon + 1)) port = port * 10 + (ch - '0');
-    attrs.push_back(IntAttr("server.port", port));
+    attrs.Int("server.port", port);
   } else if (a != "unknown") {
-    attrs.push_back(StringAttr("network.transport", "unix"));
-    attrs.push_back(StringAttr("server.address", a));
+    attrs.Str("network.transport", "unix");
+    attrs.Str("server.address", a);
   }
   if (!s.backend_protocol.empty()) {
-    attrs.push_back(StringAttr("reqcost.backend.protocol", s.backend_protocol));
+    attrs.Str("reqcost.backend.protocol", s.backend_protocol);
   }
-  if (s.backend_pid != 0) attrs.push_back(IntAttr("reqcost.backend.pid", s.backend_pid));
-  return attrs;
+  if (s.backend_pid != 0) attrs.Int("reqcost.backend.pid", s.backend_pid);
+  return attrs.Take();
 }
 
 }  // namespace
@@ -191,69 +213,86 @@ SpanIds SpanIds::For(uint64_t seed, uint64_t request_id) {
 
 std::string Hex64(uint64_t v) { return absl::StrFormat("%016x", v); }
 
-std::vector<json> RequestSpans(const SpanSource& s, uint64_t seed,
-                               int64_t off) {
+void AppendJsonString(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *out += '"';
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      *out += '\\';
+      *out += ch;
+    } else if (c < 0x20 || c >= 0x80) {
+      *out += "\\u00";
+      *out += kHex[c >> 4];
+      *out += kHex[c & 15];
+    } else {
+      *out += ch;
+    }
+  }
+  *out += '"';
+}
+
+size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
+                          std::string* out) {
   SpanIds ids = SpanIds::For(seed, s.request_id);
-  std::vector<json> spans;
+  SpanWriter w{ids, off, out};
   std::string name;
-  json server_attrs = ServerAttrs(s, &name);
-  spans.push_back(Span(ids, ids.server, 0, name, kSpanKindServer, s.start_ns,
-                       s.end_ns, off, std::move(server_attrs)));
-  if (s.exchange_end_ns == 0) return spans;  // no backend exchange
+  std::string server_attrs = ServerAttrs(s, &name);
+  w.Span(ids.server, 0, name, kSpanKindServer, s.start_ns, s.end_ns,
+         server_attrs);
+  if (s.exchange_end_ns == 0) return w.count;  // no backend exchange
 
   std::string client_name = absl::StrCat(
       s.backend_protocol.empty() ? "backend" : s.backend_protocol, " ",
       s.backend_address);
-  spans.push_back(Span(ids, ids.client, ids.server, client_name,
-                       kSpanKindClient, s.exchange_start_ns, s.exchange_end_ns,
-                       off, ClientAttrs(s)));
+  w.Span(ids.client, ids.server, client_name, kSpanKindClient,
+         s.exchange_start_ns, s.exchange_end_ns, ClientAttrs(s));
   // The backend phase inside the exchange (it is clamped to it in phases).
   uint64_t b_start =
       std::clamp(s.backend_start_ns, s.exchange_start_ns, s.exchange_end_ns);
   uint64_t b_end = std::clamp(s.backend_end_ns, b_start, s.exchange_end_ns);
-  spans.push_back(Span(ids, ids.transport_request, ids.client,
-                       "transport request", kSpanKindInternal,
-                       s.exchange_start_ns, b_start, off, json::array()));
-  spans.push_back(Span(ids, ids.backend, ids.client, "backend",
-                       kSpanKindInternal, b_start, b_end, off,
-                       json::array({StringAttr(
-                           "reqcost.backend_timing",
-                           std::string(TimingName(s.backend_timing)))})));
-  spans.push_back(Span(ids, ids.transport_reply, ids.client, "transport reply",
-                       kSpanKindInternal, b_end, s.exchange_end_ns, off,
-                       json::array()));
+  w.Span(ids.transport_request, ids.client, "transport request",
+         kSpanKindInternal, s.exchange_start_ns, b_start, "[]");
+  Attrs timing;
+  timing.Str("reqcost.backend_timing", TimingName(s.backend_timing));
+  w.Span(ids.backend, ids.client, "backend", kSpanKindInternal, b_start, b_end,
+         timing.Take());
+  w.Span(ids.transport_reply, ids.client, "transport reply",
+         kSpanKindInternal, b_end, s.exchange_end_ns, "[]");
   if (s.queue_ns.has_value() && s.queue_start_ns != 0) {
-    spans.push_back(Span(ids, ids.queue, ids.transport_request, "queue",
-                         kSpanKindInternal, s.queue_start_ns,
-                         s.queue_start_ns + *s.queue_ns, off, json::array()));
+    w.Span(ids.queue, ids.transport_request, "queue", kSpanKindInternal,
+           s.queue_start_ns, s.queue_start_ns + *s.queue_ns, "[]");
   }
-  return spans;
+  return w.count;
 }
 
 void OtlpBatch::Add(const SpanSource& s) {
-  std::vector<json> spans = RequestSpans(s, seed_, mono_to_wall_ns_);
+  std::string& out = by_resource_[s.resource];
+  if (!out.empty()) out += ',';
+  spans_ += AppendRequestSpans(s, seed_, mono_to_wall_ns_, &out);
   ++requests_;
-  spans_ += spans.size();
-  std::vector<json>& out = by_resource_[s.resource];
-  for (json& span : spans) out.push_back(std::move(span));
 }
 
-json OtlpBatch::Take(const std::string& scope_version) {
-  json resource_spans = json::array();
+std::string OtlpBatch::Take(const std::string& scope_version) {
+  std::string doc = "{\"resourceSpans\":[";
+  bool first = true;
   for (auto& [resource, spans] : by_resource_) {
-    json attrs = json::array({StringAttr("service.name", resource.service_name),
-                              StringAttr("host.name", resource.host_name),
-                              IntAttr("process.pid", resource.pid)});
-    resource_spans.push_back(
-        {{"resource", {{"attributes", std::move(attrs)}}},
-         {"scopeSpans",
-          json::array({{{"scope",
-                         {{"name", "reqcost"}, {"version", scope_version}}},
-                        {"spans", std::move(spans)}}})}});
+    if (!first) doc += ',';
+    first = false;
+    Attrs attrs;
+    attrs.Str("service.name", resource.service_name);
+    attrs.Str("host.name", resource.host_name);
+    attrs.Int("process.pid", resource.pid);
+    absl::StrAppend(&doc, "{\"resource\":{\"attributes\":", attrs.Take(),
+                    "},\"scopeSpans\":[{\"scope\":{\"name\":\"reqcost\","
+                    "\"version\":");
+    AppendJsonString(scope_version, &doc);
+    absl::StrAppend(&doc, "},\"spans\":[", spans, "]}]}");
   }
+  doc += "]}";
   by_resource_.clear();
   requests_ = spans_ = 0;
-  return {{"resourceSpans", std::move(resource_spans)}};
+  return doc;
 }
 
 }  // namespace reqcost::analyzers

@@ -19,11 +19,11 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
 
@@ -83,10 +83,17 @@ struct SpanIds {
 // Lowercase hex of `v`, 16 digits.
 std::string Hex64(uint64_t v);
 
-// The spans (OTLP/JSON Span objects) of one complete request; wall time =
-// monotonic + `mono_to_wall_ns`.
-std::vector<nlohmann::json> RequestSpans(const SpanSource& s, uint64_t seed,
-                                         int64_t mono_to_wall_ns);
+// Appends the spans (OTLP/JSON Span objects, comma-separated) of one
+// complete request to `out` and returns how many; wall time = monotonic +
+// `mono_to_wall_ns`. Written directly, not through a JSON DOM: the span
+// worker's rate is the exporter's capacity (pipeline_bench BM_OtlpEncode).
+size_t AppendRequestSpans(const SpanSource& s, uint64_t seed,
+                          int64_t mono_to_wall_ns, std::string* out);
+
+// `text` as a JSON string literal, quotes included. Bytes 0x80-0xff are
+// written as \u0080-\u00ff: payload bytes need not be UTF-8, and the output
+// must be valid JSON whatever they are.
+void AppendJsonString(std::string_view text, std::string* out);
 
 // Collects spans of many requests into one ExportTraceServiceRequest, one
 // ResourceSpans per resource.
@@ -99,15 +106,16 @@ class OtlpBatch {
   size_t requests() const { return requests_; }
   size_t spans() const { return spans_; }
   bool empty() const { return requests_ == 0; }
-  // The ExportTraceServiceRequest of everything added; empties the batch.
-  nlohmann::json Take(const std::string& scope_version);
+  // The ExportTraceServiceRequest of everything added, one line of JSON;
+  // empties the batch.
+  std::string Take(const std::string& scope_version);
 
  private:
   uint64_t seed_;
   int64_t mono_to_wall_ns_;
   size_t requests_ = 0;
   size_t spans_ = 0;
-  std::map<OtlpResource, std::vector<nlohmann::json>> by_resource_;
+  std::map<OtlpResource, std::string> by_resource_;  // spans, comma-separated
 };
 
 }  // namespace reqcost::analyzers

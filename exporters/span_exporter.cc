@@ -134,7 +134,7 @@ void SpanExporter::Loop() {
 
     for (const analyzers::SpanSource& s : taken) batch.Add(s);
     size_t spans = batch.spans();
-    std::string body = batch.Take(options_.version).dump();
+    std::string body = batch.Take(options_.version);
     absl::Status sent = Send(body, n);
 
     lock.lock();

@@ -137,7 +137,7 @@ TEST(OtlpTest, CompleteRequestIsServerClientAndInternalSpansOfOneTrace) {
   OtlpBatch batch(/*seed=*/42, kOffset);
   batch.Add(SpanSource::From(r, Nginx()));
   EXPECT_THAT(batch.requests(), Eq(1u));
-  std::string line = batch.Take("test").dump();
+  std::string line = batch.Take("test");
   EXPECT_TRUE(batch.empty());
 
   OtlpCheck check;
@@ -215,7 +215,7 @@ TEST(OtlpTest, RequestWithoutBackendOrPayloadIsOneHttpServerSpan) {
   OtlpBatch batch(7, kOffset);
   batch.Add(SpanSource::From(r, Nginx()));
   OtlpCheck check;
-  CheckOtlpJson(batch.Take("test").dump(), &check);
+  CheckOtlpJson(batch.Take("test"), &check);
   ASSERT_TRUE(check.ok()) << check.ErrorText();
   ASSERT_THAT(check.spans, SizeIs(1));
   EXPECT_THAT(check.spans[0].name, Eq("HTTP"));
@@ -229,12 +229,29 @@ TEST(OtlpTest, TwoServersAreTwoResources) {
   Request r2 = r;
   r2.id = 2;
   batch.Add(SpanSource::From(r2, {"lighttpd", "web-1", 300}));
-  nlohmann::json doc = batch.Take("test");
+  nlohmann::json doc = nlohmann::json::parse(batch.Take("test"));
   EXPECT_THAT(doc["resourceSpans"], SizeIs(2));
   OtlpCheck check;
   CheckOtlpJson(doc.dump(), &check);
   EXPECT_TRUE(check.ok()) << check.ErrorText();
   EXPECT_THAT(check.spans, SizeIs(12));
+}
+
+// Payload bytes are not always UTF-8 nor printable: the output stays valid
+// JSON and says what the bytes were.
+TEST(OtlpTest, RequestLineBytesAreEscaped) {
+  Request r = OnlyRequest(UnixFastCgiRequest());
+  r.request_line = std::string("GET /a\"b\\c\x01\xff");
+  OtlpBatch batch(5, kOffset);
+  batch.Add(SpanSource::From(r, Nginx()));
+  std::string line = batch.Take("test");
+  OtlpCheck check;
+  CheckOtlpJson(line, &check);
+  ASSERT_TRUE(check.ok()) << check.ErrorText() << line;
+  EXPECT_THAT(Named(check, "GET /a\"b\\c\x01\u00ff"), ::testing::NotNull()) << line;
+  std::string out;
+  AppendJsonString("x\ny", &out);
+  EXPECT_THAT(out, Eq("\"x\\u000ay\""));
 }
 
 // The checker itself rejects what the encoding forbids (else the tests
