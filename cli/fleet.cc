@@ -80,17 +80,23 @@ void FleetOutputs::Tick(uint64_t events, uint64_t dropped,
   metrics_->Flush();
   metrics_->SetEventCounts(events, dropped);
   metrics_->SetTracedProcesses(traced_processes);
+  UpdateSpanOutcomes();
+}
+
+void FleetOutputs::UpdateSpanOutcomes() {
+  if (metrics_ == nullptr) return;
+  for (const auto& exporter : spans_) {
+    exporters::SpanExportStats s = exporter->stats();
+    const std::string name = exporter->is_file() ? "file" : "http";
+    metrics_->SetSpanOutcome(name, "exported", s.exported_requests);
+    metrics_->SetSpanOutcome(name, "dropped_queue_full", s.dropped_queue_full);
+    metrics_->SetSpanOutcome(name, "dropped_failed", s.dropped_failed);
+    metrics_->SetSpanOutcome(name, "dropped_at_exit", s.dropped_at_exit);
+  }
 }
 
 absl::Status FleetOutputs::Finish() {
-  absl::Status status;
-  if (file_ != nullptr) {
-    status = file_->Stop();
-    if (!status.ok()) {
-      std::fprintf(stderr, "reqcost: --metrics-file: %s\n",
-                   std::string(status.message()).c_str());
-    }
-  }
+  // Spans first: the textfile's last write then holds what they did.
   for (auto& exporter : spans_) {
     exporters::SpanExportStats s = exporter->Finish(kSpanFlushDeadline);
     std::fprintf(
@@ -109,6 +115,15 @@ absl::Status FleetOutputs::Finish() {
         static_cast<unsigned long long>(s.dropped_at_exit),
         static_cast<unsigned long long>(s.incomplete_skipped),
         s.last_error.empty() ? "" : "; last error: ", s.last_error.c_str());
+  }
+  UpdateSpanOutcomes();
+  absl::Status status;
+  if (file_ != nullptr) {
+    status = file_->Stop();
+    if (!status.ok()) {
+      std::fprintf(stderr, "reqcost: --metrics-file: %s\n",
+                   std::string(status.message()).c_str());
+    }
   }
   std::fflush(stderr);
   return status;

@@ -54,6 +54,8 @@ class FleetOutputs {
 
  private:
   FleetOutputs() = default;
+  // The span exporters' counts into reqcost_otlp_requests_total.
+  void UpdateSpanOutcomes();
 
   std::string service_name_;
   std::string host_;

@@ -82,6 +82,11 @@ Metrics::Metrics()
                            .Help("Processes traced now.")
                            .Register(*registry_)
                            .Add({});
+  otlp_ = &prometheus::BuildCounter()
+               .Name("reqcost_otlp_requests_total")
+               .Help("Complete requests the span exporters exported or "
+                     "dropped, by exporter and outcome.")
+               .Register(*registry_);
   overflow_ = &prometheus::BuildCounter()
                    .Name("reqcost_label_overflow_total")
                    .Help("Requests whose backend, server or reason label was "
@@ -211,6 +216,20 @@ void Metrics::SetEventCounts(uint64_t events, uint64_t dropped) {
 
 void Metrics::SetTracedProcesses(uint64_t n) {
   traced_processes_->Set(static_cast<double>(n));
+}
+
+void Metrics::SetSpanOutcome(const std::string& exporter,
+                             const std::string& outcome, uint64_t total) {
+  auto key = std::make_pair(exporter, outcome);
+  auto it = otlp_seen_.find(key);
+  if (it == otlp_seen_.end()) {
+    prometheus::Counter* c =
+        &otlp_->Add({{"exporter", exporter}, {"outcome", outcome}});
+    it = otlp_seen_.emplace(key, std::make_pair(c, uint64_t{0})).first;
+  }
+  auto& [counter, seen] = it->second;
+  if (total > seen) counter->Increment(static_cast<double>(total - seen));
+  seen = std::max(seen, total);
 }
 
 std::string Metrics::Exposition() const {

@@ -64,6 +64,11 @@ class Metrics {
   // The run's counters so far (monotonic: only the growth is added).
   void SetEventCounts(uint64_t events, uint64_t dropped_events);
   void SetTracedProcesses(uint64_t n);
+  // The span exporter `exporter` ("file" or "http") has so far handled
+  // this many requests with `outcome` ("exported", "dropped_queue_full",
+  // "dropped_failed", "dropped_at_exit"): reqcost_otlp_requests_total.
+  void SetSpanOutcome(const std::string& exporter, const std::string& outcome,
+                      uint64_t total);
 
   // The text exposition format (what /metrics serves).
   std::string Exposition() const;
@@ -101,6 +106,10 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* syscalls_;
   prometheus::Family<prometheus::Counter>* incomplete_;
   prometheus::Family<prometheus::Counter>* overflow_;
+  prometheus::Family<prometheus::Counter>* otlp_;
+  std::map<std::pair<std::string, std::string>,
+           std::pair<prometheus::Counter*, uint64_t>>
+      otlp_seen_;
   prometheus::Counter* complete_total_;
   prometheus::Counter* incomplete_total_;
   prometheus::Counter* events_total_;

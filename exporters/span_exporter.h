@@ -81,6 +81,7 @@ class SpanExporter {
   SpanExportStats Finish(absl::Duration deadline);
 
   SpanExportStats stats() const;
+  bool is_file() const { return !options_.file.empty(); }
   // "--otlp-json FILE" or "--otlp-endpoint URL/v1/traces".
   std::string Describe() const;
 

@@ -158,6 +158,11 @@ TEST(MetricsTest, CountersOnlyGrow) {
   m.SetEventCounts(90, 0);  // never goes back
   m.SetEventCounts(150, 2);
   EXPECT_THAT(m.Exposition(), HasSubstr("reqcost_events_total 150"));
+  m.SetSpanOutcome("http", "dropped_queue_full", 7);
+  m.SetSpanOutcome("http", "dropped_queue_full", 12);
+  EXPECT_THAT(m.Exposition(),
+              HasSubstr("reqcost_otlp_requests_total{exporter=\"http\","
+                        "outcome=\"dropped_queue_full\"} 12"));
 }
 
 TEST(MetricsFileTest, WritesAtStartPeriodicallyAndAtStopByRename) {

@@ -231,6 +231,9 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   if (absl::StartsWith(socket, "unix:")) socket = socket.substr(5);
   EXPECT_TRUE(absl::StrContains(file_text, "backend=\"" + socket + "\""))
       << "no backend label " << socket;
+  EXPECT_EQ(ExpositionValue(file_text, "reqcost_otlp_requests_total{exporter=\"http\","
+                                       "outcome=\"exported\"}"),
+            complete);
 
   // 4. Spans: one SERVER span per complete request, in the file and at the
   // receiver, valid OTLP/JSON, with the request line and the backend.
