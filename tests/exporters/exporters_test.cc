@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -70,11 +71,22 @@ Request MakeRequest(uint64_t id, const std::string& backend = "/run/php.sock") {
   return r;
 }
 
-std::string TempPath(const std::string& name) {
-  char dir[] = "/tmp/reqcost-exporters-XXXXXX";
-  std::string d = mkdtemp(dir);
-  return d + "/" + name;
-}
+// A fresh directory under /tmp, removed with its contents at the end of
+// the test.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char dir[] = "/tmp/reqcost-exporters-XXXXXX";
+    path_ = mkdtemp(dir) != nullptr ? dir : "/tmp";
+  }
+  ~ScratchDir() {
+    if (path_ != "/tmp") std::filesystem::remove_all(path_);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
@@ -85,7 +97,8 @@ std::string ReadAll(const std::string& path) {
 
 // promtool check metrics on `text`: its exit code (0: passes) and output.
 int Promtool(const std::string& text, std::string* output) {
-  std::string path = TempPath("metrics.prom");
+  ScratchDir dir;
+  std::string path = dir.File("metrics.prom");
   std::ofstream(path) << text;
   std::string out_path = path + ".out";
   std::string cmd = "promtool check metrics < " + path + " > " + out_path + " 2>&1";
@@ -166,7 +179,8 @@ TEST(MetricsTest, CountersOnlyGrow) {
 }
 
 TEST(MetricsFileTest, WritesAtStartPeriodicallyAndAtStopByRename) {
-  std::string path = TempPath("reqcost.prom");
+  ScratchDir scratch;
+  std::string path = scratch.File("reqcost.prom");
   Metrics m;
   auto file = MetricsFile::Start(path, m, /*period_ms=*/100);
   ASSERT_TRUE(file.ok()) << file.status();
@@ -235,7 +249,8 @@ absl::Duration OfferMany(SpanExporter* ex, int n, uint64_t first_id = 1) {
 }
 
 TEST(SpanExporterTest, FileHoldsOneValidExportPerLine) {
-  std::string path = TempPath("spans.jsonl");
+  ScratchDir dir;
+  std::string path = dir.File("spans.jsonl");
   SpanExporterOptions o = HttpOptions("");
   o.endpoint.clear();
   o.file = path;
