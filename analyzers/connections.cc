@@ -1,5 +1,8 @@
 #include "analyzers/connections.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -67,6 +70,18 @@ Target NameServiceTarget(const SyscallEvent& connect) {
   return Target::kClient;
 }
 
+std::string BackendAddress(const Conn& link) {
+  const SocketId& s = link.sock;
+  if (s.family == AF_INET || s.family == AF_INET6) {
+    char text[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(s.family, s.remote_addr.data(), text, sizeof(text));
+    return s.family == AF_INET6 ? absl::StrCat("[", text, "]:", s.remote_port)
+                                : absl::StrCat(text, ":", s.remote_port);
+  }
+  if (s.family != AF_UNIX) return "unknown";
+  return link.peer_path.empty() ? "unix" : link.peer_path;
+}
+
 TupleKey LocalKey(const SocketId& sock) {
   return {sock.local_addr, sock.local_port, sock.remote_addr,
           sock.remote_port};
@@ -114,6 +129,13 @@ Conn* Profiler::State::Open(const SyscallEvent& e, int32_t fd,
   conn.tgid = e.tgid;
   conn.fd = fd;
   conn.sock = e.sock;
+  if (!accepted && (e.flags & SyscallEvent::kPeerPath) != 0) {
+    std::string_view path(e.payload);
+    path = path.substr(0, path.find('\0', 1));
+    conn.peer_path = !path.empty() && path[0] == '\0'
+                         ? "@" + std::string(path.substr(1))
+                         : std::string(path);
+  }
   conn.accepted = accepted;
   by_fd[{e.tgid, fd}] = &conn;
   processes.try_emplace(e.tgid);

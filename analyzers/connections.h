@@ -69,6 +69,9 @@ struct Conn {
   bool accepted = false;  // opened by accept (vs connect or unknown)
   bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;
+  // The unix socket path its connect asked for ("@name" for an abstract
+  // one); empty when not known.
+  std::string peer_path;
   uint64_t requests = 0;  // client requests / exchanges / backend works so far
   std::optional<uint64_t> partner;  // uid of the paired connection
   // Bytes sent / read on it while traced: stream offsets that match the other
@@ -128,6 +131,12 @@ Target SideCallTarget(const SocketId& sock);
 // kResolved; kClient (no name service) otherwise. Such a connection carries
 // no requests either: its calls are side calls.
 Target NameServiceTarget(const SyscallEvent& connect);
+
+// The backend a link leads to, as a metrics label and span attribute:
+// "host:port" ("[v6]:port") for TCP, the socket path for unix, "unix" when
+// the path is unknown (a link opened before attach, or connect's path not
+// captured), "unknown" for a socket of unknown family.
+std::string BackendAddress(const Conn& link);
 
 // The key of a TCP/IP socket in the index of open connections.
 TupleKey LocalKey(const SocketId& sock);

@@ -46,6 +46,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   ex->tgid = link->tgid;
   ex->tid = tid;
   ex->new_conn = link->requests == 0 && !link->preattach;
+  ex->backend_address = BackendAddress(*link);
   ex->partial = partial;
   ex->start_enter = start_enter;
   ex->send_offset = link->bytes_out;
@@ -160,6 +161,13 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
                      e.enter_missed();
       conn->exchange = NewExchange(conn, rec.tid, rec.start_ns(), partial);
       ex = conn->exchange.get();
+    }
+    if (!ex->has_send && !e.payload.empty()) {
+      if (begins) {
+        ex->protocol = "fastcgi";
+      } else if (ParseHttpRequestLine(e.payload).has_value()) {
+        ex->protocol = "http";
+      }
     }
     ex->has_send = true;
     ex->last_send_exit = rec.exit_ns;

@@ -68,6 +68,9 @@ struct Exchange {
   uint32_t tgid = 0;
   uint32_t tid = 0;  // the thread that began it
   bool new_conn = false;  // opened by its own connect
+  std::string backend_address;  // BackendAddress of its link
+  // "fastcgi" or "http" from its first send's payload; empty unknown.
+  std::string protocol;
   bool partial = false;   // began before attach
   bool backend_traced = false;
   bool attributed = false;

@@ -153,6 +153,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   out.pid = r.tgid;
   out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
   out.request_line = r.request_line;
+  out.client_sock = conn->sock;
   if (reason.empty()) reason = r.partial_reason;
   if (reason.empty() && conn->http2) {
     reason = "HTTP/2 connection: requests not split";
@@ -191,6 +192,8 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
 
   if (ex != nullptr) {
     out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
+    out.backend_address = ex->backend_address;
+    out.backend_protocol = ex->protocol;
     out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
                         ex->syscalls.end());
     if (ex->work) {
@@ -253,6 +256,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
     out.exchange_start_ns = ex->start_enter;
     out.exchange_end_ns = ex->last_reply_exit;
     out.queue_ns = backend.queue_ns;
+    if (out.queue_ns.has_value()) out.queue_start_ns = *ex->connect_exit;
   }
 
   if (!reason.empty()) {
@@ -260,6 +264,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
     out.incomplete_reason = std::string(reason);
     out.backend_timing = BackendTiming::kNone;
     out.queue_ns.reset();
+    out.queue_start_ns = 0;
     out.exchange_start_ns = out.exchange_end_ns = 0;
     out.backend_start_ns = out.backend_end_ns = 0;
   } else {

@@ -260,6 +260,11 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   }
 }
 
+void Profiler::AdvanceTo(uint64_t now_ns) {
+  state_->newest_ns = std::max(state_->newest_ns, now_ns);
+  state_->Drain(false);
+}
+
 void Profiler::SetRequestCallback(
     std::function<void(const Request&)> callback) {
   state_->callback = std::move(callback);

@@ -61,6 +61,12 @@ class Profiler {
   // The kernel lost `count` events between from_ns and to_ns: every request
   // overlapping that window that is not yet finalized becomes incomplete.
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count);
+  // Tells that no event with exit_ns before `now_ns` is still to come (the
+  // collector drained the ring buffer empty after `now_ns`): buffered events
+  // older than now_ns minus the reorder window are processed, so that an
+  // idle stack's last requests are finalized without waiting for the next
+  // event (live metrics and spans).
+  void AdvanceTo(uint64_t now_ns);
   // Called for every request as it is finalized, complete or not.
   void SetRequestCallback(std::function<void(const Request&)> callback);
   // Processes everything still buffered and finalizes open requests:

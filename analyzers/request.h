@@ -80,6 +80,14 @@ struct Request {
   ConnReuse backend_conn = ConnReuse::kNone;
   BackendTiming backend_timing = BackendTiming::kNone;
   std::optional<std::string> request_line;
+  // Where its backend exchange went: "host:port", a unix socket path, or
+  // "unix" when that path is unknown; empty without a backend exchange.
+  std::string backend_address;
+  // "fastcgi" or "http" when the payload showed it (--payload), else empty.
+  std::string backend_protocol;
+  // The client connection's socket, as the server sees it (TCP: local =
+  // the server's address and port, remote = the client's).
+  SocketId client_sock;
   uint64_t start_ns = 0;  // enter of the owned accept, else of the first read
   uint64_t end_ns = 0;    // exit of the last response write (or close)
   // The backend exchange W = [exchange_start_ns, exchange_end_ns] and the
@@ -98,6 +106,7 @@ struct Request {
   std::optional<uint64_t> transport_ns;
   std::optional<uint64_t> backend_ns;
   std::optional<uint64_t> queue_ns;  // part of transport; needs both ends
+  uint64_t queue_start_ns = 0;  // its start (the connect's exit) when set
   // The server's time in the connection's TLS handshake (part of server),
   // on the connection's first request only.
   std::optional<uint64_t> tls_ns;

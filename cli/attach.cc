@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,7 @@
 #include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 #include "collector/tracer.h"
@@ -72,12 +74,12 @@ int64_t MonotonicToWallNs() {
 }
 
 collector::CaptureHeader MakeHeader(const AttachOptions& options,
-                                    uint64_t start_ns,
+                                    int64_t mono_to_wall_ns, uint64_t start_ns,
                                     const std::vector<ProcessInfo>& procs) {
   collector::CaptureHeader h;
   utsname uts{};
   uname(&uts);
-  h.mono_to_wall_ns = MonotonicToWallNs();
+  h.mono_to_wall_ns = mono_to_wall_ns;
   h.start_mono_ns = start_ns;
   h.host = uts.nodename;
   h.kernel_release = uts.release;
@@ -116,6 +118,21 @@ int RunAttach(const AttachOptions& options) {
   out.requests = options.requests;
   out.summary = options.summary;
   Pipeline pipeline(out, stdout);
+  // One clock offset per run: the capture's and the spans' (so that `report
+  // --otlp-json` of the capture gives the very same span times).
+  const int64_t mono_to_wall_ns = MonotonicToWallNs();
+  // Before attaching: a bad --metrics address or output file fails at once.
+  std::unique_ptr<FleetOutputs> fleet;
+  if (options.fleet.any()) {
+    utsname uts{};
+    uname(&uts);
+    absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
+        options.fleet, &pipeline, /*live=*/true, mono_to_wall_ns,
+        (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
+        uts.nodename);
+    if (!f.ok()) return Fail(f.status());
+    fleet = *std::move(f);
+  }
   InstallStopHandlers();
   absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
       collector::Tracer::Start(topts, &pipeline);
@@ -126,7 +143,7 @@ int RunAttach(const AttachOptions& options) {
   std::optional<collector::CaptureWriter> writer;
   if (!options.output.empty()) {
     absl::StatusOr<collector::CaptureWriter> w = collector::CaptureWriter::Create(
-        options.output, MakeHeader(options, start_ns, procs));
+        options.output, MakeHeader(options, mono_to_wall_ns, start_ns, procs));
     if (!w.ok()) return Fail(w.status());
     writer.emplace(*std::move(w));
     pipeline.RecordTo(&*writer);
@@ -141,12 +158,17 @@ int RunAttach(const AttachOptions& options) {
                         : start_ns + absl::ToInt64Nanoseconds(*duration);
   absl::Status poll_error;
   uint64_t next_flush_ns = start_ns + kFlushEveryNs;
+  uint64_t next_tick_ns = start_ns;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
+    uint64_t poll_start_ns = collector::MonotonicNowNs();
     absl::StatusOr<int> n = (*tracer)->Poll(100);
     if (!n.ok()) {
       poll_error = n.status();
       break;
     }
+    // Live outputs: an idle stack's last requests are due now, not at the
+    // next event (everything that exited before the empty poll was read).
+    if (fleet && *n == 0) pipeline.AdvanceTo(poll_start_ns);
     // A capture stays readable up to the last second if reqcost is killed.
     if (writer && collector::MonotonicNowNs() >= next_flush_ns) {
       if (absl::Status s = writer->Flush(); !s.ok()) {
@@ -154,6 +176,11 @@ int RunAttach(const AttachOptions& options) {
         break;
       }
       next_flush_ns += kFlushEveryNs;
+    }
+    if (fleet && collector::MonotonicNowNs() >= next_tick_ns) {
+      fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),
+                  (*tracer)->counters().dropped, pipeline.traced_processes());
+      next_tick_ns = collector::MonotonicNowNs() + kFlushEveryNs;
     }
   }
   // Whatever the kernel wrote before we stopped is still delivered.
@@ -165,6 +192,12 @@ int RunAttach(const AttachOptions& options) {
   tracer->reset();  // detach before printing: the traced stack runs free
 
   absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
+  absl::Status fleet_end;
+  if (fleet) {
+    fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),
+                counters.dropped, pipeline.traced_processes());
+    fleet_end = fleet->Finish();
+  }
   if (undecodable > 0) {
     std::fprintf(stderr, "reqcost: %llu records could not be decoded\n",
                  static_cast<unsigned long long>(undecodable));
@@ -176,6 +209,7 @@ int RunAttach(const AttachOptions& options) {
   }
   if (!end.ok()) return Fail(end);
   if (!poll_error.ok()) return Fail(poll_error);
+  if (!fleet_end.ok()) return kExitError;  // printed by Finish
   if (writer) {
     std::fprintf(stderr, "wrote %s (%llu records, %llu bytes)\n",
                  writer->path().c_str(),

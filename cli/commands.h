@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/fleet.h"
+
 namespace reqcost::cli {
 
 // `reqcost check`: prints each check and its fix; 0 when all pass.
@@ -28,6 +30,7 @@ struct AttachOptions {
   bool syscall_times = false;  // data syscalls at enter and exit
   bool verbose = false;
   std::vector<std::string> command_line;  // kept in the capture header
+  FleetOptions fleet;  // --metrics, --metrics-file, --otlp-json, ...
 };
 
 // `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
@@ -50,6 +53,7 @@ struct ReportOptions {
   int top = 5;           // url/process groups shown before "other"
   double threshold_pct = 2.0;  // a smaller difference is not clear
   HtmlOptions html;
+  FleetOptions fleet;    // --otlp-json, --service-name
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With

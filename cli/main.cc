@@ -46,6 +46,26 @@ void AddHtmlFlags(CLI::App* cmd, reqcost::cli::HtmlOptions* o) {
                 "with --html: replace the page if it exists");
 }
 
+// The fleet outputs (docs/fleets.md): live ones on `attach` only.
+void AddFleetFlags(CLI::App* cmd, reqcost::cli::FleetOptions* o, bool live) {
+  if (live) {
+    cmd->add_option("--metrics", o->metrics_address,
+                    "serve Prometheus metrics at http://HOST:PORT/metrics "
+                    "while attached (e.g. 127.0.0.1:9464)");
+    cmd->add_option("--metrics-file", o->metrics_file,
+                    "write the same metrics to this file every 5 s and at "
+                    "exit (node_exporter textfile collector)");
+    cmd->add_option("--otlp-endpoint", o->otlp_endpoint,
+                    "POST the spans of complete requests as OTLP/HTTP JSON "
+                    "to URL/v1/traces (e.g. http://127.0.0.1:4318)");
+  }
+  cmd->add_option("--otlp-json", o->otlp_json,
+                  "write the spans of complete requests as OTLP/JSON, one "
+                  "ExportTraceServiceRequest per line (a new file, 0600)");
+  cmd->add_option("--service-name", o->service_name,
+                  "the spans' service.name (default: the server's comm)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,6 +88,7 @@ int main(int argc, char** argv) {
                        "print every request as it completes");
   attach_cmd->add_flag("--events", attach.events,
                        "print every traced syscall, strace-style");
+  AddFleetFlags(attach_cmd, &attach.fleet, /*live=*/true);
 
   AttachOptions record;
   record.summary = false;
@@ -89,8 +110,6 @@ int main(int argc, char** argv) {
   report_cmd->add_option(
       "--group-by", report.group_by,
       "compare groups of requests side by side instead: client-conn (new vs "
-      "kept-alive client connection), backend-conn, or both, comma-separated");
-  AddHtmlFlags(report_cmd, &report.html);
       "kept-alive client connection), backend-conn, or both, comma-separated; "
       "or url (needs a capture recorded with --payload 64 or more), process "
       "(= server-process: the front server's PID) or backend-process: the "
@@ -104,6 +123,8 @@ int main(int argc, char** argv) {
                    "percent: a smaller difference is no clear difference "
                    "(default 2)")
       ->check(CLI::Range(0.0, 100.0));
+  AddHtmlFlags(report_cmd, &report.html);
+  AddFleetFlags(report_cmd, &report.fleet, /*live=*/false);
 
   CompareOptions compare;
   CLI::App* compare_cmd = app.add_subcommand(

@@ -34,6 +34,7 @@ void Pipeline::Begin(uint64_t start_ns,
   start_ns_ = start_ns;
   for (const ProcessInfo& p : processes) {
     comm_[p.pid] = p.comm;
+    live_.insert(p.pid);
     profiler_.OnProcess(p);
   }
 }
@@ -60,7 +61,12 @@ void Pipeline::OnSyscall(const SyscallEvent& e) {
 void Pipeline::OnProcess(const ProcessEvent& e) {
   ++process_events_;
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
-  if (e.op != ProcessEvent::Op::kExit) comm_[e.tgid] = e.comm;
+  if (e.op != ProcessEvent::Op::kExit) {
+    comm_[e.tgid] = e.comm;
+    live_.insert(e.tgid);
+  } else {
+    live_.erase(e.tgid);
+  }
   if (options_.events && options_.format == Format::kText) {
     std::fprintf(out_, "%s\n", FormatProcessEvent(e, start_ns_).c_str());
   }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ class Pipeline : public collector::EventSink {
   void OnProcess(const ProcessEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
 
+  // The ring buffer was drained empty after monotonic `now_ns`: lets the
+  // profiler finalize what that proves complete (Profiler::AdvanceTo).
+  void AdvanceTo(uint64_t now_ns) { profiler_.AdvanceTo(now_ns); }
+
   // Ends the run at `end_ns` with the kernel's final counters: finalizes
   // every request and prints the breakdown. Returns the first error of the
   // capture writer, if any.
@@ -65,10 +70,13 @@ class Pipeline : public collector::EventSink {
   const analyzers::Report& report() const { return report_; }
   uint64_t syscall_events() const { return syscalls_; }
   uint64_t process_events() const { return process_events_; }
+  // The comm of process `tgid` ("?" if never seen).
+  const std::string& Comm(uint32_t tgid) const;
+  // Traced processes now: at Begin, plus forks, minus exits.
+  size_t traced_processes() const { return live_.size(); }
 
  private:
   void OnRequest(const analyzers::Request& request);
-  const std::string& Comm(uint32_t tgid) const;
   void NoteWriteError(absl::Status status);
 
   OutputOptions options_;
@@ -82,6 +90,7 @@ class Pipeline : public collector::EventSink {
   uint64_t process_events_ = 0;
   uint64_t drop_notices_ = 0;
   std::map<uint32_t, std::string> comm_;
+  std::set<uint32_t> live_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;
 };
 

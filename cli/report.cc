@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/output_file.h"
+#include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 
@@ -155,7 +156,27 @@ int RunReport(const ReportOptions& options) {
     pipeline.AddRequestObserver(
         [&slowest](const analyzers::Request& r) { slowest.Add(r); });
   }
+  std::unique_ptr<FleetOutputs> fleet;
+  if (options.fleet.any()) {
+    // Spans need the capture's clock offset and host before the replay.
+    absl::StatusOr<collector::CaptureReader> reader =
+        collector::CaptureReader::Open(options.input);
+    if (!reader.ok()) return BadCaptureExit(reader.status());
+    const collector::CaptureHeader& h = reader->header();
+    // Ids from the capture: the same file gives the same trace ids.
+    uint64_t seed = h.start_mono_ns ^ static_cast<uint64_t>(h.mono_to_wall_ns);
+    absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
+        options.fleet, &pipeline, /*live=*/false, h.mono_to_wall_ns, seed,
+        h.host);
+    if (!f.ok()) {
+      std::fprintf(stderr, "reqcost: %s\n",
+                   std::string(f.status().message()).c_str());
+      return ExitCodeFor(f.status());
+    }
+    fleet = *std::move(f);
+  }
   absl::Status s = ReplayCapture(options.input, &pipeline);
+  if (fleet) (void)fleet->Finish();
   if (!s.ok()) return BadCaptureExit(s);
   if (html.has_value()) {
     const analyzers::Report& report = pipeline.report();

@@ -19,6 +19,9 @@ PACKAGES=(
   # the --html tests render the page in a real headless browser and decode
   # its PNG screenshots with zlib (issue 15)
   chromium-headless-shell zlib1g-dev
+  # fleet exporters (issue 13): Prometheus metrics, OTLP over HTTP; the
+  # Prometheus server and promtool check the exposition in the tests
+  prometheus-cpp-dev libcurl4-openssl-dev prometheus
 )
 
 missing=()

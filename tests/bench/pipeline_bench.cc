@@ -16,10 +16,19 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "analyzers/otlp.h"
 #include "analyzers/profiler.h"
 #include "collector/decoder.h"
 #include "collector/event.h"
+#include "exporters/metrics.h"
+#include "exporters/span_exporter.h"
 #include "reqcost.h"
 #include "tests/bench/synthetic_stack.h"
 
@@ -108,25 +117,34 @@ void BM_Decode(benchmark::State& state) {
   SetLabel(state);
 }
 
-// Decode + request assembly + statistics + report: the whole user side.
-void BM_DecodeProfileReport(benchmark::State& state) {
-  Stream s = MakeStream(OptionsFor(state));
+// Decodes every record of `s` into `profiler` and finishes it; false when a
+// record does not decode.
+bool Feed(const Stream& s, analyzers::Profiler* profiler) {
   SyscallEvent syscall;
   ProcessEvent process;
   collector::RecordKind kind;
+  for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
+    if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
+                                 &syscall, &process)
+             .ok()) {
+      return false;
+    }
+    profiler->OnEvent(syscall);
+  }
+  profiler->Finish(s.end_ns);
+  return true;
+}
+
+// Decode + request assembly + statistics + report: the whole user side.
+void BM_DecodeProfileReport(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
   uint64_t complete = 0, count = 0;
   for (auto _ : state) {
     analyzers::Profiler profiler;
-    for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
-      if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
-                                   &syscall, &process)
-               .ok()) {
-        state.SkipWithError("decode failed");
-        return;
-      }
-      profiler.OnEvent(syscall);
+    if (!Feed(s, &profiler)) {
+      state.SkipWithError("decode failed");
+      return;
     }
-    profiler.Finish(s.end_ns);
     analyzers::Report report = profiler.BuildReport({1.0, s.events, 0});
     complete = report.complete;
     count = report.count;
@@ -139,6 +157,97 @@ void BM_DecodeProfileReport(benchmark::State& state) {
   state.counters["events/request"] = static_cast<double>(s.events) / static_cast<double>(count);
   // Sanity: the synthetic requests must assemble (all but the few in flight).
   state.counters["complete%"] = 100.0 * static_cast<double>(complete) / static_cast<double>(count);
+  SetLabel(state);
+}
+
+// The same with the fleet exporters on as `attach --metrics ... --otlp-json
+// ...` runs them. Arg 3 is a bit mask: 1 = every request observed into the
+// Prometheus histograms, 2 = offered to the span exporter, whose worker
+// thread writes OTLP/JSON to a temporary file (a request that finds its
+// queue full is dropped and counted, as live); 0 = the same loop with no
+// observer, for alternating runs.
+void BM_DecodeProfileReportFleet(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
+  const bool with_metrics = (state.range(3) & 1) != 0;
+  const bool fleet = (state.range(3) & 2) != 0;
+  exporters::Metrics metrics;
+  std::unique_ptr<exporters::SpanExporter> spans;
+  char dir[] = "/tmp/reqcost-bench-XXXXXX";
+  if (fleet) {
+    if (mkdtemp(dir) == nullptr) {
+      state.SkipWithError("mkdtemp failed");
+      return;
+    }
+    exporters::SpanExporterOptions o;
+    o.file = std::string(dir) + "/spans.jsonl";
+    auto ex = exporters::SpanExporter::Start(o);
+    if (!ex.ok()) {
+      state.SkipWithError("span exporter did not start");
+      return;
+    }
+    spans = *std::move(ex);
+  }
+  const std::string server = "nginx";
+  uint64_t count = 0;
+  for (auto _ : state) {
+    analyzers::Profiler profiler;
+    if (with_metrics || fleet) {
+      profiler.SetRequestCallback([&](const analyzers::Request& r) {
+        if (with_metrics) metrics.OnRequest(r, server);
+        if (fleet) spans->Offer(r, {server, "bench", r.pid});
+      });
+    }
+    if (!Feed(s, &profiler)) {
+      state.SkipWithError("decode failed");
+      return;
+    }
+    if (with_metrics) metrics.Flush();  // attach: once a second
+    analyzers::Report report = profiler.BuildReport({1.0, s.events, 0});
+    count = report.count;
+    benchmark::DoNotOptimize(report);
+  }
+  state.counters["events/s"] = benchmark::Counter(
+      static_cast<double>(s.events), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests/s"] = benchmark::Counter(
+      static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
+  if (fleet) {
+    exporters::SpanExportStats st = spans->Finish(absl::Seconds(30));
+    state.counters["spans_exported"] = static_cast<double>(st.exported_requests);
+    state.counters["spans_dropped"] = static_cast<double>(st.dropped());
+    spans.reset();
+    std::remove((std::string(dir) + "/spans.jsonl").c_str());
+    rmdir(dir);
+  }
+  SetLabel(state);
+}
+
+// The span exporter's worker alone: requests per second (one core) turned
+// into OTLP/JSON text (OtlpBatch::Add, Take, dump) in batches of 512 — the
+// rate above which `--otlp-*` drops requests (counted) on a busy stack.
+void BM_OtlpEncode(benchmark::State& state) {
+  Stream s = MakeStream(OptionsFor(state));
+  std::vector<analyzers::SpanSource> sources;
+  analyzers::Profiler profiler;
+  profiler.SetRequestCallback([&](const analyzers::Request& r) {
+    if (r.complete && sources.size() < 512) {
+      sources.push_back(analyzers::SpanSource::From(r, {"nginx", "bench", r.pid}));
+    }
+  });
+  if (!Feed(s, &profiler) || sources.size() < 512) {
+    state.SkipWithError("not enough complete requests");
+    return;
+  }
+  analyzers::OtlpBatch batch(1, 0);
+  size_t bytes = 0;
+  for (auto _ : state) {
+    for (const analyzers::SpanSource& src : sources) batch.Add(src);
+    std::string body = batch.Take("bench");
+    bytes = body.size();
+    benchmark::DoNotOptimize(body);
+  }
+  state.counters["requests/s"] = benchmark::Counter(
+      static_cast<double>(sources.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/request"] = static_cast<double>(bytes) / sources.size();
   SetLabel(state);
 }
 
@@ -155,6 +264,15 @@ void Cases(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Decode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
     benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReport)->Apply(Cases);
+BENCHMARK(BM_OtlpEncode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
+    benchmark::kMillisecond);
+BENCHMARK(BM_DecodeProfileReportFleet)
+    ->ArgNames({"tcp", "conns", "reqs_per_conn", "fleet"})
+    ->Args({0, 8, 1, 0})
+    ->Args({0, 8, 1, 1})
+    ->Args({0, 8, 1, 2})
+    ->Args({0, 8, 1, 3})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace reqcost::bench

@@ -1,0 +1,298 @@
+#include "analyzers/otlp.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+// splitmix64: a bijective mix, so distinct inputs give distinct ids.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t NonZero(uint64_t v) { return v != 0 ? v : 1; }
+
+// Attributes of one span, written as a JSON array.
+class Attrs {
+ public:
+  void Str(std::string_view key, std::string_view value) {
+    Key(key);
+    text_ += "{\"stringValue\":";
+    AppendJsonString(value, &text_);
+    text_ += "}}";
+  }
+  void Int(std::string_view key, int64_t value) {
+    Key(key);
+    absl::StrAppend(&text_, "{\"intValue\":\"", value, "\"}}");
+  }
+  // Microseconds from nanoseconds, exactly (3 decimals).
+  void Us(std::string_view key, uint64_t ns) {
+    Key(key);
+    absl::StrAppend(&text_, "{\"doubleValue\":", ns / 1000, ".",
+                    absl::StrFormat("%03d", ns % 1000), "}}");
+  }
+  std::string Take() { return "[" + std::move(text_) + "]"; }
+
+ private:
+  void Key(std::string_view key) {
+    if (!text_.empty()) text_ += ',';
+    text_ += "{\"key\":";
+    AppendJsonString(key, &text_);
+    text_ += ",\"value\":";
+  }
+  std::string text_;
+};
+
+std::string IpText(uint16_t family, const std::array<uint8_t, 16>& addr) {
+  char text[INET6_ADDRSTRLEN] = "";
+  inet_ntop(family, addr.data(), text, sizeof(text));
+  return text;
+}
+
+struct SpanWriter {
+  const SpanIds& ids;
+  int64_t mono_to_wall_ns;
+  std::string* out;
+  size_t count = 0;
+
+  void Span(uint64_t span_id, uint64_t parent_id, std::string_view name,
+            int kind, uint64_t start_ns, uint64_t end_ns,
+            const std::string& attributes) {
+    if (count > 0) *out += ',';
+    absl::StrAppend(out, "{\"traceId\":\"", Hex64(ids.trace_hi),
+                    Hex64(ids.trace_lo), "\",\"spanId\":\"", Hex64(span_id),
+                    "\"");
+    if (parent_id != 0) {
+      absl::StrAppend(out, ",\"parentSpanId\":\"", Hex64(parent_id), "\"");
+    }
+    *out += ",\"name\":";
+    AppendJsonString(name, out);
+    absl::StrAppend(out, ",\"kind\":", kind, ",\"startTimeUnixNano\":\"",
+                    Wall(start_ns), "\",\"endTimeUnixNano\":\"",
+                    Wall(std::max(start_ns, end_ns)), "\",\"attributes\":",
+                    attributes, "}");
+    ++count;
+  }
+  uint64_t Wall(uint64_t mono_ns) const {
+    return static_cast<uint64_t>(static_cast<int64_t>(mono_ns) +
+                                 mono_to_wall_ns);
+  }
+};
+
+void AddPhaseAttrs(const SpanSource& s, Attrs* attrs) {
+  const std::pair<const char*, const std::optional<uint64_t>*> phases[] = {
+      {"reqcost.total_us", &s.total_ns},
+      {"reqcost.server_us", &s.server_ns},
+      {"reqcost.transport_us", &s.transport_ns},
+      {"reqcost.backend_us", &s.backend_ns},
+      {"reqcost.queue_us", &s.queue_ns},
+      {"reqcost.tls_us", &s.tls_ns}};
+  for (const auto& [key, value] : phases) {
+    if (value->has_value()) attrs->Us(key, **value);
+  }
+}
+
+std::string ServerAttrs(const SpanSource& s, std::string* name) {
+  Attrs attrs;
+  *name = "HTTP";
+  if (s.request_line.has_value()) {
+    const std::string& line = *s.request_line;
+    size_t space = line.find(' ');
+    std::string method = line.substr(0, space);
+    attrs.Str("http.request.method", method);
+    *name = method;
+    if (space != std::string::npos && space + 1 < line.size()) {
+      std::string path = line.substr(space + 1);
+      attrs.Str("url.path", path);
+      *name = absl::StrCat(method, " ", path);
+    }
+  }
+  const SocketId& c = s.client_sock;
+  if (c.family == AF_INET || c.family == AF_INET6) {
+    std::string client = IpText(c.family, c.remote_addr);
+    attrs.Str("network.transport", "tcp");
+    attrs.Str("network.type", c.family == AF_INET ? "ipv4" : "ipv6");
+    attrs.Int("server.port", c.local_port);
+    attrs.Str("client.address", client);
+    attrs.Int("client.port", c.remote_port);
+    attrs.Str("network.peer.address", client);
+    attrs.Int("network.peer.port", c.remote_port);
+    attrs.Str("network.local.address", IpText(c.family, c.local_addr));
+    attrs.Int("network.local.port", c.local_port);
+  } else if (c.family == AF_UNIX) {
+    attrs.Str("network.transport", "unix");
+  }
+  attrs.Str("reqcost.client_conn", ReuseName(s.client_conn));
+  attrs.Str("reqcost.backend_conn", ReuseName(s.backend_conn));
+  attrs.Str("reqcost.backend_timing", TimingName(s.backend_timing));
+  AddPhaseAttrs(s, &attrs);
+  return attrs.Take();
+}
+
+// "host:port", "[v6]:port" or a unix path, as BackendAddress made it.
+std::string ClientAttrs(const SpanSource& s) {
+  Attrs attrs;
+  const std::string& a = s.backend_address;
+  size_t colon = a.rfind(':');
+  bool tcp = !a.empty() && a[0] != '/' && a[0] != '@' && a != "unix" &&
+             a != "unknown" && colon != std::string::npos;
+  if (tcp) {
+    std::string host = a.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[') {
+      host = host.substr(1, host.size() - 2);
+    }
+    attrs.Str("network.transport", "tcp");
+    attrs.Str("server.address", host);
+    int64_t port = 0;
+    for (char ch : a.substr(colon + 1)) port = port * 10 + (ch - '0');
+    attrs.Int("server.port", port);
+  } else if (a != "unknown") {
+    attrs.Str("network.transport", "unix");
+    attrs.Str("server.address", a);
+  }
+  if (!s.backend_protocol.empty()) {
+    attrs.Str("reqcost.backend.protocol", s.backend_protocol);
+  }
+  if (s.backend_pid != 0) attrs.Int("reqcost.backend.pid", s.backend_pid);
+  return attrs.Take();
+}
+
+}  // namespace
+
+SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
+  SpanSource s;
+  s.resource = std::move(resource);
+  s.request_id = r.id;
+  s.request_line = r.request_line;
+  s.client_sock = r.client_sock;
+  s.client_conn = r.client_conn;
+  s.backend_conn = r.backend_conn;
+  s.backend_timing = r.backend_timing;
+  s.backend_address = r.backend_address;
+  s.backend_protocol = r.backend_protocol;
+  s.backend_pid = r.backend_pid;
+  s.start_ns = r.start_ns;
+  s.end_ns = r.end_ns;
+  s.exchange_start_ns = r.exchange_start_ns;
+  s.exchange_end_ns = r.exchange_end_ns;
+  s.backend_start_ns = r.backend_start_ns;
+  s.backend_end_ns = r.backend_end_ns;
+  s.queue_start_ns = r.queue_start_ns;
+  s.total_ns = r.total_ns;
+  s.server_ns = r.server_ns;
+  s.transport_ns = r.transport_ns;
+  s.backend_ns = r.backend_ns;
+  s.queue_ns = r.queue_ns;
+  s.tls_ns = r.tls_ns;
+  return s;
+}
+
+SpanIds SpanIds::For(uint64_t seed, uint64_t request_id) {
+  SpanIds ids;
+  uint64_t base = Mix(seed ^ Mix(request_id));
+  ids.trace_hi = NonZero(Mix(base));
+  ids.trace_lo = Mix(base + 1);
+  uint64_t* spans[] = {&ids.server,          &ids.client,
+                       &ids.transport_request, &ids.backend,
+                       &ids.transport_reply, &ids.queue};
+  uint64_t k = 2;
+  for (uint64_t* id : spans) *id = NonZero(Mix(base + k++));
+  return ids;
+}
+
+std::string Hex64(uint64_t v) { return absl::StrFormat("%016x", v); }
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *out += '"';
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      *out += '\\';
+      *out += ch;
+    } else if (c < 0x20 || c >= 0x80) {
+      *out += "\\u00";
+      *out += kHex[c >> 4];
+      *out += kHex[c & 15];
+    } else {
+      *out += ch;
+    }
+  }
+  *out += '"';
+}
+
+size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
+                          std::string* out) {
+  SpanIds ids = SpanIds::For(seed, s.request_id);
+  SpanWriter w{ids, off, out};
+  std::string name;
+  std::string server_attrs = ServerAttrs(s, &name);
+  w.Span(ids.server, 0, name, kSpanKindServer, s.start_ns, s.end_ns,
+         server_attrs);
+  if (s.exchange_end_ns == 0) return w.count;  // no backend exchange
+
+  std::string client_name = absl::StrCat(
+      s.backend_protocol.empty() ? "backend" : s.backend_protocol, " ",
+      s.backend_address);
+  w.Span(ids.client, ids.server, client_name, kSpanKindClient,
+         s.exchange_start_ns, s.exchange_end_ns, ClientAttrs(s));
+  // The backend phase inside the exchange (it is clamped to it in phases).
+  uint64_t b_start =
+      std::clamp(s.backend_start_ns, s.exchange_start_ns, s.exchange_end_ns);
+  uint64_t b_end = std::clamp(s.backend_end_ns, b_start, s.exchange_end_ns);
+  w.Span(ids.transport_request, ids.client, "transport request",
+         kSpanKindInternal, s.exchange_start_ns, b_start, "[]");
+  Attrs timing;
+  timing.Str("reqcost.backend_timing", TimingName(s.backend_timing));
+  w.Span(ids.backend, ids.client, "backend", kSpanKindInternal, b_start, b_end,
+         timing.Take());
+  w.Span(ids.transport_reply, ids.client, "transport reply",
+         kSpanKindInternal, b_end, s.exchange_end_ns, "[]");
+  if (s.queue_ns.has_value() && s.queue_start_ns != 0) {
+    w.Span(ids.queue, ids.transport_request, "queue", kSpanKindInternal,
+           s.queue_start_ns, s.queue_start_ns + *s.queue_ns, "[]");
+  }
+  return w.count;
+}
+
+void OtlpBatch::Add(const SpanSource& s) {
+  std::string& out = by_resource_[s.resource];
+  if (!out.empty()) out += ',';
+  spans_ += AppendRequestSpans(s, seed_, mono_to_wall_ns_, &out);
+  ++requests_;
+}
+
+std::string OtlpBatch::Take(const std::string& scope_version) {
+  std::string doc = "{\"resourceSpans\":[";
+  bool first = true;
+  for (auto& [resource, spans] : by_resource_) {
+    if (!first) doc += ',';
+    first = false;
+    Attrs attrs;
+    attrs.Str("service.name", resource.service_name);
+    attrs.Str("host.name", resource.host_name);
+    attrs.Int("process.pid", resource.pid);
+    absl::StrAppend(&doc, "{\"resource\":{\"attributes\":", attrs.Take(),
+                    "},\"scopeSpans\":[{\"scope\":{\"name\":\"reqcost\","
+                    "\"version\":");
+    AppendJsonString(scope_version, &doc);
+    absl::StrAppend(&doc, "},\"spans\":[", spans, "]}]}");
+  }
+  doc += "]}";
+  by_resource_.clear();
+  requests_ = spans_ = 0;
+  return doc;
+}
+
+}  // namespace reqcost::analyzers

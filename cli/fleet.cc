@@ -1,0 +1,132 @@
+#include "cli/fleet.h"
+
+#include <cstdio>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace reqcost::cli {
+namespace {
+
+// How long an exit may wait for spans still queued (HTTP: plus at most one
+// attempt's timeout).
+constexpr absl::Duration kSpanFlushDeadline = absl::Seconds(5);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
+    const FleetOptions& options, Pipeline* pipeline, bool live,
+    int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host) {
+  auto fleet = std::unique_ptr<FleetOutputs>(new FleetOutputs());
+  fleet->service_name_ = options.service_name;
+  fleet->host_ = host;
+  if (!options.metrics_address.empty() || !options.metrics_file.empty()) {
+    fleet->metrics_ = std::make_unique<exporters::Metrics>();
+    if (!options.metrics_address.empty()) {
+      absl::StatusOr<std::unique_ptr<exporters::MetricsServer>> server =
+          exporters::MetricsServer::Start(options.metrics_address,
+                                          *fleet->metrics_);
+      if (!server.ok()) return server.status();
+      fleet->server_ = *std::move(server);
+    }
+    if (!options.metrics_file.empty()) {
+      absl::StatusOr<std::unique_ptr<exporters::MetricsFile>> file =
+          exporters::MetricsFile::Start(options.metrics_file,
+                                        *fleet->metrics_,
+                                        kMetricsFilePeriodMs);
+      if (!file.ok()) return file.status();
+      fleet->file_ = *std::move(file);
+    }
+    exporters::Metrics* metrics = fleet->metrics_.get();
+    pipeline->AddRequestObserver(
+        [metrics, pipeline](const analyzers::Request& r) {
+          metrics->OnRequest(r, pipeline->Comm(r.pid));
+        });
+  }
+  for (const std::string* target : {&options.otlp_json, &options.otlp_endpoint}) {
+    if (target->empty()) continue;
+    exporters::SpanExporterOptions o;
+    (target == &options.otlp_json ? o.file : o.endpoint) = *target;
+    o.block_when_full = !live && !o.file.empty();
+    o.seed = id_seed;
+    o.mono_to_wall_ns = mono_to_wall_ns;
+    o.version = REQCOST_VERSION;
+    absl::StatusOr<std::unique_ptr<exporters::SpanExporter>> ex =
+        exporters::SpanExporter::Start(std::move(o));
+    if (!ex.ok()) return ex.status();
+    exporters::SpanExporter* exporter = ex->get();
+    FleetOutputs* self = fleet.get();
+    pipeline->AddRequestObserver(
+        [exporter, self, pipeline](const analyzers::Request& r) {
+          analyzers::OtlpResource resource;
+          if (r.complete) {
+            resource.service_name = self->service_name_.empty()
+                                        ? pipeline->Comm(r.pid)
+                                        : self->service_name_;
+            resource.host_name = self->host_;
+            resource.pid = r.pid;
+          }
+          exporter->Offer(r, std::move(resource));
+        });
+    fleet->spans_.push_back(*std::move(ex));
+  }
+  return fleet;
+}
+
+void FleetOutputs::Tick(uint64_t events, uint64_t dropped,
+                        size_t traced_processes) {
+  if (metrics_ == nullptr) return;
+  metrics_->Flush();
+  metrics_->SetEventCounts(events, dropped);
+  metrics_->SetTracedProcesses(traced_processes);
+  UpdateSpanOutcomes();
+}
+
+void FleetOutputs::UpdateSpanOutcomes() {
+  if (metrics_ == nullptr) return;
+  for (const auto& exporter : spans_) {
+    exporters::SpanExportStats s = exporter->stats();
+    const std::string name = exporter->is_file() ? "file" : "http";
+    metrics_->SetSpanOutcome(name, "exported", s.exported_requests);
+    metrics_->SetSpanOutcome(name, "dropped_queue_full", s.dropped_queue_full);
+    metrics_->SetSpanOutcome(name, "dropped_failed", s.dropped_failed);
+    metrics_->SetSpanOutcome(name, "dropped_at_exit", s.dropped_at_exit);
+  }
+}
+
+absl::Status FleetOutputs::Finish() {
+  // Spans first: the textfile's last write then holds what they did.
+  for (auto& exporter : spans_) {
+    exporters::SpanExportStats s = exporter->Finish(kSpanFlushDeadline);
+    std::fprintf(
+        stderr,
+        "%s: %llu requests exported (%llu spans, %llu batches, %llu "
+        "retries); %llu dropped (%llu queue full, %llu export failed, %llu "
+        "at exit); %llu incomplete requests not exported%s%s\n",
+        exporter->Describe().c_str(),
+        static_cast<unsigned long long>(s.exported_requests),
+        static_cast<unsigned long long>(s.exported_spans),
+        static_cast<unsigned long long>(s.batches),
+        static_cast<unsigned long long>(s.retries),
+        static_cast<unsigned long long>(s.dropped()),
+        static_cast<unsigned long long>(s.dropped_queue_full),
+        static_cast<unsigned long long>(s.dropped_failed),
+        static_cast<unsigned long long>(s.dropped_at_exit),
+        static_cast<unsigned long long>(s.incomplete_skipped),
+        s.last_error.empty() ? "" : "; last error: ", s.last_error.c_str());
+  }
+  UpdateSpanOutcomes();
+  absl::Status status;
+  if (file_ != nullptr) {
+    status = file_->Stop();
+    if (!status.ok()) {
+      std::fprintf(stderr, "reqcost: --metrics-file: %s\n",
+                   std::string(status.message()).c_str());
+    }
+  }
+  std::fflush(stderr);
+  return status;
+}
+
+}  // namespace reqcost::cli

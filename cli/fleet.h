@@ -1,0 +1,70 @@
+// The fleet outputs of `attach` and `report` (issue 13): Prometheus metrics
+// served or written to a textfile, OTLP spans to a file or an endpoint. Hung
+// off a Pipeline as request observers; their I/O runs on their own threads.
+#ifndef REQCOST_CLI_FLEET_H_
+#define REQCOST_CLI_FLEET_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cli/pipeline.h"
+#include "exporters/metrics.h"
+#include "exporters/span_exporter.h"
+
+namespace reqcost::cli {
+
+struct FleetOptions {
+  std::string metrics_address;  // --metrics HOST:PORT
+  std::string metrics_file;     // --metrics-file PATH
+  std::string otlp_json;        // --otlp-json FILE
+  std::string otlp_endpoint;    // --otlp-endpoint URL
+  std::string service_name;     // --service-name (default: the server's comm)
+
+  bool any() const {
+    return !metrics_address.empty() || !metrics_file.empty() ||
+           !otlp_json.empty() || !otlp_endpoint.empty();
+  }
+};
+
+// How often --metrics-file is rewritten.
+inline constexpr int kMetricsFilePeriodMs = 5000;
+
+class FleetOutputs {
+ public:
+  // Starts what `options` asks for and observes `pipeline` (which must
+  // outlive this). `live`: attach (the span queue drops when full) rather
+  // than report (it waits). InvalidArgument naming the flag when an address
+  // cannot be listened on or a file cannot be written (exit code 2).
+  static absl::StatusOr<std::unique_ptr<FleetOutputs>> Start(
+      const FleetOptions& options, Pipeline* pipeline, bool live,
+      int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host);
+
+  // Moves the requests' observations into the histograms and updates the
+  // event and process counters (from the collector's loop, every second and
+  // at the end).
+  void Tick(uint64_t events, uint64_t dropped, size_t traced_processes);
+
+  // Final metrics file write, spans flushed (bounded); prints one line per
+  // exporter to stderr: what it exported and what it dropped. Returns the
+  // first error of a metrics file write.
+  absl::Status Finish();
+
+ private:
+  FleetOutputs() = default;
+  // The span exporters' counts into reqcost_otlp_requests_total.
+  void UpdateSpanOutcomes();
+
+  std::string service_name_;
+  std::string host_;
+  std::unique_ptr<exporters::Metrics> metrics_;
+  std::unique_ptr<exporters::MetricsServer> server_;
+  std::unique_ptr<exporters::MetricsFile> file_;
+  std::vector<std::unique_ptr<exporters::SpanExporter>> spans_;
+};
+
+}  // namespace reqcost::cli
+
+#endif  // REQCOST_CLI_FLEET_H_
