@@ -187,6 +187,10 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
       if (r->has_read) Attribute(r, rec.start_ns());
       StopWaiting(r);
     }
+    // A second response head in one request: a pipelined request merged.
+    if (IsHttpFinalResponseHead(e.payload) && r->response_heads++ > 0) {
+      ++anomalies.merged_requests;
+    }
     for (auto& t : r->trailing) r->syscalls.push_back(t);
     r->trailing.clear();
     r->syscalls.push_back(rec);

@@ -11,7 +11,11 @@
 // write are outside the request; so is the gap between accept and the first
 // data read.
 // Pipelined requests (next request read before the previous response ended)
-// are merged into one.
+// are merged into one: syscalls show no boundary between them. When the
+// payload shows the response heads (plain HTTP/1.x, --payload 10 or more),
+// each final response head a request writes after its first counts one
+// merged request (Anomalies::merged_requests), so that requests served =
+// requests reported + merged requests.
 #ifndef REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
 #define REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
 
@@ -62,6 +66,7 @@ struct OpenRequest {
   uint64_t last_read_exit = 0;
   std::optional<std::string> request_line;
   bool has_write = false;
+  uint32_t response_heads = 0;  // final HTTP/1.x response heads it wrote
   uint64_t first_write_start = 0;
   uint64_t last_write_exit = 0;
   std::vector<SyscallRecord> syscalls;  // client connection, in the interval

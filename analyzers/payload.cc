@@ -46,6 +46,14 @@ std::optional<std::string> ParseHttpRequestLine(std::string_view payload) {
   return line;
 }
 
+bool IsHttpFinalResponseHead(std::string_view payload) {
+  constexpr std::string_view kVersion = "HTTP/1.";
+  if (payload.substr(0, kVersion.size()) != kVersion) return false;
+  // "HTTP/1.x " then the status: its first digit is at offset 9.
+  constexpr size_t kStatusAt = 9;
+  return payload.size() <= kStatusAt || payload[kStatusAt] != '1';
+}
+
 std::optional<FastCgiHeader> ParseFastCgiHeader(std::string_view bytes) {
   if (bytes.size() < kFcgiHeaderSize) return std::nullopt;
   auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };

@@ -19,6 +19,11 @@ namespace reqcost::analyzers {
 // returned as far as it was captured.
 std::optional<std::string> ParseHttpRequestLine(std::string_view payload);
 
+// True when `payload` begins like the status line of a final HTTP/1.x
+// response ("HTTP/1.1 200 ..."): at least "HTTP/1." captured, and not an
+// interim 1xx response (100 Continue) when the status was captured.
+bool IsHttpFinalResponseHead(std::string_view payload);
+
 // FastCGI record types that reqcost acts on.
 inline constexpr uint8_t kFcgiBeginRequest = 1;
 inline constexpr uint8_t kFcgiEndRequest = 3;

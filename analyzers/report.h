@@ -36,6 +36,9 @@ struct Anomalies {
   // Calls on sockets that carry no requests (netlink, UDP, ...) made while
   // their process served no request: counted, not shown in any request.
   uint64_t side_calls_outside_requests = 0;
+  // Pipelined HTTP/1.1 requests merged into the request before them (seen
+  // only with payload: client_requests.h).
+  uint64_t merged_requests = 0;
 };
 
 // One traced process and its role: "server", "backend" or "other".

@@ -70,7 +70,7 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   json j = ReportToJson(SampleReport());
   EXPECT_THAT(Keys(j), Eq(std::set<std::string>{
                            "schema", "capture", "requests", "backend_timing",
-                           "phases", "syscalls", "groups"}));
+                           "phases", "syscalls", "groups", "anomalies"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),

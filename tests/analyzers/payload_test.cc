@@ -58,6 +58,18 @@ TEST(ParseHttpRequestLineTest, RejectsShortOrGarbageInput) {
             std::nullopt);
 }
 
+TEST(IsHttpFinalResponseHeadTest, AcceptsStatusLinesButNotInterimOnes) {
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 200 OK\r\n"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.0 404"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1."));  // status not captured
+  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1.1 100 Continue\r\n"));
+  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1.1 101 Switching"));
+  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1"));
+  EXPECT_FALSE(IsHttpFinalResponseHead(""));
+  EXPECT_FALSE(IsHttpFinalResponseHead("<html>HTTP/1.1 200"));
+  EXPECT_FALSE(IsHttpFinalResponseHead(std::string("\x17\x03\x03", 3)));
+}
+
 TEST(ParseFastCgiHeaderTest, DecodesAnExactHeaderBigEndian) {
   auto h = ParseFastCgiHeader(Header(kFcgiBeginRequest, 0x0102, 0x0304, 5));
   ASSERT_TRUE(h.has_value());
