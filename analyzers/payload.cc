@@ -54,6 +54,53 @@ bool IsHttpFinalResponseHead(std::string_view payload) {
   return payload.size() <= kStatusAt || payload[kStatusAt] != '1';
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s`, or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  uint8_t lo = 0x80, hi = 0xbf;  // the second byte's range
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;  // no overlong forms
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;  // no overlong forms
+    if (c == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string ValidUtf8(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  while (!bytes.empty()) {
+    size_t n = Utf8SequenceLength(bytes);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      n = 1;
+    } else {
+      out.append(bytes.data(), n);
+    }
+    bytes.remove_prefix(n);
+  }
+  return out;
+}
+
 std::optional<FastCgiHeader> ParseFastCgiHeader(std::string_view bytes) {
   if (bytes.size() < kFcgiHeaderSize) return std::nullopt;
   auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };

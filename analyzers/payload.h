@@ -24,6 +24,12 @@ std::optional<std::string> ParseHttpRequestLine(std::string_view payload);
 // interim 1xx response (100 Continue) when the status was captured.
 bool IsHttpFinalResponseHead(std::string_view payload);
 
+// `bytes` as valid UTF-8 (RFC 3629): every byte that does not begin a
+// well-formed sequence is replaced by U+FFFD. Process names come from the
+// kernel (any bytes a process gave prctl(PR_SET_NAME)) or from a capture
+// file, and JSON strings must be UTF-8.
+std::string ValidUtf8(std::string_view bytes);
+
 // FastCGI record types that reqcost acts on.
 inline constexpr uint8_t kFcgiBeginRequest = 1;
 inline constexpr uint8_t kFcgiEndRequest = 3;

@@ -41,7 +41,8 @@ struct Anomalies {
   uint64_t merged_requests = 0;
 };
 
-// One traced process and its role: "server", "backend" or "other".
+// One traced process and its role: "server", "backend" or "other". From a
+// profiler, `comm` is valid UTF-8 (ValidUtf8 in payload.h).
 struct ProcessEntry {
   uint32_t pid = 0;
   std::string comm;

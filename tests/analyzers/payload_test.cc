@@ -70,6 +70,20 @@ TEST(IsHttpFinalResponseHeadTest, AcceptsStatusLinesButNotInterimOnes) {
   EXPECT_FALSE(IsHttpFinalResponseHead(std::string("\x17\x03\x03", 3)));
 }
 
+TEST(ValidUtf8Test, KeepsWellFormedTextAndReplacesEveryBadByte) {
+  EXPECT_EQ(ValidUtf8("php-fpm8.2"), "php-fpm8.2");
+  EXPECT_EQ(ValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ(ValidUtf8("\xff"), bad);
+  EXPECT_EQ(ValidUtf8("a\xc3"), "a" + bad);             // cut short
+  EXPECT_EQ(ValidUtf8("\xc0\xaf"), bad + bad);          // overlong
+  EXPECT_EQ(ValidUtf8("\xed\xa0\x80"), bad + bad + bad);  // surrogate
+  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"), bad + bad + bad + bad);  // > U+10FFFF
+  EXPECT_EQ(ValidUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));
+  EXPECT_EQ(ValidUtf8(""), "");
+}
+
 TEST(ParseFastCgiHeaderTest, DecodesAnExactHeaderBigEndian) {
   auto h = ParseFastCgiHeader(Header(kFcgiBeginRequest, 0x0102, 0x0304, 5));
   ASSERT_TRUE(h.has_value());
