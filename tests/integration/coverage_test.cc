@@ -171,6 +171,12 @@ TEST(CoverageTest, Ipv6FrontAndBackendArePairedAndCounted) {
   EXPECT_EQ(p.report["backend_timing"], "measured");
   ASSERT_EQ(p.report["groups"].size(), 1u);
   EXPECT_EQ(p.report["groups"][0]["backend_conn"], "new");
+  std::printf("[ coverage ] IPv6: %d requests by ab, reqcost %d complete; server p50 %.1f us, "
+              "transport p50 %.1f us, backend p50 %.1f us\n",
+              p.ab.complete, p.report["requests"]["complete"].get<int>(),
+              p.report["phases"]["server"]["p50_us"].get<double>(),
+              p.report["phases"]["transport"]["p50_us"].get<double>(),
+              p.report["phases"]["backend"]["p50_us"].get<double>());
   // php-fpm's own 2 ms of work is inside the backend phase.
   EXPECT_GE(p.report["phases"]["backend"]["p50_us"].get<double>(), 2000.0);
   ExpectAnomaliesShown(p.report);
@@ -223,6 +229,11 @@ TEST(CoverageTest, StaticFilesSentWithSendfileAreCountedAsServerTime) {
     // reqcost's request lies inside the client's: with one request at a
     // time, its mean cannot exceed ab's time per request.
     const double server_mean = p.report["phases"]["server"]["mean_us"].get<double>();
+    std::printf("[ coverage ] static %zu KiB, %s: %d requests; server mean %.1f us, p99 %.1f "
+                "us; ab %.1f us per request\n",
+                kFileBytes / 1024, keepalive ? "keep-alive" : "close", kRequests, server_mean,
+                p.report["phases"]["server"]["p99_us"].get<double>(),
+                p.ab.time_per_request_ms * 1000.0);
     EXPECT_LE(server_mean, p.ab.time_per_request_ms * 1000.0);
 
     COVERAGE_ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(p.capture));
