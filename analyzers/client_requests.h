@@ -3,7 +3,9 @@
 // client_requests.cc).
 //
 // Requests on a client connection: a request starts with the first read
-// returning data (> 0) after accept or after the previous response, and ends
+// returning data (> 0) after accept or after the previous response (an
+// interim "100 Continue" written before the response, seen with payload, is
+// not a response: the request's body follows it), and ends
 // at the exit of the last write before the next request's first data read, or
 // at close. The first request of a connection owns its accept; the last owns
 // its close and shutdown (its total time: phases.h). Reads after the last

@@ -46,12 +46,27 @@ std::optional<std::string> ParseHttpRequestLine(std::string_view payload) {
   return line;
 }
 
+namespace {
+
+constexpr std::string_view kHttpVersion = "HTTP/1.";
+constexpr size_t kStatusAt = 9;  // "HTTP/1.x " then the 3-digit status
+
+bool IsHttpResponseHead(std::string_view payload) {
+  return payload.substr(0, kHttpVersion.size()) == kHttpVersion;
+}
+
+}  // namespace
+
+bool IsHttpInterimResponseHead(std::string_view payload) {
+  if (!IsHttpResponseHead(payload) || payload.size() < kStatusAt + 3) {
+    return false;
+  }
+  std::string_view status = payload.substr(kStatusAt, 3);
+  return status[0] == '1' && status != "101";
+}
+
 bool IsHttpFinalResponseHead(std::string_view payload) {
-  constexpr std::string_view kVersion = "HTTP/1.";
-  if (payload.substr(0, kVersion.size()) != kVersion) return false;
-  // "HTTP/1.x " then the status: its first digit is at offset 9.
-  constexpr size_t kStatusAt = 9;
-  return payload.size() <= kStatusAt || payload[kStatusAt] != '1';
+  return IsHttpResponseHead(payload) && !IsHttpInterimResponseHead(payload);
 }
 
 namespace {

@@ -243,5 +243,23 @@ TEST(AnomaliesTest, BodyWritesAndKeepAliveRequestsAreNotMergedRequests) {
   EXPECT_THAT(shown.text, Not(HasSubstr("anomalies")));
 }
 
+TEST(AnomaliesTest, ContinueThenBodyThenResponseIsOneRequest) {
+  // Expect: 100-continue: the interim response is not the response, so the
+  // body read after it belongs to the same request; nothing is merged.
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 100, "POST /u HTTP/1.1\r\nExpect: 100-continue")
+      .Write(kNginx, 8, 70, 75, 25, "HTTP/1.1 100 Continue\r\n\r\n")
+      .Read(kNginx, 8, 80, 90, 1000)
+      .Write(kNginx, 8, 100, 110, 200, "HTTP/1.1 201 Created\r\n")
+      .Close(kNginx, 8, 200, 205);
+  Shown shown = Profile(s);
+  ASSERT_THAT(shown.requests, SizeIs(1));
+  // accept 10 + [50, 110] + close 5.
+  EXPECT_THAT(shown.requests[0], test_support::HasPhases(75, 75, 0, 0));
+  EXPECT_THAT(shown.requests[0].syscalls, SizeIs(6));
+  ExpectOnly(shown, "merged_requests", 0);
+}
+
 }  // namespace
 }  // namespace reqcost::analyzers

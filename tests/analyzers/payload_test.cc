@@ -63,11 +63,21 @@ TEST(IsHttpFinalResponseHeadTest, AcceptsStatusLinesButNotInterimOnes) {
   EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.0 404"));
   EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1."));  // status not captured
   EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1.1 100 Continue\r\n"));
-  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1.1 101 Switching"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 101 Switching"));  // final
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 1"));  // status cut short
   EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1"));
   EXPECT_FALSE(IsHttpFinalResponseHead(""));
   EXPECT_FALSE(IsHttpFinalResponseHead("<html>HTTP/1.1 200"));
   EXPECT_FALSE(IsHttpFinalResponseHead(std::string("\x17\x03\x03", 3)));
+}
+
+TEST(IsHttpInterimResponseHeadTest, Is1xxButNot101) {
+  EXPECT_TRUE(IsHttpInterimResponseHead("HTTP/1.1 100 Continue\r\n"));
+  EXPECT_TRUE(IsHttpInterimResponseHead("HTTP/1.1 103"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 101 Switching Protocols"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 200 OK"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 10"));  // status cut short
+  EXPECT_FALSE(IsHttpInterimResponseHead("GET / HTTP/1.1"));
 }
 
 TEST(ValidUtf8Test, KeepsWellFormedTextAndReplacesEveryBadByte) {
