@@ -167,6 +167,12 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
     return;
   }
   if (IsWrite(e.syscall)) {
+    // An interim response (100 Continue) before the response: the request
+    // goes on (its body is read next), so the response has not begun.
+    if (r != nullptr && !r->has_write && IsHttpInterimResponseHead(e.payload)) {
+      r->syscalls.push_back(rec);
+      return;
+    }
     if (r == nullptr) {
       if (!conn->preattach || conn->requests > 0) {
         ++anomalies.stray_events;
@@ -186,6 +192,10 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
       r->first_write_start = rec.start_ns();
       if (r->has_read) Attribute(r, rec.start_ns());
       StopWaiting(r);
+    }
+    // A second response head in one request: a pipelined request merged.
+    if (IsHttpFinalResponseHead(e.payload) && r->response_heads++ > 0) {
+      ++anomalies.merged_requests;
     }
     for (auto& t : r->trailing) r->syscalls.push_back(t);
     r->trailing.clear();

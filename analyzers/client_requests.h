@@ -3,7 +3,9 @@
 // client_requests.cc).
 //
 // Requests on a client connection: a request starts with the first read
-// returning data (> 0) after accept or after the previous response, and ends
+// returning data (> 0) after accept or after the previous response (an
+// interim "100 Continue" written before the response, seen with payload, is
+// not a response: the request's body follows it), and ends
 // at the exit of the last write before the next request's first data read, or
 // at close. The first request of a connection owns its accept; the last owns
 // its close and shutdown (its total time: phases.h). Reads after the last
@@ -11,7 +13,11 @@
 // write are outside the request; so is the gap between accept and the first
 // data read.
 // Pipelined requests (next request read before the previous response ended)
-// are merged into one.
+// are merged into one: syscalls show no boundary between them. When the
+// payload shows the response heads (plain HTTP/1.x, --payload 10 or more),
+// each final response head a request writes after its first counts one
+// merged request (Anomalies::merged_requests), so that requests served =
+// requests reported + merged requests.
 #ifndef REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
 #define REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
 
@@ -62,6 +68,7 @@ struct OpenRequest {
   uint64_t last_read_exit = 0;
   std::optional<std::string> request_line;
   bool has_write = false;
+  uint32_t response_heads = 0;  // final HTTP/1.x response heads it wrote
   uint64_t first_write_start = 0;
   uint64_t last_write_exit = 0;
   std::vector<SyscallRecord> syscalls;  // client connection, in the interval

@@ -27,7 +27,13 @@ constexpr uint16_t kSockDgram = 2;
 bool SameSocket(const SocketId& a, const SocketId& b) {
   if (a.family == 0 || a.family != b.family) return false;
   if (a.family == kAfUnix) return a.sock != 0 && a.sock == b.sock;
-  return a.local_addr == b.local_addr && a.local_port == b.local_port &&
+  // A TCP socket done before its close (the peer closed after our shutdown)
+  // is unhashed and reads local port 0: the same socket id and the rest of
+  // the tuple still name it.
+  const bool port_gone = (a.local_port == 0 || b.local_port == 0) &&
+                         a.sock != 0 && a.sock == b.sock;
+  return a.local_addr == b.local_addr &&
+         (a.local_port == b.local_port || port_gone) &&
          a.remote_addr == b.remote_addr && a.remote_port == b.remote_port;
 }
 

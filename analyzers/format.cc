@@ -41,6 +41,18 @@ json PhasesToJson(const PhaseSet& set) {
               {"tls", PhaseToJson(set.tls)}};
 }
 
+json AnomaliesToJson(const Anomalies& a) {
+  return json{{"late_events", a.late_events},
+              {"clamped_phases", a.clamped_phases},
+              {"unattributed_exchanges", a.unattributed_exchanges},
+              {"unmatched_backend_work", a.unmatched_backend_work},
+              {"ignored_connections", a.ignored_connections},
+              {"reclassified_connections", a.reclassified_connections},
+              {"stray_events", a.stray_events},
+              {"side_calls_outside_requests", a.side_calls_outside_requests},
+              {"merged_requests", a.merged_requests}};
+}
+
 json NsToUs(const std::optional<uint64_t>& ns) {
   if (!ns.has_value()) return nullptr;
   return *ns / kNsPerUs;
@@ -168,6 +180,7 @@ std::string FormatText(const Report& r) {
   note(a.stray_events, "events outside any request");
   note(a.side_calls_outside_requests,
        "calls on non-request sockets (netlink, UDP, ...) outside any request");
+  note(a.merged_requests, "pipelined requests merged into the one before");
   if (!notes.empty()) {
     absl::StrAppend(&out, "\nanomalies: ", absl::StrJoin(notes, "; "), "\n");
   }
@@ -216,6 +229,7 @@ nlohmann::json ReportToJson(const Report& r) {
       {"syscalls", syscalls},
       {"groups", groups},
       {"timeline", TimelineToJson(r)},
+      {"anomalies", AnomaliesToJson(r.anomalies)},
   };
 }
 

@@ -46,6 +46,76 @@ std::optional<std::string> ParseHttpRequestLine(std::string_view payload) {
   return line;
 }
 
+namespace {
+
+constexpr std::string_view kHttpVersion = "HTTP/1.";
+constexpr size_t kStatusAt = 9;  // "HTTP/1.x " then the 3-digit status
+
+bool IsHttpResponseHead(std::string_view payload) {
+  return payload.substr(0, kHttpVersion.size()) == kHttpVersion;
+}
+
+}  // namespace
+
+bool IsHttpInterimResponseHead(std::string_view payload) {
+  if (!IsHttpResponseHead(payload) || payload.size() < kStatusAt + 3) {
+    return false;
+  }
+  std::string_view status = payload.substr(kStatusAt, 3);
+  return status[0] == '1' && status != "101";
+}
+
+bool IsHttpFinalResponseHead(std::string_view payload) {
+  return IsHttpResponseHead(payload) && !IsHttpInterimResponseHead(payload);
+}
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s`, or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  uint8_t lo = 0x80, hi = 0xbf;  // the second byte's range
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;  // no overlong forms
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;  // no overlong forms
+    if (c == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string ValidUtf8(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  while (!bytes.empty()) {
+    size_t n = Utf8SequenceLength(bytes);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      n = 1;
+    } else {
+      out.append(bytes.data(), n);
+    }
+    bytes.remove_prefix(n);
+  }
+  return out;
+}
+
 std::optional<FastCgiHeader> ParseFastCgiHeader(std::string_view bytes) {
   if (bytes.size() < kFcgiHeaderSize) return std::nullopt;
   auto b = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };

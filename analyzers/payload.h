@@ -19,6 +19,22 @@ namespace reqcost::analyzers {
 // returned as far as it was captured.
 std::optional<std::string> ParseHttpRequestLine(std::string_view payload);
 
+// True when `payload` begins like the status line of an interim HTTP/1.x
+// response: 1xx other than 101 ("HTTP/1.1 100 Continue"), the status
+// captured whole. A response to the same request follows it.
+bool IsHttpInterimResponseHead(std::string_view payload);
+
+// True when `payload` begins like the status line of a final HTTP/1.x
+// response ("HTTP/1.1 200 ...", or 101 Switching Protocols): at least
+// "HTTP/1." captured, and not an interim one.
+bool IsHttpFinalResponseHead(std::string_view payload);
+
+// `bytes` as valid UTF-8 (RFC 3629): every byte that does not begin a
+// well-formed sequence is replaced by U+FFFD. Process names come from the
+// kernel (any bytes a process gave prctl(PR_SET_NAME)) or from a capture
+// file, and JSON strings must be UTF-8.
+std::string ValidUtf8(std::string_view bytes);
+
 // FastCGI record types that reqcost acts on.
 inline constexpr uint8_t kFcgiBeginRequest = 1;
 inline constexpr uint8_t kFcgiEndRequest = 3;

@@ -303,7 +303,8 @@ Report Profiler::BuildReport(const CaptureInfo& info) const {
     std::string role = p.has_backend_side ? "backend"
                        : p.has_client     ? "server"
                                           : "other";
-    report.processes.push_back({pid, p.comm, role});
+    // Any bytes the kernel or a capture file gave: made printable as JSON.
+    report.processes.push_back({pid, ValidUtf8(p.comm), role});
   }
   state_->stats.Fill(&report);
   report.anomalies = state_->anomalies;

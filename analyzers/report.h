@@ -36,9 +36,13 @@ struct Anomalies {
   // Calls on sockets that carry no requests (netlink, UDP, ...) made while
   // their process served no request: counted, not shown in any request.
   uint64_t side_calls_outside_requests = 0;
+  // Pipelined HTTP/1.1 requests merged into the request before them (seen
+  // only with payload: client_requests.h).
+  uint64_t merged_requests = 0;
 };
 
-// One traced process and its role: "server", "backend" or "other".
+// One traced process and its role: "server", "backend" or "other". From a
+// profiler, `comm` is valid UTF-8 (ValidUtf8 in payload.h).
 struct ProcessEntry {
   uint32_t pid = 0;
   std::string comm;

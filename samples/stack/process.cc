@@ -42,8 +42,10 @@ absl::Status ErrnoStatus(int err, absl::string_view what) {
 // A socket address parsed from "unix:/path", "/path" or "HOST:PORT".
 struct Address {
   bool is_unix = false;
+  bool is_v6 = false;  // "[::1]:PORT"
   sockaddr_un un{};
   sockaddr_in in{};
+  sockaddr_in6 in6{};
 };
 
 absl::StatusOr<Address> ParseAddress(absl::string_view address) {
@@ -65,11 +67,20 @@ absl::StatusOr<Address> ParseAddress(absl::string_view address) {
   if (colon == absl::string_view::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
       port <= 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "bad address '%s' (expected unix:/path or 127.0.0.1:PORT)", address));
+        "bad address '%s' (expected unix:/path, 127.0.0.1:PORT or [::1]:PORT)", address));
+  }
+  std::string host(address.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    a.is_v6 = true;
+    a.in6.sin6_family = AF_INET6;
+    a.in6.sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a.in6.sin6_addr) != 1) {
+      return absl::InvalidArgumentError(absl::StrFormat("bad IPv6 address in '%s'", address));
+    }
+    return a;
   }
   a.in.sin_family = AF_INET;
   a.in.sin_port = htons(static_cast<uint16_t>(port));
-  std::string host(address.substr(0, colon));
   if (inet_pton(AF_INET, host.c_str(), &a.in.sin_addr) != 1) {
     return absl::InvalidArgumentError(absl::StrFormat("bad IPv4 address in '%s'", address));
   }
@@ -332,9 +343,11 @@ absl::Status WaitForListening(absl::string_view address, absl::Duration timeout,
   absl::Time deadline = absl::Now() + timeout;
   int last_errno = 0;
   while (true) {
-    int fd = socket(a.is_unix ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a.is_unix ? AF_UNIX : a.is_v6 ? AF_INET6 : AF_INET,
+                    SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return ErrnoStatus(errno, "socket");
     int rc = a.is_unix ? connect(fd, reinterpret_cast<sockaddr*>(&a.un), sizeof(a.un))
+             : a.is_v6 ? connect(fd, reinterpret_cast<sockaddr*>(&a.in6), sizeof(a.in6))
                        : connect(fd, reinterpret_cast<sockaddr*>(&a.in), sizeof(a.in));
     last_errno = errno;
     close(fd);

@@ -94,7 +94,8 @@ std::string DescribeWaitStatus(int wait_status);
 // released). Never returns the same port twice in one process.
 absl::StatusOr<int> FreeTcpPort();
 
-// Connects to `address` ("unix:/path", "/path" or "127.0.0.1:PORT") until it
+// Connects to `address` ("unix:/path", "/path", "127.0.0.1:PORT" or
+// "[::1]:PORT") until it
 // succeeds or `timeout` passes. When `process` is given and exits first,
 // fails at once with its exit status and the tail of its stderr.
 absl::Status WaitForListening(absl::string_view address, absl::Duration timeout,

@@ -28,9 +28,11 @@ class ServerBuilder {
                                        std::vector<std::string> argv, std::string address,
                                        std::string wait_address, int port, size_t workers,
                                        std::string request_log, std::string error_log,
-                                       std::string config, std::string scheme = "http") {
+                                       std::string config, std::string scheme = "http",
+                                       std::string host = "127.0.0.1") {
     Server s;
     s.scheme_ = std::move(scheme);
+    s.host_ = std::move(host);
     s.name_ = std::move(name);
     s.argv_ = argv;
     s.address_ = std::move(address);
@@ -116,7 +118,7 @@ std::vector<pid_t> Server::AllPids() const {
 }
 
 std::string Server::Url(absl::string_view path) const {
-  return absl::StrCat(scheme_, "://127.0.0.1:", port_, path);
+  return absl::StrCat(scheme_, "://", host_, ":", port_, path);
 }
 
 std::string Server::LogTail(int lines) const {
@@ -232,6 +234,7 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
       {{"PREFIX", dir.path()},
        {"WORKERS", absl::StrCat(opts.workers)},
        {"PORT", absl::StrCat(port)},
+       {"HOST", opts.host},
        {"DOCROOT", opts.docroot.empty() ? SamplesDir() + "/php" : opts.docroot},
        {"UPSTREAM", or_unused(opts.upstream)},
        {"FCGI_UPSTREAM", or_unused(opts.fcgi_upstream)},
@@ -246,10 +249,10 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
        {"HTTP2", opts.http2 ? " http2" : ""}},
       config));
   std::vector<std::string> argv = {nginx, "-p", dir.path() + "/", "-c", config, "-e", error_log};
-  std::string address = absl::StrCat("127.0.0.1:", port);
+  std::string address = absl::StrCat(opts.host, ":", port);
   return ServerBuilder::Launch(dir, "nginx", argv, address, address, port,
                                static_cast<size_t>(opts.workers), "", error_log, config,
-                               tls ? "https" : "http");
+                               tls ? "https" : "http", opts.host);
 }
 
 absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFrontOptions& opts) {

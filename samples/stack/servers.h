@@ -36,8 +36,8 @@ class Server {
   const std::string& address() const { return address_; }
   // TCP port for front servers (nginx, lighttpd); 0 otherwise.
   int port() const { return port_; }
-  // http://127.0.0.1:PORT + path (front servers only; https:// for nginx
-  // with TLS).
+  // http://HOST:PORT + path, HOST where it listens (front servers only;
+  // https:// for nginx with TLS).
   std::string Url(absl::string_view path) const;
   // The backend's own per-request log: reqcost-fcgi-backend --log, or
   // php-fpm's access log; empty for nginx and lighttpd.
@@ -65,6 +65,7 @@ class Server {
   std::vector<std::string> argv_;
   std::string address_;
   int port_ = 0;
+  std::string host_ = "127.0.0.1";
   std::string scheme_ = "http";
   std::string request_log_;
   std::string error_log_;
@@ -101,6 +102,7 @@ absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts
 
 struct NginxOptions {
   int port = 0;      // 0 = a free port
+  std::string host = "127.0.0.1";  // listen address: "127.0.0.1" or "[::1]"
   int workers = 1;   // worker_processes
   // Upstreams as "unix:/path" or "127.0.0.1:PORT"; empty ones point at a
   // socket that does not exist (requests there get 502).

@@ -168,6 +168,45 @@ TEST(FaultsProfilerTest, CloseSeenAfterAnotherThreadsAcceptOfItsFd) {
   EXPECT_THAT(requests[1].syscalls, SizeIs(4));
 }
 
+// The same, when the connection was done in TCP before its close (the
+// server shut down its side and the client closed: the kernel unhashed the
+// socket and its close reads local port 0). Found live by coverage_test's
+// shutdown workload: the close is still the first request's, by its socket
+// id and the rest of its tuple, not "close not seen".
+TEST(FaultsProfilerTest, CloseWithItsLocalPortGoneSeenAfterAnotherThreadsAccept) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000, 0x77))
+      .Read(kNginx, 8, 50, 60, 100)
+      .Write(kNginx, 8, 100, 130, 500)
+      .Add(Syscall::kClose, kNginx, 8, 0, 200, 230, TcpSock(0, 50000, 0x77))
+      .Accept(kNginx, 8, 150, 215, TcpSock(80, 50001, 0x78))
+      .Read(kNginx, 8, 250, 260, 100)
+      .Write(kNginx, 8, 300, 330, 500)
+      .Close(kNginx, 8, 400, 405);
+  auto requests = RunWithProcesses(s, {});
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_THAT(requests[0], HasPhases(120, 120, 0, 0));
+  EXPECT_THAT(requests[1], HasPhases(150, 150, 0, 0));
+}
+
+// A close with local port 0 and another socket id is not the displaced
+// connection's: that one's close was not seen.
+TEST(FaultsProfilerTest, CloseOfAnotherSocketWithPortGoneIsNotTheDisplacedOnes) {
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000, 0x77))
+      .Read(kNginx, 8, 50, 60, 100)
+      .Write(kNginx, 8, 100, 130, 500)
+      .Accept(kNginx, 8, 150, 215, TcpSock(80, 50001, 0x78))
+      .Read(kNginx, 8, 250, 260, 100)
+      .Write(kNginx, 8, 300, 330, 500)
+      .Add(Syscall::kClose, kNginx, 8, 0, 400, 405, TcpSock(0, 50001, 0x78));
+  auto requests = RunWithProcesses(s, {});
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_FALSE(requests[0].complete);
+  EXPECT_THAT(requests[0].incomplete_reason, Eq("close not seen"));
+  EXPECT_THAT(requests[1], HasPhases(150, 150, 0, 0));
+}
+
 // nginx (100) in front of php-fpm child 200. Request 1's child is killed
 // mid-work: nginx reads EOF and answers by itself (a 502). php-fpm forks a
 // new child that the kernel gives PID 200 again; it accepts on fd 4 again, and

@@ -7,6 +7,7 @@
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
+#include "analyzers/trace_export.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -70,7 +71,8 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   json j = ReportToJson(SampleReport());
   EXPECT_THAT(Keys(j), Eq(std::set<std::string>{
                            "schema", "capture", "requests", "backend_timing",
-                           "phases", "syscalls", "groups", "timeline"}));
+                           "phases", "syscalls", "groups", "timeline",
+                           "anomalies"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),
@@ -330,6 +332,28 @@ TEST(RequestToJsonTest, PlacesTheExchangeAndBackendOnTheRequestAxis) {
   EXPECT_THAT(j["timeline"]["exchange"]["offset_us"], Eq(40.0));
   EXPECT_THAT(j["timeline"]["exchange"]["us_per_request"], Eq(160.0));
   EXPECT_THAT(j["timeline"]["exchange"]["calls_per_request"], Eq(1.0));
+}
+
+// Found by profiler_fuzz: a process name is whatever bytes a process gave
+// prctl(PR_SET_NAME) (or a capture file holds), and nlohmann::json threw on
+// dumping one that is not UTF-8, killing `report --format json` and
+// `timeline`. The report carries it as UTF-8, bad bytes as U+FFFD.
+TEST(ReportToJsonTest, ProcessNameThatIsNotUtf8IsReplacedNotThrown) {
+  StreamBuilder s;
+  s.Accept(100, 8, 0, 10)
+      .Read(100, 8, 50, 60, 100)
+      .Write(100, 8, 100, 130, 500)
+      .Close(100, 8, 200, 205);
+  Profiler profiler;
+  profiler.OnProcess({100, 1, "ngi\xffnx\xc3", "/usr/sbin/nginx", 0});
+  std::vector<Request> requests = RunEvents(profiler, s.InExitOrder());
+  Report report = profiler.BuildReport({1.0, 4, 0});
+  ASSERT_THAT(report.processes, SizeIs(1));
+  EXPECT_THAT(report.processes[0].comm, Eq("ngi\uFFFDnx\uFFFD"));
+  std::string dumped;
+  EXPECT_NO_THROW(dumped = ReportToJson(report).dump());
+  EXPECT_THAT(dumped, HasSubstr("\"comm\":\"ngi\uFFFDnx\uFFFD\""));
+  EXPECT_NO_THROW((void)ChromeTrace(requests, report.processes, At(0)).dump());
 }
 
 }  // namespace

@@ -58,6 +58,42 @@ TEST(ParseHttpRequestLineTest, RejectsShortOrGarbageInput) {
             std::nullopt);
 }
 
+TEST(IsHttpFinalResponseHeadTest, AcceptsStatusLinesButNotInterimOnes) {
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 200 OK\r\n"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.0 404"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1."));  // status not captured
+  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1.1 100 Continue\r\n"));
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 101 Switching"));  // final
+  EXPECT_TRUE(IsHttpFinalResponseHead("HTTP/1.1 1"));  // status cut short
+  EXPECT_FALSE(IsHttpFinalResponseHead("HTTP/1"));
+  EXPECT_FALSE(IsHttpFinalResponseHead(""));
+  EXPECT_FALSE(IsHttpFinalResponseHead("<html>HTTP/1.1 200"));
+  EXPECT_FALSE(IsHttpFinalResponseHead(std::string("\x17\x03\x03", 3)));
+}
+
+TEST(IsHttpInterimResponseHeadTest, Is1xxButNot101) {
+  EXPECT_TRUE(IsHttpInterimResponseHead("HTTP/1.1 100 Continue\r\n"));
+  EXPECT_TRUE(IsHttpInterimResponseHead("HTTP/1.1 103"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 101 Switching Protocols"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 200 OK"));
+  EXPECT_FALSE(IsHttpInterimResponseHead("HTTP/1.1 10"));  // status cut short
+  EXPECT_FALSE(IsHttpInterimResponseHead("GET / HTTP/1.1"));
+}
+
+TEST(ValidUtf8Test, KeepsWellFormedTextAndReplacesEveryBadByte) {
+  EXPECT_EQ(ValidUtf8("php-fpm8.2"), "php-fpm8.2");
+  EXPECT_EQ(ValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ(ValidUtf8("\xff"), bad);
+  EXPECT_EQ(ValidUtf8("a\xc3"), "a" + bad);             // cut short
+  EXPECT_EQ(ValidUtf8("\xc0\xaf"), bad + bad);          // overlong
+  EXPECT_EQ(ValidUtf8("\xed\xa0\x80"), bad + bad + bad);  // surrogate
+  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"), bad + bad + bad + bad);  // > U+10FFFF
+  EXPECT_EQ(ValidUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));
+  EXPECT_EQ(ValidUtf8(""), "");
+}
+
 TEST(ParseFastCgiHeaderTest, DecodesAnExactHeaderBigEndian) {
   auto h = ParseFastCgiHeader(Header(kFcgiBeginRequest, 0x0102, 0x0304, 5));
   ASSERT_TRUE(h.has_value());

@@ -276,6 +276,33 @@ std::optional<pid_t> WaitForNewWorker(const Server& server,
   return std::nullopt;
 }
 
+// Waits (bounded) until php-fpm logged `n` requests after the first
+// `before`: the load reached the backend.
+bool WaitForServed(const Server& fpm, size_t before, size_t n,
+                   absl::Duration timeout = absl::Seconds(20)) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    absl::StatusOr<std::vector<PhpFpmAccessEntry>> log = LogSince(fpm, before);
+    if (log.ok() && log->size() >= n) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+// Waits (bounded) until the file at `path` holds `n` lines.
+bool WaitForLines(const std::string& path, size_t n,
+                  absl::Duration timeout = absl::Seconds(20)) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    std::string text = ReadFileToString(path).value_or("");
+    if (static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) >= n) {
+      return true;
+    }
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 // ---------------------------------------------------------------------------
 // 1. Process life.
 
@@ -303,7 +330,8 @@ TEST(FaultsTest, KilledPhpFpmChildIsRespawnedTracedAndNothingMisattributed) {
                                     capture}));
   BackgroundAb fast(Ab(nginx, "/fast.php", 300, 1));
   BackgroundAb slow(Ab(nginx, "/slow.php", 100, 2));
-  absl::SleepFor(absl::Milliseconds(800));
+  // Both children serving under load before one is killed.
+  ASSERT_TRUE(WaitForServed(fpm, before.size(), 30)) << fpm.LogTail();
   const pid_t victim = children[0];
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   std::optional<pid_t> respawned =
@@ -370,7 +398,8 @@ TEST(FaultsTest, NginxReloadUnderLoadTracesNewWorkersAndKeepsRequestsRight) {
                                     capture}));
   BackgroundAb fast(Ab(nginx, "/fast.php", 300, 2));
   BackgroundAb slow(Ab(nginx, "/slow.php", 80, 2));
-  absl::SleepFor(absl::Milliseconds(800));
+  // The old worker serving under load before the reload.
+  ASSERT_TRUE(WaitForServed(fpm, before.size(), 30)) << fpm.LogTail();
   ASSERT_EQ(kill(nginx.pid(), SIGHUP), 0);  // nginx -s reload
   std::optional<pid_t> new_worker =
       WaitForNewWorker(nginx, old_workers, absl::Seconds(10));
@@ -743,8 +772,8 @@ TEST_P(FaultsSignalTest, SignalUnderLoadPrintsJsonWritesCaptureAndDetaches) {
   ASSERT_GE(programs.size(), kDefaultPrograms);
   for (uint32_t id : programs) ASSERT_TRUE(ProgramLoaded(id)) << id;
   BackgroundAb ab(Ab(nginx, "/fcgi/x?work_us=2000", 2000, 2));
-  absl::SleepFor(absl::Milliseconds(700));
-  // While ab is still sending.
+  // While ab is still sending: 100 of its 2000 requests served.
+  ASSERT_TRUE(WaitForLines(backend.request_log(), 100)) << backend.LogTail();
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(GetParam()));
   ASSERT_EQ(code, 0) << run.err();
   EXPECT_TRUE(GoneWithin(programs, absl::Seconds(5)))
@@ -795,7 +824,16 @@ TEST(FaultsTest, SigkillLeavesNothingLoadedAndACaptureReportedAsCutShort) {
   const std::set<uint32_t> programs = ProgramIdsOf(ReqcostChild());
   ASSERT_GE(programs.size(), kDefaultPrograms);
   ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/fcgi/x?work_us=1000", 200, 2)));
-  absl::SleepFor(absl::Milliseconds(1500));  // at least one flush
+  // At least one flush after ab: the capture holds its events.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto flushed_events = [&] {
+    absl::StatusOr<collector::Capture> c =
+        collector::ReadCapture(capture, collector::ReadMode::kBestEffort);
+    return c.ok() ? c->events.size() : size_t{0};
+  };
+  while (flushed_events() <= 1000u && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGKILL));
   EXPECT_EQ(code, 128 + SIGKILL);
   EXPECT_TRUE(GoneWithin(programs, absl::Seconds(5)));

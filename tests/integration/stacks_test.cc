@@ -594,7 +594,13 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   ab.requests = 600;  // ~6 s at 20 ms and -c 2: attaching takes 1-3 s
   std::optional<absl::StatusOr<AbResult>> load;
   std::thread ab_thread([&] { load.emplace(RunAb(ab)); });
-  absl::SleepFor(absl::Milliseconds(500));
+  // Attach once the kept connections carry requests: php-fpm logged some.
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  auto served = [&] {
+    absl::StatusOr<std::vector<PhpFpmAccessEntry>> log = ReadPhpFpmAccessLog(fpm.request_log());
+    return log.ok() ? log->size() : size_t{0};
+  };
+  while (served() < 20 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(
       dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
             std::to_string(fpm.pid()), "--format", "json", "-o",

@@ -10,9 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/stack.h"
@@ -170,12 +174,31 @@ TEST(HarnessTest, ParsesAbReport) {
   EXPECT_FALSE(ParseAbOutput("apr_socket_recv: Connection refused (111)\n").ok());
 }
 
+// Whether `pid` ignores `signal` now (its SigIgn mask in /proc/PID/status).
+bool Ignores(pid_t pid, int signal) {
+  absl::StatusOr<std::string> status = ReadFileToString(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    uint64_t mask = 0;
+    if (absl::ConsumePrefix(&line, "SigIgn:") &&
+        absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &mask)) {
+      return (mask >> (signal - 1) & 1) != 0;
+    }
+  }
+  return false;
+}
+
 TEST(HarnessTest, SubprocessStopKillsAProcessThatIgnoresSigterm) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
   ASSERT_OK_AND_ASSIGN(Subprocess p, Subprocess::Start({"/bin/sh", "-c", "trap '' TERM; exec sleep 30"},
                                                        dir.File("out"), dir.File("err")));
   pid_t pid = p.pid();
-  absl::SleepFor(absl::Milliseconds(100));  // let the trap be set
+  // Stopped only once the trap is set (else SIGTERM ends the shell at once).
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!Ignores(pid, SIGTERM) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(Ignores(pid, SIGTERM)) << "the shell did not set its trap within 10 s";
   absl::Time start = absl::Now();
   absl::StatusOr<int> status = p.Stop(absl::Milliseconds(300));
   EXPECT_EQ(status.status().code(), absl::StatusCode::kDeadlineExceeded) << status.status();
