@@ -316,6 +316,11 @@ void RequestStats::Merge(const RequestStats& o) {
     sum.timed += add.timed;
     sum.offset_ns += add.offset_ns;
   }
+  exchange_.ns += o.exchange_.ns;
+  exchange_.n += o.exchange_.n;
+  exchange_.timed += o.exchange_.timed;
+  exchange_.offset_ns += o.exchange_.offset_ns;
+  span_ns_ += o.span_ns_;
 }
 
 }  // namespace reqcost::analyzers
