@@ -79,6 +79,8 @@
 #include <string>
 #include <vector>
 
+#include "samples/common/sample_io.h"
+
 namespace reqcost::samples {
 namespace {
 
@@ -104,20 +106,9 @@ constexpr int64_t kMaxWorkUs = 60'000'000;
 constexpr int kHttpIdleTimeoutMs = 30'000;
 constexpr size_t kHttpMaxHeader = 64 * 1024;
 
-// Returns CLOCK_MONOTONIC in nanoseconds.
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "reqcost-fcgi-backend: %s\n", message.c_str());
   std::exit(1);
-}
-
-std::string ErrnoMessage(const std::string& what) {
-  return what + ": " + std::strerror(errno);
 }
 
 void Usage() {
@@ -241,51 +232,8 @@ int OpenListener(const Options& o, std::string* shown) {
   return fd;
 }
 
-// The value of `key` in a query string, if present (no percent-decoding:
-// the keys and values we use are plain).
-std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string::npos) amp = query.size();
-    std::string part = query.substr(pos, amp - pos);
-    size_t eq = part.find('=');
-    if (part.substr(0, eq) == key) {
-      return eq == std::string::npos ? std::string() : part.substr(eq + 1);
-    }
-    pos = amp + 1;
-  }
-  return std::nullopt;
-}
-
-struct Work {
-  int64_t us = 0;
-  bool spin = false;
-};
-
 Work ParseWork(const std::string& query) {
-  Work w;
-  if (auto v = QueryValue(query, "work_us")) {
-    long long us = std::strtoll(v->c_str(), nullptr, 10);
-    w.us = us < 0 ? 0 : (us > kMaxWorkUs ? kMaxWorkUs : us);
-  }
-  if (auto v = QueryValue(query, "how")) w.spin = (*v == "spin");
-  return w;
-}
-
-// Sleeps (or spins) until `start_ns + work.us`; signals do not shorten it.
-void DoWork(int64_t start_ns, const Work& work) {
-  if (work.us <= 0) return;
-  int64_t deadline = start_ns + work.us * 1000;
-  if (work.spin) {
-    while (NowNs() < deadline) {
-    }
-    return;
-  }
-  timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
-              static_cast<long>(deadline % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-  }
+  return samples::ParseWork(query, "work_us", "how", kMaxWorkUs);
 }
 
 std::string SanitizeUri(std::string uri) {
@@ -387,20 +335,6 @@ void* FcgiThread(void* arg) {
   return nullptr;
 }
 
-// Writes all of `data`; false on error.
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // An HTTP connection. Between requests an idle kept-alive connection sits
 // in the process's epoll set (EPOLLONESHOT), so it holds no thread.
 struct HttpConn {
@@ -434,11 +368,6 @@ bool ReadMore(int fd, std::string* buf, bool idle) {
     buf->append(tmp, static_cast<size_t>(n));
     return true;
   }
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 void CloseConn(HttpConn* conn) {

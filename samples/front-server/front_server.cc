@@ -97,6 +97,9 @@
 #include <string>
 #include <vector>
 
+#include "samples/common/fastcgi_records.h"
+#include "samples/common/sample_io.h"
+
 namespace reqcost::samples {
 namespace {
 
@@ -115,18 +118,10 @@ struct Options {
 Options g_opts;
 int g_log_fd = -1;
 
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "reqcost-front-server: %s\n", message.c_str());
   std::exit(1);
 }
-
-std::string ErrnoMessage(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 void Usage() {
   std::fprintf(stderr,
@@ -216,113 +211,31 @@ Address ParseAddress(const std::string& text) {
   return a;
 }
 
-// The value of `key` in a query string, if present.
-std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string::npos) amp = query.size();
-    size_t eq = query.find('=', pos);
-    if (eq != std::string::npos && eq < amp && query.compare(pos, eq - pos, key) == 0) {
-      return query.substr(eq + 1, amp - eq - 1);
-    }
-    pos = amp + 1;
-  }
-  return std::nullopt;
-}
-
-struct Work {
-  int64_t us = 0;
-  bool spin = false;
-};
-
 Work ParseWork(const std::string& query, const std::string& prefix) {
-  Work w;
-  if (auto v = QueryValue(query, prefix + "_us")) {
-    long long us = std::strtoll(v->c_str(), nullptr, 10);
-    w.us = us < 0 ? 0 : (us > kMaxWorkUs ? kMaxWorkUs : us);
-  }
-  if (auto v = QueryValue(query, prefix + "_mode")) w.spin = (*v == "spin");
-  return w;
-}
-
-// Spins or sleeps until `from_ns + work.us`.
-void DoWork(int64_t from_ns, const Work& work) {
-  if (work.us <= 0) return;
-  int64_t deadline = from_ns + work.us * 1000;
-  if (work.spin) {
-    while (NowNs() < deadline) {
-    }
-    return;
-  }
-  timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
-              static_cast<long>(deadline % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-  }
-}
-
-bool SendAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
+  return samples::ParseWork(query, prefix + "_us", prefix + "_mode", kMaxWorkUs);
 }
 
 // ------------------------------------------------------------- FastCGI
-
-enum : uint8_t { kBeginRequest = 1, kEndRequest = 3, kParams = 4, kStdin = 5, kStdout = 6 };
-
-void PutRecord(std::string* out, uint8_t type, const std::string& body) {
-  const size_t pad = (8 - body.size() % 8) % 8;
-  const unsigned char h[8] = {1, type, 0, 1, static_cast<unsigned char>(body.size() >> 8),
-                              static_cast<unsigned char>(body.size() & 0xff),
-                              static_cast<unsigned char>(pad), 0};
-  out->append(reinterpret_cast<const char*>(h), 8);
-  out->append(body);
-  out->append(pad, '\0');
-}
-
-void PutNameValue(std::string* out, const std::string& name, const std::string& value) {
-  for (size_t n : {name.size(), value.size()}) {
-    if (n < 128) {
-      out->push_back(static_cast<char>(n));
-    } else {
-      const unsigned char b[4] = {static_cast<unsigned char>(0x80 | (n >> 24)),
-                                  static_cast<unsigned char>(n >> 16),
-                                  static_cast<unsigned char>(n >> 8),
-                                  static_cast<unsigned char>(n)};
-      out->append(reinterpret_cast<const char*>(b), 4);
-    }
-  }
-  *out += name;
-  *out += value;
-}
 
 // A whole FastCGI request in one buffer (sent with one write).
 std::string FcgiRequest(const std::string& method, const std::string& target, bool keep) {
   size_t q = target.find('?');
   std::string params;
-  PutNameValue(&params, "REQUEST_METHOD", method);
-  PutNameValue(&params, "REQUEST_URI", target);
-  PutNameValue(&params, "SCRIPT_NAME", target.substr(0, q));
-  PutNameValue(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
-  PutNameValue(&params, "SERVER_PROTOCOL", "HTTP/1.1");
-  PutNameValue(&params, "GATEWAY_INTERFACE", "CGI/1.1");
+  AppendFcgiParam(&params, "REQUEST_METHOD", method);
+  AppendFcgiParam(&params, "REQUEST_URI", target);
+  AppendFcgiParam(&params, "SCRIPT_NAME", target.substr(0, q));
+  AppendFcgiParam(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
+  AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
+  AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
   if (!g_opts.docroot.empty()) {
-    PutNameValue(&params, "SCRIPT_FILENAME", g_opts.docroot + target.substr(0, q));
+    AppendFcgiParam(&params, "SCRIPT_FILENAME", g_opts.docroot + target.substr(0, q));
   }
   std::string out;
   const char begin[8] = {0, 1, static_cast<char>(keep ? 1 : 0), 0, 0, 0, 0, 0};
-  PutRecord(&out, kBeginRequest, std::string(begin, 8));
-  PutRecord(&out, kParams, params);
-  PutRecord(&out, kParams, "");
-  PutRecord(&out, kStdin, "");
+  AppendFcgiRecord(&out, kFcgiBeginRequest, std::string(begin, 8));
+  AppendFcgiRecord(&out, kFcgiParams, params);
+  AppendFcgiRecord(&out, kFcgiParams, "");
+  AppendFcgiRecord(&out, kFcgiStdin, "");
   return out;
 }
 
@@ -334,8 +247,8 @@ bool ConsumeRecords(std::string* buf, std::string* stdout_data) {
     size_t len = (size_t{h[4]} << 8) | h[5];
     size_t total = 8 + len + h[6];
     if (buf->size() < total) return false;
-    if (h[1] == kStdout) stdout_data->append(*buf, 8, len);
-    bool end = h[1] == kEndRequest;
+    if (h[1] == kFcgiStdout) stdout_data->append(*buf, 8, len);
+    bool end = h[1] == kFcgiEndRequest;
     buf->erase(0, total);
     if (end) return true;
   }
@@ -393,7 +306,7 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    if (!SendAll(fd, request)) {
+    if (!WriteAll(fd, request)) {
       *error = ErrnoMessage("send to the backend");
       close(fd);
       return false;
@@ -401,7 +314,7 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
   } else {
     // A kept link: W starts at the exit of the request's first send.
     int64_t before = NowNs();
-    if (!SendAll(fd, request)) {
+    if (!WriteAll(fd, request)) {
       *error = ErrnoMessage("send on the kept link");
       close(fd);
       be->kept_fd = -1;
@@ -447,11 +360,6 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
 }
 
 // ---------------------------------------------------------------- HTTP
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // One request's log line, held until the request is final.
 struct LogRecord {
@@ -582,7 +490,7 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
       pos = next + 2;
     }
     if (bad) {
-      SendAll(c->fd, Reply("400 Bad Request", "", "", false, false));
+      WriteAll(c->fd, Reply("400 Bad Request", "", "", false, false));
       return false;
     }
     bool keep = version == "HTTP/1.1" ? connection.find("close") == std::string::npos
@@ -617,7 +525,7 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
       response = CgiToResponse(cgi, keep, method == "HEAD");
     }
     int64_t before_send = NowNs();
-    bool sent = SendAll(c->fd, response);
+    bool sent = WriteAll(c->fd, response);
     r.response_end = NowNs();
     r.response_slack_ns = r.response_end - before_send;
     c->pending = std::move(r);
@@ -706,10 +614,10 @@ void ServeResponderConn(int fd) {
         size_t total = 8 + len + h[6];
         if (buf.size() < total) break;
         std::string body = buf.substr(8, len);
-        if (h[1] == kBeginRequest && len >= 3) keep = (body[2] & 1) != 0;
-        if (h[1] == kParams && len == 0) params_done = true;
-        if (h[1] == kStdin && len == 0) stdin_done = true;
-        if (h[1] == kParams) {
+        if (h[1] == kFcgiBeginRequest && len >= 3) keep = (body[2] & 1) != 0;
+        if (h[1] == kFcgiParams && len == 0) params_done = true;
+        if (h[1] == kFcgiStdin && len == 0) stdin_done = true;
+        if (h[1] == kFcgiParams) {
           size_t i = 0, nl, vl;
           while (NameValueLength(body, &i, &nl) && NameValueLength(body, &i, &vl) &&
                  i + nl + vl <= body.size()) {
@@ -726,11 +634,11 @@ void ServeResponderConn(int fd) {
     if (auto v = QueryValue(query, "work_us")) work.us = std::strtoll(v->c_str(), nullptr, 10);
     DoWork(NowNs(), work);
     std::string reply;
-    PutRecord(&reply, kStdout, "Content-Type: text/plain\r\n\r\nok\n");
-    PutRecord(&reply, kStdout, "");
-    PutRecord(&reply, kEndRequest, std::string(8, '\0'));
+    AppendFcgiRecord(&reply, kFcgiStdout, "Content-Type: text/plain\r\n\r\nok\n");
+    AppendFcgiRecord(&reply, kFcgiStdout, "");
+    AppendFcgiRecord(&reply, kFcgiEndRequest, std::string(8, '\0'));
     int64_t before = NowNs();
-    bool sent = SendAll(fd, reply);
+    bool sent = WriteAll(fd, reply);
     int64_t end = NowNs();
     if (g_log_fd >= 0) {
       std::string line = std::to_string(start) + " " + std::to_string(end) + " " +

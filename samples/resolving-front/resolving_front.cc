@@ -57,6 +57,9 @@
 #include <string>
 #include <vector>
 
+#include "samples/common/fastcgi_records.h"
+#include "samples/common/sample_io.h"
+
 namespace reqcost::samples {
 namespace {
 
@@ -82,8 +85,6 @@ Options g_opts;
   std::fprintf(stderr, "reqcost-resolving-front: %s\n", message.c_str());
   std::exit(1);
 }
-
-std::string ErrnoMessage(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 void Usage() {
   std::fprintf(stderr,
@@ -183,19 +184,6 @@ bool WaitFor(int fd, short events) {
   }
 }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Appends what one read returns; false on EOF, error or timeout.
 bool ReadSome(int fd, std::string* buf) {
   if (!WaitFor(fd, POLLIN)) return false;
@@ -211,50 +199,6 @@ bool ReadSome(int fd, std::string* buf) {
 
 // ------------------------------------------------------------- FastCGI
 
-enum : uint8_t {
-  kFcgiBeginRequest = 1,
-  kFcgiEndRequest = 3,
-  kFcgiParams = 4,
-  kFcgiStdin = 5,
-  kFcgiStdout = 6,
-  kFcgiStderr = 7,
-};
-
-void AppendRecord(std::string* out, uint8_t type, const std::string& content) {
-  const uint16_t id = 1;
-  const size_t len = content.size();
-  const uint8_t pad = static_cast<uint8_t>((8 - len % 8) % 8);
-  const char header[8] = {1,
-                          static_cast<char>(type),
-                          static_cast<char>(id >> 8),
-                          static_cast<char>(id & 0xff),
-                          static_cast<char>(len >> 8),
-                          static_cast<char>(len & 0xff),
-                          static_cast<char>(pad),
-                          0};
-  out->append(header, 8);
-  out->append(content);
-  out->append(pad, '\0');
-}
-
-void AppendLength(std::string* out, size_t n) {
-  if (n < 128) {
-    out->push_back(static_cast<char>(n));
-    return;
-  }
-  out->push_back(static_cast<char>(((n >> 24) & 0x7f) | 0x80));
-  out->push_back(static_cast<char>((n >> 16) & 0xff));
-  out->push_back(static_cast<char>((n >> 8) & 0xff));
-  out->push_back(static_cast<char>(n & 0xff));
-}
-
-void AppendParam(std::string* out, const std::string& name, const std::string& value) {
-  AppendLength(out, name.size());
-  AppendLength(out, value.size());
-  out->append(name);
-  out->append(value);
-}
-
 // The whole FastCGI request (one write): BEGIN_REQUEST (responder, no
 // keep-conn), PARAMS, empty PARAMS, empty STDIN.
 std::string FcgiRequest(const std::string& method, const std::string& target) {
@@ -262,17 +206,17 @@ std::string FcgiRequest(const std::string& method, const std::string& target) {
   std::string path = target.substr(0, q);
   std::string query = q == std::string::npos ? "" : target.substr(q + 1);
   std::string params;
-  AppendParam(&params, "REQUEST_METHOD", method);
-  AppendParam(&params, "REQUEST_URI", target);
-  AppendParam(&params, "SCRIPT_NAME", path);
-  AppendParam(&params, "QUERY_STRING", query);
-  AppendParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
-  AppendParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
+  AppendFcgiParam(&params, "REQUEST_METHOD", method);
+  AppendFcgiParam(&params, "REQUEST_URI", target);
+  AppendFcgiParam(&params, "SCRIPT_NAME", path);
+  AppendFcgiParam(&params, "QUERY_STRING", query);
+  AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
+  AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
   std::string out;
-  AppendRecord(&out, kFcgiBeginRequest, std::string("\0\1\0\0\0\0\0\0", 8));
-  AppendRecord(&out, kFcgiParams, params);
-  AppendRecord(&out, kFcgiParams, "");
-  AppendRecord(&out, kFcgiStdin, "");
+  AppendFcgiRecord(&out, kFcgiBeginRequest, std::string("\0\1\0\0\0\0\0\0", 8));
+  AppendFcgiRecord(&out, kFcgiParams, params);
+  AppendFcgiRecord(&out, kFcgiParams, "");
+  AppendFcgiRecord(&out, kFcgiStdin, "");
   return out;
 }
 
