@@ -35,30 +35,6 @@ constexpr int kRequests = 200;
   ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
 
-struct Output {
-  int code = -1;
-  std::string out, err;
-  std::string out_path;
-};
-
-// Runs `reqcost args...` to completion (bounded).
-absl::StatusOr<Output> Reqcost(const TempDir& dir, std::vector<std::string> args) {
-  static int n = 0;
-  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
-  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
-  args.insert(args.begin(), REQCOST_BINARY);
-  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
-  if (!status.ok()) return status.status();
-  Output o;
-  o.code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
-  o.out = ReadFileToString(out).value_or("");
-  o.err = ReadFileToString(err).value_or("");
-  o.out_path = out;
-  return o;
-}
-
 // nginx + php-fpm on a unix socket; each ab run in `runs` (keep-alive or
 // not) recorded into `capture` by one `reqcost record`.
 class Stack {
@@ -173,7 +149,7 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   Keep(a, "close.cap");
   Keep(b, "keepalive.cap");
 
-  ASSERT_OK_AND_ASSIGN(cmp, Reqcost(dir, {"compare", a, b, "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", a, b, "--format", "json"}));
   ASSERT_EQ(cmp.code, 0) << cmp.err;
   json c = json::parse(cmp.out);
   SCOPED_TRACE(c["delta"].dump());
@@ -238,7 +214,7 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   EXPECT_NEAR(c["delta"]["server"]["mean_us"].get<double>(), b_server - a_server,
               1e-6);
 
-  ASSERT_OK_AND_ASSIGN(text, Reqcost(dir, {"compare", a, b}));
+  ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"compare", a, b}));
   ASSERT_EQ(text.code, 0) << text.err;
   // The verdict is the line before the closing note on drift.
   std::vector<std::string> lines = absl::StrSplit(text.out, '\n');
@@ -264,7 +240,7 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
 
   // The timeline of A: a request slice per complete request, nested.
   std::string trace_path = dir.File("trace.json");
-  ASSERT_OK_AND_ASSIGN(tl, Reqcost(dir, {"timeline", a, "-o", trace_path}));
+  ASSERT_OK_AND_ASSIGN(tl, RunReqcost(dir, {"timeline", a, "-o", trace_path}));
   ASSERT_EQ(tl.code, 0) << tl.err;
   EXPECT_THAT(tl.out, ::testing::HasSubstr("wrote"));
   struct stat st;
@@ -286,18 +262,18 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   Keep(trace_path, "trace.json");
 
   // It does not overwrite without --force.
-  ASSERT_OK_AND_ASSIGN(again, Reqcost(dir, {"timeline", a, "-o", trace_path}));
+  ASSERT_OK_AND_ASSIGN(again, RunReqcost(dir, {"timeline", a, "-o", trace_path}));
   EXPECT_EQ(again.code, 2);
   EXPECT_THAT(again.err, ::testing::HasSubstr("--force"));
   ASSERT_OK_AND_ASSIGN(forced,
-                       Reqcost(dir, {"timeline", a, "-o", trace_path, "--force"}));
+                       RunReqcost(dir, {"timeline", a, "-o", trace_path, "--force"}));
   EXPECT_EQ(forced.code, 0) << forced.err;
 
   // A bad capture: the same exit code as report.
   std::string bad = dir.File("bad.cap");
   ASSERT_TRUE(WriteStringToFile(bad, std::string("REQCOST\0garbage", 15)).ok());
-  ASSERT_OK_AND_ASSIGN(bad_cmp, Reqcost(dir, {"compare", a, bad}));
-  ASSERT_OK_AND_ASSIGN(bad_report, Reqcost(dir, {"report", bad}));
+  ASSERT_OK_AND_ASSIGN(bad_cmp, RunReqcost(dir, {"compare", a, bad}));
+  ASSERT_OK_AND_ASSIGN(bad_report, RunReqcost(dir, {"report", bad}));
   EXPECT_EQ(bad_cmp.code, 6);
   EXPECT_EQ(bad_cmp.code, bad_report.code);
   EXPECT_EQ(bad_cmp.err, bad_report.err);
@@ -313,7 +289,7 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
   Keep(mixed, "mixed.cap");
 
   ASSERT_OK_AND_ASSIGN(
-      j, Reqcost(dir, {"report", mixed, "--group-by", "client-conn", "--format",
+      j, RunReqcost(dir, {"report", mixed, "--group-by", "client-conn", "--format",
                        "json"}));
   ASSERT_EQ(j.code, 0) << j.err;
   json g = json::parse(j.out);
@@ -329,21 +305,21 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
   ASSERT_EQ(g["comparisons"].size(), 1u);
 
   ASSERT_OK_AND_ASSIGN(
-      t, Reqcost(dir, {"report", mixed, "--group-by", "client-conn"}));
+      t, RunReqcost(dir, {"report", mixed, "--group-by", "client-conn"}));
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_THAT(t.out, ::testing::HasSubstr("client new"));
   EXPECT_THAT(t.out, ::testing::HasSubstr("client reused"));
   Keep(t.out_path, "groups.txt");
   std::printf("%s", t.out.c_str());
 
-  ASSERT_OK_AND_ASSIGN(both, Reqcost(dir, {"report", mixed, "--group-by",
+  ASSERT_OK_AND_ASSIGN(both, RunReqcost(dir, {"report", mixed, "--group-by",
                                            "client-conn,backend-conn"}));
   EXPECT_EQ(both.code, 0) << both.err;
-  ASSERT_OK_AND_ASSIGN(unknown, Reqcost(dir, {"report", mixed, "--group-by", "pid"}));
+  ASSERT_OK_AND_ASSIGN(unknown, RunReqcost(dir, {"report", mixed, "--group-by", "pid"}));
   EXPECT_EQ(unknown.code, 2);
   EXPECT_THAT(unknown.err, ::testing::HasSubstr("client-conn"));
   // Recorded without a payload prefix: no request lines, said so.
-  ASSERT_OK_AND_ASSIGN(no_url, Reqcost(dir, {"report", mixed, "--group-by", "url"}));
+  ASSERT_OK_AND_ASSIGN(no_url, RunReqcost(dir, {"report", mixed, "--group-by", "url"}));
   EXPECT_EQ(no_url.code, 2);
   EXPECT_THAT(no_url.err, ::testing::HasSubstr("--payload 64"));
 }
@@ -377,7 +353,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
   Keep(cap, "urls.cap");
 
   ASSERT_OK_AND_ASSIGN(
-      j, Reqcost(dir, {"report", cap, "--group-by", "url", "--format", "json"}));
+      j, RunReqcost(dir, {"report", cap, "--group-by", "url", "--format", "json"}));
   ASSERT_EQ(j.code, 0) << j.err;
   json g = json::parse(j.out);
   EXPECT_EQ(g["schema"], "reqcost.compare-groups/3");
@@ -397,7 +373,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
 
   // --top 1: the other URL is "other", nothing lost.
   ASSERT_OK_AND_ASSIGN(
-      top, Reqcost(dir, {"report", cap, "--group-by", "url", "--top", "1",
+      top, RunReqcost(dir, {"report", cap, "--group-by", "url", "--top", "1",
                          "--format", "json"}));
   ASSERT_EQ(top.code, 0) << top.err;
   json t = json::parse(top.out);
@@ -408,7 +384,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
                 t["groups"][1]["report"]["requests"]["complete"].get<int>(),
             100);
 
-  ASSERT_OK_AND_ASSIGN(text, Reqcost(dir, {"report", cap, "--group-by", "url"}));
+  ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"report", cap, "--group-by", "url"}));
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_THAT(text.out, ::testing::HasSubstr("requests by url"));
   EXPECT_THAT(text.out, ::testing::HasSubstr("/sleep.php"));
@@ -417,7 +393,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
 
   // One nginx worker serves them all; php-fpm's two children share them.
   ASSERT_OK_AND_ASSIGN(
-      srv, Reqcost(dir, {"report", cap, "--group-by", "process", "--format",
+      srv, RunReqcost(dir, {"report", cap, "--group-by", "process", "--format",
                          "json"}));
   ASSERT_EQ(srv.code, 0) << srv.err;
   json s = json::parse(srv.out);
@@ -427,7 +403,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
   EXPECT_THAT(s["groups"][0]["label"].get<std::string>(),
               ::testing::StartsWith("nginx "));
   ASSERT_OK_AND_ASSIGN(
-      be, Reqcost(dir, {"report", cap, "--group-by", "backend-process",
+      be, RunReqcost(dir, {"report", cap, "--group-by", "backend-process",
                         "--format", "json"}));
   ASSERT_EQ(be.code, 0) << be.err;
   json b = json::parse(be.out);

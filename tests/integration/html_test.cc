@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/html/page_checks.h"
 #include "tests/integration/profiled_run.h"
+#include "tests/integration/reqcost_run.h"
 #include "tests/support/browser.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -38,31 +39,6 @@ constexpr int kSlowest = 5;
   auto lhs##_or = (expr);                          \
   ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs `reqcost args...` to completion (bounded).
-absl::StatusOr<Output> Reqcost(const TempDir& dir, std::vector<std::string> args) {
-  static int n = 0;
-  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
-  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
-  args.insert(args.begin(), REQCOST_BINARY);
-  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
-  if (!status.ok()) {
-    (void)p->Stop(absl::Seconds(2));
-    return status.status();
-  }
-  Output o;
-  o.code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
-  o.out = ReadFileToString(out).value_or("");
-  o.err = ReadFileToString(err).value_or("");
-  return o;
-}
 
 // The JSON a page embeds (its <script id="reqcost-data">).
 absl::StatusOr<json> PageData(const std::string& html_path) {
@@ -152,7 +128,7 @@ std::string* HtmlIntegrationTest::setup_error_ = nullptr;
 
 TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
   const std::string html = dir_->File("report.html");
-  ASSERT_OK_AND_ASSIGN(run, Reqcost(*dir_, {"report", *capture_a_, "--html", html, "--slowest",
+  ASSERT_OK_AND_ASSIGN(run, RunReqcost(*dir_, {"report", *capture_a_, "--html", html, "--slowest",
                                             std::to_string(kSlowest), "--force"}));
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_THAT(run.err, HasSubstr("wrote " + html));
@@ -162,7 +138,7 @@ TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   // The page carries exactly what --format json prints.
-  ASSERT_OK_AND_ASSIGN(js, Reqcost(*dir_, {"report", *capture_a_, "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(js, RunReqcost(*dir_, {"report", *capture_a_, "--format", "json"}));
   ASSERT_EQ(js.code, 0) << js.err;
   json report = json::parse(js.out);
   ASSERT_OK_AND_ASSIGN(data, PageData(html));
@@ -202,10 +178,10 @@ TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
 
 TEST_F(HtmlIntegrationTest, ComparePageShowsTheJsonComparisonSideBySide) {
   const std::string html = dir_->File("compare.html");
-  ASSERT_OK_AND_ASSIGN(run, Reqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--html", html,
+  ASSERT_OK_AND_ASSIGN(run, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--html", html,
                                             "--slowest", "3", "--force"}));
   ASSERT_EQ(run.code, 0) << run.err;
-  ASSERT_OK_AND_ASSIGN(js, Reqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--format",
+  ASSERT_OK_AND_ASSIGN(js, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--format",
                                            "json"}));
   ASSERT_EQ(js.code, 0) << js.err;
   json c = json::parse(js.out);
@@ -225,41 +201,41 @@ TEST_F(HtmlIntegrationTest, ComparePageShowsTheJsonComparisonSideBySide) {
 TEST_F(HtmlIntegrationTest, OutputPathsThatCannotBeWrittenExitAsDocumented) {
   const std::string& cap = *capture_a_;
   // A directory that does not exist: exit 1 before any work, nothing left.
-  ASSERT_OK_AND_ASSIGN(missing, Reqcost(*dir_, {"report", cap, "--html",
+  ASSERT_OK_AND_ASSIGN(missing, RunReqcost(*dir_, {"report", cap, "--html",
                                                 dir_->File("no/such/dir/r.html")}));
   EXPECT_EQ(missing.code, 1);
   EXPECT_THAT(missing.err, HasSubstr("create " + dir_->File("no/such/dir/r.html") +
                                      ": No such file or directory"));
   EXPECT_TRUE(missing.out.empty()) << "worked before failing: " << missing.out;
   // Under a regular file: exit 1.
-  ASSERT_OK_AND_ASSIGN(notdir, Reqcost(*dir_, {"compare", cap, cap, "--html", cap + "/c.html"}));
+  ASSERT_OK_AND_ASSIGN(notdir, RunReqcost(*dir_, {"compare", cap, cap, "--html", cap + "/c.html"}));
   EXPECT_EQ(notdir.code, 1);
   EXPECT_THAT(notdir.err, HasSubstr(": Not a directory"));
   // An existing file: exit 2 and untouched, unless --force.
   const std::string existing = dir_->File("existing.html");
   ASSERT_TRUE(WriteStringToFile(existing, "keep me").ok());
-  ASSERT_OK_AND_ASSIGN(exists, Reqcost(*dir_, {"report", cap, "--html", existing}));
+  ASSERT_OK_AND_ASSIGN(exists, RunReqcost(*dir_, {"report", cap, "--html", existing}));
   EXPECT_EQ(exists.code, 2);
   EXPECT_THAT(exists.err, HasSubstr("already exists; remove it, choose another path or pass "
                                     "--force to replace it"));
   EXPECT_EQ(ReadFileToString(existing).value_or(""), "keep me");
-  ASSERT_OK_AND_ASSIGN(forced, Reqcost(*dir_, {"report", cap, "--html", existing, "--force"}));
+  ASSERT_OK_AND_ASSIGN(forced, RunReqcost(*dir_, {"report", cap, "--html", existing, "--force"}));
   EXPECT_EQ(forced.code, 0) << forced.err;
   EXPECT_THAT(ReadFileToString(existing).value_or(""), HasSubstr("<!DOCTYPE html>"));
   // A bad capture: its own exit code (6), and no page left behind.
   const std::string bad = dir_->File("bad.cap");
   ASSERT_TRUE(WriteStringToFile(bad, "not a capture").ok());
   const std::string never = dir_->File("never.html");
-  ASSERT_OK_AND_ASSIGN(bad_run, Reqcost(*dir_, {"report", bad, "--html", never}));
+  ASSERT_OK_AND_ASSIGN(bad_run, RunReqcost(*dir_, {"report", bad, "--html", never}));
   EXPECT_EQ(bad_run.code, 6);
   struct stat st;
   EXPECT_NE(stat(never.c_str(), &st), 0) << "a failed run left " << never;
   // Flags out of range or that do not go together: exit 2.
-  ASSERT_OK_AND_ASSIGN(grouped, Reqcost(*dir_, {"report", cap, "--html", never, "--group-by",
+  ASSERT_OK_AND_ASSIGN(grouped, RunReqcost(*dir_, {"report", cap, "--html", never, "--group-by",
                                                 "client-conn"}));
   EXPECT_EQ(grouped.code, 2);
   EXPECT_THAT(grouped.err, HasSubstr("--html draws the whole capture"));
-  ASSERT_OK_AND_ASSIGN(many, Reqcost(*dir_, {"report", cap, "--html", never, "--slowest",
+  ASSERT_OK_AND_ASSIGN(many, RunReqcost(*dir_, {"report", cap, "--html", never, "--slowest",
                                              "1001"}));
   EXPECT_EQ(many.code, 2);
 }

@@ -70,6 +70,35 @@ class ReqcostRun {
   std::optional<Subprocess> process_;
 };
 
+// What a `reqcost` command that ran to its end printed.
+struct ReqcostOutput {
+  int code = -1;  // exit code, or 128 + signal
+  std::string out, err;
+  std::string out_path;
+};
+
+// Runs `reqcost args...` to completion, in at most 60 s (stopped if not).
+inline absl::StatusOr<ReqcostOutput> RunReqcost(const TempDir& dir,
+                                                std::vector<std::string> args) {
+  static int n = 0;
+  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
+  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
+  args.insert(args.begin(), REQCOST_BINARY);
+  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
+  if (!status.ok()) {
+    (void)p->Stop(absl::Seconds(2));
+    return status.status();
+  }
+  ReqcostOutput o;
+  o.code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  o.out = ReadFileToString(out).value_or("");
+  o.err = ReadFileToString(err).value_or("");
+  o.out_path = out;
+  return o;
+}
+
 }  // namespace reqcost::testing
 
 #endif  // REQCOST_TESTS_INTEGRATION_REQCOST_RUN_H_
