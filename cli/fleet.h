@@ -11,8 +11,8 @@
 
 #include "absl/status/status.h"
 #include "cli/pipeline.h"
-#include "exporters/metrics.h"
-#include "exporters/span_exporter.h"
+#include "cli/exporters/metrics.h"
+#include "cli/exporters/span_exporter.h"
 
 namespace reqcost::cli {
 

@@ -27,8 +27,8 @@
 #include "analyzers/profiler.h"
 #include "collector/decoder.h"
 #include "collector/event.h"
-#include "exporters/metrics.h"
-#include "exporters/span_exporter.h"
+#include "cli/exporters/metrics.h"
+#include "cli/exporters/span_exporter.h"
 #include "reqcost.h"
 #include "tests/bench/synthetic_stack.h"
 

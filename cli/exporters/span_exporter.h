@@ -8,8 +8,8 @@
 // Nothing is dropped silently: a request that finds the queue full, a batch
 // the endpoint still refuses after its retries and what is left when the
 // exit deadline passes are counted in Stats, which the caller prints.
-#ifndef REQCOST_EXPORTERS_SPAN_EXPORTER_H_
-#define REQCOST_EXPORTERS_SPAN_EXPORTER_H_
+#ifndef REQCOST_CLI_EXPORTERS_SPAN_EXPORTER_H_
+#define REQCOST_CLI_EXPORTERS_SPAN_EXPORTER_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -109,4 +109,4 @@ class SpanExporter {
 
 }  // namespace reqcost::exporters
 
-#endif  // REQCOST_EXPORTERS_SPAN_EXPORTER_H_
+#endif  // REQCOST_CLI_EXPORTERS_SPAN_EXPORTER_H_

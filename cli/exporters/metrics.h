@@ -6,8 +6,8 @@
 // values, kMaxServers `server` values and kMaxReasons incomplete `reason`
 // values; the ones past a cap are reported as "other" and counted in
 // reqcost_label_overflow_total{label}.
-#ifndef REQCOST_EXPORTERS_METRICS_H_
-#define REQCOST_EXPORTERS_METRICS_H_
+#ifndef REQCOST_CLI_EXPORTERS_METRICS_H_
+#define REQCOST_CLI_EXPORTERS_METRICS_H_
 
 #include <array>
 #include <atomic>
@@ -175,4 +175,4 @@ class MetricsFile {
 
 }  // namespace reqcost::exporters
 
-#endif  // REQCOST_EXPORTERS_METRICS_H_
+#endif  // REQCOST_CLI_EXPORTERS_METRICS_H_

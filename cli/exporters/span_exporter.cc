@@ -1,4 +1,4 @@
-#include "exporters/span_exporter.h"
+#include "cli/exporters/span_exporter.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

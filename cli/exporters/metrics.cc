@@ -1,4 +1,4 @@
-#include "exporters/metrics.h"
+#include "cli/exporters/metrics.h"
 
 #include <fcntl.h>
 #include <unistd.h>
