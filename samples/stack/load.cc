@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "samples/stack/process.h"
 #include "samples/stack/status_macros.h"
 
@@ -281,6 +282,17 @@ absl::StatusOr<std::vector<BackendLogEntry>> ReadBackendLog(const std::string& p
   if (access(path.c_str(), F_OK) != 0) return std::vector<BackendLogEntry>{};
   REQCOST_TS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   return ParseBackendLog(text);
+}
+
+absl::StatusOr<std::vector<BackendLogEntry>> WaitForBackendLog(const std::string& path,
+                                                               size_t n,
+                                                               absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<std::vector<BackendLogEntry>> log = ReadBackendLog(path);
+    if (!log.ok() || log->size() >= n || absl::Now() >= deadline) return log;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
 }
 
 absl::StatusOr<std::vector<PhpFpmAccessEntry>> ParsePhpFpmAccessLog(absl::string_view text) {

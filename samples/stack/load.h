@@ -91,6 +91,12 @@ struct BackendLogEntry {
 absl::StatusOr<std::vector<BackendLogEntry>> ParseBackendLog(absl::string_view text);
 // Reads and parses a --log file (a missing file is an empty log).
 absl::StatusOr<std::vector<BackendLogEntry>> ReadBackendLog(const std::string& path);
+// Reads the log until it holds `n` entries or `timeout` passed, and returns
+// what it holds then: the backend writes a request's line after its reply,
+// so a client that has its response may not see the line yet.
+absl::StatusOr<std::vector<BackendLogEntry>> WaitForBackendLog(const std::string& path,
+                                                               size_t n,
+                                                               absl::Duration timeout);
 
 // One line of the php-fpm access log written with samples/php-fpm's
 // access.format = "%{micro}d %p %m %r%Q%q %s".

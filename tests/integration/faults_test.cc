@@ -658,7 +658,14 @@ TEST(FaultsTest, SmallestRingBufferDropsAreCountedAndNoRequestIsMisattributed) {
   EXPECT_GT(loss.reasons["events dropped"], 0);
   EXPECT_GT(c.incomplete, 0) << "drops but every request complete";
   EXPECT_GT(c.complete, 20) << "too few complete requests to check";
-  EXPECT_LE(static_cast<int>(loss.requests.size()), loss.total);
+  // No request is invented: the complete ones are at most those made. A
+  // request cut by a drop window can show as two incomplete pieces (the
+  // events before the window and those after it), so with those counted
+  // the seen requests may exceed the made ones by the pieces (once in a
+  // CPU-hog CI run: 248 seen of 247, 21 incomplete for drops).
+  EXPECT_LE(c.complete, loss.total);
+  EXPECT_LE(static_cast<int>(loss.requests.size()),
+            loss.total + loss.reasons["events dropped"]);
   EXPECT_EQ(loss.errors, 0);
   uint64_t notified = 0;
   for (const collector::DropNotice& d : loss.capture.drops) notified += d.count;

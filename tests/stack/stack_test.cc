@@ -296,7 +296,9 @@ TEST_P(NginxFcgiBackendTest, AbWithAndWithoutKeepAliveMatchesTheBackendLog) {
                 GetParam().c_str(), kRequests, kConcurrency, keepalive ? " -k" : "",
                 ab.requests_per_s, ab.time_per_request_ms);
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log, ReadBackendLog(backend.request_log()));
+  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log,
+                       WaitForBackendLog(backend.request_log(), 2 * kRequests + 1,
+                                         absl::Seconds(10)));
   EXPECT_THAT(log, SizeIs(2 * kRequests + 1));
   std::vector<BackendLogEntry> work = Matching(log, "work_us=20000");
   ASSERT_THAT(work, SizeIs(2 * kRequests));
@@ -385,7 +387,9 @@ TEST(NginxKeepConnTest, FastcgiKeepConnReusesBackendConnections) {
     max_reqs = std::max(max_reqs, std::stoi(r.headers["x-backend-conn-reqs"]));
   }
   EXPECT_GT(max_reqs, 1) << "nginx did not reuse a FastCGI connection";
-  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log, ReadBackendLog(backend.request_log()));
+  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log,
+                       WaitForBackendLog(backend.request_log(), kRequests + 3,
+                                         absl::Seconds(10)));
   EXPECT_THAT(log, SizeIs(kRequests + 3));
 
   ASSERT_OK_AND_ASSIGN(AbResult php, RunAb({.url = nginx.Url("/sleep.php?us=1000"),
@@ -444,7 +448,10 @@ TEST_P(NginxProxyTest, ProxyPassToTheBackendInHttpMode) {
   } else {
     EXPECT_EQ(max_reqs, 1);
   }
-  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log, ReadBackendLog(backend.request_log()));
+  // The 20 ms requests and the two after them.
+  ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log,
+                       WaitForBackendLog(backend.request_log(), kRequests + 2,
+                                         absl::Seconds(10)));
   std::vector<BackendLogEntry> work = Matching(log, "work_us=20000");
   ASSERT_THAT(work, SizeIs(kRequests));
   EXPECT_THAT(work[0].uri, HasSubstr("/proxy/p?work_us=20000"));
