@@ -19,6 +19,8 @@ namespace {
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::FcgiRecord;
 using ::reqcost::analyzers::test_support::RunStream;
+using ::reqcost::analyzers::test_support::OneFastCgiRequest;
+using ::reqcost::analyzers::test_support::OneRequestOptions;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -38,21 +40,13 @@ constexpr int64_t kOffset = 1'700'000'000'000'000'000;  // mono -> wall
 // (connect's path captured), which accepts after 20 us (queue) and works
 // 20 ms; the payload shows the request line and FastCGI.
 StreamBuilder UnixFastCgiRequest() {
-  StreamBuilder s;
-  s.Accept(kNginx, 8, 0, 10, TcpSock(8080, 50123))
-      .Read(kNginx, 8, 50, 60, 120, "GET /index.php?x=1 HTTP/1.1\r\n")
-      .Connect(kNginx, 9, 100, 110, UnixSock(0xA1, 0xB1));
-  s.events().back().flags |= SyscallEvent::kPeerPath;
-  s.events().back().payload = std::string("/run/php/fpm.sock") + '\0';
-  s.Write(kNginx, 9, 120, 140, 500, FcgiRecord(1, 1, 8))
-      .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
-      .Read(kPhp, 4, 150, 160, 500)
-      .Write(kPhp, 4, 20160, 20170, 300, "", Syscall::kWrite)
-      .Close(kPhp, 4, 20200, 20205)
-      .Read(kNginx, 9, 20180, 20190, 300)
-      .Close(kNginx, 9, 20210, 20215)
-      .Write(kNginx, 8, 20220, 20240, 350)
-      .Close(kNginx, 8, 20300, 20305);
+  OneRequestOptions o;
+  o.client = TcpSock(8080, 50123);
+  o.send_payload = FcgiRecord(1, 1, 8);
+  StreamBuilder s = OneFastCgiRequest(o);
+  SyscallEvent& connect = s.events()[2];
+  connect.flags |= SyscallEvent::kPeerPath;
+  connect.payload = std::string("/run/php/fpm.sock") + '\0';
   return s;
 }
 

@@ -23,6 +23,8 @@ using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::FcgiRecord;
 using ::reqcost::analyzers::test_support::RunStream;
 using ::reqcost::analyzers::test_support::RunEvents;
+using ::reqcost::analyzers::test_support::OneFastCgiRequest;
+using ::reqcost::analyzers::test_support::OneRequestOptions;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -195,32 +197,9 @@ TEST(ProfilerTest, AcceptWithoutSeenEnterAddsNoAcceptTime) {
 // --------------------------------------------------------------------------
 // One request with a new backend connection.
 
-struct BackendStreamOptions {
-  SocketId link = UnixSock(0xA1, 0xB1);
-  SocketId side = UnixSock(0xB1, 0xA1);
-  bool traced_backend = true;
-  double accept_exit = 130;  // the backend's accept of the link
-};
-
 // nginx accepts a client, connects to php-fpm, which works 20 ms.
-StreamBuilder OneBackendRequest(const BackendStreamOptions& o = {}) {
-  StreamBuilder s;
-  s.Accept(kNginx, 8, 0, 10)
-      .Read(kNginx, 8, 50, 60, 120, "GET /index.php?x=1 HTTP/1.1\r\n")
-      .Connect(kNginx, 9, 100, 110, o.link)
-      .Write(kNginx, 9, 120, 140, 500);
-  double d = o.accept_exit - 130;  // the backend's delay
-  if (o.traced_backend) {
-    s.Add(Syscall::kAccept, kPhp, 0, 4, -1, o.accept_exit, o.side)
-        .Read(kPhp, 4, 150 + d, 160 + d, 500)
-        .Write(kPhp, 4, 20160 + d, 20170 + d, 300, "", Syscall::kWrite)
-        .Close(kPhp, 4, 20200 + d, 20205 + d);
-  }
-  s.Read(kNginx, 9, 20180 + d, 20190 + d, 300)
-      .Close(kNginx, 9, 20210 + d, 20215 + d)
-      .Write(kNginx, 8, 20220 + d, 20240 + d, 350)
-      .Close(kNginx, 8, 20300 + d, 20305 + d);
-  return s;
+StreamBuilder OneBackendRequest(const OneRequestOptions& o = {}) {
+  return OneFastCgiRequest(o);
 }
 
 TEST(ProfilerTest, UnixBackendPairedBySockAndPeerIsMeasured) {
@@ -245,7 +224,7 @@ TEST(ProfilerTest, UnixBackendPairedBySockAndPeerIsMeasured) {
 // whose stamps are its own, it is the common order): paired late, the
 // accept is still the backend's, not a client's.
 TEST(ProfilerTest, BackendAcceptEndingBeforeTheConnectIsTheBackendSide) {
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.accept_exit = 105;  // the connect ends at 110
   auto requests = RunStream(OneBackendRequest(o));
   ASSERT_THAT(requests, SizeIs(1));
@@ -323,7 +302,7 @@ TEST(ProfilerTest, KeptLinkSendStampedAfterTheBackendReadItIsStillMeasured) {
 }
 
 TEST(ProfilerTest, TcpBackendPairedByMirroredTupleIsMeasured) {
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.link = TcpSock(40000, 9000, 0x11);
   o.side = TcpSock(9000, 40000, 0x22);
   auto requests = RunStream(OneBackendRequest(o));
@@ -334,7 +313,7 @@ TEST(ProfilerTest, TcpBackendPairedByMirroredTupleIsMeasured) {
 }
 
 TEST(ProfilerTest, TcpEndsThatDoNotMirrorAreNotPaired) {
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.link = TcpSock(40000, 9000);
   o.side = TcpSock(9000, 40001);  // another client's connection
   auto requests = RunStream(OneBackendRequest(o));
@@ -347,7 +326,7 @@ TEST(ProfilerTest, TcpEndsThatDoNotMirrorAreNotPaired) {
 }
 
 TEST(ProfilerTest, UntracedBackendIsInferredFromTheServerSide) {
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.traced_backend = false;
   auto requests = RunStream(OneBackendRequest(o));
   ASSERT_THAT(requests, SizeIs(1));
@@ -359,7 +338,7 @@ TEST(ProfilerTest, UntracedBackendIsInferredFromTheServerSide) {
 }
 
 TEST(ProfilerTest, QueueIsTheWaitForTheBackendsAccept) {
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.accept_exit = 5000;  // the pool was busy for ~4.9 ms
   auto requests = RunStream(OneBackendRequest(o));
   ASSERT_THAT(requests, SizeIs(1));
@@ -1066,7 +1045,7 @@ TEST(ProfilerTest, RequestRecordsItsExchangeAndBackendSpans) {
   EXPECT_THAT(r.exchange_end_ns, Eq(At(20190)));
   EXPECT_THAT(r.backend_start_ns, Eq(At(160)));
   EXPECT_THAT(r.backend_end_ns, Eq(At(20170)));
-  BackendStreamOptions o;
+  OneRequestOptions o;
   o.traced_backend = false;
   auto inferred = RunStream(OneBackendRequest(o));
   ASSERT_THAT(inferred, SizeIs(1));

@@ -126,6 +126,44 @@ class StreamBuilder {
   std::vector<SyscallEvent> events_;
 };
 
+// The request most profiler tests start from (times in µs): nginx
+// (`server`) accepts a client and reads its request line, connects to
+// php-fpm (`backend`) and sends the request; php-fpm accepts, reads, works
+// 20 ms, replies and closes; nginx reads the reply, closes the link,
+// answers and closes the client. T = 20205, server 115, transport 80,
+// backend 20010, queue 20.
+struct OneRequestOptions {
+  uint32_t server = 100;
+  uint32_t backend = 200;
+  SocketId client = TcpSock(80, 50000);
+  SocketId link = UnixSock(0xA1, 0xB1);  // nginx's end
+  SocketId side = UnixSock(0xB1, 0xA1);  // php-fpm's end
+  std::string send_payload;              // nginx's send to php-fpm
+  double send_exit = 140;                // the end of that send
+  bool traced_backend = true;            // php-fpm's calls in the stream
+  double accept_exit = 130;  // php-fpm's accept; a later one delays the rest
+};
+
+inline StreamBuilder OneFastCgiRequest(const OneRequestOptions& o = {}) {
+  StreamBuilder s;
+  s.Accept(o.server, 8, 0, 10, o.client)
+      .Read(o.server, 8, 50, 60, 120, "GET /index.php?x=1 HTTP/1.1\r\n")
+      .Connect(o.server, 9, 100, 110, o.link)
+      .Write(o.server, 9, 120, o.send_exit, 500, o.send_payload);
+  const double d = o.accept_exit - 130;
+  if (o.traced_backend) {
+    s.Add(Syscall::kAccept, o.backend, 0, 4, -1, o.accept_exit, o.side)
+        .Read(o.backend, 4, 150 + d, 160 + d, 500)
+        .Write(o.backend, 4, 20160 + d, 20170 + d, 300, "", Syscall::kWrite)
+        .Close(o.backend, 4, 20200 + d, 20205 + d);
+  }
+  s.Read(o.server, 9, 20180 + d, 20190 + d, 300)
+      .Close(o.server, 9, 20210 + d, 20215 + d)
+      .Write(o.server, 8, 20220 + d, 20240 + d, 350)
+      .Close(o.server, 8, 20300 + d, 20305 + d);
+  return s;
+}
+
 // Feeds `events` (in the given order) to `profiler`, finishes, and returns
 // every request in finalization order.
 inline std::vector<Request> RunEvents(Profiler& profiler,

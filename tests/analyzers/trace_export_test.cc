@@ -24,6 +24,8 @@ namespace {
 using ::nlohmann::json;
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::RunEvents;
+using ::reqcost::analyzers::test_support::OneFastCgiRequest;
+using ::reqcost::analyzers::test_support::OneRequestOptions;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TraceNestingErrors;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -42,20 +44,9 @@ const std::vector<ProcessEntry> kProcesses = {
 // nginx accepts, connects to php-fpm (which works 20 ms), answers, closes.
 // `send_exit`: the end of nginx's send to php-fpm.
 StreamBuilder MeasuredRequest(double send_exit = 140) {
-  StreamBuilder s;
-  s.Accept(kNginx, 8, 0, 10)
-      .Read(kNginx, 8, 50, 60, 120, "GET /index.php?x=1 HTTP/1.1\r\n")
-      .Connect(kNginx, 9, 100, 110, UnixSock(0xA1, 0xB1))
-      .Write(kNginx, 9, 120, send_exit, 500)
-      .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
-      .Read(kPhp, 4, 150, 160, 500)
-      .Write(kPhp, 4, 20160, 20170, 300, "", Syscall::kWrite)
-      .Close(kPhp, 4, 20200, 20205)
-      .Read(kNginx, 9, 20180, 20190, 300)
-      .Close(kNginx, 9, 20210, 20215)
-      .Write(kNginx, 8, 20220, 20240, 350)
-      .Close(kNginx, 8, 20300, 20305);
-  return s;
+  OneRequestOptions o;
+  o.send_exit = send_exit;
+  return OneFastCgiRequest(o);
 }
 
 std::vector<Request> Requests(const StreamBuilder& s) {
