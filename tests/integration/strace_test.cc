@@ -230,10 +230,10 @@ struct FpmRequestInLog {
   double first_read_end = -1;
   double clock_end = -1;
   double reply_end = -1;
+  double fpm_us = -1;  // php-fpm's own clock for it (its access-log line)
   double head_us() const { return 1e6 * (first_read_end - clock_start); }
   double tail_us() const { return 1e6 * (reply_end - clock_end); }
   double backend_us() const { return 1e6 * (reply_end - first_read_end); }
-  double fpm_us = -1;  // php-fpm's own clock for it (its access-log line)
 };
 
 // A line of an strace log: the thread, the time (-ttt or -tt) and the rest.
@@ -277,6 +277,10 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
     double pending_ts = 0;
     bool pending_on_socket = false;
   };
+  auto on_socket = [](absl::string_view args) {  // -yy's annotation
+    return absl::StrContains(args, "<UNIX-STREAM:[") || absl::StrContains(args, "<UNIX:[") ||
+           absl::StrContains(args, "<TCP:[") || absl::StrContains(args, "<TCPv6:[");
+  };
   std::map<std::string, Thread> threads;
   std::vector<FpmRequestInLog> done;
   for (const std::string& file : files) {
@@ -290,10 +294,6 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
       absl::string_view rest;
       if (!SplitStraceLine(line, suffix, &pid, &ts, &rest)) continue;
       Thread& t = threads[pid];
-      auto on_socket = [](absl::string_view args) {
-        return absl::StrContains(args, "<UNIX-STREAM:[") || absl::StrContains(args, "<UNIX:[") ||
-               absl::StrContains(args, "<TCP:[") || absl::StrContains(args, "<TCPv6:[");
-      };
       // The call's name, start, end (-T from its start) and socket.
       std::string name;
       double start = ts;
