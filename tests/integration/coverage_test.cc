@@ -117,19 +117,14 @@ absl::StatusOr<std::string> Exchange(int port, const std::string& request) {
 
 // `reqcost report CAPTURE` (the text summary), bounded.
 absl::StatusOr<std::string> ReportText(const std::string& capture) {
-  absl::StatusOr<Subprocess> p = Subprocess::Start({REQCOST_BINARY, "report", capture},
-                                                   capture + ".txt", capture + ".txt.err");
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(30));
-  if (!status.ok()) {
-    (void)p->Stop(absl::Seconds(2));
-    return status.status();
-  }
-  if (*status != 0) {
-    return absl::InternalError(absl::StrCat("reqcost report: ", DescribeWaitStatus(*status), " ",
+  absl::StatusOr<ReqcostOutput> r =
+      RunReqcostTo({"report", capture}, capture + ".txt", capture + ".txt.err", absl::Seconds(30));
+  if (!r.ok()) return r.status();
+  if (r->code != 0) {
+    return absl::InternalError(absl::StrCat("reqcost report exited ", r->code, ": ",
                                             FileTail(capture + ".txt.err")));
   }
-  return ReadFileToString(capture + ".txt");
+  return r->out;
 }
 
 int CountOf(const std::string& text, const std::string& what) {

@@ -65,24 +65,16 @@ inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<
 // The requests of a capture, one object each (reqcost report CAP --requests
 // --format jsonl).
 inline absl::StatusOr<std::vector<nlohmann::json>> ReplayRequests(const std::string& capture) {
-  std::string out = capture + ".jsonl";
-  absl::StatusOr<Subprocess> p = Subprocess::Start(
-      {REQCOST_BINARY, "report", capture, "--requests", "--format", "jsonl"}, out,
-      capture + ".err");
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(30));
-  if (!status.ok()) {
-    (void)p->Stop(absl::Seconds(2));
-    return status.status();
+  absl::StatusOr<ReqcostOutput> r =
+      RunReqcostTo({"report", capture, "--requests", "--format", "jsonl"}, capture + ".jsonl",
+                   capture + ".err", absl::Seconds(30));
+  if (!r.ok()) return r.status();
+  if (r->code != 0) {
+    return absl::InternalError(
+        absl::StrCat("reqcost report exited ", r->code, ": ", FileTail(capture + ".err")));
   }
-  if (*status != 0) {
-    return absl::InternalError(absl::StrCat("reqcost report: ", DescribeWaitStatus(*status), " ",
-                                            FileTail(capture + ".err")));
-  }
-  absl::StatusOr<std::string> text = ReadFileToString(out);
-  if (!text.ok()) return text.status();
   std::vector<nlohmann::json> requests;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line : absl::StrSplit(r->out, '\n', absl::SkipEmpty())) {
     try {
       requests.push_back(nlohmann::json::parse(line));
     } catch (const nlohmann::json::exception& e) {

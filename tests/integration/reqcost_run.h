@@ -77,16 +77,15 @@ struct ReqcostOutput {
   std::string out_path;
 };
 
-// Runs `reqcost args...` to completion, in at most 60 s (stopped if not).
-inline absl::StatusOr<ReqcostOutput> RunReqcost(const TempDir& dir,
-                                                std::vector<std::string> args) {
-  static int n = 0;
-  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
-  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
+// Runs `reqcost args...` to completion with its output in the files `out`
+// and `err`, in at most `timeout` (stopped if not).
+inline absl::StatusOr<ReqcostOutput> RunReqcostTo(std::vector<std::string> args,
+                                                  const std::string& out, const std::string& err,
+                                                  absl::Duration timeout = absl::Seconds(60)) {
   args.insert(args.begin(), REQCOST_BINARY);
   absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
   if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(60));
+  absl::StatusOr<int> status = p->WaitForExit(timeout);
   if (!status.ok()) {
     (void)p->Stop(absl::Seconds(2));
     return status.status();
@@ -97,6 +96,15 @@ inline absl::StatusOr<ReqcostOutput> RunReqcost(const TempDir& dir,
   o.err = ReadFileToString(err).value_or("");
   o.out_path = out;
   return o;
+}
+
+// Runs `reqcost args...` to completion, output in `dir`, in at most 60 s.
+inline absl::StatusOr<ReqcostOutput> RunReqcost(const TempDir& dir,
+                                                std::vector<std::string> args) {
+  static int n = 0;
+  std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
+  std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
+  return RunReqcostTo(std::move(args), out, err);
 }
 
 }  // namespace reqcost::testing
