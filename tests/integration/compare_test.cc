@@ -331,7 +331,9 @@ void ExpectByTotalTime(const json& groups) {
     const json& total = g["report"]["phases"]["total"];
     if (g.contains("other") || total["mean_us"].is_null()) continue;
     double t = total["mean_us"].get<double>() * total["count"].get<double>();
-    if (last >= 0) EXPECT_LE(t, last * (1 + 1e-9)) << g["label"];
+    if (last >= 0) {
+      EXPECT_LE(t, last * (1 + 1e-9)) << g["label"];
+    }
     last = t;
   }
 }
