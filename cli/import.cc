@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 #include "collector/strace_import.h"
 
 namespace reqcost::cli {
@@ -74,24 +75,23 @@ absl::Status WriteImport(const collector::StraceImport& im,
   header.command_line = options.command_line;
   collector::CaptureWriter::Options wo;
   wo.overwrite = options.force;
-  absl::StatusOr<collector::CaptureWriter> writer =
-      collector::CaptureWriter::Create(options.output, header, wo);
-  if (!writer.ok()) return writer.status();
+  ASSIGN_OR_RETURN(collector::CaptureWriter writer,
+                   collector::CaptureWriter::Create(options.output, header, wo));
   // Both streams are sorted: merge them by time, as live capture delivers.
   size_t p = 0;
   for (const SyscallEvent& e : im.events) {
     while (p < im.process_events.size() &&
            im.process_events[p].ts_ns <= e.exit_ns) {
-      if (absl::Status s = writer->Write(im.process_events[p++]); !s.ok()) return s;
+      RETURN_IF_ERROR(writer.Write(im.process_events[p++]));
     }
-    if (absl::Status s = writer->Write(e); !s.ok()) return s;
+    RETURN_IF_ERROR(writer.Write(e));
   }
   for (; p < im.process_events.size(); ++p) {
-    if (absl::Status s = writer->Write(im.process_events[p]); !s.ok()) return s;
+    RETURN_IF_ERROR(writer.Write(im.process_events[p]));
   }
   KernelCounters counters;
   counters.emitted = im.events.size() + im.process_events.size();
-  return writer->Close(im.header.end_mono_ns, counters);
+  return writer.Close(im.header.end_mono_ns, counters);
 }
 
 void PrintSummary(const collector::StraceImport& im,

@@ -16,6 +16,7 @@
 #include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::cli {
 
@@ -29,27 +30,25 @@ int BadCaptureExit(const absl::Status& status) {
 
 absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
                            collector::CaptureHeader* header_out) {
-  absl::StatusOr<collector::CaptureReader> reader =
-      collector::CaptureReader::Open(path);
-  if (!reader.ok()) return reader.status();
-  const collector::CaptureHeader& header = reader->header();
+  ASSIGN_OR_RETURN(collector::CaptureReader reader,
+                   collector::CaptureReader::Open(path));
+  const collector::CaptureHeader& header = reader.header();
   if (header_out != nullptr) *header_out = header;
   pipeline->Begin(header.start_mono_ns, header.processes);
 
   KernelCounters counters;
   uint64_t end_ns = 0;
   while (true) {
-    absl::StatusOr<collector::CaptureRecord> record = reader->Next();
-    if (!record.ok()) return record.status();
-    if (const auto* e = std::get_if<SyscallEvent>(&*record)) {
+    ASSIGN_OR_RETURN(collector::CaptureRecord record, reader.Next());
+    if (const auto* e = std::get_if<SyscallEvent>(&record)) {
       pipeline->OnSyscall(*e);
-    } else if (const auto* p = std::get_if<ProcessEvent>(&*record)) {
+    } else if (const auto* p = std::get_if<ProcessEvent>(&record)) {
       pipeline->OnProcess(*p);
-    } else if (const auto* d = std::get_if<collector::DropNotice>(&*record)) {
+    } else if (const auto* d = std::get_if<collector::DropNotice>(&record)) {
       pipeline->OnDrops(d->from_ns, d->to_ns, d->count);
-    } else if (const auto* c = std::get_if<collector::CountersSnapshot>(&*record)) {
+    } else if (const auto* c = std::get_if<collector::CountersSnapshot>(&record)) {
       counters = c->counters;
-    } else if (const auto* end = std::get_if<collector::CaptureEnd>(&*record)) {
+    } else if (const auto* end = std::get_if<collector::CaptureEnd>(&record)) {
       end_ns = end->end_ns;
       break;
     }

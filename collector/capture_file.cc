@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::collector {
 namespace {
@@ -127,29 +128,28 @@ class HeaderCursor {
         field, pos_, n, size_));
   }
   absl::StatusOr<uint32_t> U32(std::string_view field) {
-    if (absl::Status s = Need(4, field); !s.ok()) return s;
+    RETURN_IF_ERROR(Need(4, field));
     uint32_t v = GetU32(data_ + pos_);
     pos_ += 4;
     return v;
   }
   absl::StatusOr<uint64_t> U64(std::string_view field) {
-    if (absl::Status s = Need(8, field); !s.ok()) return s;
+    RETURN_IF_ERROR(Need(8, field));
     uint64_t v = GetU64(data_ + pos_);
     pos_ += 8;
     return v;
   }
   absl::StatusOr<std::string> Str(std::string_view field) {
     const size_t at = pos_;
-    absl::StatusOr<uint32_t> len = U32(field);
-    if (!len.ok()) return len.status();
-    if (left() < *len) {
+    ASSIGN_OR_RETURN(const uint32_t len, U32(field));
+    if (left() < len) {
       return absl::DataLossError(absl::StrFormat(
           "corrupt header: %s length %u at byte %d runs past the end of the "
           "header at byte %d",
-          field, *len, at, size_));
+          field, len, at, size_));
     }
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), *len);
-    pos_ += *len;
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), len);
+    pos_ += len;
     return s;
   }
 
@@ -400,7 +400,7 @@ uint8_t* CaptureWriter::Reserve(size_t record_bytes) {
 }
 
 absl::Status CaptureWriter::Write(const SyscallEvent& e) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   if (!ValidSyscall(e.syscall)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "syscall event with unknown syscall %d not written to %s",
@@ -452,7 +452,7 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
 }
 
 absl::Status CaptureWriter::Write(const ProcessEvent& e) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   if (!ValidOp(e.op)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("process event with unknown op %d not written to %s",
@@ -484,7 +484,7 @@ absl::Status CaptureWriter::Write(const ProcessEvent& e) {
 
 absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
                                        uint64_t count) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   uint8_t* p = Reserve(kRecordPrefixBytes + kDropsBytes);
   if (p == nullptr) return error_;
   p = PutU16(p, static_cast<uint16_t>(RecordType::kDrops));
@@ -500,7 +500,7 @@ absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
 
 absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
                                           const KernelCounters& c) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   uint8_t* p = Reserve(kRecordPrefixBytes + kCountersBytes);
   if (p == nullptr) return error_;
   p = PutU16(p, static_cast<uint16_t>(RecordType::kCounters));
@@ -518,13 +518,13 @@ absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
 }
 
 absl::Status CaptureWriter::Flush() {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   return FlushBuffer();
 }
 
 absl::Status CaptureWriter::Close(uint64_t end_ns,
                                   const KernelCounters& final_counters) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   absl::Status status = WriteCounters(end_ns, final_counters);
   if (status.ok()) {
     uint8_t* p = Reserve(kRecordPrefixBytes + kEndBytes);
@@ -645,7 +645,7 @@ absl::StatusOr<CaptureReader> CaptureReader::FromFd(int fd,
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: invalid file descriptor %d", name, fd));
   }
-  if (absl::Status s = reader.ReadHeader(); !s.ok()) return s;
+  RETURN_IF_ERROR(reader.ReadHeader());
   return reader;
 }
 
@@ -999,12 +999,11 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
 }
 
 absl::StatusOr<Capture> ReadCapture(std::string_view path, ReadMode mode) {
-  absl::StatusOr<CaptureReader> reader = CaptureReader::Open(path);
-  if (!reader.ok()) return reader.status();
+  ASSIGN_OR_RETURN(CaptureReader reader, CaptureReader::Open(path));
   Capture capture;
-  capture.header = reader->header();
+  capture.header = reader.header();
   for (;;) {
-    absl::StatusOr<CaptureRecord> record = reader->Next();
+    absl::StatusOr<CaptureRecord> record = reader.Next();
     if (!record.ok()) {
       if (mode == ReadMode::kBestEffort &&
           absl::IsOutOfRange(record.status())) {
