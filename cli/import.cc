@@ -144,54 +144,52 @@ void PrintSummary(const collector::StraceImport& im,
 
 }  // namespace
 
-int RunImport(const ImportOptions& options) {
+absl::Status RunImport(const ImportOptions& options) {
   if (options.format != "strace") {
-    absl::FPrintF(stderr,
-                 "reqcost: import knows the format 'strace', not '%s'\n",
-                 options.format.c_str());
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "import knows the format 'strace', not '%s'", options.format));
   }
   struct stat st;
   if (!options.force && ::lstat(options.output.c_str(), &st) == 0) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s exists: choose another -o or pass --force to "
-                 "replace it\n",
-                 options.output.c_str());
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s exists: choose another -o or pass --force to replace it",
+        options.output));
   }
   collector::StraceImporter importer;
   for (const std::string& log : options.logs) {
     if (absl::Status s = FeedFile(log, &importer); !s.ok()) {
-      absl::FPrintF(stderr, "reqcost: %s\n", std::string(s.message()).c_str());
-      return kExitError;
+      return WithExitCode(std::move(s), kExitError);
     }
   }
   collector::StraceImport im = importer.Finish();
   const std::string logs = absl::StrJoin(options.logs, ", ");
   if (im.stats.calls == 0 && im.stats.malformed > 0) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s is not strace output: %d malformed lines (e.g. "
-                 "%s); take it with strace -f -ttt -T -yy -o LOG -p PID\n",
-                 logs.c_str(), static_cast<int>(im.stats.malformed),
-                 absl::StrJoin(im.stats.malformed_samples, ", ").c_str());
-    return kExitNoSocketCalls;
+    return WithExitCode(
+        absl::InvalidArgumentError(absl::StrFormat(
+            "%s is not strace output: %d malformed lines (e.g. %s); take it "
+            "with strace -f -ttt -T -yy -o LOG -p PID",
+            logs, static_cast<int>(im.stats.malformed),
+            absl::StrJoin(im.stats.malformed_samples, ", "))),
+        kExitNoSocketCalls);
   }
   if (im.events.empty()) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s has no socket syscalls (%d calls in %d lines): "
-                 "trace the server and its backends, e.g. strace -f -ttt -T "
-                 "-yy -o LOG -p NGINX_PID -p PHP_FPM_PID\n",
-                 logs.c_str(), static_cast<int>(im.stats.calls),
-                 static_cast<int>(im.stats.lines));
-    return kExitNoSocketCalls;
+    return WithExitCode(
+        absl::InvalidArgumentError(absl::StrFormat(
+            "%s has no socket syscalls (%d calls in %d lines): trace the "
+            "server and its backends, e.g. strace -f -ttt -T -yy -o LOG -p "
+            "NGINX_PID -p PHP_FPM_PID",
+            logs, static_cast<int>(im.stats.calls),
+            static_cast<int>(im.stats.lines))),
+        kExitNoSocketCalls);
   }
   if (absl::Status s = WriteImport(im, options); !s.ok()) {
-    absl::FPrintF(stderr, "reqcost: write %s: %s\n", options.output.c_str(),
-                 std::string(s.message()).c_str());
-    return kExitError;
+    return WithExitCode(
+        absl::Status(s.code(), absl::StrFormat("write %s: %s", options.output,
+                                               s.message())),
+        kExitError);
   }
   PrintSummary(im, options);
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli
