@@ -20,7 +20,6 @@
 #include "traced_syscalls.h"
 
 #define MAX_TRACED_PROCS 8192
-#define MAX_TLS_SOCKETS 65536	/* stream sockets whose record state is kept */
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
 
 #define S_IFMT 00170000
@@ -111,42 +110,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch_event);
 } scratch SEC(".maps");
-
-/* Where a stream socket's reads stand in its TLS records. */
-enum tls_mode {
-	TLS_PLAIN = 1,		/* its first read seen was no record header */
-	TLS_RECORDS = 2,	/* a TLS stream: boundaries followed */
-	TLS_LOST = 3,		/* was one, boundaries lost */
-};
-
-struct tls_state {
-	__u32 skip;		/* bytes of the current record's body still to come */
-	__u8 mode;		/* enum tls_mode */
-	__u8 have;		/* bytes of a header split over reads, in hdr */
-	__u8 hdr[5];
-};
-
-/*
- * Where it is kept. At the socket layer (the default), in the socket's own
- * storage: one pointer away, and gone with the socket. The syscall
- * tracepoints (--syscall-times) cannot use socket storage: there, by struct
- * sock address, in the kernel only, forgotten at close and at accept and
- * connect (an address the kernel reuses starts afresh), and LRU for the
- * sockets whose close is never seen.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct tls_state);
-} tls_sk SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_TLS_SOCKETS);
-	__type(key, __u64);
-	__type(value, struct tls_state);
-} tls_states SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -294,16 +257,8 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 	return p;
 }
 
-/* A socket's TLS record state starts afresh (new connection, or closed). */
-static __always_inline void tls_forget(struct sock *sk)
-{
-	__u64 key;
-
-	if (!targ_tls || !targ_syscall_times || !sk)
-		return;	/* socket storage goes with its socket */
-	ptr_value(&key, sk);
-	bpf_map_delete_elem(&tls_states, &key);
-}
+/* The TLS record walker: needs ptr_value and the targ_ globals above. */
+#include "tls_walk.bpf.h"
 
 static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 {
@@ -420,138 +375,6 @@ static __always_inline __u64 first_buffer(__u16 sc, __u64 buf, __u64 iovcnt,
 	}
 	*base = (__u64)v.iov_base;
 	return v.iov_len;
-}
-
-#define TLS_HEADER 5
-#define TLS_MAX_RECORD (16384 + 2048)	/* the largest ciphertext a record may hold */
-#define TLS_WALK_MAX 16			/* headers followed in one read */
-
-/* A TLS record header: a known content type, version 3.x, a sane length. */
-static __always_inline bool tls_header(const __u8 *h, __u16 *len)
-{
-	*len = ((__u16)h[3] << 8) | h[4];
-	return h[0] >= 20 && h[0] <= 24 && h[1] == 3 && *len <= TLS_MAX_RECORD;
-}
-
-static __always_inline void tls_keep(struct rc_tls_records *out, const __u8 *h,
-				     __u16 len)
-{
-	__u8 i = out->count;
-
-	if (i >= RC_TLS_MAX) {
-		out->flags |= RC_TLS_MORE;
-		return;
-	}
-	out->type[i & (RC_TLS_MAX - 1)] = h[0];
-	out->length[i & (RC_TLS_MAX - 1)] = len;
-	out->count = i + 1;
-}
-
-/*
- * Follows the TLS records through a read of `n` bytes (the first `cap` of
- * them at `base` in one buffer): notes the header of every record that
- * begins in it and carries the rest of the last record over to the next
- * read. A socket whose first read seen does not start with a record header
- * is plain and never looked at again. Costs one 5-byte user read per record
- * header, none for a plain socket after its first read. `sock_layer`: called
- * from a socket-layer program, where the state is in socket storage (a
- * constant at every call site: the other branch is compiled out).
- */
-static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
-				     __u64 n, struct rc_tls_records *out,
-				     bool sock_layer)
-{
-	struct tls_state *st, fresh = {};
-	__u32 off = 0;
-	__u16 len;
-	__u64 key;
-	__u8 h[TLS_HEADER];
-
-	if (n > cap)
-		n = cap;	/* what lies past the first buffer is not walked */
-	if (sock_layer) {
-		st = bpf_sk_storage_get(&tls_sk, sk, NULL, 0);
-	} else {
-		ptr_value(&key, sk);
-		st = bpf_map_lookup_elem(&tls_states, &key);
-	}
-	if (!st) {
-		if (n < TLS_HEADER)
-			return;	/* too short to tell: the next read decides */
-		fresh.mode = TLS_PLAIN;
-		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
-		    tls_header(h, &len) && h[0] == 22)
-			fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
-		if (sock_layer) {
-			st = bpf_sk_storage_get(&tls_sk, sk, &fresh,
-						BPF_SK_STORAGE_GET_F_CREATE);
-		} else {
-			bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
-			st = bpf_map_lookup_elem(&tls_states, &key);
-		}
-		if (!st || fresh.mode != TLS_RECORDS)
-			return;
-	}
-	if (st->mode == TLS_PLAIN)
-		return;
-	out->flags = RC_TLS_ON;
-	if (st->mode == TLS_LOST) {
-		out->flags |= RC_TLS_LOST;
-		return;
-	}
-	if (st->have) {
-		/* A header split over reads: complete it, a byte at a time. */
-		__u32 need = TLS_HEADER - st->have;
-
-#pragma unroll
-		for (int i = 0; i < TLS_HEADER - 1; i++) {
-			__u8 at = st->have;
-
-			if (i >= need || i >= n || at >= TLS_HEADER)
-				break;
-			if (bpf_probe_read_user(&st->hdr[at], 1, (void *)(base + i)))
-				goto lost;
-			st->have = at + 1;
-		}
-		if (st->have < TLS_HEADER)
-			return;
-		st->have = 0;
-		if (!tls_header(st->hdr, &len))
-			goto lost;
-		tls_keep(out, st->hdr, len);
-		off = need + len;
-	} else {
-		off = st->skip;
-	}
-	for (int i = 0; i < TLS_WALK_MAX; i++) {
-		if (off >= n)
-			break;
-		if (n - off < TLS_HEADER) {
-			/* The header goes on in the next read. */
-#pragma unroll
-			for (int j = 0; j < TLS_HEADER - 1; j++) {
-				if (j >= n - off)
-					break;
-				if (bpf_probe_read_user(&st->hdr[j], 1, (void *)(base + off + j)))
-					goto lost;
-			}
-			st->have = n - off;
-			off = n;
-			break;
-		}
-		if (bpf_probe_read_user(h, TLS_HEADER, (void *)(base + off)) ||
-		    !tls_header(h, &len))
-			goto lost;
-		tls_keep(out, h, len);
-		off += TLS_HEADER + len;
-	}
-	if (off < n)
-		goto lost;	/* more records than followed */
-	st->skip = off - n;
-	return;
-lost:
-	st->mode = TLS_LOST;
-	out->flags |= RC_TLS_LOST;
 }
 
 #define WAKEUP_CHECK_EVERY 16	/* records per CPU between backlog checks */

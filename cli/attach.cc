@@ -17,6 +17,7 @@
 #include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 #include "collector/tracer.h"
 
 namespace reqcost::cli {
@@ -90,30 +91,22 @@ collector::CaptureHeader MakeHeader(const AttachOptions& options,
   return h;
 }
 
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "reqcost: %s\n", std::string(status.message()).c_str());
-  return ExitCodeFor(status);
-}
-
 }  // namespace
 
-int RunAttach(const AttachOptions& options) {
-  absl::StatusOr<absl::Duration> duration = ParseDurationFlag(options.duration);
-  if (!duration.ok()) return Fail(duration.status());
-  absl::StatusOr<Format> format = ParseFormat(options.format);
-  if (!format.ok()) return Fail(format.status());
+absl::Status RunAttach(const AttachOptions& options) {
+  ASSIGN_OR_RETURN(const absl::Duration duration,
+                   ParseDurationFlag(options.duration));
+  ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
   collector::TracerOptions topts;
   topts.pids = options.pids;
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
   topts.syscall_times = options.syscall_times;
   topts.verbose = options.verbose;
-  if (absl::Status s = collector::ValidateTracerOptions(topts); !s.ok()) {
-    return Fail(s);
-  }
+  RETURN_IF_ERROR(collector::ValidateTracerOptions(topts));
 
   OutputOptions out;
-  out.format = *format;
+  out.format = format;
   out.events = options.events;
   out.requests = options.requests;
   out.summary = options.summary;
@@ -126,26 +119,26 @@ int RunAttach(const AttachOptions& options) {
   if (options.fleet.any()) {
     utsname uts{};
     uname(&uts);
-    absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
-        options.fleet, &pipeline, /*live=*/true, mono_to_wall_ns,
-        (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
-        uts.nodename);
-    if (!f.ok()) return Fail(f.status());
-    fleet = *std::move(f);
+    ASSIGN_OR_RETURN(
+        fleet,
+        FleetOutputs::Start(
+            options.fleet, &pipeline, /*live=*/true, mono_to_wall_ns,
+            (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
+            uts.nodename));
   }
   InstallStopHandlers();
-  absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
-      collector::Tracer::Start(topts, &pipeline);
-  if (!tracer.ok()) return Fail(tracer.status());
+  ASSIGN_OR_RETURN(std::unique_ptr<collector::Tracer> tracer,
+                   collector::Tracer::Start(topts, &pipeline));
   uint64_t start_ns = collector::MonotonicNowNs();
-  const std::vector<ProcessInfo>& procs = (*tracer)->processes();
+  const std::vector<ProcessInfo>& procs = tracer->processes();
 
   std::optional<collector::CaptureWriter> writer;
   if (!options.output.empty()) {
-    absl::StatusOr<collector::CaptureWriter> w = collector::CaptureWriter::Create(
-        options.output, MakeHeader(options, mono_to_wall_ns, start_ns, procs));
-    if (!w.ok()) return Fail(w.status());
-    writer.emplace(*std::move(w));
+    ASSIGN_OR_RETURN(
+        writer,
+        collector::CaptureWriter::Create(
+            options.output,
+            MakeHeader(options, mono_to_wall_ns, start_ns, procs)));
     pipeline.RecordTo(&*writer);
   }
   pipeline.Begin(start_ns, procs);
@@ -153,15 +146,15 @@ int RunAttach(const AttachOptions& options) {
   std::fprintf(stderr, "attached to %zu processes\n", procs.size());
   std::fflush(stderr);
 
-  uint64_t end_ns = *duration == absl::ZeroDuration()
+  uint64_t end_ns = duration == absl::ZeroDuration()
                         ? UINT64_MAX
-                        : start_ns + absl::ToInt64Nanoseconds(*duration);
+                        : start_ns + absl::ToInt64Nanoseconds(duration);
   absl::Status poll_error;
   uint64_t next_flush_ns = start_ns + kFlushEveryNs;
   uint64_t next_tick_ns = start_ns;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
     uint64_t poll_start_ns = collector::MonotonicNowNs();
-    absl::StatusOr<int> n = (*tracer)->Poll(100);
+    absl::StatusOr<int> n = tracer->Poll(100);
     if (!n.ok()) {
       poll_error = n.status();
       break;
@@ -179,17 +172,17 @@ int RunAttach(const AttachOptions& options) {
     }
     if (fleet && collector::MonotonicNowNs() >= next_tick_ns) {
       fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),
-                  (*tracer)->counters().dropped, pipeline.traced_processes());
+                  tracer->counters().dropped, pipeline.traced_processes());
       next_tick_ns = collector::MonotonicNowNs() + kFlushEveryNs;
     }
   }
   // Whatever the kernel wrote before we stopped is still delivered.
   if (poll_error.ok()) {
-    if (absl::StatusOr<int> n = (*tracer)->Poll(0); !n.ok()) poll_error = n.status();
+    if (absl::StatusOr<int> n = tracer->Poll(0); !n.ok()) poll_error = n.status();
   }
-  KernelCounters counters = (*tracer)->counters();
-  uint64_t undecodable = (*tracer)->decode_errors();
-  tracer->reset();  // detach before printing: the traced stack runs free
+  KernelCounters counters = tracer->counters();
+  uint64_t undecodable = tracer->decode_errors();
+  tracer.reset();  // detach before printing: the traced stack runs free
 
   absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
   absl::Status fleet_end;
@@ -207,16 +200,19 @@ int RunAttach(const AttachOptions& options) {
                  CountersLine(pipeline.syscall_events(),
                               pipeline.process_events(), counters).c_str());
   }
-  if (!end.ok()) return Fail(end);
-  if (!poll_error.ok()) return Fail(poll_error);
-  if (!fleet_end.ok()) return kExitError;  // printed by Finish
+  RETURN_IF_ERROR(end);
+  RETURN_IF_ERROR(poll_error);
+  // Finish printed it, after the exporters' counts.
+  if (!fleet_end.ok()) {
+    return WithExitCode(AlreadyReported(fleet_end), kExitError);
+  }
   if (writer) {
     std::fprintf(stderr, "wrote %s (%llu records, %llu bytes)\n",
                  writer->path().c_str(),
                  static_cast<unsigned long long>(writer->records_written()),
                  static_cast<unsigned long long>(writer->bytes_written()));
   }
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

@@ -6,7 +6,7 @@
 
 namespace reqcost::cli {
 
-int RunCheck() {
+absl::Status RunCheck() {
   bool all_ok = true;
   for (const collector::CheckResult& r : collector::RunSystemChecks()) {
     std::printf("%-4s %-16s %s\n", r.ok ? "ok" : "FAIL", r.name.c_str(),
@@ -18,7 +18,10 @@ int RunCheck() {
   }
   std::printf(all_ok ? "reqcost can trace on this machine\n"
                      : "reqcost cannot trace here yet: see the fixes above\n");
-  return all_ok ? kExitOk : kExitUnsupported;
+  if (all_ok) return absl::OkStatus();
+  // The table above said what fails and how to fix it.
+  return AlreadyReported(
+      absl::FailedPreconditionError("reqcost cannot trace here yet"));
 }
 
 }  // namespace reqcost::cli

@@ -1,5 +1,5 @@
-// The `reqcost` subcommands. Each returns an exit code (cli/exit_codes.h)
-// and prints its own errors as one sentence on stderr.
+// The `reqcost` subcommands. Each returns an absl::Status, which `main` turns
+// into one sentence on stderr and an exit code (cli/exit_codes.h).
 #ifndef REQCOST_CLI_COMMANDS_H_
 #define REQCOST_CLI_COMMANDS_H_
 
@@ -10,12 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "cli/fleet.h"
 
 namespace reqcost::cli {
 
-// `reqcost check`: prints each check and its fix; 0 when all pass.
-int RunCheck();
+// `reqcost check`: prints each check and its fix; OK when all pass, else
+// FailedPrecondition (exit 5), already reported by the table.
+absl::Status RunCheck();
 
 struct AttachOptions {
   std::vector<pid_t> pids;
@@ -34,7 +36,7 @@ struct AttachOptions {
 };
 
 // `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
-int RunAttach(const AttachOptions& options);
+absl::Status RunAttach(const AttachOptions& options);
 
 // `--html FILE` of `report` and `compare`: the self-contained page.
 struct HtmlOptions {
@@ -58,7 +60,7 @@ struct ReportOptions {
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With
 // --group-by, prints the groups side by side instead of the breakdown.
-int RunReport(const ReportOptions& options);
+absl::Status RunReport(const ReportOptions& options);
 
 struct CompareOptions {
   std::string a;
@@ -70,7 +72,7 @@ struct CompareOptions {
 
 // `reqcost compare A B`: both captures' reports side by side with deltas and
 // a verdict.
-int RunCompare(const CompareOptions& options);
+absl::Status RunCompare(const CompareOptions& options);
 
 struct TimelineOptions {
   std::string input;
@@ -79,7 +81,7 @@ struct TimelineOptions {
 };
 
 // `reqcost timeline FILE -o trace.json`: Chrome trace-event JSON.
-int RunTimeline(const TimelineOptions& options);
+absl::Status RunTimeline(const TimelineOptions& options);
 
 struct ImportOptions {
   std::string format;             // "strace"
@@ -90,7 +92,7 @@ struct ImportOptions {
 };
 
 // `reqcost import strace LOG... -o CAPTURE`: strace logs into a capture file.
-int RunImport(const ImportOptions& options);
+absl::Status RunImport(const ImportOptions& options);
 
 }  // namespace reqcost::cli
 

@@ -14,13 +14,14 @@
 #include "cli/exit_codes.h"
 #include "cli/output_file.h"
 #include "cli/pipeline.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::cli {
 namespace {
 
-// The report of one capture, or the exit code of its failure (printed).
-// Offers every request to `slowest`.
-int ReportOf(const std::string& path, analyzers::Report* report,
+// The report of one capture, or its failure marked as a bad capture. Offers
+// every request to `slowest`.
+absl::Status ReportOf(const std::string& path, analyzers::Report* report,
              analyzers::SlowestRequests* slowest) {
   OutputOptions quiet;
   quiet.summary = false;
@@ -28,43 +29,32 @@ int ReportOf(const std::string& path, analyzers::Report* report,
   pipeline.AddRequestObserver(
       [slowest](const analyzers::Request& r) { slowest->Add(r); });
   absl::Status s = ReplayCapture(path, &pipeline);
-  if (!s.ok()) return BadCaptureExit(s);
+  if (!s.ok()) return BadCapture(s);
   *report = pipeline.report();
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-int RunCompare(const CompareOptions& options) {
-  absl::StatusOr<Format> format = ParseFormat(options.format);
-  if (!format.ok()) {
-    std::fprintf(stderr, "reqcost: %s\n",
-                 std::string(format.status().message()).c_str());
-    return kExitUsage;
-  }
-  if (*format == Format::kJsonl) {
-    std::fprintf(stderr,
-                 "reqcost: compare prints one comparison: use --format text "
-                 "or json, not jsonl\n");
-    return kExitUsage;
+absl::Status RunCompare(const CompareOptions& options) {
+  ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
+  if (format == Format::kJsonl) {
+    return absl::InvalidArgumentError(
+        "compare prints one comparison: use --format text or json, not jsonl");
   }
   std::optional<OutputFile> html;
   if (!options.html.path.empty()) {
     // Created before the replays: an unwritable path fails at once.
     absl::StatusOr<OutputFile> file =
         OutputFile::Create(options.html.path, options.html.force);
-    if (!file.ok()) return OutputFileExit(file.status());
+    if (!file.ok()) return OutputFileError(file.status());
     html.emplace(*std::move(file));
   }
   const size_t keep = html.has_value() ? options.html.slowest : 0;
   analyzers::SlowestRequests a_slowest(keep), b_slowest(keep);
   analyzers::Report a, b;
-  if (int code = ReportOf(options.a, &a, &a_slowest); code != kExitOk) {
-    return code;
-  }
-  if (int code = ReportOf(options.b, &b, &b_slowest); code != kExitOk) {
-    return code;
-  }
+  RETURN_IF_ERROR(ReportOf(options.a, &a, &a_slowest));
+  RETURN_IF_ERROR(ReportOf(options.b, &b, &b_slowest));
   analyzers::CompareOptions copts;
   copts.threshold_pct = options.threshold_pct;
   analyzers::Comparison c = analyzers::Compare(a, b, "A", "B", copts);
@@ -76,10 +66,10 @@ int RunCompare(const CompareOptions& options) {
                                    b_slowest.Sorted(), b_slowest.offered()),
         absl::StrCat("A: ", options.a, "\nB: ", options.b, "\n\n",
                      analyzers::FormatComparisonText(c))));
-    if (!s.ok()) return OutputFileExit(s);
+    if (!s.ok()) return OutputFileError(s);
     std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
   }
-  if (*format == Format::kJson) {
+  if (format == Format::kJson) {
     std::printf("%s\n", analyzers::ComparisonToJson(c).dump(2).c_str());
   } else {
     std::printf("A: %s\nB: %s\n\n%s\nnote: %s\n", options.a.c_str(),
@@ -87,7 +77,7 @@ int RunCompare(const CompareOptions& options) {
                 analyzers::kDriftNote);
   }
   std::fflush(stdout);
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

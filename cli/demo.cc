@@ -320,11 +320,10 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
 
 }  // namespace
 
-int RunDemo(const DemoOptions& options) {
+absl::Status RunDemo(const DemoOptions& options) {
   if (options.requests < 1 || options.requests > 100000) {
-    std::fprintf(stderr, "reqcost: --requests %d is out of range: 1 to 100000\n",
-                 options.requests);
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--requests %d is out of range: 1 to 100000", options.requests));
   }
   struct sigaction sa {};
   sa.sa_handler = OnDemoSignal;
@@ -332,11 +331,8 @@ int RunDemo(const DemoOptions& options) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   absl::Status s = RunDemoOrError(options);
-  if (!s.ok()) {
-    std::fprintf(stderr, "reqcost demo: %s\n", std::string(s.message()).c_str());
-    return ExitCodeFor(s);
-  }
-  return kExitOk;
+  if (!s.ok()) return WithSpeaker(std::move(s), "reqcost demo");
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

@@ -2,6 +2,8 @@
 #ifndef REQCOST_CLI_DEMO_H_
 #define REQCOST_CLI_DEMO_H_
 
+#include "absl/status/status.h"
+
 namespace reqcost::cli {
 
 struct DemoOptions {
@@ -11,8 +13,8 @@ struct DemoOptions {
 
 // Starts the stack on loopback in a temp dir, profiles it four ways (and the
 // sample backend once), prints the comparison and stops all it started,
-// on Ctrl-C too. Returns an exit code.
-int RunDemo(const DemoOptions& options);
+// on Ctrl-C too. Its errors speak as "reqcost demo" (cli/exit_codes.h).
+absl::Status RunDemo(const DemoOptions& options);
 
 }  // namespace reqcost::cli
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::cli {
 namespace {
@@ -24,19 +25,15 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
   if (!options.metrics_address.empty() || !options.metrics_file.empty()) {
     fleet->metrics_ = std::make_unique<exporters::Metrics>();
     if (!options.metrics_address.empty()) {
-      absl::StatusOr<std::unique_ptr<exporters::MetricsServer>> server =
-          exporters::MetricsServer::Start(options.metrics_address,
-                                          *fleet->metrics_);
-      if (!server.ok()) return server.status();
-      fleet->server_ = *std::move(server);
+      ASSIGN_OR_RETURN(fleet->server_,
+                       exporters::MetricsServer::Start(options.metrics_address,
+                                                       *fleet->metrics_));
     }
     if (!options.metrics_file.empty()) {
-      absl::StatusOr<std::unique_ptr<exporters::MetricsFile>> file =
-          exporters::MetricsFile::Start(options.metrics_file,
-                                        *fleet->metrics_,
-                                        kMetricsFilePeriodMs);
-      if (!file.ok()) return file.status();
-      fleet->file_ = *std::move(file);
+      ASSIGN_OR_RETURN(fleet->file_,
+                       exporters::MetricsFile::Start(options.metrics_file,
+                                                     *fleet->metrics_,
+                                                     kMetricsFilePeriodMs));
     }
     exporters::Metrics* metrics = fleet->metrics_.get();
     pipeline->AddRequestObserver(
@@ -52,10 +49,9 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
     o.seed = id_seed;
     o.mono_to_wall_ns = mono_to_wall_ns;
     o.version = REQCOST_VERSION;
-    absl::StatusOr<std::unique_ptr<exporters::SpanExporter>> ex =
-        exporters::SpanExporter::Start(std::move(o));
-    if (!ex.ok()) return ex.status();
-    exporters::SpanExporter* exporter = ex->get();
+    ASSIGN_OR_RETURN(std::unique_ptr<exporters::SpanExporter> ex,
+                     exporters::SpanExporter::Start(std::move(o)));
+    exporters::SpanExporter* exporter = ex.get();
     FleetOutputs* self = fleet.get();
     pipeline->AddRequestObserver(
         [exporter, self, pipeline](const analyzers::Request& r) {
@@ -69,7 +65,7 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
           }
           exporter->Offer(r, std::move(resource));
         });
-    fleet->spans_.push_back(*std::move(ex));
+    fleet->spans_.push_back(std::move(ex));
   }
   return fleet;
 }

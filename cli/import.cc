@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 #include "collector/strace_import.h"
 
 namespace reqcost::cli {
@@ -74,24 +75,23 @@ absl::Status WriteImport(const collector::StraceImport& im,
   header.command_line = options.command_line;
   collector::CaptureWriter::Options wo;
   wo.overwrite = options.force;
-  absl::StatusOr<collector::CaptureWriter> writer =
-      collector::CaptureWriter::Create(options.output, header, wo);
-  if (!writer.ok()) return writer.status();
+  ASSIGN_OR_RETURN(collector::CaptureWriter writer,
+                   collector::CaptureWriter::Create(options.output, header, wo));
   // Both streams are sorted: merge them by time, as live capture delivers.
   size_t p = 0;
   for (const SyscallEvent& e : im.events) {
     while (p < im.process_events.size() &&
            im.process_events[p].ts_ns <= e.exit_ns) {
-      if (absl::Status s = writer->Write(im.process_events[p++]); !s.ok()) return s;
+      RETURN_IF_ERROR(writer.Write(im.process_events[p++]));
     }
-    if (absl::Status s = writer->Write(e); !s.ok()) return s;
+    RETURN_IF_ERROR(writer.Write(e));
   }
   for (; p < im.process_events.size(); ++p) {
-    if (absl::Status s = writer->Write(im.process_events[p]); !s.ok()) return s;
+    RETURN_IF_ERROR(writer.Write(im.process_events[p]));
   }
   KernelCounters counters;
   counters.emitted = im.events.size() + im.process_events.size();
-  return writer->Close(im.header.end_mono_ns, counters);
+  return writer.Close(im.header.end_mono_ns, counters);
 }
 
 void PrintSummary(const collector::StraceImport& im,
@@ -144,54 +144,52 @@ void PrintSummary(const collector::StraceImport& im,
 
 }  // namespace
 
-int RunImport(const ImportOptions& options) {
+absl::Status RunImport(const ImportOptions& options) {
   if (options.format != "strace") {
-    absl::FPrintF(stderr,
-                 "reqcost: import knows the format 'strace', not '%s'\n",
-                 options.format.c_str());
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "import knows the format 'strace', not '%s'", options.format));
   }
   struct stat st;
   if (!options.force && ::lstat(options.output.c_str(), &st) == 0) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s exists: choose another -o or pass --force to "
-                 "replace it\n",
-                 options.output.c_str());
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s exists: choose another -o or pass --force to replace it",
+        options.output));
   }
   collector::StraceImporter importer;
   for (const std::string& log : options.logs) {
     if (absl::Status s = FeedFile(log, &importer); !s.ok()) {
-      absl::FPrintF(stderr, "reqcost: %s\n", std::string(s.message()).c_str());
-      return kExitError;
+      return WithExitCode(std::move(s), kExitError);
     }
   }
   collector::StraceImport im = importer.Finish();
   const std::string logs = absl::StrJoin(options.logs, ", ");
   if (im.stats.calls == 0 && im.stats.malformed > 0) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s is not strace output: %d malformed lines (e.g. "
-                 "%s); take it with strace -f -ttt -T -yy -o LOG -p PID\n",
-                 logs.c_str(), static_cast<int>(im.stats.malformed),
-                 absl::StrJoin(im.stats.malformed_samples, ", ").c_str());
-    return kExitNoSocketCalls;
+    return WithExitCode(
+        absl::InvalidArgumentError(absl::StrFormat(
+            "%s is not strace output: %d malformed lines (e.g. %s); take it "
+            "with strace -f -ttt -T -yy -o LOG -p PID",
+            logs, static_cast<int>(im.stats.malformed),
+            absl::StrJoin(im.stats.malformed_samples, ", "))),
+        kExitNoSocketCalls);
   }
   if (im.events.empty()) {
-    absl::FPrintF(stderr,
-                 "reqcost: %s has no socket syscalls (%d calls in %d lines): "
-                 "trace the server and its backends, e.g. strace -f -ttt -T "
-                 "-yy -o LOG -p NGINX_PID -p PHP_FPM_PID\n",
-                 logs.c_str(), static_cast<int>(im.stats.calls),
-                 static_cast<int>(im.stats.lines));
-    return kExitNoSocketCalls;
+    return WithExitCode(
+        absl::InvalidArgumentError(absl::StrFormat(
+            "%s has no socket syscalls (%d calls in %d lines): trace the "
+            "server and its backends, e.g. strace -f -ttt -T -yy -o LOG -p "
+            "NGINX_PID -p PHP_FPM_PID",
+            logs, static_cast<int>(im.stats.calls),
+            static_cast<int>(im.stats.lines))),
+        kExitNoSocketCalls);
   }
   if (absl::Status s = WriteImport(im, options); !s.ok()) {
-    absl::FPrintF(stderr, "reqcost: write %s: %s\n", options.output.c_str(),
-                 std::string(s.message()).c_str());
-    return kExitError;
+    return WithExitCode(
+        absl::Status(s.code(), absl::StrFormat("write %s: %s", options.output,
+                                               s.message())),
+        kExitError);
   }
   PrintSummary(im, options);
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -84,10 +83,11 @@ absl::Status OutputFile::Commit(const std::string& text) {
   return status;
 }
 
-int OutputFileExit(const absl::Status& status) {
-  std::fprintf(stderr, "reqcost: %s\n", std::string(status.message()).c_str());
-  return status.code() == absl::StatusCode::kAlreadyExists ? kExitUsage
-                                                           : kExitError;
+absl::Status OutputFileError(absl::Status status) {
+  const int code = status.code() == absl::StatusCode::kAlreadyExists
+                       ? kExitUsage
+                       : kExitError;
+  return WithExitCode(std::move(status), code);
 }
 
 }  // namespace reqcost::cli

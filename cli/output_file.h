@@ -39,9 +39,9 @@ class OutputFile {
   int fd_ = -1;
 };
 
-// The exit code and message for an OutputFile failure: 2 for an existing
-// path without --force, 1 for anything else. Prints the message.
-int OutputFileExit(const absl::Status& status);
+// An OutputFile failure, marked with its exit code: 2 for an existing path
+// without --force, 1 for anything else.
+absl::Status OutputFileError(absl::Status status);
 
 }  // namespace reqcost::cli
 

@@ -101,9 +101,9 @@ class Pipeline : public collector::EventSink {
 absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
                            collector::CaptureHeader* header = nullptr);
 
-// Prints `status` of a capture that could not be replayed and returns the
-// exit code `report` uses: 1 when it cannot be opened, 6 when it is bad.
-int BadCaptureExit(const absl::Status& status);
+// `status` of a capture that could not be replayed, marked with the exit
+// code `report` uses: 1 when it cannot be opened, 6 when it is bad.
+absl::Status BadCapture(absl::Status status);
 
 // The closing line of a text run: events, drops, unpaired and the rest.
 std::string CountersLine(uint64_t syscalls, uint64_t process_events,

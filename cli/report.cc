@@ -16,40 +16,39 @@
 #include "cli/fleet.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::cli {
 
-int BadCaptureExit(const absl::Status& status) {
-  std::fprintf(stderr, "reqcost: %s\n", std::string(status.message()).c_str());
-  return status.code() == absl::StatusCode::kNotFound ||
-                 status.code() == absl::StatusCode::kPermissionDenied
-             ? kExitError
-             : kExitBadCapture;
+absl::Status BadCapture(absl::Status status) {
+  const int code = status.code() == absl::StatusCode::kNotFound ||
+                           status.code() == absl::StatusCode::kPermissionDenied
+                       ? kExitError
+                       : kExitBadCapture;
+  return WithExitCode(std::move(status), code);
 }
 
 absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
                            collector::CaptureHeader* header_out) {
-  absl::StatusOr<collector::CaptureReader> reader =
-      collector::CaptureReader::Open(path);
-  if (!reader.ok()) return reader.status();
-  const collector::CaptureHeader& header = reader->header();
+  ASSIGN_OR_RETURN(collector::CaptureReader reader,
+                   collector::CaptureReader::Open(path));
+  const collector::CaptureHeader& header = reader.header();
   if (header_out != nullptr) *header_out = header;
   pipeline->Begin(header.start_mono_ns, header.processes);
 
   KernelCounters counters;
   uint64_t end_ns = 0;
   while (true) {
-    absl::StatusOr<collector::CaptureRecord> record = reader->Next();
-    if (!record.ok()) return record.status();
-    if (const auto* e = std::get_if<SyscallEvent>(&*record)) {
+    ASSIGN_OR_RETURN(collector::CaptureRecord record, reader.Next());
+    if (const auto* e = std::get_if<SyscallEvent>(&record)) {
       pipeline->OnSyscall(*e);
-    } else if (const auto* p = std::get_if<ProcessEvent>(&*record)) {
+    } else if (const auto* p = std::get_if<ProcessEvent>(&record)) {
       pipeline->OnProcess(*p);
-    } else if (const auto* d = std::get_if<collector::DropNotice>(&*record)) {
+    } else if (const auto* d = std::get_if<collector::DropNotice>(&record)) {
       pipeline->OnDrops(d->from_ns, d->to_ns, d->count);
-    } else if (const auto* c = std::get_if<collector::CountersSnapshot>(&*record)) {
+    } else if (const auto* c = std::get_if<collector::CountersSnapshot>(&record)) {
       counters = c->counters;
-    } else if (const auto* end = std::get_if<collector::CaptureEnd>(&*record)) {
+    } else if (const auto* end = std::get_if<collector::CaptureEnd>(&record)) {
       end_ns = end->end_ns;
       break;
     }
@@ -65,18 +64,16 @@ constexpr uint32_t kUrlPayloadBytes = 64;
 // --group-by url reads the request line from the payload prefix: a capture
 // recorded without one cannot be grouped by URL (exit 2, said in a
 // sentence); a short prefix can cut long paths (a warning).
-int CheckPayloadForUrls(const std::string& path) {
+absl::Status CheckPayloadForUrls(const std::string& path) {
   absl::StatusOr<collector::CaptureReader> reader =
       collector::CaptureReader::Open(path);
-  if (!reader.ok()) return BadCaptureExit(reader.status());
+  if (!reader.ok()) return BadCapture(reader.status());
   const uint32_t payload = reader->header().payload_capture_bytes;
   if (payload == 0) {
-    std::fprintf(stderr,
-                 "reqcost: --group-by url needs each request's first line, "
-                 "and %s was recorded without a payload prefix: record "
-                 "again with --payload 64 (or more)\n",
-                 path.c_str());
-    return kExitUsage;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--group-by url needs each request's first line, and %s was recorded "
+        "without a payload prefix: record again with --payload 64 (or more)",
+        path));
   }
   if (payload < kUrlPayloadBytes) {
     std::fprintf(stderr,
@@ -85,55 +82,43 @@ int CheckPayloadForUrls(const std::string& path) {
                  "enough for most)\n",
                  path.c_str(), payload, payload > 8 ? payload - 8 : 0);
   }
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-int RunReport(const ReportOptions& options) {
-  absl::StatusOr<Format> format = ParseFormat(options.format);
-  if (!format.ok()) {
-    std::fprintf(stderr, "reqcost: %s\n", std::string(format.status().message()).c_str());
-    return kExitUsage;
-  }
+absl::Status RunReport(const ReportOptions& options) {
+  ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
   std::optional<analyzers::GroupKeys> keys;
   if (!options.group_by.empty()) {
     std::string error;
     keys = analyzers::ParseGroupBy(options.group_by, &error);
-    if (!keys.has_value()) {
-      std::fprintf(stderr, "reqcost: %s\n", error.c_str());
-      return kExitUsage;
-    }
-    if (*format == Format::kJsonl) {
-      std::fprintf(stderr,
-                   "reqcost: --group-by prints a comparison of groups: use "
-                   "--format text or json, not jsonl\n");
-      return kExitUsage;
+    if (!keys.has_value()) return absl::InvalidArgumentError(error);
+    if (format == Format::kJsonl) {
+      return absl::InvalidArgumentError(
+          "--group-by prints a comparison of groups: use --format text or "
+          "json, not jsonl");
     }
     if (keys->by == analyzers::GroupBy::kUrl) {
-      if (int code = CheckPayloadForUrls(options.input); code != kExitOk) {
-        return code;
-      }
+      RETURN_IF_ERROR(CheckPayloadForUrls(options.input));
     }
   }
 
   std::optional<OutputFile> html;
   if (!options.html.path.empty()) {
     if (keys.has_value()) {
-      std::fprintf(stderr,
-                   "reqcost: --html draws the whole capture: use it without "
-                   "--group-by\n");
-      return kExitUsage;
+      return absl::InvalidArgumentError(
+          "--html draws the whole capture: use it without --group-by");
     }
     // Created before the replay: an unwritable path fails at once.
     absl::StatusOr<OutputFile> file =
         OutputFile::Create(options.html.path, options.html.force);
-    if (!file.ok()) return OutputFileExit(file.status());
+    if (!file.ok()) return OutputFileError(file.status());
     html.emplace(*std::move(file));
   }
 
   OutputOptions out;
-  out.format = *format;
+  out.format = format;
   out.events = options.events;
   out.requests = options.requests;
   out.summary = !keys.has_value();
@@ -161,23 +146,18 @@ int RunReport(const ReportOptions& options) {
     // Spans need the capture's clock offset and host before the replay.
     absl::StatusOr<collector::CaptureReader> reader =
         collector::CaptureReader::Open(options.input);
-    if (!reader.ok()) return BadCaptureExit(reader.status());
+    if (!reader.ok()) return BadCapture(reader.status());
     const collector::CaptureHeader& h = reader->header();
     // Ids from the capture: the same file gives the same trace ids.
     uint64_t seed = h.start_mono_ns ^ static_cast<uint64_t>(h.mono_to_wall_ns);
-    absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(
-        options.fleet, &pipeline, /*live=*/false, h.mono_to_wall_ns, seed,
-        h.host);
-    if (!f.ok()) {
-      std::fprintf(stderr, "reqcost: %s\n",
-                   std::string(f.status().message()).c_str());
-      return ExitCodeFor(f.status());
-    }
-    fleet = *std::move(f);
+    ASSIGN_OR_RETURN(fleet, FleetOutputs::Start(options.fleet, &pipeline,
+                                                /*live=*/false,
+                                                h.mono_to_wall_ns, seed,
+                                                h.host));
   }
   absl::Status s = ReplayCapture(options.input, &pipeline);
   if (fleet) (void)fleet->Finish();
-  if (!s.ok()) return BadCaptureExit(s);
+  if (!s.ok()) return BadCapture(s);
   if (html.has_value()) {
     const analyzers::Report& report = pipeline.report();
     s = html->Commit(analyzers::HtmlPage(
@@ -185,10 +165,10 @@ int RunReport(const ReportOptions& options) {
         analyzers::ReportPageData(options.input, report, slowest.Sorted(),
                                   slowest.offered()),
         analyzers::FormatText(report)));
-    if (!s.ok()) return OutputFileExit(s);
+    if (!s.ok()) return OutputFileError(s);
     std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
   }
-  if (!keys.has_value()) return kExitOk;
+  if (!keys.has_value()) return absl::OkStatus();
 
   analyzers::CompareOptions copts;
   copts.threshold_pct = options.threshold_pct;
@@ -200,7 +180,7 @@ int RunReport(const ReportOptions& options) {
   } else {
     groups = keyed->Reports(pipeline.report(), options.top);
   }
-  if (*format == Format::kJson) {
+  if (format == Format::kJson) {
     std::printf("%s\n", analyzers::GroupComparisonToJson(*keys, groups,
                                                          comparisons)
                             .dump(2)
@@ -213,7 +193,7 @@ int RunReport(const ReportOptions& options) {
                 analyzers::FormatGroupTableText(*keys, groups).c_str());
   }
   std::fflush(stdout);
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

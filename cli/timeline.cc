@@ -16,16 +16,15 @@
 
 namespace reqcost::cli {
 
-int RunTimeline(const TimelineOptions& options) {
+absl::Status RunTimeline(const TimelineOptions& options) {
   if (options.output.empty()) {
-    std::fprintf(stderr,
-                 "reqcost: timeline needs -o FILE: where to write the trace\n");
-    return kExitUsage;
+    return absl::InvalidArgumentError(
+        "timeline needs -o FILE: where to write the trace");
   }
   // Created first: an unwritable path fails before the replay.
   absl::StatusOr<OutputFile> file =
       OutputFile::Create(options.output, options.force);
-  if (!file.ok()) return OutputFileExit(file.status());
+  if (!file.ok()) return OutputFileError(file.status());
   OutputOptions quiet;
   quiet.summary = false;
   Pipeline pipeline(quiet, stdout);
@@ -35,7 +34,7 @@ int RunTimeline(const TimelineOptions& options) {
       [&requests](const analyzers::Request& r) { requests.push_back(r); });
   collector::CaptureHeader header;
   absl::Status s = ReplayCapture(options.input, &pipeline, &header);
-  if (!s.ok()) return BadCaptureExit(s);
+  if (!s.ok()) return BadCapture(s);
 
   nlohmann::json trace = analyzers::ChromeTrace(
       requests, pipeline.report().processes, header.start_mono_ns);
@@ -44,14 +43,14 @@ int RunTimeline(const TimelineOptions& options) {
     if (e["ph"] == "X") ++slices;
   }
   s = file->Commit(trace.dump() + "\n");
-  if (!s.ok()) return OutputFileExit(s);
+  if (!s.ok()) return OutputFileError(s);
   std::printf("%s", absl::StrFormat(
                         "wrote %s: %d requests (%d complete), %d slices; open "
                         "it in https://ui.perfetto.dev or chrome://tracing\n",
                         options.output, pipeline.report().count,
                         pipeline.report().complete, slices)
                         .c_str());
-  return kExitOk;
+  return absl::OkStatus();
 }
 
 }  // namespace reqcost::cli

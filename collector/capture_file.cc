@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::collector {
 namespace {
@@ -109,14 +110,52 @@ class HeaderBuilder {
   std::string out_;
 };
 
-// Reads the fields of a header held fully in memory; every read is checked.
-class HeaderCursor {
+// Reads little-endian values in the order the writer's Put* calls stored
+// them, moving on as it goes. Unchecked: the caller first makes sure the
+// bytes are there (a record's length against what its type needs), as the
+// writer reserves a record's bytes before it puts them.
+class ByteCursor {
  public:
-  HeaderCursor(const std::vector<uint8_t>& bytes, size_t pos)
-      : data_(bytes.data()), size_(bytes.size()), pos_(pos) {}
+  ByteCursor(const uint8_t* data, size_t size) : data_(data), size_(size) {}
 
   size_t pos() const { return pos_; }
   size_t left() const { return size_ - pos_; }
+
+  uint8_t U8() { return data_[pos_++]; }
+  uint16_t U16() { return Take(GetU16(data_ + pos_), 2); }
+  uint32_t U32() { return Take(GetU32(data_ + pos_), 4); }
+  uint64_t U64() { return Take(GetU64(data_ + pos_), 8); }
+  // The next `n` bytes, in place.
+  const uint8_t* Bytes(size_t n) { return Take(data_ + pos_, n); }
+  // The next `n` bytes as a string.
+  std::string String(size_t n) {
+    return std::string(reinterpret_cast<const char*>(Bytes(n)), n);
+  }
+  void Skip(size_t n) { pos_ += n; }
+
+ private:
+  template <typename T>
+  T Take(T value, size_t n) {
+    pos_ += n;
+    return value;
+  }
+
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+// Reads the fields of a header held fully in memory; every read is checked
+// against the header's end, and a field that does not fit is named.
+class HeaderCursor {
+ public:
+  HeaderCursor(const std::vector<uint8_t>& bytes, size_t pos)
+      : bytes_(bytes.data(), bytes.size()), size_(bytes.size()) {
+    bytes_.Skip(pos);
+  }
+
+  size_t pos() const { return bytes_.pos(); }
+  size_t left() const { return bytes_.left(); }
 
   // OK when `n` more bytes of `field` are in the header.
   absl::Status Need(size_t n, std::string_view field) const {
@@ -124,39 +163,31 @@ class HeaderCursor {
     return absl::DataLossError(absl::StrFormat(
         "corrupt header: %s at byte %d needs %d bytes, but the header ends "
         "at byte %d",
-        field, pos_, n, size_));
+        field, pos(), n, size_));
   }
   absl::StatusOr<uint32_t> U32(std::string_view field) {
-    if (absl::Status s = Need(4, field); !s.ok()) return s;
-    uint32_t v = GetU32(data_ + pos_);
-    pos_ += 4;
-    return v;
+    RETURN_IF_ERROR(Need(4, field));
+    return bytes_.U32();
   }
   absl::StatusOr<uint64_t> U64(std::string_view field) {
-    if (absl::Status s = Need(8, field); !s.ok()) return s;
-    uint64_t v = GetU64(data_ + pos_);
-    pos_ += 8;
-    return v;
+    RETURN_IF_ERROR(Need(8, field));
+    return bytes_.U64();
   }
   absl::StatusOr<std::string> Str(std::string_view field) {
-    const size_t at = pos_;
-    absl::StatusOr<uint32_t> len = U32(field);
-    if (!len.ok()) return len.status();
-    if (left() < *len) {
+    const size_t at = pos();
+    ASSIGN_OR_RETURN(const uint32_t len, U32(field));
+    if (left() < len) {
       return absl::DataLossError(absl::StrFormat(
           "corrupt header: %s length %u at byte %d runs past the end of the "
           "header at byte %d",
-          field, *len, at, size_));
+          field, len, at, size_));
     }
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), *len);
-    pos_ += *len;
-    return s;
+    return bytes_.String(len);
   }
 
  private:
-  const uint8_t* data_;
+  ByteCursor bytes_;
   size_t size_;
-  size_t pos_;
 };
 
 bool ValidSyscall(Syscall s) {
@@ -211,6 +242,189 @@ std::string_view RecordName(uint16_t type) {
       return "an end record";
   }
   return "an optional record";
+}
+
+// The header's fields after its 16-byte prefix, read in the order
+// CaptureWriter::Create built them. `bytes` is the whole header, at least
+// kCaptureFixedHeaderBytes long.
+absl::Status ParseHeader(const std::vector<uint8_t>& bytes,
+                         CaptureHeader* header) {
+  HeaderCursor c(bytes, 16);
+  ASSIGN_OR_RETURN(const uint64_t mono_to_wall_ns, c.U64("clock offset"));
+  header->mono_to_wall_ns = static_cast<int64_t>(mono_to_wall_ns);
+  ASSIGN_OR_RETURN(header->start_mono_ns, c.U64("start time"));
+  ASSIGN_OR_RETURN(header->end_mono_ns, c.U64("end time"));
+  ASSIGN_OR_RETURN(header->payload_capture_bytes,
+                   c.U32("payload capture bytes"));
+  // Flags: none defined in version 1.
+  RETURN_IF_ERROR(c.U32("flags").status());
+
+  ASSIGN_OR_RETURN(header->host, c.Str("host name"));
+  ASSIGN_OR_RETURN(header->kernel_release, c.Str("kernel release"));
+  ASSIGN_OR_RETURN(header->reqcost_version, c.Str("reqcost version"));
+
+  size_t at = c.pos();
+  ASSIGN_OR_RETURN(const uint32_t argc, c.U32("command line argument count"));
+  if (argc > c.left() / 4) {
+    return absl::DataLossError(absl::StrFormat(
+        "corrupt header: command line argument count %u at byte %d does not "
+        "fit in the %d bytes left in the header",
+        argc, at, c.left()));
+  }
+  header->command_line.resize(argc);
+  for (std::string& arg : header->command_line) {
+    ASSIGN_OR_RETURN(arg, c.Str("command line argument"));
+  }
+
+  at = c.pos();
+  ASSIGN_OR_RETURN(const uint32_t nproc, c.U32("process count"));
+  if (nproc > c.left() / kProcessInfoMinBytes) {
+    return absl::DataLossError(absl::StrFormat(
+        "corrupt header: process count %u at byte %d does not fit in the %d "
+        "bytes left in the header",
+        nproc, at, c.left()));
+  }
+  header->processes.resize(nproc);
+  for (ProcessInfo& proc : header->processes) {
+    ASSIGN_OR_RETURN(proc.pid, c.U32("process pid"));
+    ASSIGN_OR_RETURN(proc.ppid, c.U32("process ppid"));
+    ASSIGN_OR_RETURN(proc.start_ns, c.U64("process start time"));
+    ASSIGN_OR_RETURN(proc.comm, c.Str("process comm"));
+    ASSIGN_OR_RETURN(proc.exe, c.Str("process exe"));
+  }
+  // Bytes after the process table belong to later format additions.
+  return absl::OkStatus();
+}
+
+// The smallest body a record of `type` can have; 0 for an optional record.
+// DataLoss for a type that is neither known nor optional.
+absl::StatusOr<uint32_t> MinBodyBytes(uint16_t type, uint64_t at) {
+  switch (static_cast<RecordType>(type)) {
+    case RecordType::kSyscallEvent:
+      return kSyscallFixedBytes;
+    case RecordType::kProcessEvent:
+      return kProcessFixedBytes;
+    case RecordType::kDrops:
+      return kDropsBytes;
+    case RecordType::kCounters:
+      return kCountersV1Bytes;
+    case RecordType::kEnd:
+      return kEndBytes;
+  }
+  if ((type & kOptionalRecordBit) == 0) {
+    return absl::DataLossError(
+        absl::StrFormat("unknown record type %u at byte %d", type, at));
+  }
+  return 0;
+}
+
+// A syscall event's body, read as CaptureWriter::Write(SyscallEvent) put it.
+// The body holds at least kSyscallFixedBytes; `at` is the record's offset.
+absl::StatusOr<SyscallEvent> ParseSyscall(ByteCursor b, uint64_t at,
+                                          uint32_t version) {
+  const size_t len = b.left();
+  SyscallEvent e;
+  const uint16_t syscall = b.U16();
+  if (!ValidSyscall(static_cast<Syscall>(syscall))) {
+    return absl::DataLossError(absl::StrFormat(
+        "syscall event at byte %d: unknown syscall %u", at, syscall));
+  }
+  e.syscall = static_cast<Syscall>(syscall);
+  e.flags = b.U16();
+  e.tgid = b.U32();
+  e.tid = b.U32();
+  e.fd = static_cast<int32_t>(b.U32());
+  e.ret = static_cast<int64_t>(b.U64());
+  e.enter_ns = b.U64();
+  e.exit_ns = b.U64();
+  e.sock.family = b.U16();
+  e.sock.type = b.U16();
+  e.sock.sock = b.U64();
+  e.sock.peer = b.U64();
+  e.sock.local_port = b.U16();
+  e.sock.remote_port = b.U16();
+  const uint8_t addr_len = b.U8();
+  if (addr_len > 16) {
+    return absl::DataLossError(absl::StrFormat(
+        "syscall event at byte %d: address length %u exceeds 16", at,
+        addr_len));
+  }
+  if (b.left() < 2u * addr_len) {
+    return absl::DataLossError(absl::StrFormat(
+        "record length %u too short for a syscall event with %u-byte "
+        "addresses at byte %d (minimum %u)",
+        len, addr_len, at, kSyscallFixedBytes + 2u * addr_len));
+  }
+  std::memcpy(e.sock.local_addr.data(), b.Bytes(addr_len), addr_len);
+  std::memcpy(e.sock.remote_addr.data(), b.Bytes(addr_len), addr_len);
+  if (version >= 2) {
+    // The TLS block (version 1 files have none).
+    auto misfit = [&](uint8_t count) {
+      return absl::DataLossError(absl::StrFormat(
+          "syscall event at byte %d: TLS block of %u records does not fit "
+          "its %u-byte record",
+          at, count, len));
+    };
+    if (b.left() < 2) return misfit(0);
+    e.tls.flags = b.U8();
+    const uint8_t count = b.U8();
+    if (count > TlsRecords::kMax || b.left() < 3u * count) return misfit(count);
+    e.tls.count = count;
+    for (int i = 0; i < count; ++i) {
+      e.tls.type[i] = b.U8();
+      e.tls.length[i] = b.U16();
+    }
+  }
+  e.payload = b.String(b.left());
+  return e;
+}
+
+// A process event's body, read as CaptureWriter::Write(ProcessEvent) put it.
+// The body holds at least kProcessFixedBytes.
+absl::StatusOr<ProcessEvent> ParseProcess(ByteCursor b, uint64_t at) {
+  ProcessEvent e;
+  const uint16_t op = b.U16();
+  if (!ValidOp(static_cast<ProcessEvent::Op>(op))) {
+    return absl::DataLossError(
+        absl::StrFormat("process event at byte %d: unknown op %u", at, op));
+  }
+  e.op = static_cast<ProcessEvent::Op>(op);
+  e.tgid = b.U32();
+  e.parent_tgid = b.U32();
+  e.ts_ns = b.U64();
+  e.start_ns = b.U64();
+  e.comm = b.String(b.left());
+  return e;
+}
+
+// A drop notice's body, as CaptureWriter::WriteDrops put it.
+DropNotice ParseDrops(ByteCursor b) {
+  DropNotice d;
+  d.from_ns = b.U64();
+  d.to_ns = b.U64();
+  d.count = b.U64();
+  return d;
+}
+
+// A counters record's body, as CaptureWriter::WriteCounters put it; version
+// 1 bodies end before `foreign`.
+CountersSnapshot ParseCounters(ByteCursor b) {
+  CountersSnapshot c;
+  c.at_ns = b.U64();
+  c.counters.emitted = b.U64();
+  c.counters.dropped = b.U64();
+  c.counters.unpaired = b.U64();
+  c.counters.enter_lost = b.U64();
+  if (b.left() >= 8) c.counters.foreign = b.U64();
+  return c;
+}
+
+// An end record's body, as CaptureWriter::Close put it.
+CaptureEnd ParseEnd(ByteCursor b) {
+  CaptureEnd end;
+  end.end_ns = b.U64();
+  end.records = b.U64();
+  return end;
 }
 
 }  // namespace
@@ -400,7 +614,7 @@ uint8_t* CaptureWriter::Reserve(size_t record_bytes) {
 }
 
 absl::Status CaptureWriter::Write(const SyscallEvent& e) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   if (!ValidSyscall(e.syscall)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "syscall event with unknown syscall %d not written to %s",
@@ -452,7 +666,7 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
 }
 
 absl::Status CaptureWriter::Write(const ProcessEvent& e) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   if (!ValidOp(e.op)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("process event with unknown op %d not written to %s",
@@ -484,7 +698,7 @@ absl::Status CaptureWriter::Write(const ProcessEvent& e) {
 
 absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
                                        uint64_t count) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   uint8_t* p = Reserve(kRecordPrefixBytes + kDropsBytes);
   if (p == nullptr) return error_;
   p = PutU16(p, static_cast<uint16_t>(RecordType::kDrops));
@@ -500,7 +714,7 @@ absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
 
 absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
                                           const KernelCounters& c) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   uint8_t* p = Reserve(kRecordPrefixBytes + kCountersBytes);
   if (p == nullptr) return error_;
   p = PutU16(p, static_cast<uint16_t>(RecordType::kCounters));
@@ -518,13 +732,13 @@ absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
 }
 
 absl::Status CaptureWriter::Flush() {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   return FlushBuffer();
 }
 
 absl::Status CaptureWriter::Close(uint64_t end_ns,
                                   const KernelCounters& final_counters) {
-  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckWritable());
   absl::Status status = WriteCounters(end_ns, final_counters);
   if (status.ok()) {
     uint8_t* p = Reserve(kRecordPrefixBytes + kEndBytes);
@@ -645,7 +859,7 @@ absl::StatusOr<CaptureReader> CaptureReader::FromFd(int fd,
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: invalid file descriptor %d", name, fd));
   }
-  if (absl::Status s = reader.ReadHeader(); !s.ok()) return s;
+  RETURN_IF_ERROR(reader.ReadHeader());
   return reader;
 }
 
@@ -686,13 +900,14 @@ absl::Status CaptureReader::Fail(absl::Status status) {
 absl::Status CaptureReader::ReadHeader() {
   size_t have = Fill(16);
   if (!error_.ok()) return error_;
-  const uint8_t* p = buf_.get() + begin_;
   if (have == 0) {
     return Fail(
         absl::InvalidArgumentError("empty file, not a reqcost capture file"));
   }
+  ByteCursor prefix(buf_.get() + begin_, have);
   const size_t magic_have = std::min<size_t>(have, kCaptureMagic.size());
-  if (std::memcmp(p, kCaptureMagic.data(), magic_have) != 0) {
+  if (std::memcmp(prefix.Bytes(magic_have), kCaptureMagic.data(),
+                  magic_have) != 0) {
     return Fail(absl::InvalidArgumentError(
         "not a reqcost capture file (bad magic at byte 0)"));
   }
@@ -700,7 +915,7 @@ absl::Status CaptureReader::ReadHeader() {
     return Fail(absl::OutOfRangeError(absl::StrFormat(
         "truncated header at byte 0: need 16 bytes, have %d", have)));
   }
-  version_ = GetU32(p + 8);
+  version_ = prefix.U32();
   if (version_ == 0) {
     return Fail(absl::DataLossError(
         "corrupt header: format version 0 at byte 8 is invalid"));
@@ -711,7 +926,7 @@ absl::Status CaptureReader::ReadHeader() {
         "reqcost",
         version_, kCaptureFormatVersion)));
   }
-  const uint32_t header_len = GetU32(p + 12);
+  const uint32_t header_len = prefix.U32();
   if (header_len < kCaptureFixedHeaderBytes) {
     return Fail(absl::DataLossError(absl::StrFormat(
         "corrupt header: header length %u at byte 12 is shorter than the "
@@ -741,71 +956,7 @@ absl::Status CaptureReader::ReadHeader() {
     begin_ += take;
     offset_ += take;
   }
-
-  header_.mono_to_wall_ns = static_cast<int64_t>(GetU64(bytes.data() + 16));
-  header_.start_mono_ns = GetU64(bytes.data() + 24);
-  header_.end_mono_ns = GetU64(bytes.data() + 32);
-  header_.payload_capture_bytes = GetU32(bytes.data() + 40);
-  // bytes 44..47: flags, none defined in version 1.
-
-  HeaderCursor c(bytes, kCaptureFixedHeaderBytes);
-  auto str = [&](std::string_view field, std::string& out) -> absl::Status {
-    absl::StatusOr<std::string> s = c.Str(field);
-    if (!s.ok()) return s.status();
-    out = *std::move(s);
-    return absl::OkStatus();
-  };
-  if (absl::Status s = str("host name", header_.host); !s.ok()) return Fail(s);
-  if (absl::Status s = str("kernel release", header_.kernel_release); !s.ok()) {
-    return Fail(s);
-  }
-  if (absl::Status s = str("reqcost version", header_.reqcost_version);
-      !s.ok()) {
-    return Fail(s);
-  }
-
-  size_t at = c.pos();
-  absl::StatusOr<uint32_t> argc = c.U32("command line argument count");
-  if (!argc.ok()) return Fail(argc.status());
-  if (*argc > c.left() / 4) {
-    return Fail(absl::DataLossError(absl::StrFormat(
-        "corrupt header: command line argument count %u at byte %d does not "
-        "fit in the %d bytes left in the header",
-        *argc, at, c.left())));
-  }
-  header_.command_line.resize(*argc);
-  for (std::string& arg : header_.command_line) {
-    if (absl::Status s = str("command line argument", arg); !s.ok()) {
-      return Fail(s);
-    }
-  }
-
-  at = c.pos();
-  absl::StatusOr<uint32_t> nproc = c.U32("process count");
-  if (!nproc.ok()) return Fail(nproc.status());
-  if (*nproc > c.left() / kProcessInfoMinBytes) {
-    return Fail(absl::DataLossError(absl::StrFormat(
-        "corrupt header: process count %u at byte %d does not fit in the %d "
-        "bytes left in the header",
-        *nproc, at, c.left())));
-  }
-  header_.processes.resize(*nproc);
-  for (ProcessInfo& proc : header_.processes) {
-    absl::StatusOr<uint32_t> pid = c.U32("process pid");
-    if (!pid.ok()) return Fail(pid.status());
-    absl::StatusOr<uint32_t> ppid = c.U32("process ppid");
-    if (!ppid.ok()) return Fail(ppid.status());
-    absl::StatusOr<uint64_t> start = c.U64("process start time");
-    if (!start.ok()) return Fail(start.status());
-    proc.pid = *pid;
-    proc.ppid = *ppid;
-    proc.start_ns = *start;
-    if (absl::Status s = str("process comm", proc.comm); !s.ok()) {
-      return Fail(s);
-    }
-    if (absl::Status s = str("process exe", proc.exe); !s.ok()) return Fail(s);
-  }
-  // Bytes after the process table belong to later format additions.
+  if (absl::Status s = ParseHeader(bytes, &header_); !s.ok()) return Fail(s);
   return absl::OkStatus();
 }
 
@@ -814,6 +965,7 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
     if (!error_.ok()) return error_;
     if (done_) return end_record_;
 
+    // The prefix, as the writer puts it: type, reserved, body length.
     const uint64_t at = offset_;
     size_t have = Fill(kRecordPrefixBytes);
     if (!error_.ok()) return error_;
@@ -827,42 +979,22 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
           absl::StrFormat("truncated record at byte %d: need %u bytes, have %d",
                           at, kRecordPrefixBytes, have)));
     }
-    const uint8_t* p = buf_.get() + begin_;
-    const uint16_t type = GetU16(p);
-    const uint32_t len = GetU32(p + 4);
+    ByteCursor prefix(buf_.get() + begin_, kRecordPrefixBytes);
+    const uint16_t type = prefix.U16();
+    prefix.Skip(2);
+    const uint32_t len = prefix.U32();
 
-    uint32_t min_len = 0;
-    switch (static_cast<RecordType>(type)) {
-      case RecordType::kSyscallEvent:
-        min_len = kSyscallFixedBytes;
-        break;
-      case RecordType::kProcessEvent:
-        min_len = kProcessFixedBytes;
-        break;
-      case RecordType::kDrops:
-        min_len = kDropsBytes;
-        break;
-      case RecordType::kCounters:
-        min_len = kCountersV1Bytes;
-        break;
-      case RecordType::kEnd:
-        min_len = kEndBytes;
-        break;
-      default:
-        if ((type & kOptionalRecordBit) == 0) {
-          return Fail(absl::DataLossError(
-              absl::StrFormat("unknown record type %u at byte %d", type, at)));
-        }
-    }
+    absl::StatusOr<uint32_t> min_len = MinBodyBytes(type, at);
+    if (!min_len.ok()) return Fail(min_len.status());
     if (len > kMaxRecordBodyBytes) {
       return Fail(absl::DataLossError(absl::StrFormat(
           "record length %u exceeds the limit of %u bytes at byte %d", len,
           kMaxRecordBodyBytes, at)));
     }
-    if (len < min_len) {
+    if (len < *min_len) {
       return Fail(absl::DataLossError(absl::StrFormat(
           "record length %u too short for %s at byte %d (minimum %u)", len,
-          RecordName(type), at, min_len)));
+          RecordName(type), at, *min_len)));
     }
     const size_t total = kRecordPrefixBytes + len;
     have = Fill(total);
@@ -872,139 +1004,64 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
           absl::StrFormat("truncated record at byte %d: need %d bytes, have %d",
                           at, total, have)));
     }
-    const uint8_t* b = buf_.get() + begin_ + kRecordPrefixBytes;
+    // The whole record is in the buffer: consume it, then read its body.
+    ByteCursor body(buf_.get() + begin_ + kRecordPrefixBytes, len);
     begin_ += total;
     offset_ += total;
 
     switch (static_cast<RecordType>(type)) {
       case RecordType::kSyscallEvent: {
-        SyscallEvent e;
-        const uint16_t syscall = GetU16(b);
-        if (!ValidSyscall(static_cast<Syscall>(syscall))) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "syscall event at byte %d: unknown syscall %u", at, syscall)));
-        }
-        e.syscall = static_cast<Syscall>(syscall);
-        e.flags = GetU16(b + 2);
-        e.tgid = GetU32(b + 4);
-        e.tid = GetU32(b + 8);
-        e.fd = static_cast<int32_t>(GetU32(b + 12));
-        e.ret = static_cast<int64_t>(GetU64(b + 16));
-        e.enter_ns = GetU64(b + 24);
-        e.exit_ns = GetU64(b + 32);
-        e.sock.family = GetU16(b + 40);
-        e.sock.type = GetU16(b + 42);
-        e.sock.sock = GetU64(b + 44);
-        e.sock.peer = GetU64(b + 52);
-        e.sock.local_port = GetU16(b + 60);
-        e.sock.remote_port = GetU16(b + 62);
-        const uint8_t addr_len = b[64];
-        if (addr_len > 16) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "syscall event at byte %d: address length %u exceeds 16", at,
-              addr_len)));
-        }
-        uint32_t fixed = kSyscallFixedBytes + 2u * addr_len;
-        if (len < fixed) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "record length %u too short for a syscall event with %u-byte "
-              "addresses at byte %d (minimum %u)",
-              len, addr_len, at, fixed)));
-        }
-        std::memcpy(e.sock.local_addr.data(), b + kSyscallFixedBytes, addr_len);
-        std::memcpy(e.sock.remote_addr.data(),
-                    b + kSyscallFixedBytes + addr_len, addr_len);
-        if (version_ >= 2) {
-          // The TLS block (version 1 files have none).
-          const uint8_t count = len >= fixed + 2 ? b[fixed + 1] : 0;
-          if (len < fixed + 2 || count > TlsRecords::kMax ||
-              len < fixed + TlsBlockBytes(count)) {
-            return Fail(absl::DataLossError(absl::StrFormat(
-                "syscall event at byte %d: TLS block of %u records does not "
-                "fit its %u-byte record",
-                at, count, len)));
-          }
-          e.tls.flags = b[fixed];
-          e.tls.count = count;
-          for (int i = 0; i < count; ++i) {
-            e.tls.type[i] = b[fixed + 2 + 3 * i];
-            e.tls.length[i] = GetU16(b + fixed + 3 + 3 * i);
-          }
-          fixed += TlsBlockBytes(count);
-        }
-        e.payload.assign(reinterpret_cast<const char*>(b + fixed), len - fixed);
+        absl::StatusOr<SyscallEvent> e = ParseSyscall(body, at, version_);
+        if (!e.ok()) return Fail(e.status());
         ++records_;
-        return CaptureRecord(std::move(e));
+        return CaptureRecord(*std::move(e));
       }
       case RecordType::kProcessEvent: {
-        ProcessEvent e;
-        const uint16_t op = GetU16(b);
-        if (!ValidOp(static_cast<ProcessEvent::Op>(op))) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "process event at byte %d: unknown op %u", at, op)));
-        }
-        e.op = static_cast<ProcessEvent::Op>(op);
-        e.tgid = GetU32(b + 2);
-        e.parent_tgid = GetU32(b + 6);
-        e.ts_ns = GetU64(b + 10);
-        e.start_ns = GetU64(b + 18);
-        e.comm.assign(reinterpret_cast<const char*>(b + kProcessFixedBytes),
-                      len - kProcessFixedBytes);
+        absl::StatusOr<ProcessEvent> e = ParseProcess(body, at);
+        if (!e.ok()) return Fail(e.status());
         ++records_;
-        return CaptureRecord(std::move(e));
+        return CaptureRecord(*std::move(e));
       }
-      case RecordType::kDrops: {
-        DropNotice d;
-        d.from_ns = GetU64(b);
-        d.to_ns = GetU64(b + 8);
-        d.count = GetU64(b + 16);
+      case RecordType::kDrops:
         ++records_;
-        return CaptureRecord(d);
-      }
-      case RecordType::kCounters: {
-        CountersSnapshot c;
-        c.at_ns = GetU64(b);
-        c.counters.emitted = GetU64(b + 8);
-        c.counters.dropped = GetU64(b + 16);
-        c.counters.unpaired = GetU64(b + 24);
-        c.counters.enter_lost = GetU64(b + 32);
-        if (len >= kCountersBytes) c.counters.foreign = GetU64(b + 40);
+        return CaptureRecord(ParseDrops(body));
+      case RecordType::kCounters:
         ++records_;
-        return CaptureRecord(c);
-      }
-      case RecordType::kEnd: {
-        CaptureEnd end;
-        end.end_ns = GetU64(b);
-        end.records = GetU64(b + 8);
-        if (end.records != records_) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "end record at byte %d counts %d records, but %d precede it", at,
-              end.records, records_)));
-        }
-        Fill(1);
-        if (!error_.ok()) return error_;
-        if (end_ > begin_) {
-          return Fail(absl::DataLossError(absl::StrFormat(
-              "trailing data at byte %d after the end record", offset_)));
-        }
-        done_ = true;
-        end_record_ = end;
-        Release();
-        return CaptureRecord(end);
-      }
+        return CaptureRecord(ParseCounters(body));
+      case RecordType::kEnd:
+        return ReadEnd(ParseEnd(body), at);
     }
     // An optional record this version does not know: skip it.
     ++records_;
   }
 }
 
+absl::StatusOr<CaptureRecord> CaptureReader::ReadEnd(const CaptureEnd& end,
+                                                     uint64_t at) {
+  if (end.records != records_) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "end record at byte %d counts %d records, but %d precede it", at,
+        end.records, records_)));
+  }
+  // Nothing may follow the end record.
+  Fill(1);
+  if (!error_.ok()) return error_;
+  if (end_ > begin_) {
+    return Fail(absl::DataLossError(absl::StrFormat(
+        "trailing data at byte %d after the end record", offset_)));
+  }
+  done_ = true;
+  end_record_ = end;
+  Release();
+  return CaptureRecord(end);
+}
+
 absl::StatusOr<Capture> ReadCapture(std::string_view path, ReadMode mode) {
-  absl::StatusOr<CaptureReader> reader = CaptureReader::Open(path);
-  if (!reader.ok()) return reader.status();
+  ASSIGN_OR_RETURN(CaptureReader reader, CaptureReader::Open(path));
   Capture capture;
-  capture.header = reader->header();
+  capture.header = reader.header();
   for (;;) {
-    absl::StatusOr<CaptureRecord> record = reader->Next();
+    absl::StatusOr<CaptureRecord> record = reader.Next();
     if (!record.ok()) {
       if (mode == ReadMode::kBestEffort &&
           absl::IsOutOfRange(record.status())) {

@@ -251,6 +251,8 @@ class CaptureReader {
  private:
   CaptureReader(int fd, std::string name);
   absl::Status ReadHeader();
+  // Checks the end record read at byte `at` and that nothing follows it.
+  absl::StatusOr<CaptureRecord> ReadEnd(const CaptureEnd& end, uint64_t at);
   size_t Fill(size_t want);
   absl::Status Fail(absl::Status status);
   void Release();

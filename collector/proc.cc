@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::collector {
 namespace {
@@ -107,9 +108,8 @@ absl::StatusOr<std::vector<ProcessInfo>> ProcFs::WithDescendants(
   std::vector<ProcessInfo> out;
   std::set<pid_t> seen;
   for (pid_t pid : roots) {
-    absl::StatusOr<ProcessInfo> info = ReadProcess(pid);
-    if (!info.ok()) return info.status();
-    if (seen.insert(pid).second) out.push_back(*std::move(info));
+    ASSIGN_OR_RETURN(ProcessInfo info, ReadProcess(pid));
+    if (seen.insert(pid).second) out.push_back(std::move(info));
   }
 
   // One scan: parent -> children of every process now alive.

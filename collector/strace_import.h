@@ -43,6 +43,7 @@
 
 #include "collector/capture_file.h"
 #include "collector/event.h"
+#include "collector/strace_lexer.h"
 
 namespace reqcost::collector {
 
@@ -118,19 +119,7 @@ class StraceImporter {
 StraceImport ImportStrace(
     const std::vector<std::pair<std::string, std::string_view>>& logs);
 
-// One parsed socket identity of a -yy annotation ("UNIX-STREAM:[1->2]",
-// "TCP:[127.0.0.1:80->127.0.0.1:5000]", ...); nullopt when the text is not
-// a socket (a path, pipe:[...], ...). `known` false for "socket:[ino]" (-y):
-// a socket, identity unknown.
-struct StraceSocket {
-  SocketId id;
-  bool known = true;
-};
-std::optional<StraceSocket> ParseStraceSocket(std::string_view annotation);
-
-// Decodes one strace quoted string body (between the quotes): \n \r \t \v
-// \f \" \\, \NNN octal, \xNN hex.
-std::string DecodeStraceString(std::string_view body);
+// ParseStraceSocket and DecodeStraceString: collector/strace_lexer.h.
 
 }  // namespace reqcost::collector
 

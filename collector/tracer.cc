@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "collector/decoder.h"
 #include "collector/proc.h"
+#include "collector/status_macros.h"
 #include "collector/tracefs.h"
 #include "reqcost.h"
 #include "reqcost_bpf.skel.h"
@@ -94,13 +95,11 @@ void Tracer::RingDeleter::operator()(ring_buffer* rb) const {
 
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     const TracerOptions& options, EventSink* sink) {
-  if (absl::Status s = ValidateTracerOptions(options); !s.ok()) return s;
+  RETURN_IF_ERROR(ValidateTracerOptions(options));
   ProcFs proc;
   // Fail on a bad PID before touching the kernel.
   for (pid_t pid : options.pids) {
-    if (absl::StatusOr<ProcessInfo> p = proc.ReadProcess(pid); !p.ok()) {
-      return p.status();
-    }
+    RETURN_IF_ERROR(proc.ReadProcess(pid).status());
   }
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -159,10 +158,9 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   std::set<uint32_t> traced;
   int map_fd = bpf_map__fd(skel->maps.traced);
   for (int scan = 0; scan < 2; ++scan) {
-    absl::StatusOr<std::vector<ProcessInfo>> procs =
-        proc.WithDescendants(options.pids);
-    if (!procs.ok()) return procs.status();
-    for (ProcessInfo& info : *procs) {
+    ASSIGN_OR_RETURN(std::vector<ProcessInfo> procs,
+                     proc.WithDescendants(options.pids));
+    for (ProcessInfo& info : procs) {
       if (!traced.insert(info.pid).second) continue;
       uint8_t one = 1;
       if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {
