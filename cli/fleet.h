@@ -34,10 +34,14 @@ inline constexpr int kMetricsFilePeriodMs = 5000;
 
 class FleetOutputs {
  public:
+
   // Starts what `options` asks for and observes `pipeline` (which must
   // outlive this). `live`: attach (the span queue drops when full) rather
-  // than report (it waits). InvalidArgument naming the flag when an address
-  // cannot be listened on or a file cannot be written (exit code 2).
+  // than report (it waits). The OTEL_* variables are read here
+  // (cli/exporters/otlp_config.h; the OTLP exporter ones only when `live`).
+  // InvalidArgument naming the flag or variable when an address cannot be
+  // listened on, a file cannot be written or a variable is malformed (exit
+  // code 2).
   static absl::StatusOr<std::unique_ptr<FleetOutputs>> Start(
       const FleetOptions& options, Pipeline* pipeline, bool live,
       int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host);
