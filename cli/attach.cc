@@ -123,7 +123,7 @@ int RunAttach(const AttachOptions& options) {
   const int64_t mono_to_wall_ns = MonotonicToWallNs();
   // Before attaching: a bad --metrics address or output file fails at once.
   std::unique_ptr<FleetOutputs> fleet;
-  if (options.fleet.any()) {
+  if (FleetOutputs::Wanted(options.fleet, /*live=*/true)) {
     utsname uts{};
     uname(&uts);
     absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(

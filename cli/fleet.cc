@@ -1,6 +1,7 @@
 #include "cli/fleet.h"
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -16,11 +17,24 @@ constexpr absl::Duration kSpanFlushDeadline = absl::Seconds(5);
 
 }  // namespace
 
+bool FleetOutputs::Wanted(const FleetOptions& options, bool live) {
+  if (options.any()) return true;
+  if (!live) return false;
+  exporters::EnvLookup env = exporters::ProcessEnvironment();
+  for (const char* name : {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                           "OTEL_EXPORTER_OTLP_ENDPOINT"}) {
+    std::optional<std::string> v = env(name);
+    if (v.has_value() && !v->empty()) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
     const FleetOptions& options, Pipeline* pipeline, bool live,
     int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host) {
   exporters::OtlpFlags flags;
   flags.endpoint = options.otlp_endpoint;
+  flags.headers = options.otlp_headers;
   flags.service_name = options.service_name;
   flags.live = live;
   absl::StatusOr<exporters::OtlpConfig> otel =

@@ -22,6 +22,7 @@ struct FleetOptions {
   std::string otlp_json;        // --otlp-json FILE
   std::string otlp_endpoint;    // --otlp-endpoint URL
   std::string service_name;     // --service-name (default: the server's comm)
+  std::vector<std::string> otlp_headers;  // --otlp-header K=V, repeatable
 
   bool any() const {
     return !metrics_address.empty() || !metrics_file.empty() ||
@@ -34,6 +35,9 @@ inline constexpr int kMetricsFilePeriodMs = 5000;
 
 class FleetOutputs {
  public:
+  // Whether a run needs fleet outputs: a flag asks for one, or (`live`) an
+  // OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variable names a collector.
+  static bool Wanted(const FleetOptions& options, bool live);
 
   // Starts what `options` asks for and observes `pipeline` (which must
   // outlive this). `live`: attach (the span queue drops when full) rather
