@@ -387,6 +387,7 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
     if (!s.set()) continue;
     if (absl::Status ok = CheckReadable(s.name, s.value); !ok.ok()) return ok;
     *f.into = s.value;
+    if (f.into == &c.certificate) c.certificate_source = s.name;
     if (f.into == &c.client_key) client_key = s;
     if (f.into == &c.client_certificate) client_cert = s;
   }

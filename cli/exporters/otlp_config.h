@@ -56,6 +56,7 @@ struct OtlpConfig {
   absl::Duration timeout = kDefaultOtlpTimeout;  // one batch, all attempts
   bool gzip = false;
   std::string certificate;         // CA bundle (CURLOPT_CAINFO)
+  std::string certificate_source;  // the variable that named it
   std::string client_certificate;  // CURLOPT_SSLCERT
   std::string client_key;          // CURLOPT_SSLKEY
   // service.name: --service-name, else OTEL_SERVICE_NAME, else service.name

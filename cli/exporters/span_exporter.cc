@@ -50,7 +50,8 @@ absl::StatusOr<std::string> Gzip(const std::string& body) {
 }
 
 // A TLS failure that retrying cannot cure, in words that say what to check.
-std::string TlsAdvice(CURLcode rc, const std::string& certificate) {
+std::string TlsAdvice(CURLcode rc, const std::string& certificate,
+                      const std::string& source) {
   switch (rc) {
     case CURLE_PEER_FAILED_VERIFICATION:
       return certificate.empty()
@@ -58,9 +59,8 @@ std::string TlsAdvice(CURLcode rc, const std::string& certificate) {
                    "this system trusts; set OTEL_EXPORTER_OTLP_CERTIFICATE to "
                    "the PEM file of the CA that signed it"
                  : "the collector's TLS certificate is not signed by the CA "
-                   "in " + certificate +
-                       " (OTEL_EXPORTER_OTLP_CERTIFICATE), or does not name "
-                       "the host of the URL";
+                   "in " + certificate + " (" + source +
+                       "), or does not name the host of the URL";
     case CURLE_SSL_CACERT_BADFILE:
       return "the CA file " + certificate + " holds no usable certificate";
     case CURLE_SSL_CERTPROBLEM:
@@ -86,6 +86,7 @@ void ApplyOtlpConfig(const OtlpConfig& config, SpanExporterOptions* o) {
   o->gzip = config.gzip;
   o->export_timeout = config.timeout;
   o->certificate = config.certificate;
+  o->certificate_source = config.certificate_source;
   o->client_certificate = config.client_certificate;
   o->client_key = config.client_key;
   o->resource_attributes = config.resource_attributes;
@@ -313,7 +314,10 @@ absl::Status SpanExporter::Post(const std::string& body,
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
       detail = "still sending when the exit deadline passed";
     }
-    std::string advice = TlsAdvice(rc, options_.certificate);
+    std::string advice = TlsAdvice(
+        rc, options_.certificate,
+        options_.certificate_source.empty() ? "OTEL_EXPORTER_OTLP_CERTIFICATE"
+                                            : options_.certificate_source);
     // Refused, reset, timed out: the collector may be back. A certificate
     // it does not like stays so.
     *retryable = advice.empty() && rc != CURLE_ABORTED_BY_CALLBACK;

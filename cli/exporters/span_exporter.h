@@ -39,6 +39,7 @@ struct SpanExporterOptions {
   KeyValues headers;            // sent with every POST; values are secrets
   bool gzip = false;            // Content-Encoding: gzip
   std::string certificate;         // CA bundle to verify the collector
+  std::string certificate_source;  // the variable that named it
   std::string client_certificate;  // mTLS
   std::string client_key;
   // Resource attributes every resource gets (OTEL_RESOURCE_ATTRIBUTES); one

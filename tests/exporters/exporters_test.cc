@@ -609,7 +609,8 @@ TEST(OtlpTlsTest, RightCaDeliversWrongCaIsRefusedClearlyAndCounted) {
   EXPECT_THAT(stats.retries, Eq(0u));
   EXPECT_THAT(stats.last_error,
               HasSubstr("the collector's TLS certificate is not signed by the "
-                        "CA in " + pki.File("other.pem")));
+                        "CA in " + pki.File("other.pem") +
+                        " (OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE)"));
   EXPECT_THAT(stats.last_error, Not(HasSubstr(kSecret)));
   EXPECT_GE(receiver.handshakes_failed(), 1);
   EXPECT_THAT(receiver.posts(), SizeIs(1));  // nothing more arrived

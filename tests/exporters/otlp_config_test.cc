@@ -239,6 +239,7 @@ TEST(OtlpConfigTest, CertificateFilesMustBeReadable) {
                {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_THAT(c->certificate, Eq("/etc/hostname"));
+  EXPECT_THAT(c->certificate_source, Eq("OTEL_EXPORTER_OTLP_CERTIFICATE"));
   EXPECT_THAT(c->client_certificate, Eq("/etc/hostname"));
   EXPECT_THAT(c->client_key, Eq("/etc/hostname"));
   EXPECT_THAT(Error({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"}}),
