@@ -123,7 +123,9 @@ int RunAttach(const AttachOptions& options) {
   const int64_t mono_to_wall_ns = MonotonicToWallNs();
   // Before attaching: a bad --metrics address or output file fails at once.
   std::unique_ptr<FleetOutputs> fleet;
-  if (FleetOutputs::Wanted(options.fleet, /*live=*/true)) {
+  // `record` (no summary) captures only: an OTEL_* endpoint in its
+  // environment does not turn span export on.
+  if (FleetOutputs::Wanted(options.fleet, /*environment=*/options.summary)) {
     utsname uts{};
     uname(&uts);
     absl::StatusOr<std::unique_ptr<FleetOutputs>> f = FleetOutputs::Start(

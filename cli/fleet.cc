@@ -17,9 +17,9 @@ constexpr absl::Duration kSpanFlushDeadline = absl::Seconds(5);
 
 }  // namespace
 
-bool FleetOutputs::Wanted(const FleetOptions& options, bool live) {
+bool FleetOutputs::Wanted(const FleetOptions& options, bool environment) {
   if (options.any()) return true;
-  if (!live) return false;
+  if (!environment) return false;
   exporters::EnvLookup env = exporters::ProcessEnvironment();
   for (const char* name : {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                            "OTEL_EXPORTER_OTLP_ENDPOINT"}) {

@@ -35,9 +35,10 @@ inline constexpr int kMetricsFilePeriodMs = 5000;
 
 class FleetOutputs {
  public:
-  // Whether a run needs fleet outputs: a flag asks for one, or (`live`) an
-  // OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variable names a collector.
-  static bool Wanted(const FleetOptions& options, bool live);
+  // Whether a run needs fleet outputs: a flag asks for one, or (when
+  // `environment` counts: attach) an OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT
+  // variable names a collector.
+  static bool Wanted(const FleetOptions& options, bool environment);
 
   // Starts what `options` asks for and observes `pipeline` (which must
   // outlive this). `live`: attach (the span queue drops when full) rather

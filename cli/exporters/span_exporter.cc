@@ -318,9 +318,10 @@ absl::Status SpanExporter::Post(const std::string& body,
         rc, options_.certificate,
         options_.certificate_source.empty() ? "OTEL_EXPORTER_OTLP_CERTIFICATE"
                                             : options_.certificate_source);
-    // Refused, reset, timed out: the collector may be back. A certificate
-    // it does not like stays so.
-    *retryable = advice.empty() && rc != CURLE_ABORTED_BY_CALLBACK;
+    // Refused, reset, timed out, a handshake cut short: the collector may
+    // be back. A certificate it does not like stays so.
+    *retryable = (advice.empty() || rc == CURLE_SSL_CONNECT_ERROR) &&
+                 rc != CURLE_ABORTED_BY_CALLBACK;
     return absl::UnavailableError(
         advice.empty()
             ? absl::StrFormat("%s: %s", where, detail)
