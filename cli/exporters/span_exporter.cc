@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -286,8 +287,10 @@ absl::Status SpanExporter::Send(const std::string& body, size_t requests) {
   return last;
 }
 
-int SpanExporter::OnProgress(void* self, long long, long long, long long,
-                             long long) {
+// OnProgress is libcurl's curl_xferinfo_callback.
+static_assert(std::is_same_v<curl_off_t, int64_t>);
+
+int SpanExporter::OnProgress(void* self, int64_t, int64_t, int64_t, int64_t) {
   auto* ex = static_cast<SpanExporter*>(self);
   return MonotonicNs() >= ex->abort_after_ns_.load() ? 1 : 0;
 }

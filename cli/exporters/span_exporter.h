@@ -116,8 +116,7 @@ class SpanExporter {
                     bool* retryable);
   // libcurl's progress callback: aborts a transfer still running when the
   // exit deadline has passed.
-  static int OnProgress(void* self, long long, long long, long long,
-                        long long);
+  static int OnProgress(void* self, int64_t, int64_t, int64_t, int64_t);
 
   SpanExporterOptions options_;
   std::string url_;
