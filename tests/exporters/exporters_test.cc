@@ -543,8 +543,9 @@ TEST(OtlpEnvironmentTest, ResourceAttributesAndServiceNameReachTheResource) {
 
 // --- TLS -------------------------------------------------------------------
 
-// A CA, a certificate it signs for 127.0.0.1, and a second CA that signed
-// nothing, made with openssl in a scratch directory.
+// A CA, a server certificate it signs for 127.0.0.1 and a client
+// certificate it signs, and a second CA that signed nothing, made with
+// openssl in a scratch directory.
 class TestPki {
  public:
   TestPki() {
@@ -559,7 +560,11 @@ class TestPki {
         "-keyout server.key -out server.csr && "
         "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -days 2 -extfile san.ext -out server.pem"
+        "-CAcreateserial -days 2 -extfile san.ext -out server.pem && "
+        "openssl req -newkey rsa:2048 -nodes -subj /CN=reqcost-client "
+        "-keyout client.key -out client.csr && "
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -days 2 -out client.pem"
         ") > openssl.log 2>&1";
     ok_ = std::system(cmd.c_str()) == 0;
     log_ = ReadAll(d + "openssl.log");
@@ -620,6 +625,34 @@ TEST(OtlpTlsTest, RightCaDeliversWrongCaIsRefusedClearlyAndCounted) {
   stats = Export(o, 5);
   EXPECT_THAT(stats.dropped_failed, Eq(5u));
   EXPECT_THAT(stats.last_error, HasSubstr("set OTEL_EXPORTER_OTLP_CERTIFICATE"));
+}
+
+TEST(OtlpTlsTest, ClientCertificateAndKeyGiveMutualTls) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.log();
+  OtlpReceiver receiver(200, 0, pki.File("server.pem"), pki.File("server.key"),
+                        /*client_ca_pem=*/pki.File("ca.pem"));
+  ASSERT_GT(receiver.port(), 0);
+  SpanExporterOptions o = FromEnvironment(
+      {{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()},
+       {"OTEL_EXPORTER_OTLP_CERTIFICATE", pki.File("ca.pem")},
+       {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", pki.File("client.pem")},
+       {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", pki.File("client.key")}});
+  SpanExportStats stats = Export(o, 10);
+  EXPECT_THAT(stats.exported_requests, Eq(10u)) << stats.last_error;
+  EXPECT_THAT(receiver.posts(), SizeIs(1));
+
+  // Without the client certificate the receiver ends the handshake: every
+  // request of the batch is counted as dropped, with the error.
+  o = FromEnvironment({{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()},
+                       {"OTEL_EXPORTER_OTLP_CERTIFICATE", pki.File("ca.pem")}});
+  o.max_attempts = 2;
+  o.first_backoff = absl::Milliseconds(10);
+  stats = Export(o, 10);
+  EXPECT_THAT(stats.exported_requests, Eq(0u));
+  EXPECT_THAT(stats.dropped_failed, Eq(10u));
+  EXPECT_THAT(stats.last_error, HasSubstr("POST " + receiver.url()));
+  EXPECT_THAT(receiver.posts(), SizeIs(1));
 }
 
 // --- the command ------------------------------------------------------------

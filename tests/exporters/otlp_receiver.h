@@ -68,9 +68,12 @@ class OtlpReceiver {
  public:
   // Answers with `status` after `delay_ms`; -1 when it cannot listen. With
   // `cert_pem` and `key_pem` (files), over TLS.
+  // With `client_ca_pem` too, it wants a client certificate signed by that
+  // CA (mTLS).
   OtlpReceiver(int status = 200, int delay_ms = 0,
                const std::string& cert_pem = "",
-               const std::string& key_pem = "")
+               const std::string& key_pem = "",
+               const std::string& client_ca_pem = "")
       : status_(status), delay_ms_(delay_ms) {
     if (!cert_pem.empty()) {
       ssl_ctx_ = SSL_CTX_new(TLS_server_method());
@@ -79,6 +82,15 @@ class OtlpReceiver {
           SSL_CTX_use_PrivateKey_file(ssl_ctx_, key_pem.c_str(),
                                       SSL_FILETYPE_PEM) != 1) {
         return;
+      }
+      if (!client_ca_pem.empty()) {
+        if (SSL_CTX_load_verify_locations(ssl_ctx_, client_ca_pem.c_str(),
+                                          nullptr) != 1) {
+          return;
+        }
+        SSL_CTX_set_verify(ssl_ctx_,
+                           SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                           nullptr);
       }
     }
     listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
