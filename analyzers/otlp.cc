@@ -280,9 +280,18 @@ std::string OtlpBatch::Take(const std::string& scope_version) {
     if (!first) doc += ',';
     first = false;
     Attrs attrs;
+    auto replaced = [this](std::string_view key) {
+      for (const auto& kv : extra_attributes_) {
+        if (kv.first == key) return true;
+      }
+      return false;
+    };
     attrs.Str("service.name", resource.service_name);
-    attrs.Str("host.name", resource.host_name);
-    attrs.Int("process.pid", resource.pid);
+    if (!replaced("host.name")) attrs.Str("host.name", resource.host_name);
+    if (!replaced("process.pid")) attrs.Int("process.pid", resource.pid);
+    for (const auto& [key, value] : extra_attributes_) {
+      if (key != "service.name") attrs.Str(key, value);
+    }
     absl::StrAppend(&doc, "{\"resource\":{\"attributes\":", attrs.Take(),
                     "},\"scopeSpans\":[{\"scope\":{\"name\":\"reqcost\","
                     "\"version\":");

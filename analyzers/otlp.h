@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "analyzers/request.h"
@@ -103,6 +104,12 @@ class OtlpBatch {
       : seed_(seed), mono_to_wall_ns_(mono_to_wall_ns) {}
 
   void Add(const SpanSource& s);
+  // Attributes every resource gets after its own (OTEL_RESOURCE_ATTRIBUTES);
+  // one with the key of an own attribute (host.name, ...) replaces it.
+  void SetResourceAttributes(
+      std::vector<std::pair<std::string, std::string>> attributes) {
+    extra_attributes_ = std::move(attributes);
+  }
   size_t requests() const { return requests_; }
   size_t spans() const { return spans_; }
   bool empty() const { return requests_ == 0; }
@@ -116,6 +123,7 @@ class OtlpBatch {
   size_t requests_ = 0;
   size_t spans_ = 0;
   std::map<OtlpResource, std::string> by_resource_;  // spans, comma-separated
+  std::vector<std::pair<std::string, std::string>> extra_attributes_;
 };
 
 }  // namespace reqcost::analyzers

@@ -116,7 +116,9 @@ absl::Status RunAttach(const AttachOptions& options) {
   const int64_t mono_to_wall_ns = MonotonicToWallNs();
   // Before attaching: a bad --metrics address or output file fails at once.
   std::unique_ptr<FleetOutputs> fleet;
-  if (options.fleet.any()) {
+  // `record` (no summary) captures only: an OTEL_* endpoint in its
+  // environment does not turn span export on.
+  if (FleetOutputs::Wanted(options.fleet, /*environment=*/options.summary)) {
     utsname uts{};
     uname(&uts);
     ASSIGN_OR_RETURN(

@@ -1,10 +1,12 @@
 #include "cli/fleet.h"
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "cli/exporters/otlp_config.h"
 #include "collector/status_macros.h"
 
 namespace reqcost::cli {
@@ -16,11 +18,40 @@ constexpr absl::Duration kSpanFlushDeadline = absl::Seconds(5);
 
 }  // namespace
 
+bool FleetOutputs::Wanted(const FleetOptions& options, bool environment) {
+  if (options.any()) return true;
+  if (!environment) return false;
+  exporters::EnvLookup env = exporters::ProcessEnvironment();
+  for (const char* name : {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                           "OTEL_EXPORTER_OTLP_ENDPOINT"}) {
+    std::optional<std::string> v = env(name);
+    if (v.has_value() && !v->empty()) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
     const FleetOptions& options, Pipeline* pipeline, bool live,
     int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host) {
+  exporters::OtlpFlags flags;
+  flags.endpoint = options.otlp_endpoint;
+  flags.headers = options.otlp_headers;
+  flags.service_name = options.service_name;
+  flags.live = live;
+  ASSIGN_OR_RETURN(
+      const exporters::OtlpConfig otel,
+      exporters::ResolveOtlpConfig(flags, exporters::ProcessEnvironment()));
+  for (const std::string& warning : otel.warnings) {
+    std::fprintf(stderr, "reqcost: warning: %s\n", warning.c_str());
+  }
+  if (otel.sdk_disabled && !otel.traces_url_source.empty()) {
+    std::fprintf(stderr,
+                 "reqcost: OTEL_SDK_DISABLED=true: no spans are sent to a "
+                 "collector (%s is ignored)\n",
+                 otel.traces_url_source.c_str());
+  }
   auto fleet = std::unique_ptr<FleetOutputs>(new FleetOutputs());
-  fleet->service_name_ = options.service_name;
+  fleet->service_name_ = otel.service_name;
   fleet->host_ = host;
   if (!options.metrics_address.empty() || !options.metrics_file.empty()) {
     fleet->metrics_ = std::make_unique<exporters::Metrics>();
@@ -41,10 +72,16 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
           metrics->OnRequest(r, pipeline->Comm(r.pid));
         });
   }
-  for (const std::string* target : {&options.otlp_json, &options.otlp_endpoint}) {
+  const std::string* targets[] = {&options.otlp_json, &otel.traces_url};
+  for (const std::string* target : targets) {
     if (target->empty()) continue;
     exporters::SpanExporterOptions o;
-    (target == &options.otlp_json ? o.file : o.endpoint) = *target;
+    if (target == &options.otlp_json) {
+      o.file = *target;
+      o.resource_attributes = otel.resource_attributes;
+    } else {
+      exporters::ApplyOtlpConfig(otel, &o);
+    }
     o.block_when_full = !live && !o.file.empty();
     o.seed = id_seed;
     o.mono_to_wall_ns = mono_to_wall_ns;

@@ -22,6 +22,7 @@ struct FleetOptions {
   std::string otlp_json;        // --otlp-json FILE
   std::string otlp_endpoint;    // --otlp-endpoint URL
   std::string service_name;     // --service-name (default: the server's comm)
+  std::vector<std::string> otlp_headers;  // --otlp-header K=V, repeatable
 
   bool any() const {
     return !metrics_address.empty() || !metrics_file.empty() ||
@@ -34,10 +35,18 @@ inline constexpr int kMetricsFilePeriodMs = 5000;
 
 class FleetOutputs {
  public:
+  // Whether a run needs fleet outputs: a flag asks for one, or (when
+  // `environment` counts: attach) an OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT
+  // variable names a collector.
+  static bool Wanted(const FleetOptions& options, bool environment);
+
   // Starts what `options` asks for and observes `pipeline` (which must
   // outlive this). `live`: attach (the span queue drops when full) rather
-  // than report (it waits). InvalidArgument naming the flag when an address
-  // cannot be listened on or a file cannot be written (exit code 2).
+  // than report (it waits). The OTEL_* variables are read here
+  // (cli/exporters/otlp_config.h; the OTLP exporter ones only when `live`).
+  // InvalidArgument naming the flag or variable when an address cannot be
+  // listened on, a file cannot be written or a variable is malformed (exit
+  // code 2).
   static absl::StatusOr<std::unique_ptr<FleetOutputs>> Start(
       const FleetOptions& options, Pipeline* pipeline, bool live,
       int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host);

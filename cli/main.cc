@@ -57,13 +57,20 @@ void AddFleetFlags(CLI::App* cmd, reqcost::cli::FleetOptions* o, bool live) {
                     "exit (node_exporter textfile collector)");
     cmd->add_option("--otlp-endpoint", o->otlp_endpoint,
                     "POST the spans of complete requests as OTLP/HTTP JSON "
-                    "to URL/v1/traces (e.g. http://127.0.0.1:4318)");
+                    "to URL/v1/traces (e.g. http://127.0.0.1:4318); "
+                    "overrides OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT");
+    cmd->add_option("--otlp-header", o->otlp_headers,
+                    "NAME=VALUE: an HTTP header for --otlp-endpoint, "
+                    "repeatable; joins OTEL_EXPORTER_OTLP_(TRACES_)HEADERS "
+                    "and wins on the same name")
+        ->allow_extra_args(false);
   }
   cmd->add_option("--otlp-json", o->otlp_json,
                   "write the spans of complete requests as OTLP/JSON, one "
                   "ExportTraceServiceRequest per line (a new file, 0600)");
   cmd->add_option("--service-name", o->service_name,
-                  "the spans' service.name (default: the server's comm)");
+                  "the spans' service.name (default: OTEL_SERVICE_NAME, "
+                  "else the server's comm)");
 }
 
 }  // namespace

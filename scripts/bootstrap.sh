@@ -22,6 +22,8 @@ PACKAGES=(
   # fleet exporters (issue 13): Prometheus metrics, OTLP over HTTP; the
   # Prometheus server and promtool check the exposition in the tests
   prometheus-cpp-dev libcurl4-openssl-dev prometheus
+  # the OTLP exporter tests serve their receiver over TLS with OpenSSL
+  libssl-dev
 )
 
 missing=()

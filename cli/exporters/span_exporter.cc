@@ -2,13 +2,16 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,11 +24,74 @@ namespace {
 
 size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// `body` as one gzip member (RFC 1952), as Content-Encoding: gzip wants.
+absl::StatusOr<std::string> Gzip(const std::string& body) {
+  z_stream z{};
+  // 15 + 16: a gzip header and trailer rather than zlib's.
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    return absl::InternalError("zlib could not start a gzip stream");
+  }
+  std::string out(deflateBound(&z, body.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+  z.avail_in = static_cast<uInt>(body.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) return absl::InternalError("gzip failed");
+  return out;
+}
+
+// A TLS failure that retrying cannot cure, in words that say what to check.
+std::string TlsAdvice(CURLcode rc, const std::string& certificate,
+                      const std::string& source) {
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return certificate.empty()
+                 ? "the collector's TLS certificate is not signed by a CA "
+                   "this system trusts; set OTEL_EXPORTER_OTLP_CERTIFICATE to "
+                   "the PEM file of the CA that signed it"
+                 : "the collector's TLS certificate is not signed by the CA "
+                   "in " + certificate + " (" + source +
+                       "), or does not name the host of the URL";
+    case CURLE_SSL_CACERT_BADFILE:
+      return "the CA file " + certificate + " holds no usable certificate";
+    case CURLE_SSL_CERTPROBLEM:
+      return "the client certificate (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE) "
+             "could not be used";
+    case CURLE_SSL_CONNECT_ERROR:
+      return "the TLS handshake with the collector failed";
+    default:
+      return "";
+  }
+}
+
 std::chrono::nanoseconds ToChrono(absl::Duration d) {
   return std::chrono::nanoseconds(absl::ToInt64Nanoseconds(d));
 }
 
 }  // namespace
+
+void ApplyOtlpConfig(const OtlpConfig& config, SpanExporterOptions* o) {
+  o->endpoint = config.traces_url;
+  o->endpoint_source = config.traces_url_source;
+  o->headers = config.headers;
+  o->gzip = config.gzip;
+  o->export_timeout = config.timeout;
+  o->certificate = config.certificate;
+  o->certificate_source = config.certificate_source;
+  o->client_certificate = config.client_certificate;
+  o->client_key = config.client_key;
+  o->resource_attributes = config.resource_attributes;
+}
 
 SpanExporter::SpanExporter(SpanExporterOptions options)
     : options_(std::move(options)) {}
@@ -45,21 +111,49 @@ absl::StatusOr<std::unique_ptr<SpanExporter>> SpanExporter::Start(
           "--otlp-json %s: cannot create it (%s)", o.file, error));
     }
   } else {
-    std::string base = o.endpoint;
-    if (base.rfind("http://", 0) != 0 && base.rfind("https://", 0) != 0) {
+    if (o.endpoint_source.empty()) o.endpoint_source = "--otlp-endpoint";
+    if (o.endpoint.rfind("http://", 0) != 0 &&
+        o.endpoint.rfind("https://", 0) != 0) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "--otlp-endpoint %s is not an http:// or https:// URL (e.g. "
+          "%s %s is not an http:// or https:// URL (e.g. "
           "http://127.0.0.1:4318, the OpenTelemetry Collector's OTLP/HTTP "
           "port)",
-          o.endpoint));
+          o.endpoint_source, UrlForDisplay(o.endpoint)));
     }
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    ex->url_ = base + "/v1/traces";
+    ex->url_ = o.endpoint;
     static std::once_flag curl_init;
     std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     ex->curl_ = curl_easy_init();
     if (ex->curl_ == nullptr) {
       return absl::InternalError("libcurl could not start a session");
+    }
+    curl_slist* headers =
+        curl_slist_append(nullptr, "Content-Type: application/json");
+    if (o.gzip) headers = curl_slist_append(headers, "Content-Encoding: gzip");
+    for (const auto& [name, value] : o.headers) {
+      // "Name;" is libcurl's spelling of a header with an empty value.
+      std::string line = value.empty() ? name + ";" : name + ": " + value;
+      headers = curl_slist_append(headers, line.c_str());
+    }
+    ex->curl_headers_ = headers;
+    CURL* curl = static_cast<CURL*>(ex->curl_);
+    curl_easy_setopt(curl, CURLOPT_URL, ex->url_.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT,
+                     ("reqcost/" + o.version).c_str());
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // a worker thread
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &SpanExporter::OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, ex.get());
+    if (!o.certificate.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, o.certificate.c_str());
+    }
+    if (!o.client_certificate.empty()) {
+      curl_easy_setopt(curl, CURLOPT_SSLCERT, o.client_certificate.c_str());
+    }
+    if (!o.client_key.empty()) {
+      curl_easy_setopt(curl, CURLOPT_SSLKEY, o.client_key.c_str());
     }
   }
   ex->worker_ = std::thread([p = ex.get()] { p->Loop(); });
@@ -70,10 +164,14 @@ SpanExporter::~SpanExporter() {
   Finish(absl::ZeroDuration());
   if (file_ != nullptr) std::fclose(file_);
   if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  if (curl_headers_ != nullptr) {
+    curl_slist_free_all(static_cast<curl_slist*>(curl_headers_));
+  }
 }
 
 std::string SpanExporter::Describe() const {
-  return options_.file.empty() ? absl::StrCat("--otlp-endpoint ", url_)
+  return options_.file.empty()
+             ? absl::StrCat(options_.endpoint_source, " ", UrlForDisplay(url_))
                                : absl::StrCat("--otlp-json ", options_.file);
 }
 
@@ -110,6 +208,7 @@ SpanExportStats SpanExporter::stats() const {
 
 void SpanExporter::Loop() {
   analyzers::OtlpBatch batch(options_.seed, options_.mono_to_wall_ns);
+  batch.SetResourceAttributes(options_.resource_attributes);
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     wake_.wait_for(lock, ToChrono(options_.flush_every), [this] {
@@ -158,12 +257,24 @@ absl::Status SpanExporter::Send(const std::string& body, size_t requests) {
     }
     return absl::OkStatus();
   }
+  std::string gzipped;
+  const std::string* payload = &body;
+  if (options_.gzip) {
+    absl::StatusOr<std::string> z = Gzip(body);
+    if (!z.ok()) return z.status();
+    gzipped = *std::move(z);
+    payload = &gzipped;
+  }
+  absl::Time give_up_at = absl::Now() + options_.export_timeout;
   absl::Duration backoff = options_.first_backoff;
   absl::Status last;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     bool retryable = false;
-    last = Post(body, &retryable);
-    if (last.ok() || !retryable || attempt == options_.max_attempts) break;
+    last = Post(*payload, give_up_at - absl::Now(), &retryable);
+    if (last.ok() || !retryable || attempt == options_.max_attempts ||
+        absl::Now() + backoff >= give_up_at) {
+      break;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     ++stats_.retries;
     // Back off, but not past the exit deadline.
@@ -176,29 +287,48 @@ absl::Status SpanExporter::Send(const std::string& body, size_t requests) {
   return last;
 }
 
-absl::Status SpanExporter::Post(const std::string& body, bool* retryable) {
+// OnProgress is libcurl's curl_xferinfo_callback.
+static_assert(std::is_same_v<curl_off_t, int64_t>);
+
+int SpanExporter::OnProgress(void* self, int64_t, int64_t, int64_t, int64_t) {
+  auto* ex = static_cast<SpanExporter*>(self);
+  return MonotonicNs() >= ex->abort_after_ns_.load() ? 1 : 0;
+}
+
+absl::Status SpanExporter::Post(const std::string& body,
+                                absl::Duration timeout, bool* retryable) {
   CURL* curl = static_cast<CURL*>(curl_);
-  curl_slist* headers =
-      curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  // At least 1 ms: 0 would mean no limit to libcurl.
+  long timeout_ms = static_cast<long>(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)));
+  char error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                    static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(
-                       absl::ToInt64Milliseconds(options_.request_timeout)));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(
-                       absl::ToInt64Milliseconds(options_.request_timeout)));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // a worker thread
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   CURLcode rc = curl_easy_perform(curl);
-  curl_slist_free_all(headers);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  const std::string where = "POST " + UrlForDisplay(url_);
   if (rc != CURLE_OK) {
-    *retryable = true;  // refused, reset, timed out: the collector may be back
+    std::string detail = curl_easy_strerror(rc);
+    if (error[0] != '\0') absl::StrAppend(&detail, " (", error, ")");
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+      detail = "still sending when the exit deadline passed";
+    }
+    std::string advice = TlsAdvice(
+        rc, options_.certificate,
+        options_.certificate_source.empty() ? "OTEL_EXPORTER_OTLP_CERTIFICATE"
+                                            : options_.certificate_source);
+    // Refused, reset, timed out, a handshake cut short: the collector may
+    // be back. A certificate it does not like stays so.
+    *retryable = (advice.empty() || rc == CURLE_SSL_CONNECT_ERROR) &&
+                 rc != CURLE_ABORTED_BY_CALLBACK;
     return absl::UnavailableError(
-        absl::StrFormat("POST %s: %s", url_, curl_easy_strerror(rc)));
+        advice.empty()
+            ? absl::StrFormat("%s: %s", where, detail)
+            : absl::StrFormat("%s: %s (%s)", where, advice, detail));
   }
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
@@ -206,8 +336,17 @@ absl::Status SpanExporter::Post(const std::string& body, bool* retryable) {
   // OTLP/HTTP: 429, 502, 503 and 504 are worth retrying; other codes mean
   // the data itself was refused.
   *retryable = code == 429 || code == 502 || code == 503 || code == 504;
+  std::string hint;
+  if (code == 401 || code == 403) {
+    hint = options_.headers.empty()
+               ? " (the collector wants credentials: set "
+                 "OTEL_EXPORTER_OTLP_HEADERS or --otlp-header)"
+               : " (the collector refused the credentials in the headers)";
+  } else if (code == 415) {
+    hint = " (the collector does not take OTLP/JSON)";
+  }
   return absl::UnavailableError(
-      absl::StrFormat("POST %s: HTTP status %d", url_, code));
+      absl::StrFormat("%s: HTTP status %d%s", where, code, hint));
 }
 
 SpanExportStats SpanExporter::Finish(absl::Duration deadline) {
@@ -216,6 +355,7 @@ SpanExportStats SpanExporter::Finish(absl::Duration deadline) {
     if (!stopping_) {
       stopping_ = true;
       stop_deadline_ = absl::Now() + deadline;
+      abort_after_ns_ = MonotonicNs() + absl::ToInt64Nanoseconds(deadline);
     }
   }
   wake_.notify_all();

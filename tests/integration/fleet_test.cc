@@ -1,8 +1,10 @@
 // Issue 13: reqcost feeding the tools fleets run. A real Prometheus server
 // (Debian's `prometheus`) scrapes `reqcost attach --metrics` every second
 // while ab drives real nginx + php-fpm; the same run writes --metrics-file,
-// --otlp-json and POSTs to an in-test OTLP/HTTP receiver. Also the exit
-// codes of bad fleet flags (no BPF needed: they fail before attaching).
+// --otlp-json and POSTs to an in-test OTLP/HTTP receiver, configured
+// partly by OTEL_* variables (headers, gzip, resource attributes) as a fleet
+// configures its agents. Also the exit codes of bad fleet flags (no BPF
+// needed: they fail before attaching).
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@ namespace {
 
 using ::nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kRequests = 200;
 
@@ -130,8 +133,31 @@ absl::StatusOr<Subprocess> StartPrometheus(const TempDir& dir, int port,
   return p;
 }
 
+// Sets OTEL_* variables for the commands the test starts; unsets them at
+// the end.
+class ScopedEnvironment {
+ public:
+  explicit ScopedEnvironment(std::vector<std::pair<std::string, std::string>> vars)
+      : vars_(std::move(vars)) {
+    for (const auto& [k, v] : vars_) setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~ScopedEnvironment() {
+    for (const auto& [k, v] : vars_) unsetenv(k.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> vars_;
+};
+
 TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
+  // The span exporter as a hosted backend wants it: a token, gzip, and
+  // resource attributes; the flag adds a header of its own.
+  const std::string token = "fleet-test-token-9c41";
+  ScopedEnvironment otel({{"OTEL_EXPORTER_OTLP_HEADERS",
+                           "Authorization=Bearer%20" + token + ",x-tenant=env"},
+                          {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
+                          {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci"}});
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-fleet"));
   ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, PhpFpmOptions{}));
   NginxOptions nopts;
@@ -152,7 +178,8 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
                      "--payload", "64", "-o", capture, "--metrics",
                      absl::StrCat("127.0.0.1:", metrics_port),
                      "--metrics-file", metrics_file, "--otlp-json",
-                     spans_file, "--otlp-endpoint", receiver.url()}));
+                     spans_file, "--otlp-endpoint", receiver.url(),
+                     "--otlp-header", "X-Tenant=flag"}));
   ASSERT_OK_AND_ASSIGN(prom, StartPrometheus(dir, prom_port, metrics_port));
 
   // Prometheus has scraped reqcost once before the load.
@@ -252,7 +279,12 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   }
   ASSERT_TRUE(from_file.ok()) << from_file.ErrorText();
   OtlpCheck from_http;
-  for (const ReceivedPost& post : receiver.posts()) CheckOtlpJson(post.body, &from_http);
+  for (const ReceivedPost& post : receiver.posts()) {
+    EXPECT_EQ(post.content_encoding, "gzip");
+    EXPECT_EQ(post.Header("authorization"), "Bearer " + token);
+    EXPECT_EQ(post.Header("x-tenant"), "flag");
+    CheckOtlpJson(post.body, &from_http);
+  }
   ASSERT_TRUE(from_http.ok()) << from_http.ErrorText();
   for (const OtlpCheck* c : {&from_file, &from_http}) {
     int servers = 0;
@@ -261,6 +293,7 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
       ++servers;
       EXPECT_EQ(s.name, "GET /sleep.php");
       EXPECT_EQ(s.resource.at("service.name")["stringValue"], "nginx");
+      EXPECT_EQ(s.resource.at("deployment.environment")["stringValue"], "ci");
     }
     EXPECT_EQ(servers, complete);
   }
@@ -268,6 +301,7 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
                              "--otlp-endpoint ", receiver.url(), "/v1/traces: ",
                              complete, " requests exported")));
   EXPECT_THAT(run.err(), HasSubstr("; 0 dropped"));
+  EXPECT_THAT(run.out() + run.err(), Not(HasSubstr(token)));
 
   // 5. `report --otlp-json` of the run's capture: the same spans, with the
   // same times (the header's clock offset is the one attach used).
