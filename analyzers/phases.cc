@@ -121,16 +121,15 @@ BackendPhase MeasureBackend(const Exchange& ex) {
 
 void Profiler::State::TakeQueuedReplyWrites(BackendWork* work) {
   constexpr uint64_t kLateSendNs = 1'000'000;
-  for (const Queued& q : queue) {
-    if (q.key > processed_ns + kLateSendNs) break;
-    const auto* e = std::get_if<SyscallEvent>(&q.item);
-    if (e == nullptr || e->tgid != work->tgid || e->fd != work->fd ||
-        !IsWrite(e->syscall) || e->ret <= 0) {
-      continue;
-    }
-    work->has_write = true;
-    work->last_write_exit = std::max(work->last_write_exit, e->exit_ns);
-  }
+  reorder.ForEachSyscallUpTo(
+      reorder.processed_ns() + kLateSendNs, [work](const SyscallEvent& e) {
+        if (e.tgid != work->tgid || e.fd != work->fd || !IsWrite(e.syscall) ||
+            e.ret <= 0) {
+          return;
+        }
+        work->has_write = true;
+        work->last_write_exit = std::max(work->last_write_exit, e.exit_ns);
+      });
 }
 
 bool Profiler::State::InBackendFamily(uint32_t tgid) {

@@ -34,37 +34,24 @@ constexpr size_t kMaxDropWindows = 4096;
 
 template <typename Event>
 void Profiler::State::Push(uint64_t key, const Event& event) {
-  if (key < processed_ns) ++anomalies.late_events;
-  if (queue.empty() || queue.back().key <= key) {
-    queue.emplace_back(key, event);
-  } else {
-    // After every queued event with a key up to this one: arrival order
-    // breaks ties.
-    auto at = std::upper_bound(
-        queue.begin(), queue.end(), key,
-        [](uint64_t k, const Queued& q) { return k < q.key; });
-    queue.emplace(at, key, event);
-  }
-  newest_ns = std::max(newest_ns, key);
+  if (!reorder.Push(key, event)) ++anomalies.late_events;
   Drain(false);
 }
 
 void Profiler::State::Drain(bool all) {
-  while (!queue.empty()) {
-    const Queued& front = queue.front();
-    if (!all && front.key + options.reorder_window_ns > newest_ns) break;
-    processed_ns = std::max(processed_ns, front.key);
-    if (const auto* e = std::get_if<SyscallEvent>(&front.item)) {
-      Handle(*e);
-    } else {
-      const auto& p = std::get<ProcessEvent>(front.item);
-      if (p.op == ProcessEvent::Op::kExit) {
-        ProcessExit(p.tgid);
-      } else if (!p.comm.empty()) {
-        processes[p.tgid].comm = p.comm;
-      }
+  reorder.Drain(all, [this](const Queued& q) { HandleQueued(q); });
+}
+
+void Profiler::State::HandleQueued(const Queued& q) {
+  if (const auto* e = std::get_if<SyscallEvent>(&q.item)) {
+    Handle(*e);
+  } else {
+    const auto& p = std::get<ProcessEvent>(q.item);
+    if (p.op == ProcessEvent::Op::kExit) {
+      ProcessExit(p.tgid);
+    } else if (!p.comm.empty()) {
+      processes[p.tgid].comm = p.comm;
     }
-    queue.pop_front();
   }
 }
 
@@ -204,9 +191,7 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
 // Public API.
 
 Profiler::Profiler(ProfilerOptions options)
-    : state_(std::make_unique<State>()) {
-  state_->options = options;
-}
+    : state_(std::make_unique<State>(options)) {}
 
 Profiler::~Profiler() = default;
 
@@ -236,14 +221,14 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   }
   auto& drops = state_->drops;
   // Forget windows that ended before every open request started.
-  uint64_t oldest = state_->processed_ns;
+  uint64_t oldest = state_->reorder.processed_ns();
   for (const auto& [uid, conn] : state_->conns) {
     if (conn.request && conn.request->has_read) {
       oldest = std::min(oldest, conn.request->first_read_exit);
     }
   }
-  if (!state_->queue.empty()) {
-    oldest = std::min(oldest, state_->queue.front().key);
+  if (auto queued = state_->reorder.oldest_key()) {
+    oldest = std::min(oldest, *queued);
   }
   drops.erase(std::remove_if(drops.begin(), drops.end(),
                              [&](const auto& d) { return d.second < oldest; }),
@@ -261,7 +246,7 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
 }
 
 void Profiler::AdvanceTo(uint64_t now_ns) {
-  state_->newest_ns = std::max(state_->newest_ns, now_ns);
+  state_->reorder.AdvanceTo(now_ns);
   state_->Drain(false);
 }
 
@@ -272,7 +257,7 @@ void Profiler::SetRequestCallback(
 
 void Profiler::Finish(uint64_t end_ns) {
   state_->Drain(true);
-  state_->processed_ns = std::max(state_->processed_ns, end_ns);
+  state_->reorder.FinishAt(end_ns);
   // A connection set aside on a reused fd will not see its close any more.
   while (!state_->displaced.empty()) {
     Conn* old = state_->displaced.begin()->second.conn;

@@ -26,21 +26,12 @@
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
 #include "analyzers/profiler_records.h"
+#include "analyzers/reorder_buffer.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
-
-// An event waiting in the reorder buffer, processed in order of `key`, then
-// of arrival.
-struct Queued {
-  template <typename Event>
-  Queued(uint64_t key, const Event& event) : key(key), item(event) {}
-
-  uint64_t key = 0;
-  std::variant<SyscallEvent, ProcessEvent> item;
-};
 
 struct Profiler::State {
   ProfilerOptions options;
@@ -48,11 +39,10 @@ struct Profiler::State {
   RequestStats stats;
   Anomalies anomalies;
 
-  // Sorted by key; equal keys in arrival order. Events arrive almost in
-  // order, so nearly every one is appended at the back.
-  std::deque<Queued> queue;
-  uint64_t newest_ns = 0;
-  uint64_t processed_ns = 0;
+  explicit State(const ProfilerOptions& options)
+      : options(options), reorder(options.reorder_window_ns) {}
+
+  ReorderBuffer reorder;
 
   uint64_t next_uid = 1;
   uint64_t next_request_id = 1;
@@ -85,6 +75,7 @@ struct Profiler::State {
   template <typename Event>
   void Push(uint64_t key, const Event& event);
   void Drain(bool all);
+  void HandleQueued(const Queued& q);
   void Handle(const SyscallEvent& e);
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
