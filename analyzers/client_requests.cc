@@ -59,8 +59,8 @@ OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
   r->first_read_start = rec.blocked ? rec.exit_ns : rec.start_ns();
   r->first_read_exit = rec.exit_ns;
   r->tls_mark_ns = r->first_read_start;
-  if (e.enter_missed() && r->partial_reason.empty()) {
-    r->partial_reason = "request start not seen";
+  if (e.enter_missed() && !r->partial_reason.has_value()) {
+    r->partial_reason = IncompleteReason::kStartNotSeen;
   }
   r->request_line = ParseHttpRequestLine(e.payload);
   r->waiting = true;
@@ -148,7 +148,7 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
   }
   if (IsRead(e.syscall) && e.ret > 0) {
     if (r != nullptr && r->has_write) {
-      FinalizeRequest(conn, "");
+      FinalizeRequest(conn);
       r = nullptr;
     }
     if (r == nullptr) r = OpenClientRequest(conn, e, rec);

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/profiler_records.h"
 #include "analyzers/request.h"
 #include "analyzers/tls.h"
@@ -60,7 +61,7 @@ struct OpenRequest {
   uint32_t tgid = 0;
   uint32_t tid = 0;  // the thread that read its request
   bool first_of_conn = false;
-  std::string partial_reason;
+  std::optional<IncompleteReason> partial_reason;
   std::optional<SyscallRecord> accept;
   bool has_read = false;
   uint64_t first_read_start = 0;  // its enter, else its exit

@@ -346,7 +346,7 @@ bool Profiler::State::Settle(const SyscallEvent& e, bool expire_now) {
     return false;
   }
   displaced.erase(it);
-  if (old->request) FinalizeRequest(old, "close not seen");
+  if (old->request) FinalizeRequest(old, IncompleteReason::kCloseNotSeen);
   Close(old);
   return false;
 }

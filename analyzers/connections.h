@@ -47,6 +47,7 @@
 
 #include "analyzers/client_requests.h"
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -65,7 +66,7 @@ struct Conn {
   Role role = Role::kUnknown;
   bool preattach = false;  // first seen on a read/write/close, not accept/connect
   // Why its first request is incomplete when preattach (see Open's caller).
-  const char* preattach_reason = nullptr;
+  IncompleteReason preattach_reason = IncompleteReason::kOpenedBeforeAttach;
   bool accepted = false;  // opened by accept (vs connect or unknown)
   bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;

@@ -1,6 +1,7 @@
 #include "analyzers/phases.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,8 +16,6 @@
 
 namespace reqcost::analyzers {
 namespace {
-
-constexpr int64_t kEagain = -11;
 
 // Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
 // unseen).
@@ -44,7 +43,7 @@ uint64_t ClientWaitNs(absl::Span<const SyscallRecord> syscalls,
     if (eagain != nullptr && s.start_ns() > eagain->exit_ns) {
       wait += s.start_ns() - eagain->exit_ns;
     }
-    eagain = s.ret == kEagain ? &s : nullptr;
+    eagain = s.ret == -EAGAIN ? &s : nullptr;
   }
   return wait;
 }
@@ -80,10 +79,10 @@ RequestPhases ComputePhases(const PhaseInput& in) {
 BackendPhase MeasureBackend(const Exchange& ex) {
   BackendPhase out;
   if (ex.partial || !ex.has_reply) {
-    out.incomplete_reason = "backend exchange incomplete";
+    out.incomplete = IncompleteReason::kExchangeIncomplete;
   } else if (ex.work) {
     if (!ex.work->has_write || ex.work->starts_after != 0) {
-      out.incomplete_reason = "backend reply not seen";
+      out.incomplete = IncompleteReason::kBackendReplyNotSeen;
     } else {
       out.timing = BackendTiming::kMeasured;
       out.start_ns = ex.work->first_read_exit;
@@ -93,9 +92,9 @@ BackendPhase MeasureBackend(const Exchange& ex) {
                            : 0;
     }
   } else if (ex.backend_traced) {
-    out.incomplete_reason = "backend events missing";
+    out.incomplete = IncompleteReason::kBackendEventsMissing;
   } else if (!ex.send_exit_before_reply.has_value()) {
-    out.incomplete_reason = "backend exchange incomplete";
+    out.incomplete = IncompleteReason::kExchangeIncomplete;
   } else {
     out.timing = BackendTiming::kInferred;
     out.start_ns = *ex.send_exit_before_reply;
@@ -107,7 +106,9 @@ BackendPhase MeasureBackend(const Exchange& ex) {
   out.exchange_ns = ex.last_reply_exit > ex.start_enter
                         ? ex.last_reply_exit - ex.start_enter
                         : 0;
-  if (out.incomplete_reason.empty() && ex.connect_exit.has_value() &&
+  if (out.incomplete.has_value()) {
+    out.incomplete_reason = Name(*out.incomplete);
+  } else if (ex.connect_exit.has_value() &&
       ex.backend_accept_exit.has_value() && ex.work) {
     out.queue_ns = *ex.backend_accept_exit > *ex.connect_exit
                        ? *ex.backend_accept_exit - *ex.connect_exit
@@ -142,7 +143,8 @@ bool Profiler::State::InBackendFamily(uint32_t tgid) {
   return false;
 }
 
-void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
+void Profiler::State::FinalizeRequest(
+    Conn* conn, std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(conn->request);
   OpenRequest& r = *owned;
   StopWaiting(&r);
@@ -153,11 +155,11 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
   out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
   out.request_line = r.request_line;
   out.client_sock = conn->sock;
-  if (reason.empty()) reason = r.partial_reason;
-  if (reason.empty() && conn->http2) {
-    reason = "HTTP/2 connection: requests not split";
+  if (!reason.has_value()) reason = r.partial_reason;
+  if (!reason.has_value() && conn->http2) reason = IncompleteReason::kHttp2;
+  if (!reason.has_value() && !r.has_write) {
+    reason = IncompleteReason::kNoResponse;
   }
-  if (reason.empty() && !r.has_write) reason = "no response";
 
   PhaseInput in;
   if (r.accept.has_value() && r.accept->enter_seen() && !r.accept->blocked) {
@@ -219,7 +221,7 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
                    [](const SyscallRecord& a, const SyscallRecord& b) {
                      return a.start_ns() < b.start_ns();
                    });
-  if (reason.empty()) {
+  if (!reason.has_value()) {
     // From its owned accept's start even when the accept blocked: a lost
     // event of the connection's making (its peer's connect) lies there.
     const uint64_t span_start =
@@ -227,26 +229,26 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
                              : out.start_ns;
     for (const auto& [from, to] : drops) {
       if (from <= span_end && to >= span_start) {
-        reason = "events dropped";
+        reason = IncompleteReason::kEventsDropped;
         break;
       }
     }
     // A client connection of a backend process, once events were lost: the
     // connect that would have paired it with its link may be among them.
-    if (reason.empty() && first_drop_ns.has_value() &&
+    if (!reason.has_value() && first_drop_ns.has_value() &&
         *first_drop_ns <= span_end && InBackendFamily(r.tgid)) {
-      reason = "connection unpaired while events were dropped";
+      reason = IncompleteReason::kUnpairedWhileDropped;
     }
   }
 
   // Backend phase inputs.
-  if (reason.empty() && ex != nullptr && ex->work && ex->has_reply &&
+  if (!reason.has_value() && ex != nullptr && ex->work && ex->has_reply &&
       !ex->work->has_write) {
     TakeQueuedReplyWrites(ex->work.get());
   }
-  if (reason.empty() && ex != nullptr) {
+  if (!reason.has_value() && ex != nullptr) {
     BackendPhase backend = MeasureBackend(*ex);
-    reason = backend.incomplete_reason;
+    reason = backend.incomplete;
     out.backend_timing = backend.timing;
     out.backend_start_ns = backend.start_ns;
     out.backend_end_ns = backend.end_ns;
@@ -258,9 +260,9 @@ void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
     if (out.queue_ns.has_value()) out.queue_start_ns = *ex->connect_exit;
   }
 
-  if (!reason.empty()) {
+  if (reason.has_value()) {
     out.complete = false;
-    out.incomplete_reason = std::string(reason);
+    out.incomplete_reason = std::string(Name(*reason));
     out.backend_timing = BackendTiming::kNone;
     out.queue_ns.reset();
     out.queue_start_ns = 0;

@@ -1,6 +1,7 @@
 #include "analyzers/profiler.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -24,7 +25,6 @@
 namespace reqcost::analyzers {
 namespace {
 
-constexpr int64_t kEinprogress = -115;
 constexpr size_t kMaxDropWindows = 4096;
 
 }  // namespace
@@ -116,7 +116,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       auto ex = NewExchange(conn, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
                             e.enter_missed());
       ex->connect_exit = e.exit_ns;
-      if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
+      if (e.ret != 0 && e.ret != -EINPROGRESS) ex->connect_exit.reset();
       ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
       if (conn->partner.has_value()) {
         ex->backend_traced = true;
@@ -139,8 +139,8 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     conn->preattach = true;
     conn->preattach_reason =
         first_drop_ns.has_value() && e.exit_ns >= *first_drop_ns
-            ? "connection opened before attach or while events were dropped"
-            : "connection opened before attach";
+            ? IncompleteReason::kOpenedBeforeAttachOrDropped
+            : IncompleteReason::kOpenedBeforeAttach;
     Classify(conn);
   }
   Dispatch(conn, e);
@@ -168,7 +168,7 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
-    if (conn->request) FinalizeRequest(conn, "");
+    if (conn->request) FinalizeRequest(conn);
     Close(conn);
   }
 }
@@ -180,7 +180,7 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
   }
   for (uint64_t uid : uids) {
     Conn* conn = &conns.at(uid);
-    if (conn->request) FinalizeRequest(conn, "process exited");
+    if (conn->request) FinalizeRequest(conn, IncompleteReason::kProcessExited);
     Close(conn);
   }
   auto it = processes.find(tgid);
@@ -261,7 +261,7 @@ void Profiler::Finish(uint64_t end_ns) {
   // A connection set aside on a reused fd will not see its close any more.
   while (!state_->displaced.empty()) {
     Conn* old = state_->displaced.begin()->second.conn;
-    if (old->request) state_->FinalizeRequest(old, "close not seen");
+    if (old->request) state_->FinalizeRequest(old, IncompleteReason::kCloseNotSeen);
     state_->Close(old);
   }
   std::vector<uint64_t> open;
@@ -277,7 +277,9 @@ void Profiler::Finish(uint64_t end_ns) {
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
     state_->FinalizeRequest(
-        conn, r.has_write && exchange_done ? "" : "still open at end");
+        conn, r.has_write && exchange_done
+                  ? std::nullopt
+                  : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
 }
 

@@ -23,6 +23,7 @@
 #include "analyzers/client_requests.h"
 #include "analyzers/connections.h"
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
 #include "analyzers/profiler.h"
 #include "analyzers/profiler_records.h"
@@ -93,7 +94,10 @@ struct Profiler::State {
   void NoteClient(uint32_t tgid);
 
   // The request as reported (phases.cc).
-  void FinalizeRequest(Conn* conn, std::string_view reason);
+  // Reports `conn`'s open request: incomplete for `reason`, else for the
+  // first reason found, else complete.
+  void FinalizeRequest(Conn* conn,
+                       std::optional<IncompleteReason> reason = std::nullopt);
   // A send seen at the socket layer is stamped when its call returns, which
   // can be after the peer read what it sent: a backend reply the server
   // already read may still wait in the reorder queue. Takes the writes of
