@@ -64,7 +64,7 @@ OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
   }
   r->request_line = ParseHttpRequestLine(e.payload);
   r->waiting = true;
-  processes[conn->tgid].waiting.push_back(r);
+  queues[conn->tgid].waiting.push_back(r);
   return r;
 }
 
@@ -103,7 +103,7 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
   }
   // A write.
   if (tls.WriteIsTls(request_open,
-                     processes[conn->tgid].last_exchange_start_ns)) {
+                     queues[conn->tgid].last_exchange_start_ns)) {
     if (request_open) {
       // Session tickets after a Finished that came with the request.
       r->syscalls.push_back(rec);
@@ -216,9 +216,9 @@ void Profiler::State::OnSideCall(const SyscallEvent& e, Target target) {
   // The request its process is serving: the latest one that has read its
   // request before this call and not yet answered, read by the same thread
   // if there is one (a threaded server serves a request on one thread).
-  auto it = processes.find(e.tgid);
+  auto it = queues.find(e.tgid);
   OpenRequest* owner = nullptr;
-  if (it != processes.end()) {
+  if (it != queues.end()) {
     const auto& waiting = it->second.waiting;
     for (auto w = waiting.rbegin(); w != waiting.rend(); ++w) {
       if (!(*w)->has_read || (*w)->first_read_exit > rec.start_ns()) continue;

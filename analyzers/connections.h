@@ -1,7 +1,7 @@
 // Socket identity and pairing: which connection is a client connection, a
 // backend link or the backend side of one, and which process is a server or
-// a backend (internal to the profiler; the methods are Profiler::State's, in
-// connections.cc).
+// a backend (internal to the profiler; ConnectionTable in connection_table.h
+// keeps the open connections and applies these rules).
 //
 // Connections are (tgid, fd) from accept/connect to close. A connection
 // accepted by a traced process is a *client* connection unless it pairs with
@@ -96,16 +96,6 @@ struct Conn {
   // Backend side.
   std::shared_ptr<BackendWork> work;
   std::optional<uint64_t> accept_exit;
-};
-
-struct ProcessState {
-  std::string comm;
-  bool has_client = false;
-  bool has_backend_side = false;
-  uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
-  uint32_t parent = 0;  // its parent's tgid, when known
-  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
-  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
 };
 
 // A TCP/IP socket's identity as (local address, local port, remote address,

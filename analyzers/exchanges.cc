@@ -50,7 +50,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   ex->partial = partial;
   ex->start_enter = start_enter;
   ex->send_offset = link->bytes_out;
-  auto& proc = processes[link->tgid];
+  auto& proc = queues[link->tgid];
   proc.last_exchange_start_ns =
       std::max(proc.last_exchange_start_ns, start_enter);
   ex->backend_traced = link->partner.has_value();
@@ -59,7 +59,7 @@ std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
   link->exchange = ex;
   // A partial exchange is still attributed (so that its request is known
   // to be incomplete rather than backend-less), but never bound.
-  processes[link->tgid].candidates.push_back(ex);
+  queues[link->tgid].candidates.push_back(ex);
   PruneCandidates(link->tgid);
   if (!ex->partial) {
     link->unbound_exchanges.push_back(ex);
@@ -94,8 +94,8 @@ bool Profiler::State::ReadBytesOf(const Conn& link, const BackendWork& work,
                                   const Exchange& ex) {
   if (first_drop_ns.has_value()) return false;
   if (link.preattach || !link.partner.has_value()) return false;
-  auto it = conns.find(*link.partner);
-  if (it == conns.end() || it->second.preattach) return false;
+  const Conn* side = connections.Paired(link);
+  if (side == nullptr || side->preattach) return false;
   return work.in_end > ex.send_offset;
 }
 
@@ -207,9 +207,9 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
 bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work,
                                     uint64_t len) {
   if (side.preattach || !side.partner.has_value()) return false;
-  auto it = conns.find(*side.partner);
-  if (it == conns.end() || it->second.preattach) return false;
-  const Conn& link = it->second;
+  const Conn* paired = connections.Paired(side);
+  if (paired == nullptr || paired->preattach) return false;
+  const Conn& link = *paired;
   uint64_t boundary = link.bytes_out;
   auto later = [&](const std::shared_ptr<Exchange>& ex) {
     if (ex && ex->send_offset >= work.in_end) {
@@ -251,11 +251,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
       ++conn->requests;
       conn->work = work;
       w = work.get();
-      Conn* link = nullptr;
-      if (conn->partner.has_value()) {
-        auto it = conns.find(*conn->partner);
-        if (it != conns.end()) link = &it->second;
-      }
+      Conn* link = connections.Paired(*conn);
       if (partial || link == nullptr) {
         ++anomalies.unmatched_backend_work;
       } else {
@@ -289,7 +285,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
 
 void Profiler::State::StopWaiting(OpenRequest* request) {
   if (!request->waiting) return;
-  auto& waiting = processes[request->tgid].waiting;
+  auto& waiting = queues[request->tgid].waiting;
   waiting.erase(std::remove(waiting.begin(), waiting.end(), request),
                 waiting.end());
   request->waiting = false;
@@ -297,7 +293,7 @@ void Profiler::State::StopWaiting(OpenRequest* request) {
 }
 
 void Profiler::State::Attribute(OpenRequest* request, uint64_t write_start) {
-  auto& candidates = processes[request->tgid].candidates;
+  auto& candidates = queues[request->tgid].candidates;
   auto take = candidates.end();
   for (auto it = candidates.begin(); it != candidates.end(); ++it) {
     if (!CanAttribute(**it, request->last_read_exit, write_start)) continue;
@@ -316,7 +312,7 @@ void Profiler::State::Attribute(OpenRequest* request, uint64_t write_start) {
 // Drops exchanges that no waiting request can take any more: a request can
 // only take an exchange that started after its last request read.
 void Profiler::State::PruneCandidates(uint32_t tgid) {
-  auto& proc = processes[tgid];
+  auto& proc = queues[tgid];
   std::optional<uint64_t> earliest;
   for (const OpenRequest* r : proc.waiting) {
     if (r->has_read) {

@@ -133,16 +133,6 @@ void Profiler::State::TakeQueuedReplyWrites(BackendWork* work) {
       });
 }
 
-bool Profiler::State::InBackendFamily(uint32_t tgid) {
-  const ProcessState& p = processes[tgid];
-  if (p.has_backend_side) return true;
-  if (p.parent == 0) return false;
-  for (const auto& [pid, other] : processes) {
-    if (other.parent == p.parent && other.has_backend_side) return true;
-  }
-  return false;
-}
-
 void Profiler::State::FinalizeRequest(
     Conn* conn, std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(conn->request);
@@ -236,7 +226,7 @@ void Profiler::State::FinalizeRequest(
     // A client connection of a backend process, once events were lost: the
     // connect that would have paired it with its link may be among them.
     if (!reason.has_value() && first_drop_ns.has_value() &&
-        *first_drop_ns <= span_end && InBackendFamily(r.tgid)) {
+        *first_drop_ns <= span_end && processes.InBackendFamily(r.tgid)) {
       reason = IncompleteReason::kUnpairedWhileDropped;
     }
   }

@@ -49,8 +49,8 @@ void Profiler::State::HandleQueued(const Queued& q) {
     const auto& p = std::get<ProcessEvent>(q.item);
     if (p.op == ProcessEvent::Op::kExit) {
       ProcessExit(p.tgid);
-    } else if (!p.comm.empty()) {
-      processes[p.tgid].comm = p.comm;
+    } else {
+      processes.Rename(p.tgid, p.comm);
     }
   }
 }
@@ -63,25 +63,9 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     OnSideCall(e, SideCallTarget(e.sock));
     return;
   }
-  const std::pair<uint32_t, int32_t> fd_key{e.tgid, e.conn_fd()};
-  if (e.syscall == Syscall::kConnect) {
-    if (Target t = NameServiceTarget(e); t != Target::kClient) {
-      name_service_fds[fd_key] = t;
-      OnSideCall(e, t);
-      return;
-    }
-  }
-  if (!name_service_fds.empty()) {
-    auto it = name_service_fds.find(fd_key);
-    if (it != name_service_fds.end()) {
-      if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
-        name_service_fds.erase(it);  // the fd is another connection's now
-      } else {
-        OnSideCall(e, it->second);
-        if (e.syscall == Syscall::kClose) name_service_fds.erase(it);
-        return;
-      }
-    }
+  if (Target t = connections.NameServiceCall(e); t != Target::kClient) {
+    OnSideCall(e, t);
+    return;
   }
   Conn* conn = nullptr;
   if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
@@ -89,7 +73,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     if (accepted && e.ret < 0) return;  // nothing accepted
     int32_t fd = e.conn_fd();
     if (!accepted) {
-      Conn* existing = Find(e.tgid, fd);
+      Conn* existing = connections.Find(e.tgid, fd);
       // A second connect on the same socket (EINPROGRESS retry) is the same
       // connection. A connect on the fd with another socket is a new
       // connection whose fd was reused (the old one's close was lost).
@@ -103,7 +87,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
         return;
       }
     }
-    conn = Open(e, fd, accepted);
+    conn = connections.Open(e, fd, accepted);
     // Opened while tracing: both directions start at a record boundary.
     conn->fcgi_in = FastCgiStream(true);
     conn->fcgi_out = FastCgiStream(true);
@@ -111,7 +95,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       conn->accept = ToRecord(e, Side::kServer, Target::kClient);
       conn->accept_exit = e.exit_ns;
     }
-    Classify(conn);
+    connections.Classify(conn);
     if (!accepted && conn->role == Role::kLink) {
       auto ex = NewExchange(conn, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
                             e.enter_missed());
@@ -120,7 +104,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
       if (conn->partner.has_value()) {
         ex->backend_traced = true;
-        Conn& side = conns.at(*conn->partner);
+        const Conn& side = *connections.Paired(*conn);
         if (side.accept_exit.has_value()) {
           ex->backend_accept_exit = side.accept_exit;
         }
@@ -131,17 +115,20 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     }
     return;
   }
-  if (Settle(e)) return;
-  conn = Find(e.tgid, e.fd);
+  if (Conn* old = connections.Settle(e)) {
+    Dispatch(old, e);  // its own close
+    return;
+  }
+  conn = connections.Find(e.tgid, e.fd);
   if (conn == nullptr) {
     if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
-    conn = Open(e, e.fd, false);
+    conn = connections.Open(e, e.fd, false);
     conn->preattach = true;
     conn->preattach_reason =
         first_drop_ns.has_value() && e.exit_ns >= *first_drop_ns
             ? IncompleteReason::kOpenedBeforeAttachOrDropped
             : IncompleteReason::kOpenedBeforeAttach;
-    Classify(conn);
+    connections.Classify(conn);
   }
   Dispatch(conn, e);
 }
@@ -169,22 +156,52 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
     if (conn->request) FinalizeRequest(conn);
-    Close(conn);
+    CloseConn(conn);
+  }
+}
+
+void Profiler::State::CloseConn(Conn* conn) {
+  if (conn->exchange) conn->exchange->done = true;
+  if (conn->role == Role::kLink) {
+    anomalies.unmatched_backend_work += conn->unbound_work.size();
+  }
+  connections.Close(conn);
+}
+
+void Profiler::State::OnCloseLost(Conn* conn) {
+  if (conn->request) FinalizeRequest(conn, IncompleteReason::kCloseNotSeen);
+  if (conn->exchange) conn->exchange->done = true;
+  if (conn->role == Role::kLink) {
+    anomalies.unmatched_backend_work += conn->unbound_work.size();
+  }
+}
+
+void Profiler::State::OnClientDropped(Conn* conn) {
+  if (conn->request) {
+    StopWaiting(conn->request.get());
+    conn->request.reset();
+  }
+}
+
+void Profiler::State::OnPaired(Conn* link, const Conn& side) {
+  if (link->exchange) {
+    link->exchange->backend_traced = true;
+    // Queue: the backend accepted the connection the exchange opened.
+    if (link->exchange->new_conn && link->requests == 1 &&
+        side.accept_exit.has_value()) {
+      link->exchange->backend_accept_exit = side.accept_exit;
+    }
   }
 }
 
 void Profiler::State::ProcessExit(uint32_t tgid) {
-  std::vector<uint64_t> uids;
-  for (const auto& [uid, conn] : conns) {
-    if (conn.tgid == tgid) uids.push_back(uid);
-  }
-  for (uint64_t uid : uids) {
-    Conn* conn = &conns.at(uid);
+  for (uint64_t uid : connections.UidsOf(tgid)) {
+    Conn* conn = connections.At(uid);
     if (conn->request) FinalizeRequest(conn, IncompleteReason::kProcessExited);
-    Close(conn);
+    CloseConn(conn);
   }
-  auto it = processes.find(tgid);
-  if (it != processes.end()) it->second.candidates.clear();
+  auto it = queues.find(tgid);
+  if (it != queues.end()) it->second.candidates.clear();
 }
 
 // ---------------------------------------------------------------------------
@@ -196,17 +213,11 @@ Profiler::Profiler(ProfilerOptions options)
 Profiler::~Profiler() = default;
 
 void Profiler::OnProcess(const ProcessInfo& info) {
-  auto& p = state_->processes[info.pid];
-  p.comm = info.comm;
-  p.parent = info.ppid;
+  state_->processes.OnProcess(info);
 }
 
 void Profiler::OnProcessEvent(const ProcessEvent& event) {
-  if (event.op != ProcessEvent::Op::kExit) {
-    auto& p = state_->processes[event.tgid];
-    if (!event.comm.empty()) p.comm = event.comm;
-    if (event.op == ProcessEvent::Op::kFork) p.parent = event.parent_tgid;
-  }
+  state_->processes.OnProcessEvent(event);
   state_->Push(event.ts_ns, event);
 }
 
@@ -222,11 +233,11 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   auto& drops = state_->drops;
   // Forget windows that ended before every open request started.
   uint64_t oldest = state_->reorder.processed_ns();
-  for (const auto& [uid, conn] : state_->conns) {
+  state_->connections.ForEach([&oldest](const Conn& conn) {
     if (conn.request && conn.request->has_read) {
       oldest = std::min(oldest, conn.request->first_read_exit);
     }
-  }
+  });
   if (auto queued = state_->reorder.oldest_key()) {
     oldest = std::min(oldest, *queued);
   }
@@ -259,20 +270,19 @@ void Profiler::Finish(uint64_t end_ns) {
   state_->Drain(true);
   state_->reorder.FinishAt(end_ns);
   // A connection set aside on a reused fd will not see its close any more.
-  while (!state_->displaced.empty()) {
-    Conn* old = state_->displaced.begin()->second.conn;
+  while (Conn* old = state_->connections.AnyDisplaced()) {
     if (old->request) state_->FinalizeRequest(old, IncompleteReason::kCloseNotSeen);
-    state_->Close(old);
+    state_->CloseConn(old);
   }
   std::vector<uint64_t> open;
-  for (const auto& [uid, conn] : state_->conns) {
-    if (conn.request) open.push_back(uid);
-  }
+  state_->connections.ForEach([&open](const Conn& conn) {
+    if (conn.request) open.push_back(conn.uid);
+  });
   for (uint64_t uid : open) {
     // A request whose response was written is complete on a connection the
     // client keeps open; only one still waiting for its response or for its
     // backend exchange to finish is not.
-    Conn* conn = &state_->conns.at(uid);
+    Conn* conn = state_->connections.At(uid);
     const OpenRequest& r = *conn->request;
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
@@ -286,13 +296,7 @@ void Profiler::Finish(uint64_t end_ns) {
 Report Profiler::BuildReport(const CaptureInfo& info) const {
   Report report;
   report.capture = info;
-  for (const auto& [pid, p] : state_->processes) {
-    std::string role = p.has_backend_side ? "backend"
-                       : p.has_client     ? "server"
-                                          : "other";
-    // Any bytes the kernel or a capture file gave: made printable as JSON.
-    report.processes.push_back({pid, ValidUtf8(p.comm), role});
-  }
+  state_->processes.AddTo(&report);
   state_->stats.Fill(&report);
   report.anomalies = state_->anomalies;
   return report;

@@ -21,10 +21,12 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "analyzers/client_requests.h"
+#include "analyzers/connection_table.h"
 #include "analyzers/connections.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
+#include "analyzers/process_table.h"
 #include "analyzers/profiler.h"
 #include "analyzers/profiler_records.h"
 #include "analyzers/reorder_buffer.h"
@@ -34,43 +36,42 @@
 
 namespace reqcost::analyzers {
 
-struct Profiler::State {
+// What the attribution of exchanges to requests keeps per process.
+struct ProcessQueues {
+  uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
+  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
+  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
+};
+
+struct Profiler::State : public ConnectionTable::Owner {
+  explicit State(const ProfilerOptions& options)
+      : options(options),
+        reorder(options.reorder_window_ns),
+        connections(&processes, &anomalies, this) {}
+
   ProfilerOptions options;
   std::function<void(const Request&)> callback;
   RequestStats stats;
   Anomalies anomalies;
 
-  explicit State(const ProfilerOptions& options)
-      : options(options), reorder(options.reorder_window_ns) {}
-
   ReorderBuffer reorder;
+  ProcessTable processes;
+  ConnectionTable connections;
 
-  uint64_t next_uid = 1;
   uint64_t next_request_id = 1;
   uint64_t next_exchange_seq = 1;
-  std::map<uint64_t, Conn> conns;  // by uid
-  // Lookups only (never iterated: their order is not the uid order).
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Conn*> by_fd;
-  // Connections whose fd was reused before their close was seen, by that
-  // fd: in a threaded process the fd is free before close() returns, so
-  // another thread's accept or connect can come first. Each waits for its
-  // own close (told by the socket) up to kDisplacedWaitNs (see Settle).
-  struct Displaced {
-    Conn* conn = nullptr;
-    uint64_t since_ns = 0;  // exit of the event that reused its fd
-  };
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Displaced> displaced;
-  // Unix stream connections to a name service (nscd, systemd-resolved), by
-  // fd: their calls are side calls, until their close.
-  absl::flat_hash_map<std::pair<uint32_t, int32_t>, Target> name_service_fds;
-  absl::flat_hash_map<uint64_t, uint64_t> unix_index;  // sock id -> uid
-  absl::flat_hash_map<TupleKey, uint64_t> inet_index;
-  std::set<uint16_t> listen_ports;
-  std::map<uint32_t, ProcessState> processes;
+  std::map<uint32_t, ProcessQueues> queues;  // by tgid
   std::vector<std::pair<uint64_t, uint64_t>> drops;
   // Start of the first drop window ever (drops forgets old windows): a
   // connection first seen after it may have had its accept dropped.
   std::optional<uint64_t> first_drop_ns;
+
+  // ConnectionTable::Owner.
+  void OnCloseLost(Conn* conn) override;
+  void OnClientDropped(Conn* conn) override;
+  void OnPaired(Conn* link, const Conn& side) override;
+  // Ends what the stages keep on `conn` and forgets it.
+  void CloseConn(Conn* conn);
 
   // Reordering and dispatch (profiler.cc).
   template <typename Event>
@@ -80,18 +81,6 @@ struct Profiler::State {
   void Handle(const SyscallEvent& e);
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
-
-  // Socket identity and pairing (connections.cc).
-  Conn* Find(uint32_t tgid, int32_t fd);
-  Conn* Open(const SyscallEvent& e, int32_t fd, bool accepted);
-  void Close(Conn* conn);
-  bool Settle(const SyscallEvent& e, bool expire_now = false);
-  void Index(Conn* conn);
-  void Unindex(Conn* conn);
-  Conn* FindPartner(const Conn& conn);
-  void Classify(Conn* conn);
-  void MakeLink(Conn* link, Conn* side);
-  void NoteClient(uint32_t tgid);
 
   // The request as reported (phases.cc).
   // Reports `conn`'s open request: incomplete for `reason`, else for the
@@ -104,9 +93,6 @@ struct Profiler::State {
   // `work`'s connection that wait there (up to kLateSendNs past what was
   // processed) into `work` now.
   void TakeQueuedReplyWrites(BackendWork* work);
-  // Whether `tgid` or a sibling of it (same parent: a pool's children) has
-  // backend-side connections.
-  bool InBackendFamily(uint32_t tgid);
 
   // Client request boundaries (client_requests.cc).
   void OnClientEvent(Conn* conn, const SyscallEvent& e);
