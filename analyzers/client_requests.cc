@@ -36,10 +36,11 @@ uint64_t PreRequest::CloseLeg() {
 // Client connections.
 
 OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
+                                                ClientConn* client,
                                                 const SyscallEvent& e,
                                                 const SyscallRecord& rec) {
-  conn->request = std::make_unique<OpenRequest>();
-  OpenRequest* r = conn->request.get();
+  client->request = std::make_unique<OpenRequest>();
+  OpenRequest* r = client->request.get();
   r->conn_uid = conn->uid;
   r->tgid = conn->tgid;
   r->first_of_conn = conn->requests == 0;
@@ -47,7 +48,7 @@ OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
   if (r->first_of_conn) {
     r->accept = conn->accept;
     if (conn->preattach) r->partial_reason = conn->preattach_reason;
-    PreRequest& pre = conn->pre_request;
+    PreRequest& pre = client->pre_request;
     if (pre.tls) r->tls_before_ns = pre.CloseLeg();
     r->pre_request = std::move(pre.syscalls);
     pre = PreRequest();
@@ -68,18 +69,19 @@ OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
   return r;
 }
 
-bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
+bool Profiler::State::OnTlsEvent(Conn* conn, ClientConn* client,
+                                 const SyscallEvent& e,
                                  const SyscallRecord& rec) {
-  OpenRequest* r = conn->request.get();
+  OpenRequest* r = client->request.get();
   const bool request_open = r != nullptr && r->has_read && !r->has_write;
-  TlsConnection& tls = *conn->tls;
+  TlsConnection& tls = *client->tls;
   if (IsRead(e.syscall)) {
     if (e.ret <= 0) {
       tls.OnEmptyRead();
       // Inside the handshake (before any request): the server's own wait
       // for the client's next flight ends its leg.
-      if (r == nullptr && conn->requests == 0 && conn->pre_request.tls) {
-        conn->pre_request.AddHandshake(rec, false);
+      if (r == nullptr && conn->requests == 0 && client->pre_request.tls) {
+        client->pre_request.AddHandshake(rec, false);
         return true;
       }
       return false;
@@ -87,13 +89,13 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
     TlsRead k = tls.OnRead(e.tls, rec.exit_ns);
     if (k.app_data) {
       // HTTP/2 frames where a request would begin (see tls.h).
-      if (k.short_data && (r == nullptr || r->has_write)) conn->http2 = true;
+      if (k.short_data && (r == nullptr || r->has_write)) client->http2 = true;
       return false;
     }
     if (request_open) {
       r->syscalls.push_back(rec);  // renegotiation or an alert mid-request
     } else if (k.handshake && r == nullptr && conn->requests == 0) {
-      conn->pre_request.AddHandshake(rec, false);
+      client->pre_request.AddHandshake(rec, false);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // an alert after the response
     } else {
@@ -112,7 +114,7 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
         r->tls_mark_ns = rec.exit_ns;
       }
     } else if (r == nullptr && conn->requests == 0) {
-      conn->pre_request.AddHandshake(rec, true);
+      client->pre_request.AddHandshake(rec, true);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // answering the client's alert
     } else {
@@ -122,36 +124,37 @@ bool Profiler::State::OnTlsEvent(Conn* conn, const SyscallEvent& e,
   }
   // A write with no request at all since the last response was finalized
   // (a response's own later writes, such as its close_notify, have one).
-  if (r == nullptr && tls.ServerSpokeFirst()) conn->http2 = true;
+  if (r == nullptr && tls.ServerSpokeFirst()) client->http2 = true;
   return false;
 }
 
-void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
+void Profiler::State::OnClientEvent(Conn* conn, ClientConn* client,
+                                    const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
-  OpenRequest* r = conn->request.get();
+  OpenRequest* r = client->request.get();
   if ((e.flags & SyscallEvent::kPeek) != 0) {
     // A peek moves nothing (nginx looks at the first byte for TLS).
     if (r != nullptr) {
       r->syscalls.push_back(rec);
     } else if (conn->requests == 0) {
-      conn->pre_request.syscalls.push_back(rec);
+      client->pre_request.syscalls.push_back(rec);
     }
     return;
   }
-  if (e.tls.on() && !conn->tls && IsRead(e.syscall) && e.ret > 0) {
-    conn->tls = std::make_unique<TlsConnection>();
+  if (e.tls.on() && !client->tls && IsRead(e.syscall) && e.ret > 0) {
+    client->tls = std::make_unique<TlsConnection>();
   }
-  if (conn->tls && (IsRead(e.syscall) || IsWrite(e.syscall)) &&
+  if (client->tls && (IsRead(e.syscall) || IsWrite(e.syscall)) &&
       (e.tls.on() || !IsRead(e.syscall) || e.ret <= 0) &&
-      OnTlsEvent(conn, e, rec)) {
+      OnTlsEvent(conn, client, e, rec)) {
     return;
   }
   if (IsRead(e.syscall) && e.ret > 0) {
     if (r != nullptr && r->has_write) {
-      FinalizeRequest(conn);
+      FinalizeRequest(*conn, client);
       r = nullptr;
     }
-    if (r == nullptr) r = OpenClientRequest(conn, e, rec);
+    if (r == nullptr) r = OpenClientRequest(conn, client, e, rec);
     r->last_read_exit = rec.exit_ns;
     r->syscalls.push_back(rec);
     return;
@@ -179,8 +182,8 @@ void Profiler::State::OnClientEvent(Conn* conn, const SyscallEvent& e) {
         return;
       }
       // The tail of a request that began before attach.
-      conn->request = std::make_unique<OpenRequest>();
-      r = conn->request.get();
+      client->request = std::make_unique<OpenRequest>();
+      r = client->request.get();
       r->conn_uid = conn->uid;
       r->tgid = conn->tgid;
       r->first_of_conn = true;

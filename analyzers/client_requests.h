@@ -89,6 +89,15 @@ struct OpenRequest {
   std::vector<SyscallRecord> side_calls;
 };
 
+// A client connection's state: its open request and what comes before its
+// first one.
+struct ClientConn {
+  std::unique_ptr<OpenRequest> request;
+  std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
+  PreRequest pre_request;  // before its first request: TLS handshake, peeks
+  bool http2 = false;  // the server spoke first: its requests are not split
+};
+
 }  // namespace reqcost::analyzers
 
 #endif  // REQCOST_ANALYZERS_CLIENT_REQUESTS_H_

@@ -118,12 +118,12 @@ Conn* ConnectionTable::FindPartner(const Conn& conn) {
 
 void ConnectionTable::MakeLink(Conn* link, Conn* side) {
   for (Conn* c : {link, side}) {
-    if (c->role != Role::kClient) continue;
+    if (c->role() != Role::kClient) continue;
     ++anomalies_->reclassified_connections;
     owner_->OnClientDropped(c);
   }
-  link->role = Role::kLink;
-  side->role = Role::kBackendSide;
+  link->SetRole(Role::kLink);
+  side->SetRole(Role::kBackendSide);
   // A backend's accept that returned before the connect it pairs with (its
   // events came first) was taken as a client's: it is the backend side's.
   if (side->accept.has_value() && side->accept->side == Side::kServer) {
@@ -142,19 +142,19 @@ void ConnectionTable::Classify(Conn* conn) {
   Index(conn);
   if (!conn->preattach) {
     if (conn->accepted) {
-      if (partner != nullptr && partner->role == Role::kLink) {
+      if (partner != nullptr && partner->role() == Role::kLink) {
         MakeLink(partner, conn);
       } else {
-        conn->role = Role::kClient;
+        conn->SetRole(Role::kClient);
         NoteClient(conn->tgid);
         listen_ports_.insert(conn->sock.local_port);
       }
     } else {
-      conn->role = Role::kLink;
+      conn->SetRole(Role::kLink);
       if (partner != nullptr && partner->accepted &&
-          (partner->role == Role::kClient ||
-           partner->role == Role::kBackendSide) &&
-          !partner->request) {
+          (partner->role() == Role::kClient ||
+           partner->role() == Role::kBackendSide) &&
+          partner->open_request() == nullptr) {
         MakeLink(conn, partner);
       }
     }
@@ -184,10 +184,10 @@ void ConnectionTable::Classify(Conn* conn) {
     }
     return;
   }
-  conn->role = GuessUnpairedRole(conn->sock, listen_ports_);
-  if (conn->role == Role::kIgnored) {
+  conn->SetRole(GuessUnpairedRole(conn->sock, listen_ports_));
+  if (conn->role() == Role::kIgnored) {
     ++anomalies_->ignored_connections;
-  } else if (conn->role == Role::kClient) {
+  } else if (conn->role() == Role::kClient) {
     NoteClient(conn->tgid);
   }
 }
@@ -199,7 +199,7 @@ void ConnectionTable::Classify(Conn* conn) {
 void ConnectionTable::NoteClient(uint32_t tgid) {
   if (!processes_->MarkClient(tgid)) return;
   for (auto& [uid, c] : conns_) {
-    if (!c.role_guessed || c.tgid != tgid || c.role != Role::kBackendSide ||
+    if (!c.role_guessed || c.tgid != tgid || c.role() != Role::kBackendSide ||
         !c.partner.has_value() || conns_.count(*c.partner) == 0) {
       continue;
     }
@@ -207,14 +207,12 @@ void ConnectionTable::NoteClient(uint32_t tgid) {
     if (processes_->has_client(other.tgid)) continue;
     // Taken as a backend request, the link's reply reads left one with no
     // "reply": then its next send begins a whole exchange.
-    const bool after_reply = c.work && !c.work->has_write;
+    const BackendWork* work = c.side()->work.get();
+    const bool after_reply = work != nullptr && !work->has_write;
     for (Conn* x : {&c, &other}) {
       x->role_guessed = false;
       x->requests = 0;
-      x->exchange.reset();
-      x->unbound_exchanges.clear();
-      x->unbound_work.clear();
-      x->work.reset();
+      x->ResetBackendState();
     }
     c.requests = after_reply ? 1 : 0;
     MakeLink(&c, &other);
@@ -222,7 +220,7 @@ void ConnectionTable::NoteClient(uint32_t tgid) {
   }
   bool side = false;
   for (const auto& [uid, c] : conns_) {
-    side = side || (c.tgid == tgid && c.role == Role::kBackendSide);
+    side = side || (c.tgid == tgid && c.role() == Role::kBackendSide);
   }
   processes_->SetBackendSide(tgid, side);
 }

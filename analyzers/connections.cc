@@ -4,10 +4,13 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "collector/event.h"
@@ -111,6 +114,48 @@ Role GuessUnpairedRole(const SocketId& sock,
     return Role::kClient;
   }
   return Role::kLink;
+}
+
+void Conn::SetRole(Role role) {
+  if (role == role_) return;
+  if (BackendLink* l = link()) {
+    set_aside_link_ = std::make_unique<BackendLink>(std::move(*l));
+  } else if (BackendSide* b = side()) {
+    set_aside_side_ = std::make_unique<BackendSide>(std::move(*b));
+  }
+  role_ = role;
+  switch (role) {
+    case Role::kClient:
+      state_.emplace<ClientConn>();
+      break;
+    case Role::kLink:
+      if (set_aside_link_) {
+        state_ = std::move(*set_aside_link_);
+        set_aside_link_.reset();
+      } else {
+        state_.emplace<BackendLink>();
+      }
+      break;
+    case Role::kBackendSide:
+      if (set_aside_side_) {
+        state_ = std::move(*set_aside_side_);
+        set_aside_side_.reset();
+      } else {
+        state_.emplace<BackendSide>();
+      }
+      break;
+    case Role::kUnknown:
+    case Role::kIgnored:
+      state_ = std::monostate();
+      break;
+  }
+}
+
+void Conn::ResetBackendState() {
+  set_aside_link_.reset();
+  set_aside_side_.reset();
+  if (BackendLink* l = link()) *l = BackendLink();
+  if (BackendSide* b = side()) *b = BackendSide();
 }
 
 }  // namespace reqcost::analyzers

@@ -37,36 +37,37 @@ bool CanAttribute(const Exchange& ex, uint64_t last_read_exit,
 // ---------------------------------------------------------------------------
 // Backend links.
 
-std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* link,
+std::shared_ptr<Exchange> Profiler::State::NewExchange(Conn* conn,
+                                                       BackendLink* link,
                                                        uint32_t tid,
                                                        uint64_t start_enter,
                                                        bool partial) {
   auto ex = std::make_shared<Exchange>();
   ex->seq = next_exchange_seq++;
-  ex->tgid = link->tgid;
+  ex->tgid = conn->tgid;
   ex->tid = tid;
-  ex->new_conn = link->requests == 0 && !link->preattach;
-  ex->backend_address = BackendAddress(*link);
+  ex->new_conn = conn->requests == 0 && !conn->preattach;
+  ex->backend_address = BackendAddress(*conn);
   ex->partial = partial;
   ex->start_enter = start_enter;
-  ex->send_offset = link->bytes_out;
-  auto& proc = queues[link->tgid];
+  ex->send_offset = conn->bytes_out;
+  auto& proc = queues[conn->tgid];
   proc.last_exchange_start_ns =
       std::max(proc.last_exchange_start_ns, start_enter);
-  ex->backend_traced = link->partner.has_value();
-  ++link->requests;
+  ex->backend_traced = conn->partner.has_value();
+  ++conn->requests;
   if (link->exchange) link->exchange->done = true;
   link->exchange = ex;
   // A partial exchange is still attributed (so that its request is known
   // to be incomplete rather than backend-less), but never bound.
-  queues[link->tgid].candidates.push_back(ex);
-  PruneCandidates(link->tgid);
+  queues[conn->tgid].candidates.push_back(ex);
+  PruneCandidates(conn->tgid);
   if (!ex->partial) {
     link->unbound_exchanges.push_back(ex);
     if (link->unbound_exchanges.size() > kMaxQueued) {
       PopFront(&link->unbound_exchanges);
     }
-    Bind(link);
+    Bind(*conn, link);
   }
   return ex;
 }
@@ -103,13 +104,13 @@ bool Profiler::State::ReadBytesOf(const Conn& link, const BackendWork& work,
 // order, skipping backend requests that began before the exchange did (and
 // read none of its bytes) and exchanges whose backend request was never
 // seen.
-void Profiler::State::Bind(Conn* link) {
+void Profiler::State::Bind(const Conn& conn, BackendLink* link) {
   auto& exs = link->unbound_exchanges;
   auto& works = link->unbound_work;
   while (!exs.empty() && !works.empty()) {
     const auto& w = works.front();
     if (w->first_read_exit < exs.front()->start_enter &&
-        !ReadBytesOf(*link, *w, *exs.front())) {
+        !ReadBytesOf(conn, *w, *exs.front())) {
       // Begun before the exchange: not its request, unless it has not
       // replied yet, and then what it read before the exchange began was the
       // previous request's tail (php-fpm reads the empty FCGI_STDIN record
@@ -137,9 +138,10 @@ void Profiler::State::Bind(Conn* link) {
   }
 }
 
-void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
+void Profiler::State::OnLinkEvent(Conn* conn, BackendLink* link,
+                                  const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kBackendLink);
-  Exchange* ex = conn->exchange.get();
+  Exchange* ex = link->exchange.get();
   if (IsWrite(e.syscall)) {
     bool may_resync = ex == nullptr || ex->has_reply;
     auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
@@ -159,8 +161,9 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
     if (start_new) {
       bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
                      e.enter_missed();
-      conn->exchange = NewExchange(conn, rec.tid, rec.start_ns(), partial);
-      ex = conn->exchange.get();
+      link->exchange =
+          NewExchange(conn, link, rec.tid, rec.start_ns(), partial);
+      ex = link->exchange.get();
     }
     if (!ex->has_send && !e.payload.empty()) {
       if (begins) {
@@ -177,8 +180,8 @@ void Profiler::State::OnLinkEvent(Conn* conn, const SyscallEvent& e) {
   if (ex == nullptr) {
     if (e.syscall == Syscall::kClose) return;
     // First seen mid-exchange (opened before attach).
-    conn->exchange = NewExchange(conn, rec.tid, rec.start_ns(), true);
-    ex = conn->exchange.get();
+    link->exchange = NewExchange(conn, link, rec.tid, rec.start_ns(), true);
+    ex = link->exchange.get();
   }
   ex->syscalls.push_back(rec);
   if (IsRead(e.syscall) && e.ret > 0) {
@@ -209,21 +212,23 @@ bool Profiler::State::ContinuesWork(const Conn& side, const BackendWork& work,
   if (side.preattach || !side.partner.has_value()) return false;
   const Conn* paired = connections.Paired(side);
   if (paired == nullptr || paired->preattach) return false;
-  const Conn& link = *paired;
-  uint64_t boundary = link.bytes_out;
+  uint64_t boundary = paired->bytes_out;
+  const BackendLink* link = paired->link_state();
+  if (link == nullptr) return side.bytes_in + len <= boundary;
   auto later = [&](const std::shared_ptr<Exchange>& ex) {
     if (ex && ex->send_offset >= work.in_end) {
       boundary = std::min(boundary, ex->send_offset);
     }
   };
-  later(link.exchange);
-  for (const auto& ex : link.unbound_exchanges) later(ex);
+  later(link->exchange);
+  for (const auto& ex : link->unbound_exchanges) later(ex);
   return side.bytes_in + len <= boundary;
 }
 
-void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
+void Profiler::State::OnBackendSideEvent(Conn* conn, BackendSide* side,
+                                         const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kBackend, Target::kBackendSide);
-  BackendWork* w = conn->work.get();
+  BackendWork* w = side->work.get();
   if (IsRead(e.syscall) && e.ret > 0) {
     auto headers =
         conn->fcgi_in.Feed(e.payload, e.ret, w == nullptr || w->has_write);
@@ -249,9 +254,10 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
         work->syscalls.push_back(*conn->accept);
       }
       ++conn->requests;
-      conn->work = work;
+      side->work = work;
       w = work.get();
-      Conn* link = connections.Paired(*conn);
+      Conn* paired = connections.Paired(*conn);
+      BackendLink* link = paired != nullptr ? paired->link_state() : nullptr;
       if (partial || link == nullptr) {
         ++anomalies.unmatched_backend_work;
       } else {
@@ -260,7 +266,7 @@ void Profiler::State::OnBackendSideEvent(Conn* conn, const SyscallEvent& e) {
           PopFront(&link->unbound_work);
           ++anomalies.unmatched_backend_work;
         }
-        Bind(link);
+        Bind(*paired, link);
       }
     }
     if (w->starts_after != 0 && rec.exit_ns >= w->starts_after) {

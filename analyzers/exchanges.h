@@ -91,6 +91,21 @@ struct Exchange {
   std::vector<SyscallRecord> syscalls;
 };
 
+// A backend link's state: its current exchange and the exchanges and backend
+// requests (of its paired backend side) still to be bound to each other.
+struct BackendLink {
+  std::shared_ptr<Exchange> exchange;
+  // Oldest first, at most kMaxQueued each (vectors: most links never queue
+  // more than one, and a deque allocates even when empty).
+  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
+  std::vector<std::shared_ptr<BackendWork>> unbound_work;
+};
+
+// A backend side's state: the backend request it is serving.
+struct BackendSide {
+  std::shared_ptr<BackendWork> work;
+};
+
 // Whether a request whose last request read exited at `last_read_exit` may
 // take `ex` at its first response write, starting at `write_start`: `ex`
 // started at or after that read and has read reply data before that write.

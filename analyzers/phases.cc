@@ -134,8 +134,9 @@ void Profiler::State::TakeQueuedReplyWrites(BackendWork* work) {
 }
 
 void Profiler::State::FinalizeRequest(
-    Conn* conn, std::optional<IncompleteReason> reason) {
-  std::unique_ptr<OpenRequest> owned = std::move(conn->request);
+    const Conn& conn, ClientConn* client,
+    std::optional<IncompleteReason> reason) {
+  std::unique_ptr<OpenRequest> owned = std::move(client->request);
   OpenRequest& r = *owned;
   StopWaiting(&r);
 
@@ -144,9 +145,9 @@ void Profiler::State::FinalizeRequest(
   out.pid = r.tgid;
   out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
   out.request_line = r.request_line;
-  out.client_sock = conn->sock;
+  out.client_sock = conn.sock;
   if (!reason.has_value()) reason = r.partial_reason;
-  if (!reason.has_value() && conn->http2) reason = IncompleteReason::kHttp2;
+  if (!reason.has_value() && client->http2) reason = IncompleteReason::kHttp2;
   if (!reason.has_value() && !r.has_write) {
     reason = IncompleteReason::kNoResponse;
   }

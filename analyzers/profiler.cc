@@ -74,16 +74,16 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     int32_t fd = e.conn_fd();
     if (!accepted) {
       Conn* existing = connections.Find(e.tgid, fd);
+      BackendLink* link = existing != nullptr ? existing->link() : nullptr;
       // A second connect on the same socket (EINPROGRESS retry) is the same
       // connection. A connect on the fd with another socket is a new
       // connection whose fd was reused (the old one's close was lost).
-      if (existing != nullptr && existing->role == Role::kLink &&
-          !existing->preattach && existing->requests == 1 &&
-          existing->exchange && !existing->exchange->has_send &&
-          existing->sock.sock == e.sock.sock) {
-        existing->exchange->syscalls.push_back(
+      if (link != nullptr && !existing->preattach &&
+          existing->requests == 1 && link->exchange &&
+          !link->exchange->has_send && existing->sock.sock == e.sock.sock) {
+        link->exchange->syscalls.push_back(
             ToRecord(e, Side::kServer, Target::kBackendLink));
-        existing->exchange->connect_exit = e.exit_ns;
+        link->exchange->connect_exit = e.exit_ns;
         return;
       }
     }
@@ -96,8 +96,8 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       conn->accept_exit = e.exit_ns;
     }
     connections.Classify(conn);
-    if (!accepted && conn->role == Role::kLink) {
-      auto ex = NewExchange(conn, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
+    if (BackendLink* link = conn->link(); !accepted && link != nullptr) {
+      auto ex = NewExchange(conn, link, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
                             e.enter_missed());
       ex->connect_exit = e.exit_ns;
       if (e.ret != 0 && e.ret != -EINPROGRESS) ex->connect_exit.reset();
@@ -110,7 +110,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
         }
       }
     }
-    if (accepted && conn->role == Role::kBackendSide) {
+    if (accepted && conn->role() == Role::kBackendSide) {
       conn->accept = ToRecord(e, Side::kBackend, Target::kBackendSide);
     }
     return;
@@ -135,19 +135,13 @@ void Profiler::State::Handle(const SyscallEvent& e) {
 
 // An event on an open connection, by the connection's role; a close ends it.
 void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
-  switch (conn->role) {
-    case Role::kClient:
-      OnClientEvent(conn, e);
-      break;
-    case Role::kLink:
-      OnLinkEvent(conn, e);
-      break;
-    case Role::kBackendSide:
-      OnBackendSideEvent(conn, e);
-      break;
-    case Role::kUnknown:
-    case Role::kIgnored:
-      break;
+  ClientConn* client = conn->client();
+  if (client != nullptr) {
+    OnClientEvent(conn, client, e);
+  } else if (BackendLink* link = conn->link()) {
+    OnLinkEvent(conn, link, e);
+  } else if (BackendSide* side = conn->side()) {
+    OnBackendSideEvent(conn, side, e);
   }
   if (e.ret > 0 && IsRead(e.syscall) &&
       (e.flags & SyscallEvent::kPeek) == 0) {
@@ -155,39 +149,51 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
-    if (conn->request) FinalizeRequest(conn);
+    if (client != nullptr && client->request) FinalizeRequest(*conn, client);
     CloseConn(conn);
   }
 }
 
-void Profiler::State::CloseConn(Conn* conn) {
-  if (conn->exchange) conn->exchange->done = true;
-  if (conn->role == Role::kLink) {
-    anomalies.unmatched_backend_work += conn->unbound_work.size();
+void Profiler::State::EndRoleState(Conn* conn) {
+  if (const BackendLink* l = conn->link_state(); l != nullptr && l->exchange) {
+    l->exchange->done = true;
   }
+  if (const BackendLink* l = conn->link()) {
+    anomalies.unmatched_backend_work += l->unbound_work.size();
+  }
+}
+
+void Profiler::State::CloseConn(Conn* conn) {
+  EndRoleState(conn);
   connections.Close(conn);
 }
 
-void Profiler::State::OnCloseLost(Conn* conn) {
-  if (conn->request) FinalizeRequest(conn, IncompleteReason::kCloseNotSeen);
-  if (conn->exchange) conn->exchange->done = true;
-  if (conn->role == Role::kLink) {
-    anomalies.unmatched_backend_work += conn->unbound_work.size();
+void Profiler::State::FinalizeIfOpen(Conn* conn, IncompleteReason reason) {
+  ClientConn* client = conn->client();
+  if (client != nullptr && client->request) {
+    FinalizeRequest(*conn, client, reason);
   }
+}
+
+void Profiler::State::OnCloseLost(Conn* conn) {
+  FinalizeIfOpen(conn, IncompleteReason::kCloseNotSeen);
+  EndRoleState(conn);
 }
 
 void Profiler::State::OnClientDropped(Conn* conn) {
-  if (conn->request) {
-    StopWaiting(conn->request.get());
-    conn->request.reset();
+  ClientConn* client = conn->client();
+  if (client->request) {
+    StopWaiting(client->request.get());
+    client->request.reset();
   }
 }
 
-void Profiler::State::OnPaired(Conn* link, const Conn& side) {
+void Profiler::State::OnPaired(Conn* conn, const Conn& side) {
+  const BackendLink* link = conn->link();
   if (link->exchange) {
     link->exchange->backend_traced = true;
     // Queue: the backend accepted the connection the exchange opened.
-    if (link->exchange->new_conn && link->requests == 1 &&
+    if (link->exchange->new_conn && conn->requests == 1 &&
         side.accept_exit.has_value()) {
       link->exchange->backend_accept_exit = side.accept_exit;
     }
@@ -197,7 +203,7 @@ void Profiler::State::OnPaired(Conn* link, const Conn& side) {
 void Profiler::State::ProcessExit(uint32_t tgid) {
   for (uint64_t uid : connections.UidsOf(tgid)) {
     Conn* conn = connections.At(uid);
-    if (conn->request) FinalizeRequest(conn, IncompleteReason::kProcessExited);
+    FinalizeIfOpen(conn, IncompleteReason::kProcessExited);
     CloseConn(conn);
   }
   auto it = queues.find(tgid);
@@ -234,8 +240,9 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   // Forget windows that ended before every open request started.
   uint64_t oldest = state_->reorder.processed_ns();
   state_->connections.ForEach([&oldest](const Conn& conn) {
-    if (conn.request && conn.request->has_read) {
-      oldest = std::min(oldest, conn.request->first_read_exit);
+    const OpenRequest* r = conn.open_request();
+    if (r != nullptr && r->has_read) {
+      oldest = std::min(oldest, r->first_read_exit);
     }
   });
   if (auto queued = state_->reorder.oldest_key()) {
@@ -271,23 +278,24 @@ void Profiler::Finish(uint64_t end_ns) {
   state_->reorder.FinishAt(end_ns);
   // A connection set aside on a reused fd will not see its close any more.
   while (Conn* old = state_->connections.AnyDisplaced()) {
-    if (old->request) state_->FinalizeRequest(old, IncompleteReason::kCloseNotSeen);
+    state_->FinalizeIfOpen(old, IncompleteReason::kCloseNotSeen);
     state_->CloseConn(old);
   }
   std::vector<uint64_t> open;
   state_->connections.ForEach([&open](const Conn& conn) {
-    if (conn.request) open.push_back(conn.uid);
+    if (conn.open_request() != nullptr) open.push_back(conn.uid);
   });
   for (uint64_t uid : open) {
     // A request whose response was written is complete on a connection the
     // client keeps open; only one still waiting for its response or for its
     // backend exchange to finish is not.
     Conn* conn = state_->connections.At(uid);
-    const OpenRequest& r = *conn->request;
+    ClientConn* client = conn->client();
+    const OpenRequest& r = *client->request;
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
     state_->FinalizeRequest(
-        conn, r.has_write && exchange_done
+        *conn, client, r.has_write && exchange_done
                   ? std::nullopt
                   : std::optional(IncompleteReason::kStillOpenAtEnd));
   }

@@ -72,6 +72,10 @@ struct Profiler::State : public ConnectionTable::Owner {
   void OnPaired(Conn* link, const Conn& side) override;
   // Ends what the stages keep on `conn` and forgets it.
   void CloseConn(Conn* conn);
+  // Ends what the exchange stage keeps on `conn`: its exchange is done.
+  void EndRoleState(Conn* conn);
+  // Reports `conn`'s open client request, if any, incomplete for `reason`.
+  void FinalizeIfOpen(Conn* conn, IncompleteReason reason);
 
   // Reordering and dispatch (profiler.cc).
   template <typename Event>
@@ -85,7 +89,7 @@ struct Profiler::State : public ConnectionTable::Owner {
   // The request as reported (phases.cc).
   // Reports `conn`'s open request: incomplete for `reason`, else for the
   // first reason found, else complete.
-  void FinalizeRequest(Conn* conn,
+  void FinalizeRequest(const Conn& conn, ClientConn* client,
                        std::optional<IncompleteReason> reason = std::nullopt);
   // A send seen at the socket layer is stamped when its call returns, which
   // can be after the peer read what it sent: a backend reply the server
@@ -95,27 +99,31 @@ struct Profiler::State : public ConnectionTable::Owner {
   void TakeQueuedReplyWrites(BackendWork* work);
 
   // Client request boundaries (client_requests.cc).
-  void OnClientEvent(Conn* conn, const SyscallEvent& e);
-  OpenRequest* OpenClientRequest(Conn* conn, const SyscallEvent& e,
+  void OnClientEvent(Conn* conn, ClientConn* client, const SyscallEvent& e);
+  OpenRequest* OpenClientRequest(Conn* conn, ClientConn* client,
+                                 const SyscallEvent& e,
                                  const SyscallRecord& rec);
   // A read or write on a TLS client connection that is not a request's:
   // handshake, session tickets, alerts. False when it is a request's.
-  bool OnTlsEvent(Conn* conn, const SyscallEvent& e, const SyscallRecord& rec);
+  bool OnTlsEvent(Conn* conn, ClientConn* client, const SyscallEvent& e,
+                  const SyscallRecord& rec);
   // A call on a socket that carries no requests (of kind `target`): given
   // to the request its process is serving.
   void OnSideCall(const SyscallEvent& e, Target target);
 
   // Backend exchanges and attribution (exchanges.cc).
-  void OnLinkEvent(Conn* conn, const SyscallEvent& e);
-  void OnBackendSideEvent(Conn* conn, const SyscallEvent& e);
+  void OnLinkEvent(Conn* conn, BackendLink* link, const SyscallEvent& e);
+  void OnBackendSideEvent(Conn* conn, BackendSide* side,
+                          const SyscallEvent& e);
   bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
   void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
-  std::shared_ptr<Exchange> NewExchange(Conn* link, uint32_t tid,
+  std::shared_ptr<Exchange> NewExchange(Conn* conn, BackendLink* link,
+                                        uint32_t tid,
                                         uint64_t start_enter,
                                         bool partial);
   bool ReadBytesOf(const Conn& link, const BackendWork& work,
                    const Exchange& ex);
-  void Bind(Conn* link);
+  void Bind(const Conn& conn, BackendLink* link);
   void Attribute(OpenRequest* request, uint64_t write_start);
   void PruneCandidates(uint32_t tgid);
   void StopWaiting(OpenRequest* request);
