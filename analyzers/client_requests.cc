@@ -64,8 +64,7 @@ OpenRequest* Profiler::State::OpenClientRequest(Conn* conn,
     r->partial_reason = IncompleteReason::kStartNotSeen;
   }
   r->request_line = ParseHttpRequestLine(e.payload);
-  r->waiting = true;
-  queues[conn->tgid].waiting.push_back(r);
+  exchanges.Await(r);
   return r;
 }
 
@@ -105,7 +104,7 @@ bool Profiler::State::OnTlsEvent(Conn* conn, ClientConn* client,
   }
   // A write.
   if (tls.WriteIsTls(request_open,
-                     queues[conn->tgid].last_exchange_start_ns)) {
+                     exchanges.last_exchange_start_ns(conn->tgid))) {
     if (request_open) {
       // Session tickets after a Finished that came with the request.
       r->syscalls.push_back(rec);
@@ -193,8 +192,8 @@ void Profiler::State::OnClientEvent(Conn* conn, ClientConn* client,
     if (!r->has_write) {
       r->has_write = true;
       r->first_write_start = rec.start_ns();
-      if (r->has_read) Attribute(r, rec.start_ns());
-      StopWaiting(r);
+      if (r->has_read) exchanges.Attribute(r, rec.start_ns());
+      exchanges.StopWaiting(r);
     }
     // A second response head in one request: a pipelined request merged.
     if (IsHttpFinalResponseHead(e.payload) && r->response_heads++ > 0) {
@@ -216,22 +215,7 @@ void Profiler::State::OnClientEvent(Conn* conn, ClientConn* client,
 
 void Profiler::State::OnSideCall(const SyscallEvent& e, Target target) {
   SyscallRecord rec = ToRecord(e, Side::kServer, target);
-  // The request its process is serving: the latest one that has read its
-  // request before this call and not yet answered, read by the same thread
-  // if there is one (a threaded server serves a request on one thread).
-  auto it = queues.find(e.tgid);
-  OpenRequest* owner = nullptr;
-  if (it != queues.end()) {
-    const auto& waiting = it->second.waiting;
-    for (auto w = waiting.rbegin(); w != waiting.rend(); ++w) {
-      if (!(*w)->has_read || (*w)->first_read_exit > rec.start_ns()) continue;
-      if (owner == nullptr) owner = *w;
-      if ((*w)->tid == rec.tid) {
-        owner = *w;
-        break;
-      }
-    }
-  }
+  OpenRequest* owner = exchanges.Serving(e.tgid, rec.tid, rec.start_ns());
   if (owner == nullptr) {
     ++anomalies.side_calls_outside_requests;
     return;

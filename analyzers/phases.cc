@@ -138,7 +138,7 @@ void Profiler::State::FinalizeRequest(
     std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(client->request);
   OpenRequest& r = *owned;
-  StopWaiting(&r);
+  exchanges.StopWaiting(&r);
 
   Request out;
   out.id = next_request_id++;

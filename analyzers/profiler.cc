@@ -78,12 +78,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       // A second connect on the same socket (EINPROGRESS retry) is the same
       // connection. A connect on the fd with another socket is a new
       // connection whose fd was reused (the old one's close was lost).
-      if (link != nullptr && !existing->preattach &&
-          existing->requests == 1 && link->exchange &&
-          !link->exchange->has_send && existing->sock.sock == e.sock.sock) {
-        link->exchange->syscalls.push_back(
-            ToRecord(e, Side::kServer, Target::kBackendLink));
-        link->exchange->connect_exit = e.exit_ns;
+      if (link != nullptr && exchanges.OnConnectRetry(*existing, link, e)) {
         return;
       }
     }
@@ -97,18 +92,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     }
     connections.Classify(conn);
     if (BackendLink* link = conn->link(); !accepted && link != nullptr) {
-      auto ex = NewExchange(conn, link, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
-                            e.enter_missed());
-      ex->connect_exit = e.exit_ns;
-      if (e.ret != 0 && e.ret != -EINPROGRESS) ex->connect_exit.reset();
-      ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
-      if (conn->partner.has_value()) {
-        ex->backend_traced = true;
-        const Conn& side = *connections.Paired(*conn);
-        if (side.accept_exit.has_value()) {
-          ex->backend_accept_exit = side.accept_exit;
-        }
-      }
+      exchanges.OnConnect(conn, link, e);
     }
     if (accepted && conn->role() == Role::kBackendSide) {
       conn->accept = ToRecord(e, Side::kBackend, Target::kBackendSide);
@@ -139,9 +123,9 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   if (client != nullptr) {
     OnClientEvent(conn, client, e);
   } else if (BackendLink* link = conn->link()) {
-    OnLinkEvent(conn, link, e);
+    exchanges.OnLinkEvent(conn, link, e);
   } else if (BackendSide* side = conn->side()) {
-    OnBackendSideEvent(conn, side, e);
+    exchanges.OnBackendSideEvent(conn, side, e);
   }
   if (e.ret > 0 && IsRead(e.syscall) &&
       (e.flags & SyscallEvent::kPeek) == 0) {
@@ -154,17 +138,8 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
 }
 
-void Profiler::State::EndRoleState(Conn* conn) {
-  if (const BackendLink* l = conn->link_state(); l != nullptr && l->exchange) {
-    l->exchange->done = true;
-  }
-  if (const BackendLink* l = conn->link()) {
-    anomalies.unmatched_backend_work += l->unbound_work.size();
-  }
-}
-
 void Profiler::State::CloseConn(Conn* conn) {
-  EndRoleState(conn);
+  exchanges.OnClose(*conn);
   connections.Close(conn);
 }
 
@@ -177,27 +152,19 @@ void Profiler::State::FinalizeIfOpen(Conn* conn, IncompleteReason reason) {
 
 void Profiler::State::OnCloseLost(Conn* conn) {
   FinalizeIfOpen(conn, IncompleteReason::kCloseNotSeen);
-  EndRoleState(conn);
+  exchanges.OnClose(*conn);
 }
 
 void Profiler::State::OnClientDropped(Conn* conn) {
   ClientConn* client = conn->client();
   if (client->request) {
-    StopWaiting(client->request.get());
+    exchanges.StopWaiting(client->request.get());
     client->request.reset();
   }
 }
 
 void Profiler::State::OnPaired(Conn* conn, const Conn& side) {
-  const BackendLink* link = conn->link();
-  if (link->exchange) {
-    link->exchange->backend_traced = true;
-    // Queue: the backend accepted the connection the exchange opened.
-    if (link->exchange->new_conn && conn->requests == 1 &&
-        side.accept_exit.has_value()) {
-      link->exchange->backend_accept_exit = side.accept_exit;
-    }
-  }
+  exchanges.OnPaired(*conn, conn->link(), side);
 }
 
 void Profiler::State::ProcessExit(uint32_t tgid) {
@@ -206,8 +173,7 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
     FinalizeIfOpen(conn, IncompleteReason::kProcessExited);
     CloseConn(conn);
   }
-  auto it = queues.find(tgid);
-  if (it != queues.end()) it->second.candidates.clear();
+  exchanges.ForgetProcess(tgid);
 }
 
 // ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include "analyzers/client_requests.h"
 #include "analyzers/connection_table.h"
 #include "analyzers/connections.h"
+#include "analyzers/exchange_tracker.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
@@ -36,18 +37,12 @@
 
 namespace reqcost::analyzers {
 
-// What the attribution of exchanges to requests keeps per process.
-struct ProcessQueues {
-  uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
-  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
-  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
-};
-
 struct Profiler::State : public ConnectionTable::Owner {
   explicit State(const ProfilerOptions& options)
       : options(options),
         reorder(options.reorder_window_ns),
-        connections(&processes, &anomalies, this) {}
+        connections(&processes, &anomalies, this),
+        exchanges(&connections, &anomalies, &first_drop_ns) {}
 
   ProfilerOptions options;
   std::function<void(const Request&)> callback;
@@ -56,15 +51,14 @@ struct Profiler::State : public ConnectionTable::Owner {
 
   ReorderBuffer reorder;
   ProcessTable processes;
-  ConnectionTable connections;
-
-  uint64_t next_request_id = 1;
-  uint64_t next_exchange_seq = 1;
-  std::map<uint32_t, ProcessQueues> queues;  // by tgid
   std::vector<std::pair<uint64_t, uint64_t>> drops;
   // Start of the first drop window ever (drops forgets old windows): a
   // connection first seen after it may have had its accept dropped.
   std::optional<uint64_t> first_drop_ns;
+  ConnectionTable connections;
+  ExchangeTracker exchanges;
+
+  uint64_t next_request_id = 1;
 
   // ConnectionTable::Owner.
   void OnCloseLost(Conn* conn) override;
@@ -72,8 +66,6 @@ struct Profiler::State : public ConnectionTable::Owner {
   void OnPaired(Conn* link, const Conn& side) override;
   // Ends what the stages keep on `conn` and forgets it.
   void CloseConn(Conn* conn);
-  // Ends what the exchange stage keeps on `conn`: its exchange is done.
-  void EndRoleState(Conn* conn);
   // Reports `conn`'s open client request, if any, incomplete for `reason`.
   void FinalizeIfOpen(Conn* conn, IncompleteReason reason);
 
@@ -111,22 +103,6 @@ struct Profiler::State : public ConnectionTable::Owner {
   // to the request its process is serving.
   void OnSideCall(const SyscallEvent& e, Target target);
 
-  // Backend exchanges and attribution (exchanges.cc).
-  void OnLinkEvent(Conn* conn, BackendLink* link, const SyscallEvent& e);
-  void OnBackendSideEvent(Conn* conn, BackendSide* side,
-                          const SyscallEvent& e);
-  bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
-  void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
-  std::shared_ptr<Exchange> NewExchange(Conn* conn, BackendLink* link,
-                                        uint32_t tid,
-                                        uint64_t start_enter,
-                                        bool partial);
-  bool ReadBytesOf(const Conn& link, const BackendWork& work,
-                   const Exchange& ex);
-  void Bind(const Conn& conn, BackendLink* link);
-  void Attribute(OpenRequest* request, uint64_t write_start);
-  void PruneCandidates(uint32_t tgid);
-  void StopWaiting(OpenRequest* request);
 };
 
 }  // namespace reqcost::analyzers
