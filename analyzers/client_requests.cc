@@ -150,7 +150,7 @@ void Profiler::State::OnClientEvent(Conn* conn, ClientConn* client,
   }
   if (IsRead(e.syscall) && e.ret > 0) {
     if (r != nullptr && r->has_write) {
-      FinalizeRequest(*conn, client);
+      finalizer.Finalize(*conn, client);
       r = nullptr;
     }
     if (r == nullptr) r = OpenClientRequest(conn, client, e, rec);

@@ -23,12 +23,6 @@
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
-namespace {
-
-constexpr size_t kMaxDropWindows = 4096;
-
-}  // namespace
-
 // ---------------------------------------------------------------------------
 // Reordering.
 
@@ -109,7 +103,8 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     conn = connections.Open(e, e.fd, false);
     conn->preattach = true;
     conn->preattach_reason =
-        first_drop_ns.has_value() && e.exit_ns >= *first_drop_ns
+        finalizer.first_drop_ns().has_value() &&
+                e.exit_ns >= *finalizer.first_drop_ns()
             ? IncompleteReason::kOpenedBeforeAttachOrDropped
             : IncompleteReason::kOpenedBeforeAttach;
     connections.Classify(conn);
@@ -133,7 +128,7 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
-    if (client != nullptr && client->request) FinalizeRequest(*conn, client);
+    if (client != nullptr && client->request) finalizer.Finalize(*conn, client);
     CloseConn(conn);
   }
 }
@@ -146,7 +141,7 @@ void Profiler::State::CloseConn(Conn* conn) {
 void Profiler::State::FinalizeIfOpen(Conn* conn, IncompleteReason reason) {
   ClientConn* client = conn->client();
   if (client != nullptr && client->request) {
-    FinalizeRequest(*conn, client, reason);
+    finalizer.Finalize(*conn, client, reason);
   }
 }
 
@@ -199,10 +194,6 @@ void Profiler::OnEvent(const SyscallEvent& event) {
 
 void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   if (count == 0) return;
-  if (!state_->first_drop_ns.has_value() || from_ns < *state_->first_drop_ns) {
-    state_->first_drop_ns = from_ns;
-  }
-  auto& drops = state_->drops;
   // Forget windows that ended before every open request started.
   uint64_t oldest = state_->reorder.processed_ns();
   state_->connections.ForEach([&oldest](const Conn& conn) {
@@ -214,19 +205,7 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   if (auto queued = state_->reorder.oldest_key()) {
     oldest = std::min(oldest, *queued);
   }
-  drops.erase(std::remove_if(drops.begin(), drops.end(),
-                             [&](const auto& d) { return d.second < oldest; }),
-              drops.end());
-  drops.emplace_back(from_ns, to_ns);
-  if (drops.size() > kMaxDropWindows) {
-    // Merge everything into one conservative window rather than forget.
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (const auto& [f, t] : drops) {
-      lo = std::min(lo, f);
-      hi = std::max(hi, t);
-    }
-    drops.assign(1, {lo, hi});
-  }
+  state_->finalizer.AddDropWindow(from_ns, to_ns, oldest);
 }
 
 void Profiler::AdvanceTo(uint64_t now_ns) {
@@ -236,7 +215,7 @@ void Profiler::AdvanceTo(uint64_t now_ns) {
 
 void Profiler::SetRequestCallback(
     std::function<void(const Request&)> callback) {
-  state_->callback = std::move(callback);
+  state_->finalizer.SetCallback(std::move(callback));
 }
 
 void Profiler::Finish(uint64_t end_ns) {
@@ -260,7 +239,7 @@ void Profiler::Finish(uint64_t end_ns) {
     const OpenRequest& r = *client->request;
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
-    state_->FinalizeRequest(
+    state_->finalizer.Finalize(
         *conn, client, r.has_write && exchange_done
                   ? std::nullopt
                   : std::optional(IncompleteReason::kStillOpenAtEnd));
@@ -271,7 +250,7 @@ Report Profiler::BuildReport(const CaptureInfo& info) const {
   Report report;
   report.capture = info;
   state_->processes.AddTo(&report);
-  state_->stats.Fill(&report);
+  state_->finalizer.stats().Fill(&report);
   report.anomalies = state_->anomalies;
   return report;
 }

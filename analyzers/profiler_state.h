@@ -33,6 +33,7 @@
 #include "analyzers/reorder_buffer.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
+#include "analyzers/request_finalizer.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
@@ -41,24 +42,18 @@ struct Profiler::State : public ConnectionTable::Owner {
   explicit State(const ProfilerOptions& options)
       : options(options),
         reorder(options.reorder_window_ns),
+        finalizer(&reorder, &processes, &exchanges, &anomalies),
         connections(&processes, &anomalies, this),
-        exchanges(&connections, &anomalies, &first_drop_ns) {}
+        exchanges(&connections, &anomalies, &finalizer.first_drop_ns()) {}
 
   ProfilerOptions options;
-  std::function<void(const Request&)> callback;
-  RequestStats stats;
   Anomalies anomalies;
 
   ReorderBuffer reorder;
   ProcessTable processes;
-  std::vector<std::pair<uint64_t, uint64_t>> drops;
-  // Start of the first drop window ever (drops forgets old windows): a
-  // connection first seen after it may have had its accept dropped.
-  std::optional<uint64_t> first_drop_ns;
+  RequestFinalizer finalizer;
   ConnectionTable connections;
   ExchangeTracker exchanges;
-
-  uint64_t next_request_id = 1;
 
   // ConnectionTable::Owner.
   void OnCloseLost(Conn* conn) override;
@@ -77,18 +72,6 @@ struct Profiler::State : public ConnectionTable::Owner {
   void Handle(const SyscallEvent& e);
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
-
-  // The request as reported (phases.cc).
-  // Reports `conn`'s open request: incomplete for `reason`, else for the
-  // first reason found, else complete.
-  void FinalizeRequest(const Conn& conn, ClientConn* client,
-                       std::optional<IncompleteReason> reason = std::nullopt);
-  // A send seen at the socket layer is stamped when its call returns, which
-  // can be after the peer read what it sent: a backend reply the server
-  // already read may still wait in the reorder queue. Takes the writes of
-  // `work`'s connection that wait there (up to kLateSendNs past what was
-  // processed) into `work` now.
-  void TakeQueuedReplyWrites(BackendWork* work);
 
   // Client request boundaries (client_requests.cc).
   void OnClientEvent(Conn* conn, ClientConn* client, const SyscallEvent& e);
