@@ -1,6 +1,6 @@
 // Client request boundaries: where a request on a client connection starts
-// and ends (internal to the profiler; the methods are Profiler::State's, in
-// client_requests.cc).
+// and ends (internal to the profiler; the stage that applies this is
+// ClientRequestBoundaries, in client_request_boundaries.h).
 //
 // Requests on a client connection: a request starts with the first read
 // returning data (> 0) after accept or after the previous response (an

@@ -1,5 +1,6 @@
 // Backend exchanges and their attribution to client requests (internal to
-// the profiler; the methods are Profiler::State's, in exchanges.cc).
+// the profiler; the stage that applies this is ExchangeTracker, in
+// exchange_tracker.h).
 //
 // Backend exchanges live on backend links of the server process. An exchange
 // starts at a connect, or on a reused link at a send that begins a new

@@ -1,6 +1,6 @@
 // Phases: a request's total time and its split into server, transport and
 // backend, and the request as reported (internal to the profiler; the pure
-// arithmetic is below, Profiler::State::FinalizeRequest in phases.cc).
+// arithmetic is below, the request as reported in request_finalizer.h).
 //
 // A request's total time is
 //

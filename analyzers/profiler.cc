@@ -14,15 +14,67 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "analyzers/client_request_boundaries.h"
+#include "analyzers/client_requests.h"
+#include "analyzers/connection_table.h"
+#include "analyzers/connections.h"
+#include "analyzers/exchange_tracker.h"
+#include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
+#include "analyzers/process_table.h"
 #include "analyzers/profiler_records.h"
-#include "analyzers/profiler_state.h"
+#include "analyzers/reorder_buffer.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
+#include "analyzers/request_finalizer.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
+
+// The orchestrator: it owns the stages, hands each event to the stage that
+// owns what the event concerns, and answers the connection table's
+// questions with the other stages.
+struct Profiler::State : public ConnectionTable::Owner {
+  explicit State(const ProfilerOptions& options)
+      : reorder(options.reorder_window_ns),
+        finalizer(&reorder, &processes, &exchanges, &anomalies),
+        connections(&processes, &anomalies, this),
+        exchanges(&connections, &anomalies, &finalizer.first_drop_ns()),
+        client_requests(&exchanges, &finalizer, &anomalies) {}
+
+  // Counted by every stage.
+  Anomalies anomalies;
+
+  // The stages, in pipeline order of what they own (each is told its
+  // neighbours; the ones it reads or tells are constructed first or only
+  // used after construction).
+
+  ReorderBuffer reorder;
+  ProcessTable processes;
+  RequestFinalizer finalizer;
+  ConnectionTable connections;
+  ExchangeTracker exchanges;
+  ClientRequestBoundaries client_requests;
+
+  // ConnectionTable::Owner.
+  void OnCloseLost(Conn* conn) override;
+  void OnClientDropped(Conn* conn) override;
+  void OnPaired(Conn* link, const Conn& side) override;
+  // Ends what the stages keep on `conn` and forgets it.
+  void CloseConn(Conn* conn);
+  // Reports `conn`'s open client request, if any, incomplete for `reason`.
+  void FinalizeIfOpen(Conn* conn, IncompleteReason reason);
+
+  // Reordering and dispatch.
+  template <typename Event>
+  void Push(uint64_t key, const Event& event);
+  void Drain(bool all);
+  void HandleQueued(const Queued& q);
+  void Handle(const SyscallEvent& e);
+  void Dispatch(Conn* conn, const SyscallEvent& e);
+  void ProcessExit(uint32_t tgid);
+};
 // ---------------------------------------------------------------------------
 // Reordering.
 
@@ -54,11 +106,11 @@ void Profiler::State::HandleQueued(const Queued& q) {
 
 void Profiler::State::Handle(const SyscallEvent& e) {
   if (!CarriesRequests(e.sock)) {
-    OnSideCall(e, SideCallTarget(e.sock));
+    client_requests.OnSideCall(e, SideCallTarget(e.sock));
     return;
   }
   if (Target t = connections.NameServiceCall(e); t != Target::kClient) {
-    OnSideCall(e, t);
+    client_requests.OnSideCall(e, t);
     return;
   }
   Conn* conn = nullptr;
@@ -116,7 +168,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
 void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   ClientConn* client = conn->client();
   if (client != nullptr) {
-    OnClientEvent(conn, client, e);
+    client_requests.OnEvent(conn, client, e);
   } else if (BackendLink* link = conn->link()) {
     exchanges.OnLinkEvent(conn, link, e);
   } else if (BackendSide* side = conn->side()) {
