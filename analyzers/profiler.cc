@@ -46,10 +46,8 @@ struct Profiler::State : public ConnectionTable::Owner {
   // Counted by every stage.
   Anomalies anomalies;
 
-  // The stages, in pipeline order of what they own (each is told its
-  // neighbours; the ones it reads or tells are constructed first or only
-  // used after construction).
-
+  // The stages. Each is given pointers to the ones it reads or tells, and
+  // uses them only after construction.
   ReorderBuffer reorder;
   ProcessTable processes;
   RequestFinalizer finalizer;
@@ -75,6 +73,7 @@ struct Profiler::State : public ConnectionTable::Owner {
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
 };
+
 // ---------------------------------------------------------------------------
 // Reordering.
 
@@ -180,7 +179,9 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
-    if (client != nullptr && client->request) finalizer.Finalize(*conn, client);
+    if (client != nullptr && client->request) {
+      finalizer.Finalize(*conn, client);
+    }
     CloseConn(conn);
   }
 }
