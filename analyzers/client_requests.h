@@ -1,6 +1,6 @@
 // Client request boundaries: where a request on a client connection starts
-// and ends (internal to the profiler; the methods are Profiler::State's, in
-// client_requests.cc).
+// and ends (internal to the profiler; the stage that applies this is
+// ClientRequestBoundaries, in client_request_boundaries.h).
 //
 // Requests on a client connection: a request starts with the first read
 // returning data (> 0) after accept or after the previous response (an
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/profiler_records.h"
 #include "analyzers/request.h"
 #include "analyzers/tls.h"
@@ -60,7 +61,7 @@ struct OpenRequest {
   uint32_t tgid = 0;
   uint32_t tid = 0;  // the thread that read its request
   bool first_of_conn = false;
-  std::string partial_reason;
+  std::optional<IncompleteReason> partial_reason;
   std::optional<SyscallRecord> accept;
   bool has_read = false;
   uint64_t first_read_start = 0;  // its enter, else its exit
@@ -86,6 +87,15 @@ struct OpenRequest {
   // Calls on sockets that carry no requests (name resolution, ...), made
   // by its process while it waited for its response.
   std::vector<SyscallRecord> side_calls;
+};
+
+// A client connection's state: its open request and what comes before its
+// first one.
+struct ClientConn {
+  std::unique_ptr<OpenRequest> request;
+  std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
+  PreRequest pre_request;  // before its first request: TLS handshake, peeks
+  bool http2 = false;  // the server spoke first: its requests are not split
 };
 
 }  // namespace reqcost::analyzers

@@ -1,7 +1,7 @@
 // Socket identity and pairing: which connection is a client connection, a
 // backend link or the backend side of one, and which process is a server or
-// a backend (internal to the profiler; the methods are Profiler::State's, in
-// connections.cc).
+// a backend (internal to the profiler; ConnectionTable in connection_table.h
+// keeps the open connections and applies these rules).
 //
 // Connections are (tgid, fd) from accept/connect to close. A connection
 // accepted by a traced process is a *client* connection unless it pairs with
@@ -43,10 +43,12 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 #include "analyzers/client_requests.h"
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -58,14 +60,18 @@ inline constexpr uint64_t kDisplacedWaitNs = 1'000'000'000;
 
 enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
 
+// One connection: its identity, shared by every role, beside the state of
+// the role it has (a client connection's requests, a backend link's
+// exchanges, a backend side's backend requests). Only the stage of a role
+// reads or changes that role's state; the connection table gives a
+// connection its role (and fresh state for it) as pairing decides.
 struct Conn {
   uint64_t uid = 0;
   uint32_t tgid = 0;
   int32_t fd = -1;
-  Role role = Role::kUnknown;
   bool preattach = false;  // first seen on a read/write/close, not accept/connect
   // Why its first request is incomplete when preattach (see Open's caller).
-  const char* preattach_reason = nullptr;
+  IncompleteReason preattach_reason = IncompleteReason::kOpenedBeforeAttach;
   bool accepted = false;  // opened by accept (vs connect or unknown)
   bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;
@@ -78,34 +84,52 @@ struct Conn {
   // end's when both ends were opened while tracing.
   uint64_t bytes_out = 0;
   uint64_t bytes_in = 0;
-  // Client.
+  // Its accept (a client connection's or a backend side's), when seen.
   std::optional<SyscallRecord> accept;
-  std::unique_ptr<OpenRequest> request;
-  std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
-  PreRequest pre_request;  // before its first request: TLS handshake, peeks
-  bool http2 = false;  // the server spoke first: its requests are not split
-  // Backend link.
-  std::shared_ptr<Exchange> exchange;
-  // Oldest first, at most kMaxQueued each (vectors: most links never queue
-  // more than one, and a deque allocates even when empty).
-  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
-  std::vector<std::shared_ptr<BackendWork>> unbound_work;
+  std::optional<uint64_t> accept_exit;
+  // FastCGI framing of what it sends and what it reads (links and backend
+  // sides), kept across a change of role.
   FastCgiStream fcgi_out;
   FastCgiStream fcgi_in;
-  // Backend side.
-  std::shared_ptr<BackendWork> work;
-  std::optional<uint64_t> accept_exit;
+
+  Role role() const { return role_; }
+  // Its role's state, or null when it has another role.
+  ClientConn* client() { return std::get_if<ClientConn>(&state_); }
+  const ClientConn* client() const { return std::get_if<ClientConn>(&state_); }
+  BackendLink* link() { return std::get_if<BackendLink>(&state_); }
+  const BackendLink* link() const { return std::get_if<BackendLink>(&state_); }
+  BackendSide* side() { return std::get_if<BackendSide>(&state_); }
+  // Its client request still open, or null (and null for other roles).
+  OpenRequest* open_request() const {
+    const ClientConn* c = client();
+    return c == nullptr ? nullptr : c->request.get();
+  }
+
+  // Its backend link state, or the one set aside when pairing gave it
+  // another role after it was a link; null when it never was one.
+  BackendLink* link_state() {
+    return link() != nullptr ? link() : set_aside_link_.get();
+  }
+  const BackendLink* link_state() const {
+    return link() != nullptr ? link() : set_aside_link_.get();
+  }
+
+  // Gives it `role`. A client connection's state starts fresh (a connection
+  // becomes one only when first classified); a backend link's or backend
+  // side's is set aside when it takes another role and taken back if it
+  // returns to it (pairing before attach can change its mind), fresh the
+  // first time. kUnknown and kIgnored have no state.
+  void SetRole(Role role);
+  // Gives it fresh backend link and backend side state, set aside or not.
+  void ResetBackendState();
+
+ private:
+  Role role_ = Role::kUnknown;
+  std::variant<std::monostate, ClientConn, BackendLink, BackendSide> state_;
+  std::unique_ptr<BackendLink> set_aside_link_;
+  std::unique_ptr<BackendSide> set_aside_side_;
 };
 
-struct ProcessState {
-  std::string comm;
-  bool has_client = false;
-  bool has_backend_side = false;
-  uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
-  uint32_t parent = 0;  // its parent's tgid, when known
-  std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
-  std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
-};
 
 // A TCP/IP socket's identity as (local address, local port, remote address,
 // remote port).

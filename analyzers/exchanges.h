@@ -1,5 +1,6 @@
 // Backend exchanges and their attribution to client requests (internal to
-// the profiler; the methods are Profiler::State's, in exchanges.cc).
+// the profiler; the stage that applies this is ExchangeTracker, in
+// exchange_tracker.h).
 //
 // Backend exchanges live on backend links of the server process. An exchange
 // starts at a connect, or on a reused link at a send that begins a new
@@ -89,6 +90,21 @@ struct Exchange {
   bool done = false;   // its link closed or began the next exchange
   std::shared_ptr<BackendWork> work;
   std::vector<SyscallRecord> syscalls;
+};
+
+// A backend link's state: its current exchange and the exchanges and backend
+// requests (of its paired backend side) still to be bound to each other.
+struct BackendLink {
+  std::shared_ptr<Exchange> exchange;
+  // Oldest first, at most kMaxQueued each (vectors: most links never queue
+  // more than one, and a deque allocates even when empty).
+  std::vector<std::shared_ptr<Exchange>> unbound_exchanges;
+  std::vector<std::shared_ptr<BackendWork>> unbound_work;
+};
+
+// A backend side's state: the backend request it is serving.
+struct BackendSide {
+  std::shared_ptr<BackendWork> work;
 };
 
 // Whether a request whose last request read exited at `last_read_exit` may

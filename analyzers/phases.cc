@@ -1,6 +1,7 @@
 #include "analyzers/phases.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -9,24 +10,9 @@
 #include <utility>
 
 #include "absl/types/span.h"
-#include "analyzers/profiler.h"
-#include "analyzers/profiler_state.h"
 #include "analyzers/request.h"
 
 namespace reqcost::analyzers {
-namespace {
-
-constexpr int64_t kEagain = -11;
-
-// Clips a record's [enter, exit] into [lo, hi] (an unseen enter stays
-// unseen).
-void Clip(SyscallRecord* r, uint64_t lo, uint64_t hi) {
-  if (r->enter_ns != 0) r->enter_ns = std::clamp(r->enter_ns, lo, hi);
-  r->exit_ns = std::clamp(r->exit_ns, lo, hi);
-}
-
-}  // namespace
-
 uint64_t RequestStartNs(const PhaseInput& in) {
   return in.accept != nullptr ? in.accept->enter_ns
          : in.has_read        ? in.first_read_start
@@ -44,7 +30,7 @@ uint64_t ClientWaitNs(absl::Span<const SyscallRecord> syscalls,
     if (eagain != nullptr && s.start_ns() > eagain->exit_ns) {
       wait += s.start_ns() - eagain->exit_ns;
     }
-    eagain = s.ret == kEagain ? &s : nullptr;
+    eagain = s.ret == -EAGAIN ? &s : nullptr;
   }
   return wait;
 }
@@ -80,10 +66,10 @@ RequestPhases ComputePhases(const PhaseInput& in) {
 BackendPhase MeasureBackend(const Exchange& ex) {
   BackendPhase out;
   if (ex.partial || !ex.has_reply) {
-    out.incomplete_reason = "backend exchange incomplete";
+    out.incomplete = IncompleteReason::kExchangeIncomplete;
   } else if (ex.work) {
     if (!ex.work->has_write || ex.work->starts_after != 0) {
-      out.incomplete_reason = "backend reply not seen";
+      out.incomplete = IncompleteReason::kBackendReplyNotSeen;
     } else {
       out.timing = BackendTiming::kMeasured;
       out.start_ns = ex.work->first_read_exit;
@@ -93,9 +79,9 @@ BackendPhase MeasureBackend(const Exchange& ex) {
                            : 0;
     }
   } else if (ex.backend_traced) {
-    out.incomplete_reason = "backend events missing";
+    out.incomplete = IncompleteReason::kBackendEventsMissing;
   } else if (!ex.send_exit_before_reply.has_value()) {
-    out.incomplete_reason = "backend exchange incomplete";
+    out.incomplete = IncompleteReason::kExchangeIncomplete;
   } else {
     out.timing = BackendTiming::kInferred;
     out.start_ns = *ex.send_exit_before_reply;
@@ -107,182 +93,15 @@ BackendPhase MeasureBackend(const Exchange& ex) {
   out.exchange_ns = ex.last_reply_exit > ex.start_enter
                         ? ex.last_reply_exit - ex.start_enter
                         : 0;
-  if (out.incomplete_reason.empty() && ex.connect_exit.has_value() &&
+  if (out.incomplete.has_value()) {
+    out.incomplete_reason = Name(*out.incomplete);
+  } else if (ex.connect_exit.has_value() &&
       ex.backend_accept_exit.has_value() && ex.work) {
     out.queue_ns = *ex.backend_accept_exit > *ex.connect_exit
                        ? *ex.backend_accept_exit - *ex.connect_exit
                        : 0;
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------
-// Finalization.
-
-void Profiler::State::TakeQueuedReplyWrites(BackendWork* work) {
-  constexpr uint64_t kLateSendNs = 1'000'000;
-  for (const Queued& q : queue) {
-    if (q.key > processed_ns + kLateSendNs) break;
-    const auto* e = std::get_if<SyscallEvent>(&q.item);
-    if (e == nullptr || e->tgid != work->tgid || e->fd != work->fd ||
-        !IsWrite(e->syscall) || e->ret <= 0) {
-      continue;
-    }
-    work->has_write = true;
-    work->last_write_exit = std::max(work->last_write_exit, e->exit_ns);
-  }
-}
-
-bool Profiler::State::InBackendFamily(uint32_t tgid) {
-  const ProcessState& p = processes[tgid];
-  if (p.has_backend_side) return true;
-  if (p.parent == 0) return false;
-  for (const auto& [pid, other] : processes) {
-    if (other.parent == p.parent && other.has_backend_side) return true;
-  }
-  return false;
-}
-
-void Profiler::State::FinalizeRequest(Conn* conn, std::string_view reason) {
-  std::unique_ptr<OpenRequest> owned = std::move(conn->request);
-  OpenRequest& r = *owned;
-  StopWaiting(&r);
-
-  Request out;
-  out.id = next_request_id++;
-  out.pid = r.tgid;
-  out.client_conn = r.first_of_conn ? ConnReuse::kNew : ConnReuse::kReused;
-  out.request_line = r.request_line;
-  out.client_sock = conn->sock;
-  if (reason.empty()) reason = r.partial_reason;
-  if (reason.empty() && conn->http2) {
-    reason = "HTTP/2 connection: requests not split";
-  }
-  if (reason.empty() && !r.has_write) reason = "no response";
-
-  PhaseInput in;
-  if (r.accept.has_value() && r.accept->enter_seen() && !r.accept->blocked) {
-    in.accept = &*r.accept;
-  }
-  in.has_read = r.has_read;
-  in.first_read_start = r.first_read_start;
-  in.first_read_exit = r.first_read_exit;
-  in.first_write_start = r.first_write_start;
-  in.last_write_exit = r.last_write_exit;
-  in.syscalls = r.syscalls;
-  in.closes = r.closes;
-  in.tls_before_ns = r.tls_before_ns.value_or(0);
-  out.start_ns = RequestStartNs(in);
-  out.end_ns = r.last_write_exit;
-
-  Exchange* ex = r.exchange.get();
-  out.syscalls.reserve(
-      (r.accept.has_value() ? 1 : 0) + r.pre_request.size() +
-      r.side_calls.size() + r.syscalls.size() + r.closes.size() +
-      (ex != nullptr ? ex->syscalls.size() : 0) +
-      (ex != nullptr && ex->work ? ex->work->syscalls.size() : 0));
-  if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
-  out.syscalls.insert(out.syscalls.end(), r.pre_request.begin(),
-                      r.pre_request.end());
-  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
-                      r.syscalls.end());
-  out.syscalls.insert(out.syscalls.end(), r.side_calls.begin(),
-                      r.side_calls.end());
-  out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
-
-  if (ex != nullptr) {
-    out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
-    out.backend_address = ex->backend_address;
-    out.backend_protocol = ex->protocol;
-    out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
-                        ex->syscalls.end());
-    if (ex->work) {
-      out.syscalls.insert(out.syscalls.end(), ex->work->syscalls.begin(),
-                          ex->work->syscalls.end());
-      out.backend_pid = ex->work->tgid;
-    }
-  }
-  uint64_t span_end = out.end_ns;
-  for (const auto& c : r.closes) span_end = std::max(span_end, c.exit_ns);
-  // Only the part of a syscall inside the request is the request's: a
-  // backend blocked in accept() or in a read on a kept connection was idle
-  // before the request existed, and until the server began the exchange it
-  // was waiting for the server. Without a response the end is unknown.
-  const uint64_t clip_end = span_end > out.start_ns ? span_end : UINT64_MAX;
-  const uint64_t backend_from =
-      ex != nullptr ? std::clamp(ex->start_enter, out.start_ns, clip_end)
-                    : out.start_ns;
-  for (SyscallRecord& s : out.syscalls) {
-    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns,
-         clip_end);
-  }
-  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
-                   [](const SyscallRecord& a, const SyscallRecord& b) {
-                     return a.start_ns() < b.start_ns();
-                   });
-  if (reason.empty()) {
-    // From its owned accept's start even when the accept blocked: a lost
-    // event of the connection's making (its peer's connect) lies there.
-    const uint64_t span_start =
-        r.accept.has_value() ? std::min(out.start_ns, r.accept->start_ns())
-                             : out.start_ns;
-    for (const auto& [from, to] : drops) {
-      if (from <= span_end && to >= span_start) {
-        reason = "events dropped";
-        break;
-      }
-    }
-    // A client connection of a backend process, once events were lost: the
-    // connect that would have paired it with its link may be among them.
-    if (reason.empty() && first_drop_ns.has_value() &&
-        *first_drop_ns <= span_end && InBackendFamily(r.tgid)) {
-      reason = "connection unpaired while events were dropped";
-    }
-  }
-
-  // Backend phase inputs.
-  if (reason.empty() && ex != nullptr && ex->work && ex->has_reply &&
-      !ex->work->has_write) {
-    TakeQueuedReplyWrites(ex->work.get());
-  }
-  if (reason.empty() && ex != nullptr) {
-    BackendPhase backend = MeasureBackend(*ex);
-    reason = backend.incomplete_reason;
-    out.backend_timing = backend.timing;
-    out.backend_start_ns = backend.start_ns;
-    out.backend_end_ns = backend.end_ns;
-    in.backend_ns = backend.backend_ns;
-    in.exchange_ns = backend.exchange_ns;
-    out.exchange_start_ns = ex->start_enter;
-    out.exchange_end_ns = ex->last_reply_exit;
-    out.queue_ns = backend.queue_ns;
-    if (out.queue_ns.has_value()) out.queue_start_ns = *ex->connect_exit;
-  }
-
-  if (!reason.empty()) {
-    out.complete = false;
-    out.incomplete_reason = std::string(reason);
-    out.backend_timing = BackendTiming::kNone;
-    out.queue_ns.reset();
-    out.queue_start_ns = 0;
-    out.exchange_start_ns = out.exchange_end_ns = 0;
-    out.backend_start_ns = out.backend_end_ns = 0;
-  } else {
-    RequestPhases phases = ComputePhases(in);
-    out.client_wait_ns = phases.client_wait_ns;
-    out.clamped = phases.clamped;
-    out.complete = true;
-    out.total_ns = phases.total_ns;
-    out.server_ns = phases.server_ns;
-    out.transport_ns = phases.transport_ns;
-    out.backend_ns = phases.backend_ns;
-    if (r.tls_before_ns.has_value()) {
-      out.tls_ns = *r.tls_before_ns + r.tls_inside_ns;
-    }
-    if (out.clamped > 0) ++anomalies.clamped_phases;
-  }
-  stats.Add(out);
-  if (callback) callback(out);
 }
 
 }  // namespace reqcost::analyzers

@@ -1,6 +1,6 @@
 // Phases: a request's total time and its split into server, transport and
 // backend, and the request as reported (internal to the profiler; the pure
-// arithmetic is below, Profiler::State::FinalizeRequest in phases.cc).
+// arithmetic is below, the request as reported in request_finalizer.h).
 //
 // A request's total time is
 //
@@ -71,6 +71,7 @@
 
 #include "absl/types/span.h"
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/request.h"
 
 namespace reqcost::analyzers {
@@ -121,7 +122,9 @@ RequestPhases ComputePhases(const PhaseInput& in);
 
 // The backend phase of one exchange, or why it has none.
 struct BackendPhase {
-  std::string_view incomplete_reason;  // empty: the exchange is usable
+  // Why the exchange is not usable (none: it is), and that reason's Name.
+  std::optional<IncompleteReason> incomplete;
+  std::string_view incomplete_reason;
   BackendTiming timing = BackendTiming::kNone;
   uint64_t start_ns = 0;  // of the backend phase
   uint64_t end_ns = 0;

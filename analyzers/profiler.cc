@@ -1,6 +1,7 @@
 #include "analyzers/profiler.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -13,58 +14,89 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "analyzers/client_request_boundaries.h"
+#include "analyzers/client_requests.h"
+#include "analyzers/connection_table.h"
+#include "analyzers/connections.h"
+#include "analyzers/exchange_tracker.h"
+#include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/payload.h"
+#include "analyzers/process_table.h"
 #include "analyzers/profiler_records.h"
-#include "analyzers/profiler_state.h"
+#include "analyzers/reorder_buffer.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
+#include "analyzers/request_finalizer.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
-namespace {
 
-constexpr int64_t kEinprogress = -115;
-constexpr size_t kMaxDropWindows = 4096;
+// The orchestrator: it owns the stages, hands each event to the stage that
+// owns what the event concerns, and answers the connection table's
+// questions with the other stages.
+struct Profiler::State : public ConnectionTable::Owner {
+  explicit State(const ProfilerOptions& options)
+      : reorder(options.reorder_window_ns),
+        finalizer(&reorder, &processes, &exchanges, &anomalies),
+        connections(&processes, &anomalies, this),
+        exchanges(&connections, &anomalies, &finalizer.first_drop_ns()),
+        client_requests(&exchanges, &finalizer, &anomalies) {}
 
-}  // namespace
+  // Counted by every stage.
+  Anomalies anomalies;
+
+  // The stages. Each is given pointers to the ones it reads or tells, and
+  // uses them only after construction.
+  ReorderBuffer reorder;
+  ProcessTable processes;
+  RequestFinalizer finalizer;
+  ConnectionTable connections;
+  ExchangeTracker exchanges;
+  ClientRequestBoundaries client_requests;
+
+  // ConnectionTable::Owner.
+  void OnCloseLost(Conn* conn) override;
+  void OnClientDropped(Conn* conn) override;
+  void OnPaired(Conn* link, const Conn& side) override;
+  // Ends what the stages keep on `conn` and forgets it.
+  void CloseConn(Conn* conn);
+  // Reports `conn`'s open client request, if any, incomplete for `reason`.
+  void FinalizeIfOpen(Conn* conn, IncompleteReason reason);
+
+  // Reordering and dispatch.
+  template <typename Event>
+  void Push(uint64_t key, const Event& event);
+  void Drain(bool all);
+  void HandleQueued(const Queued& q);
+  void Handle(const SyscallEvent& e);
+  void Dispatch(Conn* conn, const SyscallEvent& e);
+  void ProcessExit(uint32_t tgid);
+};
 
 // ---------------------------------------------------------------------------
 // Reordering.
 
 template <typename Event>
 void Profiler::State::Push(uint64_t key, const Event& event) {
-  if (key < processed_ns) ++anomalies.late_events;
-  if (queue.empty() || queue.back().key <= key) {
-    queue.emplace_back(key, event);
-  } else {
-    // After every queued event with a key up to this one: arrival order
-    // breaks ties.
-    auto at = std::upper_bound(
-        queue.begin(), queue.end(), key,
-        [](uint64_t k, const Queued& q) { return k < q.key; });
-    queue.emplace(at, key, event);
-  }
-  newest_ns = std::max(newest_ns, key);
+  if (!reorder.Push(key, event)) ++anomalies.late_events;
   Drain(false);
 }
 
 void Profiler::State::Drain(bool all) {
-  while (!queue.empty()) {
-    const Queued& front = queue.front();
-    if (!all && front.key + options.reorder_window_ns > newest_ns) break;
-    processed_ns = std::max(processed_ns, front.key);
-    if (const auto* e = std::get_if<SyscallEvent>(&front.item)) {
-      Handle(*e);
+  reorder.Drain(all, [this](const Queued& q) { HandleQueued(q); });
+}
+
+void Profiler::State::HandleQueued(const Queued& q) {
+  if (const auto* e = std::get_if<SyscallEvent>(&q.item)) {
+    Handle(*e);
+  } else {
+    const auto& p = std::get<ProcessEvent>(q.item);
+    if (p.op == ProcessEvent::Op::kExit) {
+      ProcessExit(p.tgid);
     } else {
-      const auto& p = std::get<ProcessEvent>(front.item);
-      if (p.op == ProcessEvent::Op::kExit) {
-        ProcessExit(p.tgid);
-      } else if (!p.comm.empty()) {
-        processes[p.tgid].comm = p.comm;
-      }
+      processes.Rename(p.tgid, p.comm);
     }
-    queue.pop_front();
   }
 }
 
@@ -73,28 +105,12 @@ void Profiler::State::Drain(bool all) {
 
 void Profiler::State::Handle(const SyscallEvent& e) {
   if (!CarriesRequests(e.sock)) {
-    OnSideCall(e, SideCallTarget(e.sock));
+    client_requests.OnSideCall(e, SideCallTarget(e.sock));
     return;
   }
-  const std::pair<uint32_t, int32_t> fd_key{e.tgid, e.conn_fd()};
-  if (e.syscall == Syscall::kConnect) {
-    if (Target t = NameServiceTarget(e); t != Target::kClient) {
-      name_service_fds[fd_key] = t;
-      OnSideCall(e, t);
-      return;
-    }
-  }
-  if (!name_service_fds.empty()) {
-    auto it = name_service_fds.find(fd_key);
-    if (it != name_service_fds.end()) {
-      if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
-        name_service_fds.erase(it);  // the fd is another connection's now
-      } else {
-        OnSideCall(e, it->second);
-        if (e.syscall == Syscall::kClose) name_service_fds.erase(it);
-        return;
-      }
-    }
+  if (Target t = connections.NameServiceCall(e); t != Target::kClient) {
+    client_requests.OnSideCall(e, t);
+    return;
   }
   Conn* conn = nullptr;
   if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
@@ -102,21 +118,16 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     if (accepted && e.ret < 0) return;  // nothing accepted
     int32_t fd = e.conn_fd();
     if (!accepted) {
-      Conn* existing = Find(e.tgid, fd);
+      Conn* existing = connections.Find(e.tgid, fd);
+      BackendLink* link = existing != nullptr ? existing->link() : nullptr;
       // A second connect on the same socket (EINPROGRESS retry) is the same
       // connection. A connect on the fd with another socket is a new
       // connection whose fd was reused (the old one's close was lost).
-      if (existing != nullptr && existing->role == Role::kLink &&
-          !existing->preattach && existing->requests == 1 &&
-          existing->exchange && !existing->exchange->has_send &&
-          existing->sock.sock == e.sock.sock) {
-        existing->exchange->syscalls.push_back(
-            ToRecord(e, Side::kServer, Target::kBackendLink));
-        existing->exchange->connect_exit = e.exit_ns;
+      if (link != nullptr && exchanges.OnConnectRetry(*existing, link, e)) {
         return;
       }
     }
-    conn = Open(e, fd, accepted);
+    conn = connections.Open(e, fd, accepted);
     // Opened while tracing: both directions start at a record boundary.
     conn->fcgi_in = FastCgiStream(true);
     conn->fcgi_out = FastCgiStream(true);
@@ -124,56 +135,43 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       conn->accept = ToRecord(e, Side::kServer, Target::kClient);
       conn->accept_exit = e.exit_ns;
     }
-    Classify(conn);
-    if (!accepted && conn->role == Role::kLink) {
-      auto ex = NewExchange(conn, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
-                            e.enter_missed());
-      ex->connect_exit = e.exit_ns;
-      if (e.ret != 0 && e.ret != kEinprogress) ex->connect_exit.reset();
-      ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
-      if (conn->partner.has_value()) {
-        ex->backend_traced = true;
-        Conn& side = conns.at(*conn->partner);
-        if (side.accept_exit.has_value()) {
-          ex->backend_accept_exit = side.accept_exit;
-        }
-      }
+    connections.Classify(conn);
+    if (BackendLink* link = conn->link(); !accepted && link != nullptr) {
+      exchanges.OnConnect(conn, link, e);
     }
-    if (accepted && conn->role == Role::kBackendSide) {
+    if (accepted && conn->role() == Role::kBackendSide) {
       conn->accept = ToRecord(e, Side::kBackend, Target::kBackendSide);
     }
     return;
   }
-  if (Settle(e)) return;
-  conn = Find(e.tgid, e.fd);
+  if (Conn* old = connections.Settle(e)) {
+    Dispatch(old, e);  // its own close
+    return;
+  }
+  conn = connections.Find(e.tgid, e.fd);
   if (conn == nullptr) {
     if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
-    conn = Open(e, e.fd, false);
+    conn = connections.Open(e, e.fd, false);
     conn->preattach = true;
     conn->preattach_reason =
-        first_drop_ns.has_value() && e.exit_ns >= *first_drop_ns
-            ? "connection opened before attach or while events were dropped"
-            : "connection opened before attach";
-    Classify(conn);
+        finalizer.first_drop_ns().has_value() &&
+                e.exit_ns >= *finalizer.first_drop_ns()
+            ? IncompleteReason::kOpenedBeforeAttachOrDropped
+            : IncompleteReason::kOpenedBeforeAttach;
+    connections.Classify(conn);
   }
   Dispatch(conn, e);
 }
 
 // An event on an open connection, by the connection's role; a close ends it.
 void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
-  switch (conn->role) {
-    case Role::kClient:
-      OnClientEvent(conn, e);
-      break;
-    case Role::kLink:
-      OnLinkEvent(conn, e);
-      break;
-    case Role::kBackendSide:
-      OnBackendSideEvent(conn, e);
-      break;
-    case Role::kUnknown:
-    case Role::kIgnored:
-      break;
+  ClientConn* client = conn->client();
+  if (client != nullptr) {
+    client_requests.OnEvent(conn, client, e);
+  } else if (BackendLink* link = conn->link()) {
+    exchanges.OnLinkEvent(conn, link, e);
+  } else if (BackendSide* side = conn->side()) {
+    exchanges.OnBackendSideEvent(conn, side, e);
   }
   if (e.ret > 0 && IsRead(e.syscall) &&
       (e.flags & SyscallEvent::kPeek) == 0) {
@@ -181,47 +179,65 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
   if (e.syscall == Syscall::kClose) {
-    if (conn->request) FinalizeRequest(conn, "");
-    Close(conn);
+    if (client != nullptr && client->request) {
+      finalizer.Finalize(*conn, client);
+    }
+    CloseConn(conn);
   }
 }
 
+void Profiler::State::CloseConn(Conn* conn) {
+  exchanges.OnClose(*conn);
+  connections.Close(conn);
+}
+
+void Profiler::State::FinalizeIfOpen(Conn* conn, IncompleteReason reason) {
+  ClientConn* client = conn->client();
+  if (client != nullptr && client->request) {
+    finalizer.Finalize(*conn, client, reason);
+  }
+}
+
+void Profiler::State::OnCloseLost(Conn* conn) {
+  FinalizeIfOpen(conn, IncompleteReason::kCloseNotSeen);
+  exchanges.OnClose(*conn);
+}
+
+void Profiler::State::OnClientDropped(Conn* conn) {
+  ClientConn* client = conn->client();
+  if (client->request) {
+    exchanges.StopWaiting(client->request.get());
+    client->request.reset();
+  }
+}
+
+void Profiler::State::OnPaired(Conn* conn, const Conn& side) {
+  exchanges.OnPaired(*conn, conn->link(), side);
+}
+
 void Profiler::State::ProcessExit(uint32_t tgid) {
-  std::vector<uint64_t> uids;
-  for (const auto& [uid, conn] : conns) {
-    if (conn.tgid == tgid) uids.push_back(uid);
+  for (uint64_t uid : connections.UidsOf(tgid)) {
+    Conn* conn = connections.At(uid);
+    FinalizeIfOpen(conn, IncompleteReason::kProcessExited);
+    CloseConn(conn);
   }
-  for (uint64_t uid : uids) {
-    Conn* conn = &conns.at(uid);
-    if (conn->request) FinalizeRequest(conn, "process exited");
-    Close(conn);
-  }
-  auto it = processes.find(tgid);
-  if (it != processes.end()) it->second.candidates.clear();
+  exchanges.ForgetProcess(tgid);
 }
 
 // ---------------------------------------------------------------------------
 // Public API.
 
 Profiler::Profiler(ProfilerOptions options)
-    : state_(std::make_unique<State>()) {
-  state_->options = options;
-}
+    : state_(std::make_unique<State>(options)) {}
 
 Profiler::~Profiler() = default;
 
 void Profiler::OnProcess(const ProcessInfo& info) {
-  auto& p = state_->processes[info.pid];
-  p.comm = info.comm;
-  p.parent = info.ppid;
+  state_->processes.OnProcess(info);
 }
 
 void Profiler::OnProcessEvent(const ProcessEvent& event) {
-  if (event.op != ProcessEvent::Op::kExit) {
-    auto& p = state_->processes[event.tgid];
-    if (!event.comm.empty()) p.comm = event.comm;
-    if (event.op == ProcessEvent::Op::kFork) p.parent = event.parent_tgid;
-  }
+  state_->processes.OnProcessEvent(event);
   state_->Push(event.ts_ns, event);
 }
 
@@ -231,82 +247,63 @@ void Profiler::OnEvent(const SyscallEvent& event) {
 
 void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   if (count == 0) return;
-  if (!state_->first_drop_ns.has_value() || from_ns < *state_->first_drop_ns) {
-    state_->first_drop_ns = from_ns;
-  }
-  auto& drops = state_->drops;
   // Forget windows that ended before every open request started.
-  uint64_t oldest = state_->processed_ns;
-  for (const auto& [uid, conn] : state_->conns) {
-    if (conn.request && conn.request->has_read) {
-      oldest = std::min(oldest, conn.request->first_read_exit);
+  uint64_t oldest = state_->reorder.processed_ns();
+  state_->connections.ForEach([&oldest](const Conn& conn) {
+    const OpenRequest* r = conn.open_request();
+    if (r != nullptr && r->has_read) {
+      oldest = std::min(oldest, r->first_read_exit);
     }
+  });
+  if (auto queued = state_->reorder.oldest_key()) {
+    oldest = std::min(oldest, *queued);
   }
-  if (!state_->queue.empty()) {
-    oldest = std::min(oldest, state_->queue.front().key);
-  }
-  drops.erase(std::remove_if(drops.begin(), drops.end(),
-                             [&](const auto& d) { return d.second < oldest; }),
-              drops.end());
-  drops.emplace_back(from_ns, to_ns);
-  if (drops.size() > kMaxDropWindows) {
-    // Merge everything into one conservative window rather than forget.
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (const auto& [f, t] : drops) {
-      lo = std::min(lo, f);
-      hi = std::max(hi, t);
-    }
-    drops.assign(1, {lo, hi});
-  }
+  state_->finalizer.AddDropWindow(from_ns, to_ns, oldest);
 }
 
 void Profiler::AdvanceTo(uint64_t now_ns) {
-  state_->newest_ns = std::max(state_->newest_ns, now_ns);
+  state_->reorder.AdvanceTo(now_ns);
   state_->Drain(false);
 }
 
 void Profiler::SetRequestCallback(
     std::function<void(const Request&)> callback) {
-  state_->callback = std::move(callback);
+  state_->finalizer.SetCallback(std::move(callback));
 }
 
 void Profiler::Finish(uint64_t end_ns) {
   state_->Drain(true);
-  state_->processed_ns = std::max(state_->processed_ns, end_ns);
+  state_->reorder.FinishAt(end_ns);
   // A connection set aside on a reused fd will not see its close any more.
-  while (!state_->displaced.empty()) {
-    Conn* old = state_->displaced.begin()->second.conn;
-    if (old->request) state_->FinalizeRequest(old, "close not seen");
-    state_->Close(old);
+  while (Conn* old = state_->connections.AnyDisplaced()) {
+    state_->FinalizeIfOpen(old, IncompleteReason::kCloseNotSeen);
+    state_->CloseConn(old);
   }
   std::vector<uint64_t> open;
-  for (const auto& [uid, conn] : state_->conns) {
-    if (conn.request) open.push_back(uid);
-  }
+  state_->connections.ForEach([&open](const Conn& conn) {
+    if (conn.open_request() != nullptr) open.push_back(conn.uid);
+  });
   for (uint64_t uid : open) {
     // A request whose response was written is complete on a connection the
     // client keeps open; only one still waiting for its response or for its
     // backend exchange to finish is not.
-    Conn* conn = &state_->conns.at(uid);
-    const OpenRequest& r = *conn->request;
+    Conn* conn = state_->connections.At(uid);
+    ClientConn* client = conn->client();
+    const OpenRequest& r = *client->request;
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
-    state_->FinalizeRequest(
-        conn, r.has_write && exchange_done ? "" : "still open at end");
+    state_->finalizer.Finalize(
+        *conn, client, r.has_write && exchange_done
+                  ? std::nullopt
+                  : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
 }
 
 Report Profiler::BuildReport(const CaptureInfo& info) const {
   Report report;
   report.capture = info;
-  for (const auto& [pid, p] : state_->processes) {
-    std::string role = p.has_backend_side ? "backend"
-                       : p.has_client     ? "server"
-                                          : "other";
-    // Any bytes the kernel or a capture file gave: made printable as JSON.
-    report.processes.push_back({pid, ValidUtf8(p.comm), role});
-  }
-  state_->stats.Fill(&report);
+  state_->processes.AddTo(&report);
+  state_->finalizer.stats().Fill(&report);
   report.anomalies = state_->anomalies;
   return report;
 }

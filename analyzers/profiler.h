@@ -10,8 +10,18 @@
 //   phases.h           a request's total time, its phases and its syscall
 //                      timelines
 //
-// This file keeps the reorder buffer, dispatch and the public API
-// (profiler.cc), and the one definition that spans the stages:
+// The stages that apply them, each owning its data (internal):
+//
+//   reorder_buffer.h             events back in order
+//   process_table.h              processes: names, parents, roles
+//   connection_table.h           open connections, pairing, roles
+//   client_request_boundaries.h  requests on client connections
+//   exchange_tracker.h           exchanges, binding, attribution
+//   request_finalizer.h          the request as reported, statistics
+//
+// profiler.cc owns the stages and hands each event to the one it concerns.
+// This file keeps the public API and the one definition that spans the
+// stages:
 //
 // Incomplete requests (counted, kept out of phase statistics, never
 // attributed): the first request on a connection opened before attach, a

@@ -99,7 +99,9 @@ struct Request {
   uint64_t backend_end_ns = 0;
 
   bool complete = false;
-  std::string incomplete_reason;  // empty when complete
+  // Name(IncompleteReason) of why it is incomplete (incomplete_reason.h);
+  // empty when complete.
+  std::string incomplete_reason;
 
   std::optional<uint64_t> total_ns;
   std::optional<uint64_t> server_ns;

@@ -1,0 +1,424 @@
+#include "analyzers/exchange_tracker.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "analyzers/connection_table.h"
+#include "analyzers/connections.h"
+#include "analyzers/exchanges.h"
+#include "analyzers/payload.h"
+#include "analyzers/profiler_records.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+template <typename T>
+void PopFront(std::vector<T>* v) {
+  v->erase(v->begin());
+}
+
+bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const FastCgiHeader& h) { return h.type == type; });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Backend links.
+
+std::shared_ptr<Exchange> ExchangeTracker::Begin(Conn* conn,
+                                                       BackendLink* link,
+                                                       uint32_t tid,
+                                                       uint64_t start_enter,
+                                                       bool partial) {
+  auto ex = std::make_shared<Exchange>();
+  ex->seq = next_exchange_seq_++;
+  ex->tgid = conn->tgid;
+  ex->tid = tid;
+  ex->new_conn = conn->requests == 0 && !conn->preattach;
+  ex->backend_address = BackendAddress(*conn);
+  ex->partial = partial;
+  ex->start_enter = start_enter;
+  ex->send_offset = conn->bytes_out;
+  auto& proc = queues_[conn->tgid];
+  proc.last_exchange_start_ns =
+      std::max(proc.last_exchange_start_ns, start_enter);
+  ex->backend_traced = conn->partner.has_value();
+  ++conn->requests;
+  if (link->exchange) link->exchange->done = true;
+  link->exchange = ex;
+  // A partial exchange is still attributed (so that its request is known
+  // to be incomplete rather than backend-less), but never bound.
+  queues_[conn->tgid].candidates.push_back(ex);
+  PruneCandidates(conn->tgid);
+  if (!ex->partial) {
+    link->unbound_exchanges.push_back(ex);
+    if (link->unbound_exchanges.size() > kMaxQueued) {
+      PopFront(&link->unbound_exchanges);
+    }
+    Bind(*conn, link);
+  }
+  return ex;
+}
+
+// Moves a backend request's start to a later read and drops what it recorded
+// before (the previous request's tail).
+void ExchangeTracker::StartWorkAt(BackendWork* work, uint64_t first_read_exit) {
+  work->first_read_exit = first_read_exit;
+  work->starts_after = 0;
+  auto& sc = work->syscalls;
+  sc.erase(std::remove_if(sc.begin(), sc.end(),
+                          [&](const SyscallRecord& r) {
+                            return r.exit_ns < first_read_exit;
+                          }),
+           sc.end());
+}
+
+// True when `work`'s first read returned bytes that `ex` sent, by the byte
+// counts of both ends (only where both start at the connection's start and
+// no events were ever dropped: a lost send shifts the counts). Such a read
+// is ex's request even when stamped before ex began: a send seen at the
+// socket layer is stamped when its call returns, and a backend on another
+// CPU can read what it sent before that.
+bool ExchangeTracker::ReadBytesOf(const Conn& link, const BackendWork& work,
+                                  const Exchange& ex) {
+  if (first_drop_ns_->has_value()) return false;
+  if (link.preattach || !link.partner.has_value()) return false;
+  const Conn* side = connections_->Paired(link);
+  if (side == nullptr || side->preattach) return false;
+  return work.in_end > ex.send_offset;
+}
+
+// Pairs the link's exchanges with the backend requests of its partner in
+// order, skipping backend requests that began before the exchange did (and
+// read none of its bytes) and exchanges whose backend request was never
+// seen.
+void ExchangeTracker::Bind(const Conn& conn, BackendLink* link) {
+  auto& exs = link->unbound_exchanges;
+  auto& works = link->unbound_work;
+  while (!exs.empty() && !works.empty()) {
+    const auto& w = works.front();
+    if (w->first_read_exit < exs.front()->start_enter &&
+        !ReadBytesOf(conn, *w, *exs.front())) {
+      // Begun before the exchange: not its request, unless it has not
+      // replied yet, and then what it read before the exchange began was the
+      // previous request's tail (php-fpm reads the empty FCGI_STDIN record
+      // after its reply): it starts with its first read after that.
+      if (w->has_write) {
+        ++anomalies_->unmatched_backend_work;
+        PopFront(&works);
+        continue;
+      }
+      w->starts_after = exs.front()->start_enter;
+      for (const SyscallRecord& r : w->syscalls) {
+        if (IsRead(r.syscall) && r.ret > 0 && r.exit_ns >= w->starts_after) {
+          StartWorkAt(w.get(), r.exit_ns);
+          break;
+        }
+      }
+    }
+    if (exs.size() > 1 && w->first_read_exit >= exs[1]->start_enter) {
+      PopFront(&exs);  // its backend request was not seen
+      continue;
+    }
+    exs.front()->work = w;
+    PopFront(&exs);
+    PopFront(&works);
+  }
+}
+
+void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
+                                  const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kServer, Target::kBackendLink);
+  Exchange* ex = link->exchange.get();
+  if (IsWrite(e.syscall)) {
+    bool may_resync = ex == nullptr || ex->has_reply;
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       may_resync);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool fresh = ex != nullptr && !ex->has_send && !ex->has_reply;
+    bool start_new;
+    if (ex == nullptr) {
+      start_new = true;
+    } else if (fresh) {
+      start_new = false;
+    } else if (conn->fcgi_out.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = ex->has_reply;
+    }
+    if (start_new) {
+      bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
+                     e.enter_missed();
+      link->exchange =
+          Begin(conn, link, rec.tid, rec.start_ns(), partial);
+      ex = link->exchange.get();
+    }
+    if (!ex->has_send && !e.payload.empty()) {
+      if (begins) {
+        ex->protocol = "fastcgi";
+      } else if (ParseHttpRequestLine(e.payload).has_value()) {
+        ex->protocol = "http";
+      }
+    }
+    ex->has_send = true;
+    ex->last_send_exit = rec.exit_ns;
+    ex->syscalls.push_back(rec);
+    return;
+  }
+  if (ex == nullptr) {
+    if (e.syscall == Syscall::kClose) return;
+    // First seen mid-exchange (opened before attach).
+    link->exchange = Begin(conn, link, rec.tid, rec.start_ns(), true);
+    ex = link->exchange.get();
+  }
+  ex->syscalls.push_back(rec);
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
+    if (!ex->has_reply) {
+      ex->has_reply = true;
+      ex->first_reply_start = rec.start_ns();
+      ex->first_reply_exit = rec.exit_ns;
+      if (ex->has_send) ex->send_exit_before_reply = ex->last_send_exit;
+    }
+    if (!ex->ended) ex->last_reply_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) ex->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backend side.
+
+// True when a read of `len` bytes on `side` after `work`'s reply returns only
+// bytes its link sent before any later exchange began: the rest of work's
+// request, not the next one (php-fpm reads the empty FCGI_STDIN record only
+// after its reply). Only where both ends' byte counts start at the
+// connection's start; a read that runs past those bytes (into the next
+// exchange's, or into bytes not yet seen sent, or because a lost event
+// shifted the counts) starts a new request as before.
+bool ExchangeTracker::ContinuesWork(const Conn& side, const BackendWork& work,
+                                    uint64_t len) {
+  if (side.preattach || !side.partner.has_value()) return false;
+  const Conn* paired = connections_->Paired(side);
+  if (paired == nullptr || paired->preattach) return false;
+  uint64_t boundary = paired->bytes_out;
+  const BackendLink* link = paired->link_state();
+  if (link == nullptr) return side.bytes_in + len <= boundary;
+  auto later = [&](const std::shared_ptr<Exchange>& ex) {
+    if (ex && ex->send_offset >= work.in_end) {
+      boundary = std::min(boundary, ex->send_offset);
+    }
+  };
+  later(link->exchange);
+  for (const auto& ex : link->unbound_exchanges) later(ex);
+  return side.bytes_in + len <= boundary;
+}
+
+void ExchangeTracker::OnBackendSideEvent(Conn* conn, BackendSide* side,
+                                         const SyscallEvent& e) {
+  SyscallRecord rec = ToRecord(e, Side::kBackend, Target::kBackendSide);
+  BackendWork* w = side->work.get();
+  if (IsRead(e.syscall) && e.ret > 0) {
+    auto headers =
+        conn->fcgi_in.Feed(e.payload, e.ret, w == nullptr || w->has_write);
+    bool begins = HasType(headers, kFcgiBeginRequest);
+    bool start_new;
+    if (w == nullptr) {
+      start_new = true;
+    } else if (conn->fcgi_in.synced() || begins) {
+      start_new = begins;
+    } else {
+      start_new = w->has_write && !ContinuesWork(*conn, *w, e.ret);
+    }
+    if (start_new) {
+      // On a connection opened before attach the first one may be the tail
+      // of a request whose exchange was not seen: Bind skips it then.
+      bool partial = false;
+      auto work = std::make_shared<BackendWork>();
+      work->tgid = conn->tgid;
+      work->fd = conn->fd;
+      work->first_read_exit = rec.exit_ns;
+      work->in_end = conn->bytes_in + e.ret;
+      if (conn->requests == 0 && conn->accept.has_value()) {
+        work->syscalls.push_back(*conn->accept);
+      }
+      ++conn->requests;
+      side->work = work;
+      w = work.get();
+      Conn* paired = connections_->Paired(*conn);
+      BackendLink* link = paired != nullptr ? paired->link_state() : nullptr;
+      if (partial || link == nullptr) {
+        ++anomalies_->unmatched_backend_work;
+      } else {
+        link->unbound_work.push_back(work);
+        if (link->unbound_work.size() > kMaxQueued) {
+          PopFront(&link->unbound_work);
+          ++anomalies_->unmatched_backend_work;
+        }
+        Bind(*paired, link);
+      }
+    }
+    if (w->starts_after != 0 && rec.exit_ns >= w->starts_after) {
+      StartWorkAt(w, rec.exit_ns);
+    }
+    w->syscalls.push_back(rec);
+    return;
+  }
+  if (w == nullptr) return;
+  w->syscalls.push_back(rec);
+  if (IsWrite(e.syscall) && !w->ended) {
+    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
+                                       !w->has_write);
+    w->has_write = true;
+    w->last_write_exit = rec.exit_ns;
+    if (HasType(headers, kFcgiEndRequest)) w->ended = true;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Attribution.
+
+void ExchangeTracker::StopWaiting(OpenRequest* request) {
+  if (!request->waiting) return;
+  auto& waiting = queues_[request->tgid].waiting;
+  waiting.erase(std::remove(waiting.begin(), waiting.end(), request),
+                waiting.end());
+  request->waiting = false;
+  PruneCandidates(request->tgid);
+}
+
+void ExchangeTracker::Attribute(OpenRequest* request, uint64_t write_start) {
+  auto& candidates = queues_[request->tgid].candidates;
+  auto take = candidates.end();
+  for (auto it = candidates.begin(); it != candidates.end(); ++it) {
+    if (!CanAttribute(**it, request->last_read_exit, write_start)) continue;
+    if (take == candidates.end()) take = it;
+    if ((*it)->tid == request->tid) {
+      take = it;  // started by the thread that read the request
+      break;
+    }
+  }
+  if (take == candidates.end()) return;
+  (*take)->attributed = true;
+  request->exchange = *take;
+  candidates.erase(take);
+}
+
+// Drops exchanges that no waiting request can take any more: a request can
+// only take an exchange that started after its last request read.
+void ExchangeTracker::PruneCandidates(uint32_t tgid) {
+  auto& proc = queues_[tgid];
+  std::optional<uint64_t> earliest;
+  for (const OpenRequest* r : proc.waiting) {
+    if (r->has_read) {
+      earliest = std::min(earliest.value_or(UINT64_MAX), r->last_read_exit);
+    }
+  }
+  auto& c = proc.candidates;
+  auto unreachable = [&](const std::shared_ptr<Exchange>& ex) {
+    return !earliest.has_value() || ex->start_enter < *earliest;
+  };
+  size_t before = c.size();
+  c.erase(std::remove_if(c.begin(), c.end(), unreachable), c.end());
+  anomalies_->unattributed_exchanges += before - c.size();
+}
+
+
+// ---------------------------------------------------------------------------
+// Connects, pairing and closes.
+
+bool ExchangeTracker::OnConnectRetry(const Conn& conn, BackendLink* link,
+                                     const SyscallEvent& e) {
+  if (conn.preattach || conn.requests != 1 || !link->exchange ||
+      link->exchange->has_send || conn.sock.sock != e.sock.sock) {
+    return false;
+  }
+  link->exchange->syscalls.push_back(
+      ToRecord(e, Side::kServer, Target::kBackendLink));
+  link->exchange->connect_exit = e.exit_ns;
+  return true;
+}
+
+void ExchangeTracker::OnConnect(Conn* conn, BackendLink* link,
+                                const SyscallEvent& e) {
+  auto ex = Begin(conn, link, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns,
+                  e.enter_missed());
+  ex->connect_exit = e.exit_ns;
+  if (e.ret != 0 && e.ret != -EINPROGRESS) ex->connect_exit.reset();
+  ex->syscalls.push_back(ToRecord(e, Side::kServer, Target::kBackendLink));
+  if (conn->partner.has_value()) {
+    ex->backend_traced = true;
+    const Conn& side = *connections_->Paired(*conn);
+    if (side.accept_exit.has_value()) {
+      ex->backend_accept_exit = side.accept_exit;
+    }
+  }
+}
+
+void ExchangeTracker::OnPaired(const Conn& conn, BackendLink* link,
+                               const Conn& side) {
+  if (link->exchange) {
+    link->exchange->backend_traced = true;
+    // Queue: the backend accepted the connection the exchange opened.
+    if (link->exchange->new_conn && conn.requests == 1 &&
+        side.accept_exit.has_value()) {
+      link->exchange->backend_accept_exit = side.accept_exit;
+    }
+  }
+}
+
+void ExchangeTracker::OnClose(const Conn& conn) {
+  if (const BackendLink* l = conn.link_state(); l != nullptr && l->exchange) {
+    l->exchange->done = true;
+  }
+  if (const BackendLink* l = conn.link()) {
+    anomalies_->unmatched_backend_work += l->unbound_work.size();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Requests waiting for their response.
+
+void ExchangeTracker::Await(OpenRequest* request) {
+  request->waiting = true;
+  queues_[request->tgid].waiting.push_back(request);
+}
+
+OpenRequest* ExchangeTracker::Serving(uint32_t tgid, uint32_t tid,
+                                      uint64_t at_ns) const {
+  // The latest one that has read its request before `at_ns` and not yet
+  // answered, read by the same thread if there is one (a threaded server
+  // serves a request on one thread).
+  auto it = queues_.find(tgid);
+  OpenRequest* owner = nullptr;
+  if (it != queues_.end()) {
+    const auto& waiting = it->second.waiting;
+    for (auto w = waiting.rbegin(); w != waiting.rend(); ++w) {
+      if (!(*w)->has_read || (*w)->first_read_exit > at_ns) continue;
+      if (owner == nullptr) owner = *w;
+      if ((*w)->tid == tid) {
+        owner = *w;
+        break;
+      }
+    }
+  }
+  return owner;
+}
+
+uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
+  return queues_[tgid].last_exchange_start_ns;
+}
+
+void ExchangeTracker::ForgetProcess(uint32_t tgid) {
+  auto it = queues_.find(tgid);
+  if (it != queues_.end()) it->second.candidates.clear();
+}
+
+}  // namespace reqcost::analyzers

@@ -1,0 +1,94 @@
+// The exchange tracker: backend exchanges on backend links, backend requests
+// on backend sides, the binding of one to the other, and the attribution of
+// exchanges to the client requests waiting for their response (the
+// definitions: exchanges.h, and "Phases" in phases.h). Internal to the
+// profiler.
+#ifndef REQCOST_ANALYZERS_EXCHANGE_TRACKER_H_
+#define REQCOST_ANALYZERS_EXCHANGE_TRACKER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "analyzers/client_requests.h"
+#include "analyzers/connection_table.h"
+#include "analyzers/connections.h"
+#include "analyzers/exchanges.h"
+#include "analyzers/report.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+
+class ExchangeTracker {
+ public:
+  // Reads pairing from `connections`, counts unmatched work and
+  // unattributed exchanges in `anomalies`, and trusts byte counts only while
+  // `*first_drop_ns` is unset (no event was ever dropped).
+  ExchangeTracker(ConnectionTable* connections, Anomalies* anomalies,
+                  const std::optional<uint64_t>* first_drop_ns)
+      : connections_(connections),
+        anomalies_(anomalies),
+        first_drop_ns_(first_drop_ns) {}
+
+  // A connect that opened backend link `conn`: its first exchange begins.
+  void OnConnect(Conn* conn, BackendLink* link, const SyscallEvent& e);
+  // A second connect on `conn`'s socket (an EINPROGRESS retry): true when it
+  // belongs to the exchange the first one began (then it is taken).
+  bool OnConnectRetry(const Conn& conn, BackendLink* link,
+                      const SyscallEvent& e);
+  // A read, write or close on backend link `conn`.
+  void OnLinkEvent(Conn* conn, BackendLink* link, const SyscallEvent& e);
+  // A read, write or close on backend side `conn`.
+  void OnBackendSideEvent(Conn* conn, BackendSide* side,
+                          const SyscallEvent& e);
+  // Link `conn` was paired with `side`: its exchange's backend is traced.
+  void OnPaired(const Conn& conn, BackendLink* link, const Conn& side);
+  // `conn` closes: the exchange it carries (or carried as a link) is done.
+  void OnClose(const Conn& conn);
+
+  // `request` (its first data read seen) waits for its response.
+  void Await(OpenRequest* request);
+  // `request` waits no longer (it wrote its response, or is dropped or
+  // finalized); exchanges no waiting request can take any more are dropped.
+  void StopWaiting(OpenRequest* request);
+  // At `request`'s first response write, starting at `write_start`: it
+  // takes the exchange it caused, if any (exchanges.h).
+  void Attribute(OpenRequest* request, uint64_t write_start);
+  // The request process `tgid` is serving at `at_ns` on thread `tid` (a
+  // side call's owner), or null.
+  OpenRequest* Serving(uint32_t tgid, uint32_t tid, uint64_t at_ns) const;
+  // The start of `tgid`'s latest exchange (0: none).
+  uint64_t last_exchange_start_ns(uint32_t tgid);
+  // `tgid` exited: its unattributed exchanges are forgotten.
+  void ForgetProcess(uint32_t tgid);
+
+ private:
+  // What attribution keeps per process.
+  struct ProcessQueues {
+    uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
+    std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
+    std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
+  };
+
+  std::shared_ptr<Exchange> Begin(Conn* conn, BackendLink* link, uint32_t tid,
+                                  uint64_t start_enter, bool partial);
+  bool ContinuesWork(const Conn& side, const BackendWork& work, uint64_t len);
+  void StartWorkAt(BackendWork* work, uint64_t first_read_exit);
+  bool ReadBytesOf(const Conn& link, const BackendWork& work,
+                   const Exchange& ex);
+  void Bind(const Conn& conn, BackendLink* link);
+  void PruneCandidates(uint32_t tgid);
+
+  ConnectionTable* const connections_;
+  Anomalies* const anomalies_;
+  const std::optional<uint64_t>* const first_drop_ns_;
+  uint64_t next_exchange_seq_ = 1;
+  std::map<uint32_t, ProcessQueues> queues_;  // by tgid
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_EXCHANGE_TRACKER_H_

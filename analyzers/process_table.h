@@ -1,0 +1,55 @@
+// The traced processes as the profiler knows them: name, parent and role
+// (internal to the profiler). A process's role is "backend" if it has
+// backend-side connections, else "server" if it has client connections, else
+// "other" (the rule itself: connections.h).
+#ifndef REQCOST_ANALYZERS_PROCESS_TABLE_H_
+#define REQCOST_ANALYZERS_PROCESS_TABLE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "analyzers/report.h"
+#include "collector/event.h"
+
+namespace reqcost::analyzers {
+
+class ProcessTable {
+ public:
+  // A process known at attach.
+  void OnProcess(const ProcessInfo& info);
+  // A fork or exec as it arrives (exits change nothing here).
+  void OnProcessEvent(const ProcessEvent& event);
+  // A fork or exec in event order: its name, when it has one.
+  void Rename(uint32_t tgid, const std::string& comm);
+  // Makes `tgid` known (a process first seen on a connection).
+  void Note(uint32_t tgid) { processes_.try_emplace(tgid); }
+
+  // Whether `tgid` has (had) client connections.
+  bool has_client(uint32_t tgid) { return processes_[tgid].has_client; }
+  // Records that `tgid` has client connections; false when it was known.
+  bool MarkClient(uint32_t tgid);
+  // Records whether `tgid` has backend-side connections.
+  void SetBackendSide(uint32_t tgid, bool has) {
+    processes_[tgid].has_backend_side = has;
+  }
+  // Whether `tgid` or a sibling of it (same parent: a pool's children) has
+  // backend-side connections.
+  bool InBackendFamily(uint32_t tgid);
+
+  // Every process by pid, with its role, as the report lists them.
+  void AddTo(Report* report) const;
+
+ private:
+  struct Process {
+    std::string comm;
+    uint32_t parent = 0;  // its parent's tgid, when known
+    bool has_client = false;
+    bool has_backend_side = false;
+  };
+  std::map<uint32_t, Process> processes_;
+};
+
+}  // namespace reqcost::analyzers
+
+#endif  // REQCOST_ANALYZERS_PROCESS_TABLE_H_
