@@ -22,6 +22,10 @@ PACKAGES=(
   # fleet exporters (issue 13): Prometheus metrics, OTLP over HTTP; the
   # Prometheus server and promtool check the exposition in the tests
   prometheus-cpp-dev libcurl4-openssl-dev prometheus
+  # the package: the man page is made from docs/reqcost.8.md by go-md2man;
+  # cpack -G DEB reads the shared-library dependencies with dpkg-shlibdeps
+  # (dpkg-dev); the package tests render the page with man (man-db)
+  go-md2man dpkg-dev man-db
 )
 
 missing=()
