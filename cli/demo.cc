@@ -21,6 +21,7 @@
 #include "cli/exit_codes.h"
 #include "cli/pipeline.h"
 #include "collector/tracer.h"
+#include "samples/stack/data_dirs.h"
 #include "samples/stack/load.h"
 #include "samples/stack/process.h"
 #include "samples/stack/servers.h"
@@ -164,6 +165,16 @@ absl::Status Fail(const std::string& what, const absl::Status& s) {
 }
 
 absl::Status RunDemoOrError(const DemoOptions& options) {
+  // The sample backend and the templates sit beside this binary:
+  // <prefix>/lib/reqcost and <prefix>/share/reqcost, or the build tree's
+  // copies of them when run from there.
+  absl::StatusOr<stack::DataDirs> data = stack::DataDirsBesideExecutable();
+  if (!data.ok()) {
+    // A broken install, not a missing kernel feature: exit 1, not 5.
+    return absl::InternalError(absl::StrFormat(
+        "%s (reinstall reqcost, or run it from its build tree)", data.status().message()));
+  }
+  stack::UseDataDirs(*data);
   absl::StatusOr<stack::TempDir> dir = stack::TempDir::Create("reqcost-demo");
   if (!dir.ok()) return Fail("temp dir", dir.status());
   std::printf("reqcost demo: starting a real stack on loopback in %s\n",

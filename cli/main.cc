@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/exit_codes.h"
+#include "cli/version.h"
 
 namespace {
 
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
   CLI::App app{"reqcost: request-cost profiler for web servers and their "
                "FastCGI/HTTP backends"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", VersionText(),
+                       "print the version, the git commit it was built from "
+                       "and the libbpf version, then exit");
   std::vector<std::string> command_line(argv, argv + argc);
 
   app.add_subcommand("check", "what this machine allows, and why not");
@@ -193,6 +197,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return ReportAndExit(absl::InvalidArgumentError(e.what()));

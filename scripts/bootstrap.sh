@@ -24,6 +24,10 @@ PACKAGES=(
   prometheus-cpp-dev libcurl4-openssl-dev prometheus
   # the OTLP exporter tests serve their receiver over TLS with OpenSSL
   libssl-dev
+  # the package: the man page is made from docs/reqcost.8.md by go-md2man;
+  # cpack -G DEB reads the shared-library dependencies with dpkg-shlibdeps
+  # (dpkg-dev); the package tests render the page with man (man-db)
+  go-md2man dpkg-dev man-db
 )
 
 missing=()

@@ -1,6 +1,7 @@
 // FastCGI records as a front server writes them (the FastCGI 1.0 spec,
 // section 3.3: an 8-byte header, the content, padding to 8 bytes; name-value
-// pairs with 1- or 4-byte lengths). Header-only, for the sample fronts.
+// pairs with 1- or 4-byte lengths), and the whole request a sample front
+// sends. Header-only, for the sample fronts.
 #ifndef REQCOST_SAMPLES_COMMON_FASTCGI_RECORDS_H_
 #define REQCOST_SAMPLES_COMMON_FASTCGI_RECORDS_H_
 
@@ -51,6 +52,48 @@ inline void AppendFcgiParam(std::string* out, const std::string& name,
   AppendFcgiLength(out, value.size());
   out->append(name);
   out->append(value);
+}
+
+// A whole FastCGI request for `method` and `target` (path?query), to be sent
+// with one write: BEGIN_REQUEST (responder; FCGI_KEEP_CONN when
+// `keep_conn`), PARAMS, an empty PARAMS and an empty STDIN. SCRIPT_FILENAME
+// (docroot + path) is sent only when `docroot` is non-empty.
+inline std::string FcgiRequest(const std::string& method, const std::string& target,
+                               bool keep_conn, const std::string& docroot = "") {
+  const size_t q = target.find('?');
+  const std::string path = target.substr(0, q);
+  std::string params;
+  AppendFcgiParam(&params, "REQUEST_METHOD", method);
+  AppendFcgiParam(&params, "REQUEST_URI", target);
+  AppendFcgiParam(&params, "SCRIPT_NAME", path);
+  AppendFcgiParam(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
+  AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
+  AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
+  if (!docroot.empty()) AppendFcgiParam(&params, "SCRIPT_FILENAME", docroot + path);
+  std::string out;
+  const char begin[8] = {0, 1, static_cast<char>(keep_conn ? 1 : 0), 0, 0, 0, 0, 0};
+  AppendFcgiRecord(&out, kFcgiBeginRequest, std::string(begin, 8));
+  AppendFcgiRecord(&out, kFcgiParams, params);
+  AppendFcgiRecord(&out, kFcgiParams, "");
+  AppendFcgiRecord(&out, kFcgiStdin, "");
+  return out;
+}
+
+// Consumes the whole records at the front of `buf`, appending STDOUT
+// contents to `stdout_data`; returns true once END_REQUEST was consumed (the
+// bytes after it stay in `buf`).
+inline bool ConsumeFcgiRecords(std::string* buf, std::string* stdout_data) {
+  while (buf->size() >= 8) {
+    const auto* h = reinterpret_cast<const unsigned char*>(buf->data());
+    const size_t len = (size_t{h[4]} << 8) | h[5];
+    const size_t total = 8 + len + h[6];
+    if (buf->size() < total) return false;
+    if (h[1] == kFcgiStdout) stdout_data->append(*buf, 8, len);
+    const bool end = h[1] == kFcgiEndRequest;
+    buf->erase(0, total);
+    if (end) return true;
+  }
+  return false;
 }
 
 }  // namespace reqcost::samples

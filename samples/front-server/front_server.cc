@@ -217,44 +217,6 @@ Work ParseWork(const std::string& query, const std::string& prefix) {
 
 // ------------------------------------------------------------- FastCGI
 
-// A whole FastCGI request in one buffer (sent with one write).
-std::string FcgiRequest(const std::string& method, const std::string& target, bool keep) {
-  size_t q = target.find('?');
-  std::string params;
-  AppendFcgiParam(&params, "REQUEST_METHOD", method);
-  AppendFcgiParam(&params, "REQUEST_URI", target);
-  AppendFcgiParam(&params, "SCRIPT_NAME", target.substr(0, q));
-  AppendFcgiParam(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
-  AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
-  AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
-  if (!g_opts.docroot.empty()) {
-    AppendFcgiParam(&params, "SCRIPT_FILENAME", g_opts.docroot + target.substr(0, q));
-  }
-  std::string out;
-  const char begin[8] = {0, 1, static_cast<char>(keep ? 1 : 0), 0, 0, 0, 0, 0};
-  AppendFcgiRecord(&out, kFcgiBeginRequest, std::string(begin, 8));
-  AppendFcgiRecord(&out, kFcgiParams, params);
-  AppendFcgiRecord(&out, kFcgiParams, "");
-  AppendFcgiRecord(&out, kFcgiStdin, "");
-  return out;
-}
-
-// Consumes whole records from `buf` into `stdout_data`; true once
-// END_REQUEST was seen.
-bool ConsumeRecords(std::string* buf, std::string* stdout_data) {
-  while (buf->size() >= 8) {
-    const auto* h = reinterpret_cast<const unsigned char*>(buf->data());
-    size_t len = (size_t{h[4]} << 8) | h[5];
-    size_t total = 8 + len + h[6];
-    if (buf->size() < total) return false;
-    if (h[1] == kFcgiStdout) stdout_data->append(*buf, 8, len);
-    bool end = h[1] == kFcgiEndRequest;
-    buf->erase(0, total);
-    if (end) return true;
-  }
-  return false;
-}
-
 // One backend and its kept link (-1 when none is open).
 struct Backend {
   Address address;
@@ -288,7 +250,7 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
               ExchangeTimes* t, std::string* cgi, std::string* error) {
   const bool keep = g_opts.keep_backend;
   int fd = keep ? be->kept_fd : -1;
-  std::string request = FcgiRequest(method, target, keep);
+  std::string request = FcgiRequest(method, target, keep, g_opts.docroot);
   if (fd < 0) {
     fd = socket(be->address.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -348,7 +310,7 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
       return false;
     }
     buf.append(tmp, static_cast<size_t>(n));
-    ended = ConsumeRecords(&buf, cgi);
+    ended = ConsumeFcgiRecords(&buf, cgi);
   }
   t->slack_ns += read_slack;
   if (keep) {

@@ -199,27 +199,6 @@ bool ReadSome(int fd, std::string* buf) {
 
 // ------------------------------------------------------------- FastCGI
 
-// The whole FastCGI request (one write): BEGIN_REQUEST (responder, no
-// keep-conn), PARAMS, empty PARAMS, empty STDIN.
-std::string FcgiRequest(const std::string& method, const std::string& target) {
-  size_t q = target.find('?');
-  std::string path = target.substr(0, q);
-  std::string query = q == std::string::npos ? "" : target.substr(q + 1);
-  std::string params;
-  AppendFcgiParam(&params, "REQUEST_METHOD", method);
-  AppendFcgiParam(&params, "REQUEST_URI", target);
-  AppendFcgiParam(&params, "SCRIPT_NAME", path);
-  AppendFcgiParam(&params, "QUERY_STRING", query);
-  AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
-  AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
-  std::string out;
-  AppendFcgiRecord(&out, kFcgiBeginRequest, std::string("\0\1\0\0\0\0\0\0", 8));
-  AppendFcgiRecord(&out, kFcgiParams, params);
-  AppendFcgiRecord(&out, kFcgiParams, "");
-  AppendFcgiRecord(&out, kFcgiStdin, "");
-  return out;
-}
-
 // Resolves the backend (per request, on purpose) and runs one FastCGI
 // exchange; sets `cgi_output` to the concatenated STDOUT. Errors in `error`.
 bool AskBackend(const std::string& method, const std::string& target, std::string* cgi_output,
@@ -255,24 +234,14 @@ bool AskBackend(const std::string& method, const std::string& target, std::strin
   }
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
   if (!ok) *error = ErrnoMessage("connect to the backend");
-  if (ok && !WriteAll(fd, FcgiRequest(method, target))) {
+  if (ok && !WriteAll(fd, FcgiRequest(method, target, /*keep_conn=*/false))) {
     ok = false;
     *error = ErrnoMessage("write to the backend");
   }
   std::string buf;
   bool ended = false;
   while (ok && !ended) {
-    // Consume whole records.
-    while (buf.size() >= 8) {
-      const auto* h = reinterpret_cast<const unsigned char*>(buf.data());
-      size_t len = (size_t{h[4]} << 8) | h[5];
-      size_t total = 8 + len + h[6];
-      if (buf.size() < total) break;
-      if (h[1] == kFcgiStdout) cgi_output->append(buf, 8, len);
-      if (h[1] == kFcgiEndRequest) ended = true;
-      buf.erase(0, total);
-      if (ended) break;
-    }
+    ended = ConsumeFcgiRecords(&buf, cgi_output);
     if (!ended && !ReadSome(fd, &buf)) {
       ok = false;
       *error = "the backend closed or timed out before END_REQUEST";
@@ -315,11 +284,6 @@ bool DatagramRoundTrip(int family, const sockaddr* to, socklen_t to_len, std::st
 }
 
 // ---------------------------------------------------------------- HTTP
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Serves one client connection until it closes or asks to.
 void ServeConnection(int fd) {

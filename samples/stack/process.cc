@@ -87,6 +87,18 @@ absl::StatusOr<Address> ParseAddress(absl::string_view address) {
   return a;
 }
 
+// The contents of /proc/PID/stat, or "" when the process is gone. A process
+// that exits between the open and the read makes read() fail with ESRCH:
+// libstdc++ reports that by throwing from the streambuf, which
+// operator<<(streambuf*) catches and an istreambuf_iterator does not.
+std::string ProcStat(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  if (!in) return "";
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 // pid -> ppid for every process, from /proc/*/stat.
 std::map<pid_t, pid_t> ParentMap() {
   std::map<pid_t, pid_t> parents;
@@ -95,8 +107,7 @@ std::map<pid_t, pid_t> ParentMap() {
   while (dirent* e = readdir(dir)) {
     pid_t pid = 0;
     if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
-    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string stat = ProcStat(pid);
     // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
     size_t close = stat.rfind(')');
     if (close == std::string::npos) continue;
@@ -396,9 +407,7 @@ std::vector<pid_t> DescendantPids(pid_t pid) {
 
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  if (!in) return false;
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat = ProcStat(pid);
   size_t close = stat.rfind(')');
   if (close == std::string::npos || close + 2 >= stat.size()) return false;
   char state = stat[close + 2];

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "samples/stack/data_dirs.h"
 #include "samples/stack/status_macros.h"
 #include "samples/stack/template.h"
 

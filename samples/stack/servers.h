@@ -1,6 +1,8 @@
 // Starting and stopping the servers of a web stack on loopback: the sample
 // FastCGI backend, php-fpm, nginx and lighttpd, each from the templates in
-// samples/, with every file inside one TempDir.
+// samples/, with every file inside one TempDir. The executables and
+// templates are read where data_dirs.h says (installed copies, or the build
+// tree's); the paths below name them by their place in the source tree.
 #ifndef REQCOST_SAMPLES_STACK_SERVERS_H_
 #define REQCOST_SAMPLES_STACK_SERVERS_H_
 
@@ -110,7 +112,7 @@ struct NginxOptions {
   std::string fcgi_upstream;  // reqcost-fcgi-backend (fcgi), for /fcgi/
   std::string http_upstream;  // reqcost-fcgi-backend (http), for /proxy/
   bool keep_conn = false;     // fastcgi_keep_conn + upstream keepalive
-  std::string docroot;        // empty = samples/php
+  std::string docroot;        // empty = SamplesDir() + "/php"
   // Non-empty: HTTPS from samples/nginx/nginx-tls.conf.in with these
   // ssl_protocols ("TLSv1.2", "TLSv1.3", "TLSv1.2 TLSv1.3"); the certificate
   // and key are PEM files (a fresh self-signed pair in the temp dir when
@@ -182,7 +184,7 @@ struct LighttpdOptions {
   std::string php_fpm;
   bool spawn_php_cgi = false;  // lighttpd starts php-cgi itself (bin-path)
   int php_cgi_children = 2;    // PHP_FCGI_CHILDREN when spawning
-  std::string docroot;         // empty = samples/php
+  std::string docroot;         // empty = SamplesDir() + "/php"
 };
 
 // Starts lighttpd -D from samples/lighttpd/lighttpd.conf.in and waits until it

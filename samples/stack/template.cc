@@ -11,13 +11,6 @@
 #include "samples/stack/process.h"
 #include "samples/stack/status_macros.h"
 
-#ifndef REQCOST_SOURCE_DIR
-#error "REQCOST_SOURCE_DIR must be defined by the build (samples/stack/CMakeLists.txt)"
-#endif
-#ifndef REQCOST_FCGI_BACKEND_BIN
-#error "REQCOST_FCGI_BACKEND_BIN must be defined by the build (samples/stack/CMakeLists.txt)"
-#endif
-
 namespace reqcost::stack {
 namespace {
 
@@ -68,13 +61,5 @@ absl::Status FillTemplateFile(const std::string& template_path, const TemplateVa
   }
   return WriteStringToFile(output_path, *filled);
 }
-
-std::string SamplesDir() { return absl::StrCat(REQCOST_SOURCE_DIR, "/samples"); }
-
-std::string FcgiBackendBinary() { return REQCOST_FCGI_BACKEND_BIN; }
-
-std::string ResolvingFrontBinary() { return REQCOST_RESOLVING_FRONT_BIN; }
-
-std::string FrontServerBinary() { return REQCOST_FRONT_SERVER_BIN; }
 
 }  // namespace reqcost::stack

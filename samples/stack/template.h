@@ -22,18 +22,6 @@ absl::StatusOr<std::string> FillTemplate(absl::string_view text, const TemplateV
 absl::Status FillTemplateFile(const std::string& template_path, const TemplateValues& values,
                               const std::string& output_path);
 
-// The source tree's samples/ directory (from REQCOST_SOURCE_DIR at build time).
-std::string SamplesDir();
-
-// The built reqcost-fcgi-backend (from the build's target file).
-std::string FcgiBackendBinary();
-
-// The built reqcost-resolving-front (samples/resolving-front).
-std::string ResolvingFrontBinary();
-
-// The built reqcost-front-server (samples/front-server).
-std::string FrontServerBinary();
-
 }  // namespace reqcost::stack
 
 #endif  // REQCOST_SAMPLES_STACK_TEMPLATE_H_

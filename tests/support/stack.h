@@ -3,6 +3,7 @@
 #ifndef REQCOST_TESTS_SUPPORT_STACK_H_
 #define REQCOST_TESTS_SUPPORT_STACK_H_
 
+#include "samples/stack/data_dirs.h"
 #include "samples/stack/load.h"
 #include "samples/stack/process.h"
 #include "samples/stack/servers.h"
