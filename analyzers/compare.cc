@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "analyzers/format.h"
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "nlohmann/json.hpp"
@@ -25,22 +26,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kPhaseNames[] = {"total",   "server", "transport",
-                                       "backend", "queue",  "tls"};
 // A syscall is named in the verdict when its change per request is at least
 // this share of the total change.
 constexpr double kVerdictSyscallShare = 0.05;
 constexpr size_t kVerdictSyscalls = 3;
-
-const std::optional<PhaseSummary>& PhaseOf(const PhaseSet& set,
-                                           const std::string& name) {
-  if (name == "server") return set.server;
-  if (name == "transport") return set.transport;
-  if (name == "backend") return set.backend;
-  if (name == "queue") return set.queue;
-  if (name == "tls") return set.tls;
-  return set.total;
-}
 
 // "+12.0 us", "-1.234 ms".
 std::string Signed(double us) {
@@ -70,7 +59,7 @@ std::string Unclear(const PhaseDelta& p, double threshold_pct) {
 
 // The sentence of the total and what moved it.
 std::string TotalVerdict(const Comparison& c) {
-  const PhaseDelta& total = c.phases[0];
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double d = *total.mean_us;
   if (!total.clear) {
     return absl::StrFormat(
@@ -90,8 +79,8 @@ std::string TotalVerdict(const Comparison& c) {
   absl::StrAppend(&out, ", 95% interval ", Interval(total));
   // The clear phase that moved most in the direction of the total.
   const PhaseDelta* phase = nullptr;
-  for (size_t i = 1; i <= 3; ++i) {
-    const PhaseDelta& p = c.phases[i];
+  for (Phase name : {Phase::kServer, Phase::kTransport, Phase::kBackend}) {
+    const PhaseDelta& p = c.Delta(name);
     if (!p.clear || (*p.mean_us < 0) != (d < 0)) continue;
     if (phase == nullptr || std::fabs(*p.mean_us) > std::fabs(*phase->mean_us)) {
       phase = &p;
@@ -157,7 +146,7 @@ std::string ClientVerdict(const Comparison& c) {
       FormatDuration(c.response.b->mean_us),
       c.response.clear ? absl::StrCat(Pct(c.response.pct), ", clear")
                        : absl::StrCat(Pct(c.response.pct), ", ~"));
-  const PhaseDelta& total = c.phases[0];
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double rate_pct = 100.0 * (b.rate_per_s - a.rate_per_s) / a.rate_per_s;
   const bool same_load = a.in_flight > 0 && b.in_flight / a.in_flight < 1.25 &&
                          b.in_flight / a.in_flight > 0.8;
@@ -176,7 +165,7 @@ std::string ClientVerdict(const Comparison& c) {
 }
 
 std::string Verdict(const Comparison& c) {
-  const PhaseDelta& total = c.phases[0];
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   if (!total.a.has_value() || !total.b.has_value()) {
     return absl::StrFormat(
         "No comparison: %s has no complete requests.",
@@ -311,9 +300,9 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
   c.a = a;
   c.b = b;
   c.threshold_pct = options.threshold_pct;
-  for (const char* name : kPhaseNames) {
-    c.phases.push_back(DeltaOf(name, PhaseOf(a.phases, name),
-                               PhaseOf(b.phases, name), options.threshold_pct));
+  for (Phase phase : kPhases) {
+    c.phases.push_back(DeltaOf(PhaseName(phase), a.phases.Of(phase),
+                               b.phases.Of(phase), options.threshold_pct));
   }
   c.response = DeltaOf("response", a.client.response, b.client.response,
                        options.threshold_pct);
@@ -634,10 +623,10 @@ std::string FormatGroupTableText(GroupKeys keys,
                                         100 * TotalTimeUs(g.report) / all_us)
                       : std::string("-");
   });
-  for (const char* phase : {"total", "server", "transport", "backend",
-                            "queue"}) {
-    row(phase, [phase](const GroupReport& g) {
-      const std::optional<PhaseSummary>& p = PhaseOf(g.report.phases, phase);
+  for (Phase phase : kPhases) {
+    if (phase == Phase::kTls) continue;  // the group table leaves tls out
+    row(PhaseName(phase), [phase](const GroupReport& g) {
+      const std::optional<PhaseSummary>& p = g.report.phases.Of(phase);
       return p.has_value() ? FormatDuration(p->mean_us) : std::string("-");
     });
   }

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "nlohmann/json.hpp"
@@ -44,7 +45,7 @@ struct CompareOptions {
 // of B - A (unset below two values on either side); clear: the interval
 // excludes 0 and |pct| >= the threshold (|B - A| > 0 when A's mean is 0).
 struct PhaseDelta {
-  std::string phase;  // "total", "server", "transport", "backend", "queue"
+  std::string phase;  // PhaseName(), or "response" for the client's view
   std::optional<PhaseSummary> a, b;
   std::optional<double> mean_us;
   std::optional<double> pct;
@@ -84,12 +85,17 @@ struct Comparison {
   std::string b_label;
   Report a;
   Report b;
-  std::vector<PhaseDelta> phases;      // total, server, transport, backend, queue
+  std::vector<PhaseDelta> phases;      // one per kPhases entry, in its order
   std::vector<SyscallDelta> syscalls;  // largest |delta_us_per_request| first
   // What the client saw: first request byte to last response byte.
   PhaseDelta response;
   double threshold_pct = kDefaultThresholdPct;
   std::string verdict;  // sentences from the numbers above
+
+  // The delta of `phase`.
+  const PhaseDelta& Delta(Phase phase) const {
+    return phases[PhaseIndex(phase)];
+  }
 };
 
 // Compares `a` with `b` (B is the candidate: "B saves ... over A").

@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "analyzers/phase.h"
 #include "analyzers/request.h"
 
 namespace reqcost::analyzers {
@@ -69,6 +70,8 @@ struct SpanSource {
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
+  // The field of `phase`.
+  const std::optional<uint64_t>& PhaseNs(Phase phase) const;
 };
 
 // The 128-bit trace id and 64-bit span ids of one request's spans, derived
