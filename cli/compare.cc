@@ -35,7 +35,7 @@ int ReportOf(const std::string& path, analyzers::Report* report,
 
 }  // namespace
 
-int RunCompare(const CompareOptions& options) {
+int RunCompare(const CompareCommandOptions& options) {
   absl::StatusOr<Format> format = ParseFormat(options.format);
   if (!format.ok()) {
     std::fprintf(stderr, "reqcost: %s\n",
