@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analyzers/compare.h"
+#include "analyzers/group_by.h"
 #include "cli/fleet.h"
 #include "collector/tracer.h"
 

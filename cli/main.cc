@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "analyzers/compare.h"
+#include "analyzers/group_by.h"
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/exit_codes.h"

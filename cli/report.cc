@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "analyzers/compare.h"
+#include "analyzers/group_by.h"
 #include "analyzers/format.h"
 #include "analyzers/html_report.h"
 #include "analyzers/slowest.h"

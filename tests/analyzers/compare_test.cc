@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "analyzers/format.h"
+#include "analyzers/group_by.h"
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
