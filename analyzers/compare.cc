@@ -13,49 +13,44 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "analyzers/format.h"
+#include "analyzers/duration.h"
 #include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
-namespace {
 
-using nlohmann::json;
+std::string FormatSigned(double us) {
+  return absl::StrCat(us < 0 ? "-" : "+", FormatDuration(std::fabs(us)));
+}
+
+std::string FormatPct(const std::optional<double>& pct) {
+  if (!pct.has_value()) return "-";
+  return absl::StrFormat("%+.1f%%", *pct);
+}
+
+std::string FormatInterval(const PhaseDelta& p) {
+  if (!p.ci_low_us.has_value()) return "-";
+  return absl::StrCat("[", FormatSigned(*p.ci_low_us), ", ",
+                      FormatSigned(*p.ci_high_us), "]");
+}
+
+namespace {
 
 // A syscall is named in the verdict when its change per request is at least
 // this share of the total change.
 constexpr double kVerdictSyscallShare = 0.05;
 constexpr size_t kVerdictSyscalls = 3;
 
-// "+12.0 us", "-1.234 ms".
-std::string Signed(double us) {
-  return absl::StrCat(us < 0 ? "-" : "+", FormatDuration(std::fabs(us)));
-}
-
-std::string Pct(const std::optional<double>& pct) {
-  if (!pct.has_value()) return "-";
-  return absl::StrFormat("%+.1f%%", *pct);
-}
-
-// "[-65.2 us, -54.8 us]"; "-" without an interval.
-std::string Interval(const PhaseDelta& p) {
-  if (!p.ci_low_us.has_value()) return "-";
-  return absl::StrCat("[", Signed(*p.ci_low_us), ", ", Signed(*p.ci_high_us),
-                      "]");
-}
-
 // Why a delta is not clear.
 std::string Unclear(const PhaseDelta& p, double threshold_pct) {
   if (!p.ci_low_us.has_value()) return "too few requests for an interval";
   if (*p.ci_low_us <= 0 && *p.ci_high_us >= 0) {
-    return absl::StrCat("its 95% interval ", Interval(p), " includes 0");
+    return absl::StrCat("its 95% interval ", FormatInterval(p), " includes 0");
   }
   return absl::StrFormat("under the %g%% threshold", threshold_pct);
 }
 
-// The sentence of the total and what moved it.
 std::string TotalVerdict(const Comparison& c) {
   const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double d = *total.mean_us;
@@ -64,7 +59,7 @@ std::string TotalVerdict(const Comparison& c) {
         "No clear difference (~): a request takes %s in %s and %s in %s "
         "(%s; %s).",
         FormatDuration(total.b->mean_us), c.b_label,
-        FormatDuration(total.a->mean_us), c.a_label, Pct(total.pct),
+        FormatDuration(total.a->mean_us), c.a_label, FormatPct(total.pct),
         Unclear(total, c.threshold_pct));
   }
   std::string out =
@@ -74,7 +69,7 @@ std::string TotalVerdict(const Comparison& c) {
             : absl::StrFormat("%s costs %s more per request (%.1f%%) than %s",
                               c.b_label, FormatDuration(d),
                               std::fabs(total.pct.value_or(0)), c.a_label);
-  absl::StrAppend(&out, ", 95% interval ", Interval(total));
+  absl::StrAppend(&out, ", 95% interval ", FormatInterval(total));
   // The clear phase that moved most in the direction of the total.
   const PhaseDelta* phase = nullptr;
   for (Phase name : {Phase::kServer, Phase::kTransport, Phase::kBackend}) {
@@ -86,7 +81,7 @@ std::string TotalVerdict(const Comparison& c) {
   }
   if (phase != nullptr) {
     absl::StrAppend(&out, ", mostly ", phase->phase, " time (",
-                    Signed(*phase->mean_us), ")");
+                    FormatSigned(*phase->mean_us), ")");
   }
   // The syscalls whose busy time per request moved most in that direction:
   // time asleep in a call (a wait for a connection, data or a close) is not
@@ -110,7 +105,7 @@ std::string TotalVerdict(const Comparison& c) {
     std::vector<std::string> parts;
     for (const SyscallDelta* s : named) {
       std::string part = absl::StrCat(s->side, " ", s->name, " ",
-                                      Signed(s->delta_busy_us_per_request));
+                                      FormatSigned(s->delta_busy_us_per_request));
       if (std::fabs(s->a_count_per_request - s->b_count_per_request) >= 0.1) {
         absl::StrAppendFormat(&part, " (%.2f -> %.2f calls)",
                               s->a_count_per_request, s->b_count_per_request);
@@ -142,8 +137,8 @@ std::string ClientVerdict(const Comparison& c) {
       a.rate_per_s, b.rate_per_s, a.in_flight, b.in_flight,
       FormatDuration(c.response.a->mean_us),
       FormatDuration(c.response.b->mean_us),
-      c.response.clear ? absl::StrCat(Pct(c.response.pct), ", clear")
-                       : absl::StrCat(Pct(c.response.pct), ", ~"));
+      c.response.clear ? absl::StrCat(FormatPct(c.response.pct), ", clear")
+                       : absl::StrCat(FormatPct(c.response.pct), ", ~"));
   const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double rate_pct = 100.0 * (b.rate_per_s - a.rate_per_s) / a.rate_per_s;
   const bool same_load = a.in_flight > 0 && b.in_flight / a.in_flight < 1.25 &&
@@ -172,47 +167,8 @@ std::string Verdict(const Comparison& c) {
   return TotalVerdict(c) + ClientVerdict(c);
 }
 
-std::string PhaseCell(const std::optional<PhaseSummary>& p) {
-  if (!p.has_value()) return "-";
-  return absl::StrFormat("%s / %s / %s", FormatDuration(p->mean_us),
-                         FormatDuration(p->p50_us), FormatDuration(p->p99_us));
-}
-
-std::string SyscallCell(const std::optional<SyscallSummary>& s,
-                        double per_request) {
-  if (!s.has_value()) return "-";
-  if (s->timed() == 0) return absl::StrFormat("x%.2f (no durations)", per_request);
-  return absl::StrFormat("x%.2f %s / %s / %s", per_request,
-                         FormatDuration(s->mean_us), FormatDuration(s->p50_us),
-                         FormatDuration(s->p99_us));
-}
-
-json DeltaToJson(const PhaseDelta& p) {
-  return json{{"mean_us", p.mean_us.has_value() ? json(*p.mean_us) : json()},
-              {"pct", p.pct.has_value() ? json(*p.pct) : json()},
-              {"ci95_us", p.ci_low_us.has_value()
-                              ? json::array({*p.ci_low_us, *p.ci_high_us})
-                              : json()},
-              {"clear", p.clear}};
-}
-
-json ClientToJson(const ClientView& v) {
-  json response = nullptr;
-  if (v.response.has_value()) {
-    response = {{"count", v.response->count},
-                {"mean_us", v.response->mean_us},
-                {"p50_us", v.response->p50_us},
-                {"p90_us", v.response->p90_us},
-                {"p99_us", v.response->p99_us},
-                {"max_us", v.response->max_us}};
-  }
-  return json{{"busy_s", v.busy_s},
-              {"rate_per_s", v.rate_per_s},
-              {"in_flight", v.in_flight},
-              {"response", response}};
-}
-
 }  // namespace
+
 
 double TQuantile975(double df) {
   static constexpr double kTable[] = {
@@ -322,83 +278,6 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
                    });
   c.verdict = Verdict(c);
   return c;
-}
-
-std::string FormatComparisonText(const Comparison& c) {
-  std::string out;
-  const int w = 34;
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s %s\n", "", w, c.a_label, w,
-                        c.b_label, "delta");
-  auto requests = [](const Report& r) {
-    return absl::StrFormat("%d (%d complete)", r.count, r.complete);
-  };
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "requests", w,
-                        requests(c.a), w, requests(c.b));
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "rate", w,
-                        absl::StrFormat("%.1f/s", c.a.rate_per_s), w,
-                        absl::StrFormat("%.1f/s", c.b.rate_per_s));
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "backend timing", w,
-                        c.a.backend_timing, w, c.b.backend_timing);
-  absl::StrAppendFormat(
-      &out,
-      "\nphases (mean / p50 / p99; delta of the means, its 95%% interval, "
-      "~ when not clear):\n");
-  auto delta_cell = [](const PhaseDelta& p) -> std::string {
-    if (!p.mean_us.has_value()) return "-";
-    return absl::StrCat(Signed(*p.mean_us), " (", Pct(p.pct), ") ",
-                        Interval(p), p.clear ? "" : " ~");
-  };
-  for (const PhaseDelta& p : c.phases) {
-    absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", p.phase, w,
-                          PhaseCell(p.a), w, PhaseCell(p.b), delta_cell(p));
-  }
-  auto rate = [](const ClientView& v) {
-    return v.rate_per_s > 0 ? absl::StrFormat("%.1f/s (%.2f in flight)",
-                                              v.rate_per_s, v.in_flight)
-                            : std::string("-");
-  };
-  absl::StrAppendFormat(&out, "\nwhat the client saw:\n");
-  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s\n", "rate while busy", w,
-                        rate(c.a.client), w, rate(c.b.client));
-  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", "first byte->last", w,
-                        PhaseCell(c.response.a), w, PhaseCell(c.response.b),
-                        delta_cell(c.response));
-  absl::StrAppendFormat(
-      &out,
-      "\nsyscalls (calls per request x mean / p50 / p99; delta of time per "
-      "request):\n");
-  for (const SyscallDelta& s : c.syscalls) {
-    absl::StrAppendFormat(
-        &out, "  %-20s %-*s %-*s %s\n",
-        absl::StrCat(s.side, " ", s.name, s.peer.empty() ? "" : " ", s.peer), w,
-        SyscallCell(s.a, s.a_count_per_request), w,
-        SyscallCell(s.b, s.b_count_per_request),
-        Signed(s.delta_us_per_request));
-  }
-  absl::StrAppend(&out, "\n", c.verdict, "\n");
-  return out;
-}
-
-nlohmann::json ComparisonClientToJson(const Comparison& c) {
-  return json{{"a", ClientToJson(c.a.client)},
-              {"b", ClientToJson(c.b.client)},
-              {"response_delta", DeltaToJson(c.response)}};
-}
-
-nlohmann::json ComparisonDeltasToJson(const Comparison& c) {
-  json delta = json::object();
-  for (const PhaseDelta& p : c.phases) delta[p.phase] = DeltaToJson(p);
-  return delta;
-}
-
-nlohmann::json ComparisonToJson(const Comparison& c) {
-  return json{{"schema", kCompareSchema},
-              {"threshold_pct", c.threshold_pct},
-              {"a", ReportToJson(c.a)},
-              {"b", ReportToJson(c.b)},
-              {"delta", ComparisonDeltasToJson(c)},
-              {"client", ComparisonClientToJson(c)},
-              {"verdict", c.verdict}};
 }
 
 }  // namespace reqcost::analyzers

@@ -26,11 +26,9 @@
 #include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
 
-inline constexpr char kCompareSchema[] = "reqcost.compare/3";
 // A change of a mean smaller than this (percent of A's) is no clear
 // difference, whatever its interval (`--threshold`).
 inline constexpr double kDefaultThresholdPct = 2.0;
@@ -101,31 +99,14 @@ struct Comparison {
 Comparison Compare(const Report& a, const Report& b, std::string a_label = "A",
                    std::string b_label = "B", CompareOptions options = {});
 
-// What `compare` prints under its table of two captures: their difference
-// includes the machine's drift between them.
-inline constexpr char kDriftNote[] =
-    "Two captures taken one after the other differ by several percent from "
-    "the machine's drift alone (a VM's CPU speed varies): prefer groups of "
-    "one capture (report --group-by client-conn) or interleaved runs.";
+// "+12.0 us", "-1.234 ms": a signed FormatDuration.
+std::string FormatSigned(double us);
 
-// The side-by-side table: requests and rate, phases (mean, p50, p99 and the
-// deltas), syscalls (count per request, mean, p50, p99, time per request
-// and its delta), then the verdict.
-std::string FormatComparisonText(const Comparison& c);
+// "+12.5%"; "-" when unset.
+std::string FormatPct(const std::optional<double>& pct);
 
-// {"schema": "reqcost.compare/3", "threshold_pct", "a": {report},
-//  "b": {report}, "delta": {"total": {"mean_us", "pct", "ci95_us", "clear"},
-//  "server", "transport", "backend", "queue", "tls"}, "client": {"a", "b",
-//  "response_delta"}, "verdict"}: reports as ReportToJson prints them;
-//  unknown values are null.
-nlohmann::json ComparisonToJson(const Comparison& c);
-
-// ComparisonToJson's "delta": {"total": {"mean_us", "pct", "ci95_us",
-// "clear"}, ...} for every phase.
-nlohmann::json ComparisonDeltasToJson(const Comparison& c);
-
-// ComparisonToJson's "client": {"a", "b", "response_delta"}.
-nlohmann::json ComparisonClientToJson(const Comparison& c);
+// A delta's 95% interval, "[-65.2 us, -54.8 us]"; "-" without one.
+std::string FormatInterval(const PhaseDelta& p);
 
 }  // namespace reqcost::analyzers
 

@@ -15,11 +15,8 @@
 #include "analyzers/compare.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
-
-inline constexpr char kCompareGroupsSchema[] = "reqcost.compare-groups/3";
 
 // What `report --group-by` splits requests by: connection reuse (client,
 // backend or both; every group is compared with the first), or one of the
@@ -95,29 +92,13 @@ class GroupedStats {
   std::map<std::pair<ConnReuse, ConnReuse>, RequestStats> groups_;
 };
 
+// The summed total time of a report's complete requests (mean * count):
+// what url/process groups are ranked by.
+double TotalTimeUs(const Report& r);
+
 // Each group after the first compared with the first.
 std::vector<Comparison> CompareGroups(const std::vector<GroupReport>& groups,
                                       CompareOptions options = {});
-
-// Text for url/process groups: their breakdowns side by side (a column
-// per group: requests, share of the total time, phase means, total p99).
-std::string FormatGroupTableText(GroupKeys keys,
-                                 const std::vector<GroupReport>& groups);
-
-// Text for `report --group-by`: the groups' sizes, then every comparison.
-std::string FormatGroupComparisonText(
-    const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons);
-
-// {"schema": "reqcost.compare-groups/3", "group_by": ["client_conn", ...]
-//  or ["url"] / ["server_process"] / ["backend_process"],
-//  "groups": [{"label", "client_conn"?, "backend_conn"?, "url"?, "pid"?,
-//  "other"?, "other_groups"?, "overflow_requests"?, "report"}],
-//  "comparisons": [{"a": label, "b": label, "delta": {...}, "client": {...},
-//  "verdict"}]} (no comparisons for url/process groups).
-nlohmann::json GroupComparisonToJson(
-    GroupKeys keys, const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons);
 
 }  // namespace reqcost::analyzers
 

@@ -7,7 +7,8 @@
 #include "absl/strings/str_cat.h"
 
 #include "analyzers/compare.h"
-#include "analyzers/html_report.h"
+#include "analyzers/render/compare_format.h"
+#include "analyzers/render/html_report.h"
 #include "analyzers/report.h"
 #include "analyzers/slowest.h"
 #include "cli/commands.h"

@@ -13,8 +13,8 @@
 //     reply" (backend end .. exchange end), and "queue" (server's connect ..
 //     backend's accept) under "transport request" when known.
 // Incomplete requests have no spans.
-#ifndef REQCOST_ANALYZERS_OTLP_H_
-#define REQCOST_ANALYZERS_OTLP_H_
+#ifndef REQCOST_ANALYZERS_RENDER_OTLP_H_
+#define REQCOST_ANALYZERS_RENDER_OTLP_H_
 
 #include <cstdint>
 #include <map>
@@ -123,4 +123,4 @@ class OtlpBatch {
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_OTLP_H_
+#endif  // REQCOST_ANALYZERS_RENDER_OTLP_H_

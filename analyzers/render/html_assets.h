@@ -3,8 +3,8 @@
 // chart as SVG sized to the window; each chart also gets a table of its
 // numbers. The DOM it builds is what tests/html checks (docs/html.md lists
 // the classes and data attributes).
-#ifndef REQCOST_ANALYZERS_HTML_ASSETS_H_
-#define REQCOST_ANALYZERS_HTML_ASSETS_H_
+#ifndef REQCOST_ANALYZERS_RENDER_HTML_ASSETS_H_
+#define REQCOST_ANALYZERS_RENDER_HTML_ASSETS_H_
 
 namespace reqcost::analyzers {
 
@@ -618,4 +618,4 @@ inline constexpr char kHtmlJs[] = R"JS(
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_HTML_ASSETS_H_
+#endif  // REQCOST_ANALYZERS_RENDER_HTML_ASSETS_H_

@@ -1,12 +1,13 @@
-#include "analyzers/html_report.h"
+#include "analyzers/render/html_report.h"
 
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "analyzers/format.h"
-#include "analyzers/html_assets.h"
+#include "analyzers/render/compare_format.h"
+#include "analyzers/render/format.h"
+#include "analyzers/render/html_assets.h"
 
 namespace reqcost::analyzers {
 namespace {

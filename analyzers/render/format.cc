@@ -1,4 +1,4 @@
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 
 #include <cstdint>
 #include <optional>
@@ -110,12 +110,6 @@ std::string PhaseTable(const PhaseSet& set) {
 }
 
 }  // namespace
-
-std::string FormatDuration(double us) {
-  if (us < 1000.0) return absl::StrFormat("%.1f us", us);
-  if (us < 1e6) return absl::StrFormat("%.3f ms", us / 1e3);
-  return absl::StrFormat("%.3f s", us / 1e6);
-}
 
 std::string FormatText(const Report& r) {
   std::string out;
