@@ -66,11 +66,13 @@ json ComparePageData(const std::string& a_source, const std::string& b_source,
 
 std::string HtmlPage(const std::string& title, const json& data,
                      const std::string& text) {
+  // The blank line after <style> and <script> is where the assets began
+  // when they were raw strings: kept so that pages stay byte-identical.
   return absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, "
       "initial-scale=1\">\n<title>",
-      EscapeHtml(title), "</title>\n<style>\n", kHtmlCss,
+      EscapeHtml(title), "</title>\n<style>\n\n", kHtmlCss,
       "</style>\n</head>\n<body>\n<header><h1>", EscapeHtml(title),
       "</h1></header>\n<main id=\"app\"><noscript><p>The charts of this "
       "page are drawn by JavaScript; the text output is below, and the data "
@@ -79,7 +81,7 @@ std::string HtmlPage(const std::string& title, const json& data,
       EscapeHtml(text),
       "</pre></details>\n<script type=\"application/json\" "
       "id=\"reqcost-data\">",
-      JsonForScript(data), "</script>\n<script>\n", kHtmlJs,
+      JsonForScript(data), "</script>\n<script>\n\n", kHtmlJs,
       "</script>\n</body>\n</html>\n");
 }
 
