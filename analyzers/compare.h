@@ -1,8 +1,8 @@
 // Two captures (or two groups of requests of one capture) side by side:
 // per phase and per syscall kind and side, with absolute and relative
 // deltas, a 95% confidence interval per phase, and a verdict in words
-// computed from those numbers. Pure: Reports in, values and strings/json
-// out.
+// computed from those numbers. Pure: Reports in, values out (printed by
+// render/compare_format.h).
 //
 // The uncertainty: the interval of a phase's mean difference B - A is
 // Welch's t interval, (mB - mA) +- t(0.975, df) * sqrt(sA^2/nA + sB^2/nB)

@@ -1,6 +1,6 @@
 // `report --group-by`: requests of one capture split into groups (by
 // connection reuse, url, server or backend process), each group's report,
-// and the comparisons between them.
+// and the comparisons between them (printed by render/group_format.h).
 #ifndef REQCOST_ANALYZERS_GROUP_BY_H_
 #define REQCOST_ANALYZERS_GROUP_BY_H_
 
