@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "prometheus/exposer.h"
@@ -47,9 +48,14 @@ Metrics::Metrics()
       buckets_(DurationBuckets()) {
   phases_ = &prometheus::BuildHistogram()
                  .Name("reqcost_request_duration_seconds")
-                 .Help("Time of complete requests by phase (total, server, "
-                       "transport, backend, queue, tls), client and backend "
-                       "connection reuse, backend address and server comm.")
+                 .Help(absl::StrCat(
+                     "Time of complete requests by phase (",
+                     absl::StrJoin(analyzers::kPhases, ", ",
+                                   [](std::string* out, analyzers::Phase p) {
+                                     out->append(analyzers::PhaseName(p));
+                                   }),
+                     "), client and backend connection reuse, backend "
+                     "address and server comm."))
                  .Register(*registry_);
   syscalls_ = &prometheus::BuildHistogram()
                    .Name("reqcost_syscall_duration_seconds")
