@@ -13,71 +13,53 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "analyzers/format.h"
+#include "analyzers/duration.h"
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
+
+std::string FormatSigned(double us) {
+  return absl::StrCat(us < 0 ? "-" : "+", FormatDuration(std::fabs(us)));
+}
+
+std::string FormatPct(const std::optional<double>& pct) {
+  if (!pct.has_value()) return "-";
+  return absl::StrFormat("%+.1f%%", *pct);
+}
+
+std::string FormatInterval(const PhaseDelta& p) {
+  if (!p.ci_low_us.has_value()) return "-";
+  return absl::StrCat("[", FormatSigned(*p.ci_low_us), ", ",
+                      FormatSigned(*p.ci_high_us), "]");
+}
+
 namespace {
 
-using nlohmann::json;
-
-constexpr const char* kPhaseNames[] = {"total",   "server", "transport",
-                                       "backend", "queue",  "tls"};
 // A syscall is named in the verdict when its change per request is at least
 // this share of the total change.
 constexpr double kVerdictSyscallShare = 0.05;
 constexpr size_t kVerdictSyscalls = 3;
 
-const std::optional<PhaseSummary>& PhaseOf(const PhaseSet& set,
-                                           const std::string& name) {
-  if (name == "server") return set.server;
-  if (name == "transport") return set.transport;
-  if (name == "backend") return set.backend;
-  if (name == "queue") return set.queue;
-  if (name == "tls") return set.tls;
-  return set.total;
-}
-
-// "+12.0 us", "-1.234 ms".
-std::string Signed(double us) {
-  return absl::StrCat(us < 0 ? "-" : "+", FormatDuration(std::fabs(us)));
-}
-
-std::string Pct(const std::optional<double>& pct) {
-  if (!pct.has_value()) return "-";
-  return absl::StrFormat("%+.1f%%", *pct);
-}
-
-// "[-65.2 us, -54.8 us]"; "-" without an interval.
-std::string Interval(const PhaseDelta& p) {
-  if (!p.ci_low_us.has_value()) return "-";
-  return absl::StrCat("[", Signed(*p.ci_low_us), ", ", Signed(*p.ci_high_us),
-                      "]");
-}
-
 // Why a delta is not clear.
 std::string Unclear(const PhaseDelta& p, double threshold_pct) {
   if (!p.ci_low_us.has_value()) return "too few requests for an interval";
   if (*p.ci_low_us <= 0 && *p.ci_high_us >= 0) {
-    return absl::StrCat("its 95% interval ", Interval(p), " includes 0");
+    return absl::StrCat("its 95% interval ", FormatInterval(p), " includes 0");
   }
   return absl::StrFormat("under the %g%% threshold", threshold_pct);
 }
 
-// The sentence of the total and what moved it.
 std::string TotalVerdict(const Comparison& c) {
-  const PhaseDelta& total = c.phases[0];
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double d = *total.mean_us;
   if (!total.clear) {
     return absl::StrFormat(
         "No clear difference (~): a request takes %s in %s and %s in %s "
         "(%s; %s).",
         FormatDuration(total.b->mean_us), c.b_label,
-        FormatDuration(total.a->mean_us), c.a_label, Pct(total.pct),
+        FormatDuration(total.a->mean_us), c.a_label, FormatPct(total.pct),
         Unclear(total, c.threshold_pct));
   }
   std::string out =
@@ -87,11 +69,11 @@ std::string TotalVerdict(const Comparison& c) {
             : absl::StrFormat("%s costs %s more per request (%.1f%%) than %s",
                               c.b_label, FormatDuration(d),
                               std::fabs(total.pct.value_or(0)), c.a_label);
-  absl::StrAppend(&out, ", 95% interval ", Interval(total));
+  absl::StrAppend(&out, ", 95% interval ", FormatInterval(total));
   // The clear phase that moved most in the direction of the total.
   const PhaseDelta* phase = nullptr;
-  for (size_t i = 1; i <= 3; ++i) {
-    const PhaseDelta& p = c.phases[i];
+  for (Phase name : {Phase::kServer, Phase::kTransport, Phase::kBackend}) {
+    const PhaseDelta& p = c.Delta(name);
     if (!p.clear || (*p.mean_us < 0) != (d < 0)) continue;
     if (phase == nullptr || std::fabs(*p.mean_us) > std::fabs(*phase->mean_us)) {
       phase = &p;
@@ -99,7 +81,7 @@ std::string TotalVerdict(const Comparison& c) {
   }
   if (phase != nullptr) {
     absl::StrAppend(&out, ", mostly ", phase->phase, " time (",
-                    Signed(*phase->mean_us), ")");
+                    FormatSigned(*phase->mean_us), ")");
   }
   // The syscalls whose busy time per request moved most in that direction:
   // time asleep in a call (a wait for a connection, data or a close) is not
@@ -123,7 +105,7 @@ std::string TotalVerdict(const Comparison& c) {
     std::vector<std::string> parts;
     for (const SyscallDelta* s : named) {
       std::string part = absl::StrCat(s->side, " ", s->name, " ",
-                                      Signed(s->delta_busy_us_per_request));
+                                      FormatSigned(s->delta_busy_us_per_request));
       if (std::fabs(s->a_count_per_request - s->b_count_per_request) >= 0.1) {
         absl::StrAppendFormat(&part, " (%.2f -> %.2f calls)",
                               s->a_count_per_request, s->b_count_per_request);
@@ -155,9 +137,9 @@ std::string ClientVerdict(const Comparison& c) {
       a.rate_per_s, b.rate_per_s, a.in_flight, b.in_flight,
       FormatDuration(c.response.a->mean_us),
       FormatDuration(c.response.b->mean_us),
-      c.response.clear ? absl::StrCat(Pct(c.response.pct), ", clear")
-                       : absl::StrCat(Pct(c.response.pct), ", ~"));
-  const PhaseDelta& total = c.phases[0];
+      c.response.clear ? absl::StrCat(FormatPct(c.response.pct), ", clear")
+                       : absl::StrCat(FormatPct(c.response.pct), ", ~"));
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   const double rate_pct = 100.0 * (b.rate_per_s - a.rate_per_s) / a.rate_per_s;
   const bool same_load = a.in_flight > 0 && b.in_flight / a.in_flight < 1.25 &&
                          b.in_flight / a.in_flight > 0.8;
@@ -176,7 +158,7 @@ std::string ClientVerdict(const Comparison& c) {
 }
 
 std::string Verdict(const Comparison& c) {
-  const PhaseDelta& total = c.phases[0];
+  const PhaseDelta& total = c.Delta(Phase::kTotal);
   if (!total.a.has_value() || !total.b.has_value()) {
     return absl::StrFormat(
         "No comparison: %s has no complete requests.",
@@ -185,70 +167,8 @@ std::string Verdict(const Comparison& c) {
   return TotalVerdict(c) + ClientVerdict(c);
 }
 
-std::string PhaseCell(const std::optional<PhaseSummary>& p) {
-  if (!p.has_value()) return "-";
-  return absl::StrFormat("%s / %s / %s", FormatDuration(p->mean_us),
-                         FormatDuration(p->p50_us), FormatDuration(p->p99_us));
-}
-
-std::string SyscallCell(const std::optional<SyscallSummary>& s,
-                        double per_request) {
-  if (!s.has_value()) return "-";
-  if (s->timed() == 0) return absl::StrFormat("x%.2f (no durations)", per_request);
-  return absl::StrFormat("x%.2f %s / %s / %s", per_request,
-                         FormatDuration(s->mean_us), FormatDuration(s->p50_us),
-                         FormatDuration(s->p99_us));
-}
-
-json DeltaToJson(const PhaseDelta& p) {
-  return json{{"mean_us", p.mean_us.has_value() ? json(*p.mean_us) : json()},
-              {"pct", p.pct.has_value() ? json(*p.pct) : json()},
-              {"ci95_us", p.ci_low_us.has_value()
-                              ? json::array({*p.ci_low_us, *p.ci_high_us})
-                              : json()},
-              {"clear", p.clear}};
-}
-
-json ClientToJson(const ClientView& v) {
-  json response = nullptr;
-  if (v.response.has_value()) {
-    response = {{"count", v.response->count},
-                {"mean_us", v.response->mean_us},
-                {"p50_us", v.response->p50_us},
-                {"p90_us", v.response->p90_us},
-                {"p99_us", v.response->p99_us},
-                {"max_us", v.response->max_us}};
-  }
-  return json{{"busy_s", v.busy_s},
-              {"rate_per_s", v.rate_per_s},
-              {"in_flight", v.in_flight},
-              {"response", response}};
-}
-
-json ClientViewsToJson(const Comparison& c) {
-  return json{{"a", ClientToJson(c.a.client)},
-              {"b", ClientToJson(c.b.client)},
-              {"response_delta", DeltaToJson(c.response)}};
-}
-
-json DeltasToJson(const Comparison& c) {
-  json delta = json::object();
-  for (const PhaseDelta& p : c.phases) delta[p.phase] = DeltaToJson(p);
-  return delta;
-}
-
-std::string GroupLabel(GroupKeys keys, ConnReuse client, ConnReuse backend) {
-  std::vector<std::string> parts;
-  if (keys.client_conn) {
-    parts.push_back(absl::StrCat("client ", std::string(ReuseName(client))));
-  }
-  if (keys.backend_conn) {
-    parts.push_back(absl::StrCat("backend ", std::string(ReuseName(backend))));
-  }
-  return absl::StrJoin(parts, ", ");
-}
-
 }  // namespace
+
 
 double TQuantile975(double df) {
   static constexpr double kTable[] = {
@@ -311,9 +231,10 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
   c.a = a;
   c.b = b;
   c.threshold_pct = options.threshold_pct;
-  for (const char* name : kPhaseNames) {
-    c.phases.push_back(DeltaOf(name, PhaseOf(a.phases, name),
-                               PhaseOf(b.phases, name), options.threshold_pct));
+  for (Phase phase : kPhases) {
+    c.phases.push_back(DeltaOf(PhaseName(phase),
+                               a.phases.Of(phase), b.phases.Of(phase),
+                               options.threshold_pct));
   }
   c.response = DeltaOf("response", a.client.response, b.client.response,
                        options.threshold_pct);
@@ -357,367 +278,6 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
                    });
   c.verdict = Verdict(c);
   return c;
-}
-
-std::string FormatComparisonText(const Comparison& c) {
-  std::string out;
-  const int w = 34;
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s %s\n", "", w, c.a_label, w,
-                        c.b_label, "delta");
-  auto requests = [](const Report& r) {
-    return absl::StrFormat("%d (%d complete)", r.count, r.complete);
-  };
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "requests", w,
-                        requests(c.a), w, requests(c.b));
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "rate", w,
-                        absl::StrFormat("%.1f/s", c.a.rate_per_s), w,
-                        absl::StrFormat("%.1f/s", c.b.rate_per_s));
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "backend timing", w,
-                        c.a.backend_timing, w, c.b.backend_timing);
-  absl::StrAppendFormat(
-      &out,
-      "\nphases (mean / p50 / p99; delta of the means, its 95%% interval, "
-      "~ when not clear):\n");
-  auto delta_cell = [](const PhaseDelta& p) -> std::string {
-    if (!p.mean_us.has_value()) return "-";
-    return absl::StrCat(Signed(*p.mean_us), " (", Pct(p.pct), ") ",
-                        Interval(p), p.clear ? "" : " ~");
-  };
-  for (const PhaseDelta& p : c.phases) {
-    absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", p.phase, w,
-                          PhaseCell(p.a), w, PhaseCell(p.b), delta_cell(p));
-  }
-  auto rate = [](const ClientView& v) {
-    return v.rate_per_s > 0 ? absl::StrFormat("%.1f/s (%.2f in flight)",
-                                              v.rate_per_s, v.in_flight)
-                            : std::string("-");
-  };
-  absl::StrAppendFormat(&out, "\nwhat the client saw:\n");
-  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s\n", "rate while busy", w,
-                        rate(c.a.client), w, rate(c.b.client));
-  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", "first byte->last", w,
-                        PhaseCell(c.response.a), w, PhaseCell(c.response.b),
-                        delta_cell(c.response));
-  absl::StrAppendFormat(
-      &out,
-      "\nsyscalls (calls per request x mean / p50 / p99; delta of time per "
-      "request):\n");
-  for (const SyscallDelta& s : c.syscalls) {
-    absl::StrAppendFormat(
-        &out, "  %-20s %-*s %-*s %s\n",
-        absl::StrCat(s.side, " ", s.name, s.peer.empty() ? "" : " ", s.peer), w,
-        SyscallCell(s.a, s.a_count_per_request), w,
-        SyscallCell(s.b, s.b_count_per_request),
-        Signed(s.delta_us_per_request));
-  }
-  absl::StrAppend(&out, "\n", c.verdict, "\n");
-  return out;
-}
-
-nlohmann::json ComparisonToJson(const Comparison& c) {
-  return json{{"schema", kCompareSchema},
-              {"threshold_pct", c.threshold_pct},
-              {"a", ReportToJson(c.a)},
-              {"b", ReportToJson(c.b)},
-              {"delta", DeltasToJson(c)},
-              {"client", ClientViewsToJson(c)},
-              {"verdict", c.verdict}};
-}
-
-std::optional<GroupKeys> ParseGroupBy(const std::string& text,
-                                      std::string* error) {
-  GroupKeys keys;
-  int single = 0;  // keys with many values, which stand alone
-  int parts = 0;
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    ++parts;
-    if (part == "client-conn") {
-      keys.client_conn = true;
-    } else if (part == "backend-conn") {
-      keys.backend_conn = true;
-    } else if (part == "url") {
-      keys.by = GroupBy::kUrl;
-      ++single;
-    } else if (part == "process" || part == "server-process") {
-      keys.by = GroupBy::kServerProcess;
-      ++single;
-    } else if (part == "backend-process") {
-      keys.by = GroupBy::kBackendProcess;
-      ++single;
-    } else {
-      *error = absl::StrFormat(
-          "--group-by %s: \"%s\" is not a key; use client-conn, "
-          "backend-conn or both (client-conn,backend-conn), or one of url, "
-          "process (server-process), backend-process",
-          text, part);
-      return std::nullopt;
-    }
-  }
-  if (single > 0 && parts > 1) {
-    *error = absl::StrFormat(
-        "--group-by %s: url, process, server-process and backend-process "
-        "stand alone; give one of them without other keys",
-        text);
-    return std::nullopt;
-  }
-  return keys;
-}
-
-namespace {
-
-// The key text of a request for url/process grouping; "" when it has none.
-std::string KeyOf(GroupBy by, const Request& r) {
-  switch (by) {
-    case GroupBy::kUrl: {
-      if (!r.request_line.has_value()) return "";
-      // "GET /path": the path (the query is already cut off).
-      const size_t space = r.request_line->find(' ');
-      return space == std::string::npos ? *r.request_line
-                                        : r.request_line->substr(space + 1);
-    }
-    case GroupBy::kServerProcess:
-      return absl::StrCat(r.pid);
-    case GroupBy::kBackendProcess:
-      return r.backend_pid != 0 ? absl::StrCat(r.backend_pid) : "";
-    case GroupBy::kReuse:
-      break;
-  }
-  return "";
-}
-
-double TotalTimeUs(const Report& r) {
-  return r.phases.total.has_value()
-             ? r.phases.total->mean_us * r.phases.total->count
-             : 0;
-}
-
-std::string ProcessLabel(const Report& base, uint32_t pid) {
-  for (const ProcessEntry& p : base.processes) {
-    if (p.pid == pid) return absl::StrCat(p.comm, " ", pid);
-  }
-  return absl::StrCat("pid ", pid);
-}
-
-}  // namespace
-
-void KeyedGroupStats::Add(const Request& r) {
-  std::string key = KeyOf(by_, r);
-  auto it = groups_.find(key);
-  if (it == groups_.end()) {
-    if (groups_.size() >= max_keys_) {
-      ++overflow_requests_;
-      overflow_.Add(r);
-      return;
-    }
-    it = groups_.emplace(std::move(key), RequestStats()).first;
-  }
-  it->second.Add(r);
-}
-
-std::vector<GroupReport> KeyedGroupStats::Reports(const Report& base,
-                                                  size_t top) const {
-  auto fill = [&base](const RequestStats& stats, GroupReport* g) {
-    g->report.capture = base.capture;
-    g->report.processes = base.processes;
-    g->report.anomalies = base.anomalies;
-    stats.Fill(&g->report);
-  };
-  std::vector<std::pair<const std::string*, GroupReport>> all;
-  for (const auto& [key, stats] : groups_) {
-    GroupReport g;
-    fill(stats, &g);
-    all.emplace_back(&key, std::move(g));
-  }
-  std::stable_sort(all.begin(), all.end(), [](const auto& x, const auto& y) {
-    return TotalTimeUs(x.second.report) > TotalTimeUs(y.second.report);
-  });
-  std::vector<GroupReport> out;
-  RequestStats rest = overflow_;
-  uint64_t folded = 0;
-  for (auto& [key, g] : all) {
-    if (out.size() >= top) {
-      rest.Merge(groups_.at(*key));
-      ++folded;
-      continue;
-    }
-    if (by_ == GroupBy::kUrl) {
-      g.url = *key;
-      g.label = key->empty() ? "(no request line)" : *key;
-    } else {
-      g.pid = key->empty() ? 0 : static_cast<uint32_t>(std::stoul(*key));
-      g.label = key->empty() ? "(backend not measured)"
-                             : ProcessLabel(base, g.pid);
-    }
-    out.push_back(std::move(g));
-  }
-  if (folded > 0 || overflow_requests_ > 0) {
-    GroupReport other;
-    other.label = "other";
-    other.other = true;
-    other.other_groups = folded;
-    other.overflow_requests = overflow_requests_;
-    fill(rest, &other);
-    out.push_back(std::move(other));
-  }
-  return out;
-}
-
-void GroupedStats::Add(const Request& r) {
-  ConnReuse client = keys_.client_conn ? r.client_conn : ConnReuse::kNone;
-  ConnReuse backend = keys_.backend_conn ? r.backend_conn : ConnReuse::kNone;
-  groups_[{client, backend}].Add(r);
-}
-
-std::vector<GroupReport> GroupedStats::Reports(const Report& base) const {
-  std::vector<GroupReport> out;
-  for (const auto& [key, stats] : groups_) {
-    GroupReport g;
-    g.label = GroupLabel(keys_, key.first, key.second);
-    if (keys_.client_conn) g.client_conn = std::string(ReuseName(key.first));
-    if (keys_.backend_conn) {
-      g.backend_conn = std::string(ReuseName(key.second));
-    }
-    g.report.capture = base.capture;
-    g.report.processes = base.processes;
-    g.report.anomalies = base.anomalies;
-    stats.Fill(&g.report);
-    out.push_back(std::move(g));
-  }
-  return out;
-}
-
-std::vector<Comparison> CompareGroups(const std::vector<GroupReport>& groups,
-                                      CompareOptions options) {
-  std::vector<Comparison> out;
-  for (size_t i = 1; i < groups.size(); ++i) {
-    out.push_back(Compare(groups[0].report, groups[i].report, groups[0].label,
-                          groups[i].label, options));
-  }
-  return out;
-}
-
-std::string FormatGroupTableText(GroupKeys keys,
-                                 const std::vector<GroupReport>& groups) {
-  const char* by = keys.by == GroupBy::kUrl              ? "url"
-                   : keys.by == GroupBy::kServerProcess ? "server process"
-                                                         : "backend process";
-  std::string out = absl::StrFormat(
-      "requests by %s, the groups with the most total time first "
-      "(mean per complete request):\n",
-      by);
-  if (groups.empty()) return out + "  no requests\n";
-  double all_us = 0;
-  for (const GroupReport& g : groups) all_us += TotalTimeUs(g.report);
-  const int w = 16;
-  auto row = [&](const std::string& name, auto cell) {
-    absl::StrAppendFormat(&out, "  %-14s", name);
-    for (const GroupReport& g : groups) {
-      absl::StrAppendFormat(&out, " %*s", w, cell(g));
-    }
-    absl::StrAppend(&out, "\n");
-  };
-  auto cut = [w](std::string s) {
-    // Keep a long path's end: it names the resource.
-    if (s.size() > static_cast<size_t>(w)) s = "~" + s.substr(s.size() - w + 1);
-    return s;
-  };
-  row("", [&](const GroupReport& g) { return cut(g.label); });
-  row("requests", [](const GroupReport& g) {
-    return absl::StrFormat("%d", g.report.complete);
-  });
-  row("incomplete", [](const GroupReport& g) {
-    return absl::StrFormat("%d", g.report.incomplete);
-  });
-  row("share of time", [&](const GroupReport& g) {
-    return all_us > 0 ? absl::StrFormat("%.1f%%",
-                                        100 * TotalTimeUs(g.report) / all_us)
-                      : std::string("-");
-  });
-  for (const char* phase : {"total", "server", "transport", "backend",
-                            "queue"}) {
-    row(phase, [phase](const GroupReport& g) {
-      const std::optional<PhaseSummary>& p = PhaseOf(g.report.phases, phase);
-      return p.has_value() ? FormatDuration(p->mean_us) : std::string("-");
-    });
-  }
-  row("total p99", [](const GroupReport& g) {
-    return g.report.phases.total.has_value()
-               ? FormatDuration(g.report.phases.total->p99_us)
-               : std::string("-");
-  });
-  for (const GroupReport& g : groups) {
-    if (!g.other) continue;
-    absl::StrAppendFormat(
-        &out,
-        "\nother: %d group(s) past the top %d, and %d request(s) of keys "
-        "past the first %d tracked\n",
-        g.other_groups, groups.size() - 1, g.overflow_requests,
-        kMaxGroupKeys);
-  }
-  return out;
-}
-
-std::string FormatGroupComparisonText(
-    const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons) {
-  std::string out = "groups:\n";
-  for (const GroupReport& g : groups) {
-    absl::StrAppendFormat(&out, "  %-32s %d requests (%d complete)\n", g.label,
-                          g.report.count, g.report.complete);
-  }
-  if (groups.size() < 2) {
-    absl::StrAppend(&out,
-                    "\nonly one group: nothing to compare (every request has "
-                    "the same connection reuse)\n");
-  }
-  for (const Comparison& c : comparisons) {
-    absl::StrAppend(&out, "\n", FormatComparisonText(c));
-  }
-  return out;
-}
-
-nlohmann::json GroupComparisonToJson(
-    GroupKeys keys, const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons) {
-  json group_by = json::array();
-  if (keys.by == GroupBy::kUrl) group_by.push_back("url");
-  if (keys.by == GroupBy::kServerProcess) group_by.push_back("server_process");
-  if (keys.by == GroupBy::kBackendProcess) {
-    group_by.push_back("backend_process");
-  }
-  if (keys.client_conn) group_by.push_back("client_conn");
-  if (keys.backend_conn) group_by.push_back("backend_conn");
-  json list = json::array();
-  for (const GroupReport& g : groups) {
-    json j = {{"label", g.label}};
-    if (keys.client_conn) j["client_conn"] = g.client_conn;
-    if (keys.backend_conn) j["backend_conn"] = g.backend_conn;
-    if (g.other) {
-      j["other"] = true;
-      j["other_groups"] = g.other_groups;
-      j["overflow_requests"] = g.overflow_requests;
-    } else if (keys.by == GroupBy::kUrl) {
-      j["url"] = g.url.empty() ? json() : json(g.url);
-    } else if (keys.by != GroupBy::kReuse) {
-      j["pid"] = g.pid != 0 ? json(g.pid) : json();
-    }
-    j["report"] = ReportToJson(g.report);
-    list.push_back(std::move(j));
-  }
-  json cs = json::array();
-  for (const Comparison& c : comparisons) {
-    cs.push_back({{"a", c.a_label},
-                  {"b", c.b_label},
-                  {"threshold_pct", c.threshold_pct},
-                  {"delta", DeltasToJson(c)},
-                  {"client", ClientViewsToJson(c)},
-                  {"verdict", c.verdict}});
-  }
-  return json{{"schema", kCompareGroupsSchema},
-              {"group_by", group_by},
-              {"groups", list},
-              {"comparisons", cs}};
 }
 
 }  // namespace reqcost::analyzers

@@ -1,8 +1,8 @@
 // Two captures (or two groups of requests of one capture) side by side:
 // per phase and per syscall kind and side, with absolute and relative
 // deltas, a 95% confidence interval per phase, and a verdict in words
-// computed from those numbers. Pure: Reports in, values and strings/json
-// out.
+// computed from those numbers. Pure: Reports in, values out (printed by
+// render/compare_format.h).
 //
 // The uncertainty: the interval of a phase's mean difference B - A is
 // Welch's t interval, (mB - mA) +- t(0.975, df) * sqrt(sA^2/nA + sB^2/nB)
@@ -23,14 +23,12 @@
 #include <utility>
 #include <vector>
 
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "nlohmann/json.hpp"
 
 namespace reqcost::analyzers {
 
-inline constexpr char kCompareSchema[] = "reqcost.compare/3";
-inline constexpr char kCompareGroupsSchema[] = "reqcost.compare-groups/3";
 // A change of a mean smaller than this (percent of A's) is no clear
 // difference, whatever its interval (`--threshold`).
 inline constexpr double kDefaultThresholdPct = 2.0;
@@ -44,7 +42,7 @@ struct CompareOptions {
 // of B - A (unset below two values on either side); clear: the interval
 // excludes 0 and |pct| >= the threshold (|B - A| > 0 when A's mean is 0).
 struct PhaseDelta {
-  std::string phase;  // "total", "server", "transport", "backend", "queue"
+  std::string phase;  // PhaseName(), or "response" for the client's view
   std::optional<PhaseSummary> a, b;
   std::optional<double> mean_us;
   std::optional<double> pct;
@@ -84,134 +82,31 @@ struct Comparison {
   std::string b_label;
   Report a;
   Report b;
-  std::vector<PhaseDelta> phases;      // total, server, transport, backend, queue
+  std::vector<PhaseDelta> phases;      // one per kPhases entry, in its order
   std::vector<SyscallDelta> syscalls;  // largest |delta_us_per_request| first
   // What the client saw: first request byte to last response byte.
   PhaseDelta response;
   double threshold_pct = kDefaultThresholdPct;
   std::string verdict;  // sentences from the numbers above
+
+  // The delta of `phase`.
+  const PhaseDelta& Delta(Phase phase) const {
+    return phases[PhaseIndex(phase)];
+  }
 };
 
 // Compares `a` with `b` (B is the candidate: "B saves ... over A").
 Comparison Compare(const Report& a, const Report& b, std::string a_label = "A",
                    std::string b_label = "B", CompareOptions options = {});
 
-// What `compare` prints under its table of two captures: their difference
-// includes the machine's drift between them.
-inline constexpr char kDriftNote[] =
-    "Two captures taken one after the other differ by several percent from "
-    "the machine's drift alone (a VM's CPU speed varies): prefer groups of "
-    "one capture (report --group-by client-conn) or interleaved runs.";
+// "+12.0 us", "-1.234 ms": a signed FormatDuration.
+std::string FormatSigned(double us);
 
-// The side-by-side table: requests and rate, phases (mean, p50, p99 and the
-// deltas), syscalls (count per request, mean, p50, p99, time per request
-// and its delta), then the verdict.
-std::string FormatComparisonText(const Comparison& c);
+// "+12.5%"; "-" when unset.
+std::string FormatPct(const std::optional<double>& pct);
 
-// {"schema": "reqcost.compare/3", "threshold_pct", "a": {report},
-//  "b": {report}, "delta": {"total": {"mean_us", "pct", "ci95_us", "clear"},
-//  "server", "transport", "backend", "queue", "tls"}, "client": {"a", "b",
-//  "response_delta"}, "verdict"}: reports as ReportToJson prints them;
-//  unknown values are null.
-nlohmann::json ComparisonToJson(const Comparison& c);
-
-// What `report --group-by` splits requests by: connection reuse (client,
-// backend or both; every group is compared with the first), or one of the
-// keys with many values (the top groups by total time side by side).
-enum class GroupBy { kReuse, kUrl, kServerProcess, kBackendProcess };
-struct GroupKeys {
-  bool client_conn = false;
-  bool backend_conn = false;
-  GroupBy by = GroupBy::kReuse;
-};
-
-// Parses "client-conn", "backend-conn" or both, comma-separated, or one of
-// "url", "process" (= "server-process"), "backend-process"; nullopt and a
-// sentence in `error` for anything else.
-std::optional<GroupKeys> ParseGroupBy(const std::string& text,
-                                      std::string* error);
-
-// One group of requests of a capture and its report.
-struct GroupReport {
-  std::string label;         // "client new", "/index.php", "nginx 4242"
-  std::string client_conn;   // "new", "reused"; empty when not a key
-  std::string backend_conn;  // "new", "reused", "none"; empty when not a key
-  std::string url;           // the path (url key); "" without a request line
-  uint32_t pid = 0;          // the process (process keys); 0: none
-  // The "other" group: the groups past the top N and the requests of keys
-  // first seen after the cap on tracked keys.
-  bool other = false;
-  uint64_t other_groups = 0;       // tracked groups folded into "other"
-  uint64_t overflow_requests = 0;  // requests of keys past the cap
-  Report report;
-};
-
-// How many distinct url/process keys are tracked: the requests of later
-// keys are counted in "other" (memory stays bounded).
-inline constexpr size_t kMaxGroupKeys = 100;
-inline constexpr size_t kDefaultTopGroups = 5;
-
-// Statistics per url, server process or backend process, each a full
-// RequestStats, for at most `max_keys` keys; Reports() keeps the `top`
-// groups by total time of their complete requests and folds the rest into
-// "other".
-class KeyedGroupStats {
- public:
-  KeyedGroupStats(GroupBy by, size_t max_keys = kMaxGroupKeys)
-      : by_(by), max_keys_(max_keys) {}
-  void Add(const Request& request);
-  // The top groups by total time (largest first), then "other" if any
-  // request is left; labels name processes from `base.processes`.
-  std::vector<GroupReport> Reports(const Report& base, size_t top) const;
-  uint64_t overflow_requests() const { return overflow_requests_; }
-
- private:
-  GroupBy by_;
-  size_t max_keys_;
-  std::map<std::string, RequestStats> groups_;  // by key text
-  RequestStats overflow_;
-  uint64_t overflow_requests_ = 0;
-};
-
-// Statistics per group of requests (by the chosen reuse keys), each a full
-// RequestStats. Memory grows with the number of groups (at most 6), not
-// with requests.
-class GroupedStats {
- public:
-  explicit GroupedStats(GroupKeys keys) : keys_(keys) {}
-  void Add(const Request& request);
-  // One report per group seen, in key order ("new" before "reused");
-  // capture, processes and anomalies are copied from `base`.
-  std::vector<GroupReport> Reports(const Report& base) const;
-
- private:
-  GroupKeys keys_;
-  std::map<std::pair<ConnReuse, ConnReuse>, RequestStats> groups_;
-};
-
-// Each group after the first compared with the first.
-std::vector<Comparison> CompareGroups(const std::vector<GroupReport>& groups,
-                                      CompareOptions options = {});
-
-// Text for url/process groups: their breakdowns side by side (a column
-// per group: requests, share of the total time, phase means, total p99).
-std::string FormatGroupTableText(GroupKeys keys,
-                                 const std::vector<GroupReport>& groups);
-
-// Text for `report --group-by`: the groups' sizes, then every comparison.
-std::string FormatGroupComparisonText(
-    const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons);
-
-// {"schema": "reqcost.compare-groups/3", "group_by": ["client_conn", ...]
-//  or ["url"] / ["server_process"] / ["backend_process"],
-//  "groups": [{"label", "client_conn"?, "backend_conn"?, "url"?, "pid"?,
-//  "other"?, "other_groups"?, "overflow_requests"?, "report"}],
-//  "comparisons": [{"a": label, "b": label, "delta": {...}, "client": {...},
-//  "verdict"}]} (no comparisons for url/process groups).
-nlohmann::json GroupComparisonToJson(
-    GroupKeys keys, const std::vector<GroupReport>& groups,
-    const std::vector<Comparison>& comparisons);
+// A delta's 95% interval, "[-65.2 us, -54.8 us]"; "-" without one.
+std::string FormatInterval(const PhaseDelta& p);
 
 }  // namespace reqcost::analyzers
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analyzers/histogram.h"
+#include "analyzers/phase.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
 
@@ -65,7 +66,34 @@ struct PhaseSummary {
 // tls of server; both only where known).
 struct PhaseSet {
   std::optional<PhaseSummary> total, server, transport, backend, queue, tls;
+
+  // The field of `phase`.
+  const std::optional<PhaseSummary>& Of(Phase phase) const {
+    switch (phase) {
+      case Phase::kTotal: return total;
+      case Phase::kServer: return server;
+      case Phase::kTransport: return transport;
+      case Phase::kBackend: return backend;
+      case Phase::kQueue: return queue;
+      case Phase::kTls: return tls;
+    }
+    return total;
+  }
 };
+
+// The time of `phase` in a request (set only for complete requests, queue
+// and tls only where known).
+inline const std::optional<uint64_t>& PhaseNs(const Request& r, Phase phase) {
+  switch (phase) {
+    case Phase::kTotal: return r.total_ns;
+    case Phase::kServer: return r.server_ns;
+    case Phase::kTransport: return r.transport_ns;
+    case Phase::kBackend: return r.backend_ns;
+    case Phase::kQueue: return r.queue_ns;
+    case Phase::kTls: return r.tls_ns;
+  }
+  return r.total_ns;
+}
 
 // One syscall kind on one side (and, for a socket that carries no requests,
 // one kind of socket) over complete requests.

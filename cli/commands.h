@@ -11,7 +11,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "analyzers/compare.h"
+#include "analyzers/group_by.h"
 #include "cli/fleet.h"
+#include "collector/tracer.h"
 
 namespace reqcost::cli {
 
@@ -28,7 +31,7 @@ struct AttachOptions {
   bool requests = false;  // print every request as it completes
   bool summary = true;    // print the breakdown (off for `record`)
   uint32_t payload_bytes = 0;
-  uint32_t ring_bytes = 8u << 20;
+  uint32_t ring_bytes = collector::TracerOptions::kDefaultRingBytes;
   bool syscall_times = false;  // data syscalls at enter and exit
   bool verbose = false;
   std::vector<std::string> command_line;  // kept in the capture header
@@ -38,10 +41,13 @@ struct AttachOptions {
 // `reqcost attach` (and `record`): traces until --duration or SIGINT/SIGTERM.
 absl::Status RunAttach(const AttachOptions& options);
 
+// How many of the slowest requests the --html page draws one by one.
+inline constexpr size_t kDefaultSlowest = 10;
+
 // `--html FILE` of `report` and `compare`: the self-contained page.
 struct HtmlOptions {
   std::string path;      // "" for none
-  size_t slowest = 10;   // requests drawn one by one (per capture)
+  size_t slowest = kDefaultSlowest;  // per capture
   bool force = false;    // replace an existing file
 };
 
@@ -52,8 +58,10 @@ struct ReportOptions {
   bool requests = false;
   std::string group_by;  // "client-conn", "backend-conn", both, "url",
                          // "process", "backend-process"; "" = none
-  int top = 5;           // url/process groups shown before "other"
-  double threshold_pct = 2.0;  // a smaller difference is not clear
+  // url/process groups shown before "other"
+  int top = static_cast<int>(analyzers::kDefaultTopGroups);
+  // a smaller difference is not clear
+  double threshold_pct = analyzers::kDefaultThresholdPct;
   HtmlOptions html;
   FleetOptions fleet;    // --otlp-json, --service-name
 };
@@ -62,17 +70,19 @@ struct ReportOptions {
 // --group-by, prints the groups side by side instead of the breakdown.
 absl::Status RunReport(const ReportOptions& options);
 
-struct CompareOptions {
+// The command's options; analyzers::CompareOptions is what Compare() takes.
+struct CompareCommandOptions {
   std::string a;
   std::string b;
   std::string format = "text";
-  double threshold_pct = 2.0;  // a smaller difference is not clear
+  // a smaller difference is not clear
+  double threshold_pct = analyzers::kDefaultThresholdPct;
   HtmlOptions html;
 };
 
 // `reqcost compare A B`: both captures' reports side by side with deltas and
 // a verdict.
-absl::Status RunCompare(const CompareOptions& options);
+absl::Status RunCompare(const CompareCommandOptions& options);
 
 struct TimelineOptions {
   std::string input;

@@ -7,7 +7,8 @@
 #include "absl/strings/str_cat.h"
 
 #include "analyzers/compare.h"
-#include "analyzers/html_report.h"
+#include "analyzers/render/compare_format.h"
+#include "analyzers/render/html_report.h"
 #include "analyzers/report.h"
 #include "analyzers/slowest.h"
 #include "cli/commands.h"
@@ -36,7 +37,7 @@ absl::Status ReportOf(const std::string& path, analyzers::Report* report,
 
 }  // namespace
 
-absl::Status RunCompare(const CompareOptions& options) {
+absl::Status RunCompare(const CompareCommandOptions& options) {
   ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
   if (format == Format::kJsonl) {
     return absl::InvalidArgumentError(

@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_format.h"
 #include "analyzers/compare.h"
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 #include "cli/demo.h"
 #include "cli/exit_codes.h"
 #include "cli/pipeline.h"

@@ -5,10 +5,15 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "analyzers/compare.h"
+#include "analyzers/group_by.h"
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/exit_codes.h"
+#include "cli/fleet.h"
 #include "cli/version.h"
+#include "collector/tracer.h"
 
 namespace {
 
@@ -21,11 +26,16 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
       ->required();
   cmd->add_option("-d,--duration", o->duration,
                   "stop after this long: 10s, 500ms, 2m (0: until Ctrl-C)");
-  cmd->add_option("--payload", o->payload_bytes,
-                  "bytes of each socket read/write to capture, 0-256 "
-                  "(default 0: none; 64 shows request lines)");
-  cmd->add_option("--ring-buffer", o->ring_bytes,
-                  "ring buffer bytes, a power of two (default 8 MiB)");
+  cmd->add_option(
+      "--payload", o->payload_bytes,
+      absl::StrFormat("bytes of each socket read/write to capture, 0-%d "
+                      "(default 0: none; 64 shows request lines)",
+                      reqcost::collector::TracerOptions::kMaxPayloadBytes));
+  cmd->add_option(
+      "--ring-buffer", o->ring_bytes,
+      absl::StrFormat(
+          "ring buffer bytes, a power of two (default %d MiB)",
+          reqcost::collector::TracerOptions::kDefaultRingBytes >> 20));
   cmd->add_flag("--syscall-times", o->syscall_times,
                "trace read/write/... at enter and exit, so that every "
                "socket read and write has its duration (costs every file "
@@ -40,8 +50,10 @@ void AddHtmlFlags(CLI::App* cmd, reqcost::cli::HtmlOptions* o) {
                   "average request as a waterfall, the slowest requests; "
                   "mode 0600)");
   cmd->add_option("--slowest", o->slowest,
-                  "with --html: how many of the slowest requests get their "
-                  "own waterfall, 0-1000 (default 10)")
+                  absl::StrFormat("with --html: how many of the slowest "
+                                  "requests get their own waterfall, 0-1000 "
+                                  "(default %d)",
+                                  reqcost::cli::kDefaultSlowest))
       ->check(CLI::Range(0, 1000));
   cmd->add_flag("--force", o->force,
                 "with --html: replace the page if it exists");
@@ -54,8 +66,10 @@ void AddFleetFlags(CLI::App* cmd, reqcost::cli::FleetOptions* o, bool live) {
                     "serve Prometheus metrics at http://HOST:PORT/metrics "
                     "while attached (e.g. 127.0.0.1:9464)");
     cmd->add_option("--metrics-file", o->metrics_file,
-                    "write the same metrics to this file every 5 s and at "
-                    "exit (node_exporter textfile collector)");
+                    absl::StrFormat("write the same metrics to this file "
+                                    "every %d s and at exit (node_exporter "
+                                    "textfile collector)",
+                                    reqcost::cli::kMetricsFilePeriodMs / 1000));
     cmd->add_option("--otlp-endpoint", o->otlp_endpoint,
                     "POST the spans of complete requests as OTLP/HTTP JSON "
                     "to URL/v1/traces (e.g. http://127.0.0.1:4318); "
@@ -84,6 +98,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", VersionText(),
                        "print the version, the git commit it was built from "
                        "and the libbpf version, then exit");
+  const std::string kThresholdHelp = absl::StrFormat(
+      "percent: a smaller difference is no clear difference (default %g)",
+      reqcost::analyzers::kDefaultThresholdPct);
   std::vector<std::string> command_line(argv, argv + argc);
 
   app.add_subcommand("check", "what this machine allows, and why not");
@@ -126,18 +143,17 @@ int main(int argc, char** argv) {
       "(= server-process: the front server's PID) or backend-process: the "
       "top groups by total time side by side");
   report_cmd->add_option("--top", report.top,
-                         "url/process groups shown; the rest are \"other\" "
-                         "(default 5)")
+                         absl::StrFormat("url/process groups shown; the rest "
+                                         "are \"other\" (default %d)",
+                                         reqcost::analyzers::kDefaultTopGroups))
       ->check(CLI::Range(1, 50));
   report_cmd
-      ->add_option("--threshold", report.threshold_pct,
-                   "percent: a smaller difference is no clear difference "
-                   "(default 2)")
+      ->add_option("--threshold", report.threshold_pct, kThresholdHelp)
       ->check(CLI::Range(0.0, 100.0));
   AddHtmlFlags(report_cmd, &report.html);
   AddFleetFlags(report_cmd, &report.fleet, /*live=*/false);
 
-  CompareOptions compare;
+  CompareCommandOptions compare;
   CLI::App* compare_cmd = app.add_subcommand(
       "compare",
       "two captures side by side: phases and syscalls per request, deltas, "
@@ -148,9 +164,7 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("-f,--format", compare.format, "text or json");
   AddHtmlFlags(compare_cmd, &compare.html);
   compare_cmd
-      ->add_option("--threshold", compare.threshold_pct,
-                   "percent: a smaller difference is no clear difference "
-                   "(default 2)")
+      ->add_option("--threshold", compare.threshold_pct, kThresholdHelp)
       ->check(CLI::Range(0.0, 100.0));
 
   TimelineOptions timeline;
@@ -186,11 +200,15 @@ int main(int argc, char** argv) {
               "compare (root)");
   demo_cmd
       ->add_option("--rounds", demo.rounds,
-                   "rounds: each way runs once per round, in turn, so that "
-                   "the machine's drift falls on all ways alike (default 4)")
+                   absl::StrFormat("rounds: each way runs once per round, in "
+                                   "turn, so that the machine's drift falls "
+                                   "on all ways alike (default %d)",
+                                   demo.rounds))
       ->check(CLI::Range(1, 100));
-  demo_cmd->add_option("-n,--requests", demo.requests,
-                       "requests per way, 1-100000 (default 2000)");
+  demo_cmd->add_option(
+      "-n,--requests", demo.requests,
+      absl::StrFormat("requests per way, 1-100000 (default %d)",
+                      demo.requests));
 
   try {
     app.parse(argc, argv);

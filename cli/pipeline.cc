@@ -1,7 +1,7 @@
 #include "cli/pipeline.h"
 
 #include "absl/strings/str_format.h"
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 #include "cli/event_printer.h"
 
 namespace reqcost::cli {

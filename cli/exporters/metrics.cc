@@ -15,6 +15,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "analyzers/phase.h"
+#include "analyzers/report.h"
 #include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
 
@@ -23,9 +26,6 @@ namespace {
 
 using analyzers::ConnReuse;
 using analyzers::Request;
-
-constexpr const char* kPhaseNames[] = {"total",   "server", "transport",
-                                       "backend", "queue",  "tls"};
 
 double Seconds(uint64_t ns) { return ns / 1e9; }
 
@@ -48,9 +48,14 @@ Metrics::Metrics()
       buckets_(DurationBuckets()) {
   phases_ = &prometheus::BuildHistogram()
                  .Name("reqcost_request_duration_seconds")
-                 .Help("Time of complete requests by phase (total, server, "
-                       "transport, backend, queue, tls), client and backend "
-                       "connection reuse, backend address and server comm.")
+                 .Help(absl::StrCat(
+                     "Time of complete requests by phase (",
+                     absl::StrJoin(analyzers::kPhases, ", ",
+                                   [](std::string* out, analyzers::Phase p) {
+                                     out->append(analyzers::PhaseName(p));
+                                   }),
+                     "), client and backend connection reuse, backend "
+                     "address and server comm."))
                  .Register(*registry_);
   syscalls_ = &prometheus::BuildHistogram()
                    .Name("reqcost_syscall_duration_seconds")
@@ -116,9 +121,9 @@ Metrics::PhaseHistograms& Metrics::PhasesFor(const std::string& server,
   auto it = phase_cache_.find(key);
   if (it != phase_cache_.end()) return it->second;
   PhaseHistograms h{};
-  for (size_t i = 0; i < h.size(); ++i) {
-    h[i] = NewSeries(&phases_->Add(
-        {{"phase", kPhaseNames[i]},
+  for (analyzers::Phase phase : analyzers::kPhases) {
+    h[analyzers::PhaseIndex(phase)] = NewSeries(&phases_->Add(
+        {{"phase", analyzers::PhaseName(phase)},
          {"client_conn", std::string(analyzers::ReuseName(client))},
          {"backend_conn", std::string(analyzers::ReuseName(backend_conn))},
          {"backend", backend},
@@ -180,14 +185,16 @@ void Metrics::OnRequest(const Request& r, const std::string& server) {
           : Capped(r.backend_address, &backends_, kMaxBackends, "backend");
   PhaseHistograms& h =
       PhasesFor(server_label, backend_label, r.client_conn, r.backend_conn);
-  const std::optional<uint64_t>* values[] = {
-      &r.total_ns, &r.server_ns, &r.transport_ns, &r.backend_ns, &r.queue_ns,
-      &r.tls_ns};
-  for (size_t i = 0; i < h.size(); ++i) {
+  for (analyzers::Phase phase : analyzers::kPhases) {
     // A request with no backend exchange has no transport or backend time
     // to show (they are 0 by definition): only its total and server time.
-    if (r.backend_conn == ConnReuse::kNone && (i == 2 || i == 3)) continue;
-    if (values[i]->has_value()) Observe(h[i], **values[i]);
+    if (r.backend_conn == ConnReuse::kNone &&
+        (phase == analyzers::Phase::kTransport ||
+         phase == analyzers::Phase::kBackend)) {
+      continue;
+    }
+    const std::optional<uint64_t>& ns = analyzers::PhaseNs(r, phase);
+    if (ns.has_value()) Observe(h[analyzers::PhaseIndex(phase)], *ns);
   }
   for (const analyzers::SyscallRecord& s : r.syscalls) {
     if (!s.enter_seen()) continue;

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "analyzers/phase.h"
 #include "analyzers/request.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -85,9 +86,8 @@ class Metrics {
     double pending_sum = 0;
     bool dirty = false;
   };
-  // phase histograms of one label set: total, server, transport, backend,
-  // queue, tls.
-  using PhaseHistograms = std::array<Series*, 6>;
+  // phase histograms of one label set, by PhaseIndex().
+  using PhaseHistograms = std::array<Series*, analyzers::kPhaseCount>;
   using PhaseKey = std::tuple<std::string, std::string, analyzers::ConnReuse,
                               analyzers::ConnReuse>;
 

@@ -1,4 +1,4 @@
-// Exports the OTLP spans of complete requests (analyzers/otlp.h) off the
+// Exports the OTLP spans of complete requests (analyzers/render/otlp.h) off the
 // collector's thread: Offer() copies what the spans need into a bounded
 // queue and returns; a worker thread batches them into one
 // ExportTraceServiceRequest per batch and hands it to a sink: a file (one
@@ -26,7 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "analyzers/otlp.h"
+#include "analyzers/render/otlp.h"
 #include "cli/exporters/otlp_config.h"
 #include "analyzers/request.h"
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"

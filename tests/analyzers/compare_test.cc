@@ -7,8 +7,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "analyzers/format.h"
+#include "analyzers/group_by.h"
 #include "analyzers/profiler.h"
+#include "analyzers/render/compare_format.h"
+#include "analyzers/render/format.h"
+#include "analyzers/render/group_format.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "gmock/gmock.h"

@@ -1,4 +1,4 @@
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 
 #include <set>
 #include <string>
@@ -7,7 +7,7 @@
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "analyzers/trace_export.h"
+#include "analyzers/render/trace_export.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

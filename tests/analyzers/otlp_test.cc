@@ -1,4 +1,4 @@
-#include "analyzers/otlp.h"
+#include "analyzers/render/otlp.h"
 
 #include <cstdint>
 #include <map>

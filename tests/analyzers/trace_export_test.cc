@@ -1,4 +1,4 @@
-#include "analyzers/trace_export.h"
+#include "analyzers/render/trace_export.h"
 
 #include <cstdint>
 #include <map>

@@ -23,7 +23,7 @@
 #include <memory>
 #include <string>
 
-#include "analyzers/otlp.h"
+#include "analyzers/render/otlp.h"
 #include "analyzers/profiler.h"
 #include "collector/decoder.h"
 #include "collector/event.h"

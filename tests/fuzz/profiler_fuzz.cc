@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 #include "analyzers/profiler.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "analyzers/trace_export.h"
+#include "analyzers/render/trace_export.h"
 #include "collector/event.h"
 #include "nlohmann/json.hpp"
 

@@ -14,9 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "analyzers/compare.h"
-#include "analyzers/format.h"
-#include "analyzers/html_report.h"
 #include "analyzers/profiler.h"
+#include "analyzers/render/compare_format.h"
+#include "analyzers/render/format.h"
+#include "analyzers/render/html_report.h"
 #include "analyzers/slowest.h"
 #include "nlohmann/json.hpp"
 #include "tests/analyzers/stream_builder.h"

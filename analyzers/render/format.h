@@ -1,12 +1,13 @@
 // Printing a Report or a Request: the text breakdown, the stable JSON shapes
 // of DESIGN.md ("reqcost.report/2" and the per-request jsonl lines), and a
 // one-line text form of a request. Pure: values in, strings/json out.
-#ifndef REQCOST_ANALYZERS_FORMAT_H_
-#define REQCOST_ANALYZERS_FORMAT_H_
+#ifndef REQCOST_ANALYZERS_RENDER_FORMAT_H_
+#define REQCOST_ANALYZERS_RENDER_FORMAT_H_
 
 #include <cstdint>
 #include <string>
 
+#include "analyzers/duration.h"  // FormatDuration, for every renderer
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "nlohmann/json.hpp"
@@ -14,9 +15,6 @@
 namespace reqcost::analyzers {
 
 inline constexpr char kReportSchema[] = "reqcost.report/2";
-
-// "812 us", "1.234 ms", "2.500 s": a duration for people.
-std::string FormatDuration(double us);
 
 // The text breakdown: header (processes, requests, drops, backend timing),
 // the phase table, the average per-request timeline in strace-blog form,
@@ -40,4 +38,4 @@ std::string FormatRequestLine(const Request& request);
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_FORMAT_H_
+#endif  // REQCOST_ANALYZERS_RENDER_FORMAT_H_

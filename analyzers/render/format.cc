@@ -1,4 +1,4 @@
-#include "analyzers/format.h"
+#include "analyzers/render/format.h"
 
 #include <cstdint>
 #include <optional>
@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "nlohmann/json.hpp"
@@ -33,12 +34,11 @@ json PhaseToJson(const std::optional<PhaseSummary>& p) {
 }
 
 json PhasesToJson(const PhaseSet& set) {
-  return json{{"total", PhaseToJson(set.total)},
-              {"server", PhaseToJson(set.server)},
-              {"transport", PhaseToJson(set.transport)},
-              {"backend", PhaseToJson(set.backend)},
-              {"queue", PhaseToJson(set.queue)},
-              {"tls", PhaseToJson(set.tls)}};
+  json out = json::object();
+  for (Phase phase : kPhases) {
+    out[PhaseName(phase)] = PhaseToJson(set.Of(phase));
+  }
+  return out;
 }
 
 json AnomaliesToJson(const Anomalies& a) {
@@ -101,22 +101,15 @@ std::string PhaseTable(const PhaseSet& set) {
   std::string out = absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n",
                                     "phase", "mean", "p50", "p90", "p99",
                                     "max");
-  out += PhaseRow("total", set.total);
-  out += PhaseRow("server", set.server);
-  out += PhaseRow("transport", set.transport);
-  out += PhaseRow("backend", set.backend);
-  out += PhaseRow("queue", set.queue);
-  if (set.tls.has_value()) out += PhaseRow("tls", set.tls);
+  for (Phase phase : kPhases) {
+    // tls only where known; the others always, "-" without data.
+    if (phase == Phase::kTls && !set.tls.has_value()) continue;
+    out += PhaseRow(PhaseName(phase), set.Of(phase));
+  }
   return out;
 }
 
 }  // namespace
-
-std::string FormatDuration(double us) {
-  if (us < 1000.0) return absl::StrFormat("%.1f us", us);
-  if (us < 1e6) return absl::StrFormat("%.3f ms", us / 1e3);
-  return absl::StrFormat("%.3f s", us / 1e6);
-}
 
 std::string FormatText(const Report& r) {
   std::string out;
@@ -250,7 +243,7 @@ nlohmann::json RequestToJson(const Request& q) {
                                    : json(nullptr)},
          {"bytes", bytes}});
   }
-  return json{
+  json out{
       {"id", q.id},
       {"pid", q.pid},
       {"client_conn", std::string(ReuseName(q.client_conn))},
@@ -258,12 +251,6 @@ nlohmann::json RequestToJson(const Request& q) {
       {"request_line",
        q.request_line.has_value() ? json(*q.request_line) : json(nullptr)},
       {"start_ns", q.start_ns},
-      {"total_us", NsToUs(q.total_ns)},
-      {"server_us", NsToUs(q.server_ns)},
-      {"transport_us", NsToUs(q.transport_ns)},
-      {"backend_us", NsToUs(q.backend_ns)},
-      {"queue_us", NsToUs(q.queue_ns)},
-      {"tls_us", NsToUs(q.tls_ns)},
       {"span_us", q.complete ? json(WallSpanNs(q) / kNsPerUs) : json(nullptr)},
       {"exchange_offset_us", OffsetUs(q, q.exchange_start_ns)},
       {"exchange_us",
@@ -278,6 +265,10 @@ nlohmann::json RequestToJson(const Request& q) {
       {"complete", q.complete},
       {"syscalls", syscalls},
   };
+  for (Phase phase : kPhases) {
+    out[absl::StrCat(PhaseName(phase), "_us")] = NsToUs(PhaseNs(q, phase));
+  }
+  return out;
 }
 
 std::string FormatRequestLine(const Request& q) {

@@ -2,8 +2,8 @@
 // format that Perfetto and chrome://tracing open): a track per process and
 // thread, each request a slice with its phases and syscalls nested inside.
 // Pure: requests in, json out.
-#ifndef REQCOST_ANALYZERS_TRACE_EXPORT_H_
-#define REQCOST_ANALYZERS_TRACE_EXPORT_H_
+#ifndef REQCOST_ANALYZERS_RENDER_TRACE_EXPORT_H_
+#define REQCOST_ANALYZERS_RENDER_TRACE_EXPORT_H_
 
 #include <cstdint>
 #include <vector>
@@ -40,4 +40,4 @@ nlohmann::json ChromeTrace(const std::vector<Request>& requests,
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_TRACE_EXPORT_H_
+#endif  // REQCOST_ANALYZERS_RENDER_TRACE_EXPORT_H_

@@ -11,8 +11,8 @@
 // not a scaled-down picture with unreadable labels). Without JavaScript the
 // page still shows the text output, and every chart has a table with its
 // numbers.
-#ifndef REQCOST_ANALYZERS_HTML_REPORT_H_
-#define REQCOST_ANALYZERS_HTML_REPORT_H_
+#ifndef REQCOST_ANALYZERS_RENDER_HTML_REPORT_H_
+#define REQCOST_ANALYZERS_RENDER_HTML_REPORT_H_
 
 #include <string>
 #include <vector>
@@ -54,4 +54,4 @@ std::string HtmlPage(const std::string& title, const nlohmann::json& data,
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_HTML_REPORT_H_
+#endif  // REQCOST_ANALYZERS_RENDER_HTML_REPORT_H_

@@ -1,4 +1,4 @@
-#include "analyzers/trace_export.h"
+#include "analyzers/render/trace_export.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -92,13 +93,10 @@ json RequestArgs(const Request& r) {
       {"client_conn", std::string(ReuseName(r.client_conn))},
       {"backend_conn", std::string(ReuseName(r.backend_conn))},
       {"complete", r.complete},
-      {"total_us", NsToUs(r.total_ns)},
-      {"server_us", NsToUs(r.server_ns)},
-      {"transport_us", NsToUs(r.transport_ns)},
-      {"backend_us", NsToUs(r.backend_ns)},
-      {"queue_us", NsToUs(r.queue_ns)},
-      {"tls_us", NsToUs(r.tls_ns)},
   };
+  for (Phase phase : kPhases) {
+    args[absl::StrCat(PhaseName(phase), "_us")] = NsToUs(PhaseNs(r, phase));
+  }
   if (r.complete) {
     args["backend_timing"] = std::string(TimingName(r.backend_timing));
   } else {

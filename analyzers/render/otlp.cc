@@ -1,4 +1,4 @@
-#include "analyzers/otlp.h"
+#include "analyzers/render/otlp.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "analyzers/phase.h"
 
 namespace reqcost::analyzers {
 namespace {
@@ -91,15 +92,11 @@ struct SpanWriter {
 };
 
 void AddPhaseAttrs(const SpanSource& s, Attrs* attrs) {
-  const std::pair<const char*, const std::optional<uint64_t>*> phases[] = {
-      {"reqcost.total_us", &s.total_ns},
-      {"reqcost.server_us", &s.server_ns},
-      {"reqcost.transport_us", &s.transport_ns},
-      {"reqcost.backend_us", &s.backend_ns},
-      {"reqcost.queue_us", &s.queue_ns},
-      {"reqcost.tls_us", &s.tls_ns}};
-  for (const auto& [key, value] : phases) {
-    if (value->has_value()) attrs->Us(key, **value);
+  for (Phase phase : kPhases) {
+    const std::optional<uint64_t>& ns = s.PhaseNs(phase);
+    if (ns.has_value()) {
+      attrs->Us(absl::StrCat("reqcost.", PhaseName(phase), "_us"), *ns);
+    }
   }
 }
 
@@ -169,6 +166,18 @@ std::string ClientAttrs(const SpanSource& s) {
 }
 
 }  // namespace
+
+const std::optional<uint64_t>& SpanSource::PhaseNs(Phase phase) const {
+  switch (phase) {
+    case Phase::kTotal: return total_ns;
+    case Phase::kServer: return server_ns;
+    case Phase::kTransport: return transport_ns;
+    case Phase::kBackend: return backend_ns;
+    case Phase::kQueue: return queue_ns;
+    case Phase::kTls: return tls_ns;
+  }
+  return total_ns;
+}
 
 SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
   SpanSource s;

@@ -13,8 +13,8 @@
 //     reply" (backend end .. exchange end), and "queue" (server's connect ..
 //     backend's accept) under "transport request" when known.
 // Incomplete requests have no spans.
-#ifndef REQCOST_ANALYZERS_OTLP_H_
-#define REQCOST_ANALYZERS_OTLP_H_
+#ifndef REQCOST_ANALYZERS_RENDER_OTLP_H_
+#define REQCOST_ANALYZERS_RENDER_OTLP_H_
 
 #include <cstdint>
 #include <map>
@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "analyzers/phase.h"
 #include "analyzers/request.h"
 
 namespace reqcost::analyzers {
@@ -70,6 +71,8 @@ struct SpanSource {
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
+  // The field of `phase`.
+  const std::optional<uint64_t>& PhaseNs(Phase phase) const;
 };
 
 // The 128-bit trace id and 64-bit span ids of one request's spans, derived
@@ -128,4 +131,4 @@ class OtlpBatch {
 
 }  // namespace reqcost::analyzers
 
-#endif  // REQCOST_ANALYZERS_OTLP_H_
+#endif  // REQCOST_ANALYZERS_RENDER_OTLP_H_

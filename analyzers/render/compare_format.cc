@@ -1,0 +1,138 @@
+#include "analyzers/render/compare_format.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "analyzers/compare.h"
+#include "analyzers/duration.h"
+#include "analyzers/render/format.h"
+#include "analyzers/report.h"
+#include "nlohmann/json.hpp"
+
+namespace reqcost::analyzers {
+namespace {
+
+using nlohmann::json;
+
+std::string PhaseCell(const std::optional<PhaseSummary>& p) {
+  if (!p.has_value()) return "-";
+  return absl::StrFormat("%s / %s / %s", FormatDuration(p->mean_us),
+                         FormatDuration(p->p50_us), FormatDuration(p->p99_us));
+}
+
+std::string SyscallCell(const std::optional<SyscallSummary>& s,
+                        double per_request) {
+  if (!s.has_value()) return "-";
+  if (s->timed() == 0) return absl::StrFormat("x%.2f (no durations)", per_request);
+  return absl::StrFormat("x%.2f %s / %s / %s", per_request,
+                         FormatDuration(s->mean_us), FormatDuration(s->p50_us),
+                         FormatDuration(s->p99_us));
+}
+
+json DeltaToJson(const PhaseDelta& p) {
+  return json{{"mean_us", p.mean_us.has_value() ? json(*p.mean_us) : json()},
+              {"pct", p.pct.has_value() ? json(*p.pct) : json()},
+              {"ci95_us", p.ci_low_us.has_value()
+                              ? json::array({*p.ci_low_us, *p.ci_high_us})
+                              : json()},
+              {"clear", p.clear}};
+}
+
+json ClientToJson(const ClientView& v) {
+  json response = nullptr;
+  if (v.response.has_value()) {
+    response = {{"count", v.response->count},
+                {"mean_us", v.response->mean_us},
+                {"p50_us", v.response->p50_us},
+                {"p90_us", v.response->p90_us},
+                {"p99_us", v.response->p99_us},
+                {"max_us", v.response->max_us}};
+  }
+  return json{{"busy_s", v.busy_s},
+              {"rate_per_s", v.rate_per_s},
+              {"in_flight", v.in_flight},
+              {"response", response}};
+}
+
+}  // namespace
+
+std::string FormatComparisonText(const Comparison& c) {
+  std::string out;
+  const int w = 34;
+  absl::StrAppendFormat(&out, "%-22s %-*s %-*s %s\n", "", w, c.a_label, w,
+                        c.b_label, "delta");
+  auto requests = [](const Report& r) {
+    return absl::StrFormat("%d (%d complete)", r.count, r.complete);
+  };
+  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "requests", w,
+                        requests(c.a), w, requests(c.b));
+  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "rate", w,
+                        absl::StrFormat("%.1f/s", c.a.rate_per_s), w,
+                        absl::StrFormat("%.1f/s", c.b.rate_per_s));
+  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "backend timing", w,
+                        c.a.backend_timing, w, c.b.backend_timing);
+  absl::StrAppendFormat(
+      &out,
+      "\nphases (mean / p50 / p99; delta of the means, its 95%% interval, "
+      "~ when not clear):\n");
+  auto delta_cell = [](const PhaseDelta& p) -> std::string {
+    if (!p.mean_us.has_value()) return "-";
+    return absl::StrCat(FormatSigned(*p.mean_us), " (", FormatPct(p.pct), ") ",
+                        FormatInterval(p), p.clear ? "" : " ~");
+  };
+  for (const PhaseDelta& p : c.phases) {
+    absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", p.phase, w,
+                          PhaseCell(p.a), w, PhaseCell(p.b), delta_cell(p));
+  }
+  auto rate = [](const ClientView& v) {
+    return v.rate_per_s > 0 ? absl::StrFormat("%.1f/s (%.2f in flight)",
+                                              v.rate_per_s, v.in_flight)
+                            : std::string("-");
+  };
+  absl::StrAppendFormat(&out, "\nwhat the client saw:\n");
+  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s\n", "rate while busy", w,
+                        rate(c.a.client), w, rate(c.b.client));
+  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", "first byte->last", w,
+                        PhaseCell(c.response.a), w, PhaseCell(c.response.b),
+                        delta_cell(c.response));
+  absl::StrAppendFormat(
+      &out,
+      "\nsyscalls (calls per request x mean / p50 / p99; delta of time per "
+      "request):\n");
+  for (const SyscallDelta& s : c.syscalls) {
+    absl::StrAppendFormat(
+        &out, "  %-20s %-*s %-*s %s\n",
+        absl::StrCat(s.side, " ", s.name, s.peer.empty() ? "" : " ", s.peer), w,
+        SyscallCell(s.a, s.a_count_per_request), w,
+        SyscallCell(s.b, s.b_count_per_request),
+        FormatSigned(s.delta_us_per_request));
+  }
+  absl::StrAppend(&out, "\n", c.verdict, "\n");
+  return out;
+}
+
+nlohmann::json ComparisonClientToJson(const Comparison& c) {
+  return json{{"a", ClientToJson(c.a.client)},
+              {"b", ClientToJson(c.b.client)},
+              {"response_delta", DeltaToJson(c.response)}};
+}
+
+nlohmann::json ComparisonDeltasToJson(const Comparison& c) {
+  json delta = json::object();
+  for (const PhaseDelta& p : c.phases) delta[p.phase] = DeltaToJson(p);
+  return delta;
+}
+
+nlohmann::json ComparisonToJson(const Comparison& c) {
+  return json{{"schema", kCompareSchema},
+              {"threshold_pct", c.threshold_pct},
+              {"a", ReportToJson(c.a)},
+              {"b", ReportToJson(c.b)},
+              {"delta", ComparisonDeltasToJson(c)},
+              {"client", ComparisonClientToJson(c)},
+              {"verdict", c.verdict}};
+}
+
+}  // namespace reqcost::analyzers
