@@ -107,6 +107,7 @@ int RunAttach(const AttachOptions& options) {
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
   topts.syscall_times = options.syscall_times;
+  topts.tls_probes = options.tls_probes;
   topts.verbose = options.verbose;
   if (absl::Status s = collector::ValidateTracerOptions(topts); !s.ok()) {
     return Fail(s);
