@@ -36,6 +36,7 @@ const volatile __u64 targ_hash_key = 0;	/* per-run key for socket ids */
 const volatile bool targ_tls = true;	/* walk the TLS record headers of reads */
 const volatile bool targ_syscall_times = false;	/* data syscalls at enter and exit */
 const volatile __u64 targ_wakeup_bytes = 1024 * 1024;	/* wake the consumer past this backlog */
+const volatile __u32 targ_tls_data_bytes = RC_TLS_DATA_PEEK;	/* plaintext bytes kept per call */
 
 /* tgid -> 1 for every traced process; kept current on fork and exit. */
 struct {
@@ -59,6 +60,16 @@ struct pending {
 	__u16 syscall;		/* enum rc_syscall; 0 once the exit has run */
 	__u8 close_sock;	/* close: fd was a socket, close_id is valid */
 	struct rc_sock_id close_id;	/* close: read at enter */
+	/*
+	 * A TLS library call in progress (uprobe to uretprobe); the socket
+	 * I/O it does meanwhile names its fd.
+	 */
+	__u64 ssl;		/* SSL *; 0: none in progress */
+	__u64 ssl_buf;		/* its plaintext buffer */
+	__u64 ssl_count;	/* _ex: where the library stores the byte count */
+	__u64 ssl_enter_ns;
+	__s32 ssl_fd;		/* socket fd of its I/O, -1: none seen yet */
+	__u16 ssl_op;		/* enum rc_tls_data_op */
 };
 
 struct {
@@ -564,6 +575,8 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	}
 	/* After the socket lookup, so that other fds cost no clock read. */
 	op.exit_ns = bpf_ktime_get_ns();
+	if (p && p->ssl && (is_read(sc) || (sc >= RC_SYS_WRITE && sc <= RC_SYS_SENDMSG)))
+		p->ssl_fd = p->fd;	/* the TLS call in progress uses it */
 	if (p) {
 		op.enter_ns = p->enter_ns;
 		if (task->nvcsw != p->nvcsw)
@@ -636,8 +649,12 @@ static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct op op = { .ret = ret, .flags = RC_F_EXIT_ONLY, .sk = sk };
 	struct pt_regs *regs;
+	struct pending *p;
 
-	if (!sk || !traced_task(task))
+	if (!sk)
+		return 0;
+	p = traced_task(task);
+	if (!p)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	op.sc = io_syscall(regs->orig_ax, recv);
@@ -645,6 +662,8 @@ static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
 		count(RC_CNT_FOREIGN);
 		return 0;
 	}
+	if (p->ssl)
+		p->ssl_fd = (int)regs->di;	/* the TLS call in progress uses it */
 	op.exit_ns = bpf_ktime_get_ns();
 	op.fd = (int)regs->di;
 	op.buf = regs->si;
@@ -664,6 +683,327 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
 	return on_sock_io(sk, ret, flags, false);
+}
+
+/*
+ * Inside TLS: uprobes on OpenSSL's SSL_read, SSL_write and their _ex forms
+ * in the libssl the traced processes map. The entry notes the call in the
+ * thread's storage (traced threads only: the first thing checked); the
+ * socket I/O the call does meanwhile names its fd (on_sock_io, on_exit);
+ * the return emits the plaintext's first bytes and the HTTP/2 frame headers
+ * that begin in it.
+ */
+#define H2_HEADER 9
+#define H2_PREFACE 24		/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
+#define H2_WALK_MAX 32		/* frame headers followed in one call */
+#define MAX_H2_DIRECTIONS 65536	/* connection directions whose frame state is kept */
+
+enum h2_mode {
+	H2_PLAIN = 1,		/* its first bytes were no HTTP/2 preface */
+	H2_FRAMES = 2,		/* HTTP/2: frame boundaries followed */
+	H2_LOST = 3,		/* was, boundaries lost */
+};
+
+struct h2_state {
+	__u32 skip;		/* bytes of the current frame (or preface) still to come */
+	__u8 mode;		/* enum h2_mode */
+	__u8 have;		/* bytes of a header split over calls, in hdr */
+	__u8 hdr[H2_HEADER];
+};
+
+/*
+ * Keyed by the SSL * (a user address, never emitted raw) with its low bit
+ * set for writes; forgotten at SSL_free, LRU for the connections whose
+ * SSL_free is never seen.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_H2_DIRECTIONS);
+	__type(key, __u64);
+	__type(value, struct h2_state);
+} h2_states SEC(".maps");
+
+struct scratch_tls_data {
+	struct rc_tls_data_event e;
+	__u8 slack[2 * RC_PAYLOAD_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_tls_data);
+} scratch_tls SEC(".maps");
+
+static __always_inline bool is_write_op(__u16 op)
+{
+	return op == RC_TLS_DATA_WRITE || op == RC_TLS_DATA_WRITE_EX;
+}
+
+/*
+ * How a direction's first bytes start HTTP/2: 1 the client preface, 2 a
+ * SETTINGS frame on stream 0 (what a server sends first), 0 not at all.
+ */
+static __always_inline int h2_start(const __u8 *h)
+{
+	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+
+	if (h[0] == 'P' && h[1] == 'R' && h[2] == 'I' && h[3] == ' ' &&
+	    h[4] == '*' && h[5] == ' ' && h[6] == 'H' && h[7] == 'T' && h[8] == 'T')
+		return 1;
+	if (h[3] == 4 && !(h[4] & ~1) && !h[5] && !h[6] && !h[7] && !h[8] &&
+	    len % 6 == 0 && len <= 16384)
+		return 2;
+	return 0;
+}
+
+/*
+ * Counts one frame header and keeps it in the record when it bounds a
+ * request (see rc_tls_data_event); returns its payload length.
+ */
+static __always_inline __u32 h2_keep(struct rc_tls_data_event *e, const __u8 *h)
+{
+	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	__u8 i = e->frame_count, type = h[3];
+	struct rc_h2_frame *f;
+
+	e->frames_seen++;
+	if (!(type == 1 || type == 3 || type == 5 || type == 7 || type == 9 ||
+	      ((type == 0 || type == 1) && (h[4] & 1))))
+		return len;
+	if (i >= RC_H2_FRAMES_MAX) {
+		e->flags |= RC_TLS_DATA_MORE;
+		return len;
+	}
+	f = &e->frames[i & (RC_H2_FRAMES_MAX - 1)];
+	f->length = len;
+	f->type = h[3];
+	f->flags = h[4];
+	f->reserved = 0;
+	f->stream_id = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) |
+		       ((__u32)h[7] << 8) | h[8];
+	e->frame_count = i + 1;
+	return len;
+}
+
+/*
+ * Follows the HTTP/2 frames through one call's `n` plaintext bytes at
+ * `base`: notes every frame header that begins in them and carries the rest
+ * of the last frame over to the next call of that direction. A direction
+ * whose first bytes are no HTTP/2 preface is plain and never walked again.
+ * The same scheme as tls_walk, with 9-byte headers.
+ */
+static __always_inline void h2_walk(__u64 key, __u64 base, __u64 n,
+				    struct rc_tls_data_event *e)
+{
+	struct h2_state *st, fresh = {};
+	__u32 off = 0, len;
+	__u8 h[H2_HEADER];
+	int start;
+
+	st = bpf_map_lookup_elem(&h2_states, &key);
+	if (!st) {
+		if (n < H2_HEADER || bpf_probe_read_user(h, H2_HEADER, (void *)base))
+			return;	/* too short to tell: the next call decides */
+		start = h2_start(h);
+		fresh.mode = start ? H2_FRAMES : H2_PLAIN;
+		fresh.skip = start == 1 ? H2_PREFACE : 0;
+		bpf_map_update_elem(&h2_states, &key, &fresh, BPF_ANY);
+		st = bpf_map_lookup_elem(&h2_states, &key);
+		if (!st || !start)
+			return;
+		if (start == 1)
+			e->flags |= RC_TLS_DATA_PREFACE;
+	}
+	if (st->mode == H2_PLAIN)
+		return;
+	e->flags |= RC_TLS_DATA_H2;
+	if (st->mode == H2_LOST) {
+		e->flags |= RC_TLS_DATA_LOST;
+		return;
+	}
+	if (st->have) {
+		/* A header split over calls: complete it, a byte at a time. */
+		__u32 need = H2_HEADER - st->have;
+
+#pragma unroll
+		for (int i = 0; i < H2_HEADER - 1; i++) {
+			__u8 at = st->have;
+
+			if (i >= need || i >= n || at >= H2_HEADER)
+				break;
+			if (bpf_probe_read_user(&st->hdr[at], 1, (void *)(base + i)))
+				goto lost;
+			st->have = at + 1;
+		}
+		if (st->have < H2_HEADER)
+			return;
+		st->have = 0;
+		off = need + h2_keep(e, st->hdr);
+	} else {
+		off = st->skip;
+	}
+	for (int i = 0; i < H2_WALK_MAX; i++) {
+		if (off >= n)
+			break;
+		if (n - off < H2_HEADER) {
+			/* The header goes on in the next call. */
+#pragma unroll
+			for (int j = 0; j < H2_HEADER - 1; j++) {
+				if (j >= n - off)
+					break;
+				if (bpf_probe_read_user(&st->hdr[j], 1, (void *)(base + off + j)))
+					goto lost;
+			}
+			st->have = n - off;
+			off = n;
+			break;
+		}
+		if (bpf_probe_read_user(h, H2_HEADER, (void *)(base + off)))
+			goto lost;
+		len = h2_keep(e, h);
+		if (len > (1 << 24) - 1)
+			goto lost;
+		off += H2_HEADER + len;
+	}
+	if (off < n)
+		goto lost;	/* more frames than followed */
+	st->skip = off - n;
+	return;
+lost:
+	st->mode = H2_LOST;
+	e->flags |= RC_TLS_DATA_LOST;
+}
+
+static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count_at)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pending *p = traced_task(task);
+
+	if (!p)
+		return 0;
+	count(RC_CNT_TLS_CALLS);
+	p->ssl = ssl;
+	p->ssl_buf = buf;
+	p->ssl_count = count_at;
+	p->ssl_op = op;
+	p->ssl_fd = -1;
+	p->ssl_enter_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int tls_exit(int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct scratch_tls_data *s;
+	struct rc_tls_data_event *e;
+	struct pending *p;
+	__u32 zero = 0, want, n = 0;
+	__u64 bytes = 0, ssl, key, *emitted;
+	size_t moved;
+
+	/* Only a traced thread's entry leaves one. */
+	p = bpf_task_storage_get(&pending, task, NULL, 0);
+	if (!p || !p->ssl)
+		return 0;
+	ssl = p->ssl;
+	p->ssl = 0;
+	if (p->ssl_op == RC_TLS_DATA_READ_EX || p->ssl_op == RC_TLS_DATA_WRITE_EX) {
+		/* 1 on success, the count stored where the caller asked. */
+		if (ret == 1 && p->ssl_count &&
+		    !bpf_probe_read_user(&moved, sizeof(moved), (void *)p->ssl_count))
+			bytes = moved;
+	} else if (ret > 0) {
+		bytes = ret;
+	}
+	if (!bytes)
+		return 0;	/* nothing moved (want read, closed, error) */
+	s = bpf_map_lookup_elem(&scratch_tls, &zero);
+	if (!s)
+		return 0;
+	e = &s->e;
+	e->kind = RC_REC_TLS_DATA;
+	e->op = p->ssl_op;
+	e->flags = 0;
+	e->tgid = task->tgid;
+	e->tid = task->pid;
+	e->enter_ns = p->ssl_enter_ns;
+	e->exit_ns = bpf_ktime_get_ns();
+	e->ssl = hash_ptr(ssl);
+	e->bytes = bytes;
+	e->fd = p->ssl_fd;
+	e->frame_count = 0;
+	e->frames_seen = 0;
+	__builtin_memset(e->reserved, 0, sizeof(e->reserved));
+	key = (ssl & ~1ULL) | is_write_op(p->ssl_op);
+	h2_walk(key, p->ssl_buf, bytes, e);
+	want = targ_tls_data_bytes;
+	if (want > bytes)
+		want = bytes;
+	if (want > RC_PAYLOAD_MAX)
+		want = RC_PAYLOAD_MAX;
+	if (want && !bpf_probe_read_user(e->payload, verifier_bound(want), (void *)p->ssl_buf))
+		n = want;
+	e->payload_len = n;
+	e->size = RC_TLS_DATA_EVENT_HEADER_SIZE + n;
+	emitted = emitted_counter();
+	if (bpf_ringbuf_output(&events, e, RC_TLS_DATA_EVENT_HEADER_SIZE + verifier_bound(n),
+			       wakeup_flags(emitted))) {
+		count(RC_CNT_DROPPED);
+		return 0;
+	}
+	if (emitted)
+		*emitted += 1;
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num)
+{
+	return tls_enter(RC_TLS_DATA_READ, (__u64)ssl, (__u64)buf, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+	return tls_enter(RC_TLS_DATA_READ_EX, (__u64)ssl, (__u64)buf, (__u64)readbytes);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return tls_enter(RC_TLS_DATA_WRITE, (__u64)ssl, (__u64)buf, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return tls_enter(RC_TLS_DATA_WRITE_EX, (__u64)ssl, (__u64)buf, (__u64)written);
+}
+
+/*
+ * One return program serves all four: the entry noted which call it was.
+ * They all return an int: the upper half of the register is not theirs.
+ */
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_exit, long ret)
+{
+	return tls_exit((int)ret);
+}
+
+/* A freed SSL's address may come back for another connection. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void *ssl)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 key = (__u64)ssl & ~1ULL;
+
+	if (!bpf_task_storage_get(&pending, task, NULL, 0) && !is_traced(task->tgid))
+		return 0;
+	bpf_map_delete_elem(&h2_states, &key);
+	key |= 1;
+	bpf_map_delete_elem(&h2_states, &key);
+	return 0;
 }
 
 static __always_inline void emit_process(__u16 op, struct task_struct *task,

@@ -11,11 +11,14 @@
 #define RC_COMM_LEN 16
 #define RC_ADDR_LEN 16		/* IPv6; IPv4 uses the first 4 bytes */
 #define RC_TLS_MAX 4		/* TLS record headers kept per read */
+#define RC_H2_FRAMES_MAX 16	/* HTTP/2 frame headers kept per TLS read or write */
+#define RC_TLS_DATA_PEEK 9	/* plaintext bytes always kept: one HTTP/2 frame header */
 
 /* Every record starts with kind and size (bytes, payload included). */
 enum rc_record_kind {
 	RC_REC_SYSCALL = 1,
 	RC_REC_PROCESS = 2,
+	RC_REC_TLS_DATA = 3,
 };
 
 /* The syscalls that are traced; values are stable (capture files keep them). */
@@ -71,6 +74,27 @@ enum rc_tls_flags {
 	RC_TLS_LOST = 4,	/* record boundaries lost (implausible header) */
 };
 
+/* rc_tls_data_event.op: which TLS library call moved the plaintext. */
+enum rc_tls_data_op {
+	RC_TLS_DATA_READ = 1,	/* SSL_read */
+	RC_TLS_DATA_READ_EX = 2,	/* SSL_read_ex */
+	RC_TLS_DATA_WRITE = 3,	/* SSL_write */
+	RC_TLS_DATA_WRITE_EX = 4,	/* SSL_write_ex */
+};
+
+/* rc_tls_data_event.flags */
+enum rc_tls_data_flags {
+	/*
+	 * This direction of the connection carries HTTP/2 frames: its first
+	 * bytes seen were the client connection preface or a SETTINGS frame
+	 * (the server's preface). Frame headers are followed from call to call.
+	 */
+	RC_TLS_DATA_H2 = 1,
+	RC_TLS_DATA_PREFACE = 2,	/* this call began with the client preface */
+	RC_TLS_DATA_MORE = 4,	/* more frames to keep than RC_H2_FRAMES_MAX began here */
+	RC_TLS_DATA_LOST = 8,	/* frame boundaries lost (implausible header) */
+};
+
 enum rc_process_op {
 	RC_PROC_FORK = 1,	/* a traced process created a new process */
 	RC_PROC_EXEC = 2,	/* a traced process executed a new program */
@@ -85,7 +109,8 @@ enum rc_counter {
 	RC_CNT_ENTER_LOST = 3,	/* enters not stored: no per-thread storage could be allocated */
 	RC_CNT_FOREIGN = 4,	/* socket I/O of a traced process outside a known syscall
 				 * (io_uring, splice, ...): not emitted */
-	RC_CNT_MAX = 5,
+	RC_CNT_TLS_CALLS = 5,	/* TLS library calls of traced processes (uprobe entries) */
+	RC_CNT_MAX = 6,
 };
 
 /*
@@ -152,5 +177,46 @@ struct rc_process_event {
 	__u64 start_ns;		/* the process's start time, since boot */
 	char comm[RC_COMM_LEN];
 };
+
+/* One HTTP/2 frame header (9 bytes on the wire), decoded. */
+struct rc_h2_frame {
+	__u32 length;		/* payload bytes */
+	__u32 stream_id;	/* reserved bit cleared */
+	__u8 type;
+	__u8 flags;
+	__u16 reserved;
+};
+
+/*
+ * Plaintext that a TLS library call of a traced process moved (OpenSSL's
+ * SSL_read, SSL_write and their _ex forms, seen by uprobes), emitted at the
+ * call's return when it moved bytes. The frames are the HTTP/2 frame headers
+ * that begin in these bytes and bound requests (HEADERS, CONTINUATION,
+ * PUSH_PROMISE, RST_STREAM, GOAWAY and any frame with END_STREAM; DATA,
+ * WINDOW_UPDATE, PING, SETTINGS and PRIORITY are followed but only counted),
+ * followed across calls in the kernel; the payload is the first bytes, at
+ * least RC_TLS_DATA_PEEK of them.
+ */
+struct rc_tls_data_event {
+	__u16 kind;		/* RC_REC_TLS_DATA */
+	__u16 size;		/* sizeof header + payload_len */
+	__u16 op;		/* enum rc_tls_data_op */
+	__u16 flags;		/* enum rc_tls_data_flags */
+	__u32 tgid;
+	__u32 tid;
+	__u64 enter_ns;		/* CLOCK_MONOTONIC */
+	__u64 exit_ns;
+	__u64 ssl;		/* the SSL * hashed with the per-run key */
+	__s64 bytes;		/* plaintext bytes moved (> 0) */
+	__s32 fd;		/* the socket the call read or wrote, -1: none seen */
+	__u32 payload_len;	/* bytes of payload that follow */
+	__u16 frames_seen;	/* frame headers that began in these bytes */
+	__u8 frame_count;	/* of them, the ones kept below */
+	__u8 reserved[5];
+	struct rc_h2_frame frames[RC_H2_FRAMES_MAX];
+	__u8 payload[RC_PAYLOAD_MAX];
+};
+
+#define RC_TLS_DATA_EVENT_HEADER_SIZE 256 /* offsetof(struct rc_tls_data_event, payload) */
 
 #endif /* __REQCOST_H */

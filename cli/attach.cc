@@ -102,6 +102,7 @@ absl::Status RunAttach(const AttachOptions& options) {
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
   topts.syscall_times = options.syscall_times;
+  topts.tls_probes = options.tls_probes;
   topts.verbose = options.verbose;
   RETURN_IF_ERROR(collector::ValidateTracerOptions(topts));
 

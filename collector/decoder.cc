@@ -27,6 +27,14 @@ static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
 static_assert(RC_TLS_ON == TlsRecords::kOn && RC_TLS_MORE == TlsRecords::kMore &&
               RC_TLS_LOST == TlsRecords::kLost);
 static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
+static_assert(offsetof(rc_tls_data_event, payload) ==
+              RC_TLS_DATA_EVENT_HEADER_SIZE);
+static_assert(sizeof(rc_h2_frame) == 12);
+static_assert(RC_H2_FRAMES_MAX == TlsDataEvent::kMaxFrames);
+static_assert(RC_TLS_DATA_H2 == TlsDataEvent::kH2 &&
+              RC_TLS_DATA_PREFACE == TlsDataEvent::kPreface &&
+              RC_TLS_DATA_MORE == TlsDataEvent::kMoreFrames &&
+              RC_TLS_DATA_LOST == TlsDataEvent::kFramesLost);
 
 struct RecordPrefix {
   __u16 kind;
@@ -114,10 +122,63 @@ absl::Status DecodeProcess(const void* data, size_t len, ProcessEvent* out) {
   return absl::OkStatus();
 }
 
+absl::Status DecodeTlsData(const void* data, size_t len, TlsDataEvent* out) {
+  if (len < RC_TLS_DATA_EVENT_HEADER_SIZE) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "TLS data record of %d bytes is shorter than its %d-byte header", len,
+        RC_TLS_DATA_EVENT_HEADER_SIZE));
+  }
+  rc_tls_data_event e;
+  std::memcpy(&e, data, RC_TLS_DATA_EVENT_HEADER_SIZE);
+  if (e.payload_len > RC_PAYLOAD_MAX ||
+      len != RC_TLS_DATA_EVENT_HEADER_SIZE + e.payload_len) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "TLS data record of %d bytes declares a payload of %d bytes", len,
+        e.payload_len));
+  }
+  if (e.op < RC_TLS_DATA_READ || e.op > RC_TLS_DATA_WRITE_EX) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("TLS data record with unknown op %d", e.op));
+  }
+  if (e.frame_count > RC_H2_FRAMES_MAX) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "TLS data record with %d frames, at most %d fit", e.frame_count,
+        RC_H2_FRAMES_MAX));
+  }
+  out->op = static_cast<TlsDataEvent::Op>(e.op);
+  out->flags = e.flags;
+  out->tgid = e.tgid;
+  out->tid = e.tid;
+  out->enter_ns = e.enter_ns;
+  out->exit_ns = e.exit_ns;
+  out->ssl = e.ssl;
+  out->bytes = e.bytes;
+  out->fd = e.fd;
+  out->frames_seen = e.frames_seen;
+  out->frames.resize(e.frame_count);
+  for (int i = 0; i < e.frame_count; ++i) {
+    out->frames[i].length = e.frames[i].length;
+    out->frames[i].stream_id = e.frames[i].stream_id;
+    out->frames[i].type = e.frames[i].type;
+    out->frames[i].flags = e.frames[i].flags;
+  }
+  out->payload.assign(
+      static_cast<const char*>(data) + RC_TLS_DATA_EVENT_HEADER_SIZE,
+      e.payload_len);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status DecodeRecord(const void* data, size_t len, RecordKind* kind,
                           SyscallEvent* syscall, ProcessEvent* process) {
+  TlsDataEvent scratch;
+  return DecodeRecord(data, len, kind, syscall, process, &scratch);
+}
+
+absl::Status DecodeRecord(const void* data, size_t len, RecordKind* kind,
+                          SyscallEvent* syscall, ProcessEvent* process,
+                          TlsDataEvent* tls_data) {
   if (len < sizeof(RecordPrefix)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("record of %d bytes is too short for a kind", len));
@@ -135,6 +196,9 @@ absl::Status DecodeRecord(const void* data, size_t len, RecordKind* kind,
     case RC_REC_PROCESS:
       *kind = RecordKind::kProcess;
       return DecodeProcess(data, len, process);
+    case RC_REC_TLS_DATA:
+      *kind = RecordKind::kTlsData;
+      return DecodeTlsData(data, len, tls_data);
     default:
       return absl::InvalidArgumentError(
           absl::StrFormat("record of unknown kind %d", prefix.kind));

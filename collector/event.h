@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 namespace reqcost {
 
@@ -161,6 +162,56 @@ struct SyscallEvent {
   }
 };
 
+// One HTTP/2 frame header seen inside TLS, decoded.
+struct H2FrameHeader {
+  uint32_t length = 0;     // payload bytes
+  uint32_t stream_id = 0;  // reserved bit cleared
+  uint8_t type = 0;
+  uint8_t flags = 0;
+  friend bool operator==(const H2FrameHeader& a, const H2FrameHeader& b) {
+    return std::tie(a.length, a.stream_id, a.type, a.flags) ==
+           std::tie(b.length, b.stream_id, b.type, b.flags);
+  }
+};
+
+// Plaintext that a TLS library call of a traced process moved (OpenSSL's
+// SSL_read / SSL_write and their _ex forms, seen by uprobes), emitted when the
+// call moved bytes. Values equal bpf/reqcost.h's rc_tls_data_event.
+struct TlsDataEvent {
+  enum class Op : uint16_t { kRead = 1, kReadEx = 2, kWrite = 3, kWriteEx = 4 };
+  static constexpr int kMaxFrames = 16;  // frame headers kept per call
+  // This direction carries HTTP/2 frames (its first bytes were the client
+  // preface or a SETTINGS frame): `frames` are the headers that begin here
+  // and bound requests (HEADERS, CONTINUATION, PUSH_PROMISE, RST_STREAM,
+  // GOAWAY, END_STREAM); the others are only counted in `frames_seen`.
+  static constexpr uint16_t kH2 = 1;
+  static constexpr uint16_t kPreface = 2;  // this call began with the preface
+  static constexpr uint16_t kMoreFrames = 4;  // more to keep than kMaxFrames
+  static constexpr uint16_t kFramesLost = 8;  // frame boundaries lost
+
+  Op op = Op::kRead;
+  uint16_t flags = 0;
+  uint32_t tgid = 0;
+  uint32_t tid = 0;
+  uint64_t enter_ns = 0;  // CLOCK_MONOTONIC
+  uint64_t exit_ns = 0;
+  uint64_t ssl = 0;   // the SSL * hashed with the per-run key: the connection
+  int64_t bytes = 0;  // plaintext bytes moved
+  int32_t fd = -1;    // the socket the call read or wrote; -1 none seen
+  uint16_t frames_seen = 0;  // frame headers that began in these bytes
+  std::vector<H2FrameHeader> frames;
+  std::string payload;  // the first bytes: 9, or --payload when larger
+
+  bool is_read() const { return op == Op::kRead || op == Op::kReadEx; }
+  bool h2() const { return (flags & kH2) != 0; }
+  friend bool operator==(const TlsDataEvent& a, const TlsDataEvent& b) {
+    return std::tie(a.op, a.flags, a.tgid, a.tid, a.enter_ns, a.exit_ns, a.ssl,
+                    a.bytes, a.fd, a.frames_seen, a.frames, a.payload) ==
+           std::tie(b.op, b.flags, b.tgid, b.tid, b.enter_ns, b.exit_ns, b.ssl,
+                    b.bytes, b.fd, b.frames_seen, b.frames, b.payload);
+  }
+};
+
 // A change in the traced process set, seen in the kernel.
 struct ProcessEvent {
   enum class Op : uint16_t { kFork = 1, kExec = 2, kExit = 3 };
@@ -199,6 +250,9 @@ struct KernelCounters {
   // Socket I/O of a traced process outside a known syscall (io_uring,
   // splice, ...), not emitted.
   uint64_t foreign = 0;
+  // TLS library calls (SSL_read, SSL_write, ...) of traced processes, each
+  // a uprobe hit at entry and one at return.
+  uint64_t tls_calls = 0;
 };
 
 }  // namespace reqcost

@@ -123,6 +123,7 @@ std::vector<CheckResult> RunSystemChecks() {
   out.push_back(ring);
 
   CheckResult load{"load and attach"};
+  CheckResult tls{"TLS uprobes"};
   if (priv.ok && btf.ok && tracefs.ok && ring.ok) {
     NullSink sink;
     TracerOptions options;
@@ -135,11 +136,31 @@ std::vector<CheckResult> RunSystemChecks() {
                       ? "reqcost's programs loaded, attached and detached"
                       : std::string(tracer.status().message());
     load.fix = "run with --verbose to see libbpf's log";
+    // reqcost maps libssl itself (through libcurl): its own process is the
+    // test subject for the uprobes that see inside TLS.
+    tls.ok = tracer.ok() && (*tracer)->tls_probe_status().ok();
+    if (!tracer.ok()) {
+      tls.detail = "not tried: the programs did not load";
+    } else if (!(*tracer)->tls_probe_status().ok()) {
+      tls.detail = std::string((*tracer)->tls_probe_status().message());
+    } else if ((*tracer)->tls_libraries().empty()) {
+      tls.detail = "not tried: reqcost itself maps no libssl";
+    } else {
+      tls.detail = absl::StrCat(
+          "uprobes on SSL_read/SSL_write attached to ",
+          absl::StrJoin((*tracer)->tls_libraries(), ", "));
+    }
+    tls.fix =
+        "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "
+        "HTTPS request lines); attach with --no-tls-probes to do without";
   } else {
     load.detail = "not tried: an earlier check failed";
     load.fix = "fix the checks above first";
+    tls.detail = "not tried: an earlier check failed";
+    tls.fix = "fix the checks above first";
   }
   out.push_back(load);
+  out.push_back(tls);
   return out;
 }
 

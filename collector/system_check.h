@@ -16,7 +16,8 @@ struct CheckResult {
 
 // Runs every check in order: privileges, BTF, tracefs (mounted when absent
 // and allowed), the tracepoints reqcost attaches to, ring buffer support,
-// and finally a real load and attach of reqcost's programs.
+// a real load and attach of reqcost's programs, and the TLS uprobes on the
+// libssl reqcost itself maps.
 std::vector<CheckResult> RunSystemChecks();
 
 }  // namespace reqcost::collector

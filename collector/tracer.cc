@@ -4,13 +4,18 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -93,6 +98,10 @@ void Tracer::RingDeleter::operator()(ring_buffer* rb) const {
   ring_buffer__free(rb);
 }
 
+void Tracer::LinkDeleter::operator()(bpf_link* link) const {
+  bpf_link__destroy(link);
+}
+
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     const TracerOptions& options, EventSink* sink) {
   RETURN_IF_ERROR(ValidateTracerOptions(options));
@@ -128,6 +137,14 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   skel->rodata->targ_payload = options.payload_bytes;
   skel->rodata->targ_tls = options.tls;
   skel->rodata->targ_syscall_times = options.syscall_times;
+  skel->rodata->targ_tls_data_bytes =
+      std::max<uint32_t>(RC_TLS_DATA_PEEK, options.payload_bytes);
+  for (bpf_program* prog :
+       {skel->progs.ssl_read_enter, skel->progs.ssl_read_ex_enter,
+        skel->progs.ssl_write_enter, skel->progs.ssl_write_ex_enter,
+        skel->progs.ssl_exit, skel->progs.ssl_free_enter}) {
+    bpf_program__set_autoload(prog, options.tls_probes);
+  }
   // Wake the consumer once an eighth of the ring is filled: large batches
   // (a wake-up is a context switch and a cold cache), and seven eighths of
   // headroom for the time it takes to be scheduled.
@@ -172,6 +189,9 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     }
   }
 
+  tracer->tls_probes_ = options.tls_probes;
+  if (options.tls_probes) tracer->AttachTlsProbes();
+
   tracer->ring_.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                        &Tracer::OnRecord, tracer.get(),
                                        nullptr));
@@ -182,24 +202,102 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
 
 Tracer::~Tracer() {
   ring_.reset();
+  links_.clear();
   skel_.reset();
+}
+
+void Tracer::AttachTlsProbes() {
+  for (const ProcessInfo& info : processes_) AttachTlsProbesTo(info.pid);
+}
+
+void Tracer::AttachTlsProbesTo(uint32_t pid) {
+  // Attached per process, not to the library file for every process: a
+  // uprobe traps in every process that maps the file, and TLS clients on
+  // the same machine (curl, h2load, ...) would pay a trap per call for
+  // nothing. A child forked later is attached when its fork is seen (its
+  // calls before that are missed).
+  if (!tls_pids_.insert(pid).second) return;
+  std::set<std::pair<uint64_t, uint64_t>> seen;  // (dev, inode) in this process
+  reqcost_bpf* skel = skel_.get();
+  std::ifstream maps(absl::StrFormat("/proc/%d/maps", pid));
+  std::string line;
+  while (std::getline(maps, line)) {
+    size_t slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    std::string path = line.substr(slash);
+    size_t base = path.rfind('/');
+    if (path.compare(base + 1, 9, "libssl.so") != 0) continue;
+    // Through the process's own root: right in another mount namespace.
+    std::string at = absl::StrFormat("/proc/%d/root%s", pid, path);
+    struct stat st;
+    if (stat(at.c_str(), &st) != 0) continue;
+    if (!seen.insert({st.st_dev, st.st_ino}).second) continue;
+    struct Probe {
+      bpf_program* prog;
+      const char* func;
+      bool ret;
+    };
+    const Probe probes[] = {
+        {skel->progs.ssl_read_enter, "SSL_read", false},
+        {skel->progs.ssl_exit, "SSL_read", true},
+        {skel->progs.ssl_read_ex_enter, "SSL_read_ex", false},
+        {skel->progs.ssl_exit, "SSL_read_ex", true},
+        {skel->progs.ssl_write_enter, "SSL_write", false},
+        {skel->progs.ssl_exit, "SSL_write", true},
+        {skel->progs.ssl_write_ex_enter, "SSL_write_ex", false},
+        {skel->progs.ssl_exit, "SSL_write_ex", true},
+        {skel->progs.ssl_free_enter, "SSL_free", false},
+    };
+    bool ok = true;
+    for (const Probe& p : probes) {
+      bpf_uprobe_opts opts{};
+      opts.sz = sizeof(opts);
+      opts.retprobe = p.ret;
+      opts.func_name = p.func;
+      bpf_link* link = bpf_program__attach_uprobe_opts(
+          p.prog, static_cast<pid_t>(pid), at.c_str(), 0, &opts);
+      if (link == nullptr) {
+        int err = errno;
+        if (err == ESRCH) return;  // gone meanwhile: nothing to see
+        tls_probe_status_ = absl::ErrnoToStatus(
+            err, absl::StrFormat("uprobe on %s in %s", p.func, path));
+        ok = false;
+        break;
+      }
+      links_.emplace_back(link);
+    }
+    if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
+                  tls_libraries_.end()) {
+      tls_libraries_.push_back(path);
+    }
+  }
 }
 
 int Tracer::OnRecord(void* ctx, void* data, size_t len) {
   auto* self = static_cast<Tracer*>(ctx);
   RecordKind kind;
-  if (!DecodeRecord(data, len, &kind, &self->syscall_, &self->process_).ok()) {
+  if (!DecodeRecord(data, len, &kind, &self->syscall_, &self->process_,
+                    &self->tls_data_)
+           .ok()) {
     ++self->decode_errors_;
     return 0;
   }
   // A drop that happened before this record must be known before the record
   // is: the profiler may finalize requests as soon as it sees later events.
-  uint64_t at = kind == RecordKind::kSyscall ? self->syscall_.exit_ns
-                                             : self->process_.ts_ns;
+  uint64_t at = kind == RecordKind::kSyscall   ? self->syscall_.exit_ns
+                : kind == RecordKind::kTlsData ? self->tls_data_.exit_ns
+                                               : self->process_.ts_ns;
   if (at > self->last_drop_check_ns_) self->CheckDrops();
   if (kind == RecordKind::kSyscall) {
     self->sink_->OnSyscall(self->syscall_);
+  } else if (kind == RecordKind::kTlsData) {
+    self->sink_->OnTlsData(self->tls_data_);
   } else {
+    // A new process of the traced tree: its uprobes (it maps what its
+    // parent mapped).
+    if (self->tls_probes_ && self->process_.op == ProcessEvent::Op::kFork) {
+      self->AttachTlsProbesTo(self->process_.tgid);
+    }
     self->sink_->OnProcess(self->process_);
   }
   return 0;
@@ -271,6 +369,7 @@ KernelCounters Tracer::counters() const {
   out.unpaired = Counter(RC_CNT_UNPAIRED);
   out.enter_lost = Counter(RC_CNT_ENTER_LOST);
   out.foreign = Counter(RC_CNT_FOREIGN);
+  out.tls_calls = Counter(RC_CNT_TLS_CALLS);
   return out;
 }
 

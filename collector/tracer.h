@@ -6,12 +6,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "collector/event.h"
 
+struct bpf_link;
 struct reqcost_bpf;
 struct ring_buffer;
 
@@ -23,6 +26,9 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void OnSyscall(const SyscallEvent& event) = 0;
   virtual void OnProcess(const ProcessEvent& event) = 0;
+  // Plaintext a TLS library call moved (TracerOptions::tls_probes). Ignored
+  // unless a sink asks for it.
+  virtual void OnTlsData(const TlsDataEvent& /*event*/) {}
   // The kernel lost `count` records at some time in [from_ns, to_ns].
   virtual void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) = 0;
 };
@@ -43,6 +49,12 @@ struct TracerOptions {
   bool syscall_times = false;
   // Follow the TLS record headers of stream reads (5 bytes per record).
   bool tls = true;
+  // Uprobes on OpenSSL's SSL_read/SSL_write (and _ex) in every libssl the
+  // traced processes map (at attach, and children when their fork is seen):
+  // the first bytes of each call's plaintext (9, or payload_bytes when
+  // larger) and its HTTP/2 frame headers. A library a process maps only
+  // after attach (dlopen, exec) is not probed.
+  bool tls_probes = true;
   bool verbose = false;        // libbpf's own messages to stderr
 };
 
@@ -83,10 +95,23 @@ class Tracer {
   // Records the decoder refused (a kernel/user mismatch: never expected).
   uint64_t decode_errors() const { return decode_errors_; }
 
+  // The TLS libraries whose SSL_read/SSL_write the uprobes are attached to
+  // (paths as the first traced process that maps each one sees them).
+  const std::vector<std::string>& tls_libraries() const {
+    return tls_libraries_;
+  }
+  // Why a library found could not be probed (OK when every one was, or
+  // tls_probes is off).
+  const absl::Status& tls_probe_status() const { return tls_probe_status_; }
+
  private:
   Tracer(EventSink* sink) : sink_(sink) {}
   static int OnRecord(void* ctx, void* data, size_t len);
   void CheckDrops();
+  // Attaches the TLS uprobes to every libssl the traced processes map.
+  void AttachTlsProbes();
+  // The same for one process (once per PID).
+  void AttachTlsProbesTo(uint32_t pid);
   // One kernel counter (enum rc_counter), summed over CPUs.
   uint64_t Counter(uint32_t index) const;
 
@@ -96,13 +121,22 @@ class Tracer {
   struct RingDeleter {
     void operator()(ring_buffer* rb) const;
   };
+  struct LinkDeleter {
+    void operator()(bpf_link* link) const;
+  };
 
   EventSink* sink_;
   std::unique_ptr<reqcost_bpf, SkeletonDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  bool tls_probes_ = false;
+  std::set<uint32_t> tls_pids_;  // processes whose libssl was looked for
+  std::vector<std::string> tls_libraries_;
+  absl::Status tls_probe_status_;
   std::vector<ProcessInfo> processes_;
   SyscallEvent syscall_;  // reused: no allocation per record
   ProcessEvent process_;
+  TlsDataEvent tls_data_;
   uint64_t decode_errors_ = 0;
   uint64_t dropped_seen_ = 0;
   uint64_t last_drop_check_ns_ = 0;

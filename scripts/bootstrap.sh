@@ -16,6 +16,9 @@ PACKAGES=(
   openssl
   # the HTTP/2 test drives nginx with curl --http2 (Debian's curl has nghttp2)
   curl
+  # the TLS probe tests and their cost figures load nginx over HTTP/2 with
+  # h2load
+  nghttp2-client
   # the --html tests render the page in a real headless browser and decode
   # its PNG screenshots with zlib (issue 15)
   chromium-headless-shell zlib1g-dev

@@ -5,7 +5,8 @@
 # non-zero on a build failure or on any finding (crash, sanitizer report,
 # timeout, out-of-memory); the input that caused it is kept under
 # build-fuzz/findings/ and named in the output. The corpus grows across runs
-# in build-fuzz/corpus/<target>/.
+# in build-fuzz/corpus/<target>/; tests/fuzz/corpus/<target>/, when present,
+# holds committed seeds.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${REQCOST_FUZZ_BUILD_DIR:-$root/build-fuzz}"
@@ -46,8 +47,11 @@ for t in "${targets[@]}"; do
         -print_final_stats=1 -artifact_prefix="$build/findings/$t-")
   dict="$root/tests/fuzz/${t%_fuzz}.dict"
   [ -f "$dict" ] && args+=(-dict="$dict")
+  # Committed seeds (hand-built inputs) are read, never written.
+  seeds=()
+  [ -d "$root/tests/fuzz/corpus/$t" ] && seeds=("$root/tests/fuzz/corpus/$t")
   echo "fuzz.sh: running $t for ${seconds}s"
-  "$build/tests/fuzz/$t" "${args[@]}" "$corpus" >"$build/$t.log" 2>&1 &
+  "$build/tests/fuzz/$t" "${args[@]}" "$corpus" "${seeds[@]}" >"$build/$t.log" 2>&1 &
   pids+=($!)
   # No more runs at once than cores.
   while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 1; done

@@ -284,6 +284,107 @@ TEST(DecoderTest, RefusesProcessRecordOfWrongSize) {
   EXPECT_THAT(Decode(bytes, &d).message(), HasSubstr("expected 48"));
 }
 
+// A TLS data record carrying `frames` HTTP/2 frame headers and `payload`.
+std::vector<uint8_t> TlsDataRecord(
+    const std::string& payload, int frames,
+    const std::function<void(rc_tls_data_event&)>& edit = nullptr) {
+  rc_tls_data_event e{};
+  e.kind = RC_REC_TLS_DATA;
+  e.size = RC_TLS_DATA_EVENT_HEADER_SIZE + payload.size();
+  e.op = RC_TLS_DATA_READ;
+  e.flags = RC_TLS_DATA_H2 | RC_TLS_DATA_PREFACE;
+  e.tgid = 200;
+  e.tid = 201;
+  e.enter_ns = 1000;
+  e.exit_ns = 3000;
+  e.ssl = 0x5151;
+  e.bytes = 4096;
+  e.fd = 12;
+  e.payload_len = payload.size();
+  e.frame_count = frames;
+  e.frames_seen = frames + 2;
+  for (int i = 0; i < frames && i < RC_H2_FRAMES_MAX; ++i) {
+    e.frames[i].length = 10 + i;
+    e.frames[i].stream_id = 2 * i + 1;
+    e.frames[i].type = 1;
+    e.frames[i].flags = 5;
+  }
+  std::memcpy(e.payload, payload.data(), payload.size());
+  if (edit) edit(e);
+  std::vector<uint8_t> out(RC_TLS_DATA_EVENT_HEADER_SIZE + payload.size());
+  std::memcpy(out.data(), &e, out.size());
+  return out;
+}
+
+TEST(DecoderTest, TlsDataRecordDecodesFramesAndPayload) {
+  static_assert(RC_TLS_DATA_EVENT_HEADER_SIZE == 256);
+  std::vector<uint8_t> bytes = TlsDataRecord("PRI * HTT", 3);
+  RecordKind kind;
+  SyscallEvent syscall;
+  ProcessEvent process;
+  TlsDataEvent tls;
+  ASSERT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall,
+                           &process, &tls)
+                  .ok());
+  EXPECT_EQ(kind, RecordKind::kTlsData);
+  EXPECT_EQ(tls.op, TlsDataEvent::Op::kRead);
+  EXPECT_TRUE(tls.is_read());
+  EXPECT_TRUE(tls.h2());
+  EXPECT_EQ(tls.flags & TlsDataEvent::kPreface, TlsDataEvent::kPreface);
+  EXPECT_EQ(tls.tgid, 200u);
+  EXPECT_EQ(tls.tid, 201u);
+  EXPECT_EQ(tls.enter_ns, 1000u);
+  EXPECT_EQ(tls.exit_ns, 3000u);
+  EXPECT_EQ(tls.ssl, 0x5151u);
+  EXPECT_EQ(tls.bytes, 4096);
+  EXPECT_EQ(tls.fd, 12);
+  EXPECT_EQ(tls.frames_seen, 5);
+  EXPECT_EQ(tls.payload, "PRI * HTT");
+  ASSERT_EQ(tls.frames.size(), 3u);
+  EXPECT_EQ(tls.frames[2].length, 12u);
+  EXPECT_EQ(tls.frames[2].stream_id, 5u);
+  EXPECT_EQ(tls.frames[2].type, 1);
+  EXPECT_EQ(tls.frames[2].flags, 5);
+  // Fewer frames next time: the reused event holds only the new ones.
+  bytes = TlsDataRecord("", 0);
+  ASSERT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall,
+                           &process, &tls)
+                  .ok());
+  EXPECT_TRUE(tls.frames.empty());
+  EXPECT_TRUE(tls.payload.empty());
+}
+
+TEST(DecoderTest, TlsDataRecordChecksItsLengths) {
+  RecordKind kind;
+  SyscallEvent syscall;
+  ProcessEvent process;
+  TlsDataEvent tls;
+  auto decode = [&](const std::vector<uint8_t>& b) {
+    return DecodeRecord(b.data(), b.size(), &kind, &syscall, &process, &tls);
+  };
+  // Short: the size field agrees, the header does not fit.
+  std::vector<uint8_t> bytes = TlsDataRecord("", 0);
+  bytes.resize(100);
+  bytes[2] = 100;
+  bytes[3] = 0;
+  EXPECT_THAT(decode(bytes).message(), HasSubstr("shorter than its 256-byte"));
+  // A payload length that disagrees with the record's.
+  bytes = TlsDataRecord("abcd", 1, [](rc_tls_data_event& e) { e.payload_len = 9; });
+  EXPECT_THAT(decode(bytes).message(), HasSubstr("payload of 9 bytes"));
+  // More frames than fit.
+  bytes = TlsDataRecord("", 0, [](rc_tls_data_event& e) {
+    e.frame_count = RC_H2_FRAMES_MAX + 1;
+  });
+  EXPECT_THAT(decode(bytes).message(), HasSubstr("17 frames"));
+  // An unknown op.
+  bytes = TlsDataRecord("", 0, [](rc_tls_data_event& e) { e.op = 7; });
+  EXPECT_THAT(decode(bytes).message(), HasSubstr("unknown op 7"));
+  // Callers without a TLS data event still get the kind.
+  bytes = TlsDataRecord("x", 1);
+  EXPECT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall, &process).ok());
+  EXPECT_EQ(kind, RecordKind::kTlsData);
+}
+
 TEST(SyscallNameTest, RoundTripsEveryTracedSyscall) {
   for (uint16_t i = 1; i < kSyscallMax; ++i) {
     auto sc = static_cast<Syscall>(i);
