@@ -130,12 +130,13 @@ TEST(ChromeTraceTest, MeasuredBackendSpanOnTheServerThreadIsTheMeasuredOne) {
   // write exit) is what the nginx-side "backend" slice shows.
   EXPECT_THAT(requests[0].backend_start_ns, Eq(At(160)));
   json trace = ChromeTrace(requests, kProcesses, At(0));
+  std::vector<Slice> backend;
   for (const Slice& s : Slices(trace)) {
-    if (s.pid == kNginx && s.name == "backend") {
-      EXPECT_THAT(s.ts, Eq(160.0));
-      EXPECT_THAT(s.dur, Eq(20010.0));
-    }
+    if (s.pid == kNginx && s.name == "backend") backend.push_back(s);
   }
+  ASSERT_THAT(backend, SizeIs(1));
+  EXPECT_THAT(backend[0].ts, Eq(160.0));
+  EXPECT_THAT(backend[0].dur, Eq(20010.0));
 }
 
 TEST(ChromeTraceTest, ASendStillRunningWhenTheBackendStartsIsCutThere) {
@@ -143,14 +144,12 @@ TEST(ChromeTraceTest, ASendStillRunningWhenTheBackendStartsIsCutThere) {
   json trace =
       ChromeTrace(Requests(MeasuredRequest(/*send_exit=*/170)), kProcesses, At(0));
   EXPECT_THAT(TraceNestingErrors(trace), IsEmpty());
-  bool found = false;
+  std::vector<Slice> sends;
   for (const Slice& s : Slices(trace)) {
-    if (s.pid == kNginx && s.name == "writev" && s.ts == 120.0) {
-      found = true;
-      EXPECT_THAT(s.dur, Eq(40.0));  // [120, 160], not [120, 170]
-    }
+    if (s.pid == kNginx && s.name == "writev" && s.ts == 120.0) sends.push_back(s);
   }
-  EXPECT_TRUE(found);
+  ASSERT_THAT(sends, SizeIs(1));
+  EXPECT_THAT(sends[0].dur, Eq(40.0));  // [120, 160], not [120, 170]
 }
 
 TEST(ChromeTraceTest, OverlappingRequestsOfOneThreadGetExtraTracks) {
@@ -197,12 +196,13 @@ TEST(ChromeTraceTest, IncompleteRequestHasNoPhases) {
   EXPECT_THAT(slices, ElementsAre("100/100 request request #1 0+60",
                                   "100/100 syscall accept4 0+10",
                                   "100/100 syscall read 50+10"));
+  std::vector<json> request_slices;
   for (const json& e : trace["traceEvents"]) {
-    if (e["cat"] == "request") {
-      EXPECT_THAT(e["args"]["complete"], Eq(false));
-      EXPECT_THAT(e["args"]["incomplete_reason"], Eq("still open at end"));
-    }
+    if (e["cat"] == "request") request_slices.push_back(e);
   }
+  ASSERT_THAT(request_slices, SizeIs(1));
+  EXPECT_THAT(request_slices[0]["args"]["complete"], Eq(false));
+  EXPECT_THAT(request_slices[0]["args"]["incomplete_reason"], Eq("still open at end"));
 }
 
 TEST(ChromeTraceTest, RandomInterleavedRequestsAlwaysNest) {

@@ -39,10 +39,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/profiled_run.h"
+#include "tests/support/tolerances.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -67,6 +69,22 @@ constexpr double kTransportRel = 0.05, kTransportAbsUs = 30;
 // read beside it moves a ground truth by its length (docs/accuracy.md has
 // the measured percentiles).
 constexpr double kP95Us = 120;
+
+// The proof that the bounds bite: REQCOST_ACCURACY_SHIFT (read by this test
+// only) moves kShiftUs of every request from one phase of reqcost's output
+// to its neighbour before the comparison, as a bug in the phase split
+// would: "transport_to_server" or "backend_to_transport". The ctest tests
+// accuracy_shift_* run some cases so and require each to fail.
+constexpr double kShiftUs = 10;
+enum class Shift { kNone, kTransportToServer, kBackendToTransport };
+Shift ShiftFromEnv() {
+  const char* v = std::getenv("REQCOST_ACCURACY_SHIFT");
+  if (v == nullptr) return Shift::kNone;
+  if (absl::string_view(v) == "transport_to_server") return Shift::kTransportToServer;
+  if (absl::string_view(v) == "backend_to_transport") return Shift::kBackendToTransport;
+  ADD_FAILURE() << "REQCOST_ACCURACY_SHIFT=" << v << ": unknown shift";
+  return Shift::kNone;
+}
 
 struct AccuracyCase {
   int work_us;      // pre_us and post_us
@@ -397,6 +415,12 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   ASSERT_EQ(code, 0) << run.err();
   json report = json::parse(run.out());
   EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  // reclassified_connections came out 1 in one of four clean runs
+  // (Work0usKeepAliveNewLinks): a connection first taken for a client
+  // connection, then found to be a backend link's side. Not caused by the
+  // scenario on purpose, and not yet explained: named here so the others
+  // stay asserted.
+  ExpectNoAnomaliesExcept(report, {"reclassified_connections"});
   EXPECT_EQ(report["requests"]["complete"], kRequests) << report.dump(2);
 
   // The ground truth: the front server's log in time order, the backends'
@@ -418,6 +442,7 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   std::sort(requests.begin(), requests.end(), [](const json& a, const json& b) {
     return a["start_ns"].get<int64_t>() < b["start_ns"].get<int64_t>();
   });
+  const Shift shift = ShiftFromEnv();
   PhaseErrors server{"server"}, transport{"transport"}, backend{"backend"}, link{"transport+backend"};
   ByLink by_link;
   std::vector<double> backend_reqcost, backend_own, link_us, server_truth, transport_truth;
@@ -437,9 +462,16 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     ASSERT_TRUE(id.has_value() && backend_by_id.count(*id) == 1) << f.uri;
     const double own = backend_by_id[*id].us;
     const double own_slack = backend_by_id[*id].slack_us;
-    const double s = q["server_us"].get<double>();
-    const double t = q["transport_us"].get<double>();
-    const double b = q["backend_us"].get<double>();
+    double s = q["server_us"].get<double>();
+    double t = q["transport_us"].get<double>();
+    double b = q["backend_us"].get<double>();
+    if (shift == Shift::kTransportToServer) {
+      s += kShiftUs;
+      t -= kShiftUs;
+    } else if (shift == Shift::kBackendToTransport) {
+      t += kShiftUs;
+      b -= kShiftUs;
+    }
     EXPECT_EQ(q["backend_timing"], "measured");
     const double server_tol = std::max(kServerRel * f.server_us, kServerAbsUs);
     const double truth_transport = f.link_us - own;
@@ -451,13 +483,23 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     // Every request, no percentile: the ground truth's clock reads lie
     // within its stamped syscalls' time (the slack the front server and
     // the responder log) of reqcost's stamps.
-    EXPECT_LE(std::fabs(s - f.server_us), server_tol + f.server_slack_us)
+    // Each bound: the tolerance capped at the published p99 plus a
+    // margin, plus the slack capped (tests/support/tolerances.h).
+    namespace tol = tolerances;
+    EXPECT_LE(std::fabs(s - f.server_us), tol::PerRequestUs(server_tol, tol::kServerP99Us) +
+                                              tol::CappedSlackUs(f.server_slack_us))
         << "id " << *id << ": front server says " << f.server_us;
-    EXPECT_LE(std::fabs(t + b - f.link_us), transport_tol + f.link_slack_us)
+    EXPECT_LE(std::fabs(t + b - f.link_us), tol::PerRequestUs(transport_tol, tol::kLinkP99Us) +
+                                                tol::CappedSlackUs(f.link_slack_us))
         << "id " << *id << ": front server's link " << f.link_us;
-    EXPECT_LE(std::fabs(t - truth_transport), transport_tol + f.link_slack_us + own_slack)
+    EXPECT_LE(std::fabs(t - truth_transport),
+              tol::PerRequestUs(transport_tol, tol::kTransportP99Us) +
+                  tol::CappedSlackUs(f.link_slack_us + own_slack))
         << "id " << *id << ": independent transport " << truth_transport;
-    EXPECT_LE(std::fabs(b - own), std::max(kTransportRel * own, kTransportAbsUs) + own_slack)
+    EXPECT_LE(std::fabs(b - own),
+              tol::PerRequestUs(std::max(kTransportRel * own, kTransportAbsUs),
+                                tol::kBackendP99Us) +
+                  tol::CappedSlackUs(own_slack))
         << "id " << *id << ": backend's own " << own;
     const int be = *id % 2;
     by_link.server[be].push_back(s);
@@ -477,9 +519,26 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   ExpectPercentiles(transport, kTransportRel * Median(transport_truth), kTransportAbsUs);
   ExpectPercentiles(link, kTransportRel * Median(link_us), kTransportAbsUs);
   ExpectPercentiles(backend, kTransportRel * Median(backend_own), kTransportAbsUs);
+  // The bias: each phase's signed median error within a few µs of zero
+  // (plus, on new links, their one-signed offset: tests/support/tolerances.h).
+  auto expect_bias = [&](const PhaseErrors& e, int offset_sign) {
+    const tolerances::BiasRange r = tolerances::AllowedBias(offset_sign, !c.kept_links);
+    const double bias = Median(e.err_us);
+    EXPECT_GE(bias, r.low) << e.phase << " bias";
+    EXPECT_LE(bias, r.high) << e.phase << " bias";
+  };
+  expect_bias(server, +1);
+  expect_bias(transport, -1);
+  expect_bias(link, -1);
+  EXPECT_LE(std::fabs(Median(backend.err_us)), tolerances::kBackendBiasUs) << "backend bias";
   // The backend against its own log, as in every breakdown test.
   EXPECT_NEAR(Mean(backend_reqcost), Mean(backend_own), Mean(backend_own) * kMeasuredTolerance);
   ExpectLinkTypeDifferences(by_link);
+  if (shift != Shift::kNone) {
+    // What the accuracy_shift_* ctest tests look for: every case must fail.
+    std::printf("[ shift ] %s: %s\n", name.c_str(),
+                ::testing::Test::HasFailure() ? "bounds failed" : "BOUNDS PASSED");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -3,7 +3,10 @@
 #ifndef REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
 #define REQCOST_TESTS_INTEGRATION_BREAKDOWN_EXPECT_H_
 
+#include <cstdint>
 #include <cstdio>
+#include <iterator>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,13 +41,52 @@ inline double Mean(const std::vector<double>& v) {
   return v.empty() ? 0 : sum / v.size();
 }
 
+// Every counter of report["anomalies"] is zero except those named in
+// `expected`: the counters the test's scenario causes on purpose (each test
+// names its own, with why). The counters themselves must all be there, so a
+// renamed or missing one fails instead of passing unchecked.
+inline void ExpectNoAnomaliesExcept(const json& report,
+                                    const std::set<std::string>& expected = {}) {
+  static const char* const kCounters[] = {
+      "late_events",          "clamped_phases",           "unattributed_exchanges",
+      "unmatched_backend_work", "ignored_connections",    "reclassified_connections",
+      "stray_events",         "side_calls_outside_requests", "merged_requests"};
+  ASSERT_TRUE(report.contains("anomalies")) << "no anomalies in the report";
+  const json& a = report["anomalies"];
+  for (const char* name : kCounters) {
+    ASSERT_TRUE(a.contains(name) && a[name].is_number_unsigned()) << name << ": " << a.dump();
+    if (expected.count(name) != 0) continue;
+    EXPECT_EQ(a[name].get<uint64_t>(), 0u) << "anomalies." << name << " on a clean run: "
+                                           << a.dump();
+  }
+  EXPECT_EQ(a.size(), std::size(kCounters)) << "a counter this check does not know: " << a.dump();
+}
+
+// Counters seen non-zero on clean runs, caused by nothing the tests do on
+// purpose, cause not established; named so that every other counter stays
+// asserted zero. stray_events (events outside any request) came out 1 on
+// one run each of the sample backend over unix, nginx proxy_pass over TCP,
+// the threaded backend, the resolving front and nginx + php-fpm;
+// reclassified_connections (a connection first taken for a client, then
+// found to be a backend's side) 1 on runs of the sample backend with
+// --syscall-times, lighttpd + php-fpm and lighttpd spawning php-cgi. Neither
+// was reliably zero: every breakdown test names both.
+inline const std::set<std::string> kCleanRunAnomalies = {"stray_events",
+                                                         "reclassified_connections"};
+// On php-fpm and php-cgi stacks also unmatched_backend_work (php work that
+// no exchange claims: 1-2, 2 of 4 runs of PhpFpmSleepMatchesPhpFpmClock).
+inline const std::set<std::string> kPhpCleanRunAnomalies = {
+    "stray_events", "reclassified_connections", "unmatched_backend_work"};
+
 // The phases every case checks, against the backend's own mean; prints the
 // "[ accuracy ]" line STACKS.md quotes.
 inline void ExpectBreakdown(const std::string& stack, const json& report,
                      const AbResult& ab, double backend_own_mean_us,
                      const std::string& timing = "measured",
-                     double tolerance = kMeasuredTolerance) {
+                     double tolerance = kMeasuredTolerance,
+                     const std::set<std::string>& expected_anomalies = kCleanRunAnomalies) {
   SCOPED_TRACE(report.dump(2));
+  ExpectNoAnomaliesExcept(report, expected_anomalies);
   EXPECT_EQ(report["schema"], "reqcost.report/2");
   EXPECT_EQ(report["requests"]["complete"], ab.complete);
   EXPECT_EQ(report["capture"]["dropped_events"], 0);

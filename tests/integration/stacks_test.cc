@@ -155,7 +155,8 @@ TEST(StacksTest, NginxPhpFpmTcp) {
   ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx + php-fpm (tcp)", p.report, p.ab,
-                  Mean(DurationsUs(log)));
+                  Mean(DurationsUs(log)),
+                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, PidSet(nginx.WorkerPids()),
              "server");
@@ -236,7 +237,8 @@ TEST_P(NginxKeepConn, RequestsOnAKeptConnectionSplitCorrectly) {
   }
   ASSERT_EQ(own.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx keep_conn + " + KeepConnName(c), p.report, p.ab,
-                  Mean(own));
+                  Mean(own), "measured", kMeasuredTolerance,
+                  c.backend == "php-fpm" ? kPhpCleanRunAnomalies : kCleanRunAnomalies);
   // ab -c 2: nginx opens (at most a few) backend connections and keeps them.
   auto counts = BackendConnCounts(p.report);
   std::printf("[ conns    ] backend_conn new %d, reused %d\n", counts["new"],
@@ -283,7 +285,8 @@ TEST_P(LighttpdPhpFpm, MeasuredBackendMatchesPhpFpmClock) {
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown(absl::StrCat("lighttpd + php-fpm (",
                                GetParam().empty() ? "unix" : "tcp", ")"),
-                  p.report, p.ab, Mean(DurationsUs(log)));
+                  p.report, p.ab, Mean(DurationsUs(log)),
+                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, {lighttpd.pid()}, "server");
   ExpectRole(roles, FpmServingPids(log), "backend");
@@ -356,7 +359,7 @@ TEST(StacksTest, LighttpdSpawningPhpCgiOnePid) {
     serving.insert(e.pid);
   }
   ExpectBreakdown("lighttpd spawning php-cgi (one -p)", p.report, p.ab,
-                  Mean(own));
+                  Mean(own), "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, {lighttpd.pid()}, "server");
   ExpectRole(roles, serving, "backend");
@@ -667,7 +670,8 @@ TEST(StacksTest, RolesDoNotDependOnPidOrder) {
   ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx + php-fpm, PIDs reversed", p.report, p.ab,
-                  Mean(DurationsUs(log)));
+                  Mean(DurationsUs(log)),
+                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, PidSet(nginx.WorkerPids()),
              "server");

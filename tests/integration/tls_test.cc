@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/profiled_run.h"
+#include "tests/support/h2_client.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
 
@@ -119,6 +120,11 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
     }
   } dump{r};
   EXPECT_EQ(r["capture"]["dropped_events"], 0);
+  // The handshake legs, tickets and close_notify belong to requests or the
+  // connection: nothing counted as an anomaly but the two seen on clean
+  // runs of every stack (breakdown_expect.h; reclassified_connections came
+  // out 1 in three of six TLS cases of one run).
+  ExpectNoAnomaliesExcept(r, kCleanRunAnomalies);
   // The handshake legs are not requests: one request per ab request, all
   // complete.
   EXPECT_EQ(r["requests"]["count"], p.ab.complete);
@@ -160,13 +166,11 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
     // ab -k -c 2: one connection per concurrent client.
     EXPECT_LE(tls["count"].get<int>(), kConcurrency);
   }
-  EXPECT_TRUE(tls["mean_us"].is_number()) << tls.dump();
-  if (tls["mean_us"].is_number()) {
-    EXPECT_GT(tls["mean_us"].get<double>(), 0);
-    // The handshake is part of server time, owned by a connection's first
-    // request: never more than the server phase's maximum.
-    EXPECT_LE(tls["mean_us"].get<double>(), phases["server"]["max_us"].get<double>() + 1.0);
-  }
+  ASSERT_TRUE(tls["mean_us"].is_number()) << tls.dump();
+  EXPECT_GT(tls["mean_us"].get<double>(), 0);
+  // The handshake is part of server time, owned by a connection's first
+  // request: never more than the server phase's maximum.
+  EXPECT_LE(tls["mean_us"].get<double>(), phases["server"]["max_us"].get<double>() + 1.0);
 }
 
 // HTTP/2 over TLS (nginx `listen ... ssl http2`, curl --http2 with several
@@ -174,19 +178,20 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
 // requests, so every request it sees on such a connection is incomplete
 // with the reason "HTTP/2 connection: requests not split", never complete.
 //
-// Which records show HTTP/2 depends on an ordering this test cannot fix:
-// usually nginx writes its SETTINGS before any request, or curl's SETTINGS
-// acknowledgement comes in a read of its own; but on a loaded machine nginx
-// may read curl's preface first and the acknowledgement may come with the
-// next request (a limit, docs/definitions.md). So the connection is tried
-// up to kAttempts times, each a new reqcost run and a new curl, and the
-// checks below apply to the first run where no request came out complete;
-// a detection that never works fails them.
+// Which records show HTTP/2 depends on the client's order: curl sends its
+// preface and first request as soon as the handshake ends, and on a loaded
+// machine nginx may read them before it writes its SETTINGS, with curl's
+// acknowledgement coming with the next request; then nothing marks the
+// connection (a limit, docs/definitions.md). That is why this test does not
+// use curl: RunHttp2Requests (tests/support/h2_client.h) waits for nginx's
+// SETTINGS before its preface, so the server-speaks-first sign shows on
+// every run, and one run must detect it. (Its acknowledgement, in a record
+// of its own, may still share nginx's read with the first request: that
+// sign alone is not deterministic, and the test does not rely on it.)
 TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   constexpr int kUrls = 4;
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h2"));
-  ASSERT_OK_AND_ASSIGN(curl, FindBinary("curl"));
   FcgiBackendOptions bopts;
   bopts.workers = 1;
   ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
@@ -196,61 +201,32 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
   nopts.http2 = true;
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
 
-  constexpr int kAttempts = 5;
-  std::string capture;
-  json report;
-  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    capture = dir.File(absl::StrCat("h2-", attempt, ".cap"));
-    ASSERT_OK_AND_ASSIGN(
-        run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
-                                      std::to_string(backend.pid()), "--format", "json", "-o",
-                                      capture}));
-    // One curl, one connection, kUrls requests one after another; -w prints
-    // the protocol, status and new connections of each transfer.
-    std::vector<std::string> argv = {curl, "--http2", "-k", "-s", "--max-time", "20"};
-    for (int i = 0; i < kUrls; ++i) {
-      argv.push_back("-o");
-      argv.push_back("/dev/null");
-      argv.push_back("-w");
-      argv.push_back("h2check %{http_version} %{http_code} %{num_connects}\n");
-      argv.push_back(nginx.Url(absl::StrCat("/fcgi/h2-", attempt, "-", i, "?work_us=5000")));
-    }
-    const std::string curl_out_path = dir.File(absl::StrCat("curl-", attempt, ".out"));
-    const std::string curl_err_path = dir.File(absl::StrCat("curl-", attempt, ".err"));
-    absl::StatusOr<Subprocess> client = Subprocess::Start(argv, curl_out_path, curl_err_path);
-    absl::StatusOr<int> client_status =
-        client.ok() ? client->WaitForExit(absl::Seconds(30)) : client.status();
-    if (client.ok() && !client_status.ok()) (void)client->Stop(absl::Seconds(2));
-    ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
-    ASSERT_EQ(code, 0) << run.err();
-    ASSERT_TRUE(client_status.ok()) << client_status.status();
-    ASSERT_EQ(*client_status, 0) << FileTail(curl_err_path);
-
-    // The load itself: kUrls transfers over HTTP/2, one connection in all.
-    ASSERT_OK_AND_ASSIGN(curl_out, ReadFileToString(curl_out_path));
-    int transfers = 0, connects = 0;
-    for (absl::string_view line : absl::StrSplit(curl_out, '\n', absl::SkipEmpty())) {
-      std::vector<std::string> f = absl::StrSplit(line, ' ');
-      ASSERT_EQ(f.size(), 4u) << line;
-      EXPECT_EQ(f[1], "2") << curl_out;
-      EXPECT_EQ(f[2], "200") << curl_out;
-      ++transfers;
-      connects += std::stoi(f[3]);
-    }
-    ASSERT_EQ(transfers, kUrls) << curl_out;
-    ASSERT_EQ(connects, 1) << curl_out;
-    ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
-    ASSERT_EQ(log.size(), static_cast<size_t>(kUrls * attempt));
-
-    report = json::parse(run.out());
-    std::printf("[ http2 ] attempt %d: %d requests, %d complete\n", attempt,
-                report["requests"]["count"].get<int>(),
-                report["requests"]["complete"].get<int>());
-    if (report["requests"]["complete"] == 0) break;
-  }
+  const std::string capture = dir.File("h2.cap");
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                                    std::to_string(backend.pid()), "--format", "json", "-o",
+                                    capture}));
+  // One connection, kUrls requests one after another.
+  std::vector<std::string> paths;
+  for (int i = 0; i < kUrls; ++i) paths.push_back(absl::StrCat("/fcgi/h2-", i, "?work_us=5000"));
+  absl::StatusOr<std::vector<int>> statuses = RunHttp2Requests(nginx.port(), paths);
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+  ASSERT_TRUE(statuses.ok()) << statuses.status();
+  EXPECT_THAT(*statuses, ::testing::Each(200));
+  ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
+  ASSERT_EQ(log.size(), static_cast<size_t>(kUrls));
+  const json report = json::parse(run.out());
 
   SCOPED_TRACE(report.dump(2));
   EXPECT_EQ(report["capture"]["dropped_events"], 0);
+  // Caused by the scenario: HTTP/2's frames outside a request (nginx's
+  // SETTINGS before any request, WINDOW_UPDATEs and acknowledgements) are
+  // stray events, and the backend exchange of a request on a connection not
+  // split may be attributed to none (seen in one of three runs).
+  // reclassified_connections: as on clean runs of every stack.
+  ExpectNoAnomaliesExcept(report, {"stray_events", "unattributed_exchanges",
+                                   "reclassified_connections"});
   // Something was seen on the connection, and none of it is a complete
   // request.
   EXPECT_GE(report["requests"]["count"].get<int>(), 1);
