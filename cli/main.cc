@@ -40,9 +40,10 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
                "trace read/write/... at enter and exit, so that every "
                "socket read and write has its duration (costs every file "
                "read and write of the traced processes too)");
-  cmd->add_flag_callback("--no-tls-probes", [o] { o->tls_probes = false; },
-                "no uprobes on OpenSSL's SSL_read/SSL_write: nothing is seen "
-                "inside TLS, and TLS calls cost no trap");
+  cmd->add_flag("--tls-probes,!--no-tls-probes", o->tls_probes,
+                "uprobes on OpenSSL's SSL_read/SSL_write (off by default: "
+                "their HTTP/2 frames are not yet split into requests, and "
+                "each TLS call costs a trap of about 10 us)");
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 

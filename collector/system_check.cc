@@ -152,7 +152,7 @@ std::vector<CheckResult> RunSystemChecks() {
     }
     tls.fix =
         "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "
-        "HTTPS request lines); attach with --no-tls-probes to do without";
+        "HTTPS request lines); they are off unless attach is given --tls-probes";
   } else {
     load.detail = "not tried: an earlier check failed";
     load.fix = "fix the checks above first";

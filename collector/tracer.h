@@ -54,7 +54,7 @@ struct TracerOptions {
   // the first bytes of each call's plaintext (9, or payload_bytes when
   // larger) and its HTTP/2 frame headers. A library a process maps only
   // after attach (dlopen, exec) is not probed.
-  bool tls_probes = true;
+  bool tls_probes = false;
   bool verbose = false;        // libbpf's own messages to stderr
 };
 
