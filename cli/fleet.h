@@ -1,4 +1,4 @@
-// The fleet outputs of `attach` and `report` (issue 13): Prometheus metrics
+// The fleet outputs of `attach` and `report`: Prometheus metrics
 // served or written to a textfile, OTLP spans to a file or an endpoint. Hung
 // off a Pipeline as request observers; their I/O runs on their own threads.
 #ifndef REQCOST_CLI_FLEET_H_

@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libfcgi-dev
   # the real stacks the tests, benchmarks and demo profile
   nginx lighttpd php-fpm php-cgi apache2-utils wrk strace
-  # the TLS tests make their self-signed certificate with openssl (issue 12)
+  # the TLS tests make their self-signed certificate with openssl
   openssl
   # the HTTP/2 test drives nginx with curl --http2 (Debian's curl has nghttp2)
   curl
@@ -20,9 +20,9 @@ PACKAGES=(
   # h2load
   nghttp2-client
   # the --html tests render the page in a real headless browser and decode
-  # its PNG screenshots with zlib (issue 15)
+  # its PNG screenshots with zlib
   chromium-headless-shell zlib1g-dev
-  # fleet exporters (issue 13): Prometheus metrics, OTLP over HTTP; the
+  # fleet exporters: Prometheus metrics, OTLP over HTTP; the
   # Prometheus server and promtool check the exposition in the tests
   prometheus-cpp-dev libcurl4-openssl-dev prometheus
   # the OTLP exporter tests serve their receiver over TLS with OpenSSL

@@ -2,7 +2,7 @@
 // which resolve their upstream per request, calls getaddrinfo() on its
 // backend's host name for every request before it talks FastCGI over TCP to
 // the backend (samples/fcgi-backend), then answers the client. It is the
-// fixture for issue 12: the netlink exchange of getaddrinfo (and, with
+// fixture for fronts that resolve names: the netlink exchange of getaddrinfo (and, with
 // --udp-echo / --unix-echo, one UDP and one unix datagram round trip per
 // request) must not be taken for the backend exchange.
 //

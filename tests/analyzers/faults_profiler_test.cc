@@ -1,4 +1,4 @@
-// Issue 6 (d): a PID that the kernel gives to a new process, and an fd that a
+// A PID that the kernel gives to a new process, and an fd that a
 // process reuses for a new connection, never mix two connections' events.
 // These cannot be forced on a live system in a test's time, so they are
 // synthetic streams (tests/analyzers/stream_builder.h) with process events.

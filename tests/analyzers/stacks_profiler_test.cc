@@ -1,4 +1,4 @@
-// Profiler behaviours found on real stacks (issue 7), each reproduced on a
+// Profiler behaviours found on real stacks, each reproduced on a
 // synthetic stream shaped like the capture that showed it.
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-// Issue 16: the split checked per request against clocks reqcost does not
+// The split checked per request against clocks reqcost does not
 // read. samples/front-server logs, from its own CLOCK_MONOTONIC, the server
 // time of each request and its link time |W| (connect or first send to the
 // last reply read); its --responder mode, the FastCGI backend, logs its own

@@ -1,4 +1,4 @@
-// Issue 3's accuracy bar on real processes: real nginx in front of the sample
+// The accuracy bar on real processes: real nginx in front of the sample
 // FastCGI backend and of real php-fpm, loaded by ab with a bounded count,
 // profiled by the reqcost binary; the breakdown is checked against the
 // backend's own clock.

@@ -1,4 +1,4 @@
-// Issue 4 on real processes: nginx in front of php-fpm (hello.php over a
+// compare, --group-by and timeline on real processes: nginx in front of php-fpm (hello.php over a
 // unix socket), recorded by the reqcost binary with and without client
 // keep-alive (ab -k), then compared, grouped and exported as a timeline.
 #include <signal.h>

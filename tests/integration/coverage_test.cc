@@ -1,4 +1,4 @@
-// Issue 16: what the other live tests leave out. IPv6 front and backend,
+// What the other live tests leave out. IPv6 front and backend,
 // static files sent with sendfile, pipelined HTTP/1.1, and shutdown, a close
 // reqcost cannot see and the --events printer on a real socket workload.
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-// Issue 6: faults, bad input and long runs. reqcost keeps working when the
+// Faults, bad input and long runs. reqcost keeps working when the
 // traced stack changes under it (a worker killed and respawned, nginx
 // reloaded, php-fpm spawning children), when the kernel drops events, when
 // it is stopped by a signal and when it is fed a bad capture file; and it

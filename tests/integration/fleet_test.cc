@@ -1,4 +1,4 @@
-// Issue 13: reqcost feeding the tools fleets run. A real Prometheus server
+// reqcost feeding the tools fleets run. A real Prometheus server
 // (Debian's `prometheus`) scrapes `reqcost attach --metrics` every second
 // while ab drives real nginx + php-fpm; the same run writes --metrics-file,
 // --otlp-json and POSTs to an in-test OTLP/HTTP receiver, configured

@@ -1,4 +1,4 @@
-// Issue 15: `report --html` and `compare --html` on captures of real nginx +
+// `report --html` and `compare --html` on captures of real nginx +
 // php-fpm (hello.php over a unix socket), recorded by the reqcost binary with
 // and without client keep-alive, rendered by a real headless browser. The
 // page must carry exactly the JSON `--format json` prints, draw one bar and

@@ -1,4 +1,4 @@
-// Issue 12, front ends that resolve names per request: samples/resolving-front
+// Front ends that resolve names per request: samples/resolving-front
 // calls getaddrinfo("localhost", AI_ADDRCONFIG) for every request (glibc:
 // socket(AF_NETLINK), bind, getsockname, sendto RTM_GETADDR dump, recvmsg x2,
 // two failed connects to nscd's unix stream socket, close) and then talks
@@ -53,7 +53,7 @@ std::string ResolveName(const ResolveCase& c) {
 
 void PrintTo(const ResolveCase& c, std::ostream* os) { *os << ResolveName(c); }
 
-// ASSUMED SHAPE (issue 12, being designed): per-request jsonl syscall
+// ASSUMED SHAPE: per-request jsonl syscall
 // entries and the report's `syscalls` statistics gain "peer": "netlink",
 // "dns", "udp", "unix-dgram", ... (absent or null for client and backend
 // stream sockets). Everything that reads "peer" goes through these two

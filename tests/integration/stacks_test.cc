@@ -1,4 +1,4 @@
-// Issue 7: the stacks people run, profiled without being told which is which.
+// The stacks people run, profiled without being told which is which.
 // Real Debian nginx, lighttpd, php-fpm and php-cgi, and the sample backend in
 // FastCGI and HTTP mode, on unix sockets and TCP, with and without kept
 // backend connections; each loaded by ab (100 requests, concurrency 1-4) and

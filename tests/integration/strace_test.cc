@@ -1,4 +1,4 @@
-// Issue 14: `reqcost import strace` on logs of real strace attached to real
+// `reqcost import strace` on logs of real strace attached to real
 // nginx + php-fpm (a PHP page that sleeps 20 ms) loaded by ab with a bounded
 // count. The import needs no BPF: StraceImportTest runs anywhere strace can
 // attach (root); StraceVersusLiveTest also profiles the stack live and needs

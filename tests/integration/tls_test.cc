@@ -1,11 +1,11 @@
-// Issue 12, TLS front ends: real nginx with `listen ... ssl` (a self-signed
+// TLS front ends: real nginx with `listen ... ssl` (a self-signed
 // P-256 certificate made by openssl in the test's temp dir) in front of the
 // sample FastCGI backend (20 ms of work per request, unix socket), loaded by
 // ab over TLS 1.2 and TLS 1.3, with and without keep-alive, and profiled by
 // the reqcost binary.
 //
 // What nginx 1.22 does on the client socket (strace of a worker, recorded
-// for issue 12; the handshake legs are what reqcost must not take for
+// here; the handshake legs are what reqcost must not take for
 // requests):
 //   accept4; recvfrom(fd, 1, MSG_PEEK) (nginx checks for plain HTTP on the
 //   TLS port); read(16709) = ClientHello; write = ServerHello..Finished
@@ -55,7 +55,7 @@ using ::nlohmann::json;
 constexpr int kWorkUs = 20000;
 constexpr int kRequests = 100;
 constexpr int kConcurrency = 2;
-// Issue 12: the measured backend within 2% of the backend's own clock.
+// The measured backend within 2% of the backend's own clock.
 constexpr double kTlsTolerance = 0.02;
 
 struct TlsCase {

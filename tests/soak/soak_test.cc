@@ -1,4 +1,4 @@
-// Issue 6: a long run. `reqcost attach` on nginx + php-fpm under sustained,
+// A long run. `reqcost attach` on nginx + php-fpm under sustained,
 // bounded load (ab in rounds) for REQCOST_SOAK_SECONDS (default 600): its
 // resident memory stays flat, it holds no more descriptors at the end than
 // after warm-up, and every request ab made is accounted for (complete +
