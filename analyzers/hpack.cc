@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::analyzers {
 namespace {
@@ -164,15 +165,14 @@ absl::StatusOr<std::string> ReadString(std::string_view in, size_t* pos) {
     return absl::InvalidArgumentError("header block ends before a string");
   }
   const bool huffman = (static_cast<uint8_t>(in[*pos]) & 0x80) != 0;
-  absl::StatusOr<uint64_t> length = ReadInteger(in, pos, 7);
-  if (!length.ok()) return length.status();
-  if (*length > in.size() - *pos) {
+  ASSIGN_OR_RETURN(const uint64_t length, ReadInteger(in, pos, 7));
+  if (length > in.size() - *pos) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "string of %d bytes with %d left in the header block", *length,
+        "string of %d bytes with %d left in the header block", length,
         in.size() - *pos));
   }
-  std::string_view bytes = in.substr(*pos, *length);
-  *pos += *length;
+  std::string_view bytes = in.substr(*pos, length);
+  *pos += length;
   if (huffman) return HpackHuffmanDecode(bytes);
   return std::string(bytes);
 }
@@ -274,11 +274,9 @@ absl::Status HpackDecoder::DecodeBlock(std::string_view in,
   while (pos < in.size()) {
     const auto first = static_cast<uint8_t>(in[pos]);
     if (first & 0x80) {  // indexed field
-      absl::StatusOr<uint64_t> index = ReadInteger(in, &pos, 7);
-      if (!index.ok()) return index.status();
-      absl::StatusOr<HeaderField> field = Lookup(*index);
-      if (!field.ok()) return field.status();
-      out->push_back(*std::move(field));
+      ASSIGN_OR_RETURN(const uint64_t index, ReadInteger(in, &pos, 7));
+      ASSIGN_OR_RETURN(HeaderField field, Lookup(index));
+      out->push_back(std::move(field));
       continue;
     }
     if ((first & 0xe0) == 0x20) {  // dynamic table size update
@@ -286,35 +284,29 @@ absl::Status HpackDecoder::DecodeBlock(std::string_view in,
         return absl::InvalidArgumentError(
             "dynamic table size update after a header field");
       }
-      absl::StatusOr<uint64_t> size = ReadInteger(in, &pos, 5);
-      if (!size.ok()) return size.status();
-      if (*size > limit_) {
+      ASSIGN_OR_RETURN(const uint64_t size, ReadInteger(in, &pos, 5));
+      if (size > limit_) {
         return absl::InvalidArgumentError(absl::StrFormat(
-            "dynamic table size update to %d above the limit of %d", *size,
+            "dynamic table size update to %d above the limit of %d", size,
             limit_));
       }
-      capacity_ = *size;
+      capacity_ = size;
       Evict();
       continue;
     }
     // A literal: with incremental indexing (01), else without (0000) or
     // never indexed (0001).
     const bool indexing = (first & 0xc0) == 0x40;
-    absl::StatusOr<uint64_t> name_index = ReadInteger(in, &pos, indexing ? 6 : 4);
-    if (!name_index.ok()) return name_index.status();
+    ASSIGN_OR_RETURN(const uint64_t name_index,
+                     ReadInteger(in, &pos, indexing ? 6 : 4));
     HeaderField field;
-    if (*name_index != 0) {
-      absl::StatusOr<HeaderField> named = Lookup(*name_index);
-      if (!named.ok()) return named.status();
-      field.name = std::move(named->name);
+    if (name_index != 0) {
+      ASSIGN_OR_RETURN(HeaderField named, Lookup(name_index));
+      field.name = std::move(named.name);
     } else {
-      absl::StatusOr<std::string> name = ReadString(in, &pos);
-      if (!name.ok()) return name.status();
-      field.name = *std::move(name);
+      ASSIGN_OR_RETURN(field.name, ReadString(in, &pos));
     }
-    absl::StatusOr<std::string> value = ReadString(in, &pos);
-    if (!value.ok()) return value.status();
-    field.value = *std::move(value);
+    ASSIGN_OR_RETURN(field.value, ReadString(in, &pos));
     if (indexing) Add(field);
     out->push_back(std::move(field));
   }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::exporters {
 namespace {
@@ -259,10 +260,10 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
 
   // The resource: every span output, attach and report.
   if (std::optional<std::string> v = Get(env, kResourceAttributes)) {
-    absl::StatusOr<KeyValues> attrs =
-        ParseKeyValueList(*v, kResourceAttributes, /*headers=*/false);
-    if (!attrs.ok()) return attrs.status();
-    for (auto& [key, value] : *attrs) {
+    ASSIGN_OR_RETURN(
+        KeyValues attrs,
+        ParseKeyValueList(*v, kResourceAttributes, /*headers=*/false));
+    for (auto& [key, value] : attrs) {
       if (key == "service.name") {
         c.service_name = value;
       } else {
@@ -307,26 +308,20 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
   // The endpoint: the flag over the per-signal variable (as is) over the
   // generic one (v1/traces appended).
   if (!flags.endpoint.empty()) {
-    absl::StatusOr<std::string> url =
-        TracesUrl("--otlp-endpoint", flags.endpoint, true);
-    if (!url.ok()) return url.status();
-    c.traces_url = *url;
+    ASSIGN_OR_RETURN(c.traces_url,
+                     TracesUrl("--otlp-endpoint", flags.endpoint, true));
     c.traces_url_source = "--otlp-endpoint";
   } else if (Setting e = Pick(env, kTracesEndpoint, kEndpoint); e.set()) {
-    absl::StatusOr<std::string> url =
-        TracesUrl(e.name, e.value, e.name == kEndpoint);
-    if (!url.ok()) return url.status();
-    c.traces_url = *url;
+    ASSIGN_OR_RETURN(c.traces_url,
+                     TracesUrl(e.name, e.value, e.name == kEndpoint));
     c.traces_url_source = e.name;
   }
 
   // Headers: the per-signal list replaces the generic one (each option is
   // overridden as a whole); the flags join it, winning on the same key.
   if (Setting h = Pick(env, kTracesHeaders, kHeaders); h.set()) {
-    absl::StatusOr<KeyValues> headers =
-        ParseKeyValueList(h.value, h.name, /*headers=*/true);
-    if (!headers.ok()) return headers.status();
-    c.headers = *std::move(headers);
+    ASSIGN_OR_RETURN(c.headers,
+                     ParseKeyValueList(h.value, h.name, /*headers=*/true));
   }
   for (const std::string& flag : flags.headers) {
     size_t eq = flag.find('=');
