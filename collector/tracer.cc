@@ -203,7 +203,6 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
 Tracer::~Tracer() {
   ring_.reset();
   links_.clear();
-  tls_links_.clear();
   skel_.reset();
 }
 
@@ -217,9 +216,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
   // the same machine (curl, h2load, ...) would pay a trap per call for
   // nothing. A child forked later is attached when its fork is seen (its
   // calls before that are missed).
-  auto [entry, inserted] = tls_links_.try_emplace(pid);
-  if (!inserted) return;
-  auto& links = entry->second;
+  if (!tls_pids_.insert(pid).second) return;
   std::set<std::pair<uint64_t, uint64_t>> seen;  // (dev, inode) in this process
   reqcost_bpf* skel = skel_.get();
   std::ifstream maps(absl::StrFormat("/proc/%d/maps", pid));
@@ -267,7 +264,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
         ok = false;
         break;
       }
-      links.emplace_back(link);
+      links_.emplace_back(link);
     }
     if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
                   tls_libraries_.end()) {
@@ -300,10 +297,6 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
     // parent mapped).
     if (self->tls_probes_ && self->process_.op == ProcessEvent::Op::kFork) {
       self->AttachTlsProbesTo(self->process_.tgid);
-    }
-    // Its last thread exited: its uprobes can never fire again.
-    if (self->process_.op == ProcessEvent::Op::kExit) {
-      self->tls_links_.erase(self->process_.tgid);
     }
     self->sink_->OnProcess(self->process_);
   }

@@ -5,7 +5,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -131,11 +130,7 @@ class Tracer {
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   bool tls_probes_ = false;
-  // The uprobes of each process whose libssl was looked for (possibly
-  // none), by pid: released when the process exits, so that process churn
-  // (reloads, recycled workers) does not accumulate links and their fds.
-  std::map<uint32_t, std::vector<std::unique_ptr<bpf_link, LinkDeleter>>>
-      tls_links_;
+  std::set<uint32_t> tls_pids_;  // processes whose libssl was looked for
   std::vector<std::string> tls_libraries_;
   absl::Status tls_probe_status_;
   std::vector<ProcessInfo> processes_;
