@@ -4,6 +4,7 @@
 #ifndef REQCOST_ANALYZERS_CONNECTION_TABLE_H_
 #define REQCOST_ANALYZERS_CONNECTION_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -78,6 +79,13 @@ class ConnectionTable {
   }
   // The uids of `tgid`'s open connections, in uid order.
   std::vector<uint64_t> UidsOf(uint32_t tgid) const;
+  // How many entries the table keeps over all its indexes (each is bounded
+  // by the open connections and fds of live processes).
+  size_t entries() const {
+    return conns_.size() + by_fd_.size() + displaced_.size() +
+           name_service_fds_.size() + unix_index_.size() +
+           inet_index_.size();
+  }
   // The connection with `uid`, which is open.
   Conn* At(uint64_t uid) { return &conns_.at(uid); }
   // Calls `fn(const Conn&)` on every open connection, in uid order.

@@ -413,12 +413,18 @@ OpenRequest* ExchangeTracker::Serving(uint32_t tgid, uint32_t tid,
 }
 
 uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
-  return queues_[tgid].last_exchange_start_ns;
+  // A lookup must not make an entry: it would outlive the process.
+  auto it = queues_.find(tgid);
+  return it == queues_.end() ? 0 : it->second.last_exchange_start_ns;
 }
 
 void ExchangeTracker::ForgetProcess(uint32_t tgid) {
   auto it = queues_.find(tgid);
-  if (it != queues_.end()) it->second.candidates.clear();
+  if (it == queues_.end()) return;
+  it->second.candidates.clear();
+  // Its requests were finalized before this, so none waits any more; the
+  // whole entry goes (its tgid may come back as another process).
+  if (it->second.waiting.empty()) queues_.erase(it);
 }
 
 }  // namespace reqcost::analyzers

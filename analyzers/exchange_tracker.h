@@ -6,6 +6,7 @@
 #ifndef REQCOST_ANALYZERS_EXCHANGE_TRACKER_H_
 #define REQCOST_ANALYZERS_EXCHANGE_TRACKER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -62,8 +63,11 @@ class ExchangeTracker {
   OpenRequest* Serving(uint32_t tgid, uint32_t tid, uint64_t at_ns) const;
   // The start of `tgid`'s latest exchange (0: none).
   uint64_t last_exchange_start_ns(uint32_t tgid);
-  // `tgid` exited: its unattributed exchanges are forgotten.
+  // `tgid` exited: its unattributed exchanges are forgotten, and with no
+  // request of it waiting, everything kept for it.
   void ForgetProcess(uint32_t tgid);
+  // How many processes have attribution state (bounded by the live ones).
+  size_t tracked_processes() const { return queues_.size(); }
 
  private:
   // What attribution keeps per process.

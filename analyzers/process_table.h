@@ -5,6 +5,7 @@
 #ifndef REQCOST_ANALYZERS_PROCESS_TABLE_H_
 #define REQCOST_ANALYZERS_PROCESS_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -39,6 +40,8 @@ class ProcessTable {
 
   // Every process by pid, with its role, as the report lists them.
   void AddTo(Report* report) const;
+  // How many processes are known (exited ones stay: the report lists them).
+  size_t size() const { return processes_.size(); }
 
  private:
   struct Process {

@@ -232,6 +232,14 @@ Profiler::Profiler(ProfilerOptions options)
 
 Profiler::~Profiler() = default;
 
+Profiler::StateSize Profiler::state_size() const {
+  StateSize size;
+  size.connection_entries = state_->connections.entries();
+  size.attribution_processes = state_->exchanges.tracked_processes();
+  size.processes = state_->processes.size();
+  return size;
+}
+
 void Profiler::OnProcess(const ProcessInfo& info) {
   state_->processes.OnProcess(info);
 }

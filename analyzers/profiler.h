@@ -39,6 +39,7 @@
 #ifndef REQCOST_ANALYZERS_PROFILER_H_
 #define REQCOST_ANALYZERS_PROFILER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -87,6 +88,17 @@ class Profiler {
   // The summary of all requests finalized so far.
   Report BuildReport(const CaptureInfo& info) const;
   const Anomalies& anomalies() const;
+
+  // What the profiler keeps, counted: memory follows these. Under process
+  // churn, connections and attribution are bounded by the live processes;
+  // the process list grows by one short entry per process seen.
+  struct StateSize {
+    size_t connection_entries = 0;    // over every connection index
+    size_t attribution_processes = 0;  // with exchange attribution state
+    size_t processes = 0;              // known processes, exited included
+  };
+  // The current counts.
+  StateSize state_size() const;
 
  private:
   struct State;

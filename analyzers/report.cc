@@ -89,7 +89,7 @@ PhaseSet RequestStats::Phases::ToSet() const {
 void RequestStats::Add(const Request& r) {
   ++count_;
   if (!r.complete) {
-    ++incomplete_by_process_[r.pid];
+    ++ProcessRow(r.pid).incomplete;
     ++incomplete_reasons_[r.incomplete_reason];
     return;
   }
@@ -100,9 +100,9 @@ void RequestStats::Add(const Request& r) {
   auto& group = groups_[{r.client_conn, r.backend_conn}];
   ++group.first;
   group.second.Add(r);
-  auto& proc = by_process_[r.pid];
-  ++proc.first;
-  proc.second.Add(r);
+  ProcessStats& proc = ProcessRow(r.pid);
+  ++proc.complete;
+  proc.phases.Add(r);
   first_start_ns_ = std::min(first_start_ns_, r.start_ns);
   last_end_ns_ = std::max(last_end_ns_, r.end_ns);
   if (r.end_ns > r.start_ns) open_ns_ += r.end_ns - r.start_ns;
@@ -240,18 +240,24 @@ void RequestStats::Fill(Report* report) const {
                               value.second.ToSet()});
   }
   report->by_process.clear();
-  std::map<uint32_t, ProcessSummary> procs;
-  for (const auto& [pid, value] : by_process_) {
-    ProcessSummary& p = procs[pid];
+  auto summary = [](uint32_t pid, const ProcessStats& stats) {
+    ProcessSummary p;
     p.pid = pid;
-    p.requests = value.first;
-    p.phases = value.second.ToSet();
+    p.requests = stats.complete;
+    p.incomplete = stats.incomplete;
+    // A process with only incomplete requests has no phases at all.
+    if (stats.complete > 0) p.phases = stats.phases.ToSet();
+    return p;
+  };
+  for (const auto& [pid, stats] : by_process_) {
+    report->by_process.push_back(summary(pid, stats));
   }
-  for (const auto& [pid, n] : incomplete_by_process_) {
-    procs[pid].pid = pid;
-    procs[pid].incomplete = n;
+  if (folded_processes_ > 0) {
+    ProcessSummary p = summary(0, other_processes_);
+    p.other = true;
+    p.folded = folded_processes_;
+    report->by_process.push_back(std::move(p));
   }
-  for (auto& [pid, p] : procs) report->by_process.push_back(std::move(p));
   report->incomplete_reasons = incomplete_reasons_;
   report->client = {};
   if (complete_ > 0 && last_end_ns_ > first_start_ns_) {
@@ -274,6 +280,33 @@ void RequestStats::Phases::Merge(const Phases& o) {
   tls.Merge(o.tls);
 }
 
+void RequestStats::ProcessStats::Merge(const ProcessStats& o) {
+  complete += o.complete;
+  incomplete += o.incomplete;
+  last_seen = std::max(last_seen, o.last_seen);
+  phases.Merge(o.phases);
+}
+
+RequestStats::ProcessStats& RequestStats::ProcessRow(uint32_t pid) {
+  auto it = by_process_.find(pid);
+  if (it == by_process_.end()) {
+    if (by_process_.size() >= kMaxProcessRows) {
+      // Fold the least recently active process: under churn that is one
+      // that exited, and the live workers keep their rows.
+      auto oldest = by_process_.begin();
+      for (auto i = by_process_.begin(); i != by_process_.end(); ++i) {
+        if (i->second.last_seen < oldest->second.last_seen) oldest = i;
+      }
+      other_processes_.Merge(oldest->second);
+      ++folded_processes_;
+      by_process_.erase(oldest);
+    }
+    it = by_process_.try_emplace(pid).first;
+  }
+  it->second.last_seen = std::max(it->second.last_seen, count_);
+  return it->second;
+}
+
 void RequestStats::Merge(const RequestStats& o) {
   count_ += o.count_;
   complete_ += o.complete_;
@@ -285,13 +318,12 @@ void RequestStats::Merge(const RequestStats& o) {
     g.first += value.first;
     g.second.Merge(value.second);
   }
-  for (const auto& [pid, value] : o.by_process_) {
-    auto& p = by_process_[pid];
-    p.first += value.first;
-    p.second.Merge(value.second);
+  for (const auto& [pid, stats] : o.by_process_) {
+    ProcessRow(pid).Merge(stats);
   }
-  for (const auto& [pid, n] : o.incomplete_by_process_) {
-    incomplete_by_process_[pid] += n;
+  if (o.folded_processes_ > 0) {
+    other_processes_.Merge(o.other_processes_);
+    folded_processes_ += o.folded_processes_;
   }
   for (const auto& [reason, n] : o.incomplete_reasons_) {
     incomplete_reasons_[reason] += n;

@@ -137,12 +137,22 @@ struct GroupSummary {
   PhaseSet phases;
 };
 
-// Requests of one server process.
+// At most this many server processes get a row of their own in the
+// per-process statistics. A row costs six histograms (several KB), and a
+// long-lived agent sees a new set of workers on every reload and worker
+// recycle; 64 holds every worker of a typical host's pools (nginx runs one per
+// core, php-fpm pools a few dozen) while keeping the rows under a megabyte.
+inline constexpr size_t kMaxProcessRows = 64;
+
+// Requests of one server process, or (`other`) of the processes whose rows
+// were folded together to keep at most kMaxProcessRows of them.
 struct ProcessSummary {
-  uint32_t pid = 0;
+  uint32_t pid = 0;  // 0 for the folded row
   uint64_t requests = 0;  // complete
   uint64_t incomplete = 0;
   PhaseSet phases;
+  bool other = false;   // the folded row: the least recently active processes
+  uint64_t folded = 0;  // rows folded into it (a process folded twice: 2)
 };
 
 // What the client saw of the complete requests: how many were answered per
@@ -227,8 +237,21 @@ class RequestStats {
   Phases phases_;
   std::map<std::pair<ConnReuse, ConnReuse>, std::pair<uint64_t, Phases>>
       groups_;
-  std::map<uint32_t, std::pair<uint64_t, Phases>> by_process_;
-  std::map<uint32_t, uint64_t> incomplete_by_process_;
+  // A server process's requests: complete ones with their phases.
+  struct ProcessStats {
+    uint64_t complete = 0;
+    uint64_t incomplete = 0;
+    uint64_t last_seen = 0;  // count_ at its latest request (for folding)
+    Phases phases;
+    void Merge(const ProcessStats& other);
+  };
+  // The row of `pid`, made (and the least recently seen row folded into
+  // other_processes_ when there are kMaxProcessRows already) if it is new.
+  ProcessStats& ProcessRow(uint32_t pid);
+  // At most kMaxProcessRows, by pid.
+  std::map<uint32_t, ProcessStats> by_process_;
+  ProcessStats other_processes_;  // the folded rows
+  uint64_t folded_processes_ = 0;
   std::map<std::string, uint64_t> incomplete_reasons_;
   // The client's view: the complete requests' span and their response times.
   uint64_t first_start_ns_ = UINT64_MAX;

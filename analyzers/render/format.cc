@@ -154,8 +154,14 @@ std::string FormatText(const Report& r) {
   if (r.by_process.size() > 1) {
     out += "\nby process:\n";
     for (const ProcessSummary& p : r.by_process) {
-      absl::StrAppendFormat(&out, "  pid %d: %d complete, %d incomplete\n",
-                            p.pid, p.requests, p.incomplete);
+      if (p.other) {
+        absl::StrAppendFormat(
+            &out, "  other processes (%d folded): %d complete, %d incomplete\n",
+            p.folded, p.requests, p.incomplete);
+      } else {
+        absl::StrAppendFormat(&out, "  pid %d: %d complete, %d incomplete\n",
+                              p.pid, p.requests, p.incomplete);
+      }
       out += PhaseTable(p.phases);
     }
   }

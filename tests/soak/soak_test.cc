@@ -42,6 +42,17 @@ absl::Duration SoakDuration() {
   return absl::Seconds(std::max<int64_t>(seconds, 10));
 }
 
+// REQCOST_SOAK_RELOAD_SECONDS: reload nginx (SIGHUP to its master, what
+// `nginx -s reload` does) this often, for process churn; unset or 0: never.
+absl::Duration ReloadInterval() {
+  const char* v = std::getenv("REQCOST_SOAK_RELOAD_SECONDS");
+  int64_t seconds = 0;
+  if (v == nullptr || !absl::SimpleAtoi(v, &seconds) || seconds <= 0) {
+    return absl::InfiniteDuration();
+  }
+  return absl::Seconds(seconds);
+}
+
 // VmRSS of `pid` in KiB, or -1.
 int64_t RssKiB(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -105,7 +116,15 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
   int fds_start = -1;
   const absl::Time start = absl::Now();
   const absl::Time end = start + duration;
+  const absl::Duration reload_every = ReloadInterval();
+  absl::Time last_reload = start;
+  int64_t reloads = 0;
   while (absl::Now() < end) {
+    if (absl::Now() - last_reload >= reload_every) {
+      ASSERT_EQ(kill(nginx.pid(), SIGHUP), 0);
+      last_reload = absl::Now();
+      ++reloads;
+    }
     AbOptions ab;
     ab.url = nginx.Url(urls[rounds % 2]);
     ab.requests = 500;
@@ -132,9 +151,11 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
   const int64_t rss_end = RssKiB(reqcost);
   const int fds_end = OpenFds(reqcost);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  std::printf("[ soak ] after %.0f s (%lld rounds, %lld requests, %.0f/s): VmRSS "
+  std::printf("[ soak ] after %.0f s (%lld rounds, %lld nginx reloads, %lld "
+              "requests, %.0f/s): VmRSS "
               "%lld KiB (start %lld, max %lld, %+.1f%%), %d fds (start %d)\n",
               seconds, static_cast<long long>(rounds),
+              static_cast<long long>(reloads),
               static_cast<long long>(total), total / seconds,
               static_cast<long long>(rss_end), static_cast<long long>(rss_start),
               static_cast<long long>(rss_max),
