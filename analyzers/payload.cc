@@ -69,9 +69,6 @@ bool IsHttpFinalResponseHead(std::string_view payload) {
   return IsHttpResponseHead(payload) && !IsHttpInterimResponseHead(payload);
 }
 
-namespace {
-
-// The length of the well-formed UTF-8 sequence at the start of `s`, or 0.
 size_t Utf8SequenceLength(std::string_view s) {
   auto b = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
   const uint8_t c = b(0);
@@ -98,7 +95,70 @@ size_t Utf8SequenceLength(std::string_view s) {
   return n;
 }
 
+namespace {
+
+// Appends `\xHH` for each byte of `bytes`.
+void AppendHexEscapes(std::string_view bytes, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char ch : bytes) {
+    auto c = static_cast<unsigned char>(ch);
+    *out += "\\x";
+    *out += kHex[c >> 4];
+    *out += kHex[c & 15];
+  }
+}
+
+// Whether the well-formed sequence `seq` is a C0 control, DEL or a C1
+// control (U+0080..U+009F, which some terminals act on like ESC).
+bool IsControl(std::string_view seq) {
+  auto c = static_cast<unsigned char>(seq[0]);
+  if (seq.size() == 1) return c < 0x20 || c == 0x7f;
+  return seq.size() == 2 && c == 0xc2 &&
+         static_cast<unsigned char>(seq[1]) < 0xa0;
+}
+
+// One rule, two ways to show a byte that begins no well-formed sequence.
+std::string SafeText(std::string_view bytes, bool keep_newline,
+                     bool invalid_as_replacement) {
+  std::string out;
+  out.reserve(bytes.size());
+  while (!bytes.empty()) {
+    size_t n = Utf8SequenceLength(bytes);
+    if (n == 0) {
+      n = 1;
+      if (invalid_as_replacement) {
+        out += "\xEF\xBF\xBD";  // U+FFFD
+      } else {
+        AppendHexEscapes(bytes.substr(0, 1), &out);
+      }
+    } else if (!IsControl(bytes.substr(0, n)) ||
+               (keep_newline && bytes[0] == '\n')) {
+      out.append(bytes.data(), n);
+    } else if (bytes[0] == '\n') {
+      out += "\\n";
+    } else if (bytes[0] == '\t') {
+      out += "\\t";
+    } else if (bytes[0] == '\r') {
+      out += "\\r";
+    } else {
+      AppendHexEscapes(bytes.substr(0, n), &out);
+    }
+    bytes.remove_prefix(n);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string TerminalText(std::string_view bytes) {
+  return SafeText(bytes, /*keep_newline=*/false,
+                  /*invalid_as_replacement=*/false);
+}
+
+std::string LabelText(std::string_view bytes) {
+  return SafeText(bytes, /*keep_newline=*/true,
+                  /*invalid_as_replacement=*/true);
+}
 
 std::string ValidUtf8(std::string_view bytes) {
   std::string out;

@@ -35,6 +35,27 @@ bool IsHttpFinalResponseHead(std::string_view payload);
 // file, and JSON strings must be UTF-8.
 std::string ValidUtf8(std::string_view bytes);
 
+// The length of the well-formed UTF-8 sequence (RFC 3629) at the start of
+// `s`, or 0 when its first byte begins none (cut short, overlong, a
+// surrogate, above U+10FFFF, a stray continuation byte).
+size_t Utf8SequenceLength(std::string_view s);
+
+// `bytes` made safe to print as part of one terminal line: well-formed
+// UTF-8 is kept byte for byte except control characters (C0, DEL, C1),
+// shown as `\n`, `\t`, `\r` or `\xHH` per byte; a byte that begins no
+// well-formed sequence is shown as `\xHH`. A backslash is kept as it is, so
+// a name with no control and no invalid byte comes out unchanged. The
+// result is ASCII apart from well-formed non-control characters.
+std::string TerminalText(std::string_view bytes);
+
+// `bytes` as a Prometheus label value: valid UTF-8 (invalid bytes become
+// U+FFFD, as ValidUtf8), with control characters shown as TerminalText
+// shows them, since the exposition format has no escape for them and the
+// file is read in terminals; a newline is kept (the exposition escapes it
+// as `\n`, and it round-trips). Clean names are unchanged. JSON needs only
+// ValidUtf8: its own escapes cover every control character.
+std::string LabelText(std::string_view bytes);
+
 // FastCGI record types that reqcost acts on.
 inline constexpr uint8_t kFcgiBeginRequest = 1;
 inline constexpr uint8_t kFcgiEndRequest = 3;

@@ -49,7 +49,7 @@ void ProcessTable::AddTo(Report* report) const {
                        : p.has_client     ? "server"
                                           : "other";
     // Any bytes the kernel or a capture file gave: made printable as JSON.
-    report->processes.push_back({pid, ValidUtf8(p.comm), role});
+    report->processes.push_back({pid, ValidUtf8(p.comm), role, p.comm});
   }
 }
 

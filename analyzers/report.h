@@ -48,6 +48,10 @@ struct ProcessEntry {
   uint32_t pid = 0;
   std::string comm;
   std::string role;
+  // The name's bytes as the kernel or capture file gave them (empty when
+  // none were kept): only for terminal text, through TerminalText, which
+  // shows a byte that is not UTF-8 as `\xHH` where `comm` has U+FFFD.
+  std::string comm_bytes;
 };
 
 // Statistics of one phase in microseconds; absent (nullopt in PhaseSet) when

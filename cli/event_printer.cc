@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "analyzers/payload.h"
 
 namespace reqcost::cli {
 namespace {
@@ -92,7 +93,8 @@ std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
       e.enter_seen() ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
       : e.enter_missed() ? "<started before attach>"
                          : "<duration unknown: seen at its end>";
-  return absl::StrFormat("%12s %s %d/%d %s %s", when, comm, e.tgid, e.tid,
+  return absl::StrFormat("%12s %s %d/%d %s %s", when,
+                         analyzers::TerminalText(comm), e.tgid, e.tid,
                          call, dur);
 }
 
@@ -102,11 +104,14 @@ std::string FormatProcessEvent(const ProcessEvent& e, uint64_t origin_ns) {
   switch (e.op) {
     case ProcessEvent::Op::kFork:
       return absl::StrFormat("%12s %d forked %d (%s): traced", when,
-                             e.parent_tgid, e.tgid, e.comm);
+                             e.parent_tgid, e.tgid,
+                             analyzers::TerminalText(e.comm));
     case ProcessEvent::Op::kExec:
-      return absl::StrFormat("%12s %d exec (%s)", when, e.tgid, e.comm);
+      return absl::StrFormat("%12s %d exec (%s)", when, e.tgid,
+                             analyzers::TerminalText(e.comm));
     case ProcessEvent::Op::kExit:
-      return absl::StrFormat("%12s %d exited (%s)", when, e.tgid, e.comm);
+      return absl::StrFormat("%12s %d exited (%s)", when, e.tgid,
+                             analyzers::TerminalText(e.comm));
   }
   return "";
 }

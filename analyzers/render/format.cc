@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "analyzers/payload.h"
 #include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
@@ -124,7 +125,9 @@ std::string FormatText(const Report& r) {
   absl::StrAppendFormat(&out, "backend timing: %s\n", r.backend_timing);
   out += "processes:\n";
   for (const ProcessEntry& p : r.processes) {
-    absl::StrAppendFormat(&out, "  %-8d %-16s %s\n", p.pid, p.comm, p.role);
+    const std::string& name = p.comm_bytes.empty() ? p.comm : p.comm_bytes;
+    absl::StrAppendFormat(&out, "  %-8d %-16s %s\n", p.pid, TerminalText(name),
+                          p.role);
   }
   for (const auto& [reason, n] : r.incomplete_reasons) {
     absl::StrAppendFormat(&out, "incomplete: %d %s\n", n, reason);

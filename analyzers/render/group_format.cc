@@ -8,6 +8,7 @@
 #include "analyzers/compare.h"
 #include "analyzers/duration.h"
 #include "analyzers/group_by.h"
+#include "analyzers/payload.h"
 #include "analyzers/phase.h"
 #include "analyzers/render/compare_format.h"
 #include "analyzers/render/format.h"
@@ -43,7 +44,7 @@ std::string FormatGroupTableText(GroupKeys keys,
     if (s.size() > static_cast<size_t>(w)) s = "~" + s.substr(s.size() - w + 1);
     return s;
   };
-  row("", [&](const GroupReport& g) { return cut(g.label); });
+  row("", [&](const GroupReport& g) { return cut(TerminalText(g.label)); });
   row("requests", [](const GroupReport& g) {
     return absl::StrFormat("%d", g.report.complete);
   });
@@ -84,7 +85,8 @@ std::string FormatGroupComparisonText(
     const std::vector<Comparison>& comparisons) {
   std::string out = "groups:\n";
   for (const GroupReport& g : groups) {
-    absl::StrAppendFormat(&out, "  %-32s %d requests (%d complete)\n", g.label,
+    absl::StrAppendFormat(&out, "  %-32s %d requests (%d complete)\n",
+                          TerminalText(g.label),
                           g.report.count, g.report.complete);
   }
   if (groups.size() < 2) {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "analyzers/payload.h"
 #include "analyzers/phase.h"
 
 namespace reqcost::analyzers {
@@ -156,7 +157,7 @@ std::string ClientAttrs(const SpanSource& s) {
     attrs.Int("server.port", port);
   } else if (a != "unknown") {
     attrs.Str("network.transport", "unix");
-    attrs.Str("server.address", a);
+    attrs.Str("server.address", ValidUtf8(a));
   }
   if (!s.backend_protocol.empty()) {
     attrs.Str("reqcost.backend.protocol", s.backend_protocol);
@@ -225,9 +226,16 @@ std::string Hex64(uint64_t v) { return absl::StrFormat("%016x", v); }
 void AppendJsonString(std::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   *out += '"';
-  for (char ch : text) {
+  while (!text.empty()) {
+    const char ch = text[0];
     auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
+    // Well-formed UTF-8 goes as it is; a byte that begins no well-formed
+    // sequence is shown as the code point of the same value, so payload
+    // bytes stay visible (names are made valid UTF-8 before they get here).
+    const size_t n = c >= 0x80 ? std::max<size_t>(Utf8SequenceLength(text), 1) : 1;
+    if (n > 1) {
+      out->append(text.data(), n);
+    } else if (c == '"' || c == '\\') {
       *out += '\\';
       *out += ch;
     } else if (c < 0x20 || c >= 0x80) {
@@ -237,6 +245,7 @@ void AppendJsonString(std::string_view text, std::string* out) {
     } else {
       *out += ch;
     }
+    text.remove_prefix(n);
   }
   *out += '"';
 }
@@ -295,7 +304,7 @@ std::string OtlpBatch::Take(const std::string& scope_version) {
       }
       return false;
     };
-    attrs.Str("service.name", resource.service_name);
+    attrs.Str("service.name", ValidUtf8(resource.service_name));
     if (!replaced("host.name")) attrs.Str("host.name", resource.host_name);
     if (!replaced("process.pid")) attrs.Int("process.pid", resource.pid);
     for (const auto& [key, value] : extra_attributes_) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "analyzers/payload.h"
 #include "analyzers/phase.h"
 #include "analyzers/report.h"
 #include "prometheus/exposer.h"
@@ -178,11 +179,13 @@ void Metrics::OnRequest(const Request& r, const std::string& server) {
   }
   complete_total_->Increment();
   // Past a cap, the label is "other" and the overflow counted per request.
-  std::string server_label = Capped(server, &servers_, kMaxServers, "server");
+  std::string server_label =
+      Capped(analyzers::LabelText(server), &servers_, kMaxServers, "server");
   std::string backend_label =
       r.backend_address.empty()
           ? "none"
-          : Capped(r.backend_address, &backends_, kMaxBackends, "backend");
+          : Capped(analyzers::LabelText(r.backend_address), &backends_,
+                   kMaxBackends, "backend");
   PhaseHistograms& h =
       PhasesFor(server_label, backend_label, r.client_conn, r.backend_conn);
   for (analyzers::Phase phase : analyzers::kPhases) {

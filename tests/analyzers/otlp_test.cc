@@ -246,6 +246,11 @@ TEST(OtlpTest, RequestLineBytesAreEscaped) {
   std::string out;
   AppendJsonString("x\ny", &out);
   EXPECT_THAT(out, Eq("\"x\\u000ay\""));
+  // Well-formed UTF-8 (here 2 and 4 bytes) is kept; a stray byte is not
+  // read as part of it.
+  out.clear();
+  AppendJsonString("caf\xc3\xa9\xf0\x9f\x98\x80\xc3", &out);
+  EXPECT_THAT(out, Eq("\"caf\xc3\xa9\xf0\x9f\x98\x80\\u00c3\""));
 }
 
 // The checker itself rejects what the encoding forbids (else the tests

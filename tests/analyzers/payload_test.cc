@@ -94,6 +94,57 @@ TEST(ValidUtf8Test, KeepsWellFormedTextAndReplacesEveryBadByte) {
   EXPECT_EQ(ValidUtf8(""), "");
 }
 
+TEST(TerminalTextTest, EscapesEveryControlByte) {
+  EXPECT_EQ(TerminalText("\n"), "\\n");
+  EXPECT_EQ(TerminalText("\t"), "\\t");
+  EXPECT_EQ(TerminalText("\r"), "\\r");
+  EXPECT_EQ(TerminalText(std::string(1, '\0')), "\\x00");
+  EXPECT_EQ(TerminalText("\x1b[2J"), "\\x1b[2J");
+  EXPECT_EQ(TerminalText("\x7f"), "\\x7f");
+  for (int c = 0; c < 0x20; ++c) {
+    std::string out = TerminalText(std::string(1, static_cast<char>(c)));
+    ASSERT_GE(out.size(), 2u) << c;
+    EXPECT_EQ(out[0], '\\') << c;
+    for (char o : out) EXPECT_TRUE(o >= 0x20 && o < 0x7f) << c;
+  }
+  EXPECT_EQ(TerminalText("\xc2\x9b"), "\\xc2\\x9b");  // C1 CSI
+  EXPECT_EQ(TerminalText("\xc2\x85"), "\\xc2\\x85");  // C1 NEL
+}
+
+TEST(TerminalTextTest, EscapesInvalidUtf8ByteByByte) {
+  EXPECT_EQ(TerminalText("srv\xff\xfeu"), "srv\\xff\\xfeu");
+  EXPECT_EQ(TerminalText("a\xc3"), "a\\xc3");                  // cut short
+  EXPECT_EQ(TerminalText("\xe2\x82"), "\\xe2\\x82");           // cut short
+  EXPECT_EQ(TerminalText("\xc0\xaf"), "\\xc0\\xaf");           // overlong
+  EXPECT_EQ(TerminalText("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");  // overlong
+  EXPECT_EQ(TerminalText("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
+  EXPECT_EQ(TerminalText("\x80"), "\\x80");                    // stray
+}
+
+TEST(TerminalTextTest, KeepsCleanTextByteForByte) {
+  EXPECT_EQ(TerminalText("nginx: worker"), "nginx: worker");
+  EXPECT_EQ(TerminalText("srv\"q"), "srv\"q");
+  EXPECT_EQ(TerminalText("srv\\b"), "srv\\b");
+  EXPECT_EQ(TerminalText("caf\xc3\xa9 \xc2\xa0"), "caf\xc3\xa9 \xc2\xa0");
+  EXPECT_EQ(TerminalText("\xe2\x82\xac"), "\xe2\x82\xac");
+  EXPECT_EQ(TerminalText("x\xf0\x9f\x98\x80y"), "x\xf0\x9f\x98\x80y");  // 4 bytes
+  EXPECT_EQ(TerminalText(""), "");
+}
+
+TEST(LabelTextTest, ReplacesInvalidUtf8AndEscapesControlsButNewline) {
+  const std::string bad = "\xEF\xBF\xBD";
+  EXPECT_EQ(LabelText("srv\xff\xfeu"), "srv" + bad + bad + "u");
+  EXPECT_EQ(LabelText("a\xc3"), "a" + bad);          // cut short
+  EXPECT_EQ(LabelText("\xc0\xaf"), bad + bad);       // overlong
+  EXPECT_EQ(LabelText("\xf4\x90\x80\x80"), bad + bad + bad + bad);
+  EXPECT_EQ(LabelText("srv\x1b[2J"), "srv\\x1b[2J");
+  EXPECT_EQ(LabelText("\x7f\r"), "\\x7f\\r");
+  EXPECT_EQ(LabelText("\xc2\x9b"), "\\xc2\\x9b");
+  EXPECT_EQ(LabelText("srv\nn\t"), "srv\nn\\t");
+  EXPECT_EQ(LabelText("srv\"q\\"), "srv\"q\\");
+  EXPECT_EQ(LabelText("x\xf0\x9f\x98\x80y"), "x\xf0\x9f\x98\x80y");  // 4 bytes
+}
+
 TEST(ParseFastCgiHeaderTest, DecodesAnExactHeaderBigEndian) {
   auto h = ParseFastCgiHeader(Header(kFcgiBeginRequest, 0x0102, 0x0304, 5));
   ASSERT_TRUE(h.has_value());
