@@ -16,10 +16,9 @@ namespace reqcost::analyzers {
 // ---------------------------------------------------------------------------
 // Client connections.
 
-OpenRequest* ClientRequestBoundaries::OpenClientRequest(Conn* conn,
-                                                ClientConn* client,
-                                                const SyscallEvent& e,
-                                                const SyscallRecord& rec) {
+OpenRequest* ClientRequestBoundaries::OpenClientRequest(
+    Conn* conn, ClientConn* client, const SyscallEvent& e,
+    const SyscallRecord& rec) {
   client->request = std::make_unique<OpenRequest>();
   OpenRequest* r = client->request.get();
   r->conn_uid = conn->uid;
@@ -50,8 +49,8 @@ OpenRequest* ClientRequestBoundaries::OpenClientRequest(Conn* conn,
 }
 
 bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
-                                 const SyscallEvent& e,
-                                 const SyscallRecord& rec) {
+                                         const SyscallEvent& e,
+                                         const SyscallRecord& rec) {
   OpenRequest* r = client->request.get();
   const bool request_open = r != nullptr && r->has_read && !r->has_write;
   TlsConnection& tls = *client->tls;
@@ -109,7 +108,7 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
 }
 
 void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
-                                    const SyscallEvent& e) {
+                                      const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
   OpenRequest* r = client->request.get();
   if ((e.flags & SyscallEvent::kPeek) != 0) {

@@ -41,11 +41,11 @@ namespace reqcost::analyzers {
 // handshake so far: the first request owns them, as it owns the accept.
 struct PreRequest {
   std::vector<SyscallRecord> syscalls;
-  bool tls = false;         // a handshake was seen
-  uint64_t tls_ns = 0;      // closed legs of the handshake
-  uint64_t leg_start = 0;   // the open leg's first read's start (0: none)
-  uint64_t leg_end = 0;     // the open leg's latest exit
-  bool leg_wrote = false;   // the server answered in the open leg
+  bool tls = false;        // a handshake was seen
+  uint64_t tls_ns = 0;     // closed legs of the handshake
+  uint64_t leg_start = 0;  // the open leg's first read's start (0: none)
+  uint64_t leg_end = 0;    // the open leg's latest exit
+  bool leg_wrote = false;  // the server answered in the open leg
 
   // Adds a handshake read or write (or an empty read inside a leg): a read
   // after the server's answer begins the next leg.
@@ -95,7 +95,7 @@ struct ClientConn {
   std::unique_ptr<OpenRequest> request;
   std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
   PreRequest pre_request;  // before its first request: TLS handshake, peeks
-  bool http2 = false;  // the server spoke first: its requests are not split
+  bool http2 = false;      // the server spoke first: its requests are not split
 };
 
 }  // namespace reqcost::analyzers

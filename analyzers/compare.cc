@@ -75,7 +75,8 @@ std::string TotalVerdict(const Comparison& c) {
   for (Phase name : {Phase::kServer, Phase::kTransport, Phase::kBackend}) {
     const PhaseDelta& p = c.Delta(name);
     if (!p.clear || (*p.mean_us < 0) != (d < 0)) continue;
-    if (phase == nullptr || std::fabs(*p.mean_us) > std::fabs(*phase->mean_us)) {
+    if (phase == nullptr ||
+        std::fabs(*p.mean_us) > std::fabs(*phase->mean_us)) {
       phase = &p;
     }
   }
@@ -104,8 +105,9 @@ std::string TotalVerdict(const Comparison& c) {
   if (!named.empty()) {
     std::vector<std::string> parts;
     for (const SyscallDelta* s : named) {
-      std::string part = absl::StrCat(s->side, " ", s->name, " ",
-                                      FormatSigned(s->delta_busy_us_per_request));
+      std::string part =
+          absl::StrCat(s->side, " ", s->name, " ",
+                       FormatSigned(s->delta_busy_us_per_request));
       if (std::fabs(s->a_count_per_request - s->b_count_per_request) >= 0.1) {
         absl::StrAppendFormat(&part, " (%.2f -> %.2f calls)",
                               s->a_count_per_request, s->b_count_per_request);
@@ -160,15 +162,13 @@ std::string ClientVerdict(const Comparison& c) {
 std::string Verdict(const Comparison& c) {
   const PhaseDelta& total = c.Delta(Phase::kTotal);
   if (!total.a.has_value() || !total.b.has_value()) {
-    return absl::StrFormat(
-        "No comparison: %s has no complete requests.",
-        !total.a.has_value() ? c.a_label : c.b_label);
+    return absl::StrFormat("No comparison: %s has no complete requests.",
+                           !total.a.has_value() ? c.a_label : c.b_label);
   }
   return TotalVerdict(c) + ClientVerdict(c);
 }
 
 }  // namespace
-
 
 double TQuantile975(double df) {
   static constexpr double kTable[] = {
@@ -192,8 +192,7 @@ double TQuantile975(double df) {
 }
 
 PhaseDelta DeltaOf(std::string phase, const std::optional<PhaseSummary>& a,
-                   const std::optional<PhaseSummary>& b,
-                   double threshold_pct) {
+                   const std::optional<PhaseSummary>& b, double threshold_pct) {
   PhaseDelta p;
   p.phase = std::move(phase);
   p.a = a;
@@ -232,9 +231,8 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
   c.b = b;
   c.threshold_pct = options.threshold_pct;
   for (Phase phase : kPhases) {
-    c.phases.push_back(DeltaOf(PhaseName(phase),
-                               a.phases.Of(phase), b.phases.Of(phase),
-                               options.threshold_pct));
+    c.phases.push_back(DeltaOf(PhaseName(phase), a.phases.Of(phase),
+                               b.phases.Of(phase), options.threshold_pct));
   }
   c.response = DeltaOf("response", a.client.response, b.client.response,
                        options.threshold_pct);

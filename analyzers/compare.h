@@ -63,7 +63,7 @@ PhaseDelta DeltaOf(std::string phase, const std::optional<PhaseSummary>& a,
 struct SyscallDelta {
   std::string name;
   std::string side;
-  std::string peer;  // side calls only (see SyscallSummary)
+  std::string peer;                    // side calls only (see SyscallSummary)
   std::optional<SyscallSummary> a, b;  // unset: not seen on that side
   double a_count_per_request = 0;
   double b_count_per_request = 0;

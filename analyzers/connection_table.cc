@@ -48,8 +48,7 @@ std::vector<uint64_t> ConnectionTable::UidsOf(uint32_t tgid) const {
   return uids;
 }
 
-Conn* ConnectionTable::Open(const SyscallEvent& e, int32_t fd,
-                            bool accepted) {
+Conn* ConnectionTable::Open(const SyscallEvent& e, int32_t fd, bool accepted) {
   if (Conn* old = Find(e.tgid, fd)) {
     // The fd was reused before its close was seen: set aside (see
     // displaced_); one still waiting there waits no longer.

@@ -83,8 +83,7 @@ class ConnectionTable {
   // by the open connections and fds of live processes).
   size_t entries() const {
     return conns_.size() + by_fd_.size() + displaced_.size() +
-           name_service_fds_.size() + unix_index_.size() +
-           inet_index_.size();
+           name_service_fds_.size() + unix_index_.size() + inet_index_.size();
   }
   // The connection with `uid`, which is open.
   Conn* At(uint64_t uid) { return &conns_.at(uid); }

@@ -92,13 +92,11 @@ std::string BackendAddress(const Conn& link) {
 }
 
 TupleKey LocalKey(const SocketId& sock) {
-  return {sock.local_addr, sock.local_port, sock.remote_addr,
-          sock.remote_port};
+  return {sock.local_addr, sock.local_port, sock.remote_addr, sock.remote_port};
 }
 
 TupleKey PeerKey(const SocketId& sock) {
-  return {sock.remote_addr, sock.remote_port, sock.local_addr,
-          sock.local_port};
+  return {sock.remote_addr, sock.remote_port, sock.local_addr, sock.local_port};
 }
 
 Role GuessUnpairedRole(const SocketId& sock,

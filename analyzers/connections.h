@@ -69,10 +69,11 @@ struct Conn {
   uint64_t uid = 0;
   uint32_t tgid = 0;
   int32_t fd = -1;
-  bool preattach = false;  // first seen on a read/write/close, not accept/connect
+  bool preattach =
+      false;  // first seen on a read/write/close, not accept/connect
   // Why its first request is incomplete when preattach (see Open's caller).
   IncompleteReason preattach_reason = IncompleteReason::kOpenedBeforeAttach;
-  bool accepted = false;  // opened by accept (vs connect or unknown)
+  bool accepted = false;      // opened by accept (vs connect or unknown)
   bool role_guessed = false;  // paired before attach with no evidence
   SocketId sock;
   // The unix socket path its connect asked for ("@name" for an abstract
@@ -129,7 +130,6 @@ struct Conn {
   std::unique_ptr<BackendLink> set_aside_link_;
   std::unique_ptr<BackendSide> set_aside_side_;
 };
-
 
 // A TCP/IP socket's identity as (local address, local port, remote address,
 // remote port).

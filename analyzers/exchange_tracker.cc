@@ -33,11 +33,10 @@ bool HasType(const std::vector<FastCgiHeader>& headers, uint8_t type) {
 // ---------------------------------------------------------------------------
 // Backend links.
 
-std::shared_ptr<Exchange> ExchangeTracker::Begin(Conn* conn,
-                                                       BackendLink* link,
-                                                       uint32_t tid,
-                                                       uint64_t start_enter,
-                                                       bool partial) {
+std::shared_ptr<Exchange> ExchangeTracker::Begin(Conn* conn, BackendLink* link,
+                                                 uint32_t tid,
+                                                 uint64_t start_enter,
+                                                 bool partial) {
   auto ex = std::make_shared<Exchange>();
   ex->seq = next_exchange_seq_++;
   ex->tgid = conn->tgid;
@@ -140,8 +139,8 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
   Exchange* ex = link->exchange.get();
   if (IsWrite(e.syscall)) {
     bool may_resync = ex == nullptr || ex->has_reply;
-    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
-                                       may_resync);
+    auto headers =
+        conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0, may_resync);
     bool begins = HasType(headers, kFcgiBeginRequest);
     bool fresh = ex != nullptr && !ex->has_send && !ex->has_reply;
     bool start_new;
@@ -157,8 +156,7 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
     if (start_new) {
       bool partial = (conn->preattach && conn->requests == 0 && !begins) ||
                      e.enter_missed();
-      link->exchange =
-          Begin(conn, link, rec.tid, rec.start_ns(), partial);
+      link->exchange = Begin(conn, link, rec.tid, rec.start_ns(), partial);
       ex = link->exchange.get();
     }
     if (!ex->has_send && !e.payload.empty()) {
@@ -274,8 +272,8 @@ void ExchangeTracker::OnBackendSideEvent(Conn* conn, BackendSide* side,
   if (w == nullptr) return;
   w->syscalls.push_back(rec);
   if (IsWrite(e.syscall) && !w->ended) {
-    auto headers = conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0,
-                                       !w->has_write);
+    auto headers =
+        conn->fcgi_out.Feed(e.payload, e.ret > 0 ? e.ret : 0, !w->has_write);
     w->has_write = true;
     w->last_write_exit = rec.exit_ns;
     if (HasType(headers, kFcgiEndRequest)) w->ended = true;
@@ -329,7 +327,6 @@ void ExchangeTracker::PruneCandidates(uint32_t tgid) {
   c.erase(std::remove_if(c.begin(), c.end(), unreachable), c.end());
   anomalies_->unattributed_exchanges += before - c.size();
 }
-
 
 // ---------------------------------------------------------------------------
 // Connects, pairing and closes.

@@ -43,8 +43,7 @@ class ExchangeTracker {
   // A read, write or close on backend link `conn`.
   void OnLinkEvent(Conn* conn, BackendLink* link, const SyscallEvent& e);
   // A read, write or close on backend side `conn`.
-  void OnBackendSideEvent(Conn* conn, BackendSide* side,
-                          const SyscallEvent& e);
+  void OnBackendSideEvent(Conn* conn, BackendSide* side, const SyscallEvent& e);
   // Link `conn` was paired with `side`: its exchange's backend is traced.
   void OnPaired(const Conn& conn, BackendLink* link, const Conn& side);
   // `conn` closes: the exchange it carries (or carried as a link) is done.
@@ -73,7 +72,7 @@ class ExchangeTracker {
   // What attribution keeps per process.
   struct ProcessQueues {
     uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
-    std::vector<OpenRequest*> waiting;  // no response write yet, oldest first
+    std::vector<OpenRequest*> waiting;    // no response write yet, oldest first
     std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
   };
 

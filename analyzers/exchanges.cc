@@ -6,7 +6,6 @@
 #include <optional>
 #include <vector>
 
-
 namespace reqcost::analyzers {
 bool CanAttribute(const Exchange& ex, uint64_t last_read_exit,
                   uint64_t write_start) {

@@ -67,12 +67,12 @@ struct Exchange {
 
   uint64_t seq = 0;
   uint32_t tgid = 0;
-  uint32_t tid = 0;  // the thread that began it
-  bool new_conn = false;  // opened by its own connect
+  uint32_t tid = 0;             // the thread that began it
+  bool new_conn = false;        // opened by its own connect
   std::string backend_address;  // BackendAddress of its link
   // "fastcgi" or "http" from its first send's payload; empty unknown.
   std::string protocol;
-  bool partial = false;   // began before attach
+  bool partial = false;  // began before attach
   bool backend_traced = false;
   bool attributed = false;
   uint64_t start_enter = 0;  // connect or first send enter

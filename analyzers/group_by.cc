@@ -159,8 +159,8 @@ std::vector<GroupReport> KeyedGroupStats::Reports(const Report& base,
       g.label = key->empty() ? "(no request line)" : *key;
     } else {
       g.pid = key->empty() ? 0 : static_cast<uint32_t>(std::stoul(*key));
-      g.label = key->empty() ? "(backend not measured)"
-                             : ProcessLabel(base, g.pid);
+      g.label =
+          key->empty() ? "(backend not measured)" : ProcessLabel(base, g.pid);
     }
     out.push_back(std::move(g));
   }

@@ -99,7 +99,7 @@ constexpr std::array<uint8_t, 257> kHuffmanLengths = {
     19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,  // 208
     20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23,  // 224
     26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,  // 240
-    30,                                                               // 256
+    30,                                                              // 256
 };
 constexpr int kHuffmanMaxLength = 30;
 constexpr int kEos = 256;
@@ -167,9 +167,9 @@ absl::StatusOr<std::string> ReadString(std::string_view in, size_t* pos) {
   const bool huffman = (static_cast<uint8_t>(in[*pos]) & 0x80) != 0;
   ASSIGN_OR_RETURN(const uint64_t length, ReadInteger(in, pos, 7));
   if (length > in.size() - *pos) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "string of %d bytes with %d left in the header block", length,
-        in.size() - *pos));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("string of %d bytes with %d left in the header block",
+                        length, in.size() - *pos));
   }
   std::string_view bytes = in.substr(*pos, length);
   *pos += length;
@@ -190,7 +190,8 @@ absl::StatusOr<std::string> HpackHuffmanDecode(std::string_view coded) {
       code = (code << 1) | ((static_cast<uint8_t>(c) >> bit) & 1u);
       ++len;
       if (code - h.first_code[len] < h.count[len]) {
-        uint16_t sym = h.symbols[h.first_index[len] + (code - h.first_code[len])];
+        uint16_t sym =
+            h.symbols[h.first_index[len] + (code - h.first_code[len])];
         if (sym == kEos) {
           return absl::InvalidArgumentError("Huffman string contains EOS");
         }
@@ -330,9 +331,9 @@ absl::StatusOr<std::string_view> HeadersFragment(std::string_view payload,
     payload.remove_prefix(5);
   }
   if (pad > payload.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "HEADERS padding of %d bytes in a %d-byte payload", pad,
-        payload.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("HEADERS padding of %d bytes in a %d-byte payload", pad,
+                        payload.size()));
   }
   payload.remove_suffix(pad);
   return payload;

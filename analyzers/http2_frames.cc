@@ -42,9 +42,9 @@ bool StreamFrame(uint8_t type) {
 // The framing rules a frame header alone can break (RFC 9113 section 6).
 absl::Status CheckFrame(const Http2Frame& f) {
   if (ConnectionFrame(f.type) && f.stream_id != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "frame of type %d on stream %d: it belongs to stream 0", f.type,
-        f.stream_id));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("frame of type %d on stream %d: it belongs to stream 0",
+                        f.type, f.stream_id));
   }
   if (StreamFrame(f.type) && f.stream_id == 0) {
     return absl::InvalidArgumentError(
@@ -187,15 +187,15 @@ absl::Status Http2FrameParser::Feed(std::string_view prefix, uint64_t bytes,
     if (in_frame_) {
       uint64_t take = std::min(payload_left_, bytes - pos);
       uint64_t seen = std::min(take, visible);
-      if (options_.keep_payload && current_.payload.size() <
-                                       options_.max_payload_kept) {
+      if (options_.keep_payload &&
+          current_.payload.size() < options_.max_payload_kept) {
         // Only a contiguous start of the payload is kept.
-        const bool contiguous = current_.payload.size() ==
-                                current_.length - payload_left_;
+        const bool contiguous =
+            current_.payload.size() == current_.length - payload_left_;
         if (contiguous) {
           size_t room = options_.max_payload_kept - current_.payload.size();
-          current_.payload.append(prefix.substr(pos, std::min<uint64_t>(
-                                                         seen, room)));
+          current_.payload.append(
+              prefix.substr(pos, std::min<uint64_t>(seen, room)));
         }
       }
       payload_left_ -= take;
@@ -214,8 +214,8 @@ absl::Status Http2FrameParser::Feed(std::string_view prefix, uint64_t bytes,
           "lost",
           offset_ - header_have_)));
     }
-    size_t n = std::min<uint64_t>(kHttp2FrameHeaderSize - header_have_,
-                                  visible);
+    size_t n =
+        std::min<uint64_t>(kHttp2FrameHeaderSize - header_have_, visible);
     std::memcpy(header_ + header_have_, prefix.data() + pos, n);
     header_have_ += n;
     pos += n;

@@ -131,7 +131,7 @@ class Http2FrameParser {
   size_t preface_seen_ = 0;  // of them, matched so far
   char header_[kHttp2FrameHeaderSize] = {};
   size_t header_have_ = 0;
-  bool in_frame_ = false;    // current_ holds a frame whose payload runs
+  bool in_frame_ = false;  // current_ holds a frame whose payload runs
   uint64_t payload_left_ = 0;
   Http2Frame current_;
   // A HEADERS or PUSH_PROMISE without END_HEADERS: its stream's
@@ -141,11 +141,11 @@ class Http2FrameParser {
 
 // What one frame means for the requests of a connection.
 enum class Http2StreamEvent {
-  kNone,           // nothing for request boundaries
-  kRequestStart,   // HEADERS from the client opening a new stream
-  kResponseEnd,    // END_STREAM on a server frame of an open stream
-  kReset,          // RST_STREAM, either way: the stream ends unfinished
-  kGoaway,         // the connection is going away (stream_id = last stream)
+  kNone,          // nothing for request boundaries
+  kRequestStart,  // HEADERS from the client opening a new stream
+  kResponseEnd,   // END_STREAM on a server frame of an open stream
+  kReset,         // RST_STREAM, either way: the stream ends unfinished
+  kGoaway,        // the connection is going away (stream_id = last stream)
 };
 
 // Tells request boundaries from the frames of both directions of one

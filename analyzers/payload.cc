@@ -209,8 +209,8 @@ std::vector<FastCgiHeader> FastCgiStream::Feed(std::string_view prefix,
       remaining_ -= skip;
       continue;
     }
-    uint64_t take = std::min<uint64_t>(kFcgiHeaderSize - header_.size(),
-                                       bytes - pos);
+    uint64_t take =
+        std::min<uint64_t>(kFcgiHeaderSize - header_.size(), bytes - pos);
     if (pos + take > prefix.size()) {  // header bytes were not captured
       synced_ = false;
       header_.clear();

@@ -15,8 +15,9 @@
 namespace reqcost::analyzers {
 uint64_t RequestStartNs(const PhaseInput& in) {
   return in.accept != nullptr ? in.accept->enter_ns
-         : in.has_read        ? in.first_read_start
-         : (in.syscalls.empty() ? 0 : in.syscalls.front().start_ns());
+         : in.has_read
+             ? in.first_read_start
+             : (in.syscalls.empty() ? 0 : in.syscalls.front().start_ns());
 }
 
 uint64_t ClientWaitNs(absl::Span<const SyscallRecord> syscalls,
@@ -96,7 +97,7 @@ BackendPhase MeasureBackend(const Exchange& ex) {
   if (out.incomplete.has_value()) {
     out.incomplete_reason = Name(*out.incomplete);
   } else if (ex.connect_exit.has_value() &&
-      ex.backend_accept_exit.has_value() && ex.work) {
+             ex.backend_accept_exit.has_value() && ex.work) {
     out.queue_ns = *ex.backend_accept_exit > *ex.connect_exit
                        ? *ex.backend_accept_exit - *ex.connect_exit
                        : 0;

@@ -128,8 +128,8 @@ struct BackendPhase {
   BackendTiming timing = BackendTiming::kNone;
   uint64_t start_ns = 0;  // of the backend phase
   uint64_t end_ns = 0;
-  uint64_t backend_ns = 0;   // end - start, at least 0
-  uint64_t exchange_ns = 0;  // |W|, at least 0
+  uint64_t backend_ns = 0;           // end - start, at least 0
+  uint64_t exchange_ns = 0;          // |W|, at least 0
   std::optional<uint64_t> queue_ns;  // when usable and both ends were seen
 };
 

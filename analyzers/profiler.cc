@@ -173,8 +173,7 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   } else if (BackendSide* side = conn->side()) {
     exchanges.OnBackendSideEvent(conn, side, e);
   }
-  if (e.ret > 0 && IsRead(e.syscall) &&
-      (e.flags & SyscallEvent::kPeek) == 0) {
+  if (e.ret > 0 && IsRead(e.syscall) && (e.flags & SyscallEvent::kPeek) == 0) {
     conn->bytes_in += e.ret;
   }
   if (e.ret > 0 && IsWrite(e.syscall)) conn->bytes_out += e.ret;
@@ -301,9 +300,10 @@ void Profiler::Finish(uint64_t end_ns) {
     const Exchange* ex = r.exchange.get();
     bool exchange_done = ex == nullptr || ex->ended || ex->done;
     state_->finalizer.Finalize(
-        *conn, client, r.has_write && exchange_done
-                  ? std::nullopt
-                  : std::optional(IncompleteReason::kStillOpenAtEnd));
+        *conn, client,
+        r.has_write && exchange_done
+            ? std::nullopt
+            : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
 }
 

@@ -93,7 +93,7 @@ class Profiler {
   // churn, connections and attribution are bounded by the live processes;
   // the process list grows by one short entry per process seen.
   struct StateSize {
-    size_t connection_entries = 0;    // over every connection index
+    size_t connection_entries = 0;     // over every connection index
     size_t attribution_processes = 0;  // with exchange attribution state
     size_t processes = 0;              // known processes, exited included
   };

@@ -14,8 +14,7 @@ namespace reqcost::analyzers {
 inline constexpr size_t kSyscallsReserved = 16;
 
 // The record of `e` on the given side and target (an unseen enter stays 0).
-inline SyscallRecord ToRecord(const SyscallEvent& e, Side side,
-                              Target target) {
+inline SyscallRecord ToRecord(const SyscallEvent& e, Side side, Target target) {
   SyscallRecord r;
   r.syscall = e.syscall;
   r.side = side;

@@ -78,9 +78,9 @@ bool ReorderBuffer::Push(uint64_t key, const Event& event) {
   } else {
     // After every queued event with a key up to this one: arrival order
     // breaks ties.
-    auto at = std::upper_bound(
-        queue_.begin(), queue_.end(), key,
-        [](uint64_t k, const Queued& q) { return k < q.key; });
+    auto at =
+        std::upper_bound(queue_.begin(), queue_.end(), key,
+                         [](uint64_t k, const Queued& q) { return k < q.key; });
     queue_.emplace(at, key, event);
   }
   newest_ns_ = std::max(newest_ns_, key);

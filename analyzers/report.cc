@@ -61,8 +61,7 @@ size_t RequestStats::LineIndex(const TimelineKey& key) {
          static_cast<size_t>(key.target);
 }
 
-size_t RequestStats::SyscallIndex(uint16_t kind, Side side,
-                                  size_t peer_slot) {
+size_t RequestStats::SyscallIndex(uint16_t kind, Side side, size_t peer_slot) {
   return (kind * kSides + static_cast<size_t>(side)) * kPeerSlots + peer_slot;
 }
 
@@ -155,11 +154,11 @@ void RequestStats::Add(const Request& r) {
     if (s.enter_seen() && s.blocked) slept_ns_[index] += s.duration_ns();
   }
   if (!work_placed) {
-    add_line({kWorkLine, Side::kBackend, Target::kBackendSide},
-             r.backend_ns.value_or(0),
-             r.backend_start_ns != 0 ? offset(r.backend_start_ns)
-                                     : offset(r.end_ns),
-             true);
+    add_line(
+        {kWorkLine, Side::kBackend, Target::kBackendSide},
+        r.backend_ns.value_or(0),
+        r.backend_start_ns != 0 ? offset(r.backend_start_ns) : offset(r.end_ns),
+        true);
   }
 }
 
@@ -226,8 +225,9 @@ void RequestStats::Fill(Report* report) const {
   report->mean_span_us = complete_ > 0 ? span_ns_ / kNsPerUs / complete_ : 0;
   report->exchange.reset();
   if (exchange_.n > 0) {
-    report->exchange = TimelineLine(exchange_, "(exchange)", "server",
-                                    std::string(TargetName(Target::kBackendLink)));
+    report->exchange =
+        TimelineLine(exchange_, "(exchange)", "server",
+                     std::string(TargetName(Target::kBackendLink)));
   }
   std::stable_sort(report->timeline.begin(), report->timeline.end(),
                    [](const TimelineEntry& a, const TimelineEntry& b) {

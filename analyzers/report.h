@@ -27,13 +27,13 @@ struct CaptureInfo {
 
 // Counters of things the profiler had to skip or correct.
 struct Anomalies {
-  uint64_t late_events = 0;              // arrived after the reorder window
-  uint64_t clamped_phases = 0;           // requests with a clamped phase
-  uint64_t unattributed_exchanges = 0;   // backend exchanges of no request
-  uint64_t unmatched_backend_work = 0;   // backend requests of no exchange
-  uint64_t ignored_connections = 0;      // role could not be decided
-  uint64_t reclassified_connections = 0; // client found to be a backend side
-  uint64_t stray_events = 0;             // events outside any request
+  uint64_t late_events = 0;               // arrived after the reorder window
+  uint64_t clamped_phases = 0;            // requests with a clamped phase
+  uint64_t unattributed_exchanges = 0;    // backend exchanges of no request
+  uint64_t unmatched_backend_work = 0;    // backend requests of no exchange
+  uint64_t ignored_connections = 0;       // role could not be decided
+  uint64_t reclassified_connections = 0;  // client found to be a backend side
+  uint64_t stray_events = 0;              // events outside any request
   // Calls on sockets that carry no requests (netlink, UDP, ...) made while
   // their process served no request: counted, not shown in any request.
   uint64_t side_calls_outside_requests = 0;
@@ -74,12 +74,18 @@ struct PhaseSet {
   // The field of `phase`.
   const std::optional<PhaseSummary>& Of(Phase phase) const {
     switch (phase) {
-      case Phase::kTotal: return total;
-      case Phase::kServer: return server;
-      case Phase::kTransport: return transport;
-      case Phase::kBackend: return backend;
-      case Phase::kQueue: return queue;
-      case Phase::kTls: return tls;
+      case Phase::kTotal:
+        return total;
+      case Phase::kServer:
+        return server;
+      case Phase::kTransport:
+        return transport;
+      case Phase::kBackend:
+        return backend;
+      case Phase::kQueue:
+        return queue;
+      case Phase::kTls:
+        return tls;
     }
     return total;
   }
@@ -89,12 +95,18 @@ struct PhaseSet {
 // and tls only where known).
 inline const std::optional<uint64_t>& PhaseNs(const Request& r, Phase phase) {
   switch (phase) {
-    case Phase::kTotal: return r.total_ns;
-    case Phase::kServer: return r.server_ns;
-    case Phase::kTransport: return r.transport_ns;
-    case Phase::kBackend: return r.backend_ns;
-    case Phase::kQueue: return r.queue_ns;
-    case Phase::kTls: return r.tls_ns;
+    case Phase::kTotal:
+      return r.total_ns;
+    case Phase::kServer:
+      return r.server_ns;
+    case Phase::kTransport:
+      return r.transport_ns;
+    case Phase::kBackend:
+      return r.backend_ns;
+    case Phase::kQueue:
+      return r.queue_ns;
+    case Phase::kTls:
+      return r.tls_ns;
   }
   return r.total_ns;
 }
@@ -108,7 +120,7 @@ struct SyscallSummary {
   double mean_us = 0;  // over the timed ones
   double p99_us = 0;
   double p50_us = 0;  // text output only: not part of reqcost.report
-  std::string peer;    // "netlink", "dns", ... for side calls; "" otherwise
+  std::string peer;   // "netlink", "dns", ... for side calls; "" otherwise
   // Of `count`, the calls without a known duration (their start was not
   // hooked: data syscalls seen at the socket layer).
   uint64_t untimed = 0;
@@ -126,11 +138,11 @@ struct SyscallSummary {
 struct TimelineEntry {
   std::string name;
   std::string side;
-  std::string target;             // "client", "backend", ""
+  std::string target;              // "client", "backend", ""
   double mean_us_per_request = 0;  // summed duration / complete requests
   double count_per_request = 0;
   double mean_offset_us = 0;  // mean start offset from the request's start
-  bool untimed = false;  // no occurrence had a known duration
+  bool untimed = false;       // no occurrence had a known duration
 };
 
 // Requests grouped by client and backend connection reuse.
@@ -151,7 +163,7 @@ inline constexpr size_t kMaxProcessRows = 64;
 // Requests of one server process, or (`other`) of the processes whose rows
 // were folded together to keep at most kMaxProcessRows of them.
 struct ProcessSummary {
-  uint32_t pid = 0;  // 0 for the folded row
+  uint32_t pid = 0;       // 0 for the folded row
   uint64_t requests = 0;  // complete
   uint64_t incomplete = 0;
   PhaseSet phases;
@@ -179,8 +191,8 @@ struct Report {
   uint64_t count = 0;
   uint64_t complete = 0;
   uint64_t incomplete = 0;
-  double rate_per_s = 0;            // count / duration; 0 if no duration
-  std::string backend_timing;       // "measured", "inferred", "mixed", "none"
+  double rate_per_s = 0;       // count / duration; 0 if no duration
+  std::string backend_timing;  // "measured", "inferred", "mixed", "none"
   PhaseSet phases;
   std::vector<SyscallSummary> syscalls;
   std::vector<TimelineEntry> timeline;

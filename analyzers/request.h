@@ -43,7 +43,7 @@ enum class BackendTiming : uint8_t { kNone, kMeasured, kInferred };
 // Reuse of a connection: the request/exchange opened it, or it was reused.
 enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 
-std::string_view SideName(Side side);          // "server", "backend"
+std::string_view SideName(Side side);  // "server", "backend"
 // The other end of the connection: "client", "backend" (a link), "server"
 // (the backend's side of a link); a side call's socket kind: "netlink",
 // "dns", "udp", "unix-dgram", "socket", "nscd", "resolved".
@@ -73,9 +73,9 @@ struct SyscallRecord {
 // One request on a client connection. Phases (ns) are set only for complete
 // requests; an incomplete request keeps what was seen but no phase values.
 struct Request {
-  uint64_t id = 0;          // 1, 2, ... in order of finalization
-  uint32_t pid = 0;         // the server process (tgid)
-  uint32_t backend_pid = 0; // the backend process when measured, else 0
+  uint64_t id = 0;           // 1, 2, ... in order of finalization
+  uint32_t pid = 0;          // the server process (tgid)
+  uint32_t backend_pid = 0;  // the backend process when measured, else 0
   ConnReuse client_conn = ConnReuse::kNew;
   ConnReuse backend_conn = ConnReuse::kNone;
   BackendTiming backend_timing = BackendTiming::kNone;
@@ -108,12 +108,12 @@ struct Request {
   std::optional<uint64_t> transport_ns;
   std::optional<uint64_t> backend_ns;
   std::optional<uint64_t> queue_ns;  // part of transport; needs both ends
-  uint64_t queue_start_ns = 0;  // its start (the connect's exit) when set
+  uint64_t queue_start_ns = 0;       // its start (the connect's exit) when set
   // The server's time in the connection's TLS handshake (part of server),
   // on the connection's first request only.
   std::optional<uint64_t> tls_ns;
-  uint64_t client_wait_ns = 0;       // excluded from total
-  uint32_t clamped = 0;  // phase values clamped to stay >= 0 (anomalies)
+  uint64_t client_wait_ns = 0;  // excluded from total
+  uint32_t clamped = 0;         // phase values clamped to stay >= 0 (anomalies)
 
   // In start order (enter, else exit), each clipped to the request's span
   // [start_ns, max(end_ns, exit of its owned close/shutdown)].

@@ -106,8 +106,7 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
   if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
   out.syscalls.insert(out.syscalls.end(), r.pre_request.begin(),
                       r.pre_request.end());
-  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(),
-                      r.syscalls.end());
+  out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(), r.syscalls.end());
   out.syscalls.insert(out.syscalls.end(), r.side_calls.begin(),
                       r.side_calls.end());
   out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
@@ -135,8 +134,7 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
       ex != nullptr ? std::clamp(ex->start_enter, out.start_ns, clip_end)
                     : out.start_ns;
   for (SyscallRecord& s : out.syscalls) {
-    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns,
-         clip_end);
+    Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns, clip_end);
   }
   std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
                    [](const SyscallRecord& a, const SyscallRecord& b) {

@@ -18,9 +18,7 @@ void SlowestRequests::Add(const Request& request) {
   if (capacity_ == 0) return;
   // std::*_heap with this comparator keep the *fastest* kept request at
   // the front (a min-heap by slowness), the one to evict.
-  auto slower = [](const Request& a, const Request& b) {
-    return Faster(b, a);
-  };
+  auto slower = [](const Request& a, const Request& b) { return Faster(b, a); };
   if (heap_.size() < capacity_) {
     heap_.push_back(request);
     std::push_heap(heap_.begin(), heap_.end(), slower);

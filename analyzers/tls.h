@@ -9,8 +9,8 @@
 // The client's handshake ends with its Finished. In TLS 1.2 that is the
 // handshake record that follows its ChangeCipherSpec (at most
 // kMaxTls12Finished bytes: 16 bytes of Finished, encrypted; a longer one is
-// the second ClientHello after a TLS 1.3 HelloRetryRequest); in TLS 1.3 it is the
-// client's first encrypted record (outer type application_data), because
+// the second ClientHello after a TLS 1.3 HelloRetryRequest); in TLS 1.3 it is
+// the client's first encrypted record (outer type application_data), because
 // 1.3 encrypts everything after the ServerHello. Client records before it
 // are the handshake; application_data records after it are requests, except
 // that in TLS 1.3 an encrypted record of at most kMaxEncryptedAlert bytes is

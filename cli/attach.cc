@@ -138,10 +138,9 @@ absl::Status RunAttach(const AttachOptions& options) {
   std::optional<collector::CaptureWriter> writer;
   if (!options.output.empty()) {
     ASSIGN_OR_RETURN(
-        writer,
-        collector::CaptureWriter::Create(
-            options.output,
-            MakeHeader(options, mono_to_wall_ns, start_ns, procs)));
+        writer, collector::CaptureWriter::Create(
+                    options.output,
+                    MakeHeader(options, mono_to_wall_ns, start_ns, procs)));
     pipeline.RecordTo(&*writer);
   }
   pipeline.Begin(start_ns, procs);
@@ -181,7 +180,8 @@ absl::Status RunAttach(const AttachOptions& options) {
   }
   // Whatever the kernel wrote before we stopped is still delivered.
   if (poll_error.ok()) {
-    if (absl::StatusOr<int> n = tracer->Poll(0); !n.ok()) poll_error = n.status();
+    if (absl::StatusOr<int> n = tracer->Poll(0); !n.ok())
+      poll_error = n.status();
   }
   KernelCounters counters = tracer->counters();
   uint64_t undecodable = tracer->decode_errors();
@@ -201,7 +201,8 @@ absl::Status RunAttach(const AttachOptions& options) {
   if (!options.summary) {
     std::fprintf(stderr, "%s\n",
                  CountersLine(pipeline.syscall_events(),
-                              pipeline.process_events(), counters).c_str());
+                              pipeline.process_events(), counters)
+                     .c_str());
   }
   RETURN_IF_ERROR(end);
   RETURN_IF_ERROR(poll_error);

@@ -47,9 +47,9 @@ inline constexpr size_t kDefaultSlowest = 10;
 
 // `--html FILE` of `report` and `compare`: the self-contained page.
 struct HtmlOptions {
-  std::string path;      // "" for none
+  std::string path;                  // "" for none
   size_t slowest = kDefaultSlowest;  // per capture
-  bool force = false;    // replace an existing file
+  bool force = false;                // replace an existing file
 };
 
 struct ReportOptions {
@@ -64,7 +64,7 @@ struct ReportOptions {
   // a smaller difference is not clear
   double threshold_pct = analyzers::kDefaultThresholdPct;
   HtmlOptions html;
-  FleetOptions fleet;    // --otlp-json, --service-name
+  FleetOptions fleet;  // --otlp-json, --service-name
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With

@@ -23,7 +23,7 @@ namespace {
 // The report of one capture, or its failure marked as a bad capture. Offers
 // every request to `slowest`.
 absl::Status ReportOf(const std::string& path, analyzers::Report* report,
-             analyzers::SlowestRequests* slowest) {
+                      analyzers::SlowestRequests* slowest) {
   OutputOptions quiet;
   quiet.summary = false;
   Pipeline pipeline(quiet, stdout);
@@ -62,9 +62,9 @@ absl::Status RunCompare(const CompareCommandOptions& options) {
   if (html.has_value()) {
     absl::Status s = html->Commit(analyzers::HtmlPage(
         absl::StrCat("reqcost compare ", options.a, " ", options.b),
-        analyzers::ComparePageData(options.a, options.b, c,
-                                   a_slowest.Sorted(), a_slowest.offered(),
-                                   b_slowest.Sorted(), b_slowest.offered()),
+        analyzers::ComparePageData(options.a, options.b, c, a_slowest.Sorted(),
+                                   a_slowest.offered(), b_slowest.Sorted(),
+                                   b_slowest.offered()),
         absl::StrCat("A: ", options.a, "\nB: ", options.b, "\n\n",
                      analyzers::FormatComparisonText(c))));
     if (!s.ok()) return OutputFileError(s);

@@ -54,7 +54,7 @@ class SwitchSink : public collector::EventSink {
 struct Scenario {
   const char* name;
   bool client_keepalive;
-  bool keep_conn;   // through the nginx with fastcgi_keep_conn on
+  bool keep_conn;  // through the nginx with fastcgi_keep_conn on
   const char* path;
 };
 
@@ -90,8 +90,7 @@ void PrintTable(const std::vector<Outcome>& outcomes, int requests,
       "request (complete requests):\n\n",
       requests, rounds);
   std::printf("  %-44s %10s %10s %10s %10s %10s %8s %8s\n", "", "total",
-              "server", "transport", "backend", "queue", "accepts",
-              "connects");
+              "server", "transport", "backend", "queue", "accepts", "connects");
   for (const Outcome& o : outcomes) {
     const analyzers::PhaseSet& p = o.report.phases;
     std::printf("  %-44s %10s %10s %10s %10s %10s %8.2f %8.2f\n",
@@ -100,9 +99,11 @@ void PrintTable(const std::vector<Outcome>& outcomes, int requests,
                 Ms(p.queue).c_str(), Accepts(o.report),
                 PerRequest(o.report, "connect", "server", "backend"));
   }
-  std::printf("\n  (accepts and connects: per request; ab's own mean "
-              "time per request:");
-  for (const Outcome& o : outcomes) std::printf(" %.3f", o.ab.time_per_request_ms);
+  std::printf(
+      "\n  (accepts and connects: per request; ab's own mean "
+      "time per request:");
+  for (const Outcome& o : outcomes)
+    std::printf(" %.3f", o.ab.time_per_request_ms);
   std::printf(" ms)\n");
 }
 
@@ -110,9 +111,9 @@ void PrintTable(const std::vector<Outcome>& outcomes, int requests,
 void PrintSavings(const std::vector<Outcome>& outcomes) {
   std::printf("\ncompared with %s:\n", outcomes[0].scenario->name);
   for (size_t i = 1; i < outcomes.size() && i < 4; ++i) {
-    analyzers::Comparison c =
-        analyzers::Compare(outcomes[0].report, outcomes[i].report,
-                           outcomes[0].scenario->name, outcomes[i].scenario->name);
+    analyzers::Comparison c = analyzers::Compare(
+        outcomes[0].report, outcomes[i].report, outcomes[0].scenario->name,
+        outcomes[i].scenario->name);
     std::printf("  %s\n", c.verdict.c_str());
   }
 }
@@ -121,14 +122,14 @@ void PrintTimeline(const Outcome& o) {
   std::printf("\nthe average request, %s (what strace -tt showed by hand):\n",
               o.scenario->name);
   for (const analyzers::TimelineEntry& t : o.report.timeline) {
-    if (t.count_per_request < 0.01) continue;  // the odd reconnect, not the pattern
+    if (t.count_per_request < 0.01)
+      continue;  // the odd reconnect, not the pattern
     // A call seen at its end only has no duration: "-".
-    std::printf("  %-8s %-10s %10s  x%.2f  %s\n", t.side.c_str(),
-                t.name.c_str(),
-                t.untimed ? "-"
-                          : analyzers::FormatDuration(t.mean_us_per_request)
-                                .c_str(),
-                t.count_per_request, t.target.c_str());
+    std::printf(
+        "  %-8s %-10s %10s  x%.2f  %s\n", t.side.c_str(), t.name.c_str(),
+        t.untimed ? "-"
+                  : analyzers::FormatDuration(t.mean_us_per_request).c_str(),
+        t.count_per_request, t.target.c_str());
   }
 }
 
@@ -143,10 +144,9 @@ void AddRound(const stack::AbResult& ab, const analyzers::Report& report,
   o->ab.non_2xx += ab.non_2xx;
   o->ab.keepalive_requests += ab.keepalive_requests;
   if (o->ab.complete > 0) {
-    o->ab.time_per_request_ms =
-        (o->ab.time_per_request_ms * before +
-         ab.time_per_request_ms * ab.complete) /
-        o->ab.complete;
+    o->ab.time_per_request_ms = (o->ab.time_per_request_ms * before +
+                                 ab.time_per_request_ms * ab.complete) /
+                                o->ab.complete;
   }
   totals->capture.duration_s += report.capture.duration_s;
   totals->capture.events += report.capture.events;
@@ -171,8 +171,9 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
   absl::StatusOr<stack::DataDirs> data = stack::DataDirsBesideExecutable();
   if (!data.ok()) {
     // A broken install, not a missing kernel feature: exit 1, not 5.
-    return absl::InternalError(absl::StrFormat(
-        "%s (reinstall reqcost, or run it from its build tree)", data.status().message()));
+    return absl::InternalError(
+        absl::StrFormat("%s (reinstall reqcost, or run it from its build tree)",
+                        data.status().message()));
   }
   stack::UseDataDirs(*data);
   absl::StatusOr<stack::TempDir> dir = stack::TempDir::Create("reqcost-demo");
@@ -197,12 +198,14 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
   stack::NginxOptions kept = per_request;
   kept.keep_conn = true;
   absl::StatusOr<stack::Server> nginx_kept = stack::StartNginx(*dir, kept);
-  if (!nginx_kept.ok()) return Fail("nginx (fastcgi_keep_conn)", nginx_kept.status());
-  std::printf("  php-fpm %d, sample FastCGI backend %d, nginx %d (a backend "
-              "connection per request, port %d), nginx %d (fastcgi_keep_conn "
-              "on, port %d)\n",
-              fpm->pid(), backend->pid(), nginx->pid(), nginx->port(),
-              nginx_kept->pid(), nginx_kept->port());
+  if (!nginx_kept.ok())
+    return Fail("nginx (fastcgi_keep_conn)", nginx_kept.status());
+  std::printf(
+      "  php-fpm %d, sample FastCGI backend %d, nginx %d (a backend "
+      "connection per request, port %d), nginx %d (fastcgi_keep_conn "
+      "on, port %d)\n",
+      fpm->pid(), backend->pid(), nginx->pid(), nginx->port(),
+      nginx_kept->pid(), nginx_kept->port());
 
   SwitchSink sink;
   collector::TracerOptions topts;
@@ -214,7 +217,8 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
   std::printf("  attached to %zu processes\n", (*tracer)->processes().size());
 
   static const Scenario kScenarios[] = {
-      {"client close, backend connection per request", false, false, "/hello.php"},
+      {"client close, backend connection per request", false, false,
+       "/hello.php"},
       {"client keep-alive, backend per request", true, false, "/hello.php"},
       {"client close, fastcgi_keep_conn", false, true, "/hello.php"},
       {"client keep-alive, fastcgi_keep_conn", true, true, "/hello.php"},
@@ -229,11 +233,14 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
   std::vector<analyzers::RequestStats> stats(kWays);
   std::vector<analyzers::Report> totals(kWays);
   std::vector<size_t> slots(kWays, 0);
-  for (size_t w = 0; w < kWays; ++w) outcomes.push_back({&kScenarios[w], {}, {}});
+  for (size_t w = 0; w < kWays; ++w)
+    outcomes.push_back({&kScenarios[w], {}, {}});
   std::FILE* devnull = std::fopen("/dev/null", "w");
   const int rounds = std::min(options.rounds, options.requests);
-  std::printf("  %d rounds; in each, every way runs in turn (the order "
-              "rotates)\n", rounds);
+  std::printf(
+      "  %d rounds; in each, every way runs in turn (the order "
+      "rotates)\n",
+      rounds);
   for (int round = 0; round < rounds && !g_demo_stop; ++round) {
     // This round's share of the requests: the remainder goes to the first.
     const int n = options.requests / rounds +
@@ -272,8 +279,8 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
       load.join();
       for (int i = 0; i < 3; ++i) (void)(*tracer)->Poll(50);
       sink.Set(nullptr);
-      absl::Status end = pipeline.End(collector::MonotonicNowNs(),
-                                      (*tracer)->counters());
+      absl::Status end =
+          pipeline.End(collector::MonotonicNowNs(), (*tracer)->counters());
       if (!result.ok()) return Fail("ab", result.status());
       if (!end.ok()) return end;
       AddRound(*result, pipeline.report(), &outcomes[w], &totals[w]);
@@ -292,16 +299,18 @@ absl::Status RunDemoOrError(const DemoOptions& options) {
     stats[w].Fill(&o.report);
     analyzers::ClientView& client = o.report.client;
     client.busy_s = totals[w].client.busy_s;
-    client.rate_per_s = client.busy_s > 0 ? o.report.complete / client.busy_s : 0;
+    client.rate_per_s =
+        client.busy_s > 0 ? o.report.complete / client.busy_s : 0;
     client.in_flight =
         client.busy_s > 0 ? totals[w].client.in_flight / client.busy_s : 0;
     const analyzers::Report& r = o.report;
-    std::printf("  %-44s ab: %d requests (%d kept alive); reqcost: %llu "
-                "complete, %llu incomplete, backend %s\n",
-                o.scenario->name, o.ab.complete, o.ab.keepalive_requests,
-                static_cast<unsigned long long>(r.complete),
-                static_cast<unsigned long long>(r.incomplete),
-                r.backend_timing.c_str());
+    std::printf(
+        "  %-44s ab: %d requests (%d kept alive); reqcost: %llu "
+        "complete, %llu incomplete, backend %s\n",
+        o.scenario->name, o.ab.complete, o.ab.keepalive_requests,
+        static_cast<unsigned long long>(r.complete),
+        static_cast<unsigned long long>(r.incomplete),
+        r.backend_timing.c_str());
     complete.push_back(o);
   }
   outcomes = std::move(complete);

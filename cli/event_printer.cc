@@ -80,8 +80,8 @@ std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
   std::string call;
   if (IsAccept(e.syscall)) {
     std::string listen = e.fd >= 0 ? absl::StrCat(e.fd) : "?";
-    call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", listen, ") = ",
-                        FormatRet(e));
+    call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", listen,
+                        ") = ", FormatRet(e));
     if (e.ret >= 0) absl::StrAppend(&call, "<", FormatSocket(e.sock), ">");
   } else {
     call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", e.fd, "<",
@@ -90,17 +90,18 @@ std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
                         FormatTls(e.tls));
   }
   std::string dur =
-      e.enter_seen() ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
+      e.enter_seen()
+          ? absl::StrCat("<", FormatSeconds(e.exit_ns - e.enter_ns), ">")
       : e.enter_missed() ? "<started before attach>"
                          : "<duration unknown: seen at its end>";
   return absl::StrFormat("%12s %s %d/%d %s %s", when,
-                         analyzers::TerminalText(comm), e.tgid, e.tid,
-                         call, dur);
+                         analyzers::TerminalText(comm), e.tgid, e.tid, call,
+                         dur);
 }
 
 std::string FormatProcessEvent(const ProcessEvent& e, uint64_t origin_ns) {
-  std::string when = e.ts_ns >= origin_ns ? FormatSeconds(e.ts_ns - origin_ns)
-                                          : "0.000000";
+  std::string when =
+      e.ts_ns >= origin_ns ? FormatSeconds(e.ts_ns - origin_ns) : "0.000000";
   switch (e.op) {
     case ProcessEvent::Op::kFork:
       return absl::StrFormat("%12s %d forked %d (%s): traced", when,

@@ -18,7 +18,8 @@ std::string FormatTls(const TlsRecords& tls);
 // One line, no newline: time relative to `origin_ns` (the enter, or the exit
 // when the enter was not seen), comm, pid/tid, the call with its fd and
 // socket, the return value and the duration, e.g.
-// "  0.012345 nginx 1234/1234 read(12<127.0.0.1:8080->127.0.0.1:51234>) = 91 <0.000004>"
+// "  0.012345 nginx 1234/1234 read(12<127.0.0.1:8080->127.0.0.1:51234>) = 91
+// <0.000004>"
 std::string FormatEvent(const SyscallEvent& event, const std::string& comm,
                         uint64_t origin_ns);
 

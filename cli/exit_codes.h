@@ -25,7 +25,8 @@ inline constexpr int kExitNoProcess = 3;    // a PID does not exist
 inline constexpr int kExitPrivileges = 4;   // not allowed to load BPF
 inline constexpr int kExitUnsupported = 5;  // the kernel lacks BTF, tracefs...
 inline constexpr int kExitBadCapture = 6;   // a capture file is unreadable
-inline constexpr int kExitNoSocketCalls = 7;  // import: no socket syscalls in the log
+inline constexpr int kExitNoSocketCalls =
+    7;  // import: no socket syscalls in the log
 
 // Payload type URLs of the marks below. Never written anywhere: they live
 // only between a command and main.
@@ -89,10 +90,10 @@ inline int ReportAndExit(const absl::Status& status) {
   if (status.ok()) return kExitOk;
   if (!status.GetPayload(kReportedPayload).has_value()) {
     const auto speaker = status.GetPayload(kSpeakerPayload);
-    std::fprintf(stderr, "%s: %s\n",
-                 speaker.has_value() ? std::string(*speaker).c_str()
-                                     : "reqcost",
-                 std::string(status.message()).c_str());
+    std::fprintf(
+        stderr, "%s: %s\n",
+        speaker.has_value() ? std::string(*speaker).c_str() : "reqcost",
+        std::string(status.message()).c_str());
   }
   return ExitCodeFor(status);
 }

@@ -22,8 +22,8 @@ bool FleetOutputs::Wanted(const FleetOptions& options, bool environment) {
   if (options.any()) return true;
   if (!environment) return false;
   exporters::EnvLookup env = exporters::ProcessEnvironment();
-  for (const char* name : {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                           "OTEL_EXPORTER_OTLP_ENDPOINT"}) {
+  for (const char* name :
+       {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"}) {
     std::optional<std::string> v = env(name);
     if (v.has_value() && !v->empty()) return true;
   }
@@ -61,10 +61,9 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
                                                        *fleet->metrics_));
     }
     if (!options.metrics_file.empty()) {
-      ASSIGN_OR_RETURN(fleet->file_,
-                       exporters::MetricsFile::Start(options.metrics_file,
-                                                     *fleet->metrics_,
-                                                     kMetricsFilePeriodMs));
+      ASSIGN_OR_RETURN(fleet->file_, exporters::MetricsFile::Start(
+                                         options.metrics_file, *fleet->metrics_,
+                                         kMetricsFilePeriodMs));
     }
     exporters::Metrics* metrics = fleet->metrics_.get();
     pipeline->AddRequestObserver(

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "cli/pipeline.h"
 #include "cli/exporters/metrics.h"
 #include "cli/exporters/span_exporter.h"
+#include "cli/pipeline.h"
 
 namespace reqcost::cli {
 

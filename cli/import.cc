@@ -43,7 +43,8 @@ absl::Status FeedFile(const std::string& path,
     }
     size_t pos = 0;
     while (pos < n) {
-      const char* nl = static_cast<const char*>(std::memchr(buf.data() + pos, '\n', n - pos));
+      const char* nl = static_cast<const char*>(
+          std::memchr(buf.data() + pos, '\n', n - pos));
       if (nl == nullptr) {
         partial.append(buf.data() + pos, n - pos);
         break;
@@ -75,8 +76,9 @@ absl::Status WriteImport(const collector::StraceImport& im,
   header.command_line = options.command_line;
   collector::CaptureWriter::Options wo;
   wo.overwrite = options.force;
-  ASSIGN_OR_RETURN(collector::CaptureWriter writer,
-                   collector::CaptureWriter::Create(options.output, header, wo));
+  ASSIGN_OR_RETURN(
+      collector::CaptureWriter writer,
+      collector::CaptureWriter::Create(options.output, header, wo));
   // Both streams are sorted: merge them by time, as live capture delivers.
   size_t p = 0;
   for (const SyscallEvent& e : im.events) {
@@ -108,7 +110,7 @@ void PrintSummary(const collector::StraceImport& im,
       s.other_calls, s.not_socket, s.unknown_fd, s.signals, s.exits);
   if (s.malformed > 0) {
     absl::PrintF("  malformed lines: %d (e.g. %s)\n", s.malformed,
-                absl::StrJoin(s.malformed_samples, ", ").c_str());
+                 absl::StrJoin(s.malformed_samples, ", ").c_str());
   }
   if (s.truncated > 0 || s.unfinished > 0 || s.orphan_resumed > 0) {
     absl::PrintF(

@@ -37,9 +37,9 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
           "ring buffer bytes, a power of two (default %d MiB)",
           reqcost::collector::TracerOptions::kDefaultRingBytes >> 20));
   cmd->add_flag("--syscall-times", o->syscall_times,
-               "trace read/write/... at enter and exit, so that every "
-               "socket read and write has its duration (costs every file "
-               "read and write of the traced processes too)");
+                "trace read/write/... at enter and exit, so that every "
+                "socket read and write has its duration (costs every file "
+                "read and write of the traced processes too)");
   cmd->add_flag("--tls-probes,!--no-tls-probes", o->tls_probes,
                 "uprobes on OpenSSL's SSL_read/SSL_write (off by default: "
                 "their HTTP/2 frames are not yet split into requests, and "
@@ -96,8 +96,9 @@ void AddFleetFlags(CLI::App* cmd, reqcost::cli::FleetOptions* o, bool live) {
 
 int main(int argc, char** argv) {
   using namespace reqcost::cli;
-  CLI::App app{"reqcost: request-cost profiler for web servers and their "
-               "FastCGI/HTTP backends"};
+  CLI::App app{
+      "reqcost: request-cost profiler for web servers and their "
+      "FastCGI/HTTP backends"};
   app.require_subcommand(1);
   app.set_version_flag("--version", VersionText(),
                        "print the version, the git commit it was built from "
@@ -135,8 +136,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("report", "the breakdown of a capture file");
   report_cmd->add_option("file", report.input, "capture file")->required();
   report_cmd->add_option("-f,--format", report.format, "text, json or jsonl");
-  report_cmd->add_flag("--requests", report.requests,
-                       "print every request");
+  report_cmd->add_flag("--requests", report.requests, "print every request");
   report_cmd->add_flag("--events", report.events,
                        "print every syscall, strace-style");
   report_cmd->add_option(
@@ -146,13 +146,13 @@ int main(int argc, char** argv) {
       "or url (needs a capture recorded with --payload 64 or more), process "
       "(= server-process: the front server's PID) or backend-process: the "
       "top groups by total time side by side");
-  report_cmd->add_option("--top", report.top,
-                         absl::StrFormat("url/process groups shown; the rest "
-                                         "are \"other\" (default %d)",
-                                         reqcost::analyzers::kDefaultTopGroups))
-      ->check(CLI::Range(1, 50));
   report_cmd
-      ->add_option("--threshold", report.threshold_pct, kThresholdHelp)
+      ->add_option("--top", report.top,
+                   absl::StrFormat("url/process groups shown; the rest "
+                                   "are \"other\" (default %d)",
+                                   reqcost::analyzers::kDefaultTopGroups))
+      ->check(CLI::Range(1, 50));
+  report_cmd->add_option("--threshold", report.threshold_pct, kThresholdHelp)
       ->check(CLI::Range(0.0, 100.0));
   AddHtmlFlags(report_cmd, &report.html);
   AddFleetFlags(report_cmd, &report.fleet, /*live=*/false);
@@ -167,8 +167,7 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("b", compare.b, "capture file B")->required();
   compare_cmd->add_option("-f,--format", compare.format, "text or json");
   AddHtmlFlags(compare_cmd, &compare.html);
-  compare_cmd
-      ->add_option("--threshold", compare.threshold_pct, kThresholdHelp)
+  compare_cmd->add_option("--threshold", compare.threshold_pct, kThresholdHelp)
       ->check(CLI::Range(0.0, 100.0));
 
   TimelineOptions timeline;
@@ -178,8 +177,9 @@ int main(int argc, char** argv) {
       "chrome://tracing); keeps every request in memory until the end, so "
       "memory grows with the capture");
   timeline_cmd->add_option("file", timeline.input, "capture file")->required();
-  timeline_cmd->add_option("-o,--output", timeline.output,
-                           "trace file to write (mode 0600)")
+  timeline_cmd
+      ->add_option("-o,--output", timeline.output,
+                   "trace file to write (mode 0600)")
       ->required();
   timeline_cmd->add_flag("--force", timeline.force,
                          "replace the output file if it exists");
@@ -189,19 +189,22 @@ int main(int argc, char** argv) {
       "import", "turn strace -f -ttt -T -yy logs into a capture file");
   import_cmd->add_option("format", import.format, "the logs' format: strace")
       ->required();
-  import_cmd->add_option("logs", import.logs,
-                         "strace logs (strace -ff: every PREFIX.PID file)")
+  import_cmd
+      ->add_option("logs", import.logs,
+                   "strace logs (strace -ff: every PREFIX.PID file)")
       ->required();
-  import_cmd->add_option("-o,--output", import.output,
-                         "capture file to write (mode 0600)")
+  import_cmd
+      ->add_option("-o,--output", import.output,
+                   "capture file to write (mode 0600)")
       ->required();
   import_cmd->add_flag("--force", import.force,
                        "replace the output file if it exists");
 
   DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand(
-      "demo", "start nginx + php-fpm on loopback, profile them four ways, "
-              "compare (root)");
+      "demo",
+      "start nginx + php-fpm on loopback, profile them four ways, "
+      "compare (root)");
   demo_cmd
       ->add_option("--rounds", demo.rounds,
                    absl::StrFormat("rounds: each way runs once per round, in "

@@ -25,9 +25,9 @@ absl::StatusOr<OutputFile> OutputFile::Create(const std::string& path,
   if (force && ::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return absl::ErrnoToStatus(errno, absl::StrFormat("remove old %s", path));
   }
-  int fd = ::open(path.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  S_IRUSR | S_IWUSR);
+  int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+             S_IRUSR | S_IWUSR);
   if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrFormat("create %s", path));
   }

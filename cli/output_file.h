@@ -19,8 +19,7 @@ class OutputFile {
   // symlink. An existing path is replaced only with `force`, else
   // AlreadyExists with a sentence that says what to do; other failures
   // carry the errno ("create PATH: Permission denied").
-  static absl::StatusOr<OutputFile> Create(const std::string& path,
-                                           bool force);
+  static absl::StatusOr<OutputFile> Create(const std::string& path, bool force);
 
   OutputFile(OutputFile&& other) noexcept;
   OutputFile& operator=(OutputFile&&) = delete;

@@ -75,7 +75,8 @@ void Pipeline::OnProcess(const ProcessEvent& e) {
 
 void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   ++drop_notices_;
-  if (writer_ != nullptr) NoteWriteError(writer_->WriteDrops(from_ns, to_ns, count));
+  if (writer_ != nullptr)
+    NoteWriteError(writer_->WriteDrops(from_ns, to_ns, count));
   profiler_.OnDrops(from_ns, to_ns, count);
 }
 
@@ -101,11 +102,13 @@ absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
   if (options_.summary) {
     switch (options_.format) {
       case Format::kText:
-        std::fprintf(out_, "%s%s\n", analyzers::FormatText(report_).c_str(),
-                     CountersLine(syscalls_, process_events_, counters).c_str());
+        std::fprintf(
+            out_, "%s%s\n", analyzers::FormatText(report_).c_str(),
+            CountersLine(syscalls_, process_events_, counters).c_str());
         break;
       case Format::kJson:
-        std::fprintf(out_, "%s\n", analyzers::ReportToJson(report_).dump(2).c_str());
+        std::fprintf(out_, "%s\n",
+                     analyzers::ReportToJson(report_).dump(2).c_str());
         break;
       case Format::kJsonl:
         break;  // the requests were the output

@@ -14,8 +14,8 @@
 #include "analyzers/slowest.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "cli/output_file.h"
 #include "cli/fleet.h"
+#include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
 #include "collector/status_macros.h"
@@ -48,7 +48,8 @@ absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
       pipeline->OnProcess(*p);
     } else if (const auto* d = std::get_if<collector::DropNotice>(&record)) {
       pipeline->OnDrops(d->from_ns, d->to_ns, d->count);
-    } else if (const auto* c = std::get_if<collector::CountersSnapshot>(&record)) {
+    } else if (const auto* c =
+                   std::get_if<collector::CountersSnapshot>(&record)) {
       counters = c->counters;
     } else if (const auto* end = std::get_if<collector::CaptureEnd>(&record)) {
       end_ns = end->end_ns;
@@ -152,10 +153,10 @@ absl::Status RunReport(const ReportOptions& options) {
     const collector::CaptureHeader& h = reader->header();
     // Ids from the capture: the same file gives the same trace ids.
     uint64_t seed = h.start_mono_ns ^ static_cast<uint64_t>(h.mono_to_wall_ns);
-    ASSIGN_OR_RETURN(fleet, FleetOutputs::Start(options.fleet, &pipeline,
-                                                /*live=*/false,
-                                                h.mono_to_wall_ns, seed,
-                                                h.host));
+    ASSIGN_OR_RETURN(
+        fleet,
+        FleetOutputs::Start(options.fleet, &pipeline,
+                            /*live=*/false, h.mono_to_wall_ns, seed, h.host));
   }
   absl::Status s = ReplayCapture(options.input, &pipeline);
   if (fleet) (void)fleet->Finish();
@@ -183,16 +184,16 @@ absl::Status RunReport(const ReportOptions& options) {
     groups = keyed->Reports(pipeline.report(), options.top);
   }
   if (format == Format::kJson) {
-    std::printf("%s\n", analyzers::GroupComparisonToJson(*keys, groups,
-                                                         comparisons)
-                            .dump(2)
-                            .c_str());
+    std::printf("%s\n",
+                analyzers::GroupComparisonToJson(*keys, groups, comparisons)
+                    .dump(2)
+                    .c_str());
   } else if (grouped.has_value()) {
-    std::printf("%s", analyzers::FormatGroupComparisonText(groups, comparisons)
-                          .c_str());
+    std::printf(
+        "%s",
+        analyzers::FormatGroupComparisonText(groups, comparisons).c_str());
   } else {
-    std::printf("%s",
-                analyzers::FormatGroupTableText(*keys, groups).c_str());
+    std::printf("%s", analyzers::FormatGroupTableText(*keys, groups).c_str());
   }
   std::fflush(stdout);
   return absl::OkStatus();

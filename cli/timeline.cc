@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "analyzers/request.h"
 #include "analyzers/render/trace_export.h"
+#include "analyzers/request.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/output_file.h"

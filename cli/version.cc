@@ -10,8 +10,9 @@ namespace reqcost::cli {
 std::string VersionText() {
   // libbpf's own functions, not its header's macros: the library loaded at
   // run time may be newer than the one built against.
-  return absl::StrFormat("reqcost %s (commit %s, libbpf %u.%u)", REQCOST_VERSION,
-                         REQCOST_GIT_COMMIT, libbpf_major_version(), libbpf_minor_version());
+  return absl::StrFormat("reqcost %s (commit %s, libbpf %u.%u)",
+                         REQCOST_VERSION, REQCOST_GIT_COMMIT,
+                         libbpf_major_version(), libbpf_minor_version());
 }
 
 }  // namespace reqcost::cli

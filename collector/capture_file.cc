@@ -906,8 +906,8 @@ absl::Status CaptureReader::ReadHeader() {
   }
   ByteCursor prefix(buf_.get() + begin_, have);
   const size_t magic_have = std::min<size_t>(have, kCaptureMagic.size());
-  if (std::memcmp(prefix.Bytes(magic_have), kCaptureMagic.data(),
-                  magic_have) != 0) {
+  if (std::memcmp(prefix.Bytes(magic_have), kCaptureMagic.data(), magic_have) !=
+      0) {
     return Fail(absl::InvalidArgumentError(
         "not a reqcost capture file (bad magic at byte 0)"));
   }

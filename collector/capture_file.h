@@ -69,8 +69,9 @@ inline constexpr size_t kMaxCommBytes = 4096;
 //     u64 sock, u64 peer, u16 local_port, u16 remote_port, u8 addr_len
 //     (0..16), local_addr[addr_len], remote_addr[addr_len], (version 2 on)
 //     u8 tls flags, u8 tls count (0..4), count × {u8 type, u16 length},
-//     payload (the rest). addr_len is the shortest length that keeps every non-zero byte
-//     of both addresses (IPv4: ≤ 4, unix: 0); omitted bytes are zero.
+//     payload (the rest). addr_len is the shortest length that keeps every
+//     non-zero byte of both addresses (IPv4: ≤ 4, unix: 0); omitted bytes are
+//     zero.
 //   kProcessEvent (min 26): u16 op, u32 tgid, u32 parent_tgid, u64 ts_ns,
 //     u64 start_ns, comm (the rest).
 //   kDrops (min 24): u64 from_ns, u64 to_ns, u64 count.

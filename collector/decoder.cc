@@ -24,7 +24,8 @@ static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
               RC_F_BLOCKED == SyscallEvent::kBlocked &&
               RC_F_PEER_PATH == SyscallEvent::kPeerPath &&
               RC_F_NO_ENTER == SyscallEvent::kNoEnter);
-static_assert(RC_TLS_ON == TlsRecords::kOn && RC_TLS_MORE == TlsRecords::kMore &&
+static_assert(RC_TLS_ON == TlsRecords::kOn &&
+              RC_TLS_MORE == TlsRecords::kMore &&
               RC_TLS_LOST == TlsRecords::kLost);
 static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
 static_assert(offsetof(rc_tls_data_event, payload) ==
@@ -141,9 +142,9 @@ absl::Status DecodeTlsData(const void* data, size_t len, TlsDataEvent* out) {
         absl::StrFormat("TLS data record with unknown op %d", e.op));
   }
   if (e.frame_count > RC_H2_FRAMES_MAX) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "TLS data record with %d frames, at most %d fit", e.frame_count,
-        RC_H2_FRAMES_MAX));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("TLS data record with %d frames, at most %d fit",
+                        e.frame_count, RC_H2_FRAMES_MAX));
   }
   out->op = static_cast<TlsDataEvent::Op>(e.op);
   out->flags = e.flags;

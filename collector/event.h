@@ -35,9 +35,9 @@ enum class Syscall : uint16_t {
 inline constexpr uint16_t kSyscallMax = 17;
 
 inline constexpr std::array<std::string_view, kSyscallMax> kSyscallNames = {
-    "?",        "accept",   "accept4",  "connect", "read",    "readv",
-    "recvfrom", "recvmsg",  "write",    "writev",  "sendto",  "sendmsg",
-    "sendfile", "close",    "shutdown", "recvmmsg", "sendmmsg"};
+    "?",        "accept",  "accept4",  "connect",  "read",    "readv",
+    "recvfrom", "recvmsg", "write",    "writev",   "sendto",  "sendmsg",
+    "sendfile", "close",   "shutdown", "recvmmsg", "sendmmsg"};
 
 // The name strace would print ("accept4", "sendfile", ...); "?" if unknown.
 inline std::string_view SyscallName(Syscall syscall) {
@@ -101,12 +101,12 @@ inline constexpr uint8_t kTlsApplicationData = 23;
 // The TLS records that begin in one read of a stream that carries TLS, from
 // their 5-byte headers (the kernel follows record boundaries across reads).
 struct TlsRecords {
-  static constexpr int kMax = 4;         // headers kept per read
-  static constexpr uint8_t kOn = 1;      // a TLS stream: this read was walked
-  static constexpr uint8_t kMore = 2;    // more than kMax records began here
-  static constexpr uint8_t kLost = 4;    // record boundaries lost
-  uint8_t count = 0;  // headers kept in type/length
-  uint8_t flags = 0;  // 0: not a TLS stream (or not a read)
+  static constexpr int kMax = 4;       // headers kept per read
+  static constexpr uint8_t kOn = 1;    // a TLS stream: this read was walked
+  static constexpr uint8_t kMore = 2;  // more than kMax records began here
+  static constexpr uint8_t kLost = 4;  // record boundaries lost
+  uint8_t count = 0;                   // headers kept in type/length
+  uint8_t flags = 0;                   // 0: not a TLS stream (or not a read)
   std::array<uint8_t, kMax> type{};
   std::array<uint16_t, kMax> length{};
 
@@ -119,7 +119,7 @@ struct TlsRecords {
 
 // One socket syscall of a traced process, as seen at its exit.
 struct SyscallEvent {
-  static constexpr uint16_t kNoEnter = 1;  // enter not seen: enter_ns is 0
+  static constexpr uint16_t kNoEnter = 1;   // enter not seen: enter_ns is 0
   static constexpr uint16_t kListener = 2;  // accept on a listening socket
   // Seen at the socket layer, where the call's start is not hooked: enter_ns
   // is 0 and exit_ns is the end of the socket operation.
@@ -139,8 +139,8 @@ struct SyscallEvent {
   int64_t ret = 0;  // bytes, new fd, or -errno
   uint64_t enter_ns = 0;  // CLOCK_MONOTONIC; 0 when not seen
   uint64_t exit_ns = 0;
-  SocketId sock;  // accept: the accepted socket
-  TlsRecords tls;  // reads of a TLS stream
+  SocketId sock;        // accept: the accepted socket
+  TlsRecords tls;       // reads of a TLS stream
   std::string payload;  // first bytes moved, only when capture was asked for
 
   // Whether enter_ns holds the call's start.
@@ -155,10 +155,10 @@ struct SyscallEvent {
   bool ok() const { return ret >= 0; }
 
   friend bool operator==(const SyscallEvent& a, const SyscallEvent& b) {
-    return std::tie(a.syscall, a.flags, a.tgid, a.tid, a.fd, a.ret,
-                    a.enter_ns, a.exit_ns, a.sock, a.tls, a.payload) ==
-           std::tie(b.syscall, b.flags, b.tgid, b.tid, b.fd, b.ret,
-                    b.enter_ns, b.exit_ns, b.sock, b.tls, b.payload);
+    return std::tie(a.syscall, a.flags, a.tgid, a.tid, a.fd, a.ret, a.enter_ns,
+                    a.exit_ns, a.sock, a.tls, a.payload) ==
+           std::tie(b.syscall, b.flags, b.tgid, b.tid, b.fd, b.ret, b.enter_ns,
+                    b.exit_ns, b.sock, b.tls, b.payload);
   }
 };
 
@@ -222,9 +222,8 @@ struct ProcessEvent {
   uint64_t start_ns = 0;  // process start, ns since boot
   std::string comm;
   friend bool operator==(const ProcessEvent& a, const ProcessEvent& b) {
-    return std::tie(a.op, a.tgid, a.parent_tgid, a.ts_ns, a.start_ns,
-                    a.comm) == std::tie(b.op, b.tgid, b.parent_tgid, b.ts_ns,
-                                        b.start_ns, b.comm);
+    return std::tie(a.op, a.tgid, a.parent_tgid, a.ts_ns, a.start_ns, a.comm) ==
+           std::tie(b.op, b.tgid, b.parent_tgid, b.ts_ns, b.start_ns, b.comm);
   }
 };
 

@@ -53,8 +53,7 @@ bool ParseStat(const std::string& text, StatLine* out) {
   if (f.size() < 20) return false;
   int ppid = 0;
   return absl::SimpleAtoi(f[1], &ppid) && absl::SimpleAtoi(f[6], &out->flags) &&
-         absl::SimpleAtoi(f[19], &out->start_ticks) &&
-         (out->ppid = ppid, true);
+         absl::SimpleAtoi(f[19], &out->start_ticks) && (out->ppid = ppid, true);
 }
 
 }  // namespace
@@ -72,8 +71,7 @@ absl::StatusOr<ProcessInfo> ProcFs::ReadProcess(pid_t pid) const {
     return absl::NotFoundError(absl::StrFormat("PID %d does not exist", pid));
   }
   if (!ParseStat(text, &stat)) {
-    return absl::DataLossError(
-        absl::StrFormat("cannot parse %s/stat", dir));
+    return absl::DataLossError(absl::StrFormat("cannot parse %s/stat", dir));
   }
   std::string status;
   if (ReadFile(dir + "/status", &status)) {

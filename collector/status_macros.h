@@ -13,16 +13,16 @@
 #define REQCOST_STATUS_CONCAT_(a, b) REQCOST_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the Status `expr` from the current function when it is not OK.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::absl::Status reqcost_status_ = (expr);                    \
-    if (!reqcost_status_.ok()) return reqcost_status_;          \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::absl::Status reqcost_status_ = (expr);           \
+    if (!reqcost_status_.ok()) return reqcost_status_; \
   } while (0)
 
 // Declares or assigns `lhs` from the StatusOr `rexpr`, or returns its Status.
 // Expands to several statements: not for the body of an unbraced if.
-#define ASSIGN_OR_RETURN(lhs, rexpr)                                       \
-  REQCOST_ASSIGN_OR_RETURN_IMPL_(                                          \
+#define ASSIGN_OR_RETURN(lhs, rexpr) \
+  REQCOST_ASSIGN_OR_RETURN_IMPL_(    \
       REQCOST_STATUS_CONCAT_(reqcost_statusor_, __LINE__), lhs, rexpr)
 
 #define REQCOST_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \

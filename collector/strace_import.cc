@@ -76,7 +76,7 @@ struct StraceImporter::State {
 
   std::map<uint32_t, uint32_t> tgid_of;  // tid -> tgid
   std::map<uint32_t, ProcessInfo> procs;
-  std::set<uint32_t> forked;  // tgids whose creation is in the log
+  std::set<uint32_t> forked;            // tgids whose creation is in the log
   std::map<uint32_t, Pending> pending;  // by tid
   std::map<std::pair<uint32_t, int32_t>, FdInfo> fds;  // without -yy
   // A connect's event index by (tgid, fd), until a later call on the fd
@@ -219,8 +219,8 @@ void StraceImporter::State::Call(uint32_t tid, std::string_view name,
   // strace stamps a line when the call starts and -T is how long it took;
   // a resumed call without -T ends at its resumed line's time.
   bool timed = r.dur_ns.has_value() || exit_ns.has_value();
-  uint64_t exit = r.dur_ns.has_value() ? enter_ns + *r.dur_ns
-                                       : exit_ns.value_or(enter_ns);
+  uint64_t exit =
+      r.dur_ns.has_value() ? enter_ns + *r.dur_ns : exit_ns.value_or(enter_ns);
   uint32_t tgid = Tgid(tid);
   if (std::optional<Syscall> sc = TracedSyscall(name)) {
     SocketCall(tid, tgid, *sc, enter_ns, exit, timed, args, r);
@@ -231,8 +231,7 @@ void StraceImporter::State::Call(uint32_t tid, std::string_view name,
 }
 
 void StraceImporter::State::ProcessCall(uint32_t tgid, std::string_view name,
-                                        uint64_t exit_ns,
-                                        std::string_view args,
+                                        uint64_t exit_ns, std::string_view args,
                                         const StraceResult& r) {
   if (!r.ret.has_value() || r.ret->number < 0) return;
   int64_t ret = r.ret->number;
@@ -285,12 +284,12 @@ void StraceImporter::State::ProcessCall(uint32_t tgid, std::string_view name,
     // Without -yy, the kind of socket is what it was created as.
     FdInfo info;
     bool stream = args.find("SOCK_STREAM") != std::string_view::npos;
-    uint16_t family = StartsWith(args, "AF_UNIX") || StartsWith(args, "AF_LOCAL")
-                          ? AF_UNIX
-                      : StartsWith(args, "AF_INET6") ? AF_INET6
-                      : StartsWith(args, "AF_INET")  ? AF_INET
-                      : StartsWith(args, "AF_NETLINK") ? AF_NETLINK
-                                                       : AF_UNSPEC;
+    uint16_t family =
+        StartsWith(args, "AF_UNIX") || StartsWith(args, "AF_LOCAL") ? AF_UNIX
+        : StartsWith(args, "AF_INET6")                              ? AF_INET6
+        : StartsWith(args, "AF_INET")                               ? AF_INET
+        : StartsWith(args, "AF_NETLINK")                            ? AF_NETLINK
+                                                                    : AF_UNSPEC;
     if (!stream || family == AF_NETLINK || family == AF_UNSPEC) {
       // Not a request carrier: its calls are side calls, as live.
       info.family = family == AF_UNSPEC ? AF_PACKET : family;
@@ -311,14 +310,14 @@ void StraceImporter::State::Backfill(uint32_t tgid, int32_t fd,
   connects.erase(it);
 }
 
-void StraceImporter::State::SocketCall(uint32_t tid, uint32_t tgid,
-                                       Syscall sc, uint64_t enter_ns,
-                                       uint64_t exit_ns, bool timed,
-                                       std::string_view args,
+void StraceImporter::State::SocketCall(uint32_t tid, uint32_t tgid, Syscall sc,
+                                       uint64_t enter_ns, uint64_t exit_ns,
+                                       bool timed, std::string_view args,
                                        const StraceResult& r) {
   std::string_view a = args;
   StraceValue fd;
-  if (!TakeStraceValue(&a, &fd) || fd.number < INT32_MIN || fd.number > INT32_MAX) {
+  if (!TakeStraceValue(&a, &fd) || fd.number < INT32_MIN ||
+      fd.number > INT32_MAX) {
     Malformed();
     return;
   }
@@ -344,8 +343,9 @@ void StraceImporter::State::SocketCall(uint32_t tid, uint32_t tgid,
   bool accept = IsAccept(sc);
   // Whose identity: an accept's is the new socket's, in its result.
   std::optional<std::string_view> annotation =
-      accept ? (r.ret->annotation.has_value() ? r.ret->annotation : fd.annotation)
-             : fd.annotation;
+      accept
+          ? (r.ret->annotation.has_value() ? r.ret->annotation : fd.annotation)
+          : fd.annotation;
   std::optional<StraceSocket> sock;
   if (fd.annotation.has_value()) {
     sock = ParseStraceSocket(*fd.annotation);
@@ -423,12 +423,14 @@ StraceImport StraceImporter::State::Finish() {
   // A unix socket's peer, seen on either end, names both ends' pairing.
   std::map<uint64_t, uint64_t> peer_of;
   for (const SyscallEvent& e : events) {
-    if (e.sock.family != AF_UNIX || e.sock.sock == 0 || e.sock.peer == 0) continue;
+    if (e.sock.family != AF_UNIX || e.sock.sock == 0 || e.sock.peer == 0)
+      continue;
     peer_of.emplace(e.sock.sock, e.sock.peer);
     peer_of.emplace(e.sock.peer, e.sock.sock);
   }
   for (SyscallEvent& e : events) {
-    if (e.sock.family != AF_UNIX || e.sock.sock == 0 || e.sock.peer != 0) continue;
+    if (e.sock.family != AF_UNIX || e.sock.sock == 0 || e.sock.peer != 0)
+      continue;
     auto it = peer_of.find(e.sock.sock);
     if (it != peer_of.end()) e.sock.peer = it->second;
   }
@@ -447,7 +449,8 @@ StraceImport StraceImporter::State::Finish() {
           (e.flags & SyscallEvent::kPeerPath) != 0) {
         // A unix connect: a name service is not a backend (see connections.h).
         std::string_view path(e.payload);
-        if (!StartsWith(path, "/var/run/nscd/") && !StartsWith(path, "/run/nscd/") &&
+        if (!StartsWith(path, "/var/run/nscd/") &&
+            !StartsWith(path, "/run/nscd/") &&
             !StartsWith(path, "/run/systemd/resolve/")) {
           connecting.insert(e.tgid);
         }

@@ -52,22 +52,22 @@ namespace reqcost::collector {
 struct StraceImportStats {
   static constexpr size_t kMaxSamples = 5;  // malformed lines named
   uint64_t files = 0;
-  uint64_t lines = 0;       // lines read (empty ones included)
-  uint64_t calls = 0;       // syscall lines (an unfinished+resumed pair: 1)
-  uint64_t socket_calls = 0;   // calls turned into events
-  uint64_t other_calls = 0;    // calls reqcost does not trace (epoll, ...)
-  uint64_t not_socket = 0;     // traced names on files, pipes, ...: skipped
-  uint64_t unknown_fd = 0;     // no -yy: on an fd not known to be a socket
-  uint64_t signals = 0;        // "--- SIG... ---" lines
-  uint64_t exits = 0;          // "+++ exited ... +++" / "+++ killed ... +++"
-  uint64_t info_lines = 0;     // "strace: ..." messages, empty lines
-  uint64_t malformed = 0;      // lines that are none of the above
+  uint64_t lines = 0;         // lines read (empty ones included)
+  uint64_t calls = 0;         // syscall lines (an unfinished+resumed pair: 1)
+  uint64_t socket_calls = 0;  // calls turned into events
+  uint64_t other_calls = 0;   // calls reqcost does not trace (epoll, ...)
+  uint64_t not_socket = 0;    // traced names on files, pipes, ...: skipped
+  uint64_t unknown_fd = 0;    // no -yy: on an fd not known to be a socket
+  uint64_t signals = 0;       // "--- SIG... ---" lines
+  uint64_t exits = 0;         // "+++ exited ... +++" / "+++ killed ... +++"
+  uint64_t info_lines = 0;    // "strace: ..." messages, empty lines
+  uint64_t malformed = 0;     // lines that are none of the above
   std::vector<std::string> malformed_samples;  // "FILE:LINE", first few
-  uint64_t truncated = 0;      // last lines cut short (no newline): dropped
-  uint64_t unfinished = 0;     // calls never resumed: dropped
+  uint64_t truncated = 0;       // last lines cut short (no newline): dropped
+  uint64_t unfinished = 0;      // calls never resumed: dropped
   uint64_t orphan_resumed = 0;  // resumed with no unfinished start seen
-  uint64_t no_duration = 0;    // socket calls without -T: start unknown
-  uint64_t identified = 0;     // socket calls with a -yy socket identity
+  uint64_t no_duration = 0;     // socket calls without -T: start unknown
+  uint64_t identified = 0;      // socket calls with a -yy socket identity
   // No -yy: calls of accept-only processes left out (see the file comment).
   uint64_t backend_left_out = 0;
   uint64_t no_pid_lines = 0;   // lines without a PID and no ".PID" file

@@ -99,7 +99,6 @@ size_t AnnotationEnd(std::string_view s) {
   return std::string_view::npos;
 }
 
-
 // errno names ("EAGAIN") to numbers, from the C library.
 const std::map<std::string, int, std::less<>>& ErrnoNames() {
   static const auto* names = [] {
@@ -118,21 +117,23 @@ const std::map<std::string, int, std::less<>>& ErrnoNames() {
   return *names;
 }
 
-
 bool ParseIpPort(std::string_view text, bool v6, std::array<uint8_t, 16>* addr,
                  uint16_t* port) {
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) return false;
   std::string_view host = text.substr(0, colon);
   uint32_t p = 0;
-  if (!absl::SimpleAtoi(Absl(text.substr(colon + 1)), &p) || p > 65535) return false;
+  if (!absl::SimpleAtoi(Absl(text.substr(colon + 1)), &p) || p > 65535)
+    return false;
   if (v6) {
-    if (host.size() < 2 || host.front() != '[' || host.back() != ']') return false;
+    if (host.size() < 2 || host.front() != '[' || host.back() != ']')
+      return false;
     host = host.substr(1, host.size() - 2);
   }
   std::string h(host);
   addr->fill(0);
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, h.c_str(), addr->data()) != 1) return false;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, h.c_str(), addr->data()) != 1)
+    return false;
   *port = static_cast<uint16_t>(p);
   return true;
 }
@@ -214,9 +215,11 @@ bool TakeLead(std::string_view* s, Lead* lead) {
   if (n == 0 || n >= s->size()) return false;
   if ((*s)[n] == ':') {
     uint64_t h = 0, m = 0, sec_ns = 0;
-    if (!TakeUint(s, &h) || h > 23 || s->empty() || s->front() != ':') return false;
+    if (!TakeUint(s, &h) || h > 23 || s->empty() || s->front() != ':')
+      return false;
     s->remove_prefix(1);
-    if (!TakeUint(s, &m) || m > 59 || s->empty() || s->front() != ':') return false;
+    if (!TakeUint(s, &m) || m > 59 || s->empty() || s->front() != ':')
+      return false;
     s->remove_prefix(1);
     if (!TakeSecondsNs(s, &sec_ns) || sec_ns >= 61 * kNsPerSec) return false;
     lead->ts_ns = (h * 3600 + m * 60) * kNsPerSec + sec_ns;
@@ -288,8 +291,8 @@ Split ArgsEnd(std::string_view s) {
 
 bool TakeName(std::string_view* s, std::string_view* name) {
   size_t n = 0;
-  while (n < s->size() &&
-         (((*s)[n] >= 'a' && (*s)[n] <= 'z') || IsDigit((*s)[n]) || (*s)[n] == '_')) {
+  while (n < s->size() && (((*s)[n] >= 'a' && (*s)[n] <= 'z') ||
+                           IsDigit((*s)[n]) || (*s)[n] == '_')) {
     ++n;
   }
   if (n == 0) return false;
@@ -378,7 +381,9 @@ bool TakeStraceValue(std::string_view* s, StraceValue* v) {
   if (StartsWith(*s, "0x")) {
     s->remove_prefix(2);
     size_t len = 0;
-    while (len < s->size() && std::isxdigit(static_cast<unsigned char>((*s)[len]))) ++len;
+    while (len < s->size() &&
+           std::isxdigit(static_cast<unsigned char>((*s)[len])))
+      ++len;
     if (len == 0 || len > 16) return false;
     if (!absl::SimpleHexAtoi(Absl(s->substr(0, len)), &n)) return false;
     s->remove_prefix(len);
@@ -428,8 +433,9 @@ std::vector<StraceQuotedString> CollectStraceStrings(std::string_view args) {
 std::string StracePayloadOf(std::string_view args, uint32_t* longest) {
   std::string payload;
   for (StraceQuotedString& q : CollectStraceStrings(args)) {
-    *longest = std::max<uint32_t>(*longest, static_cast<uint32_t>(
-                                                std::min<size_t>(q.bytes.size(), UINT32_MAX)));
+    *longest = std::max<uint32_t>(
+        *longest,
+        static_cast<uint32_t>(std::min<size_t>(q.bytes.size(), UINT32_MAX)));
     payload += q.bytes;
     if (q.truncated || payload.size() >= kMaxPayloadBytes) break;
   }
@@ -448,11 +454,21 @@ std::string DecodeStraceString(std::string_view body) {
     }
     char e = body[++i];
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
-      case 'f': out += '\f'; break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case 'f':
+        out += '\f';
+        break;
       case 'x': {
         int v = 0, n = 0;
         while (n < 2 && i + 1 < body.size() &&
@@ -497,7 +513,7 @@ std::optional<StraceSocket> ParseStraceSocket(std::string_view a) {
     id.family = AF_UNIX;
     // Older strace printed "UNIX" for every unix socket: the stream kind is
     // the one that carries requests, and the common one.
-    id.type = kind == "UNIX-DGRAM" ? kSockDgram
+    id.type = kind == "UNIX-DGRAM"       ? kSockDgram
               : kind == "UNIX-SEQPACKET" ? static_cast<uint16_t>(SOCK_SEQPACKET)
                                          : kSockStream;
     if (!ParseUnixBody(body, &id)) return std::nullopt;

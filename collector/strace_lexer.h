@@ -83,7 +83,8 @@ std::vector<StraceQuotedString> CollectStraceStrings(std::string_view args);
 
 // The bytes a read or write moved, as far as strace printed them: its
 // strings joined (iovecs in order) up to the first one cut short, at most
-// kMaxPayloadBytes (collector/capture_file.h). Raises `*longest` to the longest string's length.
+// kMaxPayloadBytes (collector/capture_file.h). Raises `*longest` to the longest
+// string's length.
 std::string StracePayloadOf(std::string_view args, uint32_t* longest);
 
 // One parsed socket identity of a -yy annotation ("UNIX-STREAM:[1->2]",

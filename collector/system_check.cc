@@ -39,8 +39,8 @@ std::vector<std::string> NeededTracepoints() {
     out.push_back(absl::StrCat("syscalls/sys_enter_", sc));
     out.push_back(absl::StrCat("syscalls/sys_exit_", sc));
   }
-  for (const char* sched : {"sched_process_fork", "sched_process_exec",
-                            "sched_process_exit"}) {
+  for (const char* sched :
+       {"sched_process_fork", "sched_process_exec", "sched_process_exit"}) {
     out.push_back(absl::StrCat("sched/", sched));
   }
   // The default hooks for data I/O (--syscall-times does without them).
@@ -67,7 +67,7 @@ std::vector<CheckResult> RunSystemChecks() {
   bool root = geteuid() == 0;
   bool caps = HasEffectiveCap(CAP_BPF) && HasEffectiveCap(CAP_PERFMON);
   priv.ok = root || caps;
-  priv.detail = root ? "running as root"
+  priv.detail = root   ? "running as root"
                 : caps ? "CAP_BPF and CAP_PERFMON"
                        : "neither root nor CAP_BPF+CAP_PERFMON";
   priv.fix = sudo + ", or grant CAP_BPF,CAP_PERFMON";
@@ -102,11 +102,12 @@ std::vector<CheckResult> RunSystemChecks() {
     }
   }
   tps.ok = dir.ok() && missing.empty();
-  tps.detail = !dir.ok() ? "not checked: no tracefs"
-               : missing.empty()
-                   ? absl::StrCat(NeededTracepoints().size(),
-                                  " syscall, sched and sock tracepoints present")
-                   : absl::StrCat("missing: ", absl::StrJoin(missing, ", "));
+  tps.detail =
+      !dir.ok() ? "not checked: no tracefs"
+      : missing.empty()
+          ? absl::StrCat(NeededTracepoints().size(),
+                         " syscall, sched and sock tracepoints present")
+          : absl::StrCat("missing: ", absl::StrJoin(missing, ", "));
   tps.fix =
       "use a kernel with CONFIG_FTRACE_SYSCALLS=y; without "
       "sock/sock_recv_length and sock/sock_send_length (newer kernels have "
@@ -146,13 +147,14 @@ std::vector<CheckResult> RunSystemChecks() {
     } else if ((*tracer)->tls_libraries().empty()) {
       tls.detail = "not tried: reqcost itself maps no libssl";
     } else {
-      tls.detail = absl::StrCat(
-          "uprobes on SSL_read/SSL_write attached to ",
-          absl::StrJoin((*tracer)->tls_libraries(), ", "));
+      tls.detail =
+          absl::StrCat("uprobes on SSL_read/SSL_write attached to ",
+                       absl::StrJoin((*tracer)->tls_libraries(), ", "));
     }
     tls.fix =
         "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "
-        "HTTPS request lines); they are off unless attach is given --tls-probes";
+        "HTTPS request lines); they are off unless attach is given "
+        "--tls-probes";
   } else {
     load.detail = "not tried: an earlier check failed";
     load.fix = "fix the checks above first";

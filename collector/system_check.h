@@ -8,7 +8,7 @@
 namespace reqcost::collector {
 
 struct CheckResult {
-  std::string name;    // "privileges", "BTF", ...
+  std::string name;  // "privileges", "BTF", ...
   bool ok = false;
   std::string detail;  // what was found
   std::string fix;     // what to do, when !ok

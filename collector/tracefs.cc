@@ -33,15 +33,16 @@ absl::StatusOr<std::string> EnsureTracefs() {
   if (!found.empty()) return found;
   if (mount("nodev", kTracefs, "tracefs", 0, nullptr) != 0) {
     int err = errno;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "tracefs is not mounted and mounting it at ", kTracefs, " failed (",
-        std::strerror(err), "); as root run: mount -t tracefs nodev ",
-        kTracefs));
+    return absl::FailedPreconditionError(
+        absl::StrCat("tracefs is not mounted and mounting it at ", kTracefs,
+                     " failed (", std::strerror(err),
+                     "); as root run: mount -t tracefs nodev ", kTracefs));
   }
   if (!HasEvents(kTracefs)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "tracefs is mounted at ", kTracefs,
-        " but has no events/syscalls: this kernel lacks CONFIG_FTRACE_SYSCALLS"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("tracefs is mounted at ", kTracefs,
+                     " but has no events/syscalls: this kernel lacks "
+                     "CONFIG_FTRACE_SYSCALLS"));
   }
   return std::string(kTracefs);
 }

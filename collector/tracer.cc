@@ -1,8 +1,8 @@
 #include "collector/tracer.h"
 
-#include <linux/types.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/types.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -48,11 +48,12 @@ absl::Status LoadError(int err, const char* what) {
   if (err == EACCES) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s failed: the kernel's verifier refused a program (run with "
-        "--verbose for its log)", what));
+        "--verbose for its log)",
+        what));
   }
-  return absl::FailedPreconditionError(absl::StrFormat(
-      "%s failed: %s (run with --verbose for libbpf's log)", what,
-      std::strerror(err)));
+  return absl::FailedPreconditionError(
+      absl::StrFormat("%s failed: %s (run with --verbose for libbpf's log)",
+                      what, std::strerror(err)));
 }
 
 bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
@@ -76,9 +77,9 @@ absl::Status ValidateTracerOptions(const TracerOptions& o) {
     }
   }
   if (o.payload_bytes > TracerOptions::kMaxPayloadBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--payload %d is out of range: 0 to %d bytes", o.payload_bytes,
-        TracerOptions::kMaxPayloadBytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--payload %d is out of range: 0 to %d bytes",
+                        o.payload_bytes, TracerOptions::kMaxPayloadBytes));
   }
   if (o.ring_bytes < TracerOptions::kMinRingBytes ||
       o.ring_bytes > TracerOptions::kMaxRingBytes ||
@@ -158,7 +159,8 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
 #undef DATA_PROGRAMS
   bpf_program__set_autoload(skel->progs.sock_recv, !options.syscall_times);
   bpf_program__set_autoload(skel->progs.sock_send, !options.syscall_times);
-  if (int err = bpf_map__set_max_entries(skel->maps.events, options.ring_bytes)) {
+  if (int err =
+          bpf_map__set_max_entries(skel->maps.events, options.ring_bytes)) {
     return LoadError(-err, "sizing the ring buffer");
   }
   if (int err = reqcost_bpf__load(skel)) {
@@ -182,8 +184,8 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
       uint8_t one = 1;
       if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {
         return absl::ErrnoToStatus(
-            errno, absl::StrFormat("tracing PID %d (too many processes?)",
-                                   info.pid));
+            errno,
+            absl::StrFormat("tracing PID %d (too many processes?)", info.pid));
       }
       tracer->processes_.push_back(std::move(info));
     }

@@ -55,7 +55,7 @@ struct TracerOptions {
   // larger) and its HTTP/2 frame headers. A library a process maps only
   // after attach (dlopen, exec) is not probed.
   bool tls_probes = false;
-  bool verbose = false;        // libbpf's own messages to stderr
+  bool verbose = false;  // libbpf's own messages to stderr
 };
 
 // Checks options a user can get wrong; InvalidArgument naming the flag.

@@ -25,7 +25,8 @@ std::string PhaseCell(const std::optional<PhaseSummary>& p) {
 std::string SyscallCell(const std::optional<SyscallSummary>& s,
                         double per_request) {
   if (!s.has_value()) return "-";
-  if (s->timed() == 0) return absl::StrFormat("x%.2f (no durations)", per_request);
+  if (s->timed() == 0)
+    return absl::StrFormat("x%.2f (no durations)", per_request);
   return absl::StrFormat("x%.2f %s / %s / %s", per_request,
                          FormatDuration(s->mean_us), FormatDuration(s->p50_us),
                          FormatDuration(s->p99_us));
@@ -43,12 +44,10 @@ json DeltaToJson(const PhaseDelta& p) {
 json ClientToJson(const ClientView& v) {
   json response = nullptr;
   if (v.response.has_value()) {
-    response = {{"count", v.response->count},
-                {"mean_us", v.response->mean_us},
-                {"p50_us", v.response->p50_us},
-                {"p90_us", v.response->p90_us},
-                {"p99_us", v.response->p99_us},
-                {"max_us", v.response->max_us}};
+    response = {
+        {"count", v.response->count},   {"mean_us", v.response->mean_us},
+        {"p50_us", v.response->p50_us}, {"p90_us", v.response->p90_us},
+        {"p99_us", v.response->p99_us}, {"max_us", v.response->max_us}};
   }
   return json{{"busy_s", v.busy_s},
               {"rate_per_s", v.rate_per_s},
@@ -66,8 +65,8 @@ std::string FormatComparisonText(const Comparison& c) {
   auto requests = [](const Report& r) {
     return absl::StrFormat("%d (%d complete)", r.count, r.complete);
   };
-  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "requests", w,
-                        requests(c.a), w, requests(c.b));
+  absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "requests", w, requests(c.a),
+                        w, requests(c.b));
   absl::StrAppendFormat(&out, "%-22s %-*s %-*s\n", "rate", w,
                         absl::StrFormat("%.1f/s", c.a.rate_per_s), w,
                         absl::StrFormat("%.1f/s", c.b.rate_per_s));

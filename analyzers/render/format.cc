@@ -22,16 +22,12 @@ constexpr double kNsPerUs = 1000.0;
 
 json PhaseToJson(const std::optional<PhaseSummary>& p) {
   if (!p.has_value()) {
-    return json{{"count", 0},         {"mean_us", nullptr},
-                {"p50_us", nullptr},  {"p90_us", nullptr},
-                {"p99_us", nullptr},  {"max_us", nullptr}};
+    return json{{"count", 0},        {"mean_us", nullptr}, {"p50_us", nullptr},
+                {"p90_us", nullptr}, {"p99_us", nullptr},  {"max_us", nullptr}};
   }
-  return json{{"count", p->count},
-              {"mean_us", p->mean_us},
-              {"p50_us", p->p50_us},
-              {"p90_us", p->p90_us},
-              {"p99_us", p->p99_us},
-              {"max_us", p->max_us}};
+  return json{{"count", p->count},   {"mean_us", p->mean_us},
+              {"p50_us", p->p50_us}, {"p90_us", p->p90_us},
+              {"p99_us", p->p99_us}, {"max_us", p->max_us}};
 }
 
 json PhasesToJson(const PhaseSet& set) {
@@ -75,19 +71,18 @@ json TimelineToJson(const Report& r) {
   for (const TimelineEntry& e : r.timeline) {
     lines.push_back(TimelineLineToJson(e));
   }
-  return json{{"span_us", r.complete > 0 ? json(r.mean_span_us) : json(nullptr)},
-              {"exchange", r.exchange.has_value()
-                               ? TimelineLineToJson(*r.exchange)
-                               : json(nullptr)},
-              {"lines", lines}};
+  return json{
+      {"span_us", r.complete > 0 ? json(r.mean_span_us) : json(nullptr)},
+      {"exchange", r.exchange.has_value() ? TimelineLineToJson(*r.exchange)
+                                          : json(nullptr)},
+      {"lines", lines}};
 }
 
 // Offset of `ns` from the request's start in microseconds; null for 0 (not
 // known).
 json OffsetUs(const Request& q, uint64_t ns) {
   if (ns == 0 || !q.complete) return nullptr;
-  return (static_cast<double>(ns) - static_cast<double>(q.start_ns)) /
-         kNsPerUs;
+  return (static_cast<double>(ns) - static_cast<double>(q.start_ns)) / kNsPerUs;
 }
 
 std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p) {
@@ -99,9 +94,9 @@ std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p) {
 }
 
 std::string PhaseTable(const PhaseSet& set) {
-  std::string out = absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n",
-                                    "phase", "mean", "p50", "p90", "p99",
-                                    "max");
+  std::string out =
+      absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n", "phase", "mean",
+                      "p50", "p90", "p99", "max");
   for (Phase phase : kPhases) {
     // tls only where known; the others always, "-" without data.
     if (phase == Phase::kTls && !set.tls.has_value()) continue;
@@ -248,8 +243,8 @@ nlohmann::json RequestToJson(const Request& q) {
          {"offset_us",
           (static_cast<double>(start) - static_cast<double>(q.start_ns)) /
               kNsPerUs},
-         {"dur_us", s.enter_seen() ? json(s.duration_ns() / kNsPerUs)
-                                   : json(nullptr)},
+         {"dur_us",
+          s.enter_seen() ? json(s.duration_ns() / kNsPerUs) : json(nullptr)},
          {"bytes", bytes}});
   }
   json out{
@@ -268,9 +263,9 @@ nlohmann::json RequestToJson(const Request& q) {
            ? json((q.exchange_end_ns - q.exchange_start_ns) / kNsPerUs)
            : json(nullptr)},
       {"backend_offset_us", OffsetUs(q, q.backend_start_ns)},
-      {"backend_timing", q.complete ? json(std::string(TimingName(
-                                          q.backend_timing)))
-                                    : json(nullptr)},
+      {"backend_timing", q.complete
+                             ? json(std::string(TimingName(q.backend_timing)))
+                             : json(nullptr)},
       {"complete", q.complete},
       {"syscalls", syscalls},
   };
@@ -281,24 +276,22 @@ nlohmann::json RequestToJson(const Request& q) {
 }
 
 std::string FormatRequestLine(const Request& q) {
-  std::string line = absl::StrFormat(
-      "#%d pid %d %s (client %s, backend %s)", q.id, q.pid,
-      q.request_line.value_or("-"), ReuseName(q.client_conn),
-      ReuseName(q.backend_conn));
+  std::string line =
+      absl::StrFormat("#%d pid %d %s (client %s, backend %s)", q.id, q.pid,
+                      q.request_line.value_or("-"), ReuseName(q.client_conn),
+                      ReuseName(q.backend_conn));
   if (!q.complete) {
     absl::StrAppend(&line, ": incomplete, ", q.incomplete_reason);
     return line;
   }
-  absl::StrAppend(&line, ": total ",
-                  FormatDuration(q.total_ns.value_or(0) / kNsPerUs),
-                  " = server ",
-                  FormatDuration(q.server_ns.value_or(0) / kNsPerUs),
-                  " + transport ",
-                  FormatDuration(q.transport_ns.value_or(0) / kNsPerUs),
-                  " + backend ",
-                  FormatDuration(q.backend_ns.value_or(0) / kNsPerUs));
+  absl::StrAppend(
+      &line, ": total ", FormatDuration(q.total_ns.value_or(0) / kNsPerUs),
+      " = server ", FormatDuration(q.server_ns.value_or(0) / kNsPerUs),
+      " + transport ", FormatDuration(q.transport_ns.value_or(0) / kNsPerUs),
+      " + backend ", FormatDuration(q.backend_ns.value_or(0) / kNsPerUs));
   if (q.backend_timing != BackendTiming::kNone) {
-    absl::StrAppend(&line, " (", std::string(TimingName(q.backend_timing)), ")");
+    absl::StrAppend(&line, " (", std::string(TimingName(q.backend_timing)),
+                    ")");
   }
   if (q.queue_ns.has_value()) {
     absl::StrAppend(&line, ", queue ", FormatDuration(*q.queue_ns / kNsPerUs));

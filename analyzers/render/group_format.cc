@@ -21,9 +21,9 @@ using nlohmann::json;
 
 std::string FormatGroupTableText(GroupKeys keys,
                                  const std::vector<GroupReport>& groups) {
-  const char* by = keys.by == GroupBy::kUrl              ? "url"
+  const char* by = keys.by == GroupBy::kUrl             ? "url"
                    : keys.by == GroupBy::kServerProcess ? "server process"
-                                                         : "backend process";
+                                                        : "backend process";
   std::string out = absl::StrFormat(
       "requests by %s, the groups with the most total time first "
       "(mean per complete request):\n",
@@ -52,9 +52,9 @@ std::string FormatGroupTableText(GroupKeys keys,
     return absl::StrFormat("%d", g.report.incomplete);
   });
   row("share of time", [&](const GroupReport& g) {
-    return all_us > 0 ? absl::StrFormat("%.1f%%",
-                                        100 * TotalTimeUs(g.report) / all_us)
-                      : std::string("-");
+    return all_us > 0
+               ? absl::StrFormat("%.1f%%", 100 * TotalTimeUs(g.report) / all_us)
+               : std::string("-");
   });
   for (Phase phase : kPhases) {
     if (phase == Phase::kTls) continue;  // the group table leaves tls out
@@ -74,8 +74,7 @@ std::string FormatGroupTableText(GroupKeys keys,
         &out,
         "\nother: %d group(s) past the top %d, and %d request(s) of keys "
         "past the first %d tracked\n",
-        g.other_groups, groups.size() - 1, g.overflow_requests,
-        kMaxGroupKeys);
+        g.other_groups, groups.size() - 1, g.overflow_requests, kMaxGroupKeys);
   }
   return out;
 }
@@ -86,8 +85,8 @@ std::string FormatGroupComparisonText(
   std::string out = "groups:\n";
   for (const GroupReport& g : groups) {
     absl::StrAppendFormat(&out, "  %-32s %d requests (%d complete)\n",
-                          TerminalText(g.label),
-                          g.report.count, g.report.complete);
+                          TerminalText(g.label), g.report.count,
+                          g.report.complete);
   }
   if (groups.size() < 2) {
     absl::StrAppend(&out,

@@ -21,10 +21,8 @@ json RequestsToJson(const std::vector<Request>& requests) {
 }
 
 std::string EscapeHtml(const std::string& text) {
-  return absl::StrReplaceAll(text, {{"&", "&amp;"},
-                                    {"<", "&lt;"},
-                                    {">", "&gt;"},
-                                    {"\"", "&quot;"}});
+  return absl::StrReplaceAll(
+      text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
 }
 
 // JSON that can sit inside <script>: "<" only occurs inside strings, where

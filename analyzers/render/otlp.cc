@@ -82,8 +82,8 @@ struct SpanWriter {
     AppendJsonString(name, out);
     absl::StrAppend(out, ",\"kind\":", kind, ",\"startTimeUnixNano\":\"",
                     Wall(start_ns), "\",\"endTimeUnixNano\":\"",
-                    Wall(std::max(start_ns, end_ns)), "\",\"attributes\":",
-                    attributes, "}");
+                    Wall(std::max(start_ns, end_ns)),
+                    "\",\"attributes\":", attributes, "}");
     ++count;
   }
   uint64_t Wall(uint64_t mono_ns) const {
@@ -170,12 +170,18 @@ std::string ClientAttrs(const SpanSource& s) {
 
 const std::optional<uint64_t>& SpanSource::PhaseNs(Phase phase) const {
   switch (phase) {
-    case Phase::kTotal: return total_ns;
-    case Phase::kServer: return server_ns;
-    case Phase::kTransport: return transport_ns;
-    case Phase::kBackend: return backend_ns;
-    case Phase::kQueue: return queue_ns;
-    case Phase::kTls: return tls_ns;
+    case Phase::kTotal:
+      return total_ns;
+    case Phase::kServer:
+      return server_ns;
+    case Phase::kTransport:
+      return transport_ns;
+    case Phase::kBackend:
+      return backend_ns;
+    case Phase::kQueue:
+      return queue_ns;
+    case Phase::kTls:
+      return tls_ns;
   }
   return total_ns;
 }
@@ -213,9 +219,9 @@ SpanIds SpanIds::For(uint64_t seed, uint64_t request_id) {
   uint64_t base = Mix(seed ^ Mix(request_id));
   ids.trace_hi = NonZero(Mix(base));
   ids.trace_lo = Mix(base + 1);
-  uint64_t* spans[] = {&ids.server,          &ids.client,
-                       &ids.transport_request, &ids.backend,
-                       &ids.transport_reply, &ids.queue};
+  uint64_t* spans[] = {
+      &ids.server,  &ids.client,          &ids.transport_request,
+      &ids.backend, &ids.transport_reply, &ids.queue};
   uint64_t k = 2;
   for (uint64_t* id : spans) *id = NonZero(Mix(base + k++));
   return ids;
@@ -232,7 +238,8 @@ void AppendJsonString(std::string_view text, std::string* out) {
     // Well-formed UTF-8 goes as it is; a byte that begins no well-formed
     // sequence is shown as the code point of the same value, so payload
     // bytes stay visible (names are made valid UTF-8 before they get here).
-    const size_t n = c >= 0x80 ? std::max<size_t>(Utf8SequenceLength(text), 1) : 1;
+    const size_t n =
+        c >= 0x80 ? std::max<size_t>(Utf8SequenceLength(text), 1) : 1;
     if (n > 1) {
       out->append(text.data(), n);
     } else if (c == '"' || c == '\\') {
@@ -260,9 +267,9 @@ size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
          server_attrs);
   if (s.exchange_end_ns == 0) return w.count;  // no backend exchange
 
-  std::string client_name = absl::StrCat(
-      s.backend_protocol.empty() ? "backend" : s.backend_protocol, " ",
-      s.backend_address);
+  std::string client_name =
+      absl::StrCat(s.backend_protocol.empty() ? "backend" : s.backend_protocol,
+                   " ", s.backend_address);
   w.Span(ids.client, ids.server, client_name, kSpanKindClient,
          s.exchange_start_ns, s.exchange_end_ns, ClientAttrs(s));
   // The backend phase inside the exchange (it is clamped to it in phases).
@@ -275,8 +282,8 @@ size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
   timing.Str("reqcost.backend_timing", TimingName(s.backend_timing));
   w.Span(ids.backend, ids.client, "backend", kSpanKindInternal, b_start, b_end,
          timing.Take());
-  w.Span(ids.transport_reply, ids.client, "transport reply",
-         kSpanKindInternal, b_end, s.exchange_end_ns, "[]");
+  w.Span(ids.transport_reply, ids.client, "transport reply", kSpanKindInternal,
+         b_end, s.exchange_end_ns, "[]");
   if (s.queue_ns.has_value() && s.queue_start_ns != 0) {
     w.Span(ids.queue, ids.transport_request, "queue", kSpanKindInternal,
            s.queue_start_ns, s.queue_start_ns + *s.queue_ns, "[]");

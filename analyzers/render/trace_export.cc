@@ -51,9 +51,9 @@ void Place(Node* node, Node leaf) {
         return;
       }
     }
-    auto next = std::upper_bound(
-        ch.begin(), ch.end(), leaf.start,
-        [](uint64_t s, const Node& n) { return s < n.start; });
+    auto next =
+        std::upper_bound(ch.begin(), ch.end(), leaf.start,
+                         [](uint64_t s, const Node& n) { return s < n.start; });
     if (next != ch.begin() && std::prev(next)->end > leaf.start) {
       leaf.start = std::prev(next)->end;  // a leaf: begin after it
       leaf.end = std::max(leaf.end, leaf.start);
@@ -88,8 +88,8 @@ std::string RequestName(const Request& r) {
 json RequestArgs(const Request& r) {
   json args = {
       {"id", r.id},
-      {"request_line", r.request_line.has_value() ? json(*r.request_line)
-                                                  : json()},
+      {"request_line",
+       r.request_line.has_value() ? json(*r.request_line) : json()},
       {"client_conn", std::string(ReuseName(r.client_conn))},
       {"backend_conn", std::string(ReuseName(r.backend_conn))},
       {"complete", r.complete},
@@ -158,8 +158,7 @@ std::vector<Block> RequestBlocks(const Request& r) {
   std::vector<ThreadKey> order;
   for (const SyscallRecord& s : r.syscalls) {
     Node leaf = SyscallLeaf(s);
-    auto [it, inserted] =
-        spans.try_emplace(key_of(s), leaf.start, leaf.end);
+    auto [it, inserted] = spans.try_emplace(key_of(s), leaf.start, leaf.end);
     if (inserted) {
       order.push_back(key_of(s));
     } else {
@@ -232,8 +231,7 @@ std::vector<Block> RequestBlocks(const Request& r) {
     auto [lo, hi] = spans.at(key);
     bool with_backend = !backend_placed && r.complete &&
                         r.backend_timing == BackendTiming::kMeasured &&
-                        key.first == r.backend_pid &&
-                        r.backend_start_ns != 0;
+                        key.first == r.backend_pid && r.backend_start_ns != 0;
     if (with_backend) {
       lo = std::min(lo, r.backend_start_ns);
       hi = std::max(hi, r.backend_end_ns);
@@ -314,11 +312,10 @@ nlohmann::json ChromeTrace(const std::vector<Request>& requests,
     if (!named_process[pid]) {
       named_process[pid] = true;
       auto it = info.find(pid);
-      std::string name =
-          it != info.end()
-              ? absl::StrCat(it->second->comm, " ", pid, " (",
-                             it->second->role, ")")
-              : absl::StrCat("pid ", pid);
+      std::string name = it != info.end()
+                             ? absl::StrCat(it->second->comm, " ", pid, " (",
+                                            it->second->role, ")")
+                             : absl::StrCat("pid ", pid);
       metadata.push_back({{"name", "process_name"},
                           {"ph", "M"},
                           {"pid", pid},
@@ -356,11 +353,11 @@ nlohmann::json ChromeTrace(const std::vector<Request>& requests,
     }
   }
   for (json& e : events) metadata.push_back(std::move(e));
-  return json{{"traceEvents", std::move(metadata)},
-              {"displayTimeUnit", "ms"},
-              {"otherData",
-               {{"generator", "reqcost timeline"},
-                {"requests", requests.size()}}}};
+  return json{
+      {"traceEvents", std::move(metadata)},
+      {"displayTimeUnit", "ms"},
+      {"otherData",
+       {{"generator", "reqcost timeline"}, {"requests", requests.size()}}}};
 }
 
 }  // namespace reqcost::analyzers

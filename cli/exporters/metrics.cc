@@ -60,8 +60,9 @@ Metrics::Metrics()
                  .Register(*registry_);
   syscalls_ = &prometheus::BuildHistogram()
                    .Name("reqcost_syscall_duration_seconds")
-                   .Help("Duration of the socket syscalls of complete requests "
-                         "whose start was traced, by side and syscall.")
+                   .Help(
+                       "Duration of the socket syscalls of complete requests "
+                       "whose start was traced, by side and syscall.")
                    .Register(*registry_);
   auto& requests = prometheus::BuildCounter()
                        .Name("reqcost_requests_total")
@@ -90,13 +91,15 @@ Metrics::Metrics()
                            .Add({});
   otlp_ = &prometheus::BuildCounter()
                .Name("reqcost_otlp_requests_total")
-               .Help("Complete requests the span exporters exported or "
-                     "dropped, by exporter and outcome.")
+               .Help(
+                   "Complete requests the span exporters exported or "
+                   "dropped, by exporter and outcome.")
                .Register(*registry_);
   overflow_ = &prometheus::BuildCounter()
                    .Name("reqcost_label_overflow_total")
-                   .Help("Requests whose backend, server or reason label was "
-                         "past its cap and reported as \"other\".")
+                   .Help(
+                       "Requests whose backend, server or reason label was "
+                       "past its cap and reported as \"other\".")
                    .Register(*registry_);
 }
 
@@ -145,8 +148,8 @@ Metrics::Series* Metrics::NewSeries(prometheus::Histogram* histogram) {
 void Metrics::Observe(Series* s, uint64_t ns) {
   double v = Seconds(ns);
   // The first bound >= v (a value equal to a bound belongs to it: le).
-  size_t i = std::lower_bound(buckets_.begin(), buckets_.end(), v) -
-             buckets_.begin();
+  size_t i =
+      std::lower_bound(buckets_.begin(), buckets_.end(), v) - buckets_.begin();
   s->pending[i] += 1;
   s->pending_sum += v;
   s->dirty = true;
@@ -206,10 +209,10 @@ void Metrics::OnRequest(const Request& r, const std::string& server) {
     Series*& series =
         syscall_cache_[s.side == analyzers::Side::kServer ? 0 : 1][index];
     if (series == nullptr) {
-      series = NewSeries(&syscalls_->Add(
-          {{"side", std::string(analyzers::SideName(s.side))},
-           {"syscall", std::string(SyscallName(s.syscall))}},
-          buckets_));
+      series = NewSeries(
+          &syscalls_->Add({{"side", std::string(analyzers::SideName(s.side))},
+                           {"syscall", std::string(SyscallName(s.syscall))}},
+                          buckets_));
     }
     Observe(series, s.duration_ns());
   }
@@ -256,10 +259,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   if (colon == std::string::npos ||
       !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
       port > 65535 || host.empty()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--metrics %s is not an address: use HOST:PORT, e.g. "
-        "127.0.0.1:9464 or [::1]:9464",
-        address));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--metrics %s is not an address: use HOST:PORT, e.g. "
+                        "127.0.0.1:9464 or [::1]:9464",
+                        address));
   }
   auto server = std::unique_ptr<MetricsServer>(new MetricsServer());
   try {
@@ -287,7 +290,8 @@ absl::StatusOr<std::unique_ptr<MetricsFile>> MetricsFile::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("--metrics-file: ", s.message()));
   }
-  file->thread_ = std::thread([f = file.get(), period_ms] { f->Loop(period_ms); });
+  file->thread_ =
+      std::thread([f = file.get(), period_ms] { f->Loop(period_ms); });
   return file;
 }
 

@@ -121,9 +121,9 @@ absl::Status CheckReadable(const std::string& variable,
                            const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s=%s cannot be read (%s); it must name a PEM file", variable, path,
-        std::strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s=%s cannot be read (%s); it must name a PEM file",
+                        variable, path, std::strerror(errno)));
   }
   close(fd);
   return absl::OkStatus();
@@ -246,8 +246,8 @@ absl::StatusOr<KeyValues> ParseKeyValueList(absl::string_view text,
           "%s: the value of header %s holds a line break", what, key));
     }
     if (value.find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: the value of %s holds a NUL byte", what, key));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: the value of %s holds a NUL byte", what, key));
     }
     Merge(&out, {{std::move(key), std::move(value)}}, headers);
   }
@@ -260,9 +260,8 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
 
   // The resource: every span output, attach and report.
   if (std::optional<std::string> v = Get(env, kResourceAttributes)) {
-    ASSIGN_OR_RETURN(
-        KeyValues attrs,
-        ParseKeyValueList(*v, kResourceAttributes, /*headers=*/false));
+    ASSIGN_OR_RETURN(KeyValues attrs, ParseKeyValueList(*v, kResourceAttributes,
+                                                        /*headers=*/false));
     for (auto& [key, value] : attrs) {
       if (key == "service.name") {
         c.service_name = value;
@@ -282,8 +281,7 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
       c.sdk_disabled = true;
     } else if (!absl::EqualsIgnoreCase(*v, "false")) {
       c.warnings.push_back(absl::StrFormat(
-          "%s=%s is neither true nor false; taken as false", kSdkDisabled,
-          *v));
+          "%s=%s is neither true nor false; taken as false", kSdkDisabled, *v));
     }
   }
 
@@ -362,8 +360,8 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
       c.gzip = true;
     } else if (v != "none") {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s=%s is not a compression reqcost knows: use gzip or none",
-          z.name, z.value));
+          "%s=%s is not a compression reqcost knows: use gzip or none", z.name,
+          z.value));
     }
   }
 
@@ -387,9 +385,9 @@ absl::StatusOr<OtlpConfig> ResolveOtlpConfig(const OtlpFlags& flags,
     if (f.into == &c.client_certificate) client_cert = s;
   }
   if (client_key.set() && !client_cert.set()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s is set but no client certificate is: set %s too", client_key.name,
-        kClientCertificate));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is set but no client certificate is: set %s too",
+                        client_key.name, kClientCertificate));
   }
 
   if (c.sdk_disabled) {

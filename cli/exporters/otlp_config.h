@@ -52,7 +52,7 @@ struct OtlpConfig {
   std::string traces_url;
   // What set traces_url: "--otlp-endpoint" or the variable's name.
   std::string traces_url_source;
-  KeyValues headers;  // decoded; values are secrets
+  KeyValues headers;                             // decoded; values are secrets
   absl::Duration timeout = kDefaultOtlpTimeout;  // one batch, all attempts
   bool gzip = false;
   std::string certificate;         // CA bundle (CURLOPT_CAINFO)

@@ -60,7 +60,8 @@ std::string TlsAdvice(CURLcode rc, const std::string& certificate,
                    "this system trusts; set OTEL_EXPORTER_OTLP_CERTIFICATE to "
                    "the PEM file of the CA that signed it"
                  : "the collector's TLS certificate is not signed by the CA "
-                   "in " + certificate + " (" + source +
+                   "in " +
+                       certificate + " (" + source +
                        "), or does not name the host of the URL";
     case CURLE_SSL_CACERT_BADFILE:
       return "the CA file " + certificate + " holds no usable certificate";
@@ -139,8 +140,7 @@ absl::StatusOr<std::unique_ptr<SpanExporter>> SpanExporter::Start(
     CURL* curl = static_cast<CURL*>(ex->curl_);
     curl_easy_setopt(curl, CURLOPT_URL, ex->url_.c_str());
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT,
-                     ("reqcost/" + o.version).c_str());
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, ("reqcost/" + o.version).c_str());
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // a worker thread
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -172,7 +172,7 @@ SpanExporter::~SpanExporter() {
 std::string SpanExporter::Describe() const {
   return options_.file.empty()
              ? absl::StrCat(options_.endpoint_source, " ", UrlForDisplay(url_))
-                               : absl::StrCat("--otlp-json ", options_.file);
+             : absl::StrCat("--otlp-json ", options_.file);
 }
 
 void SpanExporter::Offer(const analyzers::Request& r,
@@ -295,8 +295,8 @@ int SpanExporter::OnProgress(void* self, int64_t, int64_t, int64_t, int64_t) {
   return MonotonicNs() >= ex->abort_after_ns_.load() ? 1 : 0;
 }
 
-absl::Status SpanExporter::Post(const std::string& body,
-                                absl::Duration timeout, bool* retryable) {
+absl::Status SpanExporter::Post(const std::string& body, absl::Duration timeout,
+                                bool* retryable) {
   CURL* curl = static_cast<CURL*>(curl_);
   // At least 1 ms: 0 would mean no limit to libcurl.
   long timeout_ms = static_cast<long>(
@@ -317,18 +317,17 @@ absl::Status SpanExporter::Post(const std::string& body,
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
       detail = "still sending when the exit deadline passed";
     }
-    std::string advice = TlsAdvice(
-        rc, options_.certificate,
-        options_.certificate_source.empty() ? "OTEL_EXPORTER_OTLP_CERTIFICATE"
-                                            : options_.certificate_source);
+    std::string advice = TlsAdvice(rc, options_.certificate,
+                                   options_.certificate_source.empty()
+                                       ? "OTEL_EXPORTER_OTLP_CERTIFICATE"
+                                       : options_.certificate_source);
     // Refused, reset, timed out, a handshake cut short: the collector may
     // be back. A certificate it does not like stays so.
     *retryable = (advice.empty() || rc == CURLE_SSL_CONNECT_ERROR) &&
                  rc != CURLE_ABORTED_BY_CALLBACK;
     return absl::UnavailableError(
-        advice.empty()
-            ? absl::StrFormat("%s: %s", where, detail)
-            : absl::StrFormat("%s: %s (%s)", where, advice, detail));
+        advice.empty() ? absl::StrFormat("%s: %s", where, detail)
+                       : absl::StrFormat("%s: %s (%s)", where, advice, detail));
   }
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

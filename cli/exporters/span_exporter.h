@@ -27,17 +27,17 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "analyzers/render/otlp.h"
-#include "cli/exporters/otlp_config.h"
 #include "analyzers/request.h"
+#include "cli/exporters/otlp_config.h"
 
 namespace reqcost::exporters {
 
 struct SpanExporterOptions {
   std::string file;      // --otlp-json: a new file, created 0600
   std::string endpoint;  // the traces URL, as is (OtlpConfig::traces_url)
-  std::string endpoint_source;  // what set it, for messages
-  KeyValues headers;            // sent with every POST; values are secrets
-  bool gzip = false;            // Content-Encoding: gzip
+  std::string endpoint_source;     // what set it, for messages
+  KeyValues headers;               // sent with every POST; values are secrets
+  bool gzip = false;               // Content-Encoding: gzip
   std::string certificate;         // CA bundle to verify the collector
   std::string certificate_source;  // the variable that named it
   std::string client_certificate;  // mTLS
@@ -48,18 +48,18 @@ struct SpanExporterOptions {
   // Requests waiting to be exported, at most (a full queue drops, counted;
   // a file exporter given block_when_full waits instead: `report` does).
   size_t max_queue = 16384;
-  size_t max_batch = 512;                          // requests per export
-  absl::Duration flush_every = absl::Seconds(1);   // a partial batch's wait
-  int max_attempts = 4;                            // per batch, HTTP only
+  size_t max_batch = 512;                         // requests per export
+  absl::Duration flush_every = absl::Seconds(1);  // a partial batch's wait
+  int max_attempts = 4;                           // per batch, HTTP only
   absl::Duration first_backoff = absl::Milliseconds(200);  // then doubled
   // One batch's export, all attempts and backoffs included (the
   // specification's OTEL_EXPORTER_OTLP_TIMEOUT); an attempt gets what is
   // left.
   absl::Duration export_timeout = kDefaultOtlpTimeout;
   bool block_when_full = false;
-  uint64_t seed = 0;             // of trace and span ids (SpanIds::For)
-  int64_t mono_to_wall_ns = 0;   // wall = CLOCK_MONOTONIC + this
-  std::string version;           // the instrumentation scope's version
+  uint64_t seed = 0;            // of trace and span ids (SpanIds::For)
+  int64_t mono_to_wall_ns = 0;  // wall = CLOCK_MONOTONIC + this
+  std::string version;          // the instrumentation scope's version
 };
 
 // Sets the HTTP exporter's fields of `o` (URL, headers, gzip, timeout, TLS
@@ -67,8 +67,8 @@ struct SpanExporterOptions {
 void ApplyOtlpConfig(const OtlpConfig& config, SpanExporterOptions* o);
 
 struct SpanExportStats {
-  uint64_t offered = 0;             // complete requests offered
-  uint64_t exported_requests = 0;   // their spans written / accepted
+  uint64_t offered = 0;            // complete requests offered
+  uint64_t exported_requests = 0;  // their spans written / accepted
   uint64_t exported_spans = 0;
   uint64_t batches = 0;             // written / accepted
   uint64_t retries = 0;             // HTTP attempts after a first failure
@@ -121,14 +121,14 @@ class SpanExporter {
   SpanExporterOptions options_;
   std::string url_;
   std::FILE* file_ = nullptr;
-  void* curl_ = nullptr;  // CURL*, reused: keeps its connection alive
+  void* curl_ = nullptr;          // CURL*, reused: keeps its connection alive
   void* curl_headers_ = nullptr;  // curl_slist*
   // CLOCK_MONOTONIC ns after which a transfer is aborted; max = never.
   std::atomic<int64_t> abort_after_ns_{INT64_MAX};
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;    // the worker: work or stop
-  std::condition_variable space_;   // a blocked Offer: room in the queue
+  std::condition_variable wake_;   // the worker: work or stop
+  std::condition_variable space_;  // a blocked Offer: room in the queue
   std::deque<analyzers::SpanSource> queue_;
   bool stopping_ = false;
   absl::Time stop_deadline_ = absl::InfiniteFuture();

@@ -21,12 +21,18 @@ enum : uint8_t {
 };
 
 // Appends one record of `type` for request 1 (content up to 65535 bytes).
-inline void AppendFcgiRecord(std::string* out, uint8_t type, const std::string& content) {
+inline void AppendFcgiRecord(std::string* out, uint8_t type,
+                             const std::string& content) {
   const size_t len = content.size();
   const size_t pad = (8 - len % 8) % 8;
-  const char header[8] = {1, static_cast<char>(type), 0, 1,
-                          static_cast<char>(len >> 8), static_cast<char>(len & 0xff),
-                          static_cast<char>(pad), 0};
+  const char header[8] = {1,
+                          static_cast<char>(type),
+                          0,
+                          1,
+                          static_cast<char>(len >> 8),
+                          static_cast<char>(len & 0xff),
+                          static_cast<char>(pad),
+                          0};
   out->append(header, 8);
   out->append(content);
   out->append(pad, '\0');
@@ -58,20 +64,24 @@ inline void AppendFcgiParam(std::string* out, const std::string& name,
 // with one write: BEGIN_REQUEST (responder; FCGI_KEEP_CONN when
 // `keep_conn`), PARAMS, an empty PARAMS and an empty STDIN. SCRIPT_FILENAME
 // (docroot + path) is sent only when `docroot` is non-empty.
-inline std::string FcgiRequest(const std::string& method, const std::string& target,
-                               bool keep_conn, const std::string& docroot = "") {
+inline std::string FcgiRequest(const std::string& method,
+                               const std::string& target, bool keep_conn,
+                               const std::string& docroot = "") {
   const size_t q = target.find('?');
   const std::string path = target.substr(0, q);
   std::string params;
   AppendFcgiParam(&params, "REQUEST_METHOD", method);
   AppendFcgiParam(&params, "REQUEST_URI", target);
   AppendFcgiParam(&params, "SCRIPT_NAME", path);
-  AppendFcgiParam(&params, "QUERY_STRING", q == std::string::npos ? "" : target.substr(q + 1));
+  AppendFcgiParam(&params, "QUERY_STRING",
+                  q == std::string::npos ? "" : target.substr(q + 1));
   AppendFcgiParam(&params, "SERVER_PROTOCOL", "HTTP/1.1");
   AppendFcgiParam(&params, "GATEWAY_INTERFACE", "CGI/1.1");
-  if (!docroot.empty()) AppendFcgiParam(&params, "SCRIPT_FILENAME", docroot + path);
+  if (!docroot.empty())
+    AppendFcgiParam(&params, "SCRIPT_FILENAME", docroot + path);
   std::string out;
-  const char begin[8] = {0, 1, static_cast<char>(keep_conn ? 1 : 0), 0, 0, 0, 0, 0};
+  const char begin[8] = {0, 1, static_cast<char>(keep_conn ? 1 : 0), 0, 0, 0,
+                         0, 0};
   AppendFcgiRecord(&out, kFcgiBeginRequest, std::string(begin, 8));
   AppendFcgiRecord(&out, kFcgiParams, params);
   AppendFcgiRecord(&out, kFcgiParams, "");

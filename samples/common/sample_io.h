@@ -31,7 +31,8 @@ inline std::string ErrnoMessage(const std::string& what) {
 }
 
 inline std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -97,7 +98,8 @@ inline void DoWork(int64_t from_ns, const Work& work) {
   }
   timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
               static_cast<long>(deadline % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) ==
+         EINTR) {
   }
 }
 

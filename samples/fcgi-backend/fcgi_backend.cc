@@ -49,8 +49,10 @@
 // http mode each process waits in one epoll set on the listening socket and
 // on its idle kept-alive connections, so any thread serves any connection.
 
+#include <arpa/inet.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -63,8 +65,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <atomic>
 #include <cctype>
@@ -112,18 +112,21 @@ constexpr size_t kHttpMaxHeader = 64 * 1024;
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: reqcost-fcgi-backend --listen unix:/path|127.0.0.1:PORT\n"
-               "         [--mode fcgi|http] [--workers N] [--threads N]\n"
-               "         [--log FILE] [--backlog N]\n"
-               "query string: work_us=N (default 0), how=sleep|spin\n");
+  std::fprintf(
+      stderr,
+      "usage: reqcost-fcgi-backend --listen unix:/path|127.0.0.1:PORT\n"
+      "         [--mode fcgi|http] [--workers N] [--threads N]\n"
+      "         [--log FILE] [--backlog N]\n"
+      "query string: work_us=N (default 0), how=sleep|spin\n");
 }
 
-int ParseInt(const std::string& flag, const std::string& value, int min, int max) {
+int ParseInt(const std::string& flag, const std::string& value, int min,
+             int max) {
   char* end = nullptr;
   errno = 0;
   long v = std::strtol(value.c_str(), &end, 10);
-  if (errno != 0 || end == value.c_str() || *end != '\0' || v < min || v > max) {
+  if (errno != 0 || end == value.c_str() || *end != '\0' || v < min ||
+      v > max) {
     Die("bad value for " + flag + ": '" + value + "' (expected " +
         std::to_string(min) + ".." + std::to_string(max) + ")");
   }
@@ -181,7 +184,8 @@ Options ParseArgs(int argc, char** argv) {
 // Binds and listens; returns the fd and sets `shown` to the address to print.
 int OpenListener(const Options& o, std::string* shown) {
   if (o.listen.rfind("unix:", 0) == 0 || o.listen[0] == '/') {
-    std::string path = o.listen.rfind("unix:", 0) == 0 ? o.listen.substr(5) : o.listen;
+    std::string path =
+        o.listen.rfind("unix:", 0) == 0 ? o.listen.substr(5) : o.listen;
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (path.empty() || path.size() >= sizeof(sa.sun_path)) {
@@ -207,7 +211,8 @@ int OpenListener(const Options& o, std::string* shown) {
   }
   size_t colon = o.listen.rfind(':');
   if (colon == std::string::npos) {
-    Die("bad --listen '" + o.listen + "' (expected unix:/path or 127.0.0.1:PORT)");
+    Die("bad --listen '" + o.listen +
+        "' (expected unix:/path or 127.0.0.1:PORT)");
   }
   std::string host = o.listen.substr(0, colon);
   int port = ParseInt("--listen port", o.listen.substr(colon + 1), 0, 65535);
@@ -247,9 +252,10 @@ std::string SanitizeUri(std::string uri) {
 void LogRequest(int64_t start_ns, int64_t end_ns, const std::string& uri) {
   if (g_log_fd < 0) return;
   char line[4096];
-  int n = std::snprintf(line, sizeof(line), "%d %ld %lld %lld %lld %s\n", getpid(),
-                        static_cast<long>(syscall(SYS_gettid)),
-                        static_cast<long long>(start_ns), static_cast<long long>(end_ns),
+  int n = std::snprintf(line, sizeof(line), "%d %ld %lld %lld %lld %s\n",
+                        getpid(), static_cast<long>(syscall(SYS_gettid)),
+                        static_cast<long long>(start_ns),
+                        static_cast<long long>(end_ns),
                         static_cast<long long>((end_ns - start_ns) / 1000),
                         SanitizeUri(uri).c_str());
   if (n < 0) return;
@@ -266,9 +272,11 @@ std::string Body(int64_t elapsed_us, const Work& work, int conn_reqs) {
   char body[256];
   // Fixed width: ab counts a body whose length differs from the first as a
   // failed request.
-  std::snprintf(body, sizeof(body), "pid=%8d work_us=%10lld how=%-5s elapsed_us=%10lld conn_reqs=%8d\n",
-                getpid(), static_cast<long long>(work.us), work.spin ? "spin" : "sleep",
-                static_cast<long long>(elapsed_us), conn_reqs);
+  std::snprintf(
+      body, sizeof(body),
+      "pid=%8d work_us=%10lld how=%-5s elapsed_us=%10lld conn_reqs=%8d\n",
+      getpid(), static_cast<long long>(work.us), work.spin ? "spin" : "sleep",
+      static_cast<long long>(elapsed_us), conn_reqs);
   return body;
 }
 
@@ -298,7 +306,8 @@ void* FcgiThread(void* arg) {
       if (g_stop.load()) break;
       if (rc == -EINTR) continue;
       // Anything else (EMFILE, ...) would spin; back off and retry.
-      std::fprintf(stderr, "reqcost-fcgi-backend: FCGX_Accept_r: %s\n", std::strerror(-rc));
+      std::fprintf(stderr, "reqcost-fcgi-backend: FCGX_Accept_r: %s\n",
+                   std::strerror(-rc));
       usleep(10'000);
       continue;
     }
@@ -308,16 +317,20 @@ void* FcgiThread(void* arg) {
     const char* ru = FCGX_GetParam("REQUEST_URI", req.envp);
     const char* sn = FCGX_GetParam("SCRIPT_NAME", req.envp);
     std::string query = q ? q : "";
-    std::string uri = ru ? ru : (std::string(sn ? sn : "") + (query.empty() ? "" : "?" + query));
+    std::string uri =
+        ru ? ru
+           : (std::string(sn ? sn : "") + (query.empty() ? "" : "?" + query));
     Work work = ParseWork(query);
     DoWork(start, work);
     int64_t before_write = NowNs();
     int64_t us = (before_write - start) / 1000;
     std::string body = Body(us, work, conn_reqs);
     // libfcgi's FCGX_FPrintF knows no %zu/%lld-safe subset: format here.
-    std::string reply = "Content-Type: text/plain\r\nX-Backend-Us: " + std::to_string(us) +
-                        "\r\nX-Backend-Conn-Reqs: " + std::to_string(conn_reqs) +
-                        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string reply =
+        "Content-Type: text/plain\r\nX-Backend-Us: " + std::to_string(us) +
+        "\r\nX-Backend-Conn-Reqs: " + std::to_string(conn_reqs) +
+        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+        body;
     FCGX_PutStr(reply.data(), static_cast<int>(reply.size()), req.out);
     // Closing the streams writes the rest of the reply, the empty STDOUT
     // record and END_REQUEST: the backend's last write. FCGX_Finish_r then
@@ -404,7 +417,8 @@ void ServeHttpConnection(HttpConn* conn, ThreadSlot* slot) {
         ParkConn(conn);  // nothing pipelined: wait in epoll, not in a thread
         return;
       }
-      if (conn->buf.size() > kHttpMaxHeader || !ReadMore(conn->fd, &conn->buf, conn->buf.empty())) {
+      if (conn->buf.size() > kHttpMaxHeader ||
+          !ReadMore(conn->fd, &conn->buf, conn->buf.empty())) {
         CloseConn(conn);
         return;
       }
@@ -418,7 +432,9 @@ void ServeHttpConnection(HttpConn* conn, ThreadSlot* slot) {
     size_t s1 = request_line.find(' ');
     size_t s2 = request_line.rfind(' ');
     if (s1 == std::string::npos || s2 == s1) {
-      WriteAll(conn->fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      WriteAll(conn->fd,
+               "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: "
+               "close\r\n\r\n");
       CloseConn(conn);
       slot->busy = false;
       return;
@@ -438,7 +454,8 @@ void ServeHttpConnection(HttpConn* conn, ThreadSlot* slot) {
         std::string name = Lower(line.substr(0, colon));
         std::string value = line.substr(colon + 1);
         while (!value.empty() && value[0] == ' ') value.erase(0, 1);
-        if (name == "content-length") content_length = std::strtoull(value.c_str(), nullptr, 10);
+        if (name == "content-length")
+          content_length = std::strtoull(value.c_str(), nullptr, 10);
         if (name == "connection") connection = Lower(value);
       }
       pos = next + 2;
@@ -453,20 +470,23 @@ void ServeHttpConnection(HttpConn* conn, ThreadSlot* slot) {
     conn->buf.erase(0, content_length);
     int64_t start = NowNs();
     ++conn->reqs;
-    bool keep = version == "HTTP/1.1" ? connection.find("close") == std::string::npos
-                                      : connection.find("keep-alive") != std::string::npos;
+    bool keep = version == "HTTP/1.1"
+                    ? connection.find("close") == std::string::npos
+                    : connection.find("keep-alive") != std::string::npos;
     size_t qmark = target.find('?');
-    std::string query = qmark == std::string::npos ? "" : target.substr(qmark + 1);
+    std::string query =
+        qmark == std::string::npos ? "" : target.substr(qmark + 1);
     Work work = ParseWork(query);
     DoWork(start, work);
     int64_t us = (NowNs() - start) / 1000;
     std::string body = Body(us, work, conn->reqs);
-    std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend-Us: " +
-                        std::to_string(us) + "\r\nX-Backend-Conn-Reqs: " +
-                        std::to_string(conn->reqs) +
-                        "\r\nContent-Length: " + std::to_string(body.size()) +
-                        (keep ? "\r\nConnection: keep-alive" : "\r\nConnection: close") +
-                        "\r\n\r\n" + (method == "HEAD" ? "" : body);
+    std::string reply =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend-Us: " +
+        std::to_string(us) +
+        "\r\nX-Backend-Conn-Reqs: " + std::to_string(conn->reqs) +
+        "\r\nContent-Length: " + std::to_string(body.size()) +
+        (keep ? "\r\nConnection: keep-alive" : "\r\nConnection: close") +
+        "\r\n\r\n" + (method == "HEAD" ? "" : body);
     bool ok = WriteAll(conn->fd, reply);
     int64_t end = NowNs();
     if (!ok || !keep) {
@@ -488,12 +508,14 @@ void* HttpThread(void* arg) {
   while (!g_stop.load()) {
     epoll_event ev{};
     int n = epoll_wait(g_epoll_fd, &ev, 1, -1);
-    if (n <= 0) continue;  // EINTR: check g_stop
+    if (n <= 0) continue;          // EINTR: check g_stop
     if (ev.data.ptr == nullptr) {  // the listening socket (non-blocking)
       int fd = accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
-          std::fprintf(stderr, "reqcost-fcgi-backend: accept: %s\n", std::strerror(errno));
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
+            errno != EPROTO) {
+          std::fprintf(stderr, "reqcost-fcgi-backend: accept: %s\n",
+                       std::strerror(errno));
           usleep(10'000);
         }
         continue;
@@ -544,7 +566,7 @@ int ServeProcess(int threads) {
   if (g_mode == Mode::kFcgi && FCGX_Init() != 0) Die("FCGX_Init failed");
   if (g_mode == Mode::kHttp) InitHttpProcess();
   // SIGUSR2 interrupts a thread blocked in accept/read (no SA_RESTART).
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = WakeHandler;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR2, &sa, nullptr);
@@ -557,8 +579,9 @@ int ServeProcess(int threads) {
 
   std::vector<ThreadSlot> slots(static_cast<size_t>(threads));
   for (auto& slot : slots) {
-    int rc = pthread_create(&slot.thread, nullptr, g_mode == Mode::kFcgi ? FcgiThread : HttpThread,
-                            &slot);
+    int rc =
+        pthread_create(&slot.thread, nullptr,
+                       g_mode == Mode::kFcgi ? FcgiThread : HttpThread, &slot);
     if (rc != 0) Die(std::string("pthread_create: ") + std::strerror(rc));
   }
   int sig;
@@ -579,7 +602,9 @@ int ServeProcess(int threads) {
     usleep(20'000);
   }
   if (!all_done) {
-    std::fprintf(stderr, "reqcost-fcgi-backend: pid %d: threads did not stop in 5 s\n", getpid());
+    std::fprintf(stderr,
+                 "reqcost-fcgi-backend: pid %d: threads did not stop in 5 s\n",
+                 getpid());
     _exit(0);
   }
   for (auto& slot : slots) pthread_join(slot.thread, nullptr);
@@ -624,8 +649,10 @@ int RunPrefork(const Options& o) {
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
       children.erase(pid);
       if (!stopping) {
-        std::fprintf(stderr, "reqcost-fcgi-backend: worker %d exited unexpectedly (status %d)\n",
-                     pid, status);
+        std::fprintf(
+            stderr,
+            "reqcost-fcgi-backend: worker %d exited unexpectedly (status %d)\n",
+            pid, status);
         exit_code = 1;
       }
     }
@@ -646,14 +673,16 @@ int Main(int argc, char** argv) {
   Options o = ParseArgs(argc, argv);
   g_mode = o.mode;
   if (!o.log.empty()) {
-    g_log_fd = open(o.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    g_log_fd =
+        open(o.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (g_log_fd < 0) Die(ErrnoMessage("open --log " + o.log));
   }
   std::string shown;
   g_listen_fd = OpenListener(o, &shown);
-  std::fprintf(stderr, "listening on %s (mode %s, workers %d, threads %d, pid %d)\n",
-               shown.c_str(), o.mode == Mode::kFcgi ? "fcgi" : "http", o.workers, o.threads,
-               getpid());
+  std::fprintf(stderr,
+               "listening on %s (mode %s, workers %d, threads %d, pid %d)\n",
+               shown.c_str(), o.mode == Mode::kFcgi ? "fcgi" : "http",
+               o.workers, o.threads, getpid());
   std::fflush(stderr);
   int rc = o.workers == 0 ? ServeProcess(o.threads) : RunPrefork(o);
   if (!g_unix_path.empty()) unlink(g_unix_path.c_str());

@@ -124,13 +124,15 @@ int g_log_fd = -1;
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: reqcost-front-server --listen 127.0.0.1:PORT --backend ADDRESS\n"
-               "         [--backend ADDRESS]... [--keep-backend] [--log FILE]\n"
-               "         [--docroot DIR]\n"
-               "       reqcost-front-server --responder --listen ADDRESS [--log FILE]\n"
-               "ADDRESS: unix:/path or 127.0.0.1:PORT\n"
-               "query: pre_us=N post_us=N pre_mode=spin|sleep post_mode=spin|sleep be=K\n");
+  std::fprintf(
+      stderr,
+      "usage: reqcost-front-server --listen 127.0.0.1:PORT --backend ADDRESS\n"
+      "         [--backend ADDRESS]... [--keep-backend] [--log FILE]\n"
+      "         [--docroot DIR]\n"
+      "       reqcost-front-server --responder --listen ADDRESS [--log FILE]\n"
+      "ADDRESS: unix:/path or 127.0.0.1:PORT\n"
+      "query: pre_us=N post_us=N pre_mode=spin|sleep post_mode=spin|sleep "
+      "be=K\n");
 }
 
 Options ParseArgs(int argc, char** argv) {
@@ -169,7 +171,8 @@ Options ParseArgs(int argc, char** argv) {
   }
   if (o.listen.empty() || (o.backends.empty() && !o.responder)) {
     Usage();
-    Die(o.responder ? "--listen is required" : "--listen and --backend are required");
+    Die(o.responder ? "--listen is required"
+                    : "--listen and --backend are required");
   }
   return o;
 }
@@ -196,12 +199,14 @@ Address ParseAddress(const std::string& text) {
     return a;
   }
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos) Die("bad address '" + text + "' (unix:/path or IPV4:PORT)");
+  if (colon == std::string::npos)
+    Die("bad address '" + text + "' (unix:/path or IPV4:PORT)");
   auto* in = reinterpret_cast<sockaddr_in*>(&a.sa);
   in->sin_family = AF_INET;
   char* end = nullptr;
   long port = std::strtol(text.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port < 0 || port > 65535) Die("bad port in '" + text + "'");
+  if (*end != '\0' || port < 0 || port > 65535)
+    Die("bad port in '" + text + "'");
   in->sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &in->sin_addr) != 1) {
     Die("bad IPv4 address in '" + text + "'");
@@ -212,7 +217,8 @@ Address ParseAddress(const std::string& text) {
 }
 
 Work ParseWork(const std::string& query, const std::string& prefix) {
-  return samples::ParseWork(query, prefix + "_us", prefix + "_mode", kMaxWorkUs);
+  return samples::ParseWork(query, prefix + "_us", prefix + "_mode",
+                            kMaxWorkUs);
 }
 
 // ------------------------------------------------------------- FastCGI
@@ -258,7 +264,8 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
       return false;
     }
     t->link_start = NowNs();
-    if (connect(fd, reinterpret_cast<sockaddr*>(&be->address.sa), be->address.len) != 0) {
+    if (connect(fd, reinterpret_cast<sockaddr*>(&be->address.sa),
+                be->address.len) != 0) {
       *error = ErrnoMessage("connect to the backend");
       close(fd);
       return false;
@@ -304,7 +311,8 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
     read_slack = t->reply_end - before;
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      *error = n == 0 ? "the backend closed before END_REQUEST" : ErrnoMessage("read the reply");
+      *error = n == 0 ? "the backend closed before END_REQUEST"
+                      : ErrnoMessage("read the reply");
       close(fd);
       if (keep) be->kept_fd = -1;
       return false;
@@ -329,9 +337,9 @@ struct LogRecord {
   int64_t read_ns = 0;
   ExchangeTimes ex;
   int64_t response_end = 0;
-  int64_t accept_ns = 0;  // accept duration, first request of a connection
-  int64_t close_ns = 0;   // close duration, last request of a connection
-  int64_t read_slack_ns = 0;      // time in the read that brought it
+  int64_t accept_ns = 0;      // accept duration, first request of a connection
+  int64_t close_ns = 0;       // close duration, last request of a connection
+  int64_t read_slack_ns = 0;  // time in the read that brought it
   int64_t response_slack_ns = 0;  // time in the response's writes
   std::string uri;
 };
@@ -344,20 +352,23 @@ void WriteLog(const LogRecord& r) {
   // Each instant was read next to its syscall; reqcost's stamp lies in the
   // call, so the true value is within the time spent in these calls.
   const double server_slack_us = (r.accept_ns + r.close_ns + r.read_slack_ns +
-                                  r.response_slack_ns + r.ex.slack_ns) / 1e3;
+                                  r.response_slack_ns + r.ex.slack_ns) /
+                                 1e3;
   const double link_slack_us = r.ex.slack_ns / 1e3;
   std::string uri = r.uri.empty() ? "-" : r.uri;
   for (char& c : uri) {
     if (std::isspace(static_cast<unsigned char>(c))) c = '+';
   }
   char line[1024];
-  int n = std::snprintf(line, sizeof(line), "%llu %lld %lld %lld %lld %.3f %.3f %.3f %.3f %.3f %.3f %.400s\n",
-                        static_cast<unsigned long long>(r.seq), static_cast<long long>(r.read_ns),
-                        static_cast<long long>(r.ex.link_start),
-                        static_cast<long long>(r.ex.reply_end),
-                        static_cast<long long>(r.response_end), r.accept_ns / 1e3,
-                        r.close_ns / 1e3, server_us, link_us, server_slack_us, link_slack_us,
-                        uri.c_str());
+  int n = std::snprintf(
+      line, sizeof(line),
+      "%llu %lld %lld %lld %lld %.3f %.3f %.3f %.3f %.3f %.3f %.400s\n",
+      static_cast<unsigned long long>(r.seq), static_cast<long long>(r.read_ns),
+      static_cast<long long>(r.ex.link_start),
+      static_cast<long long>(r.ex.reply_end),
+      static_cast<long long>(r.response_end), r.accept_ns / 1e3,
+      r.close_ns / 1e3, server_us, link_us, server_slack_us, link_slack_us,
+      uri.c_str());
   if (n > 0) {
     ssize_t w = write(g_log_fd, line, static_cast<size_t>(n));
     (void)w;
@@ -389,14 +400,15 @@ std::string Reply(const std::string& status, const std::string& headers,
                   const std::string& body, bool keep, bool head) {
   return "HTTP/1.1 " + status + "\r\n" + headers +
          "Content-Length: " + std::to_string(body.size()) + "\r\n" +
-         (keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n") + "\r\n" +
-         (head ? "" : body);
+         (keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n") +
+         "\r\n" + (head ? "" : body);
 }
 
 // Turns the CGI output into a response.
 std::string CgiToResponse(const std::string& cgi, bool keep, bool head) {
   size_t split = cgi.find("\r\n\r\n");
-  std::string cgi_head = split == std::string::npos ? "" : cgi.substr(0, split + 2);
+  std::string cgi_head =
+      split == std::string::npos ? "" : cgi.substr(0, split + 2);
   std::string body = split == std::string::npos ? cgi : cgi.substr(split + 4);
   std::string status = "200 OK";
   std::string headers;
@@ -439,14 +451,17 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
     std::string target = bad ? "" : line.substr(s1 + 1, s2 - s1 - 1);
     std::string version = bad ? "" : line.substr(s2 + 1);
     std::string connection;
-    for (size_t pos = eol == std::string::npos ? head.size() : eol + 2; pos < head.size();) {
+    for (size_t pos = eol == std::string::npos ? head.size() : eol + 2;
+         pos < head.size();) {
       size_t next = head.find("\r\n", pos);
       if (next == std::string::npos) next = head.size();
       std::string h = head.substr(pos, next - pos);
       size_t colon = h.find(':');
-      std::string name = colon == std::string::npos ? "" : Lower(h.substr(0, colon));
+      std::string name =
+          colon == std::string::npos ? "" : Lower(h.substr(0, colon));
       if (name == "connection") connection = Lower(h.substr(colon + 1));
-      if (name == "content-length" && std::strtoll(h.c_str() + colon + 1, nullptr, 10) != 0) {
+      if (name == "content-length" &&
+          std::strtoll(h.c_str() + colon + 1, nullptr, 10) != 0) {
         bad = true;  // bodies are not supported
       }
       pos = next + 2;
@@ -455,8 +470,9 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
       WriteAll(c->fd, Reply("400 Bad Request", "", "", false, false));
       return false;
     }
-    bool keep = version == "HTTP/1.1" ? connection.find("close") == std::string::npos
-                                      : connection.find("keep-alive") != std::string::npos;
+    bool keep = version == "HTTP/1.1"
+                    ? connection.find("close") == std::string::npos
+                    : connection.find("keep-alive") != std::string::npos;
     LogRecord r;
     r.seq = ++g_seq;
     r.read_ns = read_ns;
@@ -469,7 +485,8 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
     Work pre = ParseWork(query, "pre");
     Work post = ParseWork(query, "post");
     size_t be = 0;
-    if (auto v = QueryValue(query, "be")) be = std::strtoul(v->c_str(), nullptr, 10);
+    if (auto v = QueryValue(query, "be"))
+      be = std::strtoul(v->c_str(), nullptr, 10);
 
     DoWork(NowNs(), pre);
     std::string cgi, error;
@@ -480,8 +497,8 @@ bool ServeBuffered(Conn* c, int64_t read_ns, int64_t read_slack_ns) {
     if (!ok) {
       if (error.empty()) error = "no backend " + std::to_string(be);
       std::fprintf(stderr, "reqcost-front-server: %s\n", error.c_str());
-      response = Reply("502 Bad Gateway", "Content-Type: text/plain\r\n", error + "\n", false,
-                       method == "HEAD");
+      response = Reply("502 Bad Gateway", "Content-Type: text/plain\r\n",
+                       error + "\n", false, method == "HEAD");
       keep = false;
     } else {
       response = CgiToResponse(cgi, keep, method == "HEAD");
@@ -519,12 +536,15 @@ bool OnReadable(Conn* c) {
 // Binds and listens on unix:/path or IPV4:PORT.
 int Listen(const std::string& text) {
   Address a = ParseAddress(text);
-  if (a.family == AF_UNIX) unlink(reinterpret_cast<sockaddr_un*>(&a.sa)->sun_path);
+  if (a.family == AF_UNIX)
+    unlink(reinterpret_cast<sockaddr_un*>(&a.sa)->sun_path);
   int fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) Die(ErrnoMessage("socket"));
   int one = 1;
-  if (a.family == AF_INET) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a.sa), a.len) != 0) Die(ErrnoMessage("bind " + text));
+  if (a.family == AF_INET)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a.sa), a.len) != 0)
+    Die(ErrnoMessage("bind " + text));
   if (listen(fd, 128) != 0) Die(ErrnoMessage("listen " + text));
   return fd;
 }
@@ -540,7 +560,8 @@ bool NameValueLength(const std::string& body, size_t* i, size_t* len) {
     return true;
   }
   if (*i + 4 > body.size()) return false;
-  *len = (size_t{b[0] & 0x7fu} << 24) | (size_t{b[1]} << 16) | (size_t{b[2]} << 8) | b[3];
+  *len = (size_t{b[0] & 0x7fu} << 24) | (size_t{b[1]} << 16) |
+         (size_t{b[2]} << 8) | b[3];
   *i += 4;
   return true;
 }
@@ -581,9 +602,10 @@ void ServeResponderConn(int fd) {
         if (h[1] == kFcgiStdin && len == 0) stdin_done = true;
         if (h[1] == kFcgiParams) {
           size_t i = 0, nl, vl;
-          while (NameValueLength(body, &i, &nl) && NameValueLength(body, &i, &vl) &&
-                 i + nl + vl <= body.size()) {
-            std::string name = body.substr(i, nl), value = body.substr(i + nl, vl);
+          while (NameValueLength(body, &i, &nl) &&
+                 NameValueLength(body, &i, &vl) && i + nl + vl <= body.size()) {
+            std::string name = body.substr(i, nl),
+                        value = body.substr(i + nl, vl);
             if (name == "QUERY_STRING") query = value;
             if (name == "REQUEST_URI") uri = value;
             i += nl + vl;
@@ -593,20 +615,22 @@ void ServeResponderConn(int fd) {
       }
     }
     Work work;
-    if (auto v = QueryValue(query, "work_us")) work.us = std::strtoll(v->c_str(), nullptr, 10);
+    if (auto v = QueryValue(query, "work_us"))
+      work.us = std::strtoll(v->c_str(), nullptr, 10);
     DoWork(NowNs(), work);
     std::string reply;
-    AppendFcgiRecord(&reply, kFcgiStdout, "Content-Type: text/plain\r\n\r\nok\n");
+    AppendFcgiRecord(&reply, kFcgiStdout,
+                     "Content-Type: text/plain\r\n\r\nok\n");
     AppendFcgiRecord(&reply, kFcgiStdout, "");
     AppendFcgiRecord(&reply, kFcgiEndRequest, std::string(8, '\0'));
     int64_t before = NowNs();
     bool sent = WriteAll(fd, reply);
     int64_t end = NowNs();
     if (g_log_fd >= 0) {
-      std::string line = std::to_string(start) + " " + std::to_string(end) + " " +
-                         std::to_string((end - start) / 1000) + " " +
-                         std::to_string((start_slack + end - before) / 1e3) + " " +
-                         (uri.empty() ? "-" : uri) + "\n";
+      std::string line = std::to_string(start) + " " + std::to_string(end) +
+                         " " + std::to_string((end - start) / 1000) + " " +
+                         std::to_string((start_slack + end - before) / 1e3) +
+                         " " + (uri.empty() ? "-" : uri) + "\n";
       ssize_t w = write(g_log_fd, line.data(), line.size());
       (void)w;
     }
@@ -619,7 +643,8 @@ void ServeResponderConn(int fd) {
 int RunResponder() {
   int lfd = Listen(g_opts.listen);
   signal(SIGPIPE, SIG_IGN);
-  std::fprintf(stderr, "listening on %s (responder, pid %d)\n", g_opts.listen.c_str(), getpid());
+  std::fprintf(stderr, "listening on %s (responder, pid %d)\n",
+               g_opts.listen.c_str(), getpid());
   std::fflush(stderr);
   while (true) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -630,14 +655,16 @@ int RunResponder() {
 }
 
 int Run() {
-  for (const std::string& b : g_opts.backends) g_backends.push_back({ParseAddress(b), -1});
+  for (const std::string& b : g_opts.backends)
+    g_backends.push_back({ParseAddress(b), -1});
   Address listen_at = ParseAddress(g_opts.listen);
   if (listen_at.family != AF_INET) Die("--listen takes IPV4:PORT");
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0) Die(ErrnoMessage("socket"));
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&listen_at.sa), listen_at.len) != 0) {
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&listen_at.sa), listen_at.len) !=
+      0) {
     Die(ErrnoMessage("bind " + g_opts.listen));
   }
   if (listen(lfd, 128) != 0) Die(ErrnoMessage("listen " + g_opts.listen));
@@ -646,7 +673,8 @@ int Run() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) Die(ErrnoMessage("epoll_ctl"));
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0)
+    Die(ErrnoMessage("epoll_ctl"));
   signal(SIGPIPE, SIG_IGN);
   std::fprintf(stderr, "listening on %s (%zu backend(s), %s links, pid %d)\n",
                g_opts.listen.c_str(), g_backends.size(),
@@ -685,7 +713,8 @@ int main(int argc, char** argv) {
   using namespace reqcost::samples;  // NOLINT
   g_opts = ParseArgs(argc, argv);
   if (!g_opts.log.empty()) {
-    g_log_fd = open(g_opts.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    g_log_fd = open(g_opts.log.c_str(),
+                    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (g_log_fd < 0) Die(ErrnoMessage("open --log " + g_opts.log));
   }
   return g_opts.responder ? RunResponder() : Run();

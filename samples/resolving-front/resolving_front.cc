@@ -2,7 +2,8 @@
 // which resolve their upstream per request, calls getaddrinfo() on its
 // backend's host name for every request before it talks FastCGI over TCP to
 // the backend (samples/fcgi-backend), then answers the client. It is the
-// fixture for fronts that resolve names: the netlink exchange of getaddrinfo (and, with
+// fixture for fronts that resolve names: the netlink exchange of getaddrinfo
+// (and, with
 // --udp-echo / --unix-echo, one UDP and one unix datagram round trip per
 // request) must not be taken for the backend exchange.
 //
@@ -65,14 +66,14 @@ namespace {
 
 struct Options {
   bool echo = false;
-  std::string listen;         // front: 127.0.0.1:PORT
-  std::string backend_host;   // front: name given to getaddrinfo
+  std::string listen;        // front: 127.0.0.1:PORT
+  std::string backend_host;  // front: name given to getaddrinfo
   std::string backend_port;
   int threads = 4;
-  std::string udp_echo;       // front: 127.0.0.1:PORT of the echo
-  std::string unix_echo;      // front: path of the echo's unix socket
-  std::string udp_listen;     // echo
-  std::string unix_listen;    // echo
+  std::string udp_echo;     // front: 127.0.0.1:PORT of the echo
+  std::string unix_echo;    // front: path of the echo's unix socket
+  std::string udp_listen;   // echo
+  std::string unix_listen;  // echo
 };
 
 constexpr size_t kMaxHeader = 64 * 1024;
@@ -87,16 +88,18 @@ Options g_opts;
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: reqcost-resolving-front --listen 127.0.0.1:PORT --backend HOST:PORT\n"
-               "         [--threads N] [--udp-echo 127.0.0.1:PORT] [--unix-echo /path]\n"
-               "       reqcost-resolving-front --echo --udp-listen 127.0.0.1:PORT\n"
-               "         [--unix-listen /path]\n");
+  std::fprintf(
+      stderr,
+      "usage: reqcost-resolving-front --listen 127.0.0.1:PORT --backend "
+      "HOST:PORT\n"
+      "         [--threads N] [--udp-echo 127.0.0.1:PORT] [--unix-echo /path]\n"
+      "       reqcost-resolving-front --echo --udp-listen 127.0.0.1:PORT\n"
+      "         [--unix-listen /path]\n");
 }
 
 // Splits "HOST:PORT" at the last colon.
-void SplitHostPort(const std::string& flag, const std::string& value, std::string* host,
-                   std::string* port) {
+void SplitHostPort(const std::string& flag, const std::string& value,
+                   std::string* host, std::string* port) {
   size_t colon = value.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
     Die("bad " + flag + " '" + value + "' (expected HOST:PORT)");
@@ -112,7 +115,8 @@ sockaddr_in Ipv4(const std::string& flag, const std::string& value) {
   sa.sin_family = AF_INET;
   char* end = nullptr;
   long p = std::strtol(port.c_str(), &end, 10);
-  if (*end != '\0' || p < 0 || p > 65535) Die("bad port in " + flag + " '" + value + "'");
+  if (*end != '\0' || p < 0 || p > 65535)
+    Die("bad port in " + flag + " '" + value + "'");
   sa.sin_port = htons(static_cast<uint16_t>(p));
   if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
     Die("bad IPv4 address in " + flag + " '" + value + "'");
@@ -153,7 +157,8 @@ Options ParseArgs(int argc, char** argv) {
       SplitHostPort(arg, value, &o.backend_host, &o.backend_port);
     } else if (arg == "--threads") {
       o.threads = std::atoi(value.c_str());
-      if (o.threads < 1 || o.threads > 256) Die("bad --threads '" + value + "' (1..256)");
+      if (o.threads < 1 || o.threads > 256)
+        Die("bad --threads '" + value + "' (1..256)");
     } else if (arg == "--udp-echo") {
       o.udp_echo = value;
     } else if (arg == "--unix-echo") {
@@ -167,9 +172,11 @@ Options ParseArgs(int argc, char** argv) {
       Die("unknown option " + arg);
     }
   }
-  if (o.echo ? o.udp_listen.empty() : (o.listen.empty() || o.backend_host.empty())) {
+  if (o.echo ? o.udp_listen.empty()
+             : (o.listen.empty() || o.backend_host.empty())) {
     Usage();
-    Die(o.echo ? "--echo needs --udp-listen" : "--listen and --backend are required");
+    Die(o.echo ? "--echo needs --udp-listen"
+               : "--listen and --backend are required");
   }
   return o;
 }
@@ -201,16 +208,18 @@ bool ReadSome(int fd, std::string* buf) {
 
 // Resolves the backend (per request, on purpose) and runs one FastCGI
 // exchange; sets `cgi_output` to the concatenated STDOUT. Errors in `error`.
-bool AskBackend(const std::string& method, const std::string& target, std::string* cgi_output,
-                std::string* error) {
+bool AskBackend(const std::string& method, const std::string& target,
+                std::string* cgi_output, std::string* error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* res = nullptr;
-  int rc = getaddrinfo(g_opts.backend_host.c_str(), g_opts.backend_port.c_str(), &hints, &res);
+  int rc = getaddrinfo(g_opts.backend_host.c_str(), g_opts.backend_port.c_str(),
+                       &hints, &res);
   if (rc != 0) {
-    *error = std::string("getaddrinfo ") + g_opts.backend_host + ": " + gai_strerror(rc);
+    *error = std::string("getaddrinfo ") + g_opts.backend_host + ": " +
+             gai_strerror(rc);
     return false;
   }
   sockaddr_in sa{};
@@ -254,7 +263,8 @@ bool AskBackend(const std::string& method, const std::string& target, std::strin
 // ----------------------------------------------------------- datagrams
 
 // One datagram to `to` and its echo back, on a socket opened for it.
-bool DatagramRoundTrip(int family, const sockaddr* to, socklen_t to_len, std::string* error) {
+bool DatagramRoundTrip(int family, const sockaddr* to, socklen_t to_len,
+                       std::string* error) {
   int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = ErrnoMessage("socket(SOCK_DGRAM)");
@@ -264,18 +274,21 @@ bool DatagramRoundTrip(int family, const sockaddr* to, socklen_t to_len, std::st
     // An unnamed unix datagram socket cannot be answered: autobind one.
     sockaddr_un self{};
     self.sun_family = AF_UNIX;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(sa_family_t)) != 0) {
+    if (bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(sa_family_t)) !=
+        0) {
       *error = ErrnoMessage("bind (autobind) unix datagram socket");
       close(fd);
       return false;
     }
   }
   static const char kPing[] = "reqcost-ping";
-  bool ok = sendto(fd, kPing, sizeof(kPing) - 1, 0, to, to_len) == sizeof(kPing) - 1;
+  bool ok =
+      sendto(fd, kPing, sizeof(kPing) - 1, 0, to, to_len) == sizeof(kPing) - 1;
   if (!ok) *error = ErrnoMessage("sendto the echo");
   char reply[64];
-  if (ok && (!WaitFor(fd, POLLIN) || recvfrom(fd, reply, sizeof(reply), 0, nullptr, nullptr) !=
-                                         static_cast<ssize_t>(sizeof(kPing) - 1))) {
+  if (ok && (!WaitFor(fd, POLLIN) ||
+             recvfrom(fd, reply, sizeof(reply), 0, nullptr, nullptr) !=
+                 static_cast<ssize_t>(sizeof(kPing) - 1))) {
     ok = false;
     *error = "no echo within the timeout";
   }
@@ -300,36 +313,43 @@ void ServeConnection(int fd) {
     size_t s1 = line.find(' ');
     size_t s2 = line.rfind(' ');
     if (s1 == std::string::npos || s2 == s1) {
-      WriteAll(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      WriteAll(fd,
+               "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: "
+               "close\r\n\r\n");
       return;
     }
     std::string method = line.substr(0, s1);
     std::string target = line.substr(s1 + 1, s2 - s1 - 1);
     std::string version = line.substr(s2 + 1);
     std::string connection;
-    for (size_t pos = eol == std::string::npos ? head.size() : eol + 2; pos < head.size();) {
+    for (size_t pos = eol == std::string::npos ? head.size() : eol + 2;
+         pos < head.size();) {
       size_t next = head.find("\r\n", pos);
       if (next == std::string::npos) next = head.size();
       std::string h = head.substr(pos, next - pos);
       size_t colon = h.find(':');
-      if (colon != std::string::npos && Lower(h.substr(0, colon)) == "connection") {
+      if (colon != std::string::npos &&
+          Lower(h.substr(0, colon)) == "connection") {
         connection = Lower(h.substr(colon + 1));
       }
       pos = next + 2;
     }
-    bool keep = version == "HTTP/1.1" ? connection.find("close") == std::string::npos
-                                      : connection.find("keep-alive") != std::string::npos;
+    bool keep = version == "HTTP/1.1"
+                    ? connection.find("close") == std::string::npos
+                    : connection.find("keep-alive") != std::string::npos;
 
     std::string error;
     bool ok = true;
     std::string cgi;
     if (!g_opts.udp_echo.empty()) {
       sockaddr_in to = Ipv4("--udp-echo", g_opts.udp_echo);
-      ok = DatagramRoundTrip(AF_INET, reinterpret_cast<sockaddr*>(&to), sizeof(to), &error);
+      ok = DatagramRoundTrip(AF_INET, reinterpret_cast<sockaddr*>(&to),
+                             sizeof(to), &error);
     }
     if (ok && !g_opts.unix_echo.empty()) {
       sockaddr_un to = UnixAddress("--unix-echo", g_opts.unix_echo);
-      ok = DatagramRoundTrip(AF_UNIX, reinterpret_cast<sockaddr*>(&to), sizeof(to), &error);
+      ok = DatagramRoundTrip(AF_UNIX, reinterpret_cast<sockaddr*>(&to),
+                             sizeof(to), &error);
     }
     if (ok) ok = AskBackend(method, target, &cgi, &error);
 
@@ -337,15 +357,19 @@ void ServeConnection(int fd) {
     if (!ok) {
       std::fprintf(stderr, "reqcost-resolving-front: %s\n", error.c_str());
       std::string body = error + "\n";
-      reply = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: " +
-              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      reply =
+          "HTTP/1.1 502 Bad Gateway\r\nContent-Type: "
+          "text/plain\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
       keep = false;
     } else {
       // The CGI output is headers, a blank line and the body; "Status:"
       // sets the code.
       size_t split = cgi.find("\r\n\r\n");
-      std::string cgi_head = split == std::string::npos ? "" : cgi.substr(0, split + 2);
-      std::string body = split == std::string::npos ? cgi : cgi.substr(split + 4);
+      std::string cgi_head =
+          split == std::string::npos ? "" : cgi.substr(0, split + 2);
+      std::string body =
+          split == std::string::npos ? cgi : cgi.substr(split + 4);
       std::string status = "200 OK";
       std::string headers;
       for (size_t pos = 0; pos < cgi_head.size();) {
@@ -356,14 +380,15 @@ void ServeConnection(int fd) {
         if (name == "status") {
           status = h.substr(h.find(':') + 1);
           while (!status.empty() && status[0] == ' ') status.erase(0, 1);
-        } else if (name != "content-length" && name != "connection" && !h.empty()) {
+        } else if (name != "content-length" && name != "connection" &&
+                   !h.empty()) {
           headers += h + "\r\n";
         }
       }
       reply = "HTTP/1.1 " + status + "\r\n" + headers +
               "Content-Length: " + std::to_string(body.size()) + "\r\n" +
-              (keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n") + "\r\n" +
-              (method == "HEAD" ? "" : body);
+              (keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n") +
+              "\r\n" + (method == "HEAD" ? "" : body);
     }
     if (!WriteAll(fd, reply) || !keep) return;
   }
@@ -391,16 +416,19 @@ int RunFront() {
   if (bind(g_listen_fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
     Die(ErrnoMessage("bind " + g_opts.listen));
   }
-  if (listen(g_listen_fd, 128) != 0) Die(ErrnoMessage("listen " + g_opts.listen));
+  if (listen(g_listen_fd, 128) != 0)
+    Die(ErrnoMessage("listen " + g_opts.listen));
   signal(SIGPIPE, SIG_IGN);
   std::vector<pthread_t> threads(static_cast<size_t>(g_opts.threads));
   for (pthread_t& t : threads) {
     int rc = pthread_create(&t, nullptr, AcceptLoop, nullptr);
     if (rc != 0) Die(std::string("pthread_create: ") + std::strerror(rc));
   }
-  std::fprintf(stderr, "listening on %s (backend %s:%s, threads %d%s%s, pid %d)\n",
-               g_opts.listen.c_str(), g_opts.backend_host.c_str(), g_opts.backend_port.c_str(),
-               g_opts.threads, g_opts.udp_echo.empty() ? "" : ", udp echo",
+  std::fprintf(stderr,
+               "listening on %s (backend %s:%s, threads %d%s%s, pid %d)\n",
+               g_opts.listen.c_str(), g_opts.backend_host.c_str(),
+               g_opts.backend_port.c_str(), g_opts.threads,
+               g_opts.udp_echo.empty() ? "" : ", udp echo",
                g_opts.unix_echo.empty() ? "" : ", unix echo", getpid());
   std::fflush(stderr);
   while (true) pause();
@@ -413,9 +441,11 @@ void* EchoLoop(void* arg) {
     char buf[2048];
     sockaddr_storage from{};
     socklen_t from_len = sizeof(from);
-    ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    ssize_t n = recvfrom(fd, buf, sizeof(buf), 0,
+                         reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0) continue;
-    sendto(fd, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+    sendto(fd, buf, static_cast<size_t>(n), 0,
+           reinterpret_cast<sockaddr*>(&from), from_len);
   }
   return nullptr;
 }
@@ -432,7 +462,8 @@ int RunEcho() {
     sockaddr_un un = UnixAddress("--unix-listen", g_opts.unix_listen);
     unlink(g_opts.unix_listen.c_str());
     int xfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (xfd < 0 || bind(xfd, reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) {
+    if (xfd < 0 ||
+        bind(xfd, reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) {
       Die(ErrnoMessage("bind unix datagram " + g_opts.unix_listen));
     }
     chmod(g_opts.unix_listen.c_str(), 0666);
@@ -440,10 +471,12 @@ int RunEcho() {
   }
   for (int fd : fds) {
     pthread_t t;
-    int rc = pthread_create(&t, nullptr, EchoLoop, reinterpret_cast<void*>(intptr_t{fd}));
+    int rc = pthread_create(&t, nullptr, EchoLoop,
+                            reinterpret_cast<void*>(intptr_t{fd}));
     if (rc != 0) Die(std::string("pthread_create: ") + std::strerror(rc));
   }
-  std::fprintf(stderr, "listening on udp %s%s%s (echo, pid %d)\n", g_opts.udp_listen.c_str(),
+  std::fprintf(stderr, "listening on udp %s%s%s (echo, pid %d)\n",
+               g_opts.udp_listen.c_str(),
                g_opts.unix_listen.empty() ? "" : " and unix-dgram ",
                g_opts.unix_listen.c_str(), getpid());
   std::fflush(stderr);

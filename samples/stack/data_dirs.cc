@@ -55,17 +55,18 @@ DataDirs CurrentDirs() {
 }  // namespace
 
 absl::StatusOr<DataDirs> DataDirsUnder(const std::string& prefix) {
-  DataDirs dirs{absl::StrCat(prefix, "/", kLibexecDir), absl::StrCat(prefix, "/", kShareDir)};
+  DataDirs dirs{absl::StrCat(prefix, "/", kLibexecDir),
+                absl::StrCat(prefix, "/", kShareDir)};
   const std::string binary = absl::StrCat(dirs.libexec, "/", kMarkerBinary);
   if (access(binary.c_str(), X_OK) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("the demo's sample backend is not installed: ", binary, " is missing"));
+    return absl::NotFoundError(absl::StrCat(
+        "the demo's sample backend is not installed: ", binary, " is missing"));
   }
   const std::string marker = absl::StrCat(dirs.share, "/", kMarkerTemplate);
   struct stat st;
   if (stat(marker.c_str(), &st) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("the demo's templates are not installed: ", marker, " is missing"));
+    return absl::NotFoundError(absl::StrCat(
+        "the demo's templates are not installed: ", marker, " is missing"));
   }
   return dirs;
 }
@@ -86,10 +87,16 @@ void UseDataDirs(DataDirs dirs) {
 
 std::string SamplesDir() { return CurrentDirs().share; }
 
-std::string FcgiBackendBinary() { return CurrentDirs().libexec + "/reqcost-fcgi-backend"; }
+std::string FcgiBackendBinary() {
+  return CurrentDirs().libexec + "/reqcost-fcgi-backend";
+}
 
-std::string ResolvingFrontBinary() { return CurrentDirs().libexec + "/reqcost-resolving-front"; }
+std::string ResolvingFrontBinary() {
+  return CurrentDirs().libexec + "/reqcost-resolving-front";
+}
 
-std::string FrontServerBinary() { return CurrentDirs().libexec + "/reqcost-front-server"; }
+std::string FrontServerBinary() {
+  return CurrentDirs().libexec + "/reqcost-front-server";
+}
 
 }  // namespace reqcost::stack

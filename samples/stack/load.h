@@ -23,8 +23,9 @@ struct AbOptions {
   bool keepalive = false;  // ab -k
   // ab -f for https:// URLs: "TLS1.2", "TLS1.3", ...; empty = ab's default.
   std::string tls_protocol;
-  absl::Duration timeout = absl::Seconds(60);  // the whole run; ab -s gets it too
-  std::string work_dir;  // where ab's output goes; a fresh temp dir if empty
+  absl::Duration timeout =
+      absl::Seconds(60);  // the whole run; ab -s gets it too
+  std::string work_dir;   // where ab's output goes; a fresh temp dir if empty
 };
 
 struct AbResult {
@@ -74,8 +75,8 @@ struct HttpResponse {
 
 // One HTTP/1.0 GET on a new connection to http://127.0.0.1:PORT/...; reads
 // until the server closes. Every step is bounded by `timeout`.
-absl::StatusOr<HttpResponse> HttpGet(absl::string_view url,
-                                     absl::Duration timeout = absl::Seconds(10));
+absl::StatusOr<HttpResponse> HttpGet(
+    absl::string_view url, absl::Duration timeout = absl::Seconds(10));
 
 // One line of reqcost-fcgi-backend --log.
 struct BackendLogEntry {
@@ -88,15 +89,16 @@ struct BackendLogEntry {
 };
 
 // Parses "pid tid start_ns end_ns elapsed_us uri" lines; errors name the line.
-absl::StatusOr<std::vector<BackendLogEntry>> ParseBackendLog(absl::string_view text);
+absl::StatusOr<std::vector<BackendLogEntry>> ParseBackendLog(
+    absl::string_view text);
 // Reads and parses a --log file (a missing file is an empty log).
-absl::StatusOr<std::vector<BackendLogEntry>> ReadBackendLog(const std::string& path);
+absl::StatusOr<std::vector<BackendLogEntry>> ReadBackendLog(
+    const std::string& path);
 // Reads the log until it holds `n` entries or `timeout` passed, and returns
 // what it holds then: the backend writes a request's line after its reply,
 // so a client that has its response may not see the line yet.
-absl::StatusOr<std::vector<BackendLogEntry>> WaitForBackendLog(const std::string& path,
-                                                               size_t n,
-                                                               absl::Duration timeout);
+absl::StatusOr<std::vector<BackendLogEntry>> WaitForBackendLog(
+    const std::string& path, size_t n, absl::Duration timeout);
 
 // One line of the php-fpm access log written with samples/php-fpm's
 // access.format = "%{micro}d %p %m %r%Q%q %s".
@@ -109,9 +111,11 @@ struct PhpFpmAccessEntry {
 };
 
 // Parses access-log lines; errors name the line.
-absl::StatusOr<std::vector<PhpFpmAccessEntry>> ParsePhpFpmAccessLog(absl::string_view text);
+absl::StatusOr<std::vector<PhpFpmAccessEntry>> ParsePhpFpmAccessLog(
+    absl::string_view text);
 // Reads and parses an access log (a missing file is an empty log).
-absl::StatusOr<std::vector<PhpFpmAccessEntry>> ReadPhpFpmAccessLog(const std::string& path);
+absl::StatusOr<std::vector<PhpFpmAccessEntry>> ReadPhpFpmAccessLog(
+    const std::string& path);
 
 // The backend's own durations in µs, in log order.
 std::vector<double> ElapsedUs(const std::vector<BackendLogEntry>& entries);

@@ -55,34 +55,39 @@ absl::StatusOr<Address> ParseAddress(absl::string_view address) {
     a.is_unix = true;
     a.un.sun_family = AF_UNIX;
     if (rest.empty() || rest.size() >= sizeof(a.un.sun_path)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("unix socket path '%s' is empty or too long (max %d bytes)", rest,
-                          sizeof(a.un.sun_path) - 1));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "unix socket path '%s' is empty or too long (max %d bytes)", rest,
+          sizeof(a.un.sun_path) - 1));
     }
     std::memcpy(a.un.sun_path, rest.data(), rest.size());
     return a;
   }
   size_t colon = address.rfind(':');
   int port = 0;
-  if (colon == absl::string_view::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port <= 0 ||
+      port > 65535) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "bad address '%s' (expected unix:/path, 127.0.0.1:PORT or [::1]:PORT)", address));
+        "bad address '%s' (expected unix:/path, 127.0.0.1:PORT or [::1]:PORT)",
+        address));
   }
   std::string host(address.substr(0, colon));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     a.is_v6 = true;
     a.in6.sin6_family = AF_INET6;
     a.in6.sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a.in6.sin6_addr) != 1) {
-      return absl::InvalidArgumentError(absl::StrFormat("bad IPv6 address in '%s'", address));
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(),
+                  &a.in6.sin6_addr) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("bad IPv6 address in '%s'", address));
     }
     return a;
   }
   a.in.sin_family = AF_INET;
   a.in.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, host.c_str(), &a.in.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrFormat("bad IPv4 address in '%s'", address));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad IPv4 address in '%s'", address));
   }
   return a;
 }
@@ -111,9 +116,11 @@ std::map<pid_t, pid_t> ParentMap() {
     // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
     size_t close = stat.rfind(')');
     if (close == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(close + 2), ' ');
     pid_t ppid = 0;
-    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid)) parents[pid] = ppid;
+    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid))
+      parents[pid] = ppid;
   }
   closedir(dir);
   return parents;
@@ -158,17 +165,22 @@ void TempDir::Remove() {
   path_.clear();
 }
 
-std::string TempDir::File(absl::string_view name) const { return absl::StrCat(path_, "/", name); }
+std::string TempDir::File(absl::string_view name) const {
+  return absl::StrCat(path_, "/", name);
+}
 
 // ------------------------------------------------------------- Subprocess
 
-absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                             const std::string& stdout_path,
-                                             const std::string& stderr_path) {
-  if (argv.empty()) return absl::InvalidArgumentError("Subprocess::Start: empty argv");
-  int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+absl::StatusOr<Subprocess> Subprocess::Start(
+    const std::vector<std::string>& argv, const std::string& stdout_path,
+    const std::string& stderr_path) {
+  if (argv.empty())
+    return absl::InvalidArgumentError("Subprocess::Start: empty argv");
+  int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                 0644);
   if (out < 0) return ErrnoStatus(errno, absl::StrCat("open ", stdout_path));
-  int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                 0644);
   if (err < 0) {
     int e = errno;
     close(out);
@@ -209,7 +221,8 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int s : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2}) {
+    for (int s :
+         {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2}) {
       signal(s, SIG_DFL);
     }
     execv(cargv[0], cargv.data());
@@ -285,12 +298,15 @@ bool Subprocess::TryReap() {
 bool Subprocess::running() { return pid_ > 0 && !TryReap(); }
 
 absl::StatusOr<int> Subprocess::WaitForExit(absl::Duration timeout) {
-  if (pid_ < 0) return absl::FailedPreconditionError("WaitForExit on a moved-from Subprocess");
+  if (pid_ < 0)
+    return absl::FailedPreconditionError(
+        "WaitForExit on a moved-from Subprocess");
   absl::Time deadline = absl::Now() + timeout;
   while (!TryReap()) {
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "%s (PID %d) still running after %s", name_, pid_, absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrFormat("%s (PID %d) still running after %s", name_, pid_,
+                          absl::FormatDuration(timeout)));
     }
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -298,7 +314,8 @@ absl::StatusOr<int> Subprocess::WaitForExit(absl::Duration timeout) {
 }
 
 absl::StatusOr<int> Subprocess::Stop(absl::Duration timeout) {
-  if (pid_ < 0) return absl::FailedPreconditionError("Stop on a moved-from Subprocess");
+  if (pid_ < 0)
+    return absl::FailedPreconditionError("Stop on a moved-from Subprocess");
   if (!running()) return wait_status_;
   kill(pid_, SIGTERM);
   auto status = WaitForExit(timeout);
@@ -308,13 +325,14 @@ absl::StatusOr<int> Subprocess::Stop(absl::Duration timeout) {
   auto killed = WaitForExit(absl::Seconds(10));
   if (!killed.ok()) return killed.status();
   return absl::DeadlineExceededError(
-      absl::StrFormat("%s (PID %d) ignored SIGTERM for %s; killed with SIGKILL", name_, pid_,
-                      absl::FormatDuration(timeout)));
+      absl::StrFormat("%s (PID %d) ignored SIGTERM for %s; killed with SIGKILL",
+                      name_, pid_, absl::FormatDuration(timeout)));
 }
 
 std::string DescribeWaitStatus(int wait_status) {
   if (wait_status < 0) return "still running";
-  if (WIFEXITED(wait_status)) return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
+  if (WIFEXITED(wait_status))
+    return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
   if (WIFSIGNALED(wait_status)) {
     return absl::StrCat("killed by signal ", WTERMSIG(wait_status), " (",
                         strsignal(WTERMSIG(wait_status)), ")");
@@ -345,7 +363,8 @@ absl::StatusOr<int> FreeTcpPort() {
     int port = ntohs(sa.sin_port);
     if (handed_out.insert(port).second) return port;
   }
-  return absl::ResourceExhaustedError("no free TCP port on 127.0.0.1 after 50 attempts");
+  return absl::ResourceExhaustedError(
+      "no free TCP port on 127.0.0.1 after 50 attempts");
 }
 
 absl::Status WaitForListening(absl::string_view address, absl::Duration timeout,
@@ -354,31 +373,39 @@ absl::Status WaitForListening(absl::string_view address, absl::Duration timeout,
   absl::Time deadline = absl::Now() + timeout;
   int last_errno = 0;
   while (true) {
-    int fd = socket(a.is_unix ? AF_UNIX : a.is_v6 ? AF_INET6 : AF_INET,
+    int fd = socket(a.is_unix ? AF_UNIX
+                    : a.is_v6 ? AF_INET6
+                              : AF_INET,
                     SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return ErrnoStatus(errno, "socket");
-    int rc = a.is_unix ? connect(fd, reinterpret_cast<sockaddr*>(&a.un), sizeof(a.un))
-             : a.is_v6 ? connect(fd, reinterpret_cast<sockaddr*>(&a.in6), sizeof(a.in6))
-                       : connect(fd, reinterpret_cast<sockaddr*>(&a.in), sizeof(a.in));
+    int rc =
+        a.is_unix
+            ? connect(fd, reinterpret_cast<sockaddr*>(&a.un), sizeof(a.un))
+        : a.is_v6
+            ? connect(fd, reinterpret_cast<sockaddr*>(&a.in6), sizeof(a.in6))
+            : connect(fd, reinterpret_cast<sockaddr*>(&a.in), sizeof(a.in));
     last_errno = errno;
     close(fd);
     if (rc == 0) return absl::OkStatus();
     if (process != nullptr && !process->running()) {
       return absl::FailedPreconditionError(absl::StrFormat(
-          "%s (PID %d) %s before listening on %s; its stderr ends with:\n%s", process->name(),
-          process->pid(), DescribeWaitStatus(process->wait_status()), address,
+          "%s (PID %d) %s before listening on %s; its stderr ends with:\n%s",
+          process->name(), process->pid(),
+          DescribeWaitStatus(process->wait_status()), address,
           FileTail(process->stderr_path())));
     }
     if (absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
-  std::string who = process != nullptr
-                        ? absl::StrFormat(" (%s, PID %d; stderr ends with:\n%s)", process->name(),
-                                          process->pid(), FileTail(process->stderr_path()))
-                        : "";
-  return absl::DeadlineExceededError(absl::StrFormat("nothing listening on %s after %s: %s%s",
-                                                     address, absl::FormatDuration(timeout),
-                                                     std::strerror(last_errno), who));
+  std::string who =
+      process != nullptr
+          ? absl::StrFormat(" (%s, PID %d; stderr ends with:\n%s)",
+                            process->name(), process->pid(),
+                            FileTail(process->stderr_path()))
+          : "";
+  return absl::DeadlineExceededError(absl::StrFormat(
+      "nothing listening on %s after %s: %s%s", address,
+      absl::FormatDuration(timeout), std::strerror(last_errno), who));
 }
 
 // -------------------------------------------------------------- /proc
@@ -425,18 +452,19 @@ absl::StatusOr<std::vector<pid_t>> WaitForChildren(pid_t pid, size_t count,
                    children.end());
     if (children.size() >= count) return children;
     if (!ProcessAlive(pid)) {
-      return absl::FailedPreconditionError(
-          absl::StrFormat("PID %d exited while waiting for its %d children", pid, count));
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "PID %d exited while waiting for its %d children", pid, count));
     }
     if (absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
-  return absl::DeadlineExceededError(absl::StrFormat(
-      "PID %d has %d children after %s, expected %d", pid, children.size(),
-      absl::FormatDuration(timeout), count));
+  return absl::DeadlineExceededError(
+      absl::StrFormat("PID %d has %d children after %s, expected %d", pid,
+                      children.size(), absl::FormatDuration(timeout), count));
 }
 
-absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids, absl::Duration timeout) {
+absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids,
+                               absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   std::vector<pid_t> alive;
   while (true) {
@@ -477,7 +505,8 @@ std::string FileTail(const std::string& path, int max_lines) {
   return pos == std::string::npos || pos == 0 ? s : s.substr(pos + 1);
 }
 
-absl::Status WriteStringToFile(const std::string& path, absl::string_view content) {
+absl::Status WriteStringToFile(const std::string& path,
+                               absl::string_view content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return ErrnoStatus(errno, absl::StrCat("create ", path));
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
@@ -493,7 +522,8 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
   std::replace(env.begin(), env.end(), '-', '_');
   if (const char* v = std::getenv(env.c_str()); v != nullptr && *v != '\0') {
     if (access(v, X_OK) == 0) return std::string(v);
-    return absl::NotFoundError(absl::StrFormat("%s=%s is not an executable", env, v));
+    return absl::NotFoundError(
+        absl::StrFormat("%s=%s is not an executable", env, v));
   }
   struct Known {
     absl::string_view name;
@@ -501,12 +531,20 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
     absl::string_view package;
   };
   static const std::vector<Known>* known = new std::vector<Known>{
-      {"nginx", {"/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"},
+      {"nginx",
+       {"/usr/sbin/nginx", "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx"},
        "nginx-light (or nginx)"},
-      {"php-fpm", {"/usr/sbin/php-fpm", "/usr/sbin/php-fpm[0-9]*", "/usr/local/sbin/php-fpm"},
+      {"php-fpm",
+       {"/usr/sbin/php-fpm", "/usr/sbin/php-fpm[0-9]*",
+        "/usr/local/sbin/php-fpm"},
        "php-fpm (php8.2-fpm)"},
-      {"php-cgi", {"/usr/bin/php-cgi", "/usr/bin/php-cgi[0-9]*"}, "php-cgi (php8.2-cgi)"},
-      {"lighttpd", {"/usr/sbin/lighttpd", "/usr/local/sbin/lighttpd"}, "lighttpd"},
+      {"php-cgi",
+       {"/usr/bin/php-cgi", "/usr/bin/php-cgi[0-9]*"},
+       "php-cgi (php8.2-cgi)"},
+      {"lighttpd",
+       {"/usr/sbin/lighttpd", "/usr/local/sbin/lighttpd"},
+       "lighttpd"},
       {"ab", {"/usr/bin/ab"}, "apache2-utils"},
       {"wrk", {"/usr/bin/wrk", "/usr/local/bin/wrk"}, "wrk"},
       {"openssl", {"/usr/bin/openssl", "/usr/local/bin/openssl"}, "openssl"},
@@ -533,8 +571,10 @@ absl::StatusOr<std::string> FindBinary(absl::string_view name) {
         "%s not found (looked for %s); install %s or set %s to its path", name,
         absl::StrJoin(tried, ", "), k.package, env));
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "FindBinary: unknown tool '%s' (known: nginx, php-fpm, php-cgi, lighttpd, ab, wrk, openssl, curl)", name));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("FindBinary: unknown tool '%s' (known: nginx, php-fpm, "
+                      "php-cgi, lighttpd, ab, wrk, openssl, curl)",
+                      name));
 }
 
 }  // namespace reqcost::stack

@@ -112,19 +112,22 @@ absl::StatusOr<std::vector<pid_t>> WaitForChildren(pid_t pid, size_t count,
                                                    absl::Duration timeout);
 // Waits until none of `pids` is alive; SIGKILLs the survivors at the
 // deadline and reports them as an error.
-absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids, absl::Duration timeout);
+absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids,
+                               absl::Duration timeout);
 
 // The whole file.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 // The last `max_lines` lines of a file, or "(cannot read PATH)".
 std::string FileTail(const std::string& path, int max_lines = 20);
 // Writes (truncates) a file.
-absl::Status WriteStringToFile(const std::string& path, absl::string_view content);
+absl::Status WriteStringToFile(const std::string& path,
+                               absl::string_view content);
 
 // The path of a tool the tests drive: "nginx", "php-fpm", "php-cgi",
-// "lighttpd", "ab", "wrk", "openssl" or "curl". REQCOST_BIN_<NAME> (upper case, '-' as '_')
-// overrides; otherwise the usual Debian locations are searched (with a glob
-// for versioned names such as php-fpm8.2). NotFound says what to install.
+// "lighttpd", "ab", "wrk", "openssl" or "curl". REQCOST_BIN_<NAME> (upper case,
+// '-' as '_') overrides; otherwise the usual Debian locations are searched
+// (with a glob for versioned names such as php-fpm8.2). NotFound says what to
+// install.
 absl::StatusOr<std::string> FindBinary(absl::string_view name);
 
 }  // namespace reqcost::stack

@@ -25,12 +25,11 @@ class ServerBuilder {
  public:
   // Starts argv and wraps it; `wait_address` is connected to until it
   // accepts, then `workers` children are waited for.
-  static absl::StatusOr<Server> Launch(const TempDir& dir, std::string name,
-                                       std::vector<std::string> argv, std::string address,
-                                       std::string wait_address, int port, size_t workers,
-                                       std::string request_log, std::string error_log,
-                                       std::string config, std::string scheme = "http",
-                                       std::string host = "127.0.0.1") {
+  static absl::StatusOr<Server> Launch(
+      const TempDir& dir, std::string name, std::vector<std::string> argv,
+      std::string address, std::string wait_address, int port, size_t workers,
+      std::string request_log, std::string error_log, std::string config,
+      std::string scheme = "http", std::string host = "127.0.0.1") {
     Server s;
     s.scheme_ = std::move(scheme);
     s.host_ = std::move(host);
@@ -44,22 +43,24 @@ class ServerBuilder {
     REQCOST_TS_ASSIGN_OR_RETURN(
         s.process_, Subprocess::Start(argv, dir.File(s.name_ + ".stdout"),
                                       dir.File(s.name_ + ".stderr")));
-    absl::Status listening = wait_address.empty()
-                                 ? absl::OkStatus()
-                                 : WaitForListening(wait_address, kStartTimeout, &s.process_);
+    absl::Status listening =
+        wait_address.empty()
+            ? absl::OkStatus()
+            : WaitForListening(wait_address, kStartTimeout, &s.process_);
     if (!listening.ok()) {
       return absl::Status(listening.code(),
-                          absl::StrFormat("%s did not start (%s): %s\n%s", s.name_,
-                                          absl::StrJoin(argv, " "), listening.message(),
-                                          s.LogTail()));
+                          absl::StrFormat("%s did not start (%s): %s\n%s",
+                                          s.name_, absl::StrJoin(argv, " "),
+                                          listening.message(), s.LogTail()));
     }
     if (workers > 0) {
       absl::StatusOr<std::vector<pid_t>> children =
           WaitForChildren(s.pid(), workers, kStartTimeout);
       if (!children.ok()) {
-        return absl::Status(children.status().code(),
-                            absl::StrFormat("%s: %s\n%s", s.name_, children.status().message(),
-                                            s.LogTail()));
+        return absl::Status(
+            children.status().code(),
+            absl::StrFormat("%s: %s\n%s", s.name_, children.status().message(),
+                            s.LogTail()));
       }
     }
     return s;
@@ -125,7 +126,8 @@ std::string Server::Url(absl::string_view path) const {
 std::string Server::LogTail(int lines) const {
   std::string out;
   if (!error_log_.empty() && error_log_ != process_.stderr_path()) {
-    absl::StrAppend(&out, "--- ", error_log_, ":\n", FileTail(error_log_, lines), "\n");
+    absl::StrAppend(&out, "--- ", error_log_, ":\n",
+                    FileTail(error_log_, lines), "\n");
   }
   absl::StrAppend(&out, "--- ", process_.stderr_path(), ":\n",
                   FileTail(process_.stderr_path(), lines));
@@ -139,21 +141,25 @@ absl::Status Server::Stop(absl::Duration timeout) {
   absl::Status rest = WaitForGoneOrKill(descendants, timeout);
   if (result.ok() && !rest.ok()) result = rest;
   if (!result.ok()) {
-    return absl::Status(result.code(), absl::StrFormat("stopping %s (PID %d): %s\n%s", name_,
-                                                       process_.pid(), result.message(),
-                                                       LogTail()));
+    return absl::Status(
+        result.code(),
+        absl::StrFormat("stopping %s (PID %d): %s\n%s", name_, process_.pid(),
+                        result.message(), LogTail()));
   }
   return absl::OkStatus();
 }
 
 // -------------------------------------------------------------- starters
 
-absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir, const FcgiBackendOptions& opts) {
+absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir,
+                                        const FcgiBackendOptions& opts) {
   if (opts.mode != "fcgi" && opts.mode != "http") {
-    return absl::InvalidArgumentError(absl::StrCat("FcgiBackendOptions.mode must be fcgi or http, not ", opts.mode));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FcgiBackendOptions.mode must be fcgi or http, not ", opts.mode));
   }
-  REQCOST_TS_ASSIGN_OR_RETURN(std::string listen,
-                              ResolveListen(opts.listen, dir.File(opts.name + ".sock")));
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      std::string listen,
+      ResolveListen(opts.listen, dir.File(opts.name + ".sock")));
   std::string log = opts.log.empty() ? dir.File(opts.name + ".log") : opts.log;
   std::vector<std::string> argv = {FcgiBackendBinary(),
                                    "--listen",
@@ -171,10 +177,12 @@ absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir, const FcgiBackendOpt
                                dir.File(opts.name + ".stderr"), "");
 }
 
-absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts) {
+absl::StatusOr<Server> StartPhpFpm(const TempDir& dir,
+                                   const PhpFpmOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string php_fpm, FindBinary("php-fpm"));
-  REQCOST_TS_ASSIGN_OR_RETURN(std::string address,
-                              ResolveListen(opts.listen, dir.File("php-fpm.sock")));
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      std::string address,
+      ResolveListen(opts.listen, dir.File("php-fpm.sock")));
   std::string config = dir.File("php-fpm.conf");
   REQCOST_TS_RETURN_IF_ERROR(FillTemplateFile(
       SamplesDir() + "/php-fpm/php-fpm.conf.in",
@@ -183,36 +191,52 @@ absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts
        {"PM", opts.pm},
        {"CHILDREN", absl::StrCat(opts.children)}},
       config));
-  std::vector<std::string> argv = {php_fpm, "-F", "-R", "-y", config, "-p", dir.path()};
-  size_t workers = opts.pm == "ondemand" ? 0 : static_cast<size_t>(opts.children);
-  return ServerBuilder::Launch(dir, "php-fpm", argv, address, address, 0, workers,
-                               dir.File("php-fpm-access.log"), dir.File("php-fpm-error.log"),
-                               config);
+  std::vector<std::string> argv = {php_fpm, "-F", "-R",      "-y",
+                                   config,  "-p", dir.path()};
+  size_t workers =
+      opts.pm == "ondemand" ? 0 : static_cast<size_t>(opts.children);
+  return ServerBuilder::Launch(dir, "php-fpm", argv, address, address, 0,
+                               workers, dir.File("php-fpm-access.log"),
+                               dir.File("php-fpm-error.log"), config);
 }
 
 absl::StatusOr<TlsCert> MakeSelfSignedCert(const TempDir& dir) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string openssl, FindBinary("openssl"));
   TlsCert c{dir.File("tls-cert.pem"), dir.File("tls-key.pem")};
-  std::vector<std::string> argv = {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                   "ec_paramgen_curve:prime256v1", "-keyout", c.key,
-                                   "-out", c.cert, "-days", "2", "-nodes", "-subj",
+  std::vector<std::string> argv = {openssl,
+                                   "req",
+                                   "-x509",
+                                   "-newkey",
+                                   "ec",
+                                   "-pkeyopt",
+                                   "ec_paramgen_curve:prime256v1",
+                                   "-keyout",
+                                   c.key,
+                                   "-out",
+                                   c.cert,
+                                   "-days",
+                                   "2",
+                                   "-nodes",
+                                   "-subj",
                                    "/CN=localhost"};
   REQCOST_TS_ASSIGN_OR_RETURN(
-      Subprocess p, Subprocess::Start(argv, dir.File("openssl.stdout"), dir.File("openssl.stderr")));
+      Subprocess p, Subprocess::Start(argv, dir.File("openssl.stdout"),
+                                      dir.File("openssl.stderr")));
   absl::StatusOr<int> status = p.WaitForExit(absl::Seconds(30));
   if (!status.ok()) {
     (void)p.Stop(absl::Seconds(2));
     return status.status();
   }
   if (*status != 0) {
-    return absl::InternalError(absl::StrFormat("%s %s: %s", absl::StrJoin(argv, " "),
-                                               DescribeWaitStatus(*status),
-                                               FileTail(dir.File("openssl.stderr"))));
+    return absl::InternalError(absl::StrFormat(
+        "%s %s: %s", absl::StrJoin(argv, " "), DescribeWaitStatus(*status),
+        FileTail(dir.File("openssl.stderr"))));
   }
   return c;
 }
 
-absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) {
+absl::StatusOr<Server> StartNginx(const TempDir& dir,
+                                  const NginxOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string nginx, FindBinary("nginx"));
   const bool tls = !opts.ssl_protocols.empty();
   TlsCert cert{opts.cert, opts.cert_key};
@@ -231,7 +255,8 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
   std::string config = dir.File("nginx.conf");
   std::string error_log = dir.File("nginx-error.log");
   REQCOST_TS_RETURN_IF_ERROR(FillTemplateFile(
-      SamplesDir() + (tls ? "/nginx/nginx-tls.conf.in" : "/nginx/nginx.conf.in"),
+      SamplesDir() +
+          (tls ? "/nginx/nginx-tls.conf.in" : "/nginx/nginx.conf.in"),
       {{"PREFIX", dir.path()},
        {"WORKERS", absl::StrCat(opts.workers)},
        {"PORT", absl::StrCat(port)},
@@ -249,24 +274,32 @@ absl::StatusOr<Server> StartNginx(const TempDir& dir, const NginxOptions& opts) 
        {"SSL_PROTOCOLS", opts.ssl_protocols},
        {"HTTP2", opts.http2 ? " http2" : ""}},
       config));
-  std::vector<std::string> argv = {nginx, "-p", dir.path() + "/", "-c", config, "-e", error_log};
+  std::vector<std::string> argv = {nginx,  "-p", dir.path() + "/", "-c",
+                                   config, "-e", error_log};
   std::string address = absl::StrCat(opts.host, ":", port);
   return ServerBuilder::Launch(dir, "nginx", argv, address, address, port,
-                               static_cast<size_t>(opts.workers), "", error_log, config,
-                               tls ? "https" : "http", opts.host);
+                               static_cast<size_t>(opts.workers), "", error_log,
+                               config, tls ? "https" : "http", opts.host);
 }
 
-absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFrontOptions& opts) {
+absl::StatusOr<Server> StartResolvingFront(const TempDir& dir,
+                                           const ResolvingFrontOptions& opts) {
   if (opts.backend.empty()) {
-    return absl::InvalidArgumentError("ResolvingFrontOptions.backend (HOST:PORT) is required");
+    return absl::InvalidArgumentError(
+        "ResolvingFrontOptions.backend (HOST:PORT) is required");
   }
   int port = opts.port;
   if (port == 0) {
     REQCOST_TS_ASSIGN_OR_RETURN(port, FreeTcpPort());
   }
   std::string address = absl::StrCat("127.0.0.1:", port);
-  std::vector<std::string> argv = {ResolvingFrontBinary(), "--listen", address, "--backend",
-                                   opts.backend, "--threads", absl::StrCat(opts.threads)};
+  std::vector<std::string> argv = {ResolvingFrontBinary(),
+                                   "--listen",
+                                   address,
+                                   "--backend",
+                                   opts.backend,
+                                   "--threads",
+                                   absl::StrCat(opts.threads)};
   if (!opts.udp_echo.empty()) {
     argv.push_back("--udp-echo");
     argv.push_back(opts.udp_echo);
@@ -275,14 +308,18 @@ absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFr
     argv.push_back("--unix-echo");
     argv.push_back(opts.unix_echo);
   }
-  return ServerBuilder::Launch(dir, "resolving-front", argv, address, address, port, 0, "",
-                               dir.File("resolving-front.stderr"), "");
+  return ServerBuilder::Launch(dir, "resolving-front", argv, address, address,
+                               port, 0, "", dir.File("resolving-front.stderr"),
+                               "");
 }
 
-absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path) {
-  REQCOST_TS_ASSIGN_OR_RETURN(int port, FreeTcpPort());  // free for TCP; UDP is checked by bind
+absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir,
+                                         const std::string& unix_path) {
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      int port, FreeTcpPort());  // free for TCP; UDP is checked by bind
   std::string address = absl::StrCat("127.0.0.1:", port);
-  std::vector<std::string> argv = {ResolvingFrontBinary(), "--echo", "--udp-listen", address};
+  std::vector<std::string> argv = {ResolvingFrontBinary(), "--echo",
+                                   "--udp-listen", address};
   if (!unix_path.empty()) {
     argv.push_back("--unix-listen");
     argv.push_back(unix_path);
@@ -290,8 +327,9 @@ absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& 
   // No stream socket to connect to: the empty wait address makes Launch skip
   // WaitForListening; the "listening on" line is awaited below.
   REQCOST_TS_ASSIGN_OR_RETURN(
-      Server s, ServerBuilder::Launch(dir, "datagram-echo", argv, address, "", 0, 0, "",
-                                      dir.File("datagram-echo.stderr"), ""));
+      Server s,
+      ServerBuilder::Launch(dir, "datagram-echo", argv, address, "", 0, 0, "",
+                            dir.File("datagram-echo.stderr"), ""));
   absl::Time deadline = absl::Now() + kStartTimeout;
   while (true) {
     absl::StatusOr<std::string> err = ReadFileToString(s.error_log());
@@ -304,7 +342,8 @@ absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& 
   }
 }
 
-absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOptions& opts) {
+absl::StatusOr<Server> StartFrontServer(const TempDir& dir,
+                                        const FrontServerOptions& opts) {
   if (opts.backends.empty()) {
     return absl::InvalidArgumentError("FrontServerOptions.backends is empty");
   }
@@ -314,28 +353,32 @@ absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOpt
   }
   std::string address = absl::StrCat("127.0.0.1:", port);
   std::string log = dir.File("front-server.log");
-  std::vector<std::string> argv = {FrontServerBinary(), "--listen", address, "--log", log};
+  std::vector<std::string> argv = {FrontServerBinary(), "--listen", address,
+                                   "--log", log};
   for (const std::string& b : opts.backends) {
     argv.push_back("--backend");
     argv.push_back(IsUnix(b) ? "unix:" + UnixPath(b) : b);
   }
   if (opts.keep_backend) argv.push_back("--keep-backend");
-  return ServerBuilder::Launch(dir, "front-server", argv, address, address, port, 0, log,
-                               dir.File("front-server.stderr"), "");
+  return ServerBuilder::Launch(dir, "front-server", argv, address, address,
+                               port, 0, log, dir.File("front-server.stderr"),
+                               "");
 }
 
-absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir, const std::string& name,
+absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir,
+                                          const std::string& name,
                                           const std::string& listen) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string address,
                               ResolveListen(listen, dir.File(name + ".sock")));
   std::string log = dir.File(name + ".log");
-  std::vector<std::string> argv = {FrontServerBinary(), "--responder", "--listen", address,
-                                   "--log", log};
+  std::vector<std::string> argv = {
+      FrontServerBinary(), "--responder", "--listen", address, "--log", log};
   return ServerBuilder::Launch(dir, name, argv, address, address, 0, 0, log,
                                dir.File(name + ".stderr"), "");
 }
 
-absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts) {
+absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
+                                     const LighttpdOptions& opts) {
   REQCOST_TS_ASSIGN_OR_RETURN(std::string lighttpd, FindBinary("lighttpd"));
   int port = opts.port;
   if (port == 0) {
@@ -353,12 +396,14 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& 
     return absl::InvalidArgumentError(
         "LighttpdOptions: give php_fpm (its address) or set spawn_php_cgi");
   } else if (IsUnix(opts.php_fpm)) {
-    fastcgi = absl::StrFormat("\"socket\" => \"%s\", \"check-local\" => \"disable\"",
-                              UnixPath(opts.php_fpm));
+    fastcgi =
+        absl::StrFormat("\"socket\" => \"%s\", \"check-local\" => \"disable\"",
+                        UnixPath(opts.php_fpm));
   } else {
     size_t colon = opts.php_fpm.rfind(':');
     if (colon == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("LighttpdOptions.php_fpm: bad address ", opts.php_fpm));
+      return absl::InvalidArgumentError(
+          absl::StrCat("LighttpdOptions.php_fpm: bad address ", opts.php_fpm));
     }
     fastcgi = absl::StrFormat(
         "\"host\" => \"%s\", \"port\" => %s, \"check-local\" => \"disable\"",
@@ -376,7 +421,8 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& 
   std::vector<std::string> argv = {lighttpd, "-D", "-f", config};
   std::string address = absl::StrCat("127.0.0.1:", port);
   return ServerBuilder::Launch(dir, "lighttpd", argv, address, address, port,
-                               opts.spawn_php_cgi ? 1 : 0, "", error_log, config);
+                               opts.spawn_php_cgi ? 1 : 0, "", error_log,
+                               config);
 }
 
 }  // namespace reqcost::stack

@@ -78,34 +78,36 @@ struct FcgiBackendOptions {
   // "unix:/path", "127.0.0.1:PORT", "tcp" (a free port) or empty
   // (unix:<dir>/<name>.sock).
   std::string listen;
-  int workers = 1;  // prefork processes; 0 = serve in the master
-  int threads = 1;  // per process
-  std::string log;  // --log; empty = <dir>/<name>.log
-  std::string mode = "fcgi";  // "fcgi" or "http"
+  int workers = 1;               // prefork processes; 0 = serve in the master
+  int threads = 1;               // per process
+  std::string log;               // --log; empty = <dir>/<name>.log
+  std::string mode = "fcgi";     // "fcgi" or "http"
   std::string name = "backend";  // file names in the temp dir
 };
 
 // Starts samples/fcgi-backend and waits until it accepts and all its workers
 // run. request_log() is its --log.
-absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir, const FcgiBackendOptions& opts);
+absl::StatusOr<Server> StartFcgiBackend(const TempDir& dir,
+                                        const FcgiBackendOptions& opts);
 
 struct PhpFpmOptions {
   // A unix socket path (optionally "unix:"-prefixed), "127.0.0.1:PORT",
   // "tcp" (a free port) or empty (<dir>/php-fpm.sock).
   std::string listen;
-  int children = 2;          // pm.max_children
+  int children = 2;           // pm.max_children
   std::string pm = "static";  // static | dynamic | ondemand
 };
 
 // Starts php-fpm (-F -R) from samples/php-fpm/php-fpm.conf.in and waits until
 // it accepts and, unless ondemand, all its children run. request_log() is the
 // access log (first field: php-fpm's own duration in µs).
-absl::StatusOr<Server> StartPhpFpm(const TempDir& dir, const PhpFpmOptions& opts);
+absl::StatusOr<Server> StartPhpFpm(const TempDir& dir,
+                                   const PhpFpmOptions& opts);
 
 struct NginxOptions {
-  int port = 0;      // 0 = a free port
+  int port = 0;                    // 0 = a free port
   std::string host = "127.0.0.1";  // listen address: "127.0.0.1" or "[::1]"
-  int workers = 1;   // worker_processes
+  int workers = 1;                 // worker_processes
   // Upstreams as "unix:/path" or "127.0.0.1:PORT"; empty ones point at a
   // socket that does not exist (requests there get 502).
   std::string upstream;       // php-fpm, for \.php$
@@ -151,12 +153,14 @@ struct ResolvingFrontOptions {
 };
 
 // Starts samples/resolving-front and waits until it accepts.
-absl::StatusOr<Server> StartResolvingFront(const TempDir& dir, const ResolvingFrontOptions& opts);
+absl::StatusOr<Server> StartResolvingFront(const TempDir& dir,
+                                           const ResolvingFrontOptions& opts);
 
 // Starts reqcost-resolving-front --echo: a UDP echo on a free 127.0.0.1 port
 // (address() is "127.0.0.1:PORT") and, when `unix_path` is non-empty, a unix
 // datagram echo there; waits (bounded) until it says it listens.
-absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir, const std::string& unix_path);
+absl::StatusOr<Server> StartDatagramEcho(const TempDir& dir,
+                                         const std::string& unix_path);
 
 struct FrontServerOptions {
   int port = 0;  // 0 = a free port
@@ -168,13 +172,15 @@ struct FrontServerOptions {
 
 // Starts samples/front-server and waits until it accepts. request_log() is
 // its --log: the server and link time of each request from its own clock.
-absl::StatusOr<Server> StartFrontServer(const TempDir& dir, const FrontServerOptions& opts);
+absl::StatusOr<Server> StartFrontServer(const TempDir& dir,
+                                        const FrontServerOptions& opts);
 
 // Starts reqcost-front-server --responder, a FastCGI responder that logs its
 // own backend time at reqcost's instants ("start_ns end_ns elapsed_us
 // slack_us uri": request_log()), on `listen` ("tcp" for a free 127.0.0.1
 // port, "" for unix:<dir>/<name>.sock), and waits until it accepts.
-absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir, const std::string& name,
+absl::StatusOr<Server> StartFcgiResponder(const TempDir& dir,
+                                          const std::string& name,
                                           const std::string& listen);
 
 struct LighttpdOptions {
@@ -189,7 +195,8 @@ struct LighttpdOptions {
 
 // Starts lighttpd -D from samples/lighttpd/lighttpd.conf.in and waits until it
 // accepts (and, when spawning, php-cgi runs).
-absl::StatusOr<Server> StartLighttpd(const TempDir& dir, const LighttpdOptions& opts);
+absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
+                                     const LighttpdOptions& opts);
 
 }  // namespace reqcost::stack
 

@@ -10,15 +10,16 @@
 #define REQCOST_TS_CONCAT_(a, b) REQCOST_TS_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` from the current function when it is not OK.
-#define REQCOST_TS_RETURN_IF_ERROR(expr)      \
-  do {                                        \
-    ::absl::Status status_ = (expr);          \
-    if (!status_.ok()) return status_;        \
+#define REQCOST_TS_RETURN_IF_ERROR(expr) \
+  do {                                   \
+    ::absl::Status status_ = (expr);     \
+    if (!status_.ok()) return status_;   \
   } while (0)
 
 // Declares or assigns `lhs` from the StatusOr `rexpr`, or returns its status.
-#define REQCOST_TS_ASSIGN_OR_RETURN(lhs, rexpr) \
-  REQCOST_TS_ASSIGN_OR_RETURN_IMPL_(REQCOST_TS_CONCAT_(statusor_, __LINE__), lhs, rexpr)
+#define REQCOST_TS_ASSIGN_OR_RETURN(lhs, rexpr)                              \
+  REQCOST_TS_ASSIGN_OR_RETURN_IMPL_(REQCOST_TS_CONCAT_(statusor_, __LINE__), \
+                                    lhs, rexpr)
 
 #define REQCOST_TS_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                      \

@@ -15,11 +15,14 @@ namespace reqcost::stack {
 namespace {
 
 bool IsKeyStart(char c) { return c >= 'A' && c <= 'Z'; }
-bool IsKeyChar(char c) { return IsKeyStart(c) || (c >= '0' && c <= '9') || c == '_'; }
+bool IsKeyChar(char c) {
+  return IsKeyStart(c) || (c >= '0' && c <= '9') || c == '_';
+}
 
 }  // namespace
 
-absl::StatusOr<std::string> FillTemplate(absl::string_view text, const TemplateValues& values) {
+absl::StatusOr<std::string> FillTemplate(absl::string_view text,
+                                         const TemplateValues& values) {
   std::string out;
   out.reserve(text.size());
   std::set<std::string> missing;
@@ -45,19 +48,23 @@ absl::StatusOr<std::string> FillTemplate(absl::string_view text, const TemplateV
     ++i;
   }
   if (!missing.empty()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "template placeholders without a value: @%s@", absl::StrJoin(missing, "@, @")));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("template placeholders without a value: @%s@",
+                        absl::StrJoin(missing, "@, @")));
   }
   return out;
 }
 
-absl::Status FillTemplateFile(const std::string& template_path, const TemplateValues& values,
+absl::Status FillTemplateFile(const std::string& template_path,
+                              const TemplateValues& values,
                               const std::string& output_path) {
-  REQCOST_TS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(template_path));
+  REQCOST_TS_ASSIGN_OR_RETURN(std::string text,
+                              ReadFileToString(template_path));
   absl::StatusOr<std::string> filled = FillTemplate(text, values);
   if (!filled.ok()) {
-    return absl::Status(filled.status().code(),
-                        absl::StrCat(template_path, ": ", filled.status().message()));
+    return absl::Status(
+        filled.status().code(),
+        absl::StrCat(template_path, ": ", filled.status().message()));
   }
   return WriteStringToFile(output_path, *filled);
 }

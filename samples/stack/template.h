@@ -15,11 +15,13 @@ using TemplateValues = std::map<std::string, std::string>;
 
 // Replaces every @KEY@ (KEY = [A-Z][A-Z0-9_]*) with values[KEY]. Fails naming
 // every placeholder that has no value; values nobody asked for are fine.
-absl::StatusOr<std::string> FillTemplate(absl::string_view text, const TemplateValues& values);
+absl::StatusOr<std::string> FillTemplate(absl::string_view text,
+                                         const TemplateValues& values);
 
 // Reads `template_path`, fills it and writes `output_path`; errors name the
 // template.
-absl::Status FillTemplateFile(const std::string& template_path, const TemplateValues& values,
+absl::Status FillTemplateFile(const std::string& template_path,
+                              const TemplateValues& values,
                               const std::string& output_path);
 
 }  // namespace reqcost::stack

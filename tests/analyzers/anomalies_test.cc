@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "analyzers/render/format.h"
 #include "analyzers/profiler.h"
+#include "analyzers/render/format.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -75,8 +75,7 @@ TEST(AnomaliesTest, LateEventIsCountedAndShown) {
   events.push_back(late.events()[0]);
   Shown shown = Profile(events);
   ExpectOnly(shown, "late_events", 1);
-  EXPECT_THAT(shown.text,
-              HasSubstr("1 events later than the reorder window"));
+  EXPECT_THAT(shown.text, HasSubstr("1 events later than the reorder window"));
 }
 
 TEST(AnomaliesTest, ClampedPhaseIsCountedAndShown) {

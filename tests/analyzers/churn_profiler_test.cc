@@ -70,7 +70,8 @@ void RunLifetime(Profiler& profiler, int i) {
 TEST(ChurnTest, StateStaysBoundedOverTenThousandProcessLifetimes) {
   Profiler profiler;
   uint64_t complete = 0;
-  profiler.SetRequestCallback([&](const Request& r) { complete += r.complete; });
+  profiler.SetRequestCallback(
+      [&](const Request& r) { complete += r.complete; });
   size_t most_connection_entries = 0;
   size_t most_attribution_processes = 0;
   for (int i = 0; i < kLifetimes; ++i) {

@@ -25,13 +25,13 @@ namespace {
 using ::nlohmann::json;
 using ::testing::DoubleEq;
 using ::testing::DoubleNear;
-using ::testing::StartsWith;
 using ::testing::ElementsAre;
 using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Optional;
 using ::testing::SizeIs;
+using ::testing::StartsWith;
 
 PhaseSummary Phase(double mean) { return {100, mean, mean, mean, mean, mean}; }
 
@@ -91,14 +91,15 @@ TEST(CompareTest, CostsMoreWhenBIsSlower) {
   EXPECT_THAT(c.phases[0].pct, Optional(DoubleEq(25.0)));
   EXPECT_THAT(c.verdict,
               Eq("keep costs 60.0 us more per request (25.0%) than close, "
-                 "95% interval [+60.0 us, +60.0 us], mostly server time (+50.0 us); the syscalls that changed "
+                 "95% interval [+60.0 us, +60.0 us], mostly server time (+50.0 "
+                 "us); the syscalls that changed "
                  "most per request: server close +29.7 us (0.01 -> 1.00 "
                  "calls), server accept4 +19.8 us (0.01 -> 1.00 calls)."));
 }
 
 TEST(CompareTest, UnderTwoPercentIsNoClearDifference) {
-  Comparison c =
-      Compare(MakeReport(200, 50, 50, 100, 100), MakeReport(203, 50, 50, 100, 100));
+  Comparison c = Compare(MakeReport(200, 50, 50, 100, 100),
+                         MakeReport(203, 50, 50, 100, 100));
   EXPECT_THAT(c.phases[0].pct, Optional(DoubleEq(1.0)));
   EXPECT_FALSE(c.phases[0].clear);
   EXPECT_THAT(c.verdict,
@@ -244,9 +245,9 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
   json j = ComparisonToJson(c);
   std::set<std::string> keys;
   for (const auto& [k, v] : j.items()) keys.insert(k);
-  EXPECT_THAT(keys, Eq(std::set<std::string>{"schema", "threshold_pct", "a",
-                                             "b", "delta", "client",
-                                             "verdict"}));
+  EXPECT_THAT(keys,
+              Eq(std::set<std::string>{"schema", "threshold_pct", "a", "b",
+                                       "delta", "client", "verdict"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.compare/3"));
   EXPECT_THAT(j["verdict"], Eq(c.verdict));
   EXPECT_THAT(j["a"]["schema"], Eq("reqcost.report/2"));
@@ -256,17 +257,16 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
     phases.insert(k);
     std::set<std::string> fields;
     for (const auto& [f, x] : v.items()) fields.insert(f);
-    EXPECT_THAT(fields, Eq(std::set<std::string>{"mean_us", "pct", "ci95_us",
-                                                 "clear"}))
+    EXPECT_THAT(fields,
+                Eq(std::set<std::string>{"mean_us", "pct", "ci95_us", "clear"}))
         << k;
   }
   EXPECT_THAT(phases, Eq(std::set<std::string>{"total", "server", "transport",
                                                "backend", "queue", "tls"}));
-  EXPECT_THAT(j["delta"]["total"],
-              Eq(json{{"mean_us", -60.0},
-                      {"pct", -20.0},
-                      {"ci95_us", {-60.0, -60.0}},
-                      {"clear", true}}));
+  EXPECT_THAT(j["delta"]["total"], Eq(json{{"mean_us", -60.0},
+                                           {"pct", -20.0},
+                                           {"ci95_us", {-60.0, -60.0}},
+                                           {"clear", true}}));
   EXPECT_TRUE(j["delta"]["queue"]["mean_us"].is_null());
   EXPECT_TRUE(j["delta"]["queue"]["ci95_us"].is_null());
   EXPECT_THAT(j["delta"]["queue"]["clear"], Eq(false));
@@ -299,8 +299,7 @@ TEST(ParseGroupByTest, AcceptsEachKeyAndBothAndRefusesOthers) {
   auto url = ParseGroupBy("url", &error);
   ASSERT_TRUE(url.has_value());
   EXPECT_THAT(url->by, Eq(GroupBy::kUrl));
-  EXPECT_THAT(ParseGroupBy("process", &error)->by,
-              Eq(GroupBy::kServerProcess));
+  EXPECT_THAT(ParseGroupBy("process", &error)->by, Eq(GroupBy::kServerProcess));
   EXPECT_THAT(ParseGroupBy("server-process", &error)->by,
               Eq(GroupBy::kServerProcess));
   EXPECT_THAT(ParseGroupBy("backend-process", &error)->by,
@@ -406,7 +405,6 @@ TEST(GroupedStatsTest, OneGroupHasNothingToCompare) {
               HasSubstr("only one group"));
 }
 
-
 // ---------------------------------------------------------------------------
 // From a synthetic stream: php-fpm after its reply (shutdown, then a
 // recvfrom that sleeps until nginx closes the link) and the client's view.
@@ -497,7 +495,8 @@ TEST(CompareStreamTest, BackendWaitForTheCloseIsSleptTimeNotCost) {
 
 TEST(CompareStreamTest, ClientViewIsRateInFlightAndFirstByteToLastByte) {
   StreamBuilder s;
-  for (int i = 0; i < 4; ++i) PhpFpmRequest(s, i * 1000.0, 0x100 + 2 * i, false);
+  for (int i = 0; i < 4; ++i)
+    PhpFpmRequest(s, i * 1000.0, 0x100 + 2 * i, false);
   Report r = ReportOf(s);
   ASSERT_THAT(r.complete, Eq(4u));
   // Requests from 0 (accept's enter) to 3440 (the last response write's
@@ -567,14 +566,14 @@ TEST(KeyedGroupStatsTest, TopUrlsByTotalTimeThenOther) {
   EXPECT_THAT(groups[2].overflow_requests, Eq(0u));
   EXPECT_THAT(groups[2].report.complete, Eq(2u));
   EXPECT_THAT(groups[2].report.phases.total->mean_us, DoubleEq(30.0));
-  std::string text = FormatGroupTableText(GroupKeys{false, false, GroupBy::kUrl},
-                                          groups);
+  std::string text =
+      FormatGroupTableText(GroupKeys{false, false, GroupBy::kUrl}, groups);
   EXPECT_THAT(text, HasSubstr("requests by url"));
   EXPECT_THAT(text, HasSubstr("/b.php"));
   EXPECT_THAT(text, HasSubstr("60.2%"));  // 1600 of 2660 us
   EXPECT_THAT(text, HasSubstr("other: 2 group(s) past the top 2"));
-  json j = GroupComparisonToJson(GroupKeys{false, false, GroupBy::kUrl},
-                                 groups, {});
+  json j =
+      GroupComparisonToJson(GroupKeys{false, false, GroupBy::kUrl}, groups, {});
   EXPECT_THAT(j["group_by"], Eq(json{"url"}));
   EXPECT_THAT(j["groups"][0]["url"], Eq("/b.php"));
   EXPECT_THAT(j["groups"][2]["other"], Eq(true));

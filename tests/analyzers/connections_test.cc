@@ -63,7 +63,8 @@ TEST(GuessUnpairedRoleTest, TcpEndWithTheLowerPortIsAClient) {
 
 TEST(GuessUnpairedRoleTest, TcpEndOnAnAcceptedPortIsAClient) {
   std::set<uint16_t> listen_ports = {50000};
-  EXPECT_EQ(GuessUnpairedRole(TcpSock(50000, 9000), listen_ports), Role::kClient);
+  EXPECT_EQ(GuessUnpairedRole(TcpSock(50000, 9000), listen_ports),
+            Role::kClient);
   EXPECT_EQ(GuessUnpairedRole(TcpSock(50001, 9000), listen_ports), Role::kLink);
 }
 

@@ -14,7 +14,8 @@ Exchange Answered() {
   return ex;
 }
 
-TEST(CanAttributeTest, TakesExchangeStartedAfterLastReadAndAnsweredBeforeWrite) {
+TEST(CanAttributeTest,
+     TakesExchangeStartedAfterLastReadAndAnsweredBeforeWrite) {
   EXPECT_TRUE(CanAttribute(Answered(), /*last_read_exit=*/150,
                            /*write_start=*/400));
 }

@@ -19,9 +19,9 @@ namespace reqcost::analyzers {
 namespace {
 
 using ::reqcost::analyzers::test_support::At;
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
-using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::UnixSock;
 using ::reqcost::analyzers::test_support::Us;
 using ::testing::Each;
@@ -46,14 +46,16 @@ ProcessEvent Proc(ProcessEvent::Op op, uint32_t tgid, double at_us,
 
 // Feeds syscalls and process events merged in time order (what the collector
 // delivers, roughly), finishes, and returns every request.
-std::vector<Request> RunWithProcesses(const StreamBuilder& s,
-                                      const std::vector<ProcessEvent>& processes) {
+std::vector<Request> RunWithProcesses(
+    const StreamBuilder& s, const std::vector<ProcessEvent>& processes) {
   using Item = std::variant<SyscallEvent, ProcessEvent>;
   std::vector<std::pair<uint64_t, Item>> items;
-  for (const SyscallEvent& e : s.InExitOrder()) items.emplace_back(e.exit_ns, e);
+  for (const SyscallEvent& e : s.InExitOrder())
+    items.emplace_back(e.exit_ns, e);
   for (const ProcessEvent& p : processes) items.emplace_back(p.ts_ns, p);
-  std::stable_sort(items.begin(), items.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(
+      items.begin(), items.end(),
+      [](const auto& a, const auto& b) { return a.first < b.first; });
   Profiler profiler;
   std::vector<Request> requests;
   profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
@@ -70,10 +72,9 @@ std::vector<Request> RunWithProcesses(const StreamBuilder& s,
 
 // Every syscall of `r` was made by `tgid` (server side) at or after `from_us`.
 bool AllOwnSyscallsFrom(const Request& r, double from_us) {
-  return std::all_of(r.syscalls.begin(), r.syscalls.end(),
-                     [&](const SyscallRecord& s) {
-                       return s.start_ns() >= At(from_us);
-                     });
+  return std::all_of(
+      r.syscalls.begin(), r.syscalls.end(),
+      [&](const SyscallRecord& s) { return s.start_ns() >= At(from_us); });
 }
 
 // A simple request on client fd 8 of `tgid` starting at `b` µs:
@@ -88,12 +89,12 @@ void SimpleRequest(StreamBuilder& s, uint32_t tgid, double b, uint16_t port) {
 TEST(FaultsProfilerTest, ReusedPidOfAServerStartsFreshConnections) {
   StreamBuilder s;
   // Worker 100 reads a request on fd 8 and is killed before answering.
-  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
-      .Read(kNginx, 8, 50, 60, 100);
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000)).Read(kNginx, 8, 50, 60, 100);
   // Much later a new process gets PID 100 and serves on fd 8 too.
   SimpleRequest(s, kNginx, 5000, 50001);
-  auto requests = RunWithProcesses(s, {Proc(ProcessEvent::Op::kExit, kNginx, 1000),
-                          Proc(ProcessEvent::Op::kFork, kNginx, 4000)});
+  auto requests =
+      RunWithProcesses(s, {Proc(ProcessEvent::Op::kExit, kNginx, 1000),
+                           Proc(ProcessEvent::Op::kFork, kNginx, 4000)});
   ASSERT_THAT(requests, SizeIs(2));
   EXPECT_FALSE(requests[0].complete);
   EXPECT_THAT(requests[0].incomplete_reason, Eq("process exited"));
@@ -105,8 +106,7 @@ TEST(FaultsProfilerTest, ReusedPidOfAServerStartsFreshConnections) {
 
 TEST(FaultsProfilerTest, ReusedPidWithItsExitLostStillStartsANewConnection) {
   StreamBuilder s;
-  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
-      .Read(kNginx, 8, 50, 60, 100);
+  s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000)).Read(kNginx, 8, 50, 60, 100);
   // The exit was lost (a drop): the reused fd's accept is the evidence.
   SimpleRequest(s, kNginx, 5000, 50001);
   auto requests = RunWithProcesses(s, {});
@@ -173,7 +173,8 @@ TEST(FaultsProfilerTest, CloseSeenAfterAnotherThreadsAcceptOfItsFd) {
 // socket and its close reads local port 0). Found live by coverage_test's
 // shutdown workload: the close is still the first request's, by its socket
 // id and the rest of its tuple, not "close not seen".
-TEST(FaultsProfilerTest, CloseWithItsLocalPortGoneSeenAfterAnotherThreadsAccept) {
+TEST(FaultsProfilerTest,
+     CloseWithItsLocalPortGoneSeenAfterAnotherThreadsAccept) {
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000, 0x77))
       .Read(kNginx, 8, 50, 60, 100)
@@ -191,7 +192,8 @@ TEST(FaultsProfilerTest, CloseWithItsLocalPortGoneSeenAfterAnotherThreadsAccept)
 
 // A close with local port 0 and another socket id is not the displaced
 // connection's: that one's close was not seen.
-TEST(FaultsProfilerTest, CloseOfAnotherSocketWithPortGoneIsNotTheDisplacedOnes) {
+TEST(FaultsProfilerTest,
+     CloseOfAnotherSocketWithPortGoneIsNotTheDisplacedOnes) {
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000, 0x77))
       .Read(kNginx, 8, 50, 60, 100)
@@ -240,9 +242,9 @@ TEST(FaultsProfilerTest, KilledBackendAndItsReusedPidAndSocketsAreNotMixed) {
       .Close(kNginx, 9, b + 20210, b + 20215)
       .Write(kNginx, 8, b + 20220, b + 20240, 350)
       .Close(kNginx, 8, b + 20300, b + 20305);
-  auto requests =
-      RunWithProcesses(s, {Proc(ProcessEvent::Op::kExit, kPhp, 5000, kFpmMaster),
-              Proc(ProcessEvent::Op::kFork, kPhp, 9000, kFpmMaster)});
+  auto requests = RunWithProcesses(
+      s, {Proc(ProcessEvent::Op::kExit, kPhp, 5000, kFpmMaster),
+          Proc(ProcessEvent::Op::kFork, kPhp, 9000, kFpmMaster)});
   ASSERT_THAT(requests, SizeIs(2));
   // Request 1: nginx's own 502, no backend time given to it.
   EXPECT_NE(requests[0].backend_timing, BackendTiming::kMeasured);

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "analyzers/profiler.h"
+#include "analyzers/render/trace_export.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "analyzers/render/trace_export.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -69,22 +69,22 @@ Report SampleReport() {
 
 TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   json j = ReportToJson(SampleReport());
-  EXPECT_THAT(Keys(j), Eq(std::set<std::string>{
-                           "schema", "capture", "requests", "backend_timing",
-                           "phases", "syscalls", "groups", "timeline",
-                           "anomalies"}));
+  EXPECT_THAT(Keys(j),
+              Eq(std::set<std::string>{"schema", "capture", "requests",
+                                       "backend_timing", "phases", "syscalls",
+                                       "groups", "timeline", "anomalies"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),
-              Eq(std::set<std::string>{"duration_s", "events",
-                                       "dropped_events", "processes"}));
+              Eq(std::set<std::string>{"duration_s", "events", "dropped_events",
+                                       "processes"}));
   EXPECT_THAT(j["capture"]["duration_s"], Eq(10.0));
   EXPECT_THAT(j["capture"]["events"], Eq(123456));
   EXPECT_THAT(j["capture"]["dropped_events"], Eq(7));
   ASSERT_THAT(j["capture"]["processes"], SizeIs(2));
-  EXPECT_THAT(j["capture"]["processes"][1],
-              Eq(json{{"pid", 9334}, {"comm", "php-fpm8.2"},
-                      {"role", "backend"}}));
+  EXPECT_THAT(
+      j["capture"]["processes"][1],
+      Eq(json{{"pid", 9334}, {"comm", "php-fpm8.2"}, {"role", "backend"}}));
 
   EXPECT_THAT(j["requests"], Eq(json{{"count", 5000},
                                      {"complete", 4998},
@@ -168,13 +168,13 @@ Request SampleRequest() {
 
 TEST(RequestToJsonTest, HasTheJsonlFields) {
   json j = RequestToJson(SampleRequest());
-  EXPECT_THAT(Keys(j),
-              Eq(std::set<std::string>{
-                  "id", "pid", "client_conn", "backend_conn", "request_line",
-                  "start_ns", "total_us", "server_us", "transport_us",
-                  "backend_us", "queue_us", "tls_us", "span_us", "exchange_offset_us",
-                  "exchange_us", "backend_offset_us", "backend_timing",
-                  "complete", "syscalls"}));
+  EXPECT_THAT(
+      Keys(j),
+      Eq(std::set<std::string>{
+          "id", "pid", "client_conn", "backend_conn", "request_line",
+          "start_ns", "total_us", "server_us", "transport_us", "backend_us",
+          "queue_us", "tls_us", "span_us", "exchange_offset_us", "exchange_us",
+          "backend_offset_us", "backend_timing", "complete", "syscalls"}));
   EXPECT_THAT(j["id"], Eq(17));
   EXPECT_THAT(j["pid"], Eq(9376));
   EXPECT_THAT(j["client_conn"], Eq("new"));
@@ -230,7 +230,8 @@ TEST(FormatRequestLineTest, SaysWhereTheTimeWent) {
   Request q = SampleRequest();
   q.complete = false;
   q.incomplete_reason = "still open at end";
-  EXPECT_THAT(FormatRequestLine(q), HasSubstr(": incomplete, still open at end"));
+  EXPECT_THAT(FormatRequestLine(q),
+              HasSubstr(": incomplete, still open at end"));
 }
 
 TEST(FormatDurationTest, PicksAReadableUnit) {
@@ -246,7 +247,8 @@ TEST(FormatTextTest, PrintsHeaderPhaseTableAndAverageTimeline) {
   EXPECT_THAT(text, HasSubstr("backend timing: measured"));
   EXPECT_THAT(text, HasSubstr("  9376     nginx            server\n"));
   EXPECT_THAT(text, HasSubstr("  backend      1.750 ms"));
-  EXPECT_THAT(text, HasSubstr("  server   accept4       12.5 us  x1.00  client\n"));
+  EXPECT_THAT(text,
+              HasSubstr("  server   accept4       12.5 us  x1.00  client\n"));
   EXPECT_THAT(text, HasSubstr("  backend  (work)      20.100 ms  x1.00\n"));
   EXPECT_THAT(text, HasSubstr("client new, backend reused: 2500 requests"));
 }
@@ -280,17 +282,15 @@ TEST(ReportToJsonTest, TimelineHasTheAverageRequestAndItsExchange) {
   EXPECT_TRUE(j["timeline"]["exchange"].is_null());
   EXPECT_THAT(j["timeline"]["span_us"], Eq(0.0));
   ASSERT_THAT(j["timeline"]["lines"], SizeIs(2));
-  EXPECT_THAT(j["timeline"]["lines"][0],
-              Eq(json{{"name", "accept4"},
-                      {"side", "server"},
-                      {"peer", "client"},
-                      {"offset_us", 0.0},
-                      {"us_per_request", 12.5},
-                      {"calls_per_request", 1.0},
-                      {"timed", true}}));
+  EXPECT_THAT(j["timeline"]["lines"][0], Eq(json{{"name", "accept4"},
+                                                 {"side", "server"},
+                                                 {"peer", "client"},
+                                                 {"offset_us", 0.0},
+                                                 {"us_per_request", 12.5},
+                                                 {"calls_per_request", 1.0},
+                                                 {"timed", true}}));
   EXPECT_TRUE(j["timeline"]["lines"][1]["peer"].is_null());
-  r.exchange = TimelineEntry{"(exchange)", "server", "backend", 30.0, 1.0,
-                             4.0};
+  r.exchange = TimelineEntry{"(exchange)", "server", "backend", 30.0, 1.0, 4.0};
   j = ReportToJson(r);
   EXPECT_THAT(j["timeline"]["exchange"]["offset_us"], Eq(4.0));
   EXPECT_THAT(j["timeline"]["exchange"]["us_per_request"], Eq(30.0));

@@ -13,8 +13,8 @@ using ::testing::DoubleNear;
 using ::testing::Eq;
 
 TEST(LogLinearHistogramTest, BucketsCoverValuesContiguously) {
-  for (uint64_t v : std::vector<uint64_t>{0, 1, 255, 256, 257, 1000,
-                                          123456789, UINT64_MAX / 3}) {
+  for (uint64_t v : std::vector<uint64_t>{0, 1, 255, 256, 257, 1000, 123456789,
+                                          UINT64_MAX / 3}) {
     uint32_t b = LogLinearHistogram::BucketOf(v);
     EXPECT_LE(LogLinearHistogram::BucketLow(b), v) << v;
     EXPECT_GE(LogLinearHistogram::BucketHigh(b), v) << v;

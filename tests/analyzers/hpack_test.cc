@@ -23,8 +23,9 @@ std::string Hex(std::string_view dump) {
   int high = -1;
   for (char c : dump) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) continue;
-    int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                                                        : std::tolower(c) - 'a' + 10;
+    int v = std::isdigit(static_cast<unsigned char>(c))
+                ? c - '0'
+                : std::tolower(c) - 'a' + 10;
     if (high < 0) {
       high = v;
     } else {
@@ -48,8 +49,9 @@ std::vector<HeaderField> MustDecode(HpackDecoder& d, std::string_view dump) {
 // C.2: one representation of each kind.
 TEST(HpackDecoderTest, C2_1LiteralWithIndexingEntersTheTable) {
   HpackDecoder d;
-  EXPECT_THAT(MustDecode(d, "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f "
-                            "6d2d 6865 6164 6572"),
+  EXPECT_THAT(MustDecode(d,
+                         "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f "
+                         "6d2d 6865 6164 6572"),
               ElementsAre(F("custom-key", "custom-header")));
   EXPECT_EQ(d.table_size(), 55u);
   EXPECT_THAT(d.dynamic_table(), ElementsAre(F("custom-key", "custom-header")));
@@ -88,11 +90,11 @@ void ExpectRequests(const char* first, const char* second, const char* third) {
                           F(":path", "/"), F(":authority", "www.example.com"),
                           F("cache-control", "no-cache")));
   EXPECT_EQ(d.table_size(), 110u);
-  EXPECT_THAT(MustDecode(d, third),
-              ElementsAre(F(":method", "GET"), F(":scheme", "https"),
-                          F(":path", "/index.html"),
-                          F(":authority", "www.example.com"),
-                          F("custom-key", "custom-value")));
+  EXPECT_THAT(
+      MustDecode(d, third),
+      ElementsAre(F(":method", "GET"), F(":scheme", "https"),
+                  F(":path", "/index.html"), F(":authority", "www.example.com"),
+                  F("custom-key", "custom-value")));
   EXPECT_EQ(d.table_size(), 164u);
   EXPECT_THAT(d.dynamic_table(),
               ElementsAre(F("custom-key", "custom-value"),
@@ -127,19 +129,20 @@ void ExpectResponses(const char* first, const char* second, const char* third) {
                           F("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
                           F("location", "https://www.example.com")));
   EXPECT_EQ(d.table_size(), 222u);
-  EXPECT_THAT(d.dynamic_table(),
-              ElementsAre(F(":status", "307"),
-                          F("location", "https://www.example.com"),
-                          F("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
-                          F("cache-control", "private")));
+  EXPECT_THAT(
+      d.dynamic_table(),
+      ElementsAre(F(":status", "307"), F("location", "https://www.example.com"),
+                  F("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
+                  F("cache-control", "private")));
   EXPECT_THAT(
       MustDecode(d, third),
-      ElementsAre(F(":status", "200"), F("cache-control", "private"),
-                  F("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
-                  F("location", "https://www.example.com"),
-                  F("content-encoding", "gzip"),
-                  F("set-cookie",
-                    "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1")));
+      ElementsAre(
+          F(":status", "200"), F("cache-control", "private"),
+          F("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
+          F("location", "https://www.example.com"),
+          F("content-encoding", "gzip"),
+          F("set-cookie",
+            "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1")));
   EXPECT_EQ(d.table_size(), 215u);
   EXPECT_THAT(d.dynamic_table(),
               ElementsAre(F("set-cookie",
@@ -181,12 +184,24 @@ TEST(HpackHuffmanTest, AppendixBCodesDecodeToTheirSymbols) {
     int bits;
   };
   for (const Code& c : std::vector<Code>{
-           {0, 0x1ff8, 13},      {1, 0x7fffd8, 23},   {9, 0xffffea, 24},
-           {10, 0x3ffffffc, 30}, {32, 0x14, 6},       {48, 0x0, 5},
-           {58, 0x5c, 7},        {92, 0x7fff0, 19},   {97, 0x3, 5},
-           {127, 0xffffffc, 28}, {128, 0xfffe6, 20},  {153, 0x1fffdc, 21},
-           {199, 0x1ffffec, 25}, {203, 0x7ffffde, 27}, {225, 0xfffff3, 24},
-           {249, 0xffffffe, 28}, {254, 0x7fffff0, 27}, {255, 0x3ffffee, 26},
+           {0, 0x1ff8, 13},
+           {1, 0x7fffd8, 23},
+           {9, 0xffffea, 24},
+           {10, 0x3ffffffc, 30},
+           {32, 0x14, 6},
+           {48, 0x0, 5},
+           {58, 0x5c, 7},
+           {92, 0x7fff0, 19},
+           {97, 0x3, 5},
+           {127, 0xffffffc, 28},
+           {128, 0xfffe6, 20},
+           {153, 0x1fffdc, 21},
+           {199, 0x1ffffec, 25},
+           {203, 0x7ffffde, 27},
+           {225, 0xfffff3, 24},
+           {249, 0xffffffe, 28},
+           {254, 0x7fffff0, 27},
+           {255, 0x3ffffee, 26},
        }) {
     // Left-align in a 32-bit word, pad with 1s, keep whole bytes.
     uint64_t word = (uint64_t{c.code} << (40 - c.bits)) |
@@ -215,16 +230,16 @@ TEST(HpackHuffmanTest, BadPaddingAndEosAreErrors) {
 
 TEST(HpackDecoderTest, MalformedBlocksAreErrors) {
   for (const char* bad : {
-           "1f",                // integer: prefix full, no continuation byte
-           "1fff",              // integer: continuation never ends
+           "1f",                   // integer: prefix full, no continuation byte
+           "1fff",                 // integer: continuation never ends
            "1fff ffff ffff ff7f",  // integer: too large
-           "80",                // index 0
-           "be",                // index 62 with an empty dynamic table
-           "ff80 80",           // index far past both tables (truncated too)
-           "0003 61",           // name string shorter than its length
-           "4085 1fff",         // Huffman name cut / bad padding
-           "0081 18 00",        // Huffman name with 0 padding
-           "3fe2 1f",           // size update to 4097, above the default limit
+           "80",                   // index 0
+           "be",                   // index 62 with an empty dynamic table
+           "ff80 80",              // index far past both tables (truncated too)
+           "0003 61",              // name string shorter than its length
+           "4085 1fff",            // Huffman name cut / bad padding
+           "0081 18 00",           // Huffman name with 0 padding
+           "3fe2 1f",  // size update to 4097, above the default limit
        }) {
     HpackDecoder d;
     EXPECT_FALSE(d.Decode(Hex(bad)).ok()) << bad;
@@ -246,7 +261,8 @@ TEST(HpackDecoderTest, TableSizeUpdateAboveTheLimitIsAnError) {
 
 TEST(HpackDecoderTest, TableSizeUpdateEvictsAndMustComeFirst) {
   HpackDecoder d;
-  MustDecode(d, "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572");
+  MustDecode(
+      d, "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572");
   EXPECT_THAT(d.dynamic_table(), SizeIs(1));
   EXPECT_THAT(MustDecode(d, "20 82"), ElementsAre(F(":method", "GET")));
   EXPECT_THAT(d.dynamic_table(), IsEmpty());

@@ -29,7 +29,8 @@ std::string Frame(uint8_t type, uint8_t flags, uint32_t stream,
 
 // A client's first bytes: preface, SETTINGS, two requests.
 std::string ClientStart() {
-  return std::string(kHttp2ClientPreface) + Frame(kSettings, 0, 0, "\0\x3\0\0\0\x64"s) +
+  return std::string(kHttp2ClientPreface) +
+         Frame(kSettings, 0, 0, "\0\x3\0\0\0\x64"s) +
          Frame(kHeaders, kHttp2EndHeaders | kHttp2EndStream, 1, "\x82\x84") +
          Frame(kHeaders, kHttp2EndHeaders | kHttp2EndStream, 3, "\x82\x85");
 }
@@ -112,9 +113,11 @@ TEST(Http2FrameParserTest, UnseenPayloadIsSkippedAndTheNextHeaderFound) {
 
 TEST(Http2FrameParserTest, HeaderInTheUnseenPartIsDataLoss) {
   Http2FrameParser p;
-  std::string two = Frame(kPing, 0, 0, "12345678") + Frame(kPing, 1, 0, "12345678");
+  std::string two =
+      Frame(kPing, 0, 0, "12345678") + Frame(kPing, 1, 0, "12345678");
   std::vector<Http2Frame> frames;
-  absl::Status s = p.Feed(std::string_view(two).substr(0, 20), two.size(), &frames);
+  absl::Status s =
+      p.Feed(std::string_view(two).substr(0, 20), two.size(), &frames);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(frames, SizeIs(1));
   // Sticky: nothing more is parsed.
@@ -165,16 +168,17 @@ TEST(Http2FrameParserTest, FrameAboveTheSizeLimitIsAnError) {
 TEST(Http2FrameParserTest, FramingRuleBreaksAreErrors) {
   std::vector<Http2Frame> frames;
   for (const std::string& bad : {
-           Frame(kSettings, 0, 1, ""),            // connection frame on a stream
+           Frame(kSettings, 0, 1, ""),  // connection frame on a stream
            Frame(kHeaders, kHttp2EndHeaders, 0, "\x82"),  // stream frame on 0
-           Frame(kRst, 0, 1, "\0\0\0"s),             // RST_STREAM of 3 bytes
-           Frame(kWindowUpdate, 0, 0, "\0\0"s),      // WINDOW_UPDATE of 2
-           Frame(kPing, 0, 0, "1234"),              // PING of 4
+           Frame(kRst, 0, 1, "\0\0\0"s),         // RST_STREAM of 3 bytes
+           Frame(kWindowUpdate, 0, 0, "\0\0"s),  // WINDOW_UPDATE of 2
+           Frame(kPing, 0, 0, "1234"),           // PING of 4
            Frame(kSettings, kHttp2Ack, 0, "\0\x3\0\0\0\x64"s),  // ACK with body
-           Frame(kSettings, 0, 0, "\0\x3\0"s),       // not a multiple of 6
-           Frame(kGoaway, 0, 0, "\0\0\0\0"s),        // GOAWAY under 8
+           Frame(kSettings, 0, 0, "\0\x3\0"s),  // not a multiple of 6
+           Frame(kGoaway, 0, 0, "\0\0\0\0"s),   // GOAWAY under 8
            Frame(kContinuation, kHttp2EndHeaders, 1, "\x82"),  // no block open
-           Frame(kHeaders, 0, 1, "\x82") + Frame(kData, 0, 1, "x"),  // interrupted
+           Frame(kHeaders, 0, 1, "\x82") +
+               Frame(kData, 0, 1, "x"),  // interrupted
            Frame(kHeaders, 0, 1, "\x82") + Frame(kContinuation, 4, 3, "x"),
        }) {
     Http2FrameParser p;
@@ -199,10 +203,12 @@ TEST(Http2FrameParserTest, ContinuationCompletesAHeaderBlock) {
 TEST(Http2FrameParserTest, ChunkShorterThanItsPrefixIsRefused) {
   Http2FrameParser p;
   std::vector<Http2Frame> frames;
-  EXPECT_EQ(p.Feed("abc", 2, &frames).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.Feed("abc", 2, &frames).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
-TEST(Http2StreamTrackerTest, RequestsStartAtClientHeadersAndEndAtServerEndStream) {
+TEST(Http2StreamTrackerTest,
+     RequestsStartAtClientHeadersAndEndAtServerEndStream) {
   Http2StreamTracker t;
   auto client = [&](uint8_t type, uint8_t flags, uint32_t stream) {
     return t.OnFrame(DecodeHttp2FrameHeader(Frame(type, flags, stream)), true);

@@ -18,9 +18,9 @@ namespace {
 
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::FcgiRecord;
-using ::reqcost::analyzers::test_support::RunStream;
 using ::reqcost::analyzers::test_support::OneFastCgiRequest;
 using ::reqcost::analyzers::test_support::OneRequestOptions;
+using ::reqcost::analyzers::test_support::RunStream;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -67,13 +67,15 @@ const OtlpSpan* Named(const OtlpCheck& check, const std::string& name) {
 
 std::string Str(const OtlpSpan& span, const std::string& key) {
   auto it = span.attributes.find(key);
-  return it == span.attributes.end() ? "<absent>"
-                                     : it->second.value("stringValue", "<not a string>");
+  return it == span.attributes.end()
+             ? "<absent>"
+             : it->second.value("stringValue", "<not a string>");
 }
 std::string Int(const OtlpSpan& span, const std::string& key) {
   auto it = span.attributes.find(key);
-  return it == span.attributes.end() ? "<absent>"
-                                     : it->second.value("intValue", "<not an int>");
+  return it == span.attributes.end()
+             ? "<absent>"
+             : it->second.value("intValue", "<not an int>");
 }
 
 TEST(BackendAddressTest, UnixLinkIsNamedByItsConnectPathTcpByHostPort) {
@@ -139,10 +141,10 @@ TEST(OtlpTest, CompleteRequestIsServerClientAndInternalSpansOfOneTrace) {
   ASSERT_TRUE(check.ok()) << check.ErrorText() << line;
   std::vector<std::string> names;
   for (const OtlpSpan& s : check.spans) names.push_back(s.name);
-  EXPECT_THAT(names, UnorderedElementsAre("GET /index.php",
-                                          "fastcgi /run/php/fpm.sock",
-                                          "transport request", "backend",
-                                          "transport reply", "queue"));
+  EXPECT_THAT(
+      names, UnorderedElementsAre("GET /index.php", "fastcgi /run/php/fpm.sock",
+                                  "transport request", "backend",
+                                  "transport reply", "queue"));
   const OtlpSpan* server = Named(check, "GET /index.php");
   const OtlpSpan* client = Named(check, "fastcgi /run/php/fpm.sock");
   const OtlpSpan* backend = Named(check, "backend");
@@ -186,7 +188,8 @@ TEST(OtlpTest, CompleteRequestIsServerClientAndInternalSpansOfOneTrace) {
 }
 
 TEST(OtlpTest, IdsDifferPerRequestAndSeedAndAreNeverZero) {
-  SpanIds a = SpanIds::For(1, 1), b = SpanIds::For(1, 2), c = SpanIds::For(2, 1);
+  SpanIds a = SpanIds::For(1, 1), b = SpanIds::For(1, 2),
+          c = SpanIds::For(2, 1);
   EXPECT_NE(a.trace_hi, b.trace_hi);
   EXPECT_NE(a.trace_hi, c.trace_hi);
   EXPECT_NE(a.server, a.client);
@@ -242,7 +245,8 @@ TEST(OtlpTest, RequestLineBytesAreEscaped) {
   OtlpCheck check;
   CheckOtlpJson(line, &check);
   ASSERT_TRUE(check.ok()) << check.ErrorText() << line;
-  EXPECT_THAT(Named(check, "GET /a\"b\\c\x01\u00ff"), ::testing::NotNull()) << line;
+  EXPECT_THAT(Named(check, "GET /a\"b\\c\x01\u00ff"), ::testing::NotNull())
+      << line;
   std::string out;
   AppendJsonString("x\ny", &out);
   EXPECT_THAT(out, Eq("\"x\\u000ay\""));
@@ -258,19 +262,31 @@ TEST(OtlpTest, RequestLineBytesAreEscaped) {
 TEST(OtlpJsonCheckTest, RejectsBase64IdsNumericTimesEnumNamesAndOrphans) {
   auto errors_of = [](const std::string& span_json) {
     OtlpCheck check;
-    CheckOtlpJson(R"({"resourceSpans":[{"scopeSpans":[{"spans":[)" +
-                      span_json + "]}]}]}",
-                  &check);
+    CheckOtlpJson(
+        R"({"resourceSpans":[{"scopeSpans":[{"spans":[)" + span_json + "]}]}]}",
+        &check);
     return check.errors.size();
   };
   const std::string good =
       R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708",)"
       R"("name":"x","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"})";
   EXPECT_THAT(errors_of(good), Eq(0u));
-  EXPECT_GT(errors_of(R"({"traceId":"AQIDBAUGBwgJCgsMDQ4PEA==","spanId":"0102030405060708","name":"x","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"})"), 0u);
-  EXPECT_GT(errors_of(R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"x","kind":2,"startTimeUnixNano":1,"endTimeUnixNano":"2"})"), 0u);
-  EXPECT_GT(errors_of(R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"x","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":"2"})"), 0u);
-  EXPECT_GT(errors_of(R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","parentSpanId":"0f0f0f0f0f0f0f0f","name":"x","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"})"), 0u);
+  EXPECT_GT(
+      errors_of(
+          R"({"traceId":"AQIDBAUGBwgJCgsMDQ4PEA==","spanId":"0102030405060708","name":"x","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"})"),
+      0u);
+  EXPECT_GT(
+      errors_of(
+          R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"x","kind":2,"startTimeUnixNano":1,"endTimeUnixNano":"2"})"),
+      0u);
+  EXPECT_GT(
+      errors_of(
+          R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"x","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":"2"})"),
+      0u);
+  EXPECT_GT(
+      errors_of(
+          R"({"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","parentSpanId":"0f0f0f0f0f0f0f0f","name":"x","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"})"),
+      0u);
 }
 
 }  // namespace

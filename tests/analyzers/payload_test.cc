@@ -30,8 +30,7 @@ std::string Header(uint8_t type, uint16_t id, uint16_t length,
 
 std::string Record(uint8_t type, uint16_t id, uint16_t length,
                    uint8_t padding = 0) {
-  return Header(type, id, length, padding) +
-         std::string(length + padding, 'x');
+  return Header(type, id, length, padding) + std::string(length + padding, 'x');
 }
 
 TEST(ParseHttpRequestLineTest, ReturnsMethodAndPathWithoutQuery) {
@@ -86,10 +85,11 @@ TEST(ValidUtf8Test, KeepsWellFormedTextAndReplacesEveryBadByte) {
             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
   const std::string bad = "\xEF\xBF\xBD";
   EXPECT_EQ(ValidUtf8("\xff"), bad);
-  EXPECT_EQ(ValidUtf8("a\xc3"), "a" + bad);             // cut short
-  EXPECT_EQ(ValidUtf8("\xc0\xaf"), bad + bad);          // overlong
+  EXPECT_EQ(ValidUtf8("a\xc3"), "a" + bad);               // cut short
+  EXPECT_EQ(ValidUtf8("\xc0\xaf"), bad + bad);            // overlong
   EXPECT_EQ(ValidUtf8("\xed\xa0\x80"), bad + bad + bad);  // surrogate
-  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"), bad + bad + bad + bad);  // > U+10FFFF
+  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"),
+            bad + bad + bad + bad);  // > U+10FFFF
   EXPECT_EQ(ValidUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));
   EXPECT_EQ(ValidUtf8(""), "");
 }
@@ -127,15 +127,16 @@ TEST(TerminalTextTest, KeepsCleanTextByteForByte) {
   EXPECT_EQ(TerminalText("srv\\b"), "srv\\b");
   EXPECT_EQ(TerminalText("caf\xc3\xa9 \xc2\xa0"), "caf\xc3\xa9 \xc2\xa0");
   EXPECT_EQ(TerminalText("\xe2\x82\xac"), "\xe2\x82\xac");
-  EXPECT_EQ(TerminalText("x\xf0\x9f\x98\x80y"), "x\xf0\x9f\x98\x80y");  // 4 bytes
+  EXPECT_EQ(TerminalText("x\xf0\x9f\x98\x80y"),
+            "x\xf0\x9f\x98\x80y");  // 4 bytes
   EXPECT_EQ(TerminalText(""), "");
 }
 
 TEST(LabelTextTest, ReplacesInvalidUtf8AndEscapesControlsButNewline) {
   const std::string bad = "\xEF\xBF\xBD";
   EXPECT_EQ(LabelText("srv\xff\xfeu"), "srv" + bad + bad + "u");
-  EXPECT_EQ(LabelText("a\xc3"), "a" + bad);          // cut short
-  EXPECT_EQ(LabelText("\xc0\xaf"), bad + bad);       // overlong
+  EXPECT_EQ(LabelText("a\xc3"), "a" + bad);     // cut short
+  EXPECT_EQ(LabelText("\xc0\xaf"), bad + bad);  // overlong
   EXPECT_EQ(LabelText("\xf4\x90\x80\x80"), bad + bad + bad + bad);
   EXPECT_EQ(LabelText("srv\x1b[2J"), "srv\\x1b[2J");
   EXPECT_EQ(LabelText("\x7f\r"), "\\x7f\\r");
@@ -166,8 +167,8 @@ TEST(ParseFastCgiHeaderTest, RejectsShortWrongVersionAndUnknownType) {
 
 TEST(FastCgiStreamTest, WalksRecordsWithinOneChunk) {
   FastCgiStream s(true);
-  std::string bytes = Record(kFcgiBeginRequest, 1, 8) + Record(4, 1, 20, 4) +
-                      Record(5, 1, 0);
+  std::string bytes =
+      Record(kFcgiBeginRequest, 1, 8) + Record(4, 1, 20, 4) + Record(5, 1, 0);
   auto headers = s.Feed(bytes, bytes.size(), false);
   EXPECT_THAT(headers, ElementsAre(Field(&FastCgiHeader::type, 1),
                                    Field(&FastCgiHeader::type, 4),

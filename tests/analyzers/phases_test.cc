@@ -112,8 +112,7 @@ TEST(ClientWaitNsTest, ReadsAfterTheFirstResponseWriteAreNotWaits) {
 TEST(ClientWaitNsTest, OnlyTheReadRightAfterAnEagainEndsAWait) {
   std::vector<SyscallRecord> syscalls = {
       Rec(Syscall::kRead, 1000, 1100, kEagain),
-      Rec(Syscall::kRead, 1500, 1600, 10),
-      Rec(Syscall::kRead, 2500, 2600, 10)};
+      Rec(Syscall::kRead, 1500, 1600, 10), Rec(Syscall::kRead, 2500, 2600, 10)};
   EXPECT_EQ(ClientWaitNs(syscalls, /*first_write_start=*/5000), 400u);
 }
 
@@ -145,8 +144,7 @@ TEST(RequestStartNsTest, ElseTheFirstDataReadStartsIt) {
 }
 
 TEST(RequestStartNsTest, WithoutReadTheFirstSyscallStartsIt) {
-  std::vector<SyscallRecord> syscalls = {
-      Rec(Syscall::kWrite, 5000, 6000, 100)};
+  std::vector<SyscallRecord> syscalls = {Rec(Syscall::kWrite, 5000, 6000, 100)};
   PhaseInput in;
   in.syscalls = syscalls;
   EXPECT_EQ(RequestStartNs(in), 5000u);

@@ -18,13 +18,13 @@
 namespace reqcost::analyzers {
 namespace {
 
-using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::At;
 using ::reqcost::analyzers::test_support::FcgiRecord;
-using ::reqcost::analyzers::test_support::RunStream;
-using ::reqcost::analyzers::test_support::RunEvents;
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::OneFastCgiRequest;
 using ::reqcost::analyzers::test_support::OneRequestOptions;
+using ::reqcost::analyzers::test_support::RunEvents;
+using ::reqcost::analyzers::test_support::RunStream;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -137,8 +137,8 @@ TEST(ProfilerTest, ClientWaitAfterEagainIsExcluded) {
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10)
       .Read(kNginx, 8, 50, 60, 1000)
-      .Read(kNginx, 8, 61, 62, -11)     // the rest has not arrived
-      .Read(kNginx, 8, 500, 510, 200)   // 438 us later it has
+      .Read(kNginx, 8, 61, 62, -11)    // the rest has not arrived
+      .Read(kNginx, 8, 500, 510, 200)  // 438 us later it has
       .Write(kNginx, 8, 550, 580, 500)
       .Close(kNginx, 8, 600, 605);
   auto requests = RunStream(s);
@@ -372,8 +372,7 @@ StreamBuilder ReusedLinkStream(bool fcgi) {
     s.Read(kNginx, 8, b + 50, b + 60, 100, "GET /k HTTP/1.1\r\n");
     if (k == 0) {
       s.Connect(kNginx, 9, b + 100, b + 110, UnixSock(0xA1, 0xB1))
-          .Add(Syscall::kAccept, kPhp, 0, 4, -1, b + 130,
-               UnixSock(0xB1, 0xA1))
+          .Add(Syscall::kAccept, kPhp, 0, 4, -1, b + 130, UnixSock(0xB1, 0xA1))
           .Write(kNginx, 9, b + 120, b + 140, req_len, request_bytes);
     } else {
       s.Write(kNginx, 9, b + 100, b + 120, req_len, request_bytes);
@@ -382,8 +381,7 @@ StreamBuilder ReusedLinkStream(bool fcgi) {
         .Write(kPhp, 4, b + 160 + work, b + 170 + work, reply_len, reply_bytes,
                Syscall::kWrite)
         .Read(kPhp, 4, b + 175 + work, b + 176 + work, -11)
-        .Read(kNginx, 9, b + 180 + work, b + 190 + work, reply_len,
-              reply_bytes)
+        .Read(kNginx, 9, b + 180 + work, b + 190 + work, reply_len, reply_bytes)
         .Read(kNginx, 9, b + 195 + work, b + 196 + work, -11)
         .Write(kNginx, 8, b + 200 + work, b + 220 + work, 350);
   }
@@ -435,8 +433,7 @@ TEST(ProfilerTest, FastCgiHeadersKeepAStdinSendAfterEarlyReplyInOneExchange) {
       .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
       .Write(kNginx, 9, 120, 140, begin.size(), begin)
       .Read(kPhp, 4, 150, 160, begin.size(), begin)
-      .Write(kPhp, 4, 165, 168, stderr_rec.size(), stderr_rec,
-             Syscall::kWrite)
+      .Write(kPhp, 4, 165, 168, stderr_rec.size(), stderr_rec, Syscall::kWrite)
       .Read(kNginx, 9, 170, 172, stderr_rec.size(), stderr_rec)
       .Write(kNginx, 9, 174, 176, stdin_rec.size(), stdin_rec)
       .Read(kPhp, 4, 178, 179, stdin_rec.size(), stdin_rec)
@@ -512,7 +509,8 @@ TEST(ProfilerTest, InterleavedRequestsInOneThreadKeepTheirOwnExchanges) {
   EXPECT_THAT(slow.queue_ns, Optional(Eq(Us(10))));
 }
 
-TEST(ProfilerTest, InterleavedSplitReadTakesTheExchangeStartedAfterItsLastRead) {
+TEST(ProfilerTest,
+     InterleavedSplitReadTakesTheExchangeStartedAfterItsLastRead) {
   // A's request arrives in two reads around B's; nginx connects for B first,
   // B's reply comes first, but A's response is written first. The exchange
   // for B started before A's last request read, so it cannot be A's.
@@ -575,8 +573,9 @@ TEST(ProfilerTest, OutOfOrderDeliveryWithinTheWindowGivesTheSameResult) {
   std::uniform_int_distribution<uint64_t> jitter(0, 5'000'000);
   std::vector<std::pair<uint64_t, SyscallEvent>> delivery;
   for (const auto& e : events) delivery.push_back({e.exit_ns + jitter(rng), e});
-  std::stable_sort(delivery.begin(), delivery.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(
+      delivery.begin(), delivery.end(),
+      [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<SyscallEvent> shuffled;
   for (const auto& [t, e] : delivery) shuffled.push_back(e);
   ASSERT_NE(shuffled, events);
@@ -655,8 +654,7 @@ TEST(ProfilerTest, AcceptedSocketWithAReusedPeerIdIsAClient) {
 TEST(ProfilerTest, ConnectionOpenedBeforeAttachHasAnIncompleteFirstRequest) {
   StreamBuilder s;
   s.Read(kNginx, 8, 50, 60, 100, "", TcpSock(80, 50000))
-      .Write(kNginx, 8, 100, 120, 500, "", Syscall::kWritev,
-             TcpSock(80, 50000))
+      .Write(kNginx, 8, 100, 120, 500, "", Syscall::kWritev, TcpSock(80, 50000))
       .Read(kNginx, 8, 1000, 1010, 100, "GET /b HTTP/1.1\r\n")
       .Write(kNginx, 8, 1050, 1070, 500)
       .Close(kNginx, 8, 1100, 1105);
@@ -778,15 +776,18 @@ TEST(ProfilerTest, ConnectionWhoseAcceptWasDroppedSaysSo) {
       .Write(kNginx, 8, 100, 130, 500)
       .Close(kNginx, 8, 200, 205)
       .Read(kNginx, 8, 1050, 1060, 100, "", TcpSock(80, 50001))
-      .Write(kNginx, 8, 1100, 1130, 500, "", Syscall::kWritev, TcpSock(80, 50001))
+      .Write(kNginx, 8, 1100, 1130, 500, "", Syscall::kWritev,
+             TcpSock(80, 50001))
       .Close(kNginx, 8, 1200, 1205);
   Profiler profiler;
   profiler.OnDrops(At(1000), At(1010), 1);
   auto requests = RunEvents(profiler, s.InExitOrder());
   ASSERT_THAT(requests, SizeIs(2));
   EXPECT_THAT(requests[0], HasPhases(95, 95, 0, 0));
-  EXPECT_THAT(requests[1], IsIncompleteBecause(
-                               "connection opened before attach or while events were dropped"));
+  EXPECT_THAT(
+      requests[1],
+      IsIncompleteBecause(
+          "connection opened before attach or while events were dropped"));
 }
 
 TEST(ProfilerTest, DropWindowBetweenRequestsChangesNothing) {
@@ -921,13 +922,11 @@ TEST(ProfilerTest, ReportGroupsByConnectionReuseAndCountsPerRequest) {
   ASSERT_THAT(r.timeline, SizeIs(4));
   EXPECT_THAT(r.timeline[0].name, Eq("accept4"));
   EXPECT_THAT(r.timeline[0].count_per_request, ::testing::DoubleEq(1.0 / 3));
-  EXPECT_THAT(r.timeline[0].mean_us_per_request,
-              ::testing::DoubleEq(10.0 / 3));
+  EXPECT_THAT(r.timeline[0].mean_us_per_request, ::testing::DoubleEq(10.0 / 3));
   EXPECT_THAT(r.timeline[1].name, Eq("read"));
   EXPECT_THAT(r.timeline[1].mean_us_per_request, ::testing::DoubleEq(10.0));
   EXPECT_THAT(r.timeline[2].name, Eq("writev"));
-  EXPECT_THAT(r.timeline[2].mean_us_per_request,
-              ::testing::DoubleEq(80.0 / 3));
+  EXPECT_THAT(r.timeline[2].mean_us_per_request, ::testing::DoubleEq(80.0 / 3));
   EXPECT_THAT(r.timeline[3].name, Eq("close"));
   ASSERT_THAT(r.syscalls, SizeIs(4));
   EXPECT_THAT(r.syscalls[2].name, Eq("writev"));
@@ -944,10 +943,9 @@ TEST(ProfilerTest, ReportGivesBackendRoleAndMeasuredTimeline) {
   RunEvents(profiler, OneBackendRequest().InExitOrder());
   Report r = profiler.BuildReport({1.0, 12, 0});
   EXPECT_THAT(r.backend_timing, Eq("measured"));
-  EXPECT_THAT(r.processes,
-              ElementsAre(Field(&ProcessEntry::role, "server"),
-                          Field(&ProcessEntry::role, "backend"),
-                          Field(&ProcessEntry::role, "other")));
+  EXPECT_THAT(r.processes, ElementsAre(Field(&ProcessEntry::role, "server"),
+                                       Field(&ProcessEntry::role, "backend"),
+                                       Field(&ProcessEntry::role, "other")));
   std::vector<std::string> lines;
   for (const auto& e : r.timeline) lines.push_back(e.side + " " + e.name);
   EXPECT_THAT(lines,
@@ -1074,19 +1072,15 @@ TEST(ProfilerTest, AverageRequestIsOrderedByMeanStartOffset) {
   // The backend's accept: (130 + 100) / 2 = 115 us after the start, so
   // between the connect and the send (first appearance put it after the
   // send). The work starts at the backend's first read exit.
-  EXPECT_THAT(lines, ElementsAre("server accept4 client 0.0",
-                                 "server read client 50.0",
-                                 "server connect backend 100.0",
-                                 "backend accept server 115.0",
-                                 "server writev backend 120.0",
-                                 "backend read server 150.0",
-                                 "backend (work)  160.0",
-                                 "backend write server 20160.0",
-                                 "server read backend 20180.0",
-                                 "backend close server 20200.0",
-                                 "server close backend 20210.0",
-                                 "server writev client 20220.0",
-                                 "server close client 20300.0"));
+  EXPECT_THAT(
+      lines, ElementsAre(
+                 "server accept4 client 0.0", "server read client 50.0",
+                 "server connect backend 100.0", "backend accept server 115.0",
+                 "server writev backend 120.0", "backend read server 150.0",
+                 "backend (work)  160.0", "backend write server 20160.0",
+                 "server read backend 20180.0", "backend close server 20200.0",
+                 "server close backend 20210.0", "server writev client 20220.0",
+                 "server close client 20300.0"));
   // The accept's mean duration: (0 + 30) / 2 requests.
   EXPECT_THAT(r.timeline[3].mean_us_per_request, Eq(15.0));
 }

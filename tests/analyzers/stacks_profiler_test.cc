@@ -16,8 +16,8 @@
 namespace reqcost::analyzers {
 namespace {
 
-using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::FcgiRecord;
+using ::reqcost::analyzers::test_support::HasPhases;
 using ::reqcost::analyzers::test_support::RunEvents;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TcpSock;
@@ -53,8 +53,7 @@ StreamBuilder PhpFpmKeptLinkStream(const FpmStreamOptions& o) {
   std::string head = FcgiRecord(kFcgiBeginRequest, 1, 8) +
                      FcgiRecord(4, 1, 40) + FcgiRecord(4, 1, 0);
   std::string stdin_end = FcgiRecord(5, 1, 0);
-  std::string reply =
-      FcgiRecord(6, 1, 100) + FcgiRecord(kFcgiEndRequest, 1, 8);
+  std::string reply = FcgiRecord(6, 1, 100) + FcgiRecord(kFcgiEndRequest, 1, 8);
   auto p = [&](const std::string& bytes) { return o.fcgi ? bytes : ""; };
   int64_t head_len = head.size();
   int64_t req_len = head_len + stdin_end.size();
@@ -141,7 +140,6 @@ INSTANTIATE_TEST_SUITE_P(
              (o.merged_late_read ? "LateReadWithTheNextRequest" : "") +
              (o.lost_late_read >= 0 ? "LateReadLost" : "");
     });
-
 
 // Attached to nginx with fastcgi_keep_conn while php-fpm sleeps in a request
 // (no payload): both ends of the kept unix link were opened before attach,

@@ -25,7 +25,9 @@ inline uint64_t At(double us) {
   return kBaseNs + static_cast<uint64_t>(us * 1000.0 + 0.5);
 }
 // Nanoseconds in `us` microseconds.
-inline uint64_t Us(double us) { return static_cast<uint64_t>(us * 1000.0 + 0.5); }
+inline uint64_t Us(double us) {
+  return static_cast<uint64_t>(us * 1000.0 + 0.5);
+}
 
 inline SocketId UnixSock(uint64_t sock, uint64_t peer) {
   SocketId s;
@@ -96,8 +98,7 @@ class StreamBuilder {
   }
   StreamBuilder& Write(uint32_t tgid, int32_t fd, double enter_us,
                        double exit_us, int64_t ret, std::string payload = "",
-                       Syscall syscall = Syscall::kWritev,
-                       SocketId sock = {}) {
+                       Syscall syscall = Syscall::kWritev, SocketId sock = {}) {
     return Add(syscall, tgid, fd, ret, enter_us, exit_us, sock,
                std::move(payload));
   }
@@ -170,8 +171,7 @@ inline std::vector<Request> RunEvents(Profiler& profiler,
                                       const std::vector<SyscallEvent>& events,
                                       uint64_t end_ns = At(10'000'000)) {
   std::vector<Request> requests;
-  profiler.SetRequestCallback(
-      [&](const Request& r) { requests.push_back(r); });
+  profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
   for (const SyscallEvent& e : events) profiler.OnEvent(e);
   profiler.Finish(end_ns);
   profiler.SetRequestCallback(nullptr);
@@ -186,8 +186,7 @@ inline std::vector<Request> RunStream(const StreamBuilder& stream) {
 // Matches a complete request with exactly these phases (microseconds).
 MATCHER_P4(HasPhases, total, server, transport, backend, "") {
   bool ok = arg.complete && arg.total_ns == Us(total) &&
-            arg.server_ns == Us(server) &&
-            arg.transport_ns == Us(transport) &&
+            arg.server_ns == Us(server) && arg.transport_ns == Us(transport) &&
             arg.backend_ns == Us(backend);
   if (!ok) {
     auto v = [](const std::optional<uint64_t>& x) {

@@ -171,8 +171,7 @@ TEST(TlsProfilerTest, Tls12HandshakeIsTheFirstRequestsTlsPhase) {
   EXPECT_THAT(r, HasPhases(1084, 69, 15, 1000));
   EXPECT_THAT(r.tls_ns, Optional(Eq(Us(19))));
   EXPECT_THAT(r.backend_timing, Eq(BackendTiming::kInferred));
-  EXPECT_THAT(*r.server_ns + *r.transport_ns + *r.backend_ns,
-              Eq(*r.total_ns));
+  EXPECT_THAT(*r.server_ns + *r.transport_ns + *r.backend_ns, Eq(*r.total_ns));
   EXPECT_THAT(r.start_ns, Eq(At(0)));
   // The handshake's syscalls are the request's.
   EXPECT_THAT(Names(r),
@@ -502,8 +501,7 @@ StreamBuilder ResolvingRequest(bool side_calls) {
 
 TEST(TlsProfilerTest, SideCallsAreInTheRequestAndItsServerTime) {
   Profiler profiler;
-  auto requests =
-      RunEvents(profiler, ResolvingRequest(true).InExitOrder());
+  auto requests = RunEvents(profiler, ResolvingRequest(true).InExitOrder());
   auto plain = RunStream(ResolvingRequest(false));
   ASSERT_THAT(requests, SizeIs(1));
   ASSERT_THAT(plain, SizeIs(1));

@@ -23,9 +23,9 @@ namespace {
 
 using ::nlohmann::json;
 using ::reqcost::analyzers::test_support::At;
-using ::reqcost::analyzers::test_support::RunEvents;
 using ::reqcost::analyzers::test_support::OneFastCgiRequest;
 using ::reqcost::analyzers::test_support::OneRequestOptions;
+using ::reqcost::analyzers::test_support::RunEvents;
 using ::reqcost::analyzers::test_support::StreamBuilder;
 using ::reqcost::analyzers::test_support::TraceNestingErrors;
 using ::reqcost::analyzers::test_support::UnixSock;
@@ -38,8 +38,8 @@ using ::testing::SizeIs;
 constexpr uint32_t kNginx = 100;
 constexpr uint32_t kPhp = 200;
 
-const std::vector<ProcessEntry> kProcesses = {
-    {kNginx, "nginx", "server"}, {kPhp, "php-fpm8.2", "backend"}};
+const std::vector<ProcessEntry> kProcesses = {{kNginx, "nginx", "server"},
+                                              {kPhp, "php-fpm8.2", "backend"}};
 
 // nginx accepts, connects to php-fpm (which works 20 ms), answers, closes.
 // `send_exit`: the end of nginx's send to php-fpm.
@@ -91,24 +91,17 @@ TEST(ChromeTraceTest, RequestPhasesAndSyscallsNestOnTheirThreads) {
           // nginx: the request [0, 20305], server | transport | server, the
           // backend span inside transport, syscalls under their phase.
           "100/100 request GET /index.php 0+20305",
-          "100/100 phase server 0+100",
-          "100/100 syscall accept4 0+10",
-          "100/100 syscall read 50+10",
-          "100/100 phase transport 100+20090",
-          "100/100 syscall connect 100+10",
-          "100/100 syscall writev 120+20",
+          "100/100 phase server 0+100", "100/100 syscall accept4 0+10",
+          "100/100 syscall read 50+10", "100/100 phase transport 100+20090",
+          "100/100 syscall connect 100+10", "100/100 syscall writev 120+20",
           "100/100 phase backend 160+20010",  // the measured span
-          "100/100 syscall read 20180+10",
-          "100/100 phase server 20190+115",
-          "100/100 syscall close 20210+5",
-          "100/100 syscall writev 20220+20",
+          "100/100 syscall read 20180+10", "100/100 phase server 20190+115",
+          "100/100 syscall close 20210+5", "100/100 syscall writev 20220+20",
           "100/100 syscall close 20300+5",
           // php-fpm: its part of the request, the measured work inside.
           "200/200 request-part GET /index.php 130+20075",
-          "200/200 syscall accept 130+0",
-          "200/200 syscall read 150+10",
-          "200/200 phase backend 160+20010",
-          "200/200 syscall write 20160+10",
+          "200/200 syscall accept 130+0", "200/200 syscall read 150+10",
+          "200/200 phase backend 160+20010", "200/200 syscall write 20160+10",
           "200/200 syscall close 20200+5"));
   // Process and thread names.
   std::map<std::string, std::string> names;
@@ -141,12 +134,13 @@ TEST(ChromeTraceTest, MeasuredBackendSpanOnTheServerThreadIsTheMeasuredOne) {
 
 TEST(ChromeTraceTest, ASendStillRunningWhenTheBackendStartsIsCutThere) {
   // nginx's send ends at 170, after php-fpm's read returned (160).
-  json trace =
-      ChromeTrace(Requests(MeasuredRequest(/*send_exit=*/170)), kProcesses, At(0));
+  json trace = ChromeTrace(Requests(MeasuredRequest(/*send_exit=*/170)),
+                           kProcesses, At(0));
   EXPECT_THAT(TraceNestingErrors(trace), IsEmpty());
   std::vector<Slice> sends;
   for (const Slice& s : Slices(trace)) {
-    if (s.pid == kNginx && s.name == "writev" && s.ts == 120.0) sends.push_back(s);
+    if (s.pid == kNginx && s.name == "writev" && s.ts == 120.0)
+      sends.push_back(s);
   }
   ASSERT_THAT(sends, SizeIs(1));
   EXPECT_THAT(sends[0].dur, Eq(40.0));  // [120, 160], not [120, 170]
@@ -172,13 +166,13 @@ TEST(ChromeTraceTest, OverlappingRequestsOfOneThreadGetExtraTracks) {
   for (const Slice& sl : Slices(trace)) {
     if (sl.cat == "request") requests.push_back(Describe(sl));
   }
-  EXPECT_THAT(requests,
-              ElementsAre("100/100 request request #1 0+320",
-                          "100/1000000000 request request #2 100+320",
-                          "100/100 request request #3 500+70"));
+  EXPECT_THAT(requests, ElementsAre("100/100 request request #1 0+320",
+                                    "100/1000000000 request request #2 100+320",
+                                    "100/100 request request #3 500+70"));
   bool named = false;
   for (const json& e : trace["traceEvents"]) {
-    if (e["ph"] == "M" && e["name"] == "thread_name" && e["tid"] == 1000000000) {
+    if (e["ph"] == "M" && e["name"] == "thread_name" &&
+        e["tid"] == 1000000000) {
       named = true;
       EXPECT_THAT(e["args"]["name"], Eq("nginx 100 (overlap 1)"));
     }
@@ -202,7 +196,8 @@ TEST(ChromeTraceTest, IncompleteRequestHasNoPhases) {
   }
   ASSERT_THAT(request_slices, SizeIs(1));
   EXPECT_THAT(request_slices[0]["args"]["complete"], Eq(false));
-  EXPECT_THAT(request_slices[0]["args"]["incomplete_reason"], Eq("still open at end"));
+  EXPECT_THAT(request_slices[0]["args"]["incomplete_reason"],
+              Eq("still open at end"));
 }
 
 TEST(ChromeTraceTest, RandomInterleavedRequestsAlwaysNest) {

@@ -19,7 +19,8 @@ namespace reqcost::analyzers::test_support {
 // Every problem found, one sentence each (empty: the trace nests). Also
 // checks that "phase" and "syscall" slices have a parent and "request"
 // slices do not.
-inline std::vector<std::string> TraceNestingErrors(const nlohmann::json& trace) {
+inline std::vector<std::string> TraceNestingErrors(
+    const nlohmann::json& trace) {
   constexpr double kEpsUs = 1e-6;
   struct Slice {
     double ts, end;
@@ -54,11 +55,11 @@ inline std::vector<std::string> TraceNestingErrors(const nlohmann::json& trace) 
         return absl::StrCat(" on track ", track.first, "/", track.second);
       };
       if (!stack.empty() && s.end > stack.back()->end + kEpsUs) {
-        errors.push_back(absl::StrCat(
-            s.cat, " '", s.name, "' [", s.ts, ", ", s.end,
-            "] crosses the end of ", stack.back()->cat, " '",
-            stack.back()->name, "' [", stack.back()->ts, ", ",
-            stack.back()->end, "]", where()));
+        errors.push_back(
+            absl::StrCat(s.cat, " '", s.name, "' [", s.ts, ", ", s.end,
+                         "] crosses the end of ", stack.back()->cat, " '",
+                         stack.back()->name, "' [", stack.back()->ts, ", ",
+                         stack.back()->end, "]", where()));
       }
       if (stack.empty() && (s.cat == "phase" || s.cat == "syscall")) {
         errors.push_back(absl::StrCat(s.cat, " '", s.name, "' at ", s.ts,

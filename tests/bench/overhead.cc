@@ -57,12 +57,12 @@
 //        --no-bpf-stats --fpm-children=N (4)
 //        --quick: a smoke run of about a minute to check the harness (2
 //          rounds of 1 s, no strace, no bpf-stats; later flags override)
-#include <fcntl.h>
-#include <linux/bpf.h>
-#include <signal.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,21 +117,31 @@ enum class Mode {
   kStrace,
 };
 
-constexpr Mode kAllModes[] = {Mode::kBase,      Mode::kReqcost,   Mode::kReqcostSyscalls,
-                              Mode::kFloorOneTp, Mode::kFloorSock, Mode::kFloorNew,
-                              Mode::kFloorOld,   Mode::kFloorRawSys, Mode::kStrace};
+constexpr Mode kAllModes[] = {
+    Mode::kBase,       Mode::kReqcost,     Mode::kReqcostSyscalls,
+    Mode::kFloorOneTp, Mode::kFloorSock,   Mode::kFloorNew,
+    Mode::kFloorOld,   Mode::kFloorRawSys, Mode::kStrace};
 
 const char* ModeName(Mode m) {
   switch (m) {
-    case Mode::kBase: return "base";
-    case Mode::kReqcost: return "reqcost";
-    case Mode::kReqcostSyscalls: return "reqcost-syscalls";
-    case Mode::kFloorOneTp: return "floor-one-tp";
-    case Mode::kFloorSock: return "floor-sock";
-    case Mode::kFloorNew: return "floor-new";
-    case Mode::kFloorOld: return "floor-old";
-    case Mode::kFloorRawSys: return "floor-rawsys";
-    case Mode::kStrace: return "strace";
+    case Mode::kBase:
+      return "base";
+    case Mode::kReqcost:
+      return "reqcost";
+    case Mode::kReqcostSyscalls:
+      return "reqcost-syscalls";
+    case Mode::kFloorOneTp:
+      return "floor-one-tp";
+    case Mode::kFloorSock:
+      return "floor-sock";
+    case Mode::kFloorNew:
+      return "floor-new";
+    case Mode::kFloorOld:
+      return "floor-old";
+    case Mode::kFloorRawSys:
+      return "floor-rawsys";
+    case Mode::kStrace:
+      return "strace";
   }
   return "?";
 }
@@ -143,17 +153,22 @@ std::optional<Mode> ModeByName(absl::string_view name) {
   return std::nullopt;
 }
 
-bool IsReqcost(Mode m) { return m == Mode::kReqcost || m == Mode::kReqcostSyscalls; }
+bool IsReqcost(Mode m) {
+  return m == Mode::kReqcost || m == Mode::kReqcostSyscalls;
+}
 
 bool IsFloor(Mode m) {
-  return m == Mode::kFloorOneTp || m == Mode::kFloorSock || m == Mode::kFloorNew ||
-         m == Mode::kFloorOld || m == Mode::kFloorRawSys;
+  return m == Mode::kFloorOneTp || m == Mode::kFloorSock ||
+         m == Mode::kFloorNew || m == Mode::kFloorOld ||
+         m == Mode::kFloorRawSys;
 }
 
 // The names of floor.bpf.c's programs that a floor mode attaches.
 std::vector<std::string> FloorPrograms(Mode m) {
-#define RC_FLOOR_PAIR(name, sc, buf_arg, iovcnt_arg) "enter_" #name, "exit_" #name,
-  const std::vector<std::string> sched = {"on_fork", "on_exec", "on_exit_process"};
+#define RC_FLOOR_PAIR(name, sc, buf_arg, iovcnt_arg) \
+  "enter_" #name, "exit_" #name,
+  const std::vector<std::string> sched = {"on_fork", "on_exec",
+                                          "on_exit_process"};
   std::vector<std::string> progs;
   switch (m) {
     case Mode::kFloorOneTp:
@@ -195,8 +210,9 @@ struct Flags {
   bool files = true;
   std::vector<int> concurrency = {1, 4};
   std::vector<int> files_concurrency = {2};
-  std::vector<Mode> modes = {Mode::kBase,     Mode::kReqcost,  Mode::kReqcostSyscalls,
-                             Mode::kFloorNew, Mode::kFloorOld, Mode::kStrace};
+  std::vector<Mode> modes = {
+      Mode::kBase,     Mode::kReqcost,  Mode::kReqcostSyscalls,
+      Mode::kFloorNew, Mode::kFloorOld, Mode::kStrace};
   bool bpf_stats = true;
   int fpm_children = 4;
 };
@@ -206,8 +222,10 @@ struct Flags {
 class FloorProbe {
  public:
   static absl::StatusOr<std::unique_ptr<FloorProbe>> Attach(
-      const std::vector<std::string>& programs, const std::vector<pid_t>& tgids) {
-    if (absl::StatusOr<std::string> t = collector::EnsureTracefs(); !t.ok()) return t.status();
+      const std::vector<std::string>& programs,
+      const std::vector<pid_t>& tgids) {
+    if (absl::StatusOr<std::string> t = collector::EnsureTracefs(); !t.ok())
+      return t.status();
     std::unique_ptr<FloorProbe> probe(new FloorProbe(floor_bpf__open()));
     if (probe->skel_ == nullptr) {
       return absl::InternalError(
@@ -230,10 +248,10 @@ class FloorProbe {
     for (pid_t tgid : tgids) {
       uint32_t key = static_cast<uint32_t>(tgid);
       uint8_t one = 1;
-      if (bpf_map__update_elem(probe->skel_->maps.traced, &key, sizeof(key), &one, sizeof(one),
-                               BPF_ANY) != 0) {
-        return absl::InternalError(
-            absl::StrCat("filling the floor's tgid map: ", std::strerror(errno)));
+      if (bpf_map__update_elem(probe->skel_->maps.traced, &key, sizeof(key),
+                               &one, sizeof(one), BPF_ANY) != 0) {
+        return absl::InternalError(absl::StrCat(
+            "filling the floor's tgid map: ", std::strerror(errno)));
       }
     }
     bpf_object__for_each_program(prog, probe->skel_->obj) {
@@ -281,7 +299,8 @@ struct Load {
 double MachineBusySeconds() {
   std::string text = ReadFileToString("/proc/stat").value_or("");
   std::string line = text.substr(0, text.find('\n'));
-  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  std::vector<absl::string_view> f =
+      absl::StrSplit(line, ' ', absl::SkipEmpty());
   // cpu user nice system idle iowait irq softirq steal ...
   double busy = 0;
   for (size_t i : {1, 2, 3, 6, 7}) {
@@ -314,13 +333,16 @@ double Median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::optional<double> NumberAfter(const std::string& text, const std::string& label) {
+std::optional<double> NumberAfter(const std::string& text,
+                                  const std::string& label) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     absl::string_view l = absl::StripLeadingAsciiWhitespace(line);
     if (!absl::ConsumePrefix(&l, label)) continue;
     l = absl::StripLeadingAsciiWhitespace(l);
     size_t end = 0;
-    while (end < l.size() && (std::isdigit(static_cast<unsigned char>(l[end])) || l[end] == '.')) {
+    while (
+        end < l.size() &&
+        (std::isdigit(static_cast<unsigned char>(l[end])) || l[end] == '.')) {
       ++end;
     }
     double v;
@@ -331,8 +353,8 @@ std::optional<double> NumberAfter(const std::string& text, const std::string& la
 
 // ab for `seconds` at `concurrency` (-t with a large -n, so the run length
 // is fixed in time whatever the throughput), percentiles from its -e CSV.
-absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url, int concurrency,
-                             double seconds) {
+absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url,
+                             int concurrency, double seconds) {
   static int n = 0;
   ++n;
   absl::StatusOr<std::string> ab = FindBinary("ab");
@@ -342,9 +364,11 @@ absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url, int con
   std::string err = dir.File(absl::StrCat("ab-", n, ".err"));
   int secs = std::max(1, static_cast<int>(seconds + 0.5));
   // -n after -t: -t resets the request count to 50000.
-  std::vector<std::string> argv = {*ab, "-q", "-t", absl::StrCat(secs), "-n", "2000000",
-                                   "-c", absl::StrCat(concurrency), "-s", "30",
-                                   "-e", csv, url};
+  std::vector<std::string> argv = {
+      *ab,  "-q",      "-t", absl::StrCat(secs),
+      "-n", "2000000", "-c", absl::StrCat(concurrency),
+      "-s", "30",      "-e", csv,
+      url};
   double busy_before = MachineBusySeconds();
   absl::StatusOr<Subprocess> p = Subprocess::Start(argv, out, err);
   if (!p.ok()) return p.status();
@@ -356,13 +380,17 @@ absl::StatusOr<Load> RunLoad(const TempDir& dir, const std::string& url, int con
   }
   std::string text = ReadFileToString(out).value_or("");
   if (*status != 0) {
-    return absl::InternalError(absl::StrCat("ab ", testing::DescribeWaitStatus(*status), ": ",
-                                            testing::FileTail(err)));
+    return absl::InternalError(
+        absl::StrCat("ab ", testing::DescribeWaitStatus(*status), ": ",
+                     testing::FileTail(err)));
   }
   Load load;
-  load.complete = static_cast<int64_t>(NumberAfter(text, "Complete requests:").value_or(-1));
-  load.failed = static_cast<int64_t>(NumberAfter(text, "Failed requests:").value_or(0));
-  load.non_2xx = static_cast<int64_t>(NumberAfter(text, "Non-2xx responses:").value_or(0));
+  load.complete = static_cast<int64_t>(
+      NumberAfter(text, "Complete requests:").value_or(-1));
+  load.failed =
+      static_cast<int64_t>(NumberAfter(text, "Failed requests:").value_or(0));
+  load.non_2xx =
+      static_cast<int64_t>(NumberAfter(text, "Non-2xx responses:").value_or(0));
   load.seconds = NumberAfter(text, "Time taken for tests:").value_or(0);
   load.rps = NumberAfter(text, "Requests per second:").value_or(0);
   if (load.complete <= 0 || load.rps <= 0) {
@@ -388,7 +416,8 @@ class Tracer {
 
   // Starts `argv` and waits (bounded) until `ready(stderr)` is true.
   template <typename Ready>
-  static absl::StatusOr<Tracer> Start(const TempDir& dir, std::vector<std::string> argv,
+  static absl::StatusOr<Tracer> Start(const TempDir& dir,
+                                      std::vector<std::string> argv,
                                       Ready ready) {
     static int n = 0;
     ++n;
@@ -403,26 +432,30 @@ class Tracer {
       std::string err = ReadFileToString(t.err_).value_or("");
       if (ready(err)) return t;
       if (!t.process_->running()) {
-        return absl::InternalError(absl::StrCat(argv[0], " exited before it was ready: ",
-                                                testing::FileTail(t.err_)));
+        return absl::InternalError(absl::StrCat(
+            argv[0],
+            " exited before it was ready: ", testing::FileTail(t.err_)));
       }
       absl::SleepFor(absl::Milliseconds(10));
     }
     (void)t.process_->Stop(absl::Seconds(5));
-    return absl::DeadlineExceededError(absl::StrCat(argv[0], " was not ready within 30 s"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(argv[0], " was not ready within 30 s"));
   }
 
   pid_t pid() const { return process_->pid(); }
 
   // User + system CPU seconds the tracer has used so far (/proc/PID/stat).
   double CpuSeconds() const {
-    std::string stat = ReadFileToString(absl::StrCat("/proc/", pid(), "/stat")).value_or("");
+    std::string stat =
+        ReadFileToString(absl::StrCat("/proc/", pid(), "/stat")).value_or("");
     size_t paren = stat.rfind(')');
     if (paren == std::string::npos) return 0;
     std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
     // After "pid (comm) ": state is field 0, utime 11, stime 12 (in ticks).
     double utime = 0, stime = 0;
-    if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) ||
+        !absl::SimpleAtod(f[12], &stime)) {
       return 0;
     }
     return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -434,15 +467,17 @@ class Tracer {
     absl::StatusOr<int> status = process_->WaitForExit(absl::Seconds(60));
     if (!status.ok()) {
       (void)process_->Stop(absl::Seconds(2));
-      return absl::DeadlineExceededError("tracer did not stop within 60 s of SIGINT (killed)");
+      return absl::DeadlineExceededError(
+          "tracer did not stop within 60 s of SIGINT (killed)");
     }
     std::string out = ReadFileToString(out_).value_or("");
     unlink(out_.c_str());
     // strace re-raises the SIGINT it was stopped with.
     bool interrupted = WIFSIGNALED(*status) && WTERMSIG(*status) == SIGINT;
     if (!interrupted && (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)) {
-      return absl::InternalError(absl::StrCat("tracer ", testing::DescribeWaitStatus(*status),
-                                              ": ", testing::FileTail(err_)));
+      return absl::InternalError(
+          absl::StrCat("tracer ", testing::DescribeWaitStatus(*status), ": ",
+                       testing::FileTail(err_)));
     }
     unlink(err_.c_str());
     return out;
@@ -459,7 +494,8 @@ class Tracer {
 absl::StatusOr<ReqcostFigures> ParseReport(const std::string& out) {
   nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
   if (j.is_discarded() || !j.contains("capture") || !j.contains("requests")) {
-    return absl::InternalError(absl::StrCat("reqcost printed no JSON report:\n", out.substr(0, 2000)));
+    return absl::InternalError(
+        absl::StrCat("reqcost printed no JSON report:\n", out.substr(0, 2000)));
   }
   ReqcostFigures f;
   f.events = j["capture"].value("events", uint64_t{0});
@@ -484,7 +520,8 @@ std::vector<ProgStats> ReadProgStats(pid_t pid) {
   if (DIR* d = opendir(fdinfo.c_str())) {
     while (dirent* ent = readdir(d)) {
       if (ent->d_name[0] == '.') continue;
-      std::string text = ReadFileToString(absl::StrCat(fdinfo, "/", ent->d_name)).value_or("");
+      std::string text =
+          ReadFileToString(absl::StrCat(fdinfo, "/", ent->d_name)).value_or("");
       if (std::optional<double> id = NumberAfter(text, "prog_id:")) {
         ids.push_back(static_cast<uint32_t>(*id));
       }
@@ -524,10 +561,13 @@ struct ScenarioResult {
 
 class Bench {
  public:
-  Bench(const Flags& flags, const TempDir& dir, const Server& nginx, const Server& fpm)
+  Bench(const Flags& flags, const TempDir& dir, const Server& nginx,
+        const Server& fpm)
       : flags_(flags), dir_(dir), nginx_(nginx), fpm_(fpm) {}
 
-  std::string Url(const Scenario& s) const { return nginx_.Url(absl::StrCat("/", s.page)); }
+  std::string Url(const Scenario& s) const {
+    return nginx_.Url(absl::StrCat("/", s.page));
+  }
 
   absl::StatusOr<Run> RunOne(Mode mode, const Scenario& scenario) {
     Run run;
@@ -550,33 +590,38 @@ class Bench {
       if (!strace.ok()) return strace.status();
       std::vector<pid_t> pids = nginx_.WorkerPids();
       for (pid_t p : fpm_.WorkerPids()) pids.push_back(p);
-      std::vector<std::string> argv = {*strace, "-f", "-o", dir_.File("strace.log")};
+      std::vector<std::string> argv = {*strace, "-f", "-o",
+                                       dir_.File("strace.log")};
       for (pid_t p : pids) {
         argv.push_back("-p");
         argv.push_back(absl::StrCat(p));
       }
       size_t want = pids.size();
-      absl::StatusOr<Tracer> t = Tracer::Start(dir_, argv, [want](const std::string& err) {
-        size_t n = 0;
-        for (size_t at = err.find("attached"); at != std::string::npos;
-             at = err.find("attached", at + 1)) {
-          ++n;
-        }
-        return n >= want;
-      });
+      absl::StatusOr<Tracer> t =
+          Tracer::Start(dir_, argv, [want](const std::string& err) {
+            size_t n = 0;
+            for (size_t at = err.find("attached"); at != std::string::npos;
+                 at = err.find("attached", at + 1)) {
+              ++n;
+            }
+            return n >= want;
+          });
       if (!t.ok()) return t.status();
       tracer.emplace(*std::move(t));
     }
-    absl::StatusOr<Load> load = RunLoad(dir_, Url(scenario), scenario.concurrency, flags_.seconds);
+    absl::StatusOr<Load> load =
+        RunLoad(dir_, Url(scenario), scenario.concurrency, flags_.seconds);
     if (tracer) run.tracer_cpu_s = tracer->CpuSeconds();
-    absl::StatusOr<std::string> out = tracer ? tracer->Stop() : absl::StatusOr<std::string>("");
+    absl::StatusOr<std::string> out =
+        tracer ? tracer->Stop() : absl::StatusOr<std::string>("");
     floor.reset();
     if (mode == Mode::kStrace) unlink(dir_.File("strace.log").c_str());
     if (!load.ok()) return load.status();
     if (!out.ok()) return out.status();
     if (load->failed > 0 || load->non_2xx > 0) {
-      return absl::InternalError(absl::StrCat("ab saw ", load->failed, " failed and ",
-                                              load->non_2xx, " non-2xx responses"));
+      return absl::InternalError(absl::StrCat("ab saw ", load->failed,
+                                              " failed and ", load->non_2xx,
+                                              " non-2xx responses"));
     }
     run.load = *load;
     if (IsReqcost(mode)) {
@@ -592,7 +637,8 @@ class Bench {
   absl::Status BpfStats(Mode mode, const Scenario& scenario) {
     std::string sysctl = "/proc/sys/kernel/bpf_stats_enabled";
     std::string before = ReadFileToString(sysctl).value_or("0");
-    if (absl::Status s = testing::WriteStringToFile(sysctl, "1"); !s.ok()) return s;
+    if (absl::Status s = testing::WriteStringToFile(sysctl, "1"); !s.ok())
+      return s;
     absl::StatusOr<Tracer> t = StartReqcost(mode);
     if (!t.ok()) {
       (void)testing::WriteStringToFile(sysctl, before);
@@ -607,14 +653,18 @@ class Bench {
     if (!out.ok()) return out.status();
     absl::StatusOr<ReqcostFigures> f = ParseReport(*out);
     if (!f.ok()) return f.status();
-    std::printf("\nBPF programs during one %s run, %s, with bpf_stats_enabled=1 "
-                "(%.0f req/s, %llu events; not part of the ratios):\n",
-                ModeName(mode), scenario.Label().c_str(), load->rps,
-                static_cast<unsigned long long>(f->events));
-    std::printf("  %-22s %12s %10s %12s\n", "program", "run_cnt", "ns/run", "cnt/request");
+    std::printf(
+        "\nBPF programs during one %s run, %s, with bpf_stats_enabled=1 "
+        "(%.0f req/s, %llu events; not part of the ratios):\n",
+        ModeName(mode), scenario.Label().c_str(), load->rps,
+        static_cast<unsigned long long>(f->events));
+    std::printf("  %-22s %12s %10s %12s\n", "program", "run_cnt", "ns/run",
+                "cnt/request");
     uint64_t total_ns = 0, total_cnt = 0;
     std::sort(stats.begin(), stats.end(),
-              [](const ProgStats& a, const ProgStats& b) { return a.run_time_ns > b.run_time_ns; });
+              [](const ProgStats& a, const ProgStats& b) {
+                return a.run_time_ns > b.run_time_ns;
+              });
     for (const ProgStats& s : stats) {
       if (s.run_cnt == 0) continue;
       total_ns += s.run_time_ns;
@@ -625,11 +675,12 @@ class Bench {
                   static_cast<double>(s.run_cnt) / load->complete);
     }
     if (total_cnt > 0) {
-      std::printf("  %-22s %12llu %10.0f %12.2f   => %.1f µs of BPF per request\n", "all",
-                  static_cast<unsigned long long>(total_cnt),
-                  static_cast<double>(total_ns) / total_cnt,
-                  static_cast<double>(total_cnt) / load->complete,
-                  total_ns / 1e3 / load->complete);
+      std::printf(
+          "  %-22s %12llu %10.0f %12.2f   => %.1f µs of BPF per request\n",
+          "all", static_cast<unsigned long long>(total_cnt),
+          static_cast<double>(total_ns) / total_cnt,
+          static_cast<double>(total_cnt) / load->complete,
+          total_ns / 1e3 / load->complete);
     }
     std::fflush(stdout);
     return absl::OkStatus();
@@ -637,8 +688,10 @@ class Bench {
 
  private:
   absl::StatusOr<Tracer> StartReqcost(Mode mode) {
-    std::vector<std::string> argv = {REQCOST_BINARY, "attach", "-p", absl::StrCat(nginx_.pid()),
-                                     "-p", absl::StrCat(fpm_.pid()), "--format", "json"};
+    std::vector<std::string> argv = {REQCOST_BINARY, "attach",
+                                     "-p",           absl::StrCat(nginx_.pid()),
+                                     "-p",           absl::StrCat(fpm_.pid()),
+                                     "--format",     "json"};
     if (mode == Mode::kReqcostSyscalls) argv.push_back("--syscall-times");
     return Tracer::Start(dir_, argv, [](const std::string& err) {
       return err.find("attached to") != std::string::npos;
@@ -649,7 +702,8 @@ class Bench {
     for (const char* p : {"/usr/bin/strace", "/bin/strace"}) {
       if (access(p, X_OK) == 0) return std::string(p);
     }
-    return absl::NotFoundError("strace is not installed (apt-get install strace)");
+    return absl::NotFoundError(
+        "strace is not installed (apt-get install strace)");
   }
 
   const Flags& flags_;
@@ -659,21 +713,25 @@ class Bench {
 };
 
 void PrintRun(const Scenario& s, int round, const Run& r) {
-  std::printf("  %s round %d %-16s %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  CPU %5.0f "
-              "µs/request  (%lld requests)",
-              s.Label().c_str(), round, ModeName(r.mode), r.load.rps, r.load.p50_ms,
-              r.load.p99_ms, r.load.cpu_us_per_request, static_cast<long long>(r.load.complete));
+  std::printf(
+      "  %s round %d %-16s %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  CPU %5.0f "
+      "µs/request  (%lld requests)",
+      s.Label().c_str(), round, ModeName(r.mode), r.load.rps, r.load.p50_ms,
+      r.load.p99_ms, r.load.cpu_us_per_request,
+      static_cast<long long>(r.load.complete));
   if (IsReqcost(r.mode) || r.mode == Mode::kStrace) {
     std::printf("  tracer CPU %.0f%%", 100 * r.tracer_cpu_s / r.load.seconds);
   }
   if (r.reqcost) {
     const ReqcostFigures& f = *r.reqcost;
-    std::printf("  events %llu (%.0f/s, %.1f/request), dropped %llu, complete %llu/%lld",
-                static_cast<unsigned long long>(f.events), f.events / r.load.seconds,
-                static_cast<double>(f.events) / r.load.complete,
-                static_cast<unsigned long long>(f.dropped),
-                static_cast<unsigned long long>(f.complete),
-                static_cast<long long>(r.load.complete));
+    std::printf(
+        "  events %llu (%.0f/s, %.1f/request), dropped %llu, complete "
+        "%llu/%lld",
+        static_cast<unsigned long long>(f.events), f.events / r.load.seconds,
+        static_cast<double>(f.events) / r.load.complete,
+        static_cast<unsigned long long>(f.dropped),
+        static_cast<unsigned long long>(f.complete),
+        static_cast<long long>(r.load.complete));
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -704,35 +762,40 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       f.rounds = 2;
       f.seconds = 1;
       f.bpf_stats = false;
-      f.modes.erase(std::remove(f.modes.begin(), f.modes.end(), Mode::kStrace), f.modes.end());
+      f.modes.erase(std::remove(f.modes.begin(), f.modes.end(), Mode::kStrace),
+                    f.modes.end());
     }
   }
   bool no_strace = false, no_floor = false;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (a == "--quick") continue;
-    if (absl::ConsumePrefix(&a, "--rounds=") && absl::SimpleAtoi(a, &f.rounds) && f.rounds > 0) {
+    if (absl::ConsumePrefix(&a, "--rounds=") &&
+        absl::SimpleAtoi(a, &f.rounds) && f.rounds > 0) {
       continue;
     }
     a = argv[i];
-    if (absl::ConsumePrefix(&a, "--seconds=") && absl::SimpleAtod(a, &f.seconds) &&
-        f.seconds >= 1) {
+    if (absl::ConsumePrefix(&a, "--seconds=") &&
+        absl::SimpleAtod(a, &f.seconds) && f.seconds >= 1) {
       continue;
     }
     a = argv[i];
-    if (absl::ConsumePrefix(&a, "--fpm-children=") && absl::SimpleAtoi(a, &f.fpm_children) &&
-        f.fpm_children > 0) {
+    if (absl::ConsumePrefix(&a, "--fpm-children=") &&
+        absl::SimpleAtoi(a, &f.fpm_children) && f.fpm_children > 0) {
       continue;
     }
     a = argv[i];
-    if (absl::ConsumePrefix(&a, "--concurrency=") && ParseIntList(a, &f.concurrency)) continue;
+    if (absl::ConsumePrefix(&a, "--concurrency=") &&
+        ParseIntList(a, &f.concurrency))
+      continue;
     a = argv[i];
     if (absl::ConsumePrefix(&a, "--files-concurrency=") &&
         ParseIntList(a, &f.files_concurrency)) {
       continue;
     }
     a = argv[i];
-    if (absl::ConsumePrefix(&a, "--page=") && (a == "hello" || a == "files" || a == "both")) {
+    if (absl::ConsumePrefix(&a, "--page=") &&
+        (a == "hello" || a == "files" || a == "both")) {
       f.hello = a != "files";
       f.files = a != "hello";
       continue;
@@ -747,7 +810,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
           ok = false;
           break;
         }
-        if (std::find(modes.begin(), modes.end(), *m) == modes.end()) modes.push_back(*m);
+        if (std::find(modes.begin(), modes.end(), *m) == modes.end())
+          modes.push_back(*m);
       }
       if (ok) {
         f.modes = modes;
@@ -769,8 +833,9 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
     }
     std::vector<std::string> names;
     for (Mode m : kAllModes) names.push_back(ModeName(m));
-    return absl::InvalidArgumentError(absl::StrCat("unknown or bad flag ", argv[i],
-                                                   " (modes: ", absl::StrJoin(names, ","), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown or bad flag ", argv[i],
+                     " (modes: ", absl::StrJoin(names, ","), ")"));
   }
   f.modes.erase(std::remove_if(f.modes.begin(), f.modes.end(),
                                [&](Mode m) {
@@ -800,7 +865,8 @@ double FpmMedianMs(const Server& fpm, const std::string& page) {
   std::string text = ReadFileToString(fpm.request_log()).value_or("");
   std::vector<double> us;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
     double v;
     if (f.size() >= 4 && absl::StartsWith(f[3], absl::StrCat("/", page)) &&
         absl::SimpleAtod(f[0], &v)) {
@@ -825,13 +891,15 @@ struct Target {
 int Main(int argc, char** argv) {
   absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
   if (!flags.ok()) {
-    std::fprintf(stderr, "overhead: %s\n", std::string(flags.status().message()).c_str());
+    std::fprintf(stderr, "overhead: %s\n",
+                 std::string(flags.status().message()).c_str());
     return 2;
   }
   const char* require = std::getenv("REQCOST_REQUIRE_BPF");
   bool required = require != nullptr && std::strcmp(require, "1") == 0;
   if (geteuid() != 0) {
-    std::fprintf(stderr, "overhead: needs root (loading BPF, strace, nginx as root)\n");
+    std::fprintf(stderr,
+                 "overhead: needs root (loading BPF, strace, nginx as root)\n");
     return required ? 1 : kExitSkip;
   }
   auto fail = [](const absl::Status& s) {
@@ -844,11 +912,13 @@ int Main(int argc, char** argv) {
     for (int c : flags->concurrency) scenarios.push_back({"hello.php", c});
   }
   if (flags->files) {
-    for (int c : flags->files_concurrency) scenarios.push_back({"files.php", c});
+    for (int c : flags->files_concurrency)
+      scenarios.push_back({"files.php", c});
   }
   std::vector<std::string> pages;
   for (const Scenario& s : scenarios) {
-    if (std::find(pages.begin(), pages.end(), s.page) == pages.end()) pages.push_back(s.page);
+    if (std::find(pages.begin(), pages.end(), s.page) == pages.end())
+      pages.push_back(s.page);
   }
 
   absl::StatusOr<TempDir> dir = TempDir::Create("reqcost-bench");
@@ -865,36 +935,49 @@ int Main(int argc, char** argv) {
     std::string url = nginx->Url(absl::StrCat("/", page));
     absl::StatusOr<testing::HttpResponse> probe = testing::HttpGet(url);
     if (!probe.ok()) return fail(probe.status());
-    if (probe->status != 200 || probe->body.find(ExpectedBody(page)) == std::string::npos) {
-      return fail(absl::InternalError(absl::StrCat("GET ", url, " gave ", probe->status, ": ",
-                                                   probe->body.substr(0, 500))));
+    if (probe->status != 200 ||
+        probe->body.find(ExpectedBody(page)) == std::string::npos) {
+      return fail(
+          absl::InternalError(absl::StrCat("GET ", url, " gave ", probe->status,
+                                           ": ", probe->body.substr(0, 500))));
     }
   }
 
   std::vector<std::string> mode_names;
   for (Mode m : flags->modes) mode_names.push_back(ModeName(m));
   std::printf("reqcost overhead benchmark\n");
-  std::printf("machine: %ld CPUs, %s, kernel %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-              CpuModel().c_str(),
-              std::string(absl::StripAsciiWhitespace(
-                              ReadFileToString("/proc/sys/kernel/osrelease").value_or("?")))
-                  .c_str());
-  std::printf("stack: nginx (1 worker) -> php-fpm (static, %d children) over a unix socket; "
-              "ab -t %.0f per run, %d rounds per scenario\n",
-              flags->fpm_children, flags->seconds, flags->rounds);
+  std::printf(
+      "machine: %ld CPUs, %s, kernel %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+      CpuModel().c_str(),
+      std::string(
+          absl::StripAsciiWhitespace(
+              ReadFileToString("/proc/sys/kernel/osrelease").value_or("?")))
+          .c_str());
+  std::printf(
+      "stack: nginx (1 worker) -> php-fpm (static, %d children) over a unix "
+      "socket; "
+      "ab -t %.0f per run, %d rounds per scenario\n",
+      flags->fpm_children, flags->seconds, flags->rounds);
   std::printf("modes: %s\n", absl::StrJoin(mode_names, " ").c_str());
-  std::printf("reqcost: attach -p NGINX -p FPM --format json (default 8 MiB ring buffer, no "
-              "payload); reqcost-syscalls adds --syscall-times\n");
-  std::printf("strace:  strace -f -o FILE -p WORKER... (nginx worker + php-fpm children)\n");
+  std::printf(
+      "reqcost: attach -p NGINX -p FPM --format json (default 8 MiB ring "
+      "buffer, no "
+      "payload); reqcost-syscalls adds --syscall-times\n");
+  std::printf(
+      "strace:  strace -f -o FILE -p WORKER... (nginx worker + php-fpm "
+      "children)\n");
   std::fflush(stdout);
 
   Bench bench(*flags, *dir, *nginx, *fpm);
   // Warm-up: PHP's opcache, nginx's caches, the page cache.
   for (const std::string& page : pages) {
-    absl::StatusOr<Load> w = RunLoad(*dir, nginx->Url(absl::StrCat("/", page)), 2, 1);
+    absl::StatusOr<Load> w =
+        RunLoad(*dir, nginx->Url(absl::StrCat("/", page)), 2, 1);
     if (!w.ok()) return fail(w.status());
-    std::printf("warm-up %s: %.0f req/s at c=2, php-fpm's median time per request %.3f ms\n",
-                page.c_str(), w->rps, FpmMedianMs(*fpm, page));
+    std::printf(
+        "warm-up %s: %.0f req/s at c=2, php-fpm's median time per request %.3f "
+        "ms\n",
+        page.c_str(), w->rps, FpmMedianMs(*fpm, page));
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -909,7 +992,8 @@ int Main(int argc, char** argv) {
     for (int round = 1; round <= flags->rounds; ++round) {
       // Rotate the order so that no mode always runs first or last.
       std::vector<Mode> order = active;
-      std::rotate(order.begin(), order.begin() + (round - 1) % order.size(), order.end());
+      std::rotate(order.begin(), order.begin() + (round - 1) % order.size(),
+                  order.end());
       std::map<Mode, Run> runs;
       for (Mode m : order) {
         absl::StatusOr<Run> r = bench.RunOne(m, sc);
@@ -918,9 +1002,10 @@ int Main(int argc, char** argv) {
           all_ok = false;
           res.modes[m].error = std::string(r.status().message());
           active.erase(std::find(active.begin(), active.end(), m));
-          std::printf("  %s round %d %-16s FAILED, left out for the rest of %s: %s\n",
-                      sc.Label().c_str(), round, ModeName(m), sc.Label().c_str(),
-                      std::string(r.status().message()).c_str());
+          std::printf(
+              "  %s round %d %-16s FAILED, left out for the rest of %s: %s\n",
+              sc.Label().c_str(), round, ModeName(m), sc.Label().c_str(),
+              std::string(r.status().message()).c_str());
           std::fflush(stdout);
           continue;
         }
@@ -942,12 +1027,15 @@ int Main(int argc, char** argv) {
         if (base.p50_ms > 0) mr.p50_ratio.push_back(l.p50_ms / base.p50_ms);
         if (base.p99_ms > 0) mr.p99_ratio.push_back(l.p99_ms / base.p99_ms);
         mr.cpu_ratio.push_back(l.cpu_us_per_request / base.cpu_us_per_request);
-        std::printf("  %s %.3f/%.3f", ModeName(m), mr.rps_ratio.back(), mr.cpu_ratio.back());
+        std::printf("  %s %.3f/%.3f", ModeName(m), mr.rps_ratio.back(),
+                    mr.cpu_ratio.back());
         if (run.reqcost) {
           mr.max_dropped = std::max(mr.max_dropped, run.reqcost->dropped);
           mr.events_per_s.push_back(run.reqcost->events / l.seconds);
-          mr.events_per_request.push_back(static_cast<double>(run.reqcost->events) / l.complete);
-          mr.complete.push_back(absl::StrCat(run.reqcost->complete, "/", l.complete));
+          mr.events_per_request.push_back(
+              static_cast<double>(run.reqcost->events) / l.complete);
+          mr.complete.push_back(
+              absl::StrCat(run.reqcost->complete, "/", l.complete));
         }
       }
       std::printf("  (throughput/CPU per request)\n");
@@ -962,48 +1050,59 @@ int Main(int argc, char** argv) {
         if (!IsReqcost(m)) continue;
         if (absl::Status s = bench.BpfStats(m, sc); !s.ok()) {
           all_ok = false;
-          std::printf("\nBPF programs during one %s run, %s: FAILED: %s\n", ModeName(m),
-                      sc.Label().c_str(), std::string(s.message()).c_str());
+          std::printf("\nBPF programs during one %s run, %s: FAILED: %s\n",
+                      ModeName(m), sc.Label().c_str(),
+                      std::string(s.message()).c_str());
         }
       }
     }
   }
 
-  std::printf("\nSUMMARY (ratio = traced / untraced of the same round: median (lowest..highest) "
-              "over the rounds)\n");
+  std::printf(
+      "\nSUMMARY (ratio = traced / untraced of the same round: median "
+      "(lowest..highest) "
+      "over the rounds)\n");
   for (const ScenarioResult& r : results) {
     std::printf("%s: untraced %.0f req/s, %.0f µs of machine CPU per request\n",
-                r.scenario.Label().c_str(), Median(r.base_rps), Median(r.base_cpu));
-    std::printf("  %-16s %8s  %-25s  %-25s  %-25s  %-25s\n", "mode", "req/s", "throughput ratio",
-                "p50 ratio", "p99 ratio", "CPU/request ratio");
+                r.scenario.Label().c_str(), Median(r.base_rps),
+                Median(r.base_cpu));
+    std::printf("  %-16s %8s  %-25s  %-25s  %-25s  %-25s\n", "mode", "req/s",
+                "throughput ratio", "p50 ratio", "p99 ratio",
+                "CPU/request ratio");
     for (Mode m : flags->modes) {
       if (m == Mode::kBase) continue;
       auto it = r.modes.find(m);
       if (it == r.modes.end()) continue;
       const ModeResult& mr = it->second;
       if (!mr.rps.empty()) {
-        std::printf("  %-16s %8.0f  %-25s  %-25s  %-25s  %-25s\n", ModeName(m), Median(mr.rps),
-                    Spread(mr.rps_ratio).c_str(), Spread(mr.p50_ratio).c_str(),
-                    Spread(mr.p99_ratio).c_str(), Spread(mr.cpu_ratio).c_str());
+        std::printf("  %-16s %8.0f  %-25s  %-25s  %-25s  %-25s\n", ModeName(m),
+                    Median(mr.rps), Spread(mr.rps_ratio).c_str(),
+                    Spread(mr.p50_ratio).c_str(), Spread(mr.p99_ratio).c_str(),
+                    Spread(mr.cpu_ratio).c_str());
         if (IsReqcost(m)) {
-          std::printf("  %-16s events %.0f/s (%.1f per request), dropped events (max of runs) "
-                      "%llu, requests complete/ab: %s\n",
-                      "", Median(mr.events_per_s), Median(mr.events_per_request),
-                      static_cast<unsigned long long>(mr.max_dropped),
-                      absl::StrJoin(mr.complete, " ").c_str());
+          std::printf(
+              "  %-16s events %.0f/s (%.1f per request), dropped events (max "
+              "of runs) "
+              "%llu, requests complete/ab: %s\n",
+              "", Median(mr.events_per_s), Median(mr.events_per_request),
+              static_cast<unsigned long long>(mr.max_dropped),
+              absl::StrJoin(mr.complete, " ").c_str());
         }
       }
       if (!mr.error.empty()) {
-        std::printf("  %-16s FAILED after %zu good runs: %s\n", ModeName(m), mr.rps.size(),
-                    mr.error.c_str());
+        std::printf("  %-16s FAILED after %zu good runs: %s\n", ModeName(m),
+                    mr.rps.size(), mr.error.c_str());
       }
     }
   }
 
   // The overhead targets, on the default reqcost mode.
   const Target targets[] = {
-      {"hello.php c=4", "CPU/request ratio <= 1.06 and throughput ratio >= 0.94",
-       [](const ModeResult& m) { return Median(m.cpu_ratio) <= 1.06 && Median(m.rps_ratio) >= 0.94; }},
+      {"hello.php c=4",
+       "CPU/request ratio <= 1.06 and throughput ratio >= 0.94",
+       [](const ModeResult& m) {
+         return Median(m.cpu_ratio) <= 1.06 && Median(m.rps_ratio) >= 0.94;
+       }},
       {"hello.php c=1", "throughput ratio >= 0.95",
        [](const ModeResult& m) { return Median(m.rps_ratio) >= 0.95; }},
       {"files.php c=2", "throughput ratio >= 0.99",
@@ -1018,7 +1117,9 @@ int Main(int argc, char** argv) {
       if (it != r.modes.end() && !it->second.rps.empty()) mr = &it->second;
     }
     std::printf("  %-14s %-56s %s\n", t.scenario.c_str(), t.text.c_str(),
-                mr == nullptr ? "not measured" : t.met(*mr) ? "met" : "MISSED");
+                mr == nullptr ? "not measured"
+                : t.met(*mr)  ? "met"
+                              : "MISSED");
   }
   bool measured = false;
   uint64_t dropped = 0;
@@ -1029,7 +1130,9 @@ int Main(int argc, char** argv) {
     dropped = std::max(dropped, it->second.max_dropped);
   }
   std::printf("  %-14s %-56s %s\n", "every scenario", "0 dropped events",
-              !measured ? "not measured" : dropped == 0 ? "met" : "MISSED");
+              !measured      ? "not measured"
+              : dropped == 0 ? "met"
+                             : "MISSED");
   if (!all_ok) std::printf("\nsome runs FAILED (see above)\n");
 
   absl::Status s1 = nginx->Stop();

@@ -23,12 +23,12 @@
 #include <memory>
 #include <string>
 
-#include "analyzers/render/otlp.h"
 #include "analyzers/profiler.h"
-#include "collector/decoder.h"
-#include "collector/event.h"
+#include "analyzers/render/otlp.h"
 #include "cli/exporters/metrics.h"
 #include "cli/exporters/span_exporter.h"
+#include "collector/decoder.h"
+#include "collector/event.h"
 #include "reqcost.h"
 #include "tests/bench/synthetic_stack.h"
 
@@ -92,9 +92,10 @@ SyntheticOptions OptionsFor(const benchmark::State& state) {
 }
 
 void SetLabel(benchmark::State& state) {
-  state.SetLabel(std::string(state.range(0) ? "tcp" : "unix") + " backend, " +
-                 std::to_string(state.range(1)) + " connections, " +
-                 (state.range(2) > 1 ? "keep-alive" : "new connection per request"));
+  state.SetLabel(
+      std::string(state.range(0) ? "tcp" : "unix") + " backend, " +
+      std::to_string(state.range(1)) + " connections, " +
+      (state.range(2) > 1 ? "keep-alive" : "new connection per request"));
 }
 
 // Decode only.
@@ -104,16 +105,18 @@ void BM_Decode(benchmark::State& state) {
   ProcessEvent process;
   collector::RecordKind kind;
   for (auto _ : state) {
-    for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
+    for (size_t off = 0; off < s.bytes.size();
+         off += RC_SYSCALL_EVENT_HEADER_SIZE) {
       absl::Status st = collector::DecodeRecord(s.bytes.data() + off,
-                                                RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
-                                                &syscall, &process);
+                                                RC_SYSCALL_EVENT_HEADER_SIZE,
+                                                &kind, &syscall, &process);
       benchmark::DoNotOptimize(st);
     }
     benchmark::DoNotOptimize(syscall);
   }
-  state.counters["events/s"] = benchmark::Counter(
-      static_cast<double>(s.events), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["events/s"] =
+      benchmark::Counter(static_cast<double>(s.events),
+                         benchmark::Counter::kIsIterationInvariantRate);
   SetLabel(state);
 }
 
@@ -123,9 +126,11 @@ bool Feed(const Stream& s, analyzers::Profiler* profiler) {
   SyscallEvent syscall;
   ProcessEvent process;
   collector::RecordKind kind;
-  for (size_t off = 0; off < s.bytes.size(); off += RC_SYSCALL_EVENT_HEADER_SIZE) {
-    if (!collector::DecodeRecord(s.bytes.data() + off, RC_SYSCALL_EVENT_HEADER_SIZE, &kind,
-                                 &syscall, &process)
+  for (size_t off = 0; off < s.bytes.size();
+       off += RC_SYSCALL_EVENT_HEADER_SIZE) {
+    if (!collector::DecodeRecord(s.bytes.data() + off,
+                                 RC_SYSCALL_EVENT_HEADER_SIZE, &kind, &syscall,
+                                 &process)
              .ok()) {
       return false;
     }
@@ -150,13 +155,17 @@ void BM_DecodeProfileReport(benchmark::State& state) {
     count = report.count;
     benchmark::DoNotOptimize(report);
   }
-  state.counters["events/s"] = benchmark::Counter(
-      static_cast<double>(s.events), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["requests/s"] = benchmark::Counter(
-      static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["events/request"] = static_cast<double>(s.events) / static_cast<double>(count);
+  state.counters["events/s"] =
+      benchmark::Counter(static_cast<double>(s.events),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests/s"] =
+      benchmark::Counter(static_cast<double>(count),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["events/request"] =
+      static_cast<double>(s.events) / static_cast<double>(count);
   // Sanity: the synthetic requests must assemble (all but the few in flight).
-  state.counters["complete%"] = 100.0 * static_cast<double>(complete) / static_cast<double>(count);
+  state.counters["complete%"] =
+      100.0 * static_cast<double>(complete) / static_cast<double>(count);
   SetLabel(state);
 }
 
@@ -206,13 +215,16 @@ void BM_DecodeProfileReportFleet(benchmark::State& state) {
     count = report.count;
     benchmark::DoNotOptimize(report);
   }
-  state.counters["events/s"] = benchmark::Counter(
-      static_cast<double>(s.events), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["requests/s"] = benchmark::Counter(
-      static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["events/s"] =
+      benchmark::Counter(static_cast<double>(s.events),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests/s"] =
+      benchmark::Counter(static_cast<double>(count),
+                         benchmark::Counter::kIsIterationInvariantRate);
   if (fleet) {
     exporters::SpanExportStats st = spans->Finish(absl::Seconds(30));
-    state.counters["spans_exported"] = static_cast<double>(st.exported_requests);
+    state.counters["spans_exported"] =
+        static_cast<double>(st.exported_requests);
     state.counters["spans_dropped"] = static_cast<double>(st.dropped());
     spans.reset();
     std::remove((std::string(dir) + "/spans.jsonl").c_str());
@@ -230,7 +242,8 @@ void BM_OtlpEncode(benchmark::State& state) {
   analyzers::Profiler profiler;
   profiler.SetRequestCallback([&](const analyzers::Request& r) {
     if (r.complete && sources.size() < 512) {
-      sources.push_back(analyzers::SpanSource::From(r, {"nginx", "bench", r.pid}));
+      sources.push_back(
+          analyzers::SpanSource::From(r, {"nginx", "bench", r.pid}));
     }
   });
   if (!Feed(s, &profiler) || sources.size() < 512) {
@@ -245,13 +258,15 @@ void BM_OtlpEncode(benchmark::State& state) {
     bytes = body.size();
     benchmark::DoNotOptimize(body);
   }
-  state.counters["requests/s"] = benchmark::Counter(
-      static_cast<double>(sources.size()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["requests/s"] =
+      benchmark::Counter(static_cast<double>(sources.size()),
+                         benchmark::Counter::kIsIterationInvariantRate);
   state.counters["bytes/request"] = static_cast<double>(bytes) / sources.size();
   SetLabel(state);
 }
 
-// Args: tcp backend (0/1), connections in flight, requests per client connection.
+// Args: tcp backend (0/1), connections in flight, requests per client
+// connection.
 void Cases(benchmark::internal::Benchmark* b) {
   b->ArgNames({"tcp", "conns", "reqs_per_conn"});
   for (int tcp : {0, 1}) {
@@ -261,11 +276,15 @@ void Cases(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond);
 }
 
-BENCHMARK(BM_Decode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_Decode)
+    ->Args({0, 8, 1})
+    ->ArgNames({"tcp", "conns", "reqs_per_conn"})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReport)->Apply(Cases);
-BENCHMARK(BM_OtlpEncode)->Args({0, 8, 1})->ArgNames({"tcp", "conns", "reqs_per_conn"})->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_OtlpEncode)
+    ->Args({0, 8, 1})
+    ->ArgNames({"tcp", "conns", "reqs_per_conn"})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeProfileReportFleet)
     ->ArgNames({"tcp", "conns", "reqs_per_conn", "fleet"})
     ->Args({0, 8, 1, 0})

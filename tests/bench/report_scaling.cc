@@ -74,7 +74,8 @@ absl::StatusOr<Written> WriteCapture(const std::string& path, uint64_t events,
     // request, so this think time gives kSeriesEventsPerS in total.
     opts.requests_per_connection = 100;
     double per_lane_s = connections * 19 / kSeriesEventsPerS;
-    opts.client_think_ns = static_cast<uint64_t>(std::max(30e-6, per_lane_s - 300e-6) * 1e9);
+    opts.client_think_ns =
+        static_cast<uint64_t>(std::max(30e-6, per_lane_s - 300e-6) * 1e9);
   }
   opts.nginx_workers = 2;
   SyntheticStack stack(opts);
@@ -94,7 +95,9 @@ absl::StatusOr<Written> WriteCapture(const std::string& path, uint64_t events,
   for (uint64_t i = 0; i < events; ++i) {
     if (absl::Status s = w->Write(stack.Next()); !s.ok()) return s;
   }
-  if (absl::Status s = w->Close(stack.now_ns() + 1'000'000, KernelCounters{}); !s.ok()) return s;
+  if (absl::Status s = w->Close(stack.now_ns() + 1'000'000, KernelCounters{});
+      !s.ok())
+    return s;
   Written out;
   out.events = events;
   out.requests = stack.requests_started();
@@ -112,7 +115,8 @@ struct Measured {
 
 // Parses "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:03.21".
 std::optional<double> ParseElapsed(absl::string_view v) {
-  std::vector<std::string> parts = absl::StrSplit(absl::StripAsciiWhitespace(v), ':');
+  std::vector<std::string> parts =
+      absl::StrSplit(absl::StripAsciiWhitespace(v), ':');
   double total = 0;
   for (const std::string& p : parts) {
     double x;
@@ -122,11 +126,13 @@ std::optional<double> ParseElapsed(absl::string_view v) {
   return total;
 }
 
-absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string& dir) {
+absl::StatusOr<Measured> RunReport(const std::string& capture,
+                                   const std::string& dir) {
   std::string out = absl::StrCat(dir, "/report.out");
   std::string err = absl::StrCat(dir, "/report.err");
   bool have_time = access("/usr/bin/time", X_OK) == 0;
-  std::vector<std::string> argv = {REQCOST_BINARY, "report", capture, "--format", "json"};
+  std::vector<std::string> argv = {REQCOST_BINARY, "report", capture,
+                                   "--format", "json"};
   if (have_time) argv.insert(argv.begin(), {"/usr/bin/time", "-v"});
   double t0 = NowS();
   Measured m;
@@ -137,9 +143,9 @@ absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string
     if (!status.ok()) return status.status();
     m.wall_s = NowS() - t0;
     if (*status != 0) {
-      return absl::InternalError(absl::StrCat("reqcost report ",
-                                              testing::DescribeWaitStatus(*status), ": ",
-                                              testing::FileTail(err)));
+      return absl::InternalError(
+          absl::StrCat("reqcost report ", testing::DescribeWaitStatus(*status),
+                       ": ", testing::FileTail(err)));
     }
     std::string text = ReadFileToString(err).value_or("");
     for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -147,7 +153,8 @@ absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string
       if (absl::ConsumePrefix(&l, "Maximum resident set size (kbytes):")) {
         (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(l), &m.max_rss_kb);
       }
-      if (absl::ConsumePrefix(&l, "Elapsed (wall clock) time (h:mm:ss or m:ss):")) {
+      if (absl::ConsumePrefix(&l,
+                              "Elapsed (wall clock) time (h:mm:ss or m:ss):")) {
         if (std::optional<double> e = ParseElapsed(l)) m.wall_s = *e;
       }
     }
@@ -157,7 +164,9 @@ absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string
     pid_t pid = fork();
     if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
     if (pid == 0) {
-      if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(127);
+      if (!freopen(out.c_str(), "w", stdout) ||
+          !freopen(err.c_str(), "w", stderr))
+        _exit(127);
       std::vector<char*> args;
       for (std::string& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
@@ -168,21 +177,23 @@ absl::StatusOr<Measured> RunReport(const std::string& capture, const std::string
     rusage ru{};
     absl::Time deadline = absl::Now() + absl::Seconds(600);
     pid_t r = 0;
-    while ((r = wait4(pid, &status, WNOHANG, &ru)) == 0 && absl::Now() < deadline) {
+    while ((r = wait4(pid, &status, WNOHANG, &ru)) == 0 &&
+           absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(5));
     }
     if (r != pid) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return absl::DeadlineExceededError("reqcost report took over 600 s (killed)");
+      return absl::DeadlineExceededError(
+          "reqcost report took over 600 s (killed)");
     }
     m.wall_s = NowS() - t0;
     m.max_rss_kb = ru.ru_maxrss;
     m.how = "wait4 rusage";
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return absl::InternalError(absl::StrCat("reqcost report ",
-                                              testing::DescribeWaitStatus(status), ": ",
-                                              testing::FileTail(err)));
+      return absl::InternalError(
+          absl::StrCat("reqcost report ", testing::DescribeWaitStatus(status),
+                       ": ", testing::FileTail(err)));
     }
   }
   m.stdout_text = ReadFileToString(out).value_or("");
@@ -221,32 +232,40 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  absl::StatusOr<testing::TempDir> dir = testing::TempDir::Create("reqcost-scaling");
+  absl::StatusOr<testing::TempDir> dir =
+      testing::TempDir::Create("reqcost-scaling");
   if (!dir.ok()) {
-    std::fprintf(stderr, "report_scaling: %s\n", std::string(dir.status().message()).c_str());
+    std::fprintf(stderr, "report_scaling: %s\n",
+                 std::string(dir.status().message()).c_str());
     return 1;
   }
   uint64_t largest = 0;
   for (uint64_t n : sizes) largest = std::max(largest, n);
-  struct statvfs fs{};
+  struct statvfs fs {};
   if (statvfs(dir->path().c_str(), &fs) == 0) {
     double need = largest * 80.0;  // ~73 bytes a record
     double have = static_cast<double>(fs.f_bavail) * fs.f_frsize;
     if (have < need * 1.2) {
-      std::fprintf(stderr, "report_scaling: %s has %.0f MB free, needs %.0f MB\n",
+      std::fprintf(stderr,
+                   "report_scaling: %s has %.0f MB free, needs %.0f MB\n",
                    dir->path().c_str(), have / 1e6, need / 1e6);
       return 1;
     }
   }
 
-  std::printf("reqcost report on synthetic captures (nginx + php-fpm, unix socket)\n");
-  std::printf("%12s %8s %10s %10s %9s %9s %12s %16s %10s\n", "events", "conns", "requests",
-              "file MB", "write s", "report s", "events/s", "complete", "peak RSS");
+  std::printf(
+      "reqcost report on synthetic captures (nginx + php-fpm, unix socket)\n");
+  std::printf("%12s %8s %10s %10s %9s %9s %12s %16s %10s\n", "events", "conns",
+              "requests", "file MB", "write s", "report s", "events/s",
+              "complete", "peak RSS");
   int rc = 0;
   // One capture: written, reported on, deleted. Returns its peak RSS in KiB.
-  auto measure = [&](uint64_t n, int connections, bool idle_clients) -> std::optional<long> {
-    std::string path = dir->File(absl::StrCat("synthetic-", n, "-", connections, ".cap"));
-    absl::StatusOr<Written> w = WriteCapture(path, n, connections, idle_clients);
+  auto measure = [&](uint64_t n, int connections,
+                     bool idle_clients) -> std::optional<long> {
+    std::string path =
+        dir->File(absl::StrCat("synthetic-", n, "-", connections, ".cap"));
+    absl::StatusOr<Written> w =
+        WriteCapture(path, n, connections, idle_clients);
     if (!w.ok()) {
       std::fprintf(stderr, "report_scaling: writing %s: %s\n", path.c_str(),
                    std::string(w.status().message()).c_str());
@@ -256,7 +275,8 @@ int Main(int argc, char** argv) {
     absl::StatusOr<Measured> m = RunReport(path, dir->path());
     unlink(path.c_str());
     if (!m.ok()) {
-      std::fprintf(stderr, "report_scaling: %s\n", std::string(m.status().message()).c_str());
+      std::fprintf(stderr, "report_scaling: %s\n",
+                   std::string(m.status().message()).c_str());
       return std::nullopt;
     }
     nlohmann::json j = nlohmann::json::parse(m->stdout_text, nullptr, false);
@@ -267,12 +287,15 @@ int Main(int argc, char** argv) {
     }
     // All but the requests in flight at the end (at most one per connection).
     uint64_t in_flight = static_cast<uint64_t>(connections);
-    if (count + in_flight < w->requests || complete + in_flight < w->requests) rc = 1;
-    std::printf("%12llu %8d %10llu %10.1f %9.2f %9.2f %12.0f %16s %7.1f MB   (%s)\n",
-                static_cast<unsigned long long>(n), connections,
-                static_cast<unsigned long long>(w->requests), w->bytes / 1e6, w->seconds,
-                m->wall_s, n / m->wall_s, absl::StrCat(complete, "/", count).c_str(),
-                m->max_rss_kb / 1024.0, m->how.c_str());
+    if (count + in_flight < w->requests || complete + in_flight < w->requests)
+      rc = 1;
+    std::printf(
+        "%12llu %8d %10llu %10.1f %9.2f %9.2f %12.0f %16s %7.1f MB   (%s)\n",
+        static_cast<unsigned long long>(n), connections,
+        static_cast<unsigned long long>(w->requests), w->bytes / 1e6,
+        w->seconds, m->wall_s, n / m->wall_s,
+        absl::StrCat(complete, "/", count).c_str(), m->max_rss_kb / 1024.0,
+        m->how.c_str());
     std::fflush(stdout);
     return m->max_rss_kb;
   };
@@ -283,15 +306,19 @@ int Main(int argc, char** argv) {
     by_size.push_back(*r);
   }
   if (by_size.size() >= 2 && by_size.front() > 0) {
-    std::printf("peak RSS ratio, largest / smallest capture (16 connections): %.2f\n",
-                static_cast<double>(by_size.back()) / static_cast<double>(by_size.front()));
+    std::printf(
+        "peak RSS ratio, largest / smallest capture (16 connections): %.2f\n",
+        static_cast<double>(by_size.back()) /
+            static_cast<double>(by_size.front()));
   }
-  std::printf("kept-alive clients thinking between requests, ~%.0fk events/s:\n",
-              kSeriesEventsPerS / 1e3);
+  std::printf(
+      "kept-alive clients thinking between requests, ~%.0fk events/s:\n",
+      kSeriesEventsPerS / 1e3);
   for (int c : widths) {
     if (!measure(1'000'000, c, true)) return 1;
   }
-  if (rc != 0) std::printf("FAILED: a report did not count the synthetic requests\n");
+  if (rc != 0)
+    std::printf("FAILED: a report did not count the synthetic requests\n");
   return rc;
 }
 

@@ -26,7 +26,8 @@ SyntheticStack::SyntheticStack(const SyntheticOptions& options)
     : options_(options), rng_(options.seed * 0x9e3779b97f4a7c15ULL + 1) {
   options_.connections = std::max(1, options_.connections);
   options_.nginx_workers = std::max(1, options_.nginx_workers);
-  options_.requests_per_connection = std::max(1, options_.requests_per_connection);
+  options_.requests_per_connection =
+      std::max(1, options_.requests_per_connection);
   lanes_.resize(static_cast<size_t>(options_.connections));
   std::vector<int> per_worker(static_cast<size_t>(options_.nginx_workers), 0);
   for (int i = 0; i < options_.connections; ++i) {
@@ -38,7 +39,8 @@ SyntheticStack::SyntheticStack(const SyntheticOptions& options)
     l.client_fd = 10 + 2 * slot;
     l.link_fd = 11 + 2 * slot;
     // Staggered starts: the lanes are not in lock-step.
-    l.clock_ns = options_.start_ns + Jitter(20'000) * static_cast<uint64_t>(i) / 4;
+    l.clock_ns =
+        options_.start_ns + Jitter(20'000) * static_cast<uint64_t>(i) / 4;
     Generate(i);
   }
 }
@@ -47,13 +49,13 @@ std::vector<ProcessInfo> SyntheticStack::Processes() const {
   std::vector<ProcessInfo> out;
   out.push_back({kNginxMaster, 1, "nginx", "/usr/sbin/nginx", 100});
   for (int w = 0; w < options_.nginx_workers; ++w) {
-    out.push_back({kNginxMaster + 1 + static_cast<uint32_t>(w), kNginxMaster, "nginx",
-                   "/usr/sbin/nginx", 200});
+    out.push_back({kNginxMaster + 1 + static_cast<uint32_t>(w), kNginxMaster,
+                   "nginx", "/usr/sbin/nginx", 200});
   }
   out.push_back({kFpmMaster, 1, "php-fpm8.2", "/usr/sbin/php-fpm8.2", 100});
   for (int c = 0; c < options_.connections; ++c) {
-    out.push_back({kFpmMaster + 1 + static_cast<uint32_t>(c), kFpmMaster, "php-fpm8.2",
-                   "/usr/sbin/php-fpm8.2", 200});
+    out.push_back({kFpmMaster + 1 + static_cast<uint32_t>(c), kFpmMaster,
+                   "php-fpm8.2", "/usr/sbin/php-fpm8.2", 200});
   }
   return out;
 }
@@ -80,7 +82,9 @@ uint64_t SyntheticStack::NewSockAddr() {
   return (x ^ (x >> 31)) | 1;
 }
 
-void SyntheticStack::FreeSockAddr(uint64_t addr) { free_addrs_.push_back(addr); }
+void SyntheticStack::FreeSockAddr(uint64_t addr) {
+  free_addrs_.push_back(addr);
+}
 
 uint16_t SyntheticStack::NextPort() {
   port_ = port_ >= 60999 ? 32768 : port_ + 1;
@@ -100,8 +104,9 @@ void SyntheticStack::Generate(int index) {
   for (uint64_t addr : l.to_free) FreeSockAddr(addr);
   l.to_free.clear();
   uint64_t t = l.clock_ns;
-  auto add = [&](uint32_t tgid, Syscall sc, int32_t fd, int64_t ret, uint64_t enter,
-                 uint64_t dur, const SocketId& sock, uint16_t flags = 0) {
+  auto add = [&](uint32_t tgid, Syscall sc, int32_t fd, int64_t ret,
+                 uint64_t enter, uint64_t dur, const SocketId& sock,
+                 uint16_t flags = 0) {
     SyscallEvent e;
     e.syscall = sc;
     e.flags = flags;
@@ -122,8 +127,8 @@ void SyntheticStack::Generate(int index) {
   if (first) {
     l.client = TcpSock(kHttpPort, NextPort(), NewSockAddr());
     SocketId listener = l.client;
-    t = add(l.nginx, Syscall::kAccept4, kNginxListenFd, l.client_fd, t, us(6), listener,
-            SyscallEvent::kListener);
+    t = add(l.nginx, Syscall::kAccept4, kNginxListenFd, l.client_fd, t, us(6),
+            listener, SyscallEvent::kListener);
     t += us(8);
   }
   ++l.requests_on_conn;
@@ -143,21 +148,24 @@ void SyntheticStack::Generate(int index) {
   }
   uint64_t connect_enter = t;
   t = add(l.nginx, Syscall::kConnect, l.link_fd,
-          options_.tcp_backend ? kEinprogress : 0, t, us(options_.tcp_backend ? 20 : 10), link);
+          options_.tcp_backend ? kEinprogress : 0, t,
+          us(options_.tcp_backend ? 20 : 10), link);
   t += us(3);
-  uint64_t sent = add(l.nginx, Syscall::kWritev, l.link_fd, 536, t, us(4), link);
+  uint64_t sent =
+      add(l.nginx, Syscall::kWritev, l.link_fd, 536, t, us(4), link);
 
   // php-fpm: the child was blocked in accept since its previous request.
   uint64_t p = std::max(sent, connect_enter + us(15)) + us(10);
-  p = add(l.fpm, Syscall::kAccept, kFpmListenFd, kFpmConnFd, l.clock_ns, p - l.clock_ns, side,
-          SyscallEvent::kListener);
+  p = add(l.fpm, Syscall::kAccept, kFpmListenFd, kFpmConnFd, l.clock_ns,
+          p - l.clock_ns, side, SyscallEvent::kListener);
   p += us(40);
   for (int64_t n : {8, 8, 8, 496, 8}) {
     p = add(l.fpm, Syscall::kRead, kFpmConnFd, n, p, us(2), side);
     p += us(2);
   }
   p += us(100);  // running the script
-  uint64_t replied = add(l.fpm, Syscall::kWrite, kFpmConnFd, 72, p, us(8), side);
+  uint64_t replied =
+      add(l.fpm, Syscall::kWrite, kFpmConnFd, 72, p, us(8), side);
   p = replied + us(4);
   p = add(l.fpm, Syscall::kShutdown, kFpmConnFd, 0, p, us(2), side);
   p += us(2);
@@ -181,12 +189,14 @@ void SyntheticStack::Generate(int index) {
     l.requests_on_conn = 0;
   } else {
     // Keep-alive: nginx tries the next request, which is not there yet.
-    t = add(l.nginx, Syscall::kRecvfrom, l.client_fd, kEagain, t, us(2), l.client);
+    t = add(l.nginx, Syscall::kRecvfrom, l.client_fd, kEagain, t, us(2),
+            l.client);
   }
 
   // php-fpm sees the EOF once nginx closed the link, then closes.
   p = add(l.fpm, Syscall::kRecvfrom, kFpmConnFd, 0, fpm_eof_enter,
-          std::max(link_closed + us(2), fpm_eof_enter + 1) - fpm_eof_enter, side);
+          std::max(link_closed + us(2), fpm_eof_enter + 1) - fpm_eof_enter,
+          side);
   p += us(3);
   p = add(l.fpm, Syscall::kClose, kFpmConnFd, 0, p, us(6), side);
 

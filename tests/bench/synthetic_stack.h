@@ -19,9 +19,11 @@
 namespace reqcost::bench {
 
 struct SyntheticOptions {
-  int connections = 8;     // client connections in flight (= busy php-fpm children)
-  int nginx_workers = 2;   // connections are spread over these
-  bool tcp_backend = false;  // php-fpm on 127.0.0.1:9000 instead of a unix socket
+  int connections =
+      8;  // client connections in flight (= busy php-fpm children)
+  int nginx_workers = 2;  // connections are spread over these
+  bool tcp_backend =
+      false;  // php-fpm on 127.0.0.1:9000 instead of a unix socket
   int requests_per_connection = 1;  // > 1: HTTP keep-alive on the client side
   // Between a response and the client's next request on the lane. With
   // keep-alive, a long one holds many idle connections open at a modest
@@ -51,9 +53,9 @@ class SyntheticStack {
     uint32_t fpm = 0;    // child tgid
     int32_t client_fd = 0;
     int32_t link_fd = 0;
-    uint64_t clock_ns = 0;   // when the lane's next request starts
+    uint64_t clock_ns = 0;  // when the lane's next request starts
     int requests_on_conn = 0;
-    SocketId client;  // nginx's accepted client connection
+    SocketId client;                // nginx's accepted client connection
     std::vector<uint64_t> to_free;  // socket addresses of the previous request
     std::vector<SyscallEvent> events;  // current request, by exit time
     size_t next = 0;

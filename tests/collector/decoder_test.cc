@@ -323,9 +323,9 @@ TEST(DecoderTest, TlsDataRecordDecodesFramesAndPayload) {
   SyscallEvent syscall;
   ProcessEvent process;
   TlsDataEvent tls;
-  ASSERT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall,
-                           &process, &tls)
-                  .ok());
+  ASSERT_TRUE(
+      DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall, &process, &tls)
+          .ok());
   EXPECT_EQ(kind, RecordKind::kTlsData);
   EXPECT_EQ(tls.op, TlsDataEvent::Op::kRead);
   EXPECT_TRUE(tls.is_read());
@@ -347,9 +347,9 @@ TEST(DecoderTest, TlsDataRecordDecodesFramesAndPayload) {
   EXPECT_EQ(tls.frames[2].flags, 5);
   // Fewer frames next time: the reused event holds only the new ones.
   bytes = TlsDataRecord("", 0);
-  ASSERT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall,
-                           &process, &tls)
-                  .ok());
+  ASSERT_TRUE(
+      DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall, &process, &tls)
+          .ok());
   EXPECT_TRUE(tls.frames.empty());
   EXPECT_TRUE(tls.payload.empty());
 }
@@ -369,7 +369,8 @@ TEST(DecoderTest, TlsDataRecordChecksItsLengths) {
   bytes[3] = 0;
   EXPECT_THAT(decode(bytes).message(), HasSubstr("shorter than its 256-byte"));
   // A payload length that disagrees with the record's.
-  bytes = TlsDataRecord("abcd", 1, [](rc_tls_data_event& e) { e.payload_len = 9; });
+  bytes =
+      TlsDataRecord("abcd", 1, [](rc_tls_data_event& e) { e.payload_len = 9; });
   EXPECT_THAT(decode(bytes).message(), HasSubstr("payload of 9 bytes"));
   // More frames than fit.
   bytes = TlsDataRecord("", 0, [](rc_tls_data_event& e) {
@@ -381,7 +382,8 @@ TEST(DecoderTest, TlsDataRecordChecksItsLengths) {
   EXPECT_THAT(decode(bytes).message(), HasSubstr("unknown op 7"));
   // Callers without a TLS data event still get the kind.
   bytes = TlsDataRecord("x", 1);
-  EXPECT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall, &process).ok());
+  EXPECT_TRUE(
+      DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall, &process).ok());
   EXPECT_EQ(kind, RecordKind::kTlsData);
 }
 

@@ -91,10 +91,10 @@ TEST(ProcFsTest, ThreadIdIsRefusedNamingItsProcess) {
 TEST(ProcFsTest, DescendantsAreFoundAtEveryDepthAndOnlyOnce) {
   FakeProc proc;
   proc.Add(1, 0, "init");
-  proc.Add(10, 1, "nginx");       // root given
-  proc.Add(11, 10, "nginx");      // child
-  proc.Add(12, 11, "helper");     // grandchild
-  proc.Add(20, 1, "php-fpm");     // root given
+  proc.Add(10, 1, "nginx");    // root given
+  proc.Add(11, 10, "nginx");   // child
+  proc.Add(12, 11, "helper");  // grandchild
+  proc.Add(20, 1, "php-fpm");  // root given
   proc.Add(21, 20, "php-fpm");
   proc.Add(30, 1, "unrelated");
   proc.Add(31, 30, "unrelated");

@@ -106,7 +106,8 @@ int Promtool(const std::string& text, std::string* output) {
   std::string path = dir.File("metrics.prom");
   std::ofstream(path) << text;
   std::string out_path = path + ".out";
-  std::string cmd = "promtool check metrics < " + path + " > " + out_path + " 2>&1";
+  std::string cmd =
+      "promtool check metrics < " + path + " > " + out_path + " 2>&1";
   int status = std::system(cmd.c_str());
   *output = ReadAll(out_path);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -121,10 +122,12 @@ TEST(MetricsTest, ExpositionPassesPromtoolWithEveryFamily) {
   m.OnRequest(incomplete, "nginx");
   m.SetEventCounts(1234, 5);
   m.SetTracedProcesses(7);
-  EXPECT_THAT(m.Exposition(), HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
+  EXPECT_THAT(m.Exposition(),
+              HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
   // The histograms get the observations at the collector's next Flush.
-  EXPECT_THAT(m.Exposition(), HasSubstr(
-      "reqcost_syscall_duration_seconds_count{side=\"server\",syscall=\"connect\"} 0"));
+  EXPECT_THAT(m.Exposition(),
+              HasSubstr("reqcost_syscall_duration_seconds_count{side="
+                        "\"server\",syscall=\"connect\"} 0"));
   m.Flush();
   std::string text = m.Exposition();
   for (const char* want :
@@ -157,17 +160,20 @@ TEST(MetricsTest, BucketsAreExponentialFromOneMicrosecondToTenSeconds) {
 TEST(MetricsTest, BackendLabelsPastTheCapAreOtherAndCounted) {
   Metrics m;
   for (size_t i = 0; i < kMaxBackends + 8; ++i) {
-    m.OnRequest(MakeRequest(i, "10.0.0.1:" + std::to_string(9000 + i)), "nginx");
+    m.OnRequest(MakeRequest(i, "10.0.0.1:" + std::to_string(9000 + i)),
+                "nginx");
   }
   m.Flush();
   std::string text = m.Exposition();
   EXPECT_THAT(text, HasSubstr("backend=\"10.0.0.1:9031\""));
   EXPECT_THAT(text, Not(HasSubstr("backend=\"10.0.0.1:9032\"")));
-  EXPECT_THAT(text, HasSubstr(
-      "reqcost_request_duration_seconds_count{backend=\"other\","
-      "backend_conn=\"new\",client_conn=\"new\",phase=\"total\","
-      "server=\"nginx\"} 8"));
-  EXPECT_THAT(text, HasSubstr("reqcost_label_overflow_total{label=\"backend\"} 8"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("reqcost_request_duration_seconds_count{backend=\"other\","
+                "backend_conn=\"new\",client_conn=\"new\",phase=\"total\","
+                "server=\"nginx\"} 8"));
+  EXPECT_THAT(text,
+              HasSubstr("reqcost_label_overflow_total{label=\"backend\"} 8"));
 }
 
 TEST(MetricsTest, CountersOnlyGrow) {
@@ -189,7 +195,8 @@ TEST(MetricsFileTest, WritesAtStartPeriodicallyAndAtStopByRename) {
   Metrics m;
   auto file = MetricsFile::Start(path, m, /*period_ms=*/100);
   ASSERT_TRUE(file.ok()) << file.status();
-  EXPECT_THAT(ReadAll(path), HasSubstr("reqcost_requests_total{status=\"complete\"} 0"));
+  EXPECT_THAT(ReadAll(path),
+              HasSubstr("reqcost_requests_total{status=\"complete\"} 0"));
   m.OnRequest(MakeRequest(1), "nginx");
   m.Flush();
   absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -206,8 +213,9 @@ TEST(MetricsFileTest, WritesAtStartPeriodicallyAndAtStopByRename) {
   EXPECT_THAT(Promtool(text, &output), Eq(0)) << output;
   // Only the file itself is left: the temporary files were renamed.
   std::string dir = path.substr(0, path.rfind('/'));
-  EXPECT_THAT(ReadAll(dir + "/reqcost.prom." + std::to_string(getpid()) + ".tmp"),
-              Eq(""));
+  EXPECT_THAT(
+      ReadAll(dir + "/reqcost.prom." + std::to_string(getpid()) + ".tmp"),
+      Eq(""));
 }
 
 TEST(MetricsFileTest, UnwritablePathIsAnInvalidArgument) {
@@ -215,20 +223,22 @@ TEST(MetricsFileTest, UnwritablePathIsAnInvalidArgument) {
   auto file = MetricsFile::Start("/nonexistent-dir/reqcost.prom", m, 1000);
   ASSERT_FALSE(file.ok());
   EXPECT_THAT(file.status().code(), Eq(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(std::string(file.status().message()), HasSubstr("--metrics-file"));
+  EXPECT_THAT(std::string(file.status().message()),
+              HasSubstr("--metrics-file"));
 }
 
 TEST(MetricsServerTest, BadAddressesAreInvalidArguments) {
   Metrics m;
-  for (const char* bad : {"9464", "localhost:", ":9464", "127.0.0.1:99999",
-                          "127.0.0.1:http"}) {
+  for (const char* bad :
+       {"9464", "localhost:", ":9464", "127.0.0.1:99999", "127.0.0.1:http"}) {
     auto server = MetricsServer::Start(bad, m);
     ASSERT_FALSE(server.ok()) << bad;
     EXPECT_THAT(server.status().code(), Eq(absl::StatusCode::kInvalidArgument));
   }
   // A port taken by another listener.
   OtlpReceiver taken;
-  auto server = MetricsServer::Start("127.0.0.1:" + std::to_string(taken.port()), m);
+  auto server =
+      MetricsServer::Start("127.0.0.1:" + std::to_string(taken.port()), m);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().code(), Eq(absl::StatusCode::kInvalidArgument));
 }
@@ -393,15 +403,14 @@ TEST(SpanExporterTest, EndpointMustBeHttp) {
   EXPECT_THAT(ex.status().code(), Eq(absl::StatusCode::kInvalidArgument));
 }
 
-
 // --- the OTEL_* configuration through the exporter ------------------------
 
 // A header value that must appear in no output, message or error.
 constexpr char kSecret[] = "s3cret-Bearer-Token-7f3a";
 
 // The exporter options for `env` and `flags`, as `attach` builds them.
-SpanExporterOptions FromEnvironment(const std::map<std::string, std::string>& env,
-                                    OtlpFlags flags = {}) {
+SpanExporterOptions FromEnvironment(
+    const std::map<std::string, std::string>& env, OtlpFlags flags = {}) {
   absl::StatusOr<OtlpConfig> config = ResolveOtlpConfig(
       flags, [env](const char* name) -> std::optional<std::string> {
         auto it = env.find(name);
@@ -427,17 +436,17 @@ TEST(OtlpEnvironmentTest, HeadersArriveEnvAndFlagsCombinedValuesShownNowhere) {
   OtlpReceiver receiver;
   OtlpFlags flags;
   flags.headers = {"X-Scope-OrgID=from-flag"};
-  SpanExporterOptions o = FromEnvironment(
-      {{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()},
-       {"OTEL_EXPORTER_OTLP_HEADERS",
-        std::string("Authorization=Bearer%20") + kSecret +
-            ",x-scope-orgid=from-env, x-team = web%2Cops "}},
-      flags);
+  SpanExporterOptions o =
+      FromEnvironment({{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()},
+                       {"OTEL_EXPORTER_OTLP_HEADERS",
+                        std::string("Authorization=Bearer%20") + kSecret +
+                            ",x-scope-orgid=from-env, x-team = web%2Cops "}},
+                      flags);
   auto ex = SpanExporter::Start(o);
   ASSERT_TRUE(ex.ok()) << ex.status();
   EXPECT_THAT((*ex)->Describe(), Not(HasSubstr(kSecret)));
-  EXPECT_THAT((*ex)->Describe(),
-              Eq("OTEL_EXPORTER_OTLP_ENDPOINT " + receiver.url() + "/v1/traces"));
+  EXPECT_THAT((*ex)->Describe(), Eq("OTEL_EXPORTER_OTLP_ENDPOINT " +
+                                    receiver.url() + "/v1/traces"));
   OfferMany(ex->get(), 20);
   SpanExportStats stats = (*ex)->Finish(absl::Seconds(20));
   EXPECT_THAT(stats.exported_requests, Eq(20u)) << stats.last_error;
@@ -445,7 +454,8 @@ TEST(OtlpEnvironmentTest, HeadersArriveEnvAndFlagsCombinedValuesShownNowhere) {
   ASSERT_THAT(posts, Not(::testing::IsEmpty()));
   for (const auto& post : posts) {
     EXPECT_THAT(post.path, Eq("/v1/traces"));
-    EXPECT_THAT(post.Header("authorization"), Eq(std::string("Bearer ") + kSecret));
+    EXPECT_THAT(post.Header("authorization"),
+                Eq(std::string("Bearer ") + kSecret));
     EXPECT_THAT(post.Header("x-scope-orgid"), Eq("from-flag"));
     EXPECT_THAT(post.Header("x-team"), Eq("web,ops"));
     EXPECT_THAT(post.Header("user-agent"), HasSubstr("reqcost/"));
@@ -535,7 +545,7 @@ TEST(OtlpEnvironmentTest, ResourceAttributesAndServiceNameReachTheResource) {
                           : a["value"]["intValue"].get<std::string>();
   }
   EXPECT_THAT(attrs["deployment.environment"], Eq("prod"));
-  EXPECT_THAT(attrs["host.name"], Eq("web-7"));  // replaces the detected one
+  EXPECT_THAT(attrs["host.name"], Eq("web-7"));     // replaces the detected one
   EXPECT_THAT(attrs["service.name"], Eq("nginx"));  // set by the caller
   EXPECT_THAT(attrs["process.pid"], Eq("100"));
   EXPECT_THAT(attrs, SizeIs(4));
@@ -583,7 +593,8 @@ TEST(OtlpTlsTest, RightCaDeliversWrongCaIsRefusedClearlyAndCounted) {
   TestPki pki;
   ASSERT_TRUE(pki.ok()) << pki.log();
   OtlpReceiver receiver(200, 0, pki.File("server.pem"), pki.File("server.key"));
-  ASSERT_GT(receiver.port(), 0) << "the receiver could not load its certificate";
+  ASSERT_GT(receiver.port(), 0)
+      << "the receiver could not load its certificate";
   ASSERT_THAT(receiver.url(), HasSubstr("https://"));
 
   SpanExporterOptions o = FromEnvironment(
@@ -614,7 +625,8 @@ TEST(OtlpTlsTest, RightCaDeliversWrongCaIsRefusedClearlyAndCounted) {
   EXPECT_THAT(stats.retries, Eq(0u));
   EXPECT_THAT(stats.last_error,
               HasSubstr("the collector's TLS certificate is not signed by the "
-                        "CA in " + pki.File("other.pem") +
+                        "CA in " +
+                        pki.File("other.pem") +
                         " (OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE)"));
   EXPECT_THAT(stats.last_error, Not(HasSubstr(kSecret)));
   // The receiver counts the failed handshake once it has read the client's
@@ -630,7 +642,8 @@ TEST(OtlpTlsTest, RightCaDeliversWrongCaIsRefusedClearlyAndCounted) {
   o = FromEnvironment({{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()}});
   stats = Export(o, 5);
   EXPECT_THAT(stats.dropped_failed, Eq(5u));
-  EXPECT_THAT(stats.last_error, HasSubstr("set OTEL_EXPORTER_OTLP_CERTIFICATE"));
+  EXPECT_THAT(stats.last_error,
+              HasSubstr("set OTEL_EXPORTER_OTLP_CERTIFICATE"));
 }
 
 TEST(OtlpTlsTest, ClientCertificateAndKeyGiveMutualTls) {
@@ -670,8 +683,9 @@ struct CommandResult {
 
 // Runs `reqcost ARGS` with the environment `env` added (and any OTEL_*
 // variable of the test's own environment removed).
-CommandResult RunReqcost(const std::vector<std::pair<std::string, std::string>>& env,
-                         const std::string& args) {
+CommandResult RunReqcost(
+    const std::vector<std::pair<std::string, std::string>>& env,
+    const std::string& args) {
   ScratchDir dir;
   std::string out = dir.File("out.txt");
   std::string cmd = "env";
@@ -714,21 +728,28 @@ class Sleeper {
 
 TEST(OtlpCommandTest, MalformedVariableExitsTwoBeforeAttachingNamingIt) {
   Sleeper target;
-  const std::string args =
-      "attach -p " + target.pid() + " --duration 1s --otlp-endpoint http://127.0.0.1:1";
+  const std::string args = "attach -p " + target.pid() +
+                           " --duration 1s --otlp-endpoint http://127.0.0.1:1";
   struct Case {
     std::string name, value, want;
   };
   for (const Case& c : std::vector<Case>{
-           {"OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "OTEL_EXPORTER_OTLP_TIMEOUT=ten"},
-           {"OTEL_EXPORTER_OTLP_COMPRESSION", "br", "OTEL_EXPORTER_OTLP_COMPRESSION=br"},
-           {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "sends OTLP as http/json"},
-           {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"},
+           {"OTEL_EXPORTER_OTLP_TIMEOUT", "ten",
+            "OTEL_EXPORTER_OTLP_TIMEOUT=ten"},
+           {"OTEL_EXPORTER_OTLP_COMPRESSION", "br",
+            "OTEL_EXPORTER_OTLP_COMPRESSION=br"},
+           {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf",
+            "sends OTLP as http/json"},
+           {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"},
            {"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem",
-            "OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem cannot be read"},
-           {"OTEL_EXPORTER_OTLP_HEADERS", std::string("Authorization=Bearer%2") + kSecret,
+            "OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem cannot be "
+            "read"},
+           {"OTEL_EXPORTER_OTLP_HEADERS",
+            std::string("Authorization=Bearer%2") + kSecret,
             "OTEL_EXPORTER_OTLP_HEADERS: the value of Authorization"},
-           {"OTEL_RESOURCE_ATTRIBUTES", "novalue", "OTEL_RESOURCE_ATTRIBUTES: entry 1"},
+           {"OTEL_RESOURCE_ATTRIBUTES", "novalue",
+            "OTEL_RESOURCE_ATTRIBUTES: entry 1"},
        }) {
     CommandResult r = RunReqcost({{c.name, c.value}}, args);
     EXPECT_THAT(r.exit_code, Eq(2)) << c.name << ": " << r.output;
@@ -738,10 +759,12 @@ TEST(OtlpCommandTest, MalformedVariableExitsTwoBeforeAttachingNamingIt) {
   }
   // Without the flag, an endpoint variable alone turns the exporter on and
   // is checked the same way.
-  CommandResult r = RunReqcost({{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"}},
-                               "attach -p " + target.pid() + " --duration 1s");
+  CommandResult r =
+      RunReqcost({{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"}},
+                 "attach -p " + target.pid() + " --duration 1s");
   EXPECT_THAT(r.exit_code, Eq(2)) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318 is not"));
+  EXPECT_THAT(r.output,
+              HasSubstr("OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318 is not"));
   // --otlp-header without '=' names the flag, not the text.
   r = RunReqcost({}, args + " --otlp-header " + kSecret);
   EXPECT_THAT(r.exit_code, Eq(2)) << r.output;
@@ -755,13 +778,15 @@ TEST(OtlpCommandTest, MalformedVariableExitsTwoBeforeAttachingNamingIt) {
 TEST(OtlpCommandTest, SdkDisabledSendsNothing) {
   Sleeper target;
   OtlpReceiver receiver;
-  CommandResult r = RunReqcost(
-      {{"OTEL_SDK_DISABLED", "true"},
-       {"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()}},
-      "attach -p " + target.pid() + " --duration 1s --otlp-endpoint " + receiver.url());
+  CommandResult r =
+      RunReqcost({{"OTEL_SDK_DISABLED", "true"},
+                  {"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url()}},
+                 "attach -p " + target.pid() +
+                     " --duration 1s --otlp-endpoint " + receiver.url());
   EXPECT_THAT(r.exit_code, ::testing::AnyOf(Eq(0), Eq(4))) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("OTEL_SDK_DISABLED=true: no spans are sent to a "
-                                  "collector (--otlp-endpoint is ignored)"));
+  EXPECT_THAT(r.output,
+              HasSubstr("OTEL_SDK_DISABLED=true: no spans are sent to a "
+                        "collector (--otlp-endpoint is ignored)"));
   EXPECT_THAT(r.output, Not(HasSubstr("requests exported")));
   EXPECT_THAT(receiver.requests_seen(), Eq(0));
 }
@@ -771,13 +796,17 @@ TEST(OtlpCommandTest, HeaderValuesAppearInNoOutput) {
   OtlpReceiver refusing(401);
   CommandResult r = RunReqcost(
       {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", refusing.url() + "/v1/traces"},
-       {"OTEL_EXPORTER_OTLP_HEADERS", std::string("authorization=Bearer%20") + kSecret}},
-      "attach -p " + target.pid() + " --duration 1s --format json --otlp-header "
-      "X-Other=" + kSecret + "-flag");
+       {"OTEL_EXPORTER_OTLP_HEADERS",
+        std::string("authorization=Bearer%20") + kSecret}},
+      "attach -p " + target.pid() +
+          " --duration 1s --format json --otlp-header "
+          "X-Other=" +
+          kSecret + "-flag");
   EXPECT_THAT(r.exit_code, ::testing::AnyOf(Eq(0), Eq(4))) << r.output;
   if (r.exit_code == 0) {
-    EXPECT_THAT(r.output, HasSubstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT " +
-                                    refusing.url() + "/v1/traces: 0 requests exported"));
+    EXPECT_THAT(r.output,
+                HasSubstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT " +
+                          refusing.url() + "/v1/traces: 0 requests exported"));
   }
   EXPECT_THAT(r.output, Not(HasSubstr(kSecret)));
 }

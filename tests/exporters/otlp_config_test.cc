@@ -79,7 +79,8 @@ TEST(OtlpConfigTest, TracesEndpointIsUsedAsIsAndWinsOverTheGenericOne) {
   EXPECT_THAT(Url({{k, "http://collector:4318/custom/path"}}),
               Eq("http://collector:4318/custom/path"));
   // The specification's example 2: no path is the root path, nothing added.
-  EXPECT_THAT(Url({{k, "http://collector:4318"}}), Eq("http://collector:4318/"));
+  EXPECT_THAT(Url({{k, "http://collector:4318"}}),
+              Eq("http://collector:4318/"));
   absl::StatusOr<OtlpConfig> c =
       Resolve({{k, "http://traces:4318/in"},
                {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://all:4318"}});
@@ -111,10 +112,11 @@ TEST(OtlpConfigTest, EmptyVariablesCountAsUnset) {
 }
 
 TEST(OtlpConfigTest, BadUrlsNameTheVariable) {
-  for (const char* bad : {"collector:4318", "ftp://collector", "http://",
-                          "not a url"}) {
+  for (const char* bad :
+       {"collector:4318", "ftp://collector", "http://", "not a url"}) {
     EXPECT_THAT(Error({{"OTEL_EXPORTER_OTLP_ENDPOINT", bad}}),
-                HasSubstr("OTEL_EXPORTER_OTLP_ENDPOINT=")) << bad;
+                HasSubstr("OTEL_EXPORTER_OTLP_ENDPOINT="))
+        << bad;
   }
   EXPECT_THAT(Error({{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "4318"}}),
               HasSubstr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=4318 is not"));
@@ -173,9 +175,8 @@ TEST(OtlpConfigTest, HeadersCombineInTheSpecificationsOrder) {
   flags.headers = {"A=flag", "d=flag=with=equals"};
   c = Resolve({{"OTEL_EXPORTER_OTLP_HEADERS", "a=generic,b=generic"}}, flags);
   ASSERT_TRUE(c.ok());
-  EXPECT_THAT(c->headers,
-              ElementsAre(Pair("a", "flag"), Pair("b", "generic"),
-                          Pair("d", "flag=with=equals")));
+  EXPECT_THAT(c->headers, ElementsAre(Pair("a", "flag"), Pair("b", "generic"),
+                                      Pair("d", "flag=with=equals")));
   flags.headers = {"no-equals-s3cret"};
   std::string e = Error({}, flags);
   EXPECT_THAT(e, HasSubstr("--otlp-header"));
@@ -201,7 +202,8 @@ TEST(OtlpConfigTest, TimeoutIsMillisecondsPerSignalFirst) {
   EXPECT_THAT(c->warnings, ElementsAre(HasSubstr("is negative")));
   for (const char* bad : {"10s", "1.5", "ten"}) {
     EXPECT_THAT(Error({{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", bad}}),
-                HasSubstr("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=")) << bad;
+                HasSubstr("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="))
+        << bad;
   }
 }
 
@@ -222,7 +224,8 @@ TEST(OtlpConfigTest, CompressionIsGzipOrNone) {
 TEST(OtlpConfigTest, OnlyHttpJsonIsAccepted) {
   EXPECT_TRUE(Resolve({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}).ok());
   EXPECT_TRUE(Resolve({{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/JSON"},
-                       {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).ok());
+                       {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}})
+                  .ok());
   std::string e = Error({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"}});
   EXPECT_THAT(e, HasSubstr("reqcost sends OTLP as http/json only"));
   EXPECT_THAT(e, HasSubstr("set OTEL_EXPORTER_OTLP_PROTOCOL=http/json"));
@@ -233,18 +236,19 @@ TEST(OtlpConfigTest, OnlyHttpJsonIsAccepted) {
 }
 
 TEST(OtlpConfigTest, CertificateFilesMustBeReadable) {
-  absl::StatusOr<OtlpConfig> c =
-      Resolve({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/hostname"},
-               {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/etc/hostname"},
-               {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname"}});
+  absl::StatusOr<OtlpConfig> c = Resolve(
+      {{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/hostname"},
+       {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/etc/hostname"},
+       {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_THAT(c->certificate, Eq("/etc/hostname"));
   EXPECT_THAT(c->certificate_source, Eq("OTEL_EXPORTER_OTLP_CERTIFICATE"));
   EXPECT_THAT(c->client_certificate, Eq("/etc/hostname"));
   EXPECT_THAT(c->client_key, Eq("/etc/hostname"));
-  EXPECT_THAT(Error({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"}}),
-              HasSubstr("OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem "
-                        "cannot be read"));
+  EXPECT_THAT(
+      Error({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"}}),
+      HasSubstr("OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem "
+                "cannot be read"));
   EXPECT_THAT(
       Error({{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/nonexistent/k.pem"}}),
       HasSubstr("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY="));

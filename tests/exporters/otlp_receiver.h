@@ -32,7 +32,7 @@ struct ReceivedPost {
   std::string path;
   std::string content_type;
   std::string content_encoding;
-  std::string body;      // inflated when content_encoding is gzip
+  std::string body;       // inflated when content_encoding is gzip
   size_t wire_bytes = 0;  // the body as it came
   std::vector<std::pair<std::string, std::string>> headers;  // names lowered
 
@@ -99,9 +99,11 @@ class OtlpReceiver {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
     if (listen_fd_ < 0 ||
-        bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+            0 ||
         listen(listen_fd_, 16) != 0 ||
-        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
+            0) {
       return;
     }
     port_ = ntohs(addr.sin_port);
@@ -234,7 +236,8 @@ class OtlpReceiver {
                           " X\r\nContent-Type: application/json\r\n"
                           "Content-Length: 2\r\n\r\n{}";
       if (ssl_ != nullptr) {
-        if (SSL_write(ssl_, reply.data(), static_cast<int>(reply.size())) <= 0) {
+        if (SSL_write(ssl_, reply.data(), static_cast<int>(reply.size())) <=
+            0) {
           return;
         }
       } else if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {

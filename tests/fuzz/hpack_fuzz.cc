@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       sum += f.name.size() + f.value.size() + kHpackEntryOverhead;
     }
     if (sum != decoder.table_size()) Die("table size is not its entries' sum");
-    if (decoder.table_size() > decoder.table_capacity()) Die("table over capacity");
+    if (decoder.table_size() > decoder.table_capacity())
+      Die("table over capacity");
     if (decoder.table_capacity() > limit) Die("capacity over the limit");
     if (cut == std::string_view::npos) break;
     rest.remove_prefix(cut + 2);

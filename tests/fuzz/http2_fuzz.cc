@@ -62,8 +62,10 @@ Result Run(const Http2FrameParser::Options& options, std::string_view stream,
   }
   for (const Http2Frame& f : r.frames) {
     if (f.payload.size() > f.length) Die("payload longer than the frame");
-    if (f.payload.size() > options.max_payload_kept) Die("payload over the cap");
-    if (!options.keep_payload && !f.payload.empty()) Die("payload not asked for");
+    if (f.payload.size() > options.max_payload_kept)
+      Die("payload over the cap");
+    if (!options.keep_payload && !f.payload.empty())
+      Die("payload not asked for");
     if (f.length > options.max_frame_size) Die("frame over the size limit");
     if (f.stream_id > 0x7fffffffu) Die("reserved bit kept");
   }

@@ -32,9 +32,11 @@ void CheckRequestLine(std::string_view bytes) {
   std::optional<std::string> line = ParseHttpRequestLine(bytes);
   if (!line.has_value()) return;
   size_t space = line->find(' ');
-  if (space == std::string::npos || space == 0) Die("request line without method");
+  if (space == std::string::npos || space == 0)
+    Die("request line without method");
   if (line->size() > bytes.size()) Die("request line longer than its input");
-  if (bytes.substr(0, space + 1) != std::string_view(*line).substr(0, space + 1)) {
+  if (bytes.substr(0, space + 1) !=
+      std::string_view(*line).substr(0, space + 1)) {
     Die("method not taken from the input");
   }
   for (size_t i = space + 1; i < line->size(); ++i) {

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "analyzers/render/format.h"
 #include "analyzers/profiler.h"
+#include "analyzers/render/format.h"
+#include "analyzers/render/trace_export.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
-#include "analyzers/render/trace_export.h"
 #include "collector/event.h"
 #include "nlohmann/json.hpp"
 
@@ -72,8 +72,8 @@ SocketId DecodeSocket(Input& in) {
   s.type = (kind & 0x80) != 0 ? 2 : 1;  // SOCK_DGRAM or SOCK_STREAM
   s.sock = in.Byte() % 8;
   s.peer = in.Byte() % 8;
-  static constexpr uint16_t kPorts[] = {80, 443, 9000, 53, 40000, 40001,
-                                        50000, 0};
+  static constexpr uint16_t kPorts[] = {80,    443,   9000,  53,
+                                        40000, 40001, 50000, 0};
   const uint8_t ports = in.Byte();
   s.local_port = kPorts[ports & 7];
   s.remote_port = kPorts[(ports >> 3) & 7];

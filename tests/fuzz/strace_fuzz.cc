@@ -34,11 +34,12 @@ void Check(std::string_view data) {
   std::vector<std::pair<std::string, std::string_view>> logs;
   size_t zero = data.find('\0');
   logs.emplace_back("a.log", data.substr(0, zero));
-  if (zero != std::string_view::npos) logs.emplace_back("b.4242", data.substr(zero + 1));
+  if (zero != std::string_view::npos)
+    logs.emplace_back("b.4242", data.substr(zero + 1));
   StraceImport im = ImportStrace(logs);
   const StraceImportStats& s = im.stats;
-  uint64_t accounted = s.info_lines + s.malformed + s.truncated + s.signals +
-                       s.exits;
+  uint64_t accounted =
+      s.info_lines + s.malformed + s.truncated + s.signals + s.exits;
   if (accounted > s.lines) Die("more lines accounted for than read");
   if (s.malformed_samples.size() > StraceImportStats::kMaxSamples ||
       s.malformed_samples.size() > s.malformed) {
@@ -55,7 +56,8 @@ void Check(std::string_view data) {
     if (SyscallName(e.syscall) == "?") Die("unknown syscall");
     if (e.payload.size() > kMaxPayloadBytes) Die("payload over the bound");
     if (e.exit_ns > im.header.end_mono_ns) Die("event after the end");
-    if (e.enter_seen() && e.enter_ns < im.header.start_mono_ns) Die("event before the start");
+    if (e.enter_seen() && e.enter_ns < im.header.start_mono_ns)
+      Die("event before the start");
   }
 }
 

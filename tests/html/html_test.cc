@@ -111,8 +111,8 @@ TEST_F(HtmlPageTest, ReportPageDrawsWaterfallsAndPhasesOfTheJson) {
   Profiled run = Profile({100, 400, 250, 900, 50, 300}, 3);
   ASSERT_EQ(run.report.complete, 6u);
   ASSERT_EQ(run.slowest.size(), 3u);
-  json data = analyzers::ReportPageData("synthetic.cap", run.report, run.slowest,
-                                        run.offered);
+  json data = analyzers::ReportPageData("synthetic.cap", run.report,
+                                        run.slowest, run.offered);
   std::string page = analyzers::HtmlPage("reqcost report synthetic.cap", data,
                                          analyzers::FormatText(run.report));
   ExpectSelfContained(page);
@@ -129,9 +129,10 @@ TEST_F(HtmlPageTest, ReportPageDrawsWaterfallsAndPhasesOfTheJson) {
 
 TEST_F(HtmlPageTest, NarrowWindowGetsChartsThatFit) {
   Profiled run = Profile({100, 400, 250}, 2);
-  json data = analyzers::ReportPageData("synthetic.cap", run.report, run.slowest,
-                                        run.offered);
-  std::string path = Write("narrow.html", analyzers::HtmlPage("narrow", data, ""));
+  json data = analyzers::ReportPageData("synthetic.cap", run.report,
+                                        run.slowest, run.offered);
+  std::string path =
+      Write("narrow.html", analyzers::HtmlPage("narrow", data, ""));
   BrowserOptions narrow;
   narrow.width = 360;
   narrow.height = 1400;
@@ -147,12 +148,13 @@ TEST_F(HtmlPageTest, NarrowWindowGetsChartsThatFit) {
 
 // The compare page from the compare JSON: A and B per phase, the verdict,
 // and, once compare carries them, each phase's interval and "clear" flag.
-TEST_F(HtmlPageTest, ComparePageShowsBothSidesTheVerdictAndIntervalsWhenPresent) {
+TEST_F(HtmlPageTest,
+       ComparePageShowsBothSidesTheVerdictAndIntervalsWhenPresent) {
   Profiled a = Profile({300, 320, 310, 330}, 2);
   Profiled b = Profile({100, 120, 110, 900}, 2);
   analyzers::Comparison c = analyzers::Compare(a.report, b.report, "A", "B");
-  json data = analyzers::ComparePageData("a.cap", "b.cap", c, a.slowest, a.offered,
-                                         b.slowest, b.offered);
+  json data = analyzers::ComparePageData("a.cap", "b.cap", c, a.slowest,
+                                         a.offered, b.slowest, b.offered);
   // A comparison without intervals (a reqcost.compare/2 document): the
   // plain deltas, and no interval column.
   json without_ci = data;
@@ -160,8 +162,9 @@ TEST_F(HtmlPageTest, ComparePageShowsBothSidesTheVerdictAndIntervalsWhenPresent)
     delta.erase("ci95_us");
     delta.erase("clear");
   }
-  std::string path = Write("compare.html", analyzers::HtmlPage(
-      "reqcost compare", without_ci, analyzers::FormatComparisonText(c)));
+  std::string path = Write(
+      "compare.html", analyzers::HtmlPage("reqcost compare", without_ci,
+                                          analyzers::FormatComparisonText(c)));
   ASSERT_OK_AND_ASSIGN(dom, DumpDom(*dir_, path));
   ExpectComparePage(dom, without_ci["compare"], without_ci["a_slowest"],
                     without_ci["b_slowest"]);
@@ -175,7 +178,8 @@ TEST_F(HtmlPageTest, ComparePageShowsBothSidesTheVerdictAndIntervalsWhenPresent)
   with_ci["compare"]["delta"]["total"]["clear"] = false;
   with_ci["compare"]["delta"]["backend"]["ci95_us"] = {-250.0, -120.0};
   with_ci["compare"]["delta"]["backend"]["clear"] = true;
-  path = Write("compare-ci.html", analyzers::HtmlPage("reqcost compare", with_ci, ""));
+  path = Write("compare-ci.html",
+               analyzers::HtmlPage("reqcost compare", with_ci, ""));
   ASSERT_OK_AND_ASSIGN(dom_ci, DumpDom(*dir_, path));
   ExpectComparePage(dom_ci, with_ci["compare"], with_ci["a_slowest"],
                     with_ci["b_slowest"]);
@@ -193,7 +197,8 @@ TEST_F(HtmlPageTest, ComparePageShowsBothSidesTheVerdictAndIntervalsWhenPresent)
 TEST_F(HtmlPageTest, RequestLinesCannotBreakOutOfThePage) {
   Profiled run = Profile({100}, 1);
   ASSERT_EQ(run.slowest.size(), 1u);
-  run.slowest[0].request_line = "GET /</script><script>document.title='x'</script>";
+  run.slowest[0].request_line =
+      "GET /</script><script>document.title='x'</script>";
   json data = analyzers::ReportPageData("<b>cap</b>", run.report, run.slowest,
                                         run.offered);
   std::string page = analyzers::HtmlPage("<b>title</b>", data, "<pre>");

@@ -23,8 +23,8 @@
 
 namespace reqcost::testing {
 
-inline const char* const kDrawnPhases[] = {"total", "server", "transport",
-                                           "backend", "queue", "tls"};
+inline const char* const kDrawnPhases[] = {"total",   "server", "transport",
+                                           "backend", "queue",  "tls"};
 
 // The text of `dom` from `from` (included) to `to` (excluded, or the end);
 // "" when `from` is missing.
@@ -46,10 +46,12 @@ inline std::string SvgOf(const std::string& dom, const std::string& id) {
 }
 
 // Every attribute value `name="..."` in `text`, parsed as a number.
-inline std::vector<double> Numbers(const std::string& text, const std::string& regex) {
+inline std::vector<double> Numbers(const std::string& text,
+                                   const std::string& regex) {
   std::vector<double> out;
   std::regex re(regex);
-  for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it) {
+  for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end;
+       ++it) {
     out.push_back(std::strtod((*it)[1].str().c_str(), nullptr));
   }
   return out;
@@ -67,53 +69,64 @@ inline std::vector<int> SvgWidths(const std::string& dom) {
 inline double DisplayedUs(const std::string& text) {
   double v = std::strtod(text.c_str(), nullptr);
   if (text.find(" ms") != std::string::npos) return v * 1e3;
-  if (text.find(" s") != std::string::npos && text.find(" us") == std::string::npos) {
+  if (text.find(" s") != std::string::npos &&
+      text.find(" us") == std::string::npos) {
     return v * 1e6;
   }
   return v;
 }
 
 inline std::string EscapedText(absl::string_view text) {
-  return absl::StrReplaceAll(text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}});
+  return absl::StrReplaceAll(text,
+                             {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}});
 }
 
 // Nothing is fetched: no external resource of any kind.
 inline void ExpectSelfContained(const std::string& page) {
-  for (const char* bad : {"<link", " src=", "@import", "url(http", "href=\"http", "fetch(",
-                          "XMLHttpRequest", "<iframe", "<img", "<object"}) {
-    EXPECT_EQ(page.find(bad), std::string::npos) << "the page fetches something: " << bad;
+  for (const char* bad :
+       {"<link", " src=", "@import", "url(http", "href=\"http", "fetch(",
+        "XMLHttpRequest", "<iframe", "<img", "<object"}) {
+    EXPECT_EQ(page.find(bad), std::string::npos)
+        << "the page fetches something: " << bad;
   }
 }
 
 // The phase table, the mean split and the percentile bars of `scope` show
 // `report`'s numbers.
-inline void ExpectPhases(const std::string& scope, const nlohmann::json& report) {
+inline void ExpectPhases(const std::string& scope,
+                         const nlohmann::json& report) {
   const nlohmann::json& phases = report["phases"];
   for (const char* p : kDrawnPhases) {
     const nlohmann::json& ph = phases[p];
     if (ph["count"] == 0) continue;
-    std::string row = Between(scope, absl::StrCat("<tr data-phase=\"", p, "\""), "</tr>");
+    std::string row =
+        Between(scope, absl::StrCat("<tr data-phase=\"", p, "\""), "</tr>");
     ASSERT_FALSE(row.empty()) << "no table row for phase " << p;
     std::vector<double> mean = Numbers(row, "data-mean-us=\"([-0-9.e+]+)\"");
     ASSERT_EQ(mean.size(), 1u) << row;
     EXPECT_DOUBLE_EQ(mean[0], ph["mean_us"].get<double>()) << p;
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(row, m, std::regex("data-field=\"mean_us\">([^<]+)<")));
+    ASSERT_TRUE(std::regex_search(
+        row, m, std::regex("data-field=\"mean_us\">([^<]+)<")));
     const double shown = DisplayedUs(m[1].str());
     EXPECT_NEAR(shown, ph["mean_us"].get<double>(),
                 ph["mean_us"].get<double>() < 1000 ? 0.051 : 0.51)
         << p << " shown as " << m[1].str();
     for (const char* k : {"p50", "p90", "p99"}) {
       std::vector<double> bar = Numbers(
-          scope, absl::StrCat("class=\"pct ", k, "[^\"]*\" data-phase=\"", p,
-                              "\" data-p=\"", k, "\" data-us=\"([-0-9.e+]+)\""));
+          scope,
+          absl::StrCat("class=\"pct ", k, "[^\"]*\" data-phase=\"", p,
+                       "\" data-p=\"", k, "\" data-us=\"([-0-9.e+]+)\""));
       ASSERT_EQ(bar.size(), 1u) << p << " " << k;
-      EXPECT_DOUBLE_EQ(bar[0], ph[absl::StrCat(k, "_us")].get<double>()) << p << " " << k;
+      EXPECT_DOUBLE_EQ(bar[0], ph[absl::StrCat(k, "_us")].get<double>())
+          << p << " " << k;
     }
   }
   if (phases["total"]["count"] == 0) return;
-  std::vector<double> segs = Numbers(scope, "class=\"seg seg-[a-z]+\" data-phase=\"[a-z]+\" "
-                                            "data-us=\"([-0-9.e+]+)\"");
+  std::vector<double> segs =
+      Numbers(scope,
+              "class=\"seg seg-[a-z]+\" data-phase=\"[a-z]+\" "
+              "data-us=\"([-0-9.e+]+)\"");
   ASSERT_EQ(segs.size(), 3u);
   const double total = phases["total"]["mean_us"].get<double>();
   EXPECT_NEAR(segs[0] + segs[1] + segs[2], total, 1e-6 * total + 1e-9);
@@ -124,7 +137,8 @@ inline void ExpectPhases(const std::string& scope, const nlohmann::json& report)
 
 // The average request of `report` drawn in <svg data-request=id>: one bar
 // and one label per timeline line, three lanes.
-inline void ExpectAverageWaterfall(const std::string& dom, const nlohmann::json& report,
+inline void ExpectAverageWaterfall(const std::string& dom,
+                                   const nlohmann::json& report,
                                    const std::string& id) {
   std::string svg = SvgOf(dom, id);
   ASSERT_FALSE(svg.empty()) << "no waterfall " << id;
@@ -140,8 +154,10 @@ inline void ExpectAverageWaterfall(const std::string& dom, const nlohmann::json&
   EXPECT_THAT(svg, ::testing::HasSubstr("role=\"img\""));
   EXPECT_THAT(svg, ::testing::HasSubstr("<desc"));
   // The request lane spans the mean wall span, which holds the mean total.
-  std::vector<double> band = Numbers(svg, "class=\"band lane-server\" data-phase=\"server\" "
-                                          "data-us=\"([-0-9.e+]+)\"");
+  std::vector<double> band =
+      Numbers(svg,
+              "class=\"band lane-server\" data-phase=\"server\" "
+              "data-us=\"([-0-9.e+]+)\"");
   ASSERT_EQ(band.size(), 1u);
   EXPECT_DOUBLE_EQ(band[0], report["timeline"]["span_us"].get<double>());
   EXPECT_GE(band[0] + 1e-9, report["phases"]["total"]["mean_us"].get<double>());
@@ -149,7 +165,8 @@ inline void ExpectAverageWaterfall(const std::string& dom, const nlohmann::json&
 
 // Each of `slowest` in its own article and waterfall: one bar and label per
 // syscall, and its total.
-inline void ExpectSlowest(const std::string& scope, const nlohmann::json& slowest,
+inline void ExpectSlowest(const std::string& scope,
+                          const nlohmann::json& slowest,
                           const std::string& prefix) {
   EXPECT_EQ(Count(scope, "<article class=\"req\""), slowest.size());
   for (const auto& q : slowest) {
@@ -158,21 +175,26 @@ inline void ExpectSlowest(const std::string& scope, const nlohmann::json& slowes
     ASSERT_FALSE(svg.empty()) << "no waterfall for request " << id;
     EXPECT_EQ(Count(svg, "class=\"bar syscall "), q["syscalls"].size()) << id;
     EXPECT_EQ(Count(svg, "class=\"label\""), q["syscalls"].size()) << id;
-    std::vector<double> band = Numbers(svg, "class=\"band lane-server\" data-phase=\"server\" "
-                                            "data-us=\"([-0-9.e+]+)\"");
+    std::vector<double> band =
+        Numbers(svg,
+                "class=\"band lane-server\" data-phase=\"server\" "
+                "data-us=\"([-0-9.e+]+)\"");
     ASSERT_EQ(band.size(), 1u) << id;
     EXPECT_DOUBLE_EQ(band[0], q["span_us"].get<double>()) << id;
     EXPECT_GE(band[0] + 1e-9, q["total_us"].get<double>()) << id;
   }
   // Slowest first.
   for (size_t i = 1; i < slowest.size(); ++i) {
-    EXPECT_GE(slowest[i - 1]["total_us"].get<double>(), slowest[i]["total_us"].get<double>());
+    EXPECT_GE(slowest[i - 1]["total_us"].get<double>(),
+              slowest[i]["total_us"].get<double>());
   }
 }
 
 // A `report --html` page.
-inline void ExpectReportPage(const std::string& dom, const nlohmann::json& report,
-                             const nlohmann::json& slowest, const std::string& prefix) {
+inline void ExpectReportPage(const std::string& dom,
+                             const nlohmann::json& report,
+                             const nlohmann::json& slowest,
+                             const std::string& prefix) {
   ASSERT_THAT(dom, ::testing::HasSubstr("data-rendered=\"ok\""));
   ExpectPhases(dom, report);
   ExpectAverageWaterfall(dom, report, "average");
@@ -187,13 +209,15 @@ inline void ExpectComparePage(const std::string& dom, const nlohmann::json& c,
                               const nlohmann::json& b_slowest) {
   ASSERT_THAT(dom, ::testing::HasSubstr("data-rendered=\"ok\""));
   EXPECT_THAT(dom, ::testing::HasSubstr(absl::StrCat(
-                       "<p class=\"verdict\">", EscapedText(c["verdict"].get<std::string>()),
-                       "</p>")));
+                       "<p class=\"verdict\">",
+                       EscapedText(c["verdict"].get<std::string>()), "</p>")));
   size_t rows = 0;
   for (const char* p : kDrawnPhases) {
-    if (c["a"]["phases"][p]["count"] == 0 || c["b"]["phases"][p]["count"] == 0) continue;
+    if (c["a"]["phases"][p]["count"] == 0 || c["b"]["phases"][p]["count"] == 0)
+      continue;
     ++rows;
-    std::string row = Between(dom, absl::StrCat("<tr data-phase=\"", p, "\" data-a-us"), "</tr>");
+    std::string row = Between(
+        dom, absl::StrCat("<tr data-phase=\"", p, "\" data-a-us"), "</tr>");
     ASSERT_FALSE(row.empty()) << p;
     std::vector<double> a = Numbers(row, "data-a-us=\"([-0-9.e+]+)\"");
     std::vector<double> b = Numbers(row, "data-b-us=\"([-0-9.e+]+)\"");
@@ -220,7 +244,8 @@ inline void ExpectComparePage(const std::string& dom, const nlohmann::json& c,
   ExpectSlowest(Between(dom, "<section class=\"slowest\" data-of=\"A\">",
                         "<section class=\"slowest\" data-of=\"B\">"),
                 a_slowest, "a-");
-  ExpectSlowest(Between(dom, "<section class=\"slowest\" data-of=\"B\">"), b_slowest, "b-");
+  ExpectSlowest(Between(dom, "<section class=\"slowest\" data-of=\"B\">"),
+                b_slowest, "b-");
 }
 
 // The screenshot is a picture: many colours, and the three phase colours of
@@ -232,7 +257,8 @@ inline void ExpectDrawn(const std::string& png_path) {
   ASSERT_TRUE(image.ok()) << image.status();
   EXPECT_GT(image->width, 0u);
   EXPECT_GE(DistinctColors(*image), 16u) << "the screenshot looks blank";
-  const uint8_t kServer[] = {0x4e, 0x79, 0xa7}, kTransport[] = {0xf2, 0x8e, 0x2b},
+  const uint8_t kServer[] = {0x4e, 0x79, 0xa7},
+                kTransport[] = {0xf2, 0x8e, 0x2b},
                 kBackend[] = {0x59, 0xa1, 0x4f};
   for (const uint8_t* colour : {kServer, kTransport, kBackend}) {
     size_t n = 0;
@@ -242,8 +268,8 @@ inline void ExpectDrawn(const std::string& png_path) {
         ++n;
       }
     }
-    EXPECT_GT(n, 20u) << absl::StrFormat("colour #%02x%02x%02x not drawn", colour[0],
-                                         colour[1], colour[2]);
+    EXPECT_GT(n, 20u) << absl::StrFormat("colour #%02x%02x%02x not drawn",
+                                         colour[0], colour[1], colour[2]);
   }
 }
 

@@ -11,9 +11,9 @@
 // the ground truth's own stamped syscalls took; the tolerance alone must
 // hold at the median, and a looser bound at p95 (docs/accuracy.md).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <dirent.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -38,23 +38,23 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/profiled_run.h"
-#include "tests/support/tolerances.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
+#include "tests/support/tolerances.h"
 
 namespace reqcost::testing {
 namespace {
 
 using ::nlohmann::json;
 
-constexpr int kRequests = 60;        // per case, sequential, half per backend
+constexpr int kRequests = 60;         // per case, sequential, half per backend
 constexpr int kBackendWorkUs = 2000;  // the responder's sleep
 // The tolerances: server within max(2%, 50 µs) of the front server's
 // log, transport within max(5%, 30 µs) of the independent transport.
@@ -80,8 +80,10 @@ enum class Shift { kNone, kTransportToServer, kBackendToTransport };
 Shift ShiftFromEnv() {
   const char* v = std::getenv("REQCOST_ACCURACY_SHIFT");
   if (v == nullptr) return Shift::kNone;
-  if (absl::string_view(v) == "transport_to_server") return Shift::kTransportToServer;
-  if (absl::string_view(v) == "backend_to_transport") return Shift::kBackendToTransport;
+  if (absl::string_view(v) == "transport_to_server")
+    return Shift::kTransportToServer;
+  if (absl::string_view(v) == "backend_to_transport")
+    return Shift::kBackendToTransport;
   ADD_FAILURE() << "REQCOST_ACCURACY_SHIFT=" << v << ": unknown shift";
   return Shift::kNone;
 }
@@ -93,7 +95,8 @@ struct AccuracyCase {
 };
 
 std::string CaseName(const AccuracyCase& c) {
-  return absl::StrCat("Work", c.work_us, "us", c.keepalive ? "KeepAlive" : "NewConnections",
+  return absl::StrCat("Work", c.work_us, "us",
+                      c.keepalive ? "KeepAlive" : "NewConnections",
                       c.kept_links ? "KeptLinks" : "NewLinks");
 }
 
@@ -112,21 +115,28 @@ struct FrontLogEntry {
   std::string uri;
 };
 
-absl::StatusOr<std::vector<FrontLogEntry>> ReadFrontLog(const std::string& path) {
+absl::StatusOr<std::vector<FrontLogEntry>> ReadFrontLog(
+    const std::string& path) {
   absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return std::vector<FrontLogEntry>{};
   std::vector<FrontLogEntry> out;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     FrontLogEntry e;
     double accept_us, close_us;
     if (f.size() != 12 || !absl::SimpleAtoi(f[1], &e.read_ns) ||
-        !absl::SimpleAtoi(f[2], &e.link_start_ns) || !absl::SimpleAtoi(f[3], &e.reply_end_ns) ||
-        !absl::SimpleAtoi(f[4], &e.response_end_ns) || !absl::SimpleAtod(f[5], &accept_us) ||
-        !absl::SimpleAtod(f[6], &close_us) || !absl::SimpleAtod(f[7], &e.server_us) ||
-        !absl::SimpleAtod(f[8], &e.link_us) || !absl::SimpleAtod(f[9], &e.server_slack_us) ||
+        !absl::SimpleAtoi(f[2], &e.link_start_ns) ||
+        !absl::SimpleAtoi(f[3], &e.reply_end_ns) ||
+        !absl::SimpleAtoi(f[4], &e.response_end_ns) ||
+        !absl::SimpleAtod(f[5], &accept_us) ||
+        !absl::SimpleAtod(f[6], &close_us) ||
+        !absl::SimpleAtod(f[7], &e.server_us) ||
+        !absl::SimpleAtod(f[8], &e.link_us) ||
+        !absl::SimpleAtod(f[9], &e.server_slack_us) ||
         !absl::SimpleAtod(f[10], &e.link_slack_us)) {
-      return absl::InternalError(absl::StrCat("bad front server log line: ", line));
+      return absl::InternalError(
+          absl::StrCat("bad front server log line: ", line));
     }
     e.uri = std::string(f[11]);
     out.push_back(std::move(e));
@@ -141,17 +151,21 @@ struct ResponderLogEntry {
   std::string uri;
 };
 
-absl::StatusOr<std::vector<ResponderLogEntry>> ReadResponderLog(const std::string& path) {
+absl::StatusOr<std::vector<ResponderLogEntry>> ReadResponderLog(
+    const std::string& path) {
   absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return std::vector<ResponderLogEntry>{};
   std::vector<ResponderLogEntry> out;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     ResponderLogEntry e;
     int64_t start, end;
-    if (f.size() != 5 || !absl::SimpleAtoi(f[0], &start) || !absl::SimpleAtoi(f[1], &end) ||
-        !absl::SimpleAtod(f[3], &e.slack_us) || end < start) {
-      return absl::InternalError(absl::StrCat("bad responder log line: ", line));
+    if (f.size() != 5 || !absl::SimpleAtoi(f[0], &start) ||
+        !absl::SimpleAtoi(f[1], &end) || !absl::SimpleAtod(f[3], &e.slack_us) ||
+        end < start) {
+      return absl::InternalError(
+          absl::StrCat("bad responder log line: ", line));
     }
     e.us = (end - start) / 1e3;
     e.uri = std::string(f[4]);
@@ -179,7 +193,9 @@ absl::Status WaitForLines(const std::string& path, size_t lines) {
   while (absl::Now() < deadline) {
     absl::StatusOr<std::string> text = ReadFileToString(path);
     if (text.ok()) {
-      have = std::vector<absl::string_view>(absl::StrSplit(*text, '\n', absl::SkipEmpty())).size();
+      have = std::vector<absl::string_view>(
+                 absl::StrSplit(*text, '\n', absl::SkipEmpty()))
+                 .size();
       if (have >= lines) return absl::OkStatus();
     }
     absl::SleepFor(absl::Milliseconds(10));
@@ -195,7 +211,8 @@ absl::Status WaitForLines(const std::string& path, size_t lines) {
 absl::Status RunRealtime(pid_t pid) {
   std::string tasks = absl::StrCat("/proc/", pid, "/task");
   DIR* d = opendir(tasks.c_str());
-  if (d == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("opendir ", tasks));
+  if (d == nullptr)
+    return absl::ErrnoToStatus(errno, absl::StrCat("opendir ", tasks));
   absl::Status status;
   while (dirent* e = readdir(d)) {
     pid_t tid;
@@ -203,7 +220,8 @@ absl::Status RunRealtime(pid_t pid) {
     sched_param param{};
     param.sched_priority = 1;
     if (sched_setscheduler(tid, SCHED_FIFO, &param) != 0) {
-      status = absl::ErrnoToStatus(errno, absl::StrCat("SCHED_FIFO for thread ", tid));
+      status = absl::ErrnoToStatus(errno,
+                                   absl::StrCat("SCHED_FIFO for thread ", tid));
     }
   }
   closedir(d);
@@ -215,7 +233,8 @@ absl::Status RunRealtime(pid_t pid) {
 // read to its Content-Length; every wait is bounded.
 class SequentialClient {
  public:
-  static absl::Status Run(int port, const std::vector<std::string>& targets, bool keepalive) {
+  static absl::Status Run(int port, const std::vector<std::string>& targets,
+                          bool keepalive) {
     SequentialClient client(port);
     for (size_t i = 0; i < targets.size(); ++i) {
       if (client.fd_ < 0) {
@@ -223,7 +242,9 @@ class SequentialClient {
         if (!s.ok()) return s;
       }
       absl::Status s = client.Exchange(targets[i], keepalive);
-      if (!s.ok()) return absl::Status(s.code(), absl::StrCat(targets[i], ": ", s.message()));
+      if (!s.ok())
+        return absl::Status(s.code(),
+                            absl::StrCat(targets[i], ": ", s.message()));
       if (!keepalive) client.Close();
     }
     return absl::OkStatus();
@@ -255,37 +276,44 @@ class SequentialClient {
   }
 
   absl::Status Exchange(const std::string& target, bool keepalive) {
-    std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-                                   keepalive ? "" : "Connection: close\r\n", "\r\n");
-    if (send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    std::string req =
+        absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                     keepalive ? "" : "Connection: close\r\n", "\r\n");
+    if (send(fd_, req.data(), req.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(req.size())) {
       return absl::ErrnoToStatus(errno, "send");
     }
     std::string buf;
     size_t need = std::string::npos;
     absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (need == std::string::npos || buf.size() < need) {
-      int left_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+      int left_ms =
+          static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
       pollfd p{fd_, POLLIN, 0};
       if (left_ms <= 0 || poll(&p, 1, left_ms) <= 0) {
         return absl::DeadlineExceededError("no complete response within 10 s");
       }
       char tmp[4096];
       ssize_t n = read(fd_, tmp, sizeof(tmp));
-      if (n <= 0) return absl::UnavailableError("connection closed before the response ended");
+      if (n <= 0)
+        return absl::UnavailableError(
+            "connection closed before the response ended");
       buf.append(tmp, static_cast<size_t>(n));
       size_t head = buf.find("\r\n\r\n");
       if (need == std::string::npos && head != std::string::npos) {
         size_t cl = buf.find("Content-Length: ");
         size_t len = 0;
         if (cl == std::string::npos || cl > head ||
-            !absl::SimpleAtoi(buf.substr(cl + 16, buf.find("\r\n", cl) - cl - 16), &len)) {
+            !absl::SimpleAtoi(
+                buf.substr(cl + 16, buf.find("\r\n", cl) - cl - 16), &len)) {
           return absl::InternalError(absl::StrCat("no Content-Length: ", buf));
         }
         need = head + 4 + len;
       }
     }
     if (buf.rfind("HTTP/1.1 200", 0) != 0) {
-      return absl::InternalError(absl::StrCat("not a 200: ", buf.substr(0, 80)));
+      return absl::InternalError(
+          absl::StrCat("not a 200: ", buf.substr(0, 80)));
     }
     return absl::OkStatus();
   }
@@ -318,17 +346,24 @@ struct PhaseErrors {
     abs_us.push_back(std::fabs(err));
     if (std::fabs(err) <= tolerance_us) ++within;
   }
-  double Share() const { return abs_us.empty() ? 0 : static_cast<double>(within) / abs_us.size(); }
+  double Share() const {
+    return abs_us.empty() ? 0 : static_cast<double>(within) / abs_us.size();
+  }
   void Print(const std::string& name) const {
-    std::printf("[ accuracy ] %s %s: |error| p50 %.1f p95 %.1f max %.1f us (median error "
-                "%+.1f us), %d/%zu within tolerance\n",
-                name.c_str(), phase.c_str(), Percentile(abs_us, 0.5), Percentile(abs_us, 0.95),
-                Percentile(abs_us, 1.0), Median(err_us), within, abs_us.size());
+    std::printf(
+        "[ accuracy ] %s %s: |error| p50 %.1f p95 %.1f max %.1f us (median "
+        "error "
+        "%+.1f us), %d/%zu within tolerance\n",
+        name.c_str(), phase.c_str(), Percentile(abs_us, 0.5),
+        Percentile(abs_us, 0.95), Percentile(abs_us, 1.0), Median(err_us),
+        within, abs_us.size());
     // Optional per-request dump, for the overall percentiles of
     // docs/accuracy.md.
-    if (const char* path = std::getenv("REQCOST_ACCURACY_DUMP"); path != nullptr) {
+    if (const char* path = std::getenv("REQCOST_ACCURACY_DUMP");
+        path != nullptr) {
       if (FILE* f = std::fopen(path, "a")) {
-        for (double e : err_us) std::fprintf(f, "%s %s %.3f\n", name.c_str(), phase.c_str(), e);
+        for (double e : err_us)
+          std::fprintf(f, "%s %s %.3f\n", name.c_str(), phase.c_str(), e);
         std::fclose(f);
       }
     }
@@ -338,13 +373,16 @@ struct PhaseErrors {
 // The median |error| within the tolerance max(`rel_us`, `abs_us`), and p95
 // within max(`rel_us`, kP95Us).
 void ExpectPercentiles(const PhaseErrors& e, double rel_us, double abs_us) {
-  EXPECT_LE(Percentile(e.abs_us, 0.5), std::max(rel_us, abs_us)) << e.phase << " p50";
-  EXPECT_LE(Percentile(e.abs_us, 0.95), std::max(rel_us, kP95Us)) << e.phase << " p95";
+  EXPECT_LE(Percentile(e.abs_us, 0.5), std::max(rel_us, abs_us))
+      << e.phase << " p50";
+  EXPECT_LE(Percentile(e.abs_us, 0.95), std::max(rel_us, kP95Us))
+      << e.phase << " p95";
 }
 
 // Per link type (0 unix, 1 TCP) of one run: reqcost's and the truth's.
 struct ByLink {
-  std::vector<double> server[2], truth_server[2], transport[2], truth_transport[2];
+  std::vector<double> server[2], truth_server[2], transport[2],
+      truth_transport[2];
 };
 
 // Unix and TCP links in one capture, requests interleaved: the difference
@@ -352,16 +390,21 @@ struct ByLink {
 // transport as in the independent transport, and in server as in the front
 // server's own server time; a phase shifted by the link's cost fails here.
 void ExpectLinkTypeDifferences(const ByLink& l) {
-  auto delta = [](const std::vector<double>* v) { return Median(v[1]) - Median(v[0]); };
-  std::printf("[ accuracy ] unix/tcp medians: server %.1f/%.1f (truth %.1f/%.1f), transport "
-              "%.1f/%.1f (truth %.1f/%.1f)\n",
-              Median(l.server[0]), Median(l.server[1]), Median(l.truth_server[0]),
-              Median(l.truth_server[1]), Median(l.transport[0]), Median(l.transport[1]),
-              Median(l.truth_transport[0]), Median(l.truth_transport[1]));
+  auto delta = [](const std::vector<double>* v) {
+    return Median(v[1]) - Median(v[0]);
+  };
+  std::printf(
+      "[ accuracy ] unix/tcp medians: server %.1f/%.1f (truth %.1f/%.1f), "
+      "transport "
+      "%.1f/%.1f (truth %.1f/%.1f)\n",
+      Median(l.server[0]), Median(l.server[1]), Median(l.truth_server[0]),
+      Median(l.truth_server[1]), Median(l.transport[0]), Median(l.transport[1]),
+      Median(l.truth_transport[0]), Median(l.truth_transport[1]));
   // A difference of two medians (30 requests each): twice the tolerance.
   EXPECT_NEAR(delta(l.transport), delta(l.truth_transport), 2 * kTransportAbsUs)
       << "tcp - unix transport";
-  EXPECT_NEAR(delta(l.server), delta(l.truth_server), 2 * kServerAbsUs) << "tcp - unix server";
+  EXPECT_NEAR(delta(l.server), delta(l.truth_server), 2 * kServerAbsUs)
+      << "tcp - unix server";
 }
 
 class FrontServerAccuracy : public ::testing::TestWithParam<AccuracyCase> {};
@@ -370,8 +413,10 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   const AccuracyCase c = GetParam();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-accuracy"));
-  ASSERT_OK_AND_ASSIGN(unix_backend, StartFcgiResponder(dir, "backend-unix", ""));
-  ASSERT_OK_AND_ASSIGN(tcp_backend, StartFcgiResponder(dir, "backend-tcp", "tcp"));
+  ASSERT_OK_AND_ASSIGN(unix_backend,
+                       StartFcgiResponder(dir, "backend-unix", ""));
+  ASSERT_OK_AND_ASSIGN(tcp_backend,
+                       StartFcgiResponder(dir, "backend-tcp", "tcp"));
   FrontServerOptions fopts;
   fopts.backends = {unix_backend.address(), tcp_backend.address()};
   fopts.keep_backend = c.kept_links;
@@ -385,28 +430,32 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   // The readiness probe's connection is logged as nothing (no request); the
   // logs start empty for this run.
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(
-               dir, {"attach", "-p", std::to_string(front.pid()), "-p",
-                     std::to_string(unix_backend.pid()), "-p", std::to_string(tcp_backend.pid()),
-                     "--format", "json", "-o", dir.File("run.cap")}));
+      run,
+      ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(front.pid()),
+                               "-p", std::to_string(unix_backend.pid()), "-p",
+                               std::to_string(tcp_backend.pid()), "--format",
+                               "json", "-o", dir.File("run.cap")}));
 
   // Request i: backend i % 2 (unix, TCP); pre work spin on odd pairs, post
   // work the other way, so both kinds meet both link types.
   std::vector<std::string> targets;
   for (int i = 0; i < kRequests; ++i) {
     bool pre_spin = (i / 2) % 2 == 1;
-    targets.push_back(absl::StrCat("/x?id=", i, "&be=", i % 2, "&pre_us=", c.work_us,
-                                   "&pre_mode=", pre_spin ? "spin" : "sleep",
-                                   "&post_us=", c.work_us,
-                                   "&post_mode=", pre_spin ? "sleep" : "spin",
-                                   "&work_us=", kBackendWorkUs));
+    targets.push_back(absl::StrCat(
+        "/x?id=", i, "&be=", i % 2, "&pre_us=", c.work_us,
+        "&pre_mode=", pre_spin ? "spin" : "sleep", "&post_us=", c.work_us,
+        "&post_mode=", pre_spin ? "sleep" : "spin",
+        "&work_us=", kBackendWorkUs));
   }
-  absl::Status client = SequentialClient::Run(front.port(), targets, c.keepalive);
+  absl::Status client =
+      SequentialClient::Run(front.port(), targets, c.keepalive);
   // The last request is logged once its connection closed (the close is
   // its); the backends log after their reply: wait for all before stopping.
   absl::Status front_logged = WaitForLines(front.request_log(), kRequests);
-  absl::Status unix_logged = WaitForLines(unix_backend.request_log(), kRequests / 2);
-  absl::Status tcp_logged = WaitForLines(tcp_backend.request_log(), kRequests / 2);
+  absl::Status unix_logged =
+      WaitForLines(unix_backend.request_log(), kRequests / 2);
+  absl::Status tcp_logged =
+      WaitForLines(tcp_backend.request_log(), kRequests / 2);
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
   ASSERT_TRUE(client.ok()) << client;
   ASSERT_TRUE(front_logged.ok()) << front_logged;
@@ -428,11 +477,14 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   ASSERT_OK_AND_ASSIGN(front_log, ReadFrontLog(front.request_log()));
   ASSERT_EQ(front_log.size(), static_cast<size_t>(kRequests));
   std::sort(front_log.begin(), front_log.end(),
-            [](const FrontLogEntry& a, const FrontLogEntry& b) { return a.read_ns < b.read_ns; });
+            [](const FrontLogEntry& a, const FrontLogEntry& b) {
+              return a.read_ns < b.read_ns;
+            });
   std::map<int, ResponderLogEntry> backend_by_id;  // the backend's own
   for (const Server* b : {&unix_backend, &tcp_backend}) {
     ASSERT_OK_AND_ASSIGN(log, ReadResponderLog(b->request_log()));
-    for (const ResponderLogEntry& e : log) backend_by_id[RequestId(e.uri).value_or(-1)] = e;
+    for (const ResponderLogEntry& e : log)
+      backend_by_id[RequestId(e.uri).value_or(-1)] = e;
   }
 
   // reqcost shows no query string: requests are matched by time (one
@@ -443,9 +495,11 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     return a["start_ns"].get<int64_t>() < b["start_ns"].get<int64_t>();
   });
   const Shift shift = ShiftFromEnv();
-  PhaseErrors server{"server"}, transport{"transport"}, backend{"backend"}, link{"transport+backend"};
+  PhaseErrors server{"server"}, transport{"transport"}, backend{"backend"},
+      link{"transport+backend"};
   ByLink by_link;
-  std::vector<double> backend_reqcost, backend_own, link_us, server_truth, transport_truth;
+  std::vector<double> backend_reqcost, backend_own, link_us, server_truth,
+      transport_truth;
   for (size_t i = 0; i < requests.size(); ++i) {
     const json& q = requests[i];
     const FrontLogEntry& f = front_log[i];
@@ -475,7 +529,8 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     EXPECT_EQ(q["backend_timing"], "measured");
     const double server_tol = std::max(kServerRel * f.server_us, kServerAbsUs);
     const double truth_transport = f.link_us - own;
-    const double transport_tol = std::max(kTransportRel * truth_transport, kTransportAbsUs);
+    const double transport_tol =
+        std::max(kTransportRel * truth_transport, kTransportAbsUs);
     server.Add(s - f.server_us, server_tol);
     transport.Add(t - truth_transport, transport_tol);
     backend.Add(b - own, std::max(kTransportRel * own, kTransportAbsUs));
@@ -486,11 +541,13 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     // Each bound: the tolerance capped at the published p99 plus a
     // margin, plus the slack capped (tests/support/tolerances.h).
     namespace tol = tolerances;
-    EXPECT_LE(std::fabs(s - f.server_us), tol::PerRequestUs(server_tol, tol::kServerP99Us) +
-                                              tol::CappedSlackUs(f.server_slack_us))
+    EXPECT_LE(std::fabs(s - f.server_us),
+              tol::PerRequestUs(server_tol, tol::kServerP99Us) +
+                  tol::CappedSlackUs(f.server_slack_us))
         << "id " << *id << ": front server says " << f.server_us;
-    EXPECT_LE(std::fabs(t + b - f.link_us), tol::PerRequestUs(transport_tol, tol::kLinkP99Us) +
-                                                tol::CappedSlackUs(f.link_slack_us))
+    EXPECT_LE(std::fabs(t + b - f.link_us),
+              tol::PerRequestUs(transport_tol, tol::kLinkP99Us) +
+                  tol::CappedSlackUs(f.link_slack_us))
         << "id " << *id << ": front server's link " << f.link_us;
     EXPECT_LE(std::fabs(t - truth_transport),
               tol::PerRequestUs(transport_tol, tol::kTransportP99Us) +
@@ -513,16 +570,20 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     transport_truth.push_back(truth_transport);
   }
   const std::string name = CaseName(c);
-  for (const PhaseErrors* e : {&server, &transport, &backend, &link}) e->Print(name);
+  for (const PhaseErrors* e : {&server, &transport, &backend, &link})
+    e->Print(name);
   // Percentile bounds (docs/accuracy.md says why and what was measured).
   ExpectPercentiles(server, kServerRel * Median(server_truth), kServerAbsUs);
-  ExpectPercentiles(transport, kTransportRel * Median(transport_truth), kTransportAbsUs);
+  ExpectPercentiles(transport, kTransportRel * Median(transport_truth),
+                    kTransportAbsUs);
   ExpectPercentiles(link, kTransportRel * Median(link_us), kTransportAbsUs);
-  ExpectPercentiles(backend, kTransportRel * Median(backend_own), kTransportAbsUs);
+  ExpectPercentiles(backend, kTransportRel * Median(backend_own),
+                    kTransportAbsUs);
   // The bias: each phase's signed median error within a few µs of zero
   // (plus, on new links, their one-signed offset: tests/support/tolerances.h).
   auto expect_bias = [&](const PhaseErrors& e, int offset_sign) {
-    const tolerances::BiasRange r = tolerances::AllowedBias(offset_sign, !c.kept_links);
+    const tolerances::BiasRange r =
+        tolerances::AllowedBias(offset_sign, !c.kept_links);
     const double bias = Median(e.err_us);
     EXPECT_GE(bias, r.low) << e.phase << " bias";
     EXPECT_LE(bias, r.high) << e.phase << " bias";
@@ -530,29 +591,32 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   expect_bias(server, +1);
   expect_bias(transport, -1);
   expect_bias(link, -1);
-  EXPECT_LE(std::fabs(Median(backend.err_us)), tolerances::kBackendBiasUs) << "backend bias";
+  EXPECT_LE(std::fabs(Median(backend.err_us)), tolerances::kBackendBiasUs)
+      << "backend bias";
   // The backend against its own log, as in every breakdown test.
-  EXPECT_NEAR(Mean(backend_reqcost), Mean(backend_own), Mean(backend_own) * kMeasuredTolerance);
+  EXPECT_NEAR(Mean(backend_reqcost), Mean(backend_own),
+              Mean(backend_own) * kMeasuredTolerance);
   ExpectLinkTypeDifferences(by_link);
   if (shift != Shift::kNone) {
     // What the accuracy_shift_* ctest tests look for: every case must fail.
-    std::printf("[ shift ] %s: %s\n", name.c_str(),
-                ::testing::Test::HasFailure() ? "bounds failed" : "BOUNDS PASSED");
+    std::printf(
+        "[ shift ] %s: %s\n", name.c_str(),
+        ::testing::Test::HasFailure() ? "bounds failed" : "BOUNDS PASSED");
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    PreAndPostWork, FrontServerAccuracy,
-    ::testing::ValuesIn([] {
-      std::vector<AccuracyCase> cases;
-      for (int work : {0, 200, 5000}) {
-        for (bool keepalive : {true, false}) {
-          for (bool kept : {false, true}) cases.push_back({work, keepalive, kept});
-        }
-      }
-      return cases;
-    }()),
-    [](const auto& info) { return CaseName(info.param); });
+INSTANTIATE_TEST_SUITE_P(PreAndPostWork, FrontServerAccuracy,
+                         ::testing::ValuesIn([] {
+                           std::vector<AccuracyCase> cases;
+                           for (int work : {0, 200, 5000}) {
+                             for (bool keepalive : {true, false}) {
+                               for (bool kept : {false, true})
+                                 cases.push_back({work, keepalive, kept});
+                             }
+                           }
+                           return cases;
+                         }()),
+                         [](const auto& info) { return CaseName(info.param); });
 
 }  // namespace
 }  // namespace reqcost::testing

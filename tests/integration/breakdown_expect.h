@@ -45,21 +45,28 @@ inline double Mean(const std::vector<double>& v) {
 // `expected`: the counters the test's scenario causes on purpose (each test
 // names its own, with why). The counters themselves must all be there, so a
 // renamed or missing one fails instead of passing unchecked.
-inline void ExpectNoAnomaliesExcept(const json& report,
-                                    const std::set<std::string>& expected = {}) {
-  static const char* const kCounters[] = {
-      "late_events",          "clamped_phases",           "unattributed_exchanges",
-      "unmatched_backend_work", "ignored_connections",    "reclassified_connections",
-      "stray_events",         "side_calls_outside_requests", "merged_requests"};
+inline void ExpectNoAnomaliesExcept(
+    const json& report, const std::set<std::string>& expected = {}) {
+  static const char* const kCounters[] = {"late_events",
+                                          "clamped_phases",
+                                          "unattributed_exchanges",
+                                          "unmatched_backend_work",
+                                          "ignored_connections",
+                                          "reclassified_connections",
+                                          "stray_events",
+                                          "side_calls_outside_requests",
+                                          "merged_requests"};
   ASSERT_TRUE(report.contains("anomalies")) << "no anomalies in the report";
   const json& a = report["anomalies"];
   for (const char* name : kCounters) {
-    ASSERT_TRUE(a.contains(name) && a[name].is_number_unsigned()) << name << ": " << a.dump();
+    ASSERT_TRUE(a.contains(name) && a[name].is_number_unsigned())
+        << name << ": " << a.dump();
     if (expected.count(name) != 0) continue;
-    EXPECT_EQ(a[name].get<uint64_t>(), 0u) << "anomalies." << name << " on a clean run: "
-                                           << a.dump();
+    EXPECT_EQ(a[name].get<uint64_t>(), 0u)
+        << "anomalies." << name << " on a clean run: " << a.dump();
   }
-  EXPECT_EQ(a.size(), std::size(kCounters)) << "a counter this check does not know: " << a.dump();
+  EXPECT_EQ(a.size(), std::size(kCounters))
+      << "a counter this check does not know: " << a.dump();
 }
 
 // Counters seen non-zero on clean runs, caused by nothing the tests do on
@@ -71,8 +78,8 @@ inline void ExpectNoAnomaliesExcept(const json& report,
 // found to be a backend's side) 1 on runs of the sample backend with
 // --syscall-times, lighttpd + php-fpm and lighttpd spawning php-cgi. Neither
 // was reliably zero: every breakdown test names both.
-inline const std::set<std::string> kCleanRunAnomalies = {"stray_events",
-                                                         "reclassified_connections"};
+inline const std::set<std::string> kCleanRunAnomalies = {
+    "stray_events", "reclassified_connections"};
 // On php-fpm and php-cgi stacks also unmatched_backend_work (php work that
 // no exchange claims: 1-2, 2 of 4 runs of PhpFpmSleepMatchesPhpFpmClock).
 inline const std::set<std::string> kPhpCleanRunAnomalies = {
@@ -80,11 +87,11 @@ inline const std::set<std::string> kPhpCleanRunAnomalies = {
 
 // The phases every case checks, against the backend's own mean; prints the
 // "[ accuracy ]" line STACKS.md quotes.
-inline void ExpectBreakdown(const std::string& stack, const json& report,
-                     const AbResult& ab, double backend_own_mean_us,
-                     const std::string& timing = "measured",
-                     double tolerance = kMeasuredTolerance,
-                     const std::set<std::string>& expected_anomalies = kCleanRunAnomalies) {
+inline void ExpectBreakdown(
+    const std::string& stack, const json& report, const AbResult& ab,
+    double backend_own_mean_us, const std::string& timing = "measured",
+    double tolerance = kMeasuredTolerance,
+    const std::set<std::string>& expected_anomalies = kCleanRunAnomalies) {
   SCOPED_TRACE(report.dump(2));
   ExpectNoAnomaliesExcept(report, expected_anomalies);
   EXPECT_EQ(report["schema"], "reqcost.report/2");
@@ -96,12 +103,12 @@ inline void ExpectBreakdown(const std::string& stack, const json& report,
   double backend = phases["backend"]["mean_us"].get<double>();
   double transport = phases["transport"]["mean_us"].get<double>();
   double server = phases["server"]["mean_us"].get<double>();
-  std::printf("[ accuracy ] %s: %s backend %.1f us vs own clock %.1f us "
-              "(%+.2f%%); transport %.1f us, server %.1f us, %d/%d complete\n",
-              stack.c_str(), timing.c_str(), backend, backend_own_mean_us,
-              100 * (backend - backend_own_mean_us) / backend_own_mean_us,
-              transport, server,
-              report["requests"]["complete"].get<int>(), ab.complete);
+  std::printf(
+      "[ accuracy ] %s: %s backend %.1f us vs own clock %.1f us "
+      "(%+.2f%%); transport %.1f us, server %.1f us, %d/%d complete\n",
+      stack.c_str(), timing.c_str(), backend, backend_own_mean_us,
+      100 * (backend - backend_own_mean_us) / backend_own_mean_us, transport,
+      server, report["requests"]["complete"].get<int>(), ab.complete);
   EXPECT_NEAR(backend, backend_own_mean_us, backend_own_mean_us * tolerance)
       << "backend's own mean " << backend_own_mean_us << " us";
   EXPECT_GT(server, kMinServerUs);
@@ -112,7 +119,8 @@ inline void ExpectBreakdown(const std::string& stack, const json& report,
   // latency as ab measured it on its own clock: the mean cannot exceed ab's
   // mean time per request. (server + transport + backend == total holds by
   // construction and is not checked.)
-  EXPECT_LE(phases["total"]["mean_us"].get<double>(), ab.time_per_request_ms * 1000)
+  EXPECT_LE(phases["total"]["mean_us"].get<double>(),
+            ab.time_per_request_ms * 1000)
       << "reqcost's mean total above ab's mean latency";
 }
 

@@ -29,7 +29,8 @@ using ::nlohmann::json;
 constexpr int kWorkUs = 20000;
 constexpr int kRequests = 100;
 
-class NginxFcgiBackendBreakdown : public ::testing::TestWithParam<std::string> {};
+class NginxFcgiBackendBreakdown : public ::testing::TestWithParam<std::string> {
+};
 
 TEST_P(NginxFcgiBackendBreakdown, MeasuredBackendMatchesBackendClock) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
@@ -43,9 +44,9 @@ TEST_P(NginxFcgiBackendBreakdown, MeasuredBackendMatchesBackendClock) {
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
 
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(backend.pid()),
-                                    "--format", "json"}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(backend.pid()), "--format", "json"}));
   AbOptions ab;
   ab.url = nginx.Url("/fcgi/x?work_us=" + std::to_string(kWorkUs));
   ab.requests = kRequests;
@@ -63,14 +64,14 @@ TEST_P(NginxFcgiBackendBreakdown, MeasuredBackendMatchesBackendClock) {
                   report, result, Mean(ElapsedUs(log)));
   // Roles were recognised from the sockets alone.
   std::vector<std::string> roles;
-  for (const json& p : report["capture"]["processes"]) roles.push_back(p["role"]);
+  for (const json& p : report["capture"]["processes"])
+    roles.push_back(p["role"]);
   EXPECT_THAT(roles, ::testing::Contains("server"));
   EXPECT_THAT(roles, ::testing::Contains("backend"));
 }
 
 INSTANTIATE_TEST_SUITE_P(UnixAndTcp, NginxFcgiBackendBreakdown,
-                         ::testing::Values("", "tcp"),
-                         [](const auto& info) {
+                         ::testing::Values("", "tcp"), [](const auto& info) {
                            return info.param.empty() ? "unix" : "tcp";
                          });
 
@@ -91,9 +92,8 @@ TEST(BreakdownTest, BackendNotTracedIsInferredWithinTenPercent) {
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGTERM));
   ASSERT_EQ(code, 0) << run.err();
   ASSERT_OK_AND_ASSIGN(log, ReadBackendLog(backend.request_log()));
-  ExpectBreakdown("nginx + sample backend, not traced",
-                  json::parse(run.out()), result, Mean(ElapsedUs(log)),
-                  "inferred", 0.10);
+  ExpectBreakdown("nginx + sample backend, not traced", json::parse(run.out()),
+                  result, Mean(ElapsedUs(log)), "inferred", 0.10);
 }
 
 TEST(BreakdownTest, PhpFpmSleepMatchesPhpFpmClock) {
@@ -107,9 +107,9 @@ TEST(BreakdownTest, PhpFpmSleepMatchesPhpFpmClock) {
   ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
 
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()),
-                                    "--format", "json"}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--format", "json"}));
   AbOptions ab;
   ab.url = nginx.Url("/sleep.php?us=" + std::to_string(kWorkUs));
   ab.requests = kRequests;
@@ -120,7 +120,8 @@ TEST(BreakdownTest, PhpFpmSleepMatchesPhpFpmClock) {
   ASSERT_EQ(code, 0) << run.err();
 
   ASSERT_OK_AND_ASSIGN(after, ReadPhpFpmAccessLog(fpm.request_log()));
-  std::vector<PhpFpmAccessEntry> ours(after.begin() + before.size(), after.end());
+  std::vector<PhpFpmAccessEntry> ours(after.begin() + before.size(),
+                                      after.end());
   ASSERT_EQ(ours.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx + php-fpm, unix", json::parse(run.out()), result,
                   Mean(DurationsUs(ours)), "measured", kMeasuredTolerance,
@@ -136,10 +137,10 @@ TEST(BreakdownTest, RequestsAsJsonLinesAddUpAndRecordReplays) {
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
   std::string capture = dir.File("run.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(backend.pid()),
-                                    "--requests", "--format", "jsonl",
-                                    "--payload", "64", "-o", capture}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(backend.pid()), "--requests", "--format",
+                     "jsonl", "--payload", "64", "-o", capture}));
   AbOptions ab;
   ab.url = nginx.Url("/fcgi/page?work_us=2000");
   ab.requests = 20;
@@ -168,9 +169,10 @@ TEST(BreakdownTest, RequestsAsJsonLinesAddUpAndRecordReplays) {
   // The capture replays to the very same lines.
   ASSERT_OK_AND_ASSIGN(replay_dir, TempDir::Create("reqcost-replay"));
   ASSERT_OK_AND_ASSIGN(
-      replay, Subprocess::Start({REQCOST_BINARY, "report", capture, "--requests",
-                                 "--format", "jsonl"},
-                                replay_dir.File("out"), replay_dir.File("err")));
+      replay,
+      Subprocess::Start({REQCOST_BINARY, "report", capture, "--requests",
+                         "--format", "jsonl"},
+                        replay_dir.File("out"), replay_dir.File("err")));
   ASSERT_OK_AND_ASSIGN(status, replay.WaitForExit(absl::Seconds(30)));
   EXPECT_EQ(status, 0);
   ASSERT_OK_AND_ASSIGN(replayed, ReadFileToString(replay_dir.File("out")));
@@ -200,9 +202,15 @@ TEST(BreakdownTest, SyscallTimesTimesDataSyscallsAndKeepsTheBreakdown) {
     SCOPED_TRACE(syscall_times ? "--syscall-times" : "default hooks");
     const std::string capture =
         dir.File(syscall_times ? "syscall-times.cap" : "default.cap");
-    std::vector<std::string> args = {"attach", "-p", std::to_string(nginx.pid()),
-                                     "-p", std::to_string(backend.pid()),
-                                     "--format", "json", "-o", capture};
+    std::vector<std::string> args = {"attach",
+                                     "-p",
+                                     std::to_string(nginx.pid()),
+                                     "-p",
+                                     std::to_string(backend.pid()),
+                                     "--format",
+                                     "json",
+                                     "-o",
+                                     capture};
     if (syscall_times) args.push_back("--syscall-times");
     ASSERT_OK_AND_ASSIGN(run, ReqcostRun::Attach(dir, args));
     AbOptions ab;
@@ -223,7 +231,8 @@ TEST(BreakdownTest, SyscallTimesTimesDataSyscallsAndKeepsTheBreakdown) {
     EXPECT_EQ(report["requests"]["count"], result->complete);
     ExpectBreakdown(std::string("nginx + sample backend, unix, ") +
                         (syscall_times ? "--syscall-times" : "default hooks"),
-                    report, *result, Mean(ElapsedUs(this_run)), "measured", kTolerance);
+                    report, *result, Mean(ElapsedUs(this_run)), "measured",
+                    kTolerance);
 
     // Per request: every syscall that moves bytes is timed with
     // --syscall-times and untimed by default.
@@ -233,7 +242,8 @@ TEST(BreakdownTest, SyscallTimesTimesDataSyscallsAndKeepsTheBreakdown) {
     for (const json& q : requests) {
       ASSERT_EQ(q["complete"], true) << q.dump();
       for (const json& sc : q["syscalls"]) {
-        std::optional<Syscall> kind = SyscallFromName(sc["name"].get<std::string>());
+        std::optional<Syscall> kind =
+            SyscallFromName(sc["name"].get<std::string>());
         ASSERT_TRUE(kind.has_value()) << sc.dump();
         if (!IsRead(*kind) && !IsWrite(*kind)) continue;
         ++data_calls;

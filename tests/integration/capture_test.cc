@@ -225,7 +225,8 @@ TEST_F(CaptureTest, TracesExactSocketSyscallsOfATreeAndNothingElse) {
   TracerOptions options;
   options.pids = {traced};
   options.payload_bytes = 16;
-  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer =
+      Tracer::Start(options, &sink);
   if (!tracer.ok()) {
     kill(traced, SIGKILL);
     kill(sibling, SIGKILL);
@@ -263,19 +264,17 @@ TEST_F(CaptureTest, TracesExactSocketSyscallsOfATreeAndNothingElse) {
   ASSERT_EQ(server.size(), 11u);
   ASSERT_EQ(cli.size(), 9u);
   int64_t a = server[0].ret, b = server[4].ret;
-  EXPECT_THAT(Calls(server),
-              ElementsAre(Pair("accept4", a), Pair("read", 11),
-                          Pair("writev", 5), Pair("close", 0),
-                          Pair("accept", b), Pair("recvfrom", 7),
-                          Pair("sendto", 9), Pair("recvmsg", 3),
-                          Pair("close", 0), Pair("close", 0),
-                          Pair("close", 0)));
-  EXPECT_THAT(Calls(cli),
-              ElementsAre(Pair("connect", 0), Pair("write", 11),
-                          Pair("readv", 5), Pair("close", 0),
-                          Pair("connect", 0), Pair("sendto", 7),
-                          Pair("recvfrom", 9), Pair("sendmsg", 3),
-                          Pair("close", 0)));
+  EXPECT_THAT(
+      Calls(server),
+      ElementsAre(Pair("accept4", a), Pair("read", 11), Pair("writev", 5),
+                  Pair("close", 0), Pair("accept", b), Pair("recvfrom", 7),
+                  Pair("sendto", 9), Pair("recvmsg", 3), Pair("close", 0),
+                  Pair("close", 0), Pair("close", 0)));
+  EXPECT_THAT(
+      Calls(cli),
+      ElementsAre(Pair("connect", 0), Pair("write", 11), Pair("readv", 5),
+                  Pair("close", 0), Pair("connect", 0), Pair("sendto", 7),
+                  Pair("recvfrom", 9), Pair("sendmsg", 3), Pair("close", 0)));
   for (const SyscallEvent& e : sink.syscalls) {
     // By default bytes are seen at the socket layer, at the end of the call
     // only; connections open and close through syscall tracepoints.
@@ -334,7 +333,8 @@ TEST_F(CaptureTest, NothingStaysLoadedAfterTheTracerIsGone) {
   CollectingSink sink;
   TracerOptions options;
   options.pids = {getpid()};
-  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer =
+      Tracer::Start(options, &sink);
   ASSERT_TRUE(tracer.ok()) << tracer.status();
   Tracer::ObjectIds ids = (*tracer)->object_ids();
   EXPECT_GE(ids.programs.size(), reqcost::testing::kDefaultPrograms);
@@ -371,7 +371,8 @@ TEST_F(CaptureTest, UnknownPidIsRefusedBeforeLoading) {
   CollectingSink sink;
   TracerOptions options;
   options.pids = {999999999};
-  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, &sink);
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer =
+      Tracer::Start(options, &sink);
   EXPECT_EQ(tracer.status().code(), absl::StatusCode::kNotFound);
 }
 

@@ -1,8 +1,8 @@
 // Runs the reqcost binary as a user would: exit codes, messages, and that
 // nothing stays loaded whichever way it ends.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,11 +58,13 @@ Child Spawn(const std::vector<std::string>& args, uid_t uid = -1,
     int err = open(c.err_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
     dup2(out, 1);
     dup2(err, 2);
-    if (uid != static_cast<uid_t>(-1) && (setgid(uid) != 0 || setuid(uid) != 0)) {
+    if (uid != static_cast<uid_t>(-1) &&
+        (setgid(uid) != 0 || setuid(uid) != 0)) {
       _exit(99);
     }
     std::vector<char*> argv = {const_cast<char*>(binary)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(binary, argv.data());
     _exit(98);
@@ -72,7 +74,8 @@ Child Spawn(const std::vector<std::string>& args, uid_t uid = -1,
 
 // Waits (bounded) and returns the exit code, or -1 on timeout (then kills).
 int Wait(const Child& c, int timeout_s = 30) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
@@ -100,8 +103,10 @@ Result RunReqcost(const std::vector<std::string>& args, uid_t uid = -1,
   return r;
 }
 
-bool WaitForText(const std::string& path, const std::string& text, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+bool WaitForText(const std::string& path, const std::string& text,
+                 int timeout_s) {
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     if (Slurp(path).find(text) != std::string::npos) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -140,7 +145,8 @@ TEST(CliTest, CheckPassesOnThisMachine) {
 TEST(CliTest, AttachWithDurationReportsAndDetaches) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   Sleeper target;
-  Child c = Spawn({"attach", "-p", target.pid(), "--duration", "2s", "--events"});
+  Child c =
+      Spawn({"attach", "-p", target.pid(), "--duration", "2s", "--events"});
   ASSERT_TRUE(WaitForText(c.err_path, "attached to 1 processes", 20))
       << Slurp(c.err_path);
   BpfObjectIds held = BpfObjectsHeldBy(c.pid);
@@ -223,7 +229,8 @@ TEST(CliTest, WithoutPrivilegesSaysToUseSudo) {
   ASSERT_EQ(chmod(dir, 0755), 0);
   std::string copy = std::string(dir) + "/reqcost";
   ASSERT_EQ(system(("cp " + std::string(REQCOST_BINARY) + " " + copy +
-                    " && chmod 0755 " + copy).c_str()),
+                    " && chmod 0755 " + copy)
+                       .c_str()),
             0);
   Sleeper target;
   Result r = RunReqcost({"attach", "-p", target.pid(), "--duration", "1s"},

@@ -1,6 +1,7 @@
-// compare, --group-by and timeline on real processes: nginx in front of php-fpm (hello.php over a
-// unix socket), recorded by the reqcost binary with and without client
-// keep-alive (ab -k), then compared, grouped and exported as a timeline.
+// compare, --group-by and timeline on real processes: nginx in front of php-fpm
+// (hello.php over a unix socket), recorded by the reqcost binary with and
+// without client keep-alive (ab -k), then compared, grouped and exported as a
+// timeline.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,10 +72,10 @@ class Stack {
   // The same with any runs, and a payload prefix of `payload` bytes.
   absl::StatusOr<int> Record(const TempDir& dir, const std::string& capture,
                              const std::vector<Run>& runs, int payload) {
-    absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(
-        dir, {"record", "-p", std::to_string(nginx_->pid()), "-p",
-              std::to_string(fpm_->pid()), "--payload",
-              std::to_string(payload), "-o", capture});
+    absl::StatusOr<ReqcostRun> run =
+        ReqcostRun::Attach(dir, {"record", "-p", std::to_string(nginx_->pid()),
+                                 "-p", std::to_string(fpm_->pid()), "--payload",
+                                 std::to_string(payload), "-o", capture});
     if (!run.ok()) return run.status();
     int complete = 0;
     for (const Run& r : runs) {
@@ -95,8 +96,8 @@ class Stack {
     absl::StatusOr<int> code = run->StopWith(SIGINT);
     if (!code.ok()) return code.status();
     if (*code != 0) {
-      return absl::InternalError(absl::StrCat("record exited ", *code, ": ",
-                                              run->err()));
+      return absl::InternalError(
+          absl::StrCat("record exited ", *code, ": ", run->err()));
     }
     return complete;
   }
@@ -119,13 +120,17 @@ double PerRequest(const json& report, const std::string& name,
                   const std::string& side) {
   const json* s = FindSyscall(report, name, side);
   double complete = report["requests"]["complete"].get<double>();
-  return s == nullptr || complete == 0 ? 0 : (*s)["count"].get<double>() / complete;
+  return s == nullptr || complete == 0 ? 0
+                                       : (*s)["count"].get<double>() / complete;
 }
 
 // Time in `name` on `side` per complete request, in µs (0 when never seen).
-double UsPerRequest(const json& report, const std::string& name, const std::string& side) {
+double UsPerRequest(const json& report, const std::string& name,
+                    const std::string& side) {
   const json* s = FindSyscall(report, name, side);
-  return s == nullptr ? 0 : PerRequest(report, name, side) * (*s)["mean_us"].get<double>();
+  return s == nullptr
+             ? 0
+             : PerRequest(report, name, side) * (*s)["mean_us"].get<double>();
 }
 
 // Copies the captures and outputs to $REQCOST_KEEP_DIR when set (for docs).
@@ -133,7 +138,8 @@ void Keep(const std::string& path, const std::string& name) {
   const char* keep = std::getenv("REQCOST_KEEP_DIR");
   if (keep == nullptr) return;
   std::string cmd = absl::StrCat("cp '", path, "' '", keep, "/", name, "'");
-  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not keep %s\n", name.c_str());
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "could not keep %s\n", name.c_str());
 }
 
 TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
@@ -149,14 +155,16 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   Keep(a, "close.cap");
   Keep(b, "keepalive.cap");
 
-  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", a, b, "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(cmp,
+                       RunReqcost(dir, {"compare", a, b, "--format", "json"}));
   ASSERT_EQ(cmp.code, 0) << cmp.err;
   json c = json::parse(cmp.out);
   SCOPED_TRACE(c["delta"].dump());
   EXPECT_EQ(c["schema"], "reqcost.compare/3");
   EXPECT_EQ(c["a"]["schema"], "reqcost.report/2");
   EXPECT_EQ(c["b"]["schema"], "reqcost.report/2");
-  for (const char* phase : {"total", "server", "transport", "backend", "queue"}) {
+  for (const char* phase :
+       {"total", "server", "transport", "backend", "queue"}) {
     EXPECT_TRUE(c["delta"].contains(phase)) << phase;
   }
   // "clear" is what the rule says: the interval excludes 0 and the change
@@ -168,8 +176,8 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
     ASSERT_TRUE(d["ci95_us"].is_array()) << phase;
     const double low = d["ci95_us"][0].get<double>();
     const double high = d["ci95_us"][1].get<double>();
-    const bool clear = (low > 0 || high < 0) &&
-                       std::fabs(d["pct"].get<double>()) >= 2.0;
+    const bool clear =
+        (low > 0 || high < 0) && std::fabs(d["pct"].get<double>()) >= 2.0;
     EXPECT_EQ(d["clear"].get<bool>(), clear) << phase;
   }
   // What the client saw: every complete request has a response time, and
@@ -191,13 +199,14 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   double b_close = PerRequest(c["b"], "close", "server");
   double a_server = c["a"]["phases"]["server"]["mean_us"].get<double>();
   double b_server = c["b"]["phases"]["server"]["mean_us"].get<double>();
-  std::printf("[ keep-alive ] accept4/request %.3f -> %.3f, close/request (server) "
-              "%.3f -> %.3f, server %.1f us -> %.1f us, total %.1f us -> %.1f us "
-              "(%+.1f%%)\n",
-              a_accept, b_accept, a_close, b_close, a_server, b_server,
-              c["a"]["phases"]["total"]["mean_us"].get<double>(),
-              c["b"]["phases"]["total"]["mean_us"].get<double>(),
-              c["delta"]["total"]["pct"].get<double>());
+  std::printf(
+      "[ keep-alive ] accept4/request %.3f -> %.3f, close/request (server) "
+      "%.3f -> %.3f, server %.1f us -> %.1f us, total %.1f us -> %.1f us "
+      "(%+.1f%%)\n",
+      a_accept, b_accept, a_close, b_close, a_server, b_server,
+      c["a"]["phases"]["total"]["mean_us"].get<double>(),
+      c["b"]["phases"]["total"]["mean_us"].get<double>(),
+      c["delta"]["total"]["pct"].get<double>());
   EXPECT_NEAR(a_accept, 1.0, 0.05);
   EXPECT_LT(b_accept, 0.1);
   EXPECT_GT(a_close, 0.9);  // the client connection's (and the link's)
@@ -206,9 +215,12 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   // long they took is two runs' timing, which this VM's drift can flip
   // (CI saw accept4 + close at 18.7 µs per request with keep-alive against
   // 13.0 without), so it is printed, not compared.
-  std::printf("[ keep-alive ] accept4 + close per request: %.1f us -> %.1f us\n",
-              UsPerRequest(c["a"], "accept4", "server") + UsPerRequest(c["a"], "close", "server"),
-              UsPerRequest(c["b"], "accept4", "server") + UsPerRequest(c["b"], "close", "server"));
+  std::printf(
+      "[ keep-alive ] accept4 + close per request: %.1f us -> %.1f us\n",
+      UsPerRequest(c["a"], "accept4", "server") +
+          UsPerRequest(c["a"], "close", "server"),
+      UsPerRequest(c["b"], "accept4", "server") +
+          UsPerRequest(c["b"], "close", "server"));
 
   ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"compare", a, b}));
   ASSERT_EQ(text.code, 0) << text.err;
@@ -222,10 +234,10 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   // Which way the total moved is a comparison of two runs, which this VM's
   // drift can flip: the verdict is checked for its form and for agreeing
   // with its own statistics, never for a direction.
-  EXPECT_THAT(verdict,
-              ::testing::AnyOf(::testing::StartsWith("B saves"),
-                               ::testing::StartsWith("B costs"),
-                               ::testing::StartsWith("No clear difference (~)")));
+  EXPECT_THAT(verdict, ::testing::AnyOf(
+                           ::testing::StartsWith("B saves"),
+                           ::testing::StartsWith("B costs"),
+                           ::testing::StartsWith("No clear difference (~)")));
   EXPECT_EQ(absl::StartsWith(verdict, "No clear difference"),
             !c["delta"]["total"]["clear"].get<bool>());
   EXPECT_EQ(c["verdict"].get<std::string>() + "\n", verdict);
@@ -247,7 +259,8 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   int complete_slices = 0, backend_slices = 0;
   for (const json& e : trace["traceEvents"]) {
     if (e["ph"] != "X") continue;
-    if (e["cat"] == "request" && e["args"]["complete"] == true) ++complete_slices;
+    if (e["cat"] == "request" && e["args"]["complete"] == true)
+      ++complete_slices;
     if (e["cat"] == "phase" && e["name"] == "backend") ++backend_slices;
   }
   EXPECT_EQ(complete_slices, kRequests);
@@ -258,11 +271,12 @@ TEST(CompareTest, KeepAliveRemovesAcceptAndCloseAndIsExported) {
   Keep(trace_path, "trace.json");
 
   // It does not overwrite without --force.
-  ASSERT_OK_AND_ASSIGN(again, RunReqcost(dir, {"timeline", a, "-o", trace_path}));
+  ASSERT_OK_AND_ASSIGN(again,
+                       RunReqcost(dir, {"timeline", a, "-o", trace_path}));
   EXPECT_EQ(again.code, 2);
   EXPECT_THAT(again.err, ::testing::HasSubstr("--force"));
-  ASSERT_OK_AND_ASSIGN(forced,
-                       RunReqcost(dir, {"timeline", a, "-o", trace_path, "--force"}));
+  ASSERT_OK_AND_ASSIGN(
+      forced, RunReqcost(dir, {"timeline", a, "-o", trace_path, "--force"}));
   EXPECT_EQ(forced.code, 0) << forced.err;
 
   // A bad capture: the same exit code as report.
@@ -284,9 +298,8 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
   ASSERT_EQ(complete, 2 * kRequests);
   Keep(mixed, "mixed.cap");
 
-  ASSERT_OK_AND_ASSIGN(
-      j, RunReqcost(dir, {"report", mixed, "--group-by", "client-conn", "--format",
-                       "json"}));
+  ASSERT_OK_AND_ASSIGN(j, RunReqcost(dir, {"report", mixed, "--group-by",
+                                           "client-conn", "--format", "json"}));
   ASSERT_EQ(j.code, 0) << j.err;
   json g = json::parse(j.out);
   EXPECT_EQ(g["schema"], "reqcost.compare-groups/3");
@@ -297,7 +310,8 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
   EXPECT_EQ(g["groups"][0]["report"]["requests"]["complete"], kRequests + 1);
   EXPECT_EQ(g["groups"][1]["report"]["requests"]["complete"], kRequests - 1);
   EXPECT_LT(PerRequest(g["groups"][1]["report"], "accept4", "server"), 0.01);
-  EXPECT_NEAR(PerRequest(g["groups"][0]["report"], "accept4", "server"), 1.0, 0.01);
+  EXPECT_NEAR(PerRequest(g["groups"][0]["report"], "accept4", "server"), 1.0,
+              0.01);
   ASSERT_EQ(g["comparisons"].size(), 1u);
 
   ASSERT_OK_AND_ASSIGN(
@@ -309,13 +323,15 @@ TEST(CompareTest, GroupByClientConnShowsNewAndReusedOfOneCapture) {
   std::printf("%s", t.out.c_str());
 
   ASSERT_OK_AND_ASSIGN(both, RunReqcost(dir, {"report", mixed, "--group-by",
-                                           "client-conn,backend-conn"}));
+                                              "client-conn,backend-conn"}));
   EXPECT_EQ(both.code, 0) << both.err;
-  ASSERT_OK_AND_ASSIGN(unknown, RunReqcost(dir, {"report", mixed, "--group-by", "pid"}));
+  ASSERT_OK_AND_ASSIGN(unknown,
+                       RunReqcost(dir, {"report", mixed, "--group-by", "pid"}));
   EXPECT_EQ(unknown.code, 2);
   EXPECT_THAT(unknown.err, ::testing::HasSubstr("client-conn"));
   // Recorded without a payload prefix: no request lines, said so.
-  ASSERT_OK_AND_ASSIGN(no_url, RunReqcost(dir, {"report", mixed, "--group-by", "url"}));
+  ASSERT_OK_AND_ASSIGN(no_url,
+                       RunReqcost(dir, {"report", mixed, "--group-by", "url"}));
   EXPECT_EQ(no_url.code, 2);
   EXPECT_THAT(no_url.err, ::testing::HasSubstr("--payload 64"));
 }
@@ -341,17 +357,16 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
   std::string cap = dir.File("urls.cap");
   // Two URLs, with and without a query (which the key leaves out), over
   // kept and new client connections.
-  ASSERT_OK_AND_ASSIGN(
-      complete, stack.Record(dir, cap,
-                             {{true, "/hello.php", 60},
-                              {true, "/sleep.php?us=2000", 20},
-                              {false, "/hello.php?x=1", 20}},
-                             64));
+  ASSERT_OK_AND_ASSIGN(complete, stack.Record(dir, cap,
+                                              {{true, "/hello.php", 60},
+                                               {true, "/sleep.php?us=2000", 20},
+                                               {false, "/hello.php?x=1", 20}},
+                                              64));
   ASSERT_EQ(complete, 100);
   Keep(cap, "urls.cap");
 
-  ASSERT_OK_AND_ASSIGN(
-      j, RunReqcost(dir, {"report", cap, "--group-by", "url", "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(j, RunReqcost(dir, {"report", cap, "--group-by", "url",
+                                           "--format", "json"}));
   ASSERT_EQ(j.code, 0) << j.err;
   json g = json::parse(j.out);
   EXPECT_EQ(g["schema"], "reqcost.compare-groups/3");
@@ -372,7 +387,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
   // --top 1: the other URL is "other", nothing lost.
   ASSERT_OK_AND_ASSIGN(
       top, RunReqcost(dir, {"report", cap, "--group-by", "url", "--top", "1",
-                         "--format", "json"}));
+                            "--format", "json"}));
   ASSERT_EQ(top.code, 0) << top.err;
   json t = json::parse(top.out);
   ASSERT_EQ(t["groups"].size(), 2u);
@@ -382,7 +397,8 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
                 t["groups"][1]["report"]["requests"]["complete"].get<int>(),
             100);
 
-  ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"report", cap, "--group-by", "url"}));
+  ASSERT_OK_AND_ASSIGN(text,
+                       RunReqcost(dir, {"report", cap, "--group-by", "url"}));
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_THAT(text.out, ::testing::HasSubstr("requests by url"));
   EXPECT_THAT(text.out, ::testing::HasSubstr("/sleep.php"));
@@ -390,9 +406,8 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
   Keep(text.out_path, "groups-url.txt");
 
   // One nginx worker serves them all; php-fpm's two children share them.
-  ASSERT_OK_AND_ASSIGN(
-      srv, RunReqcost(dir, {"report", cap, "--group-by", "process", "--format",
-                         "json"}));
+  ASSERT_OK_AND_ASSIGN(srv, RunReqcost(dir, {"report", cap, "--group-by",
+                                             "process", "--format", "json"}));
   ASSERT_EQ(srv.code, 0) << srv.err;
   json s = json::parse(srv.out);
   EXPECT_EQ(s["group_by"], json{"server_process"});
@@ -402,7 +417,7 @@ TEST(CompareTest, GroupByUrlAndProcessSplitOneCapture) {
               ::testing::StartsWith("nginx "));
   ASSERT_OK_AND_ASSIGN(
       be, RunReqcost(dir, {"report", cap, "--group-by", "backend-process",
-                        "--format", "json"}));
+                           "--format", "json"}));
   ASSERT_EQ(be.code, 0) << be.err;
   json b = json::parse(be.out);
   int sum = 0;

@@ -43,12 +43,15 @@ using ::testing::HasSubstr;
   auto lhs = *std::move(lhs##_or)
 
 // Every anomaly counter the report shows (docs/output.md).
-const char* const kAnomalies[] = {
-    "late_events",        "clamped_phases",
-    "unattributed_exchanges", "unmatched_backend_work",
-    "ignored_connections", "reclassified_connections",
-    "stray_events",       "side_calls_outside_requests",
-    "merged_requests"};
+const char* const kAnomalies[] = {"late_events",
+                                  "clamped_phases",
+                                  "unattributed_exchanges",
+                                  "unmatched_backend_work",
+                                  "ignored_connections",
+                                  "reclassified_connections",
+                                  "stray_events",
+                                  "side_calls_outside_requests",
+                                  "merged_requests"};
 
 void ExpectAnomaliesShown(const json& report) {
   ASSERT_TRUE(report.contains("anomalies")) << report.dump(2);
@@ -58,7 +61,8 @@ void ExpectAnomaliesShown(const json& report) {
 }
 
 // A docroot with one static file of `bytes` bytes, /static.bin.
-absl::StatusOr<std::string> WriteStaticDocroot(const TempDir& dir, size_t bytes) {
+absl::StatusOr<std::string> WriteStaticDocroot(const TempDir& dir,
+                                               size_t bytes) {
   std::string root = dir.File("static");
   if (mkdir(root.c_str(), 0755) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("mkdir ", root));
@@ -94,7 +98,8 @@ int ConnectLoopback(int port) {
 absl::StatusOr<std::string> Exchange(int port, const std::string& request) {
   int fd = ConnectLoopback(port);
   if (fd < 0) return absl::ErrnoToStatus(errno, "connect");
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+  if (write(fd, request.data(), request.size()) !=
+      static_cast<ssize_t>(request.size())) {
     int err = errno;
     close(fd);
     return absl::ErrnoToStatus(err, "write");
@@ -118,10 +123,12 @@ absl::StatusOr<std::string> Exchange(int port, const std::string& request) {
 // `reqcost report CAPTURE` (the text summary), bounded.
 absl::StatusOr<std::string> ReportText(const std::string& capture) {
   absl::StatusOr<ReqcostOutput> r =
-      RunReqcostTo({"report", capture}, capture + ".txt", capture + ".txt.err", absl::Seconds(30));
+      RunReqcostTo({"report", capture}, capture + ".txt", capture + ".txt.err",
+                   absl::Seconds(30));
   if (!r.ok()) return r.status();
   if (r->code != 0) {
-    return absl::InternalError(absl::StrCat("reqcost report exited ", r->code, ": ",
+    return absl::InternalError(absl::StrCat("reqcost report exited ", r->code,
+                                            ": ",
                                             FileTail(capture + ".txt.err")));
   }
   return r->out;
@@ -129,7 +136,9 @@ absl::StatusOr<std::string> ReportText(const std::string& capture) {
 
 int CountOf(const std::string& text, const std::string& what) {
   int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1))
+    ++n;
   return n;
 }
 
@@ -156,7 +165,8 @@ TEST(CoverageTest, Ipv6FrontAndBackendArePairedAndCounted) {
   ab.url = nginx.Url("/sleep.php?us=2000");
   ab.requests = kRequests;
   ab.concurrency = 2;
-  COVERAGE_ASSERT_OK_AND_ASSIGN(p, ProfileAb(dir, {nginx.pid(), fpm.pid()}, ab));
+  COVERAGE_ASSERT_OK_AND_ASSIGN(p,
+                                ProfileAb(dir, {nginx.pid(), fpm.pid()}, ab));
   SCOPED_TRACE(p.report.dump(2));
   ASSERT_EQ(p.ab.complete, kRequests);
   ASSERT_EQ(p.ab.non_2xx, 0);
@@ -166,12 +176,14 @@ TEST(CoverageTest, Ipv6FrontAndBackendArePairedAndCounted) {
   EXPECT_EQ(p.report["backend_timing"], "measured");
   ASSERT_EQ(p.report["groups"].size(), 1u);
   EXPECT_EQ(p.report["groups"][0]["backend_conn"], "new");
-  std::printf("[ coverage ] IPv6: %d requests by ab, reqcost %d complete; server p50 %.1f us, "
-              "transport p50 %.1f us, backend p50 %.1f us\n",
-              p.ab.complete, p.report["requests"]["complete"].get<int>(),
-              p.report["phases"]["server"]["p50_us"].get<double>(),
-              p.report["phases"]["transport"]["p50_us"].get<double>(),
-              p.report["phases"]["backend"]["p50_us"].get<double>());
+  std::printf(
+      "[ coverage ] IPv6: %d requests by ab, reqcost %d complete; server p50 "
+      "%.1f us, "
+      "transport p50 %.1f us, backend p50 %.1f us\n",
+      p.ab.complete, p.report["requests"]["complete"].get<int>(),
+      p.report["phases"]["server"]["p50_us"].get<double>(),
+      p.report["phases"]["transport"]["p50_us"].get<double>(),
+      p.report["phases"]["backend"]["p50_us"].get<double>());
   // php-fpm's own 2 ms of work is inside the backend phase.
   EXPECT_GE(p.report["phases"]["backend"]["p50_us"].get<double>(), 2000.0);
   ExpectAnomaliesShown(p.report);
@@ -223,12 +235,15 @@ TEST(CoverageTest, StaticFilesSentWithSendfileAreCountedAsServerTime) {
     ExpectAnomaliesShown(p.report);
     // reqcost's request lies inside the client's: with one request at a
     // time, its mean cannot exceed ab's time per request.
-    const double server_mean = p.report["phases"]["server"]["mean_us"].get<double>();
-    std::printf("[ coverage ] static %zu KiB, %s: %d requests; server mean %.1f us, p99 %.1f "
-                "us; ab %.1f us per request\n",
-                kFileBytes / 1024, keepalive ? "keep-alive" : "close", kRequests, server_mean,
-                p.report["phases"]["server"]["p99_us"].get<double>(),
-                p.ab.time_per_request_ms * 1000.0);
+    const double server_mean =
+        p.report["phases"]["server"]["mean_us"].get<double>();
+    std::printf(
+        "[ coverage ] static %zu KiB, %s: %d requests; server mean %.1f us, "
+        "p99 %.1f "
+        "us; ab %.1f us per request\n",
+        kFileBytes / 1024, keepalive ? "keep-alive" : "close", kRequests,
+        server_mean, p.report["phases"]["server"]["p99_us"].get<double>(),
+        p.ab.time_per_request_ms * 1000.0);
     EXPECT_LE(server_mean, p.ab.time_per_request_ms * 1000.0);
 
     COVERAGE_ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(p.capture));
@@ -277,16 +292,19 @@ TEST(CoverageTest, PipelinedRequestsAreReportedAsMerged) {
   constexpr int kPerConnection = 3;
   const std::string one = "GET /static.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
   const std::string last =
-      "GET /static.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+      "GET /static.bin HTTP/1.1\r\nHost: localhost\r\nConnection: "
+      "close\r\n\r\n";
   std::string pipelined;
   for (int i = 0; i + 1 < kPerConnection; ++i) pipelined += one;
   pipelined += last;
 
   for (bool payload : {true, false}) {
     SCOPED_TRACE(payload ? "--payload 64" : "no payload");
-    const std::string capture = dir.File(payload ? "pipelined.cap" : "pipelined-np.cap");
-    std::vector<std::string> args = {"attach", "-p",          std::to_string(nginx.pid()),
-                                     "--format", "json", "-o", capture};
+    const std::string capture =
+        dir.File(payload ? "pipelined.cap" : "pipelined-np.cap");
+    std::vector<std::string> args = {
+        "attach", "-p",   std::to_string(nginx.pid()), "--format", "json",
+        "-o",     capture};
     if (payload) args.insert(args.end(), {"--payload", "64"});
     COVERAGE_ASSERT_OK_AND_ASSIGN(run, ReqcostRun::Attach(dir, args));
     int answered = 0;
@@ -309,9 +327,11 @@ TEST(CoverageTest, PipelinedRequestsAreReportedAsMerged) {
     EXPECT_EQ(report["requests"]["incomplete"], 0);
     const int count = report["requests"]["count"].get<int>();
     const int merged = report["anomalies"]["merged_requests"].get<int>();
-    std::printf("[ coverage ] %d pipelined requests on %d connections, %s: reqcost %d "
-                "requests + %d merged\n",
-                answered, kConnections, payload ? "payload 64" : "no payload", count, merged);
+    std::printf(
+        "[ coverage ] %d pipelined requests on %d connections, %s: reqcost %d "
+        "requests + %d merged\n",
+        answered, kConnections, payload ? "payload 64" : "no payload", count,
+        merged);
     EXPECT_GE(count, kConnections);
     if (!payload) {
       // Without the response heads the merge is not seen: fewer requests
@@ -321,11 +341,14 @@ TEST(CoverageTest, PipelinedRequestsAreReportedAsMerged) {
       continue;
     }
     EXPECT_EQ(count + merged, answered);
-    EXPECT_GT(merged, 0) << "no pipelined request was merged: nothing was tested";
+    EXPECT_GT(merged, 0)
+        << "no pipelined request was merged: nothing was tested";
     // The text summary says so too.
     COVERAGE_ASSERT_OK_AND_ASSIGN(text, ReportText(capture));
-    EXPECT_THAT(text, HasSubstr(absl::StrCat(merged, " pipelined requests merged into the one "
-                                                     "before")));
+    EXPECT_THAT(
+        text, HasSubstr(absl::StrCat(merged,
+                                     " pipelined requests merged into the one "
+                                     "before")));
   }
 }
 
@@ -342,7 +365,9 @@ int SocketCount(pid_t pid) {
   while (dirent* e = readdir(d)) {
     const std::string link = fds + "/" + e->d_name;
     ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
-    if (len > 0 && std::string(target, static_cast<size_t>(len)).rfind("socket:", 0) == 0) ++n;
+    if (len > 0 &&
+        std::string(target, static_cast<size_t>(len)).rfind("socket:", 0) == 0)
+      ++n;
   }
   closedir(d);
   return n;
@@ -365,7 +390,8 @@ pid_t StartClosingServer(int listen_fd) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) _exit(1);
     if (read(fd, buf, sizeof(buf)) > 0) {
-      if (write(fd, kClosingResponse, sizeof(kClosingResponse) - 1) < 0) _exit(1);
+      if (write(fd, kClosingResponse, sizeof(kClosingResponse) - 1) < 0)
+        _exit(1);
     }
     if (k % 2 == 0) {
       shutdown(fd, SHUT_WR);
@@ -401,7 +427,8 @@ TEST(CoverageTest, ShutdownUnseenCloseAndEventsOnARealSocketWorkload) {
   } reaper{server};
 
   COVERAGE_ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(server), "--events"}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(server), "--events"}));
   const int idle_sockets = SocketCount(server);  // blocked in its first accept
   ASSERT_GE(idle_sockets, 1);
   // An odd number of connections: the last one (even) is closed normally,
@@ -421,7 +448,8 @@ TEST(CoverageTest, ShutdownUnseenCloseAndEventsOnARealSocketWorkload) {
   while (SocketCount(server) > idle_sockets && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
   }
-  ASSERT_EQ(SocketCount(server), idle_sockets) << "the server did not close its last connection";
+  ASSERT_EQ(SocketCount(server), idle_sockets)
+      << "the server did not close its last connection";
   COVERAGE_ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
   ASSERT_EQ(code, 0) << run.err();
   const std::string out = run.out();
@@ -434,7 +462,9 @@ TEST(CoverageTest, ShutdownUnseenCloseAndEventsOnARealSocketWorkload) {
   auto lines = [&](const std::string& pattern) {
     std::regex re(pattern);
     int n = 0;
-    for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end; ++it) ++n;
+    for (std::sregex_iterator it(out.begin(), out.end(), re), end; it != end;
+         ++it)
+      ++n;
     return n;
   };
   const std::string who = absl::StrCat(" ", server, "/", server, " ");
@@ -442,24 +472,31 @@ TEST(CoverageTest, ShutdownUnseenCloseAndEventsOnARealSocketWorkload) {
   // The first accept was blocked since before attach: its listening fd and
   // its start are unknown, and the printer says so.
   EXPECT_EQ(lines(who + R"(accept4\((\d+|\?)\) = \d+<)" + sock), kConnections);
-  EXPECT_EQ(lines(who + R"(accept4\(\?\) = \d+<)" + sock + R"(\d+> <started before attach>)"),
+  EXPECT_EQ(lines(who + R"(accept4\(\?\) = \d+<)" + sock +
+                  R"(\d+> <started before attach>)"),
             1);
-  EXPECT_EQ(lines(who + R"(read\(\d+<)" + sock + R"(\d+>\) = \d+)"), kConnections);
-  EXPECT_EQ(lines(who + R"(write\(\d+<)" + sock +
-                  absl::StrCat(R"(\d+>\) = )", sizeof(kClosingResponse) - 1, " ")),
+  EXPECT_EQ(lines(who + R"(read\(\d+<)" + sock + R"(\d+>\) = \d+)"),
             kConnections);
+  EXPECT_EQ(
+      lines(who + R"(write\(\d+<)" + sock +
+            absl::StrCat(R"(\d+>\) = )", sizeof(kClosingResponse) - 1, " ")),
+      kConnections);
   EXPECT_EQ(lines(who + R"(shutdown\(\d+<)" + sock + R"(\d+>\) = 0 )"), even);
   // A socket the peer already closed after our shutdown is unhashed by the
   // kernel: its close may read local port 0.
-  const std::string closed_sock = absl::StrCat("127.0.0.1:(", port, "|0)->127.0.0.1:");
-  EXPECT_EQ(lines(who + R"(close\(\d+<)" + closed_sock + R"(\d+>\) = 0 )"), even);
+  const std::string closed_sock =
+      absl::StrCat("127.0.0.1:(", port, "|0)->127.0.0.1:");
+  EXPECT_EQ(lines(who + R"(close\(\d+<)" + closed_sock + R"(\d+>\) = 0 )"),
+            even);
 
   // The summary: every connection's request counted; the odd ones, whose
   // close reqcost never saw, are incomplete and say why.
   const int odd = kConnections / 2;
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("requests: ", kConnections, " (", even,
-                                          " complete, ", odd, " incomplete)")));
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("incomplete: ", odd, " close not seen")));
+  EXPECT_THAT(out,
+              HasSubstr(absl::StrCat("requests: ", kConnections, " (", even,
+                                     " complete, ", odd, " incomplete)")));
+  EXPECT_THAT(out,
+              HasSubstr(absl::StrCat("incomplete: ", odd, " close not seen")));
   EXPECT_THAT(out, HasSubstr("dropped: 0\n"));
 }
 

@@ -31,10 +31,10 @@ std::vector<pid_t> StartedPids(const std::string& out) {
   return pids;
 }
 
-const char* const kWays[] = {
-    "client close, backend connection per request",
-    "client keep-alive, backend per request", "client close, fastcgi_keep_conn",
-    "client keep-alive, fastcgi_keep_conn"};
+const char* const kWays[] = {"client close, backend connection per request",
+                             "client keep-alive, backend per request",
+                             "client close, fastcgi_keep_conn",
+                             "client keep-alive, fastcgi_keep_conn"};
 
 // reqcost's counts on the lines that name `way` (every line if empty):
 // "... reqcost: 300 complete, 0 incomplete".
@@ -53,8 +53,9 @@ TEST(DemoTest, RunsFourWaysComparesAndStopsEverything) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   absl::StatusOr<TempDir> dir = TempDir::Create("reqcost-demo-test");
   ASSERT_TRUE(dir.ok()) << dir.status();
-  absl::StatusOr<Subprocess> demo = Subprocess::Start(
-      {REQCOST_BINARY, "demo", "-n", "300"}, dir->File("out"), dir->File("err"));
+  absl::StatusOr<Subprocess> demo =
+      Subprocess::Start({REQCOST_BINARY, "demo", "-n", "300"}, dir->File("out"),
+                        dir->File("err"));
   ASSERT_TRUE(demo.ok()) << demo.status();
   absl::StatusOr<int> status = demo->WaitForExit(absl::Seconds(120));
   ASSERT_TRUE(status.ok()) << status.status();

@@ -54,10 +54,10 @@ using ::testing::HasSubstr;
   auto lhs##_or = (expr);                          \
   ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
-#define ASSERT_OK(expr)                      \
-  do {                                       \
-    absl::Status s_ = (expr);                \
-    ASSERT_TRUE(s_.ok()) << s_;              \
+#define ASSERT_OK(expr)         \
+  do {                          \
+    absl::Status s_ = (expr);   \
+    ASSERT_TRUE(s_.ok()) << s_; \
   } while (0)
 
 constexpr int kFastUs = 10000;
@@ -80,7 +80,8 @@ absl::StatusOr<std::string> WriteDocroot(const TempDir& dir) {
     std::string php = absl::StrCat(
         "<?php\nusleep(", us, ");\n$body = \"", name,
         "\\n\";\nheader(\"Content-Length: \" . strlen($body));\necho $body;\n");
-    absl::Status s = WriteStringToFile(absl::StrCat(root, "/", name, ".php"), php);
+    absl::Status s =
+        WriteStringToFile(absl::StrCat(root, "/", name, ".php"), php);
     if (!s.ok()) return s;
   }
   return root;
@@ -173,7 +174,8 @@ CommandResult RunReqcost(const TempDir& dir, std::vector<std::string> args) {
 }
 
 // The role reqcost gave each PID in the summary of `capture`.
-std::map<int, std::string> Roles(const TempDir& dir, const std::string& capture) {
+std::map<int, std::string> Roles(const TempDir& dir,
+                                 const std::string& capture) {
   std::map<int, std::string> roles;
   CommandResult r = RunReqcost(dir, {"report", capture, "--format", "json"});
   EXPECT_EQ(r.code, 0) << r.err;
@@ -192,9 +194,10 @@ constexpr double kPreemptionSlackUs = 2000;
 
 // Every complete request that reached php-fpm must carry its own script's
 // backend time: at least the script's sleep, inside the range php-fpm's own
-// clock gave that script (5% slack, and kPreemptionSlackUs above), and per script the mean within 5% of
-// php-fpm's mean. A request answered without a backend exchange (nginx's 502
-// for a killed worker) may only happen `allowed_without_backend` times.
+// clock gave that script (5% slack, and kPreemptionSlackUs above), and per
+// script the mean within 5% of php-fpm's mean. A request answered without a
+// backend exchange (nginx's 502 for a killed worker) may only happen
+// `allowed_without_backend` times.
 void ExpectNoMisattribution(const std::vector<json>& requests,
                             const std::vector<PhpFpmAccessEntry>& log,
                             int allowed_without_backend) {
@@ -210,7 +213,7 @@ void ExpectNoMisattribution(const std::vector<json>& requests,
     SCOPED_TRACE(r.dump());
     ASSERT_TRUE(r["request_line"].is_string());
     const std::string line = r["request_line"];
-    const int work = line == "GET /fast.php" ? kFastUs
+    const int work = line == "GET /fast.php"   ? kFastUs
                      : line == "GET /slow.php" ? kSlowUs
                                                : -1;
     ASSERT_NE(work, -1) << "unexpected request line";
@@ -225,7 +228,8 @@ void ExpectNoMisattribution(const std::vector<json>& requests,
     const std::vector<double>& mine = own[line];
     ASSERT_FALSE(mine.empty()) << "php-fpm logged no " << line;
     const auto [lo, hi] = std::minmax_element(mine.begin(), mine.end());
-    EXPECT_GE(b, *lo * 0.95) << line << " php-fpm's range " << *lo << ".." << *hi;
+    EXPECT_GE(b, *lo * 0.95)
+        << line << " php-fpm's range " << *lo << ".." << *hi;
     // php-fpm stamps a request's end before its last write, so a worker
     // preempted in between (this test loads the machine on purpose) shows
     // up to a few ms more than its own log: kPreemptionSlackUs on top of
@@ -235,14 +239,16 @@ void ExpectNoMisattribution(const std::vector<json>& requests,
     seen[line].push_back(b);
   }
   EXPECT_LE(without_backend, allowed_without_backend)
-      << "complete without a backend exchange:\n" << without_backend_dumps;
+      << "complete without a backend exchange:\n"
+      << without_backend_dumps;
   for (const auto& [line, values] : seen) {
     Summary ours = Summarize(values);
     Summary theirs = Summarize(own[line]);
-    std::printf("[ faults ] %s: %zu complete, backend mean %.1f us vs php-fpm "
-                "%.1f us (%+.2f%%, %zu logged)\n",
-                line.c_str(), ours.count, ours.mean, theirs.mean,
-                100 * (ours.mean - theirs.mean) / theirs.mean, theirs.count);
+    std::printf(
+        "[ faults ] %s: %zu complete, backend mean %.1f us vs php-fpm "
+        "%.1f us (%+.2f%%, %zu logged)\n",
+        line.c_str(), ours.count, ours.mean, theirs.mean,
+        100 * (ours.mean - theirs.mean) / theirs.mean, theirs.count);
     if (values.size() >= 10) {
       EXPECT_NEAR(ours.mean, theirs.mean, theirs.mean * 0.05) << line;
     }
@@ -251,12 +257,12 @@ void ExpectNoMisattribution(const std::vector<json>& requests,
 
 // The access-log lines written after `before` lines.
 absl::StatusOr<std::vector<PhpFpmAccessEntry>> LogSince(const Server& fpm,
-                                                         size_t before) {
+                                                        size_t before) {
   absl::StatusOr<std::vector<PhpFpmAccessEntry>> all =
       ReadPhpFpmAccessLog(fpm.request_log());
   if (!all.ok()) return all.status();
-  return std::vector<PhpFpmAccessEntry>(all->begin() + std::min(before, all->size()),
-                                        all->end());
+  return std::vector<PhpFpmAccessEntry>(
+      all->begin() + std::min(before, all->size()), all->end());
 }
 
 // Waits (bounded) until `server` has a worker that is not in `old`.
@@ -321,10 +327,10 @@ TEST(FaultsTest, KilledPhpFpmChildIsRespawnedTracedAndNothingMisattributed) {
 
   const std::string capture = dir.File("kill.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()), "--requests",
-                                    "--format", "jsonl", "--payload", "64", "-o",
-                                    capture}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--requests", "--format",
+                     "jsonl", "--payload", "64", "-o", capture}));
   BackgroundAb fast(Ab(nginx, "/fast.php", 300, 1));
   BackgroundAb slow(Ab(nginx, "/slow.php", 100, 2));
   // Both children serving under load before one is killed.
@@ -344,10 +350,11 @@ TEST(FaultsTest, KilledPhpFpmChildIsRespawnedTracedAndNothingMisattributed) {
   Counts c = Count(requests);
   const int total = fast_result.complete + slow_result.complete;
   const int errors = fast_result.non_2xx + slow_result.non_2xx;
-  std::printf("[ faults ] killed %d, respawned %d: %d requests by ab (%d non-2xx), "
-              "%zu by reqcost: %d complete (%d without backend), %d incomplete\n",
-              victim, *respawned, total, errors, requests.size(), c.complete,
-              c.without_backend, c.incomplete);
+  std::printf(
+      "[ faults ] killed %d, respawned %d: %d requests by ab (%d non-2xx), "
+      "%zu by reqcost: %d complete (%d without backend), %d incomplete\n",
+      victim, *respawned, total, errors, requests.size(), c.complete,
+      c.without_backend, c.incomplete);
   // Every request is accounted for, once.
   EXPECT_EQ(static_cast<int>(requests.size()), total);
   // At most the one in flight in the killed child is not a measured success.
@@ -389,10 +396,10 @@ TEST(FaultsTest, NginxReloadUnderLoadTracesNewWorkersAndKeepsRequestsRight) {
 
   const std::string capture = dir.File("reload.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()), "--requests",
-                                    "--format", "jsonl", "--payload", "64", "-o",
-                                    capture}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--requests", "--format",
+                     "jsonl", "--payload", "64", "-o", capture}));
   BackgroundAb fast(Ab(nginx, "/fast.php", 300, 2));
   BackgroundAb slow(Ab(nginx, "/slow.php", 80, 2));
   // The old worker serving under load before the reload.
@@ -414,11 +421,12 @@ TEST(FaultsTest, NginxReloadUnderLoadTracesNewWorkersAndKeepsRequestsRight) {
   for (const json& r : requests) {
     if (r["complete"].get<bool>()) ++complete_by_worker[r["pid"].get<int>()];
   }
-  std::printf("[ faults ] reload: %d requests by ab, %zu by reqcost: %d complete "
-              "(%d by old worker %d, %d by new worker %d), %d incomplete\n",
-              total, requests.size(), c.complete,
-              complete_by_worker[old_workers[0]], old_workers[0],
-              complete_by_worker[*new_worker], *new_worker, c.incomplete);
+  std::printf(
+      "[ faults ] reload: %d requests by ab, %zu by reqcost: %d complete "
+      "(%d by old worker %d, %d by new worker %d), %d incomplete\n",
+      total, requests.size(), c.complete, complete_by_worker[old_workers[0]],
+      old_workers[0], complete_by_worker[*new_worker], *new_worker,
+      c.incomplete);
   EXPECT_EQ(fast_result.non_2xx + slow_result.non_2xx, 0);
   EXPECT_EQ(static_cast<int>(requests.size()), total);
   EXPECT_LE(c.incomplete, 2);
@@ -429,7 +437,8 @@ TEST(FaultsTest, NginxReloadUnderLoadTracesNewWorkersAndKeepsRequestsRight) {
   std::map<int, std::string> roles = Roles(dir, capture);
   EXPECT_EQ(roles[old_workers[0]], "server");
   EXPECT_EQ(roles[*new_worker], "server");
-  for (pid_t child : fpm.WorkerPids()) EXPECT_EQ(roles[child], "backend") << child;
+  for (pid_t child : fpm.WorkerPids())
+    EXPECT_EQ(roles[child], "backend") << child;
 }
 
 // php-fpm with pm = dynamic, one child at start and room for five: started
@@ -445,22 +454,24 @@ class DynamicPhpFpm {
     absl::StatusOr<std::string> text =
         ReadFileToString(SamplesDir() + "/php-fpm/php-fpm.conf.in");
     if (!text.ok()) return text.status();
-    absl::StatusOr<std::string> filled = FillTemplate(
-        *text,
-        {{"PREFIX", dir.path()}, {"LISTEN", fpm.socket_}, {"PM", "dynamic"},
-         {"CHILDREN", "5"}});
+    absl::StatusOr<std::string> filled =
+        FillTemplate(*text, {{"PREFIX", dir.path()},
+                             {"LISTEN", fpm.socket_},
+                             {"PM", "dynamic"},
+                             {"CHILDREN", "5"}});
     if (!filled.ok()) return filled.status();
     std::string start = "pm.start_servers = 5";
     if (filled->find(start) == std::string::npos) {
       return absl::InternalError("template has no " + start);
     }
     absl::Status s = WriteStringToFile(
-        config, absl::StrReplaceAll(*filled, {{start, "pm.start_servers = 1"}}));
+        config,
+        absl::StrReplaceAll(*filled, {{start, "pm.start_servers = 1"}}));
     if (!s.ok()) return s;
     fpm.log_ = dir.File("php-fpm-access.log");
-    absl::StatusOr<Subprocess> p = Subprocess::Start(
-        {*binary, "-F", "-R", "-y", config, "-p", dir.path()},
-        dir.File("dyn-fpm.out"), dir.File("dyn-fpm.err"));
+    absl::StatusOr<Subprocess> p =
+        Subprocess::Start({*binary, "-F", "-R", "-y", config, "-p", dir.path()},
+                          dir.File("dyn-fpm.out"), dir.File("dyn-fpm.err"));
     if (!p.ok()) return p.status();
     fpm.process_ = *std::move(p);
     s = WaitForListening(fpm.socket_, absl::Seconds(10), &fpm.process_);
@@ -502,10 +513,10 @@ TEST(FaultsTest, DynamicPhpFpmSpawningUnderLoadLosesNoRequest) {
 
   const std::string capture = dir.File("dynamic.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()), "--requests",
-                                    "--format", "jsonl", "--payload", "64", "-o",
-                                    capture}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--requests", "--format",
+                     "jsonl", "--payload", "64", "-o", capture}));
   ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/slow.php", 200, 4)));
   const std::vector<pid_t> at_end = ChildPids(fpm.pid());
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
@@ -514,13 +525,15 @@ TEST(FaultsTest, DynamicPhpFpmSpawningUnderLoadLosesNoRequest) {
   std::vector<json> requests = JsonLines(run.out());
   Counts c = Count(requests);
   ASSERT_OK_AND_ASSIGN(all_log, ReadPhpFpmAccessLog(fpm.request_log()));
-  std::vector<PhpFpmAccessEntry> log(all_log.begin() + before.size(), all_log.end());
+  std::vector<PhpFpmAccessEntry> log(all_log.begin() + before.size(),
+                                     all_log.end());
   std::set<pid_t> serving;
   for (const PhpFpmAccessEntry& e : log) serving.insert(e.pid);
-  std::printf("[ faults ] pm dynamic: %zu children at start, %zu at end, %zu served; "
-              "%d requests by ab, %d complete, %d incomplete\n",
-              at_start.size(), at_end.size(), serving.size(), result.complete,
-              c.complete, c.incomplete);
+  std::printf(
+      "[ faults ] pm dynamic: %zu children at start, %zu at end, %zu served; "
+      "%d requests by ab, %d complete, %d incomplete\n",
+      at_start.size(), at_end.size(), serving.size(), result.complete,
+      c.complete, c.incomplete);
   EXPECT_GE(at_end.size(), 3u) << "php-fpm did not spawn under load";
   EXPECT_EQ(result.non_2xx, 0);
   EXPECT_EQ(static_cast<int>(requests.size()), result.complete);
@@ -565,10 +578,11 @@ void RunUnderLoss(LossRun* out) {
 
   const std::string capture = dir.File("loss.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()), "--requests",
-                                    "--format", "jsonl", "--payload", "64",
-                                    "--ring-buffer", "4096", "-o", capture}));
+      run,
+      ReqcostRun::Attach(
+          dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                std::to_string(fpm.pid()), "--requests", "--format", "jsonl",
+                "--payload", "64", "--ring-buffer", "4096", "-o", capture}));
   std::atomic<bool> stop{false};
   struct Trickle {
     std::string path;
@@ -611,7 +625,8 @@ void RunUnderLoss(LossRun* out) {
   out->log = log;
 
   // Drops are shown: JSON and text.
-  CommandResult as_json = RunReqcost(dir, {"report", capture, "--format", "json"});
+  CommandResult as_json =
+      RunReqcost(dir, {"report", capture, "--format", "json"});
   ASSERT_EQ(as_json.code, 0) << as_json.err;
   json report = json::parse(as_json.out);
   out->dropped = report["capture"]["dropped_events"].get<uint64_t>();
@@ -623,12 +638,13 @@ void RunUnderLoss(LossRun* out) {
   Counts c = Count(out->requests);
   EXPECT_EQ(report["requests"]["complete"].get<int>(), c.complete);
   EXPECT_EQ(report["requests"]["incomplete"].get<int>(), c.incomplete);
-  std::printf("[ faults ] 4 KiB ring: %llu events dropped of %llu; %d requests "
-              "made, %zu seen: %d complete, %d incomplete\n",
-              static_cast<unsigned long long>(out->dropped),
-              static_cast<unsigned long long>(
-                  report["capture"]["events"].get<uint64_t>() + out->dropped),
-              out->total, out->requests.size(), c.complete, c.incomplete);
+  std::printf(
+      "[ faults ] 4 KiB ring: %llu events dropped of %llu; %d requests "
+      "made, %zu seen: %d complete, %d incomplete\n",
+      static_cast<unsigned long long>(out->dropped),
+      static_cast<unsigned long long>(
+          report["capture"]["events"].get<uint64_t>() + out->dropped),
+      out->total, out->requests.size(), c.complete, c.incomplete);
 
   // Why each was incomplete (the text lines say).
   CommandResult lines = RunReqcost(dir, {"report", capture, "--requests"});
@@ -667,7 +683,8 @@ TEST(FaultsTest, SmallestRingBufferDropsAreCountedAndNoRequestIsMisattributed) {
   EXPECT_EQ(loss.errors, 0);
   uint64_t notified = 0;
   for (const collector::DropNotice& d : loss.capture.drops) notified += d.count;
-  EXPECT_EQ(notified, loss.dropped) << "drop notices do not add up to the counter";
+  EXPECT_EQ(notified, loss.dropped)
+      << "drop notices do not add up to the counter";
   // Every complete request carries its own script's backend time.
   ExpectNoMisattribution(loss.requests, loss.log, 0);
 }
@@ -690,7 +707,8 @@ TEST(FaultsTest, NoCompleteRequestOverlapsADropWindow) {
     const double start = r["start_ns"].get<double>();
     double end = start;
     for (const json& sc : r["syscalls"]) {
-      const double dur = sc["dur_us"].is_number() ? sc["dur_us"].get<double>() : 0;
+      const double dur =
+          sc["dur_us"].is_number() ? sc["dur_us"].get<double>() : 0;
       end = std::max(end, start + 1000 * (sc["offset_us"].get<double>() + dur));
     }
     for (const collector::DropNotice& d : loss.capture.drops) {
@@ -703,8 +721,10 @@ TEST(FaultsTest, NoCompleteRequestOverlapsADropWindow) {
       }
     }
   }
-  std::printf("[ faults ] %zu drop notices; %d of %d complete requests overlap "
-              "one\n", loss.capture.drops.size(), overlapping, complete);
+  std::printf(
+      "[ faults ] %zu drop notices; %d of %d complete requests overlap "
+      "one\n",
+      loss.capture.drops.size(), overlapping, complete);
   // Enough to check: 28 in an idle run here; a CPU-hog CI run once left 12
   // (1227 of 4943 events dropped), which still checks the contract.
   EXPECT_GE(complete, 5) << "too few complete requests to check";
@@ -734,10 +754,10 @@ std::set<uint32_t> ProgramIdsOf(pid_t pid) {
   if (d == nullptr) return ids;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    std::istringstream in(
-        ReadFileToString(dir + "/" + e->d_name).value_or(""));
+    std::istringstream in(ReadFileToString(dir + "/" + e->d_name).value_or(""));
     for (std::string line; std::getline(in, line);) {
-      if (line.rfind("prog_id:", 0) == 0) ids.insert(std::stoul(line.substr(8)));
+      if (line.rfind("prog_id:", 0) == 0)
+        ids.insert(std::stoul(line.substr(8)));
     }
   }
   closedir(d);
@@ -745,8 +765,9 @@ std::set<uint32_t> ProgramIdsOf(pid_t pid) {
 }
 
 bool ProgramLoaded(uint32_t id) {
-  return std::system(absl::StrCat("bpftool prog show id ", id,
-                                  " >/dev/null 2>&1").c_str()) == 0;
+  return std::system(
+             absl::StrCat("bpftool prog show id ", id, " >/dev/null 2>&1")
+                 .c_str()) == 0;
 }
 
 // True once none of `ids` is loaded any more (bounded).
@@ -791,15 +812,18 @@ TEST_P(FaultsSignalTest, SignalUnderLoadPrintsJsonWritesCaptureAndDetaches) {
   json live = json::parse(run.out());
   EXPECT_EQ(live["schema"], "reqcost.report/2");
   EXPECT_GT(live["requests"]["complete"].get<int>(), 20);
-  EXPECT_LT(live["requests"]["count"].get<int>(), 2000) << "the signal came late";
+  EXPECT_LT(live["requests"]["count"].get<int>(), 2000)
+      << "the signal came late";
   struct stat st {};
   ASSERT_EQ(stat(capture.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // The capture is complete (end record) and replays to the same numbers.
-  CommandResult replay = RunReqcost(dir, {"report", capture, "--format", "json"});
+  CommandResult replay =
+      RunReqcost(dir, {"report", capture, "--format", "json"});
   ASSERT_EQ(replay.code, 0) << replay.err;
   json replayed = json::parse(replay.out);
-  EXPECT_EQ(replayed, live) << "live:\n" << live.dump(2) << "\nreplayed:\n"
+  EXPECT_EQ(replayed, live) << "live:\n"
+                            << live.dump(2) << "\nreplayed:\n"
                             << replayed.dump(2);
   absl::StatusOr<collector::Capture> cap = collector::ReadCapture(capture);
   ASSERT_TRUE(cap.ok()) << cap.status();
@@ -830,7 +854,8 @@ TEST(FaultsTest, SigkillLeavesNothingLoadedAndACaptureReportedAsCutShort) {
                                     "--format", "json", "-o", capture}));
   const std::set<uint32_t> programs = ProgramIdsOf(ReqcostChild());
   ASSERT_GE(programs.size(), kDefaultPrograms);
-  ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/fcgi/x?work_us=1000", 200, 2)));
+  ASSERT_OK_AND_ASSIGN(result,
+                       RunAb(Ab(nginx, "/fcgi/x?work_us=1000", 200, 2)));
   // At least one flush after ab: the capture holds its events.
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   auto flushed_events = [&] {
@@ -861,7 +886,8 @@ TEST(FaultsTest, SigkillLeavesNothingLoadedAndACaptureReportedAsCutShort) {
 // file size; parsed independently of the reader.
 std::vector<uint64_t> RecordBoundaries(const std::string& bytes) {
   auto u32 = [&](size_t at) {
-    return uint32_t(uint8_t(bytes[at])) | uint32_t(uint8_t(bytes[at + 1])) << 8 |
+    return uint32_t(uint8_t(bytes[at])) |
+           uint32_t(uint8_t(bytes[at + 1])) << 8 |
            uint32_t(uint8_t(bytes[at + 2])) << 16 |
            uint32_t(uint8_t(bytes[at + 3])) << 24;
   };
@@ -893,7 +919,8 @@ TEST(FaultsTest, BadCaptureFilesAreRefusedWithExitSixAndTheByteOffset) {
   ASSERT_OK_AND_ASSIGN(code, run.Wait());
   ASSERT_EQ(code, 0) << run.err();
   ASSERT_OK_AND_ASSIGN(good, ReadFileToString(capture));
-  CommandResult whole = RunReqcost(dir, {"report", capture, "--format", "json"});
+  CommandResult whole =
+      RunReqcost(dir, {"report", capture, "--format", "json"});
   ASSERT_EQ(whole.code, 0) << whole.err;
   EXPECT_EQ(json::parse(whole.out)["requests"]["complete"], 3);
 
@@ -971,13 +998,15 @@ TEST(FaultsTest, BadCaptureFilesAreRefusedWithExitSixAndTheByteOffset) {
   // A directory is refused by name.
   CommandResult directory = RunReqcost(dir, {"report", dir.path()});
   EXPECT_EQ(directory.code, 6) << directory.err;
-  EXPECT_THAT(directory.err, HasSubstr("is a directory, not a reqcost capture file"));
+  EXPECT_THAT(directory.err,
+              HasSubstr("is a directory, not a reqcost capture file"));
 }
 
 // ---------------------------------------------------------------------------
 // 6. Privacy.
 
-TEST(FaultsTest, DefaultAttachCapturesNoPayloadAndCaptureIsPrivateUnderUmaskZero) {
+TEST(FaultsTest,
+     DefaultAttachCapturesNoPayloadAndCaptureIsPrivateUnderUmaskZero) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-faults"));
   ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, {}));
@@ -989,9 +1018,13 @@ TEST(FaultsTest, DefaultAttachCapturesNoPayloadAndCaptureIsPrivateUnderUmaskZero
     SCOPED_TRACE(with_payload ? "--payload 64" : "default");
     const std::string capture =
         dir.File(with_payload ? "payload.cap" : "default.cap");
-    std::vector<std::string> args = {"attach", "-p", std::to_string(nginx.pid()),
-                                     "-p", std::to_string(backend.pid()),
-                                     "-o", capture};
+    std::vector<std::string> args = {"attach",
+                                     "-p",
+                                     std::to_string(nginx.pid()),
+                                     "-p",
+                                     std::to_string(backend.pid()),
+                                     "-o",
+                                     capture};
     if (with_payload) {
       args.push_back("--payload");
       args.push_back("64");
@@ -1000,7 +1033,8 @@ TEST(FaultsTest, DefaultAttachCapturesNoPayloadAndCaptureIsPrivateUnderUmaskZero
     absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
     umask(old_umask);
     ASSERT_TRUE(run.ok()) << run.status();
-    ASSERT_OK_AND_ASSIGN(result, RunAb(Ab(nginx, "/fcgi/secret?token=hunter2", 20, 1)));
+    ASSERT_OK_AND_ASSIGN(result,
+                         RunAb(Ab(nginx, "/fcgi/secret?token=hunter2", 20, 1)));
     ASSERT_OK_AND_ASSIGN(code, run->StopWith(SIGINT));
     ASSERT_EQ(code, 0) << run->err();
 

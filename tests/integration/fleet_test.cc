@@ -97,9 +97,10 @@ int BucketOf(double seconds) {
 absl::StatusOr<std::string> PrometheusTool(const std::string& name) {
   std::string path = "/usr/bin/" + name;
   if (access(path.c_str(), X_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat(
-        path, " not found: install Debian's prometheus package "
-              "(scripts/bootstrap.sh does)"));
+    return absl::NotFoundError(
+        absl::StrCat(path,
+                     " not found: install Debian's prometheus package "
+                     "(scripts/bootstrap.sh does)"));
   }
   return path;
 }
@@ -107,16 +108,16 @@ absl::StatusOr<std::string> PrometheusTool(const std::string& name) {
 absl::StatusOr<Subprocess> StartPrometheus(const TempDir& dir, int port,
                                            int target_port) {
   std::string config = dir.File("prometheus.yml");
-  absl::Status w = WriteStringToFile(
-      config, absl::StrCat("global:\n"
-                           "  scrape_interval: 1s\n"
-                           "  evaluation_interval: 1s\n"
-                           "scrape_configs:\n"
-                           "  - job_name: reqcost\n"
-                           "    scrape_interval: 1s\n"
-                           "    static_configs:\n"
-                           "      - targets: ['127.0.0.1:",
-                           target_port, "']\n"));
+  absl::Status w =
+      WriteStringToFile(config, absl::StrCat("global:\n"
+                                             "  scrape_interval: 1s\n"
+                                             "  evaluation_interval: 1s\n"
+                                             "scrape_configs:\n"
+                                             "  - job_name: reqcost\n"
+                                             "    scrape_interval: 1s\n"
+                                             "    static_configs:\n"
+                                             "      - targets: ['127.0.0.1:",
+                                             target_port, "']\n"));
   if (!w.ok()) return w;
   absl::StatusOr<std::string> bin = PrometheusTool("prometheus");
   if (!bin.ok()) return bin.status();
@@ -137,7 +138,8 @@ absl::StatusOr<Subprocess> StartPrometheus(const TempDir& dir, int port,
 // the end.
 class ScopedEnvironment {
  public:
-  explicit ScopedEnvironment(std::vector<std::pair<std::string, std::string>> vars)
+  explicit ScopedEnvironment(
+      std::vector<std::pair<std::string, std::string>> vars)
       : vars_(std::move(vars)) {
     for (const auto& [k, v] : vars_) setenv(k.c_str(), v.c_str(), 1);
   }
@@ -154,10 +156,11 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   // The span exporter as a hosted backend wants it: a token, gzip, and
   // resource attributes; the flag adds a header of its own.
   const std::string token = "fleet-test-token-9c41";
-  ScopedEnvironment otel({{"OTEL_EXPORTER_OTLP_HEADERS",
-                           "Authorization=Bearer%20" + token + ",x-tenant=env"},
-                          {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
-                          {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci"}});
+  ScopedEnvironment otel(
+      {{"OTEL_EXPORTER_OTLP_HEADERS",
+        "Authorization=Bearer%20" + token + ",x-tenant=env"},
+       {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
+       {"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci"}});
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-fleet"));
   ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, PhpFpmOptions{}));
   NginxOptions nopts;
@@ -172,14 +175,27 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   const std::string spans_file = dir.File("spans.jsonl");
   const std::string capture = dir.File("run.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(
-               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
-                     std::to_string(fpm.pid()), "--format", "json",
-                     "--payload", "64", "-o", capture, "--metrics",
-                     absl::StrCat("127.0.0.1:", metrics_port),
-                     "--metrics-file", metrics_file, "--otlp-json",
-                     spans_file, "--otlp-endpoint", receiver.url(),
-                     "--otlp-header", "X-Tenant=flag"}));
+      run, ReqcostRun::Attach(dir, {"attach",
+                                    "-p",
+                                    std::to_string(nginx.pid()),
+                                    "-p",
+                                    std::to_string(fpm.pid()),
+                                    "--format",
+                                    "json",
+                                    "--payload",
+                                    "64",
+                                    "-o",
+                                    capture,
+                                    "--metrics",
+                                    absl::StrCat("127.0.0.1:", metrics_port),
+                                    "--metrics-file",
+                                    metrics_file,
+                                    "--otlp-json",
+                                    spans_file,
+                                    "--otlp-endpoint",
+                                    receiver.url(),
+                                    "--otlp-header",
+                                    "X-Tenant=flag"}));
   ASSERT_OK_AND_ASSIGN(prom, StartPrometheus(dir, prom_port, metrics_port));
 
   // Prometheus has scraped reqcost once before the load.
@@ -190,7 +206,8 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
     if (up.ok() && *up == 1) break;
     absl::SleepFor(absl::Milliseconds(200));
   }
-  ASSERT_TRUE(up.ok() && *up == 1) << up.status() << FileTail(dir.File("prometheus.err"));
+  ASSERT_TRUE(up.ok() && *up == 1)
+      << up.status() << FileTail(dir.File("prometheus.err"));
 
   AbOptions ab;
   ab.url = nginx.Url("/sleep.php?us=2000");
@@ -200,7 +217,8 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   ASSERT_EQ(abr.complete, kRequests);
 
   // Until Prometheus holds what reqcost serves now (scraped every second).
-  const std::string complete_series = "reqcost_requests_total{status=\"complete\"}";
+  const std::string complete_series =
+      "reqcost_requests_total{status=\"complete\"}";
   double scraped = -1, served = -2;
   deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
@@ -217,9 +235,10 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   absl::StatusOr<double> quantile = absl::NotFoundError("not asked");
   deadline = absl::Now() + absl::Seconds(10);
   do {
-    quantile = PromQuery(prom_port,
-                         "histogram_quantile(0.5, sum by (le) "
-                         "(reqcost_request_duration_seconds_bucket{phase=\"backend\"}))");
+    quantile = PromQuery(
+        prom_port,
+        "histogram_quantile(0.5, sum by (le) "
+        "(reqcost_request_duration_seconds_bucket{phase=\"backend\"}))");
     if (quantile.ok() && std::isfinite(*quantile)) break;
     absl::SleepFor(absl::Milliseconds(250));
   } while (absl::Now() < deadline);
@@ -238,12 +257,15 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   EXPECT_EQ(scraped, complete) << "served " << served;
   // 2. Its median backend time is within one bucket of reqcost's p50.
   ASSERT_TRUE(quantile.ok()) << quantile.status();
-  ASSERT_TRUE(std::isfinite(*quantile)) << "histogram_quantile stayed " << *quantile;
-  const double p50_s = report["phases"]["backend"]["p50_us"].get<double>() / 1e6;
-  std::printf("[ fleet ] complete: reqcost %d, Prometheus %.0f; backend p50: "
-              "reqcost %.1f us, histogram_quantile %.1f us (buckets %d, %d)\n",
-              complete, scraped, p50_s * 1e6, *quantile * 1e6,
-              BucketOf(p50_s), BucketOf(*quantile));
+  ASSERT_TRUE(std::isfinite(*quantile))
+      << "histogram_quantile stayed " << *quantile;
+  const double p50_s =
+      report["phases"]["backend"]["p50_us"].get<double>() / 1e6;
+  std::printf(
+      "[ fleet ] complete: reqcost %d, Prometheus %.0f; backend p50: "
+      "reqcost %.1f us, histogram_quantile %.1f us (buckets %d, %d)\n",
+      complete, scraped, p50_s * 1e6, *quantile * 1e6, BucketOf(p50_s),
+      BucketOf(*quantile));
   EXPECT_LE(std::abs(BucketOf(p50_s) - BucketOf(*quantile)), 1);
 
   // 3. The exposition passes promtool; the textfile was written at exit.
@@ -252,11 +274,11 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   ASSERT_TRUE(WriteStringToFile(live_path, exposition->body).ok());
   ASSERT_OK_AND_ASSIGN(bin, PrometheusTool("promtool"));
   ASSERT_OK_AND_ASSIGN(
-      check, Subprocess::Start({"/bin/sh", "-c",
-                                absl::StrCat(bin, " check metrics < ", live_path,
-                                             " && ", bin, " check metrics < ",
-                                             metrics_file)},
-                               dir.File("promtool.out"), dir.File("promtool.err")));
+      check, Subprocess::Start(
+                 {"/bin/sh", "-c",
+                  absl::StrCat(bin, " check metrics < ", live_path, " && ", bin,
+                               " check metrics < ", metrics_file)},
+                 dir.File("promtool.out"), dir.File("promtool.err")));
   ASSERT_OK_AND_ASSIGN(check_status, check.WaitForExit(absl::Seconds(30)));
   EXPECT_EQ(check_status, 0) << FileTail(dir.File("promtool.out"))
                              << FileTail(dir.File("promtool.err"));
@@ -266,15 +288,17 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   if (absl::StartsWith(socket, "unix:")) socket = socket.substr(5);
   EXPECT_TRUE(absl::StrContains(file_text, "backend=\"" + socket + "\""))
       << "no backend label " << socket;
-  EXPECT_EQ(ExpositionValue(file_text, "reqcost_otlp_requests_total{exporter=\"http\","
-                                       "outcome=\"exported\"}"),
+  EXPECT_EQ(ExpositionValue(file_text,
+                            "reqcost_otlp_requests_total{exporter=\"http\","
+                            "outcome=\"exported\"}"),
             complete);
 
   // 4. Spans: one SERVER span per complete request, in the file and at the
   // receiver, valid OTLP/JSON, with the request line and the backend.
   OtlpCheck from_file;
   ASSERT_OK_AND_ASSIGN(spans_text, ReadFileToString(spans_file));
-  for (absl::string_view line : absl::StrSplit(spans_text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(spans_text, '\n', absl::SkipEmpty())) {
     CheckOtlpJson(std::string(line), &from_file);
   }
   ASSERT_TRUE(from_file.ok()) << from_file.ErrorText();
@@ -298,8 +322,8 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
     EXPECT_EQ(servers, complete);
   }
   EXPECT_THAT(run.err(), HasSubstr(absl::StrCat(
-                             "--otlp-endpoint ", receiver.url(), "/v1/traces: ",
-                             complete, " requests exported")));
+                             "--otlp-endpoint ", receiver.url(),
+                             "/v1/traces: ", complete, " requests exported")));
   EXPECT_THAT(run.err(), HasSubstr("; 0 dropped"));
   EXPECT_THAT(run.out() + run.err(), Not(HasSubstr(token)));
 
@@ -307,14 +331,15 @@ TEST(FleetTest, PrometheusScrapesWhatReqcostCountedAndSpansGoOut) {
   // same times (the header's clock offset is the one attach used).
   const std::string replayed = dir.File("replayed.jsonl");
   ASSERT_OK_AND_ASSIGN(
-      rep, Subprocess::Start({REQCOST_BINARY, "report", capture, "--otlp-json",
-                              replayed},
-                             dir.File("report.out"), dir.File("report.err")));
+      rep, Subprocess::Start(
+               {REQCOST_BINARY, "report", capture, "--otlp-json", replayed},
+               dir.File("report.out"), dir.File("report.err")));
   ASSERT_OK_AND_ASSIGN(rep_status, rep.WaitForExit(absl::Seconds(60)));
   ASSERT_EQ(rep_status, 0) << FileTail(dir.File("report.err"));
   OtlpCheck from_report;
   ASSERT_OK_AND_ASSIGN(replayed_text, ReadFileToString(replayed));
-  for (absl::string_view line : absl::StrSplit(replayed_text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(replayed_text, '\n', absl::SkipEmpty())) {
     CheckOtlpJson(std::string(line), &from_report);
   }
   ASSERT_TRUE(from_report.ok()) << from_report.ErrorText();
@@ -345,11 +370,13 @@ TEST(FleetTest, BadFleetFlagsExitTwoBeforeAttaching) {
     std::vector<std::string> argv = {REQCOST_BINARY, "attach", "-p",
                                      std::to_string(getpid())};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    ASSERT_OK_AND_ASSIGN(p, Subprocess::Start(argv, dir.File("out"), dir.File("err")));
+    ASSERT_OK_AND_ASSIGN(
+        p, Subprocess::Start(argv, dir.File("out"), dir.File("err")));
     ASSERT_OK_AND_ASSIGN(status, p.WaitForExit(absl::Seconds(30)));
     std::string err = ReadFileToString(dir.File("err")).value_or("");
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2)
-        << flags[0] << " " << flags[1] << ": " << DescribeWaitStatus(status) << " " << err;
+        << flags[0] << " " << flags[1] << ": " << DescribeWaitStatus(status)
+        << " " << err;
     EXPECT_THAT(err, HasSubstr(flags[0])) << err;
     EXPECT_THAT(err, ::testing::Not(HasSubstr("attached"))) << err;
   }

@@ -33,14 +33,15 @@ namespace reqcost::testing {
 namespace {
 
 struct HostileName {
-  std::string label;  // for the test's name
-  std::string name;   // at most 15 bytes: the kernel's comm
+  std::string label;      // for the test's name
+  std::string name;       // at most 15 bytes: the kernel's comm
   std::string otlp_name;  // the service.name OTLP must carry
 };
 
 void PrintTo(const HostileName& h, std::ostream* os) { *os << h.label; }
 
-constexpr char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+constexpr char kResponse[] =
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
 // A child that takes `name` and answers one request per connection.
 pid_t StartNamedServer(int listen_fd, const std::string& name) {
@@ -52,7 +53,9 @@ pid_t StartNamedServer(int listen_fd, const std::string& name) {
   while (true) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) _exit(1);
-    if (read(fd, buf, sizeof(buf)) > 0 && write(fd, kResponse, sizeof(kResponse) - 1) < 0) _exit(1);
+    if (read(fd, buf, sizeof(buf)) > 0 &&
+        write(fd, kResponse, sizeof(kResponse) - 1) < 0)
+      _exit(1);
     close(fd);
   }
 }
@@ -65,12 +68,14 @@ bool OneRequest(int port) {
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   const std::string req = "GET /hostile HTTP/1.1\r\nHost: x\r\n\r\n";
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-            write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size());
+  bool ok =
+      connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size());
   std::string reply;
   char buf[256];
   ssize_t n;
-  while (ok && (n = read(fd, buf, sizeof(buf))) > 0) reply.append(buf, static_cast<size_t>(n));
+  while (ok && (n = read(fd, buf, sizeof(buf))) > 0)
+    reply.append(buf, static_cast<size_t>(n));
   close(fd);
   return ok && reply.rfind("HTTP/1.1 200 OK", 0) == 0;
 }
@@ -92,7 +97,9 @@ bool EventLinesIntact(const std::string& text, pid_t pid) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     if (line.find(who) == absl::string_view::npos) continue;
     const size_t first = line.find_first_not_of(' ');
-    if (first == absl::string_view::npos || line[first] < '0' || line[first] > '9') return false;
+    if (first == absl::string_view::npos || line[first] < '0' ||
+        line[first] > '9')
+      return false;
   }
   return true;
 }
@@ -145,9 +152,10 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
 
   const std::string metrics_file = dir.File("reqcost.prom");
   const std::string spans_file = dir.File("spans.jsonl");
-  ASSERT_OK_AND_ASSIGN(run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(server),
-                                                     "--events", "--metrics-file", metrics_file,
-                                                     "--otlp-json", spans_file}));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(server),
+                                    "--events", "--metrics-file", metrics_file,
+                                    "--otlp-json", spans_file}));
   constexpr int kRequests = 3;
   for (int i = 0; i < kRequests; ++i) ASSERT_TRUE(OneRequest(port));
   absl::SleepFor(absl::Milliseconds(300));
@@ -157,7 +165,8 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
   // OTLP: the strict checker accepts every span, named after the process.
   OtlpCheck spans;
   ASSERT_OK_AND_ASSIGN(spans_text, ReadFileToString(spans_file));
-  for (absl::string_view line : absl::StrSplit(spans_text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(spans_text, '\n', absl::SkipEmpty())) {
     CheckOtlpJson(std::string(line), &spans);
   }
   ASSERT_TRUE(spans.ok()) << spans.ErrorText();
@@ -172,12 +181,13 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
   EXPECT_EQ(server_spans, kRequests);
 
   // Prometheus: promtool on the textfile.
-  ASSERT_EQ(access("/usr/bin/promtool", X_OK), 0) << "install Debian's prometheus package";
-  ASSERT_OK_AND_ASSIGN(check, Subprocess::Start({"/bin/sh", "-c",
-                                                 "/usr/bin/promtool check metrics < " +
-                                                     metrics_file},
-                                                dir.File("promtool.out"),
-                                                dir.File("promtool.err")));
+  ASSERT_EQ(access("/usr/bin/promtool", X_OK), 0)
+      << "install Debian's prometheus package";
+  ASSERT_OK_AND_ASSIGN(
+      check,
+      Subprocess::Start({"/bin/sh", "-c",
+                         "/usr/bin/promtool check metrics < " + metrics_file},
+                        dir.File("promtool.out"), dir.File("promtool.err")));
   ASSERT_OK_AND_ASSIGN(check_status, check.WaitForExit(absl::Seconds(30)));
   EXPECT_EQ(check_status, 0) << FileTail(dir.File("promtool.err"));
   // No raw control byte in the file either (a newline inside a label is
@@ -189,8 +199,10 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
 
   // The terminal: --events lines and the summary hold no byte a terminal
   // acts on and no raw non-UTF-8 byte.
-  const bool clean = TerminalSafe(run.out()) && EventLinesIntact(run.out(), server);
-  EXPECT_GE(CountLines(run.out(), absl::StrCat(" ", server, "/", server, " ")), 4 * kRequests)
+  const bool clean =
+      TerminalSafe(run.out()) && EventLinesIntact(run.out(), server);
+  EXPECT_GE(CountLines(run.out(), absl::StrCat(" ", server, "/", server, " ")),
+            4 * kRequests)
       << run.out();
   EXPECT_TRUE(clean) << run.out();
 }

@@ -44,10 +44,12 @@ constexpr int kSlowest = 5;
 absl::StatusOr<json> PageData(const std::string& html_path) {
   absl::StatusOr<std::string> page = ReadFileToString(html_path);
   if (!page.ok()) return page.status();
-  const std::string open = "<script type=\"application/json\" id=\"reqcost-data\">";
+  const std::string open =
+      "<script type=\"application/json\" id=\"reqcost-data\">";
   size_t a = page->find(open);
   size_t b = a == std::string::npos ? a : page->find("</script>", a);
-  if (b == std::string::npos) return absl::NotFoundError("no data script in the page");
+  if (b == std::string::npos)
+    return absl::NotFoundError("no data script in the page");
   try {
     return json::parse(page->substr(a + open.size(), b - a - open.size()));
   } catch (const json::exception& e) {
@@ -60,7 +62,8 @@ void Keep(const std::string& path, const std::string& name) {
   const char* keep = std::getenv("REQCOST_KEEP_DIR");
   if (keep == nullptr || *keep == '\0') return;
   absl::StatusOr<std::string> text = ReadFileToString(path);
-  if (!text.ok() || !WriteStringToFile(absl::StrCat(keep, "/", name), *text).ok()) {
+  if (!text.ok() ||
+      !WriteStringToFile(absl::StrCat(keep, "/", name), *text).ok()) {
     ADD_FAILURE() << "could not keep " << path << " in " << keep;
   }
 }
@@ -89,7 +92,8 @@ class HtmlIntegrationTest : public ::testing::Test {
           ProfileAb(*dir_, {nginx->pid(), fpm->pid()}, ab, {"--payload", "64"});
       if (!p.ok()) return Fail(p.status());
       if (p->ab.complete != kRequests) {
-        return Fail(absl::InternalError(absl::StrCat("ab completed ", p->ab.complete)));
+        return Fail(
+            absl::InternalError(absl::StrCat("ab completed ", p->ab.complete)));
       }
       (keepalive ? capture_b_ : capture_a_) = new std::string(p->capture);
     }
@@ -128,17 +132,22 @@ std::string* HtmlIntegrationTest::setup_error_ = nullptr;
 
 TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
   const std::string html = dir_->File("report.html");
-  ASSERT_OK_AND_ASSIGN(run, RunReqcost(*dir_, {"report", *capture_a_, "--html", html, "--slowest",
-                                            std::to_string(kSlowest), "--force"}));
+  ASSERT_OK_AND_ASSIGN(
+      run,
+      RunReqcost(*dir_, {"report", *capture_a_, "--html", html, "--slowest",
+                         std::to_string(kSlowest), "--force"}));
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_THAT(run.err, HasSubstr("wrote " + html));
-  EXPECT_THAT(run.out, HasSubstr("phases (complete requests)"));  // still the text output
+  EXPECT_THAT(
+      run.out,
+      HasSubstr("phases (complete requests)"));  // still the text output
   struct stat st;
   ASSERT_EQ(stat(html.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   // The page carries exactly what --format json prints.
-  ASSERT_OK_AND_ASSIGN(js, RunReqcost(*dir_, {"report", *capture_a_, "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(
+      js, RunReqcost(*dir_, {"report", *capture_a_, "--format", "json"}));
   ASSERT_EQ(js.code, 0) << js.err;
   json report = json::parse(js.out);
   ASSERT_OK_AND_ASSIGN(data, PageData(html));
@@ -152,13 +161,16 @@ TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
   for (const json& q : requests) {
     if (q["complete"] == true) complete.push_back(q);
   }
-  std::stable_sort(complete.begin(), complete.end(), [](const json& a, const json& b) {
-    return a["total_us"].get<double>() > b["total_us"].get<double>();
-  });
+  std::stable_sort(
+      complete.begin(), complete.end(), [](const json& a, const json& b) {
+        return a["total_us"].get<double>() > b["total_us"].get<double>();
+      });
   ASSERT_EQ(data["slowest"].size(), static_cast<size_t>(kSlowest));
   EXPECT_EQ(data["slowest_of"], complete.size());
-  for (int i = 0; i < kSlowest; ++i) EXPECT_EQ(data["slowest"][i], complete[i]) << i;
-  EXPECT_EQ(data["slowest"][0]["request_line"], "GET /hello.php");  // --payload 64
+  for (int i = 0; i < kSlowest; ++i)
+    EXPECT_EQ(data["slowest"][i], complete[i]) << i;
+  EXPECT_EQ(data["slowest"][0]["request_line"],
+            "GET /hello.php");  // --payload 64
 
   ASSERT_OK_AND_ASSIGN(page, ReadFileToString(html));
   ExpectSelfContained(page);
@@ -178,11 +190,13 @@ TEST_F(HtmlIntegrationTest, ReportPageShowsTheJsonReportAndTheSlowestRequests) {
 
 TEST_F(HtmlIntegrationTest, ComparePageShowsTheJsonComparisonSideBySide) {
   const std::string html = dir_->File("compare.html");
-  ASSERT_OK_AND_ASSIGN(run, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--html", html,
-                                            "--slowest", "3", "--force"}));
+  ASSERT_OK_AND_ASSIGN(
+      run, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--html",
+                              html, "--slowest", "3", "--force"}));
   ASSERT_EQ(run.code, 0) << run.err;
-  ASSERT_OK_AND_ASSIGN(js, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--format",
-                                           "json"}));
+  ASSERT_OK_AND_ASSIGN(
+      js, RunReqcost(*dir_, {"compare", *capture_a_, *capture_b_, "--format",
+                             "json"}));
   ASSERT_EQ(js.code, 0) << js.err;
   json c = json::parse(js.out);
   ASSERT_OK_AND_ASSIGN(data, PageData(html));
@@ -201,42 +215,52 @@ TEST_F(HtmlIntegrationTest, ComparePageShowsTheJsonComparisonSideBySide) {
 TEST_F(HtmlIntegrationTest, OutputPathsThatCannotBeWrittenExitAsDocumented) {
   const std::string& cap = *capture_a_;
   // A directory that does not exist: exit 1 before any work, nothing left.
-  ASSERT_OK_AND_ASSIGN(missing, RunReqcost(*dir_, {"report", cap, "--html",
-                                                dir_->File("no/such/dir/r.html")}));
+  ASSERT_OK_AND_ASSIGN(missing,
+                       RunReqcost(*dir_, {"report", cap, "--html",
+                                          dir_->File("no/such/dir/r.html")}));
   EXPECT_EQ(missing.code, 1);
-  EXPECT_THAT(missing.err, HasSubstr("create " + dir_->File("no/such/dir/r.html") +
-                                     ": No such file or directory"));
+  EXPECT_THAT(missing.err,
+              HasSubstr("create " + dir_->File("no/such/dir/r.html") +
+                        ": No such file or directory"));
   EXPECT_TRUE(missing.out.empty()) << "worked before failing: " << missing.out;
   // Under a regular file: exit 1.
-  ASSERT_OK_AND_ASSIGN(notdir, RunReqcost(*dir_, {"compare", cap, cap, "--html", cap + "/c.html"}));
+  ASSERT_OK_AND_ASSIGN(notdir, RunReqcost(*dir_, {"compare", cap, cap, "--html",
+                                                  cap + "/c.html"}));
   EXPECT_EQ(notdir.code, 1);
   EXPECT_THAT(notdir.err, HasSubstr(": Not a directory"));
   // An existing file: exit 2 and untouched, unless --force.
   const std::string existing = dir_->File("existing.html");
   ASSERT_TRUE(WriteStringToFile(existing, "keep me").ok());
-  ASSERT_OK_AND_ASSIGN(exists, RunReqcost(*dir_, {"report", cap, "--html", existing}));
+  ASSERT_OK_AND_ASSIGN(exists,
+                       RunReqcost(*dir_, {"report", cap, "--html", existing}));
   EXPECT_EQ(exists.code, 2);
-  EXPECT_THAT(exists.err, HasSubstr("already exists; remove it, choose another path or pass "
-                                    "--force to replace it"));
+  EXPECT_THAT(
+      exists.err,
+      HasSubstr("already exists; remove it, choose another path or pass "
+                "--force to replace it"));
   EXPECT_EQ(ReadFileToString(existing).value_or(""), "keep me");
-  ASSERT_OK_AND_ASSIGN(forced, RunReqcost(*dir_, {"report", cap, "--html", existing, "--force"}));
+  ASSERT_OK_AND_ASSIGN(forced, RunReqcost(*dir_, {"report", cap, "--html",
+                                                  existing, "--force"}));
   EXPECT_EQ(forced.code, 0) << forced.err;
-  EXPECT_THAT(ReadFileToString(existing).value_or(""), HasSubstr("<!DOCTYPE html>"));
+  EXPECT_THAT(ReadFileToString(existing).value_or(""),
+              HasSubstr("<!DOCTYPE html>"));
   // A bad capture: its own exit code (6), and no page left behind.
   const std::string bad = dir_->File("bad.cap");
   ASSERT_TRUE(WriteStringToFile(bad, "not a capture").ok());
   const std::string never = dir_->File("never.html");
-  ASSERT_OK_AND_ASSIGN(bad_run, RunReqcost(*dir_, {"report", bad, "--html", never}));
+  ASSERT_OK_AND_ASSIGN(bad_run,
+                       RunReqcost(*dir_, {"report", bad, "--html", never}));
   EXPECT_EQ(bad_run.code, 6);
   struct stat st;
   EXPECT_NE(stat(never.c_str(), &st), 0) << "a failed run left " << never;
   // Flags out of range or that do not go together: exit 2.
-  ASSERT_OK_AND_ASSIGN(grouped, RunReqcost(*dir_, {"report", cap, "--html", never, "--group-by",
-                                                "client-conn"}));
+  ASSERT_OK_AND_ASSIGN(
+      grouped, RunReqcost(*dir_, {"report", cap, "--html", never, "--group-by",
+                                  "client-conn"}));
   EXPECT_EQ(grouped.code, 2);
   EXPECT_THAT(grouped.err, HasSubstr("--html draws the whole capture"));
-  ASSERT_OK_AND_ASSIGN(many, RunReqcost(*dir_, {"report", cap, "--html", never, "--slowest",
-                                             "1001"}));
+  ASSERT_OK_AND_ASSIGN(many, RunReqcost(*dir_, {"report", cap, "--html", never,
+                                                "--slowest", "1001"}));
   EXPECT_EQ(many.code, 2);
 }
 

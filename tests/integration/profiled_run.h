@@ -29,9 +29,9 @@ struct Profiled {
 // Attaches reqcost to `pids` (waits for its probes), runs ab, stops reqcost
 // with SIGINT whatever ab did, and parses the report. Every step is bounded.
 // `flags` go to `reqcost attach` too (e.g. --syscall-times).
-inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<pid_t>& pids,
-                                          const AbOptions& ab,
-                                          const std::vector<std::string>& flags = {}) {
+inline absl::StatusOr<Profiled> ProfileAb(
+    const TempDir& dir, const std::vector<pid_t>& pids, const AbOptions& ab,
+    const std::vector<std::string>& flags = {}) {
   static int n = 0;
   Profiled p;
   p.capture = dir.File(absl::StrCat("run-", n++, ".cap"));
@@ -50,7 +50,8 @@ inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<
   if (!result.ok()) return result.status();
   if (!code.ok()) return code.status();
   if (*code != 0) {
-    return absl::InternalError(absl::StrCat("reqcost exited ", *code, ": ", run->err()));
+    return absl::InternalError(
+        absl::StrCat("reqcost exited ", *code, ": ", run->err()));
   }
   p.ab = *result;
   try {
@@ -64,21 +65,24 @@ inline absl::StatusOr<Profiled> ProfileAb(const TempDir& dir, const std::vector<
 
 // The requests of a capture, one object each (reqcost report CAP --requests
 // --format jsonl).
-inline absl::StatusOr<std::vector<nlohmann::json>> ReplayRequests(const std::string& capture) {
+inline absl::StatusOr<std::vector<nlohmann::json>> ReplayRequests(
+    const std::string& capture) {
   absl::StatusOr<ReqcostOutput> r =
-      RunReqcostTo({"report", capture, "--requests", "--format", "jsonl"}, capture + ".jsonl",
-                   capture + ".err", absl::Seconds(30));
+      RunReqcostTo({"report", capture, "--requests", "--format", "jsonl"},
+                   capture + ".jsonl", capture + ".err", absl::Seconds(30));
   if (!r.ok()) return r.status();
   if (r->code != 0) {
-    return absl::InternalError(
-        absl::StrCat("reqcost report exited ", r->code, ": ", FileTail(capture + ".err")));
+    return absl::InternalError(absl::StrCat("reqcost report exited ", r->code,
+                                            ": ", FileTail(capture + ".err")));
   }
   std::vector<nlohmann::json> requests;
-  for (absl::string_view line : absl::StrSplit(r->out, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(r->out, '\n', absl::SkipEmpty())) {
     try {
       requests.push_back(nlohmann::json::parse(line));
     } catch (const nlohmann::json::exception& e) {
-      return absl::InternalError(absl::StrCat("bad jsonl line (", e.what(), "): ", line));
+      return absl::InternalError(
+          absl::StrCat("bad jsonl line (", e.what(), "): ", line));
     }
   }
   return requests;

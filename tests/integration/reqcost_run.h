@@ -79,9 +79,9 @@ struct ReqcostOutput {
 
 // Runs `reqcost args...` to completion with its output in the files `out`
 // and `err`, in at most `timeout` (stopped if not).
-inline absl::StatusOr<ReqcostOutput> RunReqcostTo(std::vector<std::string> args,
-                                                  const std::string& out, const std::string& err,
-                                                  absl::Duration timeout = absl::Seconds(60)) {
+inline absl::StatusOr<ReqcostOutput> RunReqcostTo(
+    std::vector<std::string> args, const std::string& out,
+    const std::string& err, absl::Duration timeout = absl::Seconds(60)) {
   args.insert(args.begin(), REQCOST_BINARY);
   absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
   if (!p.ok()) return p.status();

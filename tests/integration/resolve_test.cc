@@ -78,7 +78,8 @@ std::map<std::string, int> PeerCounts(const json& request) {
 // Sum of the report's per-syscall statistics counts, by peer.
 std::map<std::string, int> ReportPeerCounts(const json& report) {
   std::map<std::string, int> out;
-  for (const json& s : report["syscalls"]) out[PeerOf(s)] += s["count"].get<int>();
+  for (const json& s : report["syscalls"])
+    out[PeerOf(s)] += s["count"].get<int>();
   return out;
 }
 
@@ -102,7 +103,8 @@ TEST_P(ResolvingFront, ResolutionIsNotTheBackendExchange) {
   ASSERT_OK_AND_ASSIGN(backend, StartFcgiBackend(dir, bopts));
   ResolvingFrontOptions fopts;
   // "127.0.0.1:PORT" -> "localhost:PORT": the front resolves the name.
-  fopts.backend = absl::StrReplaceAll(backend.address(), {{"127.0.0.1", "localhost"}});
+  fopts.backend =
+      absl::StrReplaceAll(backend.address(), {{"127.0.0.1", "localhost"}});
   fopts.threads = 4;
   std::optional<Server> echo;
   if (c.datagrams) {
@@ -125,7 +127,8 @@ TEST_P(ResolvingFront, ResolutionIsNotTheBackendExchange) {
     if (!before.empty() || absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
-  ASSERT_EQ(before.size(), 1u) << "the probe request was not logged by the backend";
+  ASSERT_EQ(before.size(), 1u)
+      << "the probe request was not logged by the backend";
 
   AbOptions ab;
   ab.url = front.Url("/x?work_us=" + std::to_string(kWorkUs));
@@ -144,8 +147,8 @@ TEST_P(ResolvingFront, ResolutionIsNotTheBackendExchange) {
 
   // Today's shapes: counts, completeness, and the backend against its own
   // clock (the netlink exchange must not be taken for the backend's).
-  ExpectBreakdown("resolving front + sample backend, " + ResolveName(c), p.report, p.ab,
-                  Mean(ElapsedUs(log)));
+  ExpectBreakdown("resolving front + sample backend, " + ResolveName(c),
+                  p.report, p.ab, Mean(ElapsedUs(log)));
   EXPECT_EQ(p.report["requests"]["count"], p.ab.complete);
   EXPECT_EQ(p.report["requests"]["incomplete"], 0);
   // The front opens one backend connection per request; the nscd connects
@@ -179,7 +182,8 @@ TEST_P(ResolvingFront, ResolutionIsNotTheBackendExchange) {
   EXPECT_GE(totals["netlink"], 2 * kRequests) << p.report["syscalls"].dump(2);
   if (c.datagrams) {
     EXPECT_GE(totals["udp"], 2 * kRequests) << p.report["syscalls"].dump(2);
-    EXPECT_GE(totals["unix-dgram"], 2 * kRequests) << p.report["syscalls"].dump(2);
+    EXPECT_GE(totals["unix-dgram"], 2 * kRequests)
+        << p.report["syscalls"].dump(2);
   } else {
     EXPECT_EQ(totals["udp"], 0);
     EXPECT_EQ(totals["unix-dgram"], 0);
@@ -188,10 +192,11 @@ TEST_P(ResolvingFront, ResolutionIsNotTheBackendExchange) {
   EXPECT_EQ(totals["dns"], 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Resolve, ResolvingFront,
-                         ::testing::Values(ResolveCase{false, false}, ResolveCase{false, true},
-                                           ResolveCase{true, false}, ResolveCase{true, true}),
-                         [](const auto& info) { return ResolveName(info.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Resolve, ResolvingFront,
+    ::testing::Values(ResolveCase{false, false}, ResolveCase{false, true},
+                      ResolveCase{true, false}, ResolveCase{true, true}),
+    [](const auto& info) { return ResolveName(info.param); });
 
 }  // namespace
 }  // namespace reqcost::testing

@@ -92,8 +92,9 @@ absl::StatusOr<Profiled> Profile(const TempDir& dir,
 void PrintIncomplete(const Profiled& p) {
   if (p.report["requests"]["incomplete"].get<int>() == 0) return;
   std::string out = p.capture + ".txt";
-  absl::StatusOr<Subprocess> r = Subprocess::Start(
-      {REQCOST_BINARY, "report", p.capture, "--requests"}, out, p.capture + ".err");
+  absl::StatusOr<Subprocess> r =
+      Subprocess::Start({REQCOST_BINARY, "report", p.capture, "--requests"},
+                        out, p.capture + ".err");
   if (!r.ok() || !r->WaitForExit(absl::Seconds(30)).ok()) return;
   std::string text = ReadFileToString(out).value_or("");
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -121,8 +122,8 @@ std::string FcgiPath(const std::string& prefix = "/fcgi/") {
 }
 
 // php-fpm's access-log lines written since `before` lines.
-absl::StatusOr<std::vector<PhpFpmAccessEntry>> NewFpmEntries(
-    const Server& fpm, size_t before) {
+absl::StatusOr<std::vector<PhpFpmAccessEntry>> NewFpmEntries(const Server& fpm,
+                                                             size_t before) {
   absl::StatusOr<std::vector<PhpFpmAccessEntry>> all =
       ReadPhpFpmAccessLog(fpm.request_log());
   if (!all.ok()) return all.status();
@@ -149,17 +150,16 @@ TEST(StacksTest, NginxPhpFpmTcp) {
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
   ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(fpm.request_log()));
 
-  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {nginx.pid(), fpm.pid()},
-                                  Ab(nginx, SleepPath(), 2)));
+  ASSERT_OK_AND_ASSIGN(
+      p, Profile(dir, {nginx.pid(), fpm.pid()}, Ab(nginx, SleepPath(), 2)));
   ASSERT_EQ(p.ab.complete, kRequests);
   ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx + php-fpm (tcp)", p.report, p.ab,
-                  Mean(DurationsUs(log)),
-                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
+                  Mean(DurationsUs(log)), "measured", kMeasuredTolerance,
+                  kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
-  ExpectRole(roles, PidSet(nginx.WorkerPids()),
-             "server");
+  ExpectRole(roles, PidSet(nginx.WorkerPids()), "server");
   ExpectRole(roles, FpmServingPids(log), "backend");
 }
 
@@ -179,7 +179,9 @@ std::string KeepConnName(const KeepConnCase& c) {
                       c.payload > 0 ? "Payload" : "NoPayload");
 }
 
-void PrintTo(const KeepConnCase& c, std::ostream* os) { *os << KeepConnName(c); }
+void PrintTo(const KeepConnCase& c, std::ostream* os) {
+  *os << KeepConnName(c);
+}
 
 class NginxKeepConn : public ::testing::TestWithParam<KeepConnCase> {};
 
@@ -219,9 +221,9 @@ TEST_P(NginxKeepConn, RequestsOnAKeptConnectionSplitCorrectly) {
   }
 
   std::string path = c.backend == "php-fpm" ? SleepPath() : FcgiPath();
-  ASSERT_OK_AND_ASSIGN(p, Profile(dir, {nginx.pid(), backend->pid()},
-                                  Ab(nginx, path, 2, c.client_keepalive),
-                                  c.payload));
+  ASSERT_OK_AND_ASSIGN(
+      p, Profile(dir, {nginx.pid(), backend->pid()},
+                 Ab(nginx, path, 2, c.client_keepalive), c.payload));
   ASSERT_EQ(p.ab.complete, kRequests);
   std::vector<double> own;
   std::set<pid_t> serving;
@@ -236,9 +238,10 @@ TEST_P(NginxKeepConn, RequestsOnAKeptConnectionSplitCorrectly) {
     for (const auto& e : log) serving.insert(e.pid);
   }
   ASSERT_EQ(own.size(), static_cast<size_t>(kRequests));
-  ExpectBreakdown("nginx keep_conn + " + KeepConnName(c), p.report, p.ab,
-                  Mean(own), "measured", kMeasuredTolerance,
-                  c.backend == "php-fpm" ? kPhpCleanRunAnomalies : kCleanRunAnomalies);
+  ExpectBreakdown(
+      "nginx keep_conn + " + KeepConnName(c), p.report, p.ab, Mean(own),
+      "measured", kMeasuredTolerance,
+      c.backend == "php-fpm" ? kPhpCleanRunAnomalies : kCleanRunAnomalies);
   // ab -c 2: nginx opens (at most a few) backend connections and keeps them.
   auto counts = BackendConnCounts(p.report);
   std::printf("[ conns    ] backend_conn new %d, reused %d\n", counts["new"],
@@ -285,16 +288,15 @@ TEST_P(LighttpdPhpFpm, MeasuredBackendMatchesPhpFpmClock) {
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown(absl::StrCat("lighttpd + php-fpm (",
                                GetParam().empty() ? "unix" : "tcp", ")"),
-                  p.report, p.ab, Mean(DurationsUs(log)),
-                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
+                  p.report, p.ab, Mean(DurationsUs(log)), "measured",
+                  kMeasuredTolerance, kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, {lighttpd.pid()}, "server");
   ExpectRole(roles, FpmServingPids(log), "backend");
 }
 
 INSTANTIATE_TEST_SUITE_P(UnixAndTcp, LighttpdPhpFpm,
-                         ::testing::Values("", "tcp"),
-                         [](const auto& info) {
+                         ::testing::Values("", "tcp"), [](const auto& info) {
                            return info.param.empty() ? "unix" : "tcp";
                          });
 
@@ -312,7 +314,8 @@ absl::Status WriteTimedDocroot(const TempDir& dir) {
       "echo \"slept \", $us, \" us\\n\";\n"
       "$el = (microtime(true) - $_SERVER['REQUEST_TIME_FLOAT']) * 1e6;\n"
       "file_put_contents(__DIR__ . '/php-own.log',\n"
-      "    sprintf(\"%d %.0f\\n\", getmypid(), $el), FILE_APPEND | LOCK_EX);\n");
+      "    sprintf(\"%d %.0f\\n\", getmypid(), $el), FILE_APPEND | "
+      "LOCK_EX);\n");
 }
 
 struct PhpOwnEntry {
@@ -359,7 +362,8 @@ TEST(StacksTest, LighttpdSpawningPhpCgiOnePid) {
     serving.insert(e.pid);
   }
   ExpectBreakdown("lighttpd spawning php-cgi (one -p)", p.report, p.ab,
-                  Mean(own), "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
+                  Mean(own), "measured", kMeasuredTolerance,
+                  kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
   ExpectRole(roles, {lighttpd.pid()}, "server");
   ExpectRole(roles, serving, "backend");
@@ -417,18 +421,15 @@ TEST_P(NginxProxyHttp, MeasuredBackendMatchesBackendClock) {
   for (const auto& e : log) serving.insert(e.pid);
   auto roles = Roles(p.report);
   ExpectRole(roles, serving, "backend");
-  ExpectRole(roles, PidSet(nginx.WorkerPids()),
-             "server");
+  ExpectRole(roles, PidSet(nginx.WorkerPids()), "server");
 }
 
-INSTANTIATE_TEST_SUITE_P(Stacks, NginxProxyHttp,
-                         ::testing::Values(ProxyCase{false, 0, "tcp"},
-                                           ProxyCase{false, 64, "tcp"},
-                                           ProxyCase{true, 0, "tcp"},
-                                           ProxyCase{true, 64, "tcp"},
-                                           ProxyCase{false, 0, ""},
-                                           ProxyCase{true, 0, ""}),
-                         [](const auto& info) { return ProxyName(info.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Stacks, NginxProxyHttp,
+    ::testing::Values(ProxyCase{false, 0, "tcp"}, ProxyCase{false, 64, "tcp"},
+                      ProxyCase{true, 0, "tcp"}, ProxyCase{true, 64, "tcp"},
+                      ProxyCase{false, 0, ""}, ProxyCase{true, 0, ""}),
+    [](const auto& info) { return ProxyName(info.param); });
 
 // ---------------------------------------------- a multi-threaded backend
 
@@ -490,9 +491,9 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
     in.backend_us = r["backend_us"].get<double>();
     double request_end = start;
     for (const json& s : r["syscalls"]) {
-      double end = start + s["offset_us"].get<double>() * 1000 +
-                   (s["dur_us"].is_number() ? s["dur_us"].get<double>() * 1000
-                                            : 0);
+      double end =
+          start + s["offset_us"].get<double>() * 1000 +
+          (s["dur_us"].is_number() ? s["dur_us"].get<double>() * 1000 : 0);
       request_end = std::max(request_end, end);
       if (s["side"] != "backend") continue;
       std::string name = s["name"];
@@ -543,12 +544,12 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
     double diff = std::abs(intervals[pr.request].backend_us - own);
     if (diff <= 0.05 * own) ++within_5;
     EXPECT_LE(diff, 0.10 * own + kPreemptionSlackUs)
-        << "request " << pr.request << ", log line "
-                                << pr.line;
+        << "request " << pr.request << ", log line " << pr.line;
   }
-  std::printf("[ threads  ] %d requests matched one to one to a thread's log "
-              "line (worst start+end difference %.1f us), %d within 5%%\n",
-              matched, worst_us, within_5);
+  std::printf(
+      "[ threads  ] %d requests matched one to one to a thread's log "
+      "line (worst start+end difference %.1f us), %d within 5%%\n",
+      matched, worst_us, within_5);
   EXPECT_EQ(matched, kRequests);
   EXPECT_GE(within_5, kRequests * 95 / 100);
 }
@@ -600,14 +601,16 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   // Attach once the kept connections carry requests: php-fpm logged some.
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   auto served = [&] {
-    absl::StatusOr<std::vector<PhpFpmAccessEntry>> log = ReadPhpFpmAccessLog(fpm.request_log());
+    absl::StatusOr<std::vector<PhpFpmAccessEntry>> log =
+        ReadPhpFpmAccessLog(fpm.request_log());
     return log.ok() ? log->size() : size_t{0};
   };
-  while (served() < 20 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(
-      dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
-            std::to_string(fpm.pid()), "--format", "json", "-o",
-            dir.File("run.cap")});
+  while (served() < 20 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(10));
+  absl::StatusOr<ReqcostRun> run =
+      ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                               "-p", std::to_string(fpm.pid()), "--format",
+                               "json", "-o", dir.File("run.cap")});
   ab_thread.join();
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_OK_AND_ASSIGN(code, run->StopWith(SIGINT));
@@ -630,10 +633,11 @@ TEST(StacksTest, AttachToKeptPhpFpmConnectionsUnderLoad) {
   ASSERT_GE(all_own.size(), static_cast<size_t>(complete));
   std::vector<double> measured_own(all_own.end() - complete, all_own.end());
   double own = Mean(measured_own);
-  std::printf("[ accuracy ] attached under load, nginx keep_conn + php-fpm, no "
-              "payload: measured backend %.1f us vs own clock %.1f us "
-              "(%+.2f%%); %d complete, %d incomplete\n",
-              backend, own, 100 * (backend - own) / own, complete, incomplete);
+  std::printf(
+      "[ accuracy ] attached under load, nginx keep_conn + php-fpm, no "
+      "payload: measured backend %.1f us vs own clock %.1f us "
+      "(%+.2f%%); %d complete, %d incomplete\n",
+      backend, own, 100 * (backend - own) / own, complete, incomplete);
   EXPECT_GE(complete, 100);
   EXPECT_LE(incomplete, 8);  // the first on each connection, at most
   EXPECT_EQ(report["backend_timing"], "measured");
@@ -670,11 +674,10 @@ TEST(StacksTest, RolesDoNotDependOnPidOrder) {
   ASSERT_OK_AND_ASSIGN(log, NewFpmEntries(fpm, before.size()));
   ASSERT_EQ(log.size(), static_cast<size_t>(kRequests));
   ExpectBreakdown("nginx + php-fpm, PIDs reversed", p.report, p.ab,
-                  Mean(DurationsUs(log)),
-                  "measured", kMeasuredTolerance, kPhpCleanRunAnomalies);
+                  Mean(DurationsUs(log)), "measured", kMeasuredTolerance,
+                  kPhpCleanRunAnomalies);
   auto roles = Roles(p.report);
-  ExpectRole(roles, PidSet(nginx.WorkerPids()),
-             "server");
+  ExpectRole(roles, PidSet(nginx.WorkerPids()), "server");
   ExpectRole(roles, FpmServingPids(log), "backend");
 }
 

@@ -19,9 +19,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "samples/stack/status_macros.h"
@@ -52,7 +52,8 @@ absl::StatusOr<std::string> StraceBinary() {
   for (const char* path : {"/usr/bin/strace", "/bin/strace"}) {
     if (access(path, X_OK) == 0) return std::string(path);
   }
-  return absl::NotFoundError("strace not found: apt-get install strace (scripts/bootstrap.sh)");
+  return absl::NotFoundError(
+      "strace not found: apt-get install strace (scripts/bootstrap.sh)");
 }
 
 // strace attached to processes, writing LOG (or LOG.PID files with -ff).
@@ -60,7 +61,8 @@ class StraceRun {
  public:
   // Starts strace with `flags` on every PID and waits (bounded) until it
   // says it attached to each one.
-  static absl::StatusOr<StraceRun> Attach(const TempDir& dir, const std::string& log,
+  static absl::StatusOr<StraceRun> Attach(const TempDir& dir,
+                                          const std::string& log,
                                           const std::vector<std::string>& flags,
                                           const std::vector<pid_t>& pids) {
     ASSIGN_OR_RETURN(std::string strace, StraceBinary());
@@ -74,19 +76,22 @@ class StraceRun {
     }
     StraceRun run;
     run.err_ = dir.File("strace.err");
-    ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, dir.File("strace.out"), run.err_));
+    ASSIGN_OR_RETURN(Subprocess p,
+                     Subprocess::Start(argv, dir.File("strace.out"), run.err_));
     run.process_.emplace(std::move(p));
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
       absl::StatusOr<std::string> err = ReadFileToString(run.err_);
       size_t attached = 0;
-      for (size_t at = 0; err.ok() && (at = err->find(" attached", at)) != std::string::npos;
+      for (size_t at = 0;
+           err.ok() && (at = err->find(" attached", at)) != std::string::npos;
            ++at) {
         ++attached;
       }
       if (attached >= pids.size()) return run;
       if (!run.process_->running()) {
-        return absl::InternalError(absl::StrCat("strace exited: ", FileTail(run.err_)));
+        return absl::InternalError(
+            absl::StrCat("strace exited: ", FileTail(run.err_)));
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -116,7 +121,8 @@ struct Command {
 };
 
 // Runs the reqcost binary with `args` to its end (bounded).
-absl::StatusOr<Command> RunReqcost(const TempDir& dir, std::vector<std::string> args) {
+absl::StatusOr<Command> RunReqcost(const TempDir& dir,
+                                   std::vector<std::string> args) {
   static int n = 0;
   std::string out = dir.File(absl::StrCat("cmd-", n, ".out"));
   std::string err = dir.File(absl::StrCat("cmd-", n++, ".err"));
@@ -146,7 +152,8 @@ struct Stack {
 };
 
 // `fpm_listen`: php-fpm's address ("" a unix socket, "tcp" a loopback port).
-absl::StatusOr<Stack> StartStack(const TempDir& dir, const std::string& fpm_listen = "") {
+absl::StatusOr<Stack> StartStack(const TempDir& dir,
+                                 const std::string& fpm_listen = "") {
   PhpFpmOptions fopts;
   fopts.listen = fpm_listen;
   ASSIGN_OR_RETURN(Server fpm, StartPhpFpm(dir, fopts));
@@ -157,18 +164,19 @@ absl::StatusOr<Stack> StartStack(const TempDir& dir, const std::string& fpm_list
 }
 
 // Per request: how many calls of each name it holds on each side, as a
-// sorted "side name xN" list (its shape, independent of timing). The backend's calls after its
-// reply write (php-fpm's shutdown, its reads until nginx closes, its close)
-// are left out: they are the connection's teardown, and whether they come
-// before the profiler finalizes the request (and so are in its list) is a
-// race of nginx's last client write against php-fpm's teardown, which live
-// capture loses for most requests and strace's slowdown of nginx turns round.
+// sorted "side name xN" list (its shape, independent of timing). The backend's
+// calls after its reply write (php-fpm's shutdown, its reads until nginx
+// closes, its close) are left out: they are the connection's teardown, and
+// whether they come before the profiler finalizes the request (and so are in
+// its list) is a race of nginx's last client write against php-fpm's teardown,
+// which live capture loses for most requests and strace's slowdown of nginx
+// turns round.
 std::string Shape(const json& request) {
   double reply_write = -1;
   for (const json& s : request["syscalls"]) {
     std::string name = s["name"];
-    if (s["side"] == "backend" && (name == "write" || name == "writev" || name == "sendto" ||
-                                   name == "sendmsg")) {
+    if (s["side"] == "backend" && (name == "write" || name == "writev" ||
+                                   name == "sendto" || name == "sendmsg")) {
       reply_write = std::max(reply_write, s["offset_us"].get<double>());
     }
   }
@@ -178,7 +186,8 @@ std::string Shape(const json& request) {
         s["offset_us"].get<double>() > reply_write) {
       continue;
     }
-    ++counts[absl::StrCat(s["side"].get<std::string>(), " ", s["name"].get<std::string>())];
+    ++counts[absl::StrCat(s["side"].get<std::string>(), " ",
+                          s["name"].get<std::string>())];
   }
   std::vector<std::string> parts;
   for (const auto& [k, v] : counts) parts.push_back(absl::StrCat(k, " x", v));
@@ -195,7 +204,8 @@ std::map<std::string, int> Shapes(const std::vector<json>& requests) {
 }
 
 // The shape most requests of a run have, and how many have it.
-std::pair<std::string, int> CommonShape(const std::map<std::string, int>& shapes) {
+std::pair<std::string, int> CommonShape(
+    const std::map<std::string, int>& shapes) {
   std::pair<std::string, int> best;
   for (const auto& [shape, n] : shapes) {
     if (n > best.second) best = {shape, n};
@@ -238,17 +248,19 @@ struct FpmRequestInLog {
 
 // A line of an strace log: the thread, the time (-ttt or -tt) and the rest.
 // `file_pid` is the PID of a -ff file (its suffix), "" for a -f log.
-bool SplitStraceLine(absl::string_view line, const std::string& file_pid, std::string* pid,
-                     double* ts, absl::string_view* rest) {
+bool SplitStraceLine(absl::string_view line, const std::string& file_pid,
+                     std::string* pid, double* ts, absl::string_view* rest) {
   absl::string_view ts_text;
-  std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+  std::vector<absl::string_view> f =
+      absl::StrSplit(line, absl::MaxSplits(' ', 2));
   if (file_pid.empty()) {
     if (f.size() != 3) return false;
     *pid = std::string(f[0].substr(0, f[0].find('<')));
     ts_text = f[1];
     *rest = f[2];
   } else {
-    std::vector<absl::string_view> g = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    std::vector<absl::string_view> g =
+        absl::StrSplit(line, absl::MaxSplits(' ', 1));
     if (g.size() != 2) return false;
     *pid = file_pid;
     ts_text = g[0];
@@ -257,8 +269,8 @@ bool SplitStraceLine(absl::string_view line, const std::string& file_pid, std::s
   if (!absl::StrContains(ts_text, ':')) return absl::SimpleAtod(ts_text, ts);
   std::vector<absl::string_view> hms = absl::StrSplit(ts_text, ':');
   double h = 0, m = 0, sec = 0;
-  if (hms.size() != 3 || !absl::SimpleAtod(hms[0], &h) || !absl::SimpleAtod(hms[1], &m) ||
-      !absl::SimpleAtod(hms[2], &sec)) {
+  if (hms.size() != 3 || !absl::SimpleAtod(hms[0], &h) ||
+      !absl::SimpleAtod(hms[1], &m) || !absl::SimpleAtod(hms[2], &sec)) {
     return false;
   }
   *ts = h * 3600 + m * 60 + sec;
@@ -269,7 +281,8 @@ bool SplitStraceLine(absl::string_view line, const std::string& file_pid, std::s
 // each with its four marks; unfinished/resumed pairs are joined, so a call
 // strace split (the slow ones, when another process's line came between)
 // counts as any other.
-std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& files) {
+std::vector<FpmRequestInLog> FpmRequestsInLog(
+    const std::vector<std::string>& files) {
   struct Thread {
     bool accepted = false;
     FpmRequestInLog request;
@@ -278,8 +291,10 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
     bool pending_on_socket = false;
   };
   auto on_socket = [](absl::string_view args) {  // -yy's annotation
-    return absl::StrContains(args, "<UNIX-STREAM:[") || absl::StrContains(args, "<UNIX:[") ||
-           absl::StrContains(args, "<TCP:[") || absl::StrContains(args, "<TCPv6:[");
+    return absl::StrContains(args, "<UNIX-STREAM:[") ||
+           absl::StrContains(args, "<UNIX:[") ||
+           absl::StrContains(args, "<TCP:[") ||
+           absl::StrContains(args, "<TCPv6:[");
   };
   std::map<std::string, Thread> threads;
   std::vector<FpmRequestInLog> done;
@@ -287,8 +302,10 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
     absl::StatusOr<std::string> text = ReadFileToString(file);
     if (!text.ok()) continue;
     std::string suffix = file.substr(file.rfind('.') + 1);
-    if (suffix.find_first_not_of("0123456789") != std::string::npos) suffix.clear();
-    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    if (suffix.find_first_not_of("0123456789") != std::string::npos)
+      suffix.clear();
+    for (absl::string_view line :
+         absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
       std::string pid;
       double ts = 0;
       absl::string_view rest;
@@ -318,7 +335,8 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
       double dur = 0;
       size_t open = rest.rfind('<');
       if (absl::EndsWith(rest, ">") && open != absl::string_view::npos) {
-        (void)absl::SimpleAtod(rest.substr(open + 1, rest.size() - open - 2), &dur);
+        (void)absl::SimpleAtod(rest.substr(open + 1, rest.size() - open - 2),
+                               &dur);
       }
       double end = start + dur;
       bool failed = absl::StrContains(rest, ") = -1 ");
@@ -334,10 +352,12 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
         } else if (r.first_read_end >= 0 && r.clock_end < 0) {
           r.clock_end = ts;
         }
-      } else if (socket && (name == "read" || name == "recvfrom" || name == "readv") &&
+      } else if (socket &&
+                 (name == "read" || name == "recvfrom" || name == "readv") &&
                  r.clock_start >= 0 && r.first_read_end < 0) {
         r.first_read_end = end;
-      } else if (socket && (name == "write" || name == "writev" || name == "sendto") &&
+      } else if (socket &&
+                 (name == "write" || name == "writev" || name == "sendto") &&
                  r.clock_end >= 0 && r.reply_end < 0) {
         r.reply_end = end;
         done.push_back(r);
@@ -355,7 +375,8 @@ std::vector<FpmRequestInLog> FpmRequestsInLog(const std::vector<std::string>& fi
 bool PairWithAccessLog(const std::vector<PhpFpmAccessEntry>& access,
                        std::vector<FpmRequestInLog>* in_log) {
   std::map<pid_t, std::vector<double>> by_worker;
-  for (const PhpFpmAccessEntry& e : access) by_worker[e.pid].push_back(e.duration_us);
+  for (const PhpFpmAccessEntry& e : access)
+    by_worker[e.pid].push_back(e.duration_us);
   std::map<pid_t, size_t> next;
   for (FpmRequestInLog& q : *in_log) {
     const std::vector<double>& lines = by_worker[q.pid];
@@ -387,11 +408,13 @@ struct Imported {
 };
 
 // Runs ab on /sleep.php under strace `flags`, imports the log, reports.
-absl::StatusOr<Imported> StraceAndImport(const TempDir& dir, const Stack& stack,
-                                         const std::vector<std::string>& flags) {
+absl::StatusOr<Imported> StraceAndImport(
+    const TempDir& dir, const Stack& stack,
+    const std::vector<std::string>& flags) {
   ASSIGN_OR_RETURN(auto before, ReadPhpFpmAccessLog(stack.fpm.request_log()));
   const std::string log = "strace.log";
-  ASSIGN_OR_RETURN(StraceRun strace, StraceRun::Attach(dir, dir.File(log), flags, stack.pids()));
+  ASSIGN_OR_RETURN(StraceRun strace,
+                   StraceRun::Attach(dir, dir.File(log), flags, stack.pids()));
   AbOptions ab;
   ab.url = stack.nginx.Url("/sleep.php?us=" + std::to_string(kWorkUs));
   ab.requests = kRequests;
@@ -413,11 +436,14 @@ absl::StatusOr<Imported> StraceAndImport(const TempDir& dir, const Stack& stack,
   for (const char* a : {"-o", capture.c_str(), "--force"}) args.push_back(a);
   ASSIGN_OR_RETURN(Command imp, RunReqcost(dir, args));
   if (imp.code != 0) {
-    return absl::InternalError(absl::StrCat("import exited ", imp.code, ": ", imp.err));
+    return absl::InternalError(
+        absl::StrCat("import exited ", imp.code, ": ", imp.err));
   }
   im.summary = imp.out;
-  ASSIGN_OR_RETURN(Command rep, RunReqcost(dir, {"report", capture, "--format", "json"}));
-  if (rep.code != 0) return absl::InternalError(absl::StrCat("report: ", rep.err));
+  ASSIGN_OR_RETURN(Command rep,
+                   RunReqcost(dir, {"report", capture, "--format", "json"}));
+  if (rep.code != 0)
+    return absl::InternalError(absl::StrCat("report: ", rep.err));
   im.report = json::parse(rep.out);
   ASSIGN_OR_RETURN(im.requests, ReplayRequests(capture));
   return im;
@@ -440,7 +466,8 @@ class StraceImportTest : public ::testing::TestWithParam<StraceCase> {};
 // php-fpm's own clock for the median request, and the request lines come
 // from -s.
 TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
-  if (geteuid() != 0) GTEST_SKIP() << "strace -p needs root (ptrace of the servers)";
+  if (geteuid() != 0)
+    GTEST_SKIP() << "strace -p needs root (ptrace of the servers)";
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-strace"));
   ASSERT_OK_AND_ASSIGN(stack, StartStack(dir, GetParam().fpm_listen));
   std::vector<std::string> flags = GetParam().flags;
@@ -458,40 +485,49 @@ TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
   // it, and php-fpm's clock paired through its access log.
   std::vector<FpmRequestInLog> in_log = im.in_log;
   ASSERT_EQ(in_log.size(), static_cast<size_t>(kRequests))
-      << "php-fpm's requests (times() after accept ... reply write) not all found in the log";
-  ASSERT_TRUE(PairWithAccessLog(im.fpm_log, &in_log)) << "access-log lines per worker differ";
+      << "php-fpm's requests (times() after accept ... reply write) not all "
+         "found in the log";
+  ASSERT_TRUE(PairWithAccessLog(im.fpm_log, &in_log))
+      << "access-log lines per worker differ";
   // The import's backend phases are the log's, request for request (as
   // sorted lists: the capture does not name the backend worker).
   std::vector<double> imported, logged;
   for (const json& q : im.requests) {
-    if (q.value("complete", true)) imported.push_back(q["backend_us"].get<double>());
+    if (q.value("complete", true))
+      imported.push_back(q["backend_us"].get<double>());
   }
   for (const FpmRequestInLog& q : in_log) logged.push_back(q.backend_us());
   std::sort(imported.begin(), imported.end());
   std::sort(logged.begin(), logged.end());
   ASSERT_EQ(imported.size(), logged.size());
   for (size_t i = 0; i < imported.size(); ++i) {
-    EXPECT_NEAR(imported[i], logged[i], 2.0) << "the " << i << "th shortest backend phase";
+    EXPECT_NEAR(imported[i], logged[i], 2.0)
+        << "the " << i << "th shortest backend phase";
   }
   std::vector<double> gaps, relative, unexplained, tails;
   for (const FpmRequestInLog& q : in_log) {
     gaps.push_back(q.backend_us() - q.fpm_us);
     relative.push_back((q.backend_us() - q.fpm_us) / q.fpm_us);
-    unexplained.push_back(std::abs(q.backend_us() - (q.fpm_us - q.head_us() + q.tail_us())));
+    unexplained.push_back(
+        std::abs(q.backend_us() - (q.fpm_us - q.head_us() + q.tail_us())));
     tails.push_back(q.tail_us());
   }
   Summary fpm = Summarize(DurationsUs(im.fpm_log));
   double backend_mean = r["phases"]["backend"]["mean_us"].get<double>();
   Summary tail = Summarize(tails);
-  std::printf("strace %s: backend minus php-fpm's clock per request: median %+.1f us (%+.2f%%), "
-              "mean %+.1f us; means %.1f and %.1f us (%+.2f%%); php-fpm's tail after its "
-              "clock: median %.1f us, max %.1f us; unexplained: median %.1f us; total %.1f us, "
-              "ab %.2f ms per request\n",
-              GetParam().name.c_str(), Median(gaps), 100 * Median(relative),
-              Summarize(gaps).mean, backend_mean, fpm.mean,
-              100 * (backend_mean - fpm.mean) / fpm.mean, tail.p50, tail.max,
-              Median(unexplained), r["phases"]["total"]["mean_us"].get<double>(),
-              im.ab.time_per_request_ms);
+  std::printf(
+      "strace %s: backend minus php-fpm's clock per request: median %+.1f us "
+      "(%+.2f%%), "
+      "mean %+.1f us; means %.1f and %.1f us (%+.2f%%); php-fpm's tail after "
+      "its "
+      "clock: median %.1f us, max %.1f us; unexplained: median %.1f us; total "
+      "%.1f us, "
+      "ab %.2f ms per request\n",
+      GetParam().name.c_str(), Median(gaps), 100 * Median(relative),
+      Summarize(gaps).mean, backend_mean, fpm.mean,
+      100 * (backend_mean - fpm.mean) / fpm.mean, tail.p50, tail.max,
+      Median(unexplained), r["phases"]["total"]["mean_us"].get<double>(),
+      im.ab.time_per_request_ms);
   // The pairing is right: each request's gap is what the two clocks do not
   // share (head and tail, as logged), up to where php-fpm's clock read
   // falls beside its times() call (a stop's delay: medians of 3-40 us
@@ -514,10 +550,13 @@ TEST_P(StraceImportTest, RequestsAndBackendMatchAbAndPhpFpm) {
   EXPECT_EQ(with_line, kRequests);
 
   // compare and timeline read the imported capture as they read a live one.
-  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", im.capture, im.capture, "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", im.capture, im.capture,
+                                             "--format", "json"}));
   EXPECT_EQ(cmp.code, 0) << cmp.err;
-  EXPECT_EQ(json::parse(cmp.out)["b"]["requests"]["complete"].get<int>(), kRequests);
-  ASSERT_OK_AND_ASSIGN(tl, RunReqcost(dir, {"timeline", im.capture, "-o", dir.File("trace.json")}));
+  EXPECT_EQ(json::parse(cmp.out)["b"]["requests"]["complete"].get<int>(),
+            kRequests);
+  ASSERT_OK_AND_ASSIGN(tl, RunReqcost(dir, {"timeline", im.capture, "-o",
+                                            dir.File("trace.json")}));
   EXPECT_EQ(tl.code, 0) << tl.err;
   ASSERT_OK_AND_ASSIGN(trace, ReadFileToString(dir.File("trace.json")));
   EXPECT_THAT(trace, ::testing::HasSubstr("GET /sleep.php"));
@@ -534,7 +573,8 @@ INSTANTIATE_TEST_SUITE_P(
 // backend's calls out, and the backend phase is inferred (from nginx's side)
 // for every ab request.
 TEST(StraceImportTest, WithoutYyBackendIsInferred) {
-  if (geteuid() != 0) GTEST_SKIP() << "strace -p needs root (ptrace of the servers)";
+  if (geteuid() != 0)
+    GTEST_SKIP() << "strace -p needs root (ptrace of the servers)";
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-strace"));
   ASSERT_OK_AND_ASSIGN(stack, StartStack(dir));
   ASSERT_OK_AND_ASSIGN(im, StraceAndImport(dir, stack, {"-f", "-ttt", "-T"}));
@@ -548,13 +588,15 @@ TEST(StraceImportTest, WithoutYyBackendIsInferred) {
 TEST(StraceImportTest, LogWithoutSocketCallsSaysSo) {
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-strace"));
   ASSERT_OK_AND_ASSIGN(strace, StraceBinary());
-  ASSERT_OK_AND_ASSIGN(p, Subprocess::Start({strace, "-f", "-ttt", "-T", "-yy", "-o",
-                                             dir.File("true.log"), "/bin/true"},
-                                            dir.File("o"), dir.File("e")));
+  ASSERT_OK_AND_ASSIGN(
+      p, Subprocess::Start({strace, "-f", "-ttt", "-T", "-yy", "-o",
+                            dir.File("true.log"), "/bin/true"},
+                           dir.File("o"), dir.File("e")));
   ASSERT_OK_AND_ASSIGN(status, p.WaitForExit(absl::Seconds(30)));
   ASSERT_EQ(status, 0) << FileTail(dir.File("e"));
-  ASSERT_OK_AND_ASSIGN(c, RunReqcost(dir, {"import", "strace", dir.File("true.log"), "-o",
-                                           dir.File("true.cap")}));
+  ASSERT_OK_AND_ASSIGN(
+      c, RunReqcost(dir, {"import", "strace", dir.File("true.log"), "-o",
+                          dir.File("true.cap")}));
   EXPECT_EQ(c.code, 7) << c.err;
   EXPECT_THAT(c.err, ::testing::HasSubstr("has no socket syscalls"));
   EXPECT_FALSE(std::filesystem::exists(dir.File("true.cap")));
@@ -579,12 +621,16 @@ TEST(StraceVersusLiveTest, PerRequestSyscallsMatchLiveCapture) {
   ASSERT_EQ(live.ab.complete, kRequests);
   ASSERT_OK_AND_ASSIGN(live_requests, ReplayRequests(live.capture));
 
-  ASSERT_OK_AND_ASSIGN(im, StraceAndImport(dir, stack, {"-f", "-ttt", "-T", "-yy", "-s", "256"}));
+  ASSERT_OK_AND_ASSIGN(
+      im,
+      StraceAndImport(dir, stack, {"-f", "-ttt", "-T", "-yy", "-s", "256"}));
   ASSERT_EQ(im.ab.complete, kRequests);
   std::map<std::string, int> live_shapes = Shapes(live_requests);
   std::map<std::string, int> strace_shapes = Shapes(im.requests);
-  for (const auto& [name, shapes] : {std::pair{"live", &live_shapes}, {"strace", &strace_shapes}}) {
-    for (const auto& [shape, n] : *shapes) std::printf("%-6s %2d x  %s\n", name, n, shape.c_str());
+  for (const auto& [name, shapes] :
+       {std::pair{"live", &live_shapes}, {"strace", &strace_shapes}}) {
+    for (const auto& [shape, n] : *shapes)
+      std::printf("%-6s %2d x  %s\n", name, n, shape.c_str());
   }
   auto [live_shape, live_n] = CommonShape(live_shapes);
   auto [strace_shape, strace_n] = CommonShape(strace_shapes);
@@ -599,15 +645,17 @@ TEST(StraceVersusLiveTest, PerRequestSyscallsMatchLiveCapture) {
   hello.url = stack.nginx.Url("/hello.php");
   hello.requests = 200;
   ASSERT_OK_AND_ASSIGN(plain, RunAb(hello));
-  ASSERT_OK_AND_ASSIGN(strace, StraceRun::Attach(dir, dir.File("hello.log"),
-                                                 {"-f", "-ttt", "-T", "-yy", "-s", "256"},
-                                                 stack.pids()));
+  ASSERT_OK_AND_ASSIGN(
+      strace, StraceRun::Attach(dir, dir.File("hello.log"),
+                                {"-f", "-ttt", "-T", "-yy", "-s", "256"},
+                                stack.pids()));
   absl::StatusOr<AbResult> traced = RunAb(hello);
   ASSERT_OK(strace.Stop());
   ASSERT_OK(traced.status());
-  std::printf("hello.php: %.3f ms per request plain, %.3f ms under strace (x%.1f)\n",
-              plain.time_per_request_ms, traced->time_per_request_ms,
-              traced->time_per_request_ms / plain.time_per_request_ms);
+  std::printf(
+      "hello.php: %.3f ms per request plain, %.3f ms under strace (x%.1f)\n",
+      plain.time_per_request_ms, traced->time_per_request_ms,
+      traced->time_per_request_ms / plain.time_per_request_ms);
 }
 
 }  // namespace

@@ -59,7 +59,8 @@ absl::StatusOr<std::string> H2load() {
     if (access(p, X_OK) == 0) return std::string(p);
   }
   return absl::NotFoundError(
-      "h2load not found: apt-get install nghttp2-client (scripts/bootstrap.sh)");
+      "h2load not found: apt-get install nghttp2-client "
+      "(scripts/bootstrap.sh)");
 }
 
 // nginx over TLS with HTTP/2, serving a small static file from `dir`.
@@ -94,8 +95,7 @@ int RunTraced(collector::Tracer* tracer, const std::vector<std::string>& argv,
 }
 
 absl::StatusOr<std::unique_ptr<collector::Tracer>> StartTracer(
-    const Server& nginx, TlsSink* sink, bool tls_probes,
-    uint32_t payload = 0) {
+    const Server& nginx, TlsSink* sink, bool tls_probes, uint32_t payload = 0) {
   collector::TracerOptions options;
   options.pids = {nginx.pid()};
   options.tls_probes = tls_probes;
@@ -119,11 +119,11 @@ TEST(TlsProbes, H2loadStreamsAreSeenInsideTls) {
   ASSERT_FALSE(tracer->tls_libraries().empty())
       << "nginx maps no libssl: " << tracer->tls_probe_status();
 
-  int status = RunTraced(tracer.get(),
-                         {h2load, "-n", std::to_string(kRequests), "-c",
-                          std::to_string(kConnections), "-m", "4",
-                          nginx.Url("/hello.txt")},
-                         dir, "h2load");
+  int status = RunTraced(
+      tracer.get(),
+      {h2load, "-n", std::to_string(kRequests), "-c",
+       std::to_string(kConnections), "-m", "4", nginx.Url("/hello.txt")},
+      dir, "h2load");
   ASSERT_OK_AND_ASSIGN(out, ReadFileToString(dir.File("h2load.out")));
   ASSERT_EQ(status, 0) << out;
   ASSERT_THAT(out, HasSubstr("100 succeeded")) << out;
@@ -142,7 +142,8 @@ TEST(TlsProbes, H2loadStreamsAreSeenInsideTls) {
   int h2_events = 0;
   for (const TlsDataEvent& e : sink.events) {
     ASSERT_TRUE(e.h2()) << "a plain TLS call on an h2-only load";
-    ASSERT_EQ(e.flags & TlsDataEvent::kFramesLost, 0) << "frame boundaries lost";
+    ASSERT_EQ(e.flags & TlsDataEvent::kFramesLost, 0)
+        << "frame boundaries lost";
     ASSERT_EQ(e.flags & TlsDataEvent::kMoreFrames, 0) << "frames not kept";
     ASSERT_GE(e.payload.size(), 9u);
     ++h2_events;
@@ -186,9 +187,10 @@ TEST(TlsProbes, H2loadStreamsAreSeenInsideTls) {
   }
   EXPECT_EQ(started, kRequests);
   EXPECT_EQ(ended, kRequests);
-  std::printf("[ tls probes ] h2load %d requests: %d TLS data events with frames, "
-              "%zu connections\n",
-              kRequests, h2_events, conns.size());
+  std::printf(
+      "[ tls probes ] h2load %d requests: %d TLS data events with frames, "
+      "%zu connections\n",
+      kRequests, h2_events, conns.size());
 }
 
 TEST(TlsProbes, NoTlsProbesSeesNothingInsideTls) {
@@ -229,7 +231,8 @@ TEST(TlsProbes, Https11RequestLineIsSeenInTheClear) {
     (e.is_read() ? reads : writes).push_back(&e);
   }
   ASSERT_FALSE(reads.empty());
-  EXPECT_TRUE(absl::StartsWith(reads[0]->payload, "GET /hello.txt HTTP/1.1\r\n"))
+  EXPECT_TRUE(
+      absl::StartsWith(reads[0]->payload, "GET /hello.txt HTTP/1.1\r\n"))
       << absl::CEscape(reads[0]->payload);
   EXPECT_EQ(reads[0]->payload.size(), 64u);
   ASSERT_FALSE(writes.empty());
@@ -377,10 +380,11 @@ TEST(TlsProbes, UprobeCostPerRequest) {
     per_request_ns[probes ? 1 : 0] +=
         static_cast<double>(worker_ns() - before) / kRequests / (kRounds / 2);
   }
-  std::printf("[ tls probes cost ] nginx worker CPU per request: %.0f ns with "
-              "the probes, %.0f ns without (%+.0f ns)\n",
-              per_request_ns[1], per_request_ns[0],
-              per_request_ns[1] - per_request_ns[0]);
+  std::printf(
+      "[ tls probes cost ] nginx worker CPU per request: %.0f ns with "
+      "the probes, %.0f ns without (%+.0f ns)\n",
+      per_request_ns[1], per_request_ns[0],
+      per_request_ns[1] - per_request_ns[0]);
 }
 
 }  // namespace

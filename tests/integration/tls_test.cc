@@ -62,7 +62,8 @@ struct TlsCase {
   std::string nginx_protocols;  // ssl_protocols
   std::string ab_protocol;      // ab -f
   bool keepalive;               // ab -k
-  bool syscall_times = false;   // reqcost --syscall-times (records followed at the syscall exits)
+  bool syscall_times =
+      false;  // reqcost --syscall-times (records followed at the syscall exits)
 };
 
 std::string TlsName(const TlsCase& c) {
@@ -95,15 +96,17 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   ab.keepalive = c.keepalive;
   ab.tls_protocol = c.ab_protocol;
   ab.work_dir = dir.path();
-  ASSERT_OK_AND_ASSIGN(p, ProfileAb(dir, {nginx.pid(), backend.pid()}, ab,
-                                        c.syscall_times ? std::vector<std::string>{"--syscall-times"}
-                                                        : std::vector<std::string>{}));
+  ASSERT_OK_AND_ASSIGN(
+      p, ProfileAb(dir, {nginx.pid(), backend.pid()}, ab,
+                   c.syscall_times ? std::vector<std::string>{"--syscall-times"}
+                                   : std::vector<std::string>{}));
 
   // The load itself: every request served, over the protocol asked for.
   ASSERT_EQ(p.ab.complete, kRequests) << p.ab.output;
   ASSERT_EQ(p.ab.failed, 0) << p.ab.output;
-  ASSERT_THAT(p.ab.output, ::testing::HasSubstr(c.ab_protocol == "TLS1.3" ? "TLSv1.3"
-                                                                          : "TLSv1.2"));
+  ASSERT_THAT(
+      p.ab.output,
+      ::testing::HasSubstr(c.ab_protocol == "TLS1.3" ? "TLSv1.3" : "TLSv1.2"));
   if (c.keepalive) {
     ASSERT_EQ(p.ab.keepalive_requests, kRequests) << p.ab.output;
   }
@@ -116,7 +119,8 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   struct DumpOnFailure {
     const json& r;
     ~DumpOnFailure() {
-      if (::testing::Test::HasFailure()) std::printf("report:\n%s\n", r.dump(2).c_str());
+      if (::testing::Test::HasFailure())
+        std::printf("report:\n%s\n", r.dump(2).c_str());
     }
   } dump{r};
   EXPECT_EQ(r["capture"]["dropped_events"], 0);
@@ -137,12 +141,18 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   double backend_us = phases["backend"]["mean_us"].get<double>();
   double transport = phases["transport"]["mean_us"].get<double>();
   double server = phases["server"]["mean_us"].get<double>();
-  std::printf("[ accuracy ] nginx TLS %s: backend %.1f us vs own clock %.1f us (%+.2f%%); "
-              "transport %.1f us, server %.1f us, %d/%d complete\n",
-              TlsName(c).c_str(), backend_us, own, 100 * (backend_us - own) / own, transport, server,
-              r["requests"]["complete"].is_number() ? r["requests"]["complete"].get<int>() : -1,
-              p.ab.complete);
-  EXPECT_NEAR(backend_us, own, own * kTlsTolerance) << "backend's own mean " << own << " us";
+  std::printf(
+      "[ accuracy ] nginx TLS %s: backend %.1f us vs own clock %.1f us "
+      "(%+.2f%%); "
+      "transport %.1f us, server %.1f us, %d/%d complete\n",
+      TlsName(c).c_str(), backend_us, own, 100 * (backend_us - own) / own,
+      transport, server,
+      r["requests"]["complete"].is_number()
+          ? r["requests"]["complete"].get<int>()
+          : -1,
+      p.ab.complete);
+  EXPECT_NEAR(backend_us, own, own * kTlsTolerance)
+      << "backend's own mean " << own << " us";
   // The backend's work is in backend, not transport: under a quarter of it
   // (a fixed 1 ms fails when other processes load the machine).
   EXPECT_LT(transport, own / 4);
@@ -170,7 +180,8 @@ TEST_P(NginxTls, HandshakesAreNotRequestsAndBackendMatchesItsClock) {
   EXPECT_GT(tls["mean_us"].get<double>(), 0);
   // The handshake is part of server time, owned by a connection's first
   // request: never more than the server phase's maximum.
-  EXPECT_LE(tls["mean_us"].get<double>(), phases["server"]["max_us"].get<double>() + 1.0);
+  EXPECT_LE(tls["mean_us"].get<double>(),
+            phases["server"]["max_us"].get<double>() + 1.0);
 }
 
 // HTTP/2 over TLS (nginx `listen ... ssl http2`, curl --http2 with several
@@ -203,13 +214,15 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
 
   const std::string capture = dir.File("h2.cap");
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
-                                    std::to_string(backend.pid()), "--format", "json", "-o",
-                                    capture}));
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(backend.pid()),
+                                    "--format", "json", "-o", capture}));
   // One connection, kUrls requests one after another.
   std::vector<std::string> paths;
-  for (int i = 0; i < kUrls; ++i) paths.push_back(absl::StrCat("/fcgi/h2-", i, "?work_us=5000"));
-  absl::StatusOr<std::vector<int>> statuses = RunHttp2Requests(nginx.port(), paths);
+  for (int i = 0; i < kUrls; ++i)
+    paths.push_back(absl::StrCat("/fcgi/h2-", i, "?work_us=5000"));
+  absl::StatusOr<std::vector<int>> statuses =
+      RunHttp2Requests(nginx.port(), paths);
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
   ASSERT_EQ(code, 0) << run.err();
   ASSERT_TRUE(statuses.ok()) << statuses.status();
@@ -234,8 +247,9 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
   EXPECT_EQ(report["requests"]["incomplete"], report["requests"]["count"]);
 
   // The text report names the reason: one "incomplete:" line, for all.
-  absl::StatusOr<Subprocess> text = Subprocess::Start(
-      {REQCOST_BINARY, "report", capture, "--requests"}, dir.File("h2.txt"), dir.File("h2.err"));
+  absl::StatusOr<Subprocess> text =
+      Subprocess::Start({REQCOST_BINARY, "report", capture, "--requests"},
+                        dir.File("h2.txt"), dir.File("h2.err"));
   ASSERT_TRUE(text.ok()) << text.status();
   ASSERT_OK_AND_ASSIGN(text_status, text->WaitForExit(absl::Seconds(30)));
   ASSERT_EQ(text_status, 0) << FileTail(dir.File("h2.err"));
@@ -244,21 +258,26 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
   std::vector<std::string> incomplete_lines;
   int request_lines = 0, not_split = 0;
   for (absl::string_view line : absl::StrSplit(text_out, '\n')) {
-    if (absl::StartsWith(line, "incomplete:")) incomplete_lines.emplace_back(line);
+    if (absl::StartsWith(line, "incomplete:"))
+      incomplete_lines.emplace_back(line);
     if (absl::StartsWith(line, "#")) {
       ++request_lines;
-      if (absl::EndsWith(line, ": incomplete, HTTP/2 connection: requests not split")) ++not_split;
+      if (absl::EndsWith(line,
+                         ": incomplete, HTTP/2 connection: requests not split"))
+        ++not_split;
     }
   }
   EXPECT_THAT(incomplete_lines,
-              ::testing::ElementsAre(absl::StrCat("incomplete: ", report["requests"]["count"].get<int>(),
-                                                  " HTTP/2 connection: requests not split")));
+              ::testing::ElementsAre(absl::StrCat(
+                  "incomplete: ", report["requests"]["count"].get<int>(),
+                  " HTTP/2 connection: requests not split")));
   EXPECT_EQ(request_lines, report["requests"]["count"].get<int>());
   EXPECT_EQ(not_split, request_lines);
 
   // The per-request jsonl agrees: not one complete request.
   ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(capture));
-  EXPECT_EQ(static_cast<int>(requests.size()), report["requests"]["count"].get<int>());
+  EXPECT_EQ(static_cast<int>(requests.size()),
+            report["requests"]["count"].get<int>());
   for (const json& q : requests) {
     EXPECT_EQ(q["complete"], false) << q.dump();
     EXPECT_TRUE(q["total_us"].is_null()) << q.dump();
@@ -267,8 +286,10 @@ TEST(NginxHttp2, RequestsOnAnHttp2ConnectionAreIncompleteNotSplit) {
 
 INSTANTIATE_TEST_SUITE_P(
     Tls, NginxTls,
-    ::testing::Values(TlsCase{"TLSv1.2", "TLS1.2", false}, TlsCase{"TLSv1.2", "TLS1.2", true},
-                      TlsCase{"TLSv1.3", "TLS1.3", false}, TlsCase{"TLSv1.3", "TLS1.3", true},
+    ::testing::Values(TlsCase{"TLSv1.2", "TLS1.2", false},
+                      TlsCase{"TLSv1.2", "TLS1.2", true},
+                      TlsCase{"TLSv1.3", "TLS1.3", false},
+                      TlsCase{"TLSv1.3", "TLS1.3", true},
                       TlsCase{"TLSv1.2", "TLS1.2", false, true},
                       TlsCase{"TLSv1.3", "TLS1.3", true, true}),
     [](const auto& info) { return TlsName(info.param); });

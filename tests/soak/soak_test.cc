@@ -102,9 +102,9 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
   nopts.upstream = fpm.address();
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
-                                    "-p", std::to_string(fpm.pid()),
-                                    "--format", "json"}));
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--format", "json"}));
   const pid_t reqcost = ChildNamed("reqcost");
   ASSERT_GT(reqcost, 0) << "no reqcost child process";
 
@@ -138,11 +138,12 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
     if (rss_start < 0 && absl::Now() - start >= warmup) {
       rss_start = RssKiB(reqcost);
       fds_start = OpenFds(reqcost);
-      std::printf("[ soak ] after %.0f s warm-up (%lld requests): VmRSS %lld KiB, "
-                  "%d fds\n",
-                  absl::ToDoubleSeconds(absl::Now() - start),
-                  static_cast<long long>(total), static_cast<long long>(rss_start),
-                  fds_start);
+      std::printf(
+          "[ soak ] after %.0f s warm-up (%lld requests): VmRSS %lld KiB, "
+          "%d fds\n",
+          absl::ToDoubleSeconds(absl::Now() - start),
+          static_cast<long long>(total), static_cast<long long>(rss_start),
+          fds_start);
       std::fflush(stdout);
     }
     rss_max = std::max(rss_max, RssKiB(reqcost));
@@ -151,16 +152,16 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
   const int64_t rss_end = RssKiB(reqcost);
   const int fds_end = OpenFds(reqcost);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  std::printf("[ soak ] after %.0f s (%lld rounds, %lld nginx reloads, %lld "
-              "requests, %.0f/s): VmRSS "
-              "%lld KiB (start %lld, max %lld, %+.1f%%), %d fds (start %d)\n",
-              seconds, static_cast<long long>(rounds),
-              static_cast<long long>(reloads),
-              static_cast<long long>(total), total / seconds,
-              static_cast<long long>(rss_end), static_cast<long long>(rss_start),
-              static_cast<long long>(rss_max),
-              100.0 * (rss_end - rss_start) / std::max<int64_t>(rss_start, 1),
-              fds_end, fds_start);
+  std::printf(
+      "[ soak ] after %.0f s (%lld rounds, %lld nginx reloads, %lld "
+      "requests, %.0f/s): VmRSS "
+      "%lld KiB (start %lld, max %lld, %+.1f%%), %d fds (start %d)\n",
+      seconds, static_cast<long long>(rounds), static_cast<long long>(reloads),
+      static_cast<long long>(total), total / seconds,
+      static_cast<long long>(rss_end), static_cast<long long>(rss_start),
+      static_cast<long long>(rss_max),
+      100.0 * (rss_end - rss_start) / std::max<int64_t>(rss_start, 1), fds_end,
+      fds_start);
   std::fflush(stdout);
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
   ASSERT_EQ(code, 0) << run.err();
@@ -175,13 +176,14 @@ TEST(SoakTest, LongAttachUnderLoadKeepsMemoryAndDescriptorsFlatAndCountsAll) {
   json report = json::parse(run.out());
   const int64_t complete = report["requests"]["complete"].get<int64_t>();
   const int64_t incomplete = report["requests"]["incomplete"].get<int64_t>();
-  std::printf("[ soak ] reqcost: %lld complete + %lld incomplete = %lld (ab: %lld), "
-              "%llu events, %llu dropped\n",
-              static_cast<long long>(complete), static_cast<long long>(incomplete),
-              static_cast<long long>(complete + incomplete),
-              static_cast<long long>(total),
-              report["capture"]["events"].get<unsigned long long>(),
-              report["capture"]["dropped_events"].get<unsigned long long>());
+  std::printf(
+      "[ soak ] reqcost: %lld complete + %lld incomplete = %lld (ab: %lld), "
+      "%llu events, %llu dropped\n",
+      static_cast<long long>(complete), static_cast<long long>(incomplete),
+      static_cast<long long>(complete + incomplete),
+      static_cast<long long>(total),
+      report["capture"]["events"].get<unsigned long long>(),
+      report["capture"]["dropped_events"].get<unsigned long long>());
   EXPECT_EQ(complete + incomplete, total);
   EXPECT_EQ(report["capture"]["dropped_events"].get<uint64_t>(), 0u);
   EXPECT_EQ(incomplete, 0);

@@ -31,10 +31,10 @@ using ::testing::HasSubstr;
 using ::testing::Le;
 using ::testing::SizeIs;
 
-#define ASSERT_OK(expr)                                  \
-  do {                                                   \
-    const ::absl::Status status_ = (expr);               \
-    ASSERT_TRUE(status_.ok()) << status_;                \
+#define ASSERT_OK(expr)                    \
+  do {                                     \
+    const ::absl::Status status_ = (expr); \
+    ASSERT_TRUE(status_.ok()) << status_;  \
   } while (0)
 
 #define TEST_CONCAT_INNER_(a, b) a##b
@@ -80,8 +80,8 @@ std::vector<BackendLogEntry> Matching(const std::vector<BackendLogEntry>& all,
   return out;
 }
 
-std::vector<PhpFpmAccessEntry> Matching(const std::vector<PhpFpmAccessEntry>& all,
-                                        absl::string_view needle) {
+std::vector<PhpFpmAccessEntry> Matching(
+    const std::vector<PhpFpmAccessEntry>& all, absl::string_view needle) {
   std::vector<PhpFpmAccessEntry> out;
   for (const auto& e : all) {
     if (absl::StrContains(e.uri, needle)) out.push_back(e);
@@ -100,27 +100,33 @@ void ExpectAllComplete(const AbResult& r, int requests) {
 // tail is wake-ups that other processes on a loaded machine delay by tens of
 // milliseconds (a run here: p90 31 ms, max 52 ms for 20 ms of work), so it
 // is bounded only against a work done twice: p90 under twice the work.
-void ExpectNearWork(const std::vector<double>& us, double work_us, absl::string_view what) {
+void ExpectNearWork(const std::vector<double>& us, double work_us,
+                    absl::string_view what) {
   Summary s = Summarize(us);
   EXPECT_THAT(us, Each(Ge(work_us))) << what;
   EXPECT_LE(s.p50, work_us + 2000) << what;
   EXPECT_LT(s.p90, 2 * work_us) << what;
-  std::printf("[ measure  ] %s: n=%zu mean=%.0f p50=%.0f p90=%.0f max=%.0f us (work %.0f us, "
-              "mean error %+.0f us)\n",
-              std::string(what).c_str(), s.count, s.mean, s.p50, s.p90, s.max, work_us,
-              s.mean - work_us);
+  std::printf(
+      "[ measure  ] %s: n=%zu mean=%.0f p50=%.0f p90=%.0f max=%.0f us (work "
+      "%.0f us, "
+      "mean error %+.0f us)\n",
+      std::string(what).c_str(), s.count, s.mean, s.p50, s.p90, s.max, work_us,
+      s.mean - work_us);
 }
 
 // ------------------------------------------------------------ harness
 
 TEST(HarnessTest, FillTemplateReplacesAndRejectsUnfilledPlaceholders) {
-  ASSERT_OK_AND_ASSIGN(std::string filled,
-                       FillTemplate("listen @HOST@:@PORT@; user@example.com @x@ @@",
-                                    {{"HOST", "127.0.0.1"}, {"PORT", "80"}, {"UNUSED", "1"}}));
+  ASSERT_OK_AND_ASSIGN(
+      std::string filled,
+      FillTemplate("listen @HOST@:@PORT@; user@example.com @x@ @@",
+                   {{"HOST", "127.0.0.1"}, {"PORT", "80"}, {"UNUSED", "1"}}));
   EXPECT_EQ(filled, "listen 127.0.0.1:80; user@example.com @x@ @@");
-  absl::StatusOr<std::string> missing = FillTemplate("a @ONE@ b @TWO@ c @ONE@", {});
+  absl::StatusOr<std::string> missing =
+      FillTemplate("a @ONE@ b @TWO@ c @ONE@", {});
   ASSERT_FALSE(missing.ok());
-  EXPECT_THAT(std::string(missing.status().message()), AllOf(HasSubstr("@ONE@"), HasSubstr("@TWO@")));
+  EXPECT_THAT(std::string(missing.status().message()),
+              AllOf(HasSubstr("@ONE@"), HasSubstr("@TWO@")));
 }
 
 TEST(HarnessTest, EveryShippedTemplateIsFilledByItsStarter) {
@@ -128,7 +134,8 @@ TEST(HarnessTest, EveryShippedTemplateIsFilledByItsStarter) {
   // rather than as a server that does not start.
   for (const char* t : {"nginx/nginx.conf.in", "php-fpm/php-fpm.conf.in",
                         "lighttpd/lighttpd.conf.in"}) {
-    ASSERT_OK_AND_ASSIGN(std::string text, ReadFileToString(SamplesDir() + "/" + t));
+    ASSERT_OK_AND_ASSIGN(std::string text,
+                         ReadFileToString(SamplesDir() + "/" + t));
     EXPECT_THAT(text, HasSubstr("@PREFIX@")) << t;
   }
 }
@@ -144,10 +151,12 @@ TEST(HarnessTest, ParsesBackendLogAndPhpFpmAccessLog) {
   EXPECT_EQ(b[0].elapsed_us, 20000);
   EXPECT_EQ(b[1].uri, "/a b");
   EXPECT_FALSE(ParseBackendLog("10 11 x 2 3 /\n").ok());
-  EXPECT_FALSE(ParseBackendLog("10 11 9 2 3 /\n").ok());  // ends before it starts
+  EXPECT_FALSE(
+      ParseBackendLog("10 11 9 2 3 /\n").ok());  // ends before it starts
 
-  ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> f,
-                       ParsePhpFpmAccessLog("20253.000 13079 GET /sleep.php?us=20000 200\n"));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<PhpFpmAccessEntry> f,
+      ParsePhpFpmAccessLog("20253.000 13079 GET /sleep.php?us=20000 200\n"));
   ASSERT_THAT(f, SizeIs(1));
   EXPECT_DOUBLE_EQ(f[0].duration_us, 20253);
   EXPECT_EQ(f[0].pid, 13079);
@@ -157,26 +166,29 @@ TEST(HarnessTest, ParsesBackendLogAndPhpFpmAccessLog) {
 }
 
 TEST(HarnessTest, ParsesAbReport) {
-  ASSERT_OK_AND_ASSIGN(AbResult r, ParseAbOutput("Complete requests:      50\n"
-                                                 "Failed requests:        1\n"
-                                                 "Non-2xx responses:      3\n"
-                                                 "Keep-Alive requests:    49\n"
-                                                 "Requests per second:    91.90 [#/sec] (mean)\n"
-                                                 "Time per request:       21.762 [ms] (mean)\n"
-                                                 "Time per request:       10.881 [ms] (mean, "
-                                                 "across all concurrent requests)\n"));
+  ASSERT_OK_AND_ASSIGN(
+      AbResult r, ParseAbOutput("Complete requests:      50\n"
+                                "Failed requests:        1\n"
+                                "Non-2xx responses:      3\n"
+                                "Keep-Alive requests:    49\n"
+                                "Requests per second:    91.90 [#/sec] (mean)\n"
+                                "Time per request:       21.762 [ms] (mean)\n"
+                                "Time per request:       10.881 [ms] (mean, "
+                                "across all concurrent requests)\n"));
   EXPECT_EQ(r.complete, 50);
   EXPECT_EQ(r.failed, 1);
   EXPECT_EQ(r.non_2xx, 3);
   EXPECT_EQ(r.keepalive_requests, 49);
   EXPECT_DOUBLE_EQ(r.requests_per_s, 91.90);
   EXPECT_DOUBLE_EQ(r.time_per_request_ms, 21.762);
-  EXPECT_FALSE(ParseAbOutput("apr_socket_recv: Connection refused (111)\n").ok());
+  EXPECT_FALSE(
+      ParseAbOutput("apr_socket_recv: Connection refused (111)\n").ok());
 }
 
 // Whether `pid` ignores `signal` now (its SigIgn mask in /proc/PID/status).
 bool Ignores(pid_t pid, int signal) {
-  absl::StatusOr<std::string> status = ReadFileToString(absl::StrCat("/proc/", pid, "/status"));
+  absl::StatusOr<std::string> status =
+      ReadFileToString(absl::StrCat("/proc/", pid, "/status"));
   if (!status.ok()) return false;
   for (absl::string_view line : absl::StrSplit(*status, '\n')) {
     uint64_t mask = 0;
@@ -190,18 +202,22 @@ bool Ignores(pid_t pid, int signal) {
 
 TEST(HarnessTest, SubprocessStopKillsAProcessThatIgnoresSigterm) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
-  ASSERT_OK_AND_ASSIGN(Subprocess p, Subprocess::Start({"/bin/sh", "-c", "trap '' TERM; exec sleep 30"},
-                                                       dir.File("out"), dir.File("err")));
+  ASSERT_OK_AND_ASSIGN(
+      Subprocess p,
+      Subprocess::Start({"/bin/sh", "-c", "trap '' TERM; exec sleep 30"},
+                        dir.File("out"), dir.File("err")));
   pid_t pid = p.pid();
   // Stopped only once the trap is set (else SIGTERM ends the shell at once).
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (!Ignores(pid, SIGTERM) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  ASSERT_TRUE(Ignores(pid, SIGTERM)) << "the shell did not set its trap within 10 s";
+  ASSERT_TRUE(Ignores(pid, SIGTERM))
+      << "the shell did not set its trap within 10 s";
   absl::Time start = absl::Now();
   absl::StatusOr<int> status = p.Stop(absl::Milliseconds(300));
-  EXPECT_EQ(status.status().code(), absl::StatusCode::kDeadlineExceeded) << status.status();
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << status.status();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_FALSE(p.running());
   EXPECT_FALSE(ProcessAlive(pid));
@@ -209,10 +225,11 @@ TEST(HarnessTest, SubprocessStopKillsAProcessThatIgnoresSigterm) {
 
 TEST(HarnessTest, SubprocessReportsAMissingProgram) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
-  absl::StatusOr<Subprocess> p =
-      Subprocess::Start({"/nonexistent/reqcost-nothing"}, dir.File("out"), dir.File("err"));
+  absl::StatusOr<Subprocess> p = Subprocess::Start(
+      {"/nonexistent/reqcost-nothing"}, dir.File("out"), dir.File("err"));
   ASSERT_FALSE(p.ok());
-  EXPECT_THAT(std::string(p.status().message()), HasSubstr("/nonexistent/reqcost-nothing"));
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("/nonexistent/reqcost-nothing"));
 }
 
 TEST(HarnessTest, TempDirIsRemovedAtDestruction) {
@@ -232,7 +249,8 @@ TEST(HarnessTest, TempDirIsRemovedAtDestruction) {
 TEST(HarnessTest, FindBinaryNamesWhatToInstall) {
   absl::StatusOr<std::string> unknown = FindBinary("no-such-tool");
   EXPECT_FALSE(unknown.ok());
-  for (const char* tool : {"nginx", "php-fpm", "php-cgi", "lighttpd", "ab", "wrk"}) {
+  for (const char* tool :
+       {"nginx", "php-fpm", "php-cgi", "lighttpd", "ab", "wrk"}) {
     absl::StatusOr<std::string> path = FindBinary(tool);
     EXPECT_TRUE(path.ok()) << path.status();
   }
@@ -252,7 +270,8 @@ TEST(FcgiBackendTest, SigtermToTheParentStopsEveryWorker) {
   EXPECT_EQ(access(sock.c_str(), F_OK), 0);
   absl::Time start = absl::Now();
   ASSERT_OK(backend.Stop(absl::Seconds(5)));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "workers were not woken by SIGTERM";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2))
+      << "workers were not woken by SIGTERM";
   pids.ExpectAllGone();
   EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket file left behind";
 }
@@ -264,22 +283,27 @@ class NginxFcgiBackendTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(NginxFcgiBackendTest, AbWithAndWithoutKeepAliveMatchesTheBackendLog) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
   const bool tcp = GetParam() == "tcp";
-  ASSERT_OK_AND_ASSIGN(Server backend, StartFcgiBackend(dir, {.listen = tcp ? "tcp" : "",
-                                                              .workers = 2,
-                                                              .threads = 1}));
-  EXPECT_EQ(absl::StartsWith(backend.address(), "unix:"), !tcp) << backend.address();
-  ASSERT_OK_AND_ASSIGN(Server nginx, StartNginx(dir, {.fcgi_upstream = backend.address()}));
+  ASSERT_OK_AND_ASSIGN(
+      Server backend,
+      StartFcgiBackend(
+          dir, {.listen = tcp ? "tcp" : "", .workers = 2, .threads = 1}));
+  EXPECT_EQ(absl::StartsWith(backend.address(), "unix:"), !tcp)
+      << backend.address();
+  ASSERT_OK_AND_ASSIGN(Server nginx,
+                       StartNginx(dir, {.fcgi_upstream = backend.address()}));
   PidRecorder pids;
   pids.Add(backend);
   pids.Add(nginx);
   EXPECT_EQ(pids.size(), 5u);  // 2 masters, 2 backend workers, 1 nginx worker
 
-  ASSERT_OK_AND_ASSIGN(HttpResponse probe, HttpGet(nginx.Url("/fcgi/probe?work_us=1000")));
+  ASSERT_OK_AND_ASSIGN(HttpResponse probe,
+                       HttpGet(nginx.Url("/fcgi/probe?work_us=1000")));
   EXPECT_EQ(probe.status, 200) << probe.body << nginx.LogTail();
   EXPECT_EQ(probe.headers["content-type"], "text/plain");
   ASSERT_EQ(probe.headers.count("x-backend-us"), 1u);
   EXPECT_GE(std::stoi(probe.headers["x-backend-us"]), 1000);
-  EXPECT_EQ(probe.headers["x-backend-conn-reqs"], "1");  // fastcgi_keep_conn off
+  EXPECT_EQ(probe.headers["x-backend-conn-reqs"],
+            "1");  // fastcgi_keep_conn off
 
   std::string url = nginx.Url(absl::StrCat("/fcgi/work?work_us=", kWorkUs));
   for (bool keepalive : {false, true}) {
@@ -292,27 +316,31 @@ TEST_P(NginxFcgiBackendTest, AbWithAndWithoutKeepAliveMatchesTheBackendLog) {
     if (keepalive) {
       EXPECT_GT(ab.keepalive_requests, 0) << ab.output;
     }
-    std::printf("[ measure  ] nginx+fcgi-backend (%s) ab -n %d -c %d%s: %.1f req/s, %.2f ms/req\n",
-                GetParam().c_str(), kRequests, kConcurrency, keepalive ? " -k" : "",
-                ab.requests_per_s, ab.time_per_request_ms);
+    std::printf(
+        "[ measure  ] nginx+fcgi-backend (%s) ab -n %d -c %d%s: %.1f req/s, "
+        "%.2f ms/req\n",
+        GetParam().c_str(), kRequests, kConcurrency, keepalive ? " -k" : "",
+        ab.requests_per_s, ab.time_per_request_ms);
   }
   ASSERT_OK_AND_ASSIGN(std::vector<BackendLogEntry> log,
-                       WaitForBackendLog(backend.request_log(), 2 * kRequests + 1,
-                                         absl::Seconds(10)));
+                       WaitForBackendLog(backend.request_log(),
+                                         2 * kRequests + 1, absl::Seconds(10)));
   EXPECT_THAT(log, SizeIs(2 * kRequests + 1));
   std::vector<BackendLogEntry> work = Matching(log, "work_us=20000");
   ASSERT_THAT(work, SizeIs(2 * kRequests));
   std::set<pid_t> serving;
   for (const auto& e : work) serving.insert(e.pid);
   EXPECT_THAT(serving, SizeIs(Le(2u)));
-  ExpectNearWork(ElapsedUs(work), kWorkUs, absl::StrCat("fcgi-backend log (", GetParam(), ")"));
+  ExpectNearWork(ElapsedUs(work), kWorkUs,
+                 absl::StrCat("fcgi-backend log (", GetParam(), ")"));
 
   ASSERT_OK(nginx.Stop());
   ASSERT_OK(backend.Stop());
   pids.ExpectAllGone();
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, NginxFcgiBackendTest, ::testing::Values("unix", "tcp"),
+INSTANTIATE_TEST_SUITE_P(Transports, NginxFcgiBackendTest,
+                         ::testing::Values("unix", "tcp"),
                          [](const auto& info) { return info.param; });
 
 // ------------------------------------------------- nginx + php-fpm
@@ -320,20 +348,24 @@ INSTANTIATE_TEST_SUITE_P(Transports, NginxFcgiBackendTest, ::testing::Values("un
 TEST(NginxPhpFpmTest, SleepPhpDurationsInTheAccessLogMatchTheSleep) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
   ASSERT_OK_AND_ASSIGN(Server fpm, StartPhpFpm(dir, {.children = 2}));
-  ASSERT_OK_AND_ASSIGN(Server nginx, StartNginx(dir, {.upstream = fpm.address()}));
+  ASSERT_OK_AND_ASSIGN(Server nginx,
+                       StartNginx(dir, {.upstream = fpm.address()}));
   PidRecorder pids;
   pids.Add(fpm);
   pids.Add(nginx);
   EXPECT_THAT(fpm.WorkerPids(), SizeIs(2));
 
   ASSERT_OK_AND_ASSIGN(HttpResponse hello, HttpGet(nginx.Url("/hello.php")));
-  EXPECT_EQ(hello.status, 200) << hello.body << nginx.LogTail() << fpm.LogTail();
+  EXPECT_EQ(hello.status, 200)
+      << hello.body << nginx.LogTail() << fpm.LogTail();
   EXPECT_EQ(hello.body, "123");
 
-  ASSERT_OK_AND_ASSIGN(AbResult ab, RunAb({.url = nginx.Url(absl::StrCat("/sleep.php?us=", kWorkUs)),
-                                           .requests = kRequests,
-                                           .concurrency = kConcurrency,
-                                           .work_dir = dir.path()}));
+  ASSERT_OK_AND_ASSIGN(
+      AbResult ab,
+      RunAb({.url = nginx.Url(absl::StrCat("/sleep.php?us=", kWorkUs)),
+             .requests = kRequests,
+             .concurrency = kConcurrency,
+             .work_dir = dir.path()}));
   ExpectAllComplete(ab, kRequests);
 
   // Throughput of the cheapest PHP request, one at a time, over a unix socket.
@@ -343,10 +375,13 @@ TEST(NginxPhpFpmTest, SleepPhpDurationsInTheAccessLogMatchTheSleep) {
                                              .concurrency = 1,
                                              .work_dir = dir.path()}));
   ExpectAllComplete(rate, kHello);
-  std::printf("[ measure  ] nginx+php-fpm (unix) hello.php ab -n %d -c 1: %.0f req/s, %.3f ms/req\n",
-              kHello, rate.requests_per_s, rate.time_per_request_ms);
+  std::printf(
+      "[ measure  ] nginx+php-fpm (unix) hello.php ab -n %d -c 1: %.0f req/s, "
+      "%.3f ms/req\n",
+      kHello, rate.requests_per_s, rate.time_per_request_ms);
 
-  ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> log, ReadPhpFpmAccessLog(fpm.request_log()));
+  ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> log,
+                       ReadPhpFpmAccessLog(fpm.request_log()));
   // One line per request, none for the harness's readiness probe.
   EXPECT_THAT(log, SizeIs(1 + kRequests + kHello));
   std::vector<PhpFpmAccessEntry> sleeps = Matching(log, "/sleep.php");
@@ -363,26 +398,30 @@ TEST(NginxKeepConnTest, FastcgiKeepConnReusesBackendConnections) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
   // A kept FastCGI connection holds a backend thread (as it holds a php-fpm
   // child): give the backend more threads than nginx opens connections.
-  ASSERT_OK_AND_ASSIGN(Server backend, StartFcgiBackend(dir, {.workers = 2, .threads = 2}));
+  ASSERT_OK_AND_ASSIGN(Server backend,
+                       StartFcgiBackend(dir, {.workers = 2, .threads = 2}));
   ASSERT_OK_AND_ASSIGN(Server fpm, StartPhpFpm(dir, {.children = 4}));
-  ASSERT_OK_AND_ASSIGN(Server nginx, StartNginx(dir, {.upstream = fpm.address(),
-                                                      .fcgi_upstream = backend.address(),
-                                                      .keep_conn = true}));
+  ASSERT_OK_AND_ASSIGN(Server nginx,
+                       StartNginx(dir, {.upstream = fpm.address(),
+                                        .fcgi_upstream = backend.address(),
+                                        .keep_conn = true}));
   PidRecorder pids;
   pids.Add(backend);
   pids.Add(fpm);
   pids.Add(nginx);
 
-  ASSERT_OK_AND_ASSIGN(AbResult ab, RunAb({.url = nginx.Url("/fcgi/k?work_us=1000"),
-                                           .requests = kRequests,
-                                           .concurrency = kConcurrency,
-                                           .keepalive = true,
-                                           .work_dir = dir.path()}));
+  ASSERT_OK_AND_ASSIGN(AbResult ab,
+                       RunAb({.url = nginx.Url("/fcgi/k?work_us=1000"),
+                              .requests = kRequests,
+                              .concurrency = kConcurrency,
+                              .keepalive = true,
+                              .work_dir = dir.path()}));
   ExpectAllComplete(ab, kRequests);
   // One request at a time now: nginx takes a cached connection.
   int max_reqs = 0;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_OK_AND_ASSIGN(HttpResponse r, HttpGet(nginx.Url("/fcgi/after?work_us=100")));
+    ASSERT_OK_AND_ASSIGN(HttpResponse r,
+                         HttpGet(nginx.Url("/fcgi/after?work_us=100")));
     EXPECT_EQ(r.status, 200);
     max_reqs = std::max(max_reqs, std::stoi(r.headers["x-backend-conn-reqs"]));
   }
@@ -392,11 +431,12 @@ TEST(NginxKeepConnTest, FastcgiKeepConnReusesBackendConnections) {
                                          absl::Seconds(10)));
   EXPECT_THAT(log, SizeIs(kRequests + 3));
 
-  ASSERT_OK_AND_ASSIGN(AbResult php, RunAb({.url = nginx.Url("/sleep.php?us=1000"),
-                                            .requests = kRequests,
-                                            .concurrency = kConcurrency,
-                                            .keepalive = true,
-                                            .work_dir = dir.path()}));
+  ASSERT_OK_AND_ASSIGN(AbResult php,
+                       RunAb({.url = nginx.Url("/sleep.php?us=1000"),
+                              .requests = kRequests,
+                              .concurrency = kConcurrency,
+                              .keepalive = true,
+                              .work_dir = dir.path()}));
   ExpectAllComplete(php, kRequests);
   ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> fpm_log,
                        ReadPhpFpmAccessLog(fpm.request_log()));
@@ -419,22 +459,26 @@ class NginxProxyTest : public ::testing::TestWithParam<bool> {};
 TEST_P(NginxProxyTest, ProxyPassToTheBackendInHttpMode) {
   const bool keep = GetParam();
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
-  ASSERT_OK_AND_ASSIGN(Server backend, StartFcgiBackend(dir, {.listen = "tcp",
-                                                              .workers = 1,
-                                                              .threads = 2,
-                                                              .mode = "http",
-                                                              .name = "http-backend"}));
-  ASSERT_OK_AND_ASSIGN(Server nginx,
-                       StartNginx(dir, {.http_upstream = backend.address(), .keep_conn = keep}));
+  ASSERT_OK_AND_ASSIGN(Server backend,
+                       StartFcgiBackend(dir, {.listen = "tcp",
+                                              .workers = 1,
+                                              .threads = 2,
+                                              .mode = "http",
+                                              .name = "http-backend"}));
+  ASSERT_OK_AND_ASSIGN(
+      Server nginx,
+      StartNginx(dir, {.http_upstream = backend.address(), .keep_conn = keep}));
   PidRecorder pids;
   pids.Add(backend);
   pids.Add(nginx);
 
-  ASSERT_OK_AND_ASSIGN(AbResult ab, RunAb({.url = nginx.Url(absl::StrCat("/proxy/p?work_us=", kWorkUs)),
-                                           .requests = kRequests,
-                                           .concurrency = kConcurrency,
-                                           .keepalive = keep,
-                                           .work_dir = dir.path()}));
+  ASSERT_OK_AND_ASSIGN(
+      AbResult ab,
+      RunAb({.url = nginx.Url(absl::StrCat("/proxy/p?work_us=", kWorkUs)),
+             .requests = kRequests,
+             .concurrency = kConcurrency,
+             .keepalive = keep,
+             .work_dir = dir.path()}));
   ExpectAllComplete(ab, kRequests);
   int max_reqs = 0;
   for (int i = 0; i < 2; ++i) {
@@ -456,7 +500,8 @@ TEST_P(NginxProxyTest, ProxyPassToTheBackendInHttpMode) {
   ASSERT_THAT(work, SizeIs(kRequests));
   EXPECT_THAT(work[0].uri, HasSubstr("/proxy/p?work_us=20000"));
   ExpectNearWork(ElapsedUs(work), kWorkUs,
-                 absl::StrCat("http backend log (proxy_pass, keep-alive ", keep ? "on" : "off", ")"));
+                 absl::StrCat("http backend log (proxy_pass, keep-alive ",
+                              keep ? "on" : "off", ")"));
 
   ASSERT_OK(nginx.Stop());
   ASSERT_OK(backend.Stop());
@@ -464,14 +509,17 @@ TEST_P(NginxProxyTest, ProxyPassToTheBackendInHttpMode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(KeepAlive, NginxProxyTest, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "KeepAlive" : "Close"; });
+                         [](const auto& info) {
+                           return info.param ? "KeepAlive" : "Close";
+                         });
 
 // ---------------------------------------------------------- lighttpd
 
 TEST(LighttpdTest, ServesHelloPhpThroughPhpFpm) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
   ASSERT_OK_AND_ASSIGN(Server fpm, StartPhpFpm(dir, {.children = 2}));
-  ASSERT_OK_AND_ASSIGN(Server lighttpd, StartLighttpd(dir, {.php_fpm = fpm.address()}));
+  ASSERT_OK_AND_ASSIGN(Server lighttpd,
+                       StartLighttpd(dir, {.php_fpm = fpm.address()}));
   PidRecorder pids;
   pids.Add(fpm);
   pids.Add(lighttpd);
@@ -484,10 +532,13 @@ TEST(LighttpdTest, ServesHelloPhpThroughPhpFpm) {
                                            .concurrency = kConcurrency,
                                            .work_dir = dir.path()}));
   ExpectAllComplete(ab, kRequests);
-  ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> log, ReadPhpFpmAccessLog(fpm.request_log()));
+  ASSERT_OK_AND_ASSIGN(std::vector<PhpFpmAccessEntry> log,
+                       ReadPhpFpmAccessLog(fpm.request_log()));
   EXPECT_THAT(log, SizeIs(kRequests + 1));
-  std::printf("[ measure  ] lighttpd+php-fpm (unix) hello.php ab -n %d -c %d: %.0f req/s\n",
-              kRequests, kConcurrency, ab.requests_per_s);
+  std::printf(
+      "[ measure  ] lighttpd+php-fpm (unix) hello.php ab -n %d -c %d: %.0f "
+      "req/s\n",
+      kRequests, kConcurrency, ab.requests_per_s);
 
   ASSERT_OK(lighttpd.Stop());
   ASSERT_OK(fpm.Stop());
@@ -496,8 +547,9 @@ TEST(LighttpdTest, ServesHelloPhpThroughPhpFpm) {
 
 TEST(LighttpdTest, ServesHelloPhpThroughSpawnedPhpCgi) {
   ASSERT_OK_AND_ASSIGN(TempDir dir, TempDir::Create());
-  ASSERT_OK_AND_ASSIGN(Server lighttpd,
-                       StartLighttpd(dir, {.spawn_php_cgi = true, .php_cgi_children = 2}));
+  ASSERT_OK_AND_ASSIGN(
+      Server lighttpd,
+      StartLighttpd(dir, {.spawn_php_cgi = true, .php_cgi_children = 2}));
   ASSERT_OK_AND_ASSIGN(HttpResponse hello, HttpGet(lighttpd.Url("/hello.php")));
   EXPECT_EQ(hello.status, 200) << lighttpd.LogTail();
   EXPECT_EQ(hello.body, "123");
@@ -509,8 +561,10 @@ TEST(LighttpdTest, ServesHelloPhpThroughSpawnedPhpCgi) {
                                            .concurrency = kConcurrency,
                                            .work_dir = dir.path()}));
   ExpectAllComplete(ab, kRequests);
-  std::printf("[ measure  ] lighttpd+php-cgi (spawned) hello.php ab -n %d -c %d: %.0f req/s\n",
-              kRequests, kConcurrency, ab.requests_per_s);
+  std::printf(
+      "[ measure  ] lighttpd+php-cgi (spawned) hello.php ab -n %d -c %d: %.0f "
+      "req/s\n",
+      kRequests, kConcurrency, ab.requests_per_s);
 
   ASSERT_OK(lighttpd.Stop());
   pids.ExpectAllGone();

@@ -34,8 +34,7 @@ absl::StatusOr<std::string> DumpDom(const stack::TempDir& dir,
                                     const BrowserOptions& options = {});
 
 // Renders `html_path` into the PNG `png_path` (--screenshot).
-absl::Status Screenshot(const stack::TempDir& dir,
-                        const std::string& html_path,
+absl::Status Screenshot(const stack::TempDir& dir, const std::string& html_path,
                         const std::string& png_path,
                         const BrowserOptions& options = {});
 

@@ -14,7 +14,8 @@ namespace {
 
 // Before main, so that no test can start a server before it is set.
 const bool kBuildTreeDataSet = [] {
-  stack::UseDataDirs({REQCOST_BUILD_ROOT "/lib/reqcost", REQCOST_BUILD_ROOT "/share/reqcost"});
+  stack::UseDataDirs(
+      {REQCOST_BUILD_ROOT "/lib/reqcost", REQCOST_BUILD_ROOT "/share/reqcost"});
   return true;
 }();
 

@@ -39,9 +39,10 @@ namespace reqcost::testing {
 // over TLS to 127.0.0.1:`port` (certificate not verified, ALPN "h2"), in
 // the fixed order described above. Returns each response's :status, or an
 // error when the connection, the protocol or a 10 s socket timeout fails.
-inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
-                                                         const std::vector<std::string>& paths) {
-  constexpr uint8_t kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6, kGoaway = 0x7;
+inline absl::StatusOr<std::vector<int>> RunHttp2Requests(
+    int port, const std::vector<std::string>& paths) {
+  constexpr uint8_t kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6,
+                    kGoaway = 0x7;
   constexpr uint8_t kEndStream = 0x1, kAck = 0x1;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return absl::InternalError("socket");
@@ -79,7 +80,8 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
   const unsigned char* proto = nullptr;
   unsigned proto_len = 0;
   SSL_get0_alpn_selected(ssl, &proto, &proto_len);
-  if (absl::string_view(reinterpret_cast<const char*>(proto), proto_len) != "h2") {
+  if (absl::string_view(reinterpret_cast<const char*>(proto), proto_len) !=
+      "h2") {
     return absl::FailedPreconditionError("the server did not select h2");
   }
 
@@ -88,7 +90,8 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
     return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) ==
            static_cast<int>(bytes.size());
   };
-  auto frame = [](uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  auto frame = [](uint8_t type, uint8_t flags, uint32_t stream,
+                  const std::string& payload) {
     std::string f;
     const size_t n = payload.size();
     f.push_back(static_cast<char>(n >> 16));
@@ -117,11 +120,12 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
         if (in.size() >= 9 + len) {
           out->type = b[3];
           out->flags = b[4];
-          out->stream = ((uint32_t{b[5]} & 0x7f) << 24) | (uint32_t{b[6]} << 16) |
-                        (uint32_t{b[7]} << 8) | b[8];
+          out->stream = ((uint32_t{b[5]} & 0x7f) << 24) |
+                        (uint32_t{b[6]} << 16) | (uint32_t{b[7]} << 8) | b[8];
           out->payload = in.substr(9, len);
           in.erase(0, 9 + len);
-          if (out->type == kGoaway) return absl::AbortedError("GOAWAY from the server");
+          if (out->type == kGoaway)
+            return absl::AbortedError("GOAWAY from the server");
           if (out->type == kPing && (out->flags & kAck) == 0) {
             if (!write_all(frame(kPing, kAck, 0, out->payload))) {
               return absl::InternalError("write PING ack");
@@ -132,7 +136,8 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
       }
       char buf[16384];
       const int n = SSL_read(ssl, buf, sizeof(buf));
-      if (n <= 0) return absl::InternalError("read: connection closed or timed out");
+      if (n <= 0)
+        return absl::InternalError("read: connection closed or timed out");
       in.append(buf, static_cast<size_t>(n));
     }
   };
@@ -145,10 +150,12 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
   // 2. The preface and empty SETTINGS in one record; the acknowledgement of
   // the server's in a record of its own (9 bytes: shorter than any HTTP/1.x
   // request).
-  if (!write_all(absl::StrCat("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", frame(kSettings, 0, 0, "")))) {
+  if (!write_all(absl::StrCat("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                              frame(kSettings, 0, 0, "")))) {
     return absl::InternalError("write preface");
   }
-  if (!write_all(frame(kSettings, kAck, 0, ""))) return absl::InternalError("write SETTINGS ack");
+  if (!write_all(frame(kSettings, kAck, 0, "")))
+    return absl::InternalError("write SETTINGS ack");
 
   // 3. Each request after the previous response ended. HPACK without
   // Huffman: :method GET (static 2), :scheme https (7), :path and
@@ -157,31 +164,40 @@ inline absl::StatusOr<std::vector<int>> RunHttp2Requests(int port,
   uint32_t stream = 1;
   const std::string authority = absl::StrCat("127.0.0.1:", port);
   for (const std::string& path : paths) {
-    if (path.size() > 126 || authority.size() > 126) return absl::InvalidArgumentError("long path");
+    if (path.size() > 126 || authority.size() > 126)
+      return absl::InvalidArgumentError("long path");
     std::string block = "\x82\x87";
-    block += static_cast<char>(0x14);  // literal never indexed, name index 4 (:path)
+    block +=
+        static_cast<char>(0x14);  // literal never indexed, name index 4 (:path)
     block += static_cast<char>(path.size());
     block += path;
     block += static_cast<char>(0x11);  // name index 1 (:authority)
     block += static_cast<char>(authority.size());
     block += authority;
-    if (!write_all(frame(kHeaders, kEndStream | 0x4 /* END_HEADERS */, stream, block))) {
+    if (!write_all(frame(kHeaders, kEndStream | 0x4 /* END_HEADERS */, stream,
+                         block))) {
       return absl::InternalError("write HEADERS");
     }
     int status = 0;
     while (true) {
       if (absl::Status s = next_frame(&f); !s.ok()) return s;
       if (f.type == kSettings && (f.flags & kAck) == 0) {
-        if (!write_all(frame(kSettings, kAck, 0, ""))) return absl::InternalError("write ack");
+        if (!write_all(frame(kSettings, kAck, 0, "")))
+          return absl::InternalError("write ack");
         continue;
       }
       if (f.stream != stream) continue;
       if (f.type == kHeaders && status == 0 && !f.payload.empty()) {
         // nginx encodes :status from the static table: 0x88 is 200, 0x8d 404.
         const auto first = static_cast<unsigned char>(f.payload[0]);
-        status = first == 0x88 ? 200 : first == 0x8d ? 404 : first == 0x8e ? 500 : -first;
+        status = first == 0x88   ? 200
+                 : first == 0x8d ? 404
+                 : first == 0x8e ? 500
+                                 : -first;
       }
-      if ((f.type == kHeaders || f.type == kData) && (f.flags & kEndStream) != 0) break;
+      if ((f.type == kHeaders || f.type == kData) &&
+          (f.flags & kEndStream) != 0)
+        break;
     }
     statuses.push_back(status);
     stream += 2;

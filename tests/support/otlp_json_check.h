@@ -66,7 +66,8 @@ inline bool DecimalU64(const nlohmann::json& v, uint64_t* out) {
 }
 
 inline void OnlyKeys(const nlohmann::json& obj, std::set<std::string> allowed,
-                     const std::string& where, std::vector<std::string>* errors) {
+                     const std::string& where,
+                     std::vector<std::string>* errors) {
   if (!obj.is_object()) {
     errors->push_back(where + " is not an object");
     return;
@@ -95,12 +96,14 @@ inline void Attributes(const nlohmann::json& list, const std::string& where,
     const std::string key = kv["key"];
     const nlohmann::json& v = kv["value"];
     if (v.size() != 1) {
-      errors->push_back(where + "." + key + ": an AnyValue has exactly one field");
+      errors->push_back(where + "." + key +
+                        ": an AnyValue has exactly one field");
       continue;
     }
     uint64_t unused;
     if (v.contains("stringValue")) {
-      if (!v["stringValue"].is_string()) errors->push_back(key + ": stringValue");
+      if (!v["stringValue"].is_string())
+        errors->push_back(key + ": stringValue");
     } else if (v.contains("intValue")) {
       const nlohmann::json& i = v["intValue"];
       std::string s = i.is_string() ? i.get<std::string>() : "";
@@ -109,7 +112,8 @@ inline void Attributes(const nlohmann::json& list, const std::string& where,
         errors->push_back(key + ": intValue must be a decimal string");
       }
     } else if (v.contains("doubleValue")) {
-      if (!v["doubleValue"].is_number()) errors->push_back(key + ": doubleValue");
+      if (!v["doubleValue"].is_number())
+        errors->push_back(key + ": doubleValue");
     } else if (v.contains("boolValue")) {
       if (!v["boolValue"].is_boolean()) errors->push_back(key + ": boolValue");
     } else {
@@ -174,14 +178,15 @@ inline void CheckOtlpJson(const std::string& text, OtlpCheck* check) {
         span.span_id = s.value("spanId", "");
         span.parent_span_id = s.value("parentSpanId", "");
         if (!IsLowerHex(span.trace_id, 32)) {
-          errors.push_back(span.name + ": traceId not 32 hex digits: " +
-                           span.trace_id);
+          errors.push_back(span.name +
+                           ": traceId not 32 hex digits: " + span.trace_id);
         }
         if (!IsLowerHex(span.span_id, 16)) {
-          errors.push_back(span.name + ": spanId not 16 hex digits: " +
-                           span.span_id);
+          errors.push_back(span.name +
+                           ": spanId not 16 hex digits: " + span.span_id);
         }
-        if (s.contains("parentSpanId") && !IsLowerHex(span.parent_span_id, 16)) {
+        if (s.contains("parentSpanId") &&
+            !IsLowerHex(span.parent_span_id, 16)) {
           errors.push_back(span.name + ": parentSpanId not 16 hex digits");
         }
         if (!s.contains("kind") || !s["kind"].is_number_integer() ||

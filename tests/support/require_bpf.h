@@ -22,8 +22,10 @@ inline bool BpfRequired() {
 
 // Empty when BPF tests can run here, else why not.
 inline std::string WhyNoBpf() {
-  if (geteuid() != 0) return "not root (loading BPF needs root or CAP_BPF+CAP_PERFMON)";
-  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "no /sys/kernel/btf/vmlinux";
+  if (geteuid() != 0)
+    return "not root (loading BPF needs root or CAP_BPF+CAP_PERFMON)";
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+    return "no /sys/kernel/btf/vmlinux";
   return "";
 }
 
@@ -31,15 +33,15 @@ inline std::string WhyNoBpf() {
 
 // Skips the current test when BPF cannot be loaded, or fails it when
 // REQCOST_REQUIRE_BPF=1.
-#define REQCOST_REQUIRE_BPF_OR_SKIP()                                        \
-  do {                                                                       \
-    std::string why_ = ::reqcost::testing::WhyNoBpf();                       \
-    if (!why_.empty()) {                                                     \
-      if (::reqcost::testing::BpfRequired()) {                               \
-        FAIL() << "REQCOST_REQUIRE_BPF=1 but BPF cannot run: " << why_;      \
-      }                                                                      \
-      GTEST_SKIP() << "BPF unavailable: " << why_;                           \
-    }                                                                        \
+#define REQCOST_REQUIRE_BPF_OR_SKIP()                                   \
+  do {                                                                  \
+    std::string why_ = ::reqcost::testing::WhyNoBpf();                  \
+    if (!why_.empty()) {                                                \
+      if (::reqcost::testing::BpfRequired()) {                          \
+        FAIL() << "REQCOST_REQUIRE_BPF=1 but BPF cannot run: " << why_; \
+      }                                                                 \
+      GTEST_SKIP() << "BPF unavailable: " << why_;                      \
+    }                                                                   \
   } while (0)
 
 #endif  // REQCOST_TESTS_SUPPORT_REQUIRE_BPF_H_

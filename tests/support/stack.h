@@ -10,7 +10,8 @@
 #include "samples/stack/template.h"
 
 namespace reqcost::testing {
-using namespace ::reqcost::stack;  // NOLINT: the launcher is the tests' vocabulary
+using namespace ::reqcost::stack;  // NOLINT: the launcher is the tests'
+                                   // vocabulary
 }  // namespace reqcost::testing
 
 #endif  // REQCOST_TESTS_SUPPORT_STACK_H_
