@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -28,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
+#include "tests/support/loopback.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
 
@@ -72,25 +74,6 @@ absl::StatusOr<std::string> WriteStaticDocroot(const TempDir& dir,
   out.close();
   if (!out) return absl::InternalError("cannot write static.bin");
   return root;
-}
-
-// A connected TCP socket to 127.0.0.1:`port` with 10 s send and receive
-// timeouts (every read and write below is bounded), or -1.
-int ConnectLoopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 // Sends `request` in one write and reads until the server closes; the bytes
@@ -405,16 +388,9 @@ pid_t StartClosingServer(int listen_fd) {
 TEST(CoverageTest, ShutdownUnseenCloseAndEventsOnARealSocketWorkload) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   COVERAGE_ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-coverage"));
-  int listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(listen_fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ASSERT_EQ(bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listen_fd, 16), 0);
-  ASSERT_EQ(getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int port = ntohs(a.sin_port);
+  int port = 0;
+  const int listen_fd = ListenLoopback(&port);
+  ASSERT_GE(listen_fd, 0) << std::strerror(errno);
   const pid_t server = StartClosingServer(listen_fd);
   ASSERT_GT(server, 0);
   close(listen_fd);

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/reqcost_run.h"
+#include "tests/support/loopback.h"
 #include "tests/support/otlp_json_check.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -61,15 +64,10 @@ pid_t StartNamedServer(int listen_fd, const std::string& name) {
 }
 
 bool OneRequest(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ConnectLoopback(port);
   if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   const std::string req = "GET /hostile HTTP/1.1\r\nHost: x\r\n\r\n";
   bool ok =
-      connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
       write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size());
   std::string reply;
   char buf[256];
@@ -118,16 +116,9 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   const HostileName& h = GetParam();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-hostile"));
-  int listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(listen_fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ASSERT_EQ(bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listen_fd, 16), 0);
-  ASSERT_EQ(getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int port = ntohs(a.sin_port);
+  int port = 0;
+  const int listen_fd = ListenLoopback(&port);
+  ASSERT_GE(listen_fd, 0) << std::strerror(errno);
   const pid_t server = StartNamedServer(listen_fd, h.name);
   ASSERT_GT(server, 0);
   close(listen_fd);
