@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/anomaly_counters.h"
 #include "tests/support/stack.h"
 
 namespace reqcost::testing {
@@ -47,25 +48,16 @@ inline double Mean(const std::vector<double>& v) {
 // renamed or missing one fails instead of passing unchecked.
 inline void ExpectNoAnomaliesExcept(
     const json& report, const std::set<std::string>& expected = {}) {
-  static const char* const kCounters[] = {"late_events",
-                                          "clamped_phases",
-                                          "unattributed_exchanges",
-                                          "unmatched_backend_work",
-                                          "ignored_connections",
-                                          "reclassified_connections",
-                                          "stray_events",
-                                          "side_calls_outside_requests",
-                                          "merged_requests"};
   ASSERT_TRUE(report.contains("anomalies")) << "no anomalies in the report";
   const json& a = report["anomalies"];
-  for (const char* name : kCounters) {
+  for (const char* name : kAnomalyCounters) {
     ASSERT_TRUE(a.contains(name) && a[name].is_number_unsigned())
         << name << ": " << a.dump();
     if (expected.count(name) != 0) continue;
     EXPECT_EQ(a[name].get<uint64_t>(), 0u)
         << "anomalies." << name << " on a clean run: " << a.dump();
   }
-  EXPECT_EQ(a.size(), std::size(kCounters))
+  EXPECT_EQ(a.size(), std::size(kAnomalyCounters))
       << "a counter this check does not know: " << a.dump();
 }
 

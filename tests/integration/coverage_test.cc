@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
+#include "tests/support/anomaly_counters.h"
 #include "tests/support/loopback.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -44,20 +45,9 @@ using ::testing::HasSubstr;
   ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
 
-// Every anomaly counter the report shows (docs/output.md).
-const char* const kAnomalies[] = {"late_events",
-                                  "clamped_phases",
-                                  "unattributed_exchanges",
-                                  "unmatched_backend_work",
-                                  "ignored_connections",
-                                  "reclassified_connections",
-                                  "stray_events",
-                                  "side_calls_outside_requests",
-                                  "merged_requests"};
-
 void ExpectAnomaliesShown(const json& report) {
   ASSERT_TRUE(report.contains("anomalies")) << report.dump(2);
-  for (const char* name : kAnomalies) {
+  for (const char* name : kAnomalyCounters) {
     EXPECT_TRUE(report["anomalies"][name].is_number_unsigned()) << name;
   }
 }
