@@ -48,6 +48,18 @@ std::string_view TimingName(BackendTiming timing) {
   return "?";
 }
 
+std::string_view OriginName(RequestOrigin origin) {
+  switch (origin) {
+    case RequestOrigin::kClient:
+      return "client";
+    case RequestOrigin::kBackendLink:
+      return "backend-link";
+    case RequestOrigin::kBackendSide:
+      return "backend-side";
+  }
+  return "client";
+}
+
 std::string_view ReuseName(ConnReuse reuse) {
   switch (reuse) {
     case ConnReuse::kNone:

@@ -43,6 +43,16 @@ enum class BackendTiming : uint8_t { kNone, kMeasured, kInferred };
 // Reuse of a connection: the request/exchange opened it, or it was reused.
 enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 
+// What the request was seen from. A request is normally seen on its client
+// connection. When that side cannot be split into requests (a TLS library
+// reqcost cannot see into, an HTTP/2 connection begun before attach) its
+// backend exchange still makes a request, seen from the server's backend
+// link: server time is then unknown. On a host where only the backend is
+// traced (its client is untraced or on another host), the backend's accepted
+// exchange makes a request: server and transport are then unknown. Unknown
+// phases are null, never invented, and such a request is not an anomaly.
+enum class RequestOrigin : uint8_t { kClient, kBackendLink, kBackendSide };
+
 std::string_view SideName(Side side);  // "server", "backend"
 // The other end of the connection: "client", "backend" (a link), "server"
 // (the backend's side of a link); a side call's socket kind: "netlink",
@@ -50,6 +60,8 @@ std::string_view SideName(Side side);  // "server", "backend"
 std::string_view TargetName(Target target);
 std::string_view TimingName(BackendTiming t);  // "none", "measured", ...
 std::string_view ReuseName(ConnReuse reuse);   // "none", "new", "reused"
+// "client", "backend-link", "backend-side"
+std::string_view OriginName(RequestOrigin origin);
 
 // One syscall of a request's timeline.
 struct SyscallRecord {
@@ -76,6 +88,7 @@ struct Request {
   uint64_t id = 0;           // 1, 2, ... in order of finalization
   uint32_t pid = 0;          // the server process (tgid)
   uint32_t backend_pid = 0;  // the backend process when measured, else 0
+  RequestOrigin origin = RequestOrigin::kClient;
   ConnReuse client_conn = ConnReuse::kNew;
   ConnReuse backend_conn = ConnReuse::kNone;
   BackendTiming backend_timing = BackendTiming::kNone;
