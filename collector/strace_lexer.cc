@@ -289,6 +289,18 @@ Split ArgsEnd(std::string_view s) {
   return found;
 }
 
+// Ends a call line, whole or resumed: `s` holds the arguments (after "(" or
+// "resumed>"), the closing ")" and the result. Sets `kind`, the arguments and
+// the result on `out`; leaves `out` malformed when no result follows.
+void FinishCall(std::string_view s, StraceLine::Kind kind, StraceLine* out) {
+  Split split = ArgsEnd(s);
+  if (split.args_end == std::string_view::npos) return;
+  out->kind = kind;
+  out->args = s.substr(0, split.args_end);
+  StraceResult r;
+  if (ParseResult(s.substr(split.result), &r)) out->result = r;
+}
+
 bool TakeName(std::string_view* s, std::string_view* name) {
   size_t n = 0;
   while (n < s->size() && (((*s)[n] >= 'a' && (*s)[n] <= 'z') ||
@@ -336,12 +348,7 @@ StraceLine LexStraceLine(std::string_view line) {
     s.remove_prefix(5);
     if (!TakeName(&s, &out.name) || !StartsWith(s, " resumed>")) return out;
     s.remove_prefix(9);
-    Split split = ArgsEnd(s);
-    if (split.args_end == std::string_view::npos) return out;
-    out.kind = StraceLine::Kind::kResumed;
-    out.args = s.substr(0, split.args_end);
-    StraceResult r;
-    if (ParseResult(s.substr(split.result), &r)) out.result = r;
+    FinishCall(s, StraceLine::Kind::kResumed, &out);
     return out;
   }
   if (!TakeName(&s, &out.name) || s.empty() || s.front() != '(') return out;
@@ -362,12 +369,7 @@ StraceLine LexStraceLine(std::string_view line) {
     out.args = s;
     return out;
   }
-  Split split = ArgsEnd(s);
-  if (split.args_end == std::string_view::npos) return out;
-  out.kind = StraceLine::Kind::kCall;
-  out.args = s.substr(0, split.args_end);
-  StraceResult r;
-  if (ParseResult(s.substr(split.result), &r)) out.result = r;
+  FinishCall(s, StraceLine::Kind::kCall, &out);
   return out;
 }
 
