@@ -290,7 +290,14 @@ absl::Status RunAttach(const AttachOptions& options) {
   uint64_t undecodable = tracer->decode_errors();
   tracer.reset();  // detach before printing: the traced stack runs free
 
-  absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
+  const uint64_t stop_ns = collector::MonotonicNowNs();
+  if (view && stop_ns > interval_start_ns) {
+    // The last, partial interval: so that the intervals add up to the run.
+    pipeline.BeforeSummary([&view, &counters, interval_start_ns, stop_ns] {
+      view->Print(interval_start_ns, stop_ns, counters.dropped);
+    });
+  }
+  absl::Status end = pipeline.End(stop_ns, counters);
   absl::Status fleet_end;
   if (fleet) {
     fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),

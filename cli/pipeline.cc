@@ -95,6 +95,7 @@ void Pipeline::OnRequest(const analyzers::Request& r) {
 
 absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
   profiler_.Finish(end_ns);
+  if (before_summary_) before_summary_();
   analyzers::CaptureInfo info;
   info.duration_s = end_ns > start_ns_ ? (end_ns - start_ns_) / 1e9 : 0;
   info.events = syscalls_ + process_events_;

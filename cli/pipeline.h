@@ -64,6 +64,12 @@ class Pipeline : public collector::EventSink {
   void OnProcess(const ProcessEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
 
+  // Called at End(), once every request is finalized and before the
+  // summary is printed (the live view's last, partial interval).
+  void BeforeSummary(std::function<void()> hook) {
+    before_summary_ = std::move(hook);
+  }
+
   // The ring buffer was drained empty after monotonic `now_ns`: lets the
   // profiler finalize what that proves complete (Profiler::AdvanceTo).
   void AdvanceTo(uint64_t now_ns) { profiler_.AdvanceTo(now_ns); }
@@ -101,6 +107,7 @@ class Pipeline : public collector::EventSink {
   std::map<uint32_t, std::string> comm_;
   std::set<uint32_t> live_;
   SeenCalls seen_;
+  std::function<void()> before_summary_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;
 };
 

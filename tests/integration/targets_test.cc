@@ -14,7 +14,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "collector/cgroups.h"
 #include "tests/integration/breakdown_expect.h"
@@ -234,6 +236,146 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
   EXPECT_EQ(as_client.code, 0) << as_client.err;
   EXPECT_THAT(as_client.out, HasSubstr("no request seen."));
   EXPECT_THAT(as_client.out, HasSubstr("no connection was accepted"));
+}
+
+// Runs `tmux -S socket args...` to its end (bounded); its stdout.
+absl::StatusOr<std::string> Tmux(const TempDir& dir, const std::string& socket,
+                                 std::vector<std::string> args) {
+  static int n = 0;
+  args.insert(args.begin(), {"/usr/bin/tmux", "-S", socket});
+  std::string out = dir.File(absl::StrCat("tmux-", n, ".out"));
+  std::string err = dir.File(absl::StrCat("tmux-", n++, ".err"));
+  absl::StatusOr<Subprocess> p = Subprocess::Start(args, out, err);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(10));
+  if (!status.ok()) return status.status();
+  if (*status != 0) {
+    return absl::InternalError(absl::StrCat("tmux failed: ", FileTail(err)));
+  }
+  return ReadFileToString(out);
+}
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(IntervalTest, JsonlIntervalsAddUpToTheRunsSummary) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-interval"));
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, NginxOptions{}));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-i", "500ms", "-f", "jsonl"}));
+  AbOptions ab;
+  ab.url = nginx.Url("/");
+  ab.requests = 300;
+  ab.concurrency = 2;
+  ASSERT_OK_AND_ASSIGN(abr, RunAb(ab));
+  ASSERT_EQ(abr.complete, 300);
+  absl::SleepFor(absl::Milliseconds(1200));  // two more intervals
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+  int intervals = 0, summed = 0, summaries = 0;
+  json summary;
+  for (absl::string_view line : absl::StrSplit(run.out(), '\n',
+                                               absl::SkipEmpty())) {
+    json j = json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j["type"] == "interval") {
+      ++intervals;
+      EXPECT_EQ(j["interval"].get<int>(), intervals);
+      summed += j["requests"].get<int>();
+    } else {
+      ASSERT_EQ(j["type"], "summary") << line;
+      ++summaries;
+      summary = j["report"];
+    }
+  }
+  EXPECT_GE(intervals, 3);
+  ASSERT_EQ(summaries, 1);
+  EXPECT_EQ(summary["requests"]["count"].get<int>(), 300);
+  EXPECT_EQ(summed, 300) << "the intervals do not add up to the run";
+}
+
+TEST(IntervalTest, TextIntervalsInARealTerminalAndCtrlCEndsWithTheSummary) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  if (access("/usr/bin/tmux", X_OK) != 0) {
+    FAIL() << "/usr/bin/tmux not found: scripts/bootstrap.sh installs it";
+  }
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-interval"));
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, NginxOptions{}));
+  const std::string socket = dir.File("tmux.sock");
+  // A terminal tall enough for the summary's last lines.
+  ASSERT_OK_AND_ASSIGN(
+      started, Tmux(dir, socket,
+                    {"new-session", "-d", "-x", "160", "-y", "50", "-s",
+                     "reqcost", "/bin/sh"}));
+  (void)started;
+  struct KillServer {
+    const TempDir& dir;
+    std::string socket;
+    ~KillServer() { (void)Tmux(dir, socket, {"kill-server"}); }
+  } kill_server{dir, socket};
+  ASSERT_OK_AND_ASSIGN(
+      sent, Tmux(dir, socket,
+                 {"send-keys", "-t", "reqcost",
+                  absl::StrCat(REQCOST_BINARY, " attach -p ", nginx.pid(),
+                               " -i 1s --duration 0"),
+                  "Enter"}));
+  (void)sent;
+  // Load while it runs: intervals with requests.
+  std::string screen;
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    AbOptions ab;
+    ab.url = nginx.Url("/");
+    ab.requests = 50;
+    ab.concurrency = 1;
+    ASSERT_OK_AND_ASSIGN(abr, RunAb(ab));
+    ASSERT_EQ(abr.complete, 50);
+    absl::StatusOr<std::string> pane = Tmux(
+        dir, socket, {"capture-pane", "-p", "-t", "reqcost", "-S", "-200"});
+    ASSERT_TRUE(pane.ok()) << pane.status();
+    screen = *pane;
+    if (Count(screen, " complete, ") >= 2) break;
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+  ASSERT_GE(Count(screen, " complete, "), 2) << screen;
+  EXPECT_THAT(screen, HasSubstr("phase        count     p50_us"));
+  EXPECT_THAT(screen, ::testing::ContainsRegex("total +[0-9]+ +[0-9.]+"));
+  // Ctrl-C: a clean end with the whole run's summary.
+  ASSERT_OK_AND_ASSIGN(ctrl_c,
+                       Tmux(dir, socket, {"send-keys", "-t", "reqcost", "C-c"}));
+  (void)ctrl_c;
+  // The summary ends with the counters line; then the shell tells the exit
+  // code (typed only now: Ctrl-C flushes what was typed ahead).
+  bool echoed = false;
+  deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> pane = Tmux(
+        dir, socket, {"capture-pane", "-p", "-t", "reqcost", "-S", "-400"});
+    ASSERT_TRUE(pane.ok()) << pane.status();
+    screen = *pane;
+    if (!echoed && absl::StrContains(screen, " enter-lost, ")) {
+      ASSERT_TRUE(Tmux(dir, socket,
+                       {"send-keys", "-t", "reqcost", "echo reqcost-exit=$?",
+                        "Enter"})
+                      .ok());
+      echoed = true;
+    }
+    // The shell's answer on a line of its own, not the typed command.
+    if (absl::StrContains(screen, "\nreqcost-exit=")) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT(screen, HasSubstr("\nreqcost-exit=0")) << screen;
+  EXPECT_THAT(screen, HasSubstr("phases (complete requests):")) << screen;
+  EXPECT_THAT(screen, ::testing::ContainsRegex("requests: [0-9]+ \\("))
+      << screen;
 }
 
 }  // namespace
