@@ -15,7 +15,7 @@ namespace reqcost::cli {
 
 void SeenCalls::Add(const SyscallEvent& e) {
   ++calls;
-  tgids.insert(e.tgid);
+  if (tgids.size() < kMaxTgids) tgids.insert(e.tgid);
   if (e.sock.type == SOCK_STREAM) {
     ++stream;
   } else {
@@ -38,10 +38,12 @@ std::string ExplainNoRequest(const SeenCalls& s, size_t processes) {
     return out;
   }
   absl::StrAppendFormat(&out,
-                        "  saw %d socket calls from %d processes: %d on "
+                        "  saw %d socket calls from %d%s processes: %d on "
                         "stream sockets, %d on other sockets; %d "
                         "connections accepted, %d opened.\n",
-                        s.calls, s.tgids.size(), s.stream, s.non_stream,
+                        s.calls, s.tgids.size(),
+                        s.tgids.size() >= SeenCalls::kMaxTgids ? "+" : "",
+                        s.stream, s.non_stream,
                         s.accepts, s.connects);
   if (s.stream == 0) {
     out +=

@@ -22,7 +22,10 @@ struct SeenCalls {
   uint64_t non_stream = 0;   // on UDP, unix datagram, netlink, ... sockets
   uint64_t accepts = 0;      // connections accepted (a server's sign)
   uint64_t connects = 0;     // connections opened (a client's sign)
-  std::set<uint32_t> tgids;  // processes that made any of them
+  // Processes that made any of them, up to kMaxTgids (a long run under
+  // process churn must not grow with every process seen).
+  std::set<uint32_t> tgids;
+  static constexpr size_t kMaxTgids = 1024;
 
   // Counts one event.
   void Add(const SyscallEvent& event);

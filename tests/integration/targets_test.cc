@@ -2,6 +2,7 @@
 // test makes and removes, a process that joins it after attach, a php-fpm
 // restarted into it, a "unit" found by its cgroup's name, reqcost never
 // tracing itself, and an attach that saw no request explained.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -70,6 +73,15 @@ class TestCgroup {
  private:
   void Empty(const std::string& dir) {
     for (pid_t pid : collector::CgroupMembers(dir)) (void)Move(pid, mount_);
+    // The tests make at most one level below.
+    if (DIR* d = opendir(dir.c_str())) {
+      std::vector<std::string> subs;
+      while (dirent* e = readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') subs.push_back(e->d_name);
+      }
+      closedir(d);
+      for (const std::string& sub : subs) rmdir((dir + "/" + sub).c_str());
+    }
   }
   std::string mount_, relative_, path_;
 };
@@ -236,6 +248,135 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
   EXPECT_EQ(as_client.code, 0) << as_client.err;
   EXPECT_THAT(as_client.out, HasSubstr("no request seen."));
   EXPECT_THAT(as_client.out, HasSubstr("no connection was accepted"));
+}
+
+// The value of `key=` in the unit file's text ("" if absent).
+std::string UnitValue(const std::string& unit, const std::string& key) {
+  for (absl::string_view line : absl::StrSplit(unit, '\n')) {
+    if (absl::StartsWith(line, key + "=")) {
+      return std::string(line.substr(key.size() + 1));
+    }
+  }
+  return "";
+}
+
+// reqcost as the shipped systemd unit runs it: the unit passes
+// systemd-analyze verify, and with exactly the unit's capabilities (root's
+// uid, every other capability dropped, as CapabilityBoundingSet does) it
+// traces a cgroup's stack, serves its metrics, re-reads its targets on
+// SIGHUP and follows a php-fpm restarted into a new cgroup directory of the
+// same name (as systemd recreates a restarted unit's cgroup).
+TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
+  ASSERT_OK_AND_ASSIGN(unit, ReadFileToString(
+                                 std::string(REQCOST_SOURCE_DIR) +
+                                 "/cli/reqcost.service"));
+  // systemd-analyze checks the unit (with ExecStart pointed at this build).
+  if (access("/usr/bin/systemd-analyze", X_OK) == 0) {
+    std::string copy = unit;
+    const std::string exec = "ExecStart=/usr/bin/reqcost";
+    size_t at = copy.find(exec);
+    ASSERT_NE(at, std::string::npos);
+    copy.replace(at, exec.size(), std::string("ExecStart=") + REQCOST_BINARY);
+    ASSERT_TRUE(WriteStringToFile(dir.File("reqcost.service"), copy).ok());
+    ASSERT_OK_AND_ASSIGN(
+        verify, Subprocess::Start({"/usr/bin/systemd-analyze", "verify",
+                                   "--man=no", dir.File("reqcost.service")},
+                                  dir.File("verify.out"),
+                                  dir.File("verify.err")));
+    ASSERT_OK_AND_ASSIGN(verified, verify.WaitForExit(absl::Seconds(30)));
+    EXPECT_EQ(verified, 0) << FileTail(dir.File("verify.err"));
+    EXPECT_EQ(ReadFileToString(dir.File("verify.err")).value_or("x"), "");
+  }
+  // CapabilityBoundingSet=CAP_BPF CAP_PERFMON -> -all,+bpf,+perfmon
+  std::string caps = "-all";
+  for (absl::string_view cap :
+       absl::StrSplit(UnitValue(unit, "CapabilityBoundingSet"), ' ',
+                      absl::SkipEmpty())) {
+    ASSERT_TRUE(absl::StartsWith(cap, "CAP_")) << cap;
+    caps += ",+" + absl::AsciiStrToLower(cap.substr(4));
+  }
+  ASSERT_NE(caps, "-all") << "no CapabilityBoundingSet in the unit";
+
+  ASSERT_OK_AND_ASSIGN(cg, TestCgroup::Create("reqcost-agent"));
+  PhpFpmOptions fopts;
+  fopts.listen = dir.File("fpm.sock");
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  MoveServer(nginx, cg);
+  // php-fpm in a cgroup of its own outside the traced one, as a unit's
+  // (system.slice/php-fpm.service): traced only through --unit.
+  ASSERT_OK_AND_ASSIGN(slice, TestCgroup::Create("reqcost-agent-slice"));
+  const std::string fpm_unit = absl::StrCat("reqcost-agent-fpm-", getpid());
+  const std::string fpm_dir = slice.path() + "/" + fpm_unit + ".service";
+  ASSERT_EQ(mkdir(fpm_dir.c_str(), 0755), 0);
+  for (pid_t pid : fpm.AllPids()) ASSERT_TRUE(slice.Move(pid, fpm_dir).ok());
+
+  ASSERT_OK_AND_ASSIGN(port, FreeTcpPort());
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(
+               dir, {"/usr/bin/setpriv", "--bounding-set", caps,
+                     "--inh-caps", "-all", REQCOST_BINARY, "attach",
+                     "--cgroup", cg.relative(), "--unit", fpm_unit,
+                     "--duration", "0", "--metrics",
+                     absl::StrCat("127.0.0.1:", port)},
+               /*prepend_binary=*/false));
+  AbOptions ab;
+  ab.url = nginx.Url("/sleep.php?us=500");
+  ab.requests = 40;
+  ab.concurrency = 2;
+  ASSERT_OK_AND_ASSIGN(first, RunAb(ab));
+  ASSERT_EQ(first.complete, 40);
+
+  // The php-fpm unit restarted: its cgroup removed and made again (a new
+  // cgroup id), the new php-fpm started in it.
+  ASSERT_TRUE(fpm.Stop().ok());
+  ASSERT_EQ(rmdir(fpm_dir.c_str()), 0);
+  ASSERT_EQ(mkdir(fpm_dir.c_str(), 0755), 0);
+  ASSERT_OK_AND_ASSIGN(fpm2, StartPhpFpm(dir, fopts));
+  for (pid_t pid : fpm2.AllPids()) ASSERT_TRUE(slice.Move(pid, fpm_dir).ok());
+  // An agent's reload.
+  kill(run.pid(), SIGHUP);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline &&
+         !absl::StrContains(run.err(), "SIGHUP: re-read")) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  // Seen recreated by the check every second, or by the SIGHUP itself.
+  EXPECT_THAT(run.err(), HasSubstr("SIGHUP: re-read 2 cgroup targets ("));
+  ASSERT_OK_AND_ASSIGN(second, RunAb(ab));
+  ASSERT_EQ(second.complete, 40);
+
+  // The metrics count both halves, with their backend.
+  double complete = -1;
+  deadline = absl::Now() + absl::Seconds(15);
+  std::string body;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<HttpResponse> r =
+        HttpGet(absl::StrCat("http://127.0.0.1:", port, "/metrics"));
+    if (r.ok()) {
+      body = r->body;
+      for (absl::string_view line : absl::StrSplit(body, '\n')) {
+        if (absl::StartsWith(line,
+                             "reqcost_requests_total{status=\"complete\"} ")) {
+          (void)absl::SimpleAtod(line.substr(line.find(' ') + 1), &complete);
+        }
+      }
+    }
+    if (complete >= 80) break;
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+  EXPECT_EQ(complete, 80) << body;
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGTERM));
+  EXPECT_EQ(code, 0) << run.err();
+  EXPECT_THAT(run.out(), HasSubstr("requests: 80 (80 complete"));
+  // Both php-fpms traced: every backend time measured, none inferred.
+  EXPECT_THAT(run.out(), HasSubstr("backend timing: measured"));
+  (void)fpm2.Stop();
+  rmdir(fpm_dir.c_str());
 }
 
 // Runs `tmux -S socket args...` to its end (bounded); its stdout.
