@@ -77,7 +77,7 @@ absl::Status ValidateTracerOptions(const TracerOptions& o) {
       return absl::InvalidArgumentError(
           absl::StrFormat("-p %d: a PID is a positive number", pid));
     }
-    if (pid == getpid()) {
+    if (pid == getpid() && !o.allow_self) {
       return absl::InvalidArgumentError(
           absl::StrFormat("-p %d is reqcost itself, which never traces itself",
                           pid));
@@ -205,7 +205,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     }
     for (ProcessInfo& info : procs) {
       // `attach -p $$` from a shell: reqcost is the shell's child.
-      if (info.pid == self) continue;
+      if (info.pid == self && !options.allow_self) continue;
       if (!traced.insert(info.pid).second) continue;
       uint8_t one = 1;
       if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {

@@ -62,6 +62,10 @@ struct TracerOptions {
   // after attach (dlopen, exec) is not probed.
   bool tls_probes = false;
   bool verbose = false;  // libbpf's own messages to stderr
+  // Let reqcost's own process be a traced PID: only for `reqcost check`,
+  // which loads the programs on itself (and its libssl) as a test subject.
+  // Otherwise reqcost never traces itself.
+  bool allow_self = false;
 };
 
 // Checks options a user can get wrong; InvalidArgument naming the flag.
