@@ -179,6 +179,18 @@ TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
     EXPECT_EQ(unit.code, 5) << unit.err;
     EXPECT_THAT(unit.err, HasSubstr("does not run systemd (PID 1 is"));
   }
+  // --interval: out of range, or with -f json: exit 2.
+  for (const std::vector<std::string>& flags :
+       std::vector<std::vector<std::string>>{{"-i", "10ms"},
+                                             {"-i", "soon"},
+                                             {"-i", "1s", "-f", "json"}}) {
+    std::vector<std::string> argv = {"attach", "-p", std::to_string(getpid()),
+                                     "-d", "1"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    ASSERT_OK_AND_ASSIGN(bad, RunReqcost(dir, argv));
+    EXPECT_EQ(bad.code, 2) << flags[1] << ": " << bad.err;
+    EXPECT_THAT(bad.err, HasSubstr("--interval")) << bad.err;
+  }
   // No target at all: exit 2.
   ASSERT_OK_AND_ASSIGN(no_target, RunReqcost(dir, {"attach", "-d", "1"}));
   EXPECT_EQ(no_target.code, 2) << no_target.err;
@@ -230,6 +242,21 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
   EXPECT_THAT(idle.out, HasSubstr("no request seen."));
   EXPECT_THAT(idle.out, HasSubstr("made no socket call"));
   EXPECT_THAT(idle.out, ::testing::Not(HasSubstr("phases (complete")));
+
+  // Only datagram sockets: UDP sent by a shell (bash's /dev/udp).
+  ASSERT_OK_AND_ASSIGN(
+      udp, Subprocess::Start(
+               {"/bin/bash", "-c",
+                "sleep 1; exec 3>/dev/udp/127.0.0.1/9; for i in 1 2 3 4 5; "
+                "do echo ping >&3; sleep 0.1; done; sleep 30"},
+               dir.File("udp.out"), dir.File("udp.err")));
+  ASSERT_OK_AND_ASSIGN(
+      as_udp, RunReqcost(dir, {"attach", "-p", std::to_string(udp.pid()),
+                               "-d", "3"}));
+  (void)udp.Stop();
+  EXPECT_EQ(as_udp.code, 0) << as_udp.err;
+  EXPECT_THAT(as_udp.out, HasSubstr("no request seen."));
+  EXPECT_THAT(as_udp.out, HasSubstr("only non-stream sockets")) << as_udp.out;
 
   // A client, not a server: connections opened, none accepted.
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, NginxOptions{}));
