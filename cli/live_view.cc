@@ -43,8 +43,7 @@ std::string ExplainNoRequest(const SeenCalls& s, size_t processes) {
                         "connections accepted, %d opened.\n",
                         s.calls, s.tgids.size(),
                         s.tgids.size() >= SeenCalls::kMaxTgids ? "+" : "",
-                        s.stream, s.non_stream,
-                        s.accepts, s.connects);
+                        s.stream, s.non_stream, s.accepts, s.connects);
   if (s.stream == 0) {
     out +=
         "  check: only non-stream sockets (UDP, unix datagram, netlink): "
@@ -103,12 +102,10 @@ void IntervalView::Print(uint64_t from_ns, uint64_t to_ns,
     for (analyzers::Phase phase : analyzers::kPhases) {
       const auto& p = r.phases.Of(phase);
       if (!p) continue;
-      phases[analyzers::PhaseName(phase)] = {{"count", p->count},
-                                             {"mean_us", p->mean_us},
-                                             {"p50_us", p->p50_us},
-                                             {"p90_us", p->p90_us},
-                                             {"p99_us", p->p99_us},
-                                             {"max_us", p->max_us}};
+      phases[analyzers::PhaseName(phase)] = {
+          {"count", p->count},   {"mean_us", p->mean_us},
+          {"p50_us", p->p50_us}, {"p90_us", p->p90_us},
+          {"p99_us", p->p99_us}, {"max_us", p->max_us}};
     }
     j["phases"] = phases;
     j["incomplete_reasons"] = r.incomplete_reasons;
@@ -117,16 +114,17 @@ void IntervalView::Print(uint64_t from_ns, uint64_t to_ns,
     return;
   }
   const std::string t = Clock(end_wall);
-  std::string block = absl::StrFormat("\n%-8s  %-9s %8s %10s %10s %10s %10s\n",
-                                      t, "phase", "count", "p50_us", "p90_us",
-                                      "p99_us", "mean_us");
+  std::string block =
+      absl::StrFormat("\n%-8s  %-9s %8s %10s %10s %10s %10s\n", t, "phase",
+                      "count", "p50_us", "p90_us", "p99_us", "mean_us");
   bool any = false;
   for (analyzers::Phase phase : analyzers::kPhases) {
     const auto& p = r.phases.Of(phase);
     if (!p || p->count == 0) continue;
     any = true;
-    absl::StrAppendFormat(&block, "%-8s  %-9s %8d %10.1f %10.1f %10.1f %10.1f\n",
-                          t, analyzers::PhaseName(phase), p->count, p->p50_us,
+    absl::StrAppendFormat(&block,
+                          "%-8s  %-9s %8d %10.1f %10.1f %10.1f %10.1f\n", t,
+                          analyzers::PhaseName(phase), p->count, p->p50_us,
                           p->p90_us, p->p99_us, p->mean_us);
   }
   if (!any) absl::StrAppendFormat(&block, "%-8s  (no complete request)\n", t);

@@ -17,11 +17,11 @@ namespace reqcost::cli {
 // The socket calls a run saw, by kind: enough to say why it found no
 // request.
 struct SeenCalls {
-  uint64_t calls = 0;        // syscall events
-  uint64_t stream = 0;       // on TCP or unix stream sockets
-  uint64_t non_stream = 0;   // on UDP, unix datagram, netlink, ... sockets
-  uint64_t accepts = 0;      // connections accepted (a server's sign)
-  uint64_t connects = 0;     // connections opened (a client's sign)
+  uint64_t calls = 0;       // syscall events
+  uint64_t stream = 0;      // on TCP or unix stream sockets
+  uint64_t non_stream = 0;  // on UDP, unix datagram, netlink, ... sockets
+  uint64_t accepts = 0;     // connections accepted (a server's sign)
+  uint64_t connects = 0;    // connections opened (a client's sign)
   // Processes that made any of them, up to kMaxTgids (a long run under
   // process churn must not grow with every process seen).
   std::set<uint32_t> tgids;

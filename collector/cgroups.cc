@@ -82,9 +82,8 @@ absl::StatusOr<CgroupTarget> ResolveCgroup(const std::string& path,
                                            const std::string& mount) {
   CgroupTarget t;
   t.flag = "--cgroup " + path;
-  std::string full = Normalize(absl::StartsWith(path, "/")
-                                   ? path
-                                   : mount + "/" + std::string(path));
+  std::string full = Normalize(
+      absl::StartsWith(path, "/") ? path : mount + "/" + std::string(path));
   struct stat st {};
   if (stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::NotFoundError(absl::StrFormat(
@@ -111,8 +110,7 @@ absl::StatusOr<CgroupTarget> ResolveCgroup(const std::string& path,
           mount));
     }
     std::string rest = full.substr(mount.size() + 1);
-    t.level = static_cast<int>(
-        std::count(rest.begin(), rest.end(), '/') + 1);
+    t.level = static_cast<int>(std::count(rest.begin(), rest.end(), '/') + 1);
   }
   if (t.level > kMaxCgroupLevel) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -131,8 +129,7 @@ absl::StatusOr<CgroupTarget> ResolveUnit(const std::string& name,
         "--unit '%s' is not a unit name (nginx, php8.2-fpm.service)", name));
   }
   std::string unit = name;
-  static const char* kSuffixes[] = {".service", ".scope", ".slice",
-                                    ".socket"};
+  static const char* kSuffixes[] = {".service", ".scope", ".slice", ".socket"};
   if (std::none_of(std::begin(kSuffixes), std::end(kSuffixes),
                    [&](const char* s) { return absl::EndsWith(unit, s); })) {
     unit += ".service";
@@ -173,7 +170,8 @@ std::vector<pid_t> CgroupMembers(const std::string& dir) {
       if (absl::SimpleAtoi(line, &pid) && pid > 0 && seen.insert(pid).second)
         out.push_back(pid);
     }
-    for (const std::string& sub : Subdirectories(d)) todo.push_back(d + "/" + sub);
+    for (const std::string& sub : Subdirectories(d))
+      todo.push_back(d + "/" + sub);
   }
   return out;
 }

@@ -43,9 +43,9 @@ absl::StatusOr<CgroupTarget> ResolveCgroup(const std::string& path,
 // a unit's processes (system.slice/NAME.service, user.slice/...). When there
 // is none: FailedPrecondition if PID 1 is not systemd (read from
 // `proc_root`), else NotFound.
-absl::StatusOr<CgroupTarget> ResolveUnit(const std::string& name,
-                                         const std::string& mount,
-                                         const std::string& proc_root = "/proc");
+absl::StatusOr<CgroupTarget> ResolveUnit(
+    const std::string& name, const std::string& mount,
+    const std::string& proc_root = "/proc");
 
 // The processes (tgids) in `dir` and every cgroup below it, each once.
 // Directories that vanish during the walk are skipped.

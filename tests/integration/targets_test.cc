@@ -77,7 +77,8 @@ class TestCgroup {
     if (DIR* d = opendir(dir.c_str())) {
       std::vector<std::string> subs;
       while (dirent* e = readdir(d)) {
-        if (e->d_type == DT_DIR && e->d_name[0] != '.') subs.push_back(e->d_name);
+        if (e->d_type == DT_DIR && e->d_name[0] != '.')
+          subs.push_back(e->d_name);
       }
       closedir(d);
       for (const std::string& sub : subs) rmdir((dir + "/" + sub).c_str());
@@ -93,7 +94,8 @@ void MoveServer(const Server& server, const TestCgroup& cg) {
 
 std::vector<int> ProcessPids(const json& report) {
   std::vector<int> pids;
-  for (const json& p : report["capture"]["processes"]) pids.push_back(p["pid"].get<int>());
+  for (const json& p : report["capture"]["processes"])
+    pids.push_back(p["pid"].get<int>());
   return pids;
 }
 
@@ -112,9 +114,9 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   MoveServer(fpm, cg);
 
   // Relative to the v2 mount, as a user types it.
-  ASSERT_OK_AND_ASSIGN(run, ReqcostRun::Attach(dir, {"attach", "--cgroup",
-                                                     cg.relative(), "-f",
-                                                     "json"}));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(
+               dir, {"attach", "--cgroup", cg.relative(), "-f", "json"}));
   AbOptions ab;
   ab.url = nginx.Url("/sleep.php?us=1000");
   ab.requests = 50;
@@ -148,31 +150,31 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   }
   EXPECT_EQ(report["phases"]["backend"]["count"].get<int>(), 100)
       << "requests without their backend";
-  EXPECT_THAT(pids, ::testing::Not(::testing::Contains(
-                        static_cast<int>(getpid()))));
+  EXPECT_THAT(pids,
+              ::testing::Not(::testing::Contains(static_cast<int>(getpid()))));
   EXPECT_THAT(run.err(), HasSubstr("1 cgroups"));
 }
 
 TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-targets"));
   // No such cgroup: exit 3, naming it and the hierarchy.
-  ASSERT_OK_AND_ASSIGN(none, RunReqcost(dir, {"attach", "--cgroup",
-                                              "no-such-reqcost-cgroup",
-                                              "-d", "1"}));
+  ASSERT_OK_AND_ASSIGN(
+      none, RunReqcost(dir, {"attach", "--cgroup", "no-such-reqcost-cgroup",
+                             "-d", "1"}));
   EXPECT_EQ(none.code, 3) << none.err;
   EXPECT_THAT(none.err, HasSubstr("no such cgroup directory"));
   // A v1 directory is not a v2 cgroup: exit 2.
-  ASSERT_OK_AND_ASSIGN(v1, RunReqcost(dir, {"attach", "--cgroup",
-                                            "/proc", "-d", "1"}));
+  ASSERT_OK_AND_ASSIGN(
+      v1, RunReqcost(dir, {"attach", "--cgroup", "/proc", "-d", "1"}));
   EXPECT_EQ(v1.code, 2) << v1.err;
   EXPECT_THAT(v1.err, HasSubstr("is not a cgroup v2 directory"));
   // A unit that does not run: 5 without systemd, 3 with it.
   std::ifstream comm("/proc/1/comm");
   std::string init;
   std::getline(comm, init);
-  ASSERT_OK_AND_ASSIGN(unit, RunReqcost(dir, {"attach", "--unit",
-                                              "no-such-reqcost-unit",
-                                              "-d", "1"}));
+  ASSERT_OK_AND_ASSIGN(
+      unit,
+      RunReqcost(dir, {"attach", "--unit", "no-such-reqcost-unit", "-d", "1"}));
   if (init == "systemd") {
     EXPECT_EQ(unit.code, 3) << unit.err;
   } else {
@@ -181,9 +183,8 @@ TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
   }
   // --interval: out of range, or with -f json: exit 2.
   for (const std::vector<std::string>& flags :
-       std::vector<std::vector<std::string>>{{"-i", "10ms"},
-                                             {"-i", "soon"},
-                                             {"-i", "1s", "-f", "json"}}) {
+       std::vector<std::vector<std::string>>{
+           {"-i", "10ms"}, {"-i", "soon"}, {"-i", "1s", "-f", "json"}}) {
     std::vector<std::string> argv = {"attach", "-p", std::to_string(getpid()),
                                      "-d", "1"};
     argv.insert(argv.end(), flags.begin(), flags.end());
@@ -201,13 +202,13 @@ TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
   ASSERT_OK_AND_ASSIGN(cg, TestCgroup::Create("reqcost-test-unit"));
   std::string unit_dir = cg.path() + "/reqcost-probe.service";
   ASSERT_EQ(mkdir(unit_dir.c_str(), 0755), 0);
-  ASSERT_OK_AND_ASSIGN(sleeper, Subprocess::Start({"/bin/sleep", "30"},
-                                                  dir.File("sleep.out"),
-                                                  dir.File("sleep.err")));
+  ASSERT_OK_AND_ASSIGN(
+      sleeper, Subprocess::Start({"/bin/sleep", "30"}, dir.File("sleep.out"),
+                                 dir.File("sleep.err")));
   ASSERT_TRUE(cg.Move(sleeper.pid(), unit_dir).ok());
-  ASSERT_OK_AND_ASSIGN(found, RunReqcost(dir, {"attach", "--unit",
-                                               "reqcost-probe", "-d", "1",
-                                               "-f", "json"}));
+  ASSERT_OK_AND_ASSIGN(
+      found, RunReqcost(dir, {"attach", "--unit", "reqcost-probe", "-d", "1",
+                              "-f", "json"}));
   (void)sleeper.Stop();
   rmdir(unit_dir.c_str());
   EXPECT_EQ(found.code, 0) << found.err;
@@ -221,8 +222,8 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-targets"));
   // `attach -p $$` from a shell: reqcost is the shell's child.
   ASSERT_OK_AND_ASSIGN(
-      shell, RunReqcost(dir, {"attach", "-p", std::to_string(getpid()),
-                              "-d", "1", "-f", "json"}));
+      shell, RunReqcost(dir, {"attach", "-p", std::to_string(getpid()), "-d",
+                              "1", "-f", "json"}));
   ASSERT_EQ(shell.code, 0) << shell.err;
   json report = json::parse(shell.out, nullptr, false);
   ASSERT_FALSE(report.is_discarded()) << shell.out;
@@ -231,9 +232,9 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
   }
 
   // A process with no socket activity.
-  ASSERT_OK_AND_ASSIGN(sleeper, Subprocess::Start({"/bin/sleep", "30"},
-                                                  dir.File("sleep.out"),
-                                                  dir.File("sleep.err")));
+  ASSERT_OK_AND_ASSIGN(
+      sleeper, Subprocess::Start({"/bin/sleep", "30"}, dir.File("sleep.out"),
+                                 dir.File("sleep.err")));
   ASSERT_OK_AND_ASSIGN(
       idle, RunReqcost(dir, {"attach", "-p", std::to_string(sleeper.pid()),
                              "-d", "1"}));
@@ -251,8 +252,8 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
                 "do echo ping >&3; sleep 0.1; done; sleep 30"},
                dir.File("udp.out"), dir.File("udp.err")));
   ASSERT_OK_AND_ASSIGN(
-      as_udp, RunReqcost(dir, {"attach", "-p", std::to_string(udp.pid()),
-                               "-d", "3"}));
+      as_udp,
+      RunReqcost(dir, {"attach", "-p", std::to_string(udp.pid()), "-d", "3"}));
   (void)udp.Stop();
   EXPECT_EQ(as_udp.code, 0) << as_udp.err;
   EXPECT_THAT(as_udp.out, HasSubstr("no request seen."));
@@ -268,9 +269,8 @@ TEST(TargetsTest, NeverTracesItselfAndExplainsARunWithNoRequest) {
                         nginx.Url("/"), "; sleep 0.1; done; sleep 30")},
           dir.File("client.out"), dir.File("client.err")));
   ASSERT_OK_AND_ASSIGN(
-      as_client,
-      RunReqcost(dir, {"attach", "-p", std::to_string(client.pid()), "-d",
-                       "3"}));
+      as_client, RunReqcost(dir, {"attach", "-p", std::to_string(client.pid()),
+                                  "-d", "3"}));
   (void)client.Stop();
   EXPECT_EQ(as_client.code, 0) << as_client.err;
   EXPECT_THAT(as_client.out, HasSubstr("no request seen."));
@@ -296,9 +296,8 @@ std::string UnitValue(const std::string& unit, const std::string& key) {
 TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
-  ASSERT_OK_AND_ASSIGN(unit, ReadFileToString(
-                                 std::string(REQCOST_SOURCE_DIR) +
-                                 "/cli/reqcost.service"));
+  ASSERT_OK_AND_ASSIGN(unit, ReadFileToString(std::string(REQCOST_SOURCE_DIR) +
+                                              "/cli/reqcost.service"));
   // systemd-analyze checks the unit (with ExecStart pointed at this build).
   if (access("/usr/bin/systemd-analyze", X_OK) == 0) {
     std::string copy = unit;
@@ -308,19 +307,18 @@ TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
     copy.replace(at, exec.size(), std::string("ExecStart=") + REQCOST_BINARY);
     ASSERT_TRUE(WriteStringToFile(dir.File("reqcost.service"), copy).ok());
     ASSERT_OK_AND_ASSIGN(
-        verify, Subprocess::Start({"/usr/bin/systemd-analyze", "verify",
-                                   "--man=no", dir.File("reqcost.service")},
-                                  dir.File("verify.out"),
-                                  dir.File("verify.err")));
+        verify,
+        Subprocess::Start({"/usr/bin/systemd-analyze", "verify", "--man=no",
+                           dir.File("reqcost.service")},
+                          dir.File("verify.out"), dir.File("verify.err")));
     ASSERT_OK_AND_ASSIGN(verified, verify.WaitForExit(absl::Seconds(30)));
     EXPECT_EQ(verified, 0) << FileTail(dir.File("verify.err"));
     EXPECT_EQ(ReadFileToString(dir.File("verify.err")).value_or("x"), "");
   }
   // CapabilityBoundingSet=CAP_BPF CAP_PERFMON -> -all,+bpf,+perfmon
   std::string caps = "-all";
-  for (absl::string_view cap :
-       absl::StrSplit(UnitValue(unit, "CapabilityBoundingSet"), ' ',
-                      absl::SkipEmpty())) {
+  for (absl::string_view cap : absl::StrSplit(
+           UnitValue(unit, "CapabilityBoundingSet"), ' ', absl::SkipEmpty())) {
     ASSERT_TRUE(absl::StartsWith(cap, "CAP_")) << cap;
     caps += ",+" + absl::AsciiStrToLower(cap.substr(4));
   }
@@ -345,11 +343,11 @@ TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
   ASSERT_OK_AND_ASSIGN(port, FreeTcpPort());
   ASSERT_OK_AND_ASSIGN(
       run, ReqcostRun::Attach(
-               dir, {"/usr/bin/setpriv", "--bounding-set", caps,
-                     "--inh-caps", "-all", REQCOST_BINARY, "attach",
-                     "--cgroup", cg.relative(), "--unit", fpm_unit,
-                     "--duration", "0", "--metrics",
-                     absl::StrCat("127.0.0.1:", port)},
+               dir,
+               {"/usr/bin/setpriv", "--bounding-set", caps, "--inh-caps",
+                "-all", REQCOST_BINARY, "attach", "--cgroup", cg.relative(),
+                "--unit", fpm_unit, "--duration", "0", "--metrics",
+                absl::StrCat("127.0.0.1:", port)},
                /*prepend_binary=*/false));
   AbOptions ab;
   ab.url = nginx.Url("/sleep.php?us=500");
@@ -450,8 +448,8 @@ TEST(IntervalTest, JsonlIntervalsAddUpToTheRunsSummary) {
   ASSERT_EQ(code, 0) << run.err();
   int intervals = 0, summed = 0, summaries = 0;
   json summary;
-  for (absl::string_view line : absl::StrSplit(run.out(), '\n',
-                                               absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(run.out(), '\n', absl::SkipEmpty())) {
     json j = json::parse(line, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << line;
     if (j["type"] == "interval") {
@@ -479,10 +477,9 @@ TEST(IntervalTest, TextIntervalsInARealTerminalAndCtrlCEndsWithTheSummary) {
   ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, NginxOptions{}));
   const std::string socket = dir.File("tmux.sock");
   // A terminal tall enough for the summary's last lines.
-  ASSERT_OK_AND_ASSIGN(
-      started, Tmux(dir, socket,
-                    {"new-session", "-d", "-x", "160", "-y", "50", "-s",
-                     "reqcost", "/bin/sh"}));
+  ASSERT_OK_AND_ASSIGN(started, Tmux(dir, socket,
+                                     {"new-session", "-d", "-x", "160", "-y",
+                                      "50", "-s", "reqcost", "/bin/sh"}));
   (void)started;
   struct KillServer {
     const TempDir& dir;
@@ -517,8 +514,8 @@ TEST(IntervalTest, TextIntervalsInARealTerminalAndCtrlCEndsWithTheSummary) {
   EXPECT_THAT(screen, HasSubstr("phase        count     p50_us"));
   EXPECT_THAT(screen, ::testing::ContainsRegex("total +[0-9]+ +[0-9.]+"));
   // Ctrl-C: a clean end with the whole run's summary.
-  ASSERT_OK_AND_ASSIGN(ctrl_c,
-                       Tmux(dir, socket, {"send-keys", "-t", "reqcost", "C-c"}));
+  ASSERT_OK_AND_ASSIGN(
+      ctrl_c, Tmux(dir, socket, {"send-keys", "-t", "reqcost", "C-c"}));
   (void)ctrl_c;
   // The summary ends with the counters line; then the shell tells the exit
   // code (typed only now: Ctrl-C flushes what was typed ahead).
@@ -530,10 +527,10 @@ TEST(IntervalTest, TextIntervalsInARealTerminalAndCtrlCEndsWithTheSummary) {
     ASSERT_TRUE(pane.ok()) << pane.status();
     screen = *pane;
     if (!echoed && absl::StrContains(screen, " enter-lost, ")) {
-      ASSERT_TRUE(Tmux(dir, socket,
-                       {"send-keys", "-t", "reqcost", "echo reqcost-exit=$?",
-                        "Enter"})
-                      .ok());
+      ASSERT_TRUE(
+          Tmux(dir, socket,
+               {"send-keys", "-t", "reqcost", "echo reqcost-exit=$?", "Enter"})
+              .ok());
       echoed = true;
     }
     // The shell's answer on a line of its own, not the typed command.
