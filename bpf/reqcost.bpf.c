@@ -20,6 +20,8 @@
 #include "traced_syscalls.h"
 
 #define MAX_TRACED_PROCS 8192
+#define MAX_TRACED_CGROUPS 256	/* TracerOptions::kMaxCgroups */
+#define MAX_CGROUP_LEVELS 32	/* TracerOptions::kMaxCgroupLevel + 1 */
 #define RINGBUF_BYTES (8 * 1024 * 1024)	/* default; user space may resize */
 
 #define S_IFMT 00170000
@@ -37,6 +39,15 @@ const volatile bool targ_tls = true;	/* walk the TLS record headers of reads */
 const volatile bool targ_syscall_times = false;	/* data syscalls at enter and exit */
 const volatile __u64 targ_wakeup_bytes = 1024 * 1024;	/* wake the consumer past this backlog */
 const volatile __u32 targ_tls_data_bytes = RC_TLS_DATA_PEEK;	/* plaintext bytes kept per call */
+const volatile __u32 targ_self_tgid = 0;	/* reqcost itself: never traced */
+const volatile bool targ_cgroups = false;	/* cgroup targets were given */
+
+/*
+ * Bit L set: a traced cgroup sits at level L of the v2 hierarchy (the root
+ * is level 0). Written by user space when its targets are re-read, so not
+ * read-only.
+ */
+__u64 cgroup_levels = 0;
 
 /* tgid -> 1 for every traced process; kept current on fork and exit. */
 struct {
@@ -45,6 +56,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } traced SEC(".maps");
+
+/*
+ * v2 cgroup id -> 1 for every traced cgroup (--cgroup, --unit): a process in
+ * one of them or in a descendant of one is traced from its first traced
+ * call, fork or exec on (see join_by_cgroup).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACED_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u8);
+} traced_cgroups SEC(".maps");
 
 /*
  * What the enter of a syscall leaves for its exit, in the thread's own
@@ -133,6 +156,58 @@ static __always_inline void count(__u32 which)
 static __always_inline bool is_traced(__u32 tgid)
 {
 	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
+}
+
+static __always_inline void emit_process(__u16 op, struct task_struct *task,
+					 __u32 parent_tgid);
+
+/*
+ * The current process sits in a traced cgroup or below one: one lookup per
+ * level that holds a traced cgroup (usually one), of the current cgroup's
+ * ancestor at that level.
+ */
+static __always_inline bool in_traced_cgroup(void)
+{
+	__u64 levels = cgroup_levels;
+
+	for (int level = 0; level < MAX_CGROUP_LEVELS; level++) {
+		__u64 id;
+
+		if (!(levels & (1ULL << level)))
+			continue;
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (id == 0)
+			return false;	/* the current cgroup is less deep */
+		if (bpf_map_lookup_elem(&traced_cgroups, &id))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The current process `task` is not traced yet: trace it from now on if it
+ * is in a traced cgroup (it joined after attach, or was started there), and
+ * tell user space with an exec record (its program and name as of now).
+ * reqcost itself never joins.
+ */
+static __always_inline bool join_by_cgroup(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u8 one = 1;
+
+	if (!targ_cgroups || tgid == targ_self_tgid || !in_traced_cgroup())
+		return false;
+	/* Of threads joining at once, one tells. */
+	if (bpf_map_update_elem(&traced, &tgid, &one, BPF_NOEXIST) == 0)
+		emit_process(RC_PROC_EXEC, task,
+			     BPF_CORE_READ(task, real_parent, tgid));
+	return is_traced(tgid);
+}
+
+/* is_traced(), or joins the current process `task` by its cgroup. */
+static __always_inline bool is_traced_now(struct task_struct *task)
+{
+	return is_traced(BPF_CORE_READ(task, tgid)) || join_by_cgroup(task);
 }
 
 /*
@@ -259,7 +334,7 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p)
 		return p;
-	if (!is_traced(task->tgid))
+	if (!is_traced_now(task))
 		return NULL;
 	p = bpf_task_storage_get(&pending, task, NULL,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -1041,7 +1116,8 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 cpid = BPF_CORE_READ(child, pid);
 	__u8 one = 1;
 
-	if (cpid != ctgid || !is_traced(ptgid))
+	/* The fork runs in the parent: it may join by its cgroup here. */
+	if (cpid != ctgid || !is_traced_now(parent))
 		return 0;
 	bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
 	emit_process(RC_PROC_FORK, child, ptgid);
@@ -1054,8 +1130,10 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 
-	if (!is_traced(tgid))
+	if (!is_traced(tgid)) {
+		join_by_cgroup(task);	/* tells with its own exec record */
 		return 0;
+	}
 	emit_process(RC_PROC_EXEC, task, BPF_CORE_READ(task, real_parent, tgid));
 	return 0;
 }

@@ -15,7 +15,9 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/fleet.h"
+#include "cli/live_view.h"
 #include "cli/pipeline.h"
+#include "cli/targets.h"
 #include "collector/capture_file.h"
 #include "collector/status_macros.h"
 #include "collector/tracer.h"
@@ -24,8 +26,10 @@ namespace reqcost::cli {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_reread = 0;
 
 void OnStopSignal(int) { g_stop = 1; }
+void OnReread(int) { g_reread = 1; }
 
 // SIGINT and SIGTERM end the run cleanly. No SA_RESTART: the poll returns
 // at once instead of waiting out its timeout.
@@ -35,7 +39,12 @@ void InstallStopHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // SIGHUP re-reads the --cgroup and --unit targets (an agent's reload).
+  sa.sa_handler = OnReread;
+  sigaction(SIGHUP, &sa, nullptr);
 }
+
+constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
 
 constexpr absl::Duration kMaxDuration = absl::Hours(24 * 7);
 constexpr uint64_t kFlushEveryNs = 1000000000;
@@ -64,6 +73,46 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text) {
         "--duration %s is out of range: 0 (until Ctrl-C) to 168h", text));
   }
   return d;
+}
+
+// --interval: like --duration, but 100ms or more.
+absl::StatusOr<absl::Duration> ParseIntervalFlag(const std::string& text) {
+  absl::Duration d;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--interval %s is not a duration: use 5s, 500ms, 1m or seconds",
+        text));
+  }
+  if (d < kMinInterval || d > kMaxDuration) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--interval %s is out of range: 100ms to 168h", text));
+  }
+  return d;
+}
+
+// Re-reads the cgroup targets on SIGHUP, or when a traced directory went
+// away or was recreated (a restarted unit), and hands them to the kernel.
+void RereadTargets(CgroupTargets* targets, collector::Tracer* tracer) {
+  const bool asked = g_reread != 0;
+  g_reread = 0;
+  if (!asked && !targets->Stale()) return;
+  const bool changed = targets->Reread();
+  if (changed) {
+    if (absl::Status s = tracer->SetCgroups(targets->targets()); !s.ok()) {
+      std::fprintf(stderr, "reqcost: re-reading targets: %s\n",
+                   std::string(s.message()).c_str());
+      return;
+    }
+  }
+  if (asked) {
+    std::fprintf(stderr, "reqcost: SIGHUP: re-read %zu cgroup targets%s\n",
+                 targets->targets().size(),
+                 changed ? " (changed)" : " (unchanged)");
+  }
+  std::fflush(stderr);
 }
 
 int64_t MonotonicToWallNs() {
@@ -97,8 +146,23 @@ absl::Status RunAttach(const AttachOptions& options) {
   ASSIGN_OR_RETURN(const absl::Duration duration,
                    ParseDurationFlag(options.duration));
   ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
+  std::optional<absl::Duration> interval;
+  if (!options.interval.empty()) {
+    ASSIGN_OR_RETURN(interval, ParseIntervalFlag(options.interval));
+    if (!options.summary) {
+      return absl::InvalidArgumentError(
+          "--interval is for attach: record writes a capture only");
+    }
+    if (format == Format::kJson) {
+      return absl::InvalidArgumentError(
+          "--interval prints text or jsonl: use -f text or -f jsonl");
+    }
+  }
+  ASSIGN_OR_RETURN(CgroupTargets targets,
+                   CgroupTargets::Resolve(options.cgroups, options.units));
   collector::TracerOptions topts;
   topts.pids = options.pids;
+  topts.cgroups = targets.targets();
   topts.payload_bytes = options.payload_bytes;
   topts.ring_bytes = options.ring_bytes;
   topts.syscall_times = options.syscall_times;
@@ -111,6 +175,8 @@ absl::Status RunAttach(const AttachOptions& options) {
   out.events = options.events;
   out.requests = options.requests;
   out.summary = options.summary;
+  out.intervals = interval.has_value();
+  out.explain_empty = options.summary;
   Pipeline pipeline(out, stdout);
   // One clock offset per run: the capture's and the spans' (so that `report
   // --otlp-json` of the capture gives the very same span times).
@@ -144,8 +210,21 @@ absl::Status RunAttach(const AttachOptions& options) {
     pipeline.RecordTo(&*writer);
   }
   pipeline.Begin(start_ns, procs);
+  std::optional<IntervalView> view;
+  if (interval) {
+    view.emplace(format == Format::kJsonl, stdout, mono_to_wall_ns);
+    pipeline.AddRequestObserver(
+        [&view](const analyzers::Request& r) { view->Add(r); });
+  }
   YieldToTracedProcesses();
-  std::fprintf(stderr, "attached to %zu processes\n", procs.size());
+  if (targets.empty()) {
+    std::fprintf(stderr, "attached to %zu processes\n", procs.size());
+  } else {
+    std::fprintf(stderr,
+                 "attached to %zu processes and %zu cgroups (with the "
+                 "processes that join them)\n",
+                 procs.size(), targets.targets().size());
+  }
   std::fflush(stderr);
 
   uint64_t end_ns = duration == absl::ZeroDuration()
@@ -154,6 +233,11 @@ absl::Status RunAttach(const AttachOptions& options) {
   absl::Status poll_error;
   uint64_t next_flush_ns = start_ns + kFlushEveryNs;
   uint64_t next_tick_ns = start_ns;
+  uint64_t next_reread_ns = start_ns + kFlushEveryNs;
+  const uint64_t interval_ns =
+      interval ? static_cast<uint64_t>(absl::ToInt64Nanoseconds(*interval))
+               : 0;
+  uint64_t interval_start_ns = start_ns;
   while (!g_stop && collector::MonotonicNowNs() < end_ns) {
     uint64_t poll_start_ns = collector::MonotonicNowNs();
     absl::StatusOr<int> n = tracer->Poll(100);
@@ -177,6 +261,25 @@ absl::Status RunAttach(const AttachOptions& options) {
                   tracer->counters().dropped, pipeline.traced_processes());
       next_tick_ns = collector::MonotonicNowNs() + kFlushEveryNs;
     }
+    if (!targets.empty() &&
+        (g_reread || collector::MonotonicNowNs() >= next_reread_ns)) {
+      RereadTargets(&targets, tracer.get());
+      next_reread_ns = collector::MonotonicNowNs() + kFlushEveryNs;
+    }
+    if (view && collector::MonotonicNowNs() >= interval_start_ns + interval_ns) {
+      // Everything that ended before the interval's end is drained and
+      // finalized first (up to the reorder window).
+      const uint64_t interval_end_ns = interval_start_ns + interval_ns;
+      uint64_t drained_at = collector::MonotonicNowNs();
+      if (absl::StatusOr<int> d = tracer->Poll(0); !d.ok()) {
+        poll_error = d.status();
+        break;
+      }
+      pipeline.AdvanceTo(drained_at);
+      view->Print(interval_start_ns, interval_end_ns,
+                  tracer->counters().dropped);
+      interval_start_ns = interval_end_ns;
+    }
   }
   // Whatever the kernel wrote before we stopped is still delivered.
   if (poll_error.ok()) {
@@ -187,7 +290,14 @@ absl::Status RunAttach(const AttachOptions& options) {
   uint64_t undecodable = tracer->decode_errors();
   tracer.reset();  // detach before printing: the traced stack runs free
 
-  absl::Status end = pipeline.End(collector::MonotonicNowNs(), counters);
+  const uint64_t stop_ns = collector::MonotonicNowNs();
+  if (view && stop_ns > interval_start_ns) {
+    // The last, partial interval: so that the intervals add up to the run.
+    pipeline.BeforeSummary([&view, &counters, interval_start_ns, stop_ns] {
+      view->Print(interval_start_ns, stop_ns, counters.dropped);
+    });
+  }
+  absl::Status end = pipeline.End(stop_ns, counters);
   absl::Status fleet_end;
   if (fleet) {
     fleet->Tick(pipeline.syscall_events() + pipeline.process_events(),

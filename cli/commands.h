@@ -24,7 +24,10 @@ absl::Status RunCheck();
 
 struct AttachOptions {
   std::vector<pid_t> pids;
+  std::vector<std::string> cgroups;  // --cgroup: v2 directories
+  std::vector<std::string> units;    // --unit: systemd units
   std::string duration = "0";  // "0": until Ctrl-C
+  std::string interval;        // --interval: "" for none
   std::string output;          // capture file to write, "" for none
   std::string format = "text";
   bool events = false;    // print every event, strace-style

@@ -22,8 +22,14 @@ using reqcost::cli::AttachOptions;
 // The tracing flags shared by `attach` and `record`.
 void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
   cmd->add_option("-p,--pid", o->pids,
-                  "PID to trace with all its descendants (repeatable)")
-      ->required();
+                  "PID to trace with all its descendants (repeatable)");
+  cmd->add_option("--cgroup", o->cgroups,
+                  "cgroup v2 directory (absolute, or relative to the v2 "
+                  "mount) whose processes, and those that join it or a "
+                  "cgroup below it later, are traced (repeatable)");
+  cmd->add_option("--unit", o->units,
+                  "systemd unit whose cgroup is traced, as with --cgroup "
+                  "(nginx, php8.2-fpm.service; repeatable)");
   cmd->add_option("-d,--duration", o->duration,
                   "stop after this long: 10s, 500ms, 2m (0: until Ctrl-C)");
   cmd->add_option(
@@ -117,6 +123,9 @@ int main(int argc, char** argv) {
   attach_cmd->add_option("-o,--output", attach.output,
                          "also record a capture file (mode 0600)");
   attach_cmd->add_option("-f,--format", attach.format, "text, json or jsonl");
+  attach_cmd->add_option("-i,--interval", attach.interval,
+                         "also print each interval's breakdown as it ends: "
+                         "5s, 500ms, 1m (text or jsonl)");
   attach_cmd->add_flag("--requests", attach.requests,
                        "print every request as it completes");
   attach_cmd->add_flag("--events", attach.events,

@@ -51,6 +51,7 @@ void Pipeline::NoteWriteError(absl::Status status) {
 
 void Pipeline::OnSyscall(const SyscallEvent& e) {
   ++syscalls_;
+  seen_.Add(e);
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
   if (options_.events && options_.format == Format::kText) {
     std::fprintf(out_, "%s\n", FormatEvent(e, Comm(e.tgid), start_ns_).c_str());
@@ -81,7 +82,8 @@ void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
 }
 
 void Pipeline::OnRequest(const analyzers::Request& r) {
-  if (options_.requests || options_.format == Format::kJsonl) {
+  if (options_.requests ||
+      (options_.format == Format::kJsonl && !options_.intervals)) {
     if (options_.format == Format::kJsonl) {
       std::fprintf(out_, "%s\n", analyzers::RequestToJson(r).dump().c_str());
     } else if (options_.format == Format::kText) {
@@ -93,6 +95,7 @@ void Pipeline::OnRequest(const analyzers::Request& r) {
 
 absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
   profiler_.Finish(end_ns);
+  if (before_summary_) before_summary_();
   analyzers::CaptureInfo info;
   info.duration_s = end_ns > start_ns_ ? (end_ns - start_ns_) / 1e9 : 0;
   info.events = syscalls_ + process_events_;
@@ -103,7 +106,10 @@ absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
     switch (options_.format) {
       case Format::kText:
         std::fprintf(
-            out_, "%s%s\n", analyzers::FormatText(report_).c_str(),
+            out_, "%s%s\n",
+            options_.explain_empty && report_.count == 0
+                ? ExplainNoRequest(seen_, comm_.size()).c_str()
+                : analyzers::FormatText(report_).c_str(),
             CountersLine(syscalls_, process_events_, counters).c_str());
         break;
       case Format::kJson:
@@ -111,7 +117,14 @@ absl::Status Pipeline::End(uint64_t end_ns, const KernelCounters& counters) {
                      analyzers::ReportToJson(report_).dump(2).c_str());
         break;
       case Format::kJsonl:
-        break;  // the requests were the output
+        // The requests were the output; after intervals, the whole run.
+        if (options_.intervals) {
+          nlohmann::json j;
+          j["type"] = "summary";
+          j["report"] = analyzers::ReportToJson(report_);
+          std::fprintf(out_, "%s\n", j.dump().c_str());
+        }
+        break;
     }
   }
   std::fflush(out_);

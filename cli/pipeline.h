@@ -20,6 +20,7 @@
 #include "collector/capture_file.h"
 #include "collector/event.h"
 #include "collector/tracer.h"
+#include "cli/live_view.h"
 
 namespace reqcost::cli {
 
@@ -33,6 +34,12 @@ struct OutputOptions {
   bool events = false;    // every syscall, strace-style (text only)
   bool requests = false;  // every request as it completes
   bool summary = true;    // the breakdown at the end
+  // A live run with --interval: jsonl prints interval records instead of
+  // requests (unless `requests`) and ends with a {"type":"summary"} record.
+  bool intervals = false;
+  // A live run: with no request, the text summary says what the run saw and
+  // what to check instead of an empty table.
+  bool explain_empty = false;
 };
 
 class Pipeline : public collector::EventSink {
@@ -57,6 +64,12 @@ class Pipeline : public collector::EventSink {
   void OnProcess(const ProcessEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
 
+  // Called at End(), once every request is finalized and before the
+  // summary is printed (the live view's last, partial interval).
+  void BeforeSummary(std::function<void()> hook) {
+    before_summary_ = std::move(hook);
+  }
+
   // The ring buffer was drained empty after monotonic `now_ns`: lets the
   // profiler finalize what that proves complete (Profiler::AdvanceTo).
   void AdvanceTo(uint64_t now_ns) { profiler_.AdvanceTo(now_ns); }
@@ -74,6 +87,8 @@ class Pipeline : public collector::EventSink {
   const std::string& Comm(uint32_t tgid) const;
   // Traced processes now: at Begin, plus forks, minus exits.
   size_t traced_processes() const { return live_.size(); }
+  // The socket calls seen so far, by kind.
+  const SeenCalls& seen_calls() const { return seen_; }
 
  private:
   void OnRequest(const analyzers::Request& request);
@@ -91,6 +106,8 @@ class Pipeline : public collector::EventSink {
   uint64_t drop_notices_ = 0;
   std::map<uint32_t, std::string> comm_;
   std::set<uint32_t> live_;
+  SeenCalls seen_;
+  std::function<void()> before_summary_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;
 };
 

@@ -129,6 +129,7 @@ std::vector<CheckResult> RunSystemChecks() {
     NullSink sink;
     TracerOptions options;
     options.pids = {getpid()};
+    options.allow_self = true;  // its own process is the test subject
     options.ring_bytes = TracerOptions::kMinRingBytes * 16;
     absl::StatusOr<std::unique_ptr<Tracer>> tracer =
         Tracer::Start(options, &sink);

@@ -5,6 +5,7 @@
 #include <linux/types.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -67,14 +68,25 @@ uint64_t MonotonicNowNs() {
 }
 
 absl::Status ValidateTracerOptions(const TracerOptions& o) {
-  if (o.pids.empty()) {
-    return absl::InvalidArgumentError("give at least one PID with -p");
+  if (o.pids.empty() && o.cgroups.empty()) {
+    return absl::InvalidArgumentError(
+        "give at least one target: -p PID, --cgroup PATH or --unit NAME");
   }
   for (pid_t pid : o.pids) {
     if (pid <= 0) {
       return absl::InvalidArgumentError(
           absl::StrFormat("-p %d: a PID is a positive number", pid));
     }
+    if (pid == getpid() && !o.allow_self) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("-p %d is reqcost itself, which never traces itself",
+                          pid));
+    }
+  }
+  if (o.cgroups.size() > TracerOptions::kMaxCgroups) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d cgroups and units given; reqcost traces up to %d",
+                        o.cgroups.size(), TracerOptions::kMaxCgroups));
   }
   if (o.payload_bytes > TracerOptions::kMaxPayloadBytes) {
     return absl::InvalidArgumentError(
@@ -138,6 +150,8 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   skel->rodata->targ_payload = options.payload_bytes;
   skel->rodata->targ_tls = options.tls;
   skel->rodata->targ_syscall_times = options.syscall_times;
+  skel->rodata->targ_self_tgid = static_cast<uint32_t>(getpid());
+  skel->rodata->targ_cgroups = !options.cgroups.empty();
   skel->rodata->targ_tls_data_bytes =
       std::max<uint32_t>(RC_TLS_DATA_PEEK, options.payload_bytes);
   for (bpf_program* prog :
@@ -166,6 +180,8 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   if (int err = reqcost_bpf__load(skel)) {
     return LoadError(-err, "loading the BPF programs");
   }
+  tracer->has_cgroups_ = !options.cgroups.empty();
+  if (tracer->has_cgroups_) RETURN_IF_ERROR(tracer->SetCgroups(options.cgroups));
   // Attach with an empty traced set: nothing emits yet, but forks are
   // followed from here on, so no child born during the scan is missed.
   if (int err = reqcost_bpf__attach(skel)) {
@@ -176,10 +192,20 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   // tracepoint saw their traced parent.
   std::set<uint32_t> traced;
   int map_fd = bpf_map__fd(skel->maps.traced);
+  const uint32_t self = static_cast<uint32_t>(getpid());
   for (int scan = 0; scan < 2; ++scan) {
     ASSIGN_OR_RETURN(std::vector<ProcessInfo> procs,
                      proc.WithDescendants(options.pids));
+    // The cgroups' members now (later ones join in the kernel).
+    for (const CgroupTarget& cg : options.cgroups) {
+      for (pid_t pid : CgroupMembers(cg.path)) {
+        absl::StatusOr<ProcessInfo> info = proc.ReadProcess(pid);
+        if (info.ok()) procs.push_back(std::move(*info));  // else: gone
+      }
+    }
     for (ProcessInfo& info : procs) {
+      // `attach -p $$` from a shell: reqcost is the shell's child.
+      if (info.pid == self && !options.allow_self) continue;
       if (!traced.insert(info.pid).second) continue;
       uint8_t one = 1;
       if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {
@@ -200,6 +226,50 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   if (!tracer->ring_) return LoadError(errno, "opening the ring buffer");
   tracer->last_drop_check_ns_ = MonotonicNowNs();
   return tracer;
+}
+
+absl::Status Tracer::SetCgroups(const std::vector<CgroupTarget>& cgroups) {
+  if (!has_cgroups_) {
+    return absl::FailedPreconditionError(
+        "this run was started without --cgroup or --unit targets");
+  }
+  if (cgroups.size() > TracerOptions::kMaxCgroups) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d cgroups and units given; reqcost traces up to %d",
+                        cgroups.size(), TracerOptions::kMaxCgroups));
+  }
+  int fd = bpf_map__fd(skel_->maps.traced_cgroups);
+  std::set<uint64_t> wanted;
+  uint64_t levels = 0;
+  for (const CgroupTarget& cg : cgroups) {
+    if (cg.level < 0 || cg.level > kMaxCgroupLevel) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s is %d levels deep; reqcost follows cgroups up to level %d",
+          cg.flag, cg.level, kMaxCgroupLevel));
+    }
+    wanted.insert(cg.id);
+    levels |= uint64_t{1} << cg.level;
+  }
+  // New ones first, then the levels, then stale ones out: a process of a
+  // cgroup kept is never seen as outside.
+  uint8_t one = 1;
+  for (uint64_t id : wanted) {
+    if (bpf_map_update_elem(fd, &id, &one, BPF_ANY) != 0) {
+      return absl::ErrnoToStatus(errno, "tracing a cgroup");
+    }
+  }
+  skel_->bss->cgroup_levels |= levels;
+  std::vector<uint64_t> stale;
+  uint64_t key = 0, next = 0;
+  const uint64_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!wanted.count(next)) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint64_t id : stale) bpf_map_delete_elem(fd, &id);
+  skel_->bss->cgroup_levels = levels;
+  return absl::OkStatus();
 }
 
 Tracer::~Tracer() {
@@ -297,7 +367,8 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
   } else {
     // A new process of the traced tree: its uprobes (it maps what its
     // parent mapped).
-    if (self->tls_probes_ && self->process_.op == ProcessEvent::Op::kFork) {
+    // A process that joined a traced cgroup is told as an exec.
+    if (self->tls_probes_ && self->process_.op != ProcessEvent::Op::kExit) {
       self->AttachTlsProbesTo(self->process_.tgid);
     }
     self->sink_->OnProcess(self->process_);

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "collector/cgroups.h"
 #include "collector/event.h"
 
 struct bpf_link;
@@ -40,6 +41,11 @@ struct TracerOptions {
   static constexpr uint32_t kMaxPayloadBytes = 256;
 
   std::vector<pid_t> pids;     // traced with all their descendants
+  // Traced with every process in them or below them, now or later (up to
+  // kMaxCgroups). A process that joins one after attach is traced from its
+  // next traced call, fork or exec on, and told as an exec event.
+  std::vector<CgroupTarget> cgroups;
+  static constexpr size_t kMaxCgroups = 256;
   uint32_t payload_bytes = 0;  // of each read/write; 0 captures none
   uint32_t ring_bytes = kDefaultRingBytes;  // a power of two
   // Trace the data syscalls (read, write, ...) at enter and exit, so that
@@ -56,6 +62,10 @@ struct TracerOptions {
   // after attach (dlopen, exec) is not probed.
   bool tls_probes = false;
   bool verbose = false;  // libbpf's own messages to stderr
+  // Let reqcost's own process be a traced PID: only for `reqcost check`,
+  // which loads the programs on itself (and its libssl) as a test subject.
+  // Otherwise reqcost never traces itself.
+  bool allow_self = false;
 };
 
 // Checks options a user can get wrong; InvalidArgument naming the flag.
@@ -76,6 +86,12 @@ class Tracer {
 
   // The processes traced at attach (roots and descendants).
   const std::vector<ProcessInfo>& processes() const { return processes_; }
+
+  // Replaces the traced cgroups (their directories were re-read: a
+  // restarted unit's cgroup is a new one). Processes in them are traced from
+  // their next traced call on. FailedPrecondition when the tracer was
+  // started without cgroups; InvalidArgument past kMaxCgroups.
+  absl::Status SetCgroups(const std::vector<CgroupTarget>& cgroups);
 
   // Waits up to `timeout_ms` for events, hands every ready record to the
   // sink and reports new drops. Returns how many records it handled; an
@@ -130,6 +146,7 @@ class Tracer {
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   bool tls_probes_ = false;
+  bool has_cgroups_ = false;  // the kernel side checks cgroups
   std::set<uint32_t> tls_pids_;  // processes whose libssl was looked for
   std::vector<std::string> tls_libraries_;
   absl::Status tls_probe_status_;

@@ -31,6 +31,9 @@ PACKAGES=(
   # cpack -G DEB reads the shared-library dependencies with dpkg-shlibdeps
   # (dpkg-dev); the package tests render the page with man (man-db)
   go-md2man dpkg-dev man-db
+  # the --interval test runs reqcost in a real terminal: tmux send-keys and
+  # capture-pane
+  tmux
 )
 
 missing=()

@@ -6,6 +6,7 @@
 // configures its agents. Also the exit codes of bad fleet flags (no BPF
 // needed: they fail before attaching).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -380,6 +381,133 @@ TEST(FleetTest, BadFleetFlagsExitTwoBeforeAttaching) {
     EXPECT_THAT(err, HasSubstr(flags[0])) << err;
     EXPECT_THAT(err, ::testing::Not(HasSubstr("attached"))) << err;
   }
+}
+
+
+// Every panel of the shipped Grafana dashboard (cli/exporters/
+// reqcost-dashboard.json) returns data from a real Prometheus scraping
+// `reqcost attach --metrics` on nginx + php-fpm, whose PHP page makes an
+// HTTP call of its own (a backend call) and some of whose requests the
+// client abandons (incomplete). Grafana's $__rate_interval is replaced by
+// 10s (scrapes every second).
+TEST(FleetTest, EveryDashboardPanelReturnsData) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-dashboard"));
+  ASSERT_OK_AND_ASSIGN(
+      dashboard_text,
+      ReadFileToString(std::string(REQCOST_SOURCE_DIR) +
+                       "/cli/exporters/reqcost-dashboard.json"));
+  json dashboard = json::parse(dashboard_text, nullptr, false);
+  ASSERT_FALSE(dashboard.is_discarded());
+  struct Query {
+    std::string panel, expr;
+  };
+  std::vector<Query> queries;
+  for (const json& panel : dashboard["panels"]) {
+    for (const json& target : panel["targets"]) {
+      std::string expr = target["expr"].get<std::string>();
+      for (size_t at = expr.find("$__rate_interval"); at != std::string::npos;
+           at = expr.find("$__rate_interval")) {
+        expr.replace(at, std::string("$__rate_interval").size(), "10s");
+      }
+      ASSERT_EQ(expr.find('$'), std::string::npos)
+          << "a template variable the test does not know: " << expr;
+      queries.push_back({panel["title"].get<std::string>(), expr});
+    }
+  }
+  ASSERT_GE(queries.size(), 6u);
+
+  // A docroot with a page that calls an HTTP server itself.
+  const std::string docroot = dir.File("docroot");
+  ASSERT_EQ(mkdir(docroot.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteStringToFile(docroot + "/index.html", "hello\n").ok());
+  ASSERT_TRUE(WriteStringToFile(
+                  docroot + "/call.php",
+                  "<?php $b = file_get_contents($_GET['u']); "
+                  "if (isset($_GET['us'])) usleep((int)$_GET['us']); "
+                  "echo strlen($b), \"\\n\";\n")
+                  .ok());
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, PhpFpmOptions{}));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.docroot = docroot;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(metrics_port, FreeTcpPort());
+  ASSERT_OK_AND_ASSIGN(prom_port, FreeTcpPort());
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "--duration", "0",
+                     "--metrics", absl::StrCat("127.0.0.1:", metrics_port)}));
+  ASSERT_OK_AND_ASSIGN(prom, StartPrometheus(dir, prom_port, metrics_port));
+
+  const std::string page = absl::StrCat(
+      "/call.php?u=", UrlEncode(nginx.Url("/index.html")));
+  std::vector<std::string> missing;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    AbOptions ab;
+    ab.url = nginx.Url(page);
+    ab.requests = 100;
+    ab.concurrency = 2;
+    ASSERT_OK_AND_ASSIGN(abr, RunAb(ab));
+    ASSERT_EQ(abr.complete, 100);
+    // Abandoned by the client before the response: incomplete requests.
+    ASSERT_OK_AND_ASSIGN(
+        curl, Subprocess::Start(
+                  {"/usr/bin/curl", "-s", "-o", "/dev/null", "--max-time",
+                   "0.2", nginx.Url(page + "&us=600000")},
+                  dir.File("curl.out"), dir.File("curl.err")));
+    (void)curl.WaitForExit(absl::Seconds(10));
+    missing.clear();
+    for (const Query& q : queries) {
+      absl::StatusOr<HttpResponse> r = HttpGet(
+          absl::StrCat("http://127.0.0.1:", prom_port,
+                       "/api/v1/query?query=", UrlEncode(q.expr)));
+      bool has_data = false;
+      if (r.ok()) {
+        json doc = json::parse(r->body, nullptr, false);
+        ASSERT_FALSE(doc.is_discarded()) << r->body;
+        ASSERT_EQ(doc.value("status", ""), "success")
+            << q.panel << ": " << q.expr << ": " << r->body;
+        for (const json& series : doc["data"]["result"]) {
+          double v = NAN;
+          (void)absl::SimpleAtod(series["value"][1].get<std::string>(), &v);
+          if (std::isfinite(v)) has_data = true;
+        }
+      }
+      if (!has_data) missing.push_back(q.panel + ": " + q.expr);
+    }
+    if (missing.size() <= 1) {
+      // Only the backend-calls panel may be left, and only while reqcost
+      // does not export its metric.
+      if (missing.empty() ||
+          absl::StrContains(missing[0], "reqcost_backend_call_duration"))
+        break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  absl::StatusOr<HttpResponse> exposition =
+      HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port, "/metrics"));
+  ASSERT_TRUE(exposition.ok());
+  const bool calls_exported = absl::StrContains(
+      exposition->body, "reqcost_backend_call_duration_seconds");
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  (void)prom.Stop(absl::Seconds(10));
+  EXPECT_EQ(code, 0) << run.err();
+  for (const std::string& m : missing) {
+    if (!calls_exported &&
+        absl::StrContains(m, "reqcost_backend_call_duration")) {
+      std::printf(
+          "[ dashboard ] the backend-calls panel has no data: this reqcost "
+          "does not export reqcost_backend_call_duration_seconds (absent "
+          "from its exposition), so the panel is not checked\n");
+      continue;
+    }
+    ADD_FAILURE() << "no data for the panel " << m;
+  }
+  std::printf("[ dashboard ] %zu queries, %zu without data\n",
+              queries.size(), missing.size());
 }
 
 }  // namespace

@@ -24,13 +24,16 @@ class ReqcostRun {
  public:
   // Starts `reqcost <args>` with output in `dir` and waits (bounded) for
   // "attached to" on its stderr.
+  // With `prepend_binary` false, args[0] is the program to run (a wrapper
+  // such as setpriv that runs reqcost).
   static absl::StatusOr<ReqcostRun> Attach(const TempDir& dir,
-                                           std::vector<std::string> args) {
+                                           std::vector<std::string> args,
+                                           bool prepend_binary = true) {
     static int n = 0;
     ReqcostRun run;
     run.out_ = dir.File(absl::StrCat("reqcost-", n, ".out"));
     run.err_ = dir.File(absl::StrCat("reqcost-", n++, ".err"));
-    args.insert(args.begin(), REQCOST_BINARY);
+    if (prepend_binary) args.insert(args.begin(), REQCOST_BINARY);
     absl::StatusOr<Subprocess> p = Subprocess::Start(args, run.out_, run.err_);
     if (!p.ok()) return p.status();
     run.process_.emplace(*std::move(p));
@@ -62,6 +65,7 @@ class ReqcostRun {
     return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
   }
 
+  pid_t pid() const { return process_->pid(); }
   std::string out() const { return ReadFileToString(out_).value_or(""); }
   std::string err() const { return ReadFileToString(err_).value_or(""); }
 

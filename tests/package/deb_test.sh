@@ -50,6 +50,9 @@ dpkg_locked -i "$deb" || fail "dpkg -i $deb"
 [ "$(command -v reqcost)" = /usr/bin/reqcost ] || fail "reqcost is not /usr/bin/reqcost"
 dpkg -L reqcost > "$tmp/files"
 grep -qx /usr/bin/reqcost "$tmp/files" || fail "the package does not own /usr/bin/reqcost"
+for f in /usr/lib/systemd/system/reqcost.service /usr/share/reqcost/grafana/reqcost-dashboard.json; do
+  grep -qx "$f" "$tmp/files" || fail "the package does not ship $f"
+done
 no_build_path /usr/bin/reqcost /usr/lib/reqcost/reqcost-fcgi-backend
 man -w reqcost > /dev/null 2>&1 || fail "man reqcost finds no page"
 

@@ -23,7 +23,8 @@ mv "$tmp/first" "$tmp/moved"
 prefix="$tmp/moved"
 for f in bin/reqcost lib/reqcost/reqcost-fcgi-backend share/reqcost/nginx/nginx.conf.in \
          share/reqcost/php-fpm/php-fpm.conf.in share/reqcost/php/hello.php \
-         share/man/man8/reqcost.8.gz; do
+         share/man/man8/reqcost.8.gz lib/systemd/system/reqcost.service \
+         share/reqcost/grafana/reqcost-dashboard.json; do
   [ -e "$prefix/$f" ] || fail "cmake --install did not install $f"
 done
 no_build_path "$prefix/bin/reqcost" "$prefix/lib/reqcost/reqcost-fcgi-backend"
