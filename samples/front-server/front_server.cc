@@ -29,6 +29,7 @@
 // (its connection's next request began, or the connection closed), as
 //   seq read_ns link_start_ns reply_end_ns response_end_ns accept_us
 //   close_us server_us link_us server_slack_us link_slack_us uri
+//   connect_end_ns read_us send_us
 // with CLOCK_MONOTONIC instants in ns and durations in µs (3 decimals).
 // The instants are those reqcost's phases use in its default mode
 // (docs/definitions.md), taken right after (or right before) the syscall:
@@ -45,6 +46,13 @@
 //                    connection (reqcost counts it in that request), else 0
 //   close_us         the close() of the client connection, for the last
 //                    request on it, else 0
+//   connect_end_ns   the return of connect() on a new link, else 0 (the
+//                    start of reqcost's queue; --responder logs its end)
+//   read_us          the time in the first read of the request
+//   send_us          the time in the kept link's first send, else 0
+//                    (with reqcost's --syscall-times both calls are seen
+//                    at their enter: the request and W start that much
+//                    earlier than read_ns and link_start_ns)
 //   server_us  = accept_us + (response_end - read) + close_us
 //                - (reply_end - link_start)
 //   link_us    = reply_end - link_start   (reqcost's |W|: transport +
@@ -239,6 +247,14 @@ struct ExchangeTimes {
   // and in the last reply read, clocks included: reqcost's stamps for W lie
   // inside these calls.
   int64_t slack_ns = 0;
+  // The return of connect() on a new link (0 on a kept link): where reqcost's
+  // queue starts; it ends when the backend's accept of the link returns,
+  // which the responder logs.
+  int64_t connect_end = 0;
+  // The time in the kept link's first send (0 on a new link): with
+  // reqcost's --syscall-times W starts at that send's enter, this much
+  // before link_start.
+  int64_t send_ns = 0;
 };
 
 // Waits until `fd` is readable; false on error.
@@ -270,7 +286,8 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
       close(fd);
       return false;
     }
-    t->slack_ns = NowNs() - t->link_start;
+    t->connect_end = NowNs();
+    t->slack_ns = t->connect_end - t->link_start;
     if (be->address.family == AF_INET) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -291,6 +308,7 @@ bool Exchange(Backend* be, const std::string& method, const std::string& target,
     }
     t->link_start = NowNs();
     t->slack_ns = t->link_start - before;
+    t->send_ns = t->slack_ns;
   }
   std::string buf;
   bool ended = false;
@@ -362,13 +380,15 @@ void WriteLog(const LogRecord& r) {
   char line[1024];
   int n = std::snprintf(
       line, sizeof(line),
-      "%llu %lld %lld %lld %lld %.3f %.3f %.3f %.3f %.3f %.3f %.400s\n",
+      "%llu %lld %lld %lld %lld %.3f %.3f %.3f %.3f %.3f %.3f %.400s %lld "
+      "%.3f %.3f\n",
       static_cast<unsigned long long>(r.seq), static_cast<long long>(r.read_ns),
       static_cast<long long>(r.ex.link_start),
       static_cast<long long>(r.ex.reply_end),
       static_cast<long long>(r.response_end), r.accept_ns / 1e3,
       r.close_ns / 1e3, server_us, link_us, server_slack_us, link_slack_us,
-      uri.c_str());
+      uri.c_str(), static_cast<long long>(r.ex.connect_end),
+      r.read_slack_ns / 1e3, r.ex.send_ns / 1e3);
   if (n > 0) {
     ssize_t w = write(g_log_fd, line, static_cast<size_t>(n));
     (void)w;
@@ -568,12 +588,14 @@ bool NameValueLength(const std::string& body, size_t* i, size_t* len) {
 
 // Serves FastCGI requests on one connection until it closes or a request
 // does not ask to keep it. Per request it logs, from its own clock,
-//   start_ns end_ns elapsed_us slack_us uri
+//   start_ns end_ns elapsed_us slack_us uri accept_end_ns
 // start = the return of the request's first read (it waits in poll, not in
 // the read, so the read holds no wait); end = the return of the write that
 // carries the whole reply (STDOUT, its end and END_REQUEST): reqcost's
 // backend phase. slack_us is the time spent in those two calls.
-void ServeResponderConn(int fd) {
+// accept_end_ns is `accept_end` (the return of the accept of this connection)
+// for its first request, 0 for later ones: the end of reqcost's queue.
+void ServeResponderConn(int fd, int64_t accept_end) {
   while (true) {
     std::string buf, query, uri;
     int64_t start = 0, start_slack = 0;
@@ -630,7 +652,9 @@ void ServeResponderConn(int fd) {
       std::string line = std::to_string(start) + " " + std::to_string(end) +
                          " " + std::to_string((end - start) / 1000) + " " +
                          std::to_string((start_slack + end - before) / 1e3) +
-                         " " + (uri.empty() ? "-" : uri) + "\n";
+                         " " + (uri.empty() ? "-" : uri) + " " +
+                         std::to_string(accept_end) + "\n";
+      accept_end = 0;
       ssize_t w = write(g_log_fd, line.data(), line.size());
       (void)w;
     }
@@ -648,8 +672,9 @@ int RunResponder() {
   std::fflush(stderr);
   while (true) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    int64_t accept_end = NowNs();
     if (fd < 0) continue;
-    ServeResponderConn(fd);
+    ServeResponderConn(fd, accept_end);
     close(fd);
   }
 }

@@ -6,7 +6,10 @@
 //
 // Every output must stay well formed: the terminal gets escapes
 // (analyzers::TerminalText), the exposition a valid UTF-8 label with no
-// raw control byte (LabelText), OTLP valid UTF-8 (ValidUtf8).
+// raw control byte (LabelText), OTLP valid UTF-8 (ValidUtf8). The capture's
+// `report --html` page, rendered by headless Chromium, shows the name as
+// text: its scripts ran to the end and no markup in the name became an
+// element.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -27,6 +30,7 @@
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/reqcost_run.h"
+#include "tests/support/browser.h"
 #include "tests/support/loopback.h"
 #include "tests/support/otlp_json_check.h"
 #include "tests/support/require_bpf.h"
@@ -143,10 +147,11 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
 
   const std::string metrics_file = dir.File("reqcost.prom");
   const std::string spans_file = dir.File("spans.jsonl");
+  const std::string capture = dir.File("run.cap");
   ASSERT_OK_AND_ASSIGN(
       run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(server),
                                     "--events", "--metrics-file", metrics_file,
-                                    "--otlp-json", spans_file}));
+                                    "--otlp-json", spans_file, "-o", capture}));
   constexpr int kRequests = 3;
   for (int i = 0; i < kRequests; ++i) ASSERT_TRUE(OneRequest(port));
   absl::SleepFor(absl::Milliseconds(300));
@@ -196,6 +201,45 @@ TEST_P(HostileNames, ExpositionOtlpAndEventsStayWellFormed) {
             4 * kRequests)
       << run.out();
   EXPECT_TRUE(clean) << run.out();
+
+  // HTML: the page of the capture in Chromium. The DOM after the scripts
+  // ran holds the process fact "PID NAME (role)" as a text node: the name
+  // as the JSON report writes it (valid UTF-8), serialized by the browser
+  // with <, > and & escaped. A name that became markup or ended the data's
+  // <script> element would leave no such text (and the facts list, drawn
+  // by the page's script from that data, would be missing).
+  const std::string html = dir.File("report.html");
+  ASSERT_OK_AND_ASSIGN(
+      page, RunReqcostTo({"report", capture, "--html", html},
+                         dir.File("html.out"), dir.File("html.err"),
+                         absl::Seconds(30)));
+  ASSERT_EQ(page.code, 0) << FileTail(dir.File("html.err"));
+  ASSERT_OK_AND_ASSIGN(dom, DumpDom(dir, html));
+  EXPECT_NE(dom.find("<dl class=\"facts\">"), std::string::npos)
+      << "the page's script did not draw its facts";
+  std::string shown;
+  for (char c : h.otlp_name) {
+    if (c == '<') {
+      shown += "&lt;";
+    } else if (c == '>') {
+      shown += "&gt;";
+    } else if (c == '&') {
+      shown += "&amp;";
+    } else {
+      shown += c;
+    }
+  }
+  const std::string fact = absl::StrCat("<dd>", server, " ", shown, " (");
+  EXPECT_NE(dom.find(fact), std::string::npos)
+      << "no text \"" << fact << "\" in the DOM:\n"
+      << dom.substr(0, 4000);
+  if (h.name.find('<') != std::string::npos) {
+    EXPECT_EQ(dom.find(h.name), std::string::npos)
+        << "the name's markup is in the DOM as markup";
+  }
+  // The data element is still one (a name that ended it would make the
+  // rest of the JSON page text).
+  EXPECT_EQ(Count(dom, "id=\"reqcost-data\""), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -205,7 +249,10 @@ INSTANTIATE_TEST_SUITE_P(
                       HostileName{"Newline", "srv\nn", "srv\nn"},
                       HostileName{"InvalidUtf8", "srv\xff\xfeu",
                                   "srv\xEF\xBF\xBD\xEF\xBF\xBDu"},
-                      HostileName{"Escape", "srv\x1b[2J", "srv\x1b[2J"}),
+                      HostileName{"Escape", "srv\x1b[2J", "srv\x1b[2J"},
+                      HostileName{"Script", "<script>q=1", "<script>q=1"},
+                      HostileName{"EndScript", "</script><b>x",
+                                  "</script><b>x"}),
     [](const auto& info) { return info.param.label; });
 
 }  // namespace
