@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -340,18 +341,13 @@ void ExchangeTracker::PruneCandidates(uint32_t tgid) {
 
 void ExchangeTracker::MarkUnsplitFront(const Conn& conn, uint64_t at_ns) {
   auto& fronts = queues_[conn.tgid].unsplit;
-  for (auto& f : fronts) {
-    if (f.uid == conn.uid) {
-      f.last_ns = std::max(f.last_ns, at_ns);
-      return;
-    }
+  auto [it, added] = fronts.try_emplace(conn.uid);
+  ProcessQueues::UnsplitFront& f = it->second;
+  if (added) {
+    // Opened before attach: it may have carried requests since any time.
+    f.open_ns = conn.preattach ? 0 : conn.accept_exit.value_or(0);
   }
-  ProcessQueues::UnsplitFront f;
-  f.uid = conn.uid;
-  // Opened before attach: it may have carried requests since any time.
-  f.open_ns = conn.preattach ? 0 : conn.accept_exit.value_or(0);
-  f.last_ns = at_ns;
-  fronts.push_back(f);
+  f.last_ns = std::max(f.last_ns, at_ns);
 }
 
 void ExchangeTracker::Release(std::shared_ptr<Exchange> ex) {
@@ -365,7 +361,8 @@ void ExchangeTracker::Release(std::shared_ptr<Exchange> ex) {
 bool ExchangeTracker::BehindUnsplitFront(const ProcessQueues& proc,
                                          const Exchange& ex) const {
   const uint64_t ex_end = std::max(ex.start_enter, ex.last_reply_exit);
-  for (const auto& f : proc.unsplit) {
+  for (const auto& entry : proc.unsplit) {
+    const ProcessQueues::UnsplitFront& f = entry.second;
     const uint64_t f_end = f.closed ? f.last_ns : UINT64_MAX;
     if (ex.start_enter <= f_end && ex_end >= f.open_ns) return true;
   }
@@ -414,12 +411,9 @@ void ExchangeTracker::ReleaseHeld(uint32_t tgid,
   // A closed front can only cover exchanges that began before it closed:
   // once nothing is held or waiting to be taken, none will come.
   if (proc.held.empty() && proc.candidates.empty()) {
-    auto& fronts = proc.unsplit;
-    fronts.erase(std::remove_if(fronts.begin(), fronts.end(),
-                                [](const ProcessQueues::UnsplitFront& f) {
-                                  return f.closed;
-                                }),
-                 fronts.end());
+    for (auto f = proc.unsplit.begin(); f != proc.unsplit.end();) {
+      f = f->second.closed ? proc.unsplit.erase(f) : std::next(f);
+    }
   }
 }
 
@@ -492,8 +486,9 @@ void ExchangeTracker::OnClose(const Conn& conn) {
   }
   auto it = queues_.find(conn.tgid);
   if (it == queues_.end()) return;
-  for (auto& f : it->second.unsplit) {
-    if (f.uid == conn.uid) f.closed = true;
+  if (auto f = it->second.unsplit.find(conn.uid);
+      f != it->second.unsplit.end()) {
+    f->second.closed = true;
   }
   if (done && !it->second.held.empty()) ReleaseHeld(conn.tgid, std::nullopt);
 }

@@ -105,13 +105,13 @@ class ExchangeTracker {
     std::vector<std::shared_ptr<Exchange>> held;
     // Its client connections that cannot be split: [open_ns, last_ns]
     // (open_ns 0 when opened before attach; last_ns unbounded while open).
+    // By connection uid (looked up on each of their events).
     struct UnsplitFront {
-      uint64_t uid = 0;
       uint64_t open_ns = 0;
       uint64_t last_ns = 0;
       bool closed = false;
     };
-    std::vector<UnsplitFront> unsplit;
+    std::map<uint64_t, UnsplitFront> unsplit;
   };
 
   std::shared_ptr<Exchange> Begin(Conn* conn, BackendLink* link, uint32_t tid,
