@@ -159,13 +159,39 @@ std::string ClientVerdict(const Comparison& c) {
   return out;
 }
 
+// A sentence for each phase some complete requests had null (unknown: seen
+// from a backend only): its means are over the other requests.
+std::string UnknownVerdict(const Comparison& c) {
+  std::string out;
+  for (Phase phase : kPhases) {
+    const uint64_t a = c.a.phases.Unknown(phase);
+    const uint64_t b = c.b.phases.Unknown(phase);
+    if (a == 0 && b == 0) continue;
+    absl::StrAppendFormat(&out,
+                          " %s is unknown for %d of %s's and %d of %s's "
+                          "complete requests (seen from a backend only): its "
+                          "figures are over the others.",
+                          PhaseName(phase), a, c.a_label, b, c.b_label);
+  }
+  return out;
+}
+
 std::string Verdict(const Comparison& c) {
   const PhaseDelta& total = c.Delta(Phase::kTotal);
   if (!total.a.has_value() || !total.b.has_value()) {
+    const Report& r = !total.a.has_value() ? c.a : c.b;
+    const std::string& label = !total.a.has_value() ? c.a_label : c.b_label;
+    if (r.complete > 0) {
+      return absl::StrFormat(
+                 "No comparison of totals: %s has no complete request with a "
+                 "known total.",
+                 label) +
+             UnknownVerdict(c);
+    }
     return absl::StrFormat("No comparison: %s has no complete requests.",
-                           !total.a.has_value() ? c.a_label : c.b_label);
+                           label);
   }
-  return TotalVerdict(c) + ClientVerdict(c);
+  return TotalVerdict(c) + ClientVerdict(c) + UnknownVerdict(c);
 }
 
 }  // namespace

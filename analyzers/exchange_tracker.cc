@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "analyzers/connection_table.h"
@@ -187,7 +189,10 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
       if (ex->has_send) ex->send_exit_before_reply = ex->last_send_exit;
     }
     if (!ex->ended) ex->last_reply_exit = rec.exit_ns;
-    if (HasType(headers, kFcgiEndRequest)) ex->ended = true;
+    if (HasType(headers, kFcgiEndRequest)) {
+      ex->ended = true;
+      ReleaseHeld(conn->tgid, std::nullopt);
+    }
   }
 }
 
@@ -323,9 +328,108 @@ void ExchangeTracker::PruneCandidates(uint32_t tgid) {
   auto unreachable = [&](const std::shared_ptr<Exchange>& ex) {
     return !earliest.has_value() || ex->start_enter < *earliest;
   };
-  size_t before = c.size();
-  c.erase(std::remove_if(c.begin(), c.end(), unreachable), c.end());
-  anomalies_->unattributed_exchanges += before - c.size();
+  auto gone = std::stable_partition(
+      c.begin(), c.end(),
+      [&](const std::shared_ptr<Exchange>& ex) { return !unreachable(ex); });
+  proc.held.insert(proc.held.end(), gone, c.end());
+  c.erase(gone, c.end());
+  if (!proc.held.empty()) ReleaseHeld(tgid, std::nullopt);
+}
+
+// ---------------------------------------------------------------------------
+// Exchanges no request took.
+
+void ExchangeTracker::MarkUnsplitFront(const Conn& conn, uint64_t at_ns) {
+  auto& fronts = queues_[conn.tgid].unsplit;
+  auto [it, added] = fronts.try_emplace(conn.uid);
+  ProcessQueues::UnsplitFront& f = it->second;
+  if (added) {
+    // Opened before attach: it may have carried requests since any time.
+    f.open_ns = conn.preattach ? 0 : conn.accept_exit.value_or(0);
+  }
+  f.last_ns = std::max(f.last_ns, at_ns);
+}
+
+void ExchangeTracker::Release(std::shared_ptr<Exchange> ex) {
+  if (!ex) return;
+  ex->attributed = false;
+  const uint32_t tgid = ex->tgid;
+  queues_[tgid].held.push_back(std::move(ex));
+  ReleaseHeld(tgid, std::nullopt);
+}
+
+bool ExchangeTracker::BehindUnsplitFront(const ProcessQueues& proc,
+                                         const Exchange& ex) const {
+  const uint64_t ex_end = std::max(ex.start_enter, ex.last_reply_exit);
+  for (const auto& entry : proc.unsplit) {
+    const ProcessQueues::UnsplitFront& f = entry.second;
+    const uint64_t f_end = f.closed ? f.last_ns : UINT64_MAX;
+    if (ex.start_enter <= f_end && ex_end >= f.open_ns) return true;
+  }
+  return false;
+}
+
+void ExchangeTracker::ReleaseHeld(uint32_t tgid,
+                                  std::optional<IncompleteReason> reason) {
+  // Bounds what a link that never ends its exchanges can keep here.
+  constexpr size_t kMaxHeld = 4096;
+  auto it = queues_.find(tgid);
+  if (it == queues_.end()) return;
+  std::vector<std::shared_ptr<Exchange>> held;
+  held.swap(it->second.held);
+  std::vector<std::shared_ptr<Exchange>> keep;
+  std::vector<std::pair<std::shared_ptr<Exchange>,
+                        std::optional<IncompleteReason>>>
+      out;
+  size_t over = held.size() > kMaxHeld ? held.size() - kMaxHeld : 0;
+  for (auto& ex : held) {
+    const bool ready = ex->done || ex->ended;
+    if (ready) {
+      out.emplace_back(std::move(ex), std::nullopt);
+    } else if (reason.has_value()) {
+      out.emplace_back(std::move(ex), reason);
+    } else if (over > 0) {
+      --over;
+      out.emplace_back(std::move(ex), IncompleteReason::kExchangeIncomplete);
+    } else {
+      keep.push_back(std::move(ex));
+    }
+  }
+  ProcessQueues& proc = it->second;
+  // Nothing was held while deciding, so the callback cannot see a half-done
+  // list.
+  proc.held = std::move(keep);
+  for (auto& [ex, why] : out) {
+    // Without a reply it was no request's exchange (a connect retried).
+    if (ex->has_reply && backend_link_callback_ &&
+        BehindUnsplitFront(proc, *ex)) {
+      backend_link_callback_(*ex, why);
+    } else {
+      ++anomalies_->unattributed_exchanges;
+    }
+  }
+  // A closed front can only cover exchanges that began before it closed:
+  // once nothing is held or waiting to be taken, none will come.
+  if (proc.held.empty() && proc.candidates.empty()) {
+    for (auto f = proc.unsplit.begin(); f != proc.unsplit.end();) {
+      f = f->second.closed ? proc.unsplit.erase(f) : std::next(f);
+    }
+  }
+}
+
+void ExchangeTracker::Flush(IncompleteReason reason) {
+  std::vector<uint32_t> tgids;
+  for (auto& [tgid, proc] : queues_) {
+    if (!proc.held.empty() || !proc.candidates.empty()) tgids.push_back(tgid);
+  }
+  for (uint32_t tgid : tgids) {
+    auto& proc = queues_[tgid];
+    for (auto& ex : proc.candidates) {
+      if (BehindUnsplitFront(proc, *ex)) proc.held.push_back(std::move(ex));
+    }
+    proc.candidates.clear();
+    ReleaseHeld(tgid, reason);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -372,12 +476,21 @@ void ExchangeTracker::OnPaired(const Conn& conn, BackendLink* link,
 }
 
 void ExchangeTracker::OnClose(const Conn& conn) {
+  bool done = false;
   if (const BackendLink* l = conn.link_state(); l != nullptr && l->exchange) {
     l->exchange->done = true;
+    done = true;
   }
   if (const BackendLink* l = conn.link()) {
     anomalies_->unmatched_backend_work += l->unbound_work.size();
   }
+  auto it = queues_.find(conn.tgid);
+  if (it == queues_.end()) return;
+  if (auto f = it->second.unsplit.find(conn.uid);
+      f != it->second.unsplit.end()) {
+    f->second.closed = true;
+  }
+  if (done && !it->second.held.empty()) ReleaseHeld(conn.tgid, std::nullopt);
 }
 
 // ---------------------------------------------------------------------------
@@ -418,7 +531,15 @@ uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
 void ExchangeTracker::ForgetProcess(uint32_t tgid) {
   auto it = queues_.find(tgid);
   if (it == queues_.end()) return;
-  it->second.candidates.clear();
+  // Exchanges behind a front that cannot be split are its requests; the
+  // others are forgotten, as before.
+  ProcessQueues& proc = it->second;
+  for (auto& ex : proc.candidates) {
+    if (BehindUnsplitFront(proc, *ex)) proc.held.push_back(std::move(ex));
+  }
+  proc.candidates.clear();
+  ReleaseHeld(tgid, IncompleteReason::kProcessExited);
+  proc.unsplit.clear();
   // Its requests were finalized before this, so none waits any more; the
   // whole entry goes (its tgid may come back as another process).
   if (it->second.waiting.empty()) queues_.erase(it);

@@ -9,15 +9,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "analyzers/client_requests.h"
 #include "analyzers/connection_table.h"
 #include "analyzers/connections.h"
 #include "analyzers/exchanges.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/report.h"
 #include "collector/event.h"
 
@@ -68,12 +71,47 @@ class ExchangeTracker {
   // How many processes have attribution state (bounded by the live ones).
   size_t tracked_processes() const { return queues_.size(); }
 
+  // Exchanges whose front cannot be split. An exchange no request took is
+  // held until it is done (its END_REQUEST read, its link closed or moved
+  // on); then, when it read a reply and overlapped in time a client
+  // connection of its process that cannot be split into requests (marked
+  // with MarkUnsplitFront), it is handed to the callback to become a request
+  // of its own seen from the backend link; otherwise it is counted in
+  // `unattributed_exchanges` as before. The callback's reason is set when
+  // the exchange was handed over before it was done (process exit, end).
+  using BackendLinkCallback =
+      std::function<void(const Exchange&, std::optional<IncompleteReason>)>;
+  void SetBackendLinkCallback(BackendLinkCallback callback) {
+    backend_link_callback_ = std::move(callback);
+  }
+  // Client connection `conn` carries requests reqcost cannot split (an
+  // HTTP/2 connection it cannot read the frames of); `at_ns` is the time of
+  // its latest event. Called on each of its events.
+  void MarkUnsplitFront(const Conn& conn, uint64_t at_ns);
+  // An exchange a request took but cannot keep (that request was on a
+  // connection that cannot be split): held like one no request took.
+  void Release(std::shared_ptr<Exchange> ex);
+  // The end of the events: every held exchange is decided now, one not
+  // done with `reason`.
+  void Flush(IncompleteReason reason);
+
  private:
   // What attribution keeps per process.
   struct ProcessQueues {
     uint64_t last_exchange_start_ns = 0;  // of its latest backend exchange
     std::vector<OpenRequest*> waiting;    // no response write yet, oldest first
     std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
+    // No request took them: held until done (SetBackendLinkCallback).
+    std::vector<std::shared_ptr<Exchange>> held;
+    // Its client connections that cannot be split: [open_ns, last_ns]
+    // (open_ns 0 when opened before attach; last_ns unbounded while open).
+    // By connection uid (looked up on each of their events).
+    struct UnsplitFront {
+      uint64_t open_ns = 0;
+      uint64_t last_ns = 0;
+      bool closed = false;
+    };
+    std::map<uint64_t, UnsplitFront> unsplit;
   };
 
   std::shared_ptr<Exchange> Begin(Conn* conn, BackendLink* link, uint32_t tid,
@@ -84,12 +122,19 @@ class ExchangeTracker {
                    const Exchange& ex);
   void Bind(const Conn& conn, BackendLink* link);
   void PruneCandidates(uint32_t tgid);
+  // Decides the held exchanges of `tgid` that are done (all of them when
+  // `reason` is set; those not done are handed over with it).
+  void ReleaseHeld(uint32_t tgid, std::optional<IncompleteReason> reason);
+  // Whether `ex` overlapped a client connection of its process that cannot
+  // be split.
+  bool BehindUnsplitFront(const ProcessQueues& proc, const Exchange& ex) const;
 
   ConnectionTable* const connections_;
   Anomalies* const anomalies_;
   const std::optional<uint64_t>* const first_drop_ns_;
   uint64_t next_exchange_seq_ = 1;
   std::map<uint32_t, ProcessQueues> queues_;  // by tgid
+  BackendLinkCallback backend_link_callback_;
 };
 
 }  // namespace reqcost::analyzers

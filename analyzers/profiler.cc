@@ -41,7 +41,12 @@ struct Profiler::State : public ConnectionTable::Owner {
         finalizer(&reorder, &processes, &exchanges, &anomalies),
         connections(&processes, &anomalies, this),
         exchanges(&connections, &anomalies, &finalizer.first_drop_ns()),
-        client_requests(&exchanges, &finalizer, &anomalies) {}
+        client_requests(&exchanges, &finalizer, &anomalies) {
+    exchanges.SetBackendLinkCallback(
+        [this](const Exchange& ex, std::optional<IncompleteReason> reason) {
+          finalizer.FinalizeBackendLink(ex, reason);
+        });
+  }
 
   // Counted by every stage.
   Anomalies anomalies;
@@ -168,6 +173,9 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   ClientConn* client = conn->client();
   if (client != nullptr) {
     client_requests.OnEvent(conn, client, e);
+    // Its requests cannot be split: its process's exchanges that no request
+    // takes are requests seen from the backend link.
+    if (client->http2) exchanges.MarkUnsplitFront(*conn, e.exit_ns);
   } else if (BackendLink* link = conn->link()) {
     exchanges.OnLinkEvent(conn, link, e);
   } else if (BackendSide* side = conn->side()) {
@@ -305,6 +313,7 @@ void Profiler::Finish(uint64_t end_ns) {
             ? std::nullopt
             : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
+  state_->exchanges.Flush(IncompleteReason::kStillOpenAtEnd);
 }
 
 Report Profiler::BuildReport(const CaptureInfo& info) const {

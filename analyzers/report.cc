@@ -66,10 +66,19 @@ size_t RequestStats::SyscallIndex(uint16_t kind, Side side, size_t peer_slot) {
 }
 
 void RequestStats::Phases::Add(const Request& r) {
-  total.Add(r.total_ns.value_or(0));
-  server.Add(r.server_ns.value_or(0));
-  transport.Add(r.transport_ns.value_or(0));
-  backend.Add(r.backend_ns.value_or(0));
+  // A null phase is unknown, not zero: it is counted apart and left out.
+  auto add = [this](Summary* summary, Phase phase,
+                    const std::optional<uint64_t>& ns) {
+    if (ns.has_value()) {
+      summary->Add(*ns);
+    } else {
+      ++unknown[PhaseIndex(phase)];
+    }
+  };
+  add(&total, Phase::kTotal, r.total_ns);
+  add(&server, Phase::kServer, r.server_ns);
+  add(&transport, Phase::kTransport, r.transport_ns);
+  add(&backend, Phase::kBackend, r.backend_ns);
   if (r.queue_ns.has_value()) queue.Add(*r.queue_ns);
   if (r.tls_ns.has_value()) tls.Add(*r.tls_ns);
 }
@@ -82,6 +91,7 @@ PhaseSet RequestStats::Phases::ToSet() const {
   set.backend = ToPhaseSummary(backend);
   set.queue = ToPhaseSummary(queue);
   set.tls = ToPhaseSummary(tls);
+  set.unknown = unknown;
   return set;
 }
 
@@ -95,6 +105,9 @@ void RequestStats::Add(const Request& r) {
   ++complete_;
   if (r.backend_timing == BackendTiming::kMeasured) ++measured_;
   if (r.backend_timing == BackendTiming::kInferred) ++inferred_;
+  if (static_cast<size_t>(r.origin) < origins_.size()) {
+    ++origins_[static_cast<size_t>(r.origin)];
+  }
   phases_.Add(r);
   auto& group = groups_[{r.client_conn, r.backend_conn}];
   ++group.first;
@@ -102,11 +115,15 @@ void RequestStats::Add(const Request& r) {
   ProcessStats& proc = ProcessRow(r.pid);
   ++proc.complete;
   proc.phases.Add(r);
-  first_start_ns_ = std::min(first_start_ns_, r.start_ns);
-  last_end_ns_ = std::max(last_end_ns_, r.end_ns);
-  if (r.end_ns > r.start_ns) open_ns_ += r.end_ns - r.start_ns;
-  const uint64_t first_byte = FirstByteNs(r);
-  response_.Add(r.end_ns > first_byte ? r.end_ns - first_byte : 0);
+  // What the client saw needs the client side: a request seen from a
+  // backend only is left out of it.
+  if (r.origin == RequestOrigin::kClient) {
+    first_start_ns_ = std::min(first_start_ns_, r.start_ns);
+    last_end_ns_ = std::max(last_end_ns_, r.end_ns);
+    if (r.end_ns > r.start_ns) open_ns_ += r.end_ns - r.start_ns;
+    const uint64_t first_byte = FirstByteNs(r);
+    response_.Add(r.end_ns > first_byte ? r.end_ns - first_byte : 0);
+  }
 
   // The request's timeline: its syscalls, and the backend phase as a
   // "(work)" line at the backend phase's start.
@@ -259,13 +276,20 @@ void RequestStats::Fill(Report* report) const {
     report->by_process.push_back(std::move(p));
   }
   report->incomplete_reasons = incomplete_reasons_;
+  report->origins.clear();
+  for (size_t i = 0; i < origins_.size(); ++i) {
+    if (origins_[i] > 0) {
+      report->origins[std::string(
+          OriginName(static_cast<RequestOrigin>(i)))] = origins_[i];
+    }
+  }
   report->client = {};
   if (complete_ > 0 && last_end_ns_ > first_start_ns_) {
     ClientView& c = report->client;
     c.first_start_ns = first_start_ns_;
     c.last_end_ns = last_end_ns_;
     c.busy_s = (last_end_ns_ - first_start_ns_) / 1e9;
-    c.rate_per_s = complete_ / c.busy_s;
+    c.rate_per_s = origins_[0] / c.busy_s;  // requests the client saw
     c.in_flight = open_ns_ / 1e9 / c.busy_s;
     c.response = ToPhaseSummary(response_);
   }
@@ -278,6 +302,7 @@ void RequestStats::Phases::Merge(const Phases& o) {
   backend.Merge(o.backend);
   queue.Merge(o.queue);
   tls.Merge(o.tls);
+  for (size_t i = 0; i < kPhaseCount; ++i) unknown[i] += o.unknown[i];
 }
 
 void RequestStats::ProcessStats::Merge(const ProcessStats& o) {
@@ -312,6 +337,7 @@ void RequestStats::Merge(const RequestStats& o) {
   complete_ += o.complete_;
   measured_ += o.measured_;
   inferred_ += o.inferred_;
+  for (size_t i = 0; i < origins_.size(); ++i) origins_[i] += o.origins_[i];
   phases_.Merge(o.phases_);
   for (const auto& [key, value] : o.groups_) {
     auto& g = groups_[key];

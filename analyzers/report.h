@@ -70,6 +70,14 @@ struct PhaseSummary {
 // tls of server; both only where known).
 struct PhaseSet {
   std::optional<PhaseSummary> total, server, transport, backend, queue, tls;
+  // By PhaseIndex: how many of the complete requests had that phase null
+  // (unknown: the side of the request that would show it was not seen, as
+  // in a request seen from the backend link only) and are left out of its
+  // statistics. Always 0 for queue and tls, which are only where known.
+  std::array<uint64_t, kPhaseCount> unknown{};
+
+  // How many complete requests had `phase` null.
+  uint64_t Unknown(Phase phase) const { return unknown[PhaseIndex(phase)]; }
 
   // The field of `phase`.
   const std::optional<PhaseSummary>& Of(Phase phase) const {
@@ -207,6 +215,9 @@ struct Report {
   std::vector<GroupSummary> groups;
   std::vector<ProcessSummary> by_process;
   std::map<std::string, uint64_t> incomplete_reasons;
+  // Complete requests by where they were seen from (OriginName: "client",
+  // "backend-link", "backend-side"); an origin with none is absent.
+  std::map<std::string, uint64_t> origins;
   Anomalies anomalies;
   ClientView client;  // not in reqcost.report (compare shows it)
 };
@@ -225,6 +236,7 @@ class RequestStats {
  private:
   struct Phases {
     Summary total, server, transport, backend, queue, tls;
+    std::array<uint64_t, kPhaseCount> unknown{};  // null values, by index
     void Add(const Request& request);
     void Merge(const Phases& other);
     PhaseSet ToSet() const;
@@ -250,6 +262,8 @@ class RequestStats {
   uint64_t complete_ = 0;
   uint64_t measured_ = 0;
   uint64_t inferred_ = 0;
+  // Complete requests by RequestOrigin.
+  std::array<uint64_t, 3> origins_{};
   Phases phases_;
   std::map<std::pair<ConnReuse, ConnReuse>, std::pair<uint64_t, Phases>>
       groups_;

@@ -78,6 +78,13 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
   out.client_sock = conn.sock;
   if (!reason.has_value()) reason = r.partial_reason;
   if (!reason.has_value() && client->http2) reason = IncompleteReason::kHttp2;
+  if (client->http2 && r.exchange) {
+    // The exchange it took may be any stream's: it is reported on its own,
+    // seen from the backend link, and this request keeps none.
+    exchanges_->MarkUnsplitFront(conn,
+                                 std::max(r.last_write_exit, r.last_read_exit));
+    exchanges_->Release(std::move(r.exchange));
+  }
   if (!reason.has_value() && !r.has_write) {
     reason = IncompleteReason::kNoResponse;
   }
@@ -200,6 +207,78 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
       out.tls_ns = *r.tls_before_ns + r.tls_inside_ns;
     }
     if (out.clamped > 0) ++anomalies_->clamped_phases;
+  }
+  stats_.Add(out);
+  if (callback_) callback_(out);
+}
+
+// ---------------------------------------------------------------------------
+// Requests seen from the backend link only.
+
+void RequestFinalizer::FinalizeBackendLink(
+    const Exchange& ex, std::optional<IncompleteReason> reason) {
+  Request out;
+  out.id = next_request_id_++;
+  out.pid = ex.tgid;
+  out.origin = RequestOrigin::kBackendLink;
+  out.client_conn = ConnReuse::kNone;
+  out.backend_conn = ex.new_conn ? ConnReuse::kNew : ConnReuse::kReused;
+  out.backend_address = ex.backend_address;
+  out.backend_protocol = ex.protocol;
+  out.start_ns = ex.start_enter;
+  out.end_ns = std::max(ex.start_enter, ex.last_reply_exit);
+  out.syscalls = ex.syscalls;
+  if (ex.work) {
+    out.syscalls.insert(out.syscalls.end(), ex.work->syscalls.begin(),
+                        ex.work->syscalls.end());
+    out.backend_pid = ex.work->tgid;
+  }
+  // The request is the exchange: everything outside it is unknown.
+  const uint64_t clip_end = out.end_ns > out.start_ns ? out.end_ns : UINT64_MAX;
+  for (SyscallRecord& s : out.syscalls) Clip(&s, out.start_ns, clip_end);
+  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
+                   [](const SyscallRecord& a, const SyscallRecord& b) {
+                     return a.start_ns() < b.start_ns();
+                   });
+  if (!reason.has_value()) {
+    for (const auto& [from, to] : drops_) {
+      if (from <= out.end_ns && to >= out.start_ns) {
+        reason = IncompleteReason::kEventsDropped;
+        break;
+      }
+    }
+  }
+  BackendPhase backend;
+  if (!reason.has_value()) {
+    if (ex.work && ex.has_reply && !ex.work->has_write) {
+      TakeQueuedReplyWrites(ex.work.get());
+    }
+    backend = MeasureBackend(ex);
+    reason = backend.incomplete;
+  }
+  if (reason.has_value()) {
+    out.complete = false;
+    out.incomplete_reason = std::string(Name(*reason));
+  } else {
+    out.complete = true;
+    out.backend_timing = backend.timing;
+    out.backend_start_ns = backend.start_ns;
+    out.backend_end_ns = backend.end_ns;
+    out.exchange_start_ns = ex.start_enter;
+    out.exchange_end_ns = ex.last_reply_exit;
+    uint64_t backend_ns = backend.backend_ns;
+    if (backend_ns > backend.exchange_ns) {
+      // A late-stamped reply write (phases.h): the same clamp as a client
+      // request's.
+      backend_ns = backend.exchange_ns;
+      out.clamped = 1;
+      ++anomalies_->clamped_phases;
+    }
+    out.backend_ns = backend_ns;
+    out.transport_ns = backend.exchange_ns - backend_ns;
+    out.queue_ns = backend.queue_ns;
+    if (out.queue_ns.has_value()) out.queue_start_ns = *ex.connect_exit;
+    // total and server stay null: the client side was not seen.
   }
   stats_.Add(out);
   if (callback_) callback_(out);

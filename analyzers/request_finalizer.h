@@ -48,6 +48,16 @@ class RequestFinalizer {
   void Finalize(const Conn& conn, ClientConn* client,
                 std::optional<IncompleteReason> reason = std::nullopt);
 
+  // Reports backend exchange `ex`, which no client request could take
+  // because its process's front cannot be split, as a request of its own
+  // seen from the backend link (RequestOrigin::kBackendLink): transport and
+  // backend as for any exchange, server and total null (the client side
+  // was not seen), its span the exchange W. Incomplete for `reason` when
+  // given, else for the exchange's own reason (begun before attach, its
+  // backend's side missing) or an overlapping drop window.
+  void FinalizeBackendLink(const Exchange& ex,
+                           std::optional<IncompleteReason> reason);
+
   // The kernel lost events between from_ns and to_ns. Windows that ended
   // before `oldest_ns` (no request still to be finalized started before
   // it) are forgotten.

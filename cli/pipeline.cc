@@ -81,6 +81,11 @@ void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   profiler_.OnDrops(from_ns, to_ns, count);
 }
 
+void Pipeline::OnTlsData(const TlsDataEvent& e) {
+  ++tls_data_events_;
+  if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
+}
+
 void Pipeline::OnRequest(const analyzers::Request& r) {
   if (options_.requests ||
       (options_.format == Format::kJsonl && !options_.intervals)) {

@@ -63,6 +63,9 @@ class Pipeline : public collector::EventSink {
   void OnSyscall(const SyscallEvent& event) override;
   void OnProcess(const ProcessEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
+  // A TLS library call's data (the uprobes'): recorded in the capture, if
+  // any. `report` replays a capture's TLS data through this same method.
+  void OnTlsData(const TlsDataEvent& event) override;
 
   // Called at End(), once every request is finalized and before the
   // summary is printed (the live view's last, partial interval).
@@ -83,6 +86,7 @@ class Pipeline : public collector::EventSink {
   const analyzers::Report& report() const { return report_; }
   uint64_t syscall_events() const { return syscalls_; }
   uint64_t process_events() const { return process_events_; }
+  uint64_t tls_data_events() const { return tls_data_events_; }
   // The comm of process `tgid` ("?" if never seen).
   const std::string& Comm(uint32_t tgid) const;
   // Traced processes now: at Begin, plus forks, minus exits.
@@ -103,6 +107,7 @@ class Pipeline : public collector::EventSink {
   uint64_t start_ns_ = 0;
   uint64_t syscalls_ = 0;
   uint64_t process_events_ = 0;
+  uint64_t tls_data_events_ = 0;
   uint64_t drop_notices_ = 0;
   std::map<uint32_t, std::string> comm_;
   std::set<uint32_t> live_;

@@ -48,6 +48,8 @@ absl::Status ReplayCapture(const std::string& path, Pipeline* pipeline,
       pipeline->OnProcess(*p);
     } else if (const auto* d = std::get_if<collector::DropNotice>(&record)) {
       pipeline->OnDrops(d->from_ns, d->to_ns, d->count);
+    } else if (const auto* t = std::get_if<TlsDataEvent>(&record)) {
+      pipeline->OnTlsData(*t);  // as the live tracer hands it over
     } else if (const auto* c =
                    std::get_if<collector::CountersSnapshot>(&record)) {
       counters = c->counters;

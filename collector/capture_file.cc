@@ -31,8 +31,15 @@ constexpr uint16_t kOptionalRecordBit = 0x8000;
 constexpr uint32_t kSyscallFixedBytes = 65;
 constexpr uint32_t kProcessFixedBytes = 26;
 constexpr uint32_t kDropsBytes = 24;
-constexpr uint32_t kCountersBytes = 48;
+constexpr uint32_t kCountersBytes = 56;
 constexpr uint32_t kCountersV1Bytes = 40;  // without `foreign`
+// A TLS data record without frames or payload (version 3 on), and each
+// frame header's bytes.
+constexpr uint32_t kTlsDataFixedBytes = 51;
+constexpr uint32_t kTlsFrameBytes = 10;
+static_assert(kTlsDataFixedBytes + kTlsFrameBytes * TlsDataEvent::kMaxFrames +
+                  kMaxPayloadBytes <=
+              kMaxRecordBodyBytes);
 // Bytes of a syscall event's TLS block: u8 flags, u8 count, count × {u8
 // type, u16 length} (format version 2 on).
 constexpr uint32_t TlsBlockBytes(uint8_t count) { return 2u + 3u * count; }
@@ -240,6 +247,8 @@ std::string_view RecordName(uint16_t type) {
       return "a counters record";
     case RecordType::kEnd:
       return "an end record";
+    case RecordType::kTlsData:
+      return "a TLS data record";
   }
   return "an optional record";
 }
@@ -310,6 +319,8 @@ absl::StatusOr<uint32_t> MinBodyBytes(uint16_t type, uint64_t at) {
       return kCountersV1Bytes;
     case RecordType::kEnd:
       return kEndBytes;
+    case RecordType::kTlsData:
+      return kTlsDataFixedBytes;
   }
   if ((type & kOptionalRecordBit) == 0) {
     return absl::DataLossError(
@@ -416,7 +427,52 @@ CountersSnapshot ParseCounters(ByteCursor b) {
   c.counters.unpaired = b.U64();
   c.counters.enter_lost = b.U64();
   if (b.left() >= 8) c.counters.foreign = b.U64();
+  if (b.left() >= 8) c.counters.tls_calls = b.U64();
   return c;
+}
+
+bool ValidTlsOp(TlsDataEvent::Op op) {
+  const auto v = static_cast<uint16_t>(op);
+  return v >= static_cast<uint16_t>(TlsDataEvent::Op::kRead) &&
+         v <= static_cast<uint16_t>(TlsDataEvent::Op::kWriteEx);
+}
+
+// A TLS data record's body, read as CaptureWriter::Write(TlsDataEvent) put
+// it. The body holds at least kTlsDataFixedBytes.
+absl::StatusOr<TlsDataEvent> ParseTlsData(ByteCursor b, uint64_t at) {
+  const size_t len = b.left();
+  TlsDataEvent e;
+  const uint16_t op = b.U16();
+  if (!ValidTlsOp(static_cast<TlsDataEvent::Op>(op))) {
+    return absl::DataLossError(absl::StrFormat(
+        "TLS data record at byte %d: unknown op %u", at, op));
+  }
+  e.op = static_cast<TlsDataEvent::Op>(op);
+  e.flags = b.U16();
+  e.tgid = b.U32();
+  e.tid = b.U32();
+  e.enter_ns = b.U64();
+  e.exit_ns = b.U64();
+  e.ssl = b.U64();
+  e.bytes = static_cast<int64_t>(b.U64());
+  e.fd = static_cast<int32_t>(b.U32());
+  e.frames_seen = b.U16();
+  const uint8_t count = b.U8();
+  if (count > TlsDataEvent::kMaxFrames || b.left() < kTlsFrameBytes * count) {
+    return absl::DataLossError(absl::StrFormat(
+        "TLS data record at byte %d: %u frame headers do not fit its %u-byte "
+        "record (at most %d)",
+        at, count, len, TlsDataEvent::kMaxFrames));
+  }
+  e.frames.resize(count);
+  for (H2FrameHeader& f : e.frames) {
+    f.length = b.U32();
+    f.stream_id = b.U32();
+    f.type = b.U8();
+    f.flags = b.U8();
+  }
+  e.payload = b.String(b.left());
+  return e;
 }
 
 // An end record's body, as CaptureWriter::Close put it.
@@ -458,7 +514,8 @@ CaptureWriter::CaptureWriter(CaptureWriter&& other) noexcept
       records_(other.records_),
       sync_on_close_(other.sync_on_close_),
       closed_(std::exchange(other.closed_, true)),
-      error_(std::move(other.error_)) {}
+      error_(std::move(other.error_)),
+      keep_tls_payload_(other.keep_tls_payload_) {}
 
 CaptureWriter& CaptureWriter::operator=(CaptureWriter&& other) noexcept {
   if (this != &other) {
@@ -473,6 +530,7 @@ CaptureWriter& CaptureWriter::operator=(CaptureWriter&& other) noexcept {
     sync_on_close_ = other.sync_on_close_;
     closed_ = std::exchange(other.closed_, true);
     error_ = std::move(other.error_);
+    keep_tls_payload_ = other.keep_tls_payload_;
   }
   return *this;
 }
@@ -575,6 +633,7 @@ absl::StatusOr<CaptureWriter> CaptureWriter::Create(std::string_view path,
   const size_t capacity = std::max<size_t>(
       options.buffer_bytes, 2 * (kRecordPrefixBytes + kMaxRecordBodyBytes));
   CaptureWriter writer(fd, p, capacity, options.sync_on_close);
+  writer.keep_tls_payload_ = header.payload_capture_bytes > 0;
   if (absl::Status s = WriteAll(
           fd, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), p);
       !s.ok()) {
@@ -696,6 +755,56 @@ absl::Status CaptureWriter::Write(const ProcessEvent& e) {
   return absl::OkStatus();
 }
 
+absl::Status CaptureWriter::Write(const TlsDataEvent& e) {
+  RETURN_IF_ERROR(CheckWritable());
+  if (!ValidTlsOp(e.op)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("TLS data event with unknown op %d not written to %s",
+                        static_cast<uint16_t>(e.op), path_));
+  }
+  if (e.frames.size() > TlsDataEvent::kMaxFrames) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "TLS data event with %d frame headers (at most %d) not written to %s",
+        e.frames.size(), TlsDataEvent::kMaxFrames, path_));
+  }
+  const size_t payload = keep_tls_payload_ ? e.payload.size() : 0;
+  if (payload > kMaxPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "TLS data event payload of %d bytes is over the limit of %d bytes; "
+        "not written to %s",
+        payload, kMaxPayloadBytes, path_));
+  }
+  const auto count = static_cast<uint8_t>(e.frames.size());
+  const uint32_t body = kTlsDataFixedBytes + kTlsFrameBytes * count +
+                        static_cast<uint32_t>(payload);
+  uint8_t* p = Reserve(kRecordPrefixBytes + body);
+  if (p == nullptr) return error_;
+  p = PutU16(p, static_cast<uint16_t>(RecordType::kTlsData));
+  p = PutU16(p, 0);
+  p = PutU32(p, body);
+  p = PutU16(p, static_cast<uint16_t>(e.op));
+  p = PutU16(p, e.flags);
+  p = PutU32(p, e.tgid);
+  p = PutU32(p, e.tid);
+  p = PutU64(p, e.enter_ns);
+  p = PutU64(p, e.exit_ns);
+  p = PutU64(p, e.ssl);
+  p = PutU64(p, static_cast<uint64_t>(e.bytes));
+  p = PutU32(p, static_cast<uint32_t>(e.fd));
+  p = PutU16(p, e.frames_seen);
+  p = PutU8(p, count);
+  for (const H2FrameHeader& f : e.frames) {
+    p = PutU32(p, f.length);
+    p = PutU32(p, f.stream_id);
+    p = PutU8(p, f.type);
+    p = PutU8(p, f.flags);
+  }
+  PutBytes(p, e.payload.data(), payload);
+  used_ += kRecordPrefixBytes + body;
+  ++records_;
+  return absl::OkStatus();
+}
+
 absl::Status CaptureWriter::WriteDrops(uint64_t from_ns, uint64_t to_ns,
                                        uint64_t count) {
   RETURN_IF_ERROR(CheckWritable());
@@ -725,7 +834,8 @@ absl::Status CaptureWriter::WriteCounters(uint64_t at_ns,
   p = PutU64(p, c.dropped);
   p = PutU64(p, c.unpaired);
   p = PutU64(p, c.enter_lost);
-  PutU64(p, c.foreign);
+  p = PutU64(p, c.foreign);
+  PutU64(p, c.tls_calls);
   used_ += kRecordPrefixBytes + kCountersBytes;
   ++records_;
   return absl::OkStatus();
@@ -1030,6 +1140,19 @@ absl::StatusOr<CaptureRecord> CaptureReader::Next() {
         return CaptureRecord(ParseCounters(body));
       case RecordType::kEnd:
         return ReadEnd(ParseEnd(body), at);
+      case RecordType::kTlsData: {
+        // Older versions have no such record: one there is corrupt.
+        if (version_ < 3) {
+          return Fail(absl::DataLossError(absl::StrFormat(
+              "TLS data record at byte %d in a version %u capture (they "
+              "begin with version 3)",
+              at, version_)));
+        }
+        absl::StatusOr<TlsDataEvent> e = ParseTlsData(body, at);
+        if (!e.ok()) return Fail(e.status());
+        ++records_;
+        return CaptureRecord(*std::move(e));
+      }
     }
     // An optional record this version does not know: skip it.
     ++records_;
@@ -1078,6 +1201,8 @@ absl::StatusOr<Capture> ReadCapture(std::string_view path, ReadMode mode) {
       capture.drops.push_back(*d);
     } else if (auto* c = std::get_if<CountersSnapshot>(&*record)) {
       capture.counters.push_back(*c);
+    } else if (auto* t = std::get_if<TlsDataEvent>(&*record)) {
+      capture.tls_data.push_back(std::move(*t));
     } else {
       capture.complete = true;
       return capture;

@@ -11,7 +11,7 @@
 //
 //   offset  size  header field
 //        0     8  magic "REQCOST\0"
-//        8     4  u32 format version (2; 1 still reads)
+//        8     4  u32 format version (3; 1 and 2 still read)
 //       12     4  u32 header length: bytes from offset 0 to the first record
 //       16     8  i64 monotonic→wall offset ns (wall = mono + offset)
 //       24     8  u64 capture start, CLOCK_MONOTONIC ns
@@ -48,8 +48,9 @@ namespace reqcost::collector {
 inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // The format version this build writes and the newest it reads.
 // Version 2 added the TLS block of syscall events and counters.foreign;
-// version 1 files still read.
-inline constexpr uint32_t kCaptureFormatVersion = 2;
+// version 3 the TLS data records (kTlsData) and counters.tls_calls.
+// Version 1 and 2 files still read (they have no TLS data).
+inline constexpr uint32_t kCaptureFormatVersion = 3;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;
 // Largest header a reader accepts or a writer produces.
@@ -76,7 +77,13 @@ inline constexpr size_t kMaxCommBytes = 4096;
 //     u64 start_ns, comm (the rest).
 //   kDrops (min 24): u64 from_ns, u64 to_ns, u64 count.
 //   kCounters (min 40): u64 at_ns, u64 emitted, u64 dropped, u64 unpaired,
-//     u64 enter_lost, (version 2 on) u64 foreign.
+//     u64 enter_lost, (version 2 on) u64 foreign, (version 3 on) u64
+//     tls_calls.
+//   kTlsData (version 3 on; min 51): u16 op, u16 flags, u32 tgid, u32 tid,
+//     u64 enter_ns, u64 exit_ns, u64 ssl, i64 bytes, i32 fd, u16
+//     frames_seen, u8 frame count (0..16), count × {u32 length, u32
+//     stream_id, u8 type, u8 flags}, payload (the rest: only when the
+//     capture was recorded with a payload prefix, else none).
 //   kEnd (min 16): u64 end_ns, u64 number of records before this one.
 // Fixed-size bodies may grow in later versions: readers ignore extra bytes.
 enum class RecordType : uint16_t {
@@ -85,6 +92,7 @@ enum class RecordType : uint16_t {
   kDrops = 3,
   kCounters = 4,
   kEnd = 5,
+  kTlsData = 6,
 };
 
 // What a capture says about itself; written once at Create().
@@ -136,7 +144,7 @@ struct CaptureEnd {
 
 // One record read from a capture; CaptureEnd marks a complete end of file.
 using CaptureRecord = std::variant<SyscallEvent, ProcessEvent, DropNotice,
-                                   CountersSnapshot, CaptureEnd>;
+                                   CountersSnapshot, CaptureEnd, TlsDataEvent>;
 
 // Writes a capture file through one large buffer: no syscall and no heap
 // allocation per record. Not thread-safe. After the first I/O error every
@@ -177,6 +185,11 @@ class CaptureWriter {
   // Appends a process event. InvalidArgument for an unknown op or a comm over
   // kMaxCommBytes.
   absl::Status Write(const ProcessEvent& event);
+  // Appends a TLS library call's data: its frame headers, and its payload
+  // only when the header asked for a payload prefix (payload_capture_bytes
+  // > 0). InvalidArgument for an unknown op, more than
+  // TlsDataEvent::kMaxFrames frames or a payload over kMaxPayloadBytes.
+  absl::Status Write(const TlsDataEvent& event);
   // Appends a drop notice: the kernel lost `count` events in [from_ns, to_ns].
   absl::Status WriteDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count);
   // Appends a snapshot of the kernel counters taken at monotonic `at_ns`.
@@ -212,6 +225,8 @@ class CaptureWriter {
   bool sync_on_close_ = false;
   bool closed_ = false;
   absl::Status error_;  // sticky: the first I/O error
+  // A TLS data record's payload is kept only with a payload prefix.
+  bool keep_tls_payload_ = false;
 };
 
 // Streams a capture file through one fixed-size buffer: memory use does not
@@ -286,6 +301,7 @@ struct Capture {
   std::vector<ProcessEvent> process_events;
   std::vector<DropNotice> drops;
   std::vector<CountersSnapshot> counters;
+  std::vector<TlsDataEvent> tls_data;  // version 3 on
   bool complete = false;  // the end record was read
   absl::Status problem;   // kBestEffort: why the capture is incomplete
 };

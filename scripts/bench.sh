@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (README "Performance"):
 # installs what is missing, builds, then runs every benchmark and prints its
-# figures. About 20 minutes; run it as root (the overhead benchmark loads BPF
+# figures. About 25 minutes; run it as root (the overhead benchmark loads BPF
 # and runs strace) on an otherwise idle machine.
 #
 #   sudo bash scripts/bench.sh
@@ -22,6 +22,12 @@
 #    floor-new,floor-old,floor-rawsys (base always runs); --quick is a
 #    one-minute smoke run of the harness (2 short rounds, no strace, no
 #    BPF statistics) whose figures mean nothing.
+# 4. tls_cost: the TLS uprobes' cost per HTTPS request on nginx (HTTPS/1.1
+#    keep-alive and HTTP/2 with 4 streams, by h2load): reqcost without its
+#    TLS probes, with them, and with empty uprobes instead (the floor), in
+#    alternating rounds; nginx and machine CPU per request, uprobe runs per
+#    request and ns per run (bpf_stats). TLS_COST_ARGS go to it (e.g.
+#    "--rounds=5 --requests=2000", or "--quick").
 # The same three are registered with ctest under the label `bench` only
 # (`ctest -L bench`); the default test run excludes them.
 set -euo pipefail
@@ -34,11 +40,15 @@ bench="$build/tests/bench"
 echo
 echo "== machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
 echo
-echo "== 1/3 user side: decode + assembly + statistics (one core)"
+echo "== 1/4 user side: decode + assembly + statistics (one core)"
 "$bench/pipeline_bench" --benchmark_min_time=0.5
 echo
-echo "== 2/3 reqcost report on big captures: wall time, peak RSS"
+echo "== 2/4 reqcost report on big captures: wall time, peak RSS"
 "$bench/report_scaling"
 echo
-echo "== 3/3 overhead on a live nginx + php-fpm stack"
+echo "== 3/4 overhead on a live nginx + php-fpm stack"
 "$bench/overhead" --rounds=9 "$@"
+echo
+echo "== 4/4 TLS uprobes: cost per HTTPS request (HTTPS/1.1 keep-alive, h2 -m 4)"
+# shellcheck disable=SC2086  # TLS_COST_ARGS is a list of flags
+"$bench/tls_cost" ${TLS_COST_ARGS:-}

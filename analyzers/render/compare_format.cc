@@ -81,9 +81,19 @@ std::string FormatComparisonText(const Comparison& c) {
     return absl::StrCat(FormatSigned(*p.mean_us), " (", FormatPct(p.pct), ") ",
                         FormatInterval(p), p.clear ? "" : " ~");
   };
-  for (const PhaseDelta& p : c.phases) {
-    absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", p.phase, w,
-                          PhaseCell(p.a), w, PhaseCell(p.b), delta_cell(p));
+  for (size_t i = 0; i < c.phases.size(); ++i) {
+    const PhaseDelta& p = c.phases[i];
+    std::string row = absl::StrFormat("  %-20s %-*s %-*s %s", p.phase, w,
+                                      PhaseCell(p.a), w, PhaseCell(p.b),
+                                      delta_cell(p));
+    // Requests with the phase null are not in its figures: say how many.
+    if (i < kPhaseCount) {
+      const uint64_t ua = c.a.phases.unknown[i], ub = c.b.phases.unknown[i];
+      if (ua > 0 || ub > 0) {
+        absl::StrAppendFormat(&row, " (unknown in %d / %d)", ua, ub);
+      }
+    }
+    absl::StrAppend(&out, row, "\n");
   }
   auto rate = [](const ClientView& v) {
     return v.rate_per_s > 0 ? absl::StrFormat("%.1f/s (%.2f in flight)",

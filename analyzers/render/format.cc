@@ -20,20 +20,23 @@ using nlohmann::json;
 
 constexpr double kNsPerUs = 1000.0;
 
-json PhaseToJson(const std::optional<PhaseSummary>& p) {
+json PhaseToJson(const std::optional<PhaseSummary>& p, uint64_t unknown) {
   if (!p.has_value()) {
-    return json{{"count", 0},        {"mean_us", nullptr}, {"p50_us", nullptr},
-                {"p90_us", nullptr}, {"p99_us", nullptr},  {"max_us", nullptr}};
+    return json{{"count", 0},          {"mean_us", nullptr},
+                {"p50_us", nullptr},   {"p90_us", nullptr},
+                {"p99_us", nullptr},   {"max_us", nullptr},
+                {"unknown", unknown}};
   }
   return json{{"count", p->count},   {"mean_us", p->mean_us},
               {"p50_us", p->p50_us}, {"p90_us", p->p90_us},
-              {"p99_us", p->p99_us}, {"max_us", p->max_us}};
+              {"p99_us", p->p99_us}, {"max_us", p->max_us},
+              {"unknown", unknown}};
 }
 
 json PhasesToJson(const PhaseSet& set) {
   json out = json::object();
   for (Phase phase : kPhases) {
-    out[PhaseName(phase)] = PhaseToJson(set.Of(phase));
+    out[PhaseName(phase)] = PhaseToJson(set.Of(phase), set.Unknown(phase));
   }
   return out;
 }
@@ -85,12 +88,20 @@ json OffsetUs(const Request& q, uint64_t ns) {
   return (static_cast<double>(ns) - static_cast<double>(q.start_ns)) / kNsPerUs;
 }
 
-std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p) {
-  if (!p.has_value()) return absl::StrFormat("  %-10s %10s\n", name, "-");
-  return absl::StrFormat("  %-10s %10s %10s %10s %10s %10s\n", name,
-                         FormatDuration(p->mean_us), FormatDuration(p->p50_us),
-                         FormatDuration(p->p90_us), FormatDuration(p->p99_us),
-                         FormatDuration(p->max_us));
+// A phase's row; `unknown` requests had it null and are not in it.
+std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p,
+                     uint64_t unknown) {
+  std::string row =
+      p.has_value()
+          ? absl::StrFormat("  %-10s %10s %10s %10s %10s %10s", name,
+                            FormatDuration(p->mean_us),
+                            FormatDuration(p->p50_us),
+                            FormatDuration(p->p90_us),
+                            FormatDuration(p->p99_us),
+                            FormatDuration(p->max_us))
+          : absl::StrFormat("  %-10s %10s", name, "-");
+  if (unknown > 0) absl::StrAppend(&row, "  (", unknown, " unknown)");
+  return row + "\n";
 }
 
 std::string PhaseTable(const PhaseSet& set) {
@@ -100,7 +111,7 @@ std::string PhaseTable(const PhaseSet& set) {
   for (Phase phase : kPhases) {
     // tls only where known; the others always, "-" without data.
     if (phase == Phase::kTls && !set.tls.has_value()) continue;
-    out += PhaseRow(PhaseName(phase), set.Of(phase));
+    out += PhaseRow(PhaseName(phase), set.Of(phase), set.Unknown(phase));
   }
   return out;
 }
@@ -126,6 +137,16 @@ std::string FormatText(const Report& r) {
   }
   for (const auto& [reason, n] : r.incomplete_reasons) {
     absl::StrAppendFormat(&out, "incomplete: %d %s\n", n, reason);
+  }
+  for (const auto& [origin, n] : r.origins) {
+    // Only the requests not seen on their client connection need a word.
+    if (origin == OriginName(RequestOrigin::kClient)) continue;
+    absl::StrAppendFormat(
+        &out, "seen from the %s only: %d complete (their unknown phases are "
+              "left out)\n",
+        origin == OriginName(RequestOrigin::kBackendLink) ? "backend link"
+                                                          : "backend side",
+        n);
   }
   out += "\nphases (complete requests):\n";
   out += PhaseTable(r.phases);
@@ -220,7 +241,8 @@ nlohmann::json ReportToJson(const Report& r) {
        {{"count", r.count},
         {"complete", r.complete},
         {"incomplete", r.incomplete},
-        {"rate_per_s", r.rate_per_s}}},
+        {"rate_per_s", r.rate_per_s},
+        {"origins", r.origins}}},
       {"backend_timing", r.backend_timing},
       {"phases", PhasesToJson(r.phases)},
       {"syscalls", syscalls},
@@ -250,6 +272,7 @@ nlohmann::json RequestToJson(const Request& q) {
   json out{
       {"id", q.id},
       {"pid", q.pid},
+      {"origin", std::string(OriginName(q.origin))},
       {"client_conn", std::string(ReuseName(q.client_conn))},
       {"backend_conn", std::string(ReuseName(q.backend_conn))},
       {"request_line",
@@ -280,15 +303,21 @@ std::string FormatRequestLine(const Request& q) {
       absl::StrFormat("#%d pid %d %s (client %s, backend %s)", q.id, q.pid,
                       q.request_line.value_or("-"), ReuseName(q.client_conn),
                       ReuseName(q.backend_conn));
+  if (q.origin != RequestOrigin::kClient) {
+    absl::StrAppend(&line, " [seen from the ", std::string(OriginName(q.origin)),
+                    "]");
+  }
   if (!q.complete) {
     absl::StrAppend(&line, ": incomplete, ", q.incomplete_reason);
     return line;
   }
-  absl::StrAppend(
-      &line, ": total ", FormatDuration(q.total_ns.value_or(0) / kNsPerUs),
-      " = server ", FormatDuration(q.server_ns.value_or(0) / kNsPerUs),
-      " + transport ", FormatDuration(q.transport_ns.value_or(0) / kNsPerUs),
-      " + backend ", FormatDuration(q.backend_ns.value_or(0) / kNsPerUs));
+  // "?" for a phase that is null: unknown, not zero.
+  auto phase = [](const std::optional<uint64_t>& ns) {
+    return ns.has_value() ? FormatDuration(*ns / kNsPerUs) : std::string("?");
+  };
+  absl::StrAppend(&line, ": total ", phase(q.total_ns), " = server ",
+                  phase(q.server_ns), " + transport ", phase(q.transport_ns),
+                  " + backend ", phase(q.backend_ns));
   if (q.backend_timing != BackendTiming::kNone) {
     absl::StrAppend(&line, " (", std::string(TimingName(q.backend_timing)),
                     ")");

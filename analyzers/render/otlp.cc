@@ -134,6 +134,9 @@ std::string ServerAttrs(const SpanSource& s, std::string* name) {
   attrs.Str("reqcost.client_conn", ReuseName(s.client_conn));
   attrs.Str("reqcost.backend_conn", ReuseName(s.backend_conn));
   attrs.Str("reqcost.backend_timing", TimingName(s.backend_timing));
+  if (s.origin != RequestOrigin::kClient) {
+    attrs.Str("reqcost.origin", OriginName(s.origin));
+  }
   AddPhaseAttrs(s, &attrs);
   return attrs.Take();
 }
@@ -195,6 +198,7 @@ SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
   s.client_conn = r.client_conn;
   s.backend_conn = r.backend_conn;
   s.backend_timing = r.backend_timing;
+  s.origin = r.origin;
   s.backend_address = r.backend_address;
   s.backend_protocol = r.backend_protocol;
   s.backend_pid = r.backend_pid;

@@ -56,6 +56,10 @@ struct SpanSource {
   ConnReuse client_conn = ConnReuse::kNew;
   ConnReuse backend_conn = ConnReuse::kNone;
   BackendTiming backend_timing = BackendTiming::kNone;
+  // Where the request was seen from: a request seen from the backend link
+  // only has its SERVER span bounded by its backend exchange W (the client
+  // side was not seen) and carries `reqcost.origin`.
+  RequestOrigin origin = RequestOrigin::kClient;
   std::string backend_address;
   std::string backend_protocol;
   uint32_t backend_pid = 0;

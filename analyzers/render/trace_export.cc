@@ -92,6 +92,7 @@ json RequestArgs(const Request& r) {
        r.request_line.has_value() ? json(*r.request_line) : json()},
       {"client_conn", std::string(ReuseName(r.client_conn))},
       {"backend_conn", std::string(ReuseName(r.backend_conn))},
+      {"origin", std::string(OriginName(r.origin))},
       {"complete", r.complete},
   };
   for (Phase phase : kPhases) {

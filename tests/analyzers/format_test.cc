@@ -36,7 +36,8 @@ std::set<std::string> Keys(const json& j) {
 const std::set<std::string> kPhaseTimes = {"mean_us", "p50_us", "p90_us",
                                            "p99_us", "max_us"};
 const std::set<std::string> kPhaseKeys = {"count",  "mean_us", "p50_us",
-                                          "p90_us", "p99_us",  "max_us"};
+                                          "p90_us", "p99_us",  "max_us",
+                                          "unknown"};
 const std::set<std::string> kPhaseNames = {"total",   "server", "transport",
                                            "backend", "queue",  "tls"};
 
@@ -89,7 +90,8 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   EXPECT_THAT(j["requests"], Eq(json{{"count", 5000},
                                      {"complete", 4998},
                                      {"incomplete", 2},
-                                     {"rate_per_s", 500.0}}));
+                                     {"rate_per_s", 500.0},
+                                     {"origins", json::object()}}));
   EXPECT_THAT(j["backend_timing"], Eq("measured"));
 
   EXPECT_THAT(Keys(j["phases"]), Eq(kPhaseNames));
@@ -171,7 +173,8 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
   EXPECT_THAT(
       Keys(j),
       Eq(std::set<std::string>{
-          "id", "pid", "client_conn", "backend_conn", "request_line",
+          "id", "pid", "origin", "client_conn", "backend_conn",
+          "request_line",
           "start_ns", "total_us", "server_us", "transport_us", "backend_us",
           "queue_us", "tls_us", "span_us", "exchange_offset_us", "exchange_us",
           "backend_offset_us", "backend_timing", "complete", "syscalls"}));

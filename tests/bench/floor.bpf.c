@@ -102,3 +102,15 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * floor-uprobe (tls_cost.cc): an empty uprobe and uretprobe, attached where
+ * reqcost's TLS probes go (SSL_read, SSL_write and their _ex forms in the
+ * libssl the traced processes map, per process). What they cost over no
+ * probe is the trap itself: the floor under reqcost's TLS programs.
+ */
+SEC("uprobe")
+int floor_uprobe(void *ctx) { return 0; }
+
+SEC("uretprobe")
+int floor_uretprobe(void *ctx) { return 0; }

@@ -328,7 +328,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   CaptureHeader expected_header = header;
   expected_header.end_mono_ns = 4'000'000'000;
   EXPECT_THAT(r->header(), Eq(expected_header));
-  EXPECT_THAT(r->format_version(), Eq(2u));
+  EXPECT_THAT(r->format_version(), Eq(3u));
 
   auto [records, status] = ReadAll(*r);
   ASSERT_TRUE(status.ok()) << status;
@@ -406,7 +406,7 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   }
 
   Bytes expected;
-  expected.Raw(std::string_view("REQCOST\0", 8)).U32(2).U32(0);
+  expected.Raw(std::string_view("REQCOST\0", 8)).U32(3).U32(0);
   expected.U64(static_cast<uint64_t>(-2)).U64(0x0102030405060708ull);
   expected.U64(0x1111).U32(256).U32(0);
   expected.Str("h").Str("k").Str("v").U32(1).Str("reqcost");
@@ -431,7 +431,7 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   tls_body.U8(1).U8(2).U8(22).U16(0x0102).U8(23).U16(0xfffe);
   expected.Append(Record(1, tls_body));
   expected.Append(
-      Record(4, Bytes().U64(0x1111).U64(1).U64(2).U64(3).U64(4).U64(5)));
+      Record(4, Bytes().U64(0x1111).U64(1).U64(2).U64(3).U64(4).U64(5).U64(0)));
   expected.Append(EndRecord(0x1111, 3));
 
   EXPECT_THAT(ReadBytes(path), Eq(expected.str()));
@@ -712,7 +712,7 @@ TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kUnimplemented,
                        Eq(path + ": capture format version 7 is newer than "
-                                 "this reqcost (2); upgrade reqcost")));
+                                 "this reqcost (3); upgrade reqcost")));
 }
 
 TEST_F(CaptureFileTest, VersionZeroIsCorrupt) {
@@ -1042,8 +1042,8 @@ SmallCapture MakeSmallCapture(const std::string& path) {
   mark(w->Write(TlsReadExitOnly()));
   EXPECT_TRUE(w->Close(5, KernelCounters{5, 6, 7, 8, 9}).ok());
   s.bytes = ReadBytes(path);
-  // Close() appended the final counters (8 + 48 bytes) and the end record.
-  s.boundaries.push_back(s.boundaries.back() + 56);
+  // Close() appended the final counters (8 + 56 bytes) and the end record.
+  s.boundaries.push_back(s.boundaries.back() + 64);
   s.boundaries.push_back(s.bytes.size());
   EXPECT_THAT(s.boundaries.back() - s.boundaries[s.boundaries.size() - 2],
               Eq(24u));
@@ -1206,6 +1206,160 @@ TEST_F(CaptureFileTest, MillionEventsStreamInBoundedMemory) {
       "%.2f M events/s; read %.0f MB/s %.2f M events/s\n",
       kEvents, mb, static_cast<double>(file_bytes) / kEvents, mb / w_s,
       kEvents / w_s / 1e6, mb / r_s, kEvents / r_s / 1e6);
+}
+
+// ---------------------------------------------------------------------------
+// TLS data records (version 3).
+
+// An SSL_read of nginx's that began with the client preface and kept two
+// frame headers.
+TlsDataEvent PrefaceRead() {
+  TlsDataEvent t;
+  t.op = TlsDataEvent::Op::kReadEx;
+  t.flags = TlsDataEvent::kH2 | TlsDataEvent::kPreface;
+  t.tgid = 9376;
+  t.tid = 9377;
+  t.enter_ns = 1'000'000'100;
+  t.exit_ns = 1'000'000'900;
+  t.ssl = 0xfeedfacecafebeefull;
+  t.bytes = 124;
+  t.fd = 12;
+  t.frames_seen = 3;
+  t.frames = {{18, 0, 4, 0}, {0x10203, 0x7fffffff, 1, 5}};
+  t.payload = "PRI * HTTP/2.0";
+  return t;
+}
+
+TEST_F(CaptureFileTest, TlsDataRoundTripsWithItsPayloadOnlyWithAPrefix) {
+  const TlsDataEvent t = PrefaceRead();
+  for (uint32_t payload_bytes : {0u, 64u}) {
+    const std::string path = Path("tls" + std::to_string(payload_bytes));
+    CaptureHeader header = SampleHeader();
+    header.payload_capture_bytes = payload_bytes;
+    {
+      absl::StatusOr<CaptureWriter> w = CaptureWriter::Create(path, header);
+      ASSERT_TRUE(w.ok()) << w.status();
+      ASSERT_TRUE(w->Write(Ipv4Read()).ok());
+      ASSERT_TRUE(w->Write(t).ok());
+      ASSERT_TRUE(w->Close(9, KernelCounters{1, 0, 0, 0, 0, 77}).ok());
+    }
+    absl::StatusOr<Capture> c = ReadCapture(path);
+    ASSERT_TRUE(c.ok()) << c.status();
+    TlsDataEvent want = t;
+    if (payload_bytes == 0) want.payload.clear();
+    EXPECT_THAT(c->tls_data, ElementsAre(want)) << payload_bytes;
+    EXPECT_THAT(c->events, ElementsAre(Ipv4Read()));
+    ASSERT_THAT(c->counters, SizeIs(1));
+    EXPECT_THAT(c->counters[0].counters.tls_calls, Eq(77u));
+  }
+}
+
+TEST_F(CaptureFileTest, TlsDataRecordMatchesTheDocumentedBytes) {
+  const std::string path = Path("tls-golden.cap");
+  CaptureHeader header;
+  header.payload_capture_bytes = 16;
+  {
+    absl::StatusOr<CaptureWriter> w = CaptureWriter::Create(path, header);
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->Write(PrefaceRead()).ok());
+  }  // no Close: only the records written are wanted
+  Bytes body;
+  body.U16(2).U16(3).U32(9376).U32(9377);
+  body.U64(1'000'000'100).U64(1'000'000'900).U64(0xfeedfacecafebeefull);
+  body.U64(124).U32(12).U16(3).U8(2);
+  body.U32(18).U32(0).U8(4).U8(0);
+  body.U32(0x10203).U32(0x7fffffff).U8(1).U8(5);
+  body.Raw("PRI * HTTP/2.0");
+  const std::string bytes = ReadBytes(path);
+  const std::string record = Record(6, body).str();
+  ASSERT_GE(bytes.size(), record.size());
+  EXPECT_THAT(bytes.substr(bytes.size() - record.size()), Eq(record));
+}
+
+// A hand-built version 3 file: each TLS data record is read as the format
+// says; one with too many frames, or frames past its end, is corrupt.
+TEST_F(CaptureRecordErrorTest, HandBuiltTlsDataRecordsDecode) {
+  Bytes body;
+  body.U16(3).U16(1).U32(10).U32(11).U64(5).U64(6).U64(7).U64(8).U32(9);
+  body.U16(1).U8(1).U32(40).U32(3).U8(1).U8(4);  // HEADERS, END_HEADERS
+  Bytes records = Record(6, body);
+  records.Append(EndRecord(9, 1));
+  Bytes file = MinimalHeader();
+  file.Append(records);
+  const std::string path = WriteBytes("tls-hand.cap", file.str());
+  absl::StatusOr<CaptureReader> r = CaptureReader::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto [read, status] = ReadAll(*r);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_THAT(read, SizeIs(2));
+  const auto* t = std::get_if<TlsDataEvent>(&read[0]);
+  ASSERT_NE(t, nullptr);
+  EXPECT_THAT(t->op, Eq(TlsDataEvent::Op::kWrite));
+  EXPECT_TRUE(t->h2());
+  EXPECT_THAT(t->tgid, Eq(10u));
+  EXPECT_THAT(t->tid, Eq(11u));
+  EXPECT_THAT(t->enter_ns, Eq(5u));
+  EXPECT_THAT(t->exit_ns, Eq(6u));
+  EXPECT_THAT(t->ssl, Eq(7u));
+  EXPECT_THAT(t->bytes, Eq(8));
+  EXPECT_THAT(t->fd, Eq(9));
+  EXPECT_THAT(t->frames_seen, Eq(1u));
+  ASSERT_THAT(t->frames, SizeIs(1));
+  EXPECT_THAT(t->frames[0], Eq(H2FrameHeader{40, 3, 1, 4}));
+  EXPECT_THAT(t->payload, IsEmpty());
+
+  Bytes too_many;
+  too_many.U16(1).U16(0).U32(1).U32(1).U64(0).U64(0).U64(0).U64(0).U32(0);
+  too_many.U16(0).U8(17);
+  for (int i = 0; i < 17; ++i) too_many.U32(0).U32(0).U8(0).U8(0);
+  EXPECT_THAT(ErrorOf(Record(6, too_many)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("17 frame headers do not fit")));
+  Bytes short_frames;
+  short_frames.U16(1).U16(0).U32(1).U32(1).U64(0).U64(0).U64(0).U64(0);
+  short_frames.U32(0).U16(0).U8(2).U32(0).U32(0).U8(0).U8(0);
+  EXPECT_THAT(ErrorOf(Record(6, short_frames)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("2 frame headers do not fit")));
+  Bytes bad_op;
+  bad_op.U16(9).U16(0).U32(1).U32(1).U64(0).U64(0).U64(0).U64(0).U32(0);
+  bad_op.U16(0).U8(0);
+  EXPECT_THAT(ErrorOf(Record(6, bad_op)),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("unknown op 9")));
+  EXPECT_THAT(ErrorOf(Record(6, Bytes().U16(1).U16(0))),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("too short for a TLS data record")));
+}
+
+// Version 2 captures (no TLS data) still read; a TLS data record in one is
+// corrupt.
+TEST_F(CaptureRecordErrorTest, VersionTwoReadsAndHasNoTlsData) {
+  Bytes file = MinimalHeader(2);
+  Bytes event = SyscallFixedBody(AF_UNIX, 0);
+  event.U8(0).U8(0).Raw("x");
+  file.Append(Record(1, event));
+  file.Append(Record(4, Bytes().U64(1).U64(2).U64(3).U64(4).U64(5).U64(6)));
+  file.Append(EndRecord(9, 2));
+  const std::string path = WriteBytes("v2.cap", file.str());
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->events, SizeIs(1));
+  EXPECT_THAT(c->tls_data, IsEmpty());
+  ASSERT_THAT(c->counters, SizeIs(1));
+  EXPECT_THAT(c->counters[0].counters.foreign, Eq(6u));
+  EXPECT_THAT(c->counters[0].counters.tls_calls, Eq(0u));
+
+  Bytes v2 = MinimalHeader(2);
+  Bytes body;
+  body.U16(1).U16(0).U32(1).U32(1).U64(0).U64(0).U64(0).U64(0).U32(0);
+  body.U16(0).U8(0);
+  v2.Append(Record(6, body));
+  const std::string bad = WriteBytes("v2-tls.cap", v2.str());
+  absl::StatusOr<CaptureReader> r = CaptureReader::Open(bad);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(ReadAll(*r).second,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("in a version 2 capture")));
 }
 
 }  // namespace

@@ -176,6 +176,28 @@ TEST(MetricsTest, BackendLabelsPastTheCapAreOtherAndCounted) {
               HasSubstr("reqcost_label_overflow_total{label=\"backend\"} 8"));
 }
 
+// A request seen from the backend link only: its null server and total get
+// no observation (not a zero), its transport and backend do.
+TEST(MetricsTest, NullPhasesAreNotObserved) {
+  Metrics m;
+  Request r = MakeRequest(1);
+  r.origin = analyzers::RequestOrigin::kBackendLink;
+  r.client_conn = ConnReuse::kNone;
+  r.total_ns.reset();
+  r.server_ns.reset();
+  m.OnRequest(r, "nginx");
+  m.Flush();
+  const std::string text = m.Exposition();
+  const std::string series =
+      "reqcost_request_duration_seconds_count{backend=\"/run/php.sock\","
+      "backend_conn=\"new\",client_conn=\"none\",phase=\"";
+  EXPECT_THAT(text, HasSubstr(series + "transport\",server=\"nginx\"} 1"));
+  EXPECT_THAT(text, HasSubstr(series + "backend\",server=\"nginx\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr(series + "server\",server=\"nginx\"} 1")));
+  EXPECT_THAT(text, Not(HasSubstr(series + "total\",server=\"nginx\"} 1")));
+  EXPECT_THAT(text, HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
+}
+
 TEST(MetricsTest, CountersOnlyGrow) {
   Metrics m;
   m.SetEventCounts(100, 0);

@@ -86,6 +86,8 @@ void RoundTrip(const CaptureHeader& header,
       s = w->WriteDrops(d->from_ns, d->to_ns, d->count);
     } else if (const auto* c = std::get_if<CountersSnapshot>(&record)) {
       s = w->WriteCounters(c->at_ns, c->counters);
+    } else if (const auto* t = std::get_if<TlsDataEvent>(&record)) {
+      s = w->Write(*t);
     } else {
       end = std::get<CaptureEnd>(record);
     }
@@ -107,6 +109,13 @@ void RoundTrip(const CaptureHeader& header,
   unlink(path);
   // Skipped optional records are not re-written; Close() adds counters.
   std::vector<CaptureRecord> want(records.begin(), records.end() - 1);
+  // A TLS data record keeps its payload only in a capture with a payload
+  // prefix.
+  if (header.payload_capture_bytes == 0) {
+    for (CaptureRecord& record : want) {
+      if (auto* t = std::get_if<TlsDataEvent>(&record)) t->payload.clear();
+    }
+  }
   want.push_back(CountersSnapshot{end.end_ns, final_counters});
   want.push_back(CaptureEnd{end.end_ns, want.size()});
   if (!(again == want)) Die("records changed in round trip");

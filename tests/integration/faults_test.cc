@@ -961,7 +961,9 @@ TEST(FaultsTest, BadCaptureFilesAreRefusedWithExitSixAndTheByteOffset) {
   std::string wrong_magic = good;
   wrong_magic[0] = 'X';
   std::string future = good;
-  future[8] = 3;  // format version 3
+  // The version after this build's.
+  const uint32_t next_version = collector::kCaptureFormatVersion + 1;
+  future[8] = static_cast<char>(next_version);
   std::string corrupt_record = good;
   corrupt_record[boundaries[1]] = 0x77;  // unknown mandatory record type
   std::string random(4096, '\0');
@@ -974,7 +976,9 @@ TEST(FaultsTest, BadCaptureFilesAreRefusedWithExitSixAndTheByteOffset) {
       {"empty", "", "empty file, not a reqcost capture file"},
       {"random", random, "not a reqcost capture file (bad magic at byte 0)"},
       {"magic", wrong_magic, "bad magic at byte 0"},
-      {"future", future, "capture format version 3 is newer than this reqcost"},
+      {"future", future,
+       absl::StrCat("capture format version ", next_version,
+                    " is newer than this reqcost")},
       {"record", corrupt_record,
        absl::StrCat("unknown record type 119 at byte ", boundaries[1])},
   };

@@ -266,6 +266,10 @@
     ['phase', 'mean', 'p50', 'p90', 'p99', 'max', 'requests'].forEach(function (c) {
       h('th', { scope: 'col' }, tr, c);
     });
+    // Requests that had a phase null (seen from a backend only) are not in
+    // its figures: a column says how many, when there are any.
+    var unknown = phaseRows(phases).some(function (p) { return phases[p].unknown > 0; });
+    if (unknown) h('th', { scope: 'col' }, tr, 'unknown');
     var body = h('tbody', null, t);
     phaseRows(phases).forEach(function (p) {
       var v = phases[p];
@@ -276,6 +280,7 @@
         h('td', { 'data-field': f }, row, fmt(v[f]));
       });
       h('td', null, row, String(v.count));
+      if (unknown) h('td', { 'data-field': 'unknown' }, row, String(v.unknown || 0));
     });
   }
   function drawSplit(box, w, phases) {
@@ -298,8 +303,12 @@
       }
       at += us;
     });
-    s('text', { 'class': 'value', x: 0, y: 36 }, svg,
-      'mean total ' + fmt(phases.total.mean_us) + ' = server + transport + backend');
+    var partial = ['total', 'server', 'transport', 'backend'].some(function (p) {
+      return phases[p].unknown > 0;
+    });
+    s('text', { 'class': 'value', x: 0, y: 36 }, svg, partial
+      ? 'means over the requests that had each phase (see "unknown")'
+      : 'mean total ' + fmt(phases.total.mean_us) + ' = server + transport + backend');
   }
   function drawPercentiles(box, w, phases) {
     var names = phaseRows(phases).filter(function (p) { return phases[p].count > 0; });
