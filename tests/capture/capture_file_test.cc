@@ -67,6 +67,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Le;
 using ::testing::Lt;
+using ::testing::Optional;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::VariantWith;
@@ -328,7 +329,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   CaptureHeader expected_header = header;
   expected_header.end_mono_ns = 4'000'000'000;
   EXPECT_THAT(r->header(), Eq(expected_header));
-  EXPECT_THAT(r->format_version(), Eq(2u));
+  EXPECT_THAT(r->format_version(), Eq(3u));
 
   auto [records, status] = ReadAll(*r);
   ASSERT_TRUE(status.ok()) << status;
@@ -406,7 +407,7 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   }
 
   Bytes expected;
-  expected.Raw(std::string_view("REQCOST\0", 8)).U32(2).U32(0);
+  expected.Raw(std::string_view("REQCOST\0", 8)).U32(3).U32(0);
   expected.U64(static_cast<uint64_t>(-2)).U64(0x0102030405060708ull);
   expected.U64(0x1111).U32(256).U32(0);
   expected.Str("h").Str("k").Str("v").U32(1).Str("reqcost");
@@ -495,6 +496,52 @@ TEST_F(CaptureFileTest, VersionOneFileStillReads) {
   EXPECT_THAT(c->events, ElementsAre(want_ipv4, want_unix));
   EXPECT_THAT(c->counters, ElementsAre(CountersSnapshot{
                                0x1111, KernelCounters{1, 2, 3, 4}}));
+}
+
+TEST_F(CaptureFileTest, TcpSequenceNumberRoundTrips) {
+  const std::string path = Path("seq.cap");
+  SyscallEvent with_seq = Ipv4Read();
+  with_seq.flags = SyscallEvent::kExitOnly | SyscallEvent::kTcpSeq;
+  with_seq.tcp_seq = 0xfffffff0u;
+  with_seq.tls.flags = TlsRecords::kOn;
+  with_seq.tls.count = 1;
+  with_seq.tls.type[0] = kTlsApplicationData;
+  with_seq.tls.length[0] = 40;
+  SyscallEvent without = Ipv4Read();
+  {
+    absl::StatusOr<CaptureWriter> w =
+        CaptureWriter::Create(path, SampleHeader());
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->Write(with_seq).ok());
+    ASSERT_TRUE(w->Write(without).ok());
+    ASSERT_TRUE(w->Close(7, {}).ok());
+  }
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->events, ElementsAre(with_seq, without));
+  ASSERT_THAT(c->events, SizeIs(2));
+  EXPECT_THAT(c->events[0].seq(), Optional(Eq(0xfffffff0u)));
+  EXPECT_THAT(c->events[0].payload, Eq(with_seq.payload));
+  EXPECT_FALSE(c->events[1].seq().has_value());
+}
+
+TEST_F(CaptureFileTest, VersionTwoEventsHaveNoSequenceNumber) {
+  // A version 2 event whose flags happen to have the bit that version 3
+  // gives the sequence number: the bytes after the TLS block are payload.
+  Bytes file = MinimalHeader(2);
+  Bytes body;
+  body.U16(4).U16(SyscallEvent::kTcpSeq).U32(9376).U32(9377).U32(12).U64(4);
+  body.U64(1'000'000'100).U64(1'000'000'900);
+  body.U16(AF_INET).U16(SOCK_STREAM).U64(1).U64(0).U16(80).U16(5000).U8(0);
+  body.U8(0).U8(0).Raw("ABCD");
+  file.Append(Record(1, body));
+  file.Append(EndRecord(9, 1));
+  const std::string path = WriteBytes("v2seq.cap", file.str());
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c->events, SizeIs(1));
+  EXPECT_FALSE(c->events[0].seq().has_value());
+  EXPECT_THAT(c->events[0].payload, Eq("ABCD"));
 }
 
 TEST_F(CaptureFileTest, TlsBlockRoundTrips) {
@@ -712,7 +759,7 @@ TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kUnimplemented,
                        Eq(path + ": capture format version 7 is newer than "
-                                 "this reqcost (2); upgrade reqcost")));
+                                 "this reqcost (3); upgrade reqcost")));
 }
 
 TEST_F(CaptureFileTest, VersionZeroIsCorrupt) {
@@ -958,6 +1005,20 @@ TEST_F(CaptureRecordErrorTest, VersionTwoEventWithoutTlsBlockIsCorrupt) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
                                  HasSubstr("does not fit its 66-byte record")));
   }
+}
+
+TEST_F(CaptureRecordErrorTest, SequenceNumberCutShortIsCorrupt) {
+  Bytes body;
+  body.U16(4).U16(SyscallEvent::kTcpSeq).U32(1).U32(1).U32(3).U64(3);
+  body.U64(0).U64(0).U16(AF_INET).U16(1).U64(0).U64(0).U16(0).U16(0).U8(0);
+  body.U8(0).U8(0).U8(1).U8(2);  // two of its four bytes
+  const absl::Status status = ErrorOf(Record(1, body));
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       Eq(path_ + ": syscall event at byte " +
+                          std::to_string(First()) +
+                          ": its TCP sequence number does not fit its 69-byte "
+                          "record")));
 }
 
 TEST_F(CaptureRecordErrorTest, UnknownSyscallAndOpAreCorrupt) {
