@@ -67,8 +67,10 @@ size_t RequestStats::SyscallIndex(uint16_t kind, Side side, size_t peer_slot) {
 
 void RequestStats::Phases::Add(const Request& r) {
   total.Add(r.total_ns.value_or(0));
-  server.Add(r.server_ns.value_or(0));
-  transport.Add(r.transport_ns.value_or(0));
+  // A phase no hook saw (server and transport of a request seen only from
+  // its backend's side) is left out, not counted as zero.
+  if (r.server_ns.has_value()) server.Add(*r.server_ns);
+  if (r.transport_ns.has_value()) transport.Add(*r.transport_ns);
   backend.Add(r.backend_ns.value_or(0));
   if (r.queue_ns.has_value()) queue.Add(*r.queue_ns);
   if (r.tls_ns.has_value()) tls.Add(*r.tls_ns);

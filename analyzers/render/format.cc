@@ -269,6 +269,12 @@ nlohmann::json RequestToJson(const Request& q) {
       {"complete", q.complete},
       {"syscalls", syscalls},
   };
+  // Only where they say something: most requests are seen from their
+  // client connection, on one host.
+  if (q.origin != RequestOrigin::kClient) {
+    out["origin"] = std::string(OriginName(q.origin));
+  }
+  if (!q.backend_host.empty()) out["backend_host"] = ValidUtf8(q.backend_host);
   for (Phase phase : kPhases) {
     out[absl::StrCat(PhaseName(phase), "_us")] = NsToUs(PhaseNs(q, phase));
   }
