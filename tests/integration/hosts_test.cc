@@ -373,6 +373,25 @@ TEST_P(HostsTest, FrontAndBackendHostsJoin) {
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(json::parse(again.out), report);
 
+  // The joined set in the other commands.
+  const std::string page = dir.File("joined.html");
+  ASSERT_OK_AND_ASSIGN(html, RunReqcost(dir, {"report", front_cap, backend_cap,
+                                              "--html", page}));
+  EXPECT_EQ(html.code, 0) << html.err;
+  EXPECT_THAT(ReadFileToString(page).value_or(""),
+              ::testing::HasSubstr("backend exchanges matched"));
+  const std::string trace_file = dir.File("joined-trace.json");
+  ASSERT_OK_AND_ASSIGN(trace, RunReqcost(dir, {"timeline", front_cap,
+                                               backend_cap, "-o", trace_file}));
+  EXPECT_EQ(trace.code, 0) << trace.err;
+  EXPECT_THAT(trace.out, ::testing::HasSubstr(
+                             absl::StrCat(kRequests, " backend exchanges matched")));
+  ASSERT_OK_AND_ASSIGN(
+      compared, RunReqcost(dir, {"compare", front_cap + "," + backend_cap,
+                                 front_cap + "," + shifted}));
+  EXPECT_EQ(compared.code, 0) << compared.err;
+  EXPECT_THAT(compared.out, ::testing::HasSubstr("No clear difference"));
+
   // The spans of both agents: one trace per request, every parent found.
   OtlpCheck spans = CheckAcross({front_spans, backend_spans});
   EXPECT_TRUE(spans.ok()) << spans.ErrorText();
