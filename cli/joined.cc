@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,7 +52,16 @@ absl::StatusOr<JoinedCaptures> ProfileAndJoin(
         std::max(merged.capture.duration_s, r.capture.duration_s);
     merged.capture.events += r.capture.events;
     merged.capture.dropped_events += r.capture.dropped_events;
+    // A process whose requests were seen from the backend's side is the
+    // backend of a front on another host, not a server.
+    std::set<uint32_t> backends;
+    for (const analyzers::Request& q : hosts.back().requests) {
+      if (q.origin == analyzers::RequestOrigin::kBackendSide) {
+        backends.insert(q.pid);
+      }
+    }
     for (analyzers::ProcessEntry p : r.processes) {
+      if (backends.count(p.pid) != 0) p.role = "backend";
       const std::string at = analyzers::ValidUtf8(header.host);
       p.comm = absl::StrCat(p.comm, "@", at);
       if (!p.comm_bytes.empty()) {
