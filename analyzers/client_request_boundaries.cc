@@ -107,6 +107,25 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
   return false;
 }
 
+// Keeps what joining hosts needs of a request read: its stream position,
+// and whether it began a FastCGI request (the server is a backend).
+void ClientRequestBoundaries::NoteWireRead(OpenRequest* r,
+                                           const SyscallEvent& e) {
+  if (std::optional<uint32_t> seq = e.seq();
+      seq.has_value() && r->wire_reads.size() < kMaxWireReads) {
+    r->wire_reads.push_back(
+        {*seq, static_cast<uint32_t>(e.ret), e.exit_ns});
+  }
+  if (r->fastcgi_begin_exit == 0) {
+    std::optional<FastCgiHeader> h = ParseFastCgiHeader(e.payload);
+    if (h.has_value() && h->type == kFcgiBeginRequest) {
+      r->fastcgi_begin_exit = e.exit_ns;
+    } else if (h.has_value() && r->last_read_exit == 0 && !r->first_of_conn) {
+      r->fastcgi_tail = true;
+    }
+  }
+}
+
 void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
                                       const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
@@ -134,6 +153,7 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
       r = nullptr;
     }
     if (r == nullptr) r = OpenClientRequest(conn, client, e, rec);
+    NoteWireRead(r, e);
     r->last_read_exit = rec.exit_ns;
     r->syscalls.push_back(rec);
     return;

@@ -34,6 +34,7 @@ class ClientRequestBoundaries {
   void OnSideCall(const SyscallEvent& e, Target target);
 
  private:
+  static void NoteWireRead(OpenRequest* r, const SyscallEvent& e);
   OpenRequest* OpenClientRequest(Conn* conn, ClientConn* client,
                                  const SyscallEvent& e,
                                  const SyscallRecord& rec);

@@ -87,6 +87,16 @@ struct OpenRequest {
   // Calls on sockets that carry no requests (name resolution, ...), made
   // by its process while it waited for its response.
   std::vector<SyscallRecord> side_calls;
+  // Its first reads with a TCP sequence number (for joining hosts), and the
+  // exit of its first read that began with a FastCGI BEGIN_REQUEST record
+  // (0: none seen, or no payload): its server is then a FastCGI backend.
+  std::vector<WireRead> wire_reads;
+  uint64_t fastcgi_begin_exit = 0;
+  // Its first read was a FastCGI record other than BEGIN_REQUEST: the tail
+  // of the previous request (php-fpm reads a request's empty FCGI_STDIN
+  // record after its reply). Without a response of its own it is no
+  // request.
+  bool fastcgi_tail = false;
 };
 
 // A client connection's state: its open request and what comes before its

@@ -45,6 +45,7 @@ std::shared_ptr<Exchange> ExchangeTracker::Begin(Conn* conn, BackendLink* link,
   ex->tid = tid;
   ex->new_conn = conn->requests == 0 && !conn->preattach;
   ex->backend_address = BackendAddress(*conn);
+  ex->link_sock = conn->sock;
   ex->partial = partial;
   ex->start_enter = start_enter;
   ex->send_offset = conn->bytes_out;
@@ -168,6 +169,7 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
         ex->protocol = "http";
       }
     }
+    if (!ex->has_send) ex->first_send_seq = e.seq();
     ex->has_send = true;
     ex->last_send_exit = rec.exit_ns;
     ex->syscalls.push_back(rec);

@@ -70,6 +70,9 @@ struct Exchange {
   uint32_t tid = 0;             // the thread that began it
   bool new_conn = false;        // opened by its own connect
   std::string backend_address;  // BackendAddress of its link
+  SocketId link_sock;           // its link's socket (for joining hosts)
+  // TCP sequence number of its first sent byte, when its link is TCP.
+  std::optional<uint32_t> first_send_seq;
   // "fastcgi" or "http" from its first send's payload; empty unknown.
   std::string protocol;
   bool partial = false;  // began before attach

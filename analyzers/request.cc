@@ -78,4 +78,26 @@ uint64_t WallSpanNs(const Request& r) {
   return end > r.start_ns ? end - r.start_ns : 0;
 }
 
+std::optional<WireTuple> WireTupleOf(const SocketId& sock, bool accepted) {
+  constexpr uint16_t kAfInet = 2, kAfInet6 = 10, kSockStream = 1;
+  if ((sock.family != kAfInet && sock.family != kAfInet6) ||
+      sock.type != kSockStream) {
+    return std::nullopt;
+  }
+  WireTuple t;
+  t.family = sock.family;
+  if (accepted) {
+    t.server_addr = sock.local_addr;
+    t.server_port = sock.local_port;
+    t.client_addr = sock.remote_addr;
+    t.client_port = sock.remote_port;
+  } else {
+    t.client_addr = sock.local_addr;
+    t.client_port = sock.local_port;
+    t.server_addr = sock.remote_addr;
+    t.server_port = sock.remote_port;
+  }
+  return t;
+}
+
 }  // namespace reqcost::analyzers

@@ -8,7 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
+#include <array>
 
 #include "collector/event.h"
 
@@ -52,6 +54,41 @@ enum class ConnReuse : uint8_t { kNone, kNew, kReused };
 // exchange makes a request: server and transport are then unknown. Unknown
 // phases are null, never invented, and such a request is not an anomaly.
 enum class RequestOrigin : uint8_t { kClient, kBackendLink, kBackendSide };
+
+// A TCP connection as both of its ends name it: the end that connected
+// (client) and the end that accepted (server). Two hosts that see the same
+// connection, one from each end, build the same value.
+struct WireTuple {
+  uint16_t family = 0;  // AF_INET, AF_INET6
+  std::array<uint8_t, 16> client_addr{};
+  uint16_t client_port = 0;
+  std::array<uint8_t, 16> server_addr{};
+  uint16_t server_port = 0;
+
+  friend bool operator==(const WireTuple& a, const WireTuple& b) {
+    return a.family == b.family && a.client_addr == b.client_addr &&
+           a.client_port == b.client_port && a.server_addr == b.server_addr &&
+           a.server_port == b.server_port;
+  }
+  friend bool operator<(const WireTuple& a, const WireTuple& b) {
+    return std::tie(a.family, a.client_addr, a.client_port, a.server_addr,
+                    a.server_port) < std::tie(b.family, b.client_addr,
+                                              b.client_port, b.server_addr,
+                                              b.server_port);
+  }
+};
+
+// One read of a request on a TCP client connection: the TCP sequence number
+// of its first byte, the bytes it returned, and its exit.
+struct WireRead {
+  uint32_t seq = 0;
+  uint32_t len = 0;
+  uint64_t exit_ns = 0;
+};
+// Reads kept per request for joining (the first ones with a sequence
+// number): a FastCGI backend reads a request in a few reads, and the read
+// that holds the server's first byte is among the first.
+inline constexpr size_t kMaxWireReads = 8;
 
 std::string_view SideName(Side side);  // "server", "backend"
 // The other end of the connection: "client", "backend" (a link), "server"
@@ -128,6 +165,17 @@ struct Request {
   uint64_t client_wait_ns = 0;  // excluded from total
   uint32_t clamped = 0;         // phase values clamped to stay >= 0 (anomalies)
 
+  // For joining captures of several hosts (host_join.h), TCP only: the
+  // request's reads on its client connection (its server is a backend when
+  // its client is a front on another host), and its backend exchange's
+  // connection and the TCP sequence number of the exchange's first byte.
+  std::vector<WireRead> client_reads;
+  std::optional<WireTuple> exchange_wire;
+  std::optional<uint32_t> exchange_seq;
+  // On a joined request: the host whose capture measured its backend ("" on
+  // one host).
+  std::string backend_host;
+
   // In start order (enter, else exit), each clipped to the request's span
   // [start_ns, max(end_ns, exit of its owned close/shutdown)].
   std::vector<SyscallRecord> syscalls;
@@ -138,6 +186,11 @@ struct Request {
 // close), whichever is later. Longer than total_ns when the request had
 // time that is not its own (client waits, a blocking accept).
 uint64_t WallSpanNs(const Request& request);
+
+// The connection of a TCP socket as `sock` shows it from one end: `accepted`
+// says whether that end accepted it (the server) or connected it (the
+// client). Nullopt for a socket that is not TCP/IP.
+std::optional<WireTuple> WireTupleOf(const SocketId& sock, bool accepted);
 
 }  // namespace reqcost::analyzers
 

@@ -64,11 +64,32 @@ void RequestFinalizer::TakeQueuedReplyWrites(BackendWork* work) {
       });
 }
 
+void RequestFinalizer::AsBackendSide(const OpenRequest& r, Request* out) {
+  // Its client sent FastCGI: this process is a backend whose server is not
+  // traced here (another host). What it did is exact; what the server and
+  // the wire did is unknown.
+  const uint64_t end = std::max(r.last_write_exit, r.fastcgi_begin_exit);
+  out->origin = RequestOrigin::kBackendSide;
+  out->backend_pid = r.tgid;
+  out->backend_timing = BackendTiming::kMeasured;
+  out->backend_start_ns = r.fastcgi_begin_exit;
+  out->backend_end_ns = end;
+  out->backend_ns = end - r.fastcgi_begin_exit;
+  out->total_ns = out->backend_ns;
+  out->server_ns.reset();
+  out->transport_ns.reset();
+  out->tls_ns.reset();
+  out->client_wait_ns = 0;
+  out->clamped = 0;
+}
+
 void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
                                 std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(client->request);
   OpenRequest& r = *owned;
   exchanges_->StopWaiting(&r);
+  // The previous FastCGI request's tail, read after its reply: no request.
+  if (r.fastcgi_tail && r.fastcgi_begin_exit == 0 && !r.has_write) return;
 
   Request out;
   out.id = next_request_id_++;
@@ -118,7 +139,12 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
                       r.side_calls.end());
   out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
 
+  if (!r.wire_reads.empty() && WireTupleOf(conn.sock, true).has_value()) {
+    out.client_reads = r.wire_reads;
+  }
   if (ex != nullptr) {
+    out.exchange_wire = WireTupleOf(ex->link_sock, false);
+    if (out.exchange_wire.has_value()) out.exchange_seq = ex->first_send_seq;
     out.backend_conn = ex->new_conn ? ConnReuse::kNew : ConnReuse::kReused;
     out.backend_address = ex->backend_address;
     out.backend_protocol = ex->protocol;
@@ -207,6 +233,7 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
       out.tls_ns = *r.tls_before_ns + r.tls_inside_ns;
     }
     if (out.clamped > 0) ++anomalies_->clamped_phases;
+    if (ex == nullptr && r.fastcgi_begin_exit != 0) AsBackendSide(r, &out);
   }
   stats_.Add(out);
   if (callback_) callback_(out);

@@ -70,6 +70,9 @@ class RequestFinalizer {
   const RequestStats& stats() const { return stats_; }
 
  private:
+  // Makes complete request `out` one seen from the backend's side only: its
+  // client connection carried FastCGI from a server that is not traced.
+  static void AsBackendSide(const OpenRequest& r, Request* out);
   // A send seen at the socket layer is stamped when its call returns, which
   // can be after the peer read what it sent: a backend reply the server
   // already read may still wait in the reorder queue. Takes the writes of

@@ -31,6 +31,7 @@
 #define AF_INET6 10
 #define SOCK_STREAM 1
 #define MSG_PEEK 2
+#define IPPROTO_TCP 6
 
 /* Set by user space between open and load. */
 const volatile __u32 targ_payload = 0;	/* bytes of each read/write to keep */
@@ -528,6 +529,39 @@ struct op {
 	const struct rc_sock_id *id;	/* else this one (close: read at enter) */
 };
 
+/*
+ * The stream position of the first byte a TCP read or write moved, into
+ * e->tcp_seq with RC_F_TCP_SEQ set: one load from the tcp_sock (a plain load
+ * through the BTF pointer, relocated by CO-RE like every field here). At the
+ * end of a send write_seq is past the bytes just queued; at the end of a
+ * receive copied_seq is past the bytes just copied (a peek leaves it where
+ * the peeked bytes begin). Sequence numbers wrap: u32 arithmetic.
+ */
+static __always_inline void read_tcp_seq(struct rc_syscall_event *e,
+					 const struct op *op)
+{
+	struct tcp_sock *tp;
+	__u32 seq;
+
+	if (op->ret <= 0 || e->sock.type != SOCK_STREAM ||
+	    (e->sock.family != AF_INET && e->sock.family != AF_INET6) ||
+	    op->sk->sk_protocol != IPPROTO_TCP)
+		return;
+	tp = CAST(tcp_sock, op->sk);
+	if (is_read(op->sc)) {
+		seq = tp->copied_seq;
+		if (!(op->flags & RC_F_PEEK))
+			seq -= (__u32)op->ret;
+	} else if ((op->sc >= RC_SYS_WRITE && op->sc <= RC_SYS_SENDFILE) ||
+		   op->sc == RC_SYS_SENDMMSG) {
+		seq = tp->write_seq - (__u32)op->ret;
+	} else {
+		return;
+	}
+	e->tcp_seq = seq;
+	e->flags |= RC_F_TCP_SEQ;
+}
+
 /* Everything but the payload; sock_layer: see tls_walk. */
 static __always_inline void fill_event(struct rc_syscall_event *e,
 				       struct task_struct *task,
@@ -552,6 +586,10 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 		e->sock = *op->id;
 	else
 		__builtin_memset(&e->sock, 0, sizeof(e->sock));
+	e->tcp_seq = 0;
+	e->reserved = 0;
+	if (op->sk)
+		read_tcp_seq(e, op);
 	__builtin_memset(&e->tls, 0, sizeof(e->tls));
 	/* TLS is followed on TCP only: a unix socket's first read costs no
 	 * probe, and its socket no storage. */

@@ -65,6 +65,13 @@ enum rc_syscall_flags {
 	 * service (nscd, systemd-resolved) is told from a backend link.
 	 */
 	RC_F_PEER_PATH = 32,
+	/*
+	 * A TCP read or write that moved bytes: tcp_seq is the TCP sequence
+	 * number of its first byte (write_seq or copied_seq of the tcp_sock,
+	 * less the bytes moved). Both ends of a connection see the same number
+	 * for the same byte, also when it was opened before attach.
+	 */
+	RC_F_TCP_SEQ = 64,
 };
 
 /* rc_tls_records.flags */
@@ -160,10 +167,12 @@ struct rc_syscall_event {
 	__u32 payload_len;	/* bytes of payload that follow */
 	struct rc_sock_id sock;	/* accept: the accepted socket */
 	struct rc_tls_records tls;	/* reads of a TLS stream */
+	__u32 tcp_seq;		/* with RC_F_TCP_SEQ: sequence number of the first byte */
+	__u32 reserved;
 	__u8 payload[RC_PAYLOAD_MAX];
 };
 
-#define RC_SYSCALL_EVENT_HEADER_SIZE 120 /* offsetof(struct rc_syscall_event, payload) */
+#define RC_SYSCALL_EVENT_HEADER_SIZE 128 /* offsetof(struct rc_syscall_event, payload) */
 
 /* A change in the traced process set. */
 struct rc_process_event {

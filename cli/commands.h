@@ -56,7 +56,9 @@ struct HtmlOptions {
 };
 
 struct ReportOptions {
-  std::string input;
+  std::string input;  // the first of `inputs`
+  // Several: one capture per host, joined (cli/joined.h).
+  std::vector<std::string> inputs;
   std::string format = "text";
   bool events = false;
   bool requests = false;
@@ -71,7 +73,8 @@ struct ReportOptions {
 };
 
 // `reqcost report FILE`: replays a capture through the same pipeline. With
-// --group-by, prints the groups side by side instead of the breakdown.
+// --group-by, prints the groups side by side instead of the breakdown. With
+// several files (one per host), reports their joined requests.
 absl::Status RunReport(const ReportOptions& options);
 
 // The command's options; analyzers::CompareOptions is what Compare() takes.
@@ -89,7 +92,8 @@ struct CompareCommandOptions {
 absl::Status RunCompare(const CompareCommandOptions& options);
 
 struct TimelineOptions {
-  std::string input;
+  std::string input;                // the first of `inputs`
+  std::vector<std::string> inputs;  // several: one per host, joined
   std::string output;  // the trace file, created 0600
   bool force = false;  // replace an existing output file
 };

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -13,6 +15,7 @@
 #include "analyzers/slowest.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/joined.h"
 #include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/status_macros.h"
@@ -24,6 +27,13 @@ namespace {
 // every request to `slowest`.
 absl::Status ReportOf(const std::string& path, analyzers::Report* report,
                       analyzers::SlowestRequests* slowest) {
+  if (std::vector<std::string> set = CaptureSet(path); set.size() > 1) {
+    // One capture per host, joined.
+    ASSIGN_OR_RETURN(JoinedCaptures joined, ProfileAndJoin(set));
+    for (const analyzers::Request& r : joined.requests) slowest->Add(r);
+    *report = std::move(joined.report);
+    return absl::OkStatus();
+  }
   OutputOptions quiet;
   quiet.summary = false;
   Pipeline pipeline(quiet, stdout);

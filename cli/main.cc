@@ -143,7 +143,11 @@ int main(int argc, char** argv) {
   ReportOptions report;
   CLI::App* report_cmd =
       app.add_subcommand("report", "the breakdown of a capture file");
-  report_cmd->add_option("file", report.input, "capture file")->required();
+  report_cmd
+      ->add_option("file", report.inputs,
+                   "capture file; several (one per host: a front and its "
+                   "TCP backends) are joined by 4-tuple and TCP sequence")
+      ->required();
   report_cmd->add_option("-f,--format", report.format, "text, json or jsonl");
   report_cmd->add_flag("--requests", report.requests, "print every request");
   report_cmd->add_flag("--events", report.events,
@@ -171,9 +175,13 @@ int main(int argc, char** argv) {
       "compare",
       "two captures side by side: phases and syscalls per request, deltas, "
       "and a verdict (B against A)");
-  compare_cmd->add_option("a", compare.a, "capture file A (the baseline)")
+  compare_cmd
+      ->add_option("a", compare.a,
+                   "capture file A (the baseline); FRONT,BACKEND,... joins "
+                   "the captures of several hosts")
       ->required();
-  compare_cmd->add_option("b", compare.b, "capture file B")->required();
+  compare_cmd->add_option("b", compare.b, "capture file B (the same)")
+      ->required();
   compare_cmd->add_option("-f,--format", compare.format, "text or json");
   AddHtmlFlags(compare_cmd, &compare.html);
   compare_cmd->add_option("--threshold", compare.threshold_pct, kThresholdHelp)
@@ -185,7 +193,10 @@ int main(int argc, char** argv) {
       "write a capture's requests as a Chrome trace (Perfetto, "
       "chrome://tracing); keeps every request in memory until the end, so "
       "memory grows with the capture");
-  timeline_cmd->add_option("file", timeline.input, "capture file")->required();
+  timeline_cmd
+      ->add_option("file", timeline.inputs,
+                   "capture file; several (one per host) are joined")
+      ->required();
   timeline_cmd
       ->add_option("-o,--output", timeline.output,
                    "trace file to write (mode 0600)")
@@ -251,10 +262,12 @@ int main(int argc, char** argv) {
     record.command_line = command_line;
     status = RunAttach(record);
   } else if (app.got_subcommand(report_cmd)) {
+    report.input = report.inputs.front();
     status = RunReport(report);
   } else if (app.got_subcommand(compare_cmd)) {
     status = RunCompare(compare);
   } else if (app.got_subcommand(timeline_cmd)) {
+    timeline.input = timeline.inputs.front();
     status = RunTimeline(timeline);
   } else if (app.got_subcommand(import_cmd)) {
     import.command_line = command_line;

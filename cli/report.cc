@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "analyzers/compare.h"
 #include "analyzers/group_by.h"
 #include "analyzers/render/format.h"
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/fleet.h"
+#include "cli/joined.h"
 #include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
@@ -90,10 +92,61 @@ absl::Status CheckPayloadForUrls(const std::string& path) {
   return absl::OkStatus();
 }
 
+// `report` of several captures, one per host: their requests joined
+// (cli/joined.h), then printed as one capture's would be.
+absl::Status RunJoinedReport(const ReportOptions& options, Format format) {
+  if (!options.group_by.empty() || options.fleet.any() || options.events) {
+    return absl::InvalidArgumentError(
+        "--group-by, --events and the fleet outputs take one capture: give "
+        "several captures (one per host) without them");
+  }
+  std::optional<OutputFile> html;
+  if (!options.html.path.empty()) {
+    absl::StatusOr<OutputFile> file =
+        OutputFile::Create(options.html.path, options.html.force);
+    if (!file.ok()) return OutputFileError(file.status());
+    html.emplace(*std::move(file));
+  }
+  ASSIGN_OR_RETURN(JoinedCaptures joined, ProfileAndJoin(options.inputs));
+  const std::string names = absl::StrJoin(options.inputs, " ");
+  if (options.requests || format == Format::kJsonl) {
+    for (const analyzers::Request& r : joined.requests) {
+      if (format == Format::kJsonl) {
+        std::printf("%s\n", analyzers::RequestToJson(r).dump().c_str());
+      } else if (format == Format::kText) {
+        std::printf("%s\n", analyzers::FormatRequestLine(r).c_str());
+      }
+    }
+  }
+  if (format == Format::kText) {
+    std::printf("%s%s", analyzers::FormatText(joined.report).c_str(),
+                FormatJoinText(joined.summary).c_str());
+  } else if (format == Format::kJson) {
+    nlohmann::json j = analyzers::ReportToJson(joined.report);
+    j["hosts"] = JoinToJson(joined.summary);
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  std::fflush(stdout);
+  if (html.has_value()) {
+    analyzers::SlowestRequests slowest(options.html.slowest);
+    for (const analyzers::Request& r : joined.requests) slowest.Add(r);
+    absl::Status s = html->Commit(analyzers::HtmlPage(
+        absl::StrCat("reqcost report ", names),
+        analyzers::ReportPageData(names, joined.report, slowest.Sorted(),
+                                  slowest.offered()),
+        absl::StrCat(analyzers::FormatText(joined.report),
+                     FormatJoinText(joined.summary))));
+    if (!s.ok()) return OutputFileError(s);
+    std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunReport(const ReportOptions& options) {
   ASSIGN_OR_RETURN(const Format format, ParseFormat(options.format));
+  if (options.inputs.size() > 1) return RunJoinedReport(options, format);
   std::optional<analyzers::GroupKeys> keys;
   if (!options.group_by.empty()) {
     std::string error;

@@ -10,9 +10,11 @@
 #include "analyzers/request.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/joined.h"
 #include "cli/output_file.h"
 #include "cli/pipeline.h"
 #include "collector/capture_file.h"
+#include "collector/status_macros.h"
 
 namespace reqcost::cli {
 
@@ -25,6 +27,23 @@ absl::Status RunTimeline(const TimelineOptions& options) {
   absl::StatusOr<OutputFile> file =
       OutputFile::Create(options.output, options.force);
   if (!file.ok()) return OutputFileError(file.status());
+  if (options.inputs.size() > 1) {
+    // Several hosts: their requests joined, on the first capture's clock.
+    ASSIGN_OR_RETURN(JoinedCaptures joined, ProfileAndJoin(options.inputs));
+    nlohmann::json trace = analyzers::ChromeTrace(
+        joined.requests, joined.report.processes, joined.start_mono_ns);
+    absl::Status s = file->Commit(trace.dump() + "\n");
+    if (!s.ok()) return OutputFileError(s);
+    std::printf("%s", absl::StrFormat(
+                          "wrote %s: %d requests (%d complete) of %d "
+                          "captures; open it in https://ui.perfetto.dev or "
+                          "chrome://tracing\n%s",
+                          options.output, joined.report.count,
+                          joined.report.complete, options.inputs.size(),
+                          FormatJoinText(joined.summary))
+                          .c_str());
+    return absl::OkStatus();
+  }
   OutputOptions quiet;
   quiet.summary = false;
   Pipeline pipeline(quiet, stdout);

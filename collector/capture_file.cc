@@ -44,7 +44,7 @@ static_assert(kTlsDataFixedBytes + kTlsFrameBytes * TlsDataEvent::kMaxFrames +
 // type, u16 length} (format version 2 on).
 constexpr uint32_t TlsBlockBytes(uint8_t count) { return 2u + 3u * count; }
 constexpr uint32_t kEndBytes = 16;
-static_assert(kSyscallFixedBytes + 32 + TlsBlockBytes(TlsRecords::kMax) +
+static_assert(kSyscallFixedBytes + 32 + TlsBlockBytes(TlsRecords::kMax) + 4 +
                   kMaxPayloadBytes <=
               kMaxRecordBodyBytes);
 static_assert(kProcessFixedBytes + kMaxCommBytes <= kMaxRecordBodyBytes);
@@ -386,6 +386,18 @@ absl::StatusOr<SyscallEvent> ParseSyscall(ByteCursor b, uint64_t at,
       e.tls.length[i] = b.U16();
     }
   }
+  if (version >= 3 && (e.flags & SyscallEvent::kTcpSeq) != 0) {
+    if (b.left() < 4) {
+      return absl::DataLossError(absl::StrFormat(
+          "syscall event at byte %d: its TCP sequence number does not fit "
+          "its %u-byte record",
+          at, len));
+    }
+    e.tcp_seq = b.U32();
+  } else {
+    // Versions before 3 had no number: the flag bit meant nothing there.
+    e.flags &= ~SyscallEvent::kTcpSeq;
+  }
   e.payload = b.String(b.left());
   return e;
 }
@@ -687,8 +699,9 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
   }
   const uint8_t addr_len = UsedAddressBytes(e.sock);
   const uint8_t tls_count = std::min<uint8_t>(e.tls.count, TlsRecords::kMax);
+  const bool has_seq = (e.flags & SyscallEvent::kTcpSeq) != 0;
   const uint32_t body = kSyscallFixedBytes + 2u * addr_len +
-                        TlsBlockBytes(tls_count) +
+                        TlsBlockBytes(tls_count) + (has_seq ? 4u : 0u) +
                         static_cast<uint32_t>(e.payload.size());
   uint8_t* p = Reserve(kRecordPrefixBytes + body);
   if (p == nullptr) return error_;
@@ -718,6 +731,7 @@ absl::Status CaptureWriter::Write(const SyscallEvent& e) {
     p = PutU8(p, e.tls.type[i]);
     p = PutU16(p, e.tls.length[i]);
   }
+  if (has_seq) p = PutU32(p, e.tcp_seq);
   PutBytes(p, e.payload.data(), e.payload.size());
   used_ += kRecordPrefixBytes + body;
   ++records_;

@@ -48,8 +48,9 @@ namespace reqcost::collector {
 inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // The format version this build writes and the newest it reads.
 // Version 2 added the TLS block of syscall events and counters.foreign;
-// version 3 the TLS data records (kTlsData) and counters.tls_calls.
-// Version 1 and 2 files still read (they have no TLS data).
+// version 3 the TLS data records (kTlsData), counters.tls_calls and the TCP
+// sequence number of syscall events. Version 1 and 2 files still read (they
+// have no TLS data and their events no sequence number).
 inline constexpr uint32_t kCaptureFormatVersion = 3;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;
@@ -70,6 +71,7 @@ inline constexpr size_t kMaxCommBytes = 4096;
 //     u64 sock, u64 peer, u16 local_port, u16 remote_port, u8 addr_len
 //     (0..16), local_addr[addr_len], remote_addr[addr_len], (version 2 on)
 //     u8 tls flags, u8 tls count (0..4), count × {u8 type, u16 length},
+//     (version 3 on, only when flags has SyscallEvent::kTcpSeq) u32 tcp_seq,
 //     payload (the rest). addr_len is the shortest length that keeps every
 //     non-zero byte of both addresses (IPv4: ≤ 4, unix: 0); omitted bytes are
 //     zero.

@@ -23,6 +23,7 @@ static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
               RC_F_PEEK == SyscallEvent::kPeek &&
               RC_F_BLOCKED == SyscallEvent::kBlocked &&
               RC_F_PEER_PATH == SyscallEvent::kPeerPath &&
+              RC_F_TCP_SEQ == SyscallEvent::kTcpSeq &&
               RC_F_NO_ENTER == SyscallEvent::kNoEnter);
 static_assert(RC_TLS_ON == TlsRecords::kOn &&
               RC_TLS_MORE == TlsRecords::kMore &&
@@ -94,6 +95,9 @@ absl::Status DecodeSyscall(const void* data, size_t len, SyscallEvent* out) {
     out->tls.type[i] = tls.type[i];
     out->tls.length[i] = tls.length[i];
   }
+  // Only a flagged record has a number: the rest compare equal whatever the
+  // kernel left in the field.
+  out->tcp_seq = (e.flags & RC_F_TCP_SEQ) != 0 ? e.tcp_seq : 0;
   if (e.payload_len == 0) {
     out->payload.clear();  // the default: no call into the string's assign
   } else {

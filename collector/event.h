@@ -130,6 +130,9 @@ struct SyscallEvent {
   static constexpr uint16_t kBlocked = 16;
   // A connect on a unix socket: `payload` is the path it asked for.
   static constexpr uint16_t kPeerPath = 32;
+  // A TCP read or write that moved bytes: `tcp_seq` is the TCP sequence
+  // number of its first byte, the same at both ends of the connection.
+  static constexpr uint16_t kTcpSeq = 64;
 
   Syscall syscall = Syscall::kRead;
   uint16_t flags = 0;
@@ -141,7 +144,14 @@ struct SyscallEvent {
   uint64_t exit_ns = 0;
   SocketId sock;        // accept: the accepted socket
   TlsRecords tls;       // reads of a TLS stream
+  uint32_t tcp_seq = 0;  // with kTcpSeq: sequence number of the first byte
   std::string payload;  // first bytes moved, only when capture was asked for
+
+  // The TCP sequence number of the first byte moved, when known.
+  std::optional<uint32_t> seq() const {
+    if ((flags & kTcpSeq) == 0) return std::nullopt;
+    return tcp_seq;
+  }
 
   // Whether enter_ns holds the call's start.
   bool enter_seen() const { return (flags & (kNoEnter | kExitOnly)) == 0; }
@@ -156,9 +166,9 @@ struct SyscallEvent {
 
   friend bool operator==(const SyscallEvent& a, const SyscallEvent& b) {
     return std::tie(a.syscall, a.flags, a.tgid, a.tid, a.fd, a.ret, a.enter_ns,
-                    a.exit_ns, a.sock, a.tls, a.payload) ==
+                    a.exit_ns, a.sock, a.tls, a.tcp_seq, a.payload) ==
            std::tie(b.syscall, b.flags, b.tgid, b.tid, b.fd, b.ret, b.enter_ns,
-                    b.exit_ns, b.sock, b.tls, b.payload);
+                    b.exit_ns, b.sock, b.tls, b.tcp_seq, b.payload);
   }
 };
 

@@ -292,6 +292,7 @@ nlohmann::json RequestToJson(const Request& q) {
       {"complete", q.complete},
       {"syscalls", syscalls},
   };
+  if (!q.backend_host.empty()) out["backend_host"] = ValidUtf8(q.backend_host);
   for (Phase phase : kPhases) {
     out[absl::StrCat(PhaseName(phase), "_us")] = NsToUs(PhaseNs(q, phase));
   }

@@ -215,7 +215,41 @@ SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
   s.backend_ns = r.backend_ns;
   s.queue_ns = r.queue_ns;
   s.tls_ns = r.tls_ns;
+  s.exchange_wire = r.exchange_wire;
+  s.exchange_seq = r.exchange_seq;
+  if (r.origin == RequestOrigin::kBackendSide) {
+    s.served_wire = WireTupleOf(r.client_sock, true);
+    // The read that began its FastCGI request (an earlier one of the same
+    // request held the previous request's tail).
+    for (const WireRead& read : r.client_reads) {
+      if (read.exit_ns >= r.backend_start_ns) {
+        s.served_seq = read.seq;
+        break;
+      }
+    }
+  }
   return s;
+}
+
+WireIds WireIds::For(const WireTuple& t, uint32_t seq) {
+  auto word = [](const std::array<uint8_t, 16>& a, size_t at) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i) v |= static_cast<uint64_t>(a[at + i]) << (8 * i);
+    return v;
+  };
+  uint64_t h = Mix(kWireIdKey ^ t.family);
+  for (size_t at : {0, 8}) {
+    h = Mix(h ^ word(t.client_addr, at));
+    h = Mix(h ^ word(t.server_addr, at));
+  }
+  h = Mix(h ^ (static_cast<uint64_t>(t.client_port) << 48) ^
+          (static_cast<uint64_t>(t.server_port) << 32) ^ seq);
+  WireIds ids;
+  ids.trace_hi = NonZero(Mix(h ^ 1));
+  ids.trace_lo = Mix(h ^ 2);
+  ids.client = NonZero(Mix(h ^ 3));
+  ids.server = NonZero(Mix(h ^ 4));
+  return ids;
 }
 
 SpanIds SpanIds::For(uint64_t seed, uint64_t request_id) {
@@ -264,11 +298,26 @@ void AppendJsonString(std::string_view text, std::string* out) {
 size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
                           std::string* out) {
   SpanIds ids = SpanIds::For(seed, s.request_id);
+  // Across hosts: the front's trace and CLIENT span, and the backend's
+  // SERVER span under it, take ids both agents derive on their own.
+  uint64_t server_parent = 0;
+  if (s.exchange_wire.has_value() && s.exchange_seq.has_value()) {
+    const WireIds wire = WireIds::For(*s.exchange_wire, *s.exchange_seq);
+    ids.trace_hi = wire.trace_hi;
+    ids.trace_lo = wire.trace_lo;
+    ids.client = wire.client;
+  } else if (s.served_wire.has_value() && s.served_seq.has_value()) {
+    const WireIds wire = WireIds::For(*s.served_wire, *s.served_seq);
+    ids.trace_hi = wire.trace_hi;
+    ids.trace_lo = wire.trace_lo;
+    ids.server = wire.server;
+    server_parent = wire.client;
+  }
   SpanWriter w{ids, off, out};
   std::string name;
   std::string server_attrs = ServerAttrs(s, &name);
-  w.Span(ids.server, 0, name, kSpanKindServer, s.start_ns, s.end_ns,
-         server_attrs);
+  w.Span(ids.server, server_parent, name, kSpanKindServer, s.start_ns,
+         s.end_ns, server_attrs);
   if (s.exchange_end_ns == 0) return w.count;  // no backend exchange
 
   std::string client_name =

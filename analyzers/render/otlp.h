@@ -72,6 +72,14 @@ struct SpanSource {
   uint64_t queue_start_ns = 0;
   std::optional<uint64_t> total_ns, server_ns, transport_ns, backend_ns,
       queue_ns, tls_ns;
+  // The identity on the wire (TCP) of its backend exchange (a front's
+  // request), or of the exchange it served (a request seen from the
+  // backend's side): the connection and the TCP sequence number of the
+  // exchange's first byte. Its trace and span ids derive from it (WireIds).
+  std::optional<WireTuple> exchange_wire;
+  std::optional<uint32_t> exchange_seq;
+  std::optional<WireTuple> served_wire;
+  std::optional<uint32_t> served_seq;
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
@@ -87,6 +95,19 @@ struct SpanIds {
            transport_reply = 0, queue = 0;
   static SpanIds For(uint64_t seed, uint64_t request_id);
 };
+
+// Ids derived from one exchange's identity on the wire (the connection's
+// 4-tuple and the TCP sequence number of the exchange's first byte), the
+// same on every host that sees either end: the trace id of the front's
+// request and of the backend's work for it, the front's CLIENT span id (the
+// parent of the backend's SERVER span) and that SERVER span's id. A keyed
+// mix (kWireIdKey): the ids do not reveal the addresses.
+struct WireIds {
+  uint64_t trace_hi = 0, trace_lo = 0, client = 0, server = 0;
+  static WireIds For(const WireTuple& tuple, uint32_t seq);
+};
+// The key of WireIds, the same for every agent of a fleet.
+inline constexpr uint64_t kWireIdKey = 0x72657163'6f737431ULL;
 
 // Lowercase hex of `v`, 16 digits.
 std::string Hex64(uint64_t v);

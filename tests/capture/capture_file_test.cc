@@ -67,6 +67,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Le;
 using ::testing::Lt;
+using ::testing::Optional;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::VariantWith;
@@ -495,6 +496,52 @@ TEST_F(CaptureFileTest, VersionOneFileStillReads) {
   EXPECT_THAT(c->events, ElementsAre(want_ipv4, want_unix));
   EXPECT_THAT(c->counters, ElementsAre(CountersSnapshot{
                                0x1111, KernelCounters{1, 2, 3, 4}}));
+}
+
+TEST_F(CaptureFileTest, TcpSequenceNumberRoundTrips) {
+  const std::string path = Path("seq.cap");
+  SyscallEvent with_seq = Ipv4Read();
+  with_seq.flags = SyscallEvent::kExitOnly | SyscallEvent::kTcpSeq;
+  with_seq.tcp_seq = 0xfffffff0u;
+  with_seq.tls.flags = TlsRecords::kOn;
+  with_seq.tls.count = 1;
+  with_seq.tls.type[0] = kTlsApplicationData;
+  with_seq.tls.length[0] = 40;
+  SyscallEvent without = Ipv4Read();
+  {
+    absl::StatusOr<CaptureWriter> w =
+        CaptureWriter::Create(path, SampleHeader());
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->Write(with_seq).ok());
+    ASSERT_TRUE(w->Write(without).ok());
+    ASSERT_TRUE(w->Close(7, {}).ok());
+  }
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->events, ElementsAre(with_seq, without));
+  ASSERT_THAT(c->events, SizeIs(2));
+  EXPECT_THAT(c->events[0].seq(), Optional(Eq(0xfffffff0u)));
+  EXPECT_THAT(c->events[0].payload, Eq(with_seq.payload));
+  EXPECT_FALSE(c->events[1].seq().has_value());
+}
+
+TEST_F(CaptureFileTest, VersionTwoEventsHaveNoSequenceNumber) {
+  // A version 2 event whose flags happen to have the bit that version 3
+  // gives the sequence number: the bytes after the TLS block are payload.
+  Bytes file = MinimalHeader(2);
+  Bytes body;
+  body.U16(4).U16(SyscallEvent::kTcpSeq).U32(9376).U32(9377).U32(12).U64(4);
+  body.U64(1'000'000'100).U64(1'000'000'900);
+  body.U16(AF_INET).U16(SOCK_STREAM).U64(1).U64(0).U16(80).U16(5000).U8(0);
+  body.U8(0).U8(0).Raw("ABCD");
+  file.Append(Record(1, body));
+  file.Append(EndRecord(9, 1));
+  const std::string path = WriteBytes("v2seq.cap", file.str());
+  absl::StatusOr<Capture> c = ReadCapture(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c->events, SizeIs(1));
+  EXPECT_FALSE(c->events[0].seq().has_value());
+  EXPECT_THAT(c->events[0].payload, Eq("ABCD"));
 }
 
 TEST_F(CaptureFileTest, TlsBlockRoundTrips) {
@@ -958,6 +1005,20 @@ TEST_F(CaptureRecordErrorTest, VersionTwoEventWithoutTlsBlockIsCorrupt) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
                                  HasSubstr("does not fit its 66-byte record")));
   }
+}
+
+TEST_F(CaptureRecordErrorTest, SequenceNumberCutShortIsCorrupt) {
+  Bytes body;
+  body.U16(4).U16(SyscallEvent::kTcpSeq).U32(1).U32(1).U32(3).U64(3);
+  body.U64(0).U64(0).U16(AF_INET).U16(1).U64(0).U64(0).U16(0).U16(0).U8(0);
+  body.U8(0).U8(0).U8(1).U8(2);  // two of its four bytes
+  const absl::Status status = ErrorOf(Record(1, body));
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       Eq(path_ + ": syscall event at byte " +
+                          std::to_string(First()) +
+                          ": its TCP sequence number does not fit its 69-byte "
+                          "record")));
 }
 
 TEST_F(CaptureRecordErrorTest, UnknownSyscallAndOpAreCorrupt) {

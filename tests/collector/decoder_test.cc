@@ -2,6 +2,7 @@
 
 #include <linux/types.h>
 
+#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -19,7 +20,8 @@ using ::testing::HasSubstr;
 
 // The size the kernel side documents (bpf/reqcost.h): the messages below
 // count from it.
-static_assert(RC_SYSCALL_EVENT_HEADER_SIZE == 120);
+static_assert(RC_SYSCALL_EVENT_HEADER_SIZE == 128);
+static_assert(offsetof(rc_syscall_event, tcp_seq) == 120);
 static_assert(RC_SYS_MAX == 17);
 
 // A syscall record with `payload`; `edit` may change the event before it is
@@ -201,6 +203,49 @@ TEST(DecoderTest, SendmmsgDecodes) {
   EXPECT_FALSE(d.syscall.enter_missed());
 }
 
+TEST(DecoderTest, TcpSequenceNumberDecodesWhenFlagged) {
+  Decoded d;
+  ASSERT_TRUE(Decode(SyscallRecord("GET",
+                                   [](rc_syscall_event& e) {
+                                     e.syscall = RC_SYS_READ;
+                                     e.flags = RC_F_EXIT_ONLY | RC_F_TCP_SEQ;
+                                     e.ret = 3;
+                                     e.sock.family = 2;
+                                     e.tcp_seq = 0xfffffffe;  // wraps next
+                                   }),
+                     &d)
+                  .ok());
+  ASSERT_TRUE(d.syscall.seq().has_value());
+  EXPECT_EQ(*d.syscall.seq(), 0xfffffffeu);
+  EXPECT_EQ(d.syscall.payload, "GET");
+}
+
+TEST(DecoderTest, TcpSequenceNumberWithoutFlagIsUnknown) {
+  Decoded d;
+  d.syscall.tcp_seq = 99;  // stale, from the previous record
+  ASSERT_TRUE(Decode(SyscallRecord("",
+                                   [](rc_syscall_event& e) {
+                                     e.tcp_seq = 1234;  // not flagged
+                                   }),
+                     &d)
+                  .ok());
+  EXPECT_FALSE(d.syscall.seq().has_value());
+  EXPECT_EQ(d.syscall.tcp_seq, 0u);
+}
+
+TEST(DecoderTest, RefusesTheOldHeaderSize) {
+  // A record laid out before the sequence number (120-byte header) is one
+  // the decoder must not misread: its size disagrees.
+  std::vector<uint8_t> bytes = SyscallRecord("");
+  bytes.resize(120);
+  const __u16 size = 120;
+  std::memcpy(bytes.data() + 2, &size, sizeof(size));
+  Decoded d;
+  absl::Status s = Decode(bytes, &d);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("shorter than its 128-byte header"));
+}
+
 TEST(DecoderTest, NoEnterIsAMissedEnter) {
   Decoded d;
   ASSERT_TRUE(Decode(SyscallRecord(""), &d).ok());  // RC_F_NO_ENTER
@@ -249,7 +294,7 @@ TEST(DecoderTest, RefusesSizeFieldThatDisagreesWithLength) {
   bytes.push_back(0);  // one byte more than the record says
   Decoded d;
   absl::Status s = Decode(bytes, &d);
-  EXPECT_THAT(s.message(), HasSubstr("says 123 bytes but 124 arrived"));
+  EXPECT_THAT(s.message(), HasSubstr("says 131 bytes but 132 arrived"));
 }
 
 TEST(DecoderTest, RefusesPayloadLengthBeyondRecord) {
