@@ -404,6 +404,25 @@ TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
   rmdir(fpm_dir.c_str());
 }
 
+// Without cgroup targets, SIGHUP is a terminal's hang-up: the run ends
+// cleanly with its summary, as with SIGTERM (a run left in a closed
+// terminal must not stay behind).
+TEST(AgentTest, SighupWithoutCgroupTargetsEndsTheRun) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
+  ASSERT_OK_AND_ASSIGN(sleeper, Subprocess::Start({"/bin/sleep", "30"},
+                                                  dir.File("sleep.out"),
+                                                  dir.File("sleep.err")));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p",
+                                    std::to_string(sleeper.pid()),
+                                    "--duration", "0"}));
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGHUP));
+  (void)sleeper.Stop();
+  EXPECT_EQ(code, 0) << run.err();
+  EXPECT_THAT(run.out(), HasSubstr("no request seen."));
+}
+
 // Runs `tmux -S socket args...` to its end (bounded); its stdout.
 absl::StatusOr<std::string> Tmux(const TempDir& dir, const std::string& socket,
                                  std::vector<std::string> args) {
