@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <optional>
@@ -32,15 +33,16 @@ void OnStopSignal(int) { g_stop = 1; }
 void OnReread(int) { g_reread = 1; }
 
 // SIGINT and SIGTERM end the run cleanly. No SA_RESTART: the poll returns
-// at once instead of waiting out its timeout.
-void InstallStopHandlers() {
+// at once instead of waiting out its timeout. SIGHUP re-reads the --cgroup
+// and --unit targets when `reread_on_hup` (a service's reload); otherwise it
+// is a terminal's hang-up and ends the run cleanly too.
+void InstallStopHandlers(bool reread_on_hup) {
   struct sigaction sa {};
   sa.sa_handler = OnStopSignal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  // SIGHUP re-reads the --cgroup and --unit targets (an agent's reload).
-  sa.sa_handler = OnReread;
+  sa.sa_handler = reread_on_hup ? OnReread : OnStopSignal;
   sigaction(SIGHUP, &sa, nullptr);
 }
 
@@ -195,7 +197,9 @@ absl::Status RunAttach(const AttachOptions& options) {
             (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
             uts.nodename));
   }
-  InstallStopHandlers();
+  // A service (no terminal on stdin) with cgroup targets reloads on SIGHUP;
+  // a run in a terminal ends when the terminal goes.
+  InstallStopHandlers(!targets.empty() && !isatty(STDIN_FILENO));
   ASSIGN_OR_RETURN(std::unique_ptr<collector::Tracer> tracer,
                    collector::Tracer::Start(topts, &pipeline));
   uint64_t start_ns = collector::MonotonicNowNs();

@@ -113,10 +113,15 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   MoveServer(nginx, cg);
   MoveServer(fpm, cg);
 
+  // A process outside the cgroup, given by PID.
+  ASSERT_OK_AND_ASSIGN(
+      outside, Subprocess::Start({"/bin/sleep", "30"}, dir.File("outside.out"),
+                                 dir.File("outside.err")));
   // Relative to the v2 mount, as a user types it.
   ASSERT_OK_AND_ASSIGN(
-      run, ReqcostRun::Attach(
-               dir, {"attach", "--cgroup", cg.relative(), "-f", "json"}));
+      run,
+      ReqcostRun::Attach(dir, {"attach", "--cgroup", cg.relative(), "-p",
+                               std::to_string(outside.pid()), "-f", "json"}));
   AbOptions ab;
   ab.url = nginx.Url("/sleep.php?us=1000");
   ab.requests = 50;
@@ -152,7 +157,10 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
       << "requests without their backend";
   EXPECT_THAT(pids,
               ::testing::Not(::testing::Contains(static_cast<int>(getpid()))));
-  EXPECT_THAT(run.err(), HasSubstr("1 cgroups"));
+  // A PID beside the cgroup: targets mix.
+  EXPECT_THAT(pids, ::testing::Contains(outside.pid()));
+  (void)outside.Stop();
+  EXPECT_THAT(run.err(), HasSubstr(" processes and 1 cgroups"));
 }
 
 TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
@@ -402,6 +410,25 @@ TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
   EXPECT_THAT(run.out(), HasSubstr("backend timing: measured"));
   (void)fpm2.Stop();
   rmdir(fpm_dir.c_str());
+}
+
+// Without cgroup targets, SIGHUP is a terminal's hang-up: the run ends
+// cleanly with its summary, as with SIGTERM (a run left in a closed
+// terminal must not stay behind).
+TEST(AgentTest, SighupWithoutCgroupTargetsEndsTheRun) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
+  ASSERT_OK_AND_ASSIGN(
+      sleeper, Subprocess::Start({"/bin/sleep", "30"}, dir.File("sleep.out"),
+                                 dir.File("sleep.err")));
+  ASSERT_OK_AND_ASSIGN(
+      run,
+      ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(sleeper.pid()),
+                               "--duration", "0"}));
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGHUP));
+  (void)sleeper.Stop();
+  EXPECT_EQ(code, 0) << run.err();
+  EXPECT_THAT(run.out(), HasSubstr("no request seen."));
 }
 
 // Runs `tmux -S socket args...` to its end (bounded); its stdout.
