@@ -602,9 +602,9 @@ TEST_P(ThreadedBackend, RequestsAttributedPerThread) {
   // its read and that clock moves one request by up to a few ms on this
   // loaded 2-core machine (CI saw 3 ms): 90% of requests must agree within
   // max(1%, 100 µs) (before the threads ran under SCHED_FIFO, nine runs of
-  // each case under load average 15: 94 to 100 did; with it, 100), every one within half a work step, which a request given
-  // another in-flight request's work (at least a whole step off) cannot
-  // meet.
+  // each case under load average 15: 94 to 100 did; with it, 100), every
+  // one within half a work step, which a request given another in-flight
+  // request's work (at least a whole step off) cannot meet.
   ASSERT_OK_AND_ASSIGN(requests, ReplayRequests(p.capture));
   std::set<int> seen;
   int within = 0;
