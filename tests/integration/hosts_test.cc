@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <tuple>
@@ -406,6 +407,100 @@ TEST_P(HostsTest, FrontAndBackendHostsJoin) {
     if (it != client_trace.end() && it->second == s.trace_id) ++linked;
   }
   EXPECT_EQ(linked, kRequests);
+}
+
+// A TCP proxy on the backend host (socat, standing in for a load balancer
+// or DNAT): the front's connection ends at the proxy, php-fpm's begins
+// there. The 4-tuples differ, so nothing joins: every exchange and every
+// backend request is counted and named, and each keeps what its own host
+// measured.
+TEST(HostsProxyTest, DifferentFourTuplesStayUnmatchedCountedAndNamed) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  constexpr int kProxied = 10;
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-hosts-proxy"));
+  absl::StatusOr<std::unique_ptr<TwoHosts>> made = TwoHosts::Create(dir);
+  if (!made.ok() && !BpfRequired()) GTEST_SKIP() << made.status();
+  ASSERT_TRUE(made.ok()) << made.status();
+  TwoHosts& hosts = **made;
+  if (access(Tool("socat").c_str(), X_OK) != 0) GTEST_SKIP() << "no socat";
+
+  const std::string fpm_at = absl::StrCat(hosts.backend_addr(), ":9000");
+  const std::string proxy_at = absl::StrCat(hosts.backend_addr(), ":9001");
+  std::optional<Server> fpm, nginx;
+  std::optional<Subprocess> proxy;
+  ASSERT_OK(hosts.In(hosts.backend(), [&]() -> absl::Status {
+    PhpFpmOptions o;
+    o.listen = fpm_at;
+    ASSIGN_OR_RETURN(Server s, StartPhpFpm(dir, o));
+    fpm.emplace(std::move(s));
+    ASSIGN_OR_RETURN(
+        Subprocess p,
+        Subprocess::Start({Tool("socat"),
+                           absl::StrCat("TCP-LISTEN:9001,bind=",
+                                        hosts.backend_addr(),
+                                        ",fork,reuseaddr"),
+                           absl::StrCat("TCP:", fpm_at)},
+                          dir.File("socat.out"), dir.File("socat.err")));
+    proxy.emplace(std::move(p));
+    return absl::OkStatus();
+  }));
+  absl::SleepFor(absl::Milliseconds(300));  // socat listening
+  ASSERT_OK(hosts.In(hosts.front(), [&]() -> absl::Status {
+    NginxOptions o;
+    o.upstream = proxy_at;
+    ASSIGN_OR_RETURN(Server s, StartNginx(dir, o));
+    nginx.emplace(std::move(s));
+    return absl::OkStatus();
+  }));
+  const std::string front_cap = dir.File("front.cap");
+  const std::string backend_cap = dir.File("backend.cap");
+  ASSERT_OK_AND_ASSIGN(
+      front, ReqcostRun::Attach(dir, {"attach", "-p",
+                                      std::to_string(nginx->pid()), "-o",
+                                      front_cap}));
+  ASSERT_OK_AND_ASSIGN(
+      backend, ReqcostRun::Attach(dir, {"attach", "-p",
+                                        std::to_string(fpm->pid()),
+                                        "--payload", "16", "-o",
+                                        backend_cap}));
+  AbResult ab;
+  ASSERT_OK(hosts.In(hosts.front(), [&]() -> absl::Status {
+    AbOptions o;
+    o.url = nginx->Url("/bytes.php?n=1000&us=2000");
+    o.requests = kProxied;
+    ASSIGN_OR_RETURN(ab, RunAb(o));
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(ab.complete, kProxied);
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_OK_AND_ASSIGN(front_code, front.StopWith(SIGINT));
+  ASSERT_OK_AND_ASSIGN(backend_code, backend.StopWith(SIGINT));
+  EXPECT_EQ(front_code, 0);
+  EXPECT_EQ(backend_code, 0);
+  kill(proxy->pid(), SIGTERM);
+  (void)proxy->WaitForExit(absl::Seconds(10));
+  EXPECT_OK(nginx->Stop());
+  EXPECT_OK(fpm->Stop());
+
+  ASSERT_OK_AND_ASSIGN(joined, RunReqcost(dir, {"report", front_cap,
+                                                backend_cap, "-f", "json"}));
+  ASSERT_EQ(joined.code, 0) << joined.err;
+  json hosts_json = json::parse(joined.out)["hosts"];
+  EXPECT_EQ(hosts_json["matched"], 0) << hosts_json.dump();
+  EXPECT_EQ(hosts_json["unmatched_exchanges"], kProxied);
+  EXPECT_EQ(hosts_json["unmatched_backend"], kProxied);
+  std::set<std::string> named;
+  for (const json& u : hosts_json["unmatched"]) {
+    named.insert(absl::StrCat(u["side"].get<std::string>(), " ",
+                              u["server"].get<std::string>(), " ",
+                              u["count"].get<int>()));
+  }
+  EXPECT_EQ(named, (std::set<std::string>{
+                       absl::StrCat("front ", proxy_at, " ", kProxied),
+                       absl::StrCat("backend ", fpm_at, " ", kProxied)}));
+  ASSERT_OK_AND_ASSIGN(text, RunReqcost(dir, {"report", front_cap,
+                                              backend_cap}));
+  EXPECT_THAT(text.out, ::testing::HasSubstr("NAT or TCP load balancer"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Connections, HostsTest, ::testing::Bool(),
