@@ -419,6 +419,12 @@ void ExchangeTracker::ReleaseHeld(uint32_t tgid,
   }
 }
 
+void ExchangeTracker::OnProcessExit(uint32_t tgid) {
+  auto it = queues_.find(tgid);
+  if (it == queues_.end() || it->second.held.empty()) return;
+  ReleaseHeld(tgid, IncompleteReason::kProcessExited);
+}
+
 void ExchangeTracker::Flush(IncompleteReason reason) {
   std::vector<uint32_t> tgids;
   for (auto& [tgid, proc] : queues_) {

@@ -94,6 +94,10 @@ class ExchangeTracker {
   // The end of the events: every held exchange is decided now, one not
   // done with `reason`.
   void Flush(IncompleteReason reason);
+  // `tgid` exits, before its connections are closed: its held exchanges are
+  // decided now (one not done is incomplete, "process exited"), while its
+  // client connections still say what they carried.
+  void OnProcessExit(uint32_t tgid);
 
  private:
   // What attribution keeps per process.

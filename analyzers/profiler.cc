@@ -223,6 +223,9 @@ void Profiler::State::OnPaired(Conn* conn, const Conn& side) {
 }
 
 void Profiler::State::ProcessExit(uint32_t tgid) {
+  // Its links close below as if their exchanges were done: decide the held
+  // ones first.
+  exchanges.OnProcessExit(tgid);
   for (uint64_t uid : connections.UidsOf(tgid)) {
     Conn* conn = connections.At(uid);
     FinalizeIfOpen(conn, IncompleteReason::kProcessExited);

@@ -205,6 +205,35 @@ TEST(BackendLinkTest, ExchangeOpenAtTheEndIsIncompleteNotLost) {
   EXPECT_THAT(a.unattributed_exchanges, Eq(0u));
 }
 
+// The server exits while an exchange behind its HTTP/2 connection is still
+// open: that exchange is reported, incomplete for the exit, not lost and
+// not an anomaly.
+TEST(BackendLinkTest, ExchangeOpenWhenItsProcessExitsIsIncomplete) {
+  StreamBuilder s;
+  Http2Front(s);
+  TlsRead(s, 400, 402, 200, {{kApp, 195}});
+  s.Write(kNginx, 8, 403, 404, 30, "", Syscall::kWrite);  // SETTINGS ACK
+  s.Connect(kNginx, 9, 410, 412, UnixSock(0xA1, 0xB1));
+  s.Write(kNginx, 9, 415, 420, 500);
+  s.Read(kNginx, 9, 1420, 1425, 300);
+  Profiler profiler;
+  std::vector<Request> requests;
+  profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
+  for (const SyscallEvent& e : s.InExitOrder()) profiler.OnEvent(e);
+  ProcessEvent exit;
+  exit.op = ProcessEvent::Op::kExit;
+  exit.tgid = kNginx;
+  exit.ts_ns = At(2000);
+  profiler.OnProcessEvent(exit);
+  profiler.Finish(At(100'000));
+  std::vector<Request> link = OfOrigin(requests, RequestOrigin::kBackendLink);
+  ASSERT_THAT(link, SizeIs(1));
+  EXPECT_FALSE(link[0].complete);
+  EXPECT_THAT(link[0].incomplete_reason,
+              Eq(std::string(Name(IncompleteReason::kProcessExited))));
+  EXPECT_THAT(profiler.anomalies().unattributed_exchanges, Eq(0u));
+}
+
 // A request of each origin with the phases it can have: client (all),
 // backend link (server and total null), backend side (only backend).
 std::vector<Request> MixedRequests() {
