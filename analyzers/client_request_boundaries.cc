@@ -159,7 +159,12 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
     return;
   }
   if (IsRead(e.syscall)) {
-    if (r == nullptr) {
+    if (r == nullptr && conn->requests == 0) {
+      // Nothing read yet (EAGAIN) or the client's close (0) before any
+      // request: a connection its client opened and left unused (ab at the
+      // end of a run, a browser's pre-connect) carries no request.
+      client->pre_request.syscalls.push_back(rec);
+    } else if (r == nullptr) {
       ++anomalies_->stray_events;
     } else if (r->has_write) {
       r->trailing.push_back(rec);

@@ -118,7 +118,13 @@ Conn* ConnectionTable::FindPartner(const Conn& conn) {
 void ConnectionTable::MakeLink(Conn* link, Conn* side) {
   for (Conn* c : {link, side}) {
     if (c->role() != Role::kClient) continue;
-    ++anomalies_->reclassified_connections;
+    // A backend's accept that returned before the connect it pairs with
+    // (the connect's exit is stamped later) and has carried nothing yet:
+    // pairing completes its classification, nothing was taken wrongly.
+    const bool accept_first = c->accepted && !c->preattach &&
+                              c->requests == 0 && c->bytes_in == 0 &&
+                              c->bytes_out == 0;
+    if (!accept_first) ++anomalies_->reclassified_connections;
     owner_->OnClientDropped(c);
   }
   link->SetRole(Role::kLink);

@@ -207,12 +207,18 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
 // after its reply). Only where both ends' byte counts start at the
 // connection's start; a read that runs past those bytes (into the next
 // exchange's, or into bytes not yet seen sent, or because a lost event
-// shifted the counts) starts a new request as before.
+// shifted the counts) starts a new request as before. Always true once the
+// paired link has closed.
 bool ExchangeTracker::ContinuesWork(const Conn& side, const BackendWork& work,
                                     uint64_t len) {
   if (side.preattach || !side.partner.has_value()) return false;
   const Conn* paired = connections_->Paired(side);
-  if (paired == nullptr || paired->preattach) return false;
+  // Its link is closed: no exchange can begin on it any more, so what is
+  // left to read was sent for the work already seen (nginx closes a link
+  // once it has the reply, often before php-fpm reads the request's empty
+  // FCGI_STDIN record).
+  if (paired == nullptr) return true;
+  if (paired->preattach) return false;
   uint64_t boundary = paired->bytes_out;
   const BackendLink* link = paired->link_state();
   if (link == nullptr) return side.bytes_in + len <= boundary;

@@ -19,7 +19,28 @@ void ProcessTable::OnProcessEvent(const ProcessEvent& event) {
   if (event.op == ProcessEvent::Op::kExit) return;
   Process& p = processes_[event.tgid];
   if (!event.comm.empty()) p.comm = event.comm;
-  if (event.op == ProcessEvent::Op::kFork) p.parent = event.parent_tgid;
+  if (event.op == ProcessEvent::Op::kFork) {
+    // A PID reused: a new process, not the exited one.
+    if (p.exit_seq != 0) p = Process{};
+    if (!event.comm.empty()) p.comm = event.comm;
+    p.parent = event.parent_tgid;
+  }
+}
+
+void ProcessTable::Exited(uint32_t tgid) {
+  auto it = processes_.find(tgid);
+  if (it == processes_.end()) return;
+  it->second.exit_seq = ++exits_;
+  exited_.emplace_back(tgid, exits_);
+  while (exited_.size() > kMaxExitedProcesses) {
+    auto [pid, seq] = exited_.front();
+    exited_.pop_front();
+    auto p = processes_.find(pid);
+    if (p != processes_.end() && p->second.exit_seq == seq) {
+      processes_.erase(p);
+      ++forgotten_;
+    }
+  }
 }
 
 void ProcessTable::Rename(uint32_t tgid, const std::string& comm) {
@@ -51,6 +72,7 @@ void ProcessTable::AddTo(Report* report) const {
     // Any bytes the kernel or a capture file gave: made printable as JSON.
     report->processes.push_back({pid, ValidUtf8(p.comm), role, p.comm});
   }
+  report->processes_not_listed = forgotten_;
 }
 
 }  // namespace reqcost::analyzers

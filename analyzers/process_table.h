@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 
@@ -14,6 +15,11 @@
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
+
+// At most this many exited processes stay listed (the latest to exit); the
+// earlier ones are forgotten and counted (Report::processes_not_listed). A
+// long-lived agent sees a new set of workers on every reload and recycle.
+inline constexpr size_t kMaxExitedProcesses = 256;
 
 class ProcessTable {
  public:
@@ -38,9 +44,15 @@ class ProcessTable {
   // backend-side connections.
   bool InBackendFamily(uint32_t tgid);
 
-  // Every process by pid, with its role, as the report lists them.
+  // `tgid` exited (in event order): it stays listed until
+  // kMaxExitedProcesses later exits, then it is forgotten.
+  void Exited(uint32_t tgid);
+
+  // Every process by pid, with its role, as the report lists them, and how
+  // many exited ones were forgotten.
   void AddTo(Report* report) const;
-  // How many processes are known (exited ones stay: the report lists them).
+  // How many processes are known: the live ones and at most
+  // kMaxExitedProcesses exited ones.
   size_t size() const { return processes_.size(); }
 
  private:
@@ -49,8 +61,14 @@ class ProcessTable {
     uint32_t parent = 0;  // its parent's tgid, when known
     bool has_client = false;
     bool has_backend_side = false;
+    uint64_t exit_seq = 0;  // its exit's number in exited_ (0: live)
   };
   std::map<uint32_t, Process> processes_;
+  // Exited processes, oldest first, with their exit's number (a PID reused
+  // by a new process is not forgotten with the old one).
+  std::deque<std::pair<uint32_t, uint64_t>> exited_;
+  uint64_t exits_ = 0;
+  uint64_t forgotten_ = 0;
 };
 
 }  // namespace reqcost::analyzers

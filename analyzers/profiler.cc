@@ -232,6 +232,7 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
     CloseConn(conn);
   }
   exchanges.ForgetProcess(tgid);
+  processes.Exited(tgid);
 }
 
 // ---------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class Profiler {
   struct StateSize {
     size_t connection_entries = 0;     // over every connection index
     size_t attribution_processes = 0;  // with exchange attribution state
-    size_t processes = 0;              // known processes, exited included
+    size_t processes = 0;  // known: live, and the latest exited (bounded)
   };
   // The current counts.
   StateSize state_size() const;

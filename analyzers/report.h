@@ -196,6 +196,9 @@ struct ClientView {
 struct Report {
   CaptureInfo capture;
   std::vector<ProcessEntry> processes;
+  // Exited processes forgotten to keep the list bounded (process_table.h,
+  // kMaxExitedProcesses): the list holds the live ones and the latest to exit.
+  uint64_t processes_not_listed = 0;
   uint64_t count = 0;
   uint64_t complete = 0;
   uint64_t incomplete = 0;

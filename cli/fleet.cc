@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<FleetOutputs>> FleetOutputs::Start(
                  otel.traces_url_source.c_str());
   }
   auto fleet = std::unique_ptr<FleetOutputs>(new FleetOutputs());
+  fleet->pipeline_ = pipeline;
   fleet->service_name_ = otel.service_name;
   fleet->host_ = host;
   if (!options.metrics_address.empty() || !options.metrics_file.empty()) {
@@ -112,6 +113,7 @@ void FleetOutputs::Tick(uint64_t events, uint64_t dropped,
   metrics_->Flush();
   metrics_->SetEventCounts(events, dropped);
   metrics_->SetTracedProcesses(traced_processes);
+  metrics_->SetAnomalies(pipeline_->anomalies());
   UpdateSpanOutcomes();
 }
 

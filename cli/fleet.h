@@ -52,8 +52,8 @@ class FleetOutputs {
       int64_t mono_to_wall_ns, uint64_t id_seed, const std::string& host);
 
   // Moves the requests' observations into the histograms and updates the
-  // event and process counters (from the collector's loop, every second and
-  // at the end).
+  // event, process and anomaly counters (from the collector's loop, every
+  // second and at the end).
   void Tick(uint64_t events, uint64_t dropped, size_t traced_processes);
 
   // Final metrics file write, spans flushed (bounded); prints one line per
@@ -66,6 +66,7 @@ class FleetOutputs {
   // The span exporters' counts into reqcost_otlp_requests_total.
   void UpdateSpanOutcomes();
 
+  Pipeline* pipeline_ = nullptr;
   std::string service_name_;
   std::string host_;
   std::unique_ptr<exporters::Metrics> metrics_;

@@ -67,6 +67,12 @@ void Pipeline::OnProcess(const ProcessEvent& e) {
     live_.insert(e.tgid);
   } else {
     live_.erase(e.tgid);
+    exited_.push_back(e.tgid);
+    while (exited_.size() > kKeptExitedComms) {
+      // Not when the PID is a live process's again.
+      if (live_.count(exited_.front()) == 0) comm_.erase(exited_.front());
+      exited_.pop_front();
+    }
   }
   if (options_.events && options_.format == Format::kText) {
     std::fprintf(out_, "%s\n", FormatProcessEvent(e, start_ns_).c_str());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,6 +90,10 @@ class Pipeline : public collector::EventSink {
   uint64_t tls_data_events() const { return tls_data_events_; }
   // The comm of process `tgid` ("?" if never seen).
   const std::string& Comm(uint32_t tgid) const;
+  // The profiler's anomaly counters so far.
+  const analyzers::Anomalies& anomalies() const {
+    return profiler_.anomalies();
+  }
   // Traced processes now: at Begin, plus forks, minus exits.
   size_t traced_processes() const { return live_.size(); }
   // The socket calls seen so far, by kind.
@@ -109,8 +114,13 @@ class Pipeline : public collector::EventSink {
   uint64_t process_events_ = 0;
   uint64_t tls_data_events_ = 0;
   uint64_t drop_notices_ = 0;
+  // Names of the live processes and of the latest kKeptExitedComms to exit
+  // (a request of an exited process is finalized within the reorder window
+  // of its exit, long before that many more exits).
+  static constexpr size_t kKeptExitedComms = 1024;
   std::map<uint32_t, std::string> comm_;
   std::set<uint32_t> live_;
+  std::deque<uint32_t> exited_;  // oldest first
   SeenCalls seen_;
   std::function<void()> before_summary_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;

@@ -218,7 +218,11 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   }
 
   tracer->tls_probes_ = options.tls_probes;
-  if (options.tls_probes) tracer->AttachTlsProbes();
+  if (options.tls_probes) {
+    tracer->AttachTlsProbes();
+    Tracer* t = tracer.get();
+    tracer->releaser_ = std::thread([t] { t->ReleaseLoop(); });
+  }
 
   tracer->ring_.reset(ring_buffer__new(bpf_map__fd(skel->maps.events),
                                        &Tracer::OnRecord, tracer.get(),
@@ -274,8 +278,57 @@ absl::Status Tracer::SetCgroups(const std::vector<CgroupTarget>& cgroups) {
 
 Tracer::~Tracer() {
   ring_.reset();
-  links_.clear();
+  if (releaser_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(release_mu_);
+      stop_releaser_ = true;
+    }
+    release_cv_.notify_one();
+    releaser_.join();
+  }
+  tls_links_.clear();
+  to_release_.clear();
   skel_.reset();
+}
+
+size_t Tracer::tls_links() const {
+  size_t n = 0;
+  for (const auto& [pid, links] : tls_links_) n += links.size();
+  std::lock_guard<std::mutex> lock(release_mu_);
+  return n + to_release_.size();
+}
+
+uint64_t Tracer::tls_releases() const {
+  std::lock_guard<std::mutex> lock(release_mu_);
+  return tls_releases_;
+}
+
+void Tracer::ReleaseTlsProbesOf(uint32_t pid) {
+  auto it = tls_links_.find(pid);
+  if (it == tls_links_.end()) return;
+  std::vector<Link> links = std::move(it->second);
+  tls_links_.erase(it);  // a new process with this PID is probed anew
+  if (links.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(release_mu_);
+    for (Link& l : links) to_release_.push_back(std::move(l));
+    ++tls_releases_;
+  }
+  release_cv_.notify_one();
+}
+
+void Tracer::ReleaseLoop() {
+  std::unique_lock<std::mutex> lock(release_mu_);
+  while (true) {
+    release_cv_.wait(lock,
+                     [this] { return stop_releaser_ || !to_release_.empty(); });
+    if (to_release_.empty()) return;  // stopping, nothing left
+    std::vector<Link> batch = std::move(to_release_);
+    to_release_.clear();
+    lock.unlock();
+    batch.clear();  // bpf_link__destroy, outside the lock
+    lock.lock();
+  }
 }
 
 void Tracer::AttachTlsProbes() {
@@ -288,7 +341,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
   // the same machine (curl, h2load, ...) would pay a trap per call for
   // nothing. A child forked later is attached when its fork is seen (its
   // calls before that are missed).
-  if (!tls_pids_.insert(pid).second) return;
+  if (!tls_links_.try_emplace(pid).second) return;
   std::set<std::pair<uint64_t, uint64_t>> seen;  // (dev, inode) in this process
   reqcost_bpf* skel = skel_.get();
   std::ifstream maps(absl::StrFormat("/proc/%d/maps", pid));
@@ -336,7 +389,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
         ok = false;
         break;
       }
-      links_.emplace_back(link);
+      tls_links_[pid].emplace_back(link);
     }
     if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
                   tls_libraries_.end()) {
@@ -370,6 +423,11 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
     // A process that joined a traced cgroup is told as an exec.
     if (self->tls_probes_ && self->process_.op != ProcessEvent::Op::kExit) {
       self->AttachTlsProbesTo(self->process_.tgid);
+    }
+    // Its links can no longer fire: released off this thread, which must
+    // keep draining the ring.
+    if (self->tls_probes_ && self->process_.op == ProcessEvent::Op::kExit) {
+      self->ReleaseTlsProbesOf(self->process_.tgid);
     }
     self->sink_->OnProcess(self->process_);
   }

@@ -4,10 +4,14 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -119,6 +123,11 @@ class Tracer {
   // Why a library found could not be probed (OK when every one was, or
   // tls_probes is off).
   const absl::Status& tls_probe_status() const { return tls_probe_status_; }
+  // The TLS uprobe links held now: those of live processes, plus those of
+  // exited ones still waiting for the releasing thread.
+  size_t tls_links() const;
+  // Processes whose TLS uprobe links were released at their exit.
+  uint64_t tls_releases() const;
 
  private:
   Tracer(EventSink* sink) : sink_(sink) {}
@@ -128,6 +137,12 @@ class Tracer {
   void AttachTlsProbes();
   // The same for one process (once per PID).
   void AttachTlsProbesTo(uint32_t pid);
+  // `pid` exited: its uprobe links go to the releasing thread (detaching a
+  // uprobe waits for the kernel, too long for the ring buffer's callback).
+  void ReleaseTlsProbesOf(uint32_t pid);
+  // The releasing thread's loop: destroys the links handed to it until
+  // stop_releaser_.
+  void ReleaseLoop();
   // One kernel counter (enum rc_counter), summed over CPUs.
   uint64_t Counter(uint32_t index) const;
 
@@ -144,10 +159,20 @@ class Tracer {
   EventSink* sink_;
   std::unique_ptr<reqcost_bpf, SkeletonDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
-  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+  // The TLS uprobe links of each live process whose libssl was looked for
+  // (an entry with no links: none was found). Erased at the process's exit,
+  // so what is kept is bounded by the live processes.
+  std::map<uint32_t, std::vector<Link>> tls_links_;
   bool tls_probes_ = false;
   bool has_cgroups_ = false;  // the kernel side checks cgroups
-  std::set<uint32_t> tls_pids_;  // processes whose libssl was looked for
+  // Links of exited processes, destroyed by releaser_ (under release_mu_).
+  mutable std::mutex release_mu_;
+  std::condition_variable release_cv_;
+  std::vector<Link> to_release_;
+  bool stop_releaser_ = false;
+  uint64_t tls_releases_ = 0;
+  std::thread releaser_;
   std::vector<std::string> tls_libraries_;
   absl::Status tls_probe_status_;
   std::vector<ProcessInfo> processes_;

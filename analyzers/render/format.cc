@@ -41,18 +41,6 @@ json PhasesToJson(const PhaseSet& set) {
   return out;
 }
 
-json AnomaliesToJson(const Anomalies& a) {
-  return json{{"late_events", a.late_events},
-              {"clamped_phases", a.clamped_phases},
-              {"unattributed_exchanges", a.unattributed_exchanges},
-              {"unmatched_backend_work", a.unmatched_backend_work},
-              {"ignored_connections", a.ignored_connections},
-              {"reclassified_connections", a.reclassified_connections},
-              {"stray_events", a.stray_events},
-              {"side_calls_outside_requests", a.side_calls_outside_requests},
-              {"merged_requests", a.merged_requests}};
-}
-
 json NsToUs(const std::optional<uint64_t>& ns) {
   if (!ns.has_value()) return nullptr;
   return *ns / kNsPerUs;
@@ -135,6 +123,10 @@ std::string FormatText(const Report& r) {
     absl::StrAppendFormat(&out, "  %-8d %-16s %s\n", p.pid, TerminalText(name),
                           p.role);
   }
+  if (r.processes_not_listed > 0) {
+    absl::StrAppendFormat(&out, "  (%d earlier exited processes not listed)\n",
+                          r.processes_not_listed);
+  }
   for (const auto& [reason, n] : r.incomplete_reasons) {
     absl::StrAppendFormat(&out, "incomplete: %d %s\n", n, reason);
   }
@@ -205,6 +197,18 @@ std::string FormatText(const Report& r) {
   return out;
 }
 
+nlohmann::json AnomaliesToJson(const Anomalies& a) {
+  return json{{"late_events", a.late_events},
+              {"clamped_phases", a.clamped_phases},
+              {"unattributed_exchanges", a.unattributed_exchanges},
+              {"unmatched_backend_work", a.unmatched_backend_work},
+              {"ignored_connections", a.ignored_connections},
+              {"reclassified_connections", a.reclassified_connections},
+              {"stray_events", a.stray_events},
+              {"side_calls_outside_requests", a.side_calls_outside_requests},
+              {"merged_requests", a.merged_requests}};
+}
+
 nlohmann::json ReportToJson(const Report& r) {
   json processes = json::array();
   for (const ProcessEntry& p : r.processes) {
@@ -236,7 +240,8 @@ nlohmann::json ReportToJson(const Report& r) {
        {{"duration_s", r.capture.duration_s},
         {"events", r.capture.events},
         {"dropped_events", r.capture.dropped_events},
-        {"processes", processes}}},
+        {"processes", processes},
+        {"processes_not_listed", r.processes_not_listed}}},
       {"requests",
        {{"count", r.count},
         {"complete", r.complete},

@@ -21,6 +21,10 @@ inline constexpr char kReportSchema[] = "reqcost.report/2";
 // groups, and anomalies when there were any.
 std::string FormatText(const Report& report);
 
+// The report's `anomalies` object: every counter of `anomalies` by its name
+// (the one list of names, also used by the metrics).
+nlohmann::json AnomaliesToJson(const Anomalies& anomalies);
+
 // The "reqcost.report/2" object. A phase without data has all its fields
 // null (so scripts can always index phases.queue.mean_us).
 nlohmann::json ReportToJson(const Report& report);

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "analyzers/payload.h"
 #include "analyzers/phase.h"
+#include "analyzers/render/format.h"
 #include "analyzers/report.h"
 #include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
@@ -95,6 +96,12 @@ Metrics::Metrics()
                    "Complete requests the span exporters exported or "
                    "dropped, by exporter and outcome.")
                .Register(*registry_);
+  anomalies_ = &prometheus::BuildCounter()
+                    .Name("reqcost_anomalies_total")
+                    .Help(
+                        "Events the profiler had to skip, correct or merge, "
+                        "by counter (the report's anomalies).")
+                    .Register(*registry_);
   overflow_ = &prometheus::BuildCounter()
                    .Name("reqcost_label_overflow_total")
                    .Help(
@@ -243,6 +250,22 @@ void Metrics::SetSpanOutcome(const std::string& exporter,
   auto& [counter, seen] = it->second;
   if (total > seen) counter->Increment(static_cast<double>(total - seen));
   seen = std::max(seen, total);
+}
+
+void Metrics::SetAnomalies(const analyzers::Anomalies& anomalies) {
+  // Named: items() refers to the object, which must outlive the loop.
+  const nlohmann::json counters = analyzers::AnomaliesToJson(anomalies);
+  for (const auto& [name, value] : counters.items()) {
+    auto it = anomalies_seen_.find(name);
+    if (it == anomalies_seen_.end()) {
+      prometheus::Counter* c = &anomalies_->Add({{"counter", name}});
+      it = anomalies_seen_.emplace(name, std::make_pair(c, uint64_t{0})).first;
+    }
+    auto& [counter, seen] = it->second;
+    const auto total = value.get<uint64_t>();
+    if (total > seen) counter->Increment(static_cast<double>(total - seen));
+    seen = std::max(seen, total);
+  }
 }
 
 std::string Metrics::Exposition() const {

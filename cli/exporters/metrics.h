@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "analyzers/phase.h"
+#include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -70,6 +71,10 @@ class Metrics {
   // "dropped_failed", "dropped_at_exit"): reqcost_otlp_requests_total.
   void SetSpanOutcome(const std::string& exporter, const std::string& outcome,
                       uint64_t total);
+  // The profiler's anomaly counters so far, as
+  // reqcost_anomalies_total{counter} (one series per counter the report's
+  // `anomalies` object has: a fixed set).
+  void SetAnomalies(const analyzers::Anomalies& anomalies);
 
   // The text exposition format (what /metrics serves).
   std::string Exposition() const;
@@ -107,6 +112,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* incomplete_;
   prometheus::Family<prometheus::Counter>* overflow_;
   prometheus::Family<prometheus::Counter>* otlp_;
+  prometheus::Family<prometheus::Counter>* anomalies_;
+  std::map<std::string, std::pair<prometheus::Counter*, uint64_t>>
+      anomalies_seen_;
   std::map<std::pair<std::string, std::string>,
            std::pair<prometheus::Counter*, uint64_t>>
       otlp_seen_;

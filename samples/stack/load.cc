@@ -124,6 +124,7 @@ absl::StatusOr<AbResult> RunAb(const AbOptions& opts) {
                                    "-s",
                                    absl::StrCat(socket_timeout_s)};
   if (opts.keepalive) argv.push_back("-k");
+  if (opts.continue_on_receive_errors) argv.push_back("-r");
   if (!opts.tls_protocol.empty()) {
     argv.push_back("-f");
     argv.push_back(opts.tls_protocol);

@@ -21,6 +21,10 @@ struct AbOptions {
   int requests = 100;
   int concurrency = 1;
   bool keepalive = false;  // ab -k
+  // ab -r: a receive error (a reset when a server closes a kept-alive
+  // connection as the next request arrives, as nginx's retiring workers do
+  // on a reload) fails that request instead of ending the run.
+  bool continue_on_receive_errors = false;
   // ab -f for https:// URLs: "TLS1.2", "TLS1.3", ...; empty = ab's default.
   std::string tls_protocol;
   absl::Duration timeout =

@@ -189,7 +189,8 @@ absl::StatusOr<Server> StartPhpFpm(const TempDir& dir,
       {{"PREFIX", dir.path()},
        {"LISTEN", IsUnix(address) ? UnixPath(address) : address},
        {"PM", opts.pm},
-       {"CHILDREN", absl::StrCat(opts.children)}},
+       {"CHILDREN", absl::StrCat(opts.children)},
+       {"MAX_REQUESTS", absl::StrCat(opts.max_requests)}},
       config));
   std::vector<std::string> argv = {php_fpm, "-F", "-R",      "-y",
                                    config,  "-p", dir.path()};

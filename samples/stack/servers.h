@@ -96,6 +96,9 @@ struct PhpFpmOptions {
   std::string listen;
   int children = 2;           // pm.max_children
   std::string pm = "static";  // static | dynamic | ondemand
+  // pm.max_requests: each child exits after this many requests and the
+  // master forks a new one (process churn); 0 = never.
+  int max_requests = 0;
 };
 
 // Starts php-fpm (-F -R) from samples/php-fpm/php-fpm.conf.in and waits until

@@ -145,6 +145,33 @@ TEST(AnomaliesTest, BackendRequestAfterItsLinkClosedIsUnmatched) {
   EXPECT_THAT(shown.text, HasSubstr("1 backend requests of no exchange"));
 }
 
+TEST(AnomaliesTest, RequestTailReadAfterTheLinkClosedIsNotUnmatchedWork) {
+  // php-fpm reads the request's empty FCGI_STDIN record (8 bytes) only
+  // after its reply, and nginx, which had the reply, closed the link before
+  // that read: the read ends php-fpm's request, it does not begin one that
+  // no exchange can take (on a clean nginx + php-fpm run, 8% of requests
+  // were counted unmatched so).
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 120)
+      .Connect(kNginx, 9, 100, 110, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 120, 140, 508)
+      .Add(Syscall::kAccept, kPhp, 0, 4, -1, 130, UnixSock(0xB1, 0xA1))
+      .Read(kPhp, 4, 150, 160, 500)
+      .Write(kPhp, 4, 300, 310, 300, "", Syscall::kWrite)
+      .Read(kNginx, 9, 320, 330, 300)
+      .Close(kNginx, 9, 340, 345)
+      .Read(kPhp, 4, 350, 360, 8)
+      .Close(kPhp, 4, 370, 375)
+      .Write(kNginx, 8, 400, 420, 350)
+      .Close(kNginx, 8, 500, 505);
+  Shown shown = Profile(s);
+  ASSERT_THAT(shown.requests, SizeIs(1));
+  EXPECT_TRUE(shown.requests[0].complete);
+  EXPECT_THAT(shown.requests[0].backend_timing, Eq(BackendTiming::kMeasured));
+  ExpectOnly(shown, "unmatched_backend_work", 0);
+}
+
 TEST(AnomaliesTest, ConnectionWithoutSocketIdentityIsIgnored) {
   // First seen mid-stream (opened before attach), with no socket identity.
   StreamBuilder s;
@@ -157,9 +184,12 @@ TEST(AnomaliesTest, ConnectionWithoutSocketIdentityIsIgnored) {
   EXPECT_THAT(shown.text, HasSubstr("1 connections of unknown role"));
 }
 
-TEST(AnomaliesTest, AcceptedTcpConnectionPairedWithALinkIsReclassified) {
-  // php-fpm's accept returns before nginx's connect: its port is the lower,
-  // so it is first taken as a client connection; the connect pairs them.
+TEST(AnomaliesTest, AcceptBeforeItsConnectIsNotAReclassification) {
+  // php-fpm's accept returns before nginx's connect (whose exit is stamped
+  // later): its port is the lower, so it is first taken as a client
+  // connection; the connect pairs them before it carried anything. On a
+  // clean nginx + php-fpm run this was 0.3% of requests, all counted as
+  // reclassified connections.
   StreamBuilder s;
   s.Accept(kNginx, 8, 0, 10, TcpSock(80, 50000))
       .Read(kNginx, 8, 50, 60, 120)
@@ -175,8 +205,43 @@ TEST(AnomaliesTest, AcceptedTcpConnectionPairedWithALinkIsReclassified) {
   ASSERT_THAT(shown.requests, SizeIs(1));
   EXPECT_TRUE(shown.requests[0].complete);
   EXPECT_THAT(shown.requests[0].backend_timing, Eq(BackendTiming::kMeasured));
-  ExpectOnly(shown, "reclassified_connections", 1);
+  ExpectOnly(shown, "reclassified_connections", 0);
+}
+
+TEST(AnomaliesTest, ClientConnectionWithDataPairedWithALinkIsReclassified) {
+  // Both ends opened before attach, in processes that have no clients yet:
+  // the guess (the end with the lower port accepted) takes php-fpm's end
+  // for nginx's client until nginx's first client shows which is which.
+  StreamBuilder s;
+  s.Read(kPhp, 4, 0, 10, 500, "", TcpSock(9000, 40000, 0x22))
+      .Write(kNginx, 9, 20, 30, 500, "", Syscall::kWritev,
+             TcpSock(40000, 9000, 0x11))
+      .Accept(kNginx, 8, 40, 50, TcpSock(80, 50000))
+      .Read(kNginx, 8, 60, 70, 120)
+      .Write(kNginx, 8, 400, 420, 350)
+      .Close(kNginx, 8, 500, 505);
+  Shown shown = Profile(s);
+  EXPECT_THAT(shown.anomalies.reclassified_connections, Eq(1u));
   EXPECT_THAT(shown.text, HasSubstr("1 connections reclassified"));
+}
+
+TEST(AnomaliesTest, UnusedConnectionsReadIsNotAStrayEvent) {
+  // ab opens connections it does not use at the end of a run: nginx
+  // accepts, reads the client's close (0) and closes. No request, and
+  // nothing out of place (on a clean run these were every stray event).
+  StreamBuilder s;
+  s.Accept(kNginx, 8, 0, 10)
+      .Read(kNginx, 8, 50, 60, 0)
+      .Close(kNginx, 8, 70, 75)
+      .Accept(kNginx, 8, 100, 110, TcpSock(80, 50001))
+      .Read(kNginx, 8, 150, 160, -11)  // EAGAIN: nothing sent yet
+      .Read(kNginx, 8, 200, 210, 120)
+      .Write(kNginx, 8, 300, 330, 500)
+      .Close(kNginx, 8, 400, 405);
+  Shown shown = Profile(s);
+  ASSERT_THAT(shown.requests, SizeIs(1));
+  EXPECT_TRUE(shown.requests[0].complete);
+  ExpectOnly(shown, "stray_events", 0);
 }
 
 TEST(AnomaliesTest, WriteBeforeAnyRequestIsAStrayEvent) {

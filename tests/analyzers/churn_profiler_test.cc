@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "analyzers/process_table.h"
 #include "analyzers/profiler.h"
 #include "analyzers/render/format.h"
 #include "analyzers/report.h"
@@ -74,9 +75,11 @@ TEST(ChurnTest, StateStaysBoundedOverTenThousandProcessLifetimes) {
       [&](const Request& r) { complete += r.complete; });
   size_t most_connection_entries = 0;
   size_t most_attribution_processes = 0;
+  size_t most_processes = 0;
   for (int i = 0; i < kLifetimes; ++i) {
     RunLifetime(profiler, i);
     const Profiler::StateSize size = profiler.state_size();
+    most_processes = std::max(most_processes, size.processes);
     most_connection_entries =
         std::max(most_connection_entries, size.connection_entries);
     most_attribution_processes =
@@ -92,6 +95,9 @@ TEST(ChurnTest, StateStaysBoundedOverTenThousandProcessLifetimes) {
   const Profiler::StateSize end = profiler.state_size();
   EXPECT_EQ(end.connection_entries, 0);
   EXPECT_EQ(end.attribution_processes, 0);
+  // The process list keeps the latest kMaxExitedProcesses exited processes
+  // (and the ones inside the reorder window, not yet known to have exited).
+  EXPECT_THAT(most_processes, Le(kMaxExitedProcesses + 4));
 
   // The per-process rows are bounded; the folded row counts the rest.
   const Report report = profiler.BuildReport({});
@@ -109,6 +115,13 @@ TEST(ChurnTest, StateStaysBoundedOverTenThousandProcessLifetimes) {
   EXPECT_THAT(FormatText(report),
               HasSubstr("  other processes (9936 folded): 9936 complete, "
                         "0 incomplete\n"));
+  // Every process exited: the list holds the latest to exit and counts the
+  // others.
+  EXPECT_EQ(report.processes.size(), kMaxExitedProcesses);
+  EXPECT_EQ(report.processes_not_listed,
+            2 * kLifetimes - kMaxExitedProcesses);
+  EXPECT_THAT(FormatText(report),
+              HasSubstr("(19744 earlier exited processes not listed)"));
 }
 
 TEST(ChurnTest, FewerProcessesThanTheBoundHaveNoFoldedRow) {

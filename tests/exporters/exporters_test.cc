@@ -122,6 +122,11 @@ TEST(MetricsTest, ExpositionPassesPromtoolWithEveryFamily) {
   m.OnRequest(incomplete, "nginx");
   m.SetEventCounts(1234, 5);
   m.SetTracedProcesses(7);
+  analyzers::Anomalies anomalies;
+  anomalies.stray_events = 3;
+  m.SetAnomalies(anomalies);
+  anomalies.stray_events = 4;
+  m.SetAnomalies(anomalies);  // a total: only the growth is added
   EXPECT_THAT(m.Exposition(),
               HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
   // The histograms get the observations at the collector's next Flush.
@@ -140,7 +145,9 @@ TEST(MetricsTest, ExpositionPassesPromtoolWithEveryFamily) {
         "reqcost_syscall_duration_seconds_count{side=\"server\","
         "syscall=\"connect\"} 1",
         "reqcost_events_total 1234", "reqcost_dropped_events_total 5",
-        "reqcost_traced_processes 7"}) {
+        "reqcost_traced_processes 7",
+        "reqcost_anomalies_total{counter=\"stray_events\"} 4",
+        "reqcost_anomalies_total{counter=\"late_events\"} 0"}) {
     EXPECT_THAT(text, HasSubstr(want));
   }
   std::string output;

@@ -458,7 +458,8 @@ class DynamicPhpFpm {
         FillTemplate(*text, {{"PREFIX", dir.path()},
                              {"LISTEN", fpm.socket_},
                              {"PM", "dynamic"},
-                             {"CHILDREN", "5"}});
+                             {"CHILDREN", "5"},
+                             {"MAX_REQUESTS", "0"}});
     if (!filled.ok()) return filled.status();
     std::string start = "pm.start_servers = 5";
     if (filled->find(start) == std::string::npos) {
