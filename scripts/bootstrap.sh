@@ -31,6 +31,9 @@ PACKAGES=(
   # cpack -G DEB reads the shared-library dependencies with dpkg-shlibdeps
   # (dpkg-dev); the package tests render the page with man (man-db)
   go-md2man dpkg-dev man-db
+  # the backend-call tests: a PHP page calls real MariaDB (started from
+  # mariadb-install-db in a temp dir), Redis and an HTTP service with curl
+  mariadb-server redis-server php-mysql php-redis php-curl
 )
 
 missing=()
