@@ -10,6 +10,7 @@
 #include "analyzers/call_protocols.h"
 #include "analyzers/profiler.h"
 #include "analyzers/render/format.h"
+#include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
 #include "tests/analyzers/stream_builder.h"
@@ -113,6 +114,29 @@ TEST(BackendCallsTest, PreattachConnectionCountsFromItsFirstSend) {
   ASSERT_EQ(requests[0].calls.size(), 1u);
   EXPECT_EQ(requests[0].calls[0].peer, "mysql:127.0.0.1:3306");
   EXPECT_EQ(requests[0].calls[0].duration_ns(), Us(300));
+}
+
+TEST(BackendCallsTest, ReportHasOwnTimeAndPeersInTextAndJson) {
+  std::vector<Request> requests = RunStream(RequestWithCalls(true));
+  ASSERT_EQ(requests.size(), 1u);
+  requests[0].id = 7;
+  RequestStats stats;
+  stats.Add(requests[0]);
+  Report report;
+  stats.Fill(&report);
+  ASSERT_TRUE(report.calls.backend_own.has_value());
+  EXPECT_DOUBLE_EQ(report.calls.backend_own->mean_us, 20010 - 3210);
+  ASSERT_EQ(report.calls.peers.size(), 2u);
+  EXPECT_EQ(report.calls.peers[0].peer, "redis:127.0.0.1:6379");
+  EXPECT_DOUBLE_EQ(report.calls.peers[0].calls_per_request, 3.0);
+  const std::string text = FormatText(report);
+  EXPECT_THAT(text, ::testing::HasSubstr("backend own"));
+  EXPECT_THAT(text, ::testing::HasSubstr("redis:127.0.0.1:6379"));
+  EXPECT_THAT(text, ::testing::HasSubstr("slowest queries"));
+  const auto json = ReportToJson(report);
+  EXPECT_EQ(json["calls"]["peers"][0]["calls"], 3);
+  EXPECT_EQ(json["calls"]["slowest"][0]["query"], "GET");
+  EXPECT_EQ(json["calls"]["slowest"][0]["request_id"], 7);
 }
 
 TEST(CallProtocolsTest, DetectsFromFirstBytes) {
