@@ -141,6 +141,33 @@ void ConnectionTable::MakeLink(Conn* link, Conn* side) {
   owner_->OnPaired(link, *side);
 }
 
+bool ConnectionTable::IsCall(const Conn& conn, const Conn* partner) const {
+  if (!processes_->has_backend_side(conn.tgid)) return false;
+  if (partner == nullptr) return true;
+  if (partner->tgid == conn.tgid) return false;
+  // A traced peer: a call unless the peer's process is a server with a
+  // backend link to this process (then this is the reverse direction of
+  // the request's own path).
+  for (const auto& [uid, c] : conns_) {
+    if (c.tgid != partner->tgid || c.role() != Role::kLink) continue;
+    if (!c.partner.has_value()) continue;
+    auto it = conns_.find(*c.partner);
+    if (it != conns_.end() && it->second.tgid == conn.tgid) return false;
+  }
+  return true;
+}
+
+void ConnectionTable::MakeCall(Conn* conn) {
+  size_t& n = call_conns_[conn->tgid];
+  if (n >= kMaxCallConnsPerProcess) {
+    conn->SetRole(Role::kIgnored);
+    ++anomalies_->call_connections_over_cap;
+    return;
+  }
+  ++n;
+  conn->SetRole(Role::kCall);
+}
+
 // Decides the role of a connection first seen on `e`.
 void ConnectionTable::Classify(Conn* conn) {
   Conn* partner = FindPartner(*conn);
@@ -154,6 +181,8 @@ void ConnectionTable::Classify(Conn* conn) {
         NoteClient(conn->tgid);
         listen_ports_.insert(conn->sock.local_port);
       }
+    } else if (IsCall(*conn, partner)) {
+      MakeCall(conn);
     } else {
       conn->SetRole(Role::kLink);
       if (partner != nullptr && partner->accepted &&
@@ -189,7 +218,14 @@ void ConnectionTable::Classify(Conn* conn) {
     }
     return;
   }
-  conn->SetRole(GuessUnpairedRole(conn->sock, listen_ports_));
+  const Role guess = GuessUnpairedRole(conn->sock, listen_ports_);
+  if (guess == Role::kLink && IsCall(*conn, nullptr)) {
+    // A backend's connection opened before attach (a pool, pconnect): its
+    // calls count from the first one seen.
+    MakeCall(conn);
+    return;
+  }
+  conn->SetRole(guess);
   if (conn->role() == Role::kIgnored) {
     ++anomalies_->ignored_connections;
   } else if (conn->role() == Role::kClient) {
@@ -231,6 +267,10 @@ void ConnectionTable::NoteClient(uint32_t tgid) {
 }
 
 void ConnectionTable::Close(Conn* conn) {
+  if (conn->role() == Role::kCall) {
+    auto it = call_conns_.find(conn->tgid);
+    if (it != call_conns_.end() && --it->second == 0) call_conns_.erase(it);
+  }
   Unindex(conn);
   auto it = by_fd_.find({conn->tgid, conn->fd});
   if (it != by_fd_.end() && it->second == conn) by_fd_.erase(it);

@@ -20,6 +20,11 @@
 
 namespace reqcost::analyzers {
 
+// At most this many open call connections (Role::kCall) per process keep
+// call state; more (a pool of thousands) are ignored and counted in
+// Anomalies::call_connections_over_cap.
+inline constexpr size_t kMaxCallConnsPerProcess = 1024;
+
 class ConnectionTable {
  public:
   // What the table asks of the stages that keep state on its connections.
@@ -83,7 +88,8 @@ class ConnectionTable {
   // by the open connections and fds of live processes).
   size_t entries() const {
     return conns_.size() + by_fd_.size() + displaced_.size() +
-           name_service_fds_.size() + unix_index_.size() + inet_index_.size();
+           name_service_fds_.size() + unix_index_.size() + inet_index_.size() +
+           call_conns_.size();
   }
   // The connection with `uid`, which is open.
   Conn* At(uint64_t uid) { return &conns_.at(uid); }
@@ -100,6 +106,13 @@ class ConnectionTable {
   void Index(Conn* conn);
   void Unindex(Conn* conn);
   void MakeLink(Conn* link, Conn* side);
+  // Whether a connection `conn` opened (or first seen on) with `partner`
+  // (null when untraced) is a call of a backend: its process has
+  // backend-side connections and `partner`'s process is not a server whose
+  // backend link leads to that process.
+  bool IsCall(const Conn& conn, const Conn* partner) const;
+  // Gives `conn` the call role, or kIgnored over the per-process cap.
+  void MakeCall(Conn* conn);
   void NoteClient(uint32_t tgid);
 
   ProcessTable* const processes_;
@@ -125,6 +138,8 @@ class ConnectionTable {
   absl::flat_hash_map<uint64_t, uint64_t> unix_index_;  // sock id -> uid
   absl::flat_hash_map<TupleKey, uint64_t> inet_index_;
   std::set<uint16_t> listen_ports_;
+  // Open call connections per process (see kMaxCallConnsPerProcess).
+  absl::flat_hash_map<uint32_t, size_t> call_conns_;
 };
 
 }  // namespace reqcost::analyzers

@@ -142,6 +142,9 @@ void Conn::SetRole(Role role) {
         state_.emplace<BackendSide>();
       }
       break;
+    case Role::kCall:
+      state_.emplace<CallConn>();
+      break;
     case Role::kUnknown:
     case Role::kIgnored:
       state_ = std::monostate();

@@ -46,6 +46,7 @@
 #include <variant>
 #include <vector>
 
+#include "analyzers/call_conn.h"
 #include "analyzers/client_requests.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/incomplete_reason.h"
@@ -58,7 +59,10 @@ namespace reqcost::analyzers {
 // How long a connection whose fd was reused waits for its own close.
 inline constexpr uint64_t kDisplacedWaitNs = 1'000'000'000;
 
-enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored };
+// kCall: an outgoing stream connection of a backend process to a peer that
+// is not the server whose requests it serves (its database, cache or HTTP
+// service): its exchanges are the backend's calls, not backend exchanges.
+enum class Role { kUnknown, kClient, kLink, kBackendSide, kIgnored, kCall };
 
 // One connection: its identity, shared by every role, beside the state of
 // the role it has (a client connection's requests, a backend link's
@@ -100,6 +104,7 @@ struct Conn {
   BackendLink* link() { return std::get_if<BackendLink>(&state_); }
   const BackendLink* link() const { return std::get_if<BackendLink>(&state_); }
   BackendSide* side() { return std::get_if<BackendSide>(&state_); }
+  CallConn* call() { return std::get_if<CallConn>(&state_); }
   // Its client request still open, or null (and null for other roles).
   OpenRequest* open_request() const {
     const ClientConn* c = client();
@@ -126,7 +131,8 @@ struct Conn {
 
  private:
   Role role_ = Role::kUnknown;
-  std::variant<std::monostate, ClientConn, BackendLink, BackendSide> state_;
+  std::variant<std::monostate, ClientConn, BackendLink, BackendSide, CallConn>
+      state_;
   std::unique_ptr<BackendLink> set_aside_link_;
   std::unique_ptr<BackendSide> set_aside_side_;
 };

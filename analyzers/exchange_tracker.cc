@@ -254,6 +254,7 @@ void ExchangeTracker::OnBackendSideEvent(Conn* conn, BackendSide* side,
       bool partial = false;
       auto work = std::make_shared<BackendWork>();
       work->tgid = conn->tgid;
+      work->tid = rec.tid;
       work->fd = conn->fd;
       work->first_read_exit = rec.exit_ns;
       work->in_end = conn->bytes_in + e.ret;
@@ -263,6 +264,14 @@ void ExchangeTracker::OnBackendSideEvent(Conn* conn, BackendSide* side,
       ++conn->requests;
       side->work = work;
       w = work.get();
+      auto& serving = serving_[conn->tgid];
+      serving.erase(std::remove_if(serving.begin(), serving.end(),
+                                   [](const std::weak_ptr<BackendWork>& s) {
+                                     return s.expired();
+                                   }),
+                    serving.end());
+      if (serving.size() >= kMaxServing) serving.erase(serving.begin());
+      serving.push_back(work);
       Conn* paired = connections_->Paired(*conn);
       BackendLink* link = paired != nullptr ? paired->link_state() : nullptr;
       if (partial || link == nullptr) {
@@ -536,6 +545,19 @@ OpenRequest* ExchangeTracker::Serving(uint32_t tgid, uint32_t tid,
   return owner;
 }
 
+BackendWork* ExchangeTracker::WorkServing(uint32_t tgid, uint32_t tid) {
+  auto it = serving_.find(tgid);
+  if (it == serving_.end()) return nullptr;
+  BackendWork* any = nullptr;
+  for (auto w = it->second.rbegin(); w != it->second.rend(); ++w) {
+    std::shared_ptr<BackendWork> work = w->lock();
+    if (!work || work->ended) continue;
+    if (work->tid == tid) return work.get();
+    if (any == nullptr) any = work.get();
+  }
+  return any;
+}
+
 uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
   // A lookup must not make an entry: it would outlive the process.
   auto it = queues_.find(tgid);
@@ -543,6 +565,7 @@ uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
 }
 
 void ExchangeTracker::ForgetProcess(uint32_t tgid) {
+  serving_.erase(tgid);
   auto it = queues_.find(tgid);
   if (it == queues_.end()) return;
   // Exchanges behind a front that cannot be split are its requests; the

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "analyzers/client_requests.h"
 #include "analyzers/connection_table.h"
 #include "analyzers/connections.h"
@@ -63,6 +64,10 @@ class ExchangeTracker {
   // The request process `tgid` is serving at `at_ns` on thread `tid` (a
   // side call's owner), or null.
   OpenRequest* Serving(uint32_t tgid, uint32_t tid, uint64_t at_ns) const;
+  // The backend request thread `tid` of backend process `tgid` is serving
+  // (its latest one not ended, read by that thread; else the process's
+  // latest not ended), or null: the owner of a call that thread makes.
+  BackendWork* WorkServing(uint32_t tgid, uint32_t tid);
   // The start of `tgid`'s latest exchange (0: none).
   uint64_t last_exchange_start_ns(uint32_t tgid);
   // `tgid` exited: its unattributed exchanges are forgotten, and with no
@@ -139,6 +144,11 @@ class ExchangeTracker {
   uint64_t next_exchange_seq_ = 1;
   std::map<uint32_t, ProcessQueues> queues_;  // by tgid
   BackendLinkCallback backend_link_callback_;
+  // Each backend process's latest backend requests (at most kMaxServing), by
+  // tgid: whom a call belongs to.
+  static constexpr size_t kMaxServing = 64;
+  absl::flat_hash_map<uint32_t, std::vector<std::weak_ptr<BackendWork>>>
+      serving_;
 };
 
 }  // namespace reqcost::analyzers

@@ -42,6 +42,8 @@
 namespace reqcost::analyzers {
 
 inline constexpr size_t kMaxQueued = 64;  // bound on per-link binding queues
+// Bound on the calls one backend request keeps (a runaway loop of queries).
+inline constexpr size_t kMaxCallsPerWork = 4096;
 
 // The backend's side of one exchange: one backend request on a backend-side
 // connection.
@@ -49,6 +51,7 @@ struct BackendWork {
   BackendWork() { syscalls.reserve(kSyscallsReserved); }
 
   uint32_t tgid = 0;
+  uint32_t tid = 0;  // the thread of its first read: the one serving it
   int32_t fd = -1;  // its backend-side connection's
   uint64_t first_read_exit = 0;
   uint64_t in_end = 0;  // its connection's bytes read by its first read's end
@@ -59,6 +62,10 @@ struct BackendWork {
   bool has_write = false;
   bool ended = false;  // END_REQUEST written
   std::vector<SyscallRecord> syscalls;
+  // The calls its thread made while serving it (at most kMaxCallsPerWork;
+  // the rest are counted in calls_dropped), each updated until it ends.
+  std::vector<std::shared_ptr<CallRecord>> calls;
+  uint64_t calls_dropped = 0;
 };
 
 // One request/reply exchange on a backend link.

@@ -40,6 +40,11 @@ class ProcessTable {
   void SetBackendSide(uint32_t tgid, bool has) {
     processes_[tgid].has_backend_side = has;
   }
+  // Whether `tgid` has backend-side connections (no entry is made).
+  bool has_backend_side(uint32_t tgid) const {
+    auto it = processes_.find(tgid);
+    return it != processes_.end() && it->second.has_backend_side;
+  }
   // Whether `tgid` or a sibling of it (same parent: a pool's children) has
   // backend-side connections.
   bool InBackendFamily(uint32_t tgid);

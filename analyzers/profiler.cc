@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "analyzers/call_tracker.h"
 #include "analyzers/client_request_boundaries.h"
 #include "analyzers/client_requests.h"
 #include "analyzers/connection_table.h"
@@ -41,7 +42,8 @@ struct Profiler::State : public ConnectionTable::Owner {
         finalizer(&reorder, &processes, &exchanges, &anomalies),
         connections(&processes, &anomalies, this),
         exchanges(&connections, &anomalies, &finalizer.first_drop_ns()),
-        client_requests(&exchanges, &finalizer, &anomalies) {
+        client_requests(&exchanges, &finalizer, &anomalies),
+        calls(&exchanges, &anomalies) {
     exchanges.SetBackendLinkCallback(
         [this](const Exchange& ex, std::optional<IncompleteReason> reason) {
           finalizer.FinalizeBackendLink(ex, reason);
@@ -59,6 +61,7 @@ struct Profiler::State : public ConnectionTable::Owner {
   ConnectionTable connections;
   ExchangeTracker exchanges;
   ClientRequestBoundaries client_requests;
+  CallTracker calls;
 
   // ConnectionTable::Owner.
   void OnCloseLost(Conn* conn) override;
@@ -131,6 +134,10 @@ void Profiler::State::Handle(const SyscallEvent& e) {
       if (link != nullptr && exchanges.OnConnectRetry(*existing, link, e)) {
         return;
       }
+      if (existing != nullptr && existing->call() != nullptr &&
+          existing->sock.sock == e.sock.sock) {
+        return;  // a call connection's EINPROGRESS retry
+      }
     }
     conn = connections.Open(e, fd, accepted);
     // Opened while tracing: both directions start at a record boundary.
@@ -143,6 +150,9 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     connections.Classify(conn);
     if (BackendLink* link = conn->link(); !accepted && link != nullptr) {
       exchanges.OnConnect(conn, link, e);
+    }
+    if (CallConn* call = conn->call(); !accepted && call != nullptr) {
+      calls.OnConnect(*conn, call, e);
     }
     if (accepted && conn->role() == Role::kBackendSide) {
       conn->accept = ToRecord(e, Side::kBackend, Target::kBackendSide);
@@ -180,6 +190,8 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
     exchanges.OnLinkEvent(conn, link, e);
   } else if (BackendSide* side = conn->side()) {
     exchanges.OnBackendSideEvent(conn, side, e);
+  } else if (CallConn* call = conn->call()) {
+    calls.OnEvent(*conn, call, e);
   }
   if (e.ret > 0 && IsRead(e.syscall) && (e.flags & SyscallEvent::kPeek) == 0) {
     conn->bytes_in += e.ret;

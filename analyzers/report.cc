@@ -27,6 +27,14 @@ std::optional<PhaseSummary> ToPhaseSummary(const Summary& s) {
   return p;
 }
 
+}  // namespace
+
+std::optional<PhaseSummary> SummaryOf(const Summary& s) {
+  return ToPhaseSummary(s);
+}
+
+namespace {
+
 bool IsBackendWrite(const SyscallRecord& r) {
   return r.side == Side::kBackend && IsWrite(r.syscall);
 }
@@ -103,6 +111,7 @@ void RequestStats::Add(const Request& r) {
     return;
   }
   ++complete_;
+  calls_.Add(r);
   if (r.backend_timing == BackendTiming::kMeasured) ++measured_;
   if (r.backend_timing == BackendTiming::kInferred) ++inferred_;
   if (static_cast<size_t>(r.origin) < origins_.size()) {
@@ -196,6 +205,7 @@ TimelineEntry RequestStats::TimelineLine(const TimelineSum& sum,
 }
 
 void RequestStats::Fill(Report* report) const {
+  calls_.Fill(&report->calls, complete_);
   report->count = count_;
   report->complete = complete_;
   report->incomplete = count_ - complete_;
@@ -379,6 +389,7 @@ void RequestStats::Merge(const RequestStats& o) {
   exchange_.timed += o.exchange_.timed;
   exchange_.offset_ns += o.exchange_.offset_ns;
   span_ns_ += o.span_ns_;
+  calls_.Merge(o.calls_);
 }
 
 }  // namespace reqcost::analyzers

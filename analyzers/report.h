@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "analyzers/call_stats.h"
 #include "analyzers/histogram.h"
 #include "analyzers/phase.h"
 #include "analyzers/request.h"
@@ -40,6 +41,12 @@ struct Anomalies {
   // Pipelined HTTP/1.1 requests merged into the request before them (seen
   // only with payload: client_requests.h).
   uint64_t merged_requests = 0;
+  // A backend's calls made while it served no request seen (its work's
+  // FastCGI request was not seen, or it called between requests).
+  uint64_t unattributed_calls = 0;
+  // Call connections of a process beyond kMaxCallConnsPerProcess: their
+  // calls are not followed.
+  uint64_t call_connections_over_cap = 0;
 };
 
 // One traced process and its role: "server", "backend" or "other". From a
@@ -192,6 +199,35 @@ struct ClientView {
   std::optional<PhaseSummary> response;  // first byte read -> last byte written
 };
 
+// One peer's calls over the complete requests with a measured backend.
+struct PeerSummary {
+  std::string peer;      // CallRecord::peer; "other peers" for the folded row
+  std::string protocol;  // "" unknown
+  uint64_t calls = 0;
+  uint64_t requests = 0;          // requests that called it
+  double calls_per_request = 0;   // calls / requests with a measured backend
+  std::optional<PhaseSummary> time;  // per request that called it
+  bool other = false;   // the folded row (kMaxPeerRows in call_stats.h)
+  uint64_t folded = 0;  // peers folded into it
+};
+
+// One of the slowest calls that carried a query (--payload).
+struct SlowCallSummary {
+  std::string peer;
+  std::string query;
+  double us = 0;
+  uint64_t request_id = 0;
+};
+
+// The backend phase split into the backend's own time and its calls, over
+// the complete requests with a measured backend (docs/definitions.md).
+struct CallsSummary {
+  uint64_t requests = 0;  // requests counted
+  std::optional<PhaseSummary> backend_own;
+  std::vector<PeerSummary> peers;  // most total time first, folded row last
+  std::vector<SlowCallSummary> slowest;  // slowest first
+};
+
 // The breakdown of a capture.
 struct Report {
   CaptureInfo capture;
@@ -223,7 +259,11 @@ struct Report {
   std::map<std::string, uint64_t> origins;
   Anomalies anomalies;
   ClientView client;  // not in reqcost.report (compare shows it)
+  CallsSummary calls;
 };
+
+// The statistics of a Summary in microseconds; nullopt when it is empty.
+std::optional<PhaseSummary> SummaryOf(const Summary& summary);
 
 // Streaming statistics over requests: memory grows with the number of
 // distinct groups, syscall kinds and histogram buckets, not with requests.
@@ -310,6 +350,7 @@ class RequestStats {
     int64_t offset_ns = 0;  // summed start offsets from the request start
   };
   TimelineSum exchange_;  // backend exchanges of complete requests
+  CallStats calls_;
   uint64_t span_ns_ = 0;  // summed WallSpanNs of complete requests
   std::vector<TimelineKey> timeline_order_;  // first appearance
   // A timeline line of `sum`: per complete request, offset per occurrence.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace reqcost::analyzers {
 
@@ -98,6 +100,46 @@ std::optional<WireTuple> WireTupleOf(const SocketId& sock, bool accepted) {
     t.server_port = sock.remote_port;
   }
   return t;
+}
+
+std::vector<PeerTime> CallsByPeer(const Request& r) {
+  std::vector<PeerTime> out;
+  for (const CallRecord& c : r.calls) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const PeerTime& p) {
+      return p.peer == c.peer;
+    });
+    if (it == out.end()) {
+      out.push_back({c.peer, c.protocol, 0, 0});
+      it = out.end() - 1;
+    }
+    ++it->calls;
+    it->ns += c.duration_ns();
+  }
+  return out;
+}
+
+uint64_t CallUnionNs(const std::vector<CallRecord>& calls) {
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  spans.reserve(calls.size());
+  for (const CallRecord& c : calls) {
+    if (c.end_ns > c.start_ns) spans.emplace_back(c.start_ns, c.end_ns);
+  }
+  std::sort(spans.begin(), spans.end());
+  uint64_t total = 0;
+  uint64_t lo = 0, hi = 0;
+  bool open = false;
+  for (const auto& [s, e] : spans) {
+    if (open && s <= hi) {
+      hi = std::max(hi, e);
+      continue;
+    }
+    if (open) total += hi - lo;
+    lo = s;
+    hi = e;
+    open = true;
+  }
+  if (open) total += hi - lo;
+  return total;
 }
 
 }  // namespace reqcost::analyzers

@@ -119,6 +119,40 @@ struct SyscallRecord {
   }
 };
 
+// One call the backend made while it served the request: from the first
+// send of a query to the end of the last read of its reply before the next
+// send on that connection (docs/definitions.md, "Backend calls").
+struct CallRecord {
+  // What it called: "PROTOCOL:ADDRESS" when the protocol is known
+  // ("redis:127.0.0.1:6379", "mysql:/run/mysqld/mysqld.sock"), else
+  // "tcp:ADDR:PORT" or the unix socket path.
+  std::string peer;
+  std::string protocol;  // "mysql", "postgresql", "redis", ...; "" unknown
+  std::string address;   // "host:port", "[v6]:port" or the unix path
+  uint32_t tid = 0;      // the backend thread that made it
+  uint64_t start_ns = 0;  // enter (else exit) of its connect or first send
+  uint64_t end_ns = 0;    // exit of its last reply read (else of its send)
+  bool has_reply = false;
+  // Begun by the connect that opened its connection: the connect and what
+  // the server sent before the client's first send (a MySQL greeting).
+  bool opens = false;
+  // The query (--payload only): SQL text cut to the payload size, a Redis
+  // command name, a memcached command word, an HTTP request line.
+  std::string query;
+
+  uint64_t duration_ns() const {
+    return end_ns > start_ns ? end_ns - start_ns : 0;
+  }
+};
+
+// A request's calls to one peer.
+struct PeerTime {
+  std::string peer;
+  std::string protocol;
+  uint64_t calls = 0;
+  uint64_t ns = 0;  // summed durations of its calls
+};
+
 // One request on a client connection. Phases (ns) are set only for complete
 // requests; an incomplete request keeps what was seen but no phase values.
 struct Request {
@@ -176,6 +210,13 @@ struct Request {
   // one host).
   std::string backend_host;
 
+  // The backend's calls while it served the request, in start order, each
+  // clipped to the backend phase (measured backends only; empty otherwise).
+  std::vector<CallRecord> calls;
+  // backend - the union of the calls' intervals (overlapping calls count
+  // once); set for complete requests with a measured backend.
+  std::optional<uint64_t> backend_own_ns;
+
   // In start order (enter, else exit), each clipped to the request's span
   // [start_ns, max(end_ns, exit of its owned close/shutdown)].
   std::vector<SyscallRecord> syscalls;
@@ -191,6 +232,12 @@ uint64_t WallSpanNs(const Request& request);
 // says whether that end accepted it (the server) or connected it (the
 // client). Nullopt for a socket that is not TCP/IP.
 std::optional<WireTuple> WireTupleOf(const SocketId& sock, bool accepted);
+
+// The request's calls grouped by peer, in order of each peer's first call.
+std::vector<PeerTime> CallsByPeer(const Request& request);
+
+// The length of the union of the calls' intervals (overlaps count once).
+uint64_t CallUnionNs(const std::vector<CallRecord>& calls);
 
 }  // namespace reqcost::analyzers
 

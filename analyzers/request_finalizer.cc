@@ -83,6 +83,34 @@ void RequestFinalizer::AsBackendSide(const OpenRequest& r, Request* out) {
   out->clamped = 0;
 }
 
+void RequestFinalizer::AddCalls(const BackendWork& work, Request* out) {
+  anomalies_->unattributed_calls += work.calls_dropped;
+  // Clipped to the backend phase when it was measured (a reply read after
+  // the backend wrote its own reply is not part of the request).
+  const bool measured = out->complete &&
+                        out->backend_timing == BackendTiming::kMeasured &&
+                        out->backend_end_ns > out->backend_start_ns;
+  out->calls.reserve(work.calls.size());
+  for (const auto& call : work.calls) {
+    CallRecord c = *call;
+    if (measured) {
+      c.start_ns = std::clamp(c.start_ns, out->backend_start_ns,
+                              out->backend_end_ns);
+      c.end_ns = std::clamp(c.end_ns, c.start_ns, out->backend_end_ns);
+    }
+    out->calls.push_back(std::move(c));
+  }
+  std::stable_sort(out->calls.begin(), out->calls.end(),
+                   [](const CallRecord& a, const CallRecord& b) {
+                     return a.start_ns < b.start_ns;
+                   });
+  if (measured && out->backend_ns.has_value()) {
+    const uint64_t calls_ns = CallUnionNs(out->calls);
+    out->backend_own_ns =
+        *out->backend_ns > calls_ns ? *out->backend_ns - calls_ns : 0;
+  }
+}
+
 void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
                                 std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(client->request);
@@ -235,6 +263,7 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
     if (out.clamped > 0) ++anomalies_->clamped_phases;
     if (ex == nullptr && r.fastcgi_begin_exit != 0) AsBackendSide(r, &out);
   }
+  if (ex != nullptr && ex->work) AddCalls(*ex->work, &out);
   stats_.Add(out);
   if (callback_) callback_(out);
 }
@@ -307,6 +336,7 @@ void RequestFinalizer::FinalizeBackendLink(
     if (out.queue_ns.has_value()) out.queue_start_ns = *ex.connect_exit;
     // total and server stay null: the client side was not seen.
   }
+  if (ex.work) AddCalls(*ex.work, &out);
   stats_.Add(out);
   if (callback_) callback_(out);
 }

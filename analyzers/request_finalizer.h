@@ -79,6 +79,10 @@ class RequestFinalizer {
   // `work`'s connection that wait there (up to kLateSendNs past what was
   // processed) into `work` now.
   void TakeQueuedReplyWrites(BackendWork* work);
+  // Gives `out` the calls `work`'s thread made and, for a complete request
+  // with a measured backend, its backend own time. Calls `work` could not
+  // keep (kMaxCallsPerWork) are counted in unattributed_calls.
+  void AddCalls(const BackendWork& work, Request* out);
 
   const ReorderBuffer* const reorder_;
   ProcessTable* const processes_;

@@ -34,6 +34,9 @@ PACKAGES=(
   # the --interval test runs reqcost in a real terminal: tmux send-keys and
   # capture-pane
   tmux
+  # the backend-call tests: a PHP page calls real MariaDB (started from
+  # mariadb-install-db in a temp dir), Redis and an HTTP service with curl
+  mariadb-server redis-server php-mysql php-redis php-curl
 )
 
 missing=()

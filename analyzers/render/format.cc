@@ -76,6 +76,63 @@ json OffsetUs(const Request& q, uint64_t ns) {
   return (static_cast<double>(ns) - static_cast<double>(q.start_ns)) / kNsPerUs;
 }
 
+// The backend's own time and its calls per peer (report.h CallsSummary).
+json CallsToJson(const CallsSummary& c) {
+  json peers = json::array();
+  for (const PeerSummary& p : c.peers) {
+    peers.push_back({{"peer", p.peer},
+                     {"protocol", p.protocol.empty() ? json(nullptr)
+                                                     : json(p.protocol)},
+                     {"calls", p.calls},
+                     {"requests", p.requests},
+                     {"calls_per_request", p.calls_per_request},
+                     {"time", PhaseToJson(p.time)},
+                     {"folded", p.other ? json(p.folded) : json(nullptr)}});
+  }
+  json slowest = json::array();
+  for (const SlowCallSummary& s : c.slowest) {
+    slowest.push_back({{"peer", s.peer},
+                       {"query", s.query},
+                       {"us", s.us},
+                       {"request_id", s.request_id}});
+  }
+  return json{{"requests", c.requests},
+              {"backend_own", PhaseToJson(c.backend_own)},
+              {"peers", peers},
+              {"slowest", slowest}};
+}
+
+std::string CallsTable(const CallsSummary& c) {
+  std::string out = absl::StrFormat(
+      "\nbackend calls (%d requests with a measured backend):\n", c.requests);
+  absl::StrAppendFormat(&out, "  %-40s %10s %10s %10s %10s\n", "", "mean",
+                        "p50", "p99", "calls/req");
+  auto row = [&](const std::string& name, const std::optional<PhaseSummary>& p,
+                 std::optional<double> per_request) {
+    absl::StrAppendFormat(
+        &out, "  %-40s %10s %10s %10s %10s\n", TerminalText(name),
+        p ? FormatDuration(p->mean_us) : "-",
+        p ? FormatDuration(p->p50_us) : "-",
+        p ? FormatDuration(p->p99_us) : "-",
+        per_request ? absl::StrFormat("%.2f", *per_request) : "");
+  };
+  row("backend own", c.backend_own, std::nullopt);
+  for (const PeerSummary& p : c.peers) {
+    row(p.other ? absl::StrCat("other peers (", p.folded, " folded)")
+                : p.peer,
+        p.time, p.calls_per_request);
+  }
+  if (!c.slowest.empty()) {
+    out += "\nslowest queries:\n";
+    for (const SlowCallSummary& s : c.slowest) {
+      absl::StrAppendFormat(&out, "  %10s  %-28s  #%d  %s\n",
+                            FormatDuration(s.us), TerminalText(s.peer),
+                            s.request_id, TerminalText(s.query));
+    }
+  }
+  return out;
+}
+
 // A phase's row; `unknown` requests had it null and are not in it.
 std::string PhaseRow(const char* name, const std::optional<PhaseSummary>& p,
                      uint64_t unknown) {
@@ -154,6 +211,9 @@ std::string FormatText(const Report& r) {
       absl::StrAppend(&out, line, "\n");
     }
   }
+  if (r.calls.requests > 0 && !r.calls.peers.empty()) {
+    out += CallsTable(r.calls);
+  }
   if (!r.groups.empty()) {
     out += "\ngroups:\n";
     for (const GroupSummary& g : r.groups) {
@@ -191,6 +251,9 @@ std::string FormatText(const Report& r) {
   note(a.side_calls_outside_requests,
        "calls on non-request sockets (netlink, UDP, ...) outside any request");
   note(a.merged_requests, "pipelined requests merged into the one before");
+  note(a.unattributed_calls, "backend calls made while serving no request");
+  note(a.call_connections_over_cap,
+       "backend call connections over the per-process cap (not followed)");
   if (!notes.empty()) {
     absl::StrAppend(&out, "\nanomalies: ", absl::StrJoin(notes, "; "), "\n");
   }
@@ -206,7 +269,9 @@ nlohmann::json AnomaliesToJson(const Anomalies& a) {
               {"reclassified_connections", a.reclassified_connections},
               {"stray_events", a.stray_events},
               {"side_calls_outside_requests", a.side_calls_outside_requests},
-              {"merged_requests", a.merged_requests}};
+              {"merged_requests", a.merged_requests},
+              {"unattributed_calls", a.unattributed_calls},
+              {"call_connections_over_cap", a.call_connections_over_cap}};
 }
 
 nlohmann::json ReportToJson(const Report& r) {
@@ -253,6 +318,7 @@ nlohmann::json ReportToJson(const Report& r) {
       {"syscalls", syscalls},
       {"groups", groups},
       {"timeline", TimelineToJson(r)},
+      {"calls", CallsToJson(r.calls)},
       {"anomalies", AnomaliesToJson(r.anomalies)},
   };
 }
@@ -301,6 +367,32 @@ nlohmann::json RequestToJson(const Request& q) {
   for (Phase phase : kPhases) {
     out[absl::StrCat(PhaseName(phase), "_us")] = NsToUs(PhaseNs(q, phase));
   }
+  out["backend_own_us"] = NsToUs(q.backend_own_ns);
+  json calls = json::array();
+  for (const CallRecord& c : q.calls) {
+    calls.push_back(
+        {{"peer", c.peer},
+         {"protocol", c.protocol.empty() ? json(nullptr) : json(c.protocol)},
+         {"address", c.address},
+         {"tid", c.tid},
+         {"offset_us", (static_cast<double>(c.start_ns) -
+                        static_cast<double>(q.start_ns)) /
+                           kNsPerUs},
+         {"dur_us", c.duration_ns() / kNsPerUs},
+         {"reply", c.has_reply},
+         {"opens", c.opens},
+         {"query", c.query.empty() ? json(nullptr) : json(c.query)}});
+  }
+  out["calls"] = calls;
+  json peers = json::array();
+  for (const PeerTime& p : CallsByPeer(q)) {
+    peers.push_back(
+        {{"peer", p.peer},
+         {"protocol", p.protocol.empty() ? json(nullptr) : json(p.protocol)},
+         {"calls", p.calls},
+         {"us", p.ns / kNsPerUs}});
+  }
+  out["peers"] = peers;
   return out;
 }
 
@@ -333,6 +425,14 @@ std::string FormatRequestLine(const Request& q) {
   }
   if (q.tls_ns.has_value()) {
     absl::StrAppend(&line, ", tls ", FormatDuration(*q.tls_ns / kNsPerUs));
+  }
+  if (q.backend_own_ns.has_value() && !q.calls.empty()) {
+    absl::StrAppend(&line, "; backend own ",
+                    FormatDuration(*q.backend_own_ns / kNsPerUs));
+    for (const PeerTime& p : CallsByPeer(q)) {
+      absl::StrAppend(&line, ", ", TerminalText(p.peer), " ",
+                      FormatDuration(p.ns / kNsPerUs), " (", p.calls, ")");
+    }
   }
   return line;
 }

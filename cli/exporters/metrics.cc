@@ -65,6 +65,12 @@ Metrics::Metrics()
                        "Duration of the socket syscalls of complete requests "
                        "whose start was traced, by side and syscall.")
                    .Register(*registry_);
+  calls_ = &prometheus::BuildHistogram()
+                .Name("reqcost_backend_call_duration_seconds")
+                .Help("Duration of the backend's calls (to its database, "
+                      "cache or HTTP service) in complete requests with a "
+                      "measured backend, by peer and protocol.")
+                .Register(*registry_);
   auto& requests = prometheus::BuildCounter()
                        .Name("reqcost_requests_total")
                        .Help("Requests seen, complete or incomplete.")
@@ -222,6 +228,30 @@ void Metrics::OnRequest(const Request& r, const std::string& server) {
                           buckets_));
     }
     Observe(series, s.duration_ns());
+  }
+  for (const analyzers::CallRecord& c : r.calls) {
+    Series* series = nullptr;
+    auto it = call_cache_.find(c.peer);
+    if (it != call_cache_.end()) {
+      series = it->second;
+    } else {
+      const std::string peer =
+          Capped(analyzers::LabelText(c.peer), &peers_, kMaxPeers, "peer");
+      if (peer == "other") {
+        // Past the cap: one shared series, and no cache entry per peer.
+        if (other_calls_ == nullptr) {
+          other_calls_ = NewSeries(&calls_->Add(
+              {{"peer", "other"}, {"protocol", "other"}}, buckets_));
+        }
+        series = other_calls_;
+      } else {
+        series = NewSeries(&calls_->Add(
+            {{"peer", peer}, {"protocol", analyzers::LabelText(c.protocol)}},
+            buckets_));
+        call_cache_.emplace(c.peer, series);
+      }
+    }
+    Observe(series, c.duration_ns());
   }
 }
 

@@ -3,8 +3,8 @@
 // MetricsServer or written to a node_exporter textfile by MetricsFile.
 //
 // Label cardinality is bounded: at most kMaxBackends distinct `backend`
-// values, kMaxServers `server` values and kMaxReasons incomplete `reason`
-// values; the ones past a cap are reported as "other" and counted in
+// values, kMaxServers `server` values, kMaxReasons incomplete `reason`
+// values and kMaxPeers backend-call `peer` values; the ones past a cap are reported as "other" and counted in
 // reqcost_label_overflow_total{label}.
 #ifndef REQCOST_CLI_EXPORTERS_METRICS_H_
 #define REQCOST_CLI_EXPORTERS_METRICS_H_
@@ -41,6 +41,7 @@ namespace reqcost::exporters {
 inline constexpr size_t kMaxBackends = 32;
 inline constexpr size_t kMaxServers = 16;
 inline constexpr size_t kMaxReasons = 32;
+inline constexpr size_t kMaxPeers = 32;
 
 // Bucket upper bounds in seconds: exponential, four per decade, from 1 us
 // to 10 s (29 bounds; +Inf is implicit).
@@ -109,6 +110,10 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Histogram>* phases_;
   prometheus::Family<prometheus::Histogram>* syscalls_;
+  // reqcost_backend_call_duration_seconds{peer,protocol}, by peer.
+  prometheus::Family<prometheus::Histogram>* calls_;
+  std::map<std::string, Series*> call_cache_;  // at most kMaxPeers
+  Series* other_calls_ = nullptr;
   prometheus::Family<prometheus::Counter>* incomplete_;
   prometheus::Family<prometheus::Counter>* overflow_;
   prometheus::Family<prometheus::Counter>* otlp_;
@@ -129,7 +134,7 @@ class Metrics {
   // [side][syscall]
   std::array<std::array<Series*, kSyscallMax>, 2> syscall_cache_{};
   std::vector<std::unique_ptr<Series>> series_;
-  std::vector<std::string> backends_, servers_, reasons_;
+  std::vector<std::string> backends_, servers_, reasons_, peers_;
   uint64_t events_seen_ = 0, dropped_seen_ = 0;
 };
 

@@ -55,7 +55,7 @@ Shown Profile(const StreamBuilder& s) { return Profile(s.InExitOrder()); }
 // Every counter is in the JSON; only `name` is non-zero.
 void ExpectOnly(const Shown& shown, const std::string& name, uint64_t n) {
   ASSERT_TRUE(shown.json_anomalies.is_object());
-  EXPECT_THAT(shown.json_anomalies.size(), Eq(9u));
+  EXPECT_THAT(shown.json_anomalies.size(), Eq(11u));
   for (const auto& [key, value] : shown.json_anomalies.items()) {
     EXPECT_THAT(value.get<uint64_t>(), Eq(key == name ? n : 0u)) << key;
   }

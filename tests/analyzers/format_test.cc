@@ -73,7 +73,8 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   EXPECT_THAT(Keys(j),
               Eq(std::set<std::string>{"schema", "capture", "requests",
                                        "backend_timing", "phases", "syscalls",
-                                       "groups", "timeline", "anomalies"}));
+                                       "groups", "timeline", "calls",
+                                       "anomalies"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.report/2"));
 
   EXPECT_THAT(Keys(j["capture"]),
@@ -177,7 +178,8 @@ TEST(RequestToJsonTest, HasTheJsonlFields) {
           "request_line",
           "start_ns", "total_us", "server_us", "transport_us", "backend_us",
           "queue_us", "tls_us", "span_us", "exchange_offset_us", "exchange_us",
-          "backend_offset_us", "backend_timing", "complete", "syscalls"}));
+          "backend_offset_us", "backend_timing", "complete", "syscalls",
+          "backend_own_us", "calls", "peers"}));
   EXPECT_THAT(j["id"], Eq(17));
   EXPECT_THAT(j["pid"], Eq(9376));
   EXPECT_THAT(j["client_conn"], Eq("new"));

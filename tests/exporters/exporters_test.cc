@@ -205,6 +205,41 @@ TEST(MetricsTest, NullPhasesAreNotObserved) {
   EXPECT_THAT(text, HasSubstr("reqcost_requests_total{status=\"complete\"} 1"));
 }
 
+// A request whose backend made `n` calls of 100 us to `peer`.
+Request WithCalls(uint64_t id, const std::string& peer, int n) {
+  Request r = MakeRequest(id);
+  for (int i = 0; i < n; ++i) {
+    analyzers::CallRecord c;
+    c.peer = peer;
+    c.protocol = "redis";
+    c.start_ns = r.backend_start_ns + i * 100 * kUs;
+    c.end_ns = c.start_ns + 100 * kUs;
+    r.calls.push_back(c);
+  }
+  return r;
+}
+
+TEST(MetricsTest, BackendCallsByPeerAndProtocolUnderTheCap) {
+  Metrics m;
+  m.OnRequest(WithCalls(1, "redis:127.0.0.1:6379", 3), "nginx");
+  for (size_t i = 0; i < kMaxPeers + 4; ++i) {
+    m.OnRequest(WithCalls(2 + i, "redis:10.0.0.1:" + std::to_string(7000 + i), 1),
+                "nginx");
+  }
+  m.Flush();
+  std::string text = m.Exposition();
+  EXPECT_THAT(text, HasSubstr("reqcost_backend_call_duration_seconds_count{"
+                              "peer=\"redis:127.0.0.1:6379\",protocol="
+                              "\"redis\"} 3"));
+  // 32 peers have a series; the 5 after them share "other".
+  EXPECT_THAT(text, HasSubstr("reqcost_backend_call_duration_seconds_count{"
+                              "peer=\"other\",protocol=\"other\"} 5"));
+  EXPECT_THAT(text,
+              HasSubstr("reqcost_label_overflow_total{label=\"peer\"} 5"));
+  std::string output;
+  EXPECT_THAT(Promtool(text, &output), Eq(0)) << output;
+}
+
 TEST(MetricsTest, CountersOnlyGrow) {
   Metrics m;
   m.SetEventCounts(100, 0);

@@ -15,7 +15,9 @@ inline constexpr const char* kAnomalyCounters[] = {
     "reclassified_connections",
     "stray_events",
     "side_calls_outside_requests",
-    "merged_requests"};
+    "merged_requests",
+    "unattributed_calls",
+    "call_connections_over_cap"};
 
 }  // namespace reqcost::testing
 
