@@ -86,7 +86,7 @@ json CallsToJson(const CallsSummary& c) {
                      {"calls", p.calls},
                      {"requests", p.requests},
                      {"calls_per_request", p.calls_per_request},
-                     {"time", PhaseToJson(p.time)},
+                     {"time", PhaseToJson(p.time, 0)},
                      {"folded", p.other ? json(p.folded) : json(nullptr)}});
   }
   json slowest = json::array();
@@ -97,7 +97,7 @@ json CallsToJson(const CallsSummary& c) {
                        {"request_id", s.request_id}});
   }
   return json{{"requests", c.requests},
-              {"backend_own", PhaseToJson(c.backend_own)},
+              {"backend_own", PhaseToJson(c.backend_own, 0)},
               {"peers", peers},
               {"slowest", slowest}};
 }
