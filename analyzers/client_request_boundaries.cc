@@ -111,6 +111,11 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
                                       const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
   OpenRequest* r = client->request.get();
+  // The thread is back at its client connections: the HTTP/2 streams it
+  // read last have begun all their backend exchanges.
+  if (IsRead(e.syscall) || IsWrite(e.syscall)) {
+    exchanges_->EndTurn(conn->tgid, rec.tid);
+  }
   if ((e.flags & SyscallEvent::kPeek) != 0) {
     // A peek moves nothing (nginx looks at the first byte for TLS).
     if (r != nullptr) {
@@ -126,6 +131,10 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
   if (client->tls && (IsRead(e.syscall) || IsWrite(e.syscall)) &&
       (e.tls.on() || !IsRead(e.syscall) || e.ret <= 0) &&
       OnTlsEvent(conn, client, e, rec)) {
+    return;
+  }
+  if (client->decrypted) {
+    OnDecryptedSyscall(client, e, rec);
     return;
   }
   if (IsRead(e.syscall) && e.ret > 0) {

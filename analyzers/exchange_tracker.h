@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "analyzers/client_requests.h"
@@ -68,6 +69,21 @@ class ExchangeTracker {
   // How many processes have attribution state (bounded by the live ones).
   size_t tracked_processes() const { return queues_.size(); }
 
+  // HTTP/2 streams (definitions.md, "HTTP/2 streams"): thread `tid` of
+  // `tgid` read, in one TLS call or read ending at `read_exit`, the end of
+  // the requests of `streams` (in stream order). Ends the thread's previous
+  // turn; the exchanges the thread begins from now until its next read or
+  // write on a client connection or reply read on a backend link are these
+  // streams', in order.
+  void StreamsRead(uint32_t tgid, uint32_t tid, uint64_t read_exit,
+                   std::vector<OpenRequest*> streams);
+  // Thread `tid` of `tgid` read or wrote a client connection or read a
+  // backend reply: its event-loop turn is over, and its streams take their
+  // exchanges (or are marked unpaired).
+  void EndTurn(uint32_t tgid, uint32_t tid);
+  // `request` (a stream's) is finalized: no turn may give it an exchange.
+  void ForgetStream(const OpenRequest* request);
+
  private:
   // What attribution keeps per process.
   struct ProcessQueues {
@@ -75,6 +91,15 @@ class ExchangeTracker {
     std::vector<OpenRequest*> waiting;    // no response write yet, oldest first
     std::deque<std::shared_ptr<Exchange>> candidates;  // unattributed
   };
+
+  // The streams whose requests one read of thread `tid` ended, and the
+  // exchanges that thread began since.
+  struct StreamTurn {
+    uint64_t read_exit = 0;
+    std::vector<OpenRequest*> streams;
+    std::vector<std::shared_ptr<Exchange>> exchanges;
+  };
+  void PairTurn(StreamTurn* turn);
 
   std::shared_ptr<Exchange> Begin(Conn* conn, BackendLink* link, uint32_t tid,
                                   uint64_t start_enter, bool partial);
@@ -90,6 +115,7 @@ class ExchangeTracker {
   const std::optional<uint64_t>* const first_drop_ns_;
   uint64_t next_exchange_seq_ = 1;
   std::map<uint32_t, ProcessQueues> queues_;  // by tgid
+  std::map<std::pair<uint32_t, uint32_t>, StreamTurn> turns_;  // (tgid, tid)
 };
 
 }  // namespace reqcost::analyzers

@@ -67,8 +67,19 @@ void RequestFinalizer::TakeQueuedReplyWrites(BackendWork* work) {
 void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
                                 std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(client->request);
+  if (!reason.has_value() && !owned->partial_reason.has_value() &&
+      client->http2 && !client->decrypted) {
+    reason = IncompleteReason::kHttp2;
+  }
+  FinalizeRequest(conn, std::move(owned), reason);
+}
+
+void RequestFinalizer::FinalizeRequest(const Conn& conn,
+                                       std::unique_ptr<OpenRequest> owned,
+                                       std::optional<IncompleteReason> reason) {
   OpenRequest& r = *owned;
   exchanges_->StopWaiting(&r);
+  exchanges_->ForgetStream(&r);
 
   Request out;
   out.id = next_request_id_++;
@@ -77,7 +88,9 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
   out.request_line = r.request_line;
   out.client_sock = conn.sock;
   if (!reason.has_value()) reason = r.partial_reason;
-  if (!reason.has_value() && client->http2) reason = IncompleteReason::kHttp2;
+  if (!reason.has_value() && r.stream_unpaired) {
+    reason = IncompleteReason::kStreamUnpaired;
+  }
   if (!reason.has_value() && !r.has_write) {
     reason = IncompleteReason::kNoResponse;
   }

@@ -73,6 +73,10 @@ void Pipeline::OnProcess(const ProcessEvent& e) {
   profiler_.OnProcessEvent(e);
 }
 
+void Pipeline::OnTlsData(const TlsDataEvent& e) {
+  profiler_.OnTlsData(e);
+}
+
 void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   ++drop_notices_;
   if (writer_ != nullptr)

@@ -55,6 +55,9 @@ class Pipeline : public collector::EventSink {
 
   void OnSyscall(const SyscallEvent& event) override;
   void OnProcess(const ProcessEvent& event) override;
+  // Decrypted bytes of a TLS library call: to the profiler, which splits a
+  // TLS client connection's requests from them.
+  void OnTlsData(const TlsDataEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
 
   // The ring buffer was drained empty after monotonic `now_ns`: lets the
