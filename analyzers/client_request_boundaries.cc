@@ -77,7 +77,9 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
       client->pre_request.AddHandshake(rec, false);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // an alert after the response
-    } else {
+    } else if (!client->decrypted) {
+      // (With the TLS calls seen, requests are the streams': TLS's own
+      // records between them belong to none.)
       ++anomalies_->stray_events;
     }
     return true;
@@ -96,7 +98,9 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
       client->pre_request.AddHandshake(rec, true);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // answering the client's alert
-    } else {
+    } else if (!client->decrypted) {
+      // (With the TLS calls seen, requests are the streams': TLS's own
+      // records between them belong to none.)
       ++anomalies_->stray_events;
     }
     return true;

@@ -74,6 +74,10 @@ struct Profiler::State : public ConnectionTable::Owner {
   // The socket of each (tgid, hashed SSL *) seen with one: a TLS call that
   // did no socket I/O (it returned bytes already decrypted) names none.
   std::map<std::pair<uint32_t, uint64_t>, int32_t> ssl_fds;
+  // The client connection each thread (tgid, tid) last read data from: the
+  // handshake's last read can take the first request's records too (read
+  // ahead), and the TLS call that then returns them does no socket I/O.
+  std::map<std::pair<uint32_t, uint32_t>, int32_t> last_client_read;
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
 };
@@ -176,8 +180,23 @@ void Profiler::State::HandleTlsData(const TlsDataEvent& e) {
     ssl_fds[key] = fd;
   } else {
     auto it = ssl_fds.find(key);
-    if (it == ssl_fds.end()) return;  // a connection whose socket is unknown
-    fd = it->second;
+    if (it != ssl_fds.end()) {
+      fd = it->second;
+    } else {
+      // The SSL's first call, on bytes its handshake read ahead: the server
+      // goes on from its handshake to its first read on the same thread
+      // (nginx, lighttpd), so the thread's last client read was on its
+      // socket, unless that connection already has an SSL of its own.
+      auto last = last_client_read.find({e.tgid, e.tid});
+      if (last == last_client_read.end()) return;
+      Conn* guess = connections.Find(e.tgid, last->second);
+      if (guess == nullptr || guess->client() == nullptr ||
+          guess->client()->ssl != 0) {
+        return;
+      }
+      fd = last->second;
+      ssl_fds[key] = fd;
+    }
   }
   Conn* conn = connections.Find(e.tgid, fd);
   ClientConn* client = conn != nullptr ? conn->client() : nullptr;
@@ -190,6 +209,9 @@ void Profiler::State::HandleTlsData(const TlsDataEvent& e) {
 // An event on an open connection, by the connection's role; a close ends it.
 void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   ClientConn* client = conn->client();
+  if (client != nullptr && IsRead(e.syscall) && e.ret > 0) {
+    last_client_read[{e.tgid, e.tid}] = conn->fd;
+  }
   if (client != nullptr) {
     client_requests.OnEvent(conn, client, e);
   } else if (BackendLink* link = conn->link()) {
@@ -257,6 +279,9 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
   exchanges.ForgetProcess(tgid);
   for (auto it = ssl_fds.begin(); it != ssl_fds.end();) {
     it = it->first.first == tgid ? ssl_fds.erase(it) : std::next(it);
+  }
+  for (auto it = last_client_read.begin(); it != last_client_read.end();) {
+    it = it->first.first == tgid ? last_client_read.erase(it) : std::next(it);
   }
 }
 
