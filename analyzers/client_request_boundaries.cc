@@ -129,6 +129,10 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
     }
     return;
   }
+  // Cleartext HTTP/2: its frames are not followed, so its streams cannot
+  // be split; the connection's requests are reported unsplit rather than
+  // taken for HTTP/1.x requests.
+  if ((e.tls.flags & TlsRecords::kH2c) != 0) client->http2 = true;
   if (e.tls.on() && !client->tls && IsRead(e.syscall) && e.ret > 0) {
     client->tls = std::make_unique<TlsConnection>();
   }

@@ -309,7 +309,8 @@ void ClientRequestBoundaries::DecodePaths(ClientConn* client,
     std::string method, path;
     for (const HeaderField& h : *fields) {
       if (h.name == ":method") method = h.value;
-      if (h.name == ":path") path = h.value;
+      // Without its query, as an HTTP/1.x request line is shown.
+      if (h.name == ":path") path = h.value.substr(0, h.value.find('?'));
     }
     auto it = d.streams.find(d.header_stream);
     if (it != d.streams.end() && !method.empty() && !path.empty() &&

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -194,6 +195,142 @@ INSTANTIATE_TEST_SUITE_P(
                       H2Case{"c4_m4_unix_kept", 4, 4, 96, false, true},
                       H2Case{"c2_m4_tcp_kept", 2, 4, 100, true, true}),
     [](const auto& info) { return info.param.name; });
+
+// nginx, php-fpm and reqcost --tls-probes with `extra` flags; `client` is
+// run against nginx (its URLs made by `urls`), and the JSON lines of the
+// requests are returned with the report's own line last.
+struct CurlRun {
+  std::vector<json> requests;
+  json report;
+  std::vector<double> fpm_us;
+};
+
+absl::StatusOr<CurlRun> RunCurl(const TempDir& dir, bool tls,
+                                const std::vector<std::string>& curl_flags,
+                                int urls, const std::vector<std::string>& extra) {
+  PhpFpmOptions fopts;
+  fopts.children = 4;
+  absl::StatusOr<Server> fpm = StartPhpFpm(dir, fopts);
+  if (!fpm.ok()) return fpm.status();
+  NginxOptions nopts;
+  nopts.upstream = fpm->address();
+  if (tls) nopts.ssl_protocols = "TLSv1.2 TLSv1.3";
+  nopts.http2 = true;
+  absl::StatusOr<Server> nginx = StartNginx(dir, nopts);
+  if (!nginx.ok()) return nginx.status();
+  absl::StatusOr<std::vector<PhpFpmAccessEntry>> before =
+      ReadPhpFpmAccessLog(fpm->request_log());
+  if (!before.ok()) return before.status();
+  std::vector<std::string> args = {"attach", "-p", std::to_string(nginx->pid()),
+                                   "-p", std::to_string(fpm->pid()),
+                                   "--tls-probes", "--format", "jsonl"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  absl::StatusOr<ReqcostRun> run = ReqcostRun::Attach(dir, args);
+  if (!run.ok()) return run.status();
+  std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-k", "-o",
+                                   "/dev/null"};
+  argv.insert(argv.end(), curl_flags.begin(), curl_flags.end());
+  for (int i = 0; i < urls; ++i) {
+    argv.push_back(nginx->Url(absl::StrCat("/sleep.php?us=", kWorkUs, "&i=", i)));
+  }
+  absl::StatusOr<std::string> out = RunClient(dir, argv, "curl");
+  if (!out.ok()) return out.status();
+  absl::StatusOr<int> code = run->StopWith(SIGINT);
+  if (!code.ok()) return code.status();
+  if (*code != 0) return absl::InternalError("reqcost: " + run->err());
+  CurlRun result;
+  std::istringstream lines(run->out());
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) result.requests.push_back(json::parse(line));
+  }
+  absl::StatusOr<std::vector<PhpFpmAccessEntry>> after =
+      ReadPhpFpmAccessLog(fpm->request_log());
+  if (!after.ok()) return after.status();
+  std::vector<PhpFpmAccessEntry> ours(after->begin() + before->size(),
+                                      after->end());
+  result.fpm_us = DurationsUs(ours);
+  return result;
+}
+
+// curl --http2 with several URLs: one connection, one stream after the
+// other. With --payload the HEADERS are HPACK-decoded: each request has its
+// method and :path.
+TEST(CurlH2, StreamsHaveTheirPathsWithPayload) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  constexpr int kUrls = 6;
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h2curl"));
+  ASSERT_OK_AND_ASSIGN(
+      r, RunCurl(dir, true, {"--http2"}, kUrls, {"--payload", "256"}));
+  ASSERT_EQ(r.requests.size(), static_cast<size_t>(kUrls));
+  std::vector<double> backend;
+  for (int i = 0; i < kUrls; ++i) {
+    const json& q = r.requests[i];
+    SCOPED_TRACE(q.dump());
+    EXPECT_TRUE(q["complete"].get<bool>());
+    EXPECT_EQ(q["request_line"], "GET /sleep.php");  // the query left out
+    EXPECT_EQ(q["client_conn"], i == 0 ? "new" : "reused");
+    backend.push_back(q["backend_us"].get<double>());
+  }
+  ASSERT_EQ(r.fpm_us.size(), static_cast<size_t>(kUrls));
+  double fpm = Median(r.fpm_us);
+  std::printf("[ h2 ] curl --http2 %d URLs: backend median %.1f us vs php-fpm "
+              "%.1f us\n", kUrls, Median(backend), fpm);
+  EXPECT_NEAR(Median(backend), fpm, fpm * kNewLinkTolerance);
+}
+
+// HTTPS/1.1 on one kept connection: requests split from the decrypted
+// bytes, with their request lines under --payload.
+TEST(CurlHttps11, RequestLinesFromDecryptedBytes) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  constexpr int kUrls = 5;
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h1tls"));
+  ASSERT_OK_AND_ASSIGN(
+      r, RunCurl(dir, true, {"--http1.1"}, kUrls, {"--payload", "64"}));
+  ASSERT_EQ(r.requests.size(), static_cast<size_t>(kUrls));
+  for (int i = 0; i < kUrls; ++i) {
+    const json& q = r.requests[i];
+    SCOPED_TRACE(q.dump());
+    EXPECT_TRUE(q["complete"].get<bool>());
+    EXPECT_EQ(q["request_line"], "GET /sleep.php");  // the query left out
+  }
+}
+
+// Cleartext HTTP/2 (h2c, prior knowledge): its frames are not followed,
+// so no stream becomes a request; none is taken for an HTTP/1.x request
+// and counted complete with another stream's numbers.
+TEST(H2c, StreamsAreNotTakenForHttp1Requests) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(h2load, H2load());
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h2c"));
+  PhpFpmOptions fopts;
+  fopts.children = 8;
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  nopts.http2 = true;
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(nginx.pid()),
+                                    "-p", std::to_string(fpm.pid()),
+                                    "--format", "json"}));
+  ASSERT_OK_AND_ASSIGN(
+      out, RunClient(dir,
+                     {h2load, "-n", "40", "-c", "2", "-m", "4",
+                      nginx.Url("/sleep.php?us=" + std::to_string(kWorkUs))},
+                     "h2load"));
+  ASSERT_OK_AND_ASSIGN(result, ParseH2load(out));
+  ASSERT_EQ(result.succeeded, 40) << out;
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+  json report = json::parse(run.out());
+  SCOPED_TRACE(report.dump(2));
+  EXPECT_EQ(report["requests"]["complete"], 0);
+  EXPECT_GT(report["requests"]["incomplete"].get<int>(), 0);
+  std::printf("[ h2 ] h2c h2load -n 40 -c 2 -m 4: %d complete, %d incomplete\n",
+              report["requests"]["complete"].get<int>(),
+              report["requests"]["incomplete"].get<int>());
+}
 
 }  // namespace
 }  // namespace reqcost::testing
