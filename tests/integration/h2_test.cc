@@ -35,10 +35,10 @@ constexpr int kWorkUs = 20000;
 // php-fpm starts its clock when it begins to read the next request, before
 // that request is sent (its child waits in that read while nginx keeps the
 // connection idle): its figure then holds the idle gap too, 0.3-0.7 ms per
-// request under h2load here, so the kept cases get the 5% that the other
-// kept-connection tests use.
+// request under h2load here, 1.3-4.5 ms on a loaded machine (measured -6%
+// and -15% medians): on kept links php-fpm's figure is only an upper
+// bound (+2%), and the script's own sleep the lower one.
 constexpr double kNewLinkTolerance = 0.02;
-constexpr double kKeptLinkTolerance = kMeasuredTolerance;
 
 absl::StatusOr<std::string> H2load() {
   for (const char* p : {"/usr/bin/h2load", "/usr/local/bin/h2load"}) {
@@ -116,7 +116,7 @@ class NginxH2 : public ::testing::TestWithParam<H2Case> {};
 // below the client's mean time per request; anomalies zero but the named.
 void ExpectStreams(const std::string& what, const json& report, int succeeded,
                    double client_mean_us, std::vector<double> fpm_us,
-                   const std::set<std::string>& anomalies, double tolerance) {
+                   const std::set<std::string>& anomalies, bool kept) {
   SCOPED_TRACE(report.dump(2));
   ExpectNoAnomaliesExcept(report, anomalies);
   EXPECT_EQ(report["capture"]["dropped_events"], 0);
@@ -135,7 +135,12 @@ void ExpectStreams(const std::string& what, const json& report, int succeeded,
       backend, fpm, 100 * (backend - fpm) / fpm, server, transport,
       client_mean_us, report["anomalies"].dump().c_str(),
       report["requests"].dump().c_str());
-  EXPECT_NEAR(backend, fpm, fpm * tolerance);
+  EXPECT_LE(backend, fpm * (1 + kNewLinkTolerance));
+  if (kept) {
+    EXPECT_GE(backend, kWorkUs);
+  } else {
+    EXPECT_GE(backend, fpm * (1 - kNewLinkTolerance));
+  }
   EXPECT_GT(server, kMinServerUs);
   EXPECT_LT(server, client_mean_us);
   EXPECT_GT(transport, kMinTransportUs);
@@ -149,9 +154,11 @@ TEST_P(NginxH2, StreamsAreRequestsMatchingPhpFpmClock) {
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h2"));
   PhpFpmOptions fopts;
   fopts.listen = c.tcp_fpm ? "tcp" : "";
-  // A child per concurrent stream: nginx keeps its php-fpm connections
-  // open (keep_conn), and a child stays on its connection while it is kept.
-  fopts.children = 16;
+  // A child per concurrent stream on kept links: nginx keeps its php-fpm
+  // connections open (keep_conn), and a child stays on its connection
+  // while it is kept. Not more: every php-fpm child maps libssl and gets
+  // its own uprobes, which reqcost's exit detaches one by one.
+  fopts.children = 8;
   ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
   NginxOptions nopts;
   nopts.upstream = fpm.address();
@@ -184,7 +191,7 @@ TEST_P(NginxH2, StreamsAreRequestsMatchingPhpFpmClock) {
   ExpectStreams(c.name, json::parse(run.out()), result.succeeded,
                 result.mean_request_us, DurationsUs(ours),
                 kPhpCleanRunAnomalies,
-                c.keep_conn ? kKeptLinkTolerance : kNewLinkTolerance);
+                c.keep_conn);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -192,7 +199,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(H2Case{"c1_m1_unix", 1, 1, 40, false, false},
                       H2Case{"c2_m4_unix", 2, 4, 100, false, false},
                       H2Case{"c1_m16_tcp", 1, 16, 96, true, false},
-                      H2Case{"c4_m4_unix_kept", 4, 4, 96, false, true},
+                      H2Case{"c4_m2_unix_kept", 4, 2, 96, false, true},
                       H2Case{"c2_m4_tcp_kept", 2, 4, 100, true, true}),
     [](const auto& info) { return info.param.name; });
 
