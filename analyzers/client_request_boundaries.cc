@@ -77,7 +77,9 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
       client->pre_request.AddHandshake(rec, false);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // an alert after the response
-    } else {
+    } else if (!client->decrypted) {
+      // (With the TLS calls seen, requests are the streams': TLS's own
+      // records between them belong to none.)
       ++anomalies_->stray_events;
     }
     return true;
@@ -96,7 +98,9 @@ bool ClientRequestBoundaries::OnTlsEvent(Conn* conn, ClientConn* client,
       client->pre_request.AddHandshake(rec, true);
     } else if (r != nullptr) {
       r->trailing.push_back(rec);  // answering the client's alert
-    } else {
+    } else if (!client->decrypted) {
+      // (With the TLS calls seen, requests are the streams': TLS's own
+      // records between them belong to none.)
       ++anomalies_->stray_events;
     }
     return true;
@@ -130,6 +134,11 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
                                       const SyscallEvent& e) {
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
   OpenRequest* r = client->request.get();
+  // The thread is back at its client connections: the HTTP/2 streams it
+  // read last have begun all their backend exchanges.
+  if (IsRead(e.syscall) || IsWrite(e.syscall)) {
+    exchanges_->EndTurn(conn->tgid, rec.tid);
+  }
   if ((e.flags & SyscallEvent::kPeek) != 0) {
     // A peek moves nothing (nginx looks at the first byte for TLS).
     if (r != nullptr) {
@@ -139,12 +148,20 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
     }
     return;
   }
+  // Cleartext HTTP/2: its frames are not followed, so its streams cannot
+  // be split; the connection's requests are reported unsplit rather than
+  // taken for HTTP/1.x requests.
+  if ((e.tls.flags & TlsRecords::kH2c) != 0) client->http2 = true;
   if (e.tls.on() && !client->tls && IsRead(e.syscall) && e.ret > 0) {
     client->tls = std::make_unique<TlsConnection>();
   }
   if (client->tls && (IsRead(e.syscall) || IsWrite(e.syscall)) &&
       (e.tls.on() || !IsRead(e.syscall) || e.ret <= 0) &&
       OnTlsEvent(conn, client, e, rec)) {
+    return;
+  }
+  if (client->decrypted) {
+    OnDecryptedSyscall(client, e, rec);
     return;
   }
   if (IsRead(e.syscall) && e.ret > 0) {

@@ -5,9 +5,13 @@
 #ifndef REQCOST_ANALYZERS_CLIENT_REQUEST_BOUNDARIES_H_
 #define REQCOST_ANALYZERS_CLIENT_REQUEST_BOUNDARIES_H_
 
+#include <memory>
+#include <vector>
+
 #include "analyzers/client_requests.h"
 #include "analyzers/connections.h"
 #include "analyzers/exchange_tracker.h"
+#include "analyzers/incomplete_reason.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "analyzers/request_finalizer.h"
@@ -33,8 +37,43 @@ class ClientRequestBoundaries {
   // to the request its process is serving, if any.
   void OnSideCall(const SyscallEvent& e, Target target);
 
+  // A TLS library call that moved decrypted bytes on client connection
+  // `conn`: from the first one on, the connection's requests are split from
+  // the decrypted bytes (HTTP/2: a request per stream, from the client's
+  // HEADERS of a new stream to the server's END_STREAM on it; HTTPS/1.1: a
+  // request from a read after the response, as on a plain connection).
+  void OnTlsData(Conn* conn, ClientConn* client, const TlsDataEvent& e);
+  // Finalizes the HTTP/2 streams still open on `conn` (its close, its
+  // process's exit, the end of the run): incomplete for `reason`.
+  void EndStreams(const Conn& conn, ClientConn* client,
+                  IncompleteReason reason);
+  // `client`'s streams stop waiting for their response (the connection is
+  // no client connection after all).
+  void DropStreams(ClientConn* client);
+  // Whether `client` has HTTP/2 streams open.
+  static bool HasStreams(const ClientConn& client) {
+    return client.decrypted != nullptr && !client.decrypted->streams.empty();
+  }
+
  private:
   static void NoteWireRead(OpenRequest* r, const SyscallEvent& e);
+  // Decrypted bytes.
+  void StartDecrypted(Conn* conn, ClientConn* client);
+  void OnDecryptedSyscall(ClientConn* client, const SyscallEvent& e,
+                          const SyscallRecord& rec);
+  std::unique_ptr<OpenRequest> NewDecryptedRequest(Conn* conn,
+                                                   ClientConn* client,
+                                                   uint32_t tid,
+                                                   uint64_t start_ns,
+                                                   uint64_t read_exit);
+  void OnH2Read(Conn* conn, ClientConn* client, const TlsDataEvent& e,
+                const std::vector<SyscallRecord>& carriers);
+  void OnH2Write(Conn* conn, ClientConn* client, const TlsDataEvent& e,
+                 const std::vector<SyscallRecord>& carriers);
+  void DecodePaths(ClientConn* client, const TlsDataEvent& e);
+  void OnH1Data(Conn* conn, ClientConn* client, const TlsDataEvent& e,
+                const std::vector<SyscallRecord>& carriers);
+
   OpenRequest* OpenClientRequest(Conn* conn, ClientConn* client,
                                  const SyscallEvent& e,
                                  const SyscallRecord& rec);

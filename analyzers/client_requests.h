@@ -22,12 +22,15 @@
 #define REQCOST_ANALYZERS_CLIENT_REQUESTS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "analyzers/exchanges.h"
+#include "analyzers/hpack.h"
+#include "analyzers/http2_frames.h"
 #include "analyzers/incomplete_reason.h"
 #include "analyzers/profiler_records.h"
 #include "analyzers/request.h"
@@ -97,6 +100,34 @@ struct OpenRequest {
   // record after its reply). Without a response of its own it is no
   // request.
   bool fastcgi_tail = false;
+  // HTTP/2: its stream id (0 for HTTP/1.x), and whether its backend
+  // exchange could not be told from other streams' (it is then incomplete).
+  uint32_t stream_id = 0;
+  bool stream_unpaired = false;
+};
+
+// A client connection whose TLS library calls are seen (the uprobes'
+// TlsDataEvents): its requests are split from the decrypted bytes, HTTP/2
+// streams from their frames, not from the TLS records.
+struct DecryptedConn {
+  bool h2 = false;    // the decrypted bytes are HTTP/2 frames
+  bool lost = false;  // HTTP/2 frame boundaries lost: nothing more is split
+  // The first request's connection-level parts (accept, handshake, the
+  // syscalls before it) until a request takes them.
+  std::unique_ptr<OpenRequest> first;
+  // Open HTTP/2 streams' requests, by stream id.
+  std::map<uint32_t, std::unique_ptr<OpenRequest>> streams;
+  Http2StreamTracker tracker;
+  // Reads and writes on the socket not yet claimed by a TLS call: the one
+  // that ends inside a call's [enter, exit] carried its bytes.
+  std::vector<SyscallRecord> pending;
+  // With --payload: the client's frames, followed through the captured
+  // prefixes, and their header blocks decoded, while every block was seen.
+  std::unique_ptr<Http2FrameParser> client_frames;
+  HpackDecoder hpack;
+  bool paths = true;  // no header block missed so far
+  std::string header_block;  // a HEADERS block waiting for its CONTINUATION
+  uint32_t header_stream = 0;
 };
 
 // A client connection's state: its open request and what comes before its
@@ -106,6 +137,10 @@ struct ClientConn {
   std::unique_ptr<TlsConnection> tls;  // once a read showed TLS records
   PreRequest pre_request;  // before its first request: TLS handshake, peeks
   bool http2 = false;      // the server spoke first: its requests are not split
+  // Once a TLS library call on it was seen (live TLS data): requests are
+  // split from the decrypted bytes.
+  std::unique_ptr<DecryptedConn> decrypted;
+  uint64_t ssl = 0;  // the hashed SSL * of its TLS calls (0: none seen)
 };
 
 }  // namespace reqcost::analyzers

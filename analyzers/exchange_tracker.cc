@@ -56,10 +56,17 @@ std::shared_ptr<Exchange> ExchangeTracker::Begin(Conn* conn, BackendLink* link,
   ++conn->requests;
   if (link->exchange) link->exchange->done = true;
   link->exchange = ex;
+  // An exchange the thread begins in the turn in which it read HTTP/2
+  // streams' requests is theirs; any other is a candidate for attribution.
   // A partial exchange is still attributed (so that its request is known
   // to be incomplete rather than backend-less), but never bound.
-  queues_[conn->tgid].candidates.push_back(ex);
-  PruneCandidates(conn->tgid);
+  auto turn = turns_.find({conn->tgid, tid});
+  if (turn != turns_.end() && start_enter >= turn->second.read_exit) {
+    turn->second.exchanges.push_back(ex);
+  } else {
+    queues_[conn->tgid].candidates.push_back(ex);
+    PruneCandidates(conn->tgid);
+  }
   if (!ex->partial) {
     link->unbound_exchanges.push_back(ex);
     if (link->unbound_exchanges.size() > kMaxQueued) {
@@ -183,6 +190,7 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
   }
   ex->syscalls.push_back(rec);
   if (IsRead(e.syscall) && e.ret > 0) {
+    EndTurn(conn->tgid, rec.tid);  // a reply: the thread is in a new turn
     auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
     if (!ex->has_reply) {
       ex->has_reply = true;
@@ -564,8 +572,59 @@ uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
   return it == queues_.end() ? 0 : it->second.last_exchange_start_ns;
 }
 
+// ---------------------------------------------------------------------------
+// HTTP/2 streams.
+
+void ExchangeTracker::StreamsRead(uint32_t tgid, uint32_t tid,
+                                  uint64_t read_exit,
+                                  std::vector<OpenRequest*> streams) {
+  EndTurn(tgid, tid);
+  if (streams.empty()) return;
+  StreamTurn& turn = turns_[{tgid, tid}];
+  turn.read_exit = read_exit;
+  turn.streams = std::move(streams);
+}
+
+void ExchangeTracker::EndTurn(uint32_t tgid, uint32_t tid) {
+  auto it = turns_.find({tgid, tid});
+  if (it == turns_.end()) return;
+  StreamTurn turn = std::move(it->second);
+  turns_.erase(it);
+  PairTurn(&turn);
+}
+
+// The server began one exchange per stream, in stream order (nginx starts
+// a stream's upstream request while it parses the stream's frames, one
+// stream after the other, before it reads again): the counts must agree,
+// or the payload must tell which is whose.
+void ExchangeTracker::PairTurn(StreamTurn* turn) {
+  auto& streams = turn->streams;
+  auto& exs = turn->exchanges;
+  if (exs.empty()) return;  // none has a backend exchange from this turn
+  if (exs.size() == streams.size()) {
+    for (size_t i = 0; i < exs.size(); ++i) {
+      exs[i]->attributed = true;
+      streams[i]->exchange = exs[i];
+    }
+    return;
+  }
+  // One stream and one exchange are the only certain pairing left.
+  for (OpenRequest* r : streams) r->stream_unpaired = true;
+  anomalies_->unattributed_exchanges += exs.size();
+}
+
+void ExchangeTracker::ForgetStream(const OpenRequest* request) {
+  auto it = turns_.find({request->tgid, request->tid});
+  if (it == turns_.end()) return;
+  auto& s = it->second.streams;
+  s.erase(std::remove(s.begin(), s.end(), request), s.end());
+}
+
 void ExchangeTracker::ForgetProcess(uint32_t tgid) {
   serving_.erase(tgid);
+  for (auto t = turns_.begin(); t != turns_.end();) {
+    t = t->first.first == tgid ? turns_.erase(t) : std::next(t);
+  }
   auto it = queues_.find(tgid);
   if (it == queues_.end()) return;
   // Exchanges behind a front that cannot be split are its requests; the

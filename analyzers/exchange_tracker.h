@@ -103,6 +103,20 @@ class ExchangeTracker {
   // decided now (one not done is incomplete, "process exited"), while its
   // client connections still say what they carried.
   void OnProcessExit(uint32_t tgid);
+  // HTTP/2 streams (definitions.md, "HTTP/2 streams"): thread `tid` of
+  // `tgid` read, in one TLS call or read ending at `read_exit`, the end of
+  // the requests of `streams` (in stream order). Ends the thread's previous
+  // turn; the exchanges the thread begins from now until its next read or
+  // write on a client connection or reply read on a backend link are these
+  // streams', in order.
+  void StreamsRead(uint32_t tgid, uint32_t tid, uint64_t read_exit,
+                   std::vector<OpenRequest*> streams);
+  // Thread `tid` of `tgid` read or wrote a client connection or read a
+  // backend reply: its event-loop turn is over, and its streams take their
+  // exchanges (or are marked unpaired).
+  void EndTurn(uint32_t tgid, uint32_t tid);
+  // `request` (a stream's) is finalized: no turn may give it an exchange.
+  void ForgetStream(const OpenRequest* request);
 
  private:
   // What attribution keeps per process.
@@ -122,6 +136,15 @@ class ExchangeTracker {
     };
     std::map<uint64_t, UnsplitFront> unsplit;
   };
+
+  // The streams whose requests one read of thread `tid` ended, and the
+  // exchanges that thread began since.
+  struct StreamTurn {
+    uint64_t read_exit = 0;
+    std::vector<OpenRequest*> streams;
+    std::vector<std::shared_ptr<Exchange>> exchanges;
+  };
+  void PairTurn(StreamTurn* turn);
 
   std::shared_ptr<Exchange> Begin(Conn* conn, BackendLink* link, uint32_t tid,
                                   uint64_t start_enter, bool partial);
@@ -149,6 +172,7 @@ class ExchangeTracker {
   static constexpr size_t kMaxServing = 64;
   absl::flat_hash_map<uint32_t, std::vector<std::weak_ptr<BackendWork>>>
       serving_;
+  std::map<std::pair<uint32_t, uint32_t>, StreamTurn> turns_;  // (tgid, tid)
 };
 
 }  // namespace reqcost::analyzers

@@ -32,6 +32,13 @@ enum class IncompleteReason : uint8_t {
   // Its connection's fd was reused and its own close never came.
   kCloseNotSeen,
   kStillOpenAtEnd,
+  // An HTTP/2 stream whose backend exchange could not be told from the
+  // other streams' of the same read (definitions.md, "HTTP/2 streams").
+  kStreamUnpaired,
+  // An HTTP/2 stream reset (RST_STREAM) before its response ended.
+  kStreamReset,
+  // The HTTP/2 frame boundaries of its connection were lost.
+  kHttp2FramesLost,
 };
 
 // The reason's text, as the outputs show it.
@@ -63,6 +70,12 @@ constexpr std::string_view Name(IncompleteReason reason) {
       return "close not seen";
     case IncompleteReason::kStillOpenAtEnd:
       return "still open at end";
+    case IncompleteReason::kStreamUnpaired:
+      return "HTTP/2 stream: backend exchange not paired";
+    case IncompleteReason::kStreamReset:
+      return "HTTP/2 stream reset";
+    case IncompleteReason::kHttp2FramesLost:
+      return "HTTP/2 frames lost";
   }
   return "unknown";
 }

@@ -78,6 +78,14 @@ struct Profiler::State : public ConnectionTable::Owner {
   void Drain(bool all);
   void HandleQueued(const Queued& q);
   void Handle(const SyscallEvent& e);
+  void HandleTlsData(const TlsDataEvent& e);
+  // The socket of each (tgid, hashed SSL *) seen with one: a TLS call that
+  // did no socket I/O (it returned bytes already decrypted) names none.
+  std::map<std::pair<uint32_t, uint64_t>, int32_t> ssl_fds;
+  // The client connection each thread (tgid, tid) last read data from: the
+  // handshake's last read can take the first request's records too (read
+  // ahead), and the TLS call that then returns them does no socket I/O.
+  std::map<std::pair<uint32_t, uint32_t>, int32_t> last_client_read;
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
 };
@@ -98,6 +106,8 @@ void Profiler::State::Drain(bool all) {
 void Profiler::State::HandleQueued(const Queued& q) {
   if (const auto* e = std::get_if<SyscallEvent>(&q.item)) {
     Handle(*e);
+  } else if (const auto* t = std::get_if<TlsDataEvent>(&q.item)) {
+    HandleTlsData(*t);
   } else {
     const auto& p = std::get<ProcessEvent>(q.item);
     if (p.op == ProcessEvent::Op::kExit) {
@@ -178,14 +188,53 @@ void Profiler::State::Handle(const SyscallEvent& e) {
   Dispatch(conn, e);
 }
 
+void Profiler::State::HandleTlsData(const TlsDataEvent& e) {
+  int32_t fd = e.fd;
+  const auto key = std::make_pair(e.tgid, e.ssl);
+  if (fd >= 0) {
+    ssl_fds[key] = fd;
+  } else {
+    auto it = ssl_fds.find(key);
+    if (it != ssl_fds.end()) {
+      fd = it->second;
+    } else {
+      // The SSL's first call, on bytes its handshake read ahead: the server
+      // goes on from its handshake to its first read on the same thread
+      // (nginx, lighttpd), so the thread's last client read was on its
+      // socket, unless that connection already has an SSL of its own.
+      auto last = last_client_read.find({e.tgid, e.tid});
+      if (last == last_client_read.end()) return;
+      Conn* guess = connections.Find(e.tgid, last->second);
+      if (guess == nullptr || guess->client() == nullptr ||
+          guess->client()->ssl != 0) {
+        return;
+      }
+      fd = last->second;
+      ssl_fds[key] = fd;
+    }
+  }
+  Conn* conn = connections.Find(e.tgid, fd);
+  ClientConn* client = conn != nullptr ? conn->client() : nullptr;
+  // TLS to a backend (an upstream over HTTPS) is not split here.
+  if (client == nullptr) return;
+  client->ssl = e.ssl;
+  client_requests.OnTlsData(conn, client, e);
+}
+
 // An event on an open connection, by the connection's role; a close ends it.
 void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   ClientConn* client = conn->client();
+  if (client != nullptr && IsRead(e.syscall) && e.ret > 0) {
+    last_client_read[{e.tgid, e.tid}] = conn->fd;
+  }
   if (client != nullptr) {
     client_requests.OnEvent(conn, client, e);
     // Its requests cannot be split: its process's exchanges that no request
     // takes are requests seen from the backend link.
-    if (client->http2) exchanges.MarkUnsplitFront(*conn, e.exit_ns);
+    // (With its TLS data seen, its HTTP/2 streams are split: not so.)
+    if (client->http2 && client->decrypted == nullptr) {
+      exchanges.MarkUnsplitFront(*conn, e.exit_ns);
+    }
   } else if (BackendLink* link = conn->link()) {
     exchanges.OnLinkEvent(conn, link, e);
   } else if (BackendSide* side = conn->side()) {
@@ -201,11 +250,19 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
     if (client != nullptr && client->request) {
       finalizer.Finalize(*conn, client);
     }
+    if (client != nullptr) {
+      client_requests.EndStreams(*conn, client, IncompleteReason::kNoResponse);
+    }
     CloseConn(conn);
   }
 }
 
 void Profiler::State::CloseConn(Conn* conn) {
+  if (const ClientConn* client = conn->client();
+      client != nullptr && client->ssl != 0) {
+    auto it = ssl_fds.find({conn->tgid, client->ssl});
+    if (it != ssl_fds.end() && it->second == conn->fd) ssl_fds.erase(it);
+  }
   exchanges.OnClose(*conn);
   connections.Close(conn);
 }
@@ -215,6 +272,7 @@ void Profiler::State::FinalizeIfOpen(Conn* conn, IncompleteReason reason) {
   if (client != nullptr && client->request) {
     finalizer.Finalize(*conn, client, reason);
   }
+  if (client != nullptr) client_requests.EndStreams(*conn, client, reason);
 }
 
 void Profiler::State::OnCloseLost(Conn* conn) {
@@ -228,6 +286,7 @@ void Profiler::State::OnClientDropped(Conn* conn) {
     exchanges.StopWaiting(client->request.get());
     client->request.reset();
   }
+  client_requests.DropStreams(client);
 }
 
 void Profiler::State::OnPaired(Conn* conn, const Conn& side) {
@@ -245,6 +304,12 @@ void Profiler::State::ProcessExit(uint32_t tgid) {
   }
   exchanges.ForgetProcess(tgid);
   processes.Exited(tgid);
+  for (auto it = ssl_fds.begin(); it != ssl_fds.end();) {
+    it = it->first.first == tgid ? ssl_fds.erase(it) : std::next(it);
+  }
+  for (auto it = last_client_read.begin(); it != last_client_read.end();) {
+    it = it->first.first == tgid ? last_client_read.erase(it) : std::next(it);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -273,6 +338,10 @@ void Profiler::OnProcessEvent(const ProcessEvent& event) {
 }
 
 void Profiler::OnEvent(const SyscallEvent& event) {
+  state_->Push(event.exit_ns, event);
+}
+
+void Profiler::OnTlsData(const TlsDataEvent& event) {
   state_->Push(event.exit_ns, event);
 }
 
@@ -310,10 +379,20 @@ void Profiler::Finish(uint64_t end_ns) {
     state_->FinalizeIfOpen(old, IncompleteReason::kCloseNotSeen);
     state_->CloseConn(old);
   }
-  std::vector<uint64_t> open;
-  state_->connections.ForEach([&open](const Conn& conn) {
+  std::vector<uint64_t> open, streams;
+  state_->connections.ForEach([&open, &streams](const Conn& conn) {
     if (conn.open_request() != nullptr) open.push_back(conn.uid);
+    const ClientConn* client = conn.client();
+    if (client != nullptr && ClientRequestBoundaries::HasStreams(*client)) {
+      streams.push_back(conn.uid);
+    }
   });
+  // An HTTP/2 stream ends at its END_STREAM: one still open at the end is.
+  for (uint64_t uid : streams) {
+    Conn* conn = state_->connections.At(uid);
+    state_->client_requests.EndStreams(*conn, conn->client(),
+                                       IncompleteReason::kStillOpenAtEnd);
+  }
   for (uint64_t uid : open) {
     // A request whose response was written is complete on a connection the
     // client keeps open; only one still waiting for its response or for its

@@ -69,6 +69,11 @@ class Profiler {
   void OnProcessEvent(const ProcessEvent& event);
   // A syscall, in roughly exit_ns order.
   void OnEvent(const SyscallEvent& event);
+  // A TLS library call's decrypted bytes (SSL_read/SSL_write), in roughly
+  // exit_ns order with the syscalls: the client connection it was made on
+  // has its requests split from them from then on (definitions.md, "HTTP/2
+  // streams").
+  void OnTlsData(const TlsDataEvent& event);
   // The kernel lost `count` events between from_ns and to_ns: every request
   // overlapping that window that is not yet finalized becomes incomplete.
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count);

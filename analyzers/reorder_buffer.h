@@ -23,7 +23,7 @@ struct Queued {
   Queued(uint64_t key, const Event& event) : key(key), item(event) {}
 
   uint64_t key = 0;
-  std::variant<SyscallEvent, ProcessEvent> item;
+  std::variant<SyscallEvent, ProcessEvent, TlsDataEvent> item;
 };
 
 class ReorderBuffer {

@@ -114,8 +114,26 @@ void RequestFinalizer::AddCalls(const BackendWork& work, Request* out) {
 void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
                                 std::optional<IncompleteReason> reason) {
   std::unique_ptr<OpenRequest> owned = std::move(client->request);
+  if (!reason.has_value() && !owned->partial_reason.has_value() &&
+      client->http2 && !client->decrypted) {
+    reason = IncompleteReason::kHttp2;
+  }
+  if (client->http2 && !client->decrypted && owned->exchange) {
+    // The exchange it took may be any stream's: it is reported on its own,
+    // seen from the backend link, and this request keeps none.
+    exchanges_->MarkUnsplitFront(
+        conn, std::max(owned->last_write_exit, owned->last_read_exit));
+    exchanges_->Release(std::move(owned->exchange));
+  }
+  FinalizeRequest(conn, std::move(owned), reason);
+}
+
+void RequestFinalizer::FinalizeRequest(const Conn& conn,
+                                       std::unique_ptr<OpenRequest> owned,
+                                       std::optional<IncompleteReason> reason) {
   OpenRequest& r = *owned;
   exchanges_->StopWaiting(&r);
+  exchanges_->ForgetStream(&r);
   // The previous FastCGI request's tail, read after its reply: no request.
   if (r.fastcgi_tail && r.fastcgi_begin_exit == 0 && !r.has_write) return;
 
@@ -126,13 +144,8 @@ void RequestFinalizer::Finalize(const Conn& conn, ClientConn* client,
   out.request_line = r.request_line;
   out.client_sock = conn.sock;
   if (!reason.has_value()) reason = r.partial_reason;
-  if (!reason.has_value() && client->http2) reason = IncompleteReason::kHttp2;
-  if (client->http2 && r.exchange) {
-    // The exchange it took may be any stream's: it is reported on its own,
-    // seen from the backend link, and this request keeps none.
-    exchanges_->MarkUnsplitFront(conn,
-                                 std::max(r.last_write_exit, r.last_read_exit));
-    exchanges_->Release(std::move(r.exchange));
+  if (!reason.has_value() && r.stream_unpaired) {
+    reason = IncompleteReason::kStreamUnpaired;
   }
   if (!reason.has_value() && !r.has_write) {
     reason = IncompleteReason::kNoResponse;

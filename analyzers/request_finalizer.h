@@ -47,6 +47,10 @@ class RequestFinalizer {
   // for the first reason found (profiler.h lists them), else complete.
   void Finalize(const Conn& conn, ClientConn* client,
                 std::optional<IncompleteReason> reason = std::nullopt);
+  // The same for `request`, one HTTP/2 stream's (or a request split from
+  // decrypted bytes) of client connection `conn`.
+  void FinalizeRequest(const Conn& conn, std::unique_ptr<OpenRequest> request,
+                       std::optional<IncompleteReason> reason = std::nullopt);
 
   // Reports backend exchange `ex`, which no client request could take
   // because its process's front cannot be split, as a request of its own

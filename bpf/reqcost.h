@@ -79,6 +79,9 @@ enum rc_tls_flags {
 	RC_TLS_ON = 1,		/* the socket carries TLS records: this read was walked */
 	RC_TLS_MORE = 2,	/* more than RC_TLS_MAX records began in this read */
 	RC_TLS_LOST = 4,	/* record boundaries lost (implausible header) */
+	/* Not TLS: the socket's first read began with the HTTP/2 client
+	 * preface (cleartext HTTP/2, "h2c"). */
+	RC_TLS_H2C = 8,
 };
 
 /* rc_tls_data_event.op: which TLS library call moved the plaintext. */

@@ -118,9 +118,13 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 		if (n < TLS_HEADER)
 			return;	/* too short to tell: the next read decides */
 		fresh.mode = TLS_PLAIN;
-		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base) &&
-		    tls_header(h, &len) && h[0] == 22)
-			fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
+		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base)) {
+			if (tls_header(h, &len) && h[0] == 22)
+				fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
+			else if (h[0] == 'P' && h[1] == 'R' && h[2] == 'I' &&
+				 h[3] == ' ' && h[4] == '*')
+				out->flags = RC_TLS_H2C;	/* the HTTP/2 client preface */
+		}
 		if (sock_layer) {
 			st = bpf_sk_storage_get(&tls_sk, sk, &fresh,
 						BPF_SK_STORAGE_GET_F_CREATE);

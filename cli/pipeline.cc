@@ -90,6 +90,7 @@ void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
 void Pipeline::OnTlsData(const TlsDataEvent& e) {
   ++tls_data_events_;
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
+  profiler_.OnTlsData(e);
 }
 
 void Pipeline::OnRequest(const analyzers::Request& r) {

@@ -63,6 +63,9 @@ class Pipeline : public collector::EventSink {
 
   void OnSyscall(const SyscallEvent& event) override;
   void OnProcess(const ProcessEvent& event) override;
+  // Decrypted bytes of a TLS library call: to the profiler, which splits a
+  // TLS client connection's requests from them.
+  void OnTlsData(const TlsDataEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
   // A TLS library call's data (the uprobes'): recorded in the capture, if
   // any. `report` replays a capture's TLS data through this same method.

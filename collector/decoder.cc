@@ -27,7 +27,8 @@ static_assert(RC_F_EXIT_ONLY == SyscallEvent::kExitOnly &&
               RC_F_NO_ENTER == SyscallEvent::kNoEnter);
 static_assert(RC_TLS_ON == TlsRecords::kOn &&
               RC_TLS_MORE == TlsRecords::kMore &&
-              RC_TLS_LOST == TlsRecords::kLost);
+              RC_TLS_LOST == TlsRecords::kLost &&
+              RC_TLS_H2C == TlsRecords::kH2c);
 static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
 static_assert(offsetof(rc_tls_data_event, payload) ==
               RC_TLS_DATA_EVENT_HEADER_SIZE);

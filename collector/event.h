@@ -105,6 +105,9 @@ struct TlsRecords {
   static constexpr uint8_t kOn = 1;    // a TLS stream: this read was walked
   static constexpr uint8_t kMore = 2;  // more than kMax records began here
   static constexpr uint8_t kLost = 4;  // record boundaries lost
+  // Not TLS: the socket's first read began with the HTTP/2 client preface
+  // (cleartext HTTP/2, h2c).
+  static constexpr uint8_t kH2c = 8;
   uint8_t count = 0;                   // headers kept in type/length
   uint8_t flags = 0;                   // 0: not a TLS stream (or not a read)
   std::array<uint8_t, kMax> type{};

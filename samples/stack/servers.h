@@ -126,7 +126,8 @@ struct NginxOptions {
   std::string cert;
   std::string cert_key;
   // With ssl_protocols: also HTTP/2 on the TLS port (`listen ... ssl
-  // http2`, negotiated by ALPN; nginx 1.22's syntax).
+  // http2`, negotiated by ALPN; nginx 1.22's syntax). Without: cleartext
+  // HTTP/2 only (h2c with prior knowledge, `listen ... http2`).
   bool http2 = false;
 };
 

@@ -1,0 +1,252 @@
+// HTTP/2 streams and HTTPS/1.1 split from decrypted bytes (TlsDataEvent),
+// through the whole profiler, on synthetic streams: a request per stream,
+// the pairing of backend exchanges with streams by the server's turn
+// (docs/definitions.md, "HTTP/2 streams"), and the reasons a stream is
+// incomplete. Times in µs (tests/analyzers/stream_builder.h).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "analyzers/hpack.h"
+#include "analyzers/http2_frames.h"
+#include "analyzers/profiler.h"
+#include "analyzers/request.h"
+#include "collector/event.h"
+#include "tests/analyzers/stream_builder.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+using ::reqcost::analyzers::test_support::At;
+using ::reqcost::analyzers::test_support::StreamBuilder;
+using ::reqcost::analyzers::test_support::TcpSock;
+using ::reqcost::analyzers::test_support::UnixSock;
+using ::reqcost::analyzers::test_support::Us;
+
+constexpr uint32_t kNginx = 100;
+constexpr uint32_t kFpm = 200;
+constexpr int32_t kClientFd = 8;
+constexpr uint64_t kSsl = 0x5511;
+
+H2FrameHeader Frame(uint8_t type, uint8_t flags, uint32_t stream,
+                    uint32_t length = 10) {
+  H2FrameHeader f;
+  f.type = type;
+  f.flags = flags;
+  f.stream_id = stream;
+  f.length = length;
+  return f;
+}
+
+// A GET's HEADERS (END_STREAM | END_HEADERS).
+H2FrameHeader Get(uint32_t stream) { return Frame(1, 0x5, stream); }
+// A response's HEADERS and its last DATA.
+H2FrameHeader RespHeaders(uint32_t stream) { return Frame(1, 0x4, stream); }
+H2FrameHeader RespEnd(uint32_t stream) { return Frame(0, 0x1, stream); }
+
+TlsDataEvent Tls(bool read, double enter_us, double exit_us,
+                 std::vector<H2FrameHeader> frames, int32_t fd = kClientFd,
+                 uint16_t flags = TlsDataEvent::kH2) {
+  TlsDataEvent e;
+  e.op = read ? TlsDataEvent::Op::kRead : TlsDataEvent::Op::kWrite;
+  e.flags = flags;
+  e.tgid = kNginx;
+  e.tid = kNginx;
+  e.enter_ns = At(enter_us);
+  e.exit_ns = At(exit_us);
+  e.ssl = kSsl;
+  e.fd = fd;
+  e.bytes = 100;
+  e.frames = std::move(frames);
+  e.frames_seen = static_cast<uint16_t>(e.frames.size());
+  return e;
+}
+
+// Syscalls and TLS calls fed in exit order, as the collector delivers them.
+std::vector<Request> RunMixed(const StreamBuilder& s,
+                         const std::vector<TlsDataEvent>& tls) {
+  std::vector<std::pair<uint64_t, int>> order;  // exit, index (-1 - tls)
+  auto events = s.InExitOrder();
+  // Data I/O seen at the socket layer (the default): exit only.
+  for (SyscallEvent& e : events) {
+    if ((e.flags & SyscallEvent::kNoEnter) != 0) {
+      e.flags = (e.flags & ~SyscallEvent::kNoEnter) | SyscallEvent::kExitOnly;
+    }
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    order.emplace_back(events[i].exit_ns, static_cast<int>(i));
+  }
+  for (size_t i = 0; i < tls.size(); ++i) {
+    order.emplace_back(tls[i].exit_ns, -1 - static_cast<int>(i));
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  Profiler profiler;
+  std::vector<Request> requests;
+  profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
+  for (const auto& [exit, i] : order) {
+    if (i >= 0) {
+      profiler.OnEvent(events[i]);
+    } else {
+      profiler.OnTlsData(tls[-1 - i]);
+    }
+  }
+  profiler.Finish(At(10'000'000));
+  return requests;
+}
+
+// Two GETs in one TLS read; nginx begins an exchange for each, in stream
+// order, before it reads again; php-fpm answers stream 3 first. Each
+// stream takes the exchange begun for it: stream 3's backend is
+// [19, 1000], stream 1's [15, 2000].
+StreamBuilder TwoStreams() {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Connect(kNginx, 9, 12, 13, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 13.5, 14, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 4, -1, 14.5, UnixSock(0xB1, 0xA1))
+      .Read(kFpm, 4, -1, 15, 500)
+      .Connect(kNginx, 10, 16, 17, UnixSock(0xA2, 0xB2))
+      .Write(kNginx, 10, 17.5, 18, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 5, -1, 18.5, UnixSock(0xB2, 0xA2))
+      .Read(kFpm, 5, -1, 19, 500)
+      .Read(kNginx, kClientFd, -1, 20, -11)
+      // Stream 3's reply first.
+      .Write(kFpm, 5, -1, 1000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 10, -1, 1001, 300)
+      .Write(kNginx, kClientFd, -1, 1010, 200)
+      .Write(kFpm, 4, -1, 2000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 9, -1, 2001, 300)
+      .Write(kNginx, kClientFd, -1, 2010, 200);
+  return s;
+}
+
+TEST(Http2Streams, EachStreamTakesTheExchangeBegunForIt) {
+  std::vector<Request> rs =
+      RunMixed(TwoStreams(), {Tls(true, 9, 11, {Get(1), Get(3)}),
+                         Tls(false, 1009, 1011, {RespHeaders(3), RespEnd(3)}),
+                         Tls(false, 2009, 2011, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 2u);
+  // Finalized at their END_STREAM: stream 3 first.
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_EQ(rs[0].backend_ns, Us(1000 - 19));
+  EXPECT_EQ(rs[1].backend_ns, Us(2000 - 15));
+  // The first stream owns the accept (1 µs) and each starts at the read
+  // that carried its HEADERS.
+  EXPECT_EQ(rs[0].client_conn, ConnReuse::kReused);
+  EXPECT_EQ(rs[1].client_conn, ConnReuse::kNew);
+  EXPECT_EQ(rs[0].total_ns, Us(1010 - 10));
+  EXPECT_EQ(rs[1].total_ns, Us(2010 - 10 + 1));
+}
+
+TEST(Http2Streams, FewerExchangesThanStreamsInATurnAreNotGuessed) {
+  // Only stream 1's exchange: the write on link 10 never happens.
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Connect(kNginx, 9, 12, 13, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 13.5, 14, 500)
+      .Read(kNginx, kClientFd, -1, 20, -11)
+      .Write(kNginx, kClientFd, -1, 30, 200)
+      .Read(kNginx, 9, -1, 2001, 300)
+      .Write(kNginx, kClientFd, -1, 2010, 200);
+  std::vector<Request> rs =
+      RunMixed(s, {Tls(true, 9, 11, {Get(1), Get(3)}),
+              Tls(false, 29, 31, {RespHeaders(3), RespEnd(3)}),
+              Tls(false, 2009, 2011, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 2u);
+  for (const Request& r : rs) {
+    EXPECT_FALSE(r.complete);
+    EXPECT_EQ(r.incomplete_reason,
+              "HTTP/2 stream: backend exchange not paired");
+  }
+}
+
+TEST(Http2Streams, ResetAndUnansweredStreamsAreIncomplete) {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Read(kNginx, kClientFd, -1, 20, -11)
+      .Read(kNginx, kClientFd, -1, 40, 20)
+      .Write(kNginx, kClientFd, -1, 50, 200)
+      .Close(kNginx, kClientFd, 60, 61);
+  std::vector<Request> rs =
+      RunMixed(s, {Tls(true, 9, 11, {Get(1), Get(3), Get(5)}),
+              Tls(true, 39, 41, {Frame(3, 0, 3, 4)}),
+              Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_EQ(rs[0].incomplete_reason, "HTTP/2 stream reset");
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_FALSE(rs[1].backend_ns.has_value() && *rs[1].backend_ns > 0);
+  EXPECT_EQ(rs[2].incomplete_reason, "no response");
+}
+
+TEST(Http2Streams, LostFramesEndTheConnectionsSplit) {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Read(kNginx, kClientFd, -1, 40, 20);
+  std::vector<Request> rs = RunMixed(
+      s, {Tls(true, 9, 11, {Get(1)}),
+          Tls(true, 39, 41, {}, kClientFd,
+              TlsDataEvent::kH2 | TlsDataEvent::kFramesLost)});
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].incomplete_reason, "HTTP/2 frames lost");
+}
+
+TEST(Http2Streams, PayloadGivesMethodAndPath) {
+  // The client's preface, SETTINGS and a HEADERS block: :method GET
+  // (static index 2), :path "/a.php" (literal without indexing, name
+  // index 4), END_STREAM | END_HEADERS on stream 1.
+  std::string block = std::string("\x82", 1) + std::string("\x04\x06", 2) +
+                      "/a.php";
+  std::string bytes = std::string(kHttp2ClientPreface) +
+                      EncodeHttp2Frame(4, 0, 0, "") +
+                      EncodeHttp2Frame(1, 0x5, 1, block);
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, static_cast<int64_t>(bytes.size()))
+      .Write(kNginx, kClientFd, -1, 50, 200);
+  TlsDataEvent in = Tls(true, 9, 11, {Get(1)}, kClientFd,
+                        TlsDataEvent::kH2 | TlsDataEvent::kPreface);
+  in.payload = bytes;
+  in.bytes = static_cast<int64_t>(bytes.size());
+  std::vector<Request> rs =
+      RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].request_line, "GET /a.php");
+}
+
+TEST(Https11, RequestsAreSplitFromDecryptedReadsAndWrites) {
+  // Two requests on a kept connection; the second one's TLS read returns
+  // bytes already decrypted (no socket read, fd unknown): the SSL * names
+  // the connection.
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Write(kNginx, kClientFd, -1, 20, 200)
+      .Write(kNginx, kClientFd, -1, 40, 200);
+  TlsDataEvent get1 = Tls(true, 9, 11, {}, kClientFd, 0);
+  get1.payload = "GET /one HTTP/1.1\r\n";
+  TlsDataEvent get2 = Tls(true, 30, 31, {}, -1, 0);
+  get2.payload = "GET /two HTTP/1.1\r\n";
+  std::vector<Request> rs =
+      RunMixed(s, {get1, Tls(false, 19, 21, {}, kClientFd, 0), get2,
+              Tls(false, 39, 41, {}, kClientFd, 0)});
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_EQ(rs[0].request_line, "GET /one");
+  EXPECT_EQ(rs[0].total_ns, Us(20 - 10 + 1));  // and the accept
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_EQ(rs[1].request_line, "GET /two");
+  // No socket read carried it: it starts when its TLS call began.
+  EXPECT_EQ(rs[1].total_ns, Us(40 - 30));
+}
+
+}  // namespace
+}  // namespace reqcost::analyzers
