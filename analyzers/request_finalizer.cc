@@ -15,6 +15,7 @@
 #include "analyzers/incomplete_reason.h"
 #include "analyzers/phases.h"
 #include "analyzers/request.h"
+#include "analyzers/syscall_runs.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
@@ -172,13 +173,19 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
       r.side_calls.size() + r.syscalls.size() + r.closes.size() +
       (ex != nullptr ? ex->syscalls.size() : 0) +
       (ex != nullptr && ex->work ? ex->work->syscalls.size() : 0));
+  SyscallRuns runs;
   if (r.accept.has_value()) out.syscalls.push_back(*r.accept);
+  runs.End(out.syscalls.size());
   out.syscalls.insert(out.syscalls.end(), r.pre_request.begin(),
                       r.pre_request.end());
+  runs.End(out.syscalls.size());
   out.syscalls.insert(out.syscalls.end(), r.syscalls.begin(), r.syscalls.end());
+  runs.End(out.syscalls.size());
   out.syscalls.insert(out.syscalls.end(), r.side_calls.begin(),
                       r.side_calls.end());
+  runs.End(out.syscalls.size());
   out.syscalls.insert(out.syscalls.end(), r.closes.begin(), r.closes.end());
+  runs.End(out.syscalls.size());
 
   if (!r.wire_reads.empty() && WireTupleOf(conn.sock, true).has_value()) {
     out.client_reads = r.wire_reads;
@@ -191,9 +198,11 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
     out.backend_protocol = ex->protocol;
     out.syscalls.insert(out.syscalls.end(), ex->syscalls.begin(),
                         ex->syscalls.end());
+    runs.End(out.syscalls.size());
     if (ex->work) {
       out.syscalls.insert(out.syscalls.end(), ex->work->syscalls.begin(),
                           ex->work->syscalls.end());
+      runs.End(out.syscalls.size());
       out.backend_pid = ex->work->tgid;
     }
   }
@@ -210,10 +219,7 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
   for (SyscallRecord& s : out.syscalls) {
     Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns, clip_end);
   }
-  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
-                   [](const SyscallRecord& a, const SyscallRecord& b) {
-                     return a.start_ns() < b.start_ns();
-                   });
+  runs.SortByStart(&out.syscalls);
   if (!reason.has_value()) {
     // From its owned accept's start even when the accept blocked: a lost
     // event of the connection's making (its peer's connect) lies there.
@@ -297,18 +303,18 @@ void RequestFinalizer::FinalizeBackendLink(
   out.start_ns = ex.start_enter;
   out.end_ns = std::max(ex.start_enter, ex.last_reply_exit);
   out.syscalls = ex.syscalls;
+  SyscallRuns runs;
+  runs.End(out.syscalls.size());
   if (ex.work) {
     out.syscalls.insert(out.syscalls.end(), ex.work->syscalls.begin(),
                         ex.work->syscalls.end());
+    runs.End(out.syscalls.size());
     out.backend_pid = ex.work->tgid;
   }
   // The request is the exchange: everything outside it is unknown.
   const uint64_t clip_end = out.end_ns > out.start_ns ? out.end_ns : UINT64_MAX;
   for (SyscallRecord& s : out.syscalls) Clip(&s, out.start_ns, clip_end);
-  std::stable_sort(out.syscalls.begin(), out.syscalls.end(),
-                   [](const SyscallRecord& a, const SyscallRecord& b) {
-                     return a.start_ns() < b.start_ns();
-                   });
+  runs.SortByStart(&out.syscalls);
   if (!reason.has_value()) {
     for (const auto& [from, to] : drops_) {
       if (from <= out.end_ns && to >= out.start_ns) {

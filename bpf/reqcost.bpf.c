@@ -193,10 +193,14 @@ static __always_inline bool in_traced_cgroup(void)
  */
 static __always_inline bool join_by_cgroup(struct task_struct *task)
 {
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid;
 	__u8 one = 1;
 
-	if (!targ_cgroups || tgid == targ_self_tgid || !in_traced_cgroup())
+	/* Before any read: every untraced process's socket I/O comes here. */
+	if (!targ_cgroups)
+		return false;
+	tgid = BPF_CORE_READ(task, tgid);
+	if (tgid == targ_self_tgid || !in_traced_cgroup())
 		return false;
 	/* Of threads joining at once, one tells. */
 	if (bpf_map_update_elem(&traced, &tgid, &one, BPF_NOEXIST) == 0)
@@ -323,7 +327,8 @@ static __always_inline bool is_read(__u16 sc)
 }
 
 /*
- * The calling thread's pending storage if its process is traced, else NULL.
+ * The calling thread's pending storage if its process is traced, else NULL;
+ * `task` is the current task's trusted BTF pointer.
  * A thread has it only once it made a traced call while its process was
  * traced, and a process stays traced until its last thread exits: storage
  * found means traced, without the hash lookup.
@@ -335,7 +340,11 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p)
 		return p;
-	if (!is_traced_now(task))
+	/*
+	 * Every other process's socket I/O ends here (the load generator's
+	 * too): its tgid by a plain load through the BTF pointer, no helper.
+	 */
+	if (!is_traced(task->tgid) && !join_by_cgroup(task))
 		return NULL;
 	p = bpf_task_storage_get(&pending, task, NULL,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -360,21 +369,25 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 	 * The enter only notes the time and the arguments, on every fd (an
 	 * exit with no enter then really means a syscall in flight at attach,
 	 * counted as unpaired): which socket, if any, is looked up once, at
-	 * the exit. Except for close, whose fd is gone by then.
+	 * the exit. Except for close, whose fd is gone by then: it is looked
+	 * up first, and a close of a file (most closes of a PHP page) only
+	 * leaves the mark its exit returns on, without a clock read.
 	 */
+	p->syscall = sc;
+	sk = sc == RC_SYS_CLOSE ? fd_to_sock(task, fd) : NULL;
+	if (sc == RC_SYS_CLOSE) {
+		p->close_sock = sk != NULL;
+		if (!sk)
+			return 0;
+	}
 	p->enter_ns = bpf_ktime_get_ns();
 	p->nvcsw = task->nvcsw;
-	p->syscall = sc;
 	p->fd = fd;
 	p->buf = buf;
 	p->iovcnt = iovcnt;
-	if (sc == RC_SYS_CLOSE) {
-		sk = fd_to_sock(task, fd);
-		p->close_sock = sk != NULL;
-		if (sk) {
-			read_sock_id(sk, &p->close_id);
-			tls_forget(sk);
-		}
+	if (sk) {
+		read_sock_id(sk, &p->close_id);
+		tls_forget(sk);
 	}
 	return 0;
 }
@@ -666,6 +679,8 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		p = NULL;	/* none, or a stale one: an exit was missed */
 	if (p) {
 		p->syscall = 0;	/* p stays valid: this program is its only user */
+		if (sc == RC_SYS_CLOSE && !p->close_sock)
+			return 0;	/* not a socket, decided at enter */
 	} else if (!is_traced(task->tgid)) {
 		return 0;
 	} else if ((sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4) || ret < 0) {
