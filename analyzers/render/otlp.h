@@ -11,7 +11,9 @@
 //   INTERNAL children of the CLIENT span: "transport request" (exchange
 //     start .. backend start), "backend" (the backend phase), "transport
 //     reply" (backend end .. exchange end), and "queue" (server's connect ..
-//     backend's accept) under "transport request" when known.
+//     backend's accept) under "transport request" when known;
+//   CLIENT children of "backend": the backend's own calls (a database, a
+//     cache, an HTTP service), one span each (AppendCallSpans).
 // Incomplete requests have no spans.
 #ifndef REQCOST_ANALYZERS_RENDER_OTLP_H_
 #define REQCOST_ANALYZERS_RENDER_OTLP_H_
@@ -68,6 +70,8 @@ struct SpanSource {
   uint64_t queue_start_ns = 0;
   std::optional<uint64_t> total_ns, server_ns, transport_ns, backend_ns,
       queue_ns, tls_ns;
+  // The backend's own calls while it served the request, in start order.
+  std::vector<CallRecord> calls;
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
@@ -83,6 +87,15 @@ struct SpanIds {
            transport_reply = 0, queue = 0;
   static SpanIds For(uint64_t seed, uint64_t request_id);
 };
+
+// The span id of the request's `index`-th call: distinct from the request's
+// other span ids and never zero.
+uint64_t CallSpanId(const SpanIds& ids, size_t index);
+
+// The name of a call's span: its protocol ("mysql", "redis"; "tcp" or
+// "unix" when unknown), then, when its query was captured, the query's
+// operation ("mysql SELECT", "redis GET", "http GET").
+std::string CallSpanName(const CallRecord& call);
 
 // Lowercase hex of `v`, 16 digits.
 std::string Hex64(uint64_t v);

@@ -1,0 +1,164 @@
+// The backend's own calls in the outputs that are not the text table:
+// OTLP spans, --group-by peer, compare and the HTML report's data. Synthetic
+// requests, so every figure is known.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "analyzers/render/otlp.h"
+#include "analyzers/request.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/otlp_json_check.h"
+
+namespace reqcost::analyzers {
+namespace {
+
+using ::reqcost::testing::CheckOtlpJson;
+using ::reqcost::testing::OtlpCheck;
+using ::reqcost::testing::OtlpSpan;
+using ::testing::Eq;
+using ::testing::SizeIs;
+
+constexpr uint64_t kMs = 1'000'000;
+constexpr int64_t kOffset = 1'700'000'000'000'000'000;
+
+CallRecord Call(std::string protocol, std::string address, uint64_t start,
+                uint64_t end, std::string query = "") {
+  CallRecord c;
+  c.protocol = protocol;
+  c.address = address;
+  c.peer = protocol.empty() ? address : protocol + ":" + address;
+  c.tid = 201;
+  c.start_ns = start;
+  c.end_ns = end;
+  c.has_reply = true;
+  c.query = std::move(query);
+  return c;
+}
+
+// A complete request: 100 ms .. 130 ms, exchange 101 .. 129, backend
+// 102 .. 128, its backend's calls as given.
+Request WithCalls(uint64_t id, std::vector<CallRecord> calls) {
+  Request r;
+  r.id = id;
+  r.complete = true;
+  r.pid = 100;
+  r.backend_pid = 200;
+  r.request_line = "GET /calls.php";
+  r.backend_protocol = "fastcgi";
+  r.backend_address = "/run/php/fpm.sock";
+  r.backend_timing = BackendTiming::kMeasured;
+  r.start_ns = 100 * kMs;
+  r.end_ns = 130 * kMs;
+  r.exchange_start_ns = 101 * kMs;
+  r.exchange_end_ns = 129 * kMs;
+  r.backend_start_ns = 102 * kMs;
+  r.backend_end_ns = 128 * kMs;
+  r.total_ns = 30 * kMs;
+  r.backend_ns = 26 * kMs;
+  r.transport_ns = 2 * kMs;
+  r.server_ns = 2 * kMs;
+  r.calls = std::move(calls);
+  r.backend_own_ns = *r.backend_ns - CallUnionNs(r.calls);
+  return r;
+}
+
+const OtlpSpan* Named(const OtlpCheck& check, const std::string& name) {
+  for (const OtlpSpan& s : check.spans) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::string Attr(const OtlpSpan& span, const std::string& key) {
+  auto it = span.attributes.find(key);
+  if (it == span.attributes.end()) return "<absent>";
+  if (it->second.contains("intValue")) return it->second["intValue"];
+  return it->second.value("stringValue", "<not a string>");
+}
+
+TEST(CallSpansTest, EachCallIsAClientSpanUnderTheBackendSpan) {
+  Request r = WithCalls(
+      7, {Call("mysql", "/run/mysqld/mysqld.sock", 103 * kMs, 108 * kMs,
+               "select id from t where k = 3"),
+          Call("redis", "127.0.0.1:6379", 110 * kMs, 111 * kMs, "GET"),
+          Call("http", "[::1]:8081", 112 * kMs, 120 * kMs,
+               "GET /api/user HTTP/1.1")});
+  OtlpBatch batch(42, kOffset);
+  batch.Add(SpanSource::From(r, {"nginx", "web-1", 100}));
+  EXPECT_THAT(batch.spans(), Eq(5u + 3u));
+  std::string line = batch.Take("test");
+  OtlpCheck check;
+  CheckOtlpJson(line, &check);  // also: every parent resolves in its trace
+  ASSERT_TRUE(check.ok()) << check.ErrorText() << line;
+
+  const OtlpSpan* backend = Named(check, "backend");
+  const OtlpSpan* mysql = Named(check, "mysql SELECT");
+  const OtlpSpan* redis = Named(check, "redis GET");
+  const OtlpSpan* http = Named(check, "http GET");
+  ASSERT_TRUE(backend && mysql && redis && http) << line;
+  for (const OtlpSpan* s : {mysql, redis, http}) {
+    EXPECT_THAT(s->kind, Eq(kSpanKindClient));
+    EXPECT_THAT(s->parent_span_id, Eq(backend->span_id));
+    EXPECT_THAT(s->trace_id, Eq(backend->trace_id));
+    EXPECT_NE(s->span_id, backend->span_id);
+  }
+  EXPECT_NE(mysql->span_id, redis->span_id);
+  EXPECT_THAT(mysql->start_unix_nano, Eq(103 * kMs + kOffset));
+  EXPECT_THAT(mysql->end_unix_nano, Eq(108 * kMs + kOffset));
+
+  EXPECT_THAT(Attr(*mysql, "db.system"), Eq("mysql"));
+  EXPECT_THAT(Attr(*mysql, "db.operation.name"), Eq("SELECT"));
+  EXPECT_THAT(Attr(*mysql, "db.query.text"),
+              Eq("select id from t where k = 3"));
+  EXPECT_THAT(Attr(*mysql, "network.transport"), Eq("unix"));
+  EXPECT_THAT(Attr(*mysql, "server.address"), Eq("/run/mysqld/mysqld.sock"));
+  EXPECT_THAT(Attr(*mysql, "network.peer.address"),
+              Eq("/run/mysqld/mysqld.sock"));
+
+  EXPECT_THAT(Attr(*redis, "db.system"), Eq("redis"));
+  EXPECT_THAT(Attr(*redis, "server.address"), Eq("127.0.0.1"));
+  EXPECT_THAT(Attr(*redis, "server.port"), Eq("6379"));
+  EXPECT_THAT(Attr(*redis, "network.peer.address"), Eq("127.0.0.1"));
+
+  EXPECT_THAT(Attr(*http, "db.system"), Eq("<absent>"));
+  EXPECT_THAT(Attr(*http, "http.request.method"), Eq("GET"));
+  EXPECT_THAT(Attr(*http, "url.path"), Eq("/api/user"));
+  EXPECT_THAT(Attr(*http, "server.address"), Eq("::1"));
+  EXPECT_THAT(Attr(*http, "server.port"), Eq("8081"));
+}
+
+TEST(CallSpansTest, WithoutPayloadTheNameIsTheProtocolAndNoQueryIsSent) {
+  Request r = WithCalls(
+      8, {Call("postgresql", "127.0.0.1:5432", 103 * kMs, 104 * kMs),
+          Call("", "127.0.0.1:9999", 105 * kMs, 106 * kMs)});
+  OtlpBatch batch(1, kOffset);
+  batch.Add(SpanSource::From(r, {"nginx", "web-1", 100}));
+  std::string line = batch.Take("test");
+  OtlpCheck check;
+  CheckOtlpJson(line, &check);
+  ASSERT_TRUE(check.ok()) << check.ErrorText() << line;
+  const OtlpSpan* pg = Named(check, "postgresql");
+  const OtlpSpan* tcp = Named(check, "tcp");
+  ASSERT_TRUE(pg && tcp) << line;
+  EXPECT_THAT(Attr(*pg, "db.system"), Eq("postgresql"));
+  EXPECT_THAT(Attr(*pg, "db.query.text"), Eq("<absent>"));
+  EXPECT_THAT(Attr(*pg, "db.operation.name"), Eq("<absent>"));
+  EXPECT_THAT(Attr(*tcp, "db.system"), Eq("<absent>"));
+  EXPECT_THAT(Attr(*tcp, "server.port"), Eq("9999"));
+}
+
+TEST(CallSpansTest, CallIdsAreDistinctAndNeverZero) {
+  SpanIds ids = SpanIds::For(3, 9);
+  std::vector<uint64_t> seen = {ids.server, ids.client, ids.backend};
+  for (size_t i = 0; i < 64; ++i) {
+    uint64_t id = CallSpanId(ids, i);
+    EXPECT_NE(id, 0u);
+    for (uint64_t other : seen) EXPECT_NE(id, other);
+    seen.push_back(id);
+  }
+}
+
+}  // namespace
+}  // namespace reqcost::analyzers
