@@ -2,10 +2,15 @@
 // OTLP spans, --group-by peer, compare and the HTML report's data. Synthetic
 // requests, so every figure is known.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "analyzers/group_by.h"
+#include "analyzers/peer_calls.h"
 #include "analyzers/render/otlp.h"
+#include "analyzers/render/peer_format.h"
 #include "analyzers/request.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -158,6 +163,86 @@ TEST(CallSpansTest, CallIdsAreDistinctAndNeverZero) {
     for (uint64_t other : seen) EXPECT_NE(id, other);
     seen.push_back(id);
   }
+}
+
+TEST(PeerGroupsTest, ParseGroupByPeerStandsAlone) {
+  std::string error;
+  std::optional<GroupKeys> keys = ParseGroupBy("peer", &error);
+  ASSERT_TRUE(keys.has_value()) << error;
+  EXPECT_THAT(keys->by, Eq(GroupBy::kPeer));
+  EXPECT_FALSE(ParseGroupBy("peer,url", &error).has_value());
+  EXPECT_THAT(error, ::testing::HasSubstr("stand alone"));
+}
+
+TEST(PeerGroupsTest, CallsTimePerCallAndCallsPerRequestPerPeer) {
+  PeerCallStats stats;
+  // Request 1: two mysql calls (1 ms, 3 ms) and one redis call (0.5 ms);
+  // request 2: one mysql call (2 ms); request 3: no call.
+  stats.Add(WithCalls(
+      1, {Call("mysql", "/run/mysqld/mysqld.sock", 103 * kMs, 104 * kMs),
+          Call("redis", "127.0.0.1:6379", 105 * kMs, 105 * kMs + kMs / 2),
+          Call("mysql", "/run/mysqld/mysqld.sock", 106 * kMs, 109 * kMs)}));
+  stats.Add(WithCalls(
+      2, {Call("mysql", "/run/mysqld/mysqld.sock", 103 * kMs, 105 * kMs)}));
+  stats.Add(WithCalls(3, {}));
+  Request incomplete = WithCalls(
+      4, {Call("redis", "127.0.0.1:6379", 103 * kMs, 190 * kMs)});
+  incomplete.complete = false;
+  stats.Add(incomplete);  // not counted: no breakdown
+
+  EXPECT_THAT(stats.requests(), Eq(3u));
+  EXPECT_THAT(stats.calls(), Eq(4u));
+  std::vector<PeerCallRow> rows = stats.Rows();
+  ASSERT_THAT(rows, SizeIs(2));
+  const PeerCallRow& mysql = rows[0];  // most summed time first
+  EXPECT_THAT(mysql.peer, Eq("mysql:/run/mysqld/mysqld.sock"));
+  EXPECT_THAT(mysql.calls, Eq(3u));
+  EXPECT_THAT(mysql.requests, Eq(2u));
+  EXPECT_DOUBLE_EQ(mysql.calls_per_request, 1.0);
+  EXPECT_DOUBLE_EQ(mysql.mean_us, 2000.0);
+  EXPECT_DOUBLE_EQ(mysql.total_ms, 6.0);
+  EXPECT_DOUBLE_EQ(mysql.max_us, 3000.0);
+  // Percentiles come from the histogram: within its published 1% bucket.
+  EXPECT_NEAR(mysql.p50_us, 2000.0, 20.0);
+  EXPECT_NEAR(mysql.p99_us, 3000.0, 30.0);
+  const PeerCallRow& redis = rows[1];
+  EXPECT_THAT(redis.calls, Eq(1u));
+  EXPECT_NEAR(redis.calls_per_request, 1.0 / 3, 1e-9);
+  EXPECT_DOUBLE_EQ(redis.mean_us, 500.0);
+
+  std::string text = FormatPeerGroupsText(stats);
+  EXPECT_THAT(text, ::testing::HasSubstr("mysql:/run/mysqld/mysqld.sock"));
+  EXPECT_THAT(text, ::testing::HasSubstr("3 requests with a measured backend, "
+                                         "4 calls"));
+  nlohmann::json json = PeerGroupsToJson(stats);
+  EXPECT_THAT(json["schema"], Eq(kPeerGroupsSchema));
+  ASSERT_THAT(json["peers"], SizeIs(2));
+  EXPECT_THAT(json["peers"][0]["calls"], Eq(3));
+  EXPECT_THAT(json["peers"][1]["peer"], Eq("redis:127.0.0.1:6379"));
+  EXPECT_DOUBLE_EQ(json["peers"][0]["call_us"]["mean"].get<double>(), 2000.0);
+}
+
+TEST(PeerGroupsTest, PeersPastTheCapAreFoldedAndCounted) {
+  PeerCallStats stats(/*max_peers=*/2);
+  for (uint16_t port = 1; port <= 5; ++port) {
+    stats.Add(WithCalls(port, {Call("http", absl::StrCat("10.0.0.1:", port),
+                                    103 * kMs, 104 * kMs)}));
+  }
+  std::vector<PeerCallRow> rows = stats.Rows();
+  ASSERT_THAT(rows, SizeIs(3));
+  EXPECT_TRUE(rows.back().other);
+  EXPECT_THAT(rows.back().folded, Eq(3u));
+  EXPECT_THAT(rows.back().calls, Eq(3u));
+  uint64_t calls = 0;
+  for (const PeerCallRow& r : rows) calls += r.calls;
+  EXPECT_THAT(calls, Eq(5u));  // none lost
+}
+
+TEST(PeerGroupsTest, NoCallIsASentence) {
+  PeerCallStats stats;
+  stats.Add(WithCalls(1, {}));
+  EXPECT_THAT(FormatPeerGroupsText(stats),
+              ::testing::HasSubstr("no backend call seen"));
 }
 
 }  // namespace
