@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "analyzers/compare.h"
 #include "analyzers/group_by.h"
+#include "analyzers/report.h"
+#include "analyzers/render/compare_format.h"
 #include "analyzers/peer_calls.h"
 #include "analyzers/render/otlp.h"
 #include "analyzers/render/peer_format.h"
@@ -243,6 +246,86 @@ TEST(PeerGroupsTest, NoCallIsASentence) {
   stats.Add(WithCalls(1, {}));
   EXPECT_THAT(FormatPeerGroupsText(stats),
               ::testing::HasSubstr("no backend call seen"));
+}
+
+// A report of `n` requests whose mysql calls take `mysql_ms` each (two per
+// request) and whose backend does `own_ms` of its own work; redis only
+// when `with_redis`.
+Report CallsReport(int n, uint64_t mysql_ms, uint64_t own_ms,
+                   bool with_redis) {
+  RequestStats stats;
+  for (int i = 0; i < n; ++i) {
+    // A little spread, so that the intervals are finite.
+    uint64_t jitter = static_cast<uint64_t>(i % 5) * 10'000;
+    std::vector<CallRecord> calls = {
+        Call("mysql", "/run/mysqld/mysqld.sock", 103 * kMs,
+             103 * kMs + mysql_ms * kMs + jitter),
+        Call("mysql", "/run/mysqld/mysqld.sock", 110 * kMs,
+             110 * kMs + mysql_ms * kMs)};
+    if (with_redis) {
+      calls.push_back(Call("redis", "127.0.0.1:6379", 101 * kMs, 102 * kMs));
+    }
+    Request r = WithCalls(i + 1, std::move(calls));
+    r.backend_own_ns = own_ms * kMs + jitter;
+    stats.Add(r);
+  }
+  Report report;
+  stats.Fill(&report);
+  return report;
+}
+
+TEST(CompareCallsTest, BackendOwnAndEachPeersTimeAreCompared) {
+  Report a = CallsReport(50, 2, 10, /*with_redis=*/true);
+  Report b = CallsReport(50, 4, 10, /*with_redis=*/false);
+  ASSERT_TRUE(a.calls.backend_own.has_value());
+  Comparison c = Compare(a, b);
+  ASSERT_TRUE(c.calls.any());
+  // The own time is the same in both: no clear difference.
+  ASSERT_TRUE(c.calls.backend_own.mean_us.has_value());
+  EXPECT_NEAR(*c.calls.backend_own.mean_us, 0.0, 1.0);
+  EXPECT_FALSE(c.calls.backend_own.clear);
+  ASSERT_THAT(c.calls.peers, SizeIs(2));
+  const PeerCallsDelta& mysql = c.calls.peers[0].peer.rfind("mysql", 0) == 0
+                                    ? c.calls.peers[0]
+                                    : c.calls.peers[1];
+  const PeerCallsDelta& redis = &mysql == &c.calls.peers[0]
+                                    ? c.calls.peers[1]
+                                    : c.calls.peers[0];
+  // Two calls per request, each 2 ms longer in B: +4 ms per request.
+  ASSERT_TRUE(mysql.time.mean_us.has_value());
+  EXPECT_NEAR(*mysql.time.mean_us, 4000.0, 1.0);
+  EXPECT_TRUE(mysql.time.clear);
+  EXPECT_DOUBLE_EQ(mysql.a_calls_per_request, 2.0);
+  EXPECT_DOUBLE_EQ(mysql.b_calls_per_request, 2.0);
+  // Redis only in A: shown, with no delta.
+  EXPECT_THAT(redis.peer, Eq("redis:127.0.0.1:6379"));
+  EXPECT_TRUE(redis.time.a.has_value());
+  EXPECT_FALSE(redis.time.b.has_value());
+  EXPECT_FALSE(redis.time.mean_us.has_value());
+  EXPECT_DOUBLE_EQ(redis.b_calls_per_request, 0.0);
+
+  std::string text = FormatComparisonText(c);
+  EXPECT_THAT(text, ::testing::HasSubstr("backend own"));
+  EXPECT_THAT(text, ::testing::HasSubstr("mysql:/run/mysqld/mysqld.sock"));
+  nlohmann::json json = ComparisonToJson(c);
+  ASSERT_THAT(json["calls"]["peers"], SizeIs(2));
+  EXPECT_TRUE(json["calls"]["backend_own"].contains("mean_us"));
+  bool found = false;
+  for (const nlohmann::json& p : json["calls"]["peers"]) {
+    if (p["peer"] != "mysql:/run/mysqld/mysqld.sock") continue;
+    found = true;
+    EXPECT_NEAR(p["delta"]["mean_us"].get<double>(), 4000.0, 1.0);
+    EXPECT_EQ(p["delta"]["clear"], true);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(CompareCallsTest, RunsWithoutCallsPrintNoCallsBlock) {
+  Report a, b;
+  Comparison c = Compare(a, b);
+  EXPECT_FALSE(c.calls.any());
+  EXPECT_THAT(FormatCallsComparisonText(c.calls), Eq(""));
+  EXPECT_THAT(ComparisonToJson(c)["calls"]["peers"], SizeIs(0));
 }
 
 }  // namespace
