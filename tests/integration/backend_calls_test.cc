@@ -408,6 +408,21 @@ TEST_F(BackendCallsTest, MariadbTcpAndRedisWithPayloadNameTheirQueries) {
   }
   EXPECT_EQ(mysql_spans, 20 * kQueries);
   EXPECT_EQ(redis_spans, 20 * 5);
+
+  // compare of the capture with itself: the calls block is there, each
+  // peer seen on both sides with a zero delta.
+  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", run.capture,
+                                             run.capture, "--format", "json"}));
+  ASSERT_EQ(cmp.code, 0) << cmp.err;
+  json compared = json::parse(cmp.out);
+  ASSERT_EQ(compared["calls"]["peers"].size(), 2u) << compared["calls"].dump();
+  for (const json& p : compared["calls"]["peers"]) {
+    EXPECT_EQ(p["a_seen"], true);
+    EXPECT_EQ(p["b_seen"], true);
+    EXPECT_NEAR(p["delta"]["mean_us"].get<double>(), 0.0, 1e-6);
+  }
+  EXPECT_NEAR(compared["calls"]["backend_own"]["mean_us"].get<double>(), 0.0,
+              1e-6);
   for (Subprocess* s : {&redis, &mariadb}) {
     EXPECT_TRUE(s->Stop(absl::Seconds(20)).ok()) << s->name();
   }
