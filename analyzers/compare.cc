@@ -248,6 +248,39 @@ PhaseDelta DeltaOf(std::string phase, const std::optional<PhaseSummary>& a,
   return p;
 }
 
+CallsDelta CompareCalls(const CallsSummary& a, const CallsSummary& b,
+                        double threshold_pct) {
+  CallsDelta d;
+  d.backend_own =
+      DeltaOf("backend own", a.backend_own, b.backend_own, threshold_pct);
+  auto find = [](const CallsSummary& s, const std::string& peer) {
+    const PeerSummary* found = nullptr;
+    for (const PeerSummary& p : s.peers) {
+      if (p.peer == peer && !p.other) found = &p;
+    }
+    return found;
+  };
+  auto add = [&](const PeerSummary* pa, const PeerSummary* pb) {
+    PeerCallsDelta p;
+    const PeerSummary* any = pa != nullptr ? pa : pb;
+    p.peer = any->peer;
+    p.protocol = any->protocol;
+    p.a_calls_per_request = pa != nullptr ? pa->calls_per_request : 0;
+    p.b_calls_per_request = pb != nullptr ? pb->calls_per_request : 0;
+    p.time = DeltaOf(p.peer, pa != nullptr ? pa->time : std::nullopt,
+                     pb != nullptr ? pb->time : std::nullopt, threshold_pct);
+    d.peers.push_back(std::move(p));
+  };
+  for (const PeerSummary& pa : a.peers) {
+    if (pa.other) continue;  // folded rows hold different peers per run
+    add(&pa, find(b, pa.peer));
+  }
+  for (const PeerSummary& pb : b.peers) {
+    if (!pb.other && find(a, pb.peer) == nullptr) add(nullptr, &pb);
+  }
+  return d;
+}
+
 Comparison Compare(const Report& a, const Report& b, std::string a_label,
                    std::string b_label, CompareOptions options) {
   Comparison c;
@@ -256,6 +289,7 @@ Comparison Compare(const Report& a, const Report& b, std::string a_label,
   c.a = a;
   c.b = b;
   c.threshold_pct = options.threshold_pct;
+  c.calls = CompareCalls(a.calls, b.calls, options.threshold_pct);
   for (Phase phase : kPhases) {
     c.phases.push_back(DeltaOf(PhaseName(phase), a.phases.Of(phase),
                                b.phases.Of(phase), options.threshold_pct));

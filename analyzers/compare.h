@@ -77,6 +77,29 @@ struct SyscallDelta {
 };
 
 // A against B.
+// One peer of the backend's calls in A and B: calls per request and its
+// calls' time per request that called it.
+struct PeerCallsDelta {
+  std::string peer;
+  std::string protocol;
+  double a_calls_per_request = 0;  // 0: not called in that run
+  double b_calls_per_request = 0;
+  PhaseDelta time;  // phase = the peer; a or b unset where not called
+};
+
+// The backend phase's split in A and B: its own time and each peer's.
+struct CallsDelta {
+  PhaseDelta backend_own;
+  std::vector<PeerCallsDelta> peers;  // A's order, then peers only in B
+  // Whether either run counted a request with a backend own time.
+  bool any() const { return backend_own.a.has_value() ||
+                            backend_own.b.has_value(); }
+};
+
+// Backend own time and each peer's call time, B - A.
+CallsDelta CompareCalls(const CallsSummary& a, const CallsSummary& b,
+                        double threshold_pct);
+
 struct Comparison {
   std::string a_label;
   std::string b_label;
@@ -88,6 +111,7 @@ struct Comparison {
   PhaseDelta response;
   double threshold_pct = kDefaultThresholdPct;
   std::string verdict;  // sentences from the numbers above
+  CallsDelta calls;     // the backend's own time and calls
 
   // The delta of `phase`.
   const PhaseDelta& Delta(Phase phase) const {

@@ -54,19 +54,22 @@ std::optional<GroupKeys> ParseGroupBy(const std::string& text,
     } else if (part == "backend-process") {
       keys.by = GroupBy::kBackendProcess;
       ++single;
+    } else if (part == "peer") {
+      keys.by = GroupBy::kPeer;
+      ++single;
     } else {
       *error = absl::StrFormat(
           "--group-by %s: \"%s\" is not a key; use client-conn, "
           "backend-conn or both (client-conn,backend-conn), or one of url, "
-          "process (server-process), backend-process",
+          "process (server-process), backend-process, peer",
           text, part);
       return std::nullopt;
     }
   }
   if (single > 0 && parts > 1) {
     *error = absl::StrFormat(
-        "--group-by %s: url, process, server-process and backend-process "
-        "stand alone; give one of them without other keys",
+        "--group-by %s: url, process, server-process, backend-process and "
+        "peer stand alone; give one of them without other keys",
         text);
     return std::nullopt;
   }
@@ -90,6 +93,7 @@ std::string KeyOf(GroupBy by, const Request& r) {
     case GroupBy::kBackendProcess:
       return r.backend_pid != 0 ? absl::StrCat(r.backend_pid) : "";
     case GroupBy::kReuse:
+    case GroupBy::kPeer:  // calls are grouped, not requests (peer_calls.h)
       break;
   }
   return "";

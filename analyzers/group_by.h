@@ -20,8 +20,10 @@ namespace reqcost::analyzers {
 
 // What `report --group-by` splits requests by: connection reuse (client,
 // backend or both; every group is compared with the first), or one of the
-// keys with many values (the top groups by total time side by side).
-enum class GroupBy { kReuse, kUrl, kServerProcess, kBackendProcess };
+// keys with many values (the top groups by total time side by side), or the
+// backend's calls by the peer they went to (peer_calls.h: calls, not
+// requests, are grouped).
+enum class GroupBy { kReuse, kUrl, kServerProcess, kBackendProcess, kPeer };
 struct GroupKeys {
   bool client_conn = false;
   bool backend_conn = false;
@@ -29,7 +31,8 @@ struct GroupKeys {
 };
 
 // Parses "client-conn", "backend-conn" or both, comma-separated, or one of
-// "url", "process" (= "server-process"), "backend-process"; nullopt and a
+// "url", "process" (= "server-process"), "backend-process", "peer"; nullopt
+// and a
 // sentence in `error` for anything else.
 std::optional<GroupKeys> ParseGroupBy(const std::string& text,
                                       std::string* error);

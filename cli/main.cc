@@ -158,7 +158,8 @@ int main(int argc, char** argv) {
       "kept-alive client connection), backend-conn, or both, comma-separated; "
       "or url (needs a capture recorded with --payload 64 or more), process "
       "(= server-process: the front server's PID) or backend-process: the "
-      "top groups by total time side by side");
+      "top groups by total time side by side; or peer: the backend's calls "
+      "per peer (calls, time per call, calls per request)");
   report_cmd
       ->add_option("--top", report.top,
                    absl::StrFormat("url/process groups shown; the rest "

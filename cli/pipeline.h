@@ -69,7 +69,6 @@ class Pipeline : public collector::EventSink {
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
   // A TLS library call's data (the uprobes'): recorded in the capture, if
   // any. `report` replays a capture's TLS data through this same method.
-  void OnTlsData(const TlsDataEvent& event) override;
 
   // Called at End(), once every request is finalized and before the
   // summary is printed (the live view's last, partial interval).

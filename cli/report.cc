@@ -9,6 +9,9 @@
 #include "absl/strings/str_join.h"
 #include "analyzers/compare.h"
 #include "analyzers/group_by.h"
+#include "analyzers/call_stats.h"
+#include "analyzers/peer_calls.h"
+#include "analyzers/render/peer_format.h"
 #include "analyzers/render/format.h"
 #include "analyzers/render/group_format.h"
 #include "analyzers/render/html_report.h"
@@ -142,6 +145,18 @@ absl::Status RunJoinedReport(const ReportOptions& options, Format format) {
   return absl::OkStatus();
 }
 
+// `--group-by peer`: the backend's calls by peer.
+absl::Status PrintPeerGroups(const analyzers::PeerCallStats& peers,
+                             Format format) {
+  if (format == Format::kJson) {
+    std::printf("%s\n", analyzers::PeerGroupsToJson(peers).dump(2).c_str());
+  } else {
+    std::printf("%s", analyzers::FormatPeerGroupsText(peers).c_str());
+  }
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunReport(const ReportOptions& options) {
@@ -183,7 +198,12 @@ absl::Status RunReport(const ReportOptions& options) {
   Pipeline pipeline(out, stdout);
   std::optional<analyzers::GroupedStats> grouped;
   std::optional<analyzers::KeyedGroupStats> keyed;
-  if (keys.has_value() && keys->by == analyzers::GroupBy::kReuse) {
+  std::optional<analyzers::PeerCallStats> peers;
+  if (keys.has_value() && keys->by == analyzers::GroupBy::kPeer) {
+    peers.emplace(analyzers::kMaxPeerRows);
+    pipeline.AddRequestObserver(
+        [&peers](const analyzers::Request& r) { peers->Add(r); });
+  } else if (keys.has_value() && keys->by == analyzers::GroupBy::kReuse) {
     grouped.emplace(*keys);
     pipeline.AddRequestObserver(
         [&grouped](const analyzers::Request& r) { grouped->Add(r); });
@@ -227,6 +247,7 @@ absl::Status RunReport(const ReportOptions& options) {
     std::fprintf(stderr, "reqcost: wrote %s\n", options.html.path.c_str());
   }
   if (!keys.has_value()) return absl::OkStatus();
+  if (peers.has_value()) return PrintPeerGroups(*peers, format);
 
   analyzers::CompareOptions copts;
   copts.threshold_pct = options.threshold_pct;

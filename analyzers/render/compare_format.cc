@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "analyzers/compare.h"
 #include "analyzers/duration.h"
+#include "analyzers/payload.h"
 #include "analyzers/render/format.h"
 #include "analyzers/report.h"
 #include "nlohmann/json.hpp"
@@ -56,6 +57,49 @@ json ClientToJson(const ClientView& v) {
 }
 
 }  // namespace
+
+std::string FormatCallsComparisonText(const CallsDelta& d) {
+  if (!d.any()) return "";
+  const int w = 34;
+  std::string out =
+      "\nbackend calls (mean / p50 / p99 per request; calls per request):\n";
+  auto delta_cell = [](const PhaseDelta& p) -> std::string {
+    if (!p.mean_us.has_value()) return "-";
+    return absl::StrCat(FormatSigned(*p.mean_us), " (", FormatPct(p.pct), ") ",
+                        FormatInterval(p), p.clear ? "" : " ~");
+  };
+  absl::StrAppendFormat(&out, "  %-20s %-*s %-*s %s\n", "backend own", w,
+                        PhaseCell(d.backend_own.a), w,
+                        PhaseCell(d.backend_own.b), delta_cell(d.backend_own));
+  for (const PeerCallsDelta& p : d.peers) {
+    auto cell = [](const std::optional<PhaseSummary>& s, double per_request) {
+      return s.has_value()
+                 ? absl::StrFormat("%s x%.2f", PhaseCell(s), per_request)
+                 : std::string("-");
+    };
+    absl::StrAppendFormat(&out, "  %s\n  %-20s %-*s %-*s %s\n",
+                          TerminalText(p.peer), "", w,
+                          cell(p.time.a, p.a_calls_per_request), w,
+                          cell(p.time.b, p.b_calls_per_request),
+                          delta_cell(p.time));
+  }
+  return out;
+}
+
+nlohmann::json CallsDeltaToJson(const CallsDelta& d) {
+  json peers = json::array();
+  for (const PeerCallsDelta& p : d.peers) {
+    peers.push_back({{"peer", ValidUtf8(p.peer)},
+                     {"protocol", p.protocol.empty() ? json() : json(p.protocol)},
+                     {"a_calls_per_request", p.a_calls_per_request},
+                     {"b_calls_per_request", p.b_calls_per_request},
+                     {"a_seen", p.time.a.has_value()},
+                     {"b_seen", p.time.b.has_value()},
+                     {"delta", DeltaToJson(p.time)}});
+  }
+  return json{{"backend_own", DeltaToJson(d.backend_own)},
+              {"peers", std::move(peers)}};
+}
 
 std::string FormatComparisonText(const Comparison& c) {
   std::string out;
@@ -118,6 +162,7 @@ std::string FormatComparisonText(const Comparison& c) {
         SyscallCell(s.b, s.b_count_per_request),
         FormatSigned(s.delta_us_per_request));
   }
+  absl::StrAppend(&out, FormatCallsComparisonText(c.calls));
   absl::StrAppend(&out, "\n", c.verdict, "\n");
   return out;
 }
@@ -141,6 +186,7 @@ nlohmann::json ComparisonToJson(const Comparison& c) {
               {"b", ReportToJson(c.b)},
               {"delta", ComparisonDeltasToJson(c)},
               {"client", ComparisonClientToJson(c)},
+              {"calls", CallsDeltaToJson(c.calls)},
               {"verdict", c.verdict}};
 }
 

@@ -31,6 +31,15 @@ std::string FormatComparisonText(const Comparison& c);
 //  unknown values are null.
 nlohmann::json ComparisonToJson(const Comparison& c);
 
+// The backend calls block of the comparison's text ("backend own" and a
+// row per peer); "" when neither run measured a backend own time.
+std::string FormatCallsComparisonText(const CallsDelta& d);
+
+// {"backend_own": delta, "peers": [{"peer", "protocol", "a_calls_per_request",
+//  "b_calls_per_request", "a_seen", "b_seen", "delta"}]}, each delta as in
+// "delta" (mean_us, pct, ci95_us, clear).
+nlohmann::json CallsDeltaToJson(const CallsDelta& d);
+
 // ComparisonToJson's "delta": {"total": {"mean_us", "pct", "ci95_us",
 // "clear"}, ...} for every phase.
 nlohmann::json ComparisonDeltasToJson(const Comparison& c);

@@ -169,7 +169,116 @@ std::string ClientAttrs(const SpanSource& s) {
   return attrs.Take();
 }
 
+// The first word of a captured query, upper-cased for SQL and Redis so
+// that "select" and "SELECT" are one operation; "" when none was captured.
+std::string QueryOperation(const CallRecord& call) {
+  std::string_view q = call.query;
+  size_t begin = q.find_first_not_of(" \t\r\n(");
+  if (begin == std::string_view::npos) return "";
+  size_t end = q.find_first_of(" \t\r\n;(", begin);
+  std::string op(q.substr(begin, end == std::string_view::npos
+                                      ? std::string_view::npos
+                                      : end - begin));
+  if (op.size() > 32) op.resize(32);  // a name, never a whole payload
+  if (call.protocol != "memcached") {
+    for (char& ch : op) {
+      if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    }
+  }
+  return ValidUtf8(op);
+}
+
+// A call's attributes: the database or HTTP semantic conventions, where it
+// went, and its query only when one was captured (--payload).
+std::string CallAttrs(const CallRecord& call) {
+  Attrs attrs;
+  const std::string& p = call.protocol;
+  bool db = p == "mysql" || p == "postgresql" || p == "redis" ||
+            p == "memcached";
+  std::string op = QueryOperation(call);
+  if (db) {
+    attrs.Str("db.system", p);
+    if (!op.empty()) attrs.Str("db.operation.name", op);
+    if (!call.query.empty()) attrs.Str("db.query.text", ValidUtf8(call.query));
+  } else if (p == "http") {
+    if (!op.empty()) attrs.Str("http.request.method", op);
+    size_t space = call.query.find(' ');
+    if (space != std::string::npos) {
+      size_t end = call.query.find(' ', space + 1);
+      std::string path = call.query.substr(
+          space + 1, end == std::string::npos ? end : end - space - 1);
+      if (!path.empty()) attrs.Str("url.path", ValidUtf8(path));
+    }
+  } else if (!p.empty()) {
+    attrs.Str("reqcost.call.protocol", p);
+  }
+  const std::string& a = call.address;
+  size_t colon = a.rfind(':');
+  bool unix_path = a.empty() || a[0] == '/' || a[0] == '@' ||
+                   colon == std::string::npos;
+  if (unix_path) {
+    attrs.Str("network.transport", "unix");
+    if (!a.empty()) {
+      attrs.Str("server.address", ValidUtf8(a));
+      attrs.Str("network.peer.address", ValidUtf8(a));
+    }
+  } else {
+    std::string host = a.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[') {
+      host = host.substr(1, host.size() - 2);
+    }
+    int64_t port = 0;
+    for (char ch : a.substr(colon + 1)) {
+      if (ch < '0' || ch > '9') break;
+      port = port * 10 + (ch - '0');
+    }
+    attrs.Str("network.transport", "tcp");
+    attrs.Str("server.address", host);
+    attrs.Int("server.port", port);
+    attrs.Str("network.peer.address", host);
+    attrs.Int("network.peer.port", port);
+  }
+  attrs.Str("reqcost.call.peer", ValidUtf8(call.peer));
+  attrs.Us("reqcost.call.duration_us", call.duration_ns());
+  if (call.opens) attrs.Str("reqcost.call.opens", "true");
+  if (!call.has_reply) attrs.Str("reqcost.call.reply", "none");
+  if (call.tid != 0) attrs.Int("thread.id", call.tid);
+  return attrs.Take();
+}
+
+// The calls' CLIENT spans under the request's "backend" span: a call's
+// stamps are its own (it ran on the backend's thread inside that phase).
+void AppendCallSpans(const SpanSource& s, const SpanIds& ids,
+                     SpanWriter* w) {
+  for (size_t i = 0; i < s.calls.size(); ++i) {
+    const CallRecord& call = s.calls[i];
+    w->Span(CallSpanId(ids, i), ids.backend, CallSpanName(call),
+            kSpanKindClient, call.start_ns, call.end_ns, CallAttrs(call));
+  }
+}
+
 }  // namespace
+
+uint64_t CallSpanId(const SpanIds& ids, size_t index) {
+  // Mixed from the backend span's id: a bijection of distinct inputs, so
+  // two calls never share an id; equal to another of the request's ids
+  // with negligible probability (2^-64 per pair).
+  return NonZero(Mix(ids.backend ^ Mix(0xca11ULL + index)));
+}
+
+std::string CallSpanName(const CallRecord& call) {
+  std::string name = call.protocol;
+  if (name.empty()) {
+    name = !call.address.empty() && call.address[0] != '/' &&
+                   call.address[0] != '@' &&
+                   call.address.find(':') != std::string::npos
+               ? "tcp"
+               : "unix";
+  }
+  std::string op = QueryOperation(call);
+  if (!op.empty()) absl::StrAppend(&name, " ", op);
+  return name;
+}
 
 const std::optional<uint64_t>& SpanSource::PhaseNs(Phase phase) const {
   switch (phase) {
@@ -228,6 +337,7 @@ SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
       }
     }
   }
+  s.calls = r.calls;
   return s;
 }
 
@@ -341,6 +451,7 @@ size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
     w.Span(ids.queue, ids.transport_request, "queue", kSpanKindInternal,
            s.queue_start_ns, s.queue_start_ns + *s.queue_ns, "[]");
   }
+  AppendCallSpans(s, ids, &w);
   return w.count;
 }
 

@@ -11,7 +11,9 @@
 //   INTERNAL children of the CLIENT span: "transport request" (exchange
 //     start .. backend start), "backend" (the backend phase), "transport
 //     reply" (backend end .. exchange end), and "queue" (server's connect ..
-//     backend's accept) under "transport request" when known.
+//     backend's accept) under "transport request" when known;
+//   CLIENT children of "backend": the backend's own calls (a database, a
+//     cache, an HTTP service), one span each (AppendCallSpans).
 // Incomplete requests have no spans.
 #ifndef REQCOST_ANALYZERS_RENDER_OTLP_H_
 #define REQCOST_ANALYZERS_RENDER_OTLP_H_
@@ -80,6 +82,8 @@ struct SpanSource {
   std::optional<uint32_t> exchange_seq;
   std::optional<WireTuple> served_wire;
   std::optional<uint32_t> served_seq;
+  // The backend's own calls while it served the request, in start order.
+  std::vector<CallRecord> calls;
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
@@ -108,6 +112,14 @@ struct WireIds {
 };
 // The key of WireIds, the same for every agent of a fleet.
 inline constexpr uint64_t kWireIdKey = 0x72657163'6f737431ULL;
+// The span id of the request's `index`-th call: distinct from the request's
+// other span ids and never zero.
+uint64_t CallSpanId(const SpanIds& ids, size_t index);
+
+// The name of a call's span: its protocol ("mysql", "redis"; "tcp" or
+// "unix" when unknown), then, when its query was captured, the query's
+// operation ("mysql SELECT", "redis GET", "http GET").
+std::string CallSpanName(const CallRecord& call);
 
 // Lowercase hex of `v`, 16 digits.
 std::string Hex64(uint64_t v);

@@ -247,7 +247,7 @@ TEST(CompareTest, JsonIsTheCompareSchemaWithBothReports) {
   for (const auto& [k, v] : j.items()) keys.insert(k);
   EXPECT_THAT(keys,
               Eq(std::set<std::string>{"schema", "threshold_pct", "a", "b",
-                                       "delta", "client", "verdict"}));
+                                       "delta", "client", "calls", "verdict"}));
   EXPECT_THAT(j["schema"], Eq("reqcost.compare/3"));
   EXPECT_THAT(j["verdict"], Eq(c.verdict));
   EXPECT_THAT(j["a"]["schema"], Eq("reqcost.report/2"));

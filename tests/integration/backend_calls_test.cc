@@ -23,6 +23,7 @@
 #include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
+#include "tests/support/otlp_json_check.h"
 #include "tests/support/stack.h"
 
 namespace reqcost::testing {
@@ -345,6 +346,83 @@ TEST_F(BackendCallsTest, MariadbTcpAndRedisWithPayloadNameTheirQueries) {
   EXPECT_EQ(gets, 20 * 5);
   ASSERT_FALSE(run.report["calls"]["slowest"].empty());
   EXPECT_EQ(run.report["calls"]["slowest"][0]["query"], "SELECT SLEEP(0.004)");
+
+  // --group-by peer of the same capture: both peers, their calls counted
+  // once each, the MariaDB call no shorter than the query's sleep.
+  ASSERT_OK_AND_ASSIGN(by_peer, RunReqcost(dir, {"report", run.capture,
+                                                 "--group-by", "peer",
+                                                 "--format", "json"}));
+  ASSERT_EQ(by_peer.code, 0) << by_peer.err;
+  json groups = json::parse(by_peer.out);
+  EXPECT_EQ(groups["schema"], "reqcost.group-by-peer/1");
+  uint64_t by_peer_calls = 0;
+  for (const json& p : groups["peers"]) {
+    by_peer_calls += p["calls"].get<uint64_t>();
+    if (p["peer"] == "mysql:" + my) {
+      EXPECT_GE(p["calls"].get<int>(), 20 * kQueries);
+      EXPECT_GE(p["call_us"]["p99"].get<double>(), kQueryMs * 1000.0 * 0.99);
+    }
+  }
+  uint64_t replayed_calls = 0;
+  for (const json& q : requests) {
+    if (q["complete"] == true && q.contains("backend_own_us") &&
+        !q["backend_own_us"].is_null()) {
+      replayed_calls += q["calls"].size();
+    }
+  }
+  EXPECT_EQ(by_peer_calls, replayed_calls);
+  EXPECT_EQ(groups["calls"].get<uint64_t>(), replayed_calls);
+
+  // OTLP: a CLIENT span per call under its request's backend span, the
+  // parents resolved by the strict checker, the query text sent (--payload).
+  const std::string spans_path = dir.File("calls-spans.jsonl");
+  ASSERT_OK_AND_ASSIGN(otlp, RunReqcost(dir, {"report", run.capture,
+                                              "--otlp-json", spans_path}));
+  ASSERT_EQ(otlp.code, 0) << otlp.err;
+  ASSERT_OK_AND_ASSIGN(spans_text, ReadFileToString(spans_path));
+  OtlpCheck check;
+  for (absl::string_view line :
+       absl::StrSplit(spans_text, '\n', absl::SkipEmpty())) {
+    CheckOtlpJson(std::string(line), &check);
+  }
+  ASSERT_TRUE(check.ok()) << check.ErrorText();
+  std::map<std::string, std::string> name_of;  // span id -> name
+  for (const OtlpSpan& s : check.spans) name_of[s.span_id] = s.name;
+  int mysql_spans = 0, redis_spans = 0;
+  for (const OtlpSpan& s : check.spans) {
+    auto system = s.attributes.find("db.system");
+    if (system == s.attributes.end()) continue;
+    EXPECT_EQ(s.kind, 3);  // CLIENT
+    EXPECT_EQ(name_of[s.parent_span_id], "backend");
+    if (system->second["stringValue"] == "mysql" &&
+        s.name == "mysql SELECT") {
+      ++mysql_spans;
+      EXPECT_EQ(s.attributes.at("db.query.text")["stringValue"],
+                "SELECT SLEEP(0.004)");
+      EXPECT_EQ(s.attributes.at("server.port")["intValue"],
+                absl::StrCat(my_port));
+    }
+    if (system->second["stringValue"] == "redis" && s.name == "redis GET") {
+      ++redis_spans;
+    }
+  }
+  EXPECT_EQ(mysql_spans, 20 * kQueries);
+  EXPECT_EQ(redis_spans, 20 * 5);
+
+  // compare of the capture with itself: the calls block is there, each
+  // peer seen on both sides with a zero delta.
+  ASSERT_OK_AND_ASSIGN(cmp, RunReqcost(dir, {"compare", run.capture,
+                                             run.capture, "--format", "json"}));
+  ASSERT_EQ(cmp.code, 0) << cmp.err;
+  json compared = json::parse(cmp.out);
+  ASSERT_EQ(compared["calls"]["peers"].size(), 2u) << compared["calls"].dump();
+  for (const json& p : compared["calls"]["peers"]) {
+    EXPECT_EQ(p["a_seen"], true);
+    EXPECT_EQ(p["b_seen"], true);
+    EXPECT_NEAR(p["delta"]["mean_us"].get<double>(), 0.0, 1e-6);
+  }
+  EXPECT_NEAR(compared["calls"]["backend_own"]["mean_us"].get<double>(), 0.0,
+              1e-6);
   for (Subprocess* s : {&redis, &mariadb}) {
     EXPECT_TRUE(s->Stop(absl::Seconds(20)).ok()) << s->name();
   }
