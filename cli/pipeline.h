@@ -63,12 +63,12 @@ class Pipeline : public collector::EventSink {
 
   void OnSyscall(const SyscallEvent& event) override;
   void OnProcess(const ProcessEvent& event) override;
-  // Decrypted bytes of a TLS library call: to the profiler, which splits a
-  // TLS client connection's requests from them.
+  // A TLS library call's data (the uprobes'): recorded in the capture, if
+  // any, and handed to the profiler, which splits a TLS client connection's
+  // requests from the decrypted bytes. `report` replays a capture's TLS data
+  // through this same method.
   void OnTlsData(const TlsDataEvent& event) override;
   void OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) override;
-  // A TLS library call's data (the uprobes'): recorded in the capture, if
-  // any. `report` replays a capture's TLS data through this same method.
 
   // Called at End(), once every request is finalized and before the
   // summary is printed (the live view's last, partial interval).
