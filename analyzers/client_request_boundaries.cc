@@ -16,11 +16,8 @@ namespace reqcost::analyzers {
 // ---------------------------------------------------------------------------
 // Client connections.
 
-OpenRequest* ClientRequestBoundaries::OpenClientRequest(
-    Conn* conn, ClientConn* client, const SyscallEvent& e,
-    const SyscallRecord& rec) {
-  client->request = std::make_unique<OpenRequest>();
-  OpenRequest* r = client->request.get();
+void ClientRequestBoundaries::TakeConnection(Conn* conn, ClientConn* client,
+                                             OpenRequest* r) {
   r->conn_uid = conn->uid;
   r->tgid = conn->tgid;
   r->first_of_conn = conn->requests == 0;
@@ -33,6 +30,14 @@ OpenRequest* ClientRequestBoundaries::OpenClientRequest(
     r->pre_request = std::move(pre.syscalls);
     pre = PreRequest();
   }
+}
+
+OpenRequest* ClientRequestBoundaries::OpenClientRequest(
+    Conn* conn, ClientConn* client, const SyscallEvent& e,
+    const SyscallRecord& rec) {
+  client->request = std::make_unique<OpenRequest>();
+  OpenRequest* r = client->request.get();
+  TakeConnection(conn, client, r);
   r->has_read = true;
   r->tid = rec.tid;
   // A read that blocked waited for the client: the request starts when it

@@ -74,6 +74,10 @@ class ClientRequestBoundaries {
   void OnH1Data(Conn* conn, ClientConn* client, const TlsDataEvent& e,
                 const std::vector<SyscallRecord>& carriers);
 
+  // Fills `r`'s connection part: the connection, its process, whether it is
+  // the connection's first request and, if so, the accept, the TLS
+  // handshake leg and the syscalls before it (taken from `client`).
+  static void TakeConnection(Conn* conn, ClientConn* client, OpenRequest* r);
   OpenRequest* OpenClientRequest(Conn* conn, ClientConn* client,
                                  const SyscallEvent& e,
                                  const SyscallRecord& rec);

@@ -111,18 +111,7 @@ std::unique_ptr<OpenRequest> ClientRequestBoundaries::NewDecryptedRequest(
     r->request_line.reset();
   } else {
     r = std::make_unique<OpenRequest>();
-    r->conn_uid = conn->uid;
-    r->tgid = conn->tgid;
-    r->first_of_conn = conn->requests == 0;
-    ++conn->requests;
-    if (r->first_of_conn) {
-      r->accept = conn->accept;
-      if (conn->preattach) r->partial_reason = conn->preattach_reason;
-      PreRequest& pre = client->pre_request;
-      if (pre.tls) r->tls_before_ns = pre.CloseLeg();
-      r->pre_request = std::move(pre.syscalls);
-      pre = PreRequest();
-    }
+    TakeConnection(conn, client, r.get());
   }
   r->has_read = true;
   r->tid = tid;
