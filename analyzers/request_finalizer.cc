@@ -79,6 +79,9 @@ void RequestFinalizer::AsBackendSide(const OpenRequest& r, Request* out) {
   out->total_ns = out->backend_ns;
   out->server_ns.reset();
   out->transport_ns.reset();
+  // The queue is part of transport: unknown too.
+  out->queue_ns.reset();
+  out->queue_start_ns = 0;
   out->tls_ns.reset();
   out->client_wait_ns = 0;
   out->clamped = 0;
@@ -276,6 +279,10 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
     out.server_ns = phases.server_ns;
     out.transport_ns = phases.transport_ns;
     out.backend_ns = phases.backend_ns;
+    if (out.queue_ns.has_value() && *out.queue_ns > phases.transport_ns) {
+      // Part of transport, which a clamp may have shortened.
+      out.queue_ns = phases.transport_ns;
+    }
     if (r.tls_before_ns.has_value()) {
       out.tls_ns = *r.tls_before_ns + r.tls_inside_ns;
     }
@@ -352,6 +359,10 @@ void RequestFinalizer::FinalizeBackendLink(
     out.backend_ns = backend_ns;
     out.transport_ns = backend.exchange_ns - backend_ns;
     out.queue_ns = backend.queue_ns;
+    if (out.queue_ns.has_value() && *out.queue_ns > *out.transport_ns) {
+      // Part of transport: the clamp above may have shortened it.
+      out.queue_ns = out.transport_ns;
+    }
     if (out.queue_ns.has_value()) out.queue_start_ns = *ex.connect_exit;
     // total and server stay null: the client side was not seen.
   }

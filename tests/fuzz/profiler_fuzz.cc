@@ -144,13 +144,32 @@ void CheckRequest(const Request& r) {
     if (r.total_ns.has_value()) Die("incomplete request with a total");
     return;
   }
-  if (!r.total_ns || !r.server_ns || !r.transport_ns || !r.backend_ns) {
-    Die("complete request without its phases");
+  if (!r.backend_ns) Die("complete request without its backend phase");
+  switch (r.origin) {
+    case RequestOrigin::kClient:
+      if (!r.total_ns || !r.server_ns || !r.transport_ns) {
+        Die("complete request without its phases");
+      }
+      if (*r.server_ns + *r.transport_ns + *r.backend_ns != *r.total_ns) {
+        Die("phases do not add up to the total");
+      }
+      break;
+    case RequestOrigin::kBackendLink:
+      // Seen from the server's backend link: what the client side did is
+      // unknown, the exchange is measured.
+      if (r.total_ns || r.server_ns) Die("backend-link request with a server");
+      if (!r.transport_ns) Die("backend-link request without its transport");
+      break;
+    case RequestOrigin::kBackendSide:
+      // Seen from the backend only: just the backend's work is known.
+      if (r.server_ns || r.transport_ns) {
+        Die("backend-side request with a server or transport phase");
+      }
+      if (r.total_ns != r.backend_ns) Die("backend-side total is not backend");
+      break;
   }
-  if (*r.server_ns + *r.transport_ns + *r.backend_ns != *r.total_ns) {
-    Die("phases do not add up to the total");
-  }
-  if (r.queue_ns.has_value() && *r.queue_ns > *r.transport_ns) {
+  if (r.queue_ns.has_value() &&
+      (!r.transport_ns.has_value() || *r.queue_ns > *r.transport_ns)) {
     Die("queue longer than transport");
   }
 }
