@@ -60,39 +60,37 @@ void YieldToTracedProcesses() {
   (void)sched_setscheduler(0, SCHED_BATCH, &param);
 }
 
-absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text) {
+// The duration `text` of flag `flag` ("--duration"), in seconds or with a
+// unit; `examples` and `range` say what the flag takes in the error.
+absl::StatusOr<absl::Duration> ParseDurationText(const char* flag,
+                                                 const std::string& text,
+                                                 absl::Duration min,
+                                                 const char* examples,
+                                                 const char* range) {
   absl::Duration d;
   double seconds = 0;
   if (absl::SimpleAtod(text, &seconds)) {
     d = absl::Seconds(seconds);
   } else if (!absl::ParseDuration(text, &d)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "--duration %s is not a duration: use 10s, 500ms, 2m or seconds",
-        text));
+        "%s %s is not a duration: use %s or seconds", flag, text, examples));
   }
-  if (d < absl::ZeroDuration() || d > kMaxDuration) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--duration %s is out of range: 0 (until Ctrl-C) to 168h", text));
+  if (d < min || d > kMaxDuration) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s %s is out of range: %s", flag, text, range));
   }
   return d;
 }
 
+absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text) {
+  return ParseDurationText("--duration", text, absl::ZeroDuration(),
+                           "10s, 500ms, 2m", "0 (until Ctrl-C) to 168h");
+}
+
 // --interval: like --duration, but 100ms or more.
 absl::StatusOr<absl::Duration> ParseIntervalFlag(const std::string& text) {
-  absl::Duration d;
-  double seconds = 0;
-  if (absl::SimpleAtod(text, &seconds)) {
-    d = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &d)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--interval %s is not a duration: use 5s, 500ms, 1m or seconds",
-        text));
-  }
-  if (d < kMinInterval || d > kMaxDuration) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--interval %s is out of range: 100ms to 168h", text));
-  }
-  return d;
+  return ParseDurationText("--interval", text, kMinInterval, "5s, 500ms, 1m",
+                           "100ms to 168h");
 }
 
 // Re-reads the cgroup targets on SIGHUP, or when a traced directory went

@@ -54,13 +54,8 @@ absl::Status RunCompare(const CompareCommandOptions& options) {
         "compare prints one comparison: use --format text or json, not jsonl");
   }
   std::optional<OutputFile> html;
-  if (!options.html.path.empty()) {
-    // Created before the replays: an unwritable path fails at once.
-    absl::StatusOr<OutputFile> file =
-        OutputFile::Create(options.html.path, options.html.force);
-    if (!file.ok()) return OutputFileError(file.status());
-    html.emplace(*std::move(file));
-  }
+  RETURN_IF_ERROR(
+      OpenOptionalOutput(options.html.path, options.html.force, &html));
   const size_t keep = html.has_value() ? options.html.slowest : 0;
   analyzers::SlowestRequests a_slowest(keep), b_slowest(keep);
   analyzers::Report a, b;

@@ -90,4 +90,13 @@ absl::Status OutputFileError(absl::Status status) {
   return WithExitCode(std::move(status), code);
 }
 
+absl::Status OpenOptionalOutput(const std::string& path, bool force,
+                                std::optional<OutputFile>* file) {
+  if (path.empty()) return absl::OkStatus();
+  absl::StatusOr<OutputFile> created = OutputFile::Create(path, force);
+  if (!created.ok()) return OutputFileError(created.status());
+  file->emplace(*std::move(created));
+  return absl::OkStatus();
+}
+
 }  // namespace reqcost::cli

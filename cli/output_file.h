@@ -5,6 +5,7 @@
 #ifndef REQCOST_CLI_OUTPUT_FILE_H_
 #define REQCOST_CLI_OUTPUT_FILE_H_
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -41,6 +42,12 @@ class OutputFile {
 // An OutputFile failure, marked with its exit code: 2 for an existing path
 // without --force, 1 for anything else.
 absl::Status OutputFileError(absl::Status status);
+
+// Creates `path` (OutputFile::Create) to be written at the end, so that an
+// unwritable path fails before any work; nullopt when `path` is empty (no
+// such output asked for). Errors are OutputFileError's.
+absl::Status OpenOptionalOutput(const std::string& path, bool force,
+                                std::optional<OutputFile>* file);
 
 }  // namespace reqcost::cli
 

@@ -104,12 +104,8 @@ absl::Status RunJoinedReport(const ReportOptions& options, Format format) {
         "several captures (one per host) without them");
   }
   std::optional<OutputFile> html;
-  if (!options.html.path.empty()) {
-    absl::StatusOr<OutputFile> file =
-        OutputFile::Create(options.html.path, options.html.force);
-    if (!file.ok()) return OutputFileError(file.status());
-    html.emplace(*std::move(file));
-  }
+  RETURN_IF_ERROR(
+      OpenOptionalOutput(options.html.path, options.html.force, &html));
   ASSIGN_OR_RETURN(JoinedCaptures joined, ProfileAndJoin(options.inputs));
   const std::string names = absl::StrJoin(options.inputs, " ");
   if (options.requests || format == Format::kJsonl) {
@@ -183,11 +179,8 @@ absl::Status RunReport(const ReportOptions& options) {
       return absl::InvalidArgumentError(
           "--html draws the whole capture: use it without --group-by");
     }
-    // Created before the replay: an unwritable path fails at once.
-    absl::StatusOr<OutputFile> file =
-        OutputFile::Create(options.html.path, options.html.force);
-    if (!file.ok()) return OutputFileError(file.status());
-    html.emplace(*std::move(file));
+    RETURN_IF_ERROR(
+        OpenOptionalOutput(options.html.path, options.html.force, &html));
   }
 
   OutputOptions out;
