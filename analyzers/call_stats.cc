@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "analyzers/peer_rows.h"
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 
@@ -21,22 +22,10 @@ void CallStats::Peer::Merge(const Peer& o) {
 
 CallStats::Peer& CallStats::Row(const std::string& peer,
                                 const std::string& protocol) {
-  auto it = peers_.find(peer);
-  if (it == peers_.end()) {
-    if (peers_.size() >= kMaxPeerRows) {
-      auto oldest = std::min_element(
-          peers_.begin(), peers_.end(), [](const auto& a, const auto& b) {
-            return a.second.last_seen < b.second.last_seen;
-          });
-      other_.Merge(oldest->second);
-      ++folded_;
-      peers_.erase(oldest);
-    }
-    it = peers_.emplace(peer, Peer{}).first;
-    it->second.protocol = protocol;
-  }
-  it->second.last_seen = requests_;
-  return it->second;
+  Peer& row = FindOrFoldPeer(&peers_, peer, protocol, kMaxPeerRows, &other_,
+                             &folded_);
+  row.last_seen = requests_;
+  return row;
 }
 
 void CallStats::AddSlow(Slow slow) {

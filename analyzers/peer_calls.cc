@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "analyzers/peer_rows.h"
+
 namespace reqcost::analyzers {
 
 void PeerCallStats::Peer::Merge(const Peer& o) {
@@ -20,23 +22,8 @@ void PeerCallStats::Add(const Request& r) {
   ++requests_;
   std::set<std::string> called;
   for (const CallRecord& c : r.calls) {
-    auto it = peers_.find(c.peer);
-    if (it == peers_.end()) {
-      if (peers_.size() >= max_peers_) {
-        // The peer not called for longest goes to "other peers": a peer
-        // per request (an ephemeral address) must not grow memory.
-        auto oldest = std::min_element(
-            peers_.begin(), peers_.end(), [](const auto& a, const auto& b) {
-              return a.second.last_seen < b.second.last_seen;
-            });
-        other_.Merge(oldest->second);
-        ++folded_;
-        peers_.erase(oldest);
-      }
-      it = peers_.emplace(c.peer, Peer{}).first;
-      it->second.protocol = c.protocol;
-    }
-    Peer& p = it->second;
+    Peer& p = FindOrFoldPeer(&peers_, c.peer, c.protocol, max_peers_,
+                             &other_, &folded_);
     p.last_seen = requests_;
     ++p.calls;
     ++calls_;
