@@ -381,6 +381,20 @@ TEST_F(HtmlPageTest, BackendCallsAreBarsInsideTheBackendAndTablesOfPeers) {
     EXPECT_NE(fill_of["redis:127.0.0.1:6379"], fill_of["mysql:127.0.0.1:3306"]);
     EXPECT_THAT(svg, HasSubstr("<title>redis:127.0.0.1:6379 (redis): GET: 25.0 us"));
     EXPECT_THAT(svg, HasSubstr("<title>mysql:127.0.0.1:3306 (mysql): "));
+    // The line under the request's title: each peer's time and calls.
+    std::string article = Between(
+        dom, absl::StrCat("<article class=\"req\" data-id=\"",
+                          q["id"].get<uint64_t>(), "\""),
+        "</article>");
+    std::vector<std::string> peer_times =
+        Tags(article, "<span class=\"peer-time\"");
+    ASSERT_EQ(peer_times.size(), q["peers"].size());
+    for (size_t i = 0; i < peer_times.size(); ++i) {
+      EXPECT_DOUBLE_EQ(Attr(peer_times[i], "data-us"),
+                       q["peers"][i]["us"].get<double>());
+      EXPECT_EQ(Attr(peer_times[i], "data-calls"),
+                q["peers"][i]["calls"].get<double>());
+    }
     std::vector<std::string> own = Tags(svg, "<text class=\"value own\"");
     ASSERT_EQ(own.size(), 1u);
     EXPECT_DOUBLE_EQ(Attr(own[0], "data-own-us"),
@@ -393,6 +407,26 @@ TEST_F(HtmlPageTest, BackendCallsAreBarsInsideTheBackendAndTablesOfPeers) {
   std::string png = dir_->File("calls.png");
   ASSERT_TRUE(Screenshot(*dir_, path, png).ok());
   ExpectDrawn(png);
+  // compare: each side has its calls table.
+  analyzers::Comparison c =
+      analyzers::Compare(run.report, run.report, "A", "B");
+  json cdata = analyzers::ComparePageData("a.cap", "b.cap", c, run.slowest,
+                                          run.offered, run.slowest,
+                                          run.offered);
+  std::string cpath =
+      Write("calls-compare.html", analyzers::HtmlPage("compare", cdata, ""));
+  ASSERT_OK_AND_ASSIGN(cdom, DumpDom(*dir_, cpath));
+  ExpectComparePage(cdom, cdata["compare"], cdata["a_slowest"],
+                    cdata["b_slowest"]);
+  for (const char* side : {"A", "B"}) {
+    std::string calls_of = Between(
+        cdom, absl::StrCat("<section class=\"calls\" data-side=\"", side),
+        "</table>");
+    EXPECT_EQ(Count(calls_of, "<tr data-peer="), 3u) << side;  // own + 2
+  }
+  EXPECT_EQ(Count(cdom, "<rect class=\"call\""),
+            2 * 3 * static_cast<size_t>(1 + kGets + 2));
+
   // To look at the page: REQCOST_KEEP_DIR=DIR keeps it and its screenshot.
   if (const char* keep = std::getenv("REQCOST_KEEP_DIR")) {
     for (const char* name : {"calls.html", "calls.png"}) {

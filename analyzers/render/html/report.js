@@ -474,11 +474,12 @@
         var p = h('p', { 'class': 'note calls-line', 'data-own-us': own }, art,
           'backend own ' + fmt(own) + ' of ' + fmt(q.backend_us) + '; calls: ');
         (q.peers || []).forEach(function (pt, i) {
+          if (i) p.appendChild(document.createTextNode(', '));
           var sp = h('span', { 'class': 'peer-time', 'data-peer': pt.peer,
             'data-us': pt.us, 'data-calls': pt.calls }, p);
           h('i', { 'class': 'swatch', style: 'background:' + colourOf(pt.peer) }, sp);
-          sp.appendChild(document.createTextNode((i ? ', ' : '') + pt.peer + ' ' +
-            fmt(pt.us) + ' (' + pt.calls + (pt.calls === 1 ? ' call)' : ' calls)')));
+          sp.appendChild(document.createTextNode(pt.peer + ' ' + fmt(pt.us) + ' (' +
+            pt.calls + (pt.calls === 1 ? ' call)' : ' calls)')));
         });
       }
       waterfall(art, requestSpec(q, id));
