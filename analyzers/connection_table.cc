@@ -116,6 +116,10 @@ Conn* ConnectionTable::FindPartner(const Conn& conn) {
 }
 
 void ConnectionTable::MakeLink(Conn* link, Conn* side) {
+  // A call connection that turns out to be one end of a backend link gives
+  // its place under kMaxCallConnsPerProcess back, or the places would leak.
+  ReleaseCallPlace(link);
+  ReleaseCallPlace(side);
   for (Conn* c : {link, side}) {
     if (c->role() != Role::kClient) continue;
     // A backend's accept that returned before the connect it pairs with
@@ -266,11 +270,14 @@ void ConnectionTable::NoteClient(uint32_t tgid) {
   processes_->SetBackendSide(tgid, side);
 }
 
+void ConnectionTable::ReleaseCallPlace(const Conn* conn) {
+  if (conn->role() != Role::kCall) return;
+  auto it = call_conns_.find(conn->tgid);
+  if (it != call_conns_.end() && --it->second == 0) call_conns_.erase(it);
+}
+
 void ConnectionTable::Close(Conn* conn) {
-  if (conn->role() == Role::kCall) {
-    auto it = call_conns_.find(conn->tgid);
-    if (it != call_conns_.end() && --it->second == 0) call_conns_.erase(it);
-  }
+  ReleaseCallPlace(conn);
   Unindex(conn);
   auto it = by_fd_.find({conn->tgid, conn->fd});
   if (it != by_fd_.end() && it->second == conn) by_fd_.erase(it);

@@ -113,6 +113,8 @@ class ConnectionTable {
   bool IsCall(const Conn& conn, const Conn* partner) const;
   // Gives `conn` the call role, or kIgnored over the per-process cap.
   void MakeCall(Conn* conn);
+  // `conn`, if it is a call connection, no longer counts against the cap.
+  void ReleaseCallPlace(const Conn* conn);
   void NoteClient(uint32_t tgid);
 
   ProcessTable* const processes_;

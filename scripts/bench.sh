@@ -22,6 +22,10 @@
 #    floor-new,floor-old,floor-rawsys (base always runs); --quick is a
 #    one-minute smoke run of the harness (2 short rounds, no strace, no
 #    BPF statistics) whose figures mean nothing.
+#    Then the calls mode: hello.php and calls.php (25 Redis calls per
+#    request to a redis-server it starts and stops) at concurrency 1, base
+#    against reqcost, 9 rounds, and the cost of one call against a
+#    request's socket events (CALLS_ARGS go to it, e.g. "--rounds=5").
 # 4. tls_cost: the TLS uprobes' cost per HTTPS request on nginx (HTTPS/1.1
 #    keep-alive and HTTP/2 with 4 streams, by h2load): reqcost without its
 #    TLS probes, with them, and with empty uprobes instead (the floor), in
@@ -48,6 +52,11 @@ echo "== 2/4 reqcost report on big captures: wall time, peak RSS"
 echo
 echo "== 3/4 overhead on a live nginx + php-fpm stack"
 "$bench/overhead" --rounds=9 "$@"
+echo
+echo "== 3/4 (calls) the cost of a backend's calls: 25 Redis calls per request"
+# shellcheck disable=SC2086  # CALLS_ARGS is a list of flags
+"$bench/overhead" --rounds=9 --seconds=5 --page=hello,calls --concurrency=1 \
+  --modes=base,reqcost ${CALLS_ARGS:-}
 echo
 echo "== 4/4 TLS uprobes: cost per HTTPS request (HTTPS/1.1 keep-alive, h2 -m 4)"
 # shellcheck disable=SC2086  # TLS_COST_ARGS is a list of flags

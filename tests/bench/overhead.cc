@@ -8,6 +8,16 @@
 //            small file reads per request, a few ms of PHP;
 //            samples/php/files.php), where hooks that also see file I/O
 //            cost most
+//   calls at concurrency 1 (--page=calls, not in the default run): a page
+//            making 25 backend calls per request (samples/php/calls.php: a
+//            connect and 24 GETs) to a redis-server the benchmark starts on
+//            a loopback port in its temp dir and stops by PID. Beside the
+//            machine's CPU it reports the traced processes' own CPU per
+//            request (nginx and php-fpm, /proc/PID/schedstat), and when
+//            hello.php ran at the same concurrency (--page=hello,calls) the
+//            cost per call: (calls' traced - untraced) less hello's, over 25;
+//            its BPF statistics are 3 runs of each page in turn, less the
+//            programs' runs for other processes over 2 idle seconds.
 // Each round of a scenario runs the same load once per mode, in an order
 // that rotates from round to round, always with an untraced run (base):
 //   base              nothing attached
@@ -49,8 +59,9 @@
 // here (not root), unless REQCOST_REQUIRE_BPF=1.
 //
 // Flags: --rounds=N (5) --seconds=S (3, whole seconds: ab -t)
-//        --page=hello|files|both (both) --concurrency=1,4 (hello.php)
-//        --files-concurrency=2 (files.php)
+//        --page=hello|files|both|calls, or a list (hello,calls) (both)
+//        --concurrency=1,4 (hello.php) --files-concurrency=2 (files.php)
+//        --calls-concurrency=1 (calls)
 //        --modes=base,reqcost,... (base,reqcost,reqcost-syscalls,floor-new,
 //          floor-old,strace; base is always run)
 //        --no-strace --no-floor (drop strace / every floor-* mode)
@@ -197,17 +208,32 @@ std::vector<std::string> FloorPrograms(Mode m) {
 
 // One scenario: a page at one concurrency.
 struct Scenario {
-  std::string page;  // "hello.php" or "files.php"
+  std::string page;  // "hello.php", "files.php" or "calls.php?..."
   int concurrency = 1;
 
-  std::string Label() const { return absl::StrCat(page, " c=", concurrency); }
+  // The page's name without its query string, and the concurrency.
+  std::string Label() const {
+    return absl::StrCat(page.substr(0, page.find('?')), " c=", concurrency);
+  }
 };
+
+// The calls page: a connect and 24 GETs to Redis, 25 calls per request.
+constexpr int kCallsPerRequest = 25;
+std::string CallsPage(int redis_port) {
+  return absl::StrCat("calls.php?redis=", redis_port,
+                      "&rn=", kCallsPerRequest - 1);
+}
+bool IsCallsPage(const std::string& page) {
+  return absl::StartsWith(page, "calls.php");
+}
 
 struct Flags {
   int rounds = 5;
   double seconds = 3;
   bool hello = true;
   bool files = true;
+  bool calls = false;
+  std::vector<int> calls_concurrency = {1};
   std::vector<int> concurrency = {1, 4};
   std::vector<int> files_concurrency = {2};
   std::vector<Mode> modes = {
@@ -293,6 +319,10 @@ struct Load {
   // concurrency 1 the machine is not saturated, so this is the cost that
   // throughput shows only in part; it moves less with the host's noise.
   double cpu_us_per_request = 0;
+  // CPU time (user + system) of the traced processes alone (nginx, php-fpm:
+  // where the BPF programs run) per request; 0 when not measured. Other
+  // work on a shared machine does not land here.
+  double stack_cpu_us_per_request = 0;
 };
 
 // Busy CPU time of the machine so far, in seconds (/proc/stat).
@@ -310,6 +340,35 @@ double MachineBusySeconds() {
   return busy / sysconf(_SC_CLK_TCK);
 }
 
+// CPU seconds `pids` have used so far: their time on a CPU in ns from
+// /proc/PID/schedstat (single-threaded processes: nginx and php-fpm), else
+// user + system ticks from /proc/PID/stat (10 ms steps: too coarse for a
+// few µs per request over a few thousand requests).
+double ProcessesCpuSeconds(const std::vector<pid_t>& pids) {
+  double ticks = 0, ns = 0;
+  for (pid_t pid : pids) {
+    double on_cpu;
+    std::string sched =
+        ReadFileToString(absl::StrCat("/proc/", pid, "/schedstat"))
+            .value_or("");
+    if (absl::SimpleAtod(sched.substr(0, sched.find(' ')), &on_cpu)) {
+      ns += on_cpu;
+      continue;
+    }
+    std::string stat =
+        ReadFileToString(absl::StrCat("/proc/", pid, "/stat")).value_or("");
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 2), ' ');
+    double utime = 0, stime = 0;
+    if (f.size() > 12 && absl::SimpleAtod(f[11], &utime) &&
+        absl::SimpleAtod(f[12], &stime)) {
+      ticks += utime + stime;
+    }
+  }
+  return ns / 1e9 + ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // What one reqcost run reported (its --format json).
 struct ReqcostFigures {
   uint64_t events = 0;
@@ -324,6 +383,7 @@ struct Run {
   Load load;
   std::optional<ReqcostFigures> reqcost;
   double tracer_cpu_s = 0;  // CPU the tracer used up to the end of the load
+  double tracer_load_cpu_s = 0;  // of which during the load (not its start)
 };
 
 double Median(std::vector<double> v) {
@@ -547,6 +607,9 @@ std::vector<ProgStats> ReadProgStats(pid_t pid) {
 // What one scenario and mode gave over the rounds.
 struct ModeResult {
   std::vector<double> rps, rps_ratio, p50_ratio, p99_ratio, cpu_ratio;
+  // Per round: traced - untraced CPU per request of the traced processes
+  // and of the machine (µs), and the tracer's own CPU per request.
+  std::vector<double> stack_delta_us, machine_delta_us, tracer_us;
   std::vector<double> events_per_s, events_per_request;
   uint64_t max_dropped = 0;
   std::vector<std::string> complete;  // reqcost's complete / ab's, per run
@@ -555,7 +618,7 @@ struct ModeResult {
 
 struct ScenarioResult {
   Scenario scenario;
-  std::vector<double> base_rps, base_cpu;
+  std::vector<double> base_rps, base_cpu, base_stack_cpu;
   std::map<Mode, ModeResult> modes;
 };
 
@@ -609,9 +672,20 @@ class Bench {
       if (!t.ok()) return t.status();
       tracer.emplace(*std::move(t));
     }
+    std::vector<pid_t> stack = nginx_.AllPids();
+    for (pid_t p : fpm_.AllPids()) stack.push_back(p);
+    const double stack_before = ProcessesCpuSeconds(stack);
+    const double tracer_before = tracer ? tracer->CpuSeconds() : 0;
     absl::StatusOr<Load> load =
         RunLoad(dir_, Url(scenario), scenario.concurrency, flags_.seconds);
-    if (tracer) run.tracer_cpu_s = tracer->CpuSeconds();
+    const double stack_s = ProcessesCpuSeconds(stack) - stack_before;
+    if (load.ok()) {
+      load->stack_cpu_us_per_request = stack_s * 1e6 / load->complete;
+    }
+    if (tracer) {
+      run.tracer_cpu_s = tracer->CpuSeconds();
+      run.tracer_load_cpu_s = run.tracer_cpu_s - tracer_before;
+    }
     absl::StatusOr<std::string> out =
         tracer ? tracer->Stop() : absl::StatusOr<std::string>("");
     floor.reset();
@@ -644,9 +718,17 @@ class Bench {
       (void)testing::WriteStringToFile(sysctl, before);
       return t.status();
     }
+    // With the calls mode, the programs' runs for other processes' socket
+    // events (the socket-layer hooks fire for every process; the tgid check
+    // rejects them) are measured over an idle while first and taken off:
+    // on a shared machine they are many, and more per request the slower
+    // the page.
+    std::optional<ForeignBpf> foreign;
+    if (flags_.calls) foreign = IdleBpf(t->pid());
     absl::StatusOr<Load> load =
         RunLoad(dir_, Url(scenario), scenario.concurrency, flags_.seconds);
     std::vector<ProgStats> stats = ReadProgStats(t->pid());
+    if (foreign) stats = Minus(stats, foreign->at_end);
     absl::StatusOr<std::string> out = t->Stop();
     (void)testing::WriteStringToFile(sysctl, before);
     if (!load.ok()) return load.status();
@@ -681,12 +763,67 @@ class Bench {
           static_cast<double>(total_ns) / total_cnt,
           static_cast<double>(total_cnt) / load->complete,
           total_ns / 1e3 / load->complete);
+      double us = total_ns / 1e3 / load->complete;
+      if (foreign) {
+        const double other_ns = foreign->ns_per_s * load->seconds;
+        us = (static_cast<double>(total_ns) - other_ns) / 1e3 / load->complete;
+        std::printf(
+            "  %-22s %12.0f %10s %12.2f   => %.1f µs of BPF per request for "
+            "the stack\n",
+            "(other processes)", foreign->runs_per_s * load->seconds,
+            "idle rate", foreign->runs_per_s * load->seconds / load->complete,
+            us);
+      }
+      bpf_us_per_request_[{scenario.Label(), mode}].push_back(us);
     }
     std::fflush(stdout);
     return absl::OkStatus();
   }
 
+  // µs of BPF program time per request that each BpfStats run measured
+  // for `scenario` and `mode` (none when it did not run).
+  std::vector<double> BpfUsPerRequest(const Scenario& scenario,
+                                      Mode mode) const {
+    auto it = bpf_us_per_request_.find({scenario.Label(), mode});
+    if (it == bpf_us_per_request_.end()) return {};
+    return it->second;
+  }
+
  private:
+  // The programs' runs and time per second with the stack idle: other
+  // processes' socket events, measured over 2 s after attach.
+  struct ForeignBpf {
+    double runs_per_s = 0;
+    double ns_per_s = 0;
+    std::vector<ProgStats> at_end;  // the counters when it ended
+  };
+  static ForeignBpf IdleBpf(pid_t tracer) {
+    constexpr double kIdleSeconds = 2;
+    std::vector<ProgStats> a = ReadProgStats(tracer);
+    absl::SleepFor(absl::Seconds(kIdleSeconds));
+    ForeignBpf f;
+    f.at_end = ReadProgStats(tracer);
+    for (const ProgStats& d : Minus(f.at_end, a)) {
+      f.runs_per_s += static_cast<double>(d.run_cnt) / kIdleSeconds;
+      f.ns_per_s += static_cast<double>(d.run_time_ns) / kIdleSeconds;
+    }
+    return f;
+  }
+  // `now` less `before`, program by program (by name).
+  static std::vector<ProgStats> Minus(const std::vector<ProgStats>& now,
+                                      const std::vector<ProgStats>& before) {
+    std::vector<ProgStats> out;
+    for (ProgStats p : now) {
+      for (const ProgStats& b : before) {
+        if (b.name != p.name) continue;
+        p.run_cnt -= std::min(p.run_cnt, b.run_cnt);
+        p.run_time_ns -= std::min(p.run_time_ns, b.run_time_ns);
+      }
+      out.push_back(p);
+    }
+    return out;
+  }
+
   absl::StatusOr<Tracer> StartReqcost(Mode mode) {
     std::vector<std::string> argv = {REQCOST_BINARY, "attach",
                                      "-p",           absl::StrCat(nginx_.pid()),
@@ -710,6 +847,8 @@ class Bench {
   const TempDir& dir_;
   const Server& nginx_;
   const Server& fpm_;
+  std::map<std::pair<std::string, Mode>, std::vector<double>>
+      bpf_us_per_request_;
 };
 
 void PrintRun(const Scenario& s, int round, const Run& r) {
@@ -719,6 +858,10 @@ void PrintRun(const Scenario& s, int round, const Run& r) {
       s.Label().c_str(), round, ModeName(r.mode), r.load.rps, r.load.p50_ms,
       r.load.p99_ms, r.load.cpu_us_per_request,
       static_cast<long long>(r.load.complete));
+  if (IsCallsPage(s.page)) {
+    std::printf("  nginx+php-fpm CPU %5.0f µs/request",
+                r.load.stack_cpu_us_per_request);
+  }
   if (IsReqcost(r.mode) || r.mode == Mode::kStrace) {
     std::printf("  tracer CPU %.0f%%", 100 * r.tracer_cpu_s / r.load.seconds);
   }
@@ -794,11 +937,26 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
       continue;
     }
     a = argv[i];
-    if (absl::ConsumePrefix(&a, "--page=") &&
-        (a == "hello" || a == "files" || a == "both")) {
-      f.hello = a != "files";
-      f.files = a != "hello";
+    if (absl::ConsumePrefix(&a, "--calls-concurrency=") &&
+        ParseIntList(a, &f.calls_concurrency)) {
       continue;
+    }
+    a = argv[i];
+    if (absl::ConsumePrefix(&a, "--page=")) {
+      bool hello = false, files = false, calls = false, ok = !a.empty();
+      for (absl::string_view p : absl::StrSplit(a, ',')) {
+        hello = hello || p == "hello" || p == "both";
+        files = files || p == "files" || p == "both";
+        calls = calls || p == "calls";
+        ok = ok && (p == "hello" || p == "files" || p == "both" ||
+                    p == "calls");
+      }
+      if (ok) {
+        f.hello = hello;
+        f.files = files;
+        f.calls = calls;
+        continue;
+      }
     }
     a = argv[i];
     if (absl::ConsumePrefix(&a, "--modes=")) {
@@ -878,7 +1036,124 @@ double FpmMedianMs(const Server& fpm, const std::string& page) {
 
 // What each page's body must contain to count as served.
 std::string ExpectedBody(const std::string& page) {
+  if (IsCallsPage(page)) return "ok";
   return page == "files.php" ? "50 parts, 300 paths checked" : "123";
+}
+
+// Median (lowest..highest) of `v`, in µs.
+std::string SpreadUs(const std::vector<double>& v) {
+  if (v.empty()) return "-";
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return absl::StrFormat("%.1f (%.1f..%.1f)", Median(v), *lo, *hi);
+}
+
+// The calls page's cost: per reqcost mode, what tracing added per request
+// (CPU of the traced processes, where the BPF programs run, of the machine,
+// and of the tracer itself), and, against hello.php at the same concurrency
+// (a request's own socket events, nothing else), the cost of one call.
+// Each figure is over the rounds: a round's traced run minus its untraced
+// run; the per-call figure pairs the rounds of the two pages by number.
+void PrintCallsCost(const std::vector<ScenarioResult>& results,
+                    const std::vector<Mode>& modes, const Bench& bench) {
+  for (const ScenarioResult& calls : results) {
+    if (!IsCallsPage(calls.scenario.page)) continue;
+    const ScenarioResult* hello = nullptr;
+    for (const ScenarioResult& r : results) {
+      if (r.scenario.page == "hello.php" &&
+          r.scenario.concurrency == calls.scenario.concurrency) {
+        hello = &r;
+      }
+    }
+    std::printf(
+        "\nCALLS (%s, %d calls per request; traced - untraced of the same "
+        "round, µs per request: median (lowest..highest))\n",
+        calls.scenario.Label().c_str(), kCallsPerRequest);
+    std::printf("  untraced: nginx+php-fpm %s, machine %s µs/request\n",
+                SpreadUs(calls.base_stack_cpu).c_str(),
+                SpreadUs(calls.base_cpu).c_str());
+    for (Mode m : modes) {
+      if (!IsReqcost(m)) continue;
+      auto it = calls.modes.find(m);
+      if (it == calls.modes.end() || it->second.rps.empty()) continue;
+      const ModeResult& mr = it->second;
+      std::printf(
+          "  %-16s added: nginx+php-fpm %s, machine %s, tracer %s; "
+          "events %.1f per request\n",
+          ModeName(m), SpreadUs(mr.stack_delta_us).c_str(),
+          SpreadUs(mr.machine_delta_us).c_str(), SpreadUs(mr.tracer_us).c_str(),
+          Median(mr.events_per_request));
+      if (hello == nullptr) continue;
+      auto h = hello->modes.find(m);
+      if (h == hello->modes.end() || h->second.rps.empty()) continue;
+      const ModeResult& hr = h->second;
+      // Per round: (calls' added cost - hello's) / calls, for the traced
+      // processes and for traced processes + tracer.
+      std::vector<double> per_call, per_call_all;
+      size_t n = std::min({mr.stack_delta_us.size(), hr.stack_delta_us.size(),
+                           mr.tracer_us.size(), hr.tracer_us.size()});
+      for (size_t i = 0; i < n; ++i) {
+        per_call.push_back((mr.stack_delta_us[i] - hr.stack_delta_us[i]) /
+                           kCallsPerRequest);
+        per_call_all.push_back((mr.stack_delta_us[i] + mr.tracer_us[i] -
+                                hr.stack_delta_us[i] - hr.tracer_us[i]) /
+                               kCallsPerRequest);
+      }
+      std::vector<double> hello_all;
+      for (size_t i = 0; i < std::min(hr.stack_delta_us.size(),
+                                      hr.tracer_us.size());
+           ++i) {
+        hello_all.push_back(hr.stack_delta_us[i] + hr.tracer_us[i]);
+      }
+      std::vector<double> per_call_tracer;
+      for (size_t i = 0; i < std::min(mr.tracer_us.size(), hr.tracer_us.size());
+           ++i) {
+        per_call_tracer.push_back((mr.tracer_us[i] - hr.tracer_us[i]) /
+                                  kCallsPerRequest);
+      }
+      std::printf(
+          "  %-16s hello.php (a request's socket events, %.1f events): "
+          "nginx+php-fpm %s, tracer %s, both %s\n",
+          "", Median(hr.events_per_request), SpreadUs(hr.stack_delta_us).c_str(),
+          SpreadUs(hr.tracer_us).c_str(), SpreadUs(hello_all).c_str());
+      std::printf(
+          "  %-16s => one call: nginx+php-fpm %s, tracer %s, both %s "
+          "(%.2f events per call)\n",
+          "", SpreadUs(per_call).c_str(), SpreadUs(per_call_tracer).c_str(),
+          SpreadUs(per_call_all).c_str(),
+          (Median(mr.events_per_request) - Median(hr.events_per_request)) /
+              kCallsPerRequest);
+      // The BPF programs' own time (bpf_stats), which the load of a shared
+      // machine does not blur: per request, and per call against hello.php.
+      // Runs paired by number, as the rounds are.
+      std::vector<double> bpf_calls = bench.BpfUsPerRequest(calls.scenario, m);
+      std::vector<double> bpf_hello = bench.BpfUsPerRequest(hello->scenario, m);
+      std::vector<double> bpf_per_call;
+      for (size_t i = 0; i < std::min(bpf_calls.size(), bpf_hello.size());
+           ++i) {
+        bpf_per_call.push_back((bpf_calls[i] - bpf_hello[i]) /
+                               kCallsPerRequest);
+      }
+      if (!bpf_per_call.empty()) {
+        std::printf(
+            "  %-16s BPF programs for the stack (bpf_stats runs, other "
+            "processes' share taken off): hello.php %s, calls.php %s µs per "
+            "request => %s µs per call\n",
+            "", SpreadUs(bpf_hello).c_str(), SpreadUs(bpf_calls).c_str(),
+            absl::StrFormat("%.2f (%.2f..%.2f)", Median(bpf_per_call),
+                            *std::min_element(bpf_per_call.begin(),
+                                              bpf_per_call.end()),
+                            *std::max_element(bpf_per_call.begin(),
+                                              bpf_per_call.end()))
+                .c_str());
+        std::printf(
+            "  %-16s => medians: one call %.2f µs (BPF + tracer) against a "
+            "hello.php request's socket events %.2f µs (BPF + tracer)\n",
+            "", Median(bpf_per_call) + Median(per_call_tracer),
+            Median(bpf_hello) + Median(hr.tracer_us));
+      }
+    }
+  }
+  std::fflush(stdout);
 }
 
 // A target on the default reqcost mode: met, MISSED or not measured.
@@ -915,14 +1190,35 @@ int Main(int argc, char** argv) {
     for (int c : flags->files_concurrency)
       scenarios.push_back({"files.php", c});
   }
+  // The calls page's Redis: started here, in the temp dir, stopped by PID.
+  std::optional<Subprocess> redis;
+  int redis_port = 0;
+
+  absl::StatusOr<TempDir> dir = TempDir::Create("reqcost-bench");
+  if (!dir.ok()) return fail(dir.status());
+  if (flags->calls) {
+    absl::StatusOr<int> port = testing::FreeTcpPort();
+    if (!port.ok()) return fail(port.status());
+    redis_port = *port;
+    absl::StatusOr<Subprocess> r = Subprocess::Start(
+        {"/usr/bin/redis-server", "--port", absl::StrCat(redis_port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+         dir->path()},
+        dir->File("redis.out"), dir->File("redis.err"));
+    if (!r.ok()) return fail(r.status());
+    redis.emplace(*std::move(r));
+    absl::Status up = testing::WaitForListening(
+        absl::StrCat("127.0.0.1:", redis_port), absl::Seconds(30), &*redis);
+    if (!up.ok()) return fail(up);
+    for (int c : flags->calls_concurrency) {
+      scenarios.push_back({CallsPage(redis_port), c});
+    }
+  }
   std::vector<std::string> pages;
   for (const Scenario& s : scenarios) {
     if (std::find(pages.begin(), pages.end(), s.page) == pages.end())
       pages.push_back(s.page);
   }
-
-  absl::StatusOr<TempDir> dir = TempDir::Create("reqcost-bench");
-  if (!dir.ok()) return fail(dir.status());
   testing::PhpFpmOptions fpm_opts;
   fpm_opts.children = flags->fpm_children;
   absl::StatusOr<Server> fpm = testing::StartPhpFpm(*dir, fpm_opts);
@@ -1015,6 +1311,7 @@ int Main(int argc, char** argv) {
       const Load& base = runs[Mode::kBase].load;
       res.base_rps.push_back(base.rps);
       res.base_cpu.push_back(base.cpu_us_per_request);
+      res.base_stack_cpu.push_back(base.stack_cpu_us_per_request);
       std::printf("  %s round %d ratios to base:", sc.Label().c_str(), round);
       for (Mode m : flags->modes) {
         auto it = runs.find(m);
@@ -1027,6 +1324,13 @@ int Main(int argc, char** argv) {
         if (base.p50_ms > 0) mr.p50_ratio.push_back(l.p50_ms / base.p50_ms);
         if (base.p99_ms > 0) mr.p99_ratio.push_back(l.p99_ms / base.p99_ms);
         mr.cpu_ratio.push_back(l.cpu_us_per_request / base.cpu_us_per_request);
+        mr.stack_delta_us.push_back(l.stack_cpu_us_per_request -
+                                    base.stack_cpu_us_per_request);
+        mr.machine_delta_us.push_back(l.cpu_us_per_request -
+                                      base.cpu_us_per_request);
+        if (l.complete > 0) {
+          mr.tracer_us.push_back(run.tracer_load_cpu_s * 1e6 / l.complete);
+        }
         std::printf("  %s %.3f/%.3f", ModeName(m), mr.rps_ratio.back(),
                     mr.cpu_ratio.back());
         if (run.reqcost) {
@@ -1045,14 +1349,18 @@ int Main(int argc, char** argv) {
   }
 
   if (flags->bpf_stats) {
-    for (const Scenario& sc : scenarios) {
-      for (Mode m : flags->modes) {
-        if (!IsReqcost(m)) continue;
-        if (absl::Status s = bench.BpfStats(m, sc); !s.ok()) {
-          all_ok = false;
-          std::printf("\nBPF programs during one %s run, %s: FAILED: %s\n",
-                      ModeName(m), sc.Label().c_str(),
-                      std::string(s.message()).c_str());
+    // The calls mode's per-call figure pairs 3 runs of each page, taken in
+    // turn.
+    for (int i = 0; i < (flags->calls ? 3 : 1); ++i) {
+      for (const Scenario& sc : scenarios) {
+        for (Mode m : flags->modes) {
+          if (!IsReqcost(m)) continue;
+          if (absl::Status s = bench.BpfStats(m, sc); !s.ok()) {
+            all_ok = false;
+            std::printf("\nBPF programs during one %s run, %s: FAILED: %s\n",
+                        ModeName(m), sc.Label().c_str(),
+                        std::string(s.message()).c_str());
+          }
         }
       }
     }
@@ -1096,6 +1404,8 @@ int Main(int argc, char** argv) {
     }
   }
 
+  PrintCallsCost(results, flags->modes, bench);
+
   // The overhead targets, on the default reqcost mode.
   const Target targets[] = {
       {"hello.php c=4",
@@ -1137,6 +1447,10 @@ int Main(int argc, char** argv) {
 
   absl::Status s1 = nginx->Stop();
   absl::Status s2 = fpm->Stop();
+  if (redis.has_value()) {
+    absl::StatusOr<int> stopped = redis->Stop(absl::Seconds(10));
+    if (!stopped.ok()) return fail(stopped.status());
+  }
   if (!s1.ok()) return fail(s1);
   if (!s2.ok()) return fail(s2);
   return all_ok ? 0 : 1;

@@ -19,9 +19,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/html/page_checks.h"
 #include "tests/integration/breakdown_expect.h"
 #include "tests/integration/profiled_run.h"
 #include "tests/integration/reqcost_run.h"
+#include "tests/support/browser.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/otlp_json_check.h"
 #include "tests/support/stack.h"
@@ -423,6 +425,40 @@ TEST_F(BackendCallsTest, MariadbTcpAndRedisWithPayloadNameTheirQueries) {
   }
   EXPECT_NEAR(compared["calls"]["backend_own"]["mean_us"].get<double>(), 0.0,
               1e-6);
+
+  // The --html page of the capture in Chromium: each slowest request's
+  // calls as bars inside its backend bar, a calls table row per peer, the
+  // query among the slowest queries.
+  const std::string html = dir.File("calls.html");
+  ASSERT_OK_AND_ASSIGN(
+      page_run, RunReqcost(dir, {"report", run.capture, "--html", html,
+                                 "--slowest", "3"}));
+  ASSERT_EQ(page_run.code, 0) << page_run.err;
+  ASSERT_OK_AND_ASSIGN(page_text, ReadFileToString(html));
+  const std::string open = "id=\"reqcost-data\">";
+  size_t from = page_text.find(open);
+  ASSERT_NE(from, std::string::npos);
+  from += open.size();
+  json data = json::parse(
+      page_text.substr(from, page_text.find("</script>", from) - from));
+  ASSERT_EQ(data["slowest"].size(), 3u);
+  ASSERT_OK_AND_ASSIGN(dom, DumpDom(dir, html));
+  ASSERT_THAT(dom, ::testing::HasSubstr("data-rendered=\"ok\""));
+  for (const json& q : data["slowest"]) {
+    const std::string svg = SvgOf(dom, absl::StrCat(q["id"].get<uint64_t>()));
+    ASSERT_FALSE(svg.empty());
+    EXPECT_GT(q["calls"].size(), 5u);  // the GETs at least
+    EXPECT_EQ(Count(svg, "<rect class=\"call\""), q["calls"].size());
+    EXPECT_EQ(Count(svg, "<rect class=\"call\" data-peer=\"mysql:" + my),
+              5u);  // connect + greeting, login, 2 queries, COM_QUIT
+  }
+  const std::string table = Between(dom, "<table class=\"calls\"", "</table>");
+  EXPECT_EQ(Count(table, "<tr data-peer=\"mysql:" + my + "\""), 1u);
+  EXPECT_EQ(Count(table, absl::StrCat("<tr data-peer=\"redis:127.0.0.1:",
+                                      redis_port, "\"")),
+            1u);
+  EXPECT_THAT(Between(dom, "<table class=\"slowest-queries\"", "</table>"),
+              ::testing::HasSubstr("SELECT SLEEP(0.004)"));
   for (Subprocess* s : {&redis, &mariadb}) {
     EXPECT_TRUE(s->Stop(absl::Seconds(20)).ok()) << s->name();
   }

@@ -39,6 +39,23 @@
     if (side === 'backend') return 'backend';
     return peer === 'backend' ? 'transport' : 'server';
   }
+  // Peer colours: none of the phase colours, so a call never reads as a
+  // phase. The report's peers take them in its order (most time first),
+  // others in order of first sight; past the palette they repeat.
+  var PEER_COLOURS = ['#76b7b2', '#b07aa1', '#edc948', '#9c755f', '#ff9da7',
+    '#17becf', '#8c564b', '#bcbd22', '#7f7f7f', '#1f3a93'];
+  var peerColour = {}, peerCount = 0;
+  function colourOf(peer) {
+    if (!(peer in peerColour)) {
+      peerColour[peer] = PEER_COLOURS[peerCount++ % PEER_COLOURS.length];
+    }
+    return peerColour[peer];
+  }
+  function callText(c) {
+    return c.peer + (c.protocol ? ' (' + c.protocol + ')' : '') +
+      (c.query !== null && c.query !== undefined ? ': ' + c.query : '') +
+      (c.opens ? ' [opens its connection]' : '') + (c.reply ? '' : ' [no reply]');
+  }
   function niceStep(span) {
     if (!(span > 0)) return 1;
     var p = Math.pow(10, Math.floor(Math.log10(span)));
@@ -128,11 +145,14 @@
           'data-phase': b.cls, 'data-us': b.dur, 'data-start-us': b.start,
           x: x(b.start), y: y + 2, width: Math.max(1, x(b.start + b.dur) - x(b.start)),
           height: laneH - 4 }, svg);
-        s('title', null, r, b.cls + ': ' + fmt(b.dur) + ' from ' + fmt(b.start));
+        s('title', null, r, b.cls + ': ' + fmt(b.dur) + ' from ' + fmt(b.start) +
+          (b.cls === 'backend' && spec.own !== null && spec.own !== undefined
+            ? ', own ' + fmt(spec.own) : ''));
         if (b.cls === 'queue' && x(b.start + b.dur) - x(b.start) > 34) {
           s('text', { x: x(b.start) + 3, y: y + 13, 'class': 'value' }, svg, 'queue');
         }
       });
+      if (lane === 'backend') drawCalls(svg, spec, x, y, laneH, labelW + plotW + 6, narrow);
     });
     spec.rows.forEach(function (r, j) {
       var y = rowsTop + j * rowH;
@@ -151,6 +171,23 @@
         (narrow ? r.shortValue : r.value) + (beyond ? ' @' + fmt(r.start) : ''));
     });
   }
+  // The request's backend calls as bars inside its backend lane, each at
+  // its start and end, in its peer's colour; the backend's own time (backend
+  // minus the union of the calls) written at the lane's end.
+  function drawCalls(svg, spec, x, y, laneH, valueX, narrow) {
+    (spec.calls || []).forEach(function (c) {
+      var bx = x(c.start), bw = Math.max(1, x(c.start + c.dur) - bx);
+      var r = s('rect', { 'class': 'call', 'data-peer': c.peer,
+        'data-protocol': c.protocol, 'data-us': c.dur, 'data-start-us': c.start,
+        'data-end-us': c.start + c.dur, fill: colourOf(c.peer),
+        x: bx, y: y + 4, width: bw, height: laneH - 8 }, svg);
+      s('title', null, r, callText(c) + ': ' + fmt(c.dur) + ' from ' + fmt(c.start));
+    });
+    if (spec.own !== null && spec.own !== undefined) {
+      s('text', { 'class': 'value own', 'data-own-us': spec.own, x: valueX, y: y + 13 },
+        svg, 'own ' + fmt(spec.own) + (narrow ? '' : ', ' + spec.calls.length + ' calls'));
+    }
+  }
   function waterfall(parent, spec) {
     chart(parent, spec.caption, function (box, w) { drawWaterfall(box, w, spec); });
     table(parent, 'Table: ' + spec.title,
@@ -159,6 +196,10 @@
         .map(function (b) { return [b.lane, '(' + b.cls + ')', fmt(b.start), fmt(b.dur), ''];
         }).concat(spec.rows.map(function (r) {
           return [r.lane, r.label, fmt(r.start), r.dur === null ? '-' : fmt(r.dur), r.value];
+        })).concat((spec.calls || []).map(function (c) {
+          return ['backend', 'call \u2192 ' + c.peer, fmt(c.start), fmt(c.dur),
+                  (c.protocol || '') + (c.query !== null && c.query !== undefined
+                    ? ' ' + c.query : '')];
         })), 'waterfall-table');
   }
   function rowLabel(side, name, peer) {
@@ -246,10 +287,21 @@
     if (q.queue_us !== null && connectEnd !== null) {
       spec.bands.push({ lane: 'transport', cls: 'queue', start: connectEnd, dur: q.queue_us });
     }
-    spec.title = 'Request #' + q.id + ': ' + q.syscalls.length + ' syscalls on a time axis';
+    spec.calls = (q.calls || []).map(function (c) {
+      return { peer: c.peer, protocol: c.protocol, query: c.query, opens: c.opens,
+               reply: c.reply, start: c.offset_us, dur: c.dur_us };
+    });
+    spec.own = q.calls && q.calls.length > 0 ? q.backend_own_us : null;
+    spec.title = 'Request #' + q.id + ': ' + q.syscalls.length + ' syscalls' +
+      (spec.calls.length ? ' and ' + spec.calls.length + ' backend calls' : '') +
+      ' on a time axis';
     spec.desc = 'Total ' + fmt(q.total_us) + ' = server ' + fmt(q.server_us) +
       ' + transport ' + fmt(q.transport_us) + ' + backend ' + fmt(q.backend_us) +
-      (q.queue_us !== null ? '; queue ' + fmt(q.queue_us) : '') + '.';
+      (q.queue_us !== null ? '; queue ' + fmt(q.queue_us) : '') + '.' +
+      (spec.own !== null && spec.own !== undefined ? ' Backend own ' + fmt(spec.own) +
+        '; calls: ' + (q.peers || []).map(function (p) {
+          return p.peer + ' ' + fmt(p.us) + ' (' + p.calls + ')';
+        }).join(', ') + '.' : '');
     return spec;
   }
 
@@ -378,6 +430,18 @@
       rep.capture.duration_s.toFixed(3) + ' s');
     fact('events', rep.capture.events + ', dropped ' + rep.capture.dropped_events);
     fact('backend timing', rep.backend_timing);
+    // Every counted anomaly that is not zero (definitions.md, "Anomalies"):
+    // what was not followed or not attributed is said, not hidden.
+    var an = rep.anomalies || {};
+    var seen = Object.keys(an).filter(function (k) { return an[k] > 0; });
+    if (seen.length) {
+      h('dt', null, dl, 'anomalies');
+      var dd = h('dd', { 'class': 'anomalies' }, dl);
+      seen.forEach(function (k, i) {
+        h('span', { 'data-anomaly': k, 'data-count': an[k] }, dd,
+          (i ? ', ' : '') + k + ' ' + an[k]);
+      });
+    }
     fact('processes', rep.capture.processes.map(function (p) {
       return p.pid + ' ' + p.comm + ' (' + p.role + ')';
     }).join(', '));
@@ -405,7 +469,89 @@
       h('p', { 'class': 'note' }, art, 'client connection ' + q.client_conn +
         ', backend connection ' + q.backend_conn + ', backend ' + q.backend_timing +
         ', server pid ' + q.pid);
+      if (q.calls && q.calls.length > 0) {
+        var own = q.backend_own_us;
+        var p = h('p', { 'class': 'note calls-line', 'data-own-us': own }, art,
+          'backend own ' + fmt(own) + ' of ' + fmt(q.backend_us) + '; calls: ');
+        (q.peers || []).forEach(function (pt, i) {
+          if (i) p.appendChild(document.createTextNode(', '));
+          var sp = h('span', { 'class': 'peer-time', 'data-peer': pt.peer,
+            'data-us': pt.us, 'data-calls': pt.calls }, p);
+          h('i', { 'class': 'swatch', style: 'background:' + colourOf(pt.peer) }, sp);
+          sp.appendChild(document.createTextNode(pt.peer + ' ' + fmt(pt.us) + ' (' +
+            pt.calls + (pt.calls === 1 ? ' call)' : ' calls)')));
+        });
+      }
       waterfall(art, requestSpec(q, id));
+    });
+  }
+  // ---- the backend's calls: per peer, and the slowest queries ----
+  function hasCalls(rep) {
+    return rep.calls && rep.calls.requests > 0 && rep.calls.peers.length > 0;
+  }
+  function peerName(p) {
+    return p.folded !== null && p.folded !== undefined
+      ? 'other peers (' + p.folded + ' folded)' : p.peer;
+  }
+  function callsSection(parent, rep) {
+    var c = rep.calls;
+    h('p', { 'class': 'note' }, parent, 'Over ' + c.requests + ' complete requests with a ' +
+      'measured backend. Backend own: the backend phase less the union of its calls. ' +
+      'A peer\u2019s mean, p50 and p99 are its calls\u2019 summed time per request that ' +
+      'called it; calls per request are over all ' + c.requests + '.');
+    var wrap = h('div', { 'class': 'table-wrap' }, parent);
+    var t = h('table', { 'class': 'calls' }, wrap);
+    var tr = h('tr', null, h('thead', null, t));
+    ['', 'protocol', 'mean', 'p50', 'p99', 'calls/req', 'requests'].forEach(function (x) {
+      h('th', { scope: 'col', 'class': x === 'protocol' ? 'text' : null }, tr, x);
+    });
+    var body = h('tbody', null, t);
+    function row(name, protocol, v, perReq, requests, attrs, colour) {
+      var r = h('tr', attrs, body);
+      var th = h('th', { scope: 'row' }, r);
+      if (colour) h('i', { 'class': 'swatch', style: 'background:' + colour }, th);
+      th.appendChild(document.createTextNode(name));
+      h('td', { 'class': 'text' }, r, protocol || '');
+      ['mean_us', 'p50_us', 'p99_us'].forEach(function (f) {
+        h('td', { 'data-field': f }, r, v ? fmt(v[f]) : '-');
+      });
+      h('td', { 'data-field': 'calls_per_request' }, r,
+        perReq === null ? '' : perReq.toFixed(2));
+      h('td', null, r, requests === null ? '' : String(requests));
+    }
+    var own = c.backend_own;
+    row('backend own', null, own, null, own ? own.count : null,
+        { 'data-peer': '(own)', 'data-mean-us': own ? own.mean_us : null,
+          'data-p50-us': own ? own.p50_us : null, 'data-p99-us': own ? own.p99_us : null,
+          'class': 'own' }, '#59a14f');
+    c.peers.forEach(function (p) {
+      var other = p.folded !== null && p.folded !== undefined;
+      row(peerName(p), p.protocol, p.time, p.calls_per_request, p.requests,
+          { 'data-peer': other ? '(other)' : p.peer, 'data-mean-us': p.time.mean_us,
+            'data-p50-us': p.time.p50_us, 'data-p99-us': p.time.p99_us,
+            'data-calls-per-request': p.calls_per_request, 'data-calls': p.calls },
+          other ? '#bab0ac' : colourOf(p.peer));
+    });
+    if (!c.slowest || c.slowest.length === 0) return;
+    h('h3', null, parent, 'The slowest queries');
+    h('p', { 'class': 'note' }, parent, 'The ' + c.slowest.length + ' slowest calls that ' +
+      'carried a query (--payload): SQL cut to the payload size, a Redis command\u2019s ' +
+      'name only.');
+    wrap = h('div', { 'class': 'table-wrap' }, parent);
+    t = h('table', { 'class': 'slowest-queries' }, wrap);
+    tr = h('tr', null, h('thead', null, t));
+    ['time', 'peer', 'request', 'query'].forEach(function (x) {
+      h('th', { scope: 'col', 'class': x === 'peer' || x === 'query' ? 'text' : null },
+        tr, x);
+    });
+    body = h('tbody', null, t);
+    c.slowest.forEach(function (q) {
+      var r = h('tr', { 'data-us': q.us, 'data-request-id': q.request_id,
+                        'data-peer': q.peer }, body);
+      h('td', null, r, fmt(q.us));
+      h('td', { 'class': 'text' }, r, q.peer);
+      h('td', null, r, '#' + q.request_id);
+      h('td', { 'class': 'text query' }, r, q.query);
     });
   }
   function laneKey(parent) {
@@ -427,6 +573,12 @@
     var sec = h('section', { id: 'phases' }, app);
     h('h2', null, sec, 'Phases (complete requests)');
     phaseSection(sec, rep);
+    if (hasCalls(rep)) {
+      rep.calls.peers.forEach(function (p) { colourOf(p.peer); });
+      sec = h('section', { id: 'calls' }, app);
+      h('h2', null, sec, 'Backend calls');
+      callsSection(sec, rep);
+    }
     sec = h('section', { id: 'average' }, app);
     h('h2', null, sec, 'The average request');
     laneKey(sec);
@@ -517,6 +669,12 @@
       facts(col, it[1], null);
       h('h3', null, col, 'Phases');
       phaseSection(col, it[1]);
+      if (hasCalls(it[1])) {
+        it[1].calls.peers.forEach(function (p) { colourOf(p.peer); });
+        var calls = h('section', { 'class': 'calls', 'data-side': it[0] }, col);
+        h('h3', null, calls, 'Backend calls');
+        callsSection(calls, it[1]);
+      }
       h('h3', null, col, 'The average request');
       laneKey(col);
       averageSection(col, it[1], 'average-' + it[0].toLowerCase(), it[0]);
