@@ -4,20 +4,22 @@
 // keys in arrival order, once the newest key seen is a reorder window past
 // theirs (internal to the profiler).
 //
-// Layout: each queued event lives in a slot of a pool whose slots are reused
-// (a slot holding the same kind of event is assigned in place, so a reused
-// slot keeps its payload's allocation), and the order is a ring of small
-// (key, slot) entries. An event that arrives in order is one entry appended
-// at the ring's back; a late one shifts only the entries after its place,
-// 16 bytes each, never an event. Nothing is allocated per event once the
-// pool and the ring have grown to the window's backlog.
+// Layout: the events sit in a ring of fixed slots in arrival order (a slot
+// holding the same kind of event is assigned in place, so a reused slot
+// keeps its payload's allocation), and their order is a second ring of
+// small (key, arrival number) entries. An event that arrives in order is
+// one entry appended at the back; a late one shifts only the entries after
+// its place, 16 bytes each, never an event. Events leave in nearly the
+// order they arrived, so both rings are walked nearly sequentially (a
+// window's backlog is megabytes at a saturated stack's event rate: memory
+// order matters more than instructions). Nothing is allocated per event
+// once the rings have grown to the window's backlog.
 #ifndef REQCOST_ANALYZERS_REORDER_BUFFER_H_
 #define REQCOST_ANALYZERS_REORDER_BUFFER_H_
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <variant>
 #include <vector>
@@ -29,6 +31,7 @@ namespace reqcost::analyzers {
 // An event waiting in the reorder buffer, processed in order of `key`, then
 // of arrival.
 struct Queued {
+  Queued() = default;
   template <typename Event>
   Queued(uint64_t key, const Event& event) : key(key), item(event) {}
 
@@ -65,79 +68,85 @@ class ReorderBuffer {
   // The key of the oldest event still queued, if any.
   std::optional<uint64_t> oldest_key() const {
     if (size_ == 0) return std::nullopt;
-    return ring_[head_].key;
+    return order_[head_].key;
   }
   // The number of events queued.
   size_t size() const { return size_; }
-  // The number of events the ring holds before it grows (0 before the first
-  // Push; a power of two after).
-  size_t capacity() const { return ring_.size(); }
+  // The number of events the rings hold before they grow (0 before the
+  // first Push; a power of two after).
+  size_t capacity() const { return slots_.size(); }
   // Calls `fn(const SyscallEvent&)` on each queued syscall, in order, whose
   // key is at most `limit`.
   template <typename Fn>
   void ForEachSyscallUpTo(uint64_t limit, Fn&& fn) const;
 
  private:
-  // One queued event in order: its key and the pool slot holding it.
+  // One queued event in order: its key and its arrival number (its slot is
+  // the number modulo the slot ring's size).
   struct Entry {
     uint64_t key;
-    uint32_t slot;
+    uint64_t seq;
   };
   static constexpr size_t kInitialRing = 1024;
 
   // The i-th entry in order (0 = oldest).
-  Entry& At(size_t i) { return ring_[(head_ + i) & (ring_.size() - 1)]; }
+  Entry& At(size_t i) { return order_[(head_ + i) & (order_.size() - 1)]; }
   const Entry& At(size_t i) const {
-    return ring_[(head_ + i) & (ring_.size() - 1)];
+    return order_[(head_ + i) & (order_.size() - 1)];
   }
-  // Stores `event` in a free slot (a new one if none) and returns it.
-  template <typename Event>
-  uint32_t Store(uint64_t key, const Event& event);
-  // Doubles the ring, keeping the order from index 0.
+  Queued& Slot(uint64_t seq) { return slots_[seq & (slots_.size() - 1)]; }
+  const Queued& Slot(uint64_t seq) const {
+    return slots_[seq & (slots_.size() - 1)];
+  }
+  // Doubles both rings, keeping every entry and every slot not yet free.
   void Grow();
 
   const uint64_t window_ns_;
-  // The pool. A deque: slots keep their address as it grows, so the event
-  // being handled stays put.
-  std::deque<Queued> slots_;
-  std::vector<uint32_t> free_;  // slots not queued; the last freed on top
+  // The slots of arrival numbers [oldest_seq_, next_seq_), a power of two of
+  // them (or none); done_[i] marks slot i handed out. A slot is free once it
+  // and every older one are handed out: events leave in nearly their
+  // arrival order, so a late one holds back few.
+  std::vector<Queued> slots_;
+  std::vector<uint8_t> done_;
+  uint64_t oldest_seq_ = 0;
+  uint64_t next_seq_ = 0;
   // Entries ordered by key, equal keys in arrival order: size_ of them from
-  // head_, wrapping; its size is a power of two (or 0).
-  std::vector<Entry> ring_;
+  // head_, wrapping; as many places as slots_.
+  std::vector<Entry> order_;
   size_t head_ = 0;
   size_t size_ = 0;
   uint64_t newest_ns_ = 0;
   uint64_t processed_ns_ = 0;
 };
 
-template <typename Event>
-uint32_t ReorderBuffer::Store(uint64_t key, const Event& event) {
-  if (free_.empty()) {
-    slots_.emplace_back(key, event);
-    return static_cast<uint32_t>(slots_.size() - 1);
-  }
-  uint32_t slot = free_.back();
-  free_.pop_back();
-  Queued& q = slots_[slot];
-  q.key = key;
-  // Assigned in place when the slot held the same kind of event: its
-  // strings and vectors keep their capacity.
-  q.item = event;
-  return slot;
-}
-
 inline void ReorderBuffer::Grow() {
-  std::vector<Entry> bigger(ring_.empty() ? kInitialRing : 2 * ring_.size());
-  for (size_t i = 0; i < size_; ++i) bigger[i] = At(i);
-  ring_.swap(bigger);
+  const size_t old_size = slots_.size();
+  const size_t new_size = old_size == 0 ? kInitialRing : 2 * old_size;
+  std::vector<Queued> slots(new_size);
+  std::vector<uint8_t> done(new_size, 0);
+  for (uint64_t seq = oldest_seq_; seq < next_seq_; ++seq) {
+    slots[seq & (new_size - 1)] = std::move(slots_[seq & (old_size - 1)]);
+    done[seq & (new_size - 1)] = done_[seq & (old_size - 1)];
+  }
+  std::vector<Entry> order(new_size);
+  for (size_t i = 0; i < size_; ++i) order[i] = At(i);
+  slots_.swap(slots);
+  done_.swap(done);
+  order_.swap(order);
   head_ = 0;
 }
 
 template <typename Event>
 bool ReorderBuffer::Push(uint64_t key, const Event& event) {
   const bool in_time = key >= processed_ns_;
-  if (size_ == ring_.size()) Grow();
-  const uint32_t slot = Store(key, event);
+  if (next_seq_ - oldest_seq_ == slots_.size()) Grow();
+  const uint64_t seq = next_seq_++;
+  Queued& q = Slot(seq);
+  q.key = key;
+  // Assigned in place when the slot held the same kind of event: its
+  // strings and vectors keep their capacity.
+  q.item = event;
+  done_[seq & (done_.size() - 1)] = 0;
   // After every queued event with a key up to this one: arrival order
   // breaks ties. Nearly every event goes at the back.
   size_t at = size_;
@@ -154,7 +163,7 @@ bool ReorderBuffer::Push(uint64_t key, const Event& event) {
     at = lo;
     for (size_t i = size_; i > at; --i) At(i) = At(i - 1);
   }
-  At(at) = Entry{key, slot};
+  At(at) = Entry{key, seq};
   ++size_;
   newest_ns_ = std::max(newest_ns_, key);
   return in_time;
@@ -163,13 +172,17 @@ bool ReorderBuffer::Push(uint64_t key, const Event& event) {
 template <typename Handle>
 void ReorderBuffer::Drain(bool all, Handle&& handle) {
   while (size_ > 0) {
-    const Entry front = ring_[head_];
+    const Entry front = order_[head_];
     if (!all && front.key + window_ns_ > newest_ns_) break;
     processed_ns_ = std::max(processed_ns_, front.key);
-    handle(static_cast<const Queued&>(slots_[front.slot]));
-    head_ = (head_ + 1) & (ring_.size() - 1);
+    handle(static_cast<const Queued&>(Slot(front.seq)));
+    head_ = (head_ + 1) & (order_.size() - 1);
     --size_;
-    free_.push_back(front.slot);
+    const size_t mask = done_.size() - 1;
+    done_[front.seq & mask] = 1;
+    while (oldest_seq_ < next_seq_ && done_[oldest_seq_ & mask] != 0) {
+      ++oldest_seq_;
+    }
   }
 }
 
@@ -178,7 +191,7 @@ void ReorderBuffer::ForEachSyscallUpTo(uint64_t limit, Fn&& fn) const {
   for (size_t i = 0; i < size_; ++i) {
     const Entry& entry = At(i);
     if (entry.key > limit) break;
-    const Queued& q = slots_[entry.slot];
+    const Queued& q = Slot(entry.seq);
     if (const auto* e = std::get_if<SyscallEvent>(&q.item)) fn(*e);
   }
 }

@@ -222,7 +222,7 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
   for (SyscallRecord& s : out.syscalls) {
     Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns, clip_end);
   }
-  runs.SortByStart(&out.syscalls);
+  runs.SortByStart(&out.syscalls, &sort_scratch_);
   if (!reason.has_value()) {
     // From its owned accept's start even when the accept blocked: a lost
     // event of the connection's making (its peer's connect) lies there.
@@ -321,7 +321,7 @@ void RequestFinalizer::FinalizeBackendLink(
   // The request is the exchange: everything outside it is unknown.
   const uint64_t clip_end = out.end_ns > out.start_ns ? out.end_ns : UINT64_MAX;
   for (SyscallRecord& s : out.syscalls) Clip(&s, out.start_ns, clip_end);
-  runs.SortByStart(&out.syscalls);
+  runs.SortByStart(&out.syscalls, &sort_scratch_);
   if (!reason.has_value()) {
     for (const auto& [from, to] : drops_) {
       if (from <= out.end_ns && to >= out.start_ns) {
