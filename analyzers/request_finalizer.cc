@@ -104,10 +104,14 @@ void RequestFinalizer::AddCalls(const BackendWork& work, Request* out) {
     }
     out->calls.push_back(std::move(c));
   }
-  std::stable_sort(out->calls.begin(), out->calls.end(),
-                   [](const CallRecord& a, const CallRecord& b) {
-                     return a.start_ns < b.start_ns;
-                   });
+  // The calls nearly always come in start order: sorted (with a buffer the
+  // size of the calls) only when they are not.
+  const auto starts_before = [](const CallRecord& a, const CallRecord& b) {
+    return a.start_ns < b.start_ns;
+  };
+  if (!std::is_sorted(out->calls.begin(), out->calls.end(), starts_before)) {
+    std::stable_sort(out->calls.begin(), out->calls.end(), starts_before);
+  }
   if (measured && out->backend_ns.has_value()) {
     const uint64_t calls_ns = CallUnionNs(out->calls);
     out->backend_own_ns =
