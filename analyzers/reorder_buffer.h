@@ -112,7 +112,8 @@ class ReorderBuffer {
   const Queued& Slot(uint64_t seq) const {
     return slots_[seq & (slots_.size() - 1)];
   }
-  // Doubles both rings, keeping every entry and every slot not yet free.
+  // Makes room for one more event: the queued events are moved to new
+  // rings (twice as large when more than half full).
   void Grow();
 
   const uint64_t window_ns_;
@@ -134,20 +135,29 @@ class ReorderBuffer {
 };
 
 inline void ReorderBuffer::Grow() {
+  // The queued events move to the front of new rings in their order, and
+  // the slots already handed out behind a held-back one are dropped: an
+  // event with a key far past the others (a bad clock, a corrupt capture)
+  // holds back only itself. The rings double only when more than half
+  // their places hold queued events, so this runs at most once per half a
+  // ring of pushes.
   const size_t old_size = slots_.size();
-  const size_t new_size = old_size == 0 ? kInitialRing : 2 * old_size;
+  const size_t new_size = old_size == 0      ? kInitialRing
+                          : size_ > old_size / 2 ? 2 * old_size
+                                                 : old_size;
   std::vector<Queued> slots(new_size);
-  std::vector<uint8_t> done(new_size, 0);
-  for (uint64_t seq = oldest_seq_; seq < next_seq_; ++seq) {
-    slots[seq & (new_size - 1)] = std::move(slots_[seq & (old_size - 1)]);
-    done[seq & (new_size - 1)] = done_[seq & (old_size - 1)];
-  }
   std::vector<Entry> order(new_size);
-  for (size_t i = 0; i < size_; ++i) order[i] = At(i);
+  for (size_t i = 0; i < size_; ++i) {
+    const Entry entry = At(i);
+    slots[i] = std::move(Slot(entry.seq));
+    order[i] = Entry{entry.key, i};
+  }
   slots_.swap(slots);
-  done_.swap(done);
   order_.swap(order);
+  done_.assign(new_size, 0);
   head_ = 0;
+  oldest_seq_ = 0;
+  next_seq_ = size_;
 }
 
 template <typename Event>

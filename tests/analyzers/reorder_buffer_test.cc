@@ -126,6 +126,27 @@ TEST(ReorderBufferTest, GrowsPastItsRingKeepingTheOrder) {
   EXPECT_THAT(out, ElementsAreArray(StableOrder(arrivals)));
 }
 
+TEST(ReorderBufferTest, AnEventFarInTheFutureHoldsBackOnlyItself) {
+  // Its slot stays queued while every later arrival is handed out: the
+  // rings must not grow for the slots behind it.
+  ReorderBuffer buffer(10);
+  std::vector<std::pair<uint64_t, uint32_t>> arrivals;
+  std::vector<uint32_t> out;
+  const uint64_t far = uint64_t{1} << 62;
+  arrivals.push_back({far, 0});
+  buffer.Push(far, Event(0, far));
+  for (uint32_t id = 1; id < 100'000; ++id) {
+    const uint64_t key = 1000 + id;
+    arrivals.push_back({key, id});
+    EXPECT_TRUE(buffer.Push(key, Event(id, key)));
+    for (uint32_t i : DrainIds(&buffer, false)) out.push_back(i);
+  }
+  EXPECT_THAT(buffer.capacity(), Eq(1024u));
+  EXPECT_THAT(buffer.size(), Eq(1u));
+  for (uint32_t i : DrainIds(&buffer, true)) out.push_back(i);
+  EXPECT_THAT(out, ElementsAreArray(StableOrder(arrivals)));
+}
+
 TEST(ReorderBufferTest, RandomJitterMatchesAStableSort) {
   std::mt19937 rng(11);
   for (int round = 0; round < 50; ++round) {
