@@ -104,10 +104,14 @@ void RequestFinalizer::AddCalls(const BackendWork& work, Request* out) {
     }
     out->calls.push_back(std::move(c));
   }
-  std::stable_sort(out->calls.begin(), out->calls.end(),
-                   [](const CallRecord& a, const CallRecord& b) {
-                     return a.start_ns < b.start_ns;
-                   });
+  // The calls nearly always come in start order: sorted (with a buffer the
+  // size of the calls) only when they are not.
+  const auto starts_before = [](const CallRecord& a, const CallRecord& b) {
+    return a.start_ns < b.start_ns;
+  };
+  if (!std::is_sorted(out->calls.begin(), out->calls.end(), starts_before)) {
+    std::stable_sort(out->calls.begin(), out->calls.end(), starts_before);
+  }
   if (measured && out->backend_ns.has_value()) {
     const uint64_t calls_ns = CallUnionNs(out->calls);
     out->backend_own_ns =
@@ -222,7 +226,7 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
   for (SyscallRecord& s : out.syscalls) {
     Clip(&s, s.side == Side::kBackend ? backend_from : out.start_ns, clip_end);
   }
-  runs.SortByStart(&out.syscalls);
+  runs.SortByStart(&out.syscalls, &sort_scratch_);
   if (!reason.has_value()) {
     // From its owned accept's start even when the accept blocked: a lost
     // event of the connection's making (its peer's connect) lies there.
@@ -321,7 +325,7 @@ void RequestFinalizer::FinalizeBackendLink(
   // The request is the exchange: everything outside it is unknown.
   const uint64_t clip_end = out.end_ns > out.start_ns ? out.end_ns : UINT64_MAX;
   for (SyscallRecord& s : out.syscalls) Clip(&s, out.start_ns, clip_end);
-  runs.SortByStart(&out.syscalls);
+  runs.SortByStart(&out.syscalls, &sort_scratch_);
   if (!reason.has_value()) {
     for (const auto& [from, to] : drops_) {
       if (from <= out.end_ns && to >= out.start_ns) {

@@ -100,6 +100,8 @@ class RequestFinalizer {
   // Start of the first drop window ever (drops_ forgets old windows): a
   // connection first seen after it may have had its accept dropped.
   std::optional<uint64_t> first_drop_ns_;
+  // The merge buffer of SyscallRuns::SortByStart, kept between requests.
+  std::vector<SyscallRecord> sort_scratch_;
 };
 
 }  // namespace reqcost::analyzers

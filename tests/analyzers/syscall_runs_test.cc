@@ -59,6 +59,34 @@ TEST(SyscallRunsTest, SameOrderAsStableSortOfTheWhole) {
   }
 }
 
+TEST(SyscallRunsTest, OneScratchBufferKeptAcrossSortsGivesTheSameOrder) {
+  // As the finalizer does: one buffer for every request, left holding the
+  // previous merge's records.
+  std::mt19937 rng(19);
+  std::vector<SyscallRecord> scratch;
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<SyscallRecord> v;
+    SyscallRuns runs;
+    const int nruns = 1 + static_cast<int>(rng() % 7);
+    for (int r = 0; r < nruns; ++r) {
+      const int len = static_cast<int>(rng() % 9);
+      uint64_t t = rng() % 30;
+      for (int i = 0; i < len; ++i) {
+        SyscallRecord s;
+        s.tid = static_cast<uint32_t>(v.size());
+        t += rng() % 3;
+        s.enter_ns = t + 1;
+        s.exit_ns = t + 2;
+        v.push_back(s);
+      }
+      runs.End(v.size());
+    }
+    const auto want = Order(StableSorted(v));
+    runs.SortByStart(&v, &scratch);
+    ASSERT_EQ(Order(v), want) << "round " << round;
+  }
+}
+
 TEST(SyscallRunsTest, LongOverlappingRunsMergeThroughABuffer) {
   // Two long interleaved runs.
   std::vector<SyscallRecord> v;

@@ -864,6 +864,10 @@ void PrintRun(const Scenario& s, int round, const Run& r) {
   }
   if (IsReqcost(r.mode) || r.mode == Mode::kStrace) {
     std::printf("  tracer CPU %.0f%%", 100 * r.tracer_cpu_s / r.load.seconds);
+    if (r.load.complete > 0) {
+      std::printf(" (%.1f µs/request)",
+                  r.tracer_cpu_s * 1e6 / static_cast<double>(r.load.complete));
+    }
   }
   if (r.reqcost) {
     const ReqcostFigures& f = *r.reqcost;
