@@ -140,9 +140,10 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
   SyscallRecord rec = ToRecord(e, Side::kServer, Target::kClient);
   OpenRequest* r = client->request.get();
   // The thread is back at its client connections: the HTTP/2 streams it
-  // read last have begun all their backend exchanges.
+  // read last have begun all their backend exchanges (unless it is still
+  // reading the same connection).
   if (IsRead(e.syscall) || IsWrite(e.syscall)) {
-    exchanges_->EndTurn(conn->tgid, rec.tid);
+    exchanges_->ClientIo(conn->tgid, rec.tid, conn->uid, IsRead(e.syscall));
   }
   if ((e.flags & SyscallEvent::kPeek) != 0) {
     // A peek moves nothing (nginx looks at the first byte for TLS).

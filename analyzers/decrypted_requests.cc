@@ -205,7 +205,8 @@ void ClientRequestBoundaries::OnH2Read(
     }
   }
   if (e.payload.size() > kTlsPeek) DecodePaths(client, e);
-  exchanges_->StreamsRead(conn->tgid, e.tid, span.end_ns, std::move(ended));
+  exchanges_->StreamsRead(conn->tgid, e.tid, conn->uid, span.end_ns,
+                          std::move(ended));
 }
 
 void ClientRequestBoundaries::OnH2Write(

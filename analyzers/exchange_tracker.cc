@@ -190,7 +190,7 @@ void ExchangeTracker::OnLinkEvent(Conn* conn, BackendLink* link,
   }
   ex->syscalls.push_back(rec);
   if (IsRead(e.syscall) && e.ret > 0) {
-    EndTurn(conn->tgid, rec.tid);  // a reply: the thread is in a new turn
+    ReplyRead(conn->tgid, rec.tid, *ex);  // a reply: maybe a new turn
     auto headers = conn->fcgi_in.Feed(e.payload, e.ret, !ex->has_reply);
     if (!ex->has_reply) {
       ex->has_reply = true;
@@ -335,6 +335,7 @@ void ExchangeTracker::Attribute(OpenRequest* request, uint64_t write_start) {
   }
   if (take == candidates.end()) return;
   (*take)->attributed = true;
+  if (request->stream_id != 0) (*take)->stream_conn_uid = request->conn_uid;
   request->exchange = *take;
   candidates.erase(take);
 }
@@ -576,13 +577,38 @@ uint64_t ExchangeTracker::last_exchange_start_ns(uint32_t tgid) {
 // HTTP/2 streams.
 
 void ExchangeTracker::StreamsRead(uint32_t tgid, uint32_t tid,
-                                  uint64_t read_exit,
+                                  uint64_t conn_uid, uint64_t read_exit,
                                   std::vector<OpenRequest*> streams) {
-  EndTurn(tgid, tid);
+  ClientIo(tgid, tid, conn_uid, true);
   if (streams.empty()) return;
   StreamTurn& turn = turns_[{tgid, tid}];
+  turn.conn_uid = conn_uid;
   turn.read_exit = read_exit;
-  turn.streams = std::move(streams);
+  turn.streams.insert(turn.streams.end(), streams.begin(), streams.end());
+}
+
+void ExchangeTracker::ClientIo(uint32_t tgid, uint32_t tid, uint64_t conn_uid,
+                               bool is_read) {
+  auto it = turns_.find({tgid, tid});
+  if (it == turns_.end()) return;
+  const StreamTurn& turn = it->second;
+  // nginx's ngx_ssl_recv and lighttpd's connection_read_cq_ssl call
+  // SSL_read until it has nothing more (the last one's socket read returns
+  // EAGAIN), and only then parse the frames and begin the exchanges.
+  if (is_read && conn_uid == turn.conn_uid && turn.exchanges.empty()) return;
+  EndTurn(tgid, tid);
+}
+
+void ExchangeTracker::ReplyRead(uint32_t tgid, uint32_t tid,
+                                const Exchange& ex) {
+  auto it = turns_.find({tgid, tid});
+  if (it == turns_.end()) return;
+  const StreamTurn& turn = it->second;
+  if (turn.exchanges.empty() && ex.stream_conn_uid != 0 &&
+      ex.stream_conn_uid == turn.conn_uid) {
+    return;
+  }
+  EndTurn(tgid, tid);
 }
 
 void ExchangeTracker::EndTurn(uint32_t tgid, uint32_t tid) {
@@ -604,6 +630,7 @@ void ExchangeTracker::PairTurn(StreamTurn* turn) {
   if (exs.size() == streams.size()) {
     for (size_t i = 0; i < exs.size(); ++i) {
       exs[i]->attributed = true;
+      exs[i]->stream_conn_uid = streams[i]->conn_uid;
       streams[i]->exchange = exs[i];
     }
     return;

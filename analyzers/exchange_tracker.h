@@ -104,16 +104,27 @@ class ExchangeTracker {
   // client connections still say what they carried.
   void OnProcessExit(uint32_t tgid);
   // HTTP/2 streams (definitions.md, "HTTP/2 streams"): thread `tid` of
-  // `tgid` read, in one TLS call or read ending at `read_exit`, the end of
-  // the requests of `streams` (in stream order). Ends the thread's previous
-  // turn; the exchanges the thread begins from now until its next read or
-  // write on a client connection or reply read on a backend link are these
-  // streams', in order.
-  void StreamsRead(uint32_t tgid, uint32_t tid, uint64_t read_exit,
-                   std::vector<OpenRequest*> streams);
-  // Thread `tid` of `tgid` read or wrote a client connection or read a
-  // backend reply: its event-loop turn is over, and its streams take their
-  // exchanges (or are marked unpaired).
+  // `tgid` read on client connection `conn_uid`, in one TLS call or read
+  // ending at `read_exit`, the end of the requests of `streams` (in stream
+  // order). While the thread's turn on that connection has begun no
+  // exchange yet (the server is still in its read loop), the streams join
+  // it; otherwise the previous turn ends and a new one begins. The
+  // exchanges the thread begins from now until the turn ends (ClientIo,
+  // ReplyRead) are the turn's streams', in order.
+  void StreamsRead(uint32_t tgid, uint32_t tid, uint64_t conn_uid,
+                   uint64_t read_exit, std::vector<OpenRequest*> streams);
+  // Thread `tid` of `tgid` read (`is_read`) or wrote client connection
+  // `conn_uid`: its turn ends, unless this is a read of the turn's own
+  // connection before the turn began any exchange (the same read loop).
+  void ClientIo(uint32_t tgid, uint32_t tid, uint64_t conn_uid, bool is_read);
+  // Thread `tid` of `tgid` read a reply of `ex`: its turn ends, unless the
+  // turn has begun no exchange yet and `ex` is an earlier stream's on the
+  // turn's own connection (lighttpd serves a connection's older streams,
+  // reading their replies, before it begins the new streams' exchanges in
+  // the same pass).
+  void ReplyRead(uint32_t tgid, uint32_t tid, const Exchange& ex);
+  // Ends thread `tid`'s turn: its streams take their exchanges (or are
+  // marked unpaired).
   void EndTurn(uint32_t tgid, uint32_t tid);
   // `request` (a stream's) is finalized: no turn may give it an exchange.
   void ForgetStream(const OpenRequest* request);
@@ -140,6 +151,7 @@ class ExchangeTracker {
   // The streams whose requests one read of thread `tid` ended, and the
   // exchanges that thread began since.
   struct StreamTurn {
+    uint64_t conn_uid = 0;  // the client connection its streams are on
     uint64_t read_exit = 0;
     std::vector<OpenRequest*> streams;
     std::vector<std::shared_ptr<Exchange>> exchanges;

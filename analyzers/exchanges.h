@@ -85,6 +85,9 @@ struct Exchange {
   bool partial = false;  // began before attach
   bool backend_traced = false;
   bool attributed = false;
+  // The client connection (uid) of the HTTP/2 stream that took it; 0 when
+  // no stream did.
+  uint64_t stream_conn_uid = 0;
   uint64_t start_enter = 0;  // connect or first send enter
   uint64_t send_offset = 0;  // its link's bytes sent before it began
   std::optional<uint64_t> connect_exit;

@@ -19,6 +19,9 @@ PACKAGES=(
   # the TLS probe tests and their cost figures load nginx over HTTP/2 with
   # h2load
   nghttp2-client
+  # lighttpd's TLS (mod_openssl, a package of its own): the lighttpd HTTP/2
+  # tests put it in front of php-fpm over TLS
+  lighttpd-mod-openssl
   # the --html tests render the page in a real headless browser and decode
   # its PNG screenshots with zlib
   chromium-headless-shell zlib1g-dev

@@ -410,6 +410,20 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
         "\"host\" => \"%s\", \"port\" => %s, \"check-local\" => \"disable\"",
         opts.php_fpm.substr(0, colon), opts.php_fpm.substr(colon + 1));
   }
+  std::string tls;
+  if (opts.tls) {
+    TlsCert cert{opts.cert, opts.cert_key};
+    if (cert.cert.empty() || cert.key.empty()) {
+      REQCOST_TS_ASSIGN_OR_RETURN(cert, MakeSelfSignedCert(dir));
+    }
+    tls = absl::StrFormat(
+        "server.modules += ( \"mod_openssl\" )\n"
+        "ssl.engine = \"enable\"\n"
+        "ssl.pemfile = \"%s\"\n"
+        "ssl.privkey = \"%s\"\n"
+        "ssl.openssl.ssl-conf-cmd = ( \"MinProtocol\" => \"TLSv1.2\" )\n",
+        cert.cert, cert.key);
+  }
   std::string config = dir.File("lighttpd.conf");
   std::string error_log = dir.File("lighttpd-error.log");
   REQCOST_TS_RETURN_IF_ERROR(FillTemplateFile(
@@ -417,13 +431,14 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
       {{"PREFIX", dir.path()},
        {"PORT", absl::StrCat(port)},
        {"DOCROOT", opts.docroot.empty() ? SamplesDir() + "/php" : opts.docroot},
-       {"FASTCGI", fastcgi}},
+       {"FASTCGI", fastcgi},
+       {"TLS", tls}},
       config));
   std::vector<std::string> argv = {lighttpd, "-D", "-f", config};
   std::string address = absl::StrCat("127.0.0.1:", port);
   return ServerBuilder::Launch(dir, "lighttpd", argv, address, address, port,
                                opts.spawn_php_cgi ? 1 : 0, "", error_log,
-                               config);
+                               config, opts.tls ? "https" : "http");
 }
 
 }  // namespace reqcost::stack

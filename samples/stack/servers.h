@@ -39,7 +39,7 @@ class Server {
   // TCP port for front servers (nginx, lighttpd); 0 otherwise.
   int port() const { return port_; }
   // http://HOST:PORT + path, HOST where it listens (front servers only;
-  // https:// for nginx with TLS).
+  // https:// for nginx and lighttpd with TLS).
   std::string Url(absl::string_view path) const;
   // The backend's own per-request log: reqcost-fcgi-backend --log, or
   // php-fpm's access log; empty for nginx and lighttpd.
@@ -195,10 +195,16 @@ struct LighttpdOptions {
   bool spawn_php_cgi = false;  // lighttpd starts php-cgi itself (bin-path)
   int php_cgi_children = 2;    // PHP_FCGI_CHILDREN when spawning
   std::string docroot;         // empty = SamplesDir() + "/php"
+  // HTTPS (mod_openssl: TLS 1.2 and 1.3, HTTP/2 by ALPN) instead of plain
+  // HTTP; the certificate and key are PEM files (a fresh self-signed pair in
+  // the temp dir when empty: MakeSelfSignedCert).
+  bool tls = false;
+  std::string cert;
+  std::string cert_key;
 };
 
 // Starts lighttpd -D from samples/lighttpd/lighttpd.conf.in and waits until it
-// accepts (and, when spawning, php-cgi runs).
+// accepts (and, when spawning, php-cgi runs). Url() is https:// with tls.
 absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
                                      const LighttpdOptions& opts);
 

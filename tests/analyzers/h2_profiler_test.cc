@@ -167,6 +167,123 @@ TEST(Http2Streams, FewerExchangesThanStreamsInATurnAreNotGuessed) {
   }
 }
 
+// Both servers read a connection until SSL_read has nothing more before
+// they parse its frames: nginx's last SSL_read makes a socket read that
+// returns EAGAIN, between the read that carried the HEADERS and the
+// exchanges. php-fpm answers stream 3 first, and both replies are read
+// before either response is written: only the turn tells which exchange
+// is whose (the first exchange begun is stream 1's).
+TEST(Http2Streams, TheReadLoopsLastEmptyReadIsInTheTurn) {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Read(kNginx, kClientFd, -1, 11.5, -11)
+      .Connect(kNginx, 9, 12, 13, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 13.5, 14, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 4, -1, 14.5, UnixSock(0xB1, 0xA1))
+      .Read(kFpm, 4, -1, 15, 500)
+      .Connect(kNginx, 10, 16, 17, UnixSock(0xA2, 0xB2))
+      .Write(kNginx, 10, 17.5, 18, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 5, -1, 18.5, UnixSock(0xB2, 0xA2))
+      .Read(kFpm, 5, -1, 19, 500)
+      .Write(kFpm, 5, -1, 1000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 10, -1, 1001, 300)
+      .Write(kFpm, 4, -1, 1002, 300, "", Syscall::kWrite)
+      .Read(kNginx, 9, -1, 1003, 300)
+      .Write(kNginx, kClientFd, -1, 1010, 200)
+      .Write(kNginx, kClientFd, -1, 1020, 200);
+  std::vector<Request> rs = RunMixed(
+      s, {Tls(true, 9, 11, {Get(1), Get(3)}),
+          Tls(false, 1009, 1011, {RespHeaders(3), RespEnd(3)}),
+          Tls(false, 1019, 1021, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_EQ(rs[0].backend_ns, Us(1000 - 19));  // stream 3
+  EXPECT_EQ(rs[1].backend_ns, Us(1002 - 15));  // stream 1
+}
+
+// lighttpd reads a TLS record larger than its buffer in two SSL_read calls
+// (each record's 5-byte header, then its body, without read-ahead) before
+// it parses the frames: streams 1 and 3 are one turn.
+TEST(Http2Streams, StreamsOfOneReadLoopInSeveralCallsAreOneTurn) {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 9.5, 5)
+      .Read(kNginx, kClientFd, -1, 10, 3000)
+      .Connect(kNginx, 9, 14, 15, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 15.5, 16, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 4, -1, 16.5, UnixSock(0xB1, 0xA1))
+      .Read(kFpm, 4, -1, 17, 500)
+      .Connect(kNginx, 10, 18, 19, UnixSock(0xA2, 0xB2))
+      .Write(kNginx, 10, 19.5, 20, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 5, -1, 20.5, UnixSock(0xB2, 0xA2))
+      .Read(kFpm, 5, -1, 21, 500)
+      .Write(kNginx, kClientFd, -1, 30, 50)
+      .Write(kFpm, 5, -1, 1000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 10, -1, 1001, 300)
+      .Write(kFpm, 4, -1, 1002, 300, "", Syscall::kWrite)
+      .Read(kNginx, 9, -1, 1003, 300)
+      .Write(kNginx, kClientFd, -1, 1010, 200)
+      .Write(kNginx, kClientFd, -1, 1020, 200);
+  std::vector<Request> rs = RunMixed(
+      s, {Tls(true, 9, 11, {Get(1)}), Tls(true, 12, 13, {Get(3)}, -1),
+          Tls(false, 29, 31, {Frame(4, 1, 0, 0)}),
+          Tls(false, 1009, 1011, {RespHeaders(3), RespEnd(3)}),
+          Tls(false, 1019, 1021, {RespHeaders(1), RespEnd(1)})});
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_EQ(rs[0].backend_ns, Us(1000 - 21));  // stream 3
+  EXPECT_EQ(rs[1].backend_ns, Us(1002 - 17));  // stream 1
+}
+
+// lighttpd's pass over one connection: it reads the client, then serves
+// the connection's streams in order, the older ones first (stream 1 reads
+// its reply), then the new ones (3 and 5 begin their exchanges), and
+// writes last. Stream 1's reply read does not end the turn of 3 and 5.
+TEST(Http2Streams, AnOlderStreamsReplyReadInTheSamePassKeepsTheTurn) {
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Connect(kNginx, 9, 12, 13, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, 13.5, 14, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 4, -1, 14.5, UnixSock(0xB1, 0xA1))
+      .Read(kFpm, 4, -1, 15, 500)
+      .Write(kNginx, kClientFd, -1, 20, 50)
+      .Write(kFpm, 4, -1, 100, 300, "", Syscall::kWrite)
+      // The pass: client records, stream 1's reply, streams 3 and 5.
+      .Read(kNginx, kClientFd, -1, 110, 5)
+      .Read(kNginx, kClientFd, -1, 111, 100)
+      .Read(kNginx, 9, -1, 113, 300)
+      .Connect(kNginx, 10, 114, 115, UnixSock(0xA2, 0xB2))
+      .Write(kNginx, 10, 115.5, 116, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 5, -1, 116.5, UnixSock(0xB2, 0xA2))
+      .Read(kFpm, 5, -1, 117, 500)
+      .Connect(kNginx, 11, 118, 119, UnixSock(0xA3, 0xB3))
+      .Write(kNginx, 11, 119.5, 120, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 6, -1, 120.5, UnixSock(0xB3, 0xA3))
+      .Read(kFpm, 6, -1, 121, 500)
+      .Write(kNginx, kClientFd, -1, 130, 200)
+      .Write(kFpm, 6, -1, 1000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 11, -1, 1001, 300)
+      .Write(kFpm, 5, -1, 1002, 300, "", Syscall::kWrite)
+      .Read(kNginx, 10, -1, 1003, 300)
+      .Write(kNginx, kClientFd, -1, 1010, 200)
+      .Write(kNginx, kClientFd, -1, 1020, 200);
+  std::vector<Request> rs = RunMixed(
+      s, {Tls(true, 9, 11, {Get(1)}), Tls(false, 19, 21, {Frame(4, 1, 0, 0)}),
+          Tls(true, 109, 112, {Get(3), Get(5)}),
+          Tls(false, 129, 131, {RespHeaders(1), RespEnd(1)}),
+          Tls(false, 1009, 1011, {RespHeaders(5), RespEnd(5)}),
+          Tls(false, 1019, 1021, {RespHeaders(3), RespEnd(3)})});
+  ASSERT_EQ(rs.size(), 3u);
+  for (const Request& r : rs) EXPECT_TRUE(r.complete) << r.incomplete_reason;
+  EXPECT_EQ(rs[0].backend_ns, Us(100 - 15));    // stream 1
+  EXPECT_EQ(rs[1].backend_ns, Us(1000 - 121));  // stream 5
+  EXPECT_EQ(rs[2].backend_ns, Us(1002 - 117));  // stream 3
+}
+
 TEST(Http2Streams, ResetAndUnansweredStreamsAreIncomplete) {
   StreamBuilder s;
   s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
