@@ -114,6 +114,10 @@ class ConnectionTable {
   // Gives `conn` the call role, or kIgnored over the per-process cap.
   void MakeCall(Conn* conn);
   void NoteClient(uint32_t tgid);
+  // `call` (a call connection) and `accepted` (a client connection of a
+  // traced peer) are the two ends of one connection: the peer's requests on
+  // it are nested in the calls (nested_requests.h).
+  void PairCall(Conn* call, Conn* accepted);
 
   ProcessTable* const processes_;
   Anomalies* const anomalies_;

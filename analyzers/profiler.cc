@@ -409,6 +409,7 @@ void Profiler::Finish(uint64_t end_ns) {
             : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
   state_->exchanges.Flush(IncompleteReason::kStillOpenAtEnd);
+  state_->finalizer.FlushNested();
 }
 
 Report Profiler::BuildReport(const CaptureInfo& info) const {
