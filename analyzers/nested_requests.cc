@@ -137,6 +137,11 @@ void NestedRequests::Expire() {
   }
 }
 
+void NestedRequests::AdvanceTo(uint64_t now_ns) {
+  now_ns_ = std::max(now_ns_, now_ns);
+  Expire();
+}
+
 void NestedRequests::Flush() {
   while (!held_.empty()) Release(held_.begin()->first);
 }

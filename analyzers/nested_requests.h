@@ -64,6 +64,9 @@ class NestedRequests {
   // A finalized request, at `position` on its client connection: emitted
   // now, or held until its calls' nested requests or its caller come.
   void Add(Request request, const RequestPosition& position);
+  // Event time has reached `now_ns` (an idle stack finalizes nothing):
+  // requests held longer than kNestWaitNs go on unpaired.
+  void AdvanceTo(uint64_t now_ns);
   // Emits every request still held, in the order they were added.
   void Flush();
   // Requests held now.

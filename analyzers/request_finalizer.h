@@ -77,6 +77,9 @@ class RequestFinalizer {
   const RequestStats& stats() const { return stats_; }
   // Hands on every request still held for pairing (the end of a capture).
   void FlushNested() { nested_.Flush(); }
+  // Event time has reached `now_ns`: requests held too long for pairing go
+  // on unpaired.
+  void AdvanceNested(uint64_t now_ns) { nested_.AdvanceTo(now_ns); }
 
  private:
   // Makes complete request `out` one seen from the backend's side only: its

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "analyzers/nested_requests.h"
 #include "analyzers/profiler.h"
 #include "analyzers/render/format.h"
 #include "analyzers/render/otlp.h"
@@ -223,6 +224,68 @@ TEST(NestedCallsTest, OutputsCarryTheNestedRequest) {
   EXPECT_THAT(spans, HasSubstr(absl::StrCat("\"parentSpanId\":\"",
                                             Hex64(CallSpanId(caller, 1)),
                                             "\"")));
+}
+
+// A caller finalized before the request that served its call (the peer's
+// request on a kept connection ends only when the next one begins): held
+// until it comes, then both go on, linked.
+TEST(NestedRequestsTest, CallerFirstWaitsForTheNestedRequest) {
+  std::vector<Request> out;
+  NestedRequests nested([&out](Request& r) { out.push_back(r); });
+  Request caller;
+  caller.id = 1;
+  caller.end_ns = At(5000);
+  CallRecord call;
+  call.start_ns = At(100);
+  call.end_ns = At(600);
+  call.peer_conn = 9;
+  call.send_offset = 300;
+  call.offset_valid = true;
+  caller.calls = {call};
+  nested.Add(caller, RequestPosition());
+  EXPECT_TRUE(out.empty());
+  Request served;
+  served.id = 2;
+  served.complete = true;
+  served.total_ns = Us(450);
+  served.end_ns = At(6000);
+  RequestPosition at;
+  at.conn_uid = 9;
+  at.call_peer = true;
+  at.first_offset = 300;
+  at.end_offset = 380;
+  nested.Add(served, at);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].id, 1u);
+  EXPECT_EQ(out[0].calls[0].nested_id, 2u);
+  EXPECT_EQ(out[0].calls[0].transport_ns, Us(50));
+  ASSERT_TRUE(out[1].nested_in.has_value());
+  EXPECT_EQ(out[1].nested_in->request_id, 1u);
+  EXPECT_EQ(nested.held(), 0u);
+}
+
+// A request on a call's connection whose call never comes (made while its
+// process served no request: unattributed) goes on after kNestWaitNs, and
+// everything still held goes on at the end.
+TEST(NestedRequestsTest, HeldRequestsGoOnAfterTheWaitAndAtTheEnd) {
+  std::vector<uint64_t> ids;
+  NestedRequests nested([&ids](Request& r) { ids.push_back(r.id); });
+  RequestPosition at;
+  at.conn_uid = 9;
+  at.call_peer = true;
+  Request served;
+  served.id = 1;
+  served.end_ns = At(1000);
+  nested.Add(served, at);
+  EXPECT_EQ(nested.held(), 1u);
+  nested.AdvanceTo(At(1000) + kNestWaitNs / 2);
+  EXPECT_TRUE(ids.empty());
+  nested.AdvanceTo(At(1000) + kNestWaitNs + 1);
+  EXPECT_EQ(ids, std::vector<uint64_t>{1});
+  served.id = 2;
+  nested.Add(served, at);
+  nested.Flush();
+  EXPECT_EQ(ids, (std::vector<uint64_t>{1, 2}));
 }
 
 }  // namespace
