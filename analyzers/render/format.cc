@@ -433,6 +433,9 @@ std::string FormatRequestLine(const Request& q) {
     absl::StrAppend(&line, " [seen from the ", std::string(OriginName(q.origin)),
                     "]");
   }
+  if (q.nested_in.has_value()) {
+    absl::StrAppend(&line, " [nested in #", q.nested_in->request_id, "]");
+  }
   if (!q.complete) {
     absl::StrAppend(&line, ": incomplete, ", q.incomplete_reason);
     return line;

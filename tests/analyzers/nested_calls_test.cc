@@ -202,6 +202,8 @@ TEST(NestedCallsTest, OutputsCarryTheNestedRequest) {
   EXPECT_DOUBLE_EQ(j["calls"][1]["nested"]["transport_us"].get<double>(), 27);
   EXPECT_DOUBLE_EQ(j["calls"][1]["nested"]["peer_us"].get<double>(), 393);
   EXPECT_EQ(RequestToJson(*inner1)["nested_in"]["request"], outer->id);
+  EXPECT_THAT(FormatRequestLine(*inner1),
+              HasSubstr(absl::StrCat("[nested in #", outer->id, "]")));
 
   Report report = profiler.BuildReport({});
   ASSERT_EQ(report.calls.peers.size(), 1u);
