@@ -29,7 +29,7 @@ namespace {
 
 using ::nlohmann::json;
 
-constexpr int kRequests = 30;
+constexpr int kRequests = 60;
 constexpr int kFetches = 2;
 constexpr int kInnerSleepUs = 300;
 
