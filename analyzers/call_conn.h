@@ -25,6 +25,11 @@ struct CallConn {
   bool sent = false;  // a send was seen on it (so a read is no greeting)
   std::string address;  // BackendAddress of the connection
   std::string peer;     // the peer's name (CallRecord::peer)
+  // The peer's accepted connection (its uid) when the peer is traced and
+  // that end was seen (0: not), and whether both ends were opened while
+  // tracing (then byte offsets on the two ends agree).
+  uint64_t peer_uid = 0;
+  bool peer_offsets = false;
 };
 
 }  // namespace reqcost::analyzers

@@ -17,6 +17,9 @@ void CallStats::Peer::Merge(const Peer& o) {
   calls += o.calls;
   requests += o.requests;
   time.Merge(o.time);
+  nested += o.nested;
+  transport.Merge(o.transport);
+  peer.Merge(o.peer);
   last_seen = std::max(last_seen, o.last_seen);
 }
 
@@ -48,6 +51,13 @@ void CallStats::Add(const Request& r) {
     row.calls += p.calls;
     ++row.requests;
     row.time.Add(p.ns);
+  }
+  for (const CallRecord& c : r.calls) {
+    if (!c.peer_ns.has_value() || !c.transport_ns.has_value()) continue;
+    Peer& row = Row(c.peer, c.protocol);
+    ++row.nested;
+    row.transport.Add(*c.transport_ns);
+    row.peer.Add(*c.peer_ns);
   }
   for (const CallRecord& c : r.calls) {
     if (c.query.empty()) continue;
@@ -83,6 +93,11 @@ void CallStats::Fill(CallsSummary* out, uint64_t complete) const {
     s.calls_per_request =
         requests_ > 0 ? static_cast<double>(p.calls) / requests_ : 0.0;
     s.time = SummaryOf(p.time);
+    s.nested_calls = p.nested;
+    if (p.nested > 0) {
+      s.transport = SummaryOf(p.transport);
+      s.peer_time = SummaryOf(p.peer);
+    }
     return s;
   };
   for (const auto& [name, p] : peers_) out->peers.push_back(row(name, p));

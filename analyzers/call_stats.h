@@ -42,6 +42,11 @@ class CallStats {
     uint64_t calls = 0;
     uint64_t requests = 0;  // complete requests with a call to it
     Summary time;           // per such request: its calls' summed time
+    // Its calls that nested a complete request of the peer (a traced peer):
+    // per call, transport and the peer's time.
+    uint64_t nested = 0;
+    Summary transport;
+    Summary peer;
     uint64_t last_seen = 0;
     void Merge(const Peer& other);
   };

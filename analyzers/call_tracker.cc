@@ -58,6 +58,9 @@ void CallTracker::Begin(const Conn& conn, CallConn* state, uint32_t tid,
   call->end_ns = start_ns;
   state->call = call;
   state->replied = false;
+  call->peer_conn = state->peer_uid;
+  call->send_offset = conn.bytes_out;
+  call->offset_valid = state->peer_offsets;
   BackendWork* work = exchanges_->WorkServing(conn.tgid, tid);
   if (work == nullptr) {
     ++anomalies_->unattributed_calls;
@@ -72,6 +75,7 @@ void CallTracker::OnConnect(const Conn& conn, CallConn* state,
                             const SyscallEvent& e) {
   Begin(conn, state, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns);
   state->call->opens = true;
+  state->call->peer_conn = 0;  // the connect: no request of the peer's
   state->call->end_ns = e.exit_ns;
 }
 
@@ -91,6 +95,7 @@ void CallTracker::OnEvent(const Conn& conn, CallConn* state,
         !state->call || state->replied || (state->call->opens && !state->sent);
     if (begins) {
       Begin(conn, state, e.tid, e.enter_seen() ? e.enter_ns : e.exit_ns);
+      state->call->send_seq = e.seq();
     }
     CallRecord* call = state->call.get();
     if (call->query.empty() && !e.payload.empty() &&

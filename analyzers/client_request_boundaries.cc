@@ -177,6 +177,10 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
     }
     if (r == nullptr) r = OpenClientRequest(conn, client, e, rec);
     NoteWireRead(r, e);
+    if (!r->first_read_offset.has_value()) {
+      r->first_read_offset = conn->bytes_in;
+    }
+    r->read_end_offset = conn->bytes_in + static_cast<uint64_t>(e.ret);
     r->last_read_exit = rec.exit_ns;
     r->syscalls.push_back(rec);
     return;

@@ -70,6 +70,10 @@ struct OpenRequest {
   uint64_t first_read_start = 0;  // its enter, else its exit
   uint64_t first_read_exit = 0;
   uint64_t last_read_exit = 0;
+  // Byte offsets on its connection of its first data read's first byte and
+  // past its last data read's bytes (plain HTTP/1.x requests).
+  std::optional<uint64_t> first_read_offset;
+  uint64_t read_end_offset = 0;
   std::optional<std::string> request_line;
   bool has_write = false;
   uint32_t response_heads = 0;  // final HTTP/1.x response heads it wrote

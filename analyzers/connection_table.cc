@@ -172,6 +172,20 @@ void ConnectionTable::MakeCall(Conn* conn) {
   conn->SetRole(Role::kCall);
 }
 
+void ConnectionTable::PairCall(Conn* call, Conn* accepted) {
+  CallConn* state = call->call();
+  if (state->peer_uid != 0) return;
+  state->peer_uid = accepted->uid;
+  state->peer_offsets = !call->preattach && !accepted->preattach;
+  accepted->call_peer = true;
+  // The accept can come after the call's first send (its exit is stamped
+  // later): the call in progress is the peer's too.
+  if (state->call && !state->call->opens) {
+    state->call->peer_conn = state->peer_uid;
+    state->call->offset_valid = state->peer_offsets;
+  }
+}
+
 // Decides the role of a connection first seen on `e`.
 void ConnectionTable::Classify(Conn* conn) {
   Conn* partner = FindPartner(*conn);
@@ -184,9 +198,16 @@ void ConnectionTable::Classify(Conn* conn) {
         conn->SetRole(Role::kClient);
         NoteClient(conn->tgid);
         listen_ports_.insert(conn->sock.local_port);
+        if (partner != nullptr && partner->call() != nullptr) {
+          PairCall(partner, conn);
+        }
       }
     } else if (IsCall(*conn, partner)) {
       MakeCall(conn);
+      if (partner != nullptr && partner->accepted && conn->call() != nullptr &&
+          partner->role() == Role::kClient) {
+        PairCall(conn, partner);
+      }
     } else {
       conn->SetRole(Role::kLink);
       if (partner != nullptr && partner->accepted &&
@@ -196,6 +217,14 @@ void ConnectionTable::Classify(Conn* conn) {
         MakeLink(conn, partner);
       }
     }
+    return;
+  }
+  if (partner != nullptr && partner->call() != nullptr && !partner->preattach) {
+    // The other end of a traced backend's call whose connect was seen (its
+    // accept was not): the accepting end, a client connection of the peer.
+    conn->SetRole(Role::kClient);
+    NoteClient(conn->tgid);
+    PairCall(partner, conn);
     return;
   }
   if (partner != nullptr) {

@@ -116,6 +116,10 @@ class ConnectionTable {
   // `conn`, if it is a call connection, no longer counts against the cap.
   void ReleaseCallPlace(const Conn* conn);
   void NoteClient(uint32_t tgid);
+  // `call` (a call connection) and `accepted` (a client connection of a
+  // traced peer) are the two ends of one connection: the peer's requests on
+  // it are nested in the calls (nested_requests.h).
+  void PairCall(Conn* call, Conn* accepted);
 
   ProcessTable* const processes_;
   Anomalies* const anomalies_;

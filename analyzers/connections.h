@@ -85,6 +85,9 @@ struct Conn {
   std::string peer_path;
   uint64_t requests = 0;  // client requests / exchanges / backend works so far
   std::optional<uint64_t> partner;  // uid of the paired connection
+  // An accepted connection whose other end is a traced backend's call
+  // connection: its requests are nested in the calls (nested_requests.h).
+  bool call_peer = false;
   // Bytes sent / read on it while traced: stream offsets that match the other
   // end's when both ends were opened while tracing.
   uint64_t bytes_out = 0;

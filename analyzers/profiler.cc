@@ -364,6 +364,7 @@ void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
 void Profiler::AdvanceTo(uint64_t now_ns) {
   state_->reorder.AdvanceTo(now_ns);
   state_->Drain(false);
+  state_->finalizer.AdvanceNested(state_->reorder.processed_ns());
 }
 
 void Profiler::SetRequestCallback(
@@ -409,6 +410,7 @@ void Profiler::Finish(uint64_t end_ns) {
             : std::optional(IncompleteReason::kStillOpenAtEnd));
   }
   state_->exchanges.Flush(IncompleteReason::kStillOpenAtEnd);
+  state_->finalizer.FlushNested();
 }
 
 Report Profiler::BuildReport(const CaptureInfo& info) const {

@@ -207,6 +207,12 @@ struct PeerSummary {
   uint64_t requests = 0;          // requests that called it
   double calls_per_request = 0;   // calls / requests with a measured backend
   std::optional<PhaseSummary> time;  // per request that called it
+  // A traced peer: its calls that nested a complete request of the peer's
+  // (docs/definitions.md, "Nested requests") and, per such call, transport
+  // (call - peer time) and the peer's time; null when none did.
+  uint64_t nested_calls = 0;
+  std::optional<PhaseSummary> transport;
+  std::optional<PhaseSummary> peer_time;
   bool other = false;   // the folded row (kMaxPeerRows in call_stats.h)
   uint64_t folded = 0;  // peers folded into it
 };

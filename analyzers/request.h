@@ -140,6 +140,26 @@ struct CallRecord {
   // command name, a memcached command word, an HTTP request line.
   std::string query;
 
+  // Pairing with a traced peer (docs/definitions.md, "Nested requests"):
+  // the uid of the peer's accepted connection when the peer is traced and
+  // its end was seen (0: not paired), the byte offset of the call's first
+  // send on its connection (valid for pairing when both ends were opened
+  // while tracing) and the TCP sequence number of that send's first byte.
+  uint64_t peer_conn = 0;
+  uint64_t send_offset = 0;
+  bool offset_valid = false;
+  std::optional<uint32_t> send_seq;
+  // The peer's request that served the call (a request of its own, nested):
+  // its id, and, when it is complete, its total time as the peer's time
+  // (capped at the call's time: its owned accept or close may lie outside
+  // the call) and its own phases; transport = call - peer time.
+  std::optional<uint64_t> nested_id;
+  std::optional<uint64_t> peer_ns;
+  std::optional<uint64_t> transport_ns;
+  bool peer_capped = false;  // the nested request was longer than the call
+  std::optional<uint64_t> nested_server_ns, nested_transport_ns,
+      nested_backend_ns;
+
   uint64_t duration_ns() const {
     return end_ns > start_ns ? end_ns - start_ns : 0;
   }
@@ -216,6 +236,18 @@ struct Request {
   // backend - the union of the calls' intervals (overlapping calls count
   // once); set for complete requests with a measured backend.
   std::optional<uint64_t> backend_own_ns;
+
+  // When this request served a traced backend's call (a nested request):
+  // the calling request's id, the call's index in its calls, and what the
+  // calling request's trace ids derive from (its exchange on the wire), so
+  // that its spans join the caller's trace.
+  struct NestedIn {
+    uint64_t request_id = 0;
+    size_t call = 0;
+    std::optional<WireTuple> exchange_wire;
+    std::optional<uint32_t> exchange_seq;
+  };
+  std::optional<NestedIn> nested_in;
 
   // In start order (enter, else exit), each clipped to the request's span
   // [start_ns, max(end_ns, exit of its owned close/shutdown)].

@@ -294,8 +294,12 @@ void RequestFinalizer::FinalizeRequest(const Conn& conn,
     if (ex == nullptr && r.fastcgi_begin_exit != 0) AsBackendSide(r, &out);
   }
   if (ex != nullptr && ex->work) AddCalls(*ex->work, &out);
-  stats_.Add(out);
-  if (callback_) callback_(out);
+  RequestPosition position;
+  position.conn_uid = conn.uid;
+  position.call_peer = conn.call_peer;
+  if (!conn.preattach) position.first_offset = r.first_read_offset;
+  position.end_offset = r.read_end_offset;
+  nested_.Add(std::move(out), position);
 }
 
 // ---------------------------------------------------------------------------
@@ -371,8 +375,7 @@ void RequestFinalizer::FinalizeBackendLink(
     // total and server stay null: the client side was not seen.
   }
   if (ex.work) AddCalls(*ex.work, &out);
-  stats_.Add(out);
-  if (callback_) callback_(out);
+  nested_.Add(std::move(out), RequestPosition());
 }
 
 }  // namespace reqcost::analyzers

@@ -19,6 +19,7 @@
 #include "analyzers/exchange_tracker.h"
 #include "analyzers/exchanges.h"
 #include "analyzers/incomplete_reason.h"
+#include "analyzers/nested_requests.h"
 #include "analyzers/process_table.h"
 #include "analyzers/reorder_buffer.h"
 #include "analyzers/report.h"
@@ -70,8 +71,15 @@ class RequestFinalizer {
   const std::optional<uint64_t>& first_drop_ns() const {
     return first_drop_ns_;
   }
-  // The statistics of every request finalized so far.
+  // The statistics of every request finalized so far (a request held for
+  // pairing with a traced peer's, nested_requests.h, counts once it goes
+  // on).
   const RequestStats& stats() const { return stats_; }
+  // Hands on every request still held for pairing (the end of a capture).
+  void FlushNested() { nested_.Flush(); }
+  // Event time has reached `now_ns`: requests held too long for pairing go
+  // on unpaired.
+  void AdvanceNested(uint64_t now_ns) { nested_.AdvanceTo(now_ns); }
 
  private:
   // Makes complete request `out` one seen from the backend's side only: its
@@ -95,6 +103,11 @@ class RequestFinalizer {
 
   std::function<void(const Request&)> callback_;
   RequestStats stats_;
+  // Every request goes through it to the statistics and the callback.
+  NestedRequests nested_{[this](Request& r) {
+    stats_.Add(r);
+    if (callback_) callback_(r);
+  }};
   uint64_t next_request_id_ = 1;
   std::vector<std::pair<uint64_t, uint64_t>> drops_;
   // Start of the first drop window ever (drops_ forgets old windows): a

@@ -87,6 +87,12 @@ json CallsToJson(const CallsSummary& c) {
                      {"requests", p.requests},
                      {"calls_per_request", p.calls_per_request},
                      {"time", PhaseToJson(p.time, 0)},
+                     {"nested",
+                      p.nested_calls == 0
+                          ? json(nullptr)
+                          : json{{"calls", p.nested_calls},
+                                 {"transport", PhaseToJson(p.transport, 0)},
+                                 {"peer", PhaseToJson(p.peer_time, 0)}}},
                      {"folded", p.other ? json(p.folded) : json(nullptr)}});
   }
   json slowest = json::array();
@@ -121,6 +127,12 @@ std::string CallsTable(const CallsSummary& c) {
     row(p.other ? absl::StrCat("other peers (", p.folded, " folded)")
                 : p.peer,
         p.time, p.calls_per_request);
+    if (p.nested_calls > 0) {
+      // A traced peer: each call = transport + the peer's own request.
+      row(absl::StrCat("  transport, per call (", p.nested_calls, " nested)"),
+          p.transport, std::nullopt);
+      row("  peer's time, per call", p.peer_time, std::nullopt);
+    }
   }
   if (!c.slowest.empty()) {
     out += "\nslowest queries:\n";
@@ -382,8 +394,24 @@ nlohmann::json RequestToJson(const Request& q) {
          {"reply", c.has_reply},
          {"opens", c.opens},
          {"query", c.query.empty() ? json(nullptr) : json(c.query)}});
+    if (c.nested_id.has_value()) {
+      // A traced peer's request served it: a request of its own.
+      calls.back()["nested"] = {
+          {"id", *c.nested_id},
+          {"peer_us", NsToUs(c.peer_ns)},
+          {"transport_us", NsToUs(c.transport_ns)},
+          {"capped", c.peer_capped},
+          {"phases",
+           {{"server_us", NsToUs(c.nested_server_ns)},
+            {"transport_us", NsToUs(c.nested_transport_ns)},
+            {"backend_us", NsToUs(c.nested_backend_ns)}}}};
+    }
   }
   out["calls"] = calls;
+  if (q.nested_in.has_value()) {
+    out["nested_in"] = {{"request", q.nested_in->request_id},
+                        {"call", q.nested_in->call}};
+  }
   json peers = json::array();
   for (const PeerTime& p : CallsByPeer(q)) {
     peers.push_back(
@@ -404,6 +432,9 @@ std::string FormatRequestLine(const Request& q) {
   if (q.origin != RequestOrigin::kClient) {
     absl::StrAppend(&line, " [seen from the ", std::string(OriginName(q.origin)),
                     "]");
+  }
+  if (q.nested_in.has_value()) {
+    absl::StrAppend(&line, " [nested in #", q.nested_in->request_id, "]");
   }
   if (!q.complete) {
     absl::StrAppend(&line, ": incomplete, ", q.incomplete_reason);

@@ -243,6 +243,13 @@ std::string CallAttrs(const CallRecord& call) {
   if (call.opens) attrs.Str("reqcost.call.opens", "true");
   if (!call.has_reply) attrs.Str("reqcost.call.reply", "none");
   if (call.tid != 0) attrs.Int("thread.id", call.tid);
+  if (call.nested_id.has_value()) {
+    attrs.Int("reqcost.call.nested_request", *call.nested_id);
+    if (call.transport_ns.has_value()) {
+      attrs.Us("reqcost.call.transport_us", *call.transport_ns);
+      attrs.Us("reqcost.call.peer_us", *call.peer_ns);
+    }
+  }
   return attrs.Take();
 }
 
@@ -338,6 +345,7 @@ SpanSource SpanSource::From(const Request& r, OtlpResource resource) {
     }
   }
   s.calls = r.calls;
+  s.nested_in = r.nested_in;
   return s;
 }
 
@@ -422,6 +430,21 @@ size_t AppendRequestSpans(const SpanSource& s, uint64_t seed, int64_t off,
     ids.trace_lo = wire.trace_lo;
     ids.server = wire.server;
     server_parent = wire.client;
+  }
+  if (s.nested_in.has_value()) {
+    // The caller's ids, as the caller derives them: its call's CLIENT span
+    // is this request's parent.
+    SpanIds caller = SpanIds::For(seed, s.nested_in->request_id);
+    if (s.nested_in->exchange_wire.has_value() &&
+        s.nested_in->exchange_seq.has_value()) {
+      const WireIds wire = WireIds::For(*s.nested_in->exchange_wire,
+                                        *s.nested_in->exchange_seq);
+      caller.trace_hi = wire.trace_hi;
+      caller.trace_lo = wire.trace_lo;
+    }
+    ids.trace_hi = caller.trace_hi;
+    ids.trace_lo = caller.trace_lo;
+    server_parent = CallSpanId(caller, s.nested_in->call);
   }
   SpanWriter w{ids, off, out};
   std::string name;

@@ -14,6 +14,9 @@
 //     backend's accept) under "transport request" when known;
 //   CLIENT children of "backend": the backend's own calls (a database, a
 //     cache, an HTTP service), one span each (AppendCallSpans).
+// A nested request (a traced peer's request that served a call) is a trace
+// of its own only in name: its SERVER span takes the caller's trace id and
+// the call's CLIENT span as parent.
 // Incomplete requests have no spans.
 #ifndef REQCOST_ANALYZERS_RENDER_OTLP_H_
 #define REQCOST_ANALYZERS_RENDER_OTLP_H_
@@ -84,6 +87,9 @@ struct SpanSource {
   std::optional<uint32_t> served_seq;
   // The backend's own calls while it served the request, in start order.
   std::vector<CallRecord> calls;
+  // A nested request (it served a traced backend's call): its SERVER span
+  // is a child of that call's CLIENT span, in the caller's trace.
+  std::optional<Request::NestedIn> nested_in;
 
   // From a complete request (the caller checks r.complete).
   static SpanSource From(const Request& r, OtlpResource resource);
