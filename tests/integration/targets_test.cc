@@ -190,8 +190,9 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   std::vector<int> pids = ProcessPids(report);
   EXPECT_THAT(pids, ::testing::Contains(nginx.pid()));
   EXPECT_THAT(pids, ::testing::Contains(old_fpm));
-  // Its workers, which served the second half (the master joins only once
-  // it makes a traced call or forks).
+  // The new master, traced at its move though it makes no socket call,
+  // and its workers, which served the second half.
+  EXPECT_THAT(pids, ::testing::Contains(fpm2.pid()));
   for (pid_t worker : fpm2.WorkerPids()) {
     EXPECT_THAT(pids, ::testing::Contains(worker))
         << "the restarted php-fpm's worker " << worker << " was not followed";
