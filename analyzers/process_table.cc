@@ -16,7 +16,7 @@ void ProcessTable::OnProcess(const ProcessInfo& info) {
 }
 
 void ProcessTable::OnProcessEvent(const ProcessEvent& event) {
-  if (event.op == ProcessEvent::Op::kExit) return;
+  if (event.ends()) return;
   Process& p = processes_[event.tgid];
   if (!event.comm.empty()) p.comm = event.comm;
   if (event.op == ProcessEvent::Op::kFork) {

@@ -110,7 +110,7 @@ void Profiler::State::HandleQueued(const Queued& q) {
     HandleTlsData(*t);
   } else {
     const auto& p = std::get<ProcessEvent>(q.item);
-    if (p.op == ProcessEvent::Op::kExit) {
+    if (p.ends()) {  // a process that left its cgroup is gone from view too
       ProcessExit(p.tgid);
     } else {
       processes.Rename(p.tgid, p.comm);

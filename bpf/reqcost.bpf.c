@@ -50,7 +50,18 @@ const volatile bool targ_cgroups = false;	/* cgroup targets were given */
  */
 __u64 cgroup_levels = 0;
 
-/* tgid -> 1 for every traced process; kept current on fork and exit. */
+/*
+ * Bumped each time a process leaves the traced cgroups (on_cgroup_attach).
+ * A thread's pending storage stands for "traced" only while its epoch is
+ * the current one: after a leave, each thread checks its process once more
+ * at its next call, and one no longer traced loses its storage.
+ */
+__u32 leave_epoch = 0;
+
+/*
+ * tgid -> enum rc_traced_by for every traced process; kept current on fork,
+ * exit and cgroup moves.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_TRACED_PROCS);
@@ -94,6 +105,7 @@ struct pending {
 	__u64 ssl_enter_ns;
 	__s32 ssl_fd;		/* socket fd of its I/O, -1: none seen yet */
 	__u16 ssl_op;		/* enum rc_tls_data_op */
+	__u32 epoch;		/* leave_epoch when its process was last known traced */
 };
 
 struct {
@@ -194,16 +206,17 @@ static __always_inline bool in_traced_cgroup(void)
 static __always_inline bool join_by_cgroup(struct task_struct *task)
 {
 	__u32 tgid;
-	__u8 one = 1;
 
 	/* Before any read: every untraced process's socket I/O comes here. */
 	if (!targ_cgroups)
 		return false;
+	__u8 how = RC_TRACED_BY_CGROUP;
+
 	tgid = BPF_CORE_READ(task, tgid);
 	if (tgid == targ_self_tgid || !in_traced_cgroup())
 		return false;
 	/* Of threads joining at once, one tells. */
-	if (bpf_map_update_elem(&traced, &tgid, &one, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&traced, &tgid, &how, BPF_NOEXIST) == 0)
 		emit_process(RC_PROC_EXEC, task,
 			     BPF_CORE_READ(task, real_parent, tgid));
 	return is_traced(tgid);
@@ -333,13 +346,33 @@ static __always_inline bool is_read(__u16 sc)
  * traced, and a process stays traced until its last thread exits: storage
  * found means traced, without the hash lookup.
  */
+/*
+ * `p`, the storage of the current thread `task`, if its process is still
+ * traced; NULL (and the storage deleted) once it left the traced cgroups.
+ * One load and compare while no process left since the thread's last call.
+ */
+static __always_inline struct pending *still_traced(struct task_struct *task,
+						    struct pending *p)
+{
+	__u32 epoch = leave_epoch;
+
+	if (!p || p->epoch == epoch)
+		return p;
+	if (!is_traced(task->tgid)) {
+		bpf_task_storage_delete(&pending, task);
+		return NULL;
+	}
+	p->epoch = epoch;
+	return p;
+}
+
 static __always_inline struct pending *traced_task(struct task_struct *task)
 {
 	struct pending *p;
 
 	p = bpf_task_storage_get(&pending, task, NULL, 0);
 	if (p)
-		return p;
+		return still_traced(task, p);
 	/*
 	 * Every other process's socket I/O ends here (the load generator's
 	 * too): its tgid by a plain load through the BTF pointer, no helper.
@@ -350,6 +383,8 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p)
 		count(RC_CNT_ENTER_LOST);
+	else
+		p->epoch = leave_epoch;
 	return p;
 }
 
@@ -674,7 +709,7 @@ static __always_inline int on_exit(__u16 sc, long ret)
 	struct pending *p;
 
 	/* Only a traced thread's enter leaves one (see on_enter). */
-	p = bpf_task_storage_get(&pending, task, NULL, 0);
+	p = still_traced(task, bpf_task_storage_get(&pending, task, NULL, 0));
 	if (p && p->syscall != sc)
 		p = NULL;	/* none, or a stale one: an exit was missed */
 	if (p) {
@@ -1031,7 +1066,7 @@ static __always_inline int tls_exit(int ret)
 	size_t moved;
 
 	/* Only a traced thread's entry leaves one. */
-	p = bpf_task_storage_get(&pending, task, NULL, 0);
+	p = still_traced(task, bpf_task_storage_get(&pending, task, NULL, 0));
 	if (!p || !p->ssl)
 		return 0;
 	ssl = p->ssl;
@@ -1167,12 +1202,16 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	__u32 cpid = BPF_CORE_READ(child, pid);
-	__u8 one = 1;
+	__u8 *how;
 
 	/* The fork runs in the parent: it may join by its cgroup here. */
 	if (cpid != ctgid || !is_traced_now(parent))
 		return 0;
-	bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
+	/* Traced for the same reason as its parent. */
+	how = bpf_map_lookup_elem(&traced, &ptgid);
+	if (!how)
+		return 0;	/* the parent left meanwhile */
+	bpf_map_update_elem(&traced, &ctgid, how, BPF_ANY);
 	emit_process(RC_PROC_FORK, child, ptgid);
 	return 0;
 }
@@ -1204,6 +1243,75 @@ int on_exit_process(struct bpf_raw_tracepoint_args *ctx)
 		return 0;	/* other threads of the process live on */
 	bpf_map_delete_elem(&traced, &tgid);
 	emit_process(RC_PROC_EXIT, task, BPF_CORE_READ(task, real_parent, tgid));
+	return 0;
+}
+
+/*
+ * The v2 cgroup `cg` is a traced cgroup or lies below one: its ancestors at
+ * the levels that hold traced cgroups, read from the cgroup itself (in a
+ * move, the current task is the one writing cgroup.procs, not the one
+ * moved).
+ */
+static __always_inline bool cgroup_traced(struct cgroup *cg)
+{
+	__u64 levels = cgroup_levels;
+
+	for (int i = 0; i < MAX_CGROUP_LEVELS && cg; i++) {
+		int level = BPF_CORE_READ(cg, level);
+		__u64 id;
+
+		if (level >= 0 && level < MAX_CGROUP_LEVELS &&
+		    (levels & (1ULL << level))) {
+			id = BPF_CORE_READ(cg, kn, id);
+			if (bpf_map_lookup_elem(&traced_cgroups, &id))
+				return true;
+		}
+		/* self is the first member: its parent css is the parent cgroup. */
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return false;
+}
+
+/*
+ * A process was moved to another cgroup (cgroup.procs; `task` is its leader,
+ * or a thread moved alone through cgroup.threads). Judged on its leader's v2
+ * cgroup after the move, so a move in a v1 hierarchy changes nothing: one
+ * traced for its cgroup that is now outside every traced cgroup is traced no
+ * more (told with a leave record; its threads drop their storage at their
+ * next call), and an untraced one now inside a traced cgroup is traced from
+ * now on (told as an exec, as join_by_cgroup does). A -p PID's tree stays
+ * traced wherever it goes.
+ */
+SEC("raw_tp/cgroup_attach_task")
+int on_cgroup_attach(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[2];
+	struct task_struct *leader;
+	struct cgroup *cg;
+	__u32 tgid;
+	__u8 *how, by_cgroup = RC_TRACED_BY_CGROUP;
+
+	if (!targ_cgroups)
+		return 0;
+	tgid = BPF_CORE_READ(task, tgid);
+	if (tgid == targ_self_tgid)
+		return 0;
+	how = bpf_map_lookup_elem(&traced, &tgid);
+	if (how && *how == RC_TRACED_BY_PID)
+		return 0;
+	leader = BPF_CORE_READ(task, group_leader);
+	cg = BPF_CORE_READ(leader, cgroups, dfl_cgrp);
+	if (cgroup_traced(cg)) {
+		if (!how && bpf_map_update_elem(&traced, &tgid, &by_cgroup,
+						BPF_NOEXIST) == 0)
+			emit_process(RC_PROC_EXEC, leader,
+				     BPF_CORE_READ(leader, real_parent, tgid));
+		return 0;
+	}
+	if (!how || bpf_map_delete_elem(&traced, &tgid) != 0)
+		return 0;
+	__sync_fetch_and_add(&leave_epoch, 1);
+	emit_process(RC_PROC_LEAVE, leader, BPF_CORE_READ(leader, real_parent, tgid));
 	return 0;
 }
 

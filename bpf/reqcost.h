@@ -109,6 +109,14 @@ enum rc_process_op {
 	RC_PROC_FORK = 1,	/* a traced process created a new process */
 	RC_PROC_EXEC = 2,	/* a traced process executed a new program */
 	RC_PROC_EXIT = 3,	/* the last thread of a traced process exited */
+	RC_PROC_LEAVE = 4,	/* a process traced for its cgroup moved out of every
+				 * traced cgroup: no longer traced */
+};
+
+/* Values of the `traced` map: why a process is traced. */
+enum rc_traced_by {
+	RC_TRACED_BY_PID = 1,	/* a -p PID or its descendant: traced wherever it goes */
+	RC_TRACED_BY_CGROUP = 2,	/* it is in a traced cgroup: traced while it stays */
 };
 
 /* Per-CPU counters, indexes into the `counters` array map. */

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "analyzers/payload.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/fleet.h"
@@ -33,9 +34,9 @@ void OnStopSignal(int) { g_stop = 1; }
 void OnReread(int) { g_reread = 1; }
 
 // SIGINT and SIGTERM end the run cleanly. No SA_RESTART: the poll returns
-// at once instead of waiting out its timeout. SIGHUP re-reads the --cgroup
-// and --unit targets when `reread_on_hup` (a service's reload); otherwise it
-// is a terminal's hang-up and ends the run cleanly too.
+// at once instead of waiting out its timeout. SIGHUP re-reads the targets
+// when `reread_on_hup` (a service's reload); otherwise it is a terminal's
+// hang-up and ends the run cleanly too.
 void InstallStopHandlers(bool reread_on_hup) {
   struct sigaction sa {};
   sa.sa_handler = OnStopSignal;
@@ -93,24 +94,60 @@ absl::StatusOr<absl::Duration> ParseIntervalFlag(const std::string& text) {
                            "100ms to 168h");
 }
 
-// Re-reads the cgroup targets on SIGHUP, or when a traced directory went
-// away or was recreated (a restarted unit), and hands them to the kernel.
+// What a re-read of the targets found, on stderr: PID targets gone, the
+// processes traced anew (up to kNamed of them by name) and, for a SIGHUP,
+// one line of totals.
+void PrintRescan(const collector::Tracer::RescanResult& r, bool sighup,
+                 size_t cgroups, bool cgroups_changed) {
+  constexpr size_t kNamed = 8;
+  const char* why = sighup ? "SIGHUP: " : "";
+  for (const ProcessInfo& p : r.exited_targets) {
+    std::fprintf(stderr, "reqcost: %s-p %u (%s) has exited: no longer a target\n",
+                 why, p.pid, analyzers::TerminalText(p.comm).c_str());
+  }
+  for (size_t i = 0; i < r.added.size() && i < kNamed; ++i) {
+    std::fprintf(stderr, "reqcost: %straced %u (%s), which was not yet\n", why,
+                 r.added[i].pid,
+                 analyzers::TerminalText(r.added[i].comm).c_str());
+  }
+  if (r.added.size() > kNamed) {
+    std::fprintf(stderr, "reqcost: %sand %zu more processes traced anew\n",
+                 why, r.added.size() - kNamed);
+  }
+  if (!sighup) return;
+  std::fprintf(stderr,
+               "reqcost: SIGHUP: re-read %zu cgroup targets (%s) and %zu PID "
+               "targets; %zu processes traced anew\n",
+               cgroups, cgroups_changed ? "changed" : "unchanged",
+               r.pid_targets, r.added.size());
+  if (cgroups == 0 && r.pid_targets == 0) {
+    std::fprintf(stderr,
+                 "reqcost: no target is left: the processes still traced are "
+                 "followed until they exit\n");
+  }
+}
+
+// Re-reads the targets on SIGHUP (every kind: docs/reqcost.8.md, SIGNALS),
+// and the cgroup targets alone when a traced directory went away or was
+// recreated (a restarted unit).
 void RereadTargets(CgroupTargets* targets, collector::Tracer* tracer) {
   const bool asked = g_reread != 0;
   g_reread = 0;
-  if (!asked && !targets->Stale()) return;
-  const bool changed = targets->Reread();
+  if (!asked && (targets->empty() || !targets->Stale())) return;
+  const bool changed = !targets->empty() && targets->Reread();
   if (changed) {
     if (absl::Status s = tracer->SetCgroups(targets->targets()); !s.ok()) {
       std::fprintf(stderr, "reqcost: re-reading targets: %s\n",
                    std::string(s.message()).c_str());
+      std::fflush(stderr);
       return;
     }
   }
-  if (asked) {
-    std::fprintf(stderr, "reqcost: SIGHUP: re-read %zu cgroup targets%s\n",
-                 targets->targets().size(),
-                 changed ? " (changed)" : " (unchanged)");
+  // A recreated directory's processes now, not at their next traced call;
+  // on SIGHUP every target's.
+  if (changed || asked) {
+    PrintRescan(tracer->Rescan(), asked, targets->targets().size(),
+                changed);
   }
   std::fflush(stderr);
 }
@@ -195,9 +232,9 @@ absl::Status RunAttach(const AttachOptions& options) {
             (uint64_t{std::random_device{}()} << 32) | std::random_device{}(),
             uts.nodename));
   }
-  // A service (no terminal on stdin) with cgroup targets reloads on SIGHUP;
-  // a run in a terminal ends when the terminal goes.
-  InstallStopHandlers(!targets.empty() && !isatty(STDIN_FILENO));
+  // A service (no terminal on stdin) reloads on SIGHUP; a run in a terminal
+  // ends when the terminal goes.
+  InstallStopHandlers(!isatty(STDIN_FILENO));
   ASSIGN_OR_RETURN(std::unique_ptr<collector::Tracer> tracer,
                    collector::Tracer::Start(topts, &pipeline));
   uint64_t start_ns = collector::MonotonicNowNs();
@@ -263,8 +300,8 @@ absl::Status RunAttach(const AttachOptions& options) {
                   tracer->counters().dropped, pipeline.traced_processes());
       next_tick_ns = collector::MonotonicNowNs() + kFlushEveryNs;
     }
-    if (!targets.empty() &&
-        (g_reread || collector::MonotonicNowNs() >= next_reread_ns)) {
+    if (g_reread || (!targets.empty() &&
+                     collector::MonotonicNowNs() >= next_reread_ns)) {
       RereadTargets(&targets, tracer.get());
       next_reread_ns = collector::MonotonicNowNs() + kFlushEveryNs;
     }

@@ -113,6 +113,10 @@ std::string FormatProcessEvent(const ProcessEvent& e, uint64_t origin_ns) {
     case ProcessEvent::Op::kExit:
       return absl::StrFormat("%12s %d exited (%s)", when, e.tgid,
                              analyzers::TerminalText(e.comm));
+    case ProcessEvent::Op::kLeave:
+      return absl::StrFormat(
+          "%12s %d left the traced cgroups (%s): no longer traced", when,
+          e.tgid, analyzers::TerminalText(e.comm));
   }
   return "";
 }

@@ -1,5 +1,7 @@
 #include "cli/pipeline.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "analyzers/render/format.h"
 #include "cli/event_printer.h"
@@ -49,7 +51,18 @@ void Pipeline::NoteWriteError(absl::Status status) {
   if (write_error_.ok() && !status.ok()) write_error_ = std::move(status);
 }
 
+bool Pipeline::JustLeft(uint32_t tgid, uint64_t ns) {
+  while (!left_.empty() && left_.front().second + kLeftWindowNs < ns) {
+    left_.pop_front();
+  }
+  for (const auto& [pid, at] : left_) {
+    if (pid == tgid && ns >= at) return true;
+  }
+  return false;
+}
+
 void Pipeline::OnSyscall(const SyscallEvent& e) {
+  if (!left_.empty() && JustLeft(e.tgid, e.exit_ns)) return;
   ++syscalls_;
   seen_.Add(e);
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
@@ -62,7 +75,12 @@ void Pipeline::OnSyscall(const SyscallEvent& e) {
 void Pipeline::OnProcess(const ProcessEvent& e) {
   ++process_events_;
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
-  if (e.op != ProcessEvent::Op::kExit) {
+  if (e.op == ProcessEvent::Op::kLeave) left_.emplace_back(e.tgid, e.ts_ns);
+  if (!e.ends()) {
+    // Back in a traced cgroup: its events count again.
+    left_.erase(std::remove_if(left_.begin(), left_.end(),
+                               [&e](const auto& l) { return l.first == e.tgid; }),
+                left_.end());
     comm_[e.tgid] = e.comm;
     live_.insert(e.tgid);
   } else {
@@ -88,6 +106,7 @@ void Pipeline::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
 }
 
 void Pipeline::OnTlsData(const TlsDataEvent& e) {
+  if (!left_.empty() && JustLeft(e.tgid, e.exit_ns)) return;
   ++tls_data_events_;
   if (writer_ != nullptr) NoteWriteError(writer_->Write(e));
   profiler_.OnTlsData(e);

@@ -104,6 +104,11 @@ class Pipeline : public collector::EventSink {
  private:
   void OnRequest(const analyzers::Request& request);
   void NoteWriteError(absl::Status status);
+  // Whether an event of `tgid` at `ns` came just after its process left the
+  // traced cgroups: a thread on another CPU can pass the kernel's check in
+  // the instant of the move. Those events are not the process's to count
+  // any more. Forgets leaves older than kLeftWindowNs.
+  bool JustLeft(uint32_t tgid, uint64_t ns);
 
   OutputOptions options_;
   std::FILE* out_;
@@ -123,6 +128,8 @@ class Pipeline : public collector::EventSink {
   std::map<uint32_t, std::string> comm_;
   std::set<uint32_t> live_;
   std::deque<uint32_t> exited_;  // oldest first
+  static constexpr uint64_t kLeftWindowNs = 1000000000;
+  std::deque<std::pair<uint32_t, uint64_t>> left_;  // (tgid, when), oldest first
   SeenCalls seen_;
   std::function<void()> before_summary_;
   std::vector<std::function<void(const analyzers::Request&)>> observers_;

@@ -205,7 +205,7 @@ bool ValidSyscall(Syscall s) {
 bool ValidOp(ProcessEvent::Op op) {
   const auto v = static_cast<uint16_t>(op);
   return v >= static_cast<uint16_t>(ProcessEvent::Op::kFork) &&
-         v <= static_cast<uint16_t>(ProcessEvent::Op::kExit);
+         v <= static_cast<uint16_t>(ProcessEvent::Op::kLeave);
 }
 
 // Bytes of each address to store: up to the last non-zero byte of either.

@@ -115,10 +115,11 @@ absl::Status DecodeProcess(const void* data, size_t len, ProcessEvent* out) {
   }
   rc_process_event e;
   std::memcpy(&e, data, sizeof(e));
-  if (e.op < RC_PROC_FORK || e.op > RC_PROC_EXIT) {
+  if (e.op < RC_PROC_FORK || e.op > RC_PROC_LEAVE) {
     return absl::InvalidArgumentError(
         absl::StrFormat("process record with unknown op %d", e.op));
   }
+  static_assert(static_cast<int>(ProcessEvent::Op::kLeave) == RC_PROC_LEAVE);
   out->op = static_cast<ProcessEvent::Op>(e.op);
   out->tgid = e.tgid;
   out->parent_tgid = e.parent_tgid;

@@ -227,7 +227,12 @@ struct TlsDataEvent {
 
 // A change in the traced process set, seen in the kernel.
 struct ProcessEvent {
-  enum class Op : uint16_t { kFork = 1, kExec = 2, kExit = 3 };
+  // kLeave: a process traced for its cgroup moved out of every traced
+  // cgroup; from then on it is not traced, as if it had exited (capture
+  // format 4 on).
+  enum class Op : uint16_t { kFork = 1, kExec = 2, kExit = 3, kLeave = 4 };
+  // Whether the process is out of view from this event on (exit or leave).
+  bool ends() const { return op == Op::kExit || op == Op::kLeave; }
   Op op = Op::kFork;
   uint32_t tgid = 0;
   uint32_t parent_tgid = 0;

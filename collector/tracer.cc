@@ -180,6 +180,10 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   if (int err = reqcost_bpf__load(skel)) {
     return LoadError(-err, "loading the BPF programs");
   }
+  for (pid_t pid : options.pids) {
+    ASSIGN_OR_RETURN(ProcessInfo info, proc.ReadProcess(pid));
+    tracer->pid_targets_.push_back(std::move(info));
+  }
   tracer->has_cgroups_ = !options.cgroups.empty();
   if (tracer->has_cgroups_) RETURN_IF_ERROR(tracer->SetCgroups(options.cgroups));
   // Attach with an empty traced set: nothing emits yet, but forks are
@@ -196,6 +200,7 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   for (int scan = 0; scan < 2; ++scan) {
     ASSIGN_OR_RETURN(std::vector<ProcessInfo> procs,
                      proc.WithDescendants(options.pids));
+    const size_t by_pid = procs.size();
     // The cgroups' members now (later ones join in the kernel).
     for (const CgroupTarget& cg : options.cgroups) {
       for (pid_t pid : CgroupMembers(cg.path)) {
@@ -203,12 +208,15 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
         if (info.ok()) procs.push_back(std::move(*info));  // else: gone
       }
     }
-    for (ProcessInfo& info : procs) {
+    for (size_t i = 0; i < procs.size(); ++i) {
+      ProcessInfo& info = procs[i];
       // `attach -p $$` from a shell: reqcost is the shell's child.
       if (info.pid == self && !options.allow_self) continue;
       if (!traced.insert(info.pid).second) continue;
-      uint8_t one = 1;
-      if (bpf_map_update_elem(map_fd, &info.pid, &one, BPF_ANY) != 0) {
+      // A PID's tree first: traced wherever it goes; a cgroup's member
+      // while it stays in a traced cgroup.
+      uint8_t how = i < by_pid ? RC_TRACED_BY_PID : RC_TRACED_BY_CGROUP;
+      if (bpf_map_update_elem(map_fd, &info.pid, &how, BPF_ANY) != 0) {
         return absl::ErrnoToStatus(
             errno,
             absl::StrFormat("tracing PID %d (too many processes?)", info.pid));
@@ -273,6 +281,7 @@ absl::Status Tracer::SetCgroups(const std::vector<CgroupTarget>& cgroups) {
   }
   for (uint64_t id : stale) bpf_map_delete_elem(fd, &id);
   skel_->bss->cgroup_levels = levels;
+  cgroups_ = cgroups;
   return absl::OkStatus();
 }
 
@@ -398,6 +407,56 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
   }
 }
 
+Tracer::RescanResult Tracer::Rescan() {
+  RescanResult result;
+  ProcFs proc;
+  // (process, why it is traced), PID trees first.
+  std::vector<std::pair<ProcessInfo, uint8_t>> found;
+  for (auto it = pid_targets_.begin(); it != pid_targets_.end();) {
+    absl::StatusOr<std::vector<ProcessInfo>> tree =
+        proc.WithDescendants({static_cast<pid_t>(it->pid)});
+    // The start time read from /proc at attach: the same process or not.
+    if (!tree.ok() || tree->empty() || (*tree)[0].start_ns != it->start_ns) {
+      result.exited_targets.push_back(std::move(*it));
+      it = pid_targets_.erase(it);
+      continue;
+    }
+    for (ProcessInfo& info : *tree) {
+      found.emplace_back(std::move(info), RC_TRACED_BY_PID);
+    }
+    ++it;
+  }
+  result.pid_targets = pid_targets_.size();
+  for (const CgroupTarget& cg : cgroups_) {
+    for (pid_t pid : CgroupMembers(cg.path)) {
+      absl::StatusOr<ProcessInfo> info = proc.ReadProcess(pid);
+      if (info.ok()) found.emplace_back(std::move(*info), RC_TRACED_BY_CGROUP);
+    }
+  }
+  const int map_fd = bpf_map__fd(skel_->maps.traced);
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  for (auto& [info, how] : found) {
+    if (info.pid == self) continue;
+    if (bpf_map_update_elem(map_fd, &info.pid, &how, BPF_NOEXIST) == 0) {
+      ProcessEvent e;
+      e.op = ProcessEvent::Op::kExec;  // as a process that joins is told
+      e.tgid = info.pid;
+      e.parent_tgid = info.ppid;
+      e.ts_ns = MonotonicNowNs();
+      e.start_ns = info.start_ns;
+      e.comm = info.comm;
+      sink_->OnProcess(e);
+      result.added.push_back(info);
+    } else if (how == RC_TRACED_BY_PID) {
+      // In a PID's tree and traced for its cgroup too: it stays traced
+      // wherever it goes (no-op when traced by PID already).
+      (void)bpf_map_update_elem(map_fd, &info.pid, &how, BPF_EXIST);
+    }
+    if (tls_probes_) AttachTlsProbesTo(info.pid);
+  }
+  return result;
+}
+
 int Tracer::OnRecord(void* ctx, void* data, size_t len) {
   auto* self = static_cast<Tracer*>(ctx);
   RecordKind kind;
@@ -421,12 +480,13 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
     // A new process of the traced tree: its uprobes (it maps what its
     // parent mapped).
     // A process that joined a traced cgroup is told as an exec.
-    if (self->tls_probes_ && self->process_.op != ProcessEvent::Op::kExit) {
+    if (self->tls_probes_ && !self->process_.ends()) {
       self->AttachTlsProbesTo(self->process_.tgid);
     }
-    // Its links can no longer fire: released off this thread, which must
-    // keep draining the ring.
-    if (self->tls_probes_ && self->process_.op == ProcessEvent::Op::kExit) {
+    // Its links can no longer fire (or, once it left the traced cgroups,
+    // must no longer): released off this thread, which must keep draining
+    // the ring.
+    if (self->tls_probes_ && self->process_.ends()) {
       self->ReleaseTlsProbesOf(self->process_.tgid);
     }
     self->sink_->OnProcess(self->process_);

@@ -97,6 +97,25 @@ class Tracer {
   // started without cgroups; InvalidArgument past kMaxCgroups.
   absl::Status SetCgroups(const std::vector<CgroupTarget>& cgroups);
 
+  // What Rescan found.
+  struct RescanResult {
+    // -p PIDs that exited (or whose number is another process's now): no
+    // longer targets.
+    std::vector<ProcessInfo> exited_targets;
+    // Processes of the targets that were not traced and are now.
+    std::vector<ProcessInfo> added;
+    size_t pid_targets = 0;  // -p PIDs still targets
+  };
+  // Re-reads the targets from /proc: each -p PID still alive (the same
+  // process, by its start time) with its descendants, and the processes in
+  // the traced cgroups (as last set). One of them not traced yet (its fork
+  // record was lost to a full ring buffer, or the traced table was full when
+  // it forked) is traced from now on, told to the sink as an exec and given
+  // its TLS uprobes. A -p PID that exited is dropped from the targets, so a
+  // new process given its number is not traced. Never stops tracing a
+  // process.
+  RescanResult Rescan();
+
   // Waits up to `timeout_ms` for events, hands every ready record to the
   // sink and reports new drops. Returns how many records it handled; an
   // interrupting signal is not an error.
@@ -176,6 +195,10 @@ class Tracer {
   std::vector<std::string> tls_libraries_;
   absl::Status tls_probe_status_;
   std::vector<ProcessInfo> processes_;
+  // The -p PIDs still targets (as at attach: their start times tell a reused
+  // number), and the traced cgroups as last set: what Rescan reads again.
+  std::vector<ProcessInfo> pid_targets_;
+  std::vector<CgroupTarget> cgroups_;
   SyscallEvent syscall_;  // reused: no allocation per record
   ProcessEvent process_;
   TlsDataEvent tls_data_;

@@ -246,6 +246,7 @@ std::vector<ProcessEvent> SampleProcessEvents() {
       {ProcessEvent::Op::kExec, 9400, 9334, 2'000'000'001, 12345, ""},
       {ProcessEvent::Op::kExit, UINT32_MAX, 0, UINT64_MAX, UINT64_MAX,
        std::string("a\0b", 3)},
+      {ProcessEvent::Op::kLeave, 9401, 9334, 2'000'000'002, 12346, "nginx"},
   };
 }
 
@@ -321,6 +322,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
     ASSERT_TRUE(w->Write(procs[2]).ok());
     ASSERT_TRUE(w->Write(events[3]).ok());
     ASSERT_TRUE(w->Write(events[4]).ok());
+    ASSERT_TRUE(w->Write(procs[3]).ok());
     ASSERT_TRUE(w->Close(4'000'000'000, final_counters).ok());
   }
 
@@ -329,7 +331,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   CaptureHeader expected_header = header;
   expected_header.end_mono_ns = 4'000'000'000;
   EXPECT_THAT(r->header(), Eq(expected_header));
-  EXPECT_THAT(r->format_version(), Eq(3u));
+  EXPECT_THAT(r->format_version(), Eq(4u));
 
   auto [records, status] = ReadAll(*r);
   ASSERT_TRUE(status.ok()) << status;
@@ -346,14 +348,15 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
                   VariantWith<ProcessEvent>(Eq(procs[2])),
                   VariantWith<SyscallEvent>(Eq(events[3])),
                   VariantWith<SyscallEvent>(Eq(events[4])),
+                  VariantWith<ProcessEvent>(Eq(procs[3])),
                   VariantWith<CountersSnapshot>(
                       Eq(CountersSnapshot{4'000'000'000, final_counters})),
-                  VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 11}))));
+                  VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 12}))));
   // The end is sticky: asking again gives the end again.
   absl::StatusOr<CaptureRecord> again = r->Next();
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_THAT(*again,
-              VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 11})));
+              VariantWith<CaptureEnd>(Eq(CaptureEnd{4'000'000'000, 12})));
 }
 
 TEST_F(CaptureFileTest, ReadCaptureCollectsRecordsByKind) {
@@ -407,7 +410,7 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   }
 
   Bytes expected;
-  expected.Raw(std::string_view("REQCOST\0", 8)).U32(3).U32(0);
+  expected.Raw(std::string_view("REQCOST\0", 8)).U32(4).U32(0);
   expected.U64(static_cast<uint64_t>(-2)).U64(0x0102030405060708ull);
   expected.U64(0x1111).U32(256).U32(0);
   expected.Str("h").Str("k").Str("v").U32(1).Str("reqcost");
@@ -759,7 +762,7 @@ TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kUnimplemented,
                        Eq(path + ": capture format version 7 is newer than "
-                                 "this reqcost (3); upgrade reqcost")));
+                                 "this reqcost (4); upgrade reqcost")));
 }
 
 TEST_F(CaptureFileTest, VersionZeroIsCorrupt) {

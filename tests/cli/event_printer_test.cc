@@ -118,5 +118,16 @@ TEST(EventPrinterTest, EventInFlightAtAttachSaysSo) {
               EndsWith(" <started before attach>"));
 }
 
+TEST(EventPrinterTest, AProcessThatLeftTheTracedCgroupsSaysItIsNoLongerTraced) {
+  ProcessEvent e;
+  e.op = ProcessEvent::Op::kLeave;
+  e.tgid = 4242;
+  e.ts_ns = kOrigin + 1000000;
+  e.comm = "nginx";
+  EXPECT_THAT(FormatProcessEvent(e, kOrigin),
+              EndsWith(" 4242 left the traced cgroups (nginx): no longer "
+                       "traced"));
+}
+
 }  // namespace
 }  // namespace reqcost::cli

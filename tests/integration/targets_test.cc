@@ -3,10 +3,13 @@
 // restarted into it, a "unit" found by its cgroup's name, reqcost never
 // tracing itself, and an attach that saw no request explained.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -92,6 +95,46 @@ void MoveServer(const Server& server, const TestCgroup& cg) {
   for (pid_t pid : server.AllPids()) ASSERT_TRUE(cg.Move(pid).ok()) << pid;
 }
 
+// The perf events `pid` holds open: one per uprobe (--tls-probes attaches
+// nine per process and libssl) plus the fixed ones of the syscall
+// tracepoints.
+int PerfEventFds(pid_t pid) {
+  int n = 0;
+  const std::string fds = absl::StrCat("/proc/", pid, "/fd");
+  if (DIR* d = opendir(fds.c_str())) {
+    while (dirent* e = readdir(d)) {
+      char target[256];
+      ssize_t len = readlink((fds + "/" + e->d_name).c_str(), target,
+                             sizeof(target) - 1);
+      if (len <= 0) continue;
+      if (absl::string_view(target, len) == "anon_inode:[perf_event]") ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+// How many times `what` occurs in `text`.
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// Waits (bounded) until `done()`; returns whether it came.
+template <typename F>
+bool WaitFor(F done, absl::Duration timeout = absl::Seconds(10)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return done();
+}
+
 std::vector<int> ProcessPids(const json& report) {
   std::vector<int> pids;
   for (const json& p : report["capture"]["processes"])
@@ -147,8 +190,9 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   std::vector<int> pids = ProcessPids(report);
   EXPECT_THAT(pids, ::testing::Contains(nginx.pid()));
   EXPECT_THAT(pids, ::testing::Contains(old_fpm));
-  // Its workers, which served the second half (the master joins only once
-  // it makes a traced call or forks).
+  // The new master, traced at its move though it makes no socket call,
+  // and its workers, which served the second half.
+  EXPECT_THAT(pids, ::testing::Contains(fpm2.pid()));
   for (pid_t worker : fpm2.WorkerPids()) {
     EXPECT_THAT(pids, ::testing::Contains(worker))
         << "the restarted php-fpm's worker " << worker << " was not followed";
@@ -161,6 +205,71 @@ TEST(TargetsTest, CgroupTracesItsStackAndWhatJoinsItLater) {
   EXPECT_THAT(pids, ::testing::Contains(outside.pid()));
   (void)outside.Stop();
   EXPECT_THAT(run.err(), HasSubstr(" processes and 1 cgroups"));
+}
+
+// A process moved out of the traced cgroup (echo PID > other/cgroup.procs)
+// is traced no more: its requests stop counting, its TLS uprobes are
+// released and the leave is shown; moved back in, it is traced again at
+// once (its idle master too), uprobes and all.
+TEST(TargetsTest, AProcessThatLeavesTheCgroupIsNoLongerTracedAndOneMovedInIs) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-leave"));
+  ASSERT_OK_AND_ASSIGN(cg, TestCgroup::Create("reqcost-leave"));
+  ASSERT_OK_AND_ASSIGN(out, TestCgroup::Create("reqcost-leave-out"));
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, NginxOptions{}));
+  const std::vector<pid_t> nginx_pids = nginx.AllPids();
+  ASSERT_EQ(nginx_pids.size(), 2u);  // master and one worker
+  for (pid_t pid : nginx_pids) {
+    ASSERT_OK_AND_ASSIGN(maps,
+                         ReadFileToString(absl::StrCat("/proc/", pid, "/maps")));
+    ASSERT_TRUE(absl::StrContains(maps, "libssl.so"))
+        << "nginx " << pid << " does not map libssl: no uprobes to release";
+  }
+  MoveServer(nginx, cg);
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(dir, {"attach", "--cgroup", cg.path(),
+                                    "--tls-probes", "--events"}));
+  const int probed = PerfEventFds(run.pid());
+  AbOptions ab;
+  ab.url = nginx.Url("/");
+  ab.requests = 20;
+  ab.concurrency = 1;
+  ASSERT_OK_AND_ASSIGN(first, RunAb(ab));
+  ASSERT_EQ(first.complete, 20);
+
+  // Out: both processes leave, their 18 uprobes go (released as each
+  // leave record is read: that is the sign it was).
+  MoveServer(nginx, out);
+  ASSERT_TRUE(WaitFor([&] {
+    return PerfEventFds(run.pid()) + 9 * 2 == probed;
+  })) << "uprobes held: " << PerfEventFds(run.pid()) << " perf events, "
+      << probed << " before the leave";
+  ASSERT_OK_AND_ASSIGN(second, RunAb(ab));  // not traced
+  ASSERT_EQ(second.complete, 20);
+
+  // In again: traced at the move (the master, which makes no call, too),
+  // uprobes again.
+  MoveServer(nginx, cg);
+  EXPECT_TRUE(WaitFor([&] { return PerfEventFds(run.pid()) == probed; }))
+      << PerfEventFds(run.pid()) << " perf events, " << probed << " at first";
+  ASSERT_OK_AND_ASSIGN(third, RunAb(ab));
+  ASSERT_EQ(third.complete, 20);
+
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGINT));
+  ASSERT_EQ(code, 0) << run.err();
+  const std::string text = run.out();
+  for (pid_t pid : nginx_pids) {
+    EXPECT_EQ(Count(text, absl::StrCat(" ", pid,
+                                       " left the traced cgroups (nginx): no "
+                                       "longer traced")),
+              1)
+        << pid;
+    EXPECT_EQ(Count(text, absl::StrCat(" ", pid, " exec (nginx)")), 1) << pid;
+  }
+  // The first and the third twenty; nothing of the second.
+  EXPECT_THAT(text, HasSubstr("requests: 40 (40 complete"))
+      << text.substr(text.size() > 3000 ? text.size() - 3000 : 0);
+  EXPECT_EQ(Count(text, " accept4("), 40) << "accepts seen while out";
 }
 
 TEST(TargetsTest, AUnitIsFoundByItsCgroupAndErrorsHaveTheirCodes) {
@@ -412,20 +521,101 @@ TEST(AgentTest, TheUnitsCapabilitiesSufficeAndSighupRereadsTargets) {
   rmdir(fpm_dir.c_str());
 }
 
-// Without cgroup targets, SIGHUP is a terminal's hang-up: the run ends
-// cleanly with its summary, as with SIGTERM (a run left in a closed
-// terminal must not stay behind).
-TEST(AgentTest, SighupWithoutCgroupTargetsEndsTheRun) {
+// An agent given PIDs (no terminal on stdin): SIGHUP re-reads them. A -p
+// PID that exited is dropped and named; the others are read again with
+// their descendants, so a php-fpm master's new children (its workers
+// replaced every 3 requests) are followed before and after, and every
+// request counts with its backend.
+TEST(AgentTest, SighupRereadsPidTargets) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
+  PhpFpmOptions fopts;
+  fopts.listen = dir.File("fpm.sock");
+  fopts.max_requests = 3;
+  ASSERT_OK_AND_ASSIGN(fpm, StartPhpFpm(dir, fopts));
+  NginxOptions nopts;
+  nopts.upstream = fpm.address();
+  ASSERT_OK_AND_ASSIGN(nginx, StartNginx(dir, nopts));
+  ASSERT_OK_AND_ASSIGN(
+      sleeper, Subprocess::Start({"/bin/sleep", "30"}, dir.File("sleep.out"),
+                                 dir.File("sleep.err")));
+  const std::vector<pid_t> first_workers = fpm.WorkerPids();
+  ASSERT_OK_AND_ASSIGN(
+      run, ReqcostRun::Attach(
+               dir, {"attach", "-p", std::to_string(nginx.pid()), "-p",
+                     std::to_string(fpm.pid()), "-p",
+                     std::to_string(sleeper.pid()), "--duration", "0", "-f",
+                     "json"}));
+  AbOptions ab;
+  ab.url = nginx.Url("/sleep.php?us=200");
+  ab.requests = 20;
+  ab.concurrency = 2;
+  ASSERT_OK_AND_ASSIGN(first, RunAb(ab));
+  ASSERT_EQ(first.complete, 20);
+
+  // The sleeper exits; the reload re-reads the targets.
+  const pid_t gone = sleeper.pid();
+  (void)sleeper.Stop();
+  kill(run.pid(), SIGHUP);
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(run.err(), "SIGHUP: re-read 0 cgroup targets");
+  })) << run.err();
+  EXPECT_THAT(run.err(),
+              HasSubstr(absl::StrCat("SIGHUP: -p ", gone,
+                                     " (sleep) has exited: no longer a target")));
+  EXPECT_THAT(run.err(), HasSubstr("and 2 PID targets; "));
+  ASSERT_OK_AND_ASSIGN(second, RunAb(ab));
+  ASSERT_EQ(second.complete, 20);
+  // A second reload: the exited PID is not named again.
+  kill(run.pid(), SIGHUP);
+  EXPECT_TRUE(WaitFor([&] {
+    return Count(run.err(), "SIGHUP: re-read 0 cgroup targets") == 2;
+  })) << run.err();
+  EXPECT_EQ(Count(run.err(), " has exited"), 1) << run.err();
+
+  ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGTERM));
+  ASSERT_EQ(code, 0) << run.err();
+  json report = json::parse(run.out(), nullptr, false);
+  ASSERT_FALSE(report.is_discarded()) << run.out();
+  EXPECT_EQ(report["requests"]["complete"].get<int>(), 40) << run.out();
+  EXPECT_EQ(report["phases"]["backend"]["count"].get<int>(), 40)
+      << "requests without their measured backend";
+  // Workers forked after attach, replaced as they served: followed.
+  std::vector<pid_t> known = first_workers;
+  for (pid_t pid : nginx.AllPids()) known.push_back(pid);
+  known.push_back(fpm.pid());
+  known.push_back(gone);
+  int later = 0;
+  for (int pid : ProcessPids(report)) {
+    if (std::find(known.begin(), known.end(), pid) == known.end()) ++later;
+  }
+  EXPECT_GE(later, 2) << "no php-fpm worker forked after attach was followed";
+}
+
+// In a terminal, SIGHUP is the terminal's hang-up: the run ends cleanly
+// with its summary, as with SIGTERM (a run left in a closed terminal must
+// not stay behind).
+TEST(AgentTest, SighupInATerminalEndsTheRun) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-agent"));
   ASSERT_OK_AND_ASSIGN(
       sleeper, Subprocess::Start({"/bin/sleep", "30"}, dir.File("sleep.out"),
                                  dir.File("sleep.err")));
+  // A pseudo-terminal for reqcost's stdin.
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  const std::string tty = ptsname(master);
   ASSERT_OK_AND_ASSIGN(
-      run,
-      ReqcostRun::Attach(dir, {"attach", "-p", std::to_string(sleeper.pid()),
-                               "--duration", "0"}));
+      run, ReqcostRun::Attach(
+               dir,
+               {"/bin/sh", "-c", "exec \"$0\" \"$@\" < " + tty, REQCOST_BINARY,
+                "attach", "-p", std::to_string(sleeper.pid()), "--duration",
+                "0"},
+               /*prepend_binary=*/false));
   ASSERT_OK_AND_ASSIGN(code, run.StopWith(SIGHUP));
+  close(master);
   (void)sleeper.Stop();
   EXPECT_EQ(code, 0) << run.err();
   EXPECT_THAT(run.out(), HasSubstr("no request seen."));
@@ -446,15 +636,6 @@ absl::StatusOr<std::string> Tmux(const TempDir& dir, const std::string& socket,
     return absl::InternalError(absl::StrCat("tmux failed: ", FileTail(err)));
   }
   return ReadFileToString(out);
-}
-
-int Count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos;
-       at = text.find(what, at + 1)) {
-    ++n;
-  }
-  return n;
 }
 
 TEST(IntervalTest, JsonlIntervalsAddUpToTheRunsSummary) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The .deb: made by CPack from this build, installed with dpkg -i, run from
 # /usr/bin/reqcost with the source and build trees out of reach (--version,
-# check, demo -n 200), then purged; nothing it installed may be left.
+# check, demo -n 200), then removed with dpkg -r (not --purge): nothing it
+# installed may be left, and dpkg keeps no record of it (no conffiles).
 #   deb_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 SOURCE_DIR="$(cd "$1" && pwd)"
@@ -50,7 +51,8 @@ dpkg_locked -i "$deb" || fail "dpkg -i $deb"
 [ "$(command -v reqcost)" = /usr/bin/reqcost ] || fail "reqcost is not /usr/bin/reqcost"
 dpkg -L reqcost > "$tmp/files"
 grep -qx /usr/bin/reqcost "$tmp/files" || fail "the package does not own /usr/bin/reqcost"
-for f in /usr/lib/systemd/system/reqcost.service /usr/share/reqcost/grafana/reqcost-dashboard.json; do
+for f in /usr/lib/systemd/system/reqcost.service /usr/share/reqcost/grafana/reqcost-dashboard.json \
+         /usr/share/bash-completion/completions/reqcost; do
   grep -qx "$f" "$tmp/files" || fail "the package does not ship $f"
 done
 no_build_path /usr/bin/reqcost /usr/lib/reqcost/reqcost-fcgi-backend
@@ -59,8 +61,7 @@ man -w reqcost > /dev/null 2>&1 || fail "man reqcost finds no page"
 mkdir "$tmp/log"
 check_commands /usr/bin/reqcost "$tmp/log" "$SOURCE_DIR" "$BUILD_DIR"
 
-dpkg_locked --purge reqcost || fail "dpkg --purge reqcost"
-installed=0
+dpkg_locked -r reqcost || fail "dpkg -r reqcost"
 left=0
 while IFS= read -r path; do
   [ "$path" = "/." ] && continue
@@ -72,5 +73,10 @@ while IFS= read -r path; do
   echo "left behind: $path" >&2
   left=1
 done < "$tmp/files"
-[ "$left" = 0 ] || fail "dpkg --purge reqcost left files behind"
-echo "PASS ($(grep -c . "$tmp/files") paths installed, none left)"
+[ "$left" = 0 ] || fail "dpkg -r reqcost left files behind"
+# Nothing for a purge to do: no conffiles, no configuration state.
+status="$(dpkg-query -W -f='${db:Status-Status}' reqcost 2>/dev/null || true)"
+[ -z "$status" ] || [ "$status" = "not-installed" ] ||
+  fail "after dpkg -r, dpkg still knows reqcost as '$status' (conffiles left?)"
+installed=0
+echo "PASS ($(grep -c . "$tmp/files") paths installed, none left by dpkg -r)"

@@ -24,7 +24,8 @@ prefix="$tmp/moved"
 for f in bin/reqcost lib/reqcost/reqcost-fcgi-backend share/reqcost/nginx/nginx.conf.in \
          share/reqcost/php-fpm/php-fpm.conf.in share/reqcost/php/hello.php \
          share/man/man8/reqcost.8.gz lib/systemd/system/reqcost.service \
-         share/reqcost/grafana/reqcost-dashboard.json; do
+         share/reqcost/grafana/reqcost-dashboard.json \
+         share/bash-completion/completions/reqcost; do
   [ -e "$prefix/$f" ] || fail "cmake --install did not install $f"
 done
 no_build_path "$prefix/bin/reqcost" "$prefix/lib/reqcost/reqcost-fcgi-backend"
