@@ -49,9 +49,11 @@ inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // The format version this build writes and the newest it reads.
 // Version 2 added the TLS block of syscall events and counters.foreign;
 // version 3 the TLS data records (kTlsData), counters.tls_calls and the TCP
-// sequence number of syscall events. Version 1 and 2 files still read (they
-// have no TLS data and their events no sequence number).
-inline constexpr uint32_t kCaptureFormatVersion = 3;
+// sequence number of syscall events; version 4 the TLS data records of a
+// cleartext HTTP/2 connection's syscalls (ops 5 and 6, same layout). Version
+// 1 to 3 files still read (1 and 2 have no TLS data and their events no
+// sequence number).
+inline constexpr uint32_t kCaptureFormatVersion = 4;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;
 // Largest header a reader accepts or a writer produces.
