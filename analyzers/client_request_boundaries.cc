@@ -154,10 +154,14 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
     }
     return;
   }
-  // Cleartext HTTP/2: its frames are not followed, so its streams cannot
-  // be split; the connection's requests are reported unsplit rather than
-  // taken for HTTP/1.x requests.
-  if ((e.tls.flags & TlsRecords::kH2c) != 0) client->http2 = true;
+  // Cleartext HTTP/2: the kernel follows its frames and gives each read
+  // and write a data record right after its event, from the preface read
+  // on. A connection whose preface read was followed by another event and
+  // not by a data record (a capture of a reqcost that did not follow h2c,
+  // a lost record) cannot be split: its requests are reported unsplit
+  // rather than taken for HTTP/1.x requests.
+  if (client->h2c && !client->decrypted) client->http2 = true;
+  if ((e.tls.flags & TlsRecords::kH2c) != 0) client->h2c = true;
   if (e.tls.on() && !client->tls && IsRead(e.syscall) && e.ret > 0) {
     client->tls = std::make_unique<TlsConnection>();
   }

@@ -145,6 +145,9 @@ struct ClientConn {
   // split from the decrypted bytes.
   std::unique_ptr<DecryptedConn> decrypted;
   uint64_t ssl = 0;  // the hashed SSL * of its TLS calls (0: none seen)
+  // Its first read was the HTTP/2 client preface (cleartext HTTP/2): the
+  // kernel's data records of its syscalls follow each syscall's event.
+  bool h2c = false;
 };
 
 }  // namespace reqcost::analyzers

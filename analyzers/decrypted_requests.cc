@@ -266,10 +266,11 @@ void ClientRequestBoundaries::DecodePaths(ClientConn* client,
     d.client_frames = std::make_unique<Http2FrameParser>(options);
   }
   std::vector<Http2Frame> frames;
-  if (!d.client_frames->Feed(e.payload, e.bytes, &frames).ok()) {
-    d.paths = false;
-    return;
-  }
+  // A frame header past the captured prefix ends the decoding, after the
+  // blocks wholly seen before it (a read of many HEADERS at once: h2c's
+  // first read carries the preface, SETTINGS and every first request).
+  const bool fed = d.client_frames->Feed(e.payload, e.bytes, &frames).ok();
+  if (!fed) d.paths = false;
   for (const Http2Frame& f : frames) {
     const bool headers = f.is(Http2FrameType::kHeaders);
     if (!headers && !f.is(Http2FrameType::kContinuation)) continue;

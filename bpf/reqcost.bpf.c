@@ -390,6 +390,8 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 
 /* The TLS record walker: needs ptr_value and the targ_ globals above. */
 #include "tls_walk.bpf.h"
+/* The HTTP/2 frame walker, for TLS plaintext and h2c syscalls alike. */
+#include "h2_walk.bpf.h"
 
 static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 {
@@ -610,10 +612,17 @@ static __always_inline void read_tcp_seq(struct rc_syscall_event *e,
 	e->flags |= RC_F_TCP_SEQ;
 }
 
-/* Everything but the payload; sock_layer: see tls_walk. */
+/* Cleartext HTTP/2: needs struct op and the helpers above. */
+#include "h2c.bpf.h"
+
+/*
+ * Everything but the payload; sock_layer: see tls_walk. *h2c: tls_walk's
+ * verdict on a read (enum tls_walk_h2c).
+ */
 static __always_inline void fill_event(struct rc_syscall_event *e,
 				       struct task_struct *task,
-				       const struct op *op, bool sock_layer)
+				       const struct op *op, bool sock_layer,
+				       int *h2c)
 {
 	__u64 base = 0, cap;
 
@@ -646,7 +655,7 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 	    e->sock.family != AF_UNIX) {
 		cap = first_buffer(op->sc, op->buf, op->iovcnt, &base);
 		if (cap)
-			tls_walk(op->sk, base, cap, op->ret, &e->tls, sock_layer);
+			*h2c = tls_walk(op->sk, base, cap, op->ret, &e->tls, sock_layer);
 	}
 }
 
@@ -658,6 +667,7 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 	struct scratch_event *s;
 	__u32 zero = 0, want, n;
 	__u64 size, *emitted;
+	int h2c = TLS_WALK_NOT_H2C;
 
 	emitted = emitted_counter();
 	const bool path = op->flags & RC_F_PEER_PATH;
@@ -669,17 +679,18 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 			count(RC_CNT_DROPPED);
 			return 0;
 		}
-		fill_event(e, task, op, sock_layer);
+		fill_event(e, task, op, sock_layer, &h2c);
 		bpf_ringbuf_submit(e, wakeup_flags(emitted));
 		if (emitted)
 			*emitted += 1;
+		h2c_follow(task, op, sock_layer, h2c);
 		return 0;
 	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
 	e = &s->e;
-	fill_event(e, task, op, sock_layer);
+	fill_event(e, task, op, sock_layer, &h2c);
 	if (path)
 		want = op->iovcnt;	/* the path's length, see on_exit */
 	else
@@ -695,10 +706,12 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(n);
 	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(emitted))) {
 		count(RC_CNT_DROPPED);
+		h2c_follow(task, op, sock_layer, h2c);	/* keeps its walk in step */
 		return 0;
 	}
 	if (emitted)
 		*emitted += 1;
+	h2c_follow(task, op, sock_layer, h2c);
 	return 0;
 }
 
@@ -856,23 +869,7 @@ int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
  * the return emits the plaintext's first bytes and the HTTP/2 frame headers
  * that begin in it.
  */
-#define H2_HEADER 9
-#define H2_PREFACE 24		/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
-#define H2_WALK_MAX 32		/* frame headers followed in one call */
 #define MAX_H2_DIRECTIONS 65536	/* connection directions whose frame state is kept */
-
-enum h2_mode {
-	H2_PLAIN = 1,		/* its first bytes were no HTTP/2 preface */
-	H2_FRAMES = 2,		/* HTTP/2: frame boundaries followed */
-	H2_LOST = 3,		/* was, boundaries lost */
-};
-
-struct h2_state {
-	__u32 skip;		/* bytes of the current frame (or preface) still to come */
-	__u8 mode;		/* enum h2_mode */
-	__u8 have;		/* bytes of a header split over calls, in hdr */
-	__u8 hdr[H2_HEADER];
-};
 
 /*
  * Keyed by the SSL * (a user address, never emitted raw) with its low bit
@@ -886,156 +883,21 @@ struct {
 	__type(value, struct h2_state);
 } h2_states SEC(".maps");
 
-struct scratch_tls_data {
-	struct rc_tls_data_event e;
-	__u8 slack[2 * RC_PAYLOAD_MAX];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch_tls_data);
-} scratch_tls SEC(".maps");
-
 static __always_inline bool is_write_op(__u16 op)
 {
 	return op == RC_TLS_DATA_WRITE || op == RC_TLS_DATA_WRITE_EX;
 }
 
-/*
- * How a direction's first bytes start HTTP/2: 1 the client preface, 2 a
- * SETTINGS frame on stream 0 (what a server sends first), 0 not at all.
- */
-static __always_inline int h2_start(const __u8 *h)
-{
-	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-
-	if (h[0] == 'P' && h[1] == 'R' && h[2] == 'I' && h[3] == ' ' &&
-	    h[4] == '*' && h[5] == ' ' && h[6] == 'H' && h[7] == 'T' && h[8] == 'T')
-		return 1;
-	if (h[3] == 4 && !(h[4] & ~1) && !h[5] && !h[6] && !h[7] && !h[8] &&
-	    len % 6 == 0 && len <= 16384)
-		return 2;
-	return 0;
-}
-
-/*
- * Counts one frame header and keeps it in the record when it bounds a
- * request (see rc_tls_data_event); returns its payload length.
- */
-static __always_inline __u32 h2_keep(struct rc_tls_data_event *e, const __u8 *h)
-{
-	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-	__u8 i = e->frame_count, type = h[3];
-	struct rc_h2_frame *f;
-
-	e->frames_seen++;
-	if (!(type == 1 || type == 3 || type == 5 || type == 7 || type == 9 ||
-	      ((type == 0 || type == 1) && (h[4] & 1))))
-		return len;
-	if (i >= RC_H2_FRAMES_MAX) {
-		e->flags |= RC_TLS_DATA_MORE;
-		return len;
-	}
-	f = &e->frames[i & (RC_H2_FRAMES_MAX - 1)];
-	f->length = len;
-	f->type = h[3];
-	f->flags = h[4];
-	f->reserved = 0;
-	f->stream_id = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) |
-		       ((__u32)h[7] << 8) | h[8];
-	e->frame_count = i + 1;
-	return len;
-}
-
-/*
- * Follows the HTTP/2 frames through one call's `n` plaintext bytes at
- * `base`: notes every frame header that begins in them and carries the rest
- * of the last frame over to the next call of that direction. A direction
- * whose first bytes are no HTTP/2 preface is plain and never walked again.
- * The same scheme as tls_walk, with 9-byte headers.
- */
-static __always_inline void h2_walk(__u64 key, __u64 base, __u64 n,
-				    struct rc_tls_data_event *e)
+/* The frame state of an SSL's direction `key`, made on its first call. */
+static __always_inline struct h2_state *tls_h2_state(__u64 key)
 {
 	struct h2_state *st, fresh = {};
-	__u32 off = 0, len;
-	__u8 h[H2_HEADER];
-	int start;
 
 	st = bpf_map_lookup_elem(&h2_states, &key);
-	if (!st) {
-		if (n < H2_HEADER || bpf_probe_read_user(h, H2_HEADER, (void *)base))
-			return;	/* too short to tell: the next call decides */
-		start = h2_start(h);
-		fresh.mode = start ? H2_FRAMES : H2_PLAIN;
-		fresh.skip = start == 1 ? H2_PREFACE : 0;
-		bpf_map_update_elem(&h2_states, &key, &fresh, BPF_ANY);
-		st = bpf_map_lookup_elem(&h2_states, &key);
-		if (!st || !start)
-			return;
-		if (start == 1)
-			e->flags |= RC_TLS_DATA_PREFACE;
-	}
-	if (st->mode == H2_PLAIN)
-		return;
-	e->flags |= RC_TLS_DATA_H2;
-	if (st->mode == H2_LOST) {
-		e->flags |= RC_TLS_DATA_LOST;
-		return;
-	}
-	if (st->have) {
-		/* A header split over calls: complete it, a byte at a time. */
-		__u32 need = H2_HEADER - st->have;
-
-#pragma unroll
-		for (int i = 0; i < H2_HEADER - 1; i++) {
-			__u8 at = st->have;
-
-			if (i >= need || i >= n || at >= H2_HEADER)
-				break;
-			if (bpf_probe_read_user(&st->hdr[at], 1, (void *)(base + i)))
-				goto lost;
-			st->have = at + 1;
-		}
-		if (st->have < H2_HEADER)
-			return;
-		st->have = 0;
-		off = need + h2_keep(e, st->hdr);
-	} else {
-		off = st->skip;
-	}
-	for (int i = 0; i < H2_WALK_MAX; i++) {
-		if (off >= n)
-			break;
-		if (n - off < H2_HEADER) {
-			/* The header goes on in the next call. */
-#pragma unroll
-			for (int j = 0; j < H2_HEADER - 1; j++) {
-				if (j >= n - off)
-					break;
-				if (bpf_probe_read_user(&st->hdr[j], 1, (void *)(base + off + j)))
-					goto lost;
-			}
-			st->have = n - off;
-			off = n;
-			break;
-		}
-		if (bpf_probe_read_user(h, H2_HEADER, (void *)(base + off)))
-			goto lost;
-		len = h2_keep(e, h);
-		if (len > (1 << 24) - 1)
-			goto lost;
-		off += H2_HEADER + len;
-	}
-	if (off < n)
-		goto lost;	/* more frames than followed */
-	st->skip = off - n;
-	return;
-lost:
-	st->mode = H2_LOST;
-	e->flags |= RC_TLS_DATA_LOST;
+	if (st)
+		return st;
+	bpf_map_update_elem(&h2_states, &key, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&h2_states, &key);
 }
 
 static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count_at)
@@ -1060,6 +922,7 @@ static __always_inline int tls_exit(int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct scratch_tls_data *s;
 	struct rc_tls_data_event *e;
+	struct h2_state *st;
 	struct pending *p;
 	__u32 zero = 0, want, n = 0;
 	__u64 bytes = 0, ssl, key, *emitted;
@@ -1099,7 +962,9 @@ static __always_inline int tls_exit(int ret)
 	e->frames_seen = 0;
 	__builtin_memset(e->reserved, 0, sizeof(e->reserved));
 	key = (ssl & ~1ULL) | is_write_op(p->ssl_op);
-	h2_walk(key, p->ssl_buf, bytes, e);
+	st = tls_h2_state(key);
+	if (st)
+		h2_walk(st, p->ssl_buf, bytes, e);
 	want = targ_tls_data_bytes;
 	if (want > bytes)
 		want = bytes;

@@ -84,12 +84,23 @@ enum rc_tls_flags {
 	RC_TLS_H2C = 8,
 };
 
-/* rc_tls_data_event.op: which TLS library call moved the plaintext. */
+/*
+ * rc_tls_data_event.op: which call moved the plaintext, a TLS library's or,
+ * on a cleartext HTTP/2 (h2c) connection, the socket syscall itself.
+ */
 enum rc_tls_data_op {
 	RC_TLS_DATA_READ = 1,	/* SSL_read */
 	RC_TLS_DATA_READ_EX = 2,	/* SSL_read_ex */
 	RC_TLS_DATA_WRITE = 3,	/* SSL_write */
 	RC_TLS_DATA_WRITE_EX = 4,	/* SSL_write_ex */
+	/*
+	 * A read or write syscall of an h2c connection (its syscall record
+	 * came just before, with the same exit_ns): ssl is then the socket's
+	 * id (rc_sock_id.sock), enter_ns the syscall's, or its exit when the
+	 * start is not hooked.
+	 */
+	RC_TLS_DATA_SYS_READ = 5,
+	RC_TLS_DATA_SYS_WRITE = 6,
 };
 
 /* rc_tls_data_event.flags */
@@ -210,7 +221,8 @@ struct rc_h2_frame {
 /*
  * Plaintext that a TLS library call of a traced process moved (OpenSSL's
  * SSL_read, SSL_write and their _ex forms, seen by uprobes), emitted at the
- * call's return when it moved bytes. The frames are the HTTP/2 frame headers
+ * call's return when it moved bytes; or the bytes a read or write syscall
+ * moved on a cleartext HTTP/2 connection (RC_TLS_DATA_SYS_*). The frames are the HTTP/2 frame headers
  * that begin in these bytes and bound requests (HEADERS, CONTINUATION,
  * PUSH_PROMISE, RST_STREAM, GOAWAY and any frame with END_STREAM; DATA,
  * WINDOW_UPDATE, PING, SETTINGS and PRIORITY are followed but only counted),
@@ -226,7 +238,7 @@ struct rc_tls_data_event {
 	__u32 tid;
 	__u64 enter_ns;		/* CLOCK_MONOTONIC */
 	__u64 exit_ns;
-	__u64 ssl;		/* the SSL * hashed with the per-run key */
+	__u64 ssl;		/* the SSL * hashed with the per-run key; h2c: the socket id */
 	__s64 bytes;		/* plaintext bytes moved (> 0) */
 	__s32 fd;		/* the socket the call read or wrote, -1: none seen */
 	__u32 payload_len;	/* bytes of payload that follow */

@@ -19,6 +19,11 @@ enum tls_mode {
 	TLS_PLAIN = 1,		/* its first read seen was no record header */
 	TLS_RECORDS = 2,	/* a TLS stream: boundaries followed */
 	TLS_LOST = 3,		/* was one, boundaries lost */
+	/*
+	 * Its first read began with the HTTP/2 client preface: cleartext
+	 * HTTP/2, whose frames the h2c walker of reqcost.bpf.c follows.
+	 */
+	TLS_H2C = 4,
 };
 
 struct tls_state {
@@ -87,18 +92,45 @@ static __always_inline void tls_keep(struct rc_tls_records *out, const __u8 *h,
 }
 
 /*
+ * A socket's mode (enum tls_mode), 0 when none was decided: no state is
+ * made. One lookup; `sock_layer` as in tls_walk.
+ */
+static __always_inline __u8 tls_mode_of(struct sock *sk, bool sock_layer)
+{
+	struct tls_state *st;
+	__u64 key;
+
+	if (sock_layer) {
+		st = bpf_sk_storage_get(&tls_sk, sk, NULL, 0);
+	} else {
+		ptr_value(&key, sk);
+		st = bpf_map_lookup_elem(&tls_states, &key);
+	}
+	return st ? st->mode : 0;
+}
+
+/* tls_walk's verdict on a read that is no TLS. */
+enum tls_walk_h2c {
+	TLS_WALK_NOT_H2C = 0,
+	TLS_WALK_H2C = 1,		/* a read of an h2c socket */
+	TLS_WALK_H2C_PREFACE = 2,	/* its first read: the preface */
+};
+
+/*
  * Follows the TLS records through a read of `n` bytes (the first `cap` of
  * them at `base` in one buffer): notes the header of every record that
  * begins in it and carries the rest of the last record over to the next
  * read. A socket whose first read seen does not start with a record header
- * is plain and never looked at again. Costs one 5-byte user read per record
+ * is plain and never looked at again, unless it began with the HTTP/2
+ * client preface: then it is h2c, and the verdict says so (enum
+ * tls_walk_h2c) at every read. Costs one 5-byte user read per record
  * header, none for a plain socket after its first read. `sock_layer`: called
  * from a socket-layer program, where the state is in socket storage (a
  * constant at every call site: the other branch is compiled out).
  */
-static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
-				     __u64 n, struct rc_tls_records *out,
-				     bool sock_layer)
+static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
+				    __u64 n, struct rc_tls_records *out,
+				    bool sock_layer)
 {
 	struct tls_state *st, fresh = {};
 	__u32 off = 0;
@@ -116,14 +148,14 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 	}
 	if (!st) {
 		if (n < TLS_HEADER)
-			return;	/* too short to tell: the next read decides */
+			return TLS_WALK_NOT_H2C;	/* too short to tell: the next read decides */
 		fresh.mode = TLS_PLAIN;
 		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base)) {
 			if (tls_header(h, &len) && h[0] == 22)
 				fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
 			else if (h[0] == 'P' && h[1] == 'R' && h[2] == 'I' &&
 				 h[3] == ' ' && h[4] == '*')
-				out->flags = RC_TLS_H2C;	/* the HTTP/2 client preface */
+				fresh.mode = TLS_H2C;	/* the HTTP/2 client preface */
 		}
 		if (sock_layer) {
 			st = bpf_sk_storage_get(&tls_sk, sk, &fresh,
@@ -132,15 +164,22 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 			bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
 			st = bpf_map_lookup_elem(&tls_states, &key);
 		}
+		if (fresh.mode == TLS_H2C) {
+			/* Without its state, its later reads cannot be told. */
+			out->flags = RC_TLS_H2C;
+			return st ? TLS_WALK_H2C_PREFACE : TLS_WALK_NOT_H2C;
+		}
 		if (!st || fresh.mode != TLS_RECORDS)
-			return;
+			return TLS_WALK_NOT_H2C;
 	}
 	if (st->mode == TLS_PLAIN)
-		return;
+		return TLS_WALK_NOT_H2C;
+	if (st->mode == TLS_H2C)
+		return TLS_WALK_H2C;
 	out->flags = RC_TLS_ON;
 	if (st->mode == TLS_LOST) {
 		out->flags |= RC_TLS_LOST;
-		return;
+		return TLS_WALK_NOT_H2C;
 	}
 	if (st->have) {
 		/* A header split over reads: complete it, a byte at a time. */
@@ -157,7 +196,7 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 			st->have = at + 1;
 		}
 		if (st->have < TLS_HEADER)
-			return;
+			return TLS_WALK_NOT_H2C;
 		st->have = 0;
 		if (!tls_header(st->hdr, &len))
 			goto lost;
@@ -191,10 +230,11 @@ static __always_inline void tls_walk(struct sock *sk, __u64 base, __u64 cap,
 	if (off < n)
 		goto lost;	/* more records than followed */
 	st->skip = off - n;
-	return;
+	return TLS_WALK_NOT_H2C;
 lost:
 	st->mode = TLS_LOST;
 	out->flags |= RC_TLS_LOST;
+	return TLS_WALK_NOT_H2C;
 }
 
 #endif /* REQCOST_TLS_WALK_BPF_H */

@@ -446,7 +446,7 @@ CountersSnapshot ParseCounters(ByteCursor b) {
 bool ValidTlsOp(TlsDataEvent::Op op) {
   const auto v = static_cast<uint16_t>(op);
   return v >= static_cast<uint16_t>(TlsDataEvent::Op::kRead) &&
-         v <= static_cast<uint16_t>(TlsDataEvent::Op::kWriteEx);
+         v <= static_cast<uint16_t>(TlsDataEvent::Op::kSyscallWrite);
 }
 
 // A TLS data record's body, read as CaptureWriter::Write(TlsDataEvent) put

@@ -50,8 +50,10 @@ inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // Version 2 added the TLS block of syscall events and counters.foreign;
 // version 3 the TLS data records (kTlsData), counters.tls_calls and the TCP
 // sequence number of syscall events; version 4 the process op kLeave (a
-// process that left the traced cgroups). Version 1 to 3 files still read
-// (1 and 2 have no TLS data and their events no sequence number).
+// process that left the traced cgroups) and the TLS data records of a
+// cleartext HTTP/2 connection's syscalls (ops 5 and 6, same layout).
+// Version 1 to 3 files still read (1 and 2 have no TLS data and their
+// events no sequence number).
 inline constexpr uint32_t kCaptureFormatVersion = 4;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;

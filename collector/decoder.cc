@@ -30,6 +30,10 @@ static_assert(RC_TLS_ON == TlsRecords::kOn &&
               RC_TLS_LOST == TlsRecords::kLost &&
               RC_TLS_H2C == TlsRecords::kH2c);
 static_assert(RC_PAYLOAD_MAX < 65536 - RC_SYSCALL_EVENT_HEADER_SIZE);
+static_assert(RC_TLS_DATA_SYS_READ ==
+                  static_cast<int>(TlsDataEvent::Op::kSyscallRead) &&
+              RC_TLS_DATA_SYS_WRITE ==
+                  static_cast<int>(TlsDataEvent::Op::kSyscallWrite));
 static_assert(offsetof(rc_tls_data_event, payload) ==
               RC_TLS_DATA_EVENT_HEADER_SIZE);
 static_assert(sizeof(rc_h2_frame) == 12);
@@ -143,7 +147,7 @@ absl::Status DecodeTlsData(const void* data, size_t len, TlsDataEvent* out) {
         "TLS data record of %d bytes declares a payload of %d bytes", len,
         e.payload_len));
   }
-  if (e.op < RC_TLS_DATA_READ || e.op > RC_TLS_DATA_WRITE_EX) {
+  if (e.op < RC_TLS_DATA_READ || e.op > RC_TLS_DATA_SYS_WRITE) {
     return absl::InvalidArgumentError(
         absl::StrFormat("TLS data record with unknown op %d", e.op));
   }

@@ -189,9 +189,19 @@ struct H2FrameHeader {
 
 // Plaintext that a TLS library call of a traced process moved (OpenSSL's
 // SSL_read / SSL_write and their _ex forms, seen by uprobes), emitted when the
-// call moved bytes. Values equal bpf/reqcost.h's rc_tls_data_event.
+// call moved bytes; or (kSyscallRead / kSyscallWrite) the bytes a read or
+// write syscall moved on a cleartext HTTP/2 (h2c) client connection, right
+// after that syscall's own event. Values equal bpf/reqcost.h's
+// rc_tls_data_event.
 struct TlsDataEvent {
-  enum class Op : uint16_t { kRead = 1, kReadEx = 2, kWrite = 3, kWriteEx = 4 };
+  enum class Op : uint16_t {
+    kRead = 1,
+    kReadEx = 2,
+    kWrite = 3,
+    kWriteEx = 4,
+    kSyscallRead = 5,   // h2c: `ssl` is then the socket's id
+    kSyscallWrite = 6,
+  };
   static constexpr int kMaxFrames = 16;  // frame headers kept per call
   // This direction carries HTTP/2 frames (its first bytes were the client
   // preface or a SETTINGS frame): `frames` are the headers that begin here
@@ -215,7 +225,13 @@ struct TlsDataEvent {
   std::vector<H2FrameHeader> frames;
   std::string payload;  // the first bytes: 9, or --payload when larger
 
-  bool is_read() const { return op == Op::kRead || op == Op::kReadEx; }
+  bool is_read() const {
+    return op == Op::kRead || op == Op::kReadEx || op == Op::kSyscallRead;
+  }
+  // The bytes came from a socket syscall (h2c), not a TLS library.
+  bool from_syscall() const {
+    return op == Op::kSyscallRead || op == Op::kSyscallWrite;
+  }
   bool h2() const { return (flags & kH2) != 0; }
   friend bool operator==(const TlsDataEvent& a, const TlsDataEvent& b) {
     return std::tie(a.op, a.flags, a.tgid, a.tid, a.enter_ns, a.exit_ns, a.ssl,

@@ -144,6 +144,48 @@ TEST(Http2Streams, EachStreamTakesTheExchangeBegunForIt) {
   EXPECT_EQ(rs[1].total_ns, Us(2010 - 10 + 1));
 }
 
+// Cleartext HTTP/2: the kernel recognised the preface in the first read
+// (TlsRecords::kH2c) and gave each read and write a data record of its own
+// right after it (same exit time, the syscall's op): the streams are split
+// and paired exactly as over TLS.
+TlsDataEvent H2cData(bool read, double exit_us,
+                     std::vector<H2FrameHeader> frames, uint16_t flags) {
+  TlsDataEvent e = Tls(read, exit_us, exit_us, std::move(frames), kClientFd,
+                       flags);
+  e.op = read ? TlsDataEvent::Op::kSyscallRead
+              : TlsDataEvent::Op::kSyscallWrite;
+  e.ssl = 0xC1EA;  // the socket's id
+  return e;
+}
+
+TEST(Http2Streams, H2cStreamsFromSyscallDataAreRequests) {
+  StreamBuilder s = TwoStreams();
+  s.events()[1].tls.flags = TlsRecords::kH2c;
+  std::vector<Request> rs = RunMixed(
+      s, {H2cData(true, 10, {Get(1), Get(3)},
+                  TlsDataEvent::kH2 | TlsDataEvent::kPreface),
+          H2cData(false, 1010, {RespHeaders(3), RespEnd(3)}, TlsDataEvent::kH2),
+          H2cData(false, 2010, {RespHeaders(1), RespEnd(1)},
+                  TlsDataEvent::kH2)});
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_TRUE(rs[1].complete) << rs[1].incomplete_reason;
+  EXPECT_EQ(rs[0].backend_ns, Us(1000 - 19));
+  EXPECT_EQ(rs[1].backend_ns, Us(2000 - 15));
+}
+
+// A preface read with no data record after it (a capture of a reqcost that
+// did not follow h2c): its requests are not split, never HTTP/1.x requests.
+TEST(Http2Streams, H2cWithoutDataRecordsIsNotSplit) {
+  StreamBuilder s = TwoStreams();
+  s.events()[1].tls.flags = TlsRecords::kH2c;
+  std::vector<Request> rs = RunMixed(s, {});
+  for (const Request& r : rs) {
+    if (r.origin != RequestOrigin::kClient) continue;
+    EXPECT_FALSE(r.complete);
+  }
+}
+
 TEST(Http2Streams, FewerExchangesThanStreamsInATurnAreNotGuessed) {
   // Only stream 1's exchange: the write on link 10 never happens.
   StreamBuilder s;

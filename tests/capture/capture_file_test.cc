@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "collector/event.h"
 
 // Counts heap allocations, to show that reading streams in bounded memory.
@@ -331,7 +332,7 @@ TEST_F(CaptureFileTest, RoundTripsHeaderAndEveryRecordKind) {
   CaptureHeader expected_header = header;
   expected_header.end_mono_ns = 4'000'000'000;
   EXPECT_THAT(r->header(), Eq(expected_header));
-  EXPECT_THAT(r->format_version(), Eq(4u));
+  EXPECT_THAT(r->format_version(), Eq(kCaptureFormatVersion));
 
   auto [records, status] = ReadAll(*r);
   ASSERT_TRUE(status.ok()) << status;
@@ -410,7 +411,9 @@ TEST_F(CaptureFileTest, WriterOutputMatchesTheDocumentedBytes) {
   }
 
   Bytes expected;
-  expected.Raw(std::string_view("REQCOST\0", 8)).U32(4).U32(0);
+  expected.Raw(std::string_view("REQCOST\0", 8))
+      .U32(kCaptureFormatVersion)
+      .U32(0);
   expected.U64(static_cast<uint64_t>(-2)).U64(0x0102030405060708ull);
   expected.U64(0x1111).U32(256).U32(0);
   expected.Str("h").Str("k").Str("v").U32(1).Str("reqcost");
@@ -761,8 +764,11 @@ TEST_F(CaptureFileTest, FutureVersionAsksToUpgrade) {
   const std::string path = WriteBytes("v7.cap", MinimalHeader(7).str());
   EXPECT_THAT(CaptureReader::Open(path).status(),
               StatusIs(absl::StatusCode::kUnimplemented,
-                       Eq(path + ": capture format version 7 is newer than "
-                                 "this reqcost (4); upgrade reqcost")));
+                       Eq(absl::StrCat(path,
+                                       ": capture format version 7 is newer "
+                                       "than this reqcost (",
+                                       kCaptureFormatVersion,
+                                       "); upgrade reqcost"))));
 }
 
 TEST_F(CaptureFileTest, VersionZeroIsCorrupt) {

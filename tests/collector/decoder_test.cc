@@ -399,6 +399,23 @@ TEST(DecoderTest, TlsDataRecordDecodesFramesAndPayload) {
   EXPECT_TRUE(tls.payload.empty());
 }
 
+TEST(DecoderTest, H2cSyscallDataRecordDecodes) {
+  for (uint16_t op : {RC_TLS_DATA_SYS_READ, RC_TLS_DATA_SYS_WRITE}) {
+    std::vector<uint8_t> bytes =
+        TlsDataRecord("", 2, [op](rc_tls_data_event& e) { e.op = op; });
+    RecordKind kind;
+    SyscallEvent syscall;
+    ProcessEvent process;
+    TlsDataEvent tls;
+    ASSERT_TRUE(DecodeRecord(bytes.data(), bytes.size(), &kind, &syscall,
+                             &process, &tls)
+                    .ok());
+    EXPECT_TRUE(tls.from_syscall());
+    EXPECT_EQ(tls.is_read(), op == RC_TLS_DATA_SYS_READ);
+    EXPECT_EQ(tls.frames.size(), 2u);
+  }
+}
+
 TEST(DecoderTest, TlsDataRecordChecksItsLengths) {
   RecordKind kind;
   SyscallEvent syscall;
