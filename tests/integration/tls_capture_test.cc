@@ -59,7 +59,7 @@ TEST(TlsCapture, ProbesRecordsAreInTheCaptureAndReportReadsThem) {
   absl::StatusOr<collector::CaptureReader> reader =
       collector::CaptureReader::Open(capture);
   ASSERT_TRUE(reader.ok()) << reader.status();
-  EXPECT_EQ(reader->format_version(), 3u);
+  EXPECT_EQ(reader->format_version(), collector::kCaptureFormatVersion);
   absl::StatusOr<collector::Capture> c = collector::ReadCapture(capture);
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_FALSE(c->tls_data.empty()) << "no TLS data record in the capture";
