@@ -57,6 +57,11 @@ class ConnectionTable {
     auto it = by_fd_.find({tgid, fd});
     return it == by_fd_.end() ? nullptr : it->second;
   }
+  // The open unix connection whose own socket is `sock`, or null.
+  Conn* FindUnix(uint64_t sock) {
+    auto it = sock != 0 ? unix_index_.find(sock) : unix_index_.end();
+    return it == unix_index_.end() ? nullptr : &conns_.at(it->second);
+  }
   // The connection `conn` is paired with, or null when it is not or that one
   // is closed.
   Conn* Paired(const Conn& conn) {

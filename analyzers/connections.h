@@ -107,6 +107,9 @@ struct Conn {
   BackendLink* link() { return std::get_if<BackendLink>(&state_); }
   const BackendLink* link() const { return std::get_if<BackendLink>(&state_); }
   BackendSide* side() { return std::get_if<BackendSide>(&state_); }
+  const BackendSide* side() const {
+    return std::get_if<BackendSide>(&state_);
+  }
   CallConn* call() { return std::get_if<CallConn>(&state_); }
   // Its client request still open, or null (and null for other roles).
   OpenRequest* open_request() const {

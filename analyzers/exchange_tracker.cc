@@ -507,6 +507,29 @@ void ExchangeTracker::OnPaired(const Conn& conn, BackendLink* link,
   }
 }
 
+void ExchangeTracker::Discard(const Conn& conn, BackendLink* link) {
+  std::vector<std::shared_ptr<Exchange>> drop =
+      std::move(link->unbound_exchanges);
+  if (link->exchange) drop.push_back(std::move(link->exchange));
+  link->exchange.reset();
+  link->unbound_exchanges.clear();
+  link->unbound_work.clear();
+  auto dropped = [&drop](const std::shared_ptr<Exchange>& ex) {
+    return std::find(drop.begin(), drop.end(), ex) != drop.end();
+  };
+  if (auto it = queues_.find(conn.tgid); it != queues_.end()) {
+    auto& c = it->second.candidates;
+    c.erase(std::remove_if(c.begin(), c.end(), dropped), c.end());
+    auto& h = it->second.held;
+    h.erase(std::remove_if(h.begin(), h.end(), dropped), h.end());
+  }
+  for (auto& [key, turn] : turns_) {
+    if (key.first != conn.tgid) continue;
+    auto& e = turn.exchanges;
+    e.erase(std::remove_if(e.begin(), e.end(), dropped), e.end());
+  }
+}
+
 void ExchangeTracker::OnClose(const Conn& conn) {
   bool done = false;
   if (const BackendLink* l = conn.link_state(); l != nullptr && l->exchange) {

@@ -128,6 +128,9 @@ class ExchangeTracker {
   void EndTurn(uint32_t tgid, uint32_t tid);
   // `request` (a stream's) is finalized: no turn may give it an exchange.
   void ForgetStream(const OpenRequest* request);
+  // `conn` was no backend link (a socket pair's end): its exchanges and
+  // queued backend work are dropped, neither attributed nor counted.
+  void Discard(const Conn& conn, BackendLink* link);
 
  private:
   // What attribution keeps per process.

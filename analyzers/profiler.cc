@@ -29,9 +29,14 @@
 #include "analyzers/report.h"
 #include "analyzers/request.h"
 #include "analyzers/request_finalizer.h"
+#include "analyzers/socketpair_ends.h"
 #include "collector/event.h"
 
 namespace reqcost::analyzers {
+
+namespace {
+constexpr uint16_t kAfUnix = 1;
+}  // namespace
 
 // The orchestrator: it owns the stages, hands each event to the stage that
 // owns what the event concerns, and answers the connection table's
@@ -62,6 +67,9 @@ struct Profiler::State : public ConnectionTable::Owner {
   ExchangeTracker exchanges;
   ClientRequestBoundaries client_requests;
   CallTracker calls;
+  // The socket pairs' ends: no connections (their calls are counted only).
+  SocketpairEnds socketpairs;
+  uint64_t socketpair_calls = 0;
 
   // ConnectionTable::Owner.
   void OnCloseLost(Conn* conn) override;
@@ -88,6 +96,13 @@ struct Profiler::State : public ConnectionTable::Owner {
   std::map<std::pair<uint32_t, uint32_t>, int32_t> last_client_read;
   void Dispatch(Conn* conn, const SyscallEvent& e);
   void ProcessExit(uint32_t tgid);
+  // Whether `e`, first seen on its unix stream socket, is on the second end
+  // of a pair whose other end is an open connection of the same process,
+  // also first seen mid-stream: a socket pair made before attach (php-fpm's
+  // master wakes its own event loop through one on every signal, SIGCHLD
+  // included). Both ends become socket pair ends and the first end's
+  // connection is forgotten, whatever it kept.
+  bool ForgetSelfPair(const SyscallEvent& e);
 };
 
 // ---------------------------------------------------------------------------
@@ -122,6 +137,10 @@ void Profiler::State::HandleQueued(const Queued& q) {
 // Dispatch.
 
 void Profiler::State::Handle(const SyscallEvent& e) {
+  if (e.syscall == Syscall::kSocketpair) {
+    socketpairs.Add(e);
+    return;
+  }
   if (!CarriesRequests(e.sock)) {
     client_requests.OnSideCall(e, SideCallTarget(e.sock));
     return;
@@ -131,6 +150,14 @@ void Profiler::State::Handle(const SyscallEvent& e) {
     return;
   }
   Conn* conn = nullptr;
+  if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
+    // A socket pair's end is never accepted or connected: the kernel gave
+    // its address to this new socket.
+    socketpairs.Forget(e.sock.sock);
+  } else if (socketpairs.Contains(e.sock.sock)) {
+    ++socketpair_calls;
+    return;
+  }
   if (IsAccept(e.syscall) || e.syscall == Syscall::kConnect) {
     bool accepted = IsAccept(e.syscall);
     if (accepted && e.ret < 0) return;  // nothing accepted
@@ -176,6 +203,7 @@ void Profiler::State::Handle(const SyscallEvent& e) {
   conn = connections.Find(e.tgid, e.fd);
   if (conn == nullptr) {
     if (e.syscall == Syscall::kClose) return;  // opened and closed unseen
+    if (ForgetSelfPair(e)) return;
     conn = connections.Open(e, e.fd, false);
     conn->preattach = true;
     conn->preattach_reason =
@@ -257,6 +285,27 @@ void Profiler::State::Dispatch(Conn* conn, const SyscallEvent& e) {
   }
 }
 
+bool Profiler::State::ForgetSelfPair(const SyscallEvent& e) {
+  if (e.sock.family != kAfUnix || e.sock.peer == 0) return false;
+  Conn* other = connections.FindUnix(e.sock.peer);
+  if (other == nullptr || other->tgid != e.tgid || !other->preattach ||
+      other->sock.peer != e.sock.sock) {
+    return false;
+  }
+  SyscallEvent pair = e;
+  pair.syscall = Syscall::kSocketpair;
+  pair.ret = 0;
+  socketpairs.Add(pair);
+  // Nothing it carried was a request or an exchange: dropped, not ended.
+  if (other->client() != nullptr) OnClientDropped(other);
+  if (BackendLink* link = other->link_state(); link != nullptr) {
+    exchanges.Discard(*other, link);
+  }
+  CloseConn(other);
+  ++socketpair_calls;
+  return true;
+}
+
 void Profiler::State::CloseConn(Conn* conn) {
   if (const ClientConn* client = conn->client();
       client != nullptr && client->ssl != 0) {
@@ -325,6 +374,19 @@ Profiler::StateSize Profiler::state_size() const {
   size.connection_entries = state_->connections.entries();
   size.attribution_processes = state_->exchanges.tracked_processes();
   size.processes = state_->processes.size();
+  size.socketpair_ends = state_->socketpairs.size();
+  state_->connections.ForEach([&size](const Conn& conn) {
+    if (const ClientConn* client = conn.client()) {
+      size.held_records += client->pre_request.syscalls.size();
+      if (client->request) size.held_records += client->request->syscalls.size();
+    }
+    if (const BackendLink* link = conn.link_state(); link && link->exchange) {
+      size.held_records += link->exchange->syscalls.size();
+    }
+    if (const BackendSide* side = conn.side(); side && side->work) {
+      size.held_records += side->work->syscalls.size();
+    }
+  });
   return size;
 }
 
@@ -419,6 +481,7 @@ Report Profiler::BuildReport(const CaptureInfo& info) const {
   state_->processes.AddTo(&report);
   state_->finalizer.stats().Fill(&report);
   report.anomalies = state_->anomalies;
+  report.socketpair_calls = state_->socketpair_calls;
   return report;
 }
 

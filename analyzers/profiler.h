@@ -101,6 +101,11 @@ class Profiler {
     size_t connection_entries = 0;     // over every connection index
     size_t attribution_processes = 0;  // with exchange attribution state
     size_t processes = 0;  // known: live, and the latest exited (bounded)
+    size_t socketpair_ends = 0;  // socket pairs' ends (bounded)
+    // Syscall records held by open connections for the request, exchange
+    // or backend work they carry: each is finalized (or dropped) when it
+    // ends, so these follow the requests in flight.
+    size_t held_records = 0;
   };
   // The current counts.
   StateSize state_size() const;

@@ -241,6 +241,9 @@ struct Report {
   // Exited processes forgotten to keep the list bounded (process_table.h,
   // kMaxExitedProcesses): the list holds the live ones and the latest to exit.
   uint64_t processes_not_listed = 0;
+  // Calls on the ends of socket pairs the traced processes made (nginx's
+  // master-worker channels): no connections, not in any request.
+  uint64_t socketpair_calls = 0;
   uint64_t count = 0;
   uint64_t complete = 0;
   uint64_t incomplete = 0;

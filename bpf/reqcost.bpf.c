@@ -2,8 +2,8 @@
 /*
  * reqcost kernel side: one record per socket operation of a traced process,
  * with its timestamps and the socket's identity. Connections open and end
- * through syscall tracepoints (accept, accept4, connect, close, shutdown:
- * enter and exit). Bytes move through the socket-layer tracepoints
+ * through syscall tracepoints (accept, accept4, connect, close, shutdown,
+ * and socketpair, whose ends are no connections: enter and exit). Bytes move through the socket-layer tracepoints
  * sock:sock_recv_length and sock:sock_send_length by default: they fire for
  * socket I/O only, at its end, so a file read costs the traced processes
  * nothing; the syscall and fd come from the task's saved user registers.
@@ -330,7 +330,8 @@ static __always_inline bool has_payload(__u16 sc)
 	return sc != RC_SYS_ACCEPT && sc != RC_SYS_ACCEPT4 &&
 	       sc != RC_SYS_CONNECT && sc != RC_SYS_CLOSE &&
 	       sc != RC_SYS_SHUTDOWN && sc != RC_SYS_SENDFILE &&
-	       sc != RC_SYS_RECVMMSG && sc != RC_SYS_SENDMMSG;
+	       sc != RC_SYS_RECVMMSG && sc != RC_SYS_SENDMMSG &&
+	       sc != RC_SYS_SOCKETPAIR;
 }
 
 static __always_inline bool is_read(__u16 sc)
@@ -739,6 +740,22 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		 */
 		count(RC_CNT_UNPAIRED);
 		return 0;
+	}
+	if (sc == RC_SYS_SOCKETPAIR) {
+		int sv[2];
+
+		/* p is set: only accept is emitted without its enter. */
+		if (ret < 0 || !p->buf ||
+		    bpf_probe_read_user(sv, sizeof(sv), (const void *)p->buf))
+			return 0;
+		op.sk = fd_to_sock(task, sv[0]);
+		if (!op.sk)
+			return 0;
+		op.exit_ns = bpf_ktime_get_ns();
+		op.enter_ns = p->enter_ns;
+		op.fd = sv[0];
+		op.ret = sv[1];
+		return emit(task, &op, false);
 	}
 	if (sc == RC_SYS_CLOSE) {
 		if (!p->close_sock)

@@ -39,7 +39,14 @@ enum rc_syscall {
 	RC_SYS_SHUTDOWN = 14,
 	RC_SYS_RECVMMSG = 15,	/* seen at the socket layer only */
 	RC_SYS_SENDMMSG = 16,	/* seen at the socket layer only */
-	RC_SYS_MAX = 17,
+	/*
+	 * Both ends of a new socket pair: fd is the first (sv[0]), ret the
+	 * second (sv[1]) or -errno, sock the first end's identity (its peer is
+	 * the second's). Its ends carry no requests (nginx's master-worker
+	 * channels): a fork hands them on, so they are known by socket.
+	 */
+	RC_SYS_SOCKETPAIR = 17,
+	RC_SYS_MAX = 18,
 };
 
 /* rc_syscall_event.flags */
@@ -184,8 +191,8 @@ struct rc_syscall_event {
 	__u32 tid;
 	__u64 enter_ns;		/* CLOCK_MONOTONIC */
 	__u64 exit_ns;
-	__s64 ret;		/* accept: the new fd; read/write: bytes */
-	__s32 fd;		/* accept: the listening fd, -1 when unknown */
+	__s64 ret;		/* accept: the new fd; socketpair: the second fd; read/write: bytes */
+	__s32 fd;		/* accept: the listening fd, -1 when unknown; socketpair: the first fd */
 	__u32 payload_len;	/* bytes of payload that follow */
 	struct rc_sock_id sock;	/* accept: the accepted socket */
 	struct rc_tls_records tls;	/* reads of a TLS stream */

@@ -6,7 +6,9 @@
  * that payload capture reads (0 when it has none), written in terms of the
  * enter's `ctx`: iovcnt is readv/writev's iovec count, recvfrom's and
  * recvmsg's flags (for MSG_PEEK), and connect's address length (its buf is
- * the address: a unix socket's path is kept). The fd is every one's first argument (sendfile's is out_fd).
+ * the address: a unix socket's path is kept); socketpair's buf is its
+ * int sv[2], read at the exit. The fd is every one's first argument
+ * (sendfile's is out_fd; socketpair's is its domain, unused).
  * The benchmark's floor probe attaches empty programs to the very same lists.
  *
  * RC_SETUP_SYSCALLS are always traced: they open and end connections and
@@ -25,7 +27,8 @@
 	X(accept4, RC_SYS_ACCEPT4, 0, 0)				\
 	X(connect, RC_SYS_CONNECT, ARG(ctx, 1), ARG(ctx, 2))		\
 	X(close, RC_SYS_CLOSE, 0, 0)					\
-	X(shutdown, RC_SYS_SHUTDOWN, 0, 0)
+	X(shutdown, RC_SYS_SHUTDOWN, 0, 0)				\
+	X(socketpair, RC_SYS_SOCKETPAIR, ARG(ctx, 3), 0)
 
 #define RC_DATA_SYSCALLS(X)						\
 	X(read, RC_SYS_READ, ARG(ctx, 1), 0)				\

@@ -83,6 +83,12 @@ std::string FormatEvent(const SyscallEvent& e, const std::string& comm,
     call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", listen,
                         ") = ", FormatRet(e));
     if (e.ret >= 0) absl::StrAppend(&call, "<", FormatSocket(e.sock), ">");
+  } else if (e.syscall == Syscall::kSocketpair) {
+    // strace's form: the two new fds in brackets, the call's result 0.
+    call = e.ret >= 0
+               ? absl::StrCat("socketpair([", e.fd, ", ", e.ret, "]<",
+                              FormatSocket(e.sock), ">) = 0")
+               : absl::StrCat("socketpair() = ", FormatRet(e));
   } else {
     call = absl::StrCat(std::string(SyscallName(e.syscall)), "(", e.fd, "<",
                         FormatSocket(e.sock), ">) = ", FormatRet(e),

@@ -336,7 +336,8 @@ absl::StatusOr<SyscallEvent> ParseSyscall(ByteCursor b, uint64_t at,
   const size_t len = b.left();
   SyscallEvent e;
   const uint16_t syscall = b.U16();
-  if (!ValidSyscall(static_cast<Syscall>(syscall))) {
+  if (!ValidSyscall(static_cast<Syscall>(syscall)) ||
+      (version < 4 && syscall == static_cast<uint16_t>(Syscall::kSocketpair))) {
     return absl::DataLossError(absl::StrFormat(
         "syscall event at byte %d: unknown syscall %u", at, syscall));
   }

@@ -11,7 +11,7 @@
 //
 //   offset  size  header field
 //        0     8  magic "REQCOST\0"
-//        8     4  u32 format version (3; 1 and 2 still read)
+//        8     4  u32 format version (4; 1 to 3 still read)
 //       12     4  u32 header length: bytes from offset 0 to the first record
 //       16     8  i64 monotonic→wall offset ns (wall = mono + offset)
 //       24     8  u64 capture start, CLOCK_MONOTONIC ns
@@ -50,10 +50,11 @@ inline constexpr std::string_view kCaptureMagic{"REQCOST\0", 8};
 // Version 2 added the TLS block of syscall events and counters.foreign;
 // version 3 the TLS data records (kTlsData), counters.tls_calls and the TCP
 // sequence number of syscall events; version 4 the process op kLeave (a
-// process that left the traced cgroups) and the TLS data records of a
-// cleartext HTTP/2 connection's syscalls (ops 5 and 6, same layout).
-// Version 1 to 3 files still read (1 and 2 have no TLS data and their
-// events no sequence number).
+// process that left the traced cgroups), the TLS data records of a
+// cleartext HTTP/2 connection's syscalls (ops 5 and 6, same layout) and
+// socketpair events (syscall 17). Version 1 to 3 files still read (1 and 2
+// have no TLS data and their events no sequence number; none before 4 has a
+// socketpair event).
 inline constexpr uint32_t kCaptureFormatVersion = 4;
 // Size of the fixed part of the header (magic through flags).
 inline constexpr uint32_t kCaptureFixedHeaderBytes = 48;

@@ -31,13 +31,16 @@ enum class Syscall : uint16_t {
   kShutdown = 14,
   kRecvmmsg = 15,  // seen at the socket layer only
   kSendmmsg = 16,  // seen at the socket layer only
+  // A new socket pair: `fd` is its first end, `ret` its second (or -errno),
+  // `sock` the first end's identity (its `peer` the second's).
+  kSocketpair = 17,
 };
-inline constexpr uint16_t kSyscallMax = 17;
+inline constexpr uint16_t kSyscallMax = 18;
 
 inline constexpr std::array<std::string_view, kSyscallMax> kSyscallNames = {
     "?",        "accept",  "accept4",  "connect",  "read",    "readv",
     "recvfrom", "recvmsg", "write",    "writev",   "sendto",  "sendmsg",
-    "sendfile", "close",   "shutdown", "recvmmsg", "sendmmsg"};
+    "sendfile", "close",   "shutdown", "recvmmsg", "sendmmsg", "socketpair"};
 
 // The name strace would print ("accept4", "sendfile", ...); "?" if unknown.
 inline std::string_view SyscallName(Syscall syscall) {
@@ -141,7 +144,9 @@ struct SyscallEvent {
   uint16_t flags = 0;
   uint32_t tgid = 0;
   uint32_t tid = 0;
-  int32_t fd = -1;  // accept: the listening fd (-1 unknown); ret is the new fd
+  // accept: the listening fd (-1 unknown), ret is the new fd; socketpair:
+  // the first end's fd, ret the second's.
+  int32_t fd = -1;
   int64_t ret = 0;  // bytes, new fd, or -errno
   uint64_t enter_ns = 0;  // CLOCK_MONOTONIC; 0 when not seen
   uint64_t exit_ns = 0;

@@ -35,7 +35,8 @@ std::vector<std::string> NeededTracepoints() {
   std::vector<std::string> out;
   for (const char* sc : {"accept", "accept4", "connect", "read", "readv",
                          "recvfrom", "recvmsg", "write", "writev", "sendto",
-                         "sendmsg", "sendfile64", "close", "shutdown"}) {
+                         "sendmsg", "sendfile64", "close", "shutdown",
+                         "socketpair"}) {
     out.push_back(absl::StrCat("syscalls/sys_enter_", sc));
     out.push_back(absl::StrCat("syscalls/sys_exit_", sc));
   }

@@ -4,8 +4,11 @@
 # workers recycled every 200 requests) in a cgroup v2 directory of its own,
 # under a reload storm: `nginx -s reload` every 10 s, log-reopen signals
 # (USR1 to nginx and php-fpm) every 30 s, ab load in between. Every minute
-# it samples reqcost's RSS, its open fds, the number of series it exposes
-# and the requests it counted against those ab sent. Not in CI.
+# it samples reqcost's RSS, its open fds, the number of series it exposes,
+# the requests it counted against those ab sent and the sum of its anomaly
+# counters (each one is printed at the end). Not in CI.
+# SIGUSR1 ends the storm early, as if its time were up (the checks and the
+# summary still run, on the minutes it ran).
 #
 #   sudo bash scripts/soak.sh                    # one hour
 #   sudo SOAK_MINUTES=5 bash scripts/soak.sh     # the short mode
@@ -124,6 +127,10 @@ metric() {  # metric NAME_WITH_LABELS: its value in the exposition, 0 if absent
   curl -s "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m { print $2; f=1 } END { if (!f) print 0 }'
 }
 series() { curl -s "http://127.0.0.1:$mport/metrics" | grep -vc '^#'; }
+anomalies() {  # the sum of reqcost_anomalies_total over its counters
+  curl -s "http://127.0.0.1:$mport/metrics" |
+    awk '/^reqcost_anomalies_total\{/ { s += $2 } END { printf "%d\n", s }'
+}
 labels() {  # labels NAME: distinct values of label NAME
   curl -s "http://127.0.0.1:$mport/metrics" | { grep -o "[{,]$1=\"[^\"]*\"" || true; } | sort -u | wc -l
 }
@@ -132,20 +139,22 @@ fds() { ls "/proc/$rq/fd" | wc -l; }
 
 sent=0
 failed=0
-storm_end=$(( $(date +%s) + minutes * 60 ))
+storm_start=$(date +%s)
+storm_end=$(( storm_start + minutes * 60 ))
 next_sample=$(date +%s)
 next_reload=$(( next_sample + 10 ))
 next_reopen=$(( next_sample + 30 ))
 minute=0
 first_rss=""; first_fds=""
-printf '%-6s %8s %5s %7s %9s %9s %9s\n' minute rss_kb fds series sent counted incompl | tee "$d/samples.txt"
+trap 'storm_end=0' USR1
+printf '%-6s %8s %5s %7s %9s %9s %9s %9s\n' minute rss_kb fds series sent counted incompl anomalies | tee "$d/samples.txt"
 while :; do
   now=$(date +%s)
   if [ "$now" -ge "$next_sample" ]; then
     c=$(metric 'reqcost_requests_total{status="complete"}')
     i=$(metric 'reqcost_requests_total{status="incomplete"}')
-    r=$(rss_kb); f=$(fds); s=$(series)
-    printf '%-6s %8s %5s %7s %9s %9s %9s\n' "$minute" "$r" "$f" "$s" "$sent" "${c%.*}" "${i%.*}" | tee -a "$d/samples.txt"
+    r=$(rss_kb); f=$(fds); s=$(series); a=$(anomalies)
+    printf '%-6s %8s %5s %7s %9s %9s %9s %9s\n' "$minute" "$r" "$f" "$s" "$sent" "${c%.*}" "${i%.*}" "$a" | tee -a "$d/samples.txt"
     if [ "$minute" -eq 1 ]; then first_rss=$r; first_fds=$f; fi
     minute=$((minute + 1))
     next_sample=$((next_sample + 60))
@@ -174,6 +183,7 @@ i=$(metric 'reqcost_requests_total{status="incomplete"}'); i=${i%.*}
 dropped=$(metric 'reqcost_dropped_events_total'); dropped=${dropped%.*}
 last_rss=$(rss_kb); last_fds=$(fds)
 backends=$(labels backend); servers=$(labels server); reasons=$(labels reason)
+curl -s "http://127.0.0.1:$mport/metrics" | grep '^reqcost_anomalies_total{' > "$d/anomalies.txt" || true
 kill -INT "$rq"
 for _ in $(seq 300); do kill -0 "$rq" 2>/dev/null || break; sleep 0.1; done
 wait "$rq" || true
@@ -183,9 +193,11 @@ tail -n 3 "$d/reqcost.out"
 status=0
 check() { if eval "$1"; then echo "ok:   $2"; else echo "FAIL: $2"; status=1; fi; }
 echo
-echo "soak: $minutes min, $sent requests sent ($failed failed at the client), $c counted complete, $i incomplete, $dropped events dropped"
+ran_s=$(( $(date +%s) - storm_start ))
+echo "soak: $minutes min asked, $((ran_s / 60)) min $((ran_s % 60)) s run, $sent requests sent ($failed failed at the client), $c counted complete, $i incomplete, $dropped events dropped"
 echo "      reqcost RSS ${first_rss:-?} kB at minute 1 -> $last_rss kB; fds ${first_fds:-?} -> $last_fds"
 echo "      label values: backend $backends, server $servers, reason $reasons"
+echo "      anomalies at the end:"; sed 's/^/        /' "$d/anomalies.txt"
 if [ -n "$first_rss" ]; then
   check '[ $((last_rss - first_rss)) -le '"$slack_kb"' ]' "RSS flat (grew $((last_rss - first_rss)) kB; slack $slack_kb kB)"
   check '[ $((last_fds - first_fds)) -le 2 ] && [ $((first_fds - last_fds)) -le 2 ]' "fds flat ($first_fds -> $last_fds)"

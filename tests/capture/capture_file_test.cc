@@ -861,8 +861,9 @@ TEST_F(CaptureFileTest, ExtraHeaderBytesFromLaterVersionsAreSkipped) {
 class CaptureRecordErrorTest : public CaptureFileTest {
  protected:
   // Writes a minimal header followed by `records`; returns the first error.
-  absl::Status ErrorOf(const Bytes& records) {
-    Bytes file = MinimalHeader();
+  absl::Status ErrorOf(const Bytes& records,
+                       uint32_t version = kCaptureFormatVersion) {
+    Bytes file = MinimalHeader(version);
     file.Append(records);
     path_ = WriteBytes("rec" + std::to_string(++n_) + ".cap", file.str());
     absl::StatusOr<CaptureReader> r = CaptureReader::Open(path_);
@@ -1028,6 +1029,29 @@ TEST_F(CaptureRecordErrorTest, SequenceNumberCutShortIsCorrupt) {
                           std::to_string(First()) +
                           ": its TCP sequence number does not fit its 69-byte "
                           "record")));
+}
+
+// Version 4 added socketpair (17): both its fds, fd and ret. A version 3
+// file cannot hold one.
+TEST_F(CaptureRecordErrorTest, SocketpairReadsFromVersionFourOnly) {
+  Bytes body;
+  body.U16(17).U16(0).U32(1).U32(1).U32(7).U64(8).U64(10).U64(20);
+  body.U16(AF_UNIX).U16(1).U64(0xA).U64(0xB).U16(0).U16(0).U8(0);
+  body.U8(0).U8(0);  // no TLS records
+  (void)ErrorOf(Record(1, body));  // cut short after it: no end record
+  absl::StatusOr<CaptureReader> r = CaptureReader::Open(path_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<CaptureRecord> first = r->Next();
+  ASSERT_TRUE(first.ok()) << first.status();
+  const auto* e = std::get_if<SyscallEvent>(&*first);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->syscall, Syscall::kSocketpair);
+  EXPECT_EQ(e->fd, 7);
+  EXPECT_EQ(e->ret, 8);
+  EXPECT_EQ(e->sock.peer, 0xBu);
+  EXPECT_THAT(ErrorOf(Record(1, body), 3),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("unknown syscall 17")));
 }
 
 TEST_F(CaptureRecordErrorTest, UnknownSyscallAndOpAreCorrupt) {

@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 // count from it.
 static_assert(RC_SYSCALL_EVENT_HEADER_SIZE == 128);
 static_assert(offsetof(rc_syscall_event, tcp_seq) == 120);
-static_assert(RC_SYS_MAX == 17);
+static_assert(RC_SYS_MAX == 18);
 
 // A syscall record with `payload`; `edit` may change the event before it is
 // laid out (size and payload_len follow the payload).
@@ -318,7 +318,7 @@ TEST(DecoderTest, RefusesUnknownSyscall) {
   uint16_t bad = RC_SYS_MAX;
   std::memcpy(bytes.data() + offsetof(rc_syscall_event, syscall), &bad, 2);
   Decoded d;
-  EXPECT_THAT(Decode(bytes, &d).message(), HasSubstr("unknown syscall 17"));
+  EXPECT_THAT(Decode(bytes, &d).message(), HasSubstr("unknown syscall 18"));
 }
 
 TEST(DecoderTest, RefusesProcessRecordOfWrongSize) {

@@ -137,21 +137,25 @@ pid_t ChildNamed(const std::string& comm) {
   return -1;
 }
 
-// What a clean churn run may count, per nginx worker started by a reload
+// What a clean churn run may count per nginx worker running at attach
 // (docs/definitions.md, "Anomalies"): nginx's master-worker channels are
-// socketpairs, whose creation is not traced, so the master's messages to
-// its workers become exchanges no request takes (about two per worker) and
-// a new worker's first client may turn a guessed pair of them around; the
-// master's own calls while it reloads (reading its configuration, name
-// lookups) are side calls outside any request. The same channel messages,
-// sent by a process that also has backend-side connections, are counted
-// once more as backend calls no request takes (unattributed_calls, in step
-// with unattributed_exchanges on every churn run).
-const std::map<std::string, double>& PerWorkerBounds() {
+// socket pairs, and those of the workers started before attach were made
+// unseen, so the master's messages to those workers become exchanges (and
+// calls) no request takes until they exit at the first reload. The pairs
+// of every worker a reload starts are traced and count nothing.
+const std::map<std::string, double>& PerAttachWorkerBounds() {
   static const auto* bounds = new std::map<std::string, double>{
       {"unattributed_exchanges", 3},
       {"unattributed_calls", 3},
-      {"reclassified_connections", 1},
+      {"reclassified_connections", 3}};
+  return *bounds;
+}
+
+// Per nginx worker started: the master's own calls while it reloads
+// (reading its configuration, name lookups) are side calls outside any
+// request.
+const std::map<std::string, double>& PerWorkerBounds() {
+  static const auto* bounds = new std::map<std::string, double>{
       {"side_calls_outside_requests", 1}};
   return *bounds;
 }
@@ -192,8 +196,11 @@ TEST(ChurnTest, ReloadsAndRecycledWorkersKeepMemoryFlatAndCountEveryRequest) {
   const absl::Duration reload_every =
       absl::Seconds(EnvSeconds("REQCOST_CHURN_RELOAD_SECONDS", 2));
   // Until the bounded tables are full: 64 server-process rows fill after 32
-  // reloads of the two workers; the rest is the slope that must be flat.
-  const absl::Duration warmup = std::min(absl::Seconds(75), duration / 2);
+  // reloads of the two workers, and their histograms' buckets, the latest
+  // exited processes' names and the metrics' series take a few minutes
+  // more (VmRSS measured flat from about 4.5 min on); the rest is the slope
+  // that must be flat.
+  const absl::Duration warmup = std::min(absl::Minutes(5), duration / 2);
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-churn"));
   PhpFpmOptions fopts;
   fopts.pm = "dynamic";
@@ -300,6 +307,14 @@ TEST(ChurnTest, ReloadsAndRecycledWorkersKeepMemoryFlatAndCountEveryRequest) {
               report["capture"]["dropped_events"].dump().c_str());
   std::fflush(stdout);
   EXPECT_EQ(report["capture"]["dropped_events"].get<uint64_t>(), 0u);
+  // Each reload's new workers get their channels over traced socket pairs,
+  // and the master writes to them at least once a reload (the old workers'
+  // quit, the new ones' channels).
+  const auto socketpair_calls =
+      report["capture"]["socketpair_calls"].get<uint64_t>();
+  std::printf("[ churn ] calls on socket pairs: %llu\n",
+              static_cast<unsigned long long>(socketpair_calls));
+  EXPECT_GE(socketpair_calls, static_cast<uint64_t>(reloads));
   std::string kinds;
   for (const auto& [name, n] : failure_kinds) {
     absl::StrAppend(&kinds, " ", name, "=", n);
@@ -330,11 +345,10 @@ TEST(ChurnTest, ReloadsAndRecycledWorkersKeepMemoryFlatAndCountEveryRequest) {
   // Series are bounded by the label caps; after warm-up at most a new
   // incomplete reason or two may still appear.
   EXPECT_LE(series_end, series_after_warmup + 8) << "exported series grew";
-  // reqcost's memory still grows under churn (docs/testing.md, "Churn":
-  // about 0.4-1 MiB per minute of its heap, not yet found). The target bound
-  // is checked only where REQCOST_CHURN_RSS_SLOPE_KIB sets it: the soak-
-  // labelled run, which fails until that growth is fixed; the test
-  // command's run prints the slope and checks the rest.
+  // reqcost's memory is flat once its bounded tables are full, which takes
+  // minutes (docs/testing.md, "Churn"): the bound is checked only where
+  // REQCOST_CHURN_RSS_SLOPE_KIB sets it, the soak-labelled run, long enough
+  // to be past its warm-up; the test command's run prints the slope.
   if (const char* bound = std::getenv("REQCOST_CHURN_RSS_SLOPE_KIB")) {
     double kib_per_min = 0;
     ASSERT_TRUE(absl::SimpleAtod(bound, &kib_per_min)) << bound;
@@ -348,6 +362,10 @@ TEST(ChurnTest, ReloadsAndRecycledWorkersKeepMemoryFlatAndCountEveryRequest) {
     ASSERT_TRUE(report["anomalies"].contains(name)) << name;
     const auto n = report["anomalies"][name].get<uint64_t>();
     double bound = 0;
+    if (auto b = PerAttachWorkerBounds().find(name);
+        b != PerAttachWorkerBounds().end()) {
+      bound = b->second * nopts.workers;
+    }
     if (auto b = PerWorkerBounds().find(name); b != PerWorkerBounds().end()) {
       bound = b->second * workers;
     }
