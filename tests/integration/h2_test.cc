@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "tests/integration/breakdown_expect.h"
+#include "tests/integration/h2_clients.h"
 #include "tests/integration/reqcost_run.h"
 #include "tests/support/require_bpf.h"
 #include "tests/support/stack.h"
@@ -41,66 +42,6 @@ constexpr int kWorkUs = 20000;
 // and -15% medians): on kept links php-fpm's figure is only an upper
 // bound (+2%), and the script's own sleep the lower one.
 constexpr double kNewLinkTolerance = 0.02;
-
-absl::StatusOr<std::string> H2load() {
-  for (const char* p : {"/usr/bin/h2load", "/usr/local/bin/h2load"}) {
-    if (access(p, X_OK) == 0) return std::string(p);
-  }
-  return absl::NotFoundError(
-      "h2load not found: apt-get install nghttp2-client "
-      "(scripts/bootstrap.sh)");
-}
-
-// What h2load printed: requests succeeded and its mean time per request.
-struct H2loadResult {
-  int succeeded = -1;
-  double mean_request_us = 0;
-};
-
-absl::StatusOr<H2loadResult> ParseH2load(const std::string& out) {
-  H2loadResult r;
-  std::smatch m;
-  if (std::regex_search(out, m, std::regex(R"((\d+) succeeded)"))) {
-    r.succeeded = std::stoi(m[1]);
-  }
-  // "time for request:  MIN  MAX  MEAN  SD ..." with units us, ms or s.
-  if (std::regex_search(
-          out, m,
-          std::regex(R"(time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s))"))) {
-    double v = std::stod(m[1]);
-    r.mean_request_us =
-        m[2] == "us" ? v : (m[2] == "ms" ? v * 1000 : v * 1'000'000);
-  }
-  if (r.succeeded < 0 || r.mean_request_us <= 0) {
-    return absl::InternalError("h2load output not understood: " + out);
-  }
-  return r;
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 == 1 ? v[v.size() / 2]
-                           : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-// Runs `argv` to its end (bounded) and returns its stdout.
-absl::StatusOr<std::string> RunClient(const TempDir& dir,
-                                      const std::vector<std::string>& argv,
-                                      const std::string& name) {
-  absl::StatusOr<Subprocess> p =
-      Subprocess::Start(argv, dir.File(name + ".out"), dir.File(name + ".err"));
-  if (!p.ok()) return p.status();
-  absl::StatusOr<int> status = p->WaitForExit(absl::Seconds(120));
-  if (!status.ok()) return status.status();
-  absl::StatusOr<std::string> out = ReadFileToString(dir.File(name + ".out"));
-  if (!out.ok()) return out.status();
-  if (*status != 0) {
-    return absl::InternalError(absl::StrCat(name, " exited ", *status, ": ",
-                                            *out));
-  }
-  return out;
-}
 
 struct H2Case {
   std::string name;
