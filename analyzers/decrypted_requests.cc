@@ -149,6 +149,7 @@ void ClientRequestBoundaries::OnTlsData(Conn* conn, ClientConn* client,
         0) {
       // Streams can no longer be told apart on this connection.
       d.lost = true;
+      ++anomalies_->http2_frames_lost;
       EndStreams(*conn, client, IncompleteReason::kHttp2FramesLost);
       client->http2 = true;
       return;

@@ -29,6 +29,21 @@ std::optional<PhaseSummary> ToPhaseSummary(const Summary& s) {
 
 }  // namespace
 
+void Anomalies::Add(const Anomalies& other) {
+  late_events += other.late_events;
+  clamped_phases += other.clamped_phases;
+  unattributed_exchanges += other.unattributed_exchanges;
+  unmatched_backend_work += other.unmatched_backend_work;
+  ignored_connections += other.ignored_connections;
+  reclassified_connections += other.reclassified_connections;
+  stray_events += other.stray_events;
+  side_calls_outside_requests += other.side_calls_outside_requests;
+  merged_requests += other.merged_requests;
+  unattributed_calls += other.unattributed_calls;
+  call_connections_over_cap += other.call_connections_over_cap;
+  http2_frames_lost += other.http2_frames_lost;
+}
+
 std::optional<PhaseSummary> SummaryOf(const Summary& s) {
   return ToPhaseSummary(s);
 }

@@ -47,6 +47,14 @@ struct Anomalies {
   // Call connections of a process beyond kMaxCallConnsPerProcess: their
   // calls are not followed.
   uint64_t call_connections_over_cap = 0;
+  // HTTP/2 client connections whose frame boundaries were lost (more frames
+  // in one read or write than the kernel follows, or an implausible header):
+  // their streams from then on are not split into requests.
+  uint64_t http2_frames_lost = 0;
+
+  // Adds every counter of `other` to this one (several captures' or
+  // rounds' reports made one).
+  void Add(const Anomalies& other);
 };
 
 // One traced process and its role: "server", "backend" or "other". From a

@@ -156,8 +156,7 @@ void AddRound(const stack::AbResult& ab, const analyzers::Report& report,
   // rounds between them (other ways ran then).
   totals->client.busy_s += report.client.busy_s;
   totals->client.in_flight += report.client.in_flight * report.client.busy_s;
-  totals->anomalies.late_events += report.anomalies.late_events;
-  totals->anomalies.clamped_phases += report.anomalies.clamped_phases;
+  totals->anomalies.Add(report.anomalies);
 }
 
 absl::Status Fail(const std::string& what, const absl::Status& s) {

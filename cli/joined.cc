@@ -69,17 +69,7 @@ absl::StatusOr<JoinedCaptures> ProfileAndJoin(
       }
       merged.processes.push_back(std::move(p));
     }
-    analyzers::Anomalies& a = merged.anomalies;
-    const analyzers::Anomalies& b = r.anomalies;
-    a.late_events += b.late_events;
-    a.clamped_phases += b.clamped_phases;
-    a.unattributed_exchanges += b.unattributed_exchanges;
-    a.unmatched_backend_work += b.unmatched_backend_work;
-    a.ignored_connections += b.ignored_connections;
-    a.reclassified_connections += b.reclassified_connections;
-    a.stray_events += b.stray_events;
-    a.side_calls_outside_requests += b.side_calls_outside_requests;
-    a.merged_requests += b.merged_requests;
+    merged.anomalies.Add(r.anomalies);
   }
   analyzers::JoinResult joined = analyzers::JoinHosts(std::move(hosts));
   analyzers::RequestStats stats;

@@ -266,6 +266,8 @@ std::string FormatText(const Report& r) {
   note(a.unattributed_calls, "backend calls made while serving no request");
   note(a.call_connections_over_cap,
        "backend call connections over the per-process cap (not followed)");
+  note(a.http2_frames_lost,
+       "HTTP/2 connections whose frames were lost (later streams not split)");
   if (!notes.empty()) {
     absl::StrAppend(&out, "\nanomalies: ", absl::StrJoin(notes, "; "), "\n");
   }
@@ -283,7 +285,8 @@ nlohmann::json AnomaliesToJson(const Anomalies& a) {
               {"side_calls_outside_requests", a.side_calls_outside_requests},
               {"merged_requests", a.merged_requests},
               {"unattributed_calls", a.unattributed_calls},
-              {"call_connections_over_cap", a.call_connections_over_cap}};
+              {"call_connections_over_cap", a.call_connections_over_cap},
+              {"http2_frames_lost", a.http2_frames_lost}};
 }
 
 nlohmann::json ReportToJson(const Report& r) {

@@ -1,6 +1,7 @@
 // Each anomaly counter produced by a synthetic stream, and shown by the JSON
 // report and the text summary.
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/analyzers/stream_builder.h"
+#include "tests/support/anomaly_counters.h"
 
 namespace reqcost::analyzers {
 namespace {
@@ -55,7 +57,8 @@ Shown Profile(const StreamBuilder& s) { return Profile(s.InExitOrder()); }
 // Every counter is in the JSON; only `name` is non-zero.
 void ExpectOnly(const Shown& shown, const std::string& name, uint64_t n) {
   ASSERT_TRUE(shown.json_anomalies.is_object());
-  EXPECT_THAT(shown.json_anomalies.size(), Eq(11u));
+  EXPECT_THAT(shown.json_anomalies.size(),
+              Eq(std::size(::reqcost::testing::kAnomalyCounters)));
   for (const auto& [key, value] : shown.json_anomalies.items()) {
     EXPECT_THAT(value.get<uint64_t>(), Eq(key == name ? n : 0u)) << key;
   }
@@ -323,6 +326,34 @@ TEST(AnomaliesTest, ContinueThenBodyThenResponseIsOneRequest) {
   EXPECT_THAT(shown.requests[0], test_support::HasPhases(75, 75, 0, 0));
   EXPECT_THAT(shown.requests[0].syscalls, SizeIs(6));
   ExpectOnly(shown, "merged_requests", 0);
+}
+
+TEST(AnomaliesTest, AddSumsEveryCounterTheJsonShows) {
+  // Every counter the JSON names, set through the JSON's own order: a
+  // counter added to the struct and the JSON but not to Add fails here.
+  Anomalies a;
+  a.late_events = 1;
+  a.clamped_phases = 2;
+  a.unattributed_exchanges = 3;
+  a.unmatched_backend_work = 4;
+  a.ignored_connections = 5;
+  a.reclassified_connections = 6;
+  a.stray_events = 7;
+  a.side_calls_outside_requests = 8;
+  a.merged_requests = 9;
+  a.unattributed_calls = 10;
+  a.call_connections_over_cap = 11;
+  a.http2_frames_lost = 12;
+  const json once = AnomaliesToJson(a);
+  for (const auto& [name, n] : once.items()) {
+    EXPECT_NE(n.get<uint64_t>(), 0u) << name << " is not set above";
+  }
+  Anomalies sum = a;
+  sum.Add(a);
+  const json twice = AnomaliesToJson(sum);
+  for (const auto& [name, n] : once.items()) {
+    EXPECT_EQ(twice[name].get<uint64_t>(), 2 * n.get<uint64_t>()) << name;
+  }
 }
 
 }  // namespace

@@ -66,8 +66,11 @@ TlsDataEvent Tls(bool read, double enter_us, double exit_us,
 }
 
 // Syscalls and TLS calls fed in exit order, as the collector delivers them.
+// The requests of `s`'s syscalls and `tls`'s data records fed in exit order;
+// the profiler's anomalies in `*anomalies` when given.
 std::vector<Request> RunMixed(const StreamBuilder& s,
-                         const std::vector<TlsDataEvent>& tls) {
+                         const std::vector<TlsDataEvent>& tls,
+                         Anomalies* anomalies = nullptr) {
   std::vector<std::pair<uint64_t, int>> order;  // exit, index (-1 - tls)
   auto events = s.InExitOrder();
   // Data I/O seen at the socket layer (the default): exit only.
@@ -95,6 +98,7 @@ std::vector<Request> RunMixed(const StreamBuilder& s,
     }
   }
   profiler.Finish(At(10'000'000));
+  if (anomalies != nullptr) *anomalies = profiler.anomalies();
   return requests;
 }
 
@@ -350,12 +354,39 @@ TEST(Http2Streams, LostFramesEndTheConnectionsSplit) {
   s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
       .Read(kNginx, kClientFd, -1, 10, 120)
       .Read(kNginx, kClientFd, -1, 40, 20);
+  Anomalies anomalies;
   std::vector<Request> rs = RunMixed(
-      s, {Tls(true, 9, 11, {Get(1)}),
-          Tls(true, 39, 41, {}, kClientFd,
-              TlsDataEvent::kH2 | TlsDataEvent::kFramesLost)});
+      s,
+      {Tls(true, 9, 11, {Get(1)}),
+       Tls(true, 39, 41, {}, kClientFd,
+           TlsDataEvent::kH2 | TlsDataEvent::kFramesLost)},
+      &anomalies);
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_EQ(rs[0].incomplete_reason, "HTTP/2 frames lost");
+  EXPECT_EQ(anomalies.http2_frames_lost, 1u);
+}
+
+TEST(Http2Streams, LostFramesWithNoStreamOpenAreCounted) {
+  // The walk is lost between streams: no request is open to end
+  // incomplete, so only the counter says that later streams go unsplit.
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 120)
+      .Write(kNginx, kClientFd, -1, 20, 200)
+      .Read(kNginx, kClientFd, -1, 40, 20)
+      .Read(kNginx, kClientFd, -1, 60, 20);
+  Anomalies anomalies;
+  std::vector<Request> rs = RunMixed(
+      s,
+      {Tls(true, 9, 11, {Get(1)}),
+       Tls(false, 19, 21, {RespHeaders(1), RespEnd(1)}),
+       Tls(true, 39, 41, {}, kClientFd,
+           TlsDataEvent::kH2 | TlsDataEvent::kFramesLost),
+       Tls(true, 59, 61, {Get(3)})},
+      &anomalies);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+  EXPECT_EQ(anomalies.http2_frames_lost, 1u);
 }
 
 TEST(Http2Streams, PayloadGivesMethodAndPath) {

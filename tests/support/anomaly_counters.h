@@ -17,7 +17,8 @@ inline constexpr const char* kAnomalyCounters[] = {
     "side_calls_outside_requests",
     "merged_requests",
     "unattributed_calls",
-    "call_connections_over_cap"};
+    "call_connections_over_cap",
+    "http2_frames_lost"};
 
 }  // namespace reqcost::testing
 
