@@ -192,7 +192,7 @@ void AddFailures(const std::string& ab_output,
 TEST(ChurnTest, ReloadsAndRecycledWorkersKeepMemoryFlatAndCountEveryRequest) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   const absl::Duration duration =
-      absl::Seconds(EnvSeconds("REQCOST_CHURN_SECONDS", 60));
+      absl::Seconds(EnvSeconds("REQCOST_CHURN_SECONDS", 45));
   const absl::Duration reload_every =
       absl::Seconds(EnvSeconds("REQCOST_CHURN_RELOAD_SECONDS", 2));
   // Until the bounded tables are full: 64 server-process rows fill after 32

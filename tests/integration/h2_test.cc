@@ -142,9 +142,7 @@ TEST_P(NginxH2, StreamsAreRequestsMatchingPhpFpmClock) {
 INSTANTIATE_TEST_SUITE_P(
     H2load, NginxH2,
     ::testing::Values(H2Case{"c1_m1_unix", 1, 1, 40, false, false},
-                      H2Case{"c2_m4_unix", 2, 4, 100, false, false},
                       H2Case{"c1_m16_tcp", 1, 16, 96, true, false},
-                      H2Case{"c4_m2_unix_kept", 4, 2, 96, false, true},
                       H2Case{"c2_m4_tcp_kept", 2, 4, 100, true, true},
                       H2Case{"h2c_c1_m1_unix", 1, 1, 40, false, false, false},
                       H2Case{"h2c_c2_m4_unix", 2, 4, 100, false, false, false},
