@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "analyzers/connections.h"
+#include "analyzers/payload.h"
 #include "analyzers/process_table.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
@@ -64,9 +65,10 @@ Conn* ConnectionTable::Open(const SyscallEvent& e, int32_t fd, bool accepted) {
   if (!accepted && (e.flags & SyscallEvent::kPeerPath) != 0) {
     std::string_view path(e.payload);
     path = path.substr(0, path.find('\0', 1));
+    // A path is bytes; shown, it must be text (JSON, spans, labels).
     conn.peer_path = !path.empty() && path[0] == '\0'
-                         ? "@" + std::string(path.substr(1))
-                         : std::string(path);
+                         ? "@" + ValidUtf8(path.substr(1))
+                         : ValidUtf8(path);
   }
   conn.accepted = accepted;
   by_fd_[{e.tgid, fd}] = &conn;

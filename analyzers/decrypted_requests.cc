@@ -301,13 +301,13 @@ void ClientRequestBoundaries::DecodePaths(ClientConn* client,
     std::string method, path;
     for (const HeaderField& h : *fields) {
       if (h.name == ":method") method = h.value;
-      // Without its query, as an HTTP/1.x request line is shown.
-      if (h.name == ":path") path = h.value.substr(0, h.value.find('?'));
+      if (h.name == ":path") path = h.value;
     }
+    // Read as an HTTP/1.x request line is: a token, a path of visible
+    // ASCII shown without its query; HPACK values are any bytes.
     auto it = d.streams.find(d.header_stream);
-    if (it != d.streams.end() && !method.empty() && !path.empty() &&
-        !it->second->request_line.has_value()) {
-      it->second->request_line = method + " " + path;
+    if (it != d.streams.end() && !it->second->request_line.has_value()) {
+      it->second->request_line = ParseHttpRequestLine(method + " " + path);
     }
   }
 }

@@ -4,6 +4,7 @@
 // (docs/definitions.md, "HTTP/2 streams"), and the reasons a stream is
 // incomplete. Times in µs (tests/analyzers/stream_builder.h).
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -410,6 +411,35 @@ TEST(Http2Streams, PayloadGivesMethodAndPath) {
       RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_EQ(rs[0].request_line, "GET /a.php");
+}
+
+// HPACK values are any bytes: a :path is read as an HTTP/1.x request
+// line's is (visible ASCII, shown without its query), so that a path of
+// other bytes gives no request line rather than a JSON string that is not
+// UTF-8.
+TEST(Http2Streams, PayloadPathIsReadAsARequestLine) {
+  auto request_line = [](const std::string& path) {
+    std::string block = std::string("\x82\x04", 2) +
+                        static_cast<char>(path.size()) + path;
+    std::string bytes = std::string(kHttp2ClientPreface) +
+                        EncodeHttp2Frame(4, 0, 0, "") +
+                        EncodeHttp2Frame(1, 0x5, 1, block);
+    StreamBuilder s;
+    s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
+        .Read(kNginx, kClientFd, -1, 10, static_cast<int64_t>(bytes.size()))
+        .Write(kNginx, kClientFd, -1, 50, 200);
+    TlsDataEvent in = Tls(true, 9, 11, {Get(1)}, kClientFd,
+                          TlsDataEvent::kH2 | TlsDataEvent::kPreface);
+    in.payload = bytes;
+    in.bytes = static_cast<int64_t>(bytes.size());
+    std::vector<Request> rs =
+        RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+    EXPECT_EQ(rs.size(), 1u);
+    return rs.empty() ? std::optional<std::string>("<none>")
+                      : rs[0].request_line;
+  };
+  EXPECT_EQ(request_line("/a.php?id=7"), "GET /a.php");
+  EXPECT_EQ(request_line("/\xff\xd0x"), std::nullopt);
 }
 
 TEST(Https11, RequestsAreSplitFromDecryptedReadsAndWrites) {

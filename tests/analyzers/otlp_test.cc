@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "analyzers/profiler.h"
+#include "analyzers/render/format.h"
 #include "analyzers/request.h"
 #include "collector/event.h"
 #include "gmock/gmock.h"
@@ -105,6 +106,17 @@ TEST(BackendAddressTest, UnixLinkWithoutItsPathIsUnix) {
   s.events()[2].payload.clear();
   Request r = OnlyRequest(s);
   EXPECT_THAT(r.backend_address, Eq("unix"));
+}
+
+// A unix path is bytes, not text: one that is not UTF-8 is shown with
+// U+FFFD for its bad bytes, so that the request's JSON can be written.
+TEST(BackendAddressTest, UnixPathThatIsNotUtf8IsShownValid) {
+  StreamBuilder s = UnixFastCgiRequest();
+  s.events()[2].payload = std::string("/run/\xff\xfe_\xd0.sock") + '\0';
+  Request r = OnlyRequest(s);
+  EXPECT_THAT(r.backend_address, Eq("/run/\xEF\xBF\xBD\xEF\xBF\xBD_"
+                                    "\xEF\xBF\xBD.sock"));
+  EXPECT_NO_THROW((void)RequestToJson(r).dump());
 }
 
 // Live outputs: once the collector knows nothing older is still to come,
