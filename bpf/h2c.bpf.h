@@ -51,7 +51,7 @@ struct {
 /*
  * Set at the first h2c preface read since attach. Until then a TCP write
  * skips the lookup of its socket's mode: in the accuracy test that lookup
- * on every write, run cold after the server's work, moved the server phase
+ * on every write (after the server's work, likely cold) moved the server phase
  * by about 4 µs (docs/performance.md, "h2c").
  */
 __u32 h2c_seen = 0;
