@@ -952,8 +952,12 @@ static __always_inline int tls_exit(int ret)
 	ssl = p->ssl;
 	p->ssl = 0;
 	if (p->ssl_op == RC_TLS_DATA_READ_EX || p->ssl_op == RC_TLS_DATA_WRITE_EX) {
-		/* 1 on success, the count stored where the caller asked. */
-		if (ret == 1 && p->ssl_count &&
+		/*
+		 * Positive on success (1 from SSL_read_ex; the internal
+		 * functions, ssl_sites.h, may give more), the count stored
+		 * where the caller asked.
+		 */
+		if (ret > 0 && p->ssl_count &&
 		    !bpf_probe_read_user(&moved, sizeof(moved), (void *)p->ssl_count))
 			bytes = moved;
 	} else if (ret > 0) {

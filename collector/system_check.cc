@@ -149,9 +149,16 @@ std::vector<CheckResult> RunSystemChecks() {
     } else if ((*tracer)->tls_libraries().empty()) {
       tls.detail = "not tried: reqcost itself maps no libssl";
     } else {
-      tls.detail =
-          absl::StrCat("uprobes on SSL_read/SSL_write attached to ",
-                       absl::StrJoin((*tracer)->tls_libraries(), ", "));
+      const size_t libraries = (*tracer)->tls_libraries().size();
+      const size_t internal = (*tracer)->tls_internal_sites();
+      tls.detail = absl::StrCat(
+          "uprobes on SSL_read/SSL_write attached to ",
+          absl::StrJoin((*tracer)->tls_libraries(), ", "),
+          internal == libraries ? " (at their internal functions)"
+          : internal == 0
+              ? " (at the functions themselves: no internal one found)"
+              : absl::StrCat(" (", internal, " of ", libraries,
+                             " at their internal functions)"));
     }
     tls.fix =
         "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -366,30 +367,56 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
     struct stat st;
     if (stat(at.c_str(), &st) != 0) continue;
     if (!seen.insert({st.st_dev, st.st_ino}).second) continue;
+    auto cached = ssl_sites_.find({st.st_dev, st.st_ino});
+    if (cached == ssl_sites_.end()) {
+      absl::StatusOr<SslSites> found = FindSslSites(at);
+      cached = ssl_sites_
+                   .emplace(std::make_pair(st.st_dev, st.st_ino),
+                            found.ok() ? std::optional<SslSites>(*found)
+                                       : std::nullopt)
+                   .first;
+    }
+    const std::optional<SslSites>& sites = cached->second;
+    // At a function's name (offset 0) or at an offset in the file.
     struct Probe {
       bpf_program* prog;
       const char* func;
+      uint64_t offset;
       bool ret;
     };
-    const Probe probes[] = {
-        {skel->progs.ssl_read_enter, "SSL_read", false},
-        {skel->progs.ssl_exit, "SSL_read", true},
-        {skel->progs.ssl_read_ex_enter, "SSL_read_ex", false},
-        {skel->progs.ssl_exit, "SSL_read_ex", true},
-        {skel->progs.ssl_write_enter, "SSL_write", false},
-        {skel->progs.ssl_exit, "SSL_write", true},
-        {skel->progs.ssl_write_ex_enter, "SSL_write_ex", false},
-        {skel->progs.ssl_exit, "SSL_write_ex", true},
-        {skel->progs.ssl_free_enter, "SSL_free", false},
-    };
+    std::vector<Probe> probes;
+    if (sites.has_value()) {
+      // The internal functions take SSL_read_ex's and SSL_write_ex's
+      // arguments: both public forms of a call are seen there, once.
+      probes = {
+          {skel->progs.ssl_read_ex_enter, "ssl_read_internal", sites->read,
+           false},
+          {skel->progs.ssl_exit, "ssl_read_internal", sites->read, true},
+          {skel->progs.ssl_write_ex_enter, "ssl_write_internal", sites->write,
+           false},
+          {skel->progs.ssl_exit, "ssl_write_internal", sites->write, true},
+      };
+    } else {
+      probes = {
+          {skel->progs.ssl_read_enter, "SSL_read", 0, false},
+          {skel->progs.ssl_exit, "SSL_read", 0, true},
+          {skel->progs.ssl_read_ex_enter, "SSL_read_ex", 0, false},
+          {skel->progs.ssl_exit, "SSL_read_ex", 0, true},
+          {skel->progs.ssl_write_enter, "SSL_write", 0, false},
+          {skel->progs.ssl_exit, "SSL_write", 0, true},
+          {skel->progs.ssl_write_ex_enter, "SSL_write_ex", 0, false},
+          {skel->progs.ssl_exit, "SSL_write_ex", 0, true},
+      };
+    }
+    probes.push_back({skel->progs.ssl_free_enter, "SSL_free", 0, false});
     bool ok = true;
     for (const Probe& p : probes) {
       bpf_uprobe_opts opts{};
       opts.sz = sizeof(opts);
       opts.retprobe = p.ret;
-      opts.func_name = p.func;
+      opts.func_name = p.offset != 0 ? nullptr : p.func;
       bpf_link* link = bpf_program__attach_uprobe_opts(
-          p.prog, static_cast<pid_t>(pid), at.c_str(), 0, &opts);
+          p.prog, static_cast<pid_t>(pid), at.c_str(), p.offset, &opts);
       if (link == nullptr) {
         int err = errno;
         if (err == ESRCH) return;  // gone meanwhile: nothing to see
@@ -403,6 +430,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
     if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
                   tls_libraries_.end()) {
       tls_libraries_.push_back(path);
+      if (sites.has_value()) ++tls_internal_sites_;
     }
   }
 }

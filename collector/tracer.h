@@ -9,15 +9,18 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "collector/cgroups.h"
 #include "collector/event.h"
+#include "collector/ssl_sites.h"
 
 struct bpf_link;
 struct reqcost_bpf;
@@ -139,6 +142,10 @@ class Tracer {
   const std::vector<std::string>& tls_libraries() const {
     return tls_libraries_;
   }
+  // How many of those are probed at their internal read and write functions
+  // (ssl_sites.h), the others at SSL_read, SSL_read_ex, SSL_write and
+  // SSL_write_ex themselves.
+  size_t tls_internal_sites() const { return tls_internal_sites_; }
   // Why a library found could not be probed (OK when every one was, or
   // tls_probes is off).
   const absl::Status& tls_probe_status() const { return tls_probe_status_; }
@@ -193,6 +200,11 @@ class Tracer {
   uint64_t tls_releases_ = 0;
   std::thread releaser_;
   std::vector<std::string> tls_libraries_;
+  size_t tls_internal_sites_ = 0;
+  // Where each library file (device, inode) is probed: its internal sites,
+  // or none found (the public functions then).
+  std::map<std::pair<uint64_t, uint64_t>, std::optional<SslSites>>
+      ssl_sites_;
   absl::Status tls_probe_status_;
   std::vector<ProcessInfo> processes_;
   // The -p PIDs still targets (as at attach: their start times tell a reused

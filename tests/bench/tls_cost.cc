@@ -6,11 +6,16 @@
 // Each round runs the load once per probe mode, in rotating order, with the
 // reqcost tracer attached to nginx in-process:
 //   off     the tracer without its TLS probes (--no-tls-probes)
-//   probes  the tracer with its TLS probes (the uprobes on SSL_read,
-//           SSL_write and their _ex forms, and their uretprobes)
+//   probes  the tracer with its TLS probes (uprobes and uretprobes where
+//           the tracer puts them: OpenSSL's internal read and write
+//           functions, collector/ssl_sites.h, else SSL_read, SSL_write and
+//           their _ex forms)
 //   floor   the tracer without its probes, plus floor.bpf.c's empty uprobe
-//           and uretprobe on the same four functions of the same processes:
-//           the trap alone, with no program work
+//           and uretprobe at the same places in the same processes: the
+//           traps alone, with no program work
+//   floor-public  the same empty probes on the four public functions
+//           (where reqcost probed before ssl_sites.h): their first
+//           instruction is single-stepped, the internal ones' emulated
 // and measures, per request served:
 //   - the nginx workers' CPU (their schedstat run time: the traps and the
 //     programs run in the worker, so this is where the probes' cost lands);
@@ -37,6 +42,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -48,6 +54,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "collector/ssl_sites.h"
 #include "collector/tracer.h"
 #include "floor_bpf.skel.h"
 #include "tests/support/stack.h"
@@ -63,13 +70,21 @@ using ::reqcost::stack::Subprocess;
 using ::reqcost::stack::TempDir;
 using ::reqcost::stack::WriteStringToFile;
 
-enum class Mode { kOff, kProbes, kFloor };
-constexpr Mode kModes[] = {Mode::kOff, Mode::kProbes, Mode::kFloor};
+enum class Mode { kOff, kProbes, kFloor, kFloorPublic };
+constexpr Mode kModes[] = {Mode::kOff, Mode::kProbes, Mode::kFloor,
+                           Mode::kFloorPublic};
+constexpr int kModeCount = 4;
 const char* ModeName(Mode m) {
-  return m == Mode::kOff ? "off" : m == Mode::kProbes ? "probes" : "floor";
+  switch (m) {
+    case Mode::kOff: return "off";
+    case Mode::kProbes: return "probes";
+    case Mode::kFloor: return "floor";
+    case Mode::kFloorPublic: return "floor-public";
+  }
+  return "?";
 }
 
-// The functions reqcost's TLS probes go on.
+// The public functions the probes went on before ssl_sites.h.
 constexpr const char* kTlsFunctions[] = {"SSL_read", "SSL_read_ex",
                                          "SSL_write", "SSL_write_ex"};
 
@@ -88,12 +103,13 @@ class CountingSink : public collector::EventSink {
   uint64_t syscalls = 0, tls_data = 0, drops = 0;
 };
 
-// floor.bpf.c's empty uprobe and uretprobe on the TLS functions of the
-// libssl each of `pids` maps.
+// floor.bpf.c's empty uprobe and uretprobe in the libssl each of `pids`
+// maps: where the tracer probes (`public_functions` false), or on the four
+// public functions.
 class FloorUprobes {
  public:
   static absl::StatusOr<std::unique_ptr<FloorUprobes>> Attach(
-      const std::vector<pid_t>& pids) {
+      const std::vector<pid_t>& pids, bool public_functions) {
     std::unique_ptr<FloorUprobes> f(new FloorUprobes(floor_bpf__open()));
     if (f->skel_ == nullptr) return absl::InternalError("floor_bpf__open");
     bpf_program* prog;
@@ -109,7 +125,16 @@ class FloorUprobes {
     for (pid_t pid : pids) {
       absl::StatusOr<std::string> lib = LibsslOf(pid);
       if (!lib.ok()) return lib.status();
-      for (const char* func : kTlsFunctions) {
+      // (function name, file offset): one or the other.
+      std::vector<std::pair<const char*, uint64_t>> at;
+      absl::StatusOr<collector::SslSites> sites =
+          collector::FindSslSites(*lib);
+      if (!public_functions && sites.ok()) {
+        at = {{nullptr, sites->read}, {nullptr, sites->write}};
+      } else {
+        for (const char* func : kTlsFunctions) at.emplace_back(func, 0);
+      }
+      for (const auto& [func, offset] : at) {
         for (bool ret : {false, true}) {
           bpf_uprobe_opts opts{};
           opts.sz = sizeof(opts);
@@ -118,10 +143,12 @@ class FloorUprobes {
           bpf_link* link = bpf_program__attach_uprobe_opts(
               ret ? f->skel_->progs.floor_uretprobe
                   : f->skel_->progs.floor_uprobe,
-              pid, lib->c_str(), 0, &opts);
+              pid, lib->c_str(), offset, &opts);
           if (link == nullptr) {
             return absl::ErrnoToStatus(
-                errno, absl::StrCat("floor uprobe on ", func, " in ", *lib));
+                errno, absl::StrCat("floor uprobe on ",
+                                    func != nullptr ? func : "an internal site",
+                                    " in ", *lib));
           }
           f->links_.push_back(link);
         }
@@ -316,8 +343,8 @@ int Main(int argc, char** argv) {
   for (const Scenario& sc : scenarios) {
     std::map<Mode, std::vector<Figures>> by_mode;
     for (int round = 0; round < rounds; ++round) {
-      for (int k = 0; k < 3; ++k) {
-        const Mode mode = kModes[(round + k) % 3];
+      for (int k = 0; k < kModeCount; ++k) {
+        const Mode mode = kModes[(round + k) % kModeCount];
         CountingSink sink;
         collector::TracerOptions topts;
         topts.pids = {nginx->pid()};
@@ -331,9 +358,9 @@ int Main(int argc, char** argv) {
         }
         std::unique_ptr<FloorUprobes> floor;
         std::vector<uint32_t> ids;
-        if (mode == Mode::kFloor) {
+        if (mode == Mode::kFloor || mode == Mode::kFloorPublic) {
           absl::StatusOr<std::unique_ptr<FloorUprobes>> f =
-              FloorUprobes::Attach(workers);
+              FloorUprobes::Attach(workers, mode == Mode::kFloorPublic);
           if (!f.ok()) {
             std::fprintf(stderr, "tls_cost: %s\n",
                          f.status().ToString().c_str());
@@ -386,7 +413,7 @@ int Main(int argc, char** argv) {
       }
     }
     std::printf("\n== %s\n", sc.name.c_str());
-    std::printf("  %-7s %-28s %-28s %-22s %s\n", "mode",
+    std::printf("  %-12s %-28s %-28s %-22s %s\n", "mode",
                 "nginx CPU ns/req", "machine CPU ns/req", "uprobe runs/req",
                 "ns/run (bpf_stats)");
     for (Mode m : kModes) {
@@ -397,13 +424,13 @@ int Main(int argc, char** argv) {
         r.push_back(f.runs);
         pr.push_back(f.ns_per_run);
       }
-      std::printf("  %-7s %-28s %-28s %-22s %s\n", ModeName(m),
+      std::printf("  %-12s %-28s %-28s %-22s %s\n", ModeName(m),
                   Spread(n, "%.0f").c_str(), Spread(mc, "%.0f").c_str(),
                   m == Mode::kOff ? "-" : Spread(r, "%.2f").c_str(),
                   m == Mode::kOff ? "-" : Spread(pr, "%.0f").c_str());
     }
     // Per-round differences against the same round's off run.
-    for (Mode m : {Mode::kProbes, Mode::kFloor}) {
+    for (Mode m : {Mode::kProbes, Mode::kFloor, Mode::kFloorPublic}) {
       std::vector<double> dn, dm;
       for (int i = 0; i < rounds; ++i) {
         dn.push_back(by_mode[m][i].nginx_ns - by_mode[Mode::kOff][i].nginx_ns);
