@@ -150,7 +150,9 @@ TEST(TlsProbes, H2loadStreamsAreSeenInsideTls) {
     Conn& c = conns[e.ssl];
     if (e.fd >= 0) {
       // An SSL * stays on one socket.
-      if (c.fd >= 0) EXPECT_EQ(c.fd, e.fd);
+      if (c.fd >= 0) {
+        EXPECT_EQ(c.fd, e.fd);
+      }
       c.fd = e.fd;
     }
     for (const H2FrameHeader& h : e.frames) {
@@ -245,7 +247,9 @@ TEST(TlsProbes, Https11RequestLineIsSeenInTheClear) {
   for (const TlsDataEvent& e : sink.events) EXPECT_EQ(e.ssl, reads[0]->ssl);
   EXPECT_GE(writes[0]->fd, 0);
   for (const TlsDataEvent& e : sink.events) {
-    if (e.fd >= 0) EXPECT_EQ(e.fd, writes[0]->fd);
+    if (e.fd >= 0) {
+      EXPECT_EQ(e.fd, writes[0]->fd);
+    }
   }
 }
 
