@@ -482,6 +482,7 @@ Report Profiler::BuildReport(const CaptureInfo& info) const {
   state_->finalizer.stats().Fill(&report);
   report.anomalies = state_->anomalies;
   report.socketpair_calls = state_->socketpair_calls;
+  report.socketpair_ends_forgotten = state_->socketpairs.evicted();
   return report;
 }
 

@@ -252,6 +252,9 @@ struct Report {
   // Calls on the ends of socket pairs the traced processes made (nginx's
   // master-worker channels): no connections, not in any request.
   uint64_t socketpair_calls = 0;
+  // Socket pair ends forgotten to stay within SocketpairEnds::kMaxEnds (the
+  // oldest first): a later call on one is no longer known as a pair's.
+  uint64_t socketpair_ends_forgotten = 0;
   uint64_t count = 0;
   uint64_t complete = 0;
   uint64_t incomplete = 0;

@@ -236,6 +236,9 @@ TEST(ChurnTest, MasterWorkerChannelsAreNoConnections) {
   EXPECT_THAT(most_ends, Le(SocketpairEnds::kMaxEnds));
   const Report report = profiler.BuildReport({});
   EXPECT_EQ(report.socketpair_calls, 2 * kLifetimes);
+  // Each lifetime's pair is two ends; all but the newest kMaxEnds went.
+  EXPECT_EQ(report.socketpair_ends_forgotten,
+            2 * kLifetimes - SocketpairEnds::kMaxEnds);
   const Anomalies& a = report.anomalies;
   EXPECT_EQ(a.unattributed_exchanges, 0);
   EXPECT_EQ(a.unattributed_calls, 0);

@@ -80,7 +80,8 @@ TEST(ReportToJsonTest, MatchesTheReportSchemaFieldByField) {
   EXPECT_THAT(Keys(j["capture"]),
               Eq(std::set<std::string>{"duration_s", "events", "dropped_events",
                                        "processes", "processes_not_listed",
-                                       "socketpair_calls"}));
+                                       "socketpair_calls",
+                                       "socketpair_ends_forgotten"}));
   EXPECT_THAT(j["capture"]["duration_s"], Eq(10.0));
   EXPECT_THAT(j["capture"]["events"], Eq(123456));
   EXPECT_THAT(j["capture"]["dropped_events"], Eq(7));
