@@ -409,12 +409,20 @@ void Profiler::OnTlsData(const TlsDataEvent& event) {
 
 void Profiler::OnDrops(uint64_t from_ns, uint64_t to_ns, uint64_t count) {
   if (count == 0) return;
-  // Forget windows that ended before every open request started.
+  // Forget windows that ended before every open request started. A
+  // request's span starts at its connection's accept when it owns it
+  // (request_finalizer.cc), so a connection accepted and not yet read, or
+  // whose first request is open, holds on to the windows since its accept.
   uint64_t oldest = state_->reorder.processed_ns();
   state_->connections.ForEach([&oldest](const Conn& conn) {
     const OpenRequest* r = conn.open_request();
     if (r != nullptr && r->has_read) {
       oldest = std::min(oldest, r->first_read_exit);
+    }
+    const bool first_to_come = r == nullptr && conn.requests == 0;
+    const bool first_open = r != nullptr && r->first_of_conn;
+    if (conn.accept.has_value() && (first_to_come || first_open)) {
+      oldest = std::min(oldest, conn.accept->start_ns());
     }
   });
   if (auto queued = state_->reorder.oldest_key()) {

@@ -790,6 +790,33 @@ TEST(ProfilerTest, ConnectionWhoseAcceptWasDroppedSaysSo) {
           "connection opened before attach or while events were dropped"));
 }
 
+// A request's span starts at its connection's accept: a drop window between
+// the accept and the first read is kept while the connection waits for that
+// read, though a later drop notice forgets windows older than every open
+// request (a CI run saw a complete request overlap a window this way).
+TEST(ProfilerTest, DropWindowBetweenAcceptAndFirstReadIsKept) {
+  Profiler profiler;
+  std::vector<Request> requests;
+  profiler.SetRequestCallback([&](const Request& r) { requests.push_back(r); });
+  StreamBuilder accept;
+  accept.Accept(kNginx, 8, 0, 10);
+  accept.Accept(kNginx, 9, 35, 40, TcpSock(80, 50001));  // another client
+  for (const SyscallEvent& e : accept.InExitOrder()) profiler.OnEvent(e);
+  profiler.OnDrops(At(20), At(30), 1);
+  // Both accepts are processed (past the window's end), no read yet.
+  profiler.AdvanceTo(At(50'000));
+  profiler.OnDrops(At(100'000), At(100'010), 1);  // forgets what is older
+  StreamBuilder rest;
+  rest.Read(kNginx, 8, 45'000, 45'010, 100)
+      .Write(kNginx, 8, 45'100, 45'130, 500)
+      .Close(kNginx, 8, 45'200, 45'205);
+  for (const SyscallEvent& e : rest.InExitOrder()) profiler.OnEvent(e);
+  profiler.Finish(At(10'000'000));
+  profiler.SetRequestCallback(nullptr);
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_THAT(requests[0], IsIncompleteBecause("events dropped"));
+}
+
 TEST(ProfilerTest, DropWindowBetweenRequestsChangesNothing) {
   Profiler profiler;
   profiler.OnDrops(At(400), At(900), 3);
