@@ -1041,11 +1041,10 @@ int BPF_KRETPROBE(ssl_exit, long ret)
 }
 
 /* A freed SSL's address may come back for another connection. */
-SEC("uprobe")
-int BPF_KPROBE(ssl_free_enter, void *ssl)
+static __always_inline int tls_free(__u64 ssl)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 key = (__u64)ssl & ~1ULL;
+	__u64 key = ssl & ~1ULL;
 
 	if (!bpf_task_storage_get(&pending, task, NULL, 0) && !is_traced(task->tgid))
 		return 0;
@@ -1053,6 +1052,40 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 	key |= 1;
 	bpf_map_delete_elem(&h2_states, &key);
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void *ssl)
+{
+	return tls_free((__u64)ssl);
+}
+
+/*
+ * The same probes as two uprobe_multi links per process and library (one
+ * for the entries, one for the returns; collector/tracer.cc): each site's
+ * cookie is what it is, an enum rc_tls_data_op or RC_TLS_SITE_FREE. User
+ * space loads these two with the uprobe_multi attach type when the kernel
+ * has it (6.6+): detaching a multi link waits for the kernel once for all
+ * its sites, where a perf uprobe waits once per site.
+ */
+SEC("uprobe")
+int BPF_KPROBE(ssl_enter_multi, void *ssl, void *buf, __u64 num, __u64 count_at)
+{
+	__u64 op = bpf_get_attach_cookie(ctx);
+
+	if (op == RC_TLS_SITE_FREE)
+		return tls_free((__u64)ssl);
+	if (op < RC_TLS_DATA_READ || op > RC_TLS_DATA_WRITE_EX)
+		return 0;
+	if (op == RC_TLS_DATA_READ_EX || op == RC_TLS_DATA_WRITE_EX)
+		return tls_enter(op, (__u64)ssl, (__u64)buf, count_at);
+	return tls_enter(op, (__u64)ssl, (__u64)buf, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_exit_multi, long ret)
+{
+	return tls_exit((int)ret);
 }
 
 static __always_inline void emit_process(__u16 op, struct task_struct *task,

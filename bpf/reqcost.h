@@ -110,6 +110,12 @@ enum rc_tls_data_op {
 	RC_TLS_DATA_SYS_WRITE = 6,
 };
 
+/*
+ * The cookie of a TLS uprobe_multi site (ssl_enter_multi): an enum
+ * rc_tls_data_op from READ to WRITE_EX, or this for SSL_free.
+ */
+#define RC_TLS_SITE_FREE 15
+
 /* rc_tls_data_event.flags */
 enum rc_tls_data_flags {
 	/*

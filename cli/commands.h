@@ -36,7 +36,7 @@ struct AttachOptions {
   uint32_t payload_bytes = 0;
   uint32_t ring_bytes = collector::TracerOptions::kDefaultRingBytes;
   bool syscall_times = false;  // data syscalls at enter and exit
-  bool tls_probes = false;     // uprobes on libssl (--tls-probes)
+  bool tls_probes = true;      // uprobes on libssl (--no-tls-probes: off)
   bool verbose = false;
   std::vector<std::string> command_line;  // kept in the capture header
   FleetOptions fleet;  // --metrics, --metrics-file, --otlp-json, ...

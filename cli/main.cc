@@ -49,10 +49,9 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
   cmd->add_flag("--tls-probes,!--no-tls-probes", o->tls_probes,
                 "uprobes on OpenSSL's reads and writes in the traced "
                 "processes' libssl, to see HTTP/2 streams and HTTPS request "
-                "lines inside TLS (off by default: each TLS call costs two "
+                "lines inside TLS (on by default; each TLS call costs two "
                 "traps, about 2.5 us with reqcost's programs where OpenSSL's "
-                "internal functions are found, and detaching them adds "
-                "about 0.1 s per probe at exit)");
+                "internal functions are found)");
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 

@@ -138,37 +138,43 @@ absl::StatusOr<SslSites> FindSslSites(const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not an x86-64 ELF file"));
   }
-  std::map<std::string, uint64_t> f = elf.Functions(
-      {"SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex"});
-  auto site = [&](const std::string& one, const std::string& ex,
-                  uint64_t* offset, bool* emulated) -> absl::Status {
-    if (f.count(one) == 0 || f.count(ex) == 0) {
-      return absl::NotFoundError(
-          absl::StrCat(path, " exports no ", one, " and ", ex));
-    }
-    std::optional<uint64_t> a = elf.FileOffset(f[one], true);
-    std::optional<uint64_t> b = elf.FileOffset(f[ex], true);
-    std::optional<uint64_t> target =
-        a && b ? CommonCallTarget(elf.Bytes(*a, kScanBytes), f[one],
-                                  elf.Bytes(*b, kScanBytes), f[ex])
-               : std::nullopt;
-    std::optional<uint64_t> at =
-        target ? elf.FileOffset(*target, true) : std::nullopt;
-    if (!at) {
-      return absl::NotFoundError(absl::StrCat(
-          one, " and ", ex, " in ", path, " call no one function"));
-    }
-    *offset = *at;
-    *emulated = BeginsWithPush(elf.Bytes(*at, 2));
-    return absl::OkStatus();
-  };
+  std::map<std::string, uint64_t> f =
+      elf.Functions({"SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex",
+                     "SSL_free"});
   SslSites sites;
-  absl::Status s =
-      site("SSL_read", "SSL_read_ex", &sites.read, &sites.read_emulated);
-  if (s.ok()) {
-    s = site("SSL_write", "SSL_write_ex", &sites.write, &sites.write_emulated);
+  auto offset = [&](const std::string& name) -> uint64_t {
+    auto it = f.find(name);
+    if (it == f.end()) return 0;
+    return elf.FileOffset(it->second, true).value_or(0);
+  };
+  sites.ssl_read = offset("SSL_read");
+  sites.ssl_read_ex = offset("SSL_read_ex");
+  sites.ssl_write = offset("SSL_write");
+  sites.ssl_write_ex = offset("SSL_write_ex");
+  sites.ssl_free = offset("SSL_free");
+  if (sites.ssl_read == 0 || sites.ssl_write == 0 || sites.ssl_free == 0) {
+    return absl::NotFoundError(
+        absl::StrCat(path, " exports no SSL_read, SSL_write and SSL_free"));
   }
-  if (!s.ok()) return s;
+  // The internal function a public pair both call, at `one` and `ex`.
+  auto internal = [&](const std::string& one, const std::string& ex,
+                      uint64_t one_at, uint64_t ex_at, uint64_t* at,
+                      bool* emulated) {
+    if (one_at == 0 || ex_at == 0) return;
+    std::optional<uint64_t> target = CommonCallTarget(
+        elf.Bytes(one_at, kScanBytes), f[one], elf.Bytes(ex_at, kScanBytes),
+        f[ex]);
+    std::optional<uint64_t> file =
+        target ? elf.FileOffset(*target, true) : std::nullopt;
+    if (!file) return;
+    *at = *file;
+    *emulated = BeginsWithPush(elf.Bytes(*file, 2));
+  };
+  internal("SSL_read", "SSL_read_ex", sites.ssl_read, sites.ssl_read_ex,
+           &sites.read, &sites.read_emulated);
+  internal("SSL_write", "SSL_write_ex", sites.ssl_write, sites.ssl_write_ex,
+           &sites.write, &sites.write_emulated);
+  if (!sites.internal()) sites.read = sites.write = 0;
   return sites;
 }
 

@@ -25,19 +25,24 @@
 
 namespace reqcost::collector {
 
-// Offsets in the library file, what a uprobe is attached at.
+// Offsets in the library file, what a uprobe is attached at; 0: none.
 struct SslSites {
   uint64_t read = 0;   // the internal read function both read calls use
   uint64_t write = 0;  // the same for writes
   // Whether each begins with an instruction the kernel emulates (a push).
   bool read_emulated = false;
   bool write_emulated = false;
+  // The exported functions, probed where no internal ones were found.
+  uint64_t ssl_read = 0, ssl_read_ex = 0, ssl_write = 0, ssl_write_ex = 0;
+  uint64_t ssl_free = 0;
+
+  bool internal() const { return read != 0 && write != 0; }
 };
 
-// The sites in the x86-64 ELF file at `path`, or an error saying why none
-// was found (not ELF, not x86-64, the four functions missing, no call
-// target common to both of a pair): the caller then probes the public
-// functions themselves.
+// The sites in the x86-64 ELF file at `path`. An error when it is no such
+// file or exports no SSL_read, SSL_write and SSL_free (the caller then
+// probes by function name); the internal sites are 0 when no call target
+// is common to both functions of a pair.
 absl::StatusOr<SslSites> FindSslSites(const std::string& path);
 
 // The one target of a `call rel32` (0xe8) that both code excerpts name:

@@ -158,7 +158,10 @@ std::vector<CheckResult> RunSystemChecks() {
           : internal == 0
               ? " (at the functions themselves: no internal one found)"
               : absl::StrCat(" (", internal, " of ", libraries,
-                             " at their internal functions)"));
+                             " at their internal functions)"),
+          (*tracer)->tls_uprobe_multi()
+              ? ", as two uprobe_multi links per process"
+              : ", one uprobe per site");
     }
     tls.fix =
         "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "

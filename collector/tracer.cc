@@ -5,6 +5,7 @@
 #include <linux/types.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -112,9 +113,72 @@ void Tracer::RingDeleter::operator()(ring_buffer* rb) const {
   ring_buffer__free(rb);
 }
 
-void Tracer::LinkDeleter::operator()(bpf_link* link) const {
-  bpf_link__destroy(link);
+Tracer::TlsLink::~TlsLink() {
+  if (link_ != nullptr) bpf_link__destroy(link_);
+  if (fd_ >= 0) close(fd_);
 }
+
+namespace {
+
+// uprobe_multi (Linux 6.6), which the system's linux/bpf.h (Debian 12: 6.1)
+// and libbpf 1.1 do not know: its attach type, its return flag, and
+// BPF_LINK_CREATE's arguments for it, laid out as the kernel's uapi has
+// them (after prog_fd, target_fd, attach_type and flags).
+constexpr uint32_t kBpfTraceUprobeMulti = 48;
+constexpr uint32_t kBpfFUprobeMultiReturn = 1;
+struct UprobeMultiLinkCreate {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint64_t path;
+  uint64_t offsets;
+  uint64_t ref_ctr_offsets;
+  uint64_t cookies;
+  uint32_t cnt;
+  uint32_t multi_flags;
+  uint32_t pid;
+};
+static_assert(sizeof(UprobeMultiLinkCreate) <= sizeof(union bpf_attr));
+
+// Whether this kernel loads a program for uprobe_multi: a two-instruction
+// kprobe program with that expected attach type.
+bool KernelHasUprobeMulti() {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},  // r0 = 0
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},                   // exit
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts);
+  opts.expected_attach_type = static_cast<bpf_attach_type>(kBpfTraceUprobeMulti);
+  int fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, nullptr, "GPL", insns, 2, &opts);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+// A uprobe_multi link of `prog` on `offsets` (with `cookies`) in the file
+// at `path`, for process `pid` only; its fd, or -1 with errno set.
+int AttachUprobeMulti(bpf_program* prog, const std::string& path,
+                      const std::vector<uint64_t>& offsets,
+                      const std::vector<uint64_t>& cookies, uint32_t pid,
+                      bool ret) {
+  union bpf_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  UprobeMultiLinkCreate args{};
+  args.prog_fd = static_cast<uint32_t>(bpf_program__fd(prog));
+  args.attach_type = kBpfTraceUprobeMulti;
+  args.path = reinterpret_cast<uint64_t>(path.c_str());
+  args.offsets = reinterpret_cast<uint64_t>(offsets.data());
+  args.cookies = reinterpret_cast<uint64_t>(cookies.data());
+  args.cnt = static_cast<uint32_t>(offsets.size());
+  args.multi_flags = ret ? kBpfFUprobeMultiReturn : 0;
+  args.pid = pid;
+  std::memcpy(&attr, &args, sizeof(args));
+  return static_cast<int>(
+      syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     const TracerOptions& options, EventSink* sink) {
@@ -160,6 +224,16 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
         skel->progs.ssl_write_enter, skel->progs.ssl_write_ex_enter,
         skel->progs.ssl_exit, skel->progs.ssl_free_enter}) {
     bpf_program__set_autoload(prog, options.tls_probes);
+  }
+  // The same probes as uprobe_multi links where the kernel has them (the
+  // per-site programs above stay loaded: a library the multi link is
+  // refused for is probed site by site).
+  tracer->uprobe_multi_ = options.tls_probes && KernelHasUprobeMulti();
+  for (bpf_program* prog :
+       {skel->progs.ssl_enter_multi, skel->progs.ssl_exit_multi}) {
+    bpf_program__set_autoload(prog, tracer->uprobe_multi_);
+    bpf_program__set_expected_attach_type(
+        prog, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
   }
   // Wake the consumer once an eighth of the ring is filled: large batches
   // (a wake-up is a context switch and a cold cache), and seven eighths of
@@ -296,8 +370,23 @@ Tracer::~Tracer() {
     release_cv_.notify_one();
     releaser_.join();
   }
+  // Each link's detach waits for the kernel (a uprobe_multi link once for
+  // all its sites); on several threads the waits overlap.
+  std::vector<Link> links = std::move(to_release_);
+  for (auto& [pid, of_pid] : tls_links_) {
+    for (Link& l : of_pid) links.push_back(std::move(l));
+  }
   tls_links_.clear();
-  to_release_.clear();
+  constexpr size_t kDetachThreads = 16;
+  std::vector<std::thread> detach;
+  for (size_t t = 0; t < std::min(kDetachThreads, links.size()); ++t) {
+    detach.emplace_back([&links, t] {
+      for (size_t i = t; i < links.size(); i += kDetachThreads) {
+        Link gone = std::move(links[i]);
+      }
+    });
+  }
+  for (std::thread& t : detach) t.join();
   skel_.reset();
 }
 
@@ -377,6 +466,18 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
                    .first;
     }
     const std::optional<SslSites>& sites = cached->second;
+    if (sites.has_value() && uprobe_multi_) {
+      if (AttachTlsMulti(pid, at, *sites)) {
+        if (std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
+            tls_libraries_.end()) {
+          tls_libraries_.push_back(path);
+          if (sites->internal()) ++tls_internal_sites_;
+        }
+        continue;
+      }
+      if (errno == ESRCH) return;  // gone meanwhile
+      // Refused: site by site below.
+    }
     // At a function's name (offset 0) or at an offset in the file.
     struct Probe {
       bpf_program* prog;
@@ -384,30 +485,31 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
       uint64_t offset;
       bool ret;
     };
-    std::vector<Probe> probes;
-    if (sites.has_value()) {
-      // The internal functions take SSL_read_ex's and SSL_write_ex's
-      // arguments: both public forms of a call are seen there, once.
-      probes = {
-          {skel->progs.ssl_read_ex_enter, "ssl_read_internal", sites->read,
-           false},
-          {skel->progs.ssl_exit, "ssl_read_internal", sites->read, true},
-          {skel->progs.ssl_write_ex_enter, "ssl_write_internal", sites->write,
-           false},
-          {skel->progs.ssl_exit, "ssl_write_internal", sites->write, true},
-      };
-    } else {
-      probes = {
-          {skel->progs.ssl_read_enter, "SSL_read", 0, false},
-          {skel->progs.ssl_exit, "SSL_read", 0, true},
-          {skel->progs.ssl_read_ex_enter, "SSL_read_ex", 0, false},
-          {skel->progs.ssl_exit, "SSL_read_ex", 0, true},
-          {skel->progs.ssl_write_enter, "SSL_write", 0, false},
-          {skel->progs.ssl_exit, "SSL_write", 0, true},
-          {skel->progs.ssl_write_ex_enter, "SSL_write_ex", 0, false},
-          {skel->progs.ssl_exit, "SSL_write_ex", 0, true},
-      };
-    }
+    const bool internal = sites.has_value() && sites->internal();
+    // The internal functions take SSL_read_ex's and SSL_write_ex's
+    // arguments: both public forms of a call are seen there, once.
+    std::vector<Probe> probes =
+        internal ? std::vector<Probe>{
+                       {skel->progs.ssl_read_ex_enter, "ssl_read_internal",
+                        sites->read, false},
+                       {skel->progs.ssl_exit, "ssl_read_internal", sites->read,
+                        true},
+                       {skel->progs.ssl_write_ex_enter, "ssl_write_internal",
+                        sites->write, false},
+                       {skel->progs.ssl_exit, "ssl_write_internal",
+                        sites->write, true},
+                   }
+                 : std::vector<Probe>{
+                       {skel->progs.ssl_read_enter, "SSL_read", 0, false},
+                       {skel->progs.ssl_exit, "SSL_read", 0, true},
+                       {skel->progs.ssl_read_ex_enter, "SSL_read_ex", 0, false},
+                       {skel->progs.ssl_exit, "SSL_read_ex", 0, true},
+                       {skel->progs.ssl_write_enter, "SSL_write", 0, false},
+                       {skel->progs.ssl_exit, "SSL_write", 0, true},
+                       {skel->progs.ssl_write_ex_enter, "SSL_write_ex", 0,
+                        false},
+                       {skel->progs.ssl_exit, "SSL_write_ex", 0, true},
+                   };
     probes.push_back({skel->progs.ssl_free_enter, "SSL_free", 0, false});
     bool ok = true;
     for (const Probe& p : probes) {
@@ -433,6 +535,43 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
       if (sites.has_value()) ++tls_internal_sites_;
     }
   }
+}
+
+bool Tracer::AttachTlsMulti(uint32_t pid, const std::string& at,
+                            const SslSites& sites) {
+  std::vector<uint64_t> offsets, cookies;
+  auto site = [&](uint64_t offset, uint64_t cookie) {
+    if (offset == 0) return;
+    offsets.push_back(offset);
+    cookies.push_back(cookie);
+  };
+  if (sites.internal()) {
+    site(sites.read, RC_TLS_DATA_READ_EX);
+    site(sites.write, RC_TLS_DATA_WRITE_EX);
+  } else {
+    site(sites.ssl_read, RC_TLS_DATA_READ);
+    site(sites.ssl_read_ex, RC_TLS_DATA_READ_EX);
+    site(sites.ssl_write, RC_TLS_DATA_WRITE);
+    site(sites.ssl_write_ex, RC_TLS_DATA_WRITE_EX);
+  }
+  // The returns first: an entry without its return would note calls that
+  // never end.
+  const int ret_fd = AttachUprobeMulti(skel_->progs.ssl_exit_multi, at,
+                                       offsets, cookies, pid, true);
+  if (ret_fd < 0) return false;
+  site(sites.ssl_free, RC_TLS_SITE_FREE);
+  const int enter_fd = AttachUprobeMulti(skel_->progs.ssl_enter_multi, at,
+                                         offsets, cookies, pid, false);
+  if (enter_fd < 0) {
+    const int err = errno;
+    close(ret_fd);
+    errno = err;
+    return false;
+  }
+  std::vector<Link>& links = tls_links_[pid];
+  links.emplace_back(ret_fd);
+  links.emplace_back(enter_fd);
+  return true;
 }
 
 Tracer::RescanResult Tracer::Rescan() {

@@ -146,6 +146,9 @@ class Tracer {
   // (ssl_sites.h), the others at SSL_read, SSL_read_ex, SSL_write and
   // SSL_write_ex themselves.
   size_t tls_internal_sites() const { return tls_internal_sites_; }
+  // Whether the TLS probes are uprobe_multi links (two per process and
+  // library) rather than one perf uprobe per site.
+  bool tls_uprobe_multi() const { return uprobe_multi_; }
   // Why a library found could not be probed (OK when every one was, or
   // tls_probes is off).
   const absl::Status& tls_probe_status() const { return tls_probe_status_; }
@@ -178,19 +181,40 @@ class Tracer {
   struct RingDeleter {
     void operator()(ring_buffer* rb) const;
   };
-  struct LinkDeleter {
-    void operator()(bpf_link* link) const;
+  // One TLS uprobe attachment: a libbpf link (one site), or the fd of a
+  // uprobe_multi link (several sites; libbpf 1.1 has no API for those).
+  class TlsLink {
+   public:
+    explicit TlsLink(bpf_link* link) : link_(link) {}
+    explicit TlsLink(int fd) : fd_(fd) {}
+    TlsLink(TlsLink&& other) noexcept
+        : link_(std::exchange(other.link_, nullptr)),
+          fd_(std::exchange(other.fd_, -1)) {}
+    TlsLink& operator=(TlsLink&&) = delete;
+    ~TlsLink();
+
+   private:
+    bpf_link* link_ = nullptr;
+    int fd_ = -1;
   };
+  // Attaches the probes of one library mapped by `pid` (at `at`, shown as
+  // `path`) as two uprobe_multi links; false when the kernel refuses them
+  // (errno set).
+  bool AttachTlsMulti(uint32_t pid, const std::string& at,
+                      const SslSites& sites);
 
   EventSink* sink_;
   std::unique_ptr<reqcost_bpf, SkeletonDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
-  using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+  using Link = TlsLink;
   // The TLS uprobe links of each live process whose libssl was looked for
   // (an entry with no links: none was found). Erased at the process's exit,
   // so what is kept is bounded by the live processes.
   std::map<uint32_t, std::vector<Link>> tls_links_;
   bool tls_probes_ = false;
+  // The kernel takes uprobe_multi links (6.6+): the TLS probes of a process
+  // are two links, not one per site.
+  bool uprobe_multi_ = false;
   bool has_cgroups_ = false;  // the kernel side checks cgroups
   // Links of exited processes, destroyed by releaser_ (under release_mu_).
   mutable std::mutex release_mu_;

@@ -82,7 +82,12 @@ TEST(FindSslSitesTest, ThisMachinesLibsslHasEmulatedInternalSites) {
   if (!std::ifstream(lib)) GTEST_SKIP() << "no " << lib;
   absl::StatusOr<SslSites> sites = FindSslSites(lib);
   ASSERT_TRUE(sites.ok()) << sites.status();
+  EXPECT_TRUE(sites->internal());
   EXPECT_NE(sites->read, sites->write);
+  EXPECT_NE(sites->read, sites->ssl_read);
+  EXPECT_NE(sites->ssl_read_ex, 0u);
+  EXPECT_NE(sites->ssl_write_ex, 0u);
+  EXPECT_NE(sites->ssl_free, 0u);
   EXPECT_TRUE(sites->read_emulated);
   EXPECT_TRUE(sites->write_emulated);
 }

@@ -95,10 +95,13 @@ void MoveServer(const Server& server, const TestCgroup& cg) {
   for (pid_t pid : server.AllPids()) ASSERT_TRUE(cg.Move(pid).ok()) << pid;
 }
 
-// The perf events `pid` holds open: one per uprobe (--tls-probes attaches
-// nine per process and libssl) plus the fixed ones of the syscall
-// tracepoints.
-int PerfEventFds(pid_t pid) {
+// The TLS probes of one process and libssl: two uprobe_multi links (entries
+// and returns) on a kernel that has them (6.6+, as CI's), each an fd.
+constexpr int kTlsLinksPerProcess = 2;
+
+// The perf events and BPF links `pid` holds open: the TLS probes' links
+// (kTlsLinksPerProcess per process) plus the fixed ones of the tracepoints.
+int LinkFds(pid_t pid) {
   int n = 0;
   const std::string fds = absl::StrCat("/proc/", pid, "/fd");
   if (DIR* d = opendir(fds.c_str())) {
@@ -107,7 +110,10 @@ int PerfEventFds(pid_t pid) {
       ssize_t len = readlink((fds + "/" + e->d_name).c_str(), target,
                              sizeof(target) - 1);
       if (len <= 0) continue;
-      if (absl::string_view(target, len) == "anon_inode:[perf_event]") ++n;
+      const absl::string_view what(target, len);
+      if (what == "anon_inode:[perf_event]" || what == "anon_inode:bpf_link") {
+        ++n;
+      }
     }
     closedir(d);
   }
@@ -229,7 +235,7 @@ TEST(TargetsTest, AProcessThatLeavesTheCgroupIsNoLongerTracedAndOneMovedInIs) {
   ASSERT_OK_AND_ASSIGN(
       run, ReqcostRun::Attach(dir, {"attach", "--cgroup", cg.path(),
                                     "--tls-probes", "--events"}));
-  const int probed = PerfEventFds(run.pid());
+  const int probed = LinkFds(run.pid());
   AbOptions ab;
   ab.url = nginx.Url("/");
   ab.requests = 20;
@@ -237,12 +243,12 @@ TEST(TargetsTest, AProcessThatLeavesTheCgroupIsNoLongerTracedAndOneMovedInIs) {
   ASSERT_OK_AND_ASSIGN(first, RunAb(ab));
   ASSERT_EQ(first.complete, 20);
 
-  // Out: both processes leave, their 18 uprobes go (released as each
-  // leave record is read: that is the sign it was).
+  // Out: both processes leave, their TLS links go (released as each leave
+  // record is read: that is the sign it was).
   MoveServer(nginx, out);
   ASSERT_TRUE(WaitFor([&] {
-    return PerfEventFds(run.pid()) + 9 * 2 == probed;
-  })) << "uprobes held: " << PerfEventFds(run.pid()) << " perf events, "
+    return LinkFds(run.pid()) + kTlsLinksPerProcess * 2 == probed;
+  })) << "links held: " << LinkFds(run.pid()) << ", "
       << probed << " before the leave";
   ASSERT_OK_AND_ASSIGN(second, RunAb(ab));  // not traced
   ASSERT_EQ(second.complete, 20);
@@ -250,8 +256,8 @@ TEST(TargetsTest, AProcessThatLeavesTheCgroupIsNoLongerTracedAndOneMovedInIs) {
   // In again: traced at the move (the master, which makes no call, too),
   // uprobes again.
   MoveServer(nginx, cg);
-  EXPECT_TRUE(WaitFor([&] { return PerfEventFds(run.pid()) == probed; }))
-      << PerfEventFds(run.pid()) << " perf events, " << probed << " at first";
+  EXPECT_TRUE(WaitFor([&] { return LinkFds(run.pid()) == probed; }))
+      << LinkFds(run.pid()) << " links, " << probed << " at first";
   ASSERT_OK_AND_ASSIGN(third, RunAb(ab));
   ASSERT_EQ(third.complete, 20);
 
