@@ -390,12 +390,10 @@ TEST(Http2Streams, LostFramesWithNoStreamOpenAreCounted) {
   EXPECT_EQ(anomalies.http2_frames_lost, 1u);
 }
 
-TEST(Http2Streams, PayloadGivesMethodAndPath) {
-  // The client's preface, SETTINGS and a HEADERS block: :method GET
-  // (static index 2), :path "/a.php" (literal without indexing, name
-  // index 4), END_STREAM | END_HEADERS on stream 1.
-  std::string block = std::string("\x82", 1) + std::string("\x04\x06", 2) +
-                      "/a.php";
+// One stream whose client sent the preface, SETTINGS and HEADERS with
+// `block` (END_STREAM | END_HEADERS on stream 1), read with --payload, and
+// its response: the requests made of it.
+std::vector<Request> RunHeadersBlock(const std::string& block) {
   std::string bytes = std::string(kHttp2ClientPreface) +
                       EncodeHttp2Frame(4, 0, 0, "") +
                       EncodeHttp2Frame(1, 0x5, 1, block);
@@ -407,8 +405,14 @@ TEST(Http2Streams, PayloadGivesMethodAndPath) {
                         TlsDataEvent::kH2 | TlsDataEvent::kPreface);
   in.payload = bytes;
   in.bytes = static_cast<int64_t>(bytes.size());
-  std::vector<Request> rs =
-      RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+  return RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+}
+
+TEST(Http2Streams, PayloadGivesMethodAndPath) {
+  // :method GET (static index 2), :path "/a.php" (literal without
+  // indexing, name index 4).
+  std::vector<Request> rs = RunHeadersBlock(
+      std::string("\x82", 1) + std::string("\x04\x06", 2) + "/a.php");
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_EQ(rs[0].request_line, "GET /a.php");
 }
@@ -419,21 +423,8 @@ TEST(Http2Streams, PayloadGivesMethodAndPath) {
 // UTF-8.
 TEST(Http2Streams, PayloadPathIsReadAsARequestLine) {
   auto request_line = [](const std::string& path) {
-    std::string block = std::string("\x82\x04", 2) +
-                        static_cast<char>(path.size()) + path;
-    std::string bytes = std::string(kHttp2ClientPreface) +
-                        EncodeHttp2Frame(4, 0, 0, "") +
-                        EncodeHttp2Frame(1, 0x5, 1, block);
-    StreamBuilder s;
-    s.Accept(kNginx, kClientFd, 0, 1, TcpSock(443, 50000))
-        .Read(kNginx, kClientFd, -1, 10, static_cast<int64_t>(bytes.size()))
-        .Write(kNginx, kClientFd, -1, 50, 200);
-    TlsDataEvent in = Tls(true, 9, 11, {Get(1)}, kClientFd,
-                          TlsDataEvent::kH2 | TlsDataEvent::kPreface);
-    in.payload = bytes;
-    in.bytes = static_cast<int64_t>(bytes.size());
-    std::vector<Request> rs =
-        RunMixed(s, {in, Tls(false, 49, 51, {RespHeaders(1), RespEnd(1)})});
+    std::vector<Request> rs = RunHeadersBlock(
+        std::string("\x82\x04", 2) + static_cast<char>(path.size()) + path);
     EXPECT_EQ(rs.size(), 1u);
     return rs.empty() ? std::optional<std::string>("<none>")
                       : rs[0].request_line;
