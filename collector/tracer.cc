@@ -228,7 +228,9 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
   // The same probes as uprobe_multi links where the kernel has them (the
   // per-site programs above stay loaded: a library the multi link is
   // refused for is probed site by site).
-  tracer->uprobe_multi_ = options.tls_probes && KernelHasUprobeMulti();
+  tracer->uprobe_multi_ = options.tls_probes && options.tls_uprobe_multi &&
+                          KernelHasUprobeMulti();
+  tracer->tls_internal_sites_wanted_ = options.tls_internal_sites;
   for (bpf_program* prog :
        {skel->progs.ssl_enter_multi, skel->progs.ssl_exit_multi}) {
     bpf_program__set_autoload(prog, tracer->uprobe_multi_);
@@ -459,6 +461,9 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
     auto cached = ssl_sites_.find({st.st_dev, st.st_ino});
     if (cached == ssl_sites_.end()) {
       absl::StatusOr<SslSites> found = FindSslSites(at);
+      if (found.ok() && !tls_internal_sites_wanted_) {
+        found->read = found->write = 0;  // the public functions, then
+      }
       cached = ssl_sites_
                    .emplace(std::make_pair(st.st_dev, st.st_ino),
                             found.ok() ? std::optional<SslSites>(*found)
@@ -532,7 +537,7 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
     if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
                   tls_libraries_.end()) {
       tls_libraries_.push_back(path);
-      if (sites.has_value()) ++tls_internal_sites_;
+      if (internal) ++tls_internal_sites_;
     }
   }
 }

@@ -68,6 +68,12 @@ struct TracerOptions {
   // larger) and its HTTP/2 frame headers. A library a process maps only
   // after attach (dlopen, exec) is not probed.
   bool tls_probes = false;
+  // Where and how: at OpenSSL's internal read and write functions when
+  // found (ssl_sites.h), else at the public ones; as two uprobe_multi links
+  // per process where the kernel has them, else one perf uprobe per site.
+  // Both on in reqcost; off only to test or measure the other way.
+  bool tls_internal_sites = true;
+  bool tls_uprobe_multi = true;
   bool verbose = false;  // libbpf's own messages to stderr
   // Let reqcost's own process be a traced PID: only for `reqcost check`,
   // which loads the programs on itself (and its libssl) as a test subject.
@@ -215,6 +221,7 @@ class Tracer {
   // The kernel takes uprobe_multi links (6.6+): the TLS probes of a process
   // are two links, not one per site.
   bool uprobe_multi_ = false;
+  bool tls_internal_sites_wanted_ = true;  // TracerOptions::tls_internal_sites
   bool has_cgroups_ = false;  // the kernel side checks cgroups
   // Links of exited processes, destroyed by releaser_ (under release_mu_).
   mutable std::mutex release_mu_;

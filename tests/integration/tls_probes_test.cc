@@ -94,30 +94,58 @@ int RunTraced(collector::Tracer* tracer, const std::vector<std::string>& argv,
   return status.ok() ? *status : -1;
 }
 
+// Where and how the probes are attached (TracerOptions).
+struct Placement {
+  const char* name;
+  bool internal_sites;
+  bool uprobe_multi;
+};
+
 absl::StatusOr<std::unique_ptr<collector::Tracer>> StartTracer(
-    const Server& nginx, TlsSink* sink, bool tls_probes, uint32_t payload = 0) {
+    const Server& nginx, TlsSink* sink, bool tls_probes, uint32_t payload = 0,
+    Placement placement = {"default", true, true}) {
   collector::TracerOptions options;
   options.pids = {nginx.pid()};
   options.tls_probes = tls_probes;
   options.payload_bytes = payload;
+  options.tls_internal_sites = placement.internal_sites;
+  options.tls_uprobe_multi = placement.uprobe_multi;
   return collector::Tracer::Start(options, sink);
 }
 
 // h2load -n 100 -c 2 -m 4: two connections, 50 streams each, up to 4 at
 // once. The frames seen inside TLS are exactly the 100 requests' HEADERS
 // (client streams 1, 3, 5, ... on each connection) and the 100 responses'
-// END_STREAM.
-TEST(TlsProbes, H2loadStreamsAreSeenInsideTls) {
+// END_STREAM, wherever the probes sit: OpenSSL's internal functions as two
+// uprobe_multi links per process (reqcost's way on this kernel), the same
+// sites as one perf uprobe each, or the public functions.
+class TlsProbePlacement : public ::testing::TestWithParam<Placement> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Sites, TlsProbePlacement,
+    ::testing::Values(Placement{"InternalMulti", true, true},
+                      Placement{"InternalPerSite", true, false},
+                      Placement{"PublicPerSite", false, false}),
+    [](const ::testing::TestParamInfo<Placement>& p) { return p.param.name; });
+
+TEST_P(TlsProbePlacement, H2loadStreamsAreSeenInsideTls) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   constexpr int kRequests = 100;
   constexpr int kConnections = 2;
+  const Placement placement = GetParam();
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h2probe"));
   ASSERT_OK_AND_ASSIGN(h2load, H2load());
   ASSERT_OK_AND_ASSIGN(nginx, StartTlsNginx(dir));
   TlsSink sink;
-  ASSERT_OK_AND_ASSIGN(tracer, StartTracer(nginx, &sink, true));
+  ASSERT_OK_AND_ASSIGN(tracer,
+                       StartTracer(nginx, &sink, true, 0, placement));
   ASSERT_FALSE(tracer->tls_libraries().empty())
       << "nginx maps no libssl: " << tracer->tls_probe_status();
+  // Debian's libssl.so.3 has the internal sites, and this kernel (6.18)
+  // uprobe_multi links: each placement is the one asked for.
+  EXPECT_EQ(tracer->tls_uprobe_multi(), placement.uprobe_multi);
+  EXPECT_EQ(tracer->tls_internal_sites(),
+            placement.internal_sites ? tracer->tls_libraries().size() : 0u);
 
   int status = RunTraced(
       tracer.get(),
