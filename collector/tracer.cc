@@ -372,24 +372,31 @@ Tracer::~Tracer() {
     release_cv_.notify_one();
     releaser_.join();
   }
-  // Each link's detach waits for the kernel (a uprobe_multi link once for
-  // all its sites); on several threads the waits overlap.
+  // The releaser left what it had not started on (ReleaseLoop).
   std::vector<Link> links = std::move(to_release_);
   for (auto& [pid, of_pid] : tls_links_) {
     for (Link& l : of_pid) links.push_back(std::move(l));
   }
   tls_links_.clear();
-  constexpr size_t kDetachThreads = 16;
+  DestroyLinks(std::move(links));
+  skel_.reset();
+}
+
+void Tracer::DestroyLinks(std::vector<Link> links) {
+  // Each link's detach waits for the kernel (a uprobe_multi link once for
+  // all its sites, a perf uprobe once per site); on several threads the
+  // waits overlap.
+  constexpr size_t kDetachThreads = 32;
+  const size_t threads = std::min(kDetachThreads, links.size());
   std::vector<std::thread> detach;
-  for (size_t t = 0; t < std::min(kDetachThreads, links.size()); ++t) {
-    detach.emplace_back([&links, t] {
-      for (size_t i = t; i < links.size(); i += kDetachThreads) {
+  for (size_t t = 0; t < threads; ++t) {
+    detach.emplace_back([&links, t, threads] {
+      for (size_t i = t; i < links.size(); i += threads) {
         Link gone = std::move(links[i]);
       }
     });
   }
   for (std::thread& t : detach) t.join();
-  skel_.reset();
 }
 
 size_t Tracer::tls_links() const {
@@ -423,11 +430,12 @@ void Tracer::ReleaseLoop() {
   while (true) {
     release_cv_.wait(lock,
                      [this] { return stop_releaser_ || !to_release_.empty(); });
-    if (to_release_.empty()) return;  // stopping, nothing left
+    // Stopping: what is left is destroyed with the live links, all at once.
+    if (stop_releaser_) return;
     std::vector<Link> batch = std::move(to_release_);
     to_release_.clear();
     lock.unlock();
-    batch.clear();  // bpf_link__destroy, outside the lock
+    DestroyLinks(std::move(batch));  // outside the lock
     lock.lock();
   }
 }

@@ -213,6 +213,8 @@ class Tracer {
   std::unique_ptr<reqcost_bpf, SkeletonDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   using Link = TlsLink;
+  // Destroys `links`, on several threads (each detach waits for the kernel).
+  static void DestroyLinks(std::vector<Link> links);
   // The TLS uprobe links of each live process whose libssl was looked for
   // (an entry with no links: none was found). Erased at the process's exit,
   // so what is kept is bounded by the live processes.
