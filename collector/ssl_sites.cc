@@ -61,6 +61,28 @@ class Elf {
     return std::nullopt;
   }
 
+  // Whether `vaddr` lies in a procedure linkage table (.plt, .plt.sec,
+  // .plt.got): a call there goes to another library (ERR_new and the like).
+  bool InPlt(uint64_t vaddr) const {
+    std::optional<Elf64_Ehdr> eh = At<Elf64_Ehdr>(0);
+    if (!eh || eh->e_shentsize != sizeof(Elf64_Shdr)) return false;
+    std::optional<Elf64_Shdr> names = At<Elf64_Shdr>(
+        eh->e_shoff + uint64_t{eh->e_shstrndx} * sizeof(Elf64_Shdr));
+    if (!names) return false;
+    std::string_view strings = Bytes(names->sh_offset, names->sh_size);
+    for (uint16_t i = 0; i < eh->e_shnum; ++i) {
+      std::optional<Elf64_Shdr> sh =
+          At<Elf64_Shdr>(eh->e_shoff + uint64_t{i} * sizeof(Elf64_Shdr));
+      if (!sh || sh->sh_name >= strings.size()) continue;
+      std::string_view rest = strings.substr(sh->sh_name);
+      if (rest.substr(0, rest.find('\0')).substr(0, 4) != ".plt") continue;
+      if (vaddr >= sh->sh_addr && vaddr - sh->sh_addr < sh->sh_size) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // The values of the dynamic symbols named in `names` that are defined
   // functions.
   std::map<std::string, uint64_t> Functions(
@@ -164,8 +186,9 @@ absl::StatusOr<SslSites> FindSslSites(const std::string& path) {
     std::optional<uint64_t> target = CommonCallTarget(
         elf.Bytes(one_at, kScanBytes), f[one], elf.Bytes(ex_at, kScanBytes),
         f[ex]);
-    std::optional<uint64_t> file =
-        target ? elf.FileOffset(*target, true) : std::nullopt;
+    std::optional<uint64_t> file = target && !elf.InPlt(*target)
+                                       ? elf.FileOffset(*target, true)
+                                       : std::nullopt;
     if (!file) return;
     *at = *file;
     *emulated = BeginsWithPush(elf.Bytes(*file, 2));
