@@ -28,6 +28,22 @@ if [ ! -s "$failed_log" ]; then
   echo "test.sh: ctest exited $status with no failed test listed" >&2
   exit "$status"
 fi
+mapfile -t failed < <(cut -d: -f2- "$failed_log")
+# Why each failed, gathered at the end where a truncated log still shows
+# it: gtest's "file:line: Failure" and the 8 lines after, from each failed
+# test's first run (read now: the ctest -N below rewrites LastTest.log).
+echo "test.sh: the failed assertions of each failed test:"
+awk -v names="$(printf '%s\n' "${failed[@]}")" '
+  function bare(t) { sub(/  # GetParam.*/, "", t); return t }
+  BEGIN { n = split(names, list, "\n"); for (i = 1; i <= n; i++) want[bare(list[i])] = 1 }
+  /^[0-9]+\/[0-9]+ Testing: / { sub(/^[0-9]+\/[0-9]+ Testing: /, ""); name = bare($0); on = (name in want); left = 0; next }
+  /^<end of output>$/ { left = 0 }
+  on && /: Failure$/ {
+    if (!(name in shown)) print "  [" name "]"
+    shown[name] = 1; left = 9
+  }
+  on && left > 0 { print "    " $0; left-- }
+' "$build/Testing/Temporary/LastTest.log" | head -n 400 || true
 # Names of the tests labelled flaky ("  Test  #12: name" lines of ctest -N).
 mapfile -t flaky < <(ctest -N -L '^flaky$' | sed -n 's/^ *Test *#[0-9]*: //p')
 is_flaky() {
@@ -35,7 +51,6 @@ is_flaky() {
   for t in "${flaky[@]}"; do [ "$t" = "$1" ] && return 0; done
   return 1
 }
-mapfile -t failed < <(cut -d: -f2- "$failed_log")
 hard=0
 for name in "${failed[@]}"; do
   if ! is_flaky "$name"; then

@@ -436,9 +436,27 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
       config));
   std::vector<std::string> argv = {lighttpd, "-D", "-f", config};
   std::string address = absl::StrCat("127.0.0.1:", port);
-  return ServerBuilder::Launch(dir, "lighttpd", argv, address, address, port,
-                               opts.spawn_php_cgi ? 1 : 0, "", error_log,
-                               config, opts.tls ? "https" : "http");
+  REQCOST_TS_ASSIGN_OR_RETURN(
+      Server s, ServerBuilder::Launch(dir, "lighttpd", argv, address, address,
+                                      port, opts.spawn_php_cgi ? 1 : 0, "",
+                                      error_log, config,
+                                      opts.tls ? "https" : "http"));
+  if (opts.spawn_php_cgi) {
+    // Launch waited for lighttpd's child, the php-cgi master; its
+    // PHP_FCGI_CHILDREN workers come a moment later.
+    const size_t tree = 2 + static_cast<size_t>(opts.php_cgi_children);
+    const absl::Time deadline = absl::Now() + kStartTimeout;
+    while (s.AllPids().size() < tree && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (s.AllPids().size() < tree) {
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "lighttpd: %d php-cgi workers did not appear within %s\n%s",
+          opts.php_cgi_children, absl::FormatDuration(kStartTimeout),
+          s.LogTail()));
+    }
+  }
+  return s;
 }
 
 }  // namespace reqcost::stack
