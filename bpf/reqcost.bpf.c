@@ -367,7 +367,14 @@ static __always_inline struct pending *still_traced(struct task_struct *task,
 	return p;
 }
 
-static __always_inline struct pending *traced_task(struct task_struct *task)
+/*
+ * `created_ns` (may be NULL): set to the time just before the thread's
+ * storage was created, else left alone. Creating it allocates (tens of µs
+ * the first time on this VM): an enter stamped after that would lose it
+ * from the thread's first traced call, often the accept of a request.
+ */
+static __always_inline struct pending *traced_task(struct task_struct *task,
+						   __u64 *created_ns)
 {
 	struct pending *p;
 
@@ -380,6 +387,8 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 	 */
 	if (!is_traced(task->tgid) && !join_by_cgroup(task))
 		return NULL;
+	if (created_ns)
+		*created_ns = bpf_ktime_get_ns();
 	p = bpf_task_storage_get(&pending, task, NULL,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p)
@@ -397,10 +406,11 @@ static __always_inline struct pending *traced_task(struct task_struct *task)
 static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 created_ns = 0;
 	struct pending *p;
 	struct sock *sk;
 
-	p = traced_task(task);
+	p = traced_task(task, &created_ns);
 	if (!p)
 		return 0;
 	/*
@@ -418,7 +428,7 @@ static __always_inline int on_enter(__u16 sc, int fd, __u64 buf, __u64 iovcnt)
 		if (!sk)
 			return 0;
 	}
-	p->enter_ns = bpf_ktime_get_ns();
+	p->enter_ns = created_ns ? created_ns : bpf_ktime_get_ns();
 	p->nvcsw = task->nvcsw;
 	p->fd = fd;
 	p->buf = buf;
@@ -846,7 +856,7 @@ static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
 
 	if (!sk)
 		return 0;
-	p = traced_task(task);
+	p = traced_task(task, NULL);
 	if (!p)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -920,7 +930,8 @@ static __always_inline struct h2_state *tls_h2_state(__u64 key)
 static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count_at)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct pending *p = traced_task(task);
+	__u64 created_ns = 0;
+	struct pending *p = traced_task(task, &created_ns);
 
 	if (!p)
 		return 0;
@@ -930,7 +941,7 @@ static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count
 	p->ssl_count = count_at;
 	p->ssl_op = op;
 	p->ssl_fd = -1;
-	p->ssl_enter_ns = bpf_ktime_get_ns();
+	p->ssl_enter_ns = created_ns ? created_ns : bpf_ktime_get_ns();
 	return 0;
 }
 

@@ -43,18 +43,6 @@ inline constexpr double kBackendBiasUs = 5;
 // other way is caught as before.
 inline constexpr double kNewLinkOffsetUs = 8;
 
-// With --syscall-times the request's first read and a kept link's first
-// send are stamped at their enter; accuracy_test moves the truth by the
-// front server's logged time in those calls, which also holds its clock
-// reads and the kernel entry, so reqcost's server and transport both come
-// out a little shorter than that truth: over three runs of the four
-// --syscall-times cases (load average 15-16), server -6.6..-2.8 µs on kept
-// links (+2.0..+5.6 on new ones, inside the new-link offset) and transport
-// down to -5.7 µs on kept links. Their lower bounds widen by this much in
-// the kept-link cases only (new links' offset already covers theirs); a
-// 10 µs shift still fails the other phase of the pair.
-inline constexpr double kSyscallTimesOffsetUs = 4;
-
 // The lowest and highest bias allowed for server (sign +1: the offset
 // makes it longer) or transport and |W| (sign -1).
 struct BiasRange {
@@ -66,12 +54,20 @@ inline BiasRange AllowedBias(int offset_sign, bool new_links) {
                          : BiasRange{-kBiasUs - extra, kBiasUs};
 }
 
-// The same for a --syscall-times case on kept links: the lower bound
-// kSyscallTimesOffsetUs lower.
+// The same with the lower bound `outside_us` lower: the time the calls at
+// the phase's edges spent outside reqcost's stamps, which the truth holds
+// and reqcost does not (the kernel's syscall entry and exit, measured by
+// the test per case: accuracy_test.cc, OutsideTimes). On a new client
+// connection the owned accept and close; with --syscall-times the first
+// read and a kept link's first send and last reply read. Measured on the
+// 2-vCPU VM: 1-2 µs per call in the 0 and 200 µs cases, 2-4 µs in the 5 ms
+// ones, where reqcost's server came out down to -7.3 µs on new connections
+// and transport down to -10.7 µs with --syscall-times on kept links.
+// Only the lower side widens: the shifts of accuracy_shift_* still fail.
 inline BiasRange AllowedBias(int offset_sign, bool new_links,
-                             bool syscall_times_kept_links) {
+                             double outside_us) {
   BiasRange r = AllowedBias(offset_sign, new_links);
-  if (syscall_times_kept_links) r.low -= kSyscallTimesOffsetUs;
+  if (outside_us > 0) r.low -= outside_us;
   return r;
 }
 
