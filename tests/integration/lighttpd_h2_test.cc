@@ -1,8 +1,8 @@
 // lighttpd as a second HTTP/2 front end: lighttpd 1.4.69 (mod_openssl,
 // HTTP/2 by ALPN) in front of php-fpm over a unix socket and over TCP,
 // driven by h2load (1 and 4 streams per connection over 1 and 2
-// connections) and curl --http2 and --http1.1, profiled by the reqcost
-// binary with --tls-probes. lighttpd reads a turn's TLS records in several
+// connections; once in cleartext, h2c by prior knowledge) and curl --http2
+// and --http1.1, profiled by the reqcost binary with --tls-probes. lighttpd reads a turn's TLS records in several
 // SSL_read calls before it parses any frame, and opens a new FastCGI
 // connection per request: the pairing rule of a stream with its exchange
 // (docs/definitions.md, "HTTP/2 streams") is checked on that server too.
@@ -46,7 +46,8 @@ struct Stack {
   Server lighttpd;
 };
 
-absl::StatusOr<Stack> StartStack(const TempDir& dir, bool tcp, int children) {
+absl::StatusOr<Stack> StartStack(const TempDir& dir, bool tcp, int children,
+                                 bool tls = true) {
   PhpFpmOptions fopts;
   fopts.listen = tcp ? "tcp" : "";
   fopts.children = children;
@@ -54,7 +55,7 @@ absl::StatusOr<Stack> StartStack(const TempDir& dir, bool tcp, int children) {
   if (!fpm.ok()) return fpm.status();
   LighttpdOptions lopts;
   lopts.php_fpm = fpm->address();
-  lopts.tls = true;
+  lopts.tls = tls;
   absl::StatusOr<Server> lighttpd = StartLighttpd(dir, lopts);
   if (!lighttpd.ok()) return lighttpd.status();
   return Stack{*std::move(fpm), *std::move(lighttpd)};
@@ -115,6 +116,7 @@ struct H2Case {
   int streams;   // h2load -m
   int requests;  // h2load -n
   bool tcp_fpm;  // php-fpm on TCP, else a unix socket
+  bool tls = true;  // else cleartext HTTP/2 (h2load's prior knowledge)
 };
 
 class LighttpdH2 : public ::testing::TestWithParam<H2Case> {};
@@ -126,7 +128,7 @@ TEST_P(LighttpdH2, StreamsAreRequestsMatchingPhpFpmClock) {
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-lighttpd-h2"));
   // A child per concurrent stream.
   ASSERT_OK_AND_ASSIGN(
-      stack, StartStack(dir, c.tcp_fpm, c.connections * c.streams));
+      stack, StartStack(dir, c.tcp_fpm, c.connections * c.streams, c.tls));
   ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(stack.fpm.request_log()));
   ASSERT_OK_AND_ASSIGN(run, AttachTo(dir, stack, {"--format", "json"}));
   ASSERT_OK_AND_ASSIGN(
@@ -180,7 +182,8 @@ INSTANTIATE_TEST_SUITE_P(
     H2load, LighttpdH2,
     ::testing::Values(H2Case{"c1_m1_unix", 1, 1, 40, false},
                       H2Case{"c2_m4_unix", 2, 4, 100, false},
-                      H2Case{"c1_m4_tcp", 1, 4, 60, true}),
+                      H2Case{"c1_m4_tcp", 1, 4, 60, true},
+                      H2Case{"h2c_c2_m4_unix", 2, 4, 100, false, false}),
     [](const auto& info) { return info.param.name; });
 
 // Streams of unequal work on one connection, 4 at a time: h2load takes
