@@ -481,17 +481,14 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
     const std::optional<SslSites>& sites = cached->second;
     if (sites.has_value() && uprobe_multi_) {
       if (AttachTlsMulti(pid, at, *sites)) {
-        if (std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
-            tls_libraries_.end()) {
-          tls_libraries_.push_back(path);
-          if (sites->internal()) ++tls_internal_sites_;
-        }
+        NoteTlsLibrary(path, sites->internal());
         continue;
       }
       if (errno == ESRCH) return;  // gone meanwhile
       // Refused: site by site below.
     }
-    // At a function's name (offset 0) or at an offset in the file.
+    // At an offset in the file, or at a function's name (offset 0) where
+    // the file could not be read.
     struct Probe {
       bpf_program* prog;
       const char* func;
@@ -513,19 +510,30 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
                         sites->write, true},
                    }
                  : std::vector<Probe>{
-                       {skel->progs.ssl_read_enter, "SSL_read", 0, false},
-                       {skel->progs.ssl_exit, "SSL_read", 0, true},
-                       {skel->progs.ssl_read_ex_enter, "SSL_read_ex", 0, false},
-                       {skel->progs.ssl_exit, "SSL_read_ex", 0, true},
-                       {skel->progs.ssl_write_enter, "SSL_write", 0, false},
-                       {skel->progs.ssl_exit, "SSL_write", 0, true},
-                       {skel->progs.ssl_write_ex_enter, "SSL_write_ex", 0,
-                        false},
-                       {skel->progs.ssl_exit, "SSL_write_ex", 0, true},
+                       {skel->progs.ssl_read_enter, "SSL_read",
+                        sites ? sites->ssl_read : 0, false},
+                       {skel->progs.ssl_exit, "SSL_read",
+                        sites ? sites->ssl_read : 0, true},
+                       {skel->progs.ssl_read_ex_enter, "SSL_read_ex",
+                        sites ? sites->ssl_read_ex : 0, false},
+                       {skel->progs.ssl_exit, "SSL_read_ex",
+                        sites ? sites->ssl_read_ex : 0, true},
+                       {skel->progs.ssl_write_enter, "SSL_write",
+                        sites ? sites->ssl_write : 0, false},
+                       {skel->progs.ssl_exit, "SSL_write",
+                        sites ? sites->ssl_write : 0, true},
+                       {skel->progs.ssl_write_ex_enter, "SSL_write_ex",
+                        sites ? sites->ssl_write_ex : 0, false},
+                       {skel->progs.ssl_exit, "SSL_write_ex",
+                        sites ? sites->ssl_write_ex : 0, true},
                    };
-    probes.push_back({skel->progs.ssl_free_enter, "SSL_free", 0, false});
+    probes.push_back({skel->progs.ssl_free_enter, "SSL_free",
+                      sites ? sites->ssl_free : 0, false});
     bool ok = true;
     for (const Probe& p : probes) {
+      // A function the file does not export (the _ex forms before OpenSSL
+      // 1.1.1): nothing to probe.
+      if (sites.has_value() && p.offset == 0) continue;
       bpf_uprobe_opts opts{};
       opts.sz = sizeof(opts);
       opts.retprobe = p.ret;
@@ -542,12 +550,17 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
       }
       tls_links_[pid].emplace_back(link);
     }
-    if (ok && std::find(tls_libraries_.begin(), tls_libraries_.end(), path) ==
-                  tls_libraries_.end()) {
-      tls_libraries_.push_back(path);
-      if (internal) ++tls_internal_sites_;
-    }
+    if (ok) NoteTlsLibrary(path, internal);
   }
+}
+
+void Tracer::NoteTlsLibrary(const std::string& path, bool internal) {
+  if (std::find(tls_libraries_.begin(), tls_libraries_.end(), path) !=
+      tls_libraries_.end()) {
+    return;
+  }
+  tls_libraries_.push_back(path);
+  if (internal) ++tls_internal_sites_;
 }
 
 bool Tracer::AttachTlsMulti(uint32_t pid, const std::string& at,

@@ -203,6 +203,8 @@ class Tracer {
     bpf_link* link_ = nullptr;
     int fd_ = -1;
   };
+  // Counts the library at `path` among those probed, once.
+  void NoteTlsLibrary(const std::string& path, bool internal);
   // Attaches the probes of one library mapped by `pid` (at `at`, shown as
   // `path`) as two uprobe_multi links; false when the kernel refuses them
   // (errno set).
