@@ -590,7 +590,11 @@ bool Tracer::AttachTlsMulti(uint32_t pid, const std::string& at,
                                          offsets, cookies, pid, false);
   if (enter_fd < 0) {
     const int err = errno;
-    close(ret_fd);
+    {  // released by the releaser: closing a link waits for a grace period
+      std::lock_guard<std::mutex> lock(release_mu_);
+      to_release_.emplace_back(ret_fd);
+    }
+    release_cv_.notify_one();
     errno = err;
     return false;
   }
