@@ -670,8 +670,14 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 	}
 }
 
-/* Emits one record; the payload (opt-in) is built in scratch first. */
-static __always_inline int emit(struct task_struct *task, const struct op *op,
+/*
+ * Emits one record; the payload (opt-in) is built in scratch first. The
+ * exit is stamped here, once the record is filled, right before it goes
+ * out: what the program did for it (a TCP socket's first read classifies
+ * the connection and creates its storage: microseconds) then lies before
+ * the stamp, as it lies before the return a clock in the process sees.
+ */
+static __always_inline int emit(struct task_struct *task, struct op *op,
 				bool sock_layer)
 {
 	struct rc_syscall_event *e;
@@ -691,6 +697,7 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 			return 0;
 		}
 		fill_event(e, task, op, sock_layer, &h2c);
+		e->exit_ns = op->exit_ns = bpf_ktime_get_ns();
 		bpf_ringbuf_submit(e, wakeup_flags(emitted));
 		if (emitted)
 			*emitted += 1;
@@ -713,6 +720,7 @@ static __always_inline int emit(struct task_struct *task, const struct op *op,
 		n = RC_PAYLOAD_MAX;
 	e->payload_len = n;
 	e->size = RC_SYSCALL_EVENT_HEADER_SIZE + n;
+	e->exit_ns = op->exit_ns = bpf_ktime_get_ns();
 	/* Within the scratch value whatever the mask leaves (see PAYLOAD_MASK). */
 	size = RC_SYSCALL_EVENT_HEADER_SIZE + verifier_bound(n);
 	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(emitted))) {
@@ -761,7 +769,6 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		op.sk = fd_to_sock(task, sv[0]);
 		if (!op.sk)
 			return 0;
-		op.exit_ns = bpf_ktime_get_ns();
 		op.enter_ns = p->enter_ns;
 		op.fd = sv[0];
 		op.ret = sv[1];
@@ -776,8 +783,7 @@ static __always_inline int on_exit(__u16 sc, long ret)
 		if (!op.sk)
 			return 0;	/* not a socket */
 	}
-	/* After the socket lookup, so that other fds cost no clock read. */
-	op.exit_ns = bpf_ktime_get_ns();
+	/* The exit is stamped by emit: other fds cost no clock read. */
 	if (p && p->ssl && (is_read(sc) || (sc >= RC_SYS_WRITE && sc <= RC_SYS_SENDMSG)))
 		p->ssl_fd = p->fd;	/* the TLS call in progress uses it */
 	if (p) {
@@ -867,7 +873,6 @@ static __always_inline int on_sock_io(struct sock *sk, int ret, int msg_flags,
 	}
 	if (p->ssl)
 		p->ssl_fd = (int)regs->di;	/* the TLS call in progress uses it */
-	op.exit_ns = bpf_ktime_get_ns();
 	op.fd = (int)regs->di;
 	op.buf = regs->si;
 	op.iovcnt = regs->dx;

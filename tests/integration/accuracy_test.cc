@@ -402,25 +402,30 @@ void ExpectPercentiles(const PhaseErrors& e, double rel_us, double abs_us) {
 // syscall entry and exit and the clock reads. The truth holds that time
 // where its edge is a call's start or end seen from user space and
 // reqcost's the tracepoint inside: on a new client connection the owned
-// accept and close, with --syscall-times the first read and, on a kept
-// link, the first send and the last reply read. One list per call over a
-// case's requests; the bias bound widens by their medians on that side.
+// accept and close, on a new backend link its connect, with
+// --syscall-times the first read and, on a kept link, the first send and
+// the last reply read. One list per call over a case's requests; the bias
+// bound widens by their medians on that side (tolerances.h).
 struct OutsideTimes {
-  std::vector<double> accept, close, first_read, first_send, reply_read;
+  std::vector<double> accept, close, connect, first_read, first_send,
+      reply_read;
 
   static double MedianOf(const std::vector<double>& v) {
     return v.empty() ? 0 : std::max(0.0, Median(v));
   }
-  // reqcost's server comes out shorter than the truth by at most this.
-  double Server(const AccuracyCase& c) const {
+  // reqcost's server comes out shorter than the truth by at most this...
+  double ServerBelow(const AccuracyCase& c) const {
     return (c.keepalive ? 0 : MedianOf(accept) + MedianOf(close)) +
            (c.syscall_times ? MedianOf(first_read) : 0);
   }
+  // ... and longer by at most this (the link's start moves into server).
+  double ServerAbove(const AccuracyCase& c) const {
+    return c.kept_links ? 0 : MedianOf(connect);
+  }
   // reqcost's transport and |W| come out shorter by at most this.
-  double Link(const AccuracyCase& c) const {
-    return c.syscall_times && c.kept_links
-               ? MedianOf(first_send) + MedianOf(reply_read)
-               : 0;
+  double LinkBelow(const AccuracyCase& c) const {
+    if (!c.kept_links) return MedianOf(connect);
+    return c.syscall_times ? MedianOf(first_send) + MedianOf(reply_read) : 0;
   }
 };
 
@@ -605,6 +610,10 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
     if (c.kept_links) {
       AddOutside(&outside.reply_read, f.link_slack_us - f.send_us,
                  CallUs(q, "backend", true, IsReadName));
+    } else {
+      AddOutside(&outside.connect, (f.connect_end_ns - f.link_start_ns) / 1e3,
+                 CallUs(q, "backend", false,
+                        [](absl::string_view n) { return n == "connect"; }));
     }
     // The request reqcost saw began after the previous response and before
     // this one's backend link (its accept or its first read).
@@ -681,32 +690,32 @@ TEST_P(FrontServerAccuracy, PhasesMatchTheServersOwnClocksPerRequest) {
   ExpectPercentiles(backend, kTransportRel * Median(backend_own),
                     kTransportAbsUs);
   // The bias: each phase's signed median error within a few µs of zero,
-  // plus, on new links, their one-signed offset, and below by the time the
-  // calls at its edges spent outside reqcost's stamps
-  // (tests/support/tolerances.h).
-  const double server_outside = outside.Server(c);
-  const double link_outside = outside.Link(c);
+  // widened on one side by the time the calls at its edges spent outside
+  // reqcost's stamps (tests/support/tolerances.h).
+  const double server_below = outside.ServerBelow(c);
+  const double server_above = outside.ServerAbove(c);
+  const double link_below = outside.LinkBelow(c);
   std::printf(
       "[ accuracy ] %s: calls' time outside the stamps, median: accept %.1f "
-      "close %.1f first read %.1f first send %.1f reply read %.1f us; the "
-      "bias may be lower by %.1f (server), %.1f (transport, |W|)\n",
+      "close %.1f connect %.1f first read %.1f first send %.1f reply read "
+      "%.1f us; bias bounds widened: server -%.1f/+%.1f, transport and |W| "
+      "-%.1f\n",
       name.c_str(), OutsideTimes::MedianOf(outside.accept),
       OutsideTimes::MedianOf(outside.close),
+      OutsideTimes::MedianOf(outside.connect),
       OutsideTimes::MedianOf(outside.first_read),
       OutsideTimes::MedianOf(outside.first_send),
-      OutsideTimes::MedianOf(outside.reply_read), server_outside,
-      link_outside);
-  auto expect_bias = [&](const PhaseErrors& e, int offset_sign,
-                         double outside_us) {
-    const tolerances::BiasRange r =
-        tolerances::AllowedBias(offset_sign, !c.kept_links, outside_us);
+      OutsideTimes::MedianOf(outside.reply_read), server_below, server_above,
+      link_below);
+  auto expect_bias = [&](const PhaseErrors& e, double below, double above) {
+    const tolerances::BiasRange r = tolerances::AllowedBias(below, above);
     const double bias = Median(e.err_us);
     EXPECT_GE(bias, r.low) << e.phase << " bias";
     EXPECT_LE(bias, r.high) << e.phase << " bias";
   };
-  expect_bias(server, +1, server_outside);
-  expect_bias(transport, -1, link_outside);
-  expect_bias(link, -1, link_outside);
+  expect_bias(server, server_below, server_above);
+  expect_bias(transport, link_below, 0);
+  expect_bias(link, link_below, 0);
   EXPECT_LE(std::fabs(Median(backend.err_us)), tolerances::kBackendBiasUs)
       << "backend bias";
   // The backend against its own log, as in every breakdown test.
