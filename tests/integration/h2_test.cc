@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <regex>
 #include <sstream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ struct H2Case {
   bool keep_conn;  // nginx keeps its php-fpm connections
   bool tls = true;  // h2 over TLS (--tls-probes), else h2c
 };
+
+// Its name, where gtest would print the struct's bytes (a pointer among
+// them) into ctest's test names.
+void PrintTo(const H2Case& c, std::ostream* os) { *os << c.name; }
 
 class NginxH2 : public ::testing::TestWithParam<H2Case> {};
 

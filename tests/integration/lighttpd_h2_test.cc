@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -118,6 +119,10 @@ struct H2Case {
   bool tcp_fpm;  // php-fpm on TCP, else a unix socket
   bool tls = true;  // else cleartext HTTP/2 (h2load's prior knowledge)
 };
+
+// Its name, where gtest would print the struct's bytes (a pointer among
+// them) into ctest's test names.
+void PrintTo(const H2Case& c, std::ostream* os) { *os << c.name; }
 
 class LighttpdH2 : public ::testing::TestWithParam<H2Case> {};
 

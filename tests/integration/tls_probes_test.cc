@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -100,6 +101,9 @@ struct Placement {
   bool internal_sites;
   bool uprobe_multi;
 };
+
+// Its name, not its bytes (a pointer among them), in ctest's test names.
+void PrintTo(const Placement& p, std::ostream* os) { *os << p.name; }
 
 absl::StatusOr<std::unique_ptr<collector::Tracer>> StartTracer(
     const Server& nginx, TlsSink* sink, bool tls_probes, uint32_t payload = 0,
