@@ -35,6 +35,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "collector/capture_file.h"
@@ -674,13 +675,20 @@ TEST(FaultsTest, SmallestRingBufferDropsAreCountedAndNoRequestIsMisattributed) {
   // Enough to check (as in NoCompleteRequestOverlapsADropWindow, below).
   EXPECT_GE(c.complete, 5) << "too few complete requests to check";
   // No request is invented: the complete ones are at most those made. A
-  // request cut by a drop window can show as two incomplete pieces (the
-  // events before the window and those after it), so with those counted
-  // the seen requests may exceed the made ones by the pieces (once in a
-  // CPU-hog CI run: 248 seen of 247, 21 incomplete for drops).
+  // request cut by a drop window can show as several incomplete pieces:
+  // the events before the window, those after it ("events dropped"), and
+  // its backend exchange reported on its own when the drop hid the server
+  // side it pairs with ("connection unpaired while events were dropped",
+  // "connection opened ... while events were dropped"). So the seen
+  // requests may exceed the made ones by the pieces that name a drop (a CI
+  // run: 338 seen of 245 made, 89 + 211 + 11 such pieces).
   EXPECT_LE(c.complete, loss.total);
+  int drop_pieces = 0;
+  for (const auto& [reason, n] : loss.reasons) {
+    if (absl::StrContains(reason, "dropped")) drop_pieces += n;
+  }
   EXPECT_LE(static_cast<int>(loss.requests.size()),
-            loss.total + loss.reasons["events dropped"]);
+            loss.total + drop_pieces);
   EXPECT_EQ(loss.errors, 0);
   uint64_t notified = 0;
   for (const collector::DropNotice& d : loss.capture.drops) notified += d.count;
