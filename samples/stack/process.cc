@@ -441,26 +441,44 @@ bool ProcessAlive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-absl::StatusOr<std::vector<pid_t>> WaitForChildren(pid_t pid, size_t count,
-                                                   absl::Duration timeout) {
+namespace {
+
+// Waits until `list(pid)` has at least `count` live entries; `what` names
+// them in the errors ("children", "descendants").
+absl::StatusOr<std::vector<pid_t>> WaitForLive(
+    pid_t pid, size_t count, absl::Duration timeout,
+    std::vector<pid_t> (*list)(pid_t), const char* what) {
   absl::Time deadline = absl::Now() + timeout;
-  std::vector<pid_t> children;
+  std::vector<pid_t> found;
   while (true) {
-    children = ChildPids(pid);
-    children.erase(std::remove_if(children.begin(), children.end(),
-                                  [](pid_t p) { return !ProcessAlive(p); }),
-                   children.end());
-    if (children.size() >= count) return children;
+    found = list(pid);
+    found.erase(std::remove_if(found.begin(), found.end(),
+                               [](pid_t p) { return !ProcessAlive(p); }),
+                found.end());
+    if (found.size() >= count) return found;
     if (!ProcessAlive(pid)) {
       return absl::FailedPreconditionError(absl::StrFormat(
-          "PID %d exited while waiting for its %d children", pid, count));
+          "PID %d exited while waiting for its %d %s", pid, count, what));
     }
     if (absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
   return absl::DeadlineExceededError(
-      absl::StrFormat("PID %d has %d children after %s, expected %d", pid,
-                      children.size(), absl::FormatDuration(timeout), count));
+      absl::StrFormat("PID %d has %d %s after %s, expected %d", pid,
+                      found.size(), what, absl::FormatDuration(timeout),
+                      count));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<pid_t>> WaitForChildren(pid_t pid, size_t count,
+                                                   absl::Duration timeout) {
+  return WaitForLive(pid, count, timeout, ChildPids, "children");
+}
+
+absl::StatusOr<std::vector<pid_t>> WaitForDescendants(pid_t pid, size_t count,
+                                                      absl::Duration timeout) {
+  return WaitForLive(pid, count, timeout, DescendantPids, "descendants");
 }
 
 absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids,

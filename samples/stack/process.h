@@ -110,6 +110,9 @@ bool ProcessAlive(pid_t pid);
 // Waits until ChildPids(pid) has at least `count` entries; returns them.
 absl::StatusOr<std::vector<pid_t>> WaitForChildren(pid_t pid, size_t count,
                                                    absl::Duration timeout);
+// The same for DescendantPids(pid): children, grandchildren, ...
+absl::StatusOr<std::vector<pid_t>> WaitForDescendants(pid_t pid, size_t count,
+                                                      absl::Duration timeout);
 // Waits until none of `pids` is alive; SIGKILLs the survivors at the
 // deadline and reports them as an error.
 absl::Status WaitForGoneOrKill(const std::vector<pid_t>& pids,

@@ -444,16 +444,14 @@ absl::StatusOr<Server> StartLighttpd(const TempDir& dir,
   if (opts.spawn_php_cgi) {
     // Launch waited for lighttpd's child, the php-cgi master; its
     // PHP_FCGI_CHILDREN workers come a moment later.
-    const size_t tree = 2 + static_cast<size_t>(opts.php_cgi_children);
-    const absl::Time deadline = absl::Now() + kStartTimeout;
-    while (s.AllPids().size() < tree && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    if (s.AllPids().size() < tree) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "lighttpd: %d php-cgi workers did not appear within %s\n%s",
-          opts.php_cgi_children, absl::FormatDuration(kStartTimeout),
-          s.LogTail()));
+    absl::StatusOr<std::vector<pid_t>> tree = WaitForDescendants(
+        s.pid(), 1 + static_cast<size_t>(opts.php_cgi_children),
+        kStartTimeout);
+    if (!tree.ok()) {
+      return absl::Status(tree.status().code(),
+                          absl::StrFormat("lighttpd: %s\n%s",
+                                          tree.status().message(),
+                                          s.LogTail()));
     }
   }
   return s;
