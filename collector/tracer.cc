@@ -496,39 +496,32 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
       bool ret;
     };
     const bool internal = sites.has_value() && sites->internal();
-    // The internal functions take SSL_read_ex's and SSL_write_ex's
-    // arguments: both public forms of a call are seen there, once.
-    std::vector<Probe> probes =
-        internal ? std::vector<Probe>{
-                       {skel->progs.ssl_read_ex_enter, "ssl_read_internal",
-                        sites->read, false},
-                       {skel->progs.ssl_exit, "ssl_read_internal", sites->read,
-                        true},
-                       {skel->progs.ssl_write_ex_enter, "ssl_write_internal",
-                        sites->write, false},
-                       {skel->progs.ssl_exit, "ssl_write_internal",
-                        sites->write, true},
-                   }
-                 : std::vector<Probe>{
-                       {skel->progs.ssl_read_enter, "SSL_read",
-                        sites ? sites->ssl_read : 0, false},
-                       {skel->progs.ssl_exit, "SSL_read",
-                        sites ? sites->ssl_read : 0, true},
-                       {skel->progs.ssl_read_ex_enter, "SSL_read_ex",
-                        sites ? sites->ssl_read_ex : 0, false},
-                       {skel->progs.ssl_exit, "SSL_read_ex",
-                        sites ? sites->ssl_read_ex : 0, true},
-                       {skel->progs.ssl_write_enter, "SSL_write",
-                        sites ? sites->ssl_write : 0, false},
-                       {skel->progs.ssl_exit, "SSL_write",
-                        sites ? sites->ssl_write : 0, true},
-                       {skel->progs.ssl_write_ex_enter, "SSL_write_ex",
-                        sites ? sites->ssl_write_ex : 0, false},
-                       {skel->progs.ssl_exit, "SSL_write_ex",
-                        sites ? sites->ssl_write_ex : 0, true},
-                   };
-    probes.push_back({skel->progs.ssl_free_enter, "SSL_free",
-                      sites ? sites->ssl_free : 0, false});
+    // Offsets 0 where the file could not be read: probed by name.
+    const SslSites known = sites.value_or(SslSites{});
+    std::vector<Probe> probes;
+    auto entry_and_return = [&](bpf_program* entry, const char* func,
+                                uint64_t offset) {
+      probes.push_back({entry, func, offset, false});
+      probes.push_back({skel->progs.ssl_exit, func, offset, true});
+    };
+    if (internal) {
+      // They take SSL_read_ex's and SSL_write_ex's arguments: both public
+      // forms of a call are seen there, once.
+      entry_and_return(skel->progs.ssl_read_ex_enter, "ssl_read_internal",
+                       known.read);
+      entry_and_return(skel->progs.ssl_write_ex_enter, "ssl_write_internal",
+                       known.write);
+    } else {
+      entry_and_return(skel->progs.ssl_read_enter, "SSL_read", known.ssl_read);
+      entry_and_return(skel->progs.ssl_read_ex_enter, "SSL_read_ex",
+                       known.ssl_read_ex);
+      entry_and_return(skel->progs.ssl_write_enter, "SSL_write",
+                       known.ssl_write);
+      entry_and_return(skel->progs.ssl_write_ex_enter, "SSL_write_ex",
+                       known.ssl_write_ex);
+    }
+    probes.push_back(
+        {skel->progs.ssl_free_enter, "SSL_free", known.ssl_free, false});
     bool ok = true;
     for (const Probe& p : probes) {
       // A function the file does not export (the _ex forms before OpenSSL
