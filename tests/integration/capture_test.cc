@@ -74,6 +74,23 @@ void MustWriteAll(int fd, const void* data, size_t len) {
   if (write(fd, data, len) != static_cast<ssize_t>(len)) Die("write");
 }
 
+sockaddr_un UnixAddress(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  return a;
+}
+
+// A stream socket listening at `a`; dies on failure.
+int ListenUnix(const sockaddr_un& a, int backlog) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(fd, backlog) != 0) {
+    Die("unix listen");
+  }
+  return fd;
+}
+
 // The traced process. Waits for `go` (after attach), does file and pipe I/O
 // that must not be traced, then serves one unix and one TCP exchange to a
 // child it forks. Fds: a=accepted unix, b=accepted TCP.
@@ -93,15 +110,8 @@ void MustWriteAll(int fd, const void* data, size_t len) {
   close(p[0]);
   close(p[1]);
 
-  sockaddr_un ua{};
-  ua.sun_family = AF_UNIX;
-  std::string path = dir + "/s";
-  std::strncpy(ua.sun_path, path.c_str(), sizeof(ua.sun_path) - 1);
-  int lu = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (bind(lu, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)) != 0 ||
-      listen(lu, 4) != 0) {
-    Die("unix listen");
-  }
+  sockaddr_un ua = UnixAddress(dir + "/s");
+  int lu = ListenUnix(ua, 4);
   sockaddr_in ta{};
   ta.sin_family = AF_INET;
   ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -341,15 +351,8 @@ constexpr int kFreshThreads = 9;
                                       const std::string& dir) {
   char c;
   if (read(go_fd, &c, 1) != 1) Die("go");
-  sockaddr_un ua{};
-  ua.sun_family = AF_UNIX;
-  std::string path = dir + "/fresh";
-  std::strncpy(ua.sun_path, path.c_str(), sizeof(ua.sun_path) - 1);
-  int l = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (bind(l, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)) != 0 ||
-      listen(l, kFreshThreads) != 0) {
-    Die("listen");
-  }
+  const sockaddr_un ua = UnixAddress(dir + "/fresh");
+  ListenUnix(ua, kFreshThreads);
   std::string report;
   for (int i = 0; i < kFreshThreads; ++i) {
     pid_t tid = 0;
@@ -359,7 +362,7 @@ constexpr int kFreshThreads = 9;
       int k = socket(AF_UNIX, SOCK_STREAM, 0);
       timespec a{}, b{};
       clock_gettime(CLOCK_MONOTONIC, &a);
-      int r = connect(k, reinterpret_cast<sockaddr*>(&ua), sizeof(ua));
+      int r = connect(k, reinterpret_cast<const sockaddr*>(&ua), sizeof(ua));
       clock_gettime(CLOCK_MONOTONIC, &b);
       if (r == 0) {
         ns = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
