@@ -932,6 +932,26 @@ static __always_inline struct h2_state *tls_h2_state(__u64 key)
 	return bpf_map_lookup_elem(&h2_states, &key);
 }
 
+/*
+ * Whether an SSL's calls are left at their entry: the client spoke no
+ * HTTP/2 on it (its read direction is plain: HTTP/1.x) and --payload asks
+ * for no plaintext. Such a connection's requests are split from its TLS
+ * records (definitions.md), which tell as much as its calls would; its
+ * calls emit nothing, and under a session link (ssl_session) cost their
+ * entry trap alone.
+ */
+static __always_inline bool tls_left_at_entry(__u64 ssl)
+{
+	__u64 key = ssl & ~1ULL;
+	struct h2_state *st;
+
+	if (targ_tls_data_bytes > RC_TLS_DATA_PEEK)
+		return false;
+	st = bpf_map_lookup_elem(&h2_states, &key);
+	return st && st->mode == H2_PLAIN;
+}
+
+/* Notes a call at its entry: 1 when its return has work, else 0. */
 static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count_at)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -941,13 +961,15 @@ static __always_inline int tls_enter(__u16 op, __u64 ssl, __u64 buf, __u64 count
 	if (!p)
 		return 0;
 	count(RC_CNT_TLS_CALLS);
+	if (tls_left_at_entry(ssl))
+		return 0;
 	p->ssl = ssl;
 	p->ssl_buf = buf;
 	p->ssl_count = count_at;
 	p->ssl_op = op;
 	p->ssl_fd = -1;
 	p->ssl_enter_ns = created_ns ? created_ns : bpf_ktime_get_ns();
-	return 0;
+	return 1;
 }
 
 static __always_inline int tls_exit(int ret)
@@ -963,7 +985,10 @@ static __always_inline int tls_exit(int ret)
 
 	/* Only a traced thread's entry leaves one. */
 	p = still_traced(task, bpf_task_storage_get(&pending, task, NULL, 0));
-	if (!p || !p->ssl)
+	if (!p)
+		return 0;
+	count(RC_CNT_TLS_RETURNS);
+	if (!p->ssl)
 		return 0;
 	ssl = p->ssl;
 	p->ssl = 0;
@@ -1002,6 +1027,13 @@ static __always_inline int tls_exit(int ret)
 	st = tls_h2_state(key);
 	if (st)
 		h2_walk(st, p->ssl_buf, bytes, e);
+	/*
+	 * Not HTTP/2 (or not yet told): without --payload its records split
+	 * its requests (tls_left_at_entry), so its calls give none.
+	 */
+	if (targ_tls_data_bytes <= RC_TLS_DATA_PEEK &&
+	    (!st || st->mode == H2_START || st->mode == H2_PLAIN))
+		return 0;
 	want = targ_tls_data_bytes;
 	if (want > bytes)
 		want = bytes;
@@ -1077,31 +1109,60 @@ int BPF_KPROBE(ssl_free_enter, void *ssl)
 }
 
 /*
- * The same probes as two uprobe_multi links per process and library (one
- * for the entries, one for the returns; collector/tracer.cc): each site's
- * cookie is what it is, an enum rc_tls_data_op or RC_TLS_SITE_FREE. User
- * space loads these two with the uprobe_multi attach type when the kernel
- * has it (6.6+): detaching a multi link waits for the kernel once for all
- * its sites, where a perf uprobe waits once per site.
+ * A call at a site of a multi or session link, whose cookie says what the
+ * site is: an enum rc_tls_data_op or RC_TLS_SITE_FREE. 1 when the call's
+ * return has work.
  */
-SEC("uprobe")
-int BPF_KPROBE(ssl_enter_multi, void *ssl, void *buf, __u64 num, __u64 count_at)
+static __always_inline int tls_enter_site(void *ctx, __u64 ssl, __u64 buf,
+					  __u64 count_at)
 {
 	__u64 op = bpf_get_attach_cookie(ctx);
 
 	if (op == RC_TLS_SITE_FREE)
-		return tls_free((__u64)ssl);
+		return tls_free(ssl);
 	if (op < RC_TLS_DATA_READ || op > RC_TLS_DATA_WRITE_EX)
 		return 0;
-	if (op == RC_TLS_DATA_READ_EX || op == RC_TLS_DATA_WRITE_EX)
-		return tls_enter(op, (__u64)ssl, (__u64)buf, count_at);
-	return tls_enter(op, (__u64)ssl, (__u64)buf, 0);
+	if (op != RC_TLS_DATA_READ_EX && op != RC_TLS_DATA_WRITE_EX)
+		count_at = 0;
+	return tls_enter(op, ssl, buf, count_at);
+}
+
+/*
+ * The same probes as two uprobe_multi links per process and library (one
+ * for the entries, one for the returns; collector/tracer.cc). User space
+ * loads these two with the uprobe_multi attach type when the kernel has it
+ * (6.6+): detaching a multi link waits for the kernel once for all its
+ * sites, where a perf uprobe waits once per site.
+ */
+SEC("uprobe")
+int BPF_KPROBE(ssl_enter_multi, void *ssl, void *buf, __u64 num, __u64 count_at)
+{
+	tls_enter_site(ctx, (__u64)ssl, (__u64)buf, count_at);
+	return 0;
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_exit_multi, long ret)
 {
 	return tls_exit((int)ret);
+}
+
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+/*
+ * The same probes as one uprobe session link per process and library
+ * (6.12+), where the kernel has it: this program runs at each call's entry
+ * and, when the entry returned 0, at its return. An entry that returns 1
+ * has no return: the kernel does not take the return address, and the call
+ * costs its entry trap alone (SSL_free, a thread not traced, a call on an
+ * HTTP/1.x connection without --payload: tls_left_at_entry).
+ */
+SEC("uprobe")
+int BPF_KPROBE(ssl_session, void *ssl, void *buf, __u64 num, __u64 count_at)
+{
+	if (bpf_session_is_return())
+		return tls_exit((int)PT_REGS_RC(ctx));
+	return tls_enter_site(ctx, (__u64)ssl, (__u64)buf, count_at) ? 0 : 1;
 }
 
 static __always_inline void emit_process(__u16 op, struct task_struct *task,

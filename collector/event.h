@@ -289,8 +289,12 @@ struct KernelCounters {
   // splice, ...), not emitted.
   uint64_t foreign = 0;
   // TLS library calls (SSL_read, SSL_write, ...) of traced processes, each
-  // a uprobe hit at entry and one at return.
+  // a uprobe hit at entry,
   uint64_t tls_calls = 0;
+  // and the return hits among them: all of them but under a uprobe session
+  // link (Tracer::tls_uprobe_session), where a call with no work at its
+  // return has none. Not in captures.
+  uint64_t tls_returns = 0;
 };
 
 }  // namespace reqcost

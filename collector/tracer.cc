@@ -1,6 +1,7 @@
 #include "collector/tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
 #include <sys/random.h>
@@ -125,6 +126,7 @@ namespace {
 // BPF_LINK_CREATE's arguments for it, laid out as the kernel's uapi has
 // them (after prog_fd, target_fd, attach_type and flags).
 constexpr uint32_t kBpfTraceUprobeMulti = 48;
+constexpr uint32_t kBpfTraceUprobeSession = 57;  // Linux 6.12
 constexpr uint32_t kBpfFUprobeMultiReturn = 1;
 struct UprobeMultiLinkCreate {
   uint32_t prog_fd;
@@ -156,17 +158,44 @@ bool KernelHasUprobeMulti() {
   return true;
 }
 
+// Whether this kernel loads a uprobe session program: one that asks
+// bpf_session_is_return (a kfunc of 6.12's uprobe sessions, refused to
+// other programs), found by its BTF id.
+bool KernelHasUprobeSession() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  const int id =
+      btf__find_by_name_kind(vmlinux, "bpf_session_is_return", BTF_KIND_FUNC);
+  btf__free(vmlinux);
+  if (id <= 0) return false;
+  const bpf_insn insns[] = {
+      // call bpf_session_is_return
+      {BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, id},
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},  // r0 = 0
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},                   // exit
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts);
+  opts.expected_attach_type =
+      static_cast<bpf_attach_type>(kBpfTraceUprobeSession);
+  int fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, nullptr, "GPL", insns, 3, &opts);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
 // A uprobe_multi link of `prog` on `offsets` (with `cookies`) in the file
-// at `path`, for process `pid` only; its fd, or -1 with errno set.
+// at `path`, for process `pid` only: of the entries, the returns (`ret`),
+// or a session of both (`attach_type` kBpfTraceUprobeSession); its fd, or
+// -1 with errno set.
 int AttachUprobeMulti(bpf_program* prog, const std::string& path,
                       const std::vector<uint64_t>& offsets,
                       const std::vector<uint64_t>& cookies, uint32_t pid,
-                      bool ret) {
+                      bool ret, uint32_t attach_type = kBpfTraceUprobeMulti) {
   union bpf_attr attr;
   std::memset(&attr, 0, sizeof(attr));
   UprobeMultiLinkCreate args{};
   args.prog_fd = static_cast<uint32_t>(bpf_program__fd(prog));
-  args.attach_type = kBpfTraceUprobeMulti;
+  args.attach_type = attach_type;
   args.path = reinterpret_cast<uint64_t>(path.c_str());
   args.offsets = reinterpret_cast<uint64_t>(offsets.data());
   args.cookies = reinterpret_cast<uint64_t>(cookies.data());
@@ -237,6 +266,15 @@ absl::StatusOr<std::unique_ptr<Tracer>> Tracer::Start(
     bpf_program__set_expected_attach_type(
         prog, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
   }
+  // And as one session link where the kernel has those (the two multi
+  // programs stay loaded for a library the session link is refused for).
+  tracer->uprobe_session_ = tracer->uprobe_multi_ &&
+                            options.tls_uprobe_session &&
+                            KernelHasUprobeSession();
+  bpf_program__set_autoload(skel->progs.ssl_session, tracer->uprobe_session_);
+  bpf_program__set_expected_attach_type(
+      skel->progs.ssl_session,
+      static_cast<bpf_attach_type>(kBpfTraceUprobeSession));
   // Wake the consumer once an eighth of the ring is filled: large batches
   // (a wake-up is a context switch and a cold cache), and seven eighths of
   // headroom for the time it takes to be scheduled.
@@ -573,6 +611,22 @@ bool Tracer::AttachTlsMulti(uint32_t pid, const std::string& at,
     site(sites.ssl_write, RC_TLS_DATA_WRITE);
     site(sites.ssl_write_ex, RC_TLS_DATA_WRITE_EX);
   }
+  if (uprobe_session_) {
+    std::vector<uint64_t> all_offsets = offsets, all_cookies = cookies;
+    if (sites.ssl_free != 0) {
+      all_offsets.push_back(sites.ssl_free);
+      all_cookies.push_back(RC_TLS_SITE_FREE);
+    }
+    const int fd = AttachUprobeMulti(skel_->progs.ssl_session, at, all_offsets,
+                                     all_cookies, pid, false,
+                                     kBpfTraceUprobeSession);
+    if (fd >= 0) {
+      tls_links_[pid].emplace_back(fd);
+      return true;
+    }
+    if (errno == ESRCH) return false;
+    // Refused: as two links below.
+  }
   // The returns first: an entry without its return would note calls that
   // never end.
   const int ret_fd = AttachUprobeMulti(skel_->progs.ssl_exit_multi, at,
@@ -751,6 +805,7 @@ KernelCounters Tracer::counters() const {
   out.enter_lost = Counter(RC_CNT_ENTER_LOST);
   out.foreign = Counter(RC_CNT_FOREIGN);
   out.tls_calls = Counter(RC_CNT_TLS_CALLS);
+  out.tls_returns = Counter(RC_CNT_TLS_RETURNS);
   return out;
 }
 

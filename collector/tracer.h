@@ -69,11 +69,14 @@ struct TracerOptions {
   // after attach (dlopen, exec) is not probed.
   bool tls_probes = false;
   // Where and how: at OpenSSL's internal read and write functions when
-  // found (ssl_sites.h), else at the public ones; as two uprobe_multi links
-  // per process where the kernel has them, else one perf uprobe per site.
-  // Both on in reqcost; off only to test or measure the other way.
+  // found (ssl_sites.h), else at the public ones; as one uprobe session
+  // link per process where the kernel has them (a call whose return has no
+  // work then costs no return trap), else two uprobe_multi links, else one
+  // perf uprobe per site. All on in reqcost; off only to test or measure
+  // the other way.
   bool tls_internal_sites = true;
   bool tls_uprobe_multi = true;
+  bool tls_uprobe_session = true;
   bool verbose = false;  // libbpf's own messages to stderr
   // Let reqcost's own process be a traced PID: only for `reqcost check`,
   // which loads the programs on itself (and its libssl) as a test subject.
@@ -155,6 +158,8 @@ class Tracer {
   // Whether the TLS probes are uprobe_multi links (two per process and
   // library) rather than one perf uprobe per site.
   bool tls_uprobe_multi() const { return uprobe_multi_; }
+  // Whether they are one uprobe session link per process and library.
+  bool tls_uprobe_session() const { return uprobe_session_; }
   // Why a library found could not be probed (OK when every one was, or
   // tls_probes is off).
   const absl::Status& tls_probe_status() const { return tls_probe_status_; }
@@ -205,9 +210,9 @@ class Tracer {
   };
   // Counts the library at `path` among those probed, once.
   void NoteTlsLibrary(const std::string& path, bool internal);
-  // Attaches the probes of one library mapped by `pid` (at `at`, shown as
-  // `path`) as two uprobe_multi links; false when the kernel refuses them
-  // (errno set).
+  // Attaches the probes of one library mapped by `pid` (at `at`) as one
+  // uprobe session link, else two uprobe_multi links; false when the kernel
+  // refuses them (errno set).
   bool AttachTlsMulti(uint32_t pid, const std::string& at,
                       const SslSites& sites);
 
@@ -225,6 +230,9 @@ class Tracer {
   // The kernel takes uprobe_multi links (6.6+): the TLS probes of a process
   // are two links, not one per site.
   bool uprobe_multi_ = false;
+  // It also takes uprobe session links (6.12+): one link, and no return
+  // trap for a call whose entry says its return has no work.
+  bool uprobe_session_ = false;
   bool tls_internal_sites_wanted_ = true;  // TracerOptions::tls_internal_sites
   bool has_cgroups_ = false;  // the kernel side checks cgroups
   // Links of exited processes, destroyed by releaser_ (under release_mu_).

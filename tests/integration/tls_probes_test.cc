@@ -100,6 +100,7 @@ struct Placement {
   const char* name;
   bool internal_sites;
   bool uprobe_multi;
+  bool uprobe_session;
 };
 
 // Its name, not its bytes (a pointer among them), in ctest's test names.
@@ -107,29 +108,31 @@ void PrintTo(const Placement& p, std::ostream* os) { *os << p.name; }
 
 absl::StatusOr<std::unique_ptr<collector::Tracer>> StartTracer(
     const Server& nginx, TlsSink* sink, bool tls_probes, uint32_t payload = 0,
-    Placement placement = {"default", true, true}) {
+    Placement placement = {"default", true, true, true}) {
   collector::TracerOptions options;
   options.pids = {nginx.pid()};
   options.tls_probes = tls_probes;
   options.payload_bytes = payload;
   options.tls_internal_sites = placement.internal_sites;
   options.tls_uprobe_multi = placement.uprobe_multi;
+  options.tls_uprobe_session = placement.uprobe_session;
   return collector::Tracer::Start(options, sink);
 }
 
 // h2load -n 100 -c 2 -m 4: two connections, 50 streams each, up to 4 at
 // once. The frames seen inside TLS are exactly the 100 requests' HEADERS
 // (client streams 1, 3, 5, ... on each connection) and the 100 responses'
-// END_STREAM, wherever the probes sit: OpenSSL's internal functions as two
-// uprobe_multi links per process (reqcost's way on this kernel), the same
-// sites as one perf uprobe each, or the public functions.
+// END_STREAM, wherever the probes sit: OpenSSL's internal functions as one
+// uprobe session link per process (reqcost's way on this kernel), as two
+// uprobe_multi links, as one perf uprobe per site, or the public functions.
 class TlsProbePlacement : public ::testing::TestWithParam<Placement> {};
 
 INSTANTIATE_TEST_SUITE_P(
     Sites, TlsProbePlacement,
-    ::testing::Values(Placement{"InternalMulti", true, true},
-                      Placement{"InternalPerSite", true, false},
-                      Placement{"PublicPerSite", false, false}),
+    ::testing::Values(Placement{"InternalSession", true, true, true},
+                      Placement{"InternalMulti", true, true, false},
+                      Placement{"InternalPerSite", true, false, false},
+                      Placement{"PublicPerSite", false, false, false}),
     [](const ::testing::TestParamInfo<Placement>& p) { return p.param.name; });
 
 TEST_P(TlsProbePlacement, H2loadStreamsAreSeenInsideTls) {
@@ -146,8 +149,9 @@ TEST_P(TlsProbePlacement, H2loadStreamsAreSeenInsideTls) {
   ASSERT_FALSE(tracer->tls_libraries().empty())
       << "nginx maps no libssl: " << tracer->tls_probe_status();
   // Debian's libssl.so.3 has the internal sites, and this kernel (6.18)
-  // uprobe_multi links: each placement is the one asked for.
+  // uprobe_multi and session links: each placement is the one asked for.
   EXPECT_EQ(tracer->tls_uprobe_multi(), placement.uprobe_multi);
+  EXPECT_EQ(tracer->tls_uprobe_session(), placement.uprobe_session);
   EXPECT_EQ(tracer->tls_internal_sites(),
             placement.internal_sites ? tracer->tls_libraries().size() : 0u);
 
@@ -282,6 +286,85 @@ TEST(TlsProbes, Https11RequestLineIsSeenInTheClear) {
     if (e.fd >= 0) {
       EXPECT_EQ(e.fd, writes[0]->fd);
     }
+  }
+}
+
+// HTTPS/1.1 without --payload: the TLS records split its requests
+// (docs/definitions.md), so the calls of a connection whose client spoke
+// no HTTP/2 emit nothing, and under a session link each costs its entry
+// trap alone. h2load --h1 on kept connections makes three TLS calls a
+// request in nginx (the request's read, the response's write, the read
+// that returns WANT_READ). Under the session link the only returns taken
+// are of each connection's calls before its first read showed HTTP/1.1
+// (that read, and one that found nothing yet); under two multi links, or
+// with --payload (which wants the request lines), every call's.
+struct H1Case {
+  Placement placement;
+  uint32_t payload;
+  bool returns_skipped;
+};
+
+void PrintTo(const H1Case& c, std::ostream* os) {
+  *os << c.placement.name << "/payload" << c.payload;
+}
+
+class Https11Calls : public ::testing::TestWithParam<H1Case> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Links, Https11Calls,
+    ::testing::Values(
+        H1Case{{"InternalSession", true, true, true}, 0, true},
+        H1Case{{"InternalMulti", true, true, false}, 0, false},
+        H1Case{{"InternalSessionPayload", true, true, true}, 64, false}),
+    [](const ::testing::TestParamInfo<H1Case>& p) {
+      return std::string(p.param.placement.name);
+    });
+
+TEST_P(Https11Calls, EmitOnlyWithPayloadAndSkipReturnsUnderASession) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  constexpr int kRequests = 600;
+  constexpr int kConnections = 2;
+  const H1Case c = GetParam();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-h1probe"));
+  ASSERT_OK_AND_ASSIGN(h2load, H2load());
+  ASSERT_OK_AND_ASSIGN(nginx, StartTlsNginx(dir));
+  TlsSink sink;
+  ASSERT_OK_AND_ASSIGN(tracer, StartTracer(nginx, &sink, true, c.payload,
+                                           c.placement));
+  ASSERT_EQ(tracer->tls_uprobe_session(), c.placement.uprobe_session);
+  int status = RunTraced(
+      tracer.get(),
+      {h2load, "--h1", "-n", std::to_string(kRequests), "-c",
+       std::to_string(kConnections), nginx.Url("/hello.txt")},
+      dir, "h2load");
+  ASSERT_OK_AND_ASSIGN(out, ReadFileToString(dir.File("h2load.out")));
+  ASSERT_EQ(status, 0) << out;
+  ASSERT_THAT(out, HasSubstr(absl::StrCat(kRequests, " succeeded"))) << out;
+  EXPECT_EQ(sink.drops, 0u);
+
+  const KernelCounters k = tracer->counters();
+  std::printf("[ tls probes ] h2load --h1 %d requests (%s, payload %u): %lu "
+              "TLS calls, %lu returns, %zu TLS data events\n",
+              kRequests, c.placement.name, c.payload, k.tls_calls,
+              k.tls_returns, sink.events.size());
+  EXPECT_GE(k.tls_calls, 2u * kRequests);
+  if (c.returns_skipped) {
+    EXPECT_LE(k.tls_returns, 3u * kConnections);
+  } else {
+    // A call in flight at attach or at the end may miss its other half.
+    EXPECT_NEAR(static_cast<double>(k.tls_returns),
+                static_cast<double>(k.tls_calls), 2 * kConnections);
+  }
+  if (c.payload == 0) {
+    EXPECT_TRUE(sink.events.empty()) << sink.events.size() << " TLS data events";
+  } else {
+    // The request lines, one read per request at least.
+    int request_lines = 0;
+    for (const TlsDataEvent& e : sink.events) {
+      if (e.is_read() && absl::StartsWith(e.payload, "GET /hello.txt HTTP/1.1"))
+        ++request_lines;
+    }
+    EXPECT_EQ(request_lines, kRequests);
   }
 }
 
