@@ -49,9 +49,11 @@ void AddTraceFlags(CLI::App* cmd, AttachOptions* o) {
   cmd->add_flag("--tls-probes,!--no-tls-probes", o->tls_probes,
                 "uprobes on OpenSSL's reads and writes in the traced "
                 "processes' libssl, to see HTTP/2 streams and HTTPS request "
-                "lines inside TLS (on by default; each TLS call costs two "
-                "traps, about 2.5 us with reqcost's programs where OpenSSL's "
-                "internal functions are found)");
+                "lines inside TLS (on by default; a TLS call on an HTTP/2 "
+                "connection costs two traps, one on an HTTP/1.x connection "
+                "without --payload where the kernel has uprobe sessions: "
+                "about 1 us a trap where OpenSSL's internal functions are "
+                "found, docs/performance.md)");
   cmd->add_flag("-v,--verbose", o->verbose, "show libbpf's log");
 }
 

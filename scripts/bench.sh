@@ -31,8 +31,12 @@
 #    TLS probes, with them, and with empty uprobes instead (the floor), in
 #    alternating rounds; nginx and machine CPU per request, uprobe runs per
 #    request and ns per run (bpf_stats). TLS_COST_ARGS go to it (e.g.
-#    "--rounds=5 --requests=2000", or "--quick").
-# The same three are registered with ctest under the label `bench` only
+#    "--rounds=5 --requests=2000", or "--quick"). Then tls_calls: what one
+#    TLS call costs under the probes with nothing else in the way (a client
+#    and a server SSL over an in-memory BIO pair, HTTP/1.1 and HTTP/2,
+#    probes off, as one session link, as two multi links, with --payload),
+#    thread CPU per call in alternating rounds (TLS_CALLS_ARGS go to it).
+# The same programs are registered with ctest under the label `bench` only
 # (`ctest -L bench`); the default test run excludes them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -61,3 +65,7 @@ echo
 echo "== 4/4 TLS uprobes: cost per HTTPS request (HTTPS/1.1 keep-alive, h2 -m 4)"
 # shellcheck disable=SC2086  # TLS_COST_ARGS is a list of flags
 "$bench/tls_cost" ${TLS_COST_ARGS:-}
+echo
+echo "== 4/4 (calls) TLS uprobes: cost per TLS call, in-memory TLS"
+# shellcheck disable=SC2086  # TLS_CALLS_ARGS is a list of flags
+"$bench/tls_calls" ${TLS_CALLS_ARGS:-}

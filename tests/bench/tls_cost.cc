@@ -6,13 +6,19 @@
 // Each round runs the load once per probe mode, in rotating order, with the
 // reqcost tracer attached to nginx in-process:
 //   off     the tracer without its TLS probes (--no-tls-probes)
-//   probes  the tracer with its TLS probes (uprobes and uretprobes where
-//           the tracer puts them: OpenSSL's internal read and write
-//           functions, collector/ssl_sites.h, else SSL_read, SSL_write and
-//           their _ex forms)
+//   probes  the tracer with its TLS probes as reqcost attaches them: at
+//           OpenSSL's internal read and write functions (collector/
+//           ssl_sites.h, else SSL_read, SSL_write and their _ex forms), as
+//           one uprobe session link per process on this kernel, so that a
+//           call on an HTTP/1.x connection (no --payload here) takes no
+//           return trap
+//   probes-2links  the same probes as two uprobe_multi links (entries,
+//           returns), as before the session link: every call's return traps
 //   floor   the tracer without its probes, plus floor.bpf.c's empty uprobe
 //           and uretprobe at the same places in the same processes: the
 //           traps alone, with no program work
+//   floor-entry  the empty uprobes alone, no uretprobe: an entry trap per
+//           call, what a call left at its entry costs the kernel
 //   floor-public  the same empty probes on the four public functions
 //           (where reqcost probed before ssl_sites.h): their first
 //           instruction is single-stepped, the internal ones' emulated
@@ -24,9 +30,8 @@
 //   - with kernel.bpf_stats_enabled (BPF_ENABLE_STATS), each TLS program's
 //     runs and run time: uprobe hits per request and ns per run.
 // It prints the median and the spread (min..max) over the rounds of each
-// figure, and the median of the per-round differences probes - off and
-// floor - off. Root; exits 77 (skipped) without BPF unless
-// REQCOST_REQUIRE_BPF=1.
+// figure, and the median of the per-round differences of each mode to off.
+// Root; exits 77 (skipped) without BPF unless REQCOST_REQUIRE_BPF=1.
 //
 //   tls_cost [--rounds=N] [--requests=N] [--quick]
 #include <bpf/bpf.h>
@@ -70,18 +75,31 @@ using ::reqcost::stack::Subprocess;
 using ::reqcost::stack::TempDir;
 using ::reqcost::stack::WriteStringToFile;
 
-enum class Mode { kOff, kProbes, kFloor, kFloorPublic };
-constexpr Mode kModes[] = {Mode::kOff, Mode::kProbes, Mode::kFloor,
-                           Mode::kFloorPublic};
-constexpr int kModeCount = 4;
+enum class Mode {
+  kOff,
+  kProbes,
+  kProbesTwoLinks,
+  kFloor,
+  kFloorEntry,
+  kFloorPublic
+};
+constexpr Mode kModes[] = {Mode::kOff,        Mode::kProbes,
+                           Mode::kProbesTwoLinks, Mode::kFloor,
+                           Mode::kFloorEntry, Mode::kFloorPublic};
+constexpr int kModeCount = 6;
 const char* ModeName(Mode m) {
   switch (m) {
     case Mode::kOff: return "off";
     case Mode::kProbes: return "probes";
+    case Mode::kProbesTwoLinks: return "probes-2links";
     case Mode::kFloor: return "floor";
+    case Mode::kFloorEntry: return "floor-entry";
     case Mode::kFloorPublic: return "floor-public";
   }
   return "?";
+}
+bool WithProbes(Mode m) {
+  return m == Mode::kProbes || m == Mode::kProbesTwoLinks;
 }
 
 // The public functions the probes went on before ssl_sites.h.
@@ -105,11 +123,11 @@ class CountingSink : public collector::EventSink {
 
 // floor.bpf.c's empty uprobe and uretprobe in the libssl each of `pids`
 // maps: where the tracer probes (`public_functions` false), or on the four
-// public functions.
+// public functions; the uprobes alone without `returns`.
 class FloorUprobes {
  public:
   static absl::StatusOr<std::unique_ptr<FloorUprobes>> Attach(
-      const std::vector<pid_t>& pids, bool public_functions) {
+      const std::vector<pid_t>& pids, bool public_functions, bool returns) {
     std::unique_ptr<FloorUprobes> f(new FloorUprobes(floor_bpf__open()));
     if (f->skel_ == nullptr) return absl::InternalError("floor_bpf__open");
     bpf_program* prog;
@@ -136,6 +154,7 @@ class FloorUprobes {
       }
       for (const auto& [func, offset] : at) {
         for (bool ret : {false, true}) {
+          if (ret && !returns) continue;
           bpf_uprobe_opts opts{};
           opts.sz = sizeof(opts);
           opts.retprobe = ret;
@@ -263,6 +282,7 @@ struct Figures {
   double runs = 0;        // TLS program runs per request (probes, floor)
   double ns_per_run = 0;  // their own run time per run
   double tls_calls = 0;   // reqcost's count of nginx's TLS calls per request
+  double tls_returns = 0;  // and of the return traps among them
 };
 
 double Median(std::vector<double> v) {
@@ -348,7 +368,8 @@ int Main(int argc, char** argv) {
         CountingSink sink;
         collector::TracerOptions topts;
         topts.pids = {nginx->pid()};
-        topts.tls_probes = mode == Mode::kProbes;
+        topts.tls_probes = WithProbes(mode);
+        topts.tls_uprobe_session = mode != Mode::kProbesTwoLinks;
         absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
             collector::Tracer::Start(topts, &sink);
         if (!tracer.ok()) {
@@ -358,9 +379,11 @@ int Main(int argc, char** argv) {
         }
         std::unique_ptr<FloorUprobes> floor;
         std::vector<uint32_t> ids;
-        if (mode == Mode::kFloor || mode == Mode::kFloorPublic) {
+        if (mode == Mode::kFloor || mode == Mode::kFloorEntry ||
+            mode == Mode::kFloorPublic) {
           absl::StatusOr<std::unique_ptr<FloorUprobes>> f =
-              FloorUprobes::Attach(workers, mode == Mode::kFloorPublic);
+              FloorUprobes::Attach(workers, mode == Mode::kFloorPublic,
+                                   mode != Mode::kFloorEntry);
           if (!f.ok()) {
             std::fprintf(stderr, "tls_cost: %s\n",
                          f.status().ToString().c_str());
@@ -368,7 +391,7 @@ int Main(int argc, char** argv) {
           }
           floor = std::move(*f);
           ids = floor->ProgramIds();
-        } else if (mode == Mode::kProbes) {
+        } else if (WithProbes(mode)) {
           ids = TlsProgramIds(**tracer);
         }
         const ProgStats stats0 = StatsOf(ids);
@@ -388,7 +411,7 @@ int Main(int argc, char** argv) {
         const double nginx1 = RunNs(workers), machine1 = MachineBusyNs();
         const ProgStats stats1 = StatsOf(ids);
         for (int i = 0; i < 4; ++i) (void)(*tracer)->Poll(20);
-        const uint64_t calls = (*tracer)->counters().tls_calls;
+        const KernelCounters counters = (*tracer)->counters();
         std::string out = ReadFileToString(dir->File("h2load.out")).value_or("");
         if (!status.ok() || *status != 0 ||
             !absl::StrContains(out, absl::StrCat(requests, " succeeded"))) {
@@ -403,7 +426,8 @@ int Main(int argc, char** argv) {
                            ? static_cast<double>(stats1.ns - stats0.ns) /
                                  (stats1.runs - stats0.runs)
                            : 0;
-        f.tls_calls = static_cast<double>(calls) / requests;
+        f.tls_calls = static_cast<double>(counters.tls_calls) / requests;
+        f.tls_returns = static_cast<double>(counters.tls_returns) / requests;
         by_mode[mode].push_back(f);
         if (sink.drops > 0) {
           std::printf("  (round %d %s: %llu events dropped)\n", round,
@@ -430,7 +454,8 @@ int Main(int argc, char** argv) {
                   m == Mode::kOff ? "-" : Spread(pr, "%.0f").c_str());
     }
     // Per-round differences against the same round's off run.
-    for (Mode m : {Mode::kProbes, Mode::kFloor, Mode::kFloorPublic}) {
+    for (Mode m : {Mode::kProbes, Mode::kProbesTwoLinks, Mode::kFloor,
+                   Mode::kFloorEntry, Mode::kFloorPublic}) {
       std::vector<double> dn, dm;
       for (int i = 0; i < rounds; ++i) {
         dn.push_back(by_mode[m][i].nginx_ns - by_mode[Mode::kOff][i].nginx_ns);
@@ -442,10 +467,17 @@ int Main(int argc, char** argv) {
                   ModeName(m), Spread(dn, "%+.0f").c_str(),
                   Spread(dm, "%+.0f").c_str());
     }
-    std::vector<double> calls;
-    for (const Figures& f : by_mode[Mode::kProbes]) calls.push_back(f.tls_calls);
-    std::printf("  nginx TLS calls per request (reqcost's counter): %s\n",
-                Spread(calls, "%.2f").c_str());
+    for (Mode m : {Mode::kProbes, Mode::kProbesTwoLinks}) {
+      std::vector<double> calls, returns;
+      for (const Figures& f : by_mode[m]) {
+        calls.push_back(f.tls_calls);
+        returns.push_back(f.tls_returns);
+      }
+      std::printf("  %s: nginx TLS calls per request %s, return traps per "
+                  "request %s (reqcost's counters)\n",
+                  ModeName(m), Spread(calls, "%.2f").c_str(),
+                  Spread(returns, "%.2f").c_str());
+    }
   }
   close(stats_fd);
   return 0;
