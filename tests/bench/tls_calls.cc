@@ -23,6 +23,9 @@
 //   two-links  the same probes as two uprobe_multi links (entries, returns)
 //   payload    the session link with --payload 64: the plaintext wanted, so
 //              every call is followed to its return and emits a record
+//   floor      the tracer without its probes, plus floor.bpf.c's empty
+//              uprobe and uretprobe at the same sites: two traps a call
+//   floor-entry  the empty uprobe alone: one trap a call
 // Per run: the child's thread CPU per call (CLOCK_THREAD_CPUTIME_ID around
 // the requests), and reqcost's counters (calls, return traps). Prints, per
 // protocol and mode, the median (min..max) over the rounds, and the median
@@ -50,6 +53,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -58,20 +62,23 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "collector/tracer.h"
+#include "tests/bench/floor_uprobes.h"
 
 namespace reqcost::bench {
 namespace {
 
-enum class Mode { kOff, kSession, kTwoLinks, kPayload };
-constexpr Mode kModes[] = {Mode::kOff, Mode::kSession, Mode::kTwoLinks,
-                           Mode::kPayload};
-constexpr int kModeCount = 4;
+enum class Mode { kOff, kSession, kTwoLinks, kPayload, kFloor, kFloorEntry };
+constexpr Mode kModes[] = {Mode::kOff,     Mode::kSession, Mode::kTwoLinks,
+                           Mode::kPayload, Mode::kFloor,   Mode::kFloorEntry};
+constexpr int kModeCount = 6;
 const char* ModeName(Mode m) {
   switch (m) {
     case Mode::kOff: return "off";
     case Mode::kSession: return "session";
     case Mode::kTwoLinks: return "two-links";
     case Mode::kPayload: return "payload";
+    case Mode::kFloor: return "floor";
+    case Mode::kFloorEntry: return "floor-entry";
   }
   return "?";
 }
@@ -313,7 +320,8 @@ int Main(int argc, char** argv) {
         CountingSink sink;
         collector::TracerOptions topts;
         topts.pids = {child};
-        topts.tls_probes = mode != Mode::kOff;
+        topts.tls_probes = mode == Mode::kSession ||
+                           mode == Mode::kTwoLinks || mode == Mode::kPayload;
         topts.tls_uprobe_session = mode != Mode::kTwoLinks;
         topts.payload_bytes = mode == Mode::kPayload ? 64 : 0;
         absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
@@ -324,7 +332,19 @@ int Main(int argc, char** argv) {
           stop_child();
           return 1;
         }
-        if (mode != Mode::kOff &&
+        std::unique_ptr<FloorUprobes> floor;
+        if (mode == Mode::kFloor || mode == Mode::kFloorEntry) {
+          absl::StatusOr<std::unique_ptr<FloorUprobes>> f =
+              FloorUprobes::Attach({child}, false, mode == Mode::kFloor);
+          if (!f.ok()) {
+            std::fprintf(stderr, "tls_calls: %s\n",
+                         f.status().ToString().c_str());
+            stop_child();
+            return 1;
+          }
+          floor = std::move(*f);
+        }
+        if (topts.tls_probes &&
             (*tracer)->tls_uprobe_session() != (mode != Mode::kTwoLinks)) {
           std::fprintf(stderr, "tls_calls: this kernel takes no uprobe "
                                "session links: the session mode is the "
@@ -361,7 +381,7 @@ int Main(int argc, char** argv) {
     }
     std::printf("\n== %s\n", h2 ? "HTTP/2 (frames walked, every return)"
                                 : "HTTP/1.1");
-    std::printf("  %-10s %-26s %-26s %-22s %s\n", "mode", "ns per call",
+    std::printf("  %-12s %-26s %-26s %-22s %s\n", "mode", "ns per call",
                 "- off, per round", "return traps/call",
                 "TLS records/call");
     for (Mode m : kModes) {
@@ -373,7 +393,7 @@ int Main(int argc, char** argv) {
         rets.push_back(f.returns_per_call);
         recs.push_back(f.records_per_call);
       }
-      std::printf("  %-10s %-26s %-26s %-22s %s\n", ModeName(m),
+      std::printf("  %-12s %-26s %-26s %-22s %s\n", ModeName(m),
                   Spread(ns, "%.0f").c_str(),
                   m == Mode::kOff ? "-" : Spread(diff, "%+.0f").c_str(),
                   Spread(rets, "%.2f").c_str(), Spread(recs, "%.2f").c_str());

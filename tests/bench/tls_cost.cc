@@ -61,7 +61,7 @@
 #include "absl/time/time.h"
 #include "collector/ssl_sites.h"
 #include "collector/tracer.h"
-#include "floor_bpf.skel.h"
+#include "tests/bench/floor_uprobes.h"
 #include "tests/support/stack.h"
 
 namespace reqcost::bench {
@@ -102,10 +102,6 @@ bool WithProbes(Mode m) {
   return m == Mode::kProbes || m == Mode::kProbesTwoLinks;
 }
 
-// The public functions the probes went on before ssl_sites.h.
-constexpr const char* kTlsFunctions[] = {"SSL_read", "SSL_read_ex",
-                                         "SSL_write", "SSL_write_ex"};
-
 struct Scenario {
   std::string name;
   std::vector<std::string> h2load_args;  // before the URL
@@ -119,97 +115,6 @@ class CountingSink : public collector::EventSink {
   void OnTlsData(const TlsDataEvent&) override { ++tls_data; }
   void OnDrops(uint64_t, uint64_t, uint64_t count) override { drops += count; }
   uint64_t syscalls = 0, tls_data = 0, drops = 0;
-};
-
-// floor.bpf.c's empty uprobe and uretprobe in the libssl each of `pids`
-// maps: where the tracer probes (`public_functions` false), or on the four
-// public functions; the uprobes alone without `returns`.
-class FloorUprobes {
- public:
-  static absl::StatusOr<std::unique_ptr<FloorUprobes>> Attach(
-      const std::vector<pid_t>& pids, bool public_functions, bool returns) {
-    std::unique_ptr<FloorUprobes> f(new FloorUprobes(floor_bpf__open()));
-    if (f->skel_ == nullptr) return absl::InternalError("floor_bpf__open");
-    bpf_program* prog;
-    bpf_object__for_each_program(prog, f->skel_->obj) {
-      const std::string name = bpf_program__name(prog);
-      bpf_program__set_autoload(
-          prog, name == "floor_uprobe" || name == "floor_uretprobe");
-    }
-    if (int err = floor_bpf__load(f->skel_); err != 0) {
-      return absl::InternalError(
-          absl::StrCat("loading floor uprobes: ", std::strerror(-err)));
-    }
-    for (pid_t pid : pids) {
-      absl::StatusOr<std::string> lib = LibsslOf(pid);
-      if (!lib.ok()) return lib.status();
-      // (function name, file offset): one or the other.
-      std::vector<std::pair<const char*, uint64_t>> at;
-      absl::StatusOr<collector::SslSites> sites =
-          collector::FindSslSites(*lib);
-      if (!public_functions && sites.ok()) {
-        at = {{nullptr, sites->read}, {nullptr, sites->write}};
-      } else {
-        for (const char* func : kTlsFunctions) at.emplace_back(func, 0);
-      }
-      for (const auto& [func, offset] : at) {
-        for (bool ret : {false, true}) {
-          if (ret && !returns) continue;
-          bpf_uprobe_opts opts{};
-          opts.sz = sizeof(opts);
-          opts.retprobe = ret;
-          opts.func_name = func;
-          bpf_link* link = bpf_program__attach_uprobe_opts(
-              ret ? f->skel_->progs.floor_uretprobe
-                  : f->skel_->progs.floor_uprobe,
-              pid, lib->c_str(), offset, &opts);
-          if (link == nullptr) {
-            return absl::ErrnoToStatus(
-                errno, absl::StrCat("floor uprobe on ",
-                                    func != nullptr ? func : "an internal site",
-                                    " in ", *lib));
-          }
-          f->links_.push_back(link);
-        }
-      }
-    }
-    return f;
-  }
-  ~FloorUprobes() {
-    for (bpf_link* l : links_) bpf_link__destroy(l);
-    if (skel_ != nullptr) floor_bpf__destroy(skel_);
-  }
-  std::vector<uint32_t> ProgramIds() const {
-    std::vector<uint32_t> ids;
-    for (bpf_program* p :
-         {skel_->progs.floor_uprobe, skel_->progs.floor_uretprobe}) {
-      bpf_prog_info info{};
-      uint32_t len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) == 0) {
-        ids.push_back(info.id);
-      }
-    }
-    return ids;
-  }
-
- private:
-  explicit FloorUprobes(floor_bpf* skel) : skel_(skel) {}
-  static absl::StatusOr<std::string> LibsslOf(pid_t pid) {
-    absl::StatusOr<std::string> maps =
-        ReadFileToString(absl::StrCat("/proc/", pid, "/maps"));
-    if (!maps.ok()) return maps.status();
-    for (absl::string_view line : absl::StrSplit(*maps, '\n')) {
-      size_t slash = line.find('/');
-      if (slash == absl::string_view::npos) continue;
-      absl::string_view path = line.substr(slash);
-      if (absl::StrContains(path, "/libssl.so")) {
-        return absl::StrCat("/proc/", pid, "/root", path);
-      }
-    }
-    return absl::NotFoundError(absl::StrCat("process ", pid, " maps no libssl"));
-  }
-  floor_bpf* skel_;
-  std::vector<bpf_link*> links_;
 };
 
 // Busy CPU of the whole machine so far, ns (/proc/stat: user, nice, system,
