@@ -161,7 +161,16 @@ void ClientRequestBoundaries::OnEvent(Conn* conn, ClientConn* client,
   // a lost record) cannot be split: its requests are reported unsplit
   // rather than taken for HTTP/1.x requests.
   if (client->h2c && !client->decrypted) client->http2 = true;
-  if ((e.tls.flags & TlsRecords::kH2c) != 0) client->h2c = true;
+  if ((e.tls.flags & TlsRecords::kH2c) != 0) {
+    client->h2c = true;
+    if (r != nullptr && r->has_write && !client->decrypted &&
+        IsRead(e.syscall)) {
+      // The preface after a response: the request upgraded the connection.
+      StartUpgraded(client);
+      OnDecryptedSyscall(client, e, rec);
+      return;
+    }
+  }
   if (e.tls.on() && !client->tls && IsRead(e.syscall) && e.ret > 0) {
     client->tls = std::make_unique<TlsConnection>();
   }

@@ -59,6 +59,10 @@ class ClientRequestBoundaries {
   static void NoteWireRead(OpenRequest* r, const SyscallEvent& e);
   // Decrypted bytes.
   void StartDecrypted(Conn* conn, ClientConn* client);
+  // An HTTP/1.1 request answered by a 101 and then the client's HTTP/2
+  // preface (`Upgrade: h2c`): it becomes stream 1 of the connection, whose
+  // frames the kernel follows from the preface on.
+  void StartUpgraded(ClientConn* client);
   void OnDecryptedSyscall(ClientConn* client, const SyscallEvent& e,
                           const SyscallRecord& rec);
   std::unique_ptr<OpenRequest> NewDecryptedRequest(Conn* conn,

@@ -122,6 +122,10 @@ struct DecryptedConn {
   // Open HTTP/2 streams' requests, by stream id.
   std::map<uint32_t, std::unique_ptr<OpenRequest>> streams;
   Http2StreamTracker tracker;
+  // Stream 1 of a connection upgraded by `Upgrade: h2c`, until the read of
+  // the client's preface, which joins it to that read's turn: a server may
+  // begin its exchange only once it has read the preface (lighttpd).
+  OpenRequest* upgraded = nullptr;
   // Reads and writes on the socket not yet claimed by a TLS call: the one
   // that ends inside a call's [enter, exit] carried its bytes.
   std::vector<SyscallRecord> pending;

@@ -80,6 +80,26 @@ void ClientRequestBoundaries::StartDecrypted(Conn* conn, ClientConn* client) {
   d.first = std::move(client->request);
 }
 
+void ClientRequestBoundaries::StartUpgraded(ClientConn* client) {
+  client->decrypted = std::make_unique<DecryptedConn>();
+  DecryptedConn& d = *client->decrypted;
+  d.h2 = true;
+  std::unique_ptr<OpenRequest> r = std::move(client->request);
+  // Its write was the 101, not its response: that is stream 1's END_STREAM.
+  r->has_write = false;
+  r->first_write_start = 0;
+  r->last_write_exit = 0;
+  r->stream_id = 1;
+  d.tracker.OpenUpgradeStream();
+  // Its exchange is one begun since its read (before its 101: lighttpd),
+  // taken at its response's first write as any request takes one
+  // (exchanges.h), or one begun in the turn of the preface's read
+  // (OnH2Read).
+  exchanges_->Reclaim(r.get());
+  d.upgraded = r.get();
+  d.streams[1] = std::move(r);
+}
+
 void ClientRequestBoundaries::OnDecryptedSyscall(ClientConn* client,
                                                  const SyscallEvent& e,
                                                  const SyscallRecord& rec) {
@@ -170,6 +190,10 @@ void ClientRequestBoundaries::OnH2Read(
   DecryptedConn& d = *client->decrypted;
   const CallSpan span = SpanOf(e, carriers);
   std::vector<OpenRequest*> ended;  // requests whose last byte came here
+  if (d.upgraded != nullptr) {
+    ended.push_back(d.upgraded);  // the preface's read
+    d.upgraded = nullptr;
+  }
   for (const H2FrameHeader& f : e.frames) {
     Http2StreamEvent ev = d.tracker.OnFrame(ToFrame(f), true);
     if (ev == Http2StreamEvent::kRequestStart) {
@@ -238,6 +262,7 @@ void ClientRequestBoundaries::OnH2Write(
         ev == Http2StreamEvent::kReset) {
       std::unique_ptr<OpenRequest> done = std::move(it->second);
       d.streams.erase(it);
+      if (d.upgraded == done.get()) d.upgraded = nullptr;
       last = nullptr;
       finalizer_->FinalizeRequest(
           *conn, std::move(done),
@@ -357,6 +382,7 @@ void ClientRequestBoundaries::EndStreams(const Conn& conn, ClientConn* client,
   DecryptedConn& d = *client->decrypted;
   auto streams = std::move(d.streams);
   d.streams.clear();
+  d.upgraded = nullptr;
   for (auto& [id, r] : streams) {
     finalizer_->FinalizeRequest(conn, std::move(r), reason);
   }
@@ -372,6 +398,7 @@ void ClientRequestBoundaries::DropStreams(ClientConn* client) {
     exchanges_->ForgetStream(r.get());
   }
   client->decrypted->streams.clear();
+  client->decrypted->upgraded = nullptr;
 }
 
 }  // namespace reqcost::analyzers

@@ -340,6 +340,21 @@ void ExchangeTracker::Attribute(OpenRequest* request, uint64_t write_start) {
   candidates.erase(take);
 }
 
+void ExchangeTracker::Reclaim(OpenRequest* request) {
+  Await(request);
+  auto& proc = queues_[request->tgid];
+  auto takable = [&](const std::shared_ptr<Exchange>& ex) {
+    return ex->start_enter >= request->last_read_exit;
+  };
+  auto kept = std::stable_partition(
+      proc.held.begin(), proc.held.end(),
+      [&](const std::shared_ptr<Exchange>& ex) { return !takable(ex); });
+  proc.candidates.insert(proc.candidates.end(),
+                         std::make_move_iterator(kept),
+                         std::make_move_iterator(proc.held.end()));
+  proc.held.erase(kept, proc.held.end());
+}
+
 // Drops exchanges that no waiting request can take any more: a request can
 // only take an exchange that started after its last request read.
 void ExchangeTracker::PruneCandidates(uint32_t tgid) {

@@ -61,6 +61,10 @@ class ExchangeTracker {
   // At `request`'s first response write, starting at `write_start`: it
   // takes the exchange it caused, if any (exchanges.h).
   void Attribute(OpenRequest* request, uint64_t write_start);
+  // `request` waits again after a write that was no response (the 101 of an
+  // `Upgrade: h2c`): the exchanges held since it stopped waiting that it
+  // could take (begun after its last read) become candidates again.
+  void Reclaim(OpenRequest* request);
   // The request process `tgid` is serving at `at_ns` on thread `tid` (a
   // side call's owner), or null.
   OpenRequest* Serving(uint32_t tgid, uint32_t tid, uint64_t at_ns) const;

@@ -228,6 +228,11 @@ absl::Status Http2FrameParser::Feed(std::string_view prefix, uint64_t bytes,
   return absl::OkStatus();
 }
 
+void Http2StreamTracker::OpenUpgradeStream() {
+  open_.insert(1);
+  highest_client_stream_ = std::max<uint32_t>(highest_client_stream_, 1);
+}
+
 Http2StreamEvent Http2StreamTracker::OnFrame(const Http2Frame& frame,
                                              bool from_client,
                                              uint32_t* last_stream) {

@@ -160,6 +160,11 @@ class Http2StreamTracker {
   Http2StreamEvent OnFrame(const Http2Frame& frame, bool from_client,
                            uint32_t* last_stream = nullptr);
 
+  // The HTTP/1.1 request a connection upgraded by (`Upgrade: h2c`) is
+  // stream 1, its request wholly sent (RFC 7540, 3.2): open, awaiting the
+  // server's END_STREAM.
+  void OpenUpgradeStream();
+
   // Streams started and not yet ended or reset.
   size_t open_streams() const { return open_.size(); }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Cleartext HTTP/2 (h2c) in reqcost.bpf.c: on a client connection whose
- * first read was the HTTP/2 client preface (tls_walk's TLS_H2C), the frame
+ * first read was the HTTP/2 client preface (tls_walk's TLS_H2C), or whose
+ * second or third was, after an HTTP/1.1 request's `Upgrade: h2c`, the frame
  * headers are followed through the bytes its read and write syscalls move,
  * with the walker the TLS library's plaintext uses (h2_walk.bpf.h), and
  * each such syscall gets, after its own record, an rc_tls_data_event of op
@@ -210,7 +211,14 @@ static __always_inline void h2c_follow(struct task_struct *task,
 			return;
 	}
 	ptr_value(&key, op->sk);
-	if (verdict == TLS_WALK_H2C_PREFACE) {
+	if (verdict == TLS_WALK_H2C_PREFACE || verdict == TLS_WALK_H2C_UPGRADE) {
+		/*
+		 * After an upgrade the server's frames began in its 101's write
+		 * (its SETTINGS), unseen: its writes from now on start at a
+		 * frame boundary, as servers write whole frames.
+		 */
+		if (verdict == TLS_WALK_H2C_UPGRADE)
+			fresh.dir[1].mode = H2_FRAMES;
 		bpf_map_update_elem(&h2c_conns, &key, &fresh, BPF_ANY);
 		if (!h2c_seen)
 			h2c_seen = 1;

@@ -27,7 +27,12 @@ enum tls_mode {
 };
 
 struct tls_state {
-	__u32 skip;		/* bytes of the current record's body still to come */
+	/*
+	 * Bytes of the current record's body still to come; on a plain
+	 * socket, how many of its reads after the first were looked at for an
+	 * HTTP/2 preface (H2C_UPGRADE_READS).
+	 */
+	__u32 skip;
 	__u8 mode;		/* enum tls_mode */
 	__u8 have;		/* bytes of a header split over reads, in hdr */
 	__u8 hdr[5];
@@ -114,17 +119,33 @@ enum tls_walk_h2c {
 	TLS_WALK_NOT_H2C = 0,
 	TLS_WALK_H2C = 1,		/* a read of an h2c socket */
 	TLS_WALK_H2C_PREFACE = 2,	/* its first read: the preface */
+	TLS_WALK_H2C_UPGRADE = 3,	/* a later read began with it: Upgrade: h2c */
 };
+
+/*
+ * HTTP/2 by upgrade (RFC 7540, 3.2): an HTTP/1.1 request with `Upgrade:
+ * h2c`, the server's 101, then the client's preface at the start of a
+ * later read. A plain socket's second and third reads are looked at for
+ * it (one 5-byte user read each), no later one.
+ */
+#define H2C_UPGRADE_READS 2
+
+static __always_inline bool h2_preface_start(const __u8 *h)
+{
+	return h[0] == 'P' && h[1] == 'R' && h[2] == 'I' && h[3] == ' ' &&
+	       h[4] == '*';
+}
 
 /*
  * Follows the TLS records through a read of `n` bytes (the first `cap` of
  * them at `base` in one buffer): notes the header of every record that
  * begins in it and carries the rest of the last record over to the next
  * read. A socket whose first read seen does not start with a record header
- * is plain and never looked at again, unless it began with the HTTP/2
- * client preface: then it is h2c, and the verdict says so (enum
- * tls_walk_h2c) at every read. Costs one 5-byte user read per record
- * header, none for a plain socket after its first read. `sock_layer`: called
+ * is plain and never looked at again (but for an upgrade's preface in its
+ * next two reads), unless it began with the HTTP/2 client preface: then it
+ * is h2c, and the verdict says so (enum tls_walk_h2c) at every read. Costs
+ * one 5-byte user read per record header, none for a plain socket after
+ * its third read. `sock_layer`: called
  * from a socket-layer program, where the state is in socket storage (a
  * constant at every call site: the other branch is compiled out).
  */
@@ -153,8 +174,7 @@ static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
 		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base)) {
 			if (tls_header(h, &len) && h[0] == 22)
 				fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
-			else if (h[0] == 'P' && h[1] == 'R' && h[2] == 'I' &&
-				 h[3] == ' ' && h[4] == '*')
+			else if (h2_preface_start(h))
 				fresh.mode = TLS_H2C;	/* the HTTP/2 client preface */
 		}
 		if (sock_layer) {
@@ -172,8 +192,17 @@ static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
 		if (!st || fresh.mode != TLS_RECORDS)
 			return TLS_WALK_NOT_H2C;
 	}
-	if (st->mode == TLS_PLAIN)
-		return TLS_WALK_NOT_H2C;
+	if (st->mode == TLS_PLAIN) {
+		if (st->skip >= H2C_UPGRADE_READS)
+			return TLS_WALK_NOT_H2C;
+		st->skip++;
+		if (n < TLS_HEADER || bpf_probe_read_user(h, TLS_HEADER, (void *)base) ||
+		    !h2_preface_start(h))
+			return TLS_WALK_NOT_H2C;
+		st->mode = TLS_H2C;
+		out->flags = RC_TLS_H2C;
+		return TLS_WALK_H2C_UPGRADE;
+	}
 	if (st->mode == TLS_H2C)
 		return TLS_WALK_H2C;
 	out->flags = RC_TLS_ON;

@@ -265,10 +265,10 @@ TEST(LighttpdH2Paths, EachStreamHasItsOwnExchange) {
 // path, and the median backend is php-fpm's.
 void ExpectCurlRequests(const std::string& what,
                         const std::vector<std::string>& curl_flags,
-                        bool tcp_fpm) {
+                        bool tcp_fpm, bool tls = true) {
   constexpr int kUrls = 6;
   ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-lighttpd-curl"));
-  ASSERT_OK_AND_ASSIGN(stack, StartStack(dir, tcp_fpm, 2));
+  ASSERT_OK_AND_ASSIGN(stack, StartStack(dir, tcp_fpm, 2, tls));
   ASSERT_OK_AND_ASSIGN(before, ReadPhpFpmAccessLog(stack.fpm.request_log()));
   ASSERT_OK_AND_ASSIGN(
       run, AttachTo(dir, stack, {"--format", "jsonl", "--payload", "256"}));
@@ -332,6 +332,15 @@ void ExpectCurlRequests(const std::string& what,
 TEST(LighttpdCurl, H2StreamsHaveTheirPaths) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   ExpectCurlRequests("--http2 (php-fpm on a unix socket)", {"--http2"}, false);
+}
+
+// Cleartext HTTP/2 by upgrade: curl --http2 on an http:// URL sends its
+// first request as HTTP/1.1 with `Upgrade: h2c`; lighttpd answers 101 and
+// goes on in HTTP/2 (the first request's response on stream 1), and curl
+// sends the other URLs as streams on the same connection.
+TEST(LighttpdCurl, H2cByUpgradeStreamsHaveTheirPaths) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ExpectCurlRequests("--http2, Upgrade: h2c", {"--http2"}, false, false);
 }
 
 // HTTPS/1.1 on one kept connection: requests split from the decrypted
