@@ -179,6 +179,58 @@ TEST(Http2Streams, H2cStreamsFromSyscallDataAreRequests) {
   EXPECT_EQ(rs[1].backend_ns, Us(2000 - 15));
 }
 
+// Cleartext HTTP/2 by upgrade (`Upgrade: h2c`, what curl --http2 does on an
+// http:// URL, as lighttpd takes it): an HTTP/1.1 request at 10, the
+// server's 101 (and SETTINGS) at 20, then the client's preface in the read
+// at 30 (the kernel flags it kH2c and follows the frames from there). The
+// HTTP/1.1 request is stream 1: its 101 is no response, and it ends at
+// stream 1's END_STREAM, with the exchange begun for it either before its
+// 101 (lighttpd) or in the turn of the preface's read.
+StreamBuilder Upgrade(bool exchange_before_101) {
+  const double x = exchange_before_101 ? 12 : 32;  // the connect
+  StreamBuilder s;
+  s.Accept(kNginx, kClientFd, 0, 1, TcpSock(80, 50000))
+      .Read(kNginx, kClientFd, -1, 10, 200)
+      .Connect(kNginx, 9, x, x + 1, UnixSock(0xA1, 0xB1))
+      .Write(kNginx, 9, x + 1.5, x + 2, 500)
+      .Add(Syscall::kAccept, kFpm, 0, 4, -1, x + 2.5, UnixSock(0xB1, 0xA1))
+      .Read(kFpm, 4, -1, x + 3, 500)
+      .Write(kNginx, kClientFd, -1, 20, 123)
+      .Read(kNginx, kClientFd, -1, 30, 73)
+      .Write(kNginx, kClientFd, -1, 31, 9)
+      .Write(kFpm, 4, -1, 1000, 300, "", Syscall::kWrite)
+      .Read(kNginx, 9, -1, 1001, 300)
+      .Write(kNginx, kClientFd, -1, 1010, 110);
+  // The preface read: the accept, the request, then (by time) the 101.
+  for (SyscallEvent& e : s.events()) {
+    if (e.exit_ns == At(30)) e.tls.flags = TlsRecords::kH2c;
+  }
+  return s;
+}
+
+TEST(Http2Streams, H2cByUpgradeMakesTheRequestStreamOne) {
+  for (const bool before : {true, false}) {
+    SCOPED_TRACE(before ? "exchange before the 101"
+                        : "exchange after the preface");
+    Anomalies anomalies;
+    std::vector<Request> rs = RunMixed(
+        Upgrade(before),
+        {H2cData(true, 30, {Frame(4, 0, 0, 0)},
+                 TlsDataEvent::kH2 | TlsDataEvent::kPreface),
+         H2cData(false, 31, {Frame(4, 1, 0, 0)}, TlsDataEvent::kH2),
+         H2cData(false, 1010, {RespHeaders(1), RespEnd(1)},
+                 TlsDataEvent::kH2)},
+        &anomalies);
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_TRUE(rs[0].complete) << rs[0].incomplete_reason;
+    EXPECT_EQ(rs[0].backend_ns, Us(1000 - (before ? 15 : 35)));
+    // From its accept to stream 1's END_STREAM, not to the 101.
+    EXPECT_EQ(rs[0].total_ns, Us(1010 - 10 + 1));
+    EXPECT_EQ(anomalies.unattributed_exchanges, 0u);
+    EXPECT_EQ(anomalies.stray_events, 0u);
+  }
+}
+
 // A preface read with no data record after it (a capture of a reqcost that
 // did not follow h2c): its requests are not split, never HTTP/1.x requests.
 TEST(Http2Streams, H2cWithoutDataRecordsIsNotSplit) {
