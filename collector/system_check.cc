@@ -159,14 +159,17 @@ std::vector<CheckResult> RunSystemChecks() {
               ? " (at the functions themselves: no internal one found)"
               : absl::StrCat(" (", internal, " of ", libraries,
                              " at their internal functions)"),
-          (*tracer)->tls_uprobe_multi()
+          (*tracer)->tls_uprobe_session()
+              ? ", as one uprobe session link per process (a call with "
+                "nothing to do at its return takes no return trap)"
+          : (*tracer)->tls_uprobe_multi()
               ? ", as two uprobe_multi links per process"
               : ", one uprobe per site");
     }
     tls.fix =
         "without uprobes nothing is seen inside TLS (HTTP/2 over TLS, "
-        "HTTPS request lines); they are off unless attach is given "
-        "--tls-probes";
+        "HTTPS request lines); they are on unless attach is given "
+        "--no-tls-probes";
   } else {
     load.detail = "not tried: an earlier check failed";
     load.fix = "fix the checks above first";
