@@ -454,6 +454,7 @@ void Tracer::ReleaseTlsProbesOf(uint32_t pid) {
   if (it == tls_links_.end()) return;
   std::vector<Link> links = std::move(it->second);
   tls_links_.erase(it);  // a new process with this PID is probed anew
+  tls_files_.erase(pid);
   if (links.empty()) return;
   {
     std::lock_guard<std::mutex> lock(release_mu_);
@@ -488,8 +489,10 @@ void Tracer::AttachTlsProbesTo(uint32_t pid) {
   // the same machine (curl, h2load, ...) would pay a trap per call for
   // nothing. A child forked later is attached when its fork is seen (its
   // calls before that are missed).
-  if (!tls_links_.try_emplace(pid).second) return;
-  std::set<std::pair<uint64_t, uint64_t>> seen;  // (dev, inode) in this process
+  tls_links_.try_emplace(pid);
+  // Called again at its exec and while it maps none: files probed before
+  // are not probed twice.
+  std::set<std::pair<uint64_t, uint64_t>>& seen = tls_files_[pid];
   reqcost_bpf* skel = skel_.get();
   std::ifstream maps(absl::StrFormat("/proc/%d/maps", pid));
   std::string line;
@@ -738,6 +741,19 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
   return 0;
 }
 
+void Tracer::RescanTlsLibraries() {
+  // A process that dlopens libssl after attach is probed within this long.
+  constexpr uint64_t kTlsRescanNs = 2'000'000'000;
+  const uint64_t now = MonotonicNowNs();
+  if (now - last_tls_scan_ns_ < kTlsRescanNs) return;
+  last_tls_scan_ns_ = now;
+  std::vector<uint32_t> without;
+  for (const auto& [pid, files] : tls_files_) {
+    if (files.empty()) without.push_back(pid);
+  }
+  for (uint32_t pid : without) AttachTlsProbesTo(pid);
+}
+
 absl::StatusOr<int> Tracer::Poll(int timeout_ms) {
   // The kernel side wakes us only past a backlog; the timeout drains the
   // rest, so a quiet stream is still delivered within timeout_ms.
@@ -748,6 +764,7 @@ absl::StatusOr<int> Tracer::Poll(int timeout_ms) {
   if (more == -EINTR) more = 0;
   if (more < 0) return absl::ErrnoToStatus(-more, "draining the ring buffer");
   CheckDrops();
+  if (tls_probes_) RescanTlsLibraries();
   return n + more;
 }
 

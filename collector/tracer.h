@@ -65,8 +65,8 @@ struct TracerOptions {
   // Uprobes on OpenSSL's SSL_read/SSL_write (and _ex) in every libssl the
   // traced processes map (at attach, and children when their fork is seen):
   // the first bytes of each call's plaintext (9, or payload_bytes when
-  // larger) and its HTTP/2 frame headers. A library a process maps only
-  // after attach (dlopen, exec) is not probed.
+  // larger) and its HTTP/2 frame headers. A library a process maps after
+  // attach is probed at its exec, or, while it maps none, within 2 s.
   bool tls_probes = false;
   // Where and how: at OpenSSL's internal read and write functions when
   // found (ssl_sites.h), else at the public ones; as one uprobe session
@@ -177,6 +177,9 @@ class Tracer {
   void AttachTlsProbes();
   // The same for one process (once per PID).
   void AttachTlsProbesTo(uint32_t pid);
+  // Attaches them to the traced processes that map no libssl yet, at most
+  // every kTlsRescanNs (from Poll).
+  void RescanTlsLibraries();
   // `pid` exited: its uprobe links go to the releasing thread (detaching a
   // uprobe waits for the kernel, too long for the ring buffer's callback).
   void ReleaseTlsProbesOf(uint32_t pid);
@@ -226,6 +229,11 @@ class Tracer {
   // (an entry with no links: none was found). Erased at the process's exit,
   // so what is kept is bounded by the live processes.
   std::map<uint32_t, std::vector<Link>> tls_links_;
+  // The libssl files (device, inode) probed in each of those processes. One
+  // with none is looked at again every kTlsRescanNs (RescanTlsLibraries),
+  // and any at its exec: a library it maps later is probed then.
+  std::map<uint32_t, std::set<std::pair<uint64_t, uint64_t>>> tls_files_;
+  uint64_t last_tls_scan_ns_ = 0;
   bool tls_probes_ = false;
   // The kernel takes uprobe_multi links (6.6+): the TLS probes of a process
   // are two links, not one per site.

@@ -368,6 +368,53 @@ TEST_P(Https11Calls, EmitOnlyWithPayloadAndSkipReturnsUnderASession) {
   }
 }
 
+// A traced process that maps libssl only after attach (a dlopen: PHP or
+// Python loading their TLS module late) is probed at the tracer's next look
+// at the processes that map none (every 2 s): late_libssl dlopens
+// libssl.so.3 on SIGUSR1 and makes 100 SSL_read calls on SIGUSR2.
+TEST(TlsProbes, LibsslMappedAfterAttachIsProbed) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  ASSERT_OK_AND_ASSIGN(dir, TempDir::Create("reqcost-late-libssl"));
+  const std::string state = dir.File("state");
+  ASSERT_OK_AND_ASSIGN(
+      late, Subprocess::Start({REQCOST_LATE_LIBSSL, state},
+                              dir.File("late.out"), dir.File("late.err")));
+  // Polls the tracer until `state` says `what` (or 10 s pass).
+  auto await = [&](collector::Tracer* tracer, const std::string& what) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      if (tracer != nullptr) (void)tracer->Poll(20);
+      else absl::SleepFor(absl::Milliseconds(20));
+      if (ReadFileToString(state).value_or("") == what) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(await(nullptr, "ready")) << FileTail(dir.File("late.err"));
+  TlsSink sink;
+  collector::TracerOptions options;
+  options.pids = {late.pid()};
+  options.tls_probes = true;
+  ASSERT_OK_AND_ASSIGN(tracer, collector::Tracer::Start(options, &sink));
+  EXPECT_TRUE(tracer->tls_libraries().empty()) << "libssl mapped already";
+
+  ASSERT_EQ(kill(late.pid(), SIGUSR1), 0);
+  ASSERT_TRUE(await(tracer.get(), "loaded"));
+  // The next look at it (within 2 s) attaches the probes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (tracer->tls_libraries().empty() && absl::Now() < deadline) {
+    (void)tracer->Poll(50);
+  }
+  ASSERT_FALSE(tracer->tls_libraries().empty())
+      << "not probed: " << tracer->tls_probe_status();
+  const uint64_t before = tracer->counters().tls_calls;
+  EXPECT_EQ(before, 0u);
+  ASSERT_EQ(kill(late.pid(), SIGUSR2), 0);
+  ASSERT_TRUE(await(tracer.get(), "called"));
+  for (int i = 0; i < 4; ++i) (void)tracer->Poll(20);
+  EXPECT_EQ(tracer->counters().tls_calls, 100u);
+  EXPECT_EQ(sink.drops, 0u);
+}
+
 // nginx reloaded after attach: the new workers are forked by the traced
 // master, and their uprobes are attached when the fork is seen.
 TEST(TlsProbes, WorkersForkedAfterAttachAreProbed) {
