@@ -45,7 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -56,13 +55,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
+#include "absl/status/statusor.h"
 #include "collector/tracer.h"
 #include "tests/bench/floor_uprobes.h"
+#include "tests/bench/round_figures.h"
 
 namespace reqcost::bench {
 namespace {
@@ -254,44 +250,13 @@ struct Figures {
   double records_per_call = 0;  // TLS data records per call
 };
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string Spread(const std::vector<double>& v, const char* fmt) {
-  if (v.empty()) return "-";
-  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return absl::StrCat(absl::StrFormat(fmt, Median(v)), " (",
-                      absl::StrFormat(fmt, *lo), "..",
-                      absl::StrFormat(fmt, *hi), ")");
-}
-
 int Main(int argc, char** argv) {
-  int rounds = 9;
-  int requests = 20000;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--rounds=")) {
-      if (!absl::SimpleAtoi(a, &rounds) || rounds < 1) return 2;
-    } else if (absl::ConsumePrefix(&a, "--requests=")) {
-      if (!absl::SimpleAtoi(a, &requests) || requests < 10) return 2;
-    } else if (a == "--quick") {
-      rounds = 2;
-      requests = 2000;
-    } else {
-      std::fprintf(stderr,
-                   "usage: tls_calls [--rounds=N] [--requests=N] [--quick]\n");
-      return 2;
-    }
+  RoundsFlags flags{9, 20000};
+  if (int rc = StartBench(argc, argv, "tls_calls", {2, 2000}, &flags); rc != 0) {
+    return rc;
   }
-  if (geteuid() != 0) {
-    std::fprintf(stderr, "tls_calls: needs root (BPF, uprobes)\n");
-    const char* req = std::getenv("REQCOST_REQUIRE_BPF");
-    return req != nullptr && std::string(req) == "1" ? 1 : 77;
-  }
+  const int rounds = flags.rounds;
+  const int requests = flags.requests;
   int to_child[2], from_child[2];
   if (pipe(to_child) != 0 || pipe(from_child) != 0) return 1;
   const pid_t child = fork();

@@ -55,13 +55,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "collector/ssl_sites.h"
 #include "collector/tracer.h"
 #include "tests/bench/floor_uprobes.h"
+#include "tests/bench/round_figures.h"
 #include "tests/support/stack.h"
 
 namespace reqcost::bench {
@@ -190,44 +190,13 @@ struct Figures {
   double tls_returns = 0;  // and of the return traps among them
 };
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string Spread(const std::vector<double>& v, const char* fmt) {
-  if (v.empty()) return "-";
-  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return absl::StrCat(absl::StrFormat(fmt, Median(v)), " (",
-                      absl::StrFormat(fmt, *lo), "..",
-                      absl::StrFormat(fmt, *hi), ")");
-}
-
 int Main(int argc, char** argv) {
-  int rounds = 7;
-  int requests = 4000;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--rounds=")) {
-      if (!absl::SimpleAtoi(a, &rounds) || rounds < 1) return 2;
-    } else if (absl::ConsumePrefix(&a, "--requests=")) {
-      if (!absl::SimpleAtoi(a, &requests) || requests < 10) return 2;
-    } else if (a == "--quick") {
-      rounds = 2;
-      requests = 400;
-    } else {
-      std::fprintf(stderr, "usage: tls_cost [--rounds=N] [--requests=N] "
-                           "[--quick]\n");
-      return 2;
-    }
+  RoundsFlags flags{7, 4000};
+  if (int rc = StartBench(argc, argv, "tls_cost", {2, 400}, &flags); rc != 0) {
+    return rc;
   }
-  if (geteuid() != 0) {
-    std::fprintf(stderr, "tls_cost: needs root (BPF, uprobes)\n");
-    const char* req = std::getenv("REQCOST_REQUIRE_BPF");
-    return req != nullptr && std::string(req) == "1" ? 1 : 77;
-  }
+  const int rounds = flags.rounds;
+  const int requests = flags.requests;
   std::string h2load;
   for (const char* p : {"/usr/bin/h2load", "/usr/local/bin/h2load"}) {
     if (access(p, X_OK) == 0) h2load = p;

@@ -1,0 +1,30 @@
+// What the TLS benchmarks (tls_cost, tls_calls) share: their flags, their
+// need of root, and the median and spread of a figure over the rounds.
+#ifndef REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
+#define REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
+
+#include <string>
+#include <vector>
+
+namespace reqcost::bench {
+
+// --rounds=N, --requests=N, --quick (the quick figures in place), and
+// root. 0 to go on; else the exit code, having said why on stderr: 2 for
+// a bad flag, 77 (skipped) without root, 1 without root under
+// REQCOST_REQUIRE_BPF=1.
+struct RoundsFlags {
+  int rounds = 0;
+  int requests = 0;
+};
+int StartBench(int argc, char** argv, const char* program, RoundsFlags quick,
+               RoundsFlags* flags);
+
+// The median (the mean of the middle two of an even count; 0 when empty).
+double Median(std::vector<double> v);
+
+// "median (min..max)", each printed with `fmt`; "-" when empty.
+std::string Spread(const std::vector<double>& v, const char* fmt);
+
+}  // namespace reqcost::bench
+
+#endif  // REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
