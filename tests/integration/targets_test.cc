@@ -95,9 +95,9 @@ void MoveServer(const Server& server, const TestCgroup& cg) {
   for (pid_t pid : server.AllPids()) ASSERT_TRUE(cg.Move(pid).ok()) << pid;
 }
 
-// The TLS probes of one process and libssl: two uprobe_multi links (entries
-// and returns) on a kernel that has them (6.6+, as CI's), each an fd.
-constexpr int kTlsLinksPerProcess = 2;
+// The TLS probes of one process and libssl: one uprobe session link on a
+// kernel that has them (6.12+, as CI's 6.18), an fd.
+constexpr int kTlsLinksPerProcess = 1;
 
 // The perf events and BPF links `pid` holds open: the TLS probes' links
 // (kTlsLinksPerProcess per process) plus the fixed ones of the tracepoints.
