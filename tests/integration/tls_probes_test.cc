@@ -296,7 +296,7 @@ TEST(TlsProbes, Https11RequestLineIsSeenInTheClear) {
 // request in nginx (the request's read, the response's write, the read
 // that returns WANT_READ). Under the session link the only returns taken
 // are of each connection's calls before its first read showed HTTP/1.1
-// (that read, and one that found nothing yet); under two multi links, or
+// (that read, and reads that found nothing yet); under two multi links, or
 // with --payload (which wants the request lines), every call's.
 struct H1Case {
   Placement placement;
@@ -349,7 +349,10 @@ TEST_P(Https11Calls, EmitOnlyWithPayloadAndSkipReturnsUnderASession) {
               k.tls_returns, sink.events.size());
   EXPECT_GE(k.tls_calls, 2u * kRequests);
   if (c.returns_skipped) {
-    EXPECT_LE(k.tls_returns, 3u * kConnections);
+    // 3 in these runs here: a connection's first read, and a read that found
+    // nothing yet. The bound leaves room for a few more such reads on a
+    // loaded machine and still fails by hundreds without the session.
+    EXPECT_LE(k.tls_returns, 8u * kConnections);
   } else {
     // A call in flight at attach or at the end may miss its other half.
     EXPECT_NEAR(static_cast<double>(k.tls_returns),
