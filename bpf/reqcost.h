@@ -152,7 +152,8 @@ enum rc_counter {
 	RC_CNT_FOREIGN = 4,	/* socket I/O of a traced process outside a known syscall
 				 * (io_uring, splice, ...): not emitted */
 	RC_CNT_TLS_CALLS = 5,	/* TLS library calls of traced processes (uprobe entries) */
-	RC_CNT_TLS_RETURNS = 6,	/* of those, the ones followed to their return */
+	RC_CNT_TLS_RETURNS = 6,	/* return-probe hits of those calls (under a session link,
+				 * only the calls followed to their return) */
 	RC_CNT_MAX = 7,
 };
 
