@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "analyzers/http2_frames.h"
 #include "collector/tracer.h"
 #include "tests/bench/floor_uprobes.h"
 #include "tests/bench/round_figures.h"
@@ -152,20 +153,7 @@ bool ReadNothing(SSL* ssl) {
          SSL_get_error(ssl, -1) == SSL_ERROR_WANT_READ;
 }
 
-std::string Frame(uint8_t type, uint8_t flags, uint32_t stream,
-                  const std::string& payload) {
-  std::string f(9, '\0');
-  f[0] = static_cast<char>(payload.size() >> 16);
-  f[1] = static_cast<char>(payload.size() >> 8);
-  f[2] = static_cast<char>(payload.size());
-  f[3] = static_cast<char>(type);
-  f[4] = static_cast<char>(flags);
-  f[5] = static_cast<char>(stream >> 24);
-  f[6] = static_cast<char>(stream >> 16);
-  f[7] = static_cast<char>(stream >> 8);
-  f[8] = static_cast<char>(stream);
-  return f + payload;
-}
+using analyzers::EncodeHttp2Frame;
 
 // One request's five calls; false when one did not do what it should.
 bool Request(Connection& c, bool h2, uint32_t stream) {
@@ -173,8 +161,9 @@ bool Request(Connection& c, bool h2, uint32_t stream) {
   if (h2) {
     // HEADERS (END_STREAM | END_HEADERS), ":method: GET" indexed; the
     // answer HEADERS (END_HEADERS) ":status: 200", then DATA (END_STREAM).
-    request = Frame(1, 0x5, stream, "\x82");
-    response = Frame(1, 0x4, stream, "\x88") + Frame(0, 0x1, stream, "hello\n");
+    request = EncodeHttp2Frame(1, 0x5, stream, "\x82");
+    response = EncodeHttp2Frame(1, 0x4, stream, "\x88") +
+               EncodeHttp2Frame(0, 0x1, stream, "hello\n");
   } else {
     request = "GET / HTTP/1.1\r\nHost: reqcost\r\n\r\n";
     response = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n";
@@ -209,9 +198,10 @@ int ChildMain(int in, int out, int requests) {
     bool ok = c != nullptr;
     if (ok && h2) {
       // The client preface and SETTINGS; the server's SETTINGS.
-      ok = WriteAll(c->client, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
-                                   Frame(4, 0, 0, "")) &&
-           ReadSome(c->server) && WriteAll(c->server, Frame(4, 0, 0, "")) &&
+      ok = WriteAll(c->client, std::string(analyzers::kHttp2ClientPreface) +
+                                   EncodeHttp2Frame(4, 0, 0, "")) &&
+           ReadSome(c->server) &&
+           WriteAll(c->server, EncodeHttp2Frame(4, 0, 0, "")) &&
            ReadSome(c->client) && ReadNothing(c->server);
     }
     uint32_t stream = 1;
