@@ -1,12 +1,26 @@
 // What the TLS benchmarks (tls_cost, tls_calls) share: their flags, their
-// need of root, and the median and spread of a figure over the rounds.
+// need of root, a tracer sink that only counts, and the median and spread
+// of a figure over the rounds.
 #ifndef REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
 #define REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "collector/tracer.h"
+
 namespace reqcost::bench {
+
+// The tracer's sink in a benchmark: counts what it is handed.
+class CountingSink : public collector::EventSink {
+ public:
+  void OnSyscall(const SyscallEvent&) override { ++syscalls; }
+  void OnProcess(const ProcessEvent&) override {}
+  void OnTlsData(const TlsDataEvent&) override { ++tls_data; }
+  void OnDrops(uint64_t, uint64_t, uint64_t count) override { drops += count; }
+  uint64_t syscalls = 0, tls_data = 0, drops = 0;
+};
 
 // --rounds=N, --requests=N, --quick (the quick figures in place), and
 // root. 0 to go on; else the exit code, having said why on stderr: 2 for

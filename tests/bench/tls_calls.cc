@@ -225,15 +225,6 @@ int ChildMain(int in, int out, int requests) {
 
 // ---- The parent: the tracer, the rounds, the figures.
 
-class CountingSink : public collector::EventSink {
- public:
-  void OnSyscall(const SyscallEvent&) override {}
-  void OnProcess(const ProcessEvent&) override {}
-  void OnTlsData(const TlsDataEvent&) override { ++tls_data; }
-  void OnDrops(uint64_t, uint64_t, uint64_t count) override { drops += count; }
-  uint64_t tls_data = 0, drops = 0;
-};
-
 struct Figures {
   double ns_per_call = 0;
   double returns_per_call = 0;  // return traps per call (reqcost's counters)

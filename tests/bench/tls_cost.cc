@@ -107,16 +107,6 @@ struct Scenario {
   std::vector<std::string> h2load_args;  // before the URL
 };
 
-// Sink that only counts.
-class CountingSink : public collector::EventSink {
- public:
-  void OnSyscall(const SyscallEvent&) override { ++syscalls; }
-  void OnProcess(const ProcessEvent&) override {}
-  void OnTlsData(const TlsDataEvent&) override { ++tls_data; }
-  void OnDrops(uint64_t, uint64_t, uint64_t count) override { drops += count; }
-  uint64_t syscalls = 0, tls_data = 0, drops = 0;
-};
-
 // Busy CPU of the whole machine so far, ns (/proc/stat: user, nice, system,
 // irq, softirq).
 double MachineBusyNs() {
