@@ -741,10 +741,9 @@ int Tracer::OnRecord(void* ctx, void* data, size_t len) {
   return 0;
 }
 
-void Tracer::RescanTlsLibraries() {
+void Tracer::RescanTlsLibraries(uint64_t now) {
   // A process that dlopens libssl after attach is probed within this long.
   constexpr uint64_t kTlsRescanNs = 2'000'000'000;
-  const uint64_t now = MonotonicNowNs();
   if (now - last_tls_scan_ns_ < kTlsRescanNs) return;
   last_tls_scan_ns_ = now;
   std::vector<uint32_t> without;
@@ -763,8 +762,8 @@ absl::StatusOr<int> Tracer::Poll(int timeout_ms) {
   int more = ring_buffer__consume(ring_.get());
   if (more == -EINTR) more = 0;
   if (more < 0) return absl::ErrnoToStatus(-more, "draining the ring buffer");
-  CheckDrops();
-  if (tls_probes_) RescanTlsLibraries();
+  CheckDrops();  // reads the clock into last_drop_check_ns_
+  if (tls_probes_) RescanTlsLibraries(last_drop_check_ns_);
   return n + more;
 }
 

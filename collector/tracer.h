@@ -178,8 +178,8 @@ class Tracer {
   // The same for one process (once per PID).
   void AttachTlsProbesTo(uint32_t pid);
   // Attaches them to the traced processes that map no libssl yet, at most
-  // every kTlsRescanNs (from Poll).
-  void RescanTlsLibraries();
+  // every kTlsRescanNs (from Poll, which read the clock: `now`).
+  void RescanTlsLibraries(uint64_t now);
   // `pid` exited: its uprobe links go to the releasing thread (detaching a
   // uprobe waits for the kernel, too long for the ring buffer's callback).
   void ReleaseTlsProbesOf(uint32_t pid);
