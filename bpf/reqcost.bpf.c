@@ -623,6 +623,28 @@ static __always_inline void read_tcp_seq(struct rc_syscall_event *e,
 	e->flags |= RC_F_TCP_SEQ;
 }
 
+/*
+ * Where a TCP read's first byte lies in its stream (TLS_STREAM_OFF_UNKNOWN
+ * when e->tcp_seq was not read: not TCP). bytes_received counts the
+ * stream's bytes up to rcv_nxt (its FIN included, like rcv_nxt). A segment
+ * that arrives between the two loads moves both, and the figure is off by
+ * its length: a read at the start then looks past it, or a later read
+ * looks like the first; either way tls_walk classifies it by its first
+ * bytes, as it did every first read seen before it knew offsets.
+ */
+static __always_inline __u64 tcp_stream_offset(const struct rc_syscall_event *e,
+					       struct sock *sk)
+{
+	struct tcp_sock *tp;
+	__u32 rcv_nxt;
+
+	if (!(e->flags & RC_F_TCP_SEQ))
+		return TLS_STREAM_OFF_UNKNOWN;
+	tp = CAST(tcp_sock, sk);
+	rcv_nxt = tp->rcv_nxt;
+	return tp->bytes_received - (__u32)(rcv_nxt - e->tcp_seq);
+}
+
 /* Cleartext HTTP/2: needs struct op and the helpers above. */
 #include "h2c.bpf.h"
 
@@ -666,7 +688,9 @@ static __always_inline void fill_event(struct rc_syscall_event *e,
 	    e->sock.family != AF_UNIX) {
 		cap = first_buffer(op->sc, op->buf, op->iovcnt, &base);
 		if (cap)
-			*h2c = tls_walk(op->sk, base, cap, op->ret, &e->tls, sock_layer);
+			*h2c = tls_walk(op->sk, base, cap, op->ret,
+					tcp_stream_offset(e, op->sk), &e->tls,
+					sock_layer);
 	}
 }
 

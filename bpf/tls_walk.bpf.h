@@ -29,8 +29,8 @@ enum tls_mode {
 struct tls_state {
 	/*
 	 * Bytes of the current record's body still to come; on a plain
-	 * socket, how many of its reads after the first were looked at for an
-	 * HTTP/2 preface (H2C_UPGRADE_READS).
+	 * socket that is not TCP, how many of its reads after the first were
+	 * looked at for an HTTP/2 preface (H2C_UPGRADE_READS).
 	 */
 	__u32 skip;
 	__u8 mode;		/* enum tls_mode */
@@ -125,10 +125,16 @@ enum tls_walk_h2c {
 /*
  * HTTP/2 by upgrade (RFC 7540, 3.2): an HTTP/1.1 request with `Upgrade:
  * h2c`, the server's 101, then the client's preface at the start of a
- * later read. A plain socket's second and third reads are looked at for
- * it (one 5-byte user read each), no later one.
+ * later read. A plain TCP socket's reads that begin within the first
+ * H2C_UPGRADE_WITHIN bytes of its stream are looked at for it (one 5-byte
+ * user read each), no later one; on another plain stream socket, whose
+ * position in its stream is not known, its second and third reads.
  */
+#define H2C_UPGRADE_WITHIN 65536
 #define H2C_UPGRADE_READS 2
+
+/* tls_walk's `stream_off` when the read's place in its stream is unknown. */
+#define TLS_STREAM_OFF_UNKNOWN (~0ULL)
 
 static __always_inline bool h2_preface_start(const __u8 *h)
 {
@@ -141,17 +147,28 @@ static __always_inline bool h2_preface_start(const __u8 *h)
  * them at `base` in one buffer): notes the header of every record that
  * begins in it and carries the rest of the last record over to the next
  * read. A socket whose first read seen does not start with a record header
- * is plain and never looked at again (but for an upgrade's preface in its
- * next two reads), unless it began with the HTTP/2 client preface: then it
- * is h2c, and the verdict says so (enum tls_walk_h2c) at every read. Costs
- * one 5-byte user read per record header, none for a plain socket after
- * its third read. `sock_layer`: called
- * from a socket-layer program, where the state is in socket storage (a
- * constant at every call site: the other branch is compiled out).
+ * is plain and never looked at again (but for an upgrade's preface),
+ * unless it began with the HTTP/2 client preface: then it is h2c, and the
+ * verdict says so (enum tls_walk_h2c) at every read. Costs one 5-byte user
+ * read per record header.
+ *
+ * `stream_off`: where the read's first byte lies in its stream (a TCP
+ * socket's), else TLS_STREAM_OFF_UNKNOWN. A TCP stream is classified at
+ * its first byte only, and a plain one keeps no state: a read past the
+ * start with no state belongs to a plain stream (whose start was seen, or
+ * came before attach: TLS is not followed there either), and is only
+ * looked at for an upgrade's preface near the start. So a connection that
+ * carries one HTTP/1.x request costs no storage, allocated on its first
+ * read and freed at its close. Another stream socket is classified at its
+ * first read seen and keeps its verdict, plain included.
+ *
+ * `sock_layer`: called from a socket-layer program, where the state is in
+ * socket storage (a constant at every call site: the other branch is
+ * compiled out).
  */
 static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
-				    __u64 n, struct rc_tls_records *out,
-				    bool sock_layer)
+				    __u64 n, __u64 stream_off,
+				    struct rc_tls_records *out, bool sock_layer)
 {
 	struct tls_state *st, fresh = {};
 	__u32 off = 0;
@@ -170,13 +187,21 @@ static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
 	if (!st) {
 		if (n < TLS_HEADER)
 			return TLS_WALK_NOT_H2C;	/* too short to tell: the next read decides */
+		const bool past_start = stream_off != 0 &&
+					stream_off != TLS_STREAM_OFF_UNKNOWN;
+
+		if (past_start && stream_off >= H2C_UPGRADE_WITHIN)
+			return TLS_WALK_NOT_H2C;	/* plain, too far in for an upgrade */
 		fresh.mode = TLS_PLAIN;
 		if (!bpf_probe_read_user(h, TLS_HEADER, (void *)base)) {
-			if (tls_header(h, &len) && h[0] == 22)
+			if (!past_start && tls_header(h, &len) && h[0] == 22)
 				fresh.mode = TLS_RECORDS;	/* a stream starts with a handshake */
 			else if (h2_preface_start(h))
 				fresh.mode = TLS_H2C;	/* the HTTP/2 client preface */
 		}
+		/* A plain TCP stream keeps no state (see above). */
+		if (fresh.mode == TLS_PLAIN && stream_off != TLS_STREAM_OFF_UNKNOWN)
+			return TLS_WALK_NOT_H2C;
 		if (sock_layer) {
 			st = bpf_sk_storage_get(&tls_sk, sk, &fresh,
 						BPF_SK_STORAGE_GET_F_CREATE);
@@ -184,10 +209,13 @@ static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
 			bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
 			st = bpf_map_lookup_elem(&tls_states, &key);
 		}
+		count(RC_CNT_STREAM_STATES);
 		if (fresh.mode == TLS_H2C) {
 			/* Without its state, its later reads cannot be told. */
 			out->flags = RC_TLS_H2C;
-			return st ? TLS_WALK_H2C_PREFACE : TLS_WALK_NOT_H2C;
+			if (!st)
+				return TLS_WALK_NOT_H2C;
+			return past_start ? TLS_WALK_H2C_UPGRADE : TLS_WALK_H2C_PREFACE;
 		}
 		if (!st || fresh.mode != TLS_RECORDS)
 			return TLS_WALK_NOT_H2C;

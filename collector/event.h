@@ -295,6 +295,10 @@ struct KernelCounters {
   // link (Tracer::tls_uprobe_session), where a call with no work at its
   // return has none. Not in captures.
   uint64_t tls_returns = 0;
+  // Stream sockets whose reads the kernel's record walker keeps a state
+  // for: TLS and h2c ones, and plain ones that are not TCP (a plain TCP
+  // stream needs none). Not in captures.
+  uint64_t stream_states = 0;
 };
 
 }  // namespace reqcost

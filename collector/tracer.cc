@@ -822,6 +822,7 @@ KernelCounters Tracer::counters() const {
   out.foreign = Counter(RC_CNT_FOREIGN);
   out.tls_calls = Counter(RC_CNT_TLS_CALLS);
   out.tls_returns = Counter(RC_CNT_TLS_RETURNS);
+  out.stream_states = Counter(RC_CNT_STREAM_STATES);
   return out;
 }
 

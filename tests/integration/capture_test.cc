@@ -445,6 +445,124 @@ TEST_F(CaptureTest, AThreadsFirstTracedCallKeepsItsWholeDuration) {
   EXPECT_LT(short_by_us[kFreshThreads / 2], 10.0) << all;
 }
 
+// What each TCP connection of the workload below sends, one send per read
+// of its accepted end (the reads are the record walker's subject).
+const std::vector<std::vector<std::string>>& StreamSends() {
+  static const auto* sends = new std::vector<std::vector<std::string>>{
+      // 0: plain, then a body read that begins like a TLS handshake record
+      // (no TLS past a stream's start), then the client preface of an
+      // upgrade to h2c.
+      {"POST / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+       std::string("\x16\x03\x01\x00\x05hello", 10),
+       "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
+      // 1: a TLS stream: a handshake record at its first byte.
+      {std::string("\x16\x03\x01\x00\x05hello", 10)},
+      // 2: h2c with prior knowledge: the preface at its first byte.
+      {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
+      // 3-7: one plain request each, what ab sends.
+      {"GET / HTTP/1.0\r\n\r\n"},
+      {"GET / HTTP/1.0\r\n\r\n"},
+      {"GET / HTTP/1.0\r\n\r\n"},
+      {"GET / HTTP/1.0\r\n\r\n"},
+      {"GET / HTTP/1.0\r\n\r\n"},
+  };
+  return *sends;
+}
+
+// The traced process: a TCP client and server in one thread, the accepted
+// end reading each send of StreamSends() whole before the next is sent.
+[[noreturn]] void TcpStreamsWorkload(int go_fd) {
+  char c;
+  if (read(go_fd, &c, 1) != 1) Die("go");
+  sockaddr_in ta{};
+  ta.sin_family = AF_INET;
+  ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t tlen = sizeof(ta);
+  int lt = socket(AF_INET, SOCK_STREAM, 0);
+  if (bind(lt, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0 ||
+      listen(lt, 8) != 0 ||
+      getsockname(lt, reinterpret_cast<sockaddr*>(&ta), &tlen) != 0) {
+    Die("tcp listen");
+  }
+  for (const std::vector<std::string>& sends : StreamSends()) {
+    int k = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(k, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0) {
+      Die("tcp connect");
+    }
+    int b = accept(lt, nullptr, nullptr);
+    if (b < 0) Die("accept");
+    for (const std::string& bytes : sends) {
+      MustWriteAll(k, bytes.data(), bytes.size());
+      char buf[64];
+      if (recv(b, buf, bytes.size(), MSG_WAITALL) !=
+          static_cast<ssize_t>(bytes.size())) {
+        Die("recv");
+      }
+    }
+    close(k);
+    close(b);
+  }
+  close(lt);
+  _exit(0);
+}
+
+// A TCP stream is classified (TLS, h2c, plain) at its first byte, and a
+// plain one keeps no state in the kernel: a connection that carries one
+// HTTP/1.x request costs no socket storage. Its later reads are looked at
+// for an upgrade's preface only: one that begins like a TLS record does not
+// make it TLS. States: the TLS stream, the h2c one, and the upgraded one
+// from its preface's read on (before 2026-12-07 every plain stream had one
+// from its first read: 8 here).
+TEST_F(CaptureTest, TcpStreamsAreClassifiedAtTheirFirstByteAndPlainOnesKeepNoState) {
+  REQCOST_REQUIRE_BPF_OR_SKIP();
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  pid_t traced = fork();
+  if (traced == 0) TcpStreamsWorkload(go[0]);
+
+  CollectingSink sink;
+  TracerOptions options;
+  options.pids = {traced};
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer =
+      Tracer::Start(options, &sink);
+  if (!tracer.ok()) {
+    kill(traced, SIGKILL);
+    waitpid(traced, nullptr, 0);
+    FAIL() << tracer.status();
+  }
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  int status = PollUntilExit(**tracer, traced);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  // The accepted ends' reads, connection by connection.
+  std::vector<std::vector<SyscallEvent>> reads;
+  for (const SyscallEvent& e : sink.Of(traced)) {
+    if (e.syscall == Syscall::kAccept) reads.emplace_back();
+    if (e.syscall == Syscall::kRecvfrom && !reads.empty()) {
+      reads.back().push_back(e);
+    }
+  }
+  const auto& sends = StreamSends();
+  ASSERT_EQ(reads.size(), sends.size());
+  for (size_t i = 0; i < sends.size(); ++i) {
+    ASSERT_EQ(reads[i].size(), sends[i].size()) << "connection " << i;
+  }
+  const uint8_t kOn = TlsRecords::kOn, kH2c = TlsRecords::kH2c;
+  EXPECT_EQ(reads[0][0].tls.flags, 0);
+  EXPECT_EQ(reads[0][1].tls.flags, 0) << "TLS taken up past the start";
+  EXPECT_EQ(reads[0][2].tls.flags, kH2c) << "the upgrade's preface";
+  EXPECT_EQ(reads[1][0].tls.flags, kOn);
+  EXPECT_EQ(reads[1][0].tls.count, 1);
+  EXPECT_EQ(reads[1][0].tls.type[0], kTlsHandshake);
+  EXPECT_EQ(reads[2][0].tls.flags, kH2c);
+  for (size_t i = 3; i < sends.size(); ++i) {
+    EXPECT_EQ(reads[i][0].tls.flags, 0) << "connection " << i;
+  }
+  const KernelCounters c = (*tracer)->counters();
+  EXPECT_EQ(c.stream_states, 3u);
+  EXPECT_EQ(c.dropped, 0u);
+}
+
 TEST_F(CaptureTest, NothingStaysLoadedAfterTheTracerIsGone) {
   REQCOST_REQUIRE_BPF_OR_SKIP();
   CollectingSink sink;
