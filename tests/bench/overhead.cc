@@ -1399,6 +1399,9 @@ int Main(int argc, char** argv) {
               "", Median(mr.events_per_s), Median(mr.events_per_request),
               static_cast<unsigned long long>(mr.max_dropped),
               absl::StrJoin(mr.complete, " ").c_str());
+          // Its start (loading the programs) left out: the steady cost.
+          std::printf("  %-16s collector CPU per request during the load: %s\n",
+                      "", SpreadUs(mr.tracer_us).c_str());
         }
       }
       if (!mr.error.empty()) {
