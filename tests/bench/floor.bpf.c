@@ -15,6 +15,8 @@
  *   floor-new     RC_SETUP_SYSCALLS pairs, sock_send, sock_recv, sched
  *   floor-old     RC_TRACED_SYSCALLS pairs, sched
  *   floor-rawsys  raw_sys_enter, raw_sys_exit
+ *   floor-emit    RC_SETUP_SYSCALLS pairs as emit_enter_* and emit_exit_*,
+ *                 emit_sock_send, emit_sock_recv, sched (see below)
  * The syscall-tracepoint and sched programs are empty; the socket-layer
  * and raw syscall programs first check the tgid against `traced` (filled by
  * user space with the stack's processes) as reqcost's programs do, because
@@ -74,6 +76,99 @@ int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
 {
 	if (!current_traced())
 		return 0;
+	return 0;
+}
+
+/*
+ * floor-emit: floor-new's hooks, each emitting what reqcost's record costs
+ * at the least, and nothing else: a thread's traced call found through its
+ * task storage (a process's first, through `traced`), its enter stamped
+ * there, and at its exit (or a socket-layer hit) one record of reqcost's
+ * size reserved in a ring buffer, filled, stamped and submitted without a
+ * wake-up (user space drains it on a timer, as reqcost does). No socket is
+ * looked at: every close of a traced process emits (reqcost emits a
+ * socket's only), so this is a floor for pages that close no files.
+ */
+struct floor_record {
+	__u64 enter_ns;
+	__u64 exit_ns;
+	__u8 rest[RC_SYSCALL_EVENT_HEADER_SIZE - 16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} floor_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);	/* the enter's stamp, 0: none */
+} floor_enter SEC(".maps");
+
+/* The calling thread's storage if its process is traced, else NULL. */
+static __always_inline __u64 *floor_traced_task(struct task_struct *task)
+{
+	__u64 *t = bpf_task_storage_get(&floor_enter, task, NULL, 0);
+
+	if (t || !current_traced())
+		return t;
+	return bpf_task_storage_get(&floor_enter, task, NULL,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+static __always_inline void floor_emit(__u64 enter_ns)
+{
+	struct floor_record *r;
+
+	r = bpf_ringbuf_reserve(&floor_events, sizeof(*r), 0);
+	if (!r)
+		return;
+	r->enter_ns = enter_ns;
+	__builtin_memset(r->rest, 0, sizeof(r->rest));
+	r->exit_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+#define EMIT_PAIR(name, sc, buf_arg, iovcnt_arg)				\
+SEC("tp/syscalls/sys_enter_" #name)						\
+int emit_enter_##name(void *ctx)						\
+{										\
+	__u64 *t = floor_traced_task(bpf_get_current_task_btf());		\
+										\
+	if (t)									\
+		*t = bpf_ktime_get_ns();					\
+	return 0;								\
+}										\
+SEC("tp/syscalls/sys_exit_" #name)						\
+int emit_exit_##name(void *ctx)							\
+{										\
+	__u64 *t = bpf_task_storage_get(&floor_enter,				\
+					bpf_get_current_task_btf(), NULL, 0);	\
+										\
+	if (t && *t) {								\
+		floor_emit(*t);							\
+		*t = 0;								\
+	}									\
+	return 0;								\
+}
+
+RC_SETUP_SYSCALLS(EMIT_PAIR)
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(emit_sock_send, struct sock *sk, int ret, int flags)
+{
+	if (floor_traced_task(bpf_get_current_task_btf()))
+		floor_emit(0);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(emit_sock_recv, struct sock *sk, int ret, int flags)
+{
+	if (floor_traced_task(bpf_get_current_task_btf()))
+		floor_emit(0);
 	return 0;
 }
 

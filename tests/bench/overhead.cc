@@ -40,6 +40,10 @@
 //     floor-old       the old design's hooks: every RC_TRACED_SYSCALLS pair
 //                     and the 3 sched raw tracepoints
 //     floor-rawsys    raw_tp sys_enter / sys_exit with a tgid hash check
+//     floor-emit      floor-new's hooks emitting one record of reqcost's
+//                     size per record reqcost emits there, stamped at enter
+//                     and exit, and nothing else (floor.bpf.c); drained by a
+//                     thread every 100 ms. Not run unless asked for.
 //   strace            `strace -f -p` on the nginx worker and every php-fpm
 //                     child, attached the same way
 // and prints each run, the per-round ratios (traced / base of the same
@@ -78,6 +82,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +91,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -125,13 +131,15 @@ enum class Mode {
   kFloorNew,
   kFloorOld,
   kFloorRawSys,
+  kFloorEmit,
   kStrace,
 };
 
 constexpr Mode kAllModes[] = {
     Mode::kBase,       Mode::kReqcost,     Mode::kReqcostSyscalls,
     Mode::kFloorOneTp, Mode::kFloorSock,   Mode::kFloorNew,
-    Mode::kFloorOld,   Mode::kFloorRawSys, Mode::kStrace};
+    Mode::kFloorOld,   Mode::kFloorRawSys, Mode::kFloorEmit,
+    Mode::kStrace};
 
 const char* ModeName(Mode m) {
   switch (m) {
@@ -151,6 +159,8 @@ const char* ModeName(Mode m) {
       return "floor-old";
     case Mode::kFloorRawSys:
       return "floor-rawsys";
+    case Mode::kFloorEmit:
+      return "floor-emit";
     case Mode::kStrace:
       return "strace";
   }
@@ -171,7 +181,7 @@ bool IsReqcost(Mode m) {
 bool IsFloor(Mode m) {
   return m == Mode::kFloorOneTp || m == Mode::kFloorSock ||
          m == Mode::kFloorNew || m == Mode::kFloorOld ||
-         m == Mode::kFloorRawSys;
+         m == Mode::kFloorRawSys || m == Mode::kFloorEmit;
 }
 
 // The names of floor.bpf.c's programs that a floor mode attaches.
@@ -198,6 +208,14 @@ std::vector<std::string> FloorPrograms(Mode m) {
       break;
     case Mode::kFloorRawSys:
       progs = {"raw_sys_enter", "raw_sys_exit"};
+      break;
+    case Mode::kFloorEmit:
+#define RC_FLOOR_EMIT_PAIR(name, sc, buf_arg, iovcnt_arg) \
+  "emit_enter_" #name, "emit_exit_" #name,
+      progs = {RC_SETUP_SYSCALLS(RC_FLOOR_EMIT_PAIR) "emit_sock_send",
+               "emit_sock_recv"};
+#undef RC_FLOOR_EMIT_PAIR
+      progs.insert(progs.end(), sched.begin(), sched.end());
       break;
     default:
       break;
@@ -267,6 +285,10 @@ class FloorProbe {
       return absl::InternalError(absl::StrCat("floor.bpf.c has no program ",
                                               absl::StrJoin(wanted, ", ")));
     }
+    const bool emits = std::find(programs.begin(), programs.end(),
+                                 "emit_sock_recv") != programs.end();
+    bpf_map__set_autocreate(probe->skel_->maps.floor_events, emits);
+    bpf_map__set_autocreate(probe->skel_->maps.floor_enter, emits);
     if (int err = floor_bpf__load(probe->skel_); err != 0) {
       return absl::InternalError(
           absl::StrCat("loading the floor programs: ", std::strerror(-err)));
@@ -290,10 +312,31 @@ class FloorProbe {
       }
       probe->links_.push_back(link);
     }
+    if (emits) {
+      probe->ring_ = ring_buffer__new(
+          bpf_map__fd(probe->skel_->maps.floor_events),
+          [](void* ctx, void*, size_t) {
+            ++*static_cast<uint64_t*>(ctx);
+            return 0;
+          },
+          &probe->records_, nullptr);
+      if (probe->ring_ == nullptr) {
+        return absl::InternalError(absl::StrCat(
+            "the floor's ring buffer: ", std::strerror(errno)));
+      }
+      // Drained on a timer, as reqcost's collector does.
+      probe->drain_ = std::thread([p = probe.get()] {
+        while (!p->stop_) ring_buffer__poll(p->ring_, 100);
+        ring_buffer__consume(p->ring_);
+      });
+    }
     return probe;
   }
   ~FloorProbe() {
     for (bpf_link* link : links_) bpf_link__destroy(link);
+    stop_ = true;
+    if (drain_.joinable()) drain_.join();
+    ring_buffer__free(ring_);
     floor_bpf__destroy(skel_);
   }
   FloorProbe(const FloorProbe&) = delete;
@@ -303,6 +346,10 @@ class FloorProbe {
   explicit FloorProbe(floor_bpf* skel) : skel_(skel) {}
   floor_bpf* skel_;
   std::vector<bpf_link*> links_;
+  ring_buffer* ring_ = nullptr;
+  uint64_t records_ = 0;  // drained, counted by drain_
+  std::atomic<bool> stop_{false};
+  std::thread drain_;
 };
 
 // One ab run.
@@ -706,13 +753,22 @@ class Bench {
     return run;
   }
 
-  // One run of a reqcost mode with kernel.bpf_stats_enabled=1: ns per
+  // The programs' runs and time per second with the stack idle: other
+  // processes' socket events, measured over 2 s after attach.
+  struct ForeignBpf {
+    double runs_per_s = 0;
+    double ns_per_s = 0;
+    std::vector<ProgStats> at_end;  // the counters when it ended
+  };
+
+  // One run of a reqcost mode (or floor-emit) with kernel.bpf_stats_enabled=1: ns per
   // invocation of each program.
   absl::Status BpfStats(Mode mode, const Scenario& scenario) {
     std::string sysctl = "/proc/sys/kernel/bpf_stats_enabled";
     std::string before = ReadFileToString(sysctl).value_or("0");
     if (absl::Status s = testing::WriteStringToFile(sysctl, "1"); !s.ok())
       return s;
+    if (IsFloor(mode)) return FloorBpfStats(mode, scenario, sysctl, before);
     absl::StatusOr<Tracer> t = StartReqcost(mode);
     if (!t.ok()) {
       (void)testing::WriteStringToFile(sysctl, before);
@@ -740,6 +796,40 @@ class Bench {
         "(%.0f req/s, %llu events; not part of the ratios):\n",
         ModeName(mode), scenario.Label().c_str(), load->rps,
         static_cast<unsigned long long>(f->events));
+    PrintProgStats(std::move(stats), *load, foreign, scenario, mode);
+    return absl::OkStatus();
+  }
+
+  // The same for a floor mode, whose programs this process loads.
+  absl::Status FloorBpfStats(Mode mode, const Scenario& scenario,
+                             const std::string& sysctl,
+                             const std::string& before) {
+    std::vector<pid_t> tgids = nginx_.AllPids();
+    for (pid_t p : fpm_.AllPids()) tgids.push_back(p);
+    absl::StatusOr<std::unique_ptr<FloorProbe>> probe =
+        FloorProbe::Attach(FloorPrograms(mode), tgids);
+    if (!probe.ok()) {
+      (void)testing::WriteStringToFile(sysctl, before);
+      return probe.status();
+    }
+    absl::StatusOr<Load> load =
+        RunLoad(dir_, Url(scenario), scenario.concurrency, flags_.seconds);
+    std::vector<ProgStats> stats = ReadProgStats(getpid());
+    probe->reset();
+    (void)testing::WriteStringToFile(sysctl, before);
+    if (!load.ok()) return load.status();
+    std::printf(
+        "\nBPF programs during one %s run, %s, with bpf_stats_enabled=1 "
+        "(%.0f req/s; not part of the ratios):\n",
+        ModeName(mode), scenario.Label().c_str(), load->rps);
+    PrintProgStats(std::move(stats), *load, std::nullopt, scenario, mode);
+    return absl::OkStatus();
+  }
+
+  void PrintProgStats(std::vector<ProgStats> stats, const Load& l,
+                      const std::optional<ForeignBpf>& foreign,
+                      const Scenario& scenario, Mode mode) {
+    const Load* load = &l;
     std::printf("  %-22s %12s %10s %12s\n", "program", "run_cnt", "ns/run",
                 "cnt/request");
     uint64_t total_ns = 0, total_cnt = 0;
@@ -777,7 +867,6 @@ class Bench {
       bpf_us_per_request_[{scenario.Label(), mode}].push_back(us);
     }
     std::fflush(stdout);
-    return absl::OkStatus();
   }
 
   // µs of BPF program time per request that each BpfStats run measured
@@ -790,13 +879,6 @@ class Bench {
   }
 
  private:
-  // The programs' runs and time per second with the stack idle: other
-  // processes' socket events, measured over 2 s after attach.
-  struct ForeignBpf {
-    double runs_per_s = 0;
-    double ns_per_s = 0;
-    std::vector<ProgStats> at_end;  // the counters when it ended
-  };
   static ForeignBpf IdleBpf(pid_t tracer) {
     constexpr double kIdleSeconds = 2;
     std::vector<ProgStats> a = ReadProgStats(tracer);
@@ -1358,7 +1440,7 @@ int Main(int argc, char** argv) {
     for (int i = 0; i < (flags->calls ? 3 : 1); ++i) {
       for (const Scenario& sc : scenarios) {
         for (Mode m : flags->modes) {
-          if (!IsReqcost(m)) continue;
+          if (!IsReqcost(m) && m != Mode::kFloorEmit) continue;
           if (absl::Status s = bench.BpfStats(m, sc); !s.ok()) {
             all_ok = false;
             std::printf("\nBPF programs during one %s run, %s: FAILED: %s\n",
