@@ -23,6 +23,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "collector/tracer.h"
 #include "tests/integration/bpf_objects.h"
@@ -215,6 +216,28 @@ int PollUntilExit(Tracer& tracer, pid_t pid) {
   return status;
 }
 
+// Traces `traced` (by default options), lets it go (a byte on `go_fd`) and
+// polls until it exited; an error when the tracer did not start (the
+// process is killed then) or the process did not exit with 0.
+absl::StatusOr<std::unique_ptr<Tracer>> TraceUntilExit(pid_t traced, int go_fd,
+                                                       EventSink* sink) {
+  TracerOptions options;
+  options.pids = {traced};
+  absl::StatusOr<std::unique_ptr<Tracer>> tracer = Tracer::Start(options, sink);
+  if (!tracer.ok()) {
+    kill(traced, SIGKILL);
+    waitpid(traced, nullptr, 0);
+    return tracer.status();
+  }
+  if (write(go_fd, "g", 1) != 1) return absl::InternalError("go");
+  const int status = PollUntilExit(**tracer, traced);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::InternalError(
+        absl::StrCat("the traced process ended with status ", status));
+  }
+  return tracer;
+}
+
 class CaptureTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -395,18 +418,9 @@ TEST_F(CaptureTest, AThreadsFirstTracedCallKeepsItsWholeDuration) {
   close(out[1]);
 
   CollectingSink sink;
-  TracerOptions options;
-  options.pids = {traced};
   absl::StatusOr<std::unique_ptr<Tracer>> tracer =
-      Tracer::Start(options, &sink);
-  if (!tracer.ok()) {
-    kill(traced, SIGKILL);
-    waitpid(traced, nullptr, 0);
-    FAIL() << tracer.status();
-  }
-  ASSERT_EQ(write(go[1], "g", 1), 1);
-  int status = PollUntilExit(**tracer, traced);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+      TraceUntilExit(traced, go[1], &sink);
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
   std::string report;
   char buf[512];
   for (ssize_t n; (n = read(out[0], buf, sizeof(buf))) > 0;) report.append(buf, n);
@@ -521,18 +535,9 @@ TEST_F(CaptureTest, TcpStreamsAreClassifiedAtTheirFirstByteAndPlainOnesKeepNoSta
   if (traced == 0) TcpStreamsWorkload(go[0]);
 
   CollectingSink sink;
-  TracerOptions options;
-  options.pids = {traced};
   absl::StatusOr<std::unique_ptr<Tracer>> tracer =
-      Tracer::Start(options, &sink);
-  if (!tracer.ok()) {
-    kill(traced, SIGKILL);
-    waitpid(traced, nullptr, 0);
-    FAIL() << tracer.status();
-  }
-  ASSERT_EQ(write(go[1], "g", 1), 1);
-  int status = PollUntilExit(**tracer, traced);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+      TraceUntilExit(traced, go[1], &sink);
+  ASSERT_TRUE(tracer.ok()) << tracer.status();
 
   // The accepted ends' reads, connection by connection.
   std::vector<std::vector<SyscallEvent>> reads;
