@@ -92,6 +92,22 @@ int ListenUnix(const sockaddr_un& a, int backlog) {
   return fd;
 }
 
+// A TCP socket listening on a free loopback port, its address in *a; dies
+// on failure.
+int ListenTcp(sockaddr_in* a, int backlog) {
+  *a = sockaddr_in{};
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(*a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(a), sizeof(*a)) != 0 ||
+      listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(a), &len) != 0) {
+    Die("tcp listen");
+  }
+  return fd;
+}
+
 // The traced process. Waits for `go` (after attach), does file and pipe I/O
 // that must not be traced, then serves one unix and one TCP exchange to a
 // child it forks. Fds: a=accepted unix, b=accepted TCP.
@@ -113,16 +129,8 @@ int ListenUnix(const sockaddr_un& a, int backlog) {
 
   sockaddr_un ua = UnixAddress(dir + "/s");
   int lu = ListenUnix(ua, 4);
-  sockaddr_in ta{};
-  ta.sin_family = AF_INET;
-  ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t tlen = sizeof(ta);
-  int lt = socket(AF_INET, SOCK_STREAM, 0);
-  if (bind(lt, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0 ||
-      listen(lt, 4) != 0 ||
-      getsockname(lt, reinterpret_cast<sockaddr*>(&ta), &tlen) != 0) {
-    Die("tcp listen");
-  }
+  sockaddr_in ta;
+  int lt = ListenTcp(&ta, 4);
 
   pid_t client = fork();
   if (client == 0) {
@@ -488,16 +496,8 @@ const std::vector<std::vector<std::string>>& StreamSends() {
 [[noreturn]] void TcpStreamsWorkload(int go_fd) {
   char c;
   if (read(go_fd, &c, 1) != 1) Die("go");
-  sockaddr_in ta{};
-  ta.sin_family = AF_INET;
-  ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t tlen = sizeof(ta);
-  int lt = socket(AF_INET, SOCK_STREAM, 0);
-  if (bind(lt, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0 ||
-      listen(lt, 8) != 0 ||
-      getsockname(lt, reinterpret_cast<sockaddr*>(&ta), &tlen) != 0) {
-    Die("tcp listen");
-  }
+  sockaddr_in ta;
+  int lt = ListenTcp(&ta, 8);
   for (const std::vector<std::string>& sends : StreamSends()) {
     int k = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(k, reinterpret_cast<sockaddr*>(&ta), sizeof(ta)) != 0) {
