@@ -52,7 +52,6 @@ constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
 constexpr absl::Duration kMaxDuration = absl::Hours(24 * 7);
 constexpr uint64_t kFlushEveryNs = 1000000000;
 
-// "10s", "500ms", "2m", or plain seconds ("10", "0.5"); "0" is no limit.
 // The traced server comes first: as SCHED_BATCH the collector never preempts
 // it on wake-up, yet keeps its fair share of the CPU, so the ring buffer is
 // still drained at saturation. Best effort: without it nothing is lost.
