@@ -154,7 +154,7 @@ enum rc_counter {
 	RC_CNT_TLS_CALLS = 5,	/* TLS library calls of traced processes (uprobe entries) */
 	RC_CNT_TLS_RETURNS = 6,	/* return-probe hits of those calls (under a session link,
 				 * only the calls followed to their return) */
-	RC_CNT_STREAM_STATES = 7,	/* stream sockets given a record-walker state (TLS,
+	RC_CNT_STREAM_STATES = 7,	/* record-walker states made for stream sockets (TLS,
 					 * h2c, or plain and not TCP) */
 	RC_CNT_MAX = 8,
 };

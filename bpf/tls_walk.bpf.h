@@ -209,7 +209,8 @@ static __always_inline int tls_walk(struct sock *sk, __u64 base, __u64 cap,
 			bpf_map_update_elem(&tls_states, &key, &fresh, BPF_ANY);
 			st = bpf_map_lookup_elem(&tls_states, &key);
 		}
-		count(RC_CNT_STREAM_STATES);
+		if (st)
+			count(RC_CNT_STREAM_STATES);
 		if (fresh.mode == TLS_H2C) {
 			/* Without its state, its later reads cannot be told. */
 			out->flags = RC_TLS_H2C;

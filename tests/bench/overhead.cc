@@ -320,11 +320,7 @@ class FloorProbe {
     if (emits) {
       probe->ring_ = ring_buffer__new(
           bpf_map__fd(probe->skel_->maps.floor_events),
-          [](void* ctx, void*, size_t) {
-            ++*static_cast<uint64_t*>(ctx);
-            return 0;
-          },
-          &probe->records_, nullptr);
+          [](void*, void*, size_t) { return 0; }, nullptr, nullptr);
       if (probe->ring_ == nullptr) {
         return absl::InternalError(absl::StrCat(
             "the floor's ring buffer: ", std::strerror(errno)));
@@ -351,8 +347,7 @@ class FloorProbe {
   explicit FloorProbe(floor_bpf* skel) : skel_(skel) {}
   floor_bpf* skel_;
   std::vector<bpf_link*> links_;
-  ring_buffer* ring_ = nullptr;
-  uint64_t records_ = 0;  // drained, counted by drain_
+  ring_buffer* ring_ = nullptr;  // floor-emit's, drained by drain_
   std::atomic<bool> stop_{false};
   std::thread drain_;
 };
@@ -766,8 +761,8 @@ class Bench {
     std::vector<ProgStats> at_end;  // the counters when it ended
   };
 
-  // One run of a reqcost mode (or floor-emit) with kernel.bpf_stats_enabled=1: ns per
-  // invocation of each program.
+  // One run of a reqcost mode (or floor-emit) with
+  // kernel.bpf_stats_enabled=1: ns per invocation of each program.
   absl::Status BpfStats(Mode mode, const Scenario& scenario) {
     std::string sysctl = "/proc/sys/kernel/bpf_stats_enabled";
     std::string before = ReadFileToString(sysctl).value_or("0");
@@ -831,10 +826,12 @@ class Bench {
     return absl::OkStatus();
   }
 
-  void PrintProgStats(std::vector<ProgStats> stats, const Load& l,
+  // Prints each program's runs and ns per run, and their sum per request
+  // of `load` (less other processes' runs, with `foreign`), which it keeps
+  // for BpfUsPerRequest.
+  void PrintProgStats(std::vector<ProgStats> stats, const Load& load,
                       const std::optional<ForeignBpf>& foreign,
                       const Scenario& scenario, Mode mode) {
-    const Load* load = &l;
     std::printf("  %-22s %12s %10s %12s\n", "program", "run_cnt", "ns/run",
                 "cnt/request");
     uint64_t total_ns = 0, total_cnt = 0;
@@ -849,24 +846,24 @@ class Bench {
       std::printf("  %-22s %12llu %10.0f %12.2f\n", s.name.c_str(),
                   static_cast<unsigned long long>(s.run_cnt),
                   static_cast<double>(s.run_time_ns) / s.run_cnt,
-                  static_cast<double>(s.run_cnt) / load->complete);
+                  static_cast<double>(s.run_cnt) / load.complete);
     }
     if (total_cnt > 0) {
       std::printf(
           "  %-22s %12llu %10.0f %12.2f   => %.1f µs of BPF per request\n",
           "all", static_cast<unsigned long long>(total_cnt),
           static_cast<double>(total_ns) / total_cnt,
-          static_cast<double>(total_cnt) / load->complete,
-          total_ns / 1e3 / load->complete);
-      double us = total_ns / 1e3 / load->complete;
+          static_cast<double>(total_cnt) / load.complete,
+          total_ns / 1e3 / load.complete);
+      double us = total_ns / 1e3 / load.complete;
       if (foreign) {
-        const double other_ns = foreign->ns_per_s * load->seconds;
-        us = (static_cast<double>(total_ns) - other_ns) / 1e3 / load->complete;
+        const double other_ns = foreign->ns_per_s * load.seconds;
+        us = (static_cast<double>(total_ns) - other_ns) / 1e3 / load.complete;
         std::printf(
             "  %-22s %12.0f %10s %12.2f   => %.1f µs of BPF per request for "
             "the stack\n",
-            "(other processes)", foreign->runs_per_s * load->seconds,
-            "idle rate", foreign->runs_per_s * load->seconds / load->complete,
+            "(other processes)", foreign->runs_per_s * load.seconds,
+            "idle rate", foreign->runs_per_s * load.seconds / load.complete,
             us);
       }
       bpf_us_per_request_[{scenario.Label(), mode}].push_back(us);
