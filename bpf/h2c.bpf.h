@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Cleartext HTTP/2 (h2c) in reqcost.bpf.c: on a client connection whose
- * first read was the HTTP/2 client preface (tls_walk's TLS_H2C), or whose
- * second or third was, after an HTTP/1.1 request's `Upgrade: h2c`, the frame
+ * first read was the HTTP/2 client preface (tls_walk's TLS_H2C), or a
+ * later read began with it after an HTTP/1.1 request's `Upgrade: h2c`
+ * (TLS_WALK_H2C_UPGRADE: see tls_walk for which reads), the frame
  * headers are followed through the bytes its read and write syscalls move,
  * with the walker the TLS library's plaintext uses (h2_walk.bpf.h), and
  * each such syscall gets, after its own record, an rc_tls_data_event of op
