@@ -41,6 +41,26 @@ int StartBench(int argc, char** argv, const char* program, RoundsFlags quick,
   return req != nullptr && std::string(req) == "1" ? 1 : 77;
 }
 
+std::unique_ptr<collector::Tracer> StartTlsTracer(const char* program,
+                                                  pid_t pid, bool probes,
+                                                  bool session,
+                                                  uint32_t payload_bytes,
+                                                  collector::EventSink* sink) {
+  collector::TracerOptions options;
+  options.pids = {pid};
+  options.tls_probes = probes;
+  options.tls_uprobe_session = session;
+  options.payload_bytes = payload_bytes;
+  absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
+      collector::Tracer::Start(options, sink);
+  if (!tracer.ok()) {
+    std::fprintf(stderr, "%s: tracer: %s\n", program,
+                 tracer.status().ToString().c_str());
+    return nullptr;
+  }
+  return *std::move(tracer);
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

@@ -1,10 +1,13 @@
 // What the TLS benchmarks (tls_cost, tls_calls) share: their flags, their
-// need of root, a tracer sink that only counts, and the median and spread
-// of a figure over the rounds.
+// need of root, the tracer they start and a sink that only counts, and the
+// median and spread of a figure over the rounds.
 #ifndef REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
 #define REQCOST_TESTS_BENCH_ROUND_FIGURES_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,16 @@ int StartBench(int argc, char** argv, const char* program, RoundsFlags quick,
                RoundsFlags* flags);
 
 // The median (the mean of the middle two of an even count; 0 when empty).
+// reqcost's tracer on process `pid`, with its TLS probes or without, as
+// one uprobe session link (`session`, where the kernel has them) or two
+// multi links, wanting `payload_bytes` of plaintext. nullptr when it did
+// not start: why is on stderr, as `program`'s.
+std::unique_ptr<collector::Tracer> StartTlsTracer(const char* program,
+                                                  pid_t pid, bool probes,
+                                                  bool session,
+                                                  uint32_t payload_bytes,
+                                                  collector::EventSink* sink);
+
 double Median(std::vector<double> v);
 
 // "median (min..max)", each printed with `fmt`; "-" when empty.

@@ -264,17 +264,12 @@ int Main(int argc, char** argv) {
       for (int k = 0; k < kModeCount; ++k) {
         const Mode mode = kModes[(round + k) % kModeCount];
         CountingSink sink;
-        collector::TracerOptions topts;
-        topts.pids = {child};
-        topts.tls_probes = mode == Mode::kSession ||
-                           mode == Mode::kTwoLinks || mode == Mode::kPayload;
-        topts.tls_uprobe_session = mode != Mode::kTwoLinks;
-        topts.payload_bytes = mode == Mode::kPayload ? 64 : 0;
-        absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
-            collector::Tracer::Start(topts, &sink);
-        if (!tracer.ok()) {
-          std::fprintf(stderr, "tls_calls: tracer: %s\n",
-                       tracer.status().ToString().c_str());
+        const bool probes = mode == Mode::kSession ||
+                            mode == Mode::kTwoLinks || mode == Mode::kPayload;
+        std::unique_ptr<collector::Tracer> tracer = StartTlsTracer(
+            "tls_calls", child, probes, mode != Mode::kTwoLinks,
+            mode == Mode::kPayload ? 64 : 0, &sink);
+        if (tracer == nullptr) {
           stop_child();
           return 1;
         }
@@ -290,8 +285,8 @@ int Main(int argc, char** argv) {
           }
           floor = std::move(*f);
         }
-        if (topts.tls_probes &&
-            (*tracer)->tls_uprobe_session() != (mode != Mode::kTwoLinks)) {
+        if (probes &&
+            tracer->tls_uprobe_session() != (mode != Mode::kTwoLinks)) {
           std::fprintf(stderr, "tls_calls: this kernel takes no uprobe "
                                "session links: the session mode is the "
                                "two-links mode\n");
@@ -301,7 +296,7 @@ int Main(int argc, char** argv) {
         double per_call = 0;
         pollfd pfd = {from_child[0], POLLIN, 0};
         // The ring buffer drained while the child runs (h2 emits records).
-        while (poll(&pfd, 1, 0) == 0) (void)(*tracer)->Poll(10);
+        while (poll(&pfd, 1, 0) == 0) (void)tracer->Poll(10);
         if (read(from_child[0], &per_call, sizeof(per_call)) !=
                 sizeof(per_call) ||
             per_call < 0) {
@@ -309,8 +304,8 @@ int Main(int argc, char** argv) {
           stop_child();
           return 1;
         }
-        for (int i = 0; i < 4; ++i) (void)(*tracer)->Poll(10);
-        const KernelCounters counters = (*tracer)->counters();
+        for (int i = 0; i < 4; ++i) (void)tracer->Poll(10);
+        const KernelCounters counters = tracer->counters();
         const double calls = static_cast<double>(
             (requests + kWarmupRequests) * kCallsPerRequest);
         Figures f;

@@ -230,17 +230,10 @@ int Main(int argc, char** argv) {
       for (int k = 0; k < kModeCount; ++k) {
         const Mode mode = kModes[(round + k) % kModeCount];
         CountingSink sink;
-        collector::TracerOptions topts;
-        topts.pids = {nginx->pid()};
-        topts.tls_probes = WithProbes(mode);
-        topts.tls_uprobe_session = mode != Mode::kProbesTwoLinks;
-        absl::StatusOr<std::unique_ptr<collector::Tracer>> tracer =
-            collector::Tracer::Start(topts, &sink);
-        if (!tracer.ok()) {
-          std::fprintf(stderr, "tls_cost: tracer: %s\n",
-                       tracer.status().ToString().c_str());
-          return 1;
-        }
+        std::unique_ptr<collector::Tracer> tracer =
+            StartTlsTracer("tls_cost", nginx->pid(), WithProbes(mode),
+                           mode != Mode::kProbesTwoLinks, 0, &sink);
+        if (tracer == nullptr) return 1;
         std::unique_ptr<FloorUprobes> floor;
         std::vector<uint32_t> ids;
         if (mode == Mode::kFloor || mode == Mode::kFloorEntry ||
@@ -256,7 +249,7 @@ int Main(int argc, char** argv) {
           floor = std::move(*f);
           ids = floor->ProgramIds();
         } else if (WithProbes(mode)) {
-          ids = TlsProgramIds(**tracer);
+          ids = TlsProgramIds(*tracer);
         }
         const ProgStats stats0 = StatsOf(ids);
         const double nginx0 = RunNs(workers), machine0 = MachineBusyNs();
@@ -269,13 +262,13 @@ int Main(int argc, char** argv) {
         if (!client.ok()) return 1;
         const absl::Time deadline = absl::Now() + absl::Seconds(120);
         while (client->running() && absl::Now() < deadline) {
-          (void)(*tracer)->Poll(50);
+          (void)tracer->Poll(50);
         }
         absl::StatusOr<int> status = client->WaitForExit(absl::Seconds(1));
         const double nginx1 = RunNs(workers), machine1 = MachineBusyNs();
         const ProgStats stats1 = StatsOf(ids);
-        for (int i = 0; i < 4; ++i) (void)(*tracer)->Poll(20);
-        const KernelCounters counters = (*tracer)->counters();
+        for (int i = 0; i < 4; ++i) (void)tracer->Poll(20);
+        const KernelCounters counters = tracer->counters();
         std::string out = ReadFileToString(dir->File("h2load.out")).value_or("");
         if (!status.ok() || *status != 0 ||
             !absl::StrContains(out, absl::StrCat(requests, " succeeded"))) {
